@@ -1,0 +1,52 @@
+# interlock — every command a developer or CI needs. The venv is created on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEV    := $(VENV)/.installed-dev
+SNAPSHOT ?= ../shared/catalog/models.dev
+
+.PHONY: serve test lint typecheck unit services bench catalog clean
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "interlock needs Python >= 3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(DEV): pyproject.toml $(STAMP)
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+## make serve: install and start the gateway (embedded default: SQLite state + the simulator)
+serve: $(STAMP)
+	$(BIN)/interlock serve $(ARGS)
+
+## make test: dev dependencies, the services tests need, lint, types, the whole suite
+test: $(DEV) services lint typecheck unit
+
+lint: $(DEV)
+	$(BIN)/ruff check src tests bench
+
+typecheck: $(DEV)
+	$(BIN)/mypy
+
+unit: $(DEV)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+services:
+	bash scripts/services.sh
+
+## make bench: the load harness (mock upstream, wrk, gateway pinned to one core)
+bench: $(STAMP)
+	$(BIN)/python bench/run.py $(ARGS)
+
+## make catalog: recompile the packaged catalog from a models.dev snapshot
+catalog: $(STAMP)
+	$(BIN)/python -m interlock.catalog.compile $(SNAPSHOT)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache src/*.egg-info

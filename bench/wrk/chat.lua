@@ -1,0 +1,12 @@
+-- wrk script: a non-streaming OpenAI chat completion request.
+-- The model and key can be overridden from the environment (bench/run.py sets them).
+local model = os.getenv("BENCH_MODEL") or "mock/bench-model"
+local key = os.getenv("BENCH_KEY") or "bench-master-key"
+
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer " .. key
+wrk.body = '{"model":"' .. model .. '","messages":['
+  .. '{"role":"system","content":"You are a helpful assistant."},'
+  .. '{"role":"user","content":"In two sentences, what does an LLM gateway do?"}'
+  .. '],"max_tokens":128,"temperature":0.2}'

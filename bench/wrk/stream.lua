@@ -1,0 +1,13 @@
+-- wrk script: a streaming OpenAI chat completion request (SSE, with a final usage chunk).
+-- wrk reads each chunked response to its end; streams/s x events per stream = chunks/s.
+local model = os.getenv("BENCH_MODEL") or "mock/bench-model"
+local key = os.getenv("BENCH_KEY") or "bench-master-key"
+
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Accept"] = "text/event-stream"
+wrk.headers["Authorization"] = "Bearer " .. key
+wrk.body = '{"model":"' .. model .. '","messages":['
+  .. '{"role":"system","content":"You are a helpful assistant."},'
+  .. '{"role":"user","content":"In two sentences, what does an LLM gateway do?"}'
+  .. '],"max_tokens":128,"temperature":0.2,"stream":true,"stream_options":{"include_usage":true}}'

@@ -1,0 +1,150 @@
+"""Wiring: settings → catalog, state store, ledger, auth, vendors, planner, routes.
+
+:func:`prepare_state` runs once in the launching process (it may create the
+state directory and the admin key); :class:`Gateway` is built once per worker
+process and is the RSGI application Granian calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from interlock.api.chat import ChatCompletions
+from interlock.api.health import Health
+from interlock.api.models import ModelsApi
+from interlock.catalog import Catalog, load_catalog
+from interlock.config import Settings
+from interlock.errors import GatewayError, MethodNotAllowed, NotFound
+from interlock.governance.auth import Authenticator, MasterKey, ensure_master_key, server_secret
+from interlock.ledger.store import SQLiteStore
+from interlock.ledger.writer import LedgerWriter, NullLedger
+from interlock.pipeline.plan import Planner
+from interlock.pipeline.settle import Ledger
+from interlock.server.http import Request, Router, RSGIProtocol, RSGIScope
+from interlock.vendors.registry import build_vendors
+from interlock.vendors.transport import HttpTransport, Transport
+from interlock.wire.openai_chat import error_body
+
+log = logging.getLogger("interlock")
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    store: SQLiteStore
+    secret: bytes
+    master: MasterKey
+
+
+def prepare_state(settings: Settings, environ: Mapping[str, str] | None = None) -> State:
+    env = os.environ if environ is None else environ
+    state_dir = settings.server.state_dir
+    state_dir.mkdir(parents=True, exist_ok=True)
+    store = SQLiteStore(state_dir / "interlock.db")
+    secret = server_secret(state_dir, env)
+    return State(store, secret, ensure_master_key(store, secret, env))
+
+
+def build_catalog(settings: Settings) -> Catalog:
+    catalog = load_catalog()
+    if settings.catalog:
+        catalog = catalog.with_overrides(dict(settings.catalog))
+    return catalog
+
+
+def build_simulator(settings: Settings, catalog: Catalog) -> Transport | None:
+    if not settings.simulator_enabled:
+        return None
+    from interlock.simulator.settings import SimulatorSettings
+    from interlock.simulator.transport import SimulatorTransport
+
+    return SimulatorTransport(SimulatorSettings.from_config(dict(settings.simulator)), catalog)
+
+
+class Gateway:
+    """The RSGI application of one worker process."""
+
+    def __init__(self, settings: Settings, state: State | None = None) -> None:
+        self.settings = settings
+        state = state or prepare_state(settings)
+        self.store = state.store
+        self.catalog = build_catalog(settings)
+        self.auth = Authenticator(state.secret, state.master)
+        self.http = HttpTransport()
+        self.simulator = build_simulator(settings, self.catalog)
+        self.vendors = build_vendors(settings, self.http, self.simulator)
+        self.planner = Planner(self.catalog, self.vendors, settings.vendors, settings.aliases)
+        self.ledger: Ledger = NullLedger()
+        self._writer: LedgerWriter | None = None
+        if settings.logging_enabled:
+            self._writer = LedgerWriter(self.store)
+            self.ledger = self._writer
+        self.router = self._routes()
+
+    def _routes(self) -> Router:
+        router = Router()
+        openai_errors = error_body
+        health = Health(self)
+        models = ModelsApi(self)
+        router.add("/v1/chat/completions", ("POST",), ChatCompletions(self), openai_errors)
+        router.add("/v1/models", ("GET",), models.list, openai_errors)
+        router.add("/v1/models/*", ("GET",), models.detail, openai_errors)
+        router.add("/healthz", ("GET", "HEAD"), health.live, openai_errors)
+        router.add("/readyz", ("GET", "HEAD"), health.ready, openai_errors)
+        return router
+
+    # ----------------------------------------------------------------- RSGI
+
+    def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Everything built at start-up lives for the process: keep it out of the GC's generations.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(50_000, 50, 100)
+
+    def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        if not loop.is_closed():
+            loop.run_until_complete(self.http.close())
+
+    async def __rsgi__(self, scope: RSGIScope, proto: RSGIProtocol) -> None:
+        route = self.router.match(scope.path)
+        req = Request(scope, proto)
+        if route is None:
+            self._error(req, NotFound(f"Unknown request URL: {scope.method} {scope.path}. "
+                                      "Check the path: interlock serves /v1/chat/completions, /v1/models, ..."))
+            return
+        if scope.method not in route.methods:
+            self._error(req, MethodNotAllowed(f"{scope.method} is not allowed on {scope.path}; "
+                                              f"use {', '.join(sorted(route.methods))}."), route.render_error)
+            return
+        try:
+            await route.handler(req)
+        except GatewayError as err:
+            if not req.responded:
+                self._error(req, err, route.render_error)
+        except Exception:
+            log.exception("internal error on %s %s", scope.method, scope.path)
+            if not req.responded:
+                self._error(req, GatewayError("The gateway hit an internal error; it has been logged."),
+                            route.render_error)
+
+    @staticmethod
+    def _error(req: Request, err: GatewayError, render: Any = error_body) -> None:
+        headers = [("content-type", "application/json"), *err.headers.items()]
+        req.send(err.status, render(err), headers)
+
+
+def gateway_from_env() -> Gateway:
+    """The worker-side constructor: the launching process passes the config path in the environment."""
+    from interlock.config import load_settings
+
+    path = os.environ.get("INTERLOCK_CONFIG") or None
+    settings = load_settings(Path(path) if path else None)
+    return Gateway(settings)

@@ -1,0 +1,591 @@
+"""The model catalog: what each model is, and where (and at what price) it can be run.
+
+A :class:`Model` is a canonical ``lab/model`` id with provider-independent facts;
+each of its :class:`Route` objects is one vendor serving it under that vendor's
+own model id, with that vendor's price, limits and effective capabilities. The
+catalog is compiled offline from models.dev (see :mod:`interlock.catalog.compile`)
+into ``data/catalog.json``, which ships in the package: :func:`load_catalog`
+never touches the network or anything outside the package.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from types import MappingProxyType
+from typing import Any
+
+import orjson
+
+from interlock.catalog.pricing import Price
+
+CAPABILITIES: frozenset[str] = frozenset(
+    {
+        "streaming",
+        "tools",
+        "structured_outputs",
+        "vision",
+        "reasoning",
+        "prompt_caching",
+        "temperature",
+        "attachments",
+        "audio_input",
+        "pdf_input",
+    }
+)
+
+#: The lab whose own API a vendor is. A model's reference route is its lab's own
+#: vendor when that vendor serves it (OpenAI prices openai/* traffic, etc.).
+LAB_VENDOR: Mapping[str, str] = MappingProxyType(
+    {
+        "openai": "openai",
+        "anthropic": "anthropic",
+        "google": "google",
+        "mistral": "mistral",
+        "deepseek": "deepseek",
+        "xai": "xai",
+        "cohere": "cohere",
+        "perplexity": "perplexity",
+    }
+)
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One vendor serving a model: the vendor's id for it, its price and limits.
+
+    ``capabilities`` are effective for this vendor (a vendor may not offer tools
+    or caching for a model the lab supports them on). ``status`` is models.dev's
+    lifecycle flag ("deprecated", "beta", "alpha") or None; ``source`` names where
+    the route came from (a models.dev provider id, or ``"config"``).
+    """
+
+    vendor: str
+    vendor_model_id: str
+    price: Price
+    context_window: int | None = None
+    max_output: int | None = None
+    capabilities: frozenset[str] = frozenset()
+    zdr: bool | None = None
+    max_input: int | None = None
+    status: str | None = None
+    source: str | None = None
+
+    @property
+    def deprecated(self) -> bool:
+        return self.status == "deprecated"
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"vendor": self.vendor, "id": self.vendor_model_id, "price": self.price.to_json()}
+        _put(out, "context", self.context_window)
+        _put(out, "output", self.max_output)
+        _put(out, "input_limit", self.max_input)
+        out["caps"] = sorted(self.capabilities)
+        _put(out, "zdr", self.zdr)
+        _put(out, "status", self.status)
+        _put(out, "source", self.source)
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Route:
+        return cls(
+            vendor=data["vendor"],
+            vendor_model_id=data["id"],
+            price=Price.from_json(data.get("price", {})),
+            context_window=data.get("context"),
+            max_output=data.get("output"),
+            capabilities=frozenset(data.get("caps", ())),
+            zdr=data.get("zdr"),
+            max_input=data.get("input_limit"),
+            status=data.get("status"),
+            source=data.get("source"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    """A canonical model and every route to it.
+
+    Facts (limits, modalities, capabilities) are the lab's; route-level values
+    can differ. ``reference_route`` is the route the simulator and budget
+    estimates price traffic at: the lab's own vendor if it serves the model,
+    else the cheapest live-looking (non-deprecated, priced) route.
+    """
+
+    id: str
+    lab: str
+    name: str
+    family: str | None = None
+    release_date: str | None = None
+    knowledge: str | None = None
+    context_window: int | None = None
+    max_output: int | None = None
+    input_modalities: tuple[str, ...] = ("text",)
+    output_modalities: tuple[str, ...] = ("text",)
+    capabilities: frozenset[str] = frozenset()
+    open_weights: bool = False
+    benchmarks: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    routes: tuple[Route, ...] = ()
+    reference_route: Route | None = None
+    max_input: int | None = None
+    reference_vendor: str | None = None
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def route(self, vendor: str) -> Route | None:
+        """The preferred route of ``vendor`` (routes are kept in preference order)."""
+        for r in self.routes:
+            if r.vendor == vendor:
+                return r
+        return None
+
+    def routes_for(self, vendor: str) -> tuple[Route, ...]:
+        """Every route of ``vendor`` (e.g. Bedrock's regional inference profiles)."""
+        return tuple(r for r in self.routes if r.vendor == vendor)
+
+    @property
+    def vendors(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for r in self.routes:
+            seen.setdefault(r.vendor, None)
+        return tuple(seen)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "lab": self.lab, "name": self.name}
+        _put(out, "family", self.family)
+        _put(out, "release_date", self.release_date)
+        _put(out, "knowledge", self.knowledge)
+        _put(out, "context", self.context_window)
+        _put(out, "output", self.max_output)
+        _put(out, "input_limit", self.max_input)
+        out["in"] = list(self.input_modalities)
+        out["out"] = list(self.output_modalities)
+        out["caps"] = sorted(self.capabilities)
+        if self.open_weights:
+            out["open_weights"] = True
+        if self.benchmarks:
+            out["bench"] = dict(sorted(self.benchmarks.items()))
+        _put(out, "reference_vendor", self.reference_vendor)
+        out["routes"] = [r.to_json() for r in self.routes]
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Model:
+        return make_model(
+            id=data["id"],
+            lab=data["lab"],
+            name=data["name"],
+            family=data.get("family"),
+            release_date=data.get("release_date"),
+            knowledge=data.get("knowledge"),
+            context_window=data.get("context"),
+            max_output=data.get("output"),
+            max_input=data.get("input_limit"),
+            input_modalities=tuple(data.get("in", ("text",))),
+            output_modalities=tuple(data.get("out", ("text",))),
+            capabilities=frozenset(data.get("caps", ())),
+            open_weights=bool(data.get("open_weights", False)),
+            benchmarks=data.get("bench", {}),
+            reference_vendor=data.get("reference_vendor"),
+            routes=tuple(Route.from_json(r) for r in data.get("routes", ())),
+        )
+
+
+def _put(out: dict[str, Any], key: str, value: Any) -> None:
+    if value is not None:
+        out[key] = value
+
+
+def route_sort_key(route: Route) -> tuple[Any, ...]:
+    """Preference order of routes within one vendor: live before deprecated, cheaper first."""
+    blended = route.price.blended()
+    return (
+        route.deprecated,
+        route.vendor_model_id.endswith(":free"),
+        blended is None,
+        blended or 0,
+        len(route.vendor_model_id),
+        route.vendor_model_id,
+    )
+
+
+def sort_routes(routes: Iterable[Route]) -> tuple[Route, ...]:
+    """Routes grouped by vendor (alphabetical), each vendor's in preference order."""
+    return tuple(sorted(routes, key=lambda r: (r.vendor, *route_sort_key(r))))
+
+
+def choose_reference_route(lab: str, routes: tuple[Route, ...], pinned_vendor: str | None = None) -> Route | None:
+    """The route whose price stands for the model: the lab's own vendor, else the cheapest.
+
+    "Cheapest" ranks by a 3:1 input:output blend among priced, non-deprecated,
+    non-free-tier routes (an OpenRouter ``:free`` variant is rate-limited and
+    would make every simulated request cost nothing); if none qualify, any route.
+    """
+    if not routes:
+        return None
+    own = pinned_vendor or LAB_VENDOR.get(lab)
+    if own is not None:
+        for r in routes:  # already in per-vendor preference order
+            if r.vendor == own:
+                return r
+    return min(routes, key=route_sort_key)
+
+
+def make_model(*, routes: tuple[Route, ...], benchmarks: Mapping[str, float], **facts: Any) -> Model:
+    """Build a Model with its routes in canonical order and its reference route chosen."""
+    ordered = sort_routes(routes)
+    return Model(
+        **facts,
+        benchmarks=MappingProxyType(dict(benchmarks)),
+        routes=ordered,
+        reference_route=choose_reference_route(facts["lab"], ordered, facts.get("reference_vendor")),
+    )
+
+
+def with_routes(model: Model, routes: Iterable[Route]) -> Model:
+    """A copy of ``model`` with new routes (re-sorted, reference route recomputed)."""
+    ordered = sort_routes(routes)
+    reference = choose_reference_route(model.lab, ordered, model.reference_vendor)
+    return replace(model, routes=ordered, reference_route=reference)
+
+
+class Catalog:
+    """An immutable, indexed set of models. Build new ones with :meth:`with_overrides`."""
+
+    __slots__ = ("_by_id", "_by_vendor_model", "_by_vendor_model_folded", "meta", "models", "vendors")
+
+    def __init__(self, models: Iterable[Model], meta: Mapping[str, Any] | None = None) -> None:
+        self.models: tuple[Model, ...] = tuple(sorted(models, key=lambda m: m.id))
+        self._by_id: dict[str, Model] = {m.id: m for m in self.models}
+        if len(self._by_id) != len(self.models):
+            raise ValueError("duplicate model ids in catalog")
+        self._by_vendor_model: dict[tuple[str, str], tuple[Model, Route]] = {}
+        for m in self.models:
+            for r in m.routes:
+                self._by_vendor_model.setdefault((r.vendor, r.vendor_model_id), (m, r))
+        self._by_vendor_model_folded: dict[tuple[str, str], tuple[Model, Route]] = {}
+        for key, value in self._by_vendor_model.items():
+            self._by_vendor_model_folded.setdefault((key[0], key[1].lower()), value)
+        self.vendors: frozenset[str] = frozenset(v for v, _ in self._by_vendor_model)
+        self.meta: Mapping[str, Any] = MappingProxyType(dict(meta or {}))
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+    def __iter__(self) -> Any:
+        return iter(self.models)
+
+    def __contains__(self, model_id: object) -> bool:
+        return model_id in self._by_id
+
+    def get(self, model_id: str) -> Model | None:
+        """The model with canonical id ``model_id`` (exact match), or None."""
+        return self._by_id.get(model_id)
+
+    def by_vendor_model(self, vendor: str, vendor_model_id: str) -> tuple[Model, Route] | None:
+        """Find a model by a vendor's own id for it (case-insensitive fallback)."""
+        hit = self._by_vendor_model.get((vendor, vendor_model_id))
+        if hit is None:
+            hit = self._by_vendor_model_folded.get((vendor, vendor_model_id.lower()))
+        return hit
+
+    def find(self, name: str) -> Model | None:
+        """Resolve what a client might send as ``model``, most specific rule first.
+
+        1. a canonical id (``openai/gpt-4.1-mini``), case-insensitively;
+        2. ``vendor/vendor_model_id`` (``groq/llama-3.3-70b-versatile``);
+        3. a bare id that is the tail of exactly one canonical id (``gpt-4.1-mini``);
+        4. a bare vendor model id, preferring the lab's own vendor
+           (``claude-sonnet-4-5-20250929`` -> anthropic). Ambiguous names give None.
+        """
+        hit = self._by_id.get(name) or self._by_id.get(name.lower())
+        if hit is not None:
+            return hit
+        vendor, sep, rest = name.partition("/")
+        if sep and vendor in self.vendors:
+            pair = self.by_vendor_model(vendor, rest)
+            if pair is not None:
+                return pair[0]
+        tails = [m for m in self.models if m.id.rsplit("/", 1)[-1] == name.lower()]
+        if len(tails) == 1:
+            return tails[0]
+        matches: dict[str, Model] = {}
+        for (v, vid), (m, _) in self._by_vendor_model.items():
+            if vid == name:
+                if LAB_VENDOR.get(m.lab) == v:
+                    return m
+                matches[m.id] = m
+        if len(matches) == 1:
+            return next(iter(matches.values()))
+        return None
+
+    def with_overrides(self, overrides: Mapping[str, Any] | None) -> Catalog:
+        """A new catalog with the config's ``catalog:`` section applied.
+
+        Shape (prices in USD per 1M tokens, as vendors publish them)::
+
+            models:
+              <model id>:                      # existing id: patch; new id: add
+                name, family, release_date, knowledge: str
+                context_window, max_output, max_input: int
+                input_modalities, output_modalities, capabilities: [str]
+                open_weights: bool
+                reference_vendor: str          # pin the reference route
+                routes:
+                  <vendor>:                    # all of that vendor's routes...
+                    vendor_model_id: str       # ...or just this one (added if new)
+                    price: {input, output, cache_read, cache_write, reasoning,
+                            input_audio, output_audio, citation, request,
+                            tiers: [{above: int, input, output, ...}]}
+                    context_window, max_output, max_input: int
+                    capabilities: [str]
+                    zdr: bool
+                    remove: true               # drop the vendor's route(s)
+            vendors:
+              <vendor>: {zdr: bool}            # applies to every route of the vendor
+
+        ``price`` fields merge into the existing price (a negotiated input rate
+        keeps the listed output rate); other fields replace. Raises ValueError
+        naming the offending key.
+        """
+        if not overrides:
+            return self
+        return _apply_overrides(self, overrides)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema": SCHEMA_VERSION, **dict(self.meta), "models": [m.to_json() for m in self.models]}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Catalog:
+        if data.get("schema") != SCHEMA_VERSION:
+            raise ValueError(f"catalog schema {data.get('schema')!r} is not {SCHEMA_VERSION}; recompile it")
+        meta = {k: v for k, v in data.items() if k not in ("schema", "models")}
+        return cls((Model.from_json(m) for m in data["models"]), meta)
+
+
+def load_catalog_file(path: str) -> Catalog:
+    """Load a compiled catalog from an explicit path (tests, ``--catalog`` options)."""
+    with open(path, "rb") as fh:
+        return Catalog.from_json(orjson.loads(fh.read()))
+
+
+@functools.cache
+def load_catalog() -> Catalog:
+    """The packaged catalog, loaded once per process."""
+    raw = resources.files("interlock.catalog").joinpath("data", "catalog.json").read_bytes()
+    return Catalog.from_json(orjson.loads(raw))
+
+
+# --------------------------------------------------------------------------- config overrides
+
+_MODEL_KEYS = frozenset(
+    {
+        "name",
+        "lab",
+        "family",
+        "release_date",
+        "knowledge",
+        "context_window",
+        "max_output",
+        "max_input",
+        "input_modalities",
+        "output_modalities",
+        "capabilities",
+        "open_weights",
+        "reference_vendor",
+        "routes",
+    }
+)
+_ROUTE_KEYS = frozenset(
+    {"vendor_model_id", "price", "context_window", "max_output", "max_input", "capabilities", "zdr", "remove"}
+)
+_PRICE_KEYS = frozenset(
+    {"input", "output", "cache_read", "cache_write", "reasoning", "input_audio", "output_audio", "citation", "request"}
+)
+
+
+def _mapping(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{where}: expected a mapping, got {type(value).__name__}")
+    for key in value:
+        if not isinstance(key, str):
+            raise ValueError(f"{where}: keys must be strings, got {key!r}")
+    return value
+
+
+def _check_keys(value: Mapping[str, Any], allowed: frozenset[str], where: str) -> None:
+    for key in value:
+        if key not in allowed:
+            raise ValueError(f"{where}.{key}: unknown key (allowed: {', '.join(sorted(allowed))})")
+
+
+def _opt_int(value: Any, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{where}: expected a positive integer, got {value!r}")
+    return value
+
+
+def _str(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{where}: expected a non-empty string, got {value!r}")
+    return value
+
+
+def _str_tuple(value: Any, where: str) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise ValueError(f"{where}: expected a list of strings, got {value!r}")
+    return tuple(_str(v, f"{where}[{i}]") for i, v in enumerate(value))
+
+
+def _bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{where}: expected true or false, got {value!r}")
+    return value
+
+
+def _caps(value: Any, where: str) -> frozenset[str]:
+    caps = frozenset(_str_tuple(value, where))
+    unknown = caps - CAPABILITIES
+    if unknown:
+        raise ValueError(f"{where}: unknown capabilities {sorted(unknown)} (known: {', '.join(sorted(CAPABILITIES))})")
+    return caps
+
+
+def _price_patch(base: Price, value: Any, where: str) -> Price:
+    from interlock.catalog.pricing import PriceTier, usd_to_micro
+
+    spec = _mapping(value, where)
+    _check_keys(spec, _PRICE_KEYS | {"tiers"}, where)
+    updates: dict[str, Any] = {}
+    for key in _PRICE_KEYS:
+        if key in spec:
+            updates[key] = None if spec[key] is None else usd_to_micro(spec[key], what=f"{where}.{key}")
+    if "tiers" in spec:
+        tiers = []
+        if not isinstance(spec["tiers"], list):
+            raise ValueError(f"{where}.tiers: expected a list")
+        for i, tier in enumerate(spec["tiers"]):
+            tw = f"{where}.tiers[{i}]"
+            t = _mapping(tier, tw)
+            _check_keys(t, (_PRICE_KEYS - {"citation", "request"}) | {"above"}, tw)
+            above = _opt_int(t.get("above"), f"{tw}.above")
+            if above is None:
+                raise ValueError(f"{tw}.above: required")
+            rates = {k: usd_to_micro(v, what=f"{tw}.{k}") for k, v in t.items() if k != "above"}
+            tiers.append(PriceTier(above=above, **rates))
+        updates["tiers"] = tuple(sorted(tiers, key=lambda t: t.above))
+    return replace(base, **updates)
+
+
+def _route_patch(route: Route, spec: Mapping[str, Any], where: str) -> Route:
+    updates: dict[str, Any] = {"source": "config"}
+    if "price" in spec:
+        updates["price"] = _price_patch(route.price, spec["price"], f"{where}.price")
+    for key in ("context_window", "max_output", "max_input"):
+        if key in spec:
+            updates[key] = _opt_int(spec[key], f"{where}.{key}")
+    if "capabilities" in spec:
+        updates["capabilities"] = _caps(spec["capabilities"], f"{where}.capabilities")
+    if "zdr" in spec:
+        updates["zdr"] = None if spec["zdr"] is None else _bool(spec["zdr"], f"{where}.zdr")
+    return replace(route, **updates)
+
+
+def _apply_routes(model: Model, routes_spec: Any, where: str) -> list[Route]:
+    routes = list(model.routes)
+    for vendor, raw in _mapping(routes_spec, where).items():
+        rw = f"{where}.{vendor}"
+        _str(vendor, rw)
+        spec = _mapping(raw, rw)
+        _check_keys(spec, _ROUTE_KEYS, rw)
+        wanted = spec.get("vendor_model_id")
+        if wanted is not None:
+            _str(wanted, f"{rw}.vendor_model_id")
+        targets = [i for i, r in enumerate(routes) if r.vendor == vendor and wanted in (None, r.vendor_model_id)]
+        if spec.get("remove") is True:
+            routes = [r for i, r in enumerate(routes) if i not in targets]
+            continue
+        if "remove" in spec and spec["remove"] is not False:
+            raise ValueError(f"{rw}.remove: expected true or false")
+        if not targets:
+            template = model.reference_route
+            new = Route(
+                vendor=vendor,
+                vendor_model_id=wanted or model.id.split("/", 1)[-1],
+                price=Price(),
+                context_window=model.context_window,
+                max_output=model.max_output,
+                max_input=model.max_input,
+                capabilities=template.capabilities if template is not None else model.capabilities,
+            )
+            if "price" not in spec:
+                raise ValueError(f"{rw}.price: required for a new route")
+            routes.append(_route_patch(new, spec, rw))
+        else:
+            for i in targets:
+                routes[i] = _route_patch(routes[i], spec, rw)
+    return routes
+
+
+def _new_model(model_id: str, spec: Mapping[str, Any], where: str) -> Model:
+    lab, sep, _ = model_id.partition("/")
+    if not sep or not lab:
+        raise ValueError(f"{where}: a new model id must have the form 'lab/model'")
+    name = spec.get("name", model_id)
+    return Model(id=model_id, lab=_str(spec.get("lab", lab), f"{where}.lab"), name=_str(name, f"{where}.name"),
+                 capabilities=frozenset({"streaming"}))
+
+
+def _patch_model(model: Model, spec: Mapping[str, Any], where: str) -> Model:
+    updates: dict[str, Any] = {}
+    for key in ("name", "lab", "family", "release_date", "knowledge", "reference_vendor"):
+        if key in spec:
+            updates[key] = _str(spec[key], f"{where}.{key}")
+    for key in ("context_window", "max_output", "max_input"):
+        if key in spec:
+            updates[key] = _opt_int(spec[key], f"{where}.{key}")
+    for key in ("input_modalities", "output_modalities"):
+        if key in spec:
+            updates[key] = _str_tuple(spec[key], f"{where}.{key}")
+    if "capabilities" in spec:
+        updates["capabilities"] = _caps(spec["capabilities"], f"{where}.capabilities")
+    if "open_weights" in spec:
+        updates["open_weights"] = _bool(spec["open_weights"], f"{where}.open_weights")
+    patched = replace(model, **updates)
+    routes = _apply_routes(patched, spec["routes"], f"{where}.routes") if "routes" in spec else patched.routes
+    if not routes:
+        raise ValueError(f"{where}.routes: a model needs at least one route")
+    result = with_routes(patched, routes)
+    if result.reference_vendor is not None and result.route(result.reference_vendor) is None:
+        raise ValueError(f"{where}.reference_vendor: {result.reference_vendor!r} has no route for this model")
+    return result
+
+
+def _apply_overrides(catalog: Catalog, overrides: Mapping[str, Any]) -> Catalog:
+    top = _mapping(overrides, "catalog")
+    _check_keys(top, frozenset({"models", "vendors"}), "catalog")
+    models = {m.id: m for m in catalog.models}
+    for vendor, raw in _mapping(top.get("vendors", {}), "catalog.vendors").items():
+        where = f"catalog.vendors.{vendor}"
+        spec = _mapping(raw, where)
+        _check_keys(spec, frozenset({"zdr"}), where)
+        if "zdr" in spec:
+            zdr = _bool(spec["zdr"], f"{where}.zdr")
+            for model_id, model in models.items():
+                if vendor in model.vendors:
+                    routes = [replace(r, zdr=zdr) if r.vendor == vendor else r for r in model.routes]
+                    models[model_id] = with_routes(model, routes)
+    for model_id, raw in _mapping(top.get("models", {}), "catalog.models").items():
+        where = f"catalog.models[{model_id!r}]"
+        spec = _mapping(raw, where)
+        _check_keys(spec, _MODEL_KEYS, where)
+        base = models.get(model_id) or _new_model(model_id, spec, where)
+        models[model_id] = _patch_model(base, spec, where)
+    return Catalog(models.values(), catalog.meta)

@@ -1,0 +1,156 @@
+"""The ``interlock`` command: serve, models, simulate, simulator, admin-key."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from interlock import __version__
+from interlock.config import ConfigError, Settings, load_settings
+
+
+def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
+    path = args.config or os.environ.get("INTERLOCK_CONFIG") or None
+    return load_settings(Path(path) if path else None, overrides=overrides or None)
+
+
+def banner(settings: Settings, master_key: object) -> str:
+    from interlock.governance.auth import MasterKey
+
+    assert isinstance(master_key, MasterKey)
+    srv = settings.server
+    live = settings.live_vendors()
+    lines = [
+        f"interlock {__version__} — http://{srv.host}:{srv.port}/v1  ({srv.workers} worker{'s' if srv.workers > 1 else ''})",
+        f"  config:  {settings.source or 'none (embedded default)'}",
+        f"  state:   {srv.state_dir.resolve()} (SQLite)",
+        "  vendors: " + (", ".join(v.id for v in live) or "none live"),
+    ]
+    if settings.simulator_enabled:
+        lines.append("           the simulator answers for every catalog model no live vendor serves (offline, no key)")
+    if master_key.generated:
+        lines += [
+            "  admin key (shown once; store it now):",
+            f"      {master_key.generated}",
+        ]
+    else:
+        lines.append(f"  admin key: {master_key.prefix}… (from {master_key.source})")
+    lines += [
+        "  authenticate with: Authorization: Bearer <admin key>",
+        f"  try: OPENAI_BASE_URL=http://{srv.host}:{srv.port}/v1 OPENAI_API_KEY=<admin key> python -c "
+        "\"import openai; print(openai.OpenAI().chat.completions.create(model='openai/gpt-4.1-mini', "
+        "messages=[{'role':'user','content':'hi'}]).choices[0].message.content)\"",
+    ]
+    return "\n".join(lines)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from granian import Granian
+    from granian.constants import Interfaces, Loops
+
+    from interlock.app import prepare_state
+
+    settings = _settings(args, host=args.host, port=args.port, workers=args.workers)
+    state = prepare_state(settings)
+    state.store.close()
+    print(banner(settings, state.master), flush=True)
+    if settings.source:
+        os.environ["INTERLOCK_CONFIG"] = str(Path(settings.source).resolve())
+    else:
+        os.environ.pop("INTERLOCK_CONFIG", None)
+    os.environ.setdefault("INTERLOCK_HOME", str(settings.server.state_dir.resolve()))
+    server = Granian(
+        "interlock.server.entry:app",
+        address=settings.server.host,
+        port=settings.server.port,
+        interface=Interfaces.RSGI,
+        workers=settings.server.workers,
+        loop=Loops.uvloop,
+        log_access=False,
+        backlog=2048,
+        workers_kill_timeout=10,
+    )
+    server.serve()
+    return 0
+
+
+def cmd_admin_key(args: argparse.Namespace) -> int:
+    from interlock.app import prepare_state
+    from interlock.governance.auth import reset_master_key
+
+    settings = _settings(args)
+    state = prepare_state(settings)
+    if not args.reset:
+        print(f"admin key: {state.master.prefix}… (from {state.master.source})")
+        return 0
+    if os.environ.get("INTERLOCK_MASTER_KEY"):
+        print("INTERLOCK_MASTER_KEY is set: it is the admin key; unset it to use a generated one.", file=sys.stderr)
+        return 2
+    print(reset_master_key(state.store, state.secret))
+    print("(restart the gateway for the new admin key to take effect)", file=sys.stderr)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from interlock.app import build_catalog
+    from interlock.catalog.render import model_page, models_table
+
+    settings = _settings(args)
+    catalog = build_catalog(settings)
+    live = frozenset(v.id for v in settings.live_vendors())
+    if args.action == "show":
+        if not args.model:
+            print("usage: interlock models show LAB/MODEL", file=sys.stderr)
+            return 2
+        print(model_page(catalog, args.model, live))
+        return 0
+    print(models_table(catalog, live, vendor=args.vendor, capability=args.capability, search=args.search))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="interlock", description="A fast, correct LLM gateway.")
+    parser.add_argument("--version", action="version", version=f"interlock {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port (default 8400)")
+    serve.add_argument("--config", default=None, help="interlock.yaml (default: $INTERLOCK_CONFIG, else none)")
+    serve.add_argument("--workers", type=int, default=None, help="worker processes (default 1)")
+    serve.set_defaults(func=cmd_serve)
+
+    models = sub.add_parser("models", help="list catalog models, or show one")
+    models.add_argument("action", nargs="?", choices=("list", "show"), default="list")
+    models.add_argument("model", nargs="?", help="with 'show': the model id, e.g. openai/gpt-4.1-mini")
+    models.add_argument("--vendor", help="only models this vendor serves")
+    models.add_argument("--capability", help="only models with this capability (tools, vision, reasoning, ...)")
+    models.add_argument("--search", help="text to find in the id or name")
+    models.add_argument("--config", default=None)
+    models.set_defaults(func=cmd_models)
+
+    admin = sub.add_parser("admin-key", help="show the admin key's prefix, or --reset it")
+    admin.add_argument("--reset", action="store_true", help="generate a new admin key and print it once")
+    admin.add_argument("--config", default=None)
+    admin.set_defaults(func=cmd_admin_key)
+
+    from interlock.simulator.cli import add_simulate_parser, add_simulator_parser
+
+    add_simulator_parser(sub)
+    add_simulate_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"interlock: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

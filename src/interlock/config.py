@@ -1,0 +1,248 @@
+"""Validated settings: config file + environment → one frozen :class:`Settings`.
+
+Everything is checked at start, so a typo fails the start with the file, line
+and key instead of surfacing as a strange runtime error. Secrets are read from
+environment variables (``api_key: ${OPENAI_API_KEY}``) and never printed: the
+:class:`VendorConfig` repr hides them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from interlock.configfile import ConfigError, Document, Section
+from interlock.vendors.specs import BUILTIN, CUSTOM_TYPES, VendorSpec
+from interlock.vendors.transport import Timeouts
+
+DEFAULT_PORT = 8400
+DEFAULT_MAX_BODY = 32 * 1024 * 1024
+
+__all__ = ["ConfigError", "ServerSettings", "Settings", "VendorConfig", "load_settings"]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    workers: int = 1
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    state_dir: Path = Path(".interlock")
+
+
+@dataclass(frozen=True, slots=True)
+class VendorConfig:
+    """A vendor as this deployment runs it: the spec plus credentials, URL and timeouts."""
+
+    spec: VendorSpec
+    base_url: str | None
+    api_key: str | None = field(repr=False)
+    key_source: str | None
+    headers: Mapping[str, str]
+    timeouts: Timeouts
+    enabled: bool
+    #: Azure: ``api-version`` query parameter and model → deployment names.
+    api_version: str | None = None
+    deployments: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    explicitly_configured: bool = False
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def live(self) -> bool:
+        """Usable here: enabled, with a base URL, and a credential where one is needed."""
+        if not self.enabled or not self.base_url:
+            return False
+        if self.spec.type == "simulator":
+            return True
+        if self.spec.needs_key:
+            return self.api_key is not None
+        # Local servers need no key, but run only when the config asks for them.
+        return self.explicitly_configured
+
+    def why_not_live(self) -> str:
+        if not self.enabled:
+            return "disabled in the config"
+        if not self.base_url:
+            env = f" (set {self.spec.base_url_env})" if self.spec.base_url_env else ""
+            return f"no base_url configured{env}"
+        if self.spec.needs_key and self.api_key is None:
+            names = self.key_source or " or ".join(self.spec.key_env) or "an api_key"
+            return f"no credential: set {names}"
+        if not self.explicitly_configured:
+            return f"a local server: list '{self.id}' under vendors: in the config to use it"
+        return "live"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    server: ServerSettings
+    vendors: Mapping[str, VendorConfig]
+    aliases: Mapping[str, str]
+    #: Raw ``simulator:`` section, validated by the simulator's own settings class.
+    simulator: Mapping[str, Any]
+    simulator_enabled: bool
+    #: Raw ``catalog:`` overrides, validated by the catalog.
+    catalog: Mapping[str, Any]
+    logging_enabled: bool
+    source: str | None
+
+    def live_vendors(self) -> list[VendorConfig]:
+        return [v for v in self.vendors.values() if v.live]
+
+
+_TOP_KEYS = ("server", "vendors", "aliases", "simulator", "catalog", "logging")
+_VENDOR_KEYS = ("type", "base_url", "api_key", "headers", "timeouts", "enabled", "api_version", "deployments", "name")
+
+
+def _timeouts(section: Section, base: Timeouts) -> Timeouts:
+    section.only("connect", "first_byte", "idle", "total")
+    return Timeouts(
+        connect=section.number("connect", base.connect, positive=True),
+        first_byte=section.number("first_byte", base.first_byte, positive=True),
+        idle=section.number("idle", base.idle, positive=True),
+        total=section.number("total", base.total, positive=True),
+    )
+
+
+def _vendor(vid: str, section: Section | None, environ: Mapping[str, str], default_timeouts: Timeouts) -> VendorConfig:
+    spec = BUILTIN.get(vid)
+    if section is None:
+        assert spec is not None
+        return VendorConfig(
+            spec=spec,
+            base_url=spec.base_url or (environ.get(spec.base_url_env) if spec.base_url_env else None),
+            api_key=next((environ[k] for k in spec.key_env if environ.get(k)), None),
+            key_source=" or ".join(spec.key_env) or None,
+            headers=MappingProxyType(dict(spec.headers)),
+            timeouts=default_timeouts,
+            enabled=True,
+            api_version="2024-10-21" if vid == "azure" else None,
+        )
+    section.only(*_VENDOR_KEYS)
+    vtype = section.string("type")
+    if spec is None:
+        if vtype is None:
+            raise section.error(f"'{vid}' is not a built-in vendor: give it a type ({', '.join(CUSTOM_TYPES)}) and a base_url")
+        if vtype not in CUSTOM_TYPES:
+            raise section.error(f"unknown vendor type {vtype!r}; expected one of: {', '.join(CUSTOM_TYPES)}", "type")
+        spec = VendorSpec(vid, section.string("name", vid) or vid, vtype, None, needs_key=False)
+    elif vtype is not None and vtype != spec.type:
+        raise section.error(f"'{vid}' is a built-in vendor of type {spec.type!r}; remove 'type' or rename the vendor", "type")
+    base_url = section.string("base_url")
+    if base_url is None:
+        base_url = spec.base_url or (environ.get(spec.base_url_env) if spec.base_url_env else None)
+    if base_url is not None:
+        if not base_url.startswith(("http://", "https://")):
+            raise section.error(f"expected an http:// or https:// URL, got {base_url!r}", "base_url")
+        base_url = base_url.rstrip("/")
+    api_key, key_source = section.secret("api_key")
+    if not section.has("api_key"):
+        api_key = next((environ[k] for k in spec.key_env if environ.get(k)), None)
+        key_source = " or ".join(spec.key_env) or None
+    headers = dict(spec.headers)
+    headers.update(section.string_map("headers"))
+    deployments = section.string_map("deployments")
+    return VendorConfig(
+        spec=spec,
+        base_url=base_url,
+        api_key=api_key,
+        key_source=key_source,
+        headers=MappingProxyType(headers),
+        timeouts=_timeouts(section.section("timeouts"), default_timeouts),
+        enabled=section.boolean("enabled", True),
+        api_version=section.string("api_version", "2024-10-21" if vid == "azure" else None),
+        deployments=MappingProxyType(deployments),
+        explicitly_configured=True,
+    )
+
+
+def load_settings(
+    path: Path | None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Read and validate the config file (``None`` = the embedded default) plus the environment.
+
+    ``overrides`` are command-line values (host, port, workers) that win over the file.
+    """
+    env = os.environ if environ is None else environ
+    doc = Document.load(path) if path is not None else Document({}, {}, "(defaults)")
+    top = Section(doc, (), doc.data, env)
+    top.only(*_TOP_KEYS)
+
+    srv = top.section("server")
+    srv.only("host", "port", "workers", "max_body_bytes", "state_dir", "timeouts")
+    home = env.get("INTERLOCK_HOME")
+    state_dir = Path(srv.string("state_dir") or home or ".interlock")
+    if path is not None and not state_dir.is_absolute() and srv.has("state_dir"):
+        state_dir = path.parent / state_dir
+    server = ServerSettings(
+        host=srv.string("host", "127.0.0.1") or "127.0.0.1",
+        port=srv.integer("port", DEFAULT_PORT, minimum=0),
+        workers=srv.integer("workers", 1, minimum=1),
+        max_body_bytes=srv.integer("max_body_bytes", DEFAULT_MAX_BODY, minimum=1024),
+        state_dir=state_dir,
+    )
+    if overrides:
+        server = ServerSettings(
+            host=overrides.get("host") or server.host,
+            port=overrides.get("port") if overrides.get("port") is not None else server.port,
+            workers=overrides.get("workers") or server.workers,
+            max_body_bytes=server.max_body_bytes,
+            state_dir=server.state_dir,
+        )
+    if server.port > 65535:
+        raise srv.error(f"expected a port number ≤ 65535, got {server.port}", "port")
+    default_timeouts = _timeouts(srv.section("timeouts"), Timeouts())
+
+    vendors_section = top.section("vendors")
+    vendors: dict[str, VendorConfig] = {}
+    for vid in BUILTIN:
+        if not vendors_section.has(vid):
+            vendors[vid] = _vendor(vid, None, env, default_timeouts)
+    for vid in vendors_section.keys():
+        if "/" in vid or not vid.strip():
+            raise vendors_section.error("vendor ids may not contain '/'", vid)
+        vendors[vid] = _vendor(vid, vendors_section.section(vid), env, default_timeouts)
+
+    aliases_section = top.section("aliases")
+    aliases: dict[str, str] = {}
+    for name in aliases_section.keys():
+        target = aliases_section.string(name)
+        if not target or "/" not in target:
+            raise aliases_section.error(f"an alias must name a model as vendor/model, got {target!r}", name)
+        aliases[name] = target
+
+    sim = top.section("simulator")
+    # With no config file the simulator serves every catalog model; with one it
+    # serves traffic only when the file says so.
+    simulator_enabled = sim.boolean("enabled", path is None)
+    sim_raw = {k: v for k, v in sim.value.items() if k != "enabled"}
+    if not simulator_enabled:
+        vendors["simulator"] = replace(vendors["simulator"], enabled=False)
+
+    cat = top.raw("catalog") or {}
+    if not isinstance(cat, dict):
+        raise top.error("expected a mapping", "catalog")
+    log = top.section("logging")
+    log.only("enabled")
+
+    return Settings(
+        server=server,
+        vendors=MappingProxyType(vendors),
+        aliases=MappingProxyType(aliases),
+        simulator=MappingProxyType(sim_raw),
+        simulator_enabled=simulator_enabled,
+        catalog=MappingProxyType(cat),
+        logging_enabled=log.boolean("enabled", True),
+        source=str(path) if path is not None else None,
+    )
+

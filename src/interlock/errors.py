@@ -1,0 +1,135 @@
+"""Errors a caller can see.
+
+Every failure that reaches a client is a :class:`GatewayError`: it carries the
+HTTP status, the OpenAI error ``type``, the offending ``param`` and a ``code``.
+Inbound codecs render it in the caller's API format (OpenAI's
+``{"error": {...}}`` or Anthropic's ``{"type": "error", "error": {...}}``), so
+nothing a client sends can produce a traceback or a bare 500.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class GatewayError(Exception):
+    """A failure with everything needed to render it for the caller."""
+
+    status: int = 500
+    type: str = "api_error"
+    code: str | None = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        status: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+        self.headers: dict[str, str] = dict(headers) if headers else {}
+
+    def to_openai(self) -> dict[str, object]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+class InvalidRequest(GatewayError):
+    """The request is malformed: bad JSON, a wrong type, a missing field (400)."""
+
+    status = 400
+    type = "invalid_request_error"
+
+
+class AuthenticationFailed(GatewayError):
+    """No key, or a key interlock does not know (401)."""
+
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class PermissionDenied(GatewayError):
+    """A valid key that may not do this (403)."""
+
+    status = 403
+    type = "permission_error"
+    code = "permission_denied"
+
+
+class NotFound(GatewayError):
+    """An unknown route or resource (404)."""
+
+    status = 404
+    type = "invalid_request_error"
+    code = "not_found"
+
+
+class ModelNotFound(NotFound):
+    """The model is neither a catalog model, a vendor model nor an alias (404)."""
+
+    code = "model_not_found"
+
+
+class MethodNotAllowed(GatewayError):
+    status = 405
+    type = "invalid_request_error"
+    code = "method_not_allowed"
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
+    type = "invalid_request_error"
+    code = "request_too_large"
+
+
+class UnsupportedMediaType(GatewayError):
+    status = 415
+    type = "invalid_request_error"
+    code = "unsupported_media_type"
+
+
+class RateLimited(GatewayError):
+    """Too many requests, from a vendor or from interlock's own limits (429)."""
+
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+
+class NoRouteAvailable(GatewayError):
+    """The model exists but no live vendor can serve it here (503)."""
+
+    status = 503
+    type = "api_error"
+    code = "no_route_available"
+
+
+class UpstreamError(GatewayError):
+    """The vendor failed: a 5xx, a broken connection or an unreadable answer (502)."""
+
+    status = 502
+    type = "api_error"
+    code = "upstream_error"
+
+
+class UpstreamTimeout(GatewayError):
+    """The vendor did not answer in time (504)."""
+
+    status = 504
+    type = "api_error"
+    code = "upstream_timeout"
+
+
+class UpstreamRejected(GatewayError):
+    """The vendor refused the request as a client error (4xx): passed on as-is."""
+
+    type = "invalid_request_error"
+    code = "upstream_rejected"

@@ -1,0 +1,54 @@
+"""The per-request record that travels through every stage of the pipeline."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from interlock.catalog import Cost, Usage
+from interlock.errors import GatewayError
+
+if TYPE_CHECKING:
+    from interlock.governance.auth import Principal
+    from interlock.pipeline.plan import Plan, Target
+
+
+def new_request_id() -> str:
+    return "req_" + os.urandom(12).hex()
+
+
+@dataclass(slots=True)
+class RequestContext:
+    inbound: str
+    id: str = field(default_factory=new_request_id)
+    received_at: float = field(default_factory=time.time)
+    started: float = field(default_factory=time.perf_counter)
+    principal: Principal | None = None
+    requested_model: str | None = None
+    stream: bool = False
+    plan: Plan | None = None
+    target: Target | None = None
+    status: int = 200
+    error: GatewayError | None = None
+    first_byte: float | None = None
+    usage: Usage | None = None
+    cost: Cost | None = None
+    client_disconnected: bool = False
+
+    def fail(self, error: GatewayError) -> None:
+        self.status = error.status
+        self.error = error
+
+    @property
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000.0
+
+    def response_headers(self) -> list[tuple[str, str]]:
+        headers = [("x-interlock-request-id", self.id)]
+        target = self.target
+        if target is not None:
+            headers.append(("x-interlock-vendor", target.vendor.id))
+            headers.append(("x-interlock-model", target.model_id))
+        return headers

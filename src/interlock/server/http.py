@@ -1,0 +1,141 @@
+"""HTTP glue over Granian's RSGI protocol: the request, responses and the route table.
+
+RSGI hands us the raw scope and a protocol object; we add only what every
+handler needs (headers, a size-limited body, JSON and error responses) and a
+route table that is one dict lookup for exact paths. Errors are rendered in
+the format of the API the route belongs to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+from granian.rsgi import ProtocolClosed
+
+from interlock.errors import GatewayError, PayloadTooLarge
+
+JSON = "application/json"
+
+#: Raised by a stream transport when the client has gone away.
+CLIENT_GONE: tuple[type[BaseException], ...] = (ProtocolClosed, ConnectionError)
+
+
+class RSGIHeaders(Protocol):
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+
+class RSGIScope(Protocol):
+    method: str
+    path: str
+    query_string: str
+    client: str
+
+    @property
+    def headers(self) -> RSGIHeaders: ...
+
+
+class StreamTransport(Protocol):
+    async def send_bytes(self, data: bytes) -> None: ...
+
+
+class RSGIProtocol(Protocol):
+    async def __call__(self) -> bytes: ...
+    def __aiter__(self) -> Any: ...
+    async def client_disconnect(self) -> None: ...
+    def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None: ...
+    def response_str(self, status: int, headers: list[tuple[str, str]], body: str) -> None: ...
+    def response_stream(self, status: int, headers: list[tuple[str, str]]) -> StreamTransport: ...
+
+
+class Request:
+    __slots__ = ("headers", "path", "proto", "responded", "scope")
+
+    def __init__(self, scope: RSGIScope, proto: RSGIProtocol) -> None:
+        self.scope = scope
+        self.proto = proto
+        self.headers = scope.headers
+        self.path = scope.path
+        self.responded = False
+
+    def header(self, name: str) -> str | None:
+        value = self.headers.get(name)
+        return value if value is None else str(value)
+
+    async def body(self, limit: int) -> bytes:
+        declared = self.headers.get("content-length")
+        if declared is not None:
+            try:
+                size = int(declared)
+            except ValueError:
+                size = -1
+            if size > limit:
+                raise _too_large(limit)
+            if size >= 0:
+                return await self.proto()
+        # No length given (chunked): read incrementally and stop at the limit.
+        parts: list[bytes] = []
+        total = 0
+        async for chunk in self.proto:
+            total += len(chunk)
+            if total > limit:
+                raise _too_large(limit)
+            parts.append(chunk)
+        return b"".join(parts)
+
+    def send(self, status: int, body: bytes, headers: list[tuple[str, str]]) -> None:
+        self.responded = True
+        self.proto.response_bytes(status, headers, body)
+
+    def json(self, status: int, data: Any, headers: list[tuple[str, str]] | None = None) -> None:
+        out = [("content-type", JSON)]
+        if headers:
+            out.extend(headers)
+        self.send(status, orjson.dumps(data), out)
+
+    def stream(self, status: int, headers: list[tuple[str, str]]) -> StreamTransport:
+        self.responded = True
+        return self.proto.response_stream(status, headers)
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"The request body is larger than this gateway accepts ({limit} bytes; "
+                           "see server.max_body_bytes).")
+
+
+Handler = Callable[[Request], Awaitable[None]]
+ErrorRenderer = Callable[[GatewayError], bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    methods: frozenset[str]
+    handler: Handler
+    render_error: ErrorRenderer
+
+
+class Router:
+    """Exact paths in a dict; a few prefix routes (``/v1/models/...``) checked in order."""
+
+    def __init__(self) -> None:
+        self.exact: dict[str, Route] = {}
+        self.prefixes: list[tuple[str, Route]] = []
+
+    def add(self, path: str, methods: tuple[str, ...], handler: Handler, render_error: ErrorRenderer) -> None:
+        route = Route(frozenset(methods), handler, render_error)
+        if path.endswith("*"):
+            self.prefixes.append((path[:-1], route))
+        else:
+            self.exact[path] = route
+            self.exact[path + "/"] = route
+
+    def match(self, path: str) -> Route | None:
+        route = self.exact.get(path)
+        if route is not None:
+            return route
+        for prefix, candidate in self.prefixes:
+            if path.startswith(prefix):
+                return candidate
+        return None

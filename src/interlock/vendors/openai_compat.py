@@ -1,0 +1,203 @@
+"""The OpenAI-compatible adapter: one class, every vendor that speaks Chat Completions.
+
+A :class:`~interlock.vendors.specs.VendorSpec` says where and how to send; this
+adapter re-targets the canonical request (vendor model id, the vendor's name
+for the output limit, usage always requested when streaming) and turns the
+answer back into canonical data. Stream chunks are not parsed: they already are
+canonical, so they pass through as the bytes the vendor sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from interlock.config import VendorConfig
+from interlock.errors import (
+    GatewayError,
+    RateLimited,
+    UpstreamError,
+    UpstreamRejected,
+    UpstreamTimeout,
+)
+from interlock.vendors.transport import Transport, UpstreamResponse
+from interlock.wire.sse import DONE, SSEDecoder
+
+
+@dataclass(slots=True)
+class Completion:
+    """A whole, canonical (Chat Completions) answer."""
+
+    data: dict[str, Any]
+    status: int = 200
+
+
+class ChunkStream:
+    """Canonical chunk payloads from an OpenAI-dialect SSE body, a batch per network read."""
+
+    __slots__ = ("_decoder", "_iter", "_last", "_resp", "finished", "truncated")
+
+    def __init__(self, resp: UpstreamResponse) -> None:
+        self._resp = resp
+        self._iter = resp.iter_bytes().__aiter__()
+        self._decoder = SSEDecoder()
+        self._last = b""
+        self.finished = False
+        self.truncated = False
+
+    async def next_batch(self) -> list[bytes] | None:
+        """The next payloads, or None at the end of the stream."""
+        while not self.finished:
+            try:
+                data = await self._iter.__anext__()
+            except StopAsyncIteration:
+                self.finished = True
+                # A vendor that closes without [DONE] and without a finish_reason cut the answer short.
+                last = self._last
+                if b'"finish_reason"' not in last or b'"finish_reason":null' in last:
+                    self.truncated = True
+                return None
+            payloads = []
+            for event in self._decoder.feed(data):
+                if event.data == DONE:
+                    self.finished = True
+                    break
+                if event.data:
+                    payloads.append(event.data)
+            if payloads:
+                self._last = payloads[-1]
+                return payloads
+        return None
+
+    def close(self) -> None:
+        self._resp.close()
+
+
+def error_from_status(vendor: str, status: int, headers: Mapping[str, str], body: bytes) -> GatewayError:
+    """Map a vendor's HTTP error to what the caller should see."""
+    message, vtype, param, code = _vendor_error_fields(body)
+    detail = message or body[:300].decode("utf-8", "replace").strip() or f"HTTP {status}"
+    if status == 429:
+        out_headers = {}
+        retry = headers.get("retry-after")
+        if retry:
+            out_headers["retry-after"] = retry
+        return RateLimited(f"{vendor} is rate limiting requests: {detail}", code=code or "rate_limit_exceeded",
+                           headers=out_headers)
+    if status in (401, 403):
+        return UpstreamError(f"{vendor} refused interlock's credential (HTTP {status}): {detail}. "
+                             "Check the vendor key configured for the gateway.", code="upstream_auth_error")
+    if status == 408 or status == 504:
+        return UpstreamTimeout(f"{vendor} timed out (HTTP {status}): {detail}")
+    if 400 <= status < 500:
+        err = UpstreamRejected(f"{vendor} rejected the request: {detail}", status=status, param=param,
+                               code=code or "upstream_rejected")
+        if vtype:
+            err.type = vtype
+        return err
+    return UpstreamError(f"{vendor} failed (HTTP {status}): {detail}", code="upstream_error")
+
+
+def _vendor_error_fields(body: bytes) -> tuple[str | None, str | None, str | None, str | None]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None, None, None, None
+    err = data.get("error") if isinstance(data, dict) else None
+    if isinstance(err, str):
+        return err, None, None, None
+    if not isinstance(err, dict):
+        msg = data.get("message") or data.get("detail") if isinstance(data, dict) else None
+        return (str(msg) if msg else None), None, None, None
+    code = err.get("code")
+    param = err.get("param")
+    return (
+        str(err.get("message")) if err.get("message") is not None else None,
+        err.get("type") if isinstance(err.get("type"), str) else None,
+        param if isinstance(param, str) else None,
+        str(code) if code is not None else None,
+    )
+
+
+class OpenAICompatAdapter:
+    def __init__(self, vendor: VendorConfig, transport: Transport) -> None:
+        self.vendor = vendor
+        self.transport = transport
+        spec = vendor.spec
+        headers = {"content-type": "application/json", "accept": "application/json"}
+        if vendor.api_key is not None:
+            if spec.auth == "bearer":
+                headers["authorization"] = f"Bearer {vendor.api_key}"
+            elif spec.auth == "api-key":
+                headers["api-key"] = vendor.api_key
+        headers.update(vendor.headers)
+        self._headers = headers
+        self._stream_headers = {**headers, "accept": "text/event-stream"}
+        self._url = f"{vendor.base_url}/chat/completions"
+        self._quirks = spec.quirks
+        self._azure = spec.auth == "api-key" and vendor.api_version is not None
+
+    def url(self, vendor_model: str) -> str:
+        if self._azure:
+            deployment = self.vendor.deployments.get(vendor_model, vendor_model)
+            return (f"{self.vendor.base_url}/openai/deployments/{deployment}/chat/completions"
+                    f"?api-version={self.vendor.api_version}")
+        return self._url
+
+    def encode(self, request: Mapping[str, Any], vendor_model: str, stream: bool) -> bytes:
+        body = dict(request)
+        body["model"] = vendor_model
+        quirks = self._quirks
+        if quirks.max_tokens_param == "max_tokens" and "max_completion_tokens" in body and "max_tokens" not in body:
+            body["max_tokens"] = body.pop("max_completion_tokens")
+        if stream:
+            body["stream"] = True
+            if quirks.stream_options:
+                options = body.get("stream_options")
+                body["stream_options"] = {**options, "include_usage": True} if options else {"include_usage": True}
+            else:
+                body.pop("stream_options", None)
+        return orjson.dumps(body)
+
+    def _send_headers(self, stream: bool, extra: Mapping[str, str] | None) -> Mapping[str, str]:
+        base = self._stream_headers if stream else self._headers
+        return {**base, **extra} if extra else base
+
+    async def complete(self, request: Mapping[str, Any], vendor_model: str,
+                       extra_headers: Mapping[str, str] | None = None) -> Completion:
+        body = self.encode(request, vendor_model, stream=False)
+        resp = await self.transport.request("POST", self.url(vendor_model), self._send_headers(False, extra_headers),
+                                            body, self.vendor.timeouts)
+        raw = await resp.read()
+        if resp.status >= 400:
+            raise error_from_status(self.vendor.spec.name, resp.status, resp.headers, raw)
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise UpstreamError(f"{self.vendor.spec.name} sent an answer that is not valid JSON",
+                                code="upstream_invalid_response") from None
+        if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
+            if isinstance(data, dict) and "error" in data:
+                raise error_from_status(self.vendor.spec.name, 502, resp.headers, raw)
+            raise UpstreamError(f"{self.vendor.spec.name} sent an answer without 'choices'",
+                                code="upstream_invalid_response")
+        return Completion(data, resp.status)
+
+    async def stream(self, request: Mapping[str, Any], vendor_model: str,
+                     extra_headers: Mapping[str, str] | None = None) -> ChunkStream:
+        body = self.encode(request, vendor_model, stream=True)
+        resp = await self.transport.request("POST", self.url(vendor_model), self._send_headers(True, extra_headers),
+                                            body, self.vendor.timeouts)
+        if resp.status >= 400:
+            raw = await resp.read()
+            raise error_from_status(self.vendor.spec.name, resp.status, resp.headers, raw)
+        ctype = resp.headers.get("content-type", "")
+        if "text/event-stream" not in ctype:
+            raw = await resp.read()
+            raise UpstreamError(f"{self.vendor.spec.name} answered a streaming request with '{ctype or 'no content type'}'"
+                                f" instead of an event stream: {raw[:200].decode('utf-8', 'replace')}",
+                                code="upstream_invalid_response")
+        return ChunkStream(resp)

@@ -1,0 +1,93 @@
+"""Built-in vendors, described as data.
+
+Most vendors speak the OpenAI Chat Completions dialect; what differs between
+them is a base URL, how the key is sent, and a few parameter quirks. Each is a
+:class:`VendorSpec`; the one OpenAI-compatible adapter reads it. A vendor is
+*live* when its credential is present (its environment variable is set, or the
+config names a key), or - for local servers that need no key - when the config
+lists it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+
+@dataclass(frozen=True, slots=True)
+class Quirks:
+    """How a vendor's Chat Completions dialect departs from OpenAI's."""
+
+    #: Send the output limit under this name (older dialects only know ``max_tokens``).
+    max_tokens_param: str = "max_completion_tokens"
+    #: Accepts ``stream_options.include_usage``; when False the field is removed
+    #: (such vendors send usage in the last chunk on their own).
+    stream_options: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class VendorSpec:
+    id: str
+    name: str
+    #: Wire family: "openai" (Chat Completions) or "simulator" (in-process).
+    type: str
+    base_url: str | None
+    #: Environment variables holding the credential; the first one set wins.
+    key_env: tuple[str, ...] = ()
+    #: "bearer" (Authorization: Bearer), "api-key" (Azure's header) or "none".
+    auth: str = "bearer"
+    needs_key: bool = True
+    #: Environment variable holding the base URL where it is per-account (Azure).
+    base_url_env: str | None = None
+    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    quirks: Quirks = Quirks()
+    docs: str = ""
+
+
+_OPENAI_OLD = Quirks(max_tokens_param="max_tokens")
+
+BUILTIN: Mapping[str, VendorSpec] = MappingProxyType(
+    {
+        spec.id: spec
+        for spec in (
+            VendorSpec("openai", "OpenAI", "openai", "https://api.openai.com/v1", ("OPENAI_API_KEY",),
+                       docs="https://platform.openai.com/docs/api-reference/chat"),
+            VendorSpec("azure", "Azure OpenAI", "openai", None, ("AZURE_OPENAI_API_KEY",), auth="api-key",
+                       base_url_env="AZURE_OPENAI_ENDPOINT",
+                       docs="https://learn.microsoft.com/azure/ai-foundry/openai/reference"),
+            VendorSpec("groq", "Groq", "openai", "https://api.groq.com/openai/v1", ("GROQ_API_KEY",),
+                       docs="https://console.groq.com/docs/api-reference"),
+            VendorSpec("mistral", "Mistral", "openai", "https://api.mistral.ai/v1", ("MISTRAL_API_KEY",),
+                       quirks=Quirks(max_tokens_param="max_tokens", stream_options=False),
+                       docs="https://docs.mistral.ai/api/"),
+            VendorSpec("deepseek", "DeepSeek", "openai", "https://api.deepseek.com/v1", ("DEEPSEEK_API_KEY",),
+                       quirks=_OPENAI_OLD, docs="https://api-docs.deepseek.com/"),
+            VendorSpec("xai", "xAI", "openai", "https://api.x.ai/v1", ("XAI_API_KEY",),
+                       docs="https://docs.x.ai/docs/api-reference"),
+            VendorSpec("together", "Together AI", "openai", "https://api.together.xyz/v1", ("TOGETHER_API_KEY",),
+                       quirks=_OPENAI_OLD, docs="https://docs.together.ai/reference/chat-completions-1"),
+            VendorSpec("fireworks", "Fireworks AI", "openai", "https://api.fireworks.ai/inference/v1",
+                       ("FIREWORKS_API_KEY",), quirks=_OPENAI_OLD,
+                       docs="https://docs.fireworks.ai/api-reference/post-chatcompletions"),
+            VendorSpec("cerebras", "Cerebras", "openai", "https://api.cerebras.ai/v1", ("CEREBRAS_API_KEY",),
+                       docs="https://inference-docs.cerebras.ai/api-reference/chat-completions"),
+            VendorSpec("openrouter", "OpenRouter", "openai", "https://openrouter.ai/api/v1", ("OPENROUTER_API_KEY",),
+                       docs="https://openrouter.ai/docs/api-reference/chat-completion"),
+            VendorSpec("perplexity", "Perplexity", "openai", "https://api.perplexity.ai", ("PERPLEXITY_API_KEY",),
+                       quirks=Quirks(max_tokens_param="max_tokens", stream_options=False),
+                       docs="https://docs.perplexity.ai/api-reference/chat-completions-post"),
+            VendorSpec("ollama", "Ollama (local)", "openai", "http://localhost:11434/v1", needs_key=False,
+                       auth="none", quirks=_OPENAI_OLD, docs="https://github.com/ollama/ollama/blob/main/docs/openai.md"),
+            VendorSpec("vllm", "vLLM (local)", "openai", "http://localhost:8000/v1", ("VLLM_API_KEY",),
+                       needs_key=False, docs="https://docs.vllm.ai/en/latest/serving/openai_compatible_server.html"),
+            VendorSpec("lmstudio", "LM Studio (local)", "openai", "http://localhost:1234/v1", needs_key=False,
+                       auth="none", quirks=_OPENAI_OLD, docs="https://lmstudio.ai/docs/app/api/endpoints/openai"),
+            VendorSpec("simulator", "Simulator (offline)", "simulator", "http://simulator.internal/v1",
+                       needs_key=False, auth="none"),
+        )
+    }
+)
+
+#: Vendor types a config may name for a vendor interlock has no spec for.
+CUSTOM_TYPES = ("openai",)

@@ -1,0 +1,298 @@
+"""The OpenAI Chat Completions format: the inbound codec and the canonical shape.
+
+Canonical requests and responses *are* Chat Completions dicts, so this codec
+mostly checks: every field OpenAI documents is type-checked and a wrong one is
+refused with a 400 naming it (``messages[2].content``), and every field it does
+not know passes through untouched, so new vendor features work before we learn
+about them. Responses are written back with the gateway's cost added.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from interlock.errors import GatewayError, InvalidRequest
+from interlock.wire.sse import DONE_FRAME
+
+ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+PART_TYPES = frozenset({"text", "image_url", "input_audio", "file", "refusal"})
+
+_NUMBER_RANGES: dict[str, tuple[float, float]] = {
+    "temperature": (0.0, 2.0),
+    "top_p": (0.0, 1.0),
+    "presence_penalty": (-2.0, 2.0),
+    "frequency_penalty": (-2.0, 2.0),
+}
+_POSITIVE_INTS = ("max_tokens", "max_completion_tokens", "n")
+_BOOLS = ("stream", "logprobs", "parallel_tool_calls", "store")
+_STRINGS = ("user", "reasoning_effort", "service_tier", "prompt_cache_key", "safety_identifier", "verbosity")
+_OBJECTS = ("metadata", "logit_bias", "stream_options", "prediction", "audio", "web_search_options")
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _invalid(param: str, expected: str, value: Any) -> InvalidRequest:
+    return InvalidRequest(f"Invalid type for '{param}': expected {expected}, but got {_type_name(value)}.", param=param,
+                          code="invalid_type")
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    if not body:
+        raise InvalidRequest("The request body is empty; expected a JSON object.", code="invalid_json")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"The request body is not valid JSON: {exc.msg} (at byte {exc.pos}).",
+                             code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest(f"The request body must be a JSON object, got {_type_name(data)}.", code="invalid_json")
+    return data
+
+
+def validate_chat_request(req: dict[str, Any]) -> None:
+    """Check the documented fields of a Chat Completions request; raise a 400 naming the first bad one."""
+    model = req.get("model")
+    if model is None:
+        raise InvalidRequest("Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
+    if not isinstance(model, str) or not model.strip():
+        raise _invalid("model", "a non-empty string", model)
+    messages = req.get("messages")
+    if messages is None:
+        raise InvalidRequest("Missing required parameter: 'messages'.", param="messages",
+                             code="missing_required_parameter")
+    if not isinstance(messages, list):
+        raise _invalid("messages", "an array", messages)
+    if not messages:
+        raise InvalidRequest("'messages' must contain at least one message.", param="messages", code="empty_array")
+    for i, message in enumerate(messages):
+        _check_message(message, f"messages[{i}]")
+
+    for key in _BOOLS:
+        value = req.get(key)
+        if value is not None and not isinstance(value, bool):
+            raise _invalid(key, "a boolean", value)
+    for key in _POSITIVE_INTS:
+        value = req.get(key)
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise _invalid(key, "an integer", value)
+            if value < 1:
+                raise InvalidRequest(f"Invalid '{key}': integer below minimum value. Expected a value >= 1, but got {value}.",
+                                     param=key, code="integer_below_min_value")
+    for key, (low, high) in _NUMBER_RANGES.items():
+        value = req.get(key)
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise _invalid(key, "a number", value)
+            if not low <= value <= high:
+                raise InvalidRequest(f"Invalid '{key}': expected a value between {low:g} and {high:g}, but got {value}.",
+                                     param=key, code="number_out_of_range")
+    for key in _STRINGS:
+        value = req.get(key)
+        if value is not None and not isinstance(value, str):
+            raise _invalid(key, "a string", value)
+    for key in _OBJECTS:
+        value = req.get(key)
+        if value is not None and not isinstance(value, dict):
+            raise _invalid(key, "an object", value)
+    seed = req.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise _invalid("seed", "an integer", seed)
+    top_logprobs = req.get("top_logprobs")
+    if top_logprobs is not None and (isinstance(top_logprobs, bool) or not isinstance(top_logprobs, int)
+                                     or not 0 <= top_logprobs <= 20):
+        raise InvalidRequest("Invalid 'top_logprobs': expected an integer between 0 and 20.", param="top_logprobs")
+    stream_options = req.get("stream_options")
+    if stream_options is not None:
+        include = stream_options.get("include_usage")
+        if include is not None and not isinstance(include, bool):
+            raise _invalid("stream_options.include_usage", "a boolean", include)
+    stop = req.get("stop")
+    if stop is not None and not isinstance(stop, str):
+        if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
+            raise _invalid("stop", "a string or an array of strings", stop)
+        if len(stop) > 4:
+            raise InvalidRequest("Invalid 'stop': at most 4 stop sequences are allowed.", param="stop")
+    _check_tools(req)
+    _check_response_format(req.get("response_format"))
+
+
+def _check_message(message: Any, where: str) -> None:
+    if not isinstance(message, dict):
+        raise _invalid(where, "an object", message)
+    role = message.get("role")
+    if role is None:
+        raise InvalidRequest(f"Missing required parameter: '{where}.role'.", param=f"{where}.role",
+                             code="missing_required_parameter")
+    if role not in ROLES:
+        raise InvalidRequest(f"Invalid value for '{where}.role': {role!r}. Supported values are: "
+                             "'system', 'developer', 'user', 'assistant', 'tool' and 'function'.",
+                             param=f"{where}.role", code="invalid_value")
+    content = message.get("content")
+    if content is None:
+        if role in ("user", "system", "developer", "tool"):
+            raise InvalidRequest(f"Missing required parameter: '{where}.content'.", param=f"{where}.content",
+                                 code="missing_required_parameter")
+    elif isinstance(content, list):
+        for j, part in enumerate(content):
+            pwhere = f"{where}.content[{j}]"
+            if not isinstance(part, dict):
+                raise _invalid(pwhere, "an object", part)
+            ptype = part.get("type")
+            if ptype not in PART_TYPES:
+                raise InvalidRequest(f"Invalid value for '{pwhere}.type': {ptype!r}. Supported values are: "
+                                     "'text', 'image_url', 'input_audio', 'file' and 'refusal'.",
+                                     param=f"{pwhere}.type", code="invalid_value")
+            if ptype == "text" and not isinstance(part.get("text"), str):
+                raise _invalid(f"{pwhere}.text", "a string", part.get("text"))
+            if ptype == "image_url":
+                image = part.get("image_url")
+                if not isinstance(image, dict) or not isinstance(image.get("url"), str):
+                    raise _invalid(f"{pwhere}.image_url.url", "a string", image.get("url") if isinstance(image, dict) else image)
+    elif not isinstance(content, str):
+        raise _invalid(f"{where}.content", "a string or an array of content parts", content)
+    if role == "tool" and not isinstance(message.get("tool_call_id"), str):
+        raise InvalidRequest(f"Missing required parameter: '{where}.tool_call_id'.", param=f"{where}.tool_call_id",
+                             code="missing_required_parameter")
+    tool_calls = message.get("tool_calls")
+    if tool_calls is not None:
+        if role != "assistant" or not isinstance(tool_calls, list):
+            raise _invalid(f"{where}.tool_calls", "an array on an assistant message", tool_calls)
+        for k, call in enumerate(tool_calls):
+            if not isinstance(call, dict) or not isinstance(call.get("function"), dict):
+                raise _invalid(f"{where}.tool_calls[{k}].function", "an object", call)
+
+
+def _check_tools(req: dict[str, Any]) -> None:
+    tools = req.get("tools")
+    if tools is not None:
+        if not isinstance(tools, list):
+            raise _invalid("tools", "an array", tools)
+        for i, tool in enumerate(tools):
+            if not isinstance(tool, dict):
+                raise _invalid(f"tools[{i}]", "an object", tool)
+            if tool.get("type", "function") == "function":
+                function = tool.get("function")
+                if not isinstance(function, dict):
+                    raise InvalidRequest(f"Missing required parameter: 'tools[{i}].function'.",
+                                         param=f"tools[{i}].function", code="missing_required_parameter")
+                if not isinstance(function.get("name"), str) or not function["name"]:
+                    raise InvalidRequest(f"Missing required parameter: 'tools[{i}].function.name'.",
+                                         param=f"tools[{i}].function.name", code="missing_required_parameter")
+                params = function.get("parameters")
+                if params is not None and not isinstance(params, dict):
+                    raise _invalid(f"tools[{i}].function.parameters", "an object (a JSON Schema)", params)
+    choice = req.get("tool_choice")
+    if choice is not None:
+        if isinstance(choice, str):
+            if choice not in ("none", "auto", "required"):
+                raise InvalidRequest(f"Invalid value for 'tool_choice': {choice!r}. Supported values are: 'none', "
+                                     "'auto' and 'required', or an object naming a function.", param="tool_choice",
+                                     code="invalid_value")
+        elif not isinstance(choice, dict):
+            raise _invalid("tool_choice", "a string or an object", choice)
+
+
+def _check_response_format(fmt: Any) -> None:
+    if fmt is None:
+        return
+    if not isinstance(fmt, dict):
+        raise _invalid("response_format", "an object", fmt)
+    ftype = fmt.get("type")
+    if ftype not in ("text", "json_object", "json_schema"):
+        raise InvalidRequest(f"Invalid value for 'response_format.type': {ftype!r}. Supported values are: 'text', "
+                             "'json_object' and 'json_schema'.", param="response_format.type", code="invalid_value")
+    if ftype == "json_schema":
+        schema = fmt.get("json_schema")
+        if not isinstance(schema, dict):
+            raise InvalidRequest("Missing required parameter: 'response_format.json_schema'.",
+                                 param="response_format.json_schema", code="missing_required_parameter")
+        if not isinstance(schema.get("name"), str):
+            raise InvalidRequest("Missing required parameter: 'response_format.json_schema.name'.",
+                                 param="response_format.json_schema.name", code="missing_required_parameter")
+        if "schema" in schema and not isinstance(schema["schema"], dict):
+            raise _invalid("response_format.json_schema.schema", "an object", schema["schema"])
+
+
+def error_body(err: GatewayError) -> bytes:
+    return orjson.dumps(err.to_openai())
+
+
+# ----------------------------------------------------------------- streaming out
+
+
+def usage_offset(payload: bytes) -> bool:
+    """True when a chunk carries a usage object (not ``"usage": null``); no JSON parse."""
+    at = payload.find(b'"usage"')
+    if at < 0:
+        return False
+    at += 7
+    n = len(payload)
+    while at < n and payload[at] in b" :\t\n":
+        at += 1
+    return at < n and payload[at] == 0x7B  # '{'
+
+
+class ChunkWriter:
+    """Re-frames canonical chunk payloads as OpenAI SSE for the client.
+
+    Payloads pass through byte for byte; only the usage chunk is parsed, to
+    read the usage and add the gateway's cost - or dropped when the client did
+    not ask for usage (interlock always asks the vendor, to bill exactly).
+    """
+
+    __slots__ = ("_include_usage", "_on_usage", "usage_seen")
+
+    def __init__(self, include_usage: bool, on_usage: Callable[[dict[str, Any]], float | None]) -> None:
+        self._include_usage = include_usage
+        self._on_usage = on_usage
+        self.usage_seen = False
+
+    def encode(self, payloads: list[bytes]) -> bytes:
+        out = bytearray()
+        for payload in payloads:
+            if usage_offset(payload):
+                payload = self._usage_chunk(payload)
+                if not payload:
+                    continue
+            out += b"data: "
+            out += payload
+            out += b"\n\n"
+        return bytes(out)
+
+    def _usage_chunk(self, payload: bytes) -> bytes:
+        try:
+            chunk = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return payload
+        usage = chunk.get("usage") if isinstance(chunk, dict) else None
+        if not isinstance(usage, dict):
+            return payload
+        self.usage_seen = True
+        cost = self._on_usage(usage)
+        if not self._include_usage and not chunk.get("choices"):
+            return b""
+        if cost is not None:
+            usage["cost"] = cost
+        return orjson.dumps(chunk)
+
+    @staticmethod
+    def done() -> bytes:
+        return DONE_FRAME

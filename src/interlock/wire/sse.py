@@ -1,0 +1,90 @@
+"""Server-sent events: an incremental decoder and the framing helpers.
+
+Upstream bytes arrive in arbitrary slices; the decoder turns them into whole
+events without copying more than it must. The common case - ``data: {...}``
+events separated by a blank line with ``\\n`` line ends - takes one ``find``
+per event; CR/CRLF line ends and multi-line data are handled as the spec
+(https://html.spec.whatwg.org/multipage/server-sent-events.html) says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DONE = b"[DONE]"
+
+
+@dataclass(slots=True)
+class Event:
+    data: bytes
+    event: bytes | None = None
+
+
+class SSEDecoder:
+    __slots__ = ("_buf", "_skip_lf")
+
+    def __init__(self) -> None:
+        self._buf = b""
+        # The previous slice ended in CR: a LF opening this one completes that CRLF.
+        self._skip_lf = False
+
+    def feed(self, chunk: bytes) -> list[Event]:
+        if self._skip_lf:
+            self._skip_lf = False
+            if chunk.startswith(b"\n"):
+                chunk = chunk[1:]
+        buf = self._buf + chunk if self._buf else chunk
+        if b"\r" in buf:
+            self._skip_lf = buf.endswith(b"\r")
+            buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        events: list[Event] = []
+        start = 0
+        while True:
+            end = buf.find(b"\n\n", start)
+            if end < 0:
+                break
+            block = buf[start:end]
+            start = end + 2
+            if block.startswith(b"data: ") and b"\n" not in block:
+                events.append(Event(block[6:]))
+                continue
+            event = _parse_block(block)
+            if event is not None:
+                events.append(event)
+        self._buf = buf[start:]
+        return events
+
+    @property
+    def pending(self) -> bytes:
+        """Bytes of an event that has not been terminated yet."""
+        return self._buf
+
+
+def _parse_block(block: bytes) -> Event | None:
+    data: list[bytes] = []
+    name: bytes | None = None
+    for line in block.split(b"\n"):
+        if not line or line.startswith(b":"):
+            continue  # comment / keep-alive
+        field, _, value = line.partition(b":")
+        if value.startswith(b" "):
+            value = value[1:]
+        if field == b"data":
+            data.append(value)
+        elif field == b"event":
+            name = value
+    if not data and name is None:
+        return None
+    return Event(b"\n".join(data), name)
+
+
+def frame(data: bytes) -> bytes:
+    """One ``data:`` event."""
+    return b"data: " + data + b"\n\n"
+
+
+def frame_named(event: str, data: bytes) -> bytes:
+    return b"event: " + event.encode() + b"\ndata: " + data + b"\n\n"
+
+
+DONE_FRAME = b"data: [DONE]\n\n"

@@ -1,0 +1,128 @@
+"""Shared fixtures: a mock vendor on a real socket and real gateway processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import urllib.request
+
+from tests.mock_openai import MockVendor
+
+MASTER_KEY = "ik-test-master-key-0123456789"
+
+#: Vendor credentials that must not leak into test gateways from a developer's shell.
+_VENDOR_ENV = ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT", "GROQ_API_KEY", "MISTRAL_API_KEY",
+               "DEEPSEEK_API_KEY", "XAI_API_KEY", "TOGETHER_API_KEY", "FIREWORKS_API_KEY", "CEREBRAS_API_KEY",
+               "OPENROUTER_API_KEY", "PERPLEXITY_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY",
+               "COHERE_API_KEY", "VLLM_API_KEY", "INTERLOCK_CONFIG", "INTERLOCK_MASTER_KEY", "INTERLOCK_HOME")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _VENDOR_ENV}
+    env.update(extra)
+    return env
+
+
+@dataclass
+class GatewayProcess:
+    proc: subprocess.Popen[bytes]
+    port: int
+    home: Path
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/v1"
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def start_gateway(home: Path, config: str | None, env: dict[str, str] | None = None, *, workers: int = 1,
+                  wait: bool = True) -> GatewayProcess:
+    home.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    args = [sys.executable, "-m", "interlock", "serve", "--port", str(port), "--workers", str(workers)]
+    if config is not None:
+        path = home / "interlock.yaml"
+        path.write_text(config)
+        args += ["--config", str(path)]
+    log = home / "gateway.log"
+    environment = env if env is not None else clean_env(INTERLOCK_MASTER_KEY=MASTER_KEY)
+    environment.setdefault("INTERLOCK_HOME", str(home / "state"))
+    with log.open("wb") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=environment, cwd=home)
+    gw = GatewayProcess(proc, port, home, log)
+    if wait:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"gateway exited with {proc.returncode}:\n{gw.output()}")
+            try:
+                with urllib.request.urlopen(f"{gw.url}/healthz", timeout=1) as resp:
+                    if resp.status == 200:
+                        return gw
+            except OSError:
+                time.sleep(0.1)
+        gw.stop()
+        raise RuntimeError(f"gateway did not become healthy:\n{gw.output()}")
+    return gw
+
+
+@pytest.fixture(scope="session")
+def mock_vendor() -> Iterator[MockVendor]:
+    vendor = MockVendor().start()
+    yield vendor
+    vendor.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway(mock_vendor: MockVendor, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    """One gateway for the end-to-end suite: the mock vendor plus the simulator."""
+    home = tmp_path_factory.mktemp("gateway")
+    config = f"""
+server:
+  max_body_bytes: 200000
+vendors:
+  mock:
+    type: openai
+    base_url: {mock_vendor.base_url}
+    api_key: sk-mock-upstream-key
+    timeouts: {{connect: 2, first_byte: 1.5, idle: 1, total: 20}}
+aliases:
+  fast: mock/ok
+simulator:
+  enabled: true
+  time_scale: 0
+  allow_fault_headers: true
+"""
+    gw = start_gateway(home, config)
+    yield gw
+    gw.stop()
