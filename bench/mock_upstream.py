@@ -56,7 +56,7 @@ except ImportError:  # pragma: no cover - orjson is a dependency of interlock
 try:
     import uvloop
 except ImportError:  # pragma: no cover - uvloop is a dependency of interlock on Linux
-    uvloop = None
+    uvloop = None  # type: ignore[assignment]
 
 MAX_HEAD = 64 * 1024
 MAX_BODY = 32 * 1024 * 1024
@@ -312,13 +312,14 @@ class HttpProtocol(asyncio.Protocol):
                     authorization = value.strip()
             body_start = end + 4
             if chunked:
-                parsed = _parse_chunked(buf, body_start)
+                try:
+                    parsed = _parse_chunked(buf, body_start)
+                except ValueError:
+                    self._error(400, "malformed chunked body", close=True)
+                    return
                 if parsed is None:
                     if expect_continue and len(buf) == body_start:
                         self._write(b"HTTP/1.1 100 Continue\r\n\r\n")
-                    return
-                if parsed is False:
-                    self._error(400, "malformed chunked body", close=True)
                     return
                 body, consumed = parsed
             else:
@@ -525,7 +526,7 @@ class RelayClient(asyncio.Protocol):
         if self._closed:
             transport.close()
             return
-        self._upstream = cast(asyncio.Transport, transport)
+        self._upstream = transport
         if self._early:
             self._upstream.write(b"".join(self._early))
             self._early.clear()
@@ -592,18 +593,18 @@ class RelayUpstream(asyncio.Protocol):
         self._client._close()
 
 
-def _parse_chunked(buf: bytearray, pos: int) -> tuple[bytes, int] | bool | None:
-    """Decode a chunked body starting at pos: (body, end) when complete, None if more data is needed, False if malformed."""
+def _parse_chunked(buf: bytearray, pos: int) -> tuple[bytes, int] | None:
+    """Decode a chunked body starting at pos: (body, end) when complete, None if more data is needed.
+
+    Raises ValueError when the body is malformed or too large.
+    """
     out = bytearray()
     while True:
         eol = buf.find(b"\r\n", pos)
         if eol < 0:
             return None
         size_field = bytes(buf[pos:eol]).split(b";", 1)[0].strip()
-        try:
-            size = int(size_field, 16)
-        except ValueError:
-            return False
+        size = int(size_field, 16)  # ValueError when malformed
         pos = eol + 2
         if size == 0:
             # Skip trailers until the empty line.
@@ -619,7 +620,7 @@ def _parse_chunked(buf: bytearray, pos: int) -> tuple[bytes, int] | bool | None:
         out += buf[pos : pos + size]
         pos += size + 2
         if len(out) > MAX_BODY:
-            return False
+            raise ValueError("chunked body too large")
 
 
 async def serve(args: argparse.Namespace) -> None:

@@ -515,17 +515,44 @@ def wait_healthy(p: Managed, port: int, path: str, timeout: float) -> None:
     )
 
 
+def _system_cpu() -> tuple[float, float]:
+    """(busy, steal) CPU seconds of the whole machine: user + nice + system, and steal, from /proc/stat."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    ticks = [int(x) for x in fields]
+    return (ticks[0] + ticks[1] + ticks[2]) / CLK_TCK, (ticks[7] if len(ticks) > 7 else 0) / CLK_TCK
+
+
 @contextlib.contextmanager
 def cpu_meter(procs: dict[str, Managed]) -> Iterator[dict[str, float]]:
-    """Yields a dict filled, on exit, with the CPU cores each process tree used during the block."""
+    """Yields a dict filled, on exit, with the CPU cores each process tree used during the block.
+
+    Also ``other``: the CPU used meanwhile by processes that are not part of the
+    benchmark (anything but our processes, wrk and the harness itself), and
+    ``steal``: CPU taken by the hypervisor. Either one makes the figures unreliable.
+    """
     trees = {name: p.tree() for name, p in procs.items()}
     before = {name: cpu_seconds(pids) for name, pids in trees.items()}
+    sys_before, steal_before = _system_cpu()
+    own_before = os.times()
     t0 = time.monotonic()
     out: dict[str, float] = {}
     yield out
     wall = time.monotonic() - t0
+    if wall <= 0:
+        return
+    ours = 0.0
     for name, pids in trees.items():
-        out[name] = (cpu_seconds(pids) - before[name]) / wall if wall > 0 else 0.0
+        used = cpu_seconds(pids) - before[name]
+        ours += used
+        out[name] = used / wall
+    own = os.times()
+    # The harness itself, plus wrk (a child that has been waited for by now).
+    harness = sum(own[:4]) - sum(own_before[:4])
+    out["harness_and_wrk"] = harness / wall
+    sys_after, steal_after = _system_cpu()
+    # Ticks are 10 ms: a little slack before calling it interference.
+    out["other"] = max(0.0, (sys_after - sys_before) - ours - harness) / wall
+    out["steal"] = (steal_after - steal_before) / wall
 
 
 # ---------------------------------------------------------------------------
@@ -543,13 +570,19 @@ def probe(port: int, model: str, key: str) -> dict[str, Any]:
             )
         try:
             doc = json.loads(body)
-            assert doc["object"] == "chat.completion", doc.get("object")
-            assert doc["choices"][0]["message"]["content"]
-            assert doc["usage"]["total_tokens"] > 0
-        except (ValueError, KeyError, IndexError, TypeError, AssertionError) as exc:
+            valid = (
+                doc.get("object") == "chat.completion"
+                and bool(doc["choices"][0]["message"]["content"])
+                and doc["usage"]["total_tokens"] > 0
+            )
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+            valid = False
+        if not valid:
             raise BenchError(
-                f"non-streaming answer on port {port} is not a valid chat.completion ({exc!r}):\n{body[:2000]!r}"
-            ) from None
+                f"non-streaming answer on port {port} is not a chat.completion with content and usage:\n"
+                f"{body[:2000]!r}"
+            )
+        response_bytes = len(body)
         status, head, body = conn.exchange(chat_request(port, model, key, stream=True))
         if status != 200:
             raise BenchError(
@@ -559,8 +592,13 @@ def probe(port: int, model: str, key: str) -> dict[str, Any]:
         events = [e for e in body.replace(b"\r\n", b"\n").split(b"\n\n") if e.strip()]
         data = [e for e in events if e.startswith(b"data:")]
         done = bool(data) and data[-1].strip() == b"data: [DONE]"
-        chunks = [json.loads(e[5:]) for e in data if e.strip() != b"data: [DONE]"]
-        usage = [c for c in chunks if c.get("usage")]
+        try:
+            chunks = [json.loads(e[5:]) for e in data if e.strip() != b"data: [DONE]"]
+            usage = [c for c in chunks if c.get("usage")]
+        except (ValueError, AttributeError):
+            raise BenchError(
+                f"streaming answer on port {port} has an event that is not JSON:\n{body[:1500]!r}"
+            ) from None
         if not done or not chunks or not usage:
             raise BenchError(
                 f"streaming answer on port {port} is incomplete (events: {len(events)}, [DONE]: {done}, "
@@ -568,7 +606,7 @@ def probe(port: int, model: str, key: str) -> dict[str, Any]:
             )
         return {
             "model": doc.get("model"),
-            "response_bytes": len(body),
+            "response_bytes": response_bytes,
             "stream_events": len(data),
             "stream_chunks": len(chunks),  # chat.completion.chunk events, [DONE] excluded
             "stream_bytes": len(body),
@@ -836,7 +874,28 @@ def render(result: dict[str, Any]) -> str:
                 )
         if get(side, "c1", "errors"):
             lines.append(f"WARNING: {side_name} c=1: {get(side, 'c1', 'errors')} non-200 responses")
+    for label, (side_name, name) in interference(result).items():
+        cpu = get(result.get(side_name), name, "cpu_cores") or {}
+        lines.append(
+            f"WARNING: during {label}, processes outside the benchmark used {cpu.get('other', 0):.2f} cores "
+            f"(hypervisor steal {cpu.get('steal', 0):.2f}): these figures are not reliable, rerun on a quiet machine"
+        )
     return "\n".join(lines)
+
+
+OTHER_LOAD_LIMIT = 0.10  # cores used by foreign processes (or stolen) before a measurement is flagged
+
+
+def interference(result: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """Measurements during which something outside the benchmark used the CPU."""
+    out: dict[str, tuple[str, str]] = {}
+    for side_name in ("direct", "relay", "through"):
+        for name in ("c1", "c32", "stream"):
+            cpu = (result.get(side_name) or {}).get(name, {}).get("cpu_cores") or {}
+            if cpu.get("other", 0) > OTHER_LOAD_LIMIT or cpu.get("steal", 0) > OTHER_LOAD_LIMIT:
+                label = "the c=1 measurement" if name == "c1" else f"{side_name} {name}"
+                out[label] = (side_name, name)
+    return out
 
 
 def environment() -> dict[str, Any]:
@@ -949,6 +1008,15 @@ def run(args: argparse.Namespace) -> int:
                 f"port {port} (for the {what}) is already in use: stop whatever listens there first"
             )
 
+    busy_before, _ = _system_cpu()
+    time.sleep(1.0)
+    idle_load = _system_cpu()[0] - busy_before
+    if idle_load > OTHER_LOAD_LIMIT:
+        log(
+            f"WARNING: other processes are using {idle_load:.2f} cores before the run starts: "
+            "the figures will be disturbed (each measurement is checked and flagged)"
+        )
+
     started = _dt.datetime.now(_dt.UTC)
     result: dict[str, Any] = {
         "started_at": started.strftime("%Y-%m-%d %H:%M:%S UTC"),
@@ -961,6 +1029,7 @@ def run(args: argparse.Namespace) -> int:
             "gateway_core": GATEWAY_CORE,
             "load_core": LOAD_CORE,
             "only": args.only,
+            "other_load_before_run_cores": round(idle_load, 3),
             "null_relay": bool(args.relay and args.only != "direct"),
         },
         "targets": TARGETS,
@@ -1039,16 +1108,17 @@ def run(args: argparse.Namespace) -> int:
                 f"{args.duration:g}s each in {args.rounds} interleaved rounds (sequential keep-alive client)"
             )
             try:
-                c1 = sequential_latency(
-                    {side: (port, chat_request(port, model, key)) for side, port, model, key in sides},
-                    warmup=args.warmup,
-                    seconds=args.duration,
-                    rounds=args.rounds,
-                )
+                with cpu_meter(procs) as c1_cpu:
+                    c1 = sequential_latency(
+                        {side: (port, chat_request(port, model, key)) for side, port, model, key in sides},
+                        warmup=args.warmup,
+                        seconds=args.duration,
+                        rounds=args.rounds,
+                    )
             except BenchError as exc:
                 raise gateway_failed(exc) from None
             for side, lat in c1.items():
-                result[side]["c1"] = dict(lat.__dict__)
+                result[side]["c1"] = {**lat.__dict__, "cpu_cores": dict(c1_cpu)}
             if gateway is not None:
                 gateway.sample_rss()
 
@@ -1092,6 +1162,7 @@ def run(args: argparse.Namespace) -> int:
         summary["c1_added_p50_ms"] = added
         summary["c1_added_p99_ms"] = t["c1"]["p99_ms"] - d["c1"]["p99_ms"]
         summary["c1_added_p50_ok"] = added <= TARGETS["c1_added_p50_ms"]
+    summary["interference"] = sorted(interference(result))
     result["summary"] = summary
 
     out = Path(args.out)

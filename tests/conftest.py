@@ -7,12 +7,12 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import urllib.request
 
 from tests.mock_openai import MockVendor
 

@@ -154,7 +154,7 @@ def test_vendor_timeout_is_504(gateway: GatewayProcess) -> None:
 
 
 def test_stream_idle_timeout_reports_an_error_event(gateway: GatewayProcess) -> None:
-    status, headers, raw = post(gateway, chat("mock/stall", stream=True))
+    status, _, raw = post(gateway, chat("mock/stall", stream=True))
     assert status == 200
     text = raw.decode() if isinstance(raw, bytes) else json.dumps(raw)
     events = [line[6:] for line in text.split("\n") if line.startswith("data: ")]

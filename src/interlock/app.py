@@ -19,7 +19,7 @@ from typing import Any
 from interlock.api.chat import ChatCompletions
 from interlock.api.health import Health
 from interlock.api.models import ModelsApi
-from interlock.catalog import Catalog, load_catalog
+from interlock.catalog import Catalog, load_catalog, warm_tokenizers
 from interlock.config import Settings
 from interlock.errors import GatewayError, MethodNotAllowed, NotFound
 from interlock.governance.auth import Authenticator, MasterKey, ensure_master_key, server_secret
@@ -75,6 +75,8 @@ class Gateway:
         state = state or prepare_state(settings)
         self.store = state.store
         self.catalog = build_catalog(settings)
+        # Build the tokenizer now, not on the first request (it takes ~200 ms).
+        warm_tokenizers()
         self.auth = Authenticator(state.secret, state.master)
         self.http = HttpTransport()
         self.simulator = build_simulator(settings, self.catalog)

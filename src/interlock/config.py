@@ -192,12 +192,12 @@ def load_settings(
         state_dir=state_dir,
     )
     if overrides:
-        server = ServerSettings(
-            host=overrides.get("host") or server.host,
-            port=overrides.get("port") if overrides.get("port") is not None else server.port,
-            workers=overrides.get("workers") or server.workers,
-            max_body_bytes=server.max_body_bytes,
-            state_dir=server.state_dir,
+        port = overrides.get("port")
+        server = replace(
+            server,
+            host=str(overrides.get("host") or server.host),
+            port=int(port) if port is not None else server.port,
+            workers=int(overrides.get("workers") or server.workers),
         )
     if server.port > 65535:
         raise srv.error(f"expected a port number ≤ 65535, got {server.port}", "port")
@@ -208,14 +208,14 @@ def load_settings(
     for vid in BUILTIN:
         if not vendors_section.has(vid):
             vendors[vid] = _vendor(vid, None, env, default_timeouts)
-    for vid in vendors_section.keys():
+    for vid in vendors_section.names():
         if "/" in vid or not vid.strip():
             raise vendors_section.error("vendor ids may not contain '/'", vid)
         vendors[vid] = _vendor(vid, vendors_section.section(vid), env, default_timeouts)
 
     aliases_section = top.section("aliases")
     aliases: dict[str, str] = {}
-    for name in aliases_section.keys():
+    for name in aliases_section.names():
         target = aliases_section.string(name)
         if not target or "/" not in target:
             raise aliases_section.error(f"an alias must name a model as vendor/model, got {target!r}", name)

@@ -139,7 +139,7 @@ class Section:
                 hint = f" (did you mean '{close[0]}'?)" if close else f" (expected one of: {', '.join(allowed)})"
                 raise self.error(f"unknown key{hint}", key)
 
-    def keys(self) -> Iterator[str]:
+    def names(self) -> Iterator[str]:
         return iter(self.value)
 
     def has(self, key: str) -> bool:
@@ -224,7 +224,7 @@ class Section:
     def string_map(self, key: str) -> dict[str, str]:
         sub = self.section(key)
         out: dict[str, str] = {}
-        for name in sub.keys():
+        for name in sub.names():
             text = sub.string(name)
             if text is None:
                 raise sub.error("expected a string, got nothing", name)

@@ -24,7 +24,7 @@ from interlock.pipeline.settle import (
     settle,
     stream_output_text,
 )
-from interlock.server.http import CLIENT_GONE, Request
+from interlock.server.http import CLIENT_GONE, Request, StreamTransport
 from interlock.vendors.registry import SIMULATOR_HEADERS
 from interlock.wire.openai_chat import ChunkWriter, error_body, parse_json_object, validate_chat_request
 
@@ -121,12 +121,13 @@ class ChatCompletions:
         chunks = await target.vendor.adapter.stream(request, target.vendor_model, extra)
         # Payloads are kept only until usage arrives, to estimate tokens if it never does.
         seen: list[bytes] = []
+        stream_out: StreamTransport | None = None
         try:
             batch = await chunks.next_batch()
             options = request.get("stream_options")
             include_usage = isinstance(options, dict) and options.get("include_usage") is True
             writer = ChunkWriter(include_usage, lambda usage: price_openai_usage(ctx, usage))
-            transport = req.stream(200, [*_SSE_HEADERS, *ctx.response_headers()])
+            stream_out = req.stream(200, [*_SSE_HEADERS, *ctx.response_headers()])
             ctx.first_byte = time.perf_counter()
             failure: GatewayError | None = None
             try:
@@ -135,22 +136,25 @@ class ChatCompletions:
                         seen.extend(batch)
                     data = writer.encode(batch)
                     if data:
-                        await transport.send_bytes(data)
+                        await stream_out.send_bytes(data)
                     batch = await chunks.next_batch()
                 if chunks.truncated:
                     failure = UpstreamError(f"{target.vendor.config.spec.name} ended the stream before it was complete",
                                             code="upstream_stream_truncated")
             except GatewayError as err:
-                failure = err
+                failure = err.with_traceback(None)
             if failure is not None:
                 # Headers are gone: the error travels as an event, the way OpenAI reports mid-stream errors.
                 ctx.fail(failure)
-                await transport.send_bytes(b"data: " + error_body(failure) + b"\n\n")
+                await stream_out.send_bytes(b"data: " + error_body(failure) + b"\n\n")
             else:
-                await transport.send_bytes(writer.done())
+                await stream_out.send_bytes(writer.done())
         except CLIENT_GONE:
             ctx.client_disconnected = True
         finally:
+            # Granian ends the response when the transport is released: never let a
+            # reference cycle keep it (and the client) waiting for a GC pass.
+            stream_out = None
             chunks.close()
             if ctx.usage is None and ctx.first_byte is not None:
                 estimate_usage(ctx, request, stream_output_text(seen))

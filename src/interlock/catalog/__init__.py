@@ -20,6 +20,7 @@ from interlock.catalog.pricing import (
     usage_from_openai,
 )
 from interlock.catalog.tokens import count_tokens, estimate_chat_tokens, image_tokens
+from interlock.catalog.tokens import warm as warm_tokenizers
 
 __all__ = [
     "CAPABILITIES",
@@ -41,4 +42,5 @@ __all__ = [
     "usage_from_cohere",
     "usage_from_gemini",
     "usage_from_openai",
+    "warm_tokenizers",
 ]

@@ -11,7 +11,7 @@ never touches the network or anything outside the package.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from types import MappingProxyType
@@ -80,7 +80,11 @@ class Route:
         return self.status == "deprecated"
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"vendor": self.vendor, "id": self.vendor_model_id, "price": self.price.to_json()}
+        out: dict[str, Any] = {
+            "vendor": self.vendor,
+            "id": self.vendor_model_id,
+            "price": self.price.to_json(),
+        }
         _put(out, "context", self.context_window)
         _put(out, "output", self.max_output)
         _put(out, "input_limit", self.max_input)
@@ -202,13 +206,19 @@ def _put(out: dict[str, Any], key: str, value: Any) -> None:
 
 
 def route_sort_key(route: Route) -> tuple[Any, ...]:
-    """Preference order of routes within one vendor: live before deprecated, cheaper first."""
+    """Preference order of routes within one vendor: live before deprecated, cheaper first.
+
+    At equal price a Bedrock ``global.`` inference profile wins over the bare
+    model id: same rate, more capacity, and newer models accept on-demand calls
+    only through a profile.
+    """
     blended = route.price.blended()
     return (
         route.deprecated,
         route.vendor_model_id.endswith(":free"),
         blended is None,
         blended or 0,
+        not route.vendor_model_id.startswith("global."),
         len(route.vendor_model_id),
         route.vendor_model_id,
     )
@@ -219,7 +229,9 @@ def sort_routes(routes: Iterable[Route]) -> tuple[Route, ...]:
     return tuple(sorted(routes, key=lambda r: (r.vendor, *route_sort_key(r))))
 
 
-def choose_reference_route(lab: str, routes: tuple[Route, ...], pinned_vendor: str | None = None) -> Route | None:
+def choose_reference_route(
+    lab: str, routes: tuple[Route, ...], pinned_vendor: str | None = None
+) -> Route | None:
     """The route whose price stands for the model: the lab's own vendor, else the cheapest.
 
     "Cheapest" ranks by a 3:1 input:output blend among priced, non-deprecated,
@@ -257,7 +269,15 @@ def with_routes(model: Model, routes: Iterable[Route]) -> Model:
 class Catalog:
     """An immutable, indexed set of models. Build new ones with :meth:`with_overrides`."""
 
-    __slots__ = ("_by_id", "_by_vendor_model", "_by_vendor_model_folded", "meta", "models", "vendors")
+    __slots__ = (
+        "_by_id",
+        "_by_tail",
+        "_by_vendor_model",
+        "_by_vendor_model_folded",
+        "meta",
+        "models",
+        "vendors",
+    )
 
     def __init__(self, models: Iterable[Model], meta: Mapping[str, Any] | None = None) -> None:
         self.models: tuple[Model, ...] = tuple(sorted(models, key=lambda m: m.id))
@@ -272,12 +292,15 @@ class Catalog:
         for key, value in self._by_vendor_model.items():
             self._by_vendor_model_folded.setdefault((key[0], key[1].lower()), value)
         self.vendors: frozenset[str] = frozenset(v for v, _ in self._by_vendor_model)
+        self._by_tail: dict[str, list[Model]] = {}
+        for m in self.models:
+            self._by_tail.setdefault(m.id.rsplit("/", 1)[-1], []).append(m)
         self.meta: Mapping[str, Any] = MappingProxyType(dict(meta or {}))
 
     def __len__(self) -> int:
         return len(self.models)
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[Model]:
         return iter(self.models)
 
     def __contains__(self, model_id: object) -> bool:
@@ -311,7 +334,7 @@ class Catalog:
             pair = self.by_vendor_model(vendor, rest)
             if pair is not None:
                 return pair[0]
-        tails = [m for m in self.models if m.id.rsplit("/", 1)[-1] == name.lower()]
+        tails = self._by_tail.get(name.lower(), [])
         if len(tails) == 1:
             return tails[0]
         matches: dict[str, Model] = {}
@@ -405,7 +428,17 @@ _ROUTE_KEYS = frozenset(
     {"vendor_model_id", "price", "context_window", "max_output", "max_input", "capabilities", "zdr", "remove"}
 )
 _PRICE_KEYS = frozenset(
-    {"input", "output", "cache_read", "cache_write", "reasoning", "input_audio", "output_audio", "citation", "request"}
+    {
+        "input",
+        "output",
+        "cache_read",
+        "cache_write",
+        "reasoning",
+        "input_audio",
+        "output_audio",
+        "citation",
+        "request",
+    }
 )
 
 
@@ -454,7 +487,9 @@ def _caps(value: Any, where: str) -> frozenset[str]:
     caps = frozenset(_str_tuple(value, where))
     unknown = caps - CAPABILITIES
     if unknown:
-        raise ValueError(f"{where}: unknown capabilities {sorted(unknown)} (known: {', '.join(sorted(CAPABILITIES))})")
+        raise ValueError(
+            f"{where}: unknown capabilities {sorted(unknown)} (known: {', '.join(sorted(CAPABILITIES))})"
+        )
     return caps
 
 
@@ -508,7 +543,9 @@ def _apply_routes(model: Model, routes_spec: Any, where: str) -> list[Route]:
         wanted = spec.get("vendor_model_id")
         if wanted is not None:
             _str(wanted, f"{rw}.vendor_model_id")
-        targets = [i for i, r in enumerate(routes) if r.vendor == vendor and wanted in (None, r.vendor_model_id)]
+        targets = [
+            i for i, r in enumerate(routes) if r.vendor == vendor and wanted in (None, r.vendor_model_id)
+        ]
         if spec.get("remove") is True:
             routes = [r for i, r in enumerate(routes) if i not in targets]
             continue
@@ -539,8 +576,12 @@ def _new_model(model_id: str, spec: Mapping[str, Any], where: str) -> Model:
     if not sep or not lab:
         raise ValueError(f"{where}: a new model id must have the form 'lab/model'")
     name = spec.get("name", model_id)
-    return Model(id=model_id, lab=_str(spec.get("lab", lab), f"{where}.lab"), name=_str(name, f"{where}.name"),
-                 capabilities=frozenset({"streaming"}))
+    return Model(
+        id=model_id,
+        lab=_str(spec.get("lab", lab), f"{where}.lab"),
+        name=_str(name, f"{where}.name"),
+        capabilities=frozenset({"streaming"}),
+    )
 
 
 def _patch_model(model: Model, spec: Mapping[str, Any], where: str) -> Model:

@@ -11,19 +11,24 @@ Identity rules (how provider files become canonical models and routes):
 1. A provider model with ``base_model = "lab/model"`` is a route of the canonical
    model ``lab/model``: the lab file's facts, minus ``base_model_omit``, overlaid
    with the provider file (provider fields win).
-2. A provider model without ``base_model`` is linked to an existing canonical
-   model when its id names one: first ``x/y`` equal to a canonical id, then
-   ``<lab>/<id>`` for a lab's own API (openai, anthropic, google, mistral...),
-   then a unique canonical id whose last segment equals the provider id's last
-   segment, case-insensitively (Azure's ``gpt-4.1-mini`` -> ``openai/gpt-4.1-mini``).
-3. Otherwise it becomes its own model: the id itself, lower-cased, when it has the
-   ``org/model`` form (OpenRouter, Together, Groq namespaced ids); else
-   ``<vendor>/<last segment>`` (``azure/phi-4``, ``fireworks/glm-5p1``). Later
-   providers can link to models created this way (rule 2), so OpenAI's own
-   ``gpt-4o`` and Azure's ``gpt-4o`` are one model with two routes.
+2. A provider model without ``base_model`` is normalised first: Bedrock region
+   prefixes and ``-v1:0`` suffixes, Vertex's ``-maas``, Fireworks' account path
+   and OpenRouter's ``:free`` / ``~`` markers are stripped, and organisation
+   names are mapped to models.dev lab folders (``mistralai`` -> ``mistral``,
+   ``meta-llama`` -> ``meta``, ``qwen`` -> ``alibaba``, ``x-ai`` -> ``xai``...).
+   It is then linked to an existing canonical model when one matches:
+   ``<lab>/<model>`` for ``org/model`` ids, ``<lab>/<id>`` for a lab's own API,
+   else a unique canonical id with the same last segment (Azure's
+   ``gpt-4.1-mini`` -> ``openai/gpt-4.1-mini``).
+3. Otherwise it becomes its own model with id ``<lab>/<model>`` (org ids) or
+   ``<vendor's lab or vendor>/<id>`` (``azure/phi-4``, ``groq/llama-3.3-70b-versatile``,
+   ``fireworks/glm-5p1``), facts from that provider file. Later providers link to
+   models created this way, so OpenRouter's and Azure's ``gpt-5-chat`` are one model.
 
-Providers are processed lab APIs first, then namespaced (``org/model``) ids, then
-the rest, so the most authoritative source creates a model and supplies its facts.
+Providers are processed lab APIs and ``base_model`` files first, then ``org/model``
+ids, then the rest, so the most authoritative source creates a model and
+supplies its facts. Two providers feeding one vendor (Vertex's two Claude
+catalogs) give the same vendor id once.
 """
 
 from __future__ import annotations
@@ -234,7 +239,9 @@ def capabilities_of(data: Mapping[str, Any], model_id: str, price: Price | None)
     outputs = set(mods.get("output", ("text",)))
     family = str(data.get("family", "")).lower()
     caps: set[str] = set()
-    chat = "text" in outputs and not any(k in family or k in model_id.lower() for k in _NOT_STREAMING_FAMILIES)
+    chat = "text" in outputs and not any(
+        k in family or k in model_id.lower() for k in _NOT_STREAMING_FAMILIES
+    )
     if chat:
         caps.add("streaming")
     flags = {
@@ -293,7 +300,9 @@ class _Builder:
         for path in sorted((snapshot / "models").glob("*/*.toml")):
             self.lab_files[f"{path.parent.name}/{path.stem}"] = _read_toml(path)
         if not self.lab_files:
-            raise CompileError(f"{snapshot}: no models/<lab>/<model>.toml files; is this a models.dev snapshot?")
+            raise CompileError(
+                f"{snapshot}: no models/<lab>/<model>.toml files; is this a models.dev snapshot?"
+            )
         self.facts: dict[str, dict[str, Any]] = {}  # canonical id -> facts
         self.routes: dict[str, list[Route]] = {}
         self.seen: set[tuple[str, str]] = set()
@@ -321,7 +330,7 @@ class _Builder:
                     candidates.append(f"{own_lab}/{v}")
                 for prefix in sorted(ORG_ALIASES, key=len, reverse=True):
                     if v.startswith(prefix + "-"):
-                        candidates.append(f"{ORG_ALIASES[prefix]}/{v[len(prefix) + 1:]}")
+                        candidates.append(f"{ORG_ALIASES[prefix]}/{v[len(prefix) + 1 :]}")
             own = f"{own_lab or vendor}/{variants[-1]}"
         for cand in candidates:
             if cand in known:
@@ -337,8 +346,9 @@ class _Builder:
         if canonical in self.facts:
             return
         lab_data = self.lab_files.get(canonical)
-        self.facts[canonical] = _facts(lab_data if lab_data is not None else data, canonical,
-                                       canonical.split("/", 1)[0], where)
+        self.facts[canonical] = _facts(
+            lab_data if lab_data is not None else data, canonical, canonical.split("/", 1)[0], where
+        )
 
     def add(self, vendor: str, provider: str, pid: str, data: dict[str, Any], where: str) -> None:
         self.latest_update = max(self.latest_update, _text(data.get("last_updated")) or "")
@@ -451,8 +461,12 @@ def dump_catalog(catalog: Catalog) -> bytes:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m interlock.catalog.compile", description=__doc__.split("\n")[0])
-    parser.add_argument("snapshot", nargs="?", type=Path, default=DEFAULT_SNAPSHOT, help="models.dev snapshot dir")
+    parser = argparse.ArgumentParser(
+        prog="python -m interlock.catalog.compile", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "snapshot", nargs="?", type=Path, default=DEFAULT_SNAPSHOT, help="models.dev snapshot dir"
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output catalog.json")
     args = parser.parse_args(argv)
     started = time.perf_counter()

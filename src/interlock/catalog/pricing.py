@@ -154,7 +154,9 @@ class Price:
     def to_json(self) -> dict[str, Any]:
         """Compact JSON form (the packaged catalog's price schema): unknown fields omitted."""
         out: dict[str, Any] = {
-            name: getattr(self, name) for name in (*PRICE_FIELDS, "request") if getattr(self, name) is not None
+            name: getattr(self, name)
+            for name in (*PRICE_FIELDS, "request")
+            if getattr(self, name) is not None
         }
         if self.tiers:
             out["tiers"] = [
@@ -212,7 +214,9 @@ class Usage:
         if not isinstance(other, Usage):
             return NotImplemented
         values: dict[str, Any] = {
-            f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(Usage) if f.name != "estimated"
+            f.name: getattr(self, f.name) + getattr(other, f.name)
+            for f in fields(Usage)
+            if f.name != "estimated"
         }
         return Usage(**values, estimated=self.estimated or other.estimated)
 

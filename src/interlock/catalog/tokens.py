@@ -48,9 +48,7 @@ _O200K_PATTERN = "|".join(
         r"""\s+""",
     ]
 )
-_CL100K_PATTERN = (
-    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
-)
+_CL100K_PATTERN = r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
 
 #: encoding name -> (split pattern, special tokens). Special tokens are never
 #: produced from user text (we encode "ordinary" text, as OpenAI does for content).
@@ -116,7 +114,9 @@ def _build(name: str) -> tiktoken.Encoding:
     if name not in ENCODINGS:
         raise ValueError(f"unknown encoding {name!r}; packaged: {sorted(ENCODINGS)}")
     pattern, specials = ENCODINGS[name]
-    raw = gzip.decompress(resources.files("interlock.catalog").joinpath("data", f"{name}.tiktoken.gz").read_bytes())
+    raw = gzip.decompress(
+        resources.files("interlock.catalog").joinpath("data", f"{name}.tiktoken.gz").read_bytes()
+    )
     parts = raw.split()
     ranks = dict(zip(map(binascii.a2b_base64, parts[0::2]), map(int, parts[1::2]), strict=True))
     return tiktoken.Encoding(name, pat_str=pattern, mergeable_ranks=ranks, special_tokens=specials)

@@ -38,6 +38,9 @@ class RequestContext:
     client_disconnected: bool = False
 
     def fail(self, error: GatewayError) -> None:
+        # Drop the traceback: it references the handler's frames, which reference this
+        # context, and such cycles would keep responses and buffers alive until a GC pass.
+        error.__traceback__ = None
         self.status = error.status
         self.error = error
 

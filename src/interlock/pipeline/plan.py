@@ -97,10 +97,20 @@ class Planner:
                 f"The model '{name}' does not exist: '{vendor_id}' is neither a catalog lab nor a configured vendor.",
                 param="model")
         runtime = self.live.get(vendor_id)
+        found = self.catalog.by_vendor_model(vendor_id, vendor_model)
         if runtime is None:
+            simulator = self.live.get(SIMULATOR)
+            if found is not None and simulator is not None:
+                cat_model, route = found
+                why.append(f"{config.spec.name} is not live here ({config.why_not_live()}); "
+                           f"the simulator answers for {cat_model.id}, priced as {config.spec.name}")
+                return Plan(name, (Target(simulator, cat_model.id, cat_model, route.price),), tuple(why))
+            if found is None:
+                raise ModelNotFound(
+                    f"The model '{name}' is not in the catalog, and {config.spec.name} is not live here to pass it "
+                    f"through ({config.why_not_live()}).", param="model")
             raise NoRouteAvailable(f"The vendor '{vendor_id}' is not available here ({config.why_not_live()}).",
                                    param="model")
-        found = self.catalog.by_vendor_model(vendor_id, vendor_model)
         if found is not None:
             cat_model, route = found
             why.append(f"{config.spec.name} serves '{vendor_model}' (catalog model {cat_model.id})")

@@ -43,30 +43,35 @@ _TAILS = (
 _LINKS = ("and", "because", "while", "so", "although", "which means")
 
 _PIECE = re.compile(r"\s*[\w'-]+|[^\w\s]")
-_TOPIC = re.compile(r"[A-Za-z][A-Za-z-]{4,}")
+_TOPIC = re.compile(r"[A-Za-z][A-Za-z-]*|[^A-Za-z\s]+")
 _STOPWORDS = frozenset(
     ["about", "above", "after", "again", "against", "being", "below", "between", "could", "doing", "during", "further", "having", "itself", "other", "should", "their", "there", "these", "those", "through", "under", "until", "which", "while", "would", "write", "please", "answer", "explain", "tell", "describe", "short", "sentence", "sentences", "words", "using"]
 )
 
 
 def topic_words(prompt: str, limit: int = 6) -> list[str]:
-    """Distinctive words of the prompt, in order of first use, to make answers feel on-topic."""
-    seen: dict[str, None] = {}
-    for match in _TOPIC.finditer(prompt[-4000:]):
-        word = match.group().lower().strip("-")
-        if word not in _STOPWORDS and len(word) >= 5:
-            seen.setdefault(word, None)
-    words = list(seen)
-    return words[:limit]
+    """Short noun-ish phrases of the prompt (runs of up to two content words), to sound on-topic."""
+    phrases: dict[str, None] = {}
+    run: list[str] = []
+    for match in _TOPIC.finditer(prompt[-4000:] + " ."):
+        word = match.group()
+        if word.lower() in _STOPWORDS or len(word) < 4:
+            if run:
+                phrases.setdefault(" ".join(run[-2:]), None)
+            run = []
+            continue
+        run.append(word if any(c.isupper() for c in word[1:]) else word.lower())
+    return list(phrases)[:limit]
 
 
 def _sentence(rng: random.Random, topics: list[str]) -> str:
     obj = rng.choice(_OBJECTS)
-    if topics and rng.random() < 0.45:
-        obj = f"the {rng.choice(topics)}"
     subject = rng.choice(_SUBJECTS)
-    if topics and rng.random() < 0.25:
-        subject = f"the {rng.choice(topics)}"
+    if topics and rng.random() < 0.35:
+        if rng.random() < 0.6:
+            obj = f"the {rng.choice(topics)}"
+        else:
+            subject = rng.choice(("thinking about", "working with", "getting")) + f" {rng.choice(topics)} right"
     parts = []
     if rng.random() < 0.4:
         parts.append(rng.choice(_OPENERS))
@@ -142,14 +147,15 @@ def _fit(pieces: list[str], limit: int, counter: PieceCounter) -> list[str]:
     return pieces
 
 
-def apply_stop(pieces: list[str], stops: list[str]) -> tuple[list[str], bool]:
-    """Cut before the first stop sequence, like a vendor does; returns pieces and whether one matched."""
+def apply_stop(pieces: list[str], stops: list[str]) -> tuple[list[str], str | None]:
+    """Cut before the first stop sequence, like a vendor does; returns pieces and the sequence that matched."""
     if not stops:
-        return pieces, False
+        return pieces, None
     text = "".join(pieces)
-    cut = min((i for i in (text.find(s) for s in stops if s) if i >= 0), default=-1)
-    if cut < 0:
-        return pieces, False
+    found = [(i, s) for s in stops if s and (i := text.find(s)) >= 0]
+    if not found:
+        return pieces, None
+    cut, matched = min(found)
     out: list[str] = []
     size = 0
     for piece in pieces:
@@ -160,7 +166,7 @@ def apply_stop(pieces: list[str], stops: list[str]) -> tuple[list[str], bool]:
             if cut > size:
                 out.append(piece[: cut - size])
             break
-    return out, True
+    return out, matched
 
 
 def chop(text: str, rng: random.Random, lo: int = 3, hi: int = 12) -> list[str]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs
 
 from interlock.catalog import Catalog, Model
+from interlock.simulator.anthropic_wire import AnthropicWire
 from interlock.simulator.cache import PrefixCache
 from interlock.simulator.catalog_view import count_text, default_catalog
 from interlock.simulator.content import PieceCounter
@@ -34,6 +35,7 @@ from interlock.simulator.faults import (
     parse_fault_header,
     parse_latency_header,
 )
+from interlock.simulator.gemini_wire import GeminiWire
 from interlock.simulator.generate import Generation, build_generation, random_id
 from interlock.simulator.latency import default_profile, sample_latency
 from interlock.simulator.openai_wire import OpenAIWire
@@ -73,7 +75,7 @@ class Engine:
         self.clock = clock
         self.rng = random.Random(settings.seed)
         self.cache = PrefixCache(settings.cache_ttl_s, settings.cache_max_entries)
-        self.wires: dict[str, WireFormat] = {"openai": OpenAIWire()}  # WIRES
+        self.wires: dict[str, WireFormat] = {"openai": OpenAIWire(), "anthropic": AnthropicWire(), "gemini": GeminiWire()}
         self._counters: dict[str, PieceCounter] = {}
 
     # -- routing -----------------------------------------------------------------------------
@@ -81,10 +83,10 @@ class Engine:
     def route(self, path: str, query: str, formats: Collection[str] = FORMATS) -> Route | None:
         if path == "/v1/chat/completions" and "openai" in formats:
             return Route(self.wires["openai"], None, False, True)
-        if path == "/v1/messages" and "anthropic" in formats and "anthropic" in self.wires:
+        if path == "/v1/messages" and "anthropic" in formats:
             return Route(self.wires["anthropic"], None, False, True)
         match = _GEMINI_PATH.match(path)
-        if match and "gemini" in formats and "gemini" in self.wires:
+        if match and "gemini" in formats:
             stream = match["method"] == "streamGenerateContent"
             sse = "sse" in parse_qs(query).get("alt", [])
             return Route(self.wires["gemini"], match["model"], stream, sse)

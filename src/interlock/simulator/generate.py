@@ -57,6 +57,7 @@ class Choice:
     reasoning_tokens: int = 0
     thinking: list[str] = field(default_factory=list)
     signature: str = ""
+    stop_sequence: str | None = None
 
     @property
     def text(self) -> str:
@@ -94,7 +95,7 @@ def build_generation(
     cache: PrefixCache | None,
 ) -> Generation:
     seed = req.content_seed()
-    prompt_tokens = count_chat(req.count_request, model)
+    prompt_tokens = count_chat(req.count_request, model) + req.extra_prompt_tokens
     cached = write = 0
     if cache is not None and "prompt_caching" in model.capabilities:
         unit_tokens = [counter.text(text) + 4 for _, text in req.segments]
@@ -166,11 +167,11 @@ def _choice(
     target = max(8, round(sample_lognormal(140, 520, rng)))
     pieces, cut = answer_pieces(rng, topics, target, room, counter)
     finish: Finish = "length" if cut else "stop"
-    pieces, stopped = apply_stop(pieces, req.stop)
-    if stopped:
+    pieces, matched = apply_stop(pieces, req.stop)
+    if matched is not None:
         finish = "stop"
     tokens = counter.text("".join(pieces))
-    return Choice(index, pieces, [], finish, tokens, reasoning, thinking, signature)
+    return Choice(index, pieces, [], finish, tokens, reasoning, thinking, signature, matched)
 
 
 def _tools_to_call(req: SimRequest, rng: random.Random) -> list[ToolDef]:

@@ -46,6 +46,64 @@ class SchemaError(ValueError):
     """The schema cannot be satisfied (``false``, an empty ``enum``, contradictory bounds)."""
 
 
+_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_SCHEMA_MAPS = ("properties", "$defs", "definitions")
+_SCHEMA_ONE = ("items", "additionalProperties", "not")
+_NUMERIC = ("minimum", "maximum", "multipleOf", "minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties")
+
+
+def check_schema(schema: Any, path: str = "") -> None:
+    """Reject schemas whose *structure* is wrong (a vendor answers those with a 400).
+
+    Only shapes are checked (``type`` is a string or a list of strings,
+    ``properties`` a mapping of schemas, ``required`` a list of strings...);
+    semantics are left to :func:`generate`.
+    """
+    where = path or "(root)"
+    if isinstance(schema, bool):
+        return
+    if not isinstance(schema, Mapping):
+        raise SchemaError(f"{where}: a schema must be an object or a boolean")
+    kind = schema.get("type")
+    if kind is not None and not (
+        isinstance(kind, str) or (isinstance(kind, list) and kind and all(isinstance(k, str) for k in kind))
+    ):
+        raise SchemaError(f"{where}.type: must be a string or a list of strings")
+    required = schema.get("required")
+    if required is not None and not (isinstance(required, list) and all(isinstance(r, str) for r in required)):
+        raise SchemaError(f"{where}.required: must be a list of strings")
+    for key in ("enum",):
+        if key in schema and not isinstance(schema[key], list):
+            raise SchemaError(f"{where}.{key}: must be a list")
+    for key in _NUMERIC:
+        value = schema.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise SchemaError(f"{where}.{key}: must be a number")
+    for key in ("pattern", "format", "$ref"):
+        if key in schema and not isinstance(schema[key], str):
+            raise SchemaError(f"{where}.{key}: must be a string")
+    for key in _SCHEMA_LISTS:
+        if key in schema:
+            value = schema[key]
+            if not isinstance(value, list):
+                raise SchemaError(f"{where}.{key}: must be a list of schemas")
+            for i, sub in enumerate(value):
+                check_schema(sub, f"{where}.{key}[{i}]")
+    for key in _SCHEMA_MAPS:
+        if key in schema:
+            value = schema[key]
+            if not isinstance(value, Mapping):
+                raise SchemaError(f"{where}.{key}: must be an object")
+            for name, sub in value.items():
+                check_schema(sub, f"{where}.{key}.{name}")
+    for key in _SCHEMA_ONE:
+        if key in schema:
+            check_schema(schema[key], f"{where}.{key}")
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and not ref.startswith("#"):
+        raise SchemaError(f"{where}.$ref: only local references (#/...) are supported")
+
+
 def generate(schema: Any, rng: random.Random, *, attempts: int = 8) -> Any:
     """An instance of ``schema``, checked with :func:`conforms` (retried a few times)."""
     value: Any = None

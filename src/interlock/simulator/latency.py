@@ -10,13 +10,16 @@ distribution statistically, without sleeping.
 Defaults depend on a *class* derived from catalog facts (name, family,
 reasoning capability, output price): a nano model answers faster than an
 opus-class one, and reasoning models spend extra time thinking before the
-first visible token (added per request from the reasoning tokens they spend).
+first visible token: their profile's TTFT is the time to the first *reasoning*
+token, and the reasoning tokens a request spends are added on top at the
+sampled speed, so effort and budgets change TTFT like they do at the vendor.
 """
 
 from __future__ import annotations
 
 import math
 import random
+import re
 from dataclasses import dataclass
 
 from interlock.catalog import Model
@@ -55,13 +58,22 @@ DEFAULT_PROFILES: dict[str, LatencyProfile] = {
     "small": LatencyProfile(ttft_p50=0.6, ttft_p95=1.5, tps_p50=110.0, tps_p95=175.0),
     "standard": LatencyProfile(ttft_p50=0.8, ttft_p95=2.2, tps_p50=70.0, tps_p95=110.0),
     "large": LatencyProfile(ttft_p50=1.6, ttft_p95=4.5, tps_p50=35.0, tps_p95=60.0),
-    "reasoning": LatencyProfile(ttft_p50=0.9, ttft_p95=2.5, tps_p50=120.0, tps_p95=200.0),
+    "reasoning_small": LatencyProfile(ttft_p50=0.7, ttft_p95=1.8, tps_p50=140.0, tps_p95=240.0),
+    "reasoning": LatencyProfile(ttft_p50=1.0, ttft_p95=2.8, tps_p50=80.0, tps_p95=130.0),
     "reasoning_large": LatencyProfile(ttft_p50=1.8, ttft_p95=5.0, tps_p50=50.0, tps_p95=90.0),
 }
 
-_TINY = ("nano", "flash-lite", "lite", "tiny", "-1b", "-3b", "-8b", "gemma")
-_SMALL = ("mini", "flash", "haiku", "small", "turbo", "instant", "-7b", "-9b", "-12b", "-14b")
-_LARGE = ("opus", "gpt-4.5", "ultra", "-pro", "405b", "large", "-70b", "-72b")
+_TINY = ("nano", "flash-lite", "lite", "tiny", "1b", "3b", "8b", "gemma")
+_SMALL = ("mini", "flash", "haiku", "small", "turbo", "instant", "7b", "9b", "12b", "14b")
+_LARGE = ("opus", "gpt-4.5", "ultra", "405b", "large", "70b", "72b")
+
+
+def _markers(words: tuple[str, ...]) -> re.Pattern[str]:
+    """Whole-word markers: "mini" must not match inside "gemini"."""
+    return re.compile("|".join(rf"(?<![a-z0-9.]){re.escape(w)}(?![a-z0-9])" for w in words))
+
+
+_TINY_RE, _SMALL_RE, _LARGE_RE = _markers(_TINY), _markers(_SMALL), _markers(_LARGE)
 _LARGE_OUTPUT_PRICE = 30_000_000  # micro-USD per 1M output tokens: $30/M and up is a big model
 
 
@@ -88,11 +100,13 @@ def model_class(model: Model) -> str:
     text = f"{model.id} {model.name} {model.family or ''}".lower()
     price = output_price(model)
     reasoning = "reasoning" in model.capabilities
-    large = any(m in text for m in _LARGE) or (price is not None and price >= _LARGE_OUTPUT_PRICE)
-    tiny = any(m in text for m in _TINY)
-    small = tiny or any(m in text for m in _SMALL)
+    large = bool(_LARGE_RE.search(text)) or (price is not None and price >= _LARGE_OUTPUT_PRICE)
+    tiny = bool(_TINY_RE.search(text))
+    small = tiny or bool(_SMALL_RE.search(text))
     if reasoning:
-        return "reasoning_large" if large and not small else "reasoning"
+        if small:
+            return "reasoning_small"
+        return "reasoning_large" if large else "reasoning"
     if tiny:
         return "tiny"
     if small:

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from interlock.simulator.generate import Choice, Generation, Usage, random_id
+from interlock.simulator.jsonschema_gen import SchemaError, check_schema
 from interlock.simulator.plan import Meta
 from interlock.simulator.request import (
     BadRequest,
@@ -26,6 +27,7 @@ from interlock.simulator.request import (
     ToolChoice,
     ToolDef,
     canonical,
+    document_tokens,
     expect_int,
     seed_material,
     text_of,
@@ -77,12 +79,13 @@ class OpenAIWire:
             if not isinstance(message, dict):
                 raise BadRequest(f"Invalid type for 'messages[{i}]': expected an object.", f"messages[{i}]")
             role = message.get("role")
-            if role not in _ROLES:
+            if not isinstance(role, str) or role not in _ROLES:
                 raise BadRequest(
                     f"Invalid value: '{role}'. Supported values are: 'system', 'assistant', 'user', 'function', "
                     "'tool', and 'developer'.",
                     f"messages[{i}].role",
                 )
+            _check_message(message, i)
         stream = data.get("stream") is True
         options = data.get("stream_options")
         if options is not None and not stream:
@@ -114,6 +117,12 @@ class OpenAIWire:
             segments.append((canonical(head), canonical(head).decode()))
         for message in messages:
             segments.append((canonical(message), text_of(message.get("content")) or canonical(message).decode()))
+        extra = 0
+        for message in messages:
+            content = message.get("content")
+            for part in content if isinstance(content, list) else ():
+                if isinstance(part, dict) and part.get("type") == "file" and isinstance(part.get("file"), dict):
+                    extra += document_tokens(part["file"].get("file_data"), "application/pdf")
         last_user = next((m for m in reversed(messages) if m.get("role") == "user"), messages[-1])
         return SimRequest(
             model=model,
@@ -133,6 +142,7 @@ class OpenAIWire:
             json_mode=json_mode,
             reasoning=_EFFORTS[effort_raw] if effort_raw is not None else None,
             seed_material=seed_material(data, ("stream", "stream_options")),
+            extra_prompt_tokens=extra,
         )
 
     def render(self, gen: Generation, req: SimRequest, meta: Meta) -> bytes:
@@ -256,6 +266,38 @@ def _choice_events(choice: Choice, chunk: Any, share: float) -> list[tuple[float
     return events
 
 
+def _check_message(message: dict[str, Any], i: int) -> None:
+    """Shapes the API rejects (and that token counting could not read)."""
+    content = message.get("content")
+    if content is not None and not isinstance(content, str | list):
+        raise BadRequest(f"Invalid type for 'messages[{i}].content': expected a string or an array of parts.", f"messages[{i}].content")
+    if content is None and message.get("role") != "assistant":
+        raise BadRequest(f"Missing required parameter: 'messages[{i}].content'.", f"messages[{i}].content")
+    for j, part in enumerate(content if isinstance(content, list) else ()):
+        if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+            raise BadRequest(f"Invalid 'messages[{i}].content[{j}]': expected an object with a 'type'.", f"messages[{i}].content[{j}]")
+        kind = part["type"]
+        inner = part.get(kind)
+        if kind in ("text", "refusal") and not isinstance(inner, str):
+            raise BadRequest(f"Invalid type for 'messages[{i}].content[{j}].{kind}': expected a string.", f"messages[{i}].content[{j}].{kind}")
+        if kind in ("image_url", "input_audio", "file") and not isinstance(inner, dict):
+            raise BadRequest(f"Invalid type for 'messages[{i}].content[{j}].{kind}': expected an object.", f"messages[{i}].content[{j}].{kind}")
+        if kind == "image_url" and not isinstance(part["image_url"].get("url"), str):
+            raise BadRequest(f"Missing required parameter: 'messages[{i}].content[{j}].image_url.url'.", f"messages[{i}].content[{j}].image_url.url")
+    calls = message.get("tool_calls")
+    if calls is None:
+        return
+    if not isinstance(calls, list):
+        raise BadRequest(f"Invalid type for 'messages[{i}].tool_calls': expected an array.", f"messages[{i}].tool_calls")
+    for j, call in enumerate(calls):
+        fn = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not isinstance(fn.get("arguments"), str):
+            raise BadRequest(
+                f"Invalid 'messages[{i}].tool_calls[{j}]': expected a function with a name and string arguments.",
+                f"messages[{i}].tool_calls[{j}]",
+            )
+
+
 def _stops(raw: Any) -> list[str]:
     if raw is None:
         return []
@@ -280,8 +322,12 @@ def _tools(raw: Any) -> list[ToolDef]:
         if not isinstance(name, str) or not name:
             raise BadRequest(f"Missing required parameter: 'tools[{i}].function.name'.", f"tools[{i}].function.name")
         params = fn.get("parameters", {"type": "object", "properties": {}})
-        if not isinstance(params, dict | bool):
+        if not isinstance(params, dict):
             raise BadRequest(f"Invalid 'tools[{i}].function.parameters': expected an object.", f"tools[{i}].function.parameters")
+        try:
+            check_schema(params)
+        except SchemaError as exc:
+            raise BadRequest(f"Invalid schema for function '{name}': {exc}", f"tools[{i}].function.parameters") from None
         tools.append(ToolDef(name=name, parameters=params))
     return tools
 
@@ -318,6 +364,10 @@ def _response_format(raw: Any) -> tuple[Any, bool]:
         schema = spec.get("schema", {})
         if not isinstance(schema, dict):
             raise BadRequest("Invalid type for 'response_format.json_schema.schema': expected an object.", "response_format.json_schema.schema")
+        try:
+            check_schema(schema)
+        except SchemaError as exc:
+            raise BadRequest(f"Invalid schema for response_format '{spec['name']}': {exc}", "response_format") from None
         return schema, False
     raise BadRequest(
         f"Invalid value: '{kind}'. Supported values are: 'json_object', 'json_schema', and 'text'.",

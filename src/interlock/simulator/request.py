@@ -10,7 +10,10 @@ rewritten as an OpenAI chat request because that is what the catalog's
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -57,6 +60,7 @@ class SimRequest:
     show_thinking: bool = False  # Anthropic thinking blocks / Gemini thought parts
     seed_material: bytes = b""
     cache_control: bool = False  # Anthropic: the request marked a cache breakpoint
+    extra_prompt_tokens: int = 0  # documents/files, which the catalog's chat estimate does not count
 
     def content_seed(self) -> int:
         """The seed of everything generated for this request (not of latency or faults)."""
@@ -92,3 +96,27 @@ def text_of(content: Any) -> str:
     if isinstance(content, list):
         return " ".join(text_of(part.get("text", "")) for part in content if isinstance(part, dict))
     return ""
+
+
+PDF_TOKENS_PER_PAGE = 1500  # text plus page image, the order of magnitude vendors bill per PDF page
+_PDF_PAGE = re.compile(rb"/Type\s*/Page(?![a-z])")
+
+
+def document_tokens(data: str | None, media_type: str) -> int:
+    """Prompt tokens of an attached document (base64 ``data``; None when sent by reference).
+
+    PDFs are billed per page by vendors, so pages are counted in the file; plain
+    text is counted at about four bytes per token.
+    """
+    if not data:
+        return PDF_TOKENS_PER_PAGE
+    if data.startswith("data:"):
+        media_type = data[5 : data.find(";")] if ";" in data else media_type
+        data = data.partition(",")[2]
+    try:
+        raw = base64.b64decode(data, validate=False)
+    except (binascii.Error, ValueError):
+        return PDF_TOKENS_PER_PAGE
+    if media_type == "application/pdf" or raw.startswith(b"%PDF"):
+        return max(1, len(_PDF_PAGE.findall(raw))) * PDF_TOKENS_PER_PAGE
+    return max(1, len(raw) // 4)

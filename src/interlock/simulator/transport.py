@@ -148,8 +148,8 @@ class SimulatorTransport:
         timeouts: Timeouts,
     ) -> UpstreamResponse:
         parts = urlsplit(url)
-        pacer = _Pacer(self.settings.time_scale)
         plan = self.engine.plan(method, parts.path, parts.query, headers, body)
+        pacer = _Pacer(self.settings.time_scale)  # simulated delays start once the answer is planned
         host = parts.netloc or "simulator.internal"
         if plan.refuse:
             raise UpstreamError(f"could not reach the vendor: Cannot connect to host {host} [Connection refused]")

@@ -85,7 +85,7 @@ class _Deadline:
         now = self._loop.time()
         self._total_at = now + timeouts.total
         self.phase = "first_byte"
-        self._cm = asyncio.timeout(min(now + timeouts.first_byte, self._total_at))
+        self._cm = asyncio.timeout_at(min(now + timeouts.first_byte, self._total_at))
 
     def bytes_arrived(self) -> None:
         self.phase = "idle"
@@ -195,7 +195,7 @@ class HttpTransport:
         except aiohttp.ClientError as exc:
             raise UpstreamError(f"could not reach the vendor: {exc!s}") from None
         # The timer is re-entered for the body so that one deadline spans the exchange.
-        deadline._cm = asyncio.timeout(deadline._cm.when())
+        deadline._cm = asyncio.timeout_at(deadline._cm.when())
         return _HttpResponse(resp, deadline, url)
 
     async def close(self) -> None:
