@@ -118,6 +118,21 @@ vendors:
     timeouts: {{connect: 2, first_byte: 1.5, idle: 1, total: 20}}
 aliases:
   fast: mock/ok
+catalog:
+  models:
+    mocklab/priced:
+      name: Priced mock
+      context_window: 32768
+      max_output: 4096
+      capabilities: [streaming, tools]
+      routes:
+        mock: {{vendor_model_id: priced, price: {{input: 1.0, output: 2.0}}}}
+    mocklab/unmetered:
+      name: A mock that reports no usage
+      context_window: 32768
+      capabilities: [streaming]
+      routes:
+        mock: {{vendor_model_id: no-usage, price: {{input: 1.0, output: 2.0}}}}
 simulator:
   enabled: true
   time_scale: 0
