@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from interlock.api.chat import ChatCompletions
 from interlock.api.health import Health
 from interlock.api.models import ModelsApi
 from interlock.catalog import Catalog, load_catalog, warm_tokenizers
@@ -25,12 +24,14 @@ from interlock.errors import GatewayError, MethodNotAllowed, NotFound
 from interlock.governance.auth import Authenticator, MasterKey, ensure_master_key, server_secret
 from interlock.ledger.store import SQLiteStore
 from interlock.ledger.writer import LedgerWriter, NullLedger
+from interlock.pipeline.core import Pipeline
+from interlock.pipeline.dispatch import Dispatcher
 from interlock.pipeline.plan import Planner
 from interlock.pipeline.settle import Ledger
 from interlock.server.http import Request, Router, RSGIProtocol, RSGIScope
 from interlock.vendors.registry import build_vendors
 from interlock.vendors.transport import HttpTransport, Transport
-from interlock.wire.openai_chat import error_body
+from interlock.wire.openai_chat import OpenAIChatCodec, error_body
 
 log = logging.getLogger("interlock")
 
@@ -82,6 +83,7 @@ class Gateway:
         self.simulator = build_simulator(settings, self.catalog)
         self.vendors = build_vendors(settings, self.http, self.simulator)
         self.planner = Planner(self.catalog, self.vendors, settings.vendors, settings.aliases)
+        self.dispatcher = Dispatcher()
         self.ledger: Ledger = NullLedger()
         self._writer: LedgerWriter | None = None
         if settings.logging_enabled:
@@ -94,7 +96,7 @@ class Gateway:
         openai_errors = error_body
         health = Health(self)
         models = ModelsApi(self)
-        router.add("/v1/chat/completions", ("POST",), ChatCompletions(self), openai_errors)
+        router.add("/v1/chat/completions", ("POST",), Pipeline(self, OpenAIChatCodec()), openai_errors)
         router.add("/v1/models", ("GET",), models.list, openai_errors)
         router.add("/v1/models/*", ("GET",), models.detail, openai_errors)
         router.add("/healthz", ("GET", "HEAD"), health.live, openai_errors)

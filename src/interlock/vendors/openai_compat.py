@@ -10,7 +10,6 @@ canonical, so they pass through as the bytes the vendor sent.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -23,22 +22,17 @@ from interlock.errors import (
     UpstreamRejected,
     UpstreamTimeout,
 )
+from interlock.vendors.adapter import Completion
 from interlock.vendors.transport import Transport, UpstreamResponse
 from interlock.wire.sse import DONE, SSEDecoder
-
-
-@dataclass(slots=True)
-class Completion:
-    """A whole, canonical (Chat Completions) answer."""
-
-    data: dict[str, Any]
-    status: int = 200
 
 
 class ChunkStream:
     """Canonical chunk payloads from an OpenAI-dialect SSE body, a batch per network read."""
 
     __slots__ = ("_decoder", "_iter", "_last", "_resp", "finished", "truncated")
+
+    dropped: tuple[str, ...] = ()
 
     def __init__(self, resp: UpstreamResponse) -> None:
         self._resp = resp

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from interlock.config import Settings, VendorConfig
+from interlock.vendors.adapter import ChatAdapter
 from interlock.vendors.openai_compat import OpenAICompatAdapter
 from interlock.vendors.transport import HttpTransport, Transport
 
@@ -16,7 +17,7 @@ SIMULATOR_HEADERS = ("x-interlock-simulator-fault", "x-interlock-simulator-laten
 @dataclass(frozen=True, slots=True)
 class VendorRuntime:
     config: VendorConfig
-    adapter: OpenAICompatAdapter
+    adapter: ChatAdapter
 
     @property
     def id(self) -> str:

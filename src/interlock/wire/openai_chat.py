@@ -294,5 +294,34 @@ class ChunkWriter:
         return orjson.dumps(chunk)
 
     @staticmethod
-    def done() -> bytes:
+    def finish() -> bytes:
         return DONE_FRAME
+
+    @staticmethod
+    def error(err: GatewayError) -> bytes:
+        # OpenAI reports a failure after the stream started as a data event carrying an error object.
+        return b"data: " + error_body(err) + b"\n\n"
+
+
+class OpenAIChatCodec:
+    """The Chat Completions format: canonical already, so parsing is validation."""
+
+    name = "openai.chat"
+    stream_content_type = "text/event-stream"
+
+    def parse(self, body: bytes, req: object) -> dict[str, Any]:
+        request = parse_json_object(body)
+        validate_chat_request(request)
+        return request
+
+    def render_error(self, err: GatewayError) -> bytes:
+        return error_body(err)
+
+    def completion(self, ctx: object, request: dict[str, Any], data: dict[str, Any]) -> bytes:
+        return orjson.dumps(data)
+
+    def stream_encoder(self, ctx: object, request: dict[str, Any],
+                       on_usage: Callable[[dict[str, Any]], float | None]) -> ChunkWriter:
+        options = request.get("stream_options")
+        include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        return ChunkWriter(include_usage, on_usage)

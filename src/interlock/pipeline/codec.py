@@ -1,0 +1,67 @@
+"""What an inbound API format must provide to run on the pipeline.
+
+The pipeline speaks one canonical language (Chat Completions dicts and chunk
+payloads); an :class:`InboundCodec` translates a public API format into it and
+back. The OpenAI Chat codec is nearly the identity; the Anthropic Messages and
+Responses codecs translate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from interlock.errors import GatewayError
+
+if TYPE_CHECKING:
+    from interlock.pipeline.context import RequestContext
+    from interlock.server.http import Request
+
+#: Called by a stream encoder with the canonical (OpenAI-shaped) usage object when it
+#: passes; returns the cost in USD to show the caller (None when unpriced).
+UsageHook = Callable[[dict[str, Any]], float | None]
+
+
+class StreamEncoder(Protocol):
+    """Canonical chunk payloads → the caller's stream format."""
+
+    #: True once a usage chunk has passed (so the pipeline knows not to estimate).
+    usage_seen: bool
+
+    def encode(self, payloads: list[bytes]) -> bytes:
+        """Bytes to send for these canonical chunk payloads (may be empty)."""
+        ...
+
+    def finish(self) -> bytes:
+        """The closing bytes of a stream that completed normally."""
+        ...
+
+    def error(self, err: GatewayError) -> bytes:
+        """A well-formed error event for a failure after the stream started."""
+        ...
+
+
+class InboundCodec(Protocol):
+    #: Short name recorded with each request, e.g. "openai.chat".
+    name: str
+    #: Content type of streamed responses.
+    stream_content_type: str
+
+    def parse(self, body: bytes, req: Request) -> dict[str, Any]:
+        """Validate the caller's body and return the canonical Chat Completions request.
+
+        Raises :class:`~interlock.errors.InvalidRequest` naming the offending parameter
+        (in the caller's format's terms).
+        """
+        ...
+
+    def render_error(self, err: GatewayError) -> bytes:
+        """The error body in the caller's format."""
+        ...
+
+    def completion(self, ctx: RequestContext, request: dict[str, Any], data: dict[str, Any]) -> bytes:
+        """A canonical completion (with ``usage.cost`` already added) in the caller's format."""
+        ...
+
+    def stream_encoder(self, ctx: RequestContext, request: dict[str, Any], on_usage: UsageHook) -> StreamEncoder:
+        ...

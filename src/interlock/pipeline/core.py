@@ -1,0 +1,142 @@
+"""The request pipeline, once for every inbound format.
+
+inbound codec (parse) → context (who) → plan → admit (reserve) → dispatch →
+outbound codec (write) → settle. A stream is committed to the client only once
+the vendor's first chunk is in hand, so every failure before that point still
+gets a proper HTTP status; later failures become an error event in the
+caller's format. Settle always runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from interlock.errors import GatewayError, UpstreamError
+from interlock.pipeline.codec import InboundCodec
+from interlock.pipeline.context import RequestContext
+from interlock.pipeline.settle import (
+    completion_output_text,
+    estimate_usage,
+    price_openai_usage,
+    settle,
+    stream_output_text,
+)
+from interlock.server.http import CLIENT_GONE, Request, StreamTransport
+
+if TYPE_CHECKING:
+    from interlock.app import Gateway
+
+
+class Pipeline:
+    """One route's handler: the pipeline bound to an inbound codec."""
+
+    def __init__(self, gateway: Gateway, codec: InboundCodec) -> None:
+        self.gw = gateway
+        self.codec = codec
+        self._stream_headers = [("content-type", codec.stream_content_type), ("cache-control", "no-cache"),
+                                ("x-accel-buffering", "no")]
+
+    async def __call__(self, req: Request) -> None:
+        ctx = RequestContext(self.codec.name)
+        task = asyncio.current_task()
+        watcher = asyncio.ensure_future(req.proto.client_disconnect())
+
+        def on_disconnect(_: object) -> None:
+            ctx.client_disconnected = True
+            if task is not None and not req.responded:
+                task.cancel()
+
+        watcher.add_done_callback(on_disconnect)
+        try:
+            await self._run(req, ctx)
+        except GatewayError as err:
+            ctx.fail(err)
+            if not req.responded:
+                headers = [("content-type", "application/json"), *ctx.response_headers(), *err.headers.items()]
+                req.send(err.status, self.codec.render_error(err), headers)
+        except asyncio.CancelledError:
+            if not ctx.client_disconnected:
+                raise
+            # We cancelled ourselves because the client left: the upstream call is aborted.
+            if task is not None:
+                task.uncancel()
+        finally:
+            watcher.remove_done_callback(on_disconnect)
+            watcher.cancel()
+            settle(ctx, self.gw.ledger)
+
+    async def _run(self, req: Request, ctx: RequestContext) -> None:
+        gw = self.gw
+        ctx.principal = gw.auth.authenticate(req.header("authorization"), req.header("x-api-key"))
+        request = self.codec.parse(await req.body(gw.settings.server.max_body_bytes), req)
+        ctx.requested_model = request["model"]
+        ctx.stream = request.get("stream") is True
+        ctx.plan = gw.planner.plan(request["model"])
+        if ctx.stream:
+            await self._stream(req, ctx, request)
+        else:
+            await self._complete(req, ctx, request)
+
+    async def _complete(self, req: Request, ctx: RequestContext, request: dict[str, Any]) -> None:
+        completion = await self.gw.dispatcher.complete(ctx, request, req.headers)
+        ctx.first_byte = time.perf_counter()
+        data = completion.data
+        usage = data.get("usage")
+        if isinstance(usage, dict):
+            cost = price_openai_usage(ctx, usage)
+            if cost is not None:
+                usage["cost"] = cost
+        else:
+            estimate_usage(ctx, request, completion_output_text(data))
+        headers = [("content-type", "application/json"), *ctx.response_headers()]
+        if ctx.cost is not None:
+            headers.append(("x-interlock-cost-usd", ctx.cost.usd_str))
+            if ctx.cost.estimated:
+                headers.append(("x-interlock-cost-estimated", "true"))
+        if completion.dropped:
+            headers.append(("x-interlock-dropped-params", ",".join(completion.dropped)))
+        req.send(200, self.codec.completion(ctx, request, data), headers)
+
+    async def _stream(self, req: Request, ctx: RequestContext, request: dict[str, Any]) -> None:
+        source, batch = await self.gw.dispatcher.stream(ctx, request, req.headers)
+        # Payloads are kept only until usage arrives, to estimate tokens if it never does.
+        seen: list[bytes] = []
+        out: StreamTransport | None = None
+        try:
+            encoder = self.codec.stream_encoder(ctx, request, lambda usage: price_openai_usage(ctx, usage))
+            headers = [*self._stream_headers, *ctx.response_headers()]
+            if source.dropped:
+                headers.append(("x-interlock-dropped-params", ",".join(source.dropped)))
+            out = req.stream(200, headers)
+            ctx.first_byte = time.perf_counter()
+            failure: GatewayError | None = None
+            try:
+                while batch is not None:
+                    if not encoder.usage_seen:
+                        seen.extend(batch)
+                    data = encoder.encode(batch)
+                    if data:
+                        await out.send_bytes(data)
+                    batch = await source.next_batch()
+                if source.truncated:
+                    assert ctx.target is not None
+                    failure = UpstreamError(f"{ctx.target.vendor.config.spec.name} ended the stream before it was "
+                                            "complete", code="upstream_stream_truncated")
+            except GatewayError as err:
+                failure = err.with_traceback(None)
+            if failure is not None:
+                ctx.fail(failure)
+                await out.send_bytes(encoder.error(failure))
+            else:
+                await out.send_bytes(encoder.finish())
+        except CLIENT_GONE:
+            ctx.client_disconnected = True
+        finally:
+            # Granian ends the response when the transport is released: never let a
+            # reference cycle keep it (and the client) waiting for a GC pass.
+            out = None
+            source.close()
+            if ctx.usage is None and ctx.first_byte is not None:
+                estimate_usage(ctx, request, stream_output_text(seen))
