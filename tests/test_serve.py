@@ -64,3 +64,17 @@ def test_config_error_stops_the_start_with_file_and_line(tmp_path: Path) -> None
     assert proc.returncode == 2
     assert f"{path}:5: vendors.openai.timeouts.idle: expected a number, got 'soon'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(("text", "fragment"), [
+    ("simulator:\n  enabled: true\n  time_scale: fast\n", "simulator.time_scale"),
+    ("catalog:\n  models:\n    openai/gpt-4.1-mini:\n      routes:\n        openai: {price: {inptu: 1}}\n", "inptu"),
+])
+def test_subsystem_config_errors_fail_the_start(tmp_path: Path, text: str, fragment: str) -> None:
+    path = tmp_path / "interlock.yaml"
+    path.write_text(text)
+    proc = subprocess.run([sys.executable, "-m", "interlock", "serve", "--config", str(path)],
+                          capture_output=True, text=True, env=clean_env(), timeout=30)
+    assert proc.returncode == 2, proc.stderr
+    assert fragment in proc.stderr and "configuration error" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -19,7 +19,7 @@ from typing import Any
 from interlock.api.health import Health
 from interlock.api.models import ModelsApi
 from interlock.catalog import Catalog, load_catalog, warm_tokenizers
-from interlock.config import Settings
+from interlock.config import ConfigError, Settings
 from interlock.errors import GatewayError, MethodNotAllowed, NotFound
 from interlock.governance.auth import Authenticator, MasterKey, ensure_master_key, server_secret
 from interlock.ledger.store import SQLiteStore
@@ -52,10 +52,23 @@ def prepare_state(settings: Settings, environ: Mapping[str, str] | None = None) 
     return State(store, secret, ensure_master_key(store, secret, env))
 
 
+def validate(settings: Settings) -> None:
+    """Build every subsystem's own settings once, in the launching process.
+
+    Sections validated by their subsystem (``catalog:``, ``simulator:``) fail the
+    start here with a :class:`ConfigError`, instead of failing inside a worker.
+    """
+    catalog = build_catalog(settings)
+    build_simulator(settings, catalog)
+
+
 def build_catalog(settings: Settings) -> Catalog:
     catalog = load_catalog()
     if settings.catalog:
-        catalog = catalog.with_overrides(dict(settings.catalog))
+        try:
+            catalog = catalog.with_overrides(dict(settings.catalog))
+        except ValueError as exc:
+            raise ConfigError(f"{settings.source}: {exc}") from None
     return catalog
 
 
@@ -65,7 +78,11 @@ def build_simulator(settings: Settings, catalog: Catalog) -> Transport | None:
     from interlock.simulator.settings import SimulatorSettings
     from interlock.simulator.transport import SimulatorTransport
 
-    return SimulatorTransport(SimulatorSettings.from_config(dict(settings.simulator)), catalog)
+    try:
+        sim_settings = SimulatorSettings.from_config(dict(settings.simulator))
+    except ValueError as exc:
+        raise ConfigError(f"{settings.source or '(defaults)'}: {exc}") from None
+    return SimulatorTransport(sim_settings, catalog)
 
 
 class Gateway:

@@ -51,9 +51,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from granian import Granian
     from granian.constants import Interfaces, Loops
 
-    from interlock.app import prepare_state
+    from interlock.app import prepare_state, validate
 
     settings = _settings(args, host=args.host, port=args.port, workers=args.workers)
+    validate(settings)
     state = prepare_state(settings)
     state.store.close()
     print(banner(settings, state.master), flush=True)

@@ -92,6 +92,16 @@ class Settings:
     catalog: Mapping[str, Any]
     logging_enabled: bool
     source: str | None
+    #: The parsed file, so subsystems that validate their own section (``policies:``,
+    #: ``logging:``, ``telemetry:``) can report errors with the file and line.
+    document: Document | None = None
+    environ: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def section(self, key: str) -> Section:
+        """A top-level section of the config file, for a subsystem to validate."""
+        doc = self.document or Document({}, {}, "(defaults)")
+        data = doc.data if isinstance(doc.data, dict) else {}
+        return Section(doc, (key,), data.get(key), self.environ)
 
     def live_vendors(self) -> list[VendorConfig]:
         return [v for v in self.vendors.values() if v.live]
@@ -244,5 +254,7 @@ def load_settings(
         catalog=MappingProxyType(cat),
         logging_enabled=log.boolean("enabled", True),
         source=str(path) if path is not None else None,
+        document=doc,
+        environ=env,
     )
 

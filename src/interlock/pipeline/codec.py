@@ -47,8 +47,11 @@ class InboundCodec(Protocol):
     #: Content type of streamed responses.
     stream_content_type: str
 
-    def parse(self, body: bytes, req: Request) -> dict[str, Any]:
+    async def parse(self, body: bytes, req: Request) -> dict[str, Any]:
         """Validate the caller's body and return the canonical Chat Completions request.
+
+        Async so a codec may read state it needs (the Responses API's
+        ``previous_response_id``) without blocking the loop.
 
         Raises :class:`~interlock.errors.InvalidRequest` naming the offending parameter
         (in the caller's format's terms).

@@ -70,7 +70,7 @@ class Pipeline:
     async def _run(self, req: Request, ctx: RequestContext) -> None:
         gw = self.gw
         ctx.principal = gw.auth.authenticate(req.header("authorization"), req.header("x-api-key"))
-        request = self.codec.parse(await req.body(gw.settings.server.max_body_bytes), req)
+        request = await self.codec.parse(await req.body(gw.settings.server.max_body_bytes), req)
         ctx.requested_model = request["model"]
         ctx.stream = request.get("stream") is True
         ctx.plan = gw.planner.plan(request["model"])
