@@ -647,7 +647,7 @@ def measure_side(
 
     phases = [("c32", "chat.lua", args.concurrency)]
     if streaming:
-        phases.append(("stream", "stream.lua", args.concurrency))
+        phases.append(("stream", "stream.lua", args.stream_concurrency))
     for name, script, conns in phases:
         log(f"{side}: {name} (wrk -c{conns}, {args.warmup:g}s warm-up + {args.duration:g}s)")
         run_wrk(wrk, url, script, connections=conns, seconds=int(args.warmup), model=model, key=key)
@@ -782,7 +782,7 @@ def render(result: dict[str, Any]) -> str:
             )
         )
     if (d and "stream" in d) or t:
-        rows.append((f"streaming, concurrency {cfg['concurrency']} (wrk)", "", "", "", "", ""))
+        rows.append((f"streaming, concurrency {cfg['stream_concurrency']} (wrk)", "", "", "", "", ""))
         rows.append(
             (
                 "  streams/s",
@@ -842,6 +842,7 @@ def render(result: dict[str, Any]) -> str:
         f"gateway: 1 worker on core {GATEWAY_CORE}; mock, wrk and the latency client on core {LOAD_CORE}; "
         f"{cfg['warmup']:g}s warm-up + {cfg['duration']:g}s per measurement; "
         f"mock latency {cfg['mock_latency_ms']:g} ms, {cfg['chunks']} content chunks per stream"
+        + (f" paced {cfg['chunk_delay_ms']:g} ms apart" if cfg["chunk_delay_ms"] else " (unpaced)")
     )
     lines.append("")
     fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths) if w)
@@ -960,7 +961,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--rounds", type=int, default=5, help="interleaved rounds of the c=1 measurement (default 5)"
     )
     p.add_argument("--chunks", type=int, default=100, help="content chunks per mock stream (default 100)")
-    p.add_argument("--mock-latency-ms", type=float, default=0.0)
+    p.add_argument(
+        "--stream-concurrency", type=int, default=None, help="streaming connections (default: --concurrency)"
+    )
+    p.add_argument("--mock-latency-ms", type=float, default=0.0, help="mock time to first byte (default 0)")
+    p.add_argument(
+        "--chunk-delay-ms", type=float, default=0.0, help="pace the mock's stream events (default 0: unpaced)"
+    )
     p.add_argument("--mock-port", type=int, default=9101)
     p.add_argument("--gateway-port", type=int, default=8401)
     p.add_argument("--relay-port", type=int, default=8402)
@@ -978,6 +985,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default=str(BENCH_DIR / "results" / "latest.json"))
     p.add_argument("--check", action="store_true", help="exit 4 when a target is missed")
     args = p.parse_args(argv)
+    if args.stream_concurrency is None:
+        args.stream_concurrency = args.concurrency
     if args.duration is None:
         args.duration = 3 if args.quick else 10
     if args.warmup is None:
@@ -1026,6 +1035,8 @@ def run(args: argparse.Namespace) -> int:
             "concurrency": args.concurrency,
             "chunks": args.chunks,
             "mock_latency_ms": args.mock_latency_ms,
+            "chunk_delay_ms": args.chunk_delay_ms,
+            "stream_concurrency": args.stream_concurrency,
             "gateway_core": GATEWAY_CORE,
             "load_core": LOAD_CORE,
             "only": args.only,
@@ -1042,7 +1053,8 @@ def run(args: argparse.Namespace) -> int:
             mock_cmd = [
                 "taskset", "-c", str(LOAD_CORE), sys.executable, str(BENCH_DIR / "mock_upstream.py"),
                 "--host", HOST, "--port", str(args.mock_port), "--chunks", str(args.chunks),
-                "--latency-ms", str(args.mock_latency_ms), "--api-key", UPSTREAM_KEY,
+                "--latency-ms", str(args.mock_latency_ms), "--chunk-delay-ms", str(args.chunk_delay_ms),
+                "--api-key", UPSTREAM_KEY,
             ]  # fmt: skip
             log("starting the mock vendor: " + " ".join(mock_cmd))
             procs["mock"] = Managed("mock", mock_cmd, env=dict(os.environ), logdir=tmp)
@@ -1191,6 +1203,7 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started with SIGINT ignored
     try:
         return run(args)
     except BenchError as exc:
