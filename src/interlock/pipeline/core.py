@@ -41,7 +41,8 @@ class Pipeline:
     async def __call__(self, req: Request) -> None:
         ctx = RequestContext(self.codec.name)
         task = asyncio.current_task()
-        watcher = asyncio.ensure_future(req.proto.client_disconnect())
+        # Granian's disconnect future takes callbacks directly: no watcher task per request.
+        watcher = req.proto.client_disconnect()
 
         def on_disconnect(_: object) -> None:
             ctx.client_disconnected = True

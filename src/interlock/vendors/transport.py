@@ -1,7 +1,7 @@
 """The upstream transport: how bytes reach a vendor and come back.
 
 One small interface, two implementations: :class:`HttpTransport` (pooled
-aiohttp connections, one session per worker process) and the in-process
+keep-alive connections of our own HTTP/1.1 client, see ``http1.py``) and the in-process
 simulator transport. Vendor adapters only build requests and decode answers;
 they never know which transport carries them, so the simulator exercises the
 very same decoding code as a real vendor.
@@ -22,9 +22,8 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-import aiohttp
-
 from interlock.errors import UpstreamError, UpstreamTimeout
+from interlock.vendors.http1 import Connection, ConnectTimeout, HTTP1Client, HTTPClientError, ResponseHead
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +90,7 @@ class _Deadline:
         self.phase = "idle"
         self._cm.reschedule(min(self._loop.time() + self._timeouts.idle, self._total_at))
 
-    def error(self, url: str) -> UpstreamTimeout:
+    def error(self) -> UpstreamTimeout:
         if self._loop.time() >= self._total_at - 1e-3:
             return UpstreamTimeout(f"the vendor did not finish within the total timeout of {self._timeouts.total:g}s")
         if self.phase == "first_byte":
@@ -100,78 +99,74 @@ class _Deadline:
 
 
 class _HttpResponse:
-    __slots__ = ("_deadline", "_resp", "_url", "headers", "status")
+    __slots__ = ("_client", "_conn", "_deadline", "_open", "headers", "status")
 
-    def __init__(self, resp: aiohttp.ClientResponse, deadline: _Deadline, url: str) -> None:
-        self._resp = resp
+    def __init__(self, client: HTTP1Client, conn: Connection, head: ResponseHead, deadline: _Deadline) -> None:
+        self._client = client
+        self._conn = conn
         self._deadline = deadline
-        self._url = url
-        self.status = resp.status
-        self.headers: Mapping[str, str] = resp.headers
+        self._open = True
+        self.status = head.status
+        self.headers: Mapping[str, str] = head.headers
 
     async def read(self) -> bytes:
+        deadline = self._deadline
+        conn = self._conn
+        pieces: list[bytes] = []
         try:
-            async with self._deadline._cm:
-                return await self._resp.read()
+            async with deadline._cm:
+                while (piece := await conn.read_piece()) is not None:
+                    pieces.append(piece)
         except TimeoutError:
-            raise self._deadline.error(self._url) from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(f"the vendor connection failed while reading the answer: {exc!s}") from None
-        finally:
-            self._resp.release()
+            self.close()
+            raise deadline.error() from None
+        except HTTPClientError as exc:
+            self.close()
+            raise UpstreamError(f"the vendor connection failed while reading the answer: {exc}") from None
+        except BaseException:
+            self.close()
+            raise
+        self._release()
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
     async def iter_bytes(self) -> AsyncIterator[bytes]:
         deadline = self._deadline
-        content = self._resp.content
+        conn = self._conn
         try:
             async with deadline._cm:
-                while True:
-                    data = await content.readany()
-                    if not data:
-                        return
+                while (piece := await conn.read_piece()) is not None:
                     deadline.bytes_arrived()
-                    yield data
+                    yield piece
         except TimeoutError:
-            raise deadline.error(self._url) from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(f"the vendor connection broke mid-stream: {exc!s}") from None
+            raise deadline.error() from None
+        except HTTPClientError as exc:
+            raise UpstreamError(f"the vendor connection broke mid-stream: {exc}") from None
         finally:
-            self._resp.close()
+            if conn.done and conn.error is None:
+                self._release()
+            else:
+                self.close()
+
+    def _release(self) -> None:
+        if self._open:
+            self._open = False
+            self._client.release(self._conn)
 
     def close(self) -> None:
-        self._resp.close()
+        """Abort the exchange unless the body was read to its end (the vendor stops generating)."""
+        if self._open:
+            self._open = False
+            if self._conn.done and self._conn.error is None:
+                self._client.release(self._conn)
+            else:
+                self._client.abort(self._conn)
 
 
 class HttpTransport:
-    """Pooled HTTP/1.1 keep-alive connections to every vendor, one pool per process."""
+    """Pooled keep-alive HTTP/1.1 connections to every vendor, one pool per worker process."""
 
-    def __init__(self, *, limit_per_host: int = 0, keepalive_timeout: float = 60.0) -> None:
-        self._limit_per_host = limit_per_host
-        self._keepalive_timeout = keepalive_timeout
-        self._session: aiohttp.ClientSession | None = None
-        self._connect_timeouts: dict[float, aiohttp.ClientTimeout] = {}
-
-    def _open(self) -> aiohttp.ClientSession:
-        # Created on first use: an aiohttp session belongs to the running loop of its worker.
-        connector = aiohttp.TCPConnector(
-            limit=0,
-            limit_per_host=self._limit_per_host,
-            keepalive_timeout=self._keepalive_timeout,
-            ttl_dns_cache=300,
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            auto_decompress=True,
-            skip_auto_headers=("User-Agent",),
-            timeout=aiohttp.ClientTimeout(total=None),
-        )
-        return self._session
-
-    def _client_timeout(self, connect: float) -> aiohttp.ClientTimeout:
-        timeout = self._connect_timeouts.get(connect)
-        if timeout is None:
-            timeout = self._connect_timeouts[connect] = aiohttp.ClientTimeout(total=None, sock_connect=connect)
-        return timeout
+    def __init__(self) -> None:
+        self._client = HTTP1Client()
 
     async def request(
         self,
@@ -184,21 +179,16 @@ class HttpTransport:
         deadline = _Deadline(timeouts)
         try:
             async with deadline._cm:
-                session = self._session or self._open()
-                resp = await session.request(
-                    method, url, headers=headers, data=body, timeout=self._client_timeout(timeouts.connect)
-                )
+                conn, head = await self._client.send(method, url, headers, body, timeouts.connect)
         except TimeoutError:
-            raise deadline.error(url) from None
-        except aiohttp.ServerTimeoutError:
+            raise deadline.error() from None
+        except ConnectTimeout:
             raise UpstreamTimeout(f"could not connect to the vendor within {timeouts.connect:g}s") from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(f"could not reach the vendor: {exc!s}") from None
+        except HTTPClientError as exc:
+            raise UpstreamError(f"could not reach the vendor: {exc}") from None
         # The timer is re-entered for the body so that one deadline spans the exchange.
         deadline._cm = asyncio.timeout_at(deadline._cm.when())
-        return _HttpResponse(resp, deadline, url)
+        return _HttpResponse(self._client, conn, head, deadline)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        self._client.close()
