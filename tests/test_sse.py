@@ -47,3 +47,31 @@ def test_usage_detection_without_parsing() -> None:
     assert usage_offset(b'{"choices": [], "usage": {"prompt_tokens": 1}}')
     assert not usage_offset(b'{"choices":[{"delta":{}}],"usage":null}')
     assert not usage_offset(b'{"choices":[{"delta":{"content":"x"}}]}')
+
+
+def test_feed_data_keeps_only_payloads_across_splits() -> None:
+    for i in range(len(STREAM)):
+        decoder = SSEDecoder()
+        out = decoder.feed_data(STREAM[:i]) + decoder.feed_data(STREAM[i:])
+        assert out == [b'{"a":1}', b'{"b":2}', b"line one\nline two", b"[DONE]"]
+
+
+def test_chunk_writer_passes_payloads_through_and_prices_usage() -> None:
+    from interlock.wire.openai_chat import ChunkWriter
+
+    seen: list[dict[str, object]] = []
+
+    def on_usage(usage: dict[str, object]) -> float:
+        seen.append(usage)
+        return 0.25
+
+    content = b'{"choices":[{"delta":{"content":"hi"}}]}'
+    usage = b'{"choices":[],"usage":{"prompt_tokens":3}}'
+    hidden = ChunkWriter(False, on_usage)
+    assert hidden.encode([content, usage]) == b"data: " + content + b"\n\n"
+    assert hidden.encode([usage]) == b""
+    assert hidden.encode([]) == b""
+    shown = ChunkWriter(True, on_usage)
+    out = shown.encode([content, usage])
+    assert out == b"data: " + content + b'\n\ndata: {"choices":[],"usage":{"prompt_tokens":3,"cost":0.25}}\n\n'
+    assert shown.usage_seen and len(seen) == 3

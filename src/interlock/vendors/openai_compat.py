@@ -54,13 +54,13 @@ class ChunkStream:
                 if b'"finish_reason"' not in last or b'"finish_reason":null' in last:
                     self.truncated = True
                 return None
-            payloads = []
-            for event in self._decoder.feed(data):
-                if event.data == DONE:
-                    self.finished = True
-                    break
-                if event.data:
-                    payloads.append(event.data)
+            payloads = self._decoder.feed_data(data)
+            if payloads and payloads[-1] == DONE:
+                self.finished = True
+                payloads.pop()
+            elif DONE in payloads:
+                self.finished = True
+                del payloads[payloads.index(DONE):]
             if payloads:
                 self._last = payloads[-1]
                 return payloads

@@ -266,16 +266,15 @@ class ChunkWriter:
         self.usage_seen = False
 
     def encode(self, payloads: list[bytes]) -> bytes:
-        out = bytearray()
-        for payload in payloads:
-            if usage_offset(payload):
-                payload = self._usage_chunk(payload)
-                if not payload:
-                    continue
-            out += b"data: "
-            out += payload
-            out += b"\n\n"
-        return bytes(out)
+        if not payloads:
+            return b""
+        joined = b"\n\ndata: ".join(payloads)
+        if b'"usage"' in joined and any(usage_offset(p) for p in payloads):
+            kept = [self._usage_chunk(p) if usage_offset(p) else p for p in payloads]
+            joined = b"\n\ndata: ".join([p for p in kept if p])
+            if not joined:
+                return b""
+        return b"data: " + joined + b"\n\n"
 
     def _usage_chunk(self, payload: bytes) -> bytes:
         try:
