@@ -176,7 +176,7 @@ async def test_truncated_bodies_are_errors() -> None:
 
 async def test_garbage_is_an_error_not_a_hang() -> None:
     async with Server(responder(b"SSH-2.0-OpenSSH\r\n\r\n")) as server:
-        with pytest.raises(HTTPClientError, match="not an HTTP/1.x response"):
+        with pytest.raises(HTTPClientError, match=r"not an HTTP/1\.x response"):
             await HTTP1Client().send("POST", server.url, {}, b"", 5)
 
 
@@ -201,7 +201,7 @@ async def test_transport_timeouts_and_refused_connections() -> None:
 
     transport = HttpTransport()
     async with Server(silent) as server:
-        with pytest.raises(UpstreamTimeout, match="first-byte timeout of 0.2s"):
+        with pytest.raises(UpstreamTimeout, match=r"first-byte timeout of 0\.2s"):
             await transport.request("POST", server.url, {}, b"", Timeouts(first_byte=0.2))
     with pytest.raises(UpstreamError, match="could not reach the vendor"):
         await transport.request("POST", "http://127.0.0.1:1/v1", {}, b"", Timeouts())
