@@ -385,3 +385,17 @@ def test_fast_mode_price_is_separate() -> None:
     assert fast is not None and fast.input == 30_000_000
     assert price.mode("turbo") is None
     assert price.input == 5_000_000  # cost_of never switches to a mode on its own
+
+
+def test_cache_writes_reported_in_openai_shape_are_billed_at_the_write_rate() -> None:
+    """Translating adapters report Anthropic cache creation as prompt_tokens_details.cache_write_tokens."""
+    from interlock.catalog import Price, cost_of, usage_from_openai
+
+    usage = usage_from_openai({"prompt_tokens": 3000, "completion_tokens": 100,
+                               "prompt_tokens_details": {"cached_tokens": 1000, "cache_write_tokens": 1500}})
+    assert (usage.input_tokens, usage.cache_read_tokens, usage.cache_write_tokens) == (500, 1000, 1500)
+    assert usage.to_openai()["prompt_tokens"] == 3000
+    assert usage_from_openai(usage.to_openai()) == usage
+    # Claude Sonnet-style rates: $3 in, $15 out, $0.30 cache read, $3.75 cache write per 1M.
+    price = Price(input=3_000_000, output=15_000_000, cache_read=300_000, cache_write=3_750_000)
+    assert cost_of(price, usage).usd_str == "0.008925"  # (500*3 + 1000*0.3 + 1500*3.75 + 100*15) / 1M

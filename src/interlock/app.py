@@ -17,20 +17,24 @@ from pathlib import Path
 from typing import Any
 
 from interlock.api.health import Health
+from interlock.api.messages import MessagesApi
 from interlock.api.models import ModelsApi
+from interlock.api.responses import ResponsesApi
+from interlock.api.routing import RoutingApi
 from interlock.catalog import Catalog, load_catalog, warm_tokenizers
 from interlock.config import ConfigError, Settings
 from interlock.errors import GatewayError, MethodNotAllowed, NotFound
 from interlock.governance.auth import Authenticator, MasterKey, ensure_master_key, server_secret
 from interlock.ledger.store import SQLiteStore
-from interlock.ledger.writer import LedgerWriter, NullLedger
+from interlock.ledger.wiring import Observability
 from interlock.pipeline.core import Pipeline
 from interlock.pipeline.dispatch import Dispatcher
-from interlock.pipeline.plan import Planner
 from interlock.pipeline.settle import Ledger
+from interlock.routing.setup import build_routing, validate_routing
 from interlock.server.http import Request, Router, RSGIProtocol, RSGIScope
 from interlock.vendors.registry import build_vendors
 from interlock.vendors.transport import HttpTransport, Transport
+from interlock.wire import anthropic_messages
 from interlock.wire.openai_chat import OpenAIChatCodec, error_body
 
 log = logging.getLogger("interlock")
@@ -60,6 +64,8 @@ def validate(settings: Settings) -> None:
     """
     catalog = build_catalog(settings)
     build_simulator(settings, catalog)
+    Observability.validate(settings)
+    validate_routing(settings, catalog)
 
 
 def build_catalog(settings: Settings) -> Catalog:
@@ -99,13 +105,13 @@ class Gateway:
         self.http = HttpTransport()
         self.simulator = build_simulator(settings, self.catalog)
         self.vendors = build_vendors(settings, self.http, self.simulator)
-        self.planner = Planner(self.catalog, self.vendors, settings.vendors, settings.aliases)
-        self.dispatcher = Dispatcher()
-        self.ledger: Ledger = NullLedger()
-        self._writer: LedgerWriter | None = None
-        if settings.logging_enabled:
-            self._writer = LedgerWriter(self.store)
-            self.ledger = self._writer
+        #: Policies, strategies, circuit breakers, live stats and traces (routing/).
+        self.routing = build_routing(settings, self.catalog, self.vendors)
+        self.planner = self.routing.planner
+        self.dispatcher = Dispatcher(self.routing)
+        #: Request log, metrics and traces (ledger/wiring.py).
+        self.obs = Observability(settings, self.store, self.auth)
+        self.ledger: Ledger = self.obs.sink
         self.router = self._routes()
 
     def _routes(self) -> Router:
@@ -114,10 +120,18 @@ class Gateway:
         health = Health(self)
         models = ModelsApi(self)
         router.add("/v1/chat/completions", ("POST",), Pipeline(self, OpenAIChatCodec()), openai_errors)
+        anthropic_errors, responses = anthropic_messages.error_body, ResponsesApi(self)
+        router.add("/v1/messages", ("POST",), Pipeline(self, anthropic_messages.AnthropicMessagesCodec()), anthropic_errors)
+        router.add("/v1/messages/count_tokens", ("POST",), MessagesApi(self).count_tokens, anthropic_errors)
+        router.add("/v1/responses", ("POST",), Pipeline(self, responses.codec), openai_errors)
+        router.add("/v1/responses/*", ("GET", "DELETE"), responses.item, openai_errors)
         router.add("/v1/models", ("GET",), models.list, openai_errors)
         router.add("/v1/models/*", ("GET",), models.detail, openai_errors)
+        router.add("/v1/route/explain", ("POST",), RoutingApi(self).explain, openai_errors)
+        router.add("/v1/generation", ("GET",), RoutingApi(self).generation, openai_errors)
         router.add("/healthz", ("GET", "HEAD"), health.live, openai_errors)
         router.add("/readyz", ("GET", "HEAD"), health.ready, openai_errors)
+        self.obs.add_routes(router)
         return router
 
     # ----------------------------------------------------------------- RSGI
@@ -127,11 +141,11 @@ class Gateway:
         gc.collect()
         gc.freeze()
         gc.set_threshold(50_000, 50, 100)
+        self.obs.start(loop)
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._writer is not None:
-            self._writer.close()
         if not loop.is_closed():
+            loop.run_until_complete(self.obs.stop())
             loop.run_until_complete(self.http.close())
 
     async def __rsgi__(self, scope: RSGIScope, proto: RSGIProtocol) -> None:

@@ -26,7 +26,8 @@ def banner(settings: Settings, master_key: object) -> str:
     lines = [
         f"interlock {__version__} — http://{srv.host}:{srv.port}/v1  ({srv.workers} worker{'s' if srv.workers > 1 else ''})",
         f"  config:  {settings.source or 'none (embedded default)'}",
-        f"  state:   {srv.state_dir.resolve()} (SQLite)",
+        f"  state:   {srv.state_dir.resolve()} (SQLite)"
+        + ("; request log in PostgreSQL" if settings.store_url else ""),
         "  vendors: " + (", ".join(v.id for v in live) or "none live"),
     ]
     if settings.simulator_enabled:
@@ -142,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_simulator_parser(sub)
     add_simulate_parser(sub)
+    from interlock.ledger.cli import add_ledger_parsers
+
+    add_ledger_parsers(sub)
     return parser
 
 

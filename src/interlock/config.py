@@ -16,6 +16,8 @@ from types import MappingProxyType
 from typing import Any
 
 from interlock.configfile import ConfigError, Document, Section
+from interlock.vendors.cloud_settings import CLOUD_TYPES, cloud_fields, cloud_missing
+from interlock.vendors.cloud_settings import KEYS as CLOUD_KEYS
 from interlock.vendors.specs import BUILTIN, CUSTOM_TYPES, VendorSpec
 from interlock.vendors.transport import Timeouts
 
@@ -49,6 +51,15 @@ class VendorConfig:
     api_version: str | None = None
     deployments: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     explicitly_configured: bool = False
+    #: Native vendors (vendors/cloud_settings.py): cloud region/project/location, credentials, API version.
+    region: str | None = None
+    project: str | None = None
+    location: str | None = None
+    credentials_file: str | None = None
+    anthropic_version: str | None = None
+    aws_access_key_id: str | None = field(default=None, repr=False)
+    aws_secret_access_key: str | None = field(default=None, repr=False)
+    aws_session_token: str | None = field(default=None, repr=False)
 
     @property
     def id(self) -> str:
@@ -61,6 +72,8 @@ class VendorConfig:
             return False
         if self.spec.type == "simulator":
             return True
+        if self.spec.type in CLOUD_TYPES:
+            return cloud_missing(self) is None
         if self.spec.needs_key:
             return self.api_key is not None
         # Local servers need no key, but run only when the config asks for them.
@@ -69,6 +82,8 @@ class VendorConfig:
     def why_not_live(self) -> str:
         if not self.enabled:
             return "disabled in the config"
+        if self.spec.type in CLOUD_TYPES and cloud_missing(self):
+            return str(cloud_missing(self))
         if not self.base_url:
             env = f" (set {self.spec.base_url_env})" if self.spec.base_url_env else ""
             return f"no base_url configured{env}"
@@ -92,6 +107,8 @@ class Settings:
     catalog: Mapping[str, Any]
     logging_enabled: bool
     source: str | None
+    #: ``store: postgresql://...``: the request log in PostgreSQL (default: SQLite in the state directory).
+    store_url: str | None = None
     #: The parsed file, so subsystems that validate their own section (``policies:``,
     #: ``logging:``, ``telemetry:``) can report errors with the file and line.
     document: Document | None = None
@@ -107,8 +124,12 @@ class Settings:
         return [v for v in self.vendors.values() if v.live]
 
 
-_TOP_KEYS = ("server", "vendors", "aliases", "simulator", "catalog", "logging")
-_VENDOR_KEYS = ("type", "base_url", "api_key", "headers", "timeouts", "enabled", "api_version", "deployments", "name")
+_TOP_KEYS = ("server", "vendors", "aliases", "simulator", "catalog", "logging", "store", "telemetry",
+             "policies", "redis")
+#: ``logging:`` keys; the ledger (``ledger/settings.py``) reads and checks their values.
+LOGGING_KEYS = ("enabled", "level", "retention_days", "zero_data_retention", "flush_interval", "batch_size")
+_VENDOR_KEYS = ("type", "base_url", "api_key", "headers", "timeouts", "enabled", "api_version", "deployments", "name",
+                *CLOUD_KEYS)
 
 
 def _timeouts(section: Section, base: Timeouts) -> Timeouts:
@@ -127,7 +148,8 @@ def _vendor(vid: str, section: Section | None, environ: Mapping[str, str], defau
         assert spec is not None
         return VendorConfig(
             spec=spec,
-            base_url=spec.base_url or (environ.get(spec.base_url_env) if spec.base_url_env else None),
+            **cloud_fields(spec, None, environ,
+                           spec.base_url or (environ.get(spec.base_url_env) if spec.base_url_env else None)),
             api_key=next((environ[k] for k in spec.key_env if environ.get(k)), None),
             key_source=" or ".join(spec.key_env) or None,
             headers=MappingProxyType(dict(spec.headers)),
@@ -161,7 +183,7 @@ def _vendor(vid: str, section: Section | None, environ: Mapping[str, str], defau
     deployments = section.string_map("deployments")
     return VendorConfig(
         spec=spec,
-        base_url=base_url,
+        **cloud_fields(spec, section, environ, base_url),
         api_key=api_key,
         key_source=key_source,
         headers=MappingProxyType(headers),
@@ -243,7 +265,10 @@ def load_settings(
     if not isinstance(cat, dict):
         raise top.error("expected a mapping", "catalog")
     log = top.section("logging")
-    log.only("enabled")
+    log.only(*LOGGING_KEYS)
+    store_url = top.string("store")
+    if store_url is not None and not store_url.startswith(("postgresql://", "postgres://")):
+        raise top.error(f"expected a postgresql://user@host:port/database URL, got {store_url!r}", "store")
 
     return Settings(
         server=server,
@@ -253,6 +278,7 @@ def load_settings(
         simulator_enabled=simulator_enabled,
         catalog=MappingProxyType(cat),
         logging_enabled=log.boolean("enabled", True),
+        store_url=store_url,
         source=str(path) if path is not None else None,
         document=doc,
         environ=env,

@@ -39,7 +39,7 @@ class ModelsApi:
         catalog = self.gw.catalog
         if rest.endswith("/endpoints") and catalog.get(rest) is None:
             model_id = rest[: -len("/endpoints")]
-            req.json(200, model_endpoints(catalog, model_id, self._live))
+            req.json(200, model_endpoints(catalog, model_id, self._live, self.gw.routing.stats.endpoint_stats()))
             return
         if not rest:
             raise ModelNotFound("Name a model: /v1/models/{lab}/{model}.", param="model")

@@ -222,14 +222,17 @@ class Usage:
 
     def to_openai(self) -> dict[str, Any]:
         """Render as an OpenAI chat-completions ``usage`` object."""
+        prompt_details: dict[str, int] = {"cached_tokens": self.cache_read_tokens,
+                                          "audio_tokens": self.input_audio_tokens}
+        if self.cache_write_tokens:
+            # Not an OpenAI field (OpenAI has no cache writes); it keeps Anthropic/Bedrock
+            # cache creation visible, and priced at its own rate, through the canonical shape.
+            prompt_details["cache_write_tokens"] = self.cache_write_tokens
         return {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.output_tokens,
             "total_tokens": self.total_tokens,
-            "prompt_tokens_details": {
-                "cached_tokens": self.cache_read_tokens,
-                "audio_tokens": self.input_audio_tokens,
-            },
+            "prompt_tokens_details": prompt_details,
             "completion_tokens_details": {
                 "reasoning_tokens": self.reasoning_tokens,
                 "audio_tokens": self.output_audio_tokens,
@@ -346,12 +349,16 @@ def usage_from_openai(usage: Mapping[str, Any]) -> Usage:
         cdet = _obj(usage, "output_tokens_details")
     cached = _int(pdet, "cached_tokens") or _int(usage, "prompt_cache_hit_tokens")
     cached = min(cached, prompt)
-    in_audio = min(_int(pdet, "audio_tokens"), prompt - cached)
+    # Not OpenAI's own field: interlock's translating adapters (Anthropic, Bedrock) report
+    # cache writes here, inside prompt_tokens, so they are billed at the cache-write rate.
+    written = min(_int(pdet, "cache_write_tokens"), prompt - cached)
+    in_audio = min(_int(pdet, "audio_tokens"), prompt - cached - written)
     reasoning = min(_int(cdet, "reasoning_tokens"), completion)
     out_audio = min(_int(cdet, "audio_tokens"), completion - reasoning)
     return Usage(
-        input_tokens=prompt - cached - in_audio,
+        input_tokens=prompt - cached - written - in_audio,
         cache_read_tokens=cached,
+        cache_write_tokens=written,
         input_audio_tokens=in_audio,
         output_tokens=completion,
         reasoning_tokens=reasoning,

@@ -1,20 +1,45 @@
 """The embedded state store: one SQLite file in WAL mode.
 
 It holds what must survive a restart - gateway metadata (the admin key's
-digest) and the request log. It is never read or written on the hot path:
-the log is written in batches from a worker thread (see ``writer.py``) and
-metadata is read once at start.
+digest), the request log and the daily spend rollups. It is never touched on
+the hot path: the log is written in batches from a worker thread (see
+``writer.py``), metadata is read once at start, and queries (admin API, CLI)
+use their own connection so a long read never holds up a write (WAL lets
+readers and the writer proceed together).
+
+The schema is versioned with ``PRAGMA user_version``; each migration runs once,
+in a write transaction, so workers starting together cannot apply one twice.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-_SCHEMA = """
+from interlock.ledger.record import COLUMNS
+from interlock.ledger.schema import (
+    DIM_KEYS,
+    DIMS_BACKFILL_SQL,
+    DIMS_TABLE_SQL,
+    ROLLUP_KEYS,
+    ROLLUP_VALUES,
+    LogQuery,
+    SpendQuery,
+    decode_row,
+    dim_deltas,
+    encode_row,
+    log_sql,
+    qmark,
+    rollup_deltas,
+    spend_rows,
+    spend_sql,
+)
+
+_V1 = """
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -46,26 +71,110 @@ CREATE TABLE IF NOT EXISTS requests (
 CREATE INDEX IF NOT EXISTS requests_received ON requests (received_at);
 """
 
-COLUMNS = (
-    "id", "received_at", "duration_ms", "ttft_ms", "inbound", "requested_model", "model", "vendor", "vendor_model",
-    "stream", "status", "error_type", "error_message", "input_tokens", "cache_read_tokens", "cache_write_tokens",
-    "output_tokens", "reasoning_tokens", "cost_picousd", "cost_estimated", "simulated", "explanation",
+#: Columns added in v2, with their SQLite types.
+_V2_COLUMNS = {
+    "first_byte_at": "REAL", "done_at": "REAL", "output_tps": "REAL", "project": "TEXT", "key_id": "TEXT",
+    "end_user": "TEXT", "tags": "TEXT", "cache_hit": "INTEGER NOT NULL DEFAULT 0", "attempts": "TEXT",
+    "guardrails": "TEXT", "routing_trace": "TEXT", "content_level": "TEXT", "request_content": "TEXT",
+    "response_content": "TEXT",
+}
+
+_V2_TABLES = f"""
+CREATE TABLE IF NOT EXISTS spend_daily (
+    day TEXT NOT NULL, project TEXT NOT NULL, key_id TEXT NOT NULL, model TEXT NOT NULL, vendor TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    {', '.join(f'{v} INTEGER NOT NULL DEFAULT 0' for v in ROLLUP_VALUES)},
+    PRIMARY KEY ({', '.join(ROLLUP_KEYS)})
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS spend_tag_day ON spend_daily (tag, day);
+{DIMS_TABLE_SQL.format(values=', '.join(f'{v} INTEGER NOT NULL DEFAULT 0' for v in ROLLUP_VALUES))} WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS requests_project ON requests (project, received_at);
+CREATE INDEX IF NOT EXISTS requests_key ON requests (key_id, received_at);
+"""
+
+SCHEMA_VERSION = 2
+
+_INSERT = f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
+_UPSERT_ROLLUP = (
+    f"INSERT INTO spend_daily ({', '.join(ROLLUP_KEYS + ROLLUP_VALUES)}) "
+    f"VALUES ({', '.join('?' for _ in ROLLUP_KEYS + ROLLUP_VALUES)}) "
+    f"ON CONFLICT ({', '.join(ROLLUP_KEYS)}) DO UPDATE SET "
+    + ", ".join(f"{v} = {v} + excluded.{v}" for v in ROLLUP_VALUES)
 )
-_INSERT = (f"INSERT OR REPLACE INTO requests ({', '.join(COLUMNS)}) "
-           f"VALUES ({', '.join(':' + c for c in COLUMNS)})")
+
+
+_UPSERT_DIMS = (
+    f"INSERT INTO spend_dims ({', '.join(DIM_KEYS + ROLLUP_VALUES)}) "
+    f"VALUES ({', '.join('?' for _ in DIM_KEYS + ROLLUP_VALUES)}) "
+    f"ON CONFLICT ({', '.join(DIM_KEYS)}) DO UPDATE SET "
+    + ", ".join(f"{v} = {v} + excluded.{v}" for v in ROLLUP_VALUES)
+)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, check_same_thread=False, timeout=30.0, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
 
 
 class SQLiteStore:
+    kind = "sqlite"
+
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(path, check_same_thread=False, timeout=30.0, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("PRAGMA busy_timeout=30000")
+        self._conn = _connect(path)
+        self._read_lock = threading.Lock()
+        self._read: sqlite3.Connection | None = None
         with self._lock:
-            self._conn.executescript(_SCHEMA)
+            self._migrate()
+
+    # ------------------------------------------------------------ schema
+
+    def _migrate(self) -> None:
+        conn = self._conn
+        if int(conn.execute("PRAGMA user_version").fetchone()[0]) >= SCHEMA_VERSION:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if version < 1:
+                for statement in _V1.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+            if version < 2:
+                have = {row[1] for row in conn.execute("PRAGMA table_info(requests)")}
+                for column, decl in _V2_COLUMNS.items():
+                    if column not in have:
+                        conn.execute(f"ALTER TABLE requests ADD COLUMN {column} {decl}")
+                for statement in _V2_TABLES.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                self._backfill_rollups(conn)
+                for statement in DIMS_BACKFILL_SQL:
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except sqlite3.Error:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    @staticmethod
+    def _backfill_rollups(conn: sqlite3.Connection) -> None:
+        """Records logged before v2 enter the rollups once, so spend covers the whole log."""
+        cur = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM requests")
+        while rows := cur.fetchmany(5000):
+            records = [decode_row(COLUMNS, row) for row in rows]
+            conn.executemany(_UPSERT_ROLLUP, rollup_deltas(records))
+
+    def schema_version(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+    # ------------------------------------------------------------ meta
 
     def get_meta(self, key: str) -> str | None:
         with self._lock:
@@ -76,22 +185,79 @@ class SQLiteStore:
         with self._lock:
             self._conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
-    def insert_requests(self, records: Iterable[Mapping[str, Any]]) -> None:
-        rows = [{c: r.get(c) for c in COLUMNS} for r in records]
+    # ------------------------------------------------------------ request log
+
+    def insert_requests(self, records: Iterable[Mapping[str, Any]]) -> int:
+        """Insert records not already present and add them to the rollups; returns how many were new.
+
+        Idempotent by id: a batch replayed after an outage (it may have been
+        committed just before the connection dropped) counts nothing twice.
+        """
+        batch = list(records)
+        if not batch:
+            return 0
         with self._lock:
-            self._conn.execute("BEGIN")
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
             try:
-                self._conn.executemany(_INSERT, rows)
+                existing: set[str] = set()
+                for i in range(0, len(batch), 500):
+                    ids = [r["id"] for r in batch[i:i + 500]]
+                    marks = ",".join("?" for _ in ids)
+                    existing.update(row[0] for row in conn.execute(
+                        f"SELECT id FROM requests WHERE id IN ({marks})", ids))
+                fresh: dict[str, Mapping[str, Any]] = {}
+                for r in batch:
+                    if r["id"] not in existing:
+                        fresh.setdefault(r["id"], r)
+                conn.executemany(_INSERT, [encode_row(r) for r in fresh.values()])
+                deltas = rollup_deltas(fresh.values())
+                conn.executemany(_UPSERT_ROLLUP, deltas)
+                conn.executemany(_UPSERT_DIMS, dim_deltas(deltas))
             except sqlite3.Error:
-                self._conn.execute("ROLLBACK")
+                conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
+            conn.execute("COMMIT")
+        return len(fresh)
+
+    def _query(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        with self._read_lock:
+            if self._read is None:
+                self._read = _connect(self.path)
+            return fn(self._read)
+
+    def query_logs(self, q: LogQuery) -> list[dict[str, Any]]:
+        sql, args = log_sql(q, qmark, postgres=False)
+        rows = self._query(lambda c: c.execute(sql, args).fetchall())
+        return [decode_row(COLUMNS, row) for row in rows]
+
+    def get_log(self, rid: str) -> dict[str, Any] | None:
+        sql = f"SELECT {', '.join(COLUMNS)} FROM requests WHERE id = ?"
+        row = self._query(lambda c: c.execute(sql, (rid,)).fetchone())
+        return None if row is None else decode_row(COLUMNS, row)
+
+    def spend(self, q: SpendQuery) -> list[dict[str, Any]]:
+        sql, args = spend_sql(q, qmark, postgres=False)
+        return spend_rows(q.group_by, self._query(lambda c: c.execute(sql, args).fetchall()))
 
     def recent_requests(self, limit: int = 50) -> list[dict[str, Any]]:
-        with self._lock:
-            cur = self._conn.execute(f"SELECT {', '.join(COLUMNS)} FROM requests ORDER BY received_at DESC LIMIT ?",
-                                     (limit,))
-            return [dict(zip(COLUMNS, row, strict=True)) for row in cur.fetchall()]
+        return self.query_logs(LogQuery(limit=limit))
+
+    def purge(self, before: float, chunk: int = 5000) -> int:
+        """Delete records received before ``before`` in small transactions (the writer never waits long).
+
+        Rollups stay: they are the long-term spend record, and are tiny.
+        """
+        total = 0
+        while True:
+            with self._lock:
+                cur = self._conn.execute(
+                    "DELETE FROM requests WHERE rowid IN (SELECT rowid FROM requests WHERE received_at < ? LIMIT ?)",
+                    (before, chunk))
+                deleted = cur.rowcount
+            total += deleted
+            if deleted < chunk:
+                return total
 
     def ping(self) -> None:
         with self._lock:
@@ -100,3 +266,37 @@ class SQLiteStore:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+        with self._read_lock:
+            if self._read is not None:
+                self._read.close()
+                self._read = None
+
+
+class SQLiteLog:
+    """The asynchronous log-store interface over :class:`SQLiteStore` (each call in a worker thread)."""
+
+    kind = "sqlite"
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self.store = store
+
+    async def write(self, records: list[Mapping[str, Any]]) -> int:
+        return await asyncio.to_thread(self.store.insert_requests, records)
+
+    async def query(self, q: LogQuery) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self.store.query_logs, q)
+
+    async def get(self, rid: str) -> dict[str, Any] | None:
+        return await asyncio.to_thread(self.store.get_log, rid)
+
+    async def spend(self, q: SpendQuery) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self.store.spend, q)
+
+    async def purge(self, before: float) -> int:
+        return await asyncio.to_thread(self.store.purge, before)
+
+    async def ping(self) -> None:
+        await asyncio.to_thread(self.store.ping)
+
+    async def close(self) -> None:
+        """The SQLite file also holds gateway metadata: its owner (the Gateway) closes it."""

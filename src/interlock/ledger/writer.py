@@ -1,9 +1,18 @@
-"""Batched, non-blocking writes of request records.
+"""Batched, non-blocking writes of request records, with a spill file when the store is down.
 
-``submit`` appends to a list (no await, no I/O); a background task flushes the
-list every ``interval`` seconds, or sooner once ``batch`` records wait, in a
-worker thread so SQLite never blocks the event loop. ``close`` drains what is
-left, so a graceful shutdown loses nothing.
+``submit`` appends to a list (no await, no I/O). A background task flushes the
+list every ``interval`` seconds (≤ 1 s), or sooner once ``batch`` records wait.
+When a write fails or takes longer than ``write_timeout``, the batch goes to an
+append-only spill file in the state directory (``ledger-spill/<pid>.jsonl``) and
+the store is marked down; while it is down every batch goes straight to the
+file (no waiting on timeouts), and the store is probed with backoff. Once it
+answers, the spilled records are replayed (writes are idempotent by request
+id, so a batch that was committed just before a failure is not counted twice).
+
+Durability: records reach the spill file with a plain ``write`` (the page cache
+survives the process being killed), so a hard kill loses at most the records
+still in memory - at most one flush interval. ``drain`` (graceful shutdown)
+writes or spills everything.
 """
 
 from __future__ import annotations
@@ -11,62 +20,260 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
-from typing import Any
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
 
-from interlock.ledger.store import SQLiteStore
+import orjson
+
+from interlock.ledger.schema import LogQuery, SpendQuery
 
 log = logging.getLogger("interlock.ledger")
 
+_REPLAY_CHUNK = 2000
+
+
+class LogStore(Protocol):
+    kind: str
+
+    async def write(self, records: list[Mapping[str, Any]]) -> int: ...
+    async def query(self, q: LogQuery) -> list[dict[str, Any]]: ...
+    async def get(self, rid: str) -> dict[str, Any] | None: ...
+    async def spend(self, q: SpendQuery) -> list[dict[str, Any]]: ...
+    async def purge(self, before: float) -> int: ...
+    async def ping(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Collect an abandoned write's outcome (it was already counted as failed and spilled)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("an abandoned request log write ended with %r", task.exception())
+
+
+class SpillFile:
+    """This process's append-only overflow file, and the replay of every process's leftovers."""
+
+    def __init__(self, directory: Path, pid: int | None = None) -> None:
+        self.dir = directory
+        self.pid = os.getpid() if pid is None else pid
+        self.path = directory / f"{self.pid}.jsonl"
+        self._seq = 0
+
+    def append(self, records: Sequence[Mapping[str, Any]]) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        data = b"".join(orjson.dumps(r, option=orjson.OPT_NON_STR_KEYS, default=str) + b"\n" for r in records)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+
+    def claim(self) -> list[Path]:
+        """Files to replay: this process's own, and those left by processes that are gone.
+
+        Each is renamed first (atomic), so two workers never replay the same file and
+        this process's new spills start a fresh file.
+        """
+        if not self.dir.is_dir():
+            return []
+        claimed: list[Path] = []
+        for path in sorted(self.dir.iterdir()):
+            name = path.name
+            if not name.endswith(".jsonl"):
+                continue
+            owner = name.split(".", 1)[0].split("-")[-1] if name.startswith("replay-") else name.split(".", 1)[0]
+            if not owner.isdigit():
+                continue
+            if int(owner) != self.pid and _alive(int(owner)):
+                continue
+            self._seq += 1
+            target = self.dir / f"replay-{time.time_ns()}-{self._seq}-{self.pid}.jsonl"
+            try:
+                path.rename(target)
+            except FileNotFoundError:
+                continue  # another worker claimed it first
+            claimed.append(target)
+        return claimed
+
+    def pending(self) -> bool:
+        return self.dir.is_dir() and any(p.suffix == ".jsonl" for p in self.dir.iterdir())
+
+    @staticmethod
+    def read(path: Path) -> list[dict[str, Any]]:
+        out = []
+        for line in path.read_bytes().splitlines():
+            if not line.strip():
+                continue
+            try:
+                out.append(orjson.loads(line))
+            except orjson.JSONDecodeError:
+                # A line cut by a crash mid-write: the rest of the file is still good.
+                log.warning("skipping a damaged line in %s", path)
+        return out
+
 
 class LedgerWriter:
-    def __init__(self, store: SQLiteStore, *, interval: float = 1.0, batch: int = 512) -> None:
-        self._store = store
+    def __init__(
+        self,
+        store: LogStore,
+        spill: SpillFile,
+        *,
+        interval: float = 1.0,
+        batch: int = 512,
+        write_timeout: float = 5.0,
+        prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        retention_s: float | None = None,
+    ) -> None:
+        self.store = store
+        self.spill = spill
         self._interval = interval
         self._batch = batch
-        self._pending: list[Mapping[str, Any]] = []
-        self._wake = asyncio.Event()
+        self._write_timeout = write_timeout
+        self._prepare = prepare
+        self._retention_s = retention_s
+        self._pending: list[dict[str, Any]] = []
+        self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self.store_up = True
+        self._retry_at = 0.0
+        self._backoff = 0.5
+        self._next_purge = 0.0
+        # Counters for /metrics.
+        self.written = 0
+        self.spilled = 0
+        self.replayed = 0
+        self.failures = 0
 
-    def submit(self, record: Mapping[str, Any]) -> None:
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def submit(self, record: dict[str, Any]) -> None:
         self._pending.append(record)
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
-        if len(self._pending) >= self._batch:
+            self.start()
+        elif len(self._pending) >= self._batch and self._wake is not None:
             self._wake.set()
 
+    def start(self) -> None:
+        if self._task is None and not self._closed:
+            self._wake = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(self._run())
+            # Records spilled by an earlier run (or a dead worker) are replayed at once.
+            self._retry_at = 0.0
+            self.store_up = not self.spill.pending()
+
     async def _run(self) -> None:
+        assert self._wake is not None
         while not self._closed:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._interval)
             self._wake.clear()
             await self.flush()
+            await self._maintain()
 
     async def flush(self) -> None:
+        """Write what is pending; on failure (or while the store is down) spill it."""
         if not self._pending:
             return
         batch, self._pending = self._pending, []
-        try:
-            await asyncio.to_thread(self._store.insert_requests, batch)
-        except Exception:
-            # Keep the records for the next flush rather than lose them.
-            log.exception("writing %d request records failed; will retry", len(batch))
-            self._pending[:0] = batch
+        if self._prepare is not None:
+            batch = [self._prepare(r) for r in batch]
+        if self.store_up and await self._write(batch):
+            return
+        await asyncio.to_thread(self.spill.append, batch)
+        self.spilled += len(batch)
 
-    def close(self) -> None:
-        """Synchronous drain for shutdown hooks that run outside the loop."""
+    async def _write(self, batch: list[dict[str, Any]]) -> bool:
+        # Not wait_for: it waits for the cancelled write to unwind, and a driver cancelling a
+        # query on a hung server can hang as long as the server does. The abandoned write may
+        # still commit later; the records are spilled anyway and the replay skips them by id.
+        task = asyncio.ensure_future(self.store.write(list(batch)))
+        done, _ = await asyncio.wait({task}, timeout=self._write_timeout)
+        if not done:
+            task.cancel()
+            task.add_done_callback(_retrieve)
+            self._mark_down(TimeoutError(f"no answer in {self._write_timeout:g} s"), len(batch))
+            return False
+        exc = task.exception()
+        if exc is not None:
+            self._mark_down(exc, len(batch))
+            return False
+        self.written += len(batch)
+        return True
+
+    def _mark_down(self, exc: BaseException, count: int) -> None:
+        self.failures += 1
+        if self.store_up:
+            log.warning("request log store (%s) failed (%s: %s); spilling %d records to %s until it is back",
+                        self.store.kind, type(exc).__name__, exc, count, self.spill.dir)
+        self.store_up = False
+        self._retry_at = time.monotonic() + self._backoff
+        self._backoff = min(self._backoff * 2, 5.0)
+
+    async def _maintain(self) -> None:
+        now = time.monotonic()
+        if not self.store_up and now >= self._retry_at:
+            await self.replay()
+        if self.store_up and self._retention_s is not None and now >= self._next_purge:
+            self._next_purge = now + 3600.0
+            try:
+                deleted = await self.store.purge(time.time() - self._retention_s)
+            except Exception as exc:  # noqa: BLE001 - retention is retried next hour; writes go on
+                log.warning("request log retention purge failed: %s", exc)
+            else:
+                if deleted:
+                    log.info("request log retention: deleted %d records", deleted)
+
+    async def replay(self) -> bool:
+        """Write back every spilled record; True when nothing is left to replay."""
+        for path in await asyncio.to_thread(self.spill.claim):
+            records = await asyncio.to_thread(SpillFile.read, path)
+            for i in range(0, len(records), _REPLAY_CHUNK):
+                chunk = records[i:i + _REPLAY_CHUNK]
+                if not await self._write(chunk):
+                    return False  # the file stays; replaying its written part again is harmless
+                self.replayed += len(chunk)
+            path.unlink(missing_ok=True)
+        if not self.store_up:
+            log.warning("request log store (%s) is back; spilled records replayed", self.store.kind)
+        self.store_up = True
+        self._backoff = 0.5
+        return True
+
+    async def drain(self) -> None:
+        """Graceful shutdown: stop the loop, write (or spill) everything, then close the store."""
         self._closed = True
-        if self._pending:
-            batch, self._pending = self._pending, []
-            self._store.insert_requests(batch)
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.flush()
+        if self.store_up and self.spill.pending():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.replay(), self._write_timeout * 2)
+        await self.store.close()
 
 
 class NullLedger:
-    """Logging disabled: records are dropped by configuration."""
+    """Nothing recorded (tests and tools that need a ledger-shaped object)."""
 
     def submit(self, record: Mapping[str, Any]) -> None:
-        return None
-
-    def close(self) -> None:
         return None

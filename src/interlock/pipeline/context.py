@@ -13,6 +13,7 @@ from interlock.errors import GatewayError
 if TYPE_CHECKING:
     from interlock.governance.auth import Principal
     from interlock.pipeline.plan import Plan, Target
+    from interlock.routing.trace import Attempt, RoutingTrace
 
 
 def new_request_id() -> str:
@@ -36,6 +37,22 @@ class RequestContext:
     usage: Usage | None = None
     cost: Cost | None = None
     client_disconnected: bool = False
+    #: The routing decision and its trace (routing/engine.py); every vendor call made (pipeline/dispatch.py).
+    routing: RoutingTrace | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    # --- request log (issue 8) ---
+    #: Caller-supplied labels (``x-interlock-tags``) and end user (the body's ``user``).
+    tags: tuple[str, ...] = ()
+    end_user: str | None = None
+    #: Content is kept only when the log level for this request is ``full`` (never under ZDR).
+    capture_content: bool = False
+    zero_data_retention: bool = False
+    request_content: object = None
+    response_content: object = None
+    #: Incoming W3C ``traceparent`` so the gateway's spans join the caller's trace.
+    traceparent: str | None = None
+    #: What guardrails did to this request (filled by the guard stage).
+    guardrail_actions: tuple[dict[str, object], ...] = ()
 
     def fail(self, error: GatewayError) -> None:
         # Drop the traceback: it references the handler's frames, which reference this
@@ -54,4 +71,6 @@ class RequestContext:
         if target is not None:
             headers.append(("x-interlock-vendor", target.vendor.id))
             headers.append(("x-interlock-model", target.model_id))
+        if self.routing is not None:
+            headers.extend(self.routing.headers(target))
         return headers

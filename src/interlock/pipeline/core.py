@@ -19,6 +19,7 @@ from interlock.pipeline.context import RequestContext
 from interlock.pipeline.settle import (
     completion_output_text,
     estimate_usage,
+    observe_request,
     price_openai_usage,
     settle,
     stream_output_text,
@@ -66,6 +67,7 @@ class Pipeline:
         finally:
             watcher.remove_done_callback(on_disconnect)
             watcher.cancel()
+            self.gw.routing.observe(ctx)
             settle(ctx, self.gw.ledger)
 
     async def _run(self, req: Request, ctx: RequestContext) -> None:
@@ -74,7 +76,8 @@ class Pipeline:
         request = await self.codec.parse(await req.body(gw.settings.server.max_body_bytes), req)
         ctx.requested_model = request["model"]
         ctx.stream = request.get("stream") is True
-        ctx.plan = gw.planner.plan(request["model"])
+        observe_request(ctx, req, request, gw.ledger)
+        request = gw.routing.route(ctx, request)
         if ctx.stream:
             await self._stream(req, ctx, request)
         else:
@@ -98,6 +101,8 @@ class Pipeline:
                 headers.append(("x-interlock-cost-estimated", "true"))
         if completion.dropped:
             headers.append(("x-interlock-dropped-params", ",".join(completion.dropped)))
+        if ctx.capture_content:
+            ctx.response_content = data
         req.send(200, self.codec.completion(ctx, request, data), headers)
 
     async def _stream(self, req: Request, ctx: RequestContext, request: dict[str, Any]) -> None:
@@ -115,7 +120,7 @@ class Pipeline:
             failure: GatewayError | None = None
             try:
                 while batch is not None:
-                    if not encoder.usage_seen:
+                    if not encoder.usage_seen or ctx.capture_content:
                         seen.extend(batch)
                     data = encoder.encode(batch)
                     if data:
@@ -141,3 +146,5 @@ class Pipeline:
             source.close()
             if ctx.usage is None and ctx.first_byte is not None:
                 estimate_usage(ctx, request, stream_output_text(seen))
+            if ctx.capture_content:
+                ctx.response_content = stream_output_text(seen)

@@ -1,22 +1,27 @@
-"""Plan: which vendor routes may serve a request, in order, and why.
+"""Plan: which vendor routes may serve a model name, in their default order, and why.
 
-A model is named as an alias, a catalog id (``openai/gpt-4.1-mini`` - the
-lab's name for it), or ``vendor/vendor-model-id`` (``groq/llama-3.3-70b-versatile``,
-``ollama/llama3.2``). Resolution is a pure function of the name, the catalog
-and the live vendors, so it is cached per name: the hot path pays one dict
-lookup. Routing policies and strategies (a later stage) reorder and filter the
-targets this produces.
+A model is named as an alias, a routing policy (``support-bot``), a catalog id
+(``openai/gpt-4.1-mini`` - the lab's name for it), or ``vendor/vendor-model-id``
+(``groq/llama-3.3-70b-versatile``, ``ollama/llama3.2``). Resolution is a pure
+function of the name, the catalog, the policies and the live vendors, so it is
+cached per name: the hot path pays one dict lookup. The routing engine
+(:mod:`interlock.routing.engine`) then filters and ranks these candidates for
+each request - what a request needs (tools, context) is not known here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from interlock.catalog import Catalog, Model, Price
+from interlock.catalog import Catalog, Model, Price, Route
 from interlock.config import VendorConfig
-from interlock.errors import ModelNotFound, NoRouteAvailable
+from interlock.errors import GatewayError, ModelNotFound, NoRouteAvailable
 from interlock.vendors.registry import VendorRuntime
+
+if TYPE_CHECKING:
+    from interlock.routing.policies import Policy
 
 SIMULATOR = "simulator"
 _CACHE_LIMIT = 4096
@@ -31,6 +36,31 @@ class Target:
     model: Model | None
     #: What this route costs; for the simulator, what the model's reference vendor would charge.
     price: Price | None
+    #: The catalog route (limits, effective capabilities, ZDR); for the simulator, the reference route.
+    route: Route | None = None
+    #: Weight in a ``weighted`` policy (1 elsewhere).
+    weight: float = 1.0
+    #: ``vendor/vendor_model``: the key of this target's circuit breaker and live statistics.
+    key: str = field(init=False, compare=False)
+    #: Effective capabilities; None when unknown (a model passed through by name).
+    capabilities: frozenset[str] | None = field(init=False, compare=False)
+    context_window: int | None = field(init=False, compare=False)
+    zdr: bool | None = field(init=False, compare=False)
+    #: Lower-case vendor id, as OpenRouter-style ``provider`` slugs are compared.
+    slug: str = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Computed once: the routing engine reads these for every candidate of every request.
+        route, model = self.route, self.model
+        caps = route.capabilities if route is not None and route.capabilities else (
+            model.capabilities if model is not None else None)
+        window = route.context_window if route is not None and route.context_window else (
+            model.context_window if model is not None else None)
+        object.__setattr__(self, "key", f"{self.vendor.id}/{self.vendor_model}")
+        object.__setattr__(self, "capabilities", caps)
+        object.__setattr__(self, "context_window", window)
+        object.__setattr__(self, "zdr", route.zdr if route is not None else None)
+        object.__setattr__(self, "slug", self.vendor.id.lower())
 
     @property
     def model_id(self) -> str:
@@ -46,6 +76,8 @@ class Plan:
     requested: str
     targets: tuple[Target, ...]
     explanation: tuple[str, ...]
+    #: The routing policy the name resolved to, if any.
+    policy: Policy | None = None
 
 
 class Planner:
@@ -55,22 +87,46 @@ class Planner:
         live: Mapping[str, VendorRuntime],
         configured: Mapping[str, VendorConfig],
         aliases: Mapping[str, str],
+        policies: Mapping[str, Policy] | None = None,
     ) -> None:
         self.catalog = catalog
         self.live = live
         self.configured = configured
         self.aliases = aliases
+        self.policies: Mapping[str, Policy] = policies or {}
         self._cache: dict[str, Plan] = {}
 
     def plan(self, name: str) -> Plan:
         cached = self._cache.get(name)
         if cached is not None:
             return cached
-        plan = self._resolve(name)
+        policy = self.policies.get(name)
+        plan = self._policy(name, policy) if policy is not None else self._resolve(name)
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
         self._cache[name] = plan
         return plan
+
+    def _policy(self, name: str, policy: Policy) -> Plan:
+        """A policy's targets, in its order; a target that cannot be served here is explained, not fatal."""
+        targets: list[Target] = []
+        seen: set[str] = set()
+        why = [f"'{name}' is a routing policy ({policy.strategy}) over {len(policy.targets)} targets"]
+        for entry in policy.targets:
+            try:
+                plan = self._resolve(entry.name)
+            except GatewayError as err:
+                why.append(f"{entry.name}: {err.message}")
+                continue
+            for target in plan.targets:
+                if target.key in seen:
+                    continue
+                seen.add(target.key)
+                targets.append(_weighted(target, entry.weight) if entry.weight != 1.0 else target)
+        if not targets:
+            raise NoRouteAvailable(f"No target of the policy '{name}' can be served here: " + "; ".join(why[1:]),
+                                   param="model")
+        return Plan(name, tuple(targets), tuple(why), policy)
 
     def _resolve(self, name: str) -> Plan:
         why: list[str] = []
@@ -104,7 +160,7 @@ class Planner:
                 cat_model, route = found
                 why.append(f"{config.spec.name} is not live here ({config.why_not_live()}); "
                            f"the simulator answers for {cat_model.id}, priced as {config.spec.name}")
-                return Plan(name, (Target(simulator, cat_model.id, cat_model, route.price),), tuple(why))
+                return Plan(name, (Target(simulator, cat_model.id, cat_model, route.price, route),), tuple(why))
             if found is None:
                 raise ModelNotFound(
                     f"The model '{name}' is not in the catalog, and {config.spec.name} is not live here to pass it "
@@ -114,7 +170,7 @@ class Planner:
         if found is not None:
             cat_model, route = found
             why.append(f"{config.spec.name} serves '{vendor_model}' (catalog model {cat_model.id})")
-            target = Target(runtime, vendor_model, cat_model, route.price)
+            target = Target(runtime, vendor_model, cat_model, route.price, route)
         else:
             why.append(f"'{vendor_model}' is passed to {config.spec.name} as named (not in the catalog: cost unknown)")
             target = Target(runtime, vendor_model, None, None)
@@ -125,14 +181,16 @@ class Planner:
         reference = model.reference_route
         routes = sorted(model.routes, key=lambda r: (r is not reference, r.vendor))
         skipped: list[str] = []
+        seen: set[str] = set()
         for route in routes:
             runtime = self.live.get(route.vendor)
             if runtime is None:
                 config = self.configured.get(route.vendor)
-                if config is not None:
+                if config is not None and route.vendor not in seen:
                     skipped.append(f"{config.spec.name} ({config.why_not_live()})")
+                seen.add(route.vendor)
                 continue
-            targets.append(Target(runtime, route.vendor_model_id, model, route.price))
+            targets.append(Target(runtime, route.vendor_model_id, model, route.price, route))
         if targets:
             why.append(f"{model.id} is served by {', '.join(t.vendor.config.spec.name for t in targets)}")
             if skipped:
@@ -142,7 +200,7 @@ class Planner:
         if simulator is not None:
             why.append(f"no live vendor serves {model.id}; the simulator answers in its place")
             price = reference.price if reference is not None else None
-            return Plan(name, (Target(simulator, model.id, model, price),), tuple(why))
+            return Plan(name, (Target(simulator, model.id, model, price, reference),), tuple(why))
         vendors = "; ".join(skipped) or "no vendor interlock can reach lists it"
         raise NoRouteAvailable(f"No live vendor can serve '{model.id}' here: {vendors}.", param="model")
 
@@ -156,4 +214,9 @@ class Planner:
             raise ModelNotFound(f"The simulator serves catalog models; '{model_id}' is not one.", param="model")
         reference = model.reference_route
         why.append(f"the simulator answers for {model.id}, priced as {reference.vendor if reference else 'unknown'}")
-        return Plan(name, (Target(simulator, model.id, model, reference.price if reference else None),), tuple(why))
+        return Plan(name, (Target(simulator, model.id, model, reference.price if reference else None, reference),),
+                    tuple(why))
+
+
+def _weighted(target: Target, weight: float) -> Target:
+    return Target(target.vendor, target.vendor_model, target.model, target.price, target.route, weight)

@@ -14,11 +14,15 @@ from typing import Any, Protocol
 import orjson
 
 from interlock.catalog import Usage, cost_of, count_tokens, estimate_chat_tokens, usage_from_openai
+from interlock.ledger.sink import parse_tags
 from interlock.pipeline.context import RequestContext
+from interlock.server.http import Request
 
 
 class Ledger(Protocol):
-    def submit(self, record: Mapping[str, Any]) -> None: ...
+    def settle(self, ctx: RequestContext) -> None: ...
+
+    def wants_content(self, ctx: RequestContext) -> bool: ...
 
 
 def price_usage(ctx: RequestContext, usage: Usage) -> float | None:
@@ -91,32 +95,17 @@ def completion_output_text(data: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
+def observe_request(ctx: RequestContext, req: Request, request: Mapping[str, Any], ledger: Ledger) -> None:
+    """What the log needs from the request itself: tags, end user, trace parent, content if kept."""
+    ctx.tags = parse_tags(req.header("x-interlock-tags"))
+    user = request.get("user")
+    ctx.end_user = user[:256] if isinstance(user, str) else None
+    ctx.traceparent = req.header("traceparent")
+    if ledger.wants_content(ctx):
+        ctx.capture_content = True
+        ctx.request_content = dict(request)
+
+
 def settle(ctx: RequestContext, ledger: Ledger) -> None:
-    target = ctx.target
-    usage = ctx.usage
-    cost = ctx.cost
-    error = ctx.error
-    ledger.submit({
-        "id": ctx.id,
-        "received_at": ctx.received_at,
-        "duration_ms": round(ctx.elapsed_ms, 3),
-        "ttft_ms": round((ctx.first_byte - ctx.started) * 1000.0, 3) if ctx.first_byte is not None else None,
-        "inbound": ctx.inbound,
-        "requested_model": ctx.requested_model,
-        "model": target.model_id if target is not None else None,
-        "vendor": target.vendor.id if target is not None else None,
-        "vendor_model": target.vendor_model if target is not None else None,
-        "stream": int(ctx.stream),
-        "status": 499 if ctx.client_disconnected else ctx.status,
-        "error_type": error.code if error is not None else ("client_disconnected" if ctx.client_disconnected else None),
-        "error_message": error.message if error is not None else None,
-        "input_tokens": usage.input_tokens if usage is not None else None,
-        "cache_read_tokens": usage.cache_read_tokens if usage is not None else None,
-        "cache_write_tokens": usage.cache_write_tokens if usage is not None else None,
-        "output_tokens": usage.output_tokens if usage is not None else None,
-        "reasoning_tokens": usage.reasoning_tokens if usage is not None else None,
-        "cost_picousd": cost.picousd if cost is not None else None,
-        "cost_estimated": int(cost.estimated) if cost is not None else 0,
-        "simulated": int(target.simulated) if target is not None else 0,
-        "explanation": "; ".join(ctx.plan.explanation) if ctx.plan is not None else None,
-    })
+    """Hand the finished request to the ledger (log record, metrics, spans: ``ledger/sink.py``)."""
+    ledger.settle(ctx)

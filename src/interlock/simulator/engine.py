@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs
 
 from interlock.catalog import Catalog, Model
+from interlock.simulator import embeddings
 from interlock.simulator.anthropic_wire import AnthropicWire
 from interlock.simulator.cache import PrefixCache
 from interlock.simulator.catalog_view import count_text, default_catalog
@@ -44,6 +45,8 @@ from interlock.simulator.request import BadRequest, SimRequest
 from interlock.simulator.settings import SimulatorSettings
 
 FORMATS = ("openai", "anthropic", "gemini")
+#: The vendor whose own model ids each format's requests carry (``claude-sonnet-4-5`` → anthropic).
+FORMAT_VENDORS = {"openai": "openai", "anthropic": "anthropic", "gemini": "google"}
 _GEMINI_PATH = re.compile(r"^/v1beta/models/(?P<model>.+):(?P<method>generateContent|streamGenerateContent)$")
 _ERROR_DELAY = 0.3  # an error answer comes back after this share of a normal TTFT
 
@@ -77,6 +80,7 @@ class Engine:
         self.cache = PrefixCache(settings.cache_ttl_s, settings.cache_max_entries)
         self.wires: dict[str, WireFormat] = {"openai": OpenAIWire(), "anthropic": AnthropicWire(), "gemini": GeminiWire()}
         self._counters: dict[str, PieceCounter] = {}
+        self._resolved: dict[tuple[str, str], Model | None] = {}
 
     # -- routing -----------------------------------------------------------------------------
 
@@ -103,6 +107,8 @@ class Engine:
         body: bytes,
         formats: Collection[str] = FORMATS,
     ) -> Plan:
+        if path == embeddings.PATH and "openai" in formats:
+            return self._embeddings(method, headers, body)
         route = self.route(path, query, formats)
         if route is None:
             payload = b'{"error":{"message":"Not found","type":"invalid_request_error","code":"not_found"}}'
@@ -119,7 +125,7 @@ class Engine:
             req = wire.parse(body, route.path_model, route.stream_path)
         except BadRequest as exc:
             return self._error(wire, 400, exc.message, exc.param, 0.0)
-        model: Model | None = self.catalog.get(req.model)
+        model = self.resolve(req.model, wire.name)
         if model is None:
             return self._error(wire, 404, req.model, None, 0.0, kind="model_not_found")
         if fault is None:
@@ -132,6 +138,52 @@ class Engine:
         gen = build_generation(req, model, self._counter(model), self.cache)
         meta = self._meta(req, model)
         return self._answer(wire, route, req, gen, meta, timing, fault)
+
+    def resolve(self, name: str, fmt: str) -> Model | None:
+        """A catalog id, or a vendor's own id (what a gateway sends), preferring the format's vendor."""
+        key = (name, fmt)
+        if key in self._resolved:
+            return self._resolved[key]
+        model = self.catalog.get(name)
+        vendor = FORMAT_VENDORS.get(fmt)
+        if model is None and vendor is not None:
+            found = self.catalog.by_vendor_model(vendor, name.removeprefix("models/"))
+            model = found[0] if found is not None else None
+        if model is None:
+            model = self.catalog.find(name)
+        if len(self._resolved) >= 4096:
+            self._resolved.clear()
+        self._resolved[key] = model
+        return model
+
+    def _embeddings(self, method: str, headers: Mapping[str, str], body: bytes) -> Plan:
+        """``/v1/embeddings`` (OpenAI format): the same faults and latency draws as chat, one JSON body."""
+        wire = self.wires["openai"]
+        if method.upper() != "POST":
+            return self._error(wire, 405, f"Method {method} not allowed.", None, 0.0)
+        try:
+            fault, override = self._header_controls({k.lower(): v for k, v in headers.items()})
+            req = embeddings.parse(body)
+        except FaultSyntaxError as exc:
+            return self._error(wire, 400, f"Invalid {exc.key} header: {exc.detail}", None, 0.0)
+        except BadRequest as exc:
+            return self._error(wire, 400, exc.message, exc.param, 0.0)
+        model = self.resolve(req.model, "openai")
+        if model is None:
+            return self._error(wire, 404, req.model, None, 0.0, kind="model_not_found")
+        problem = embeddings.check_model(req, model)
+        if problem is not None:
+            return self._error(wire, 400, problem[1], problem[0], 0.0)
+        if fault is None:
+            fault = self.settings.fault_for(model.id)
+        if fault is not None and not (fault.rate >= 1.0 or self.rng.random() < fault.rate):
+            fault = None
+        timing = self._timing(model, override)
+        if fault is not None and fault.kind in ("refuse", "hang", "error"):
+            return self._early_fault(wire, fault, timing)
+        plan = Plan(200, {"content-type": "application/json"}, [(timing.ttft, embeddings.render(req, model))],
+                    first_byte_at=timing.ttft)
+        return _break_body(plan, fault)
 
     def _header_controls(self, headers: Mapping[str, str]) -> tuple[FaultSpec | None, LatencyOverride | None]:
         if not self.settings.allow_fault_headers:

@@ -40,6 +40,27 @@ class ChunkSource(Protocol):
         ...
 
 
+#: One embedding: floats, or OpenAI's ``encoding_format: base64`` (little-endian float32 bytes) as the vendor sent it.
+Vector = list[float] | str
+
+
+@dataclass(slots=True)
+class EmbeddingResult:
+    """Vectors in input order; ``input_tokens`` is None when the vendor reports no count."""
+
+    vectors: list[Vector]
+    input_tokens: int | None = None
+    #: The model name the vendor answered with, when it names one.
+    model: str | None = None
+
+
+class EmbeddingAdapter(Protocol):
+    """``POST /v1/embeddings`` for one vendor: the validated OpenAI request in, vectors out."""
+
+    async def embed(self, request: Mapping[str, Any], vendor_model: str,
+                    extra_headers: Mapping[str, str] | None = None) -> EmbeddingResult: ...
+
+
 class ChatAdapter(Protocol):
     async def complete(self, request: Mapping[str, Any], vendor_model: str,
                        extra_headers: Mapping[str, str] | None = None) -> Completion: ...

@@ -6,7 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from interlock.config import Settings, VendorConfig
-from interlock.vendors.adapter import ChatAdapter
+from interlock.vendors.adapter import ChatAdapter, EmbeddingAdapter
+from interlock.vendors.embeddings_registry import build_embedder
+from interlock.vendors.native import NATIVE_ADAPTERS
 from interlock.vendors.openai_compat import OpenAICompatAdapter
 from interlock.vendors.transport import HttpTransport, Transport
 
@@ -18,6 +20,8 @@ SIMULATOR_HEADERS = ("x-interlock-simulator-fault", "x-interlock-simulator-laten
 class VendorRuntime:
     config: VendorConfig
     adapter: ChatAdapter
+    #: ``POST /v1/embeddings`` for this vendor; None when it has no embeddings API.
+    embedder: EmbeddingAdapter | None = None
 
     @property
     def id(self) -> str:
@@ -30,7 +34,11 @@ def build_vendors(settings: Settings, http: HttpTransport, simulator: Transport 
         if vendor.spec.type == "simulator":
             if simulator is None:
                 continue
-            live[vendor.id] = VendorRuntime(vendor, OpenAICompatAdapter(vendor, simulator))
+            live[vendor.id] = VendorRuntime(vendor, OpenAICompatAdapter(vendor, simulator),
+                                            build_embedder(vendor, simulator))
+        elif vendor.spec.type in NATIVE_ADAPTERS:
+            live[vendor.id] = VendorRuntime(vendor, NATIVE_ADAPTERS[vendor.spec.type](vendor, http),
+                                            build_embedder(vendor, http))
         else:
-            live[vendor.id] = VendorRuntime(vendor, OpenAICompatAdapter(vendor, http))
+            live[vendor.id] = VendorRuntime(vendor, OpenAICompatAdapter(vendor, http), build_embedder(vendor, http))
     return live

@@ -30,12 +30,14 @@ class Quirks:
 class VendorSpec:
     id: str
     name: str
-    #: Wire family: "openai" (Chat Completions) or "simulator" (in-process).
+    #: Wire family: "openai" (Chat Completions), "simulator" (in-process), or a native format
+    #: translated by its own adapter: "anthropic", "gemini", "vertex", "bedrock", "cohere".
     type: str
     base_url: str | None
     #: Environment variables holding the credential; the first one set wins.
     key_env: tuple[str, ...] = ()
-    #: "bearer" (Authorization: Bearer), "api-key" (Azure's header) or "none".
+    #: "bearer" (Authorization: Bearer), "api-key" (Azure's header), "none", or - for native
+    #: vendors, informational - "x-api-key", "x-goog-api-key", "sigv4", "service-account".
     auth: str = "bearer"
     needs_key: bool = True
     #: Environment variable holding the base URL where it is per-account (Azure).
@@ -83,6 +85,17 @@ BUILTIN: Mapping[str, VendorSpec] = MappingProxyType(
                        needs_key=False, docs="https://docs.vllm.ai/en/latest/serving/openai_compatible_server.html"),
             VendorSpec("lmstudio", "LM Studio (local)", "openai", "http://localhost:1234/v1", needs_key=False,
                        auth="none", quirks=_OPENAI_OLD, docs="https://lmstudio.ai/docs/app/api/endpoints/openai"),
+            VendorSpec("anthropic", "Anthropic", "anthropic", "https://api.anthropic.com", ("ANTHROPIC_API_KEY",),
+                       auth="x-api-key", docs="https://docs.anthropic.com/en/api/messages"),
+            VendorSpec("google", "Google Gemini", "gemini", "https://generativelanguage.googleapis.com",
+                       ("GEMINI_API_KEY", "GOOGLE_API_KEY"), auth="x-goog-api-key",
+                       docs="https://ai.google.dev/api/generate-content"),
+            VendorSpec("vertex", "Vertex AI", "vertex", None, (),
+                       auth="service-account", docs="https://cloud.google.com/vertex-ai/generative-ai/docs"),
+            VendorSpec("bedrock", "AWS Bedrock", "bedrock", None, (), auth="sigv4",
+                       docs="https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html"),
+            VendorSpec("cohere", "Cohere", "cohere", "https://api.cohere.com", ("COHERE_API_KEY",),
+                       docs="https://docs.cohere.com/reference/chat"),
             VendorSpec("simulator", "Simulator (offline)", "simulator", "http://simulator.internal/v1",
                        needs_key=False, auth="none"),
         )
@@ -90,4 +103,4 @@ BUILTIN: Mapping[str, VendorSpec] = MappingProxyType(
 )
 
 #: Vendor types a config may name for a vendor interlock has no spec for.
-CUSTOM_TYPES = ("openai",)
+CUSTOM_TYPES = ("openai", "anthropic", "gemini", "cohere", "bedrock", "vertex")

@@ -1,0 +1,204 @@
+"""``GET /admin/v1/logs``, ``/admin/v1/logs/{id}`` and ``/admin/v1/spend`` (admin key only).
+
+Query parameters are validated like request bodies: a bad one is a 400 in
+OpenAI's error shape that names it (``param: "from"``). Listing uses cursor
+pagination on (received_at, id), which stays correct while records land and
+costs the same on page 1000 as on page 1. ``format=jsonl`` or ``format=csv``
+streams every matching record (an export) instead of one page.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, unquote
+
+import orjson
+
+from interlock.errors import InvalidRequest, NotFound, PermissionDenied
+from interlock.ledger.record import COLUMNS
+from interlock.ledger.schema import GROUPS, LogQuery, SpendQuery, decode_cursor, encode_cursor
+from interlock.server.http import Request
+
+if TYPE_CHECKING:
+    from interlock.governance.auth import Authenticator
+    from interlock.ledger.writer import LogStore
+
+MAX_LIMIT = 1000
+EXPORT_PAGE = 1000
+LOG_PARAMS = ("from", "to", "project", "key", "model", "vendor", "status", "tag", "min_cost", "q", "limit",
+              "cursor", "order", "format")
+SPEND_PARAMS = ("group_by", "from", "to", "project", "key", "model", "vendor")
+
+
+def parse_time(value: str, param: str) -> float:
+    """Epoch seconds, or ISO 8601 (a date means its midnight, UTC unless an offset is given)."""
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidRequest(f"Invalid '{param}': expected an ISO 8601 time (2025-06-01 or 2025-06-01T12:00:00Z) "
+                             f"or epoch seconds, got {value!r}.", param=param) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.timestamp()
+
+
+def parse_day(value: str, param: str) -> str:
+    return dt.datetime.fromtimestamp(parse_time(value, param), dt.UTC).strftime("%Y-%m-%d")
+
+
+def _query(req: Request, allowed: tuple[str, ...]) -> dict[str, str]:
+    raw = parse_qs(req.scope.query_string, keep_blank_values=True)
+    out: dict[str, str] = {}
+    for key, values in raw.items():
+        if key not in allowed:
+            raise InvalidRequest(f"Unknown query parameter '{key}'; expected one of: {', '.join(allowed)}.", param=key)
+        if len(values) > 1:
+            raise InvalidRequest(f"'{key}' may be given once.", param=key)
+        out[key] = values[0]
+    return out
+
+
+def log_query(params: Mapping[str, str]) -> tuple[LogQuery, str]:
+    limit = 50
+    if "limit" in params:
+        try:
+            limit = int(params["limit"])
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= MAX_LIMIT:
+            raise InvalidRequest(f"Invalid 'limit': expected an integer from 1 to {MAX_LIMIT}, got "
+                                 f"{params['limit']!r}.", param="limit")
+    status = params.get("status")
+    if status is not None and status not in ("ok", "error") and not (status.isdigit() and len(status) == 3):
+        raise InvalidRequest(f"Invalid 'status': expected ok, error or an HTTP status code, got {status!r}.",
+                             param="status")
+    min_cost = None
+    if "min_cost" in params:
+        try:
+            usd = float(params["min_cost"])
+        except ValueError:
+            usd = -1.0
+        if usd < 0:
+            raise InvalidRequest(f"Invalid 'min_cost': expected a non-negative amount in USD, got "
+                                 f"{params['min_cost']!r}.", param="min_cost")
+        min_cost = round(usd * 1e12)
+    cursor = None
+    if params.get("cursor"):
+        try:
+            cursor = decode_cursor(params["cursor"])
+        except ValueError as exc:
+            raise InvalidRequest(f"Invalid 'cursor': {exc}.", param="cursor") from None
+    order = params.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise InvalidRequest(f"Invalid 'order': expected asc or desc, got {order!r}.", param="order")
+    fmt = params.get("format", "json")
+    if fmt not in ("json", "jsonl", "csv"):
+        raise InvalidRequest(f"Invalid 'format': expected json, jsonl or csv, got {fmt!r}.", param="format")
+    q = LogQuery(
+        since=parse_time(params["from"], "from") if params.get("from") else None,
+        until=parse_time(params["to"], "to") if params.get("to") else None,
+        project=params.get("project") or None, key_id=params.get("key") or None,
+        model=params.get("model") or None, vendor=params.get("vendor") or None,
+        status=status, tag=params.get("tag") or None, min_cost_picousd=min_cost, text=params.get("q") or None,
+        limit=limit, cursor=cursor, ascending=order == "asc",
+    )
+    return q, fmt
+
+
+def spend_query(params: Mapping[str, str]) -> SpendQuery:
+    group_by = params.get("group_by", "day")
+    if group_by not in GROUPS:
+        raise InvalidRequest(f"Invalid 'group_by': expected one of {', '.join(GROUPS)}, got {group_by!r}.",
+                             param="group_by")
+    return SpendQuery(
+        group_by=group_by,
+        since=parse_day(params["from"], "from") if params.get("from") else None,
+        until=parse_day(params["to"], "to") if params.get("to") else None,
+        project=params.get("project") or None, key_id=params.get("key") or None,
+        model=params.get("model") or None, vendor=params.get("vendor") or None,
+    )
+
+
+def csv_lines(rows: list[dict[str, Any]], header: bool) -> bytes:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    if header:
+        writer.writerow([*COLUMNS, "cost_usd"])
+    for row in rows:
+        writer.writerow([_csv_cell(row.get(c)) for c in (*COLUMNS, "cost_usd")])
+    return buf.getvalue().encode()
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        return orjson.dumps(value).decode()
+    return "" if value is None else value
+
+
+class AdminLogs:
+    def __init__(self, store: LogStore, auth: Authenticator) -> None:
+        self.store = store
+        self.auth = auth
+
+    def _admin(self, req: Request) -> None:
+        principal = self.auth.authenticate(req.header("authorization"), req.header("x-api-key"))
+        if principal.kind != "admin":
+            raise PermissionDenied("The request log and spend are readable with the admin key only.")
+
+    async def list(self, req: Request) -> None:
+        self._admin(req)
+        q, fmt = log_query(_query(req, LOG_PARAMS))
+        if fmt != "json":
+            await self._export(req, q, fmt)
+            return
+        rows = await self.store.query(replace(q, limit=q.limit + 1))
+        more = len(rows) > q.limit
+        rows = rows[:q.limit]
+        cursor = encode_cursor(rows[-1]["received_at"], rows[-1]["id"]) if more and rows else None
+        req.json(200, {"object": "list", "data": rows, "has_more": more, "next_cursor": cursor})
+
+    async def _export(self, req: Request, q: LogQuery, fmt: str) -> None:
+        ctype = "application/x-ndjson" if fmt == "jsonl" else "text/csv; charset=utf-8"
+        out = req.stream(200, [("content-type", ctype),
+                               ("content-disposition", f'attachment; filename="interlock-logs.{fmt}"')])
+        page = replace(q, limit=EXPORT_PAGE)
+        first = True
+        while True:
+            rows = await self.store.query(page)
+            if fmt == "jsonl":
+                data = b"".join(orjson.dumps(r) + b"\n" for r in rows)
+            else:
+                data = csv_lines(rows, first)
+            first = False
+            if data:
+                await out.send_bytes(data)
+            if len(rows) < EXPORT_PAGE:
+                return
+            page = replace(page, cursor=(rows[-1]["received_at"], rows[-1]["id"]))
+
+    async def detail(self, req: Request) -> None:
+        self._admin(req)
+        rid = unquote(req.path.rstrip("/").rsplit("/", 1)[-1])
+        row = await self.store.get(rid)
+        if row is None:
+            raise NotFound(f"No request with id '{rid}' in the log (it may be older than the retention period, "
+                           "or logging was off).", param="id")
+        req.json(200, row)
+
+    async def spend(self, req: Request) -> None:
+        self._admin(req)
+        q = spend_query(_query(req, SPEND_PARAMS))
+        rows = await self.store.spend(q)
+        total = sum(r["cost_picousd"] for r in rows) if q.group_by != "tag" else None
+        req.json(200, {"object": "spend", "group_by": q.group_by, "from": q.since, "to": q.until, "data": rows,
+                       "total_cost_usd": total / 1e12 if total is not None else None})
+

@@ -1,0 +1,172 @@
+"""``POST /v1/embeddings``: OpenAI's embeddings API in front of every vendor that can embed.
+
+The stages are the chat pipeline's, in the same order: auth, a size-limited
+body, validation (a 400 naming the parameter), the planner's resolution of the
+model name, dispatch with failover through the :class:`Dispatcher` (the same
+retry, circuit-breaker and attempt bookkeeping as chat), cost from the input
+tokens, and one ledger record from ``finally``. What differs is small enough
+not to need a codec: the answer is never streamed, and its vectors are
+re-encoded only when the vendor's encoding is not the one asked for (native
+vendors send floats; OpenAI-compatible ones send what was asked).
+
+Vendors are chosen among the plan's targets that have an embeddings adapter
+(``VendorRuntime.embedder``); a catalog model that is not an embedding model is
+refused with a 400 naming ``model`` rather than sent to a vendor to fail.
+When a vendor reports no token count (Gemini), the gateway counts the input
+with the catalog's tokenizer and marks the cost estimated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from interlock.catalog import Usage, count_tokens
+from interlock.errors import GatewayError, InvalidRequest
+from interlock.pipeline.context import RequestContext
+from interlock.pipeline.dispatch import forwarded_headers
+from interlock.pipeline.plan import Plan, Target
+from interlock.pipeline.settle import observe_request, price_usage, settle
+from interlock.server.http import Request
+from interlock.vendors.adapter import EmbeddingResult, Vector
+from interlock.vendors.embeddings_common import (
+    base64_vector,
+    float_vector,
+    input_problem,
+    inputs_of,
+    is_embedding_model,
+)
+from interlock.wire.openai_chat import error_body, parse_json_object
+
+if TYPE_CHECKING:
+    from interlock.app import Gateway
+
+INBOUND = "openai.embeddings"
+_JSON = [("content-type", "application/json")]
+
+
+def validate_embeddings_request(request: dict[str, Any]) -> dict[str, Any]:
+    """Check the documented fields; raise a 400 naming the first bad one. Other fields pass through."""
+    model = request.get("model")
+    if model is None:
+        raise InvalidRequest("Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
+    if not isinstance(model, str) or not model.strip():
+        raise InvalidRequest("'model' must be a non-empty string.", param="model", code="invalid_type")
+    problem = input_problem(request.get("input"))
+    if problem is not None:
+        code = "missing_required_parameter" if request.get("input") is None else "invalid_value"
+        raise InvalidRequest(problem[1], param=problem[0], code=code)
+    fmt = request.get("encoding_format")
+    if fmt is not None and fmt not in ("float", "base64"):
+        raise InvalidRequest(f"'encoding_format' must be 'float' or 'base64', got {fmt!r}.",
+                             param="encoding_format", code="invalid_value")
+    dimensions = request.get("dimensions")
+    if dimensions is not None and (not isinstance(dimensions, int) or isinstance(dimensions, bool)
+                                   or dimensions < 1):
+        raise InvalidRequest("'dimensions' must be a positive integer.", param="dimensions", code="invalid_type")
+    user = request.get("user")
+    if user is not None and not isinstance(user, str):
+        raise InvalidRequest("'user' must be a string.", param="user", code="invalid_type")
+    return request
+
+
+def embedding_plan(plan: Plan) -> Plan:
+    """The plan narrowed to targets that can embed; a 400 naming ``model`` when none can."""
+    chat_model = next((t.model for t in plan.targets if t.model is not None and not is_embedding_model(t.model)),
+                      None)
+    targets = tuple(t for t in plan.targets if t.vendor.embedder is not None
+                    and (t.model is None or is_embedding_model(t.model)))
+    if targets:
+        return plan if len(targets) == len(plan.targets) else Plan(plan.requested, targets, plan.explanation,
+                                                                   plan.policy)
+    if chat_model is not None:
+        raise InvalidRequest(f"'{plan.requested}' resolves to {chat_model.id}, which is not an embedding model. "
+                             "Use one such as openai/text-embedding-3-small (`interlock models --search embed` "
+                             "lists them).", param="model", code="model_not_embedding")
+    vendors = ", ".join(sorted({t.vendor.config.spec.name for t in plan.targets}))
+    raise InvalidRequest(f"'{plan.requested}' is served here only by {vendors}, which offers no embeddings API.",
+                         param="model", code="model_not_embedding")
+
+
+def counted_usage(request: Mapping[str, Any], result: EmbeddingResult, target: Target) -> Usage:
+    """The vendor's token count, or the gateway's own (estimated) when the vendor gave none."""
+    if result.input_tokens is not None:
+        return Usage(input_tokens=result.input_tokens)
+    total = sum(count_tokens(item, target.model) if isinstance(item, str) else len(item)
+                for item in inputs_of(request))
+    return Usage(input_tokens=total, estimated=True)
+
+
+def encode_vectors(vectors: list[Vector], base64: bool) -> list[dict[str, Any]]:
+    return [{"object": "embedding", "index": i, "embedding": base64_vector(v) if base64 else float_vector(v)}
+            for i, v in enumerate(vectors)]
+
+
+class EmbeddingsApi:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gw = gateway
+
+    async def __call__(self, req: Request) -> None:
+        ctx = RequestContext(INBOUND)
+        task = asyncio.current_task()
+        watcher = req.proto.client_disconnect()
+
+        def on_disconnect(_: object) -> None:
+            # A large batch fans out to many vendor calls: stop them when nobody waits for the answer.
+            ctx.client_disconnected = True
+            if task is not None and not req.responded:
+                task.cancel()
+
+        watcher.add_done_callback(on_disconnect)
+        try:
+            await self._run(req, ctx)
+        except GatewayError as err:
+            ctx.fail(err)
+            if not req.responded:
+                req.send(err.status, error_body(err), [*_JSON, *ctx.response_headers(), *err.headers.items()])
+        except asyncio.CancelledError:
+            if not ctx.client_disconnected:
+                raise
+            if task is not None:
+                task.uncancel()
+        finally:
+            watcher.remove_done_callback(on_disconnect)
+            watcher.cancel()
+            self.gw.routing.observe(ctx)
+            settle(ctx, self.gw.ledger)
+
+    async def _run(self, req: Request, ctx: RequestContext) -> None:
+        gw = self.gw
+        ctx.principal = gw.auth.authenticate(req.header("authorization"), req.header("x-api-key"))
+        request = validate_embeddings_request(parse_json_object(await req.body(gw.settings.server.max_body_bytes)))
+        ctx.requested_model = request["model"]
+        observe_request(ctx, req, request, gw.ledger)
+        ctx.plan = embedding_plan(gw.planner.plan(request["model"]))
+
+        async def call(target: Target) -> EmbeddingResult:
+            embedder = target.vendor.embedder
+            assert embedder is not None  # embedding_plan keeps only targets that have one
+            return await embedder.embed(request, target.vendor_model, forwarded_headers(req.headers, target))
+
+        # The dispatcher's attempt loop is generic over the call: embeddings fail over exactly like chat.
+        result = await gw.dispatcher._run(ctx, call)
+        ctx.first_byte = time.perf_counter()
+        target = ctx.target
+        assert target is not None
+        price_usage(ctx, counted_usage(request, result, target))
+        usage: dict[str, Any] = {"prompt_tokens": ctx.usage.input_tokens if ctx.usage else 0}
+        usage["total_tokens"] = usage["prompt_tokens"]
+        headers = [*_JSON, *ctx.response_headers()]
+        if ctx.cost is not None:
+            usage["cost"] = ctx.cost.usd
+            headers.append(("x-interlock-cost-usd", ctx.cost.usd_str))
+            if ctx.cost.estimated:
+                headers.append(("x-interlock-cost-estimated", "true"))
+        data = encode_vectors(result.vectors, request.get("encoding_format") == "base64")
+        if ctx.capture_content:
+            # The vectors themselves are large and say nothing to a reader of the log.
+            ctx.response_content = {"embeddings": len(data), "dimensions": len(float_vector(result.vectors[0]))}
+        body = {"object": "list", "data": data, "model": result.model or target.vendor_model, "usage": usage}
+        req.json(200, body, headers[1:])

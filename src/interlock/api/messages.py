@@ -1,0 +1,34 @@
+"""``POST /v1/messages/count_tokens``: Anthropic's token counter, answered without a vendor call.
+
+The body is a Messages request without ``max_tokens``; it is translated like
+``/v1/messages`` (so the same 400s name the same fields) and counted with the
+catalog's tokenizer for the model it resolves to. The count is the gateway's
+estimate of the whole prompt - what the vendor would bill as input before any
+caching.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from interlock.catalog import estimate_chat_tokens
+from interlock.server.http import Request
+from interlock.wire.anthropic_messages import parse_messages_request
+from interlock.wire.openai_chat import parse_json_object
+
+if TYPE_CHECKING:
+    from interlock.app import Gateway
+
+
+class MessagesApi:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gw = gateway
+
+    async def count_tokens(self, req: Request) -> None:
+        gw = self.gw
+        gw.auth.authenticate(req.header("authorization"), req.header("x-api-key"))
+        body = await req.body(gw.settings.server.max_body_bytes)
+        request = parse_messages_request(parse_json_object(body), require_max_tokens=False)
+        plan = gw.planner.plan(request["model"])
+        model = plan.targets[0].model if plan.targets else None
+        req.json(200, {"input_tokens": estimate_chat_tokens(request, model)})

@@ -1,0 +1,57 @@
+"""``POST /v1/route/explain`` and ``GET /v1/generation?id=...``.
+
+Explain runs the real routing decision on a normal chat request - the same
+code path a request takes, minus the vendor call - so "what would happen if"
+has an exact answer. Generation serves what happened: the request's routing
+trace and OpenRouter-compatible accounting, from memory for recent requests
+(the log is written in batches) and from the request log after that.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl
+
+from interlock.errors import InvalidRequest, NotFound
+from interlock.routing.explain import explain, generation
+from interlock.server.http import Request
+from interlock.wire.openai_chat import parse_json_object, validate_chat_request
+
+if TYPE_CHECKING:
+    from interlock.app import Gateway
+
+
+class RoutingApi:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gw = gateway
+
+    async def explain(self, req: Request) -> None:
+        gw = self.gw
+        gw.auth.authenticate(req.header("authorization"), req.header("x-api-key"))
+        request = parse_json_object(await req.body(gw.settings.server.max_body_bytes))
+        validate_chat_request(request)
+        trace, _ = gw.routing.decide(request, exact=True)
+        req.json(200, explain(trace))
+
+    async def generation(self, req: Request) -> None:
+        gw = self.gw
+        principal = gw.auth.authenticate(req.header("authorization"), req.header("x-api-key"))
+        query = dict(parse_qsl(req.scope.query_string, keep_blank_values=True))
+        rid = query.get("id", "").strip()
+        if not rid:
+            raise InvalidRequest("Missing required query parameter: 'id' (the request id, x-interlock-request-id).",
+                                 param="id", code="missing_required_parameter")
+        row = gw.routing.traces.get(rid)
+        if row is None:
+            row = await gw.obs.store.get(rid)
+        if row is not None and principal.kind != "admin" and row.get("key_id") != _key_id(principal):
+            row = None  # another key's request: indistinguishable from an unknown id
+        if row is None:
+            raise NotFound(f"No generation with id '{rid}' (it may not be written to the request log yet, or "
+                           "logging is disabled).")
+        req.json(200, {"data": generation(row)})
+
+
+def _key_id(principal: object) -> str | None:
+    value = getattr(principal, "key_id", None) or getattr(principal, "key_prefix", None)
+    return None if value is None else str(value)

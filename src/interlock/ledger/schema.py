@@ -1,0 +1,285 @@
+"""What both stores share: row encoding, spend rollups and the log/spend query language.
+
+SQLite and PostgreSQL hold the same tables (``requests`` and ``spend_daily``),
+so the filters and their SQL are built once here with a placeholder style per
+backend. Rollup deltas are computed in Python from the records a batch actually
+inserted, which keeps replays (after a store outage) from counting spend twice.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from interlock.ledger.record import COLUMNS, JSON_COLUMNS
+
+#: Rollup rows with this tag count every request once; rows with a real tag count requests carrying it.
+ALL_TAGS = "*"
+ROLLUP_KEYS = ("day", "project", "key_id", "model", "vendor", "tag")
+ROLLUP_VALUES = ("requests", "errors", "input_tokens", "cache_read_tokens", "output_tokens", "cost_picousd")
+GROUPS = {"day": "day", "project": "project", "key": "key_id", "model": "model", "vendor": "vendor", "tag": "tag"}
+STATUS_FILTERS = ("ok", "error")
+
+
+def day_of(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%d")
+
+
+def encode_value(column: str, value: Any) -> Any:
+    if value is not None and column in JSON_COLUMNS:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
+    return value
+
+
+#: Values of NOT NULL columns a record may leave out.
+_DEFAULTS = {"stream": 0, "status": 0, "cost_estimated": 0, "simulated": 0, "cache_hit": 0, "inbound": ""}
+
+
+def encode_row(record: Mapping[str, Any]) -> tuple[Any, ...]:
+    return tuple(encode_value(c, record.get(c, _DEFAULTS.get(c))) for c in COLUMNS)
+
+
+def decode_row(columns: Iterable[str], values: Iterable[Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for column, value in zip(columns, values, strict=True):
+        if column in JSON_COLUMNS and isinstance(value, str):
+            # Text written by an older version that is not JSON is returned as it is.
+            with contextlib.suppress(orjson.JSONDecodeError):
+                value = orjson.loads(value)
+        out[column] = value
+    cost = out.get("cost_picousd")
+    out["cost_usd"] = cost / 1e12 if cost is not None else None
+    return out
+
+
+def rollup_deltas(records: Iterable[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+    """Per (day, project, key, model, vendor, tag) sums of a batch, ready to upsert."""
+    acc: dict[tuple[str, ...], list[int]] = {}
+    for r in records:
+        base = (day_of(r["received_at"]), r.get("project") or "", r.get("key_id") or "", r.get("model") or "",
+                r.get("vendor") or "")
+        values = (1, int((r.get("status") or 0) >= 400), r.get("input_tokens") or 0, r.get("cache_read_tokens") or 0,
+                  r.get("output_tokens") or 0, r.get("cost_picousd") or 0)
+        for tag in (ALL_TAGS, *(r.get("tags") or ())):
+            key = (*base, str(tag))
+            row = acc.get(key)
+            if row is None:
+                acc[key] = list(values)
+            else:
+                for i, v in enumerate(values):
+                    row[i] += v
+    # Sorted: concurrent writers (workers, gateways) then lock rollup rows in the same
+    # order, so their upserts cannot deadlock.
+    return [(*k, *v) for k, v in acc.items()]
+
+
+#: Second rollup level: per (day, dimension, value), so a month by day - overall, or for one
+#: project / key / model / vendor / tag - reads ~30 rows per value, whatever the traffic.
+DIMS = ("project", "key_id", "model", "vendor")
+DIM_KEYS = ("day", "dim", "value")
+
+
+def dim_deltas(rollups: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Fold rollup deltas (from :func:`rollup_deltas`) into per-dimension day totals."""
+    acc: dict[tuple[str, str, str], list[int]] = {}
+    n = len(ROLLUP_KEYS)
+    for row in rollups:
+        day, project, key_id, model, vendor, tag = row[:n]
+        values = row[n:]
+        keys = ([(day, ALL_TAGS, ALL_TAGS), (day, "project", project), (day, "key_id", key_id),
+                 (day, "model", model), (day, "vendor", vendor)] if tag == ALL_TAGS else [(day, "tag", tag)])
+        for key in keys:
+            target = acc.get(key)
+            if target is None:
+                acc[key] = list(values)
+            else:
+                for i, v in enumerate(values):
+                    target[i] += v
+    return [(*k, *v) for k, v in acc.items()]
+
+
+# ----------------------------------------------------------------- queries
+
+
+@dataclass(frozen=True, slots=True)
+class LogQuery:
+    since: float | None = None
+    until: float | None = None
+    project: str | None = None
+    key_id: str | None = None
+    model: str | None = None
+    vendor: str | None = None
+    #: "ok", "error" or an HTTP status as text.
+    status: str | None = None
+    tag: str | None = None
+    min_cost_picousd: int | None = None
+    text: str | None = None
+    limit: int = 50
+    cursor: tuple[float, str] | None = None
+    #: Oldest first (``--follow`` reads forward from a point); newest first otherwise.
+    ascending: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SpendQuery:
+    group_by: str = "day"
+    since: str | None = None  # YYYY-MM-DD, inclusive
+    until: str | None = None  # YYYY-MM-DD, inclusive
+    project: str | None = None
+    key_id: str | None = None
+    model: str | None = None
+    vendor: str | None = None
+
+
+def encode_cursor(received_at: float, rid: str) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([received_at, rid])).decode().rstrip("=")
+
+
+def decode_cursor(text: str) -> tuple[float, str]:
+    """Raises ValueError on anything that is not a cursor this gateway produced."""
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        at, rid = orjson.loads(raw)
+    except (ValueError, TypeError, orjson.JSONDecodeError):
+        raise ValueError("not a cursor returned by this endpoint") from None
+    if not isinstance(at, int | float) or not isinstance(rid, str):
+        raise ValueError("not a cursor returned by this endpoint")
+    return float(at), rid
+
+
+Placeholder = Callable[[int], str]
+
+
+def qmark(_: int) -> str:
+    return "?"
+
+
+def dollar(i: int) -> str:
+    return f"${i}"
+
+
+def log_sql(q: LogQuery, ph: Placeholder, *, postgres: bool) -> tuple[str, list[Any]]:
+    where: list[str] = []
+    args: list[Any] = []
+
+    def arg(value: Any) -> str:
+        args.append(value)
+        return ph(len(args))
+
+    if q.since is not None:
+        where.append(f"received_at >= {arg(q.since)}")
+    if q.until is not None:
+        where.append(f"received_at < {arg(q.until)}")
+    for column, value in (("project", q.project), ("key_id", q.key_id), ("vendor", q.vendor)):
+        if value is not None:
+            where.append(f"{column} = {arg(value)}")
+    if q.model is not None:
+        where.append(f"(model = {arg(q.model)} OR requested_model = {arg(q.model)})")
+    if q.status == "error":
+        where.append("status >= 400")
+    elif q.status == "ok":
+        where.append("status < 400")
+    elif q.status is not None:
+        where.append(f"status = {arg(int(q.status))}")
+    if q.tag is not None:
+        if postgres:
+            where.append(f"tags ? {arg(q.tag)}")
+        else:
+            where.append(f"tags LIKE {arg('%' + _like_escape(orjson.dumps(q.tag).decode()) + '%')} ESCAPE '\\'")
+    if q.min_cost_picousd is not None:
+        where.append(f"cost_picousd >= {arg(q.min_cost_picousd)}")
+    if q.text is not None:
+        pattern = "%" + _like_escape(q.text) + "%"
+        cast, like = ("::text", "ILIKE") if postgres else ("", "LIKE")
+        where.append(f"(request_content{cast} {like} {arg(pattern)} ESCAPE '\\' "
+                     f"OR response_content{cast} {like} {arg(pattern)} ESCAPE '\\')")
+    if q.cursor is not None:
+        at, rid = q.cursor
+        op = ">" if q.ascending else "<"
+        where.append(f"(received_at, id) {op} ({arg(at)}, {arg(rid)})")
+    order = "ASC" if q.ascending else "DESC"
+    sql = f"SELECT {', '.join(COLUMNS)} FROM requests"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY received_at {order}, id {order} LIMIT {arg(q.limit)}"
+    return sql, args
+
+
+def spend_sql(q: SpendQuery, ph: Placeholder, *, postgres: bool) -> tuple[str, list[Any]]:
+    column = GROUPS[q.group_by]
+    args: list[Any] = []
+
+    def arg(value: Any) -> str:
+        args.append(value)
+        return ph(len(args))
+
+    total = "SUM" if postgres else "TOTAL"
+    sums = ", ".join(f"{total}({v}) AS {v}" for v in ROLLUP_VALUES)
+    filters = [(c, v) for c, v in (("project", q.project), ("key_id", q.key_id), ("model", q.model),
+                                   ("vendor", q.vendor)) if v is not None]
+    if not filters or (len(filters) == 1 and q.group_by == "day"):
+        # The small per-dimension table answers: no scan of the full rollup.
+        where = []
+        if filters:
+            where += [f"dim = {arg(filters[0][0])}", f"value = {arg(filters[0][1])}"]
+        elif q.group_by == "day":
+            where.append("dim = '*'")
+        else:
+            where.append(f"dim = {arg(column)}")
+        if q.since is not None:
+            where.append(f"day >= {arg(q.since)}")
+        if q.until is not None:
+            where.append(f"day <= {arg(q.until)}")
+        grp = "day" if q.group_by == "day" else "value"
+        return (f"SELECT {grp} AS grp, {sums} FROM spend_dims WHERE {' AND '.join(where)} "
+                f"GROUP BY {grp} ORDER BY {grp}"), args
+    where = ["tag <> '*'" if q.group_by == "tag" else "tag = '*'"]
+    if q.since is not None:
+        where.append(f"day >= {arg(q.since)}")
+    if q.until is not None:
+        where.append(f"day <= {arg(q.until)}")
+    for col, value in filters:
+        where.append(f"{col} = {arg(value)}")
+    sql = (f"SELECT {column} AS grp, {sums} FROM spend_daily WHERE {' AND '.join(where)} "
+           f"GROUP BY {column} ORDER BY {column}")
+    return sql, args
+
+
+def spend_rows(group_by: str, rows: Iterable[Iterable[Any]]) -> list[dict[str, Any]]:
+    out = []
+    for row in rows:
+        grp, *values = list(row)
+        item: dict[str, Any] = {group_by: grp if grp != "" else None}
+        for name, value in zip(ROLLUP_VALUES, values, strict=True):
+            item[name] = int(value or 0)
+        item["cost_usd"] = item["cost_picousd"] / 1e12
+        out.append(item)
+    return out
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+DIMS_TABLE_SQL = """
+CREATE TABLE IF NOT EXISTS spend_dims (
+    day TEXT NOT NULL, dim TEXT NOT NULL, value TEXT NOT NULL,
+    {values},
+    PRIMARY KEY (day, dim, value)
+)"""
+
+#: Fills spend_dims from spend_daily (a migration on a log that already has rollups).
+DIMS_BACKFILL_SQL = tuple(
+    f"INSERT INTO spend_dims (day, dim, value, {', '.join(ROLLUP_VALUES)}) "
+    f"SELECT day, {dim_sql}, {value_sql}, {', '.join(f'SUM({v})' for v in ROLLUP_VALUES)} FROM spend_daily "
+    f"WHERE {cond} GROUP BY day" + ("" if value_sql.startswith("'") else f", {value_sql}")
+    for dim_sql, value_sql, cond in (("'*'", "'*'", "tag = '*'"), ("'project'", "project", "tag = '*'"),
+                                     ("'key_id'", "key_id", "tag = '*'"), ("'model'", "model", "tag = '*'"),
+                                     ("'vendor'", "vendor", "tag = '*'"), ("'tag'", "tag", "tag <> '*'"))
+)

@@ -1,0 +1,115 @@
+"""The request log's and telemetry's settings, read from ``logging:``, ``store:`` and ``telemetry:``.
+
+``config.py`` only checks which keys exist; the values are validated here, once
+in the launching process (``app.validate``) and again in each worker, so a bad
+value fails ``interlock serve`` with the file and line instead of a worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from interlock.config import Settings
+    from interlock.pipeline.context import RequestContext
+
+Level = Literal["off", "metadata", "full"]
+LEVELS: tuple[Level, ...] = ("off", "metadata", "full")
+TELEMETRY_KEYS = ("otlp_endpoint", "service_name", "headers", "metrics", "sample_ratio")
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    level: Level = "metadata"
+    #: Zero data retention: content is never stored, whatever the level says.
+    zero_data_retention: bool = False
+    retention_days: float | None = None
+    flush_interval: float = 1.0
+    batch_size: int = 512
+    store_url: str | None = field(default=None, repr=False)
+    state_dir: Path = Path(".interlock")
+    #: Strings that must never reach the log (vendor credentials), scrubbed from messages and content.
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def enabled(self) -> bool:
+        return self.level != "off"
+
+    @property
+    def spill_dir(self) -> Path:
+        return self.state_dir / "ledger-spill"
+
+    def level_for(self, ctx: RequestContext) -> Level:
+        """The content level for one request.
+
+        Global today; projects (governance) will override it per project, which is
+        why it takes the context. Zero data retention always wins: it caps the level
+        at ``metadata`` so no content is captured on any path, errors included.
+        """
+        if ctx.zero_data_retention or self.zero_data_retention:
+            return "metadata" if self.level != "off" else "off"
+        return self.level
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LogSettings:
+        sec = settings.section("logging")
+        # YAML reads a bare ``off`` as false: accept it as the level users meant.
+        level = "off" if sec.raw("level") is False else sec.choice("level", "metadata", LEVELS)
+        if not sec.boolean("enabled", True):
+            level = "off"
+        interval = sec.number("flush_interval", 1.0, positive=True)
+        if interval > 1.0:
+            raise sec.error(f"expected at most 1 second (a hard kill loses at most this much), got {interval:g}",
+                            "flush_interval")
+        retention = sec.raw("retention_days")
+        days = sec.number("retention_days", 0.0, positive=True) if retention is not None else None
+        secrets = tuple(sorted({v.api_key for v in settings.vendors.values() if v.api_key and len(v.api_key) >= 6}))
+        return cls(
+            level=level,  # type: ignore[arg-type]
+            zero_data_retention=sec.boolean("zero_data_retention", False),
+            retention_days=days,
+            flush_interval=interval,
+            batch_size=sec.integer("batch_size", 512, minimum=1),
+            store_url=settings.store_url,
+            state_dir=settings.server.state_dir,
+            secrets=secrets,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetrySettings:
+    otlp_endpoint: str | None = None
+    service_name: str = "interlock"
+    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
+    #: ``GET /metrics`` (Prometheus); on by default, it costs nothing until scraped.
+    metrics: bool = True
+    #: Share of requests traced (head sampling), 0..1.
+    sample_ratio: float = 1.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TelemetrySettings:
+        sec = settings.section("telemetry")
+        sec.only(*TELEMETRY_KEYS)
+        endpoint = sec.string("otlp_endpoint")
+        if endpoint is not None:
+            if not endpoint.startswith(("http://", "https://")):
+                raise sec.error(f"expected an http:// or https:// OTLP/HTTP endpoint, got {endpoint!r}",
+                                "otlp_endpoint")
+            endpoint = endpoint.rstrip("/")
+            if not endpoint.endswith("/v1/traces"):
+                endpoint += "/v1/traces"
+        ratio = sec.number("sample_ratio", 1.0, minimum=0.0)
+        if ratio > 1.0:
+            raise sec.error(f"expected a number between 0 and 1, got {ratio:g}", "sample_ratio")
+        return cls(
+            otlp_endpoint=endpoint,
+            service_name=sec.string("service_name", "interlock") or "interlock",
+            headers=MappingProxyType(sec.string_map("headers")),
+            metrics=sec.boolean("metrics", True),
+            sample_ratio=ratio,
+        )

@@ -1,0 +1,76 @@
+"""Where a settled request goes: the request log, the metrics and the trace exporter.
+
+``settle`` calls :meth:`RequestSink.settle` once per request, on the hot path:
+metrics are a few dict updates; the log record is a flat dict appended to the
+writer's list; spans are built later by the tracer from that same record.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from interlock.ledger.record import Redactor, build_record, finish_record
+from interlock.ledger.settings import LogSettings
+
+if TYPE_CHECKING:
+    from interlock.ledger.writer import LedgerWriter
+    from interlock.observability.requests import RequestMetrics
+    from interlock.observability.tracing import Tracer
+    from interlock.pipeline.context import RequestContext
+
+#: Tags per request and characters per tag kept from ``x-interlock-tags``.
+MAX_TAGS = 10
+MAX_TAG_CHARS = 64
+
+
+def parse_tags(header: str | None) -> tuple[str, ...]:
+    """``x-interlock-tags: team-a, experiment=7`` → ("team-a", "experiment=7")."""
+    if not header:
+        return ()
+    tags: list[str] = []
+    for part in header.split(","):
+        tag = part.strip()[:MAX_TAG_CHARS]
+        if tag and tag != "*" and tag not in tags:
+            tags.append(tag)
+            if len(tags) == MAX_TAGS:
+                break
+    return tuple(tags)
+
+
+class RequestSink:
+    def __init__(self, settings: LogSettings, writer: LedgerWriter | None, metrics: RequestMetrics | None,
+                 tracer: Tracer | None) -> None:
+        self.settings = settings
+        self.writer = writer
+        self.metrics = metrics
+        self.tracer = tracer
+        self.redactor = Redactor(settings.secrets)
+        self._full = settings.level == "full" and not settings.zero_data_retention
+
+    def wants_content(self, ctx: RequestContext) -> bool:
+        """Whether to keep this request's content for the log (decided once the caller is known)."""
+        return self._full and self.writer is not None and self.settings.level_for(ctx) == "full"
+
+    def prepare(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Run by the writer off the hot path: nested values made plain, credentials scrubbed."""
+        return finish_record(record, self.redactor)
+
+    def settle(self, ctx: RequestContext) -> None:
+        if self.metrics is not None:
+            self.metrics.observe(ctx)
+        writer = self.writer
+        tracer = self.tracer
+        traced = tracer is not None and tracer.sampled(ctx.traceparent)
+        if writer is None and not traced:
+            return
+        level = self.settings.level_for(ctx)
+        zdr = ctx.zero_data_retention or self.settings.zero_data_retention
+        record = build_record(ctx, level, self.redactor)
+        if zdr:
+            # Zero data retention: not even an error message (vendors quote prompts in them).
+            record["error_message"] = None
+            record["content_level"] = "zdr"
+        if writer is not None and level != "off":
+            writer.submit(record)
+        if traced and tracer is not None:
+            tracer.submit(record, ctx.traceparent)

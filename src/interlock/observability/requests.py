@@ -1,0 +1,87 @@
+"""The gateway's own series: requests, errors, latency, TTFT, tokens and cost per vendor and model.
+
+Observed once per request from ``settle``, with labels kept to a bounded set
+(vendor, catalog model, status code, error type) - never the key, project or
+end user, whose cardinality is unbounded; those belong to the request log and
+the spend rollups.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from interlock.observability.metrics import Registry
+
+if TYPE_CHECKING:
+    from interlock.ledger.writer import LedgerWriter
+    from interlock.pipeline.context import RequestContext
+
+TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
+
+
+class RequestMetrics:
+    __slots__ = ("cost", "duration", "errors", "registry", "requests", "tokens", "ttft")
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.requests = registry.counter("interlock_requests_total", "Requests handled, by vendor, model and status.",
+                                         ("vendor", "model", "status"))
+        self.errors = registry.counter("interlock_request_errors_total", "Failed requests, by vendor, model and "
+                                       "error type.", ("vendor", "model", "error_type"))
+        self.duration = registry.histogram("interlock_request_duration_seconds", "Time from request received to "
+                                           "response complete.", ("vendor", "model"))
+        self.ttft = registry.histogram("interlock_time_to_first_token_seconds", "Time from request received to the "
+                                       "first response byte (first token when streaming).", ("vendor", "model"),
+                                       TTFT_BUCKETS)
+        self.tokens = registry.counter("interlock_tokens_total", "Tokens, by vendor, model and type (input, "
+                                       "cache_read, cache_write, output, reasoning).", ("vendor", "model", "type"))
+        self.cost = registry.counter("interlock_cost_usd_total", "Cost in USD (exact or estimated), by vendor and "
+                                     "model.", ("vendor", "model"))
+
+    def observe(self, ctx: RequestContext) -> None:
+        target = ctx.target
+        vendor, model = (target.vendor.id, target.model_id) if target is not None else ("none", "none")
+        status = 499 if ctx.client_disconnected else ctx.status
+        self.requests.inc((vendor, model, str(status)))
+        if status >= 400:
+            error = ctx.error
+            kind = (error.code or error.type) if error is not None else "client_disconnected"
+            self.errors.inc((vendor, model, kind))
+        vm = (vendor, model)
+        started = ctx.started
+        self.duration.observe(vm, time.perf_counter() - started)
+        if ctx.first_byte is not None:
+            self.ttft.observe(vm, ctx.first_byte - started)
+        usage = ctx.usage
+        if usage is not None:
+            tokens = self.tokens
+            tokens.inc((vendor, model, "input"), usage.input_tokens)
+            tokens.inc((vendor, model, "output"), usage.output_tokens)
+            if usage.cache_read_tokens:
+                tokens.inc((vendor, model, "cache_read"), usage.cache_read_tokens)
+            if usage.cache_write_tokens:
+                tokens.inc((vendor, model, "cache_write"), usage.cache_write_tokens)
+            if usage.reasoning_tokens:
+                tokens.inc((vendor, model, "reasoning"), usage.reasoning_tokens)
+        cost = ctx.cost
+        if cost is not None:
+            self.cost.inc(vm, cost.picousd / 1e12)
+
+    def watch_ledger(self, writer: LedgerWriter) -> None:
+        """The request log's own health, read at scrape time."""
+
+        def collect() -> list[tuple[str, str, str, list[tuple[dict[str, str], float]]]]:
+            kind = {"store": writer.store.kind}
+            return [
+                ("interlock_log_store_up", "gauge", "1 when the request log store accepts writes, 0 while records "
+                 "spill to the local file.", [(kind, float(writer.store_up))]),
+                ("interlock_log_pending_records", "gauge", "Records waiting for the next flush.",
+                 [(kind, float(writer.pending))]),
+                ("interlock_log_records_written", "gauge", "Records this worker wrote to the store since start.",
+                 [(kind, float(writer.written))]),
+                ("interlock_log_records_spilled", "gauge", "Records this worker spilled to the local file since start.",
+                 [(kind, float(writer.spilled))]),
+            ]
+
+        self.registry.collector(collect)

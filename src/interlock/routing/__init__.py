@@ -1,0 +1,15 @@
+"""Routing: policies, per-request overrides, filters, strategies, circuit breakers, live stats, traces.
+
+``engine.RoutingEngine`` turns a request into an ordered list of targets with
+its explanation; ``pipeline/dispatch.py`` walks that list with retries and
+failover. See ``docs/routing.md`` for the user's view.
+"""
+
+from interlock.routing.circuit import BreakerSettings, Circuits
+from interlock.routing.engine import RoutingEngine
+from interlock.routing.policies import Policy, load_policies
+from interlock.routing.stats import LiveStats
+from interlock.routing.trace import Attempt, RoutingTrace
+
+__all__ = ["Attempt", "BreakerSettings", "Circuits", "LiveStats", "Policy", "RoutingEngine", "RoutingTrace",
+           "load_policies"]

@@ -1,0 +1,142 @@
+"""Rendering routing decisions: ``POST /v1/route/explain`` and ``GET /v1/generation``.
+
+``/v1/generation`` answers in OpenRouter's shape (``{"data": {...}}`` with
+``tokens_prompt``, ``total_cost``, ``provider_responses``...) so tools built
+for it work, plus interlock's full ``routing`` trace. The same function
+renders a request still in memory and one read back from the request log,
+so the answer does not change when the batch flush happens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from interlock.routing.trace import RoutingTrace
+
+if TYPE_CHECKING:
+    from interlock.pipeline.context import RequestContext
+
+PICO = 10**12
+
+
+def generation_record(ctx: RequestContext, trace: RoutingTrace) -> dict[str, Any]:
+    """The request-log fields ``/v1/generation`` needs, taken from a finished context."""
+    target = ctx.target
+    usage = ctx.usage
+    cost = ctx.cost
+    error = ctx.error
+    principal = ctx.principal
+    return {
+        "id": ctx.id,
+        "key_id": (getattr(principal, "key_id", None) or principal.key_prefix) if principal is not None else None,
+        "received_at": ctx.received_at,
+        "duration_ms": round(ctx.elapsed_ms, 3),
+        "ttft_ms": round((ctx.first_byte - ctx.started) * 1000.0, 3) if ctx.first_byte is not None else None,
+        "requested_model": ctx.requested_model,
+        "model": target.model_id if target is not None else None,
+        "vendor": target.vendor.id if target is not None else None,
+        "vendor_model": target.vendor_model if target is not None else None,
+        "stream": int(ctx.stream),
+        "status": 499 if ctx.client_disconnected else ctx.status,
+        "error_type": error.code if error is not None else None,
+        "error_message": error.message if error is not None else None,
+        "input_tokens": usage.input_tokens if usage is not None else None,
+        "cache_read_tokens": usage.cache_read_tokens if usage is not None else None,
+        "cache_write_tokens": usage.cache_write_tokens if usage is not None else None,
+        "output_tokens": usage.output_tokens if usage is not None else None,
+        "reasoning_tokens": usage.reasoning_tokens if usage is not None else None,
+        "cost_picousd": cost.picousd if cost is not None else None,
+        "cost_estimated": int(cost.estimated) if cost is not None else 0,
+        # The trace object itself: rendered to JSON only if someone asks for it.
+        "routing_trace": trace,
+    }
+
+
+def trace_json(trace: RoutingTrace | None) -> str | None:
+    """The trace as the JSON text stored in the ``routing_trace`` column."""
+    return None if trace is None else orjson.dumps(trace.to_json()).decode()
+
+
+def _int(row: Mapping[str, Any], key: str) -> int | None:
+    value = row.get(key)
+    return int(value) if value is not None else None
+
+
+def generation(row: Mapping[str, Any]) -> dict[str, Any]:
+    """OpenRouter's generation object from a request-log row (``routing_trace`` as dict or JSON text)."""
+    trace = row.get("routing_trace")
+    if isinstance(trace, RoutingTrace):
+        trace = trace.to_json()
+    elif isinstance(trace, str | bytes):
+        trace = orjson.loads(trace)
+    if not isinstance(trace, dict):
+        trace = None
+    prompt = sum(_int(row, k) or 0 for k in ("input_tokens", "cache_read_tokens", "cache_write_tokens"))
+    completion = _int(row, "output_tokens")
+    cost = _int(row, "cost_picousd")
+    duration = row.get("duration_ms")
+    ttft = row.get("ttft_ms")
+    received = row.get("received_at")
+    attempts = trace.get("attempts", []) if trace else []
+    return {
+        "id": row.get("id"),
+        "created_at": datetime.fromtimestamp(float(received), UTC).isoformat() if received is not None else None,
+        "model": row.get("model"),
+        "requested_model": row.get("requested_model"),
+        "provider_name": row.get("vendor"),
+        "vendor_model": row.get("vendor_model"),
+        "streamed": bool(row.get("stream")),
+        "cancelled": row.get("status") == 499,
+        "status": row.get("status"),
+        "error": row.get("error_message"),
+        "error_code": row.get("error_type"),
+        "latency": ttft,
+        "generation_time": round(float(duration) - float(ttft), 3) if duration is not None and ttft is not None
+        else duration,
+        "total_duration": duration,
+        "tokens_prompt": prompt if completion is not None else None,
+        "tokens_completion": completion,
+        "native_tokens_prompt": prompt if completion is not None else None,
+        "native_tokens_completion": completion,
+        "native_tokens_reasoning": _int(row, "reasoning_tokens"),
+        "native_tokens_cached": _int(row, "cache_read_tokens"),
+        "total_cost": cost / PICO if cost is not None else None,
+        "usage": cost / PICO if cost is not None else None,
+        "cost_estimated": bool(row.get("cost_estimated")),
+        "router": trace.get("policy") if trace else None,
+        "provider_responses": [
+            {"provider_name": a.get("vendor"), "model_permaslug": a.get("model"), "status": a.get("status"),
+             "latency": a.get("latency_ms"), "endpoint_id": a.get("target")}
+            for a in attempts
+        ],
+        "routing": trace,
+    }
+
+
+def explain(trace: RoutingTrace) -> dict[str, Any]:
+    """``POST /v1/route/explain``: the decision, without calling any vendor."""
+    order = trace.order
+    prices = {}
+    for c in trace.candidates:
+        price = c.target.price
+        if price is not None and price.known:
+            assert price.input is not None and price.output is not None
+            prices[c.target.key] = {"input_per_m": price.input / 1e6, "output_per_m": price.output / 1e6}
+    body = trace.to_json()
+    body.pop("attempts", None)
+    body["object"] = "route.explanation"
+    body["route"] = order[0].key if order else None
+    body["plan"] = [
+        {"rank": i + 1, "target": t.key, "vendor": t.vendor.id, "vendor_model": t.vendor_model, "model": t.model_id,
+         "simulated": t.simulated, "context_window": t.context_window, "price": prices.get(t.key)}
+        for i, t in enumerate(order)
+    ]
+    body["retry"] = ({"attempts": trace.retry.attempts, "backoff_s": trace.retry.backoff_s,
+                      "max_backoff_s": trace.retry.max_backoff_s,
+                      "max_retry_after_s": trace.retry.max_retry_after_s} if trace.retry is not None else None)
+    body["timeout_s"] = trace.timeout_s
+    return body

@@ -1,0 +1,32 @@
+"""Which embeddings adapter serves each vendor type, or None where the vendor has no embeddings API.
+
+Anthropic publishes no embeddings endpoint; Vertex AI's (``:predict``) is not
+spoken yet. The registry attaches the result to the vendor's runtime, so the
+embeddings handler can tell "this vendor cannot embed" before calling it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+
+from interlock.config import VendorConfig
+from interlock.vendors.adapter import EmbeddingAdapter
+from interlock.vendors.embeddings_bedrock import BedrockEmbedder
+from interlock.vendors.embeddings_cohere import CohereEmbedder
+from interlock.vendors.embeddings_gemini import GeminiEmbedder
+from interlock.vendors.embeddings_openai import OpenAICompatEmbedder
+from interlock.vendors.transport import Transport
+
+EMBEDDERS: Mapping[str, Callable[[VendorConfig, Transport], EmbeddingAdapter]] = MappingProxyType({
+    "openai": OpenAICompatEmbedder,
+    "simulator": OpenAICompatEmbedder,
+    "gemini": GeminiEmbedder,
+    "bedrock": BedrockEmbedder,
+    "cohere": CohereEmbedder,
+})
+
+
+def build_embedder(vendor: VendorConfig, transport: Transport) -> EmbeddingAdapter | None:
+    factory = EMBEDDERS.get(vendor.spec.type)
+    return factory(vendor, transport) if factory is not None else None

@@ -1,0 +1,27 @@
+"""Which adapter class serves each native vendor type (``VendorSpec.type``).
+
+One table, so the registry stays a single lookup and a new wire format is one
+line here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+
+from interlock.config import VendorConfig
+from interlock.vendors.adapter import ChatAdapter
+from interlock.vendors.anthropic import AnthropicAdapter
+from interlock.vendors.bedrock import BedrockAdapter
+from interlock.vendors.cohere import CohereAdapter
+from interlock.vendors.gemini import GeminiAdapter
+from interlock.vendors.transport import Transport
+from interlock.vendors.vertex import VertexAdapter
+
+NATIVE_ADAPTERS: Mapping[str, Callable[[VendorConfig, Transport], ChatAdapter]] = MappingProxyType({
+    "anthropic": AnthropicAdapter,
+    "gemini": GeminiAdapter,
+    "bedrock": BedrockAdapter,
+    "cohere": CohereAdapter,
+    "vertex": VertexAdapter,
+})

@@ -1,0 +1,98 @@
+"""Vertex AI: Gemini and Claude models in a Google Cloud project, one service-account credential.
+
+Same bodies as the vendors' own APIs, other URLs and auth
+(https://cloud.google.com/vertex-ai/generative-ai/docs/partner-models/claude and
+.../model-reference/inference):
+
+* Gemini: ``{base}/v1/projects/{p}/locations/{l}/publishers/google/models/{m}:generateContent``
+  (``:streamGenerateContent?alt=sse``);
+* Claude: ``.../publishers/anthropic/models/{m}:rawPredict`` (``:streamRawPredict``), with
+  ``anthropic_version: vertex-2023-10-16`` in the body and no ``model`` field.
+
+The publisher is chosen from the model id (``claude-*`` → Anthropic). Every
+request carries a bearer token from :class:`~interlock.vendors.gcp_auth.ServiceAccountTokens`,
+which refreshes it in the background before it expires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+
+from interlock.config import VendorConfig
+from interlock.vendors.adapter import ChunkSource, Completion
+from interlock.vendors.anthropic import AnthropicAdapter, encode_request
+from interlock.vendors.gcp_auth import ServiceAccountTokens, load_service_account
+from interlock.vendors.gemini import GeminiAdapter
+from interlock.vendors.translate_common import Drops
+from interlock.vendors.transport import Transport
+
+VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"
+
+
+def _model_path(vendor: VendorConfig, publisher: str, model: str) -> str:
+    return (f"{vendor.base_url}/v1/projects/{vendor.project}/locations/{vendor.location}/publishers/{publisher}"
+            f"/models/{quote(model, safe='@')}")
+
+
+class _VertexGemini(GeminiAdapter):
+    def __init__(self, vendor: VendorConfig, transport: Transport, tokens: ServiceAccountTokens) -> None:
+        super().__init__(vendor, transport)
+        self._tokens = tokens
+        self._headers.pop("x-goog-api-key", None)
+
+    def url(self, vendor_model: str, stream: bool) -> str:
+        method = "streamGenerateContent?alt=sse" if stream else "generateContent"
+        return f"{_model_path(self.vendor, 'google', vendor_model)}:{method}"
+
+    async def headers(self, extra: Mapping[str, str] | None) -> Mapping[str, str]:
+        token = await self._tokens.token()
+        return {**self._headers, **(extra or {}), "authorization": f"Bearer {token}"}
+
+
+class _VertexClaude(AnthropicAdapter):
+    def __init__(self, vendor: VendorConfig, transport: Transport, tokens: ServiceAccountTokens) -> None:
+        super().__init__(vendor, transport)
+        self._tokens = tokens
+        self._headers.pop("anthropic-version", None)
+        self._headers.pop("x-api-key", None)
+
+    def url(self, vendor_model: str, stream: bool) -> str:
+        return f"{_model_path(self.vendor, 'anthropic', vendor_model)}:{'streamRawPredict' if stream else 'rawPredict'}"
+
+    def body(self, request: Mapping[str, Any], vendor_model: str, stream: bool) -> tuple[bytes, Drops, str | None]:
+        payload, drops, forced = encode_request(request, None, stream=stream, vendor=self.name)
+        payload["anthropic_version"] = self.vendor.anthropic_version or VERTEX_ANTHROPIC_VERSION
+        return orjson.dumps(payload), drops, forced
+
+    async def headers(self, extra: Mapping[str, str] | None, stream: bool) -> Mapping[str, str]:
+        token = await self._tokens.token()
+        headers = {**self._headers, **(extra or {}), "authorization": f"Bearer {token}"}
+        if stream:
+            headers["accept"] = "text/event-stream"
+        return headers
+
+
+class VertexAdapter:
+    """Routes each model to its publisher's wire format; one token source for both."""
+
+    def __init__(self, vendor: VendorConfig, transport: Transport) -> None:
+        self.vendor = vendor
+        info = load_service_account(vendor.credentials_file or "")
+        self.tokens = ServiceAccountTokens(info, transport)
+        self.gemini = _VertexGemini(vendor, transport, self.tokens)
+        self.claude = _VertexClaude(vendor, transport, self.tokens)
+
+    def _for(self, vendor_model: str) -> _VertexGemini | _VertexClaude:
+        return self.claude if vendor_model.startswith("claude") else self.gemini
+
+    async def complete(self, request: Mapping[str, Any], vendor_model: str,
+                       extra_headers: Mapping[str, str] | None = None) -> Completion:
+        return await self._for(vendor_model).complete(request, vendor_model, extra_headers)
+
+    async def stream(self, request: Mapping[str, Any], vendor_model: str,
+                     extra_headers: Mapping[str, str] | None = None) -> ChunkSource:
+        return await self._for(vendor_model).stream(request, vendor_model, extra_headers)

@@ -1,0 +1,174 @@
+"""Reading canonical answers whatever convention the vendor's adapter used.
+
+Chat Completions has no standard field for thinking or for cache writes, and
+vendors (or the adapters translating them) use a few conventions: Anthropic's
+blocks in ``thinking_blocks``, OpenRouter's ``reasoning_details``, DeepSeek's
+``reasoning_content``, vLLM's ``reasoning``; cache writes under
+``prompt_tokens_details`` or Anthropic's ``cache_creation_input_tokens``. The
+inbound codecs that render thinking and cache usage (Anthropic Messages,
+Responses) read them all through these helpers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from interlock.errors import GatewayError, UpstreamError
+from interlock.pipeline.codec import UsageHook
+
+if TYPE_CHECKING:
+    from interlock.catalog import Usage
+    from interlock.pipeline.context import RequestContext
+
+
+def reasoning_blocks(message: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Anthropic thinking blocks carried by a canonical message or delta, whatever convention the vendor used.
+
+    ``thinking_blocks`` (Anthropic's blocks, signatures included) win; OpenRouter's
+    ``reasoning_details`` are read next; a bare ``reasoning_content`` /
+    ``reasoning`` string becomes one unsigned block.
+    """
+    blocks = message.get("thinking_blocks")
+    if isinstance(blocks, list) and blocks:
+        return [b for b in blocks if isinstance(b, dict) and b.get("type") in ("thinking", "redacted_thinking")]
+    details = message.get("reasoning_details")
+    if isinstance(details, list) and details:
+        out: list[dict[str, Any]] = []
+        for d in details:
+            if not isinstance(d, dict):
+                continue
+            if d.get("type") == "reasoning.encrypted" and isinstance(d.get("data"), str):
+                out.append({"type": "redacted_thinking", "data": d["data"]})
+            elif isinstance(d.get("text") or d.get("summary"), str):
+                out.append({"type": "thinking", "thinking": d.get("text") or d.get("summary"),
+                            "signature": d.get("signature") or ""})
+        return out
+    text = reasoning_text(message)
+    return [{"type": "thinking", "thinking": text, "signature": ""}] if text else []
+
+
+def reasoning_text(message: Mapping[str, Any]) -> str:
+    text = message.get("reasoning_content")
+    if not isinstance(text, str):
+        text = message.get("reasoning")
+    return text if isinstance(text, str) else ""
+
+
+def text_of_content(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return ""
+
+
+def cache_write_tokens(usage: Mapping[str, Any]) -> int:
+    """Prompt tokens written to a vendor cache: the conventions adapters use for what Chat usage lacks."""
+    details = usage.get("prompt_tokens_details")
+    if isinstance(details, dict):
+        for key in ("cache_write_tokens", "cache_creation_tokens"):
+            value = details.get(key)
+            if isinstance(value, int):
+                return value
+    value = usage.get("cache_creation_input_tokens")
+    return value if isinstance(value, int) else 0
+
+
+def canonical_usage(u: Usage) -> dict[str, Any]:
+    """The pipeline's usage (an estimate when the vendor reported none) in the canonical usage shape."""
+    return {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.output_tokens,
+            "prompt_tokens_details": {"cached_tokens": u.cache_read_tokens, "cache_write_tokens": u.cache_write_tokens},
+            "completion_tokens_details": {"reasoning_tokens": u.reasoning_tokens}}
+
+
+class ChunkTranslator:
+    """What both translating stream encoders share: reading canonical chunks, pricing usage, failing cleanly.
+
+    A subclass writes its format from ``_begin`` (once, before anything),
+    ``_delta`` (the first choice's delta), ``_finished`` (its finish reason) and
+    ``error``. A vendor's in-stream error object or an unreadable chunk ends the
+    stream with the format's error event; later calls then write nothing.
+    """
+
+    __slots__ = ("_ctx", "_failed", "_on_usage", "_tool_ids", "_usage", "usage_seen")
+
+    def __init__(self, ctx: RequestContext, on_usage: UsageHook) -> None:
+        self._ctx = ctx
+        self._on_usage = on_usage
+        self._failed = False
+        self._usage: dict[str, Any] | None = None
+        self._tool_ids: dict[int, str] = {}  # canonical tool-call index → the id of the call it holds now
+        self.usage_seen = False
+
+    def _begin(self, out: bytearray) -> None:
+        raise NotImplementedError
+
+    def _delta(self, delta: Mapping[str, Any], out: bytearray) -> None:
+        raise NotImplementedError
+
+    def _finished(self, choice: Mapping[str, Any], out: bytearray) -> None:
+        raise NotImplementedError
+
+    def error(self, err: GatewayError) -> bytes:
+        raise NotImplementedError
+
+    def encode(self, payloads: list[bytes]) -> bytes:
+        if self._failed:
+            return b""
+        out = bytearray()
+        self._begin(out)
+        for payload in payloads:
+            try:
+                chunk = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                return bytes(out) + self._fail(UpstreamError("the vendor sent a stream chunk that is not JSON",
+                                                             code="upstream_invalid_response"))
+            if not isinstance(chunk, dict):
+                continue
+            error = chunk.get("error")
+            if error is not None:
+                message = error.get("message") if isinstance(error, dict) else error
+                return bytes(out) + self._fail(UpstreamError(f"the vendor failed mid-stream: {message}",
+                                                             code="upstream_stream_error"))
+            for choice in chunk.get("choices") or ():
+                # One answer per request: these formats have no ``n``.
+                if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                    continue
+                delta = choice.get("delta")
+                if isinstance(delta, dict):
+                    self._delta(delta, out)
+                if choice.get("finish_reason") is not None:
+                    self._finished(choice, out)
+            usage = chunk.get("usage")
+            if isinstance(usage, dict):
+                self.usage_seen = True
+                cost = self._on_usage(usage)
+                self._usage = {**usage, "cost": cost} if cost is not None else usage
+        return bytes(out)
+
+    def _fail(self, err: GatewayError) -> bytes:
+        self._ctx.fail(err)
+        out = self.error(err)
+        self._failed = True
+        return out
+
+    def _new_call(self, call: Mapping[str, Any], position: int, id_prefix: str) -> tuple[int, str | None]:
+        """The call's canonical index, and its id when this delta starts a new call (None: more of one).
+
+        A vendor that omits the index is read by position; one that reuses an
+        index for the next call gives that call a new id.
+        """
+        index = call.get("index")
+        if not isinstance(index, int):
+            index = position
+        call_id = call.get("id")
+        known = self._tool_ids.get(index)
+        if known is not None and not (isinstance(call_id, str) and call_id and call_id != known):
+            return index, None
+        new_id = call_id if isinstance(call_id, str) and call_id else id_prefix + os.urandom(12).hex()
+        self._tool_ids[index] = new_id
+        return index, new_id

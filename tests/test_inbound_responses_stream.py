@@ -1,0 +1,159 @@
+"""Canonical chunks → Responses streaming events: order, sequence numbers, and strict validation of each event.
+
+Every event is validated against the official SDK's ``ResponseStreamEvent``
+union (pydantic, strict about required fields), so a missing field fails here
+rather than in a client.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from openai.types.responses import ResponseStreamEvent
+from pydantic import TypeAdapter
+
+from interlock.errors import UpstreamTimeout
+from interlock.ledger.responses_store import ResponsesStore
+from interlock.pipeline.context import RequestContext
+from interlock.wire.responses import ResponsesCodec, parse_responses_request
+from interlock.wire.responses_stream import ResponsesStreamEncoder
+from interlock.wire.sse import SSEDecoder
+
+_EVENTS: TypeAdapter[ResponseStreamEvent] = TypeAdapter(ResponseStreamEvent)
+USAGE = {"prompt_tokens": 20, "completion_tokens": 9, "prompt_tokens_details": {"cached_tokens": 4},
+         "completion_tokens_details": {"reasoning_tokens": 3}}
+
+
+def chunk(delta: dict[str, Any] | None = None, finish: str | None = None,
+          usage: dict[str, Any] | None = None) -> bytes:
+    body: dict[str, Any] = {"object": "chat.completion.chunk",
+                            "choices": [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    if usage is not None:
+        body["usage"] = usage
+    return orjson.dumps(body)
+
+
+@pytest.fixture
+def codec(tmp_path: Path) -> ResponsesCodec:
+    return ResponsesCodec(ResponsesStore(tmp_path / "state.db"))
+
+
+def encoder_for(codec: ResponsesCodec, body: dict[str, Any] | None = None) -> ResponsesStreamEncoder:
+    request = parse_responses_request(body or {"model": "fast", "input": "hi", "stream": True, "store": False})
+    ctx = RequestContext("openai.responses")
+    ctx.requested_model = str(request["model"])
+    return codec.stream_encoder(ctx, request, lambda usage: 0.5)
+
+
+def decode(raw: bytes) -> list[dict[str, Any]]:
+    events = []
+    for ev in SSEDecoder().feed(raw):
+        payload = orjson.loads(ev.data)
+        assert ev.event is not None and ev.event.decode() == payload["type"]
+        _EVENTS.validate_python(payload)
+        events.append(payload)
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    return events
+
+
+def test_text_stream(codec: ResponsesCodec) -> None:
+    encoder = encoder_for(codec)
+    raw = encoder.encode([chunk({"role": "assistant", "content": ""})])
+    raw += encoder.encode([chunk({"content": "Hel"}), chunk({"content": "lo"}), chunk({}, "stop")])
+    raw += encoder.encode([chunk(None, usage=USAGE)]) + encoder.finish()
+    events = decode(raw)
+    assert [e["type"] for e in events] == [
+        "response.created", "response.in_progress", "response.output_item.added", "response.content_part.added",
+        "response.output_text.delta", "response.output_text.delta", "response.output_text.done",
+        "response.content_part.done", "response.output_item.done", "response.completed"]
+    assert events[0]["response"]["status"] == "in_progress" and events[0]["response"]["output"] == []
+    assert events[2]["item"]["status"] == "in_progress" and events[2]["output_index"] == 0
+    assert events[6]["text"] == "Hello"
+    final = events[-1]["response"]
+    assert final["status"] == "completed"
+    assert final["output"] == [events[8]["item"]]
+    assert final["output"][0]["content"][0]["text"] == "Hello"
+    assert final["usage"]["input_tokens"] == 20 and final["usage"]["output_tokens_details"]["reasoning_tokens"] == 3
+    assert final["usage"]["cost"] == 0.5 and encoder.usage_seen
+
+
+def test_reasoning_then_function_calls(codec: ResponsesCodec) -> None:
+    encoder = encoder_for(codec)
+    raw = encoder.encode([
+        chunk({"reasoning_content": "think"}),
+        chunk({"thinking_blocks": [{"type": "thinking", "thinking": "", "signature": "SIG"}]}),
+        chunk({"tool_calls": [{"index": 0, "id": "call_A", "function": {"name": "f", "arguments": ""}}]}),
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"a":'}}]}),
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": "1}"}}]}),
+        chunk({"tool_calls": [{"index": 1, "id": "call_B", "function": {"name": "g", "arguments": "{}"}}]}),
+        chunk({}, "tool_calls"),
+    ]) + encoder.finish()
+    events = decode(raw)
+    assert [e["type"] for e in events] == [
+        "response.created", "response.in_progress",
+        "response.output_item.added", "response.content_part.added", "response.reasoning_text.delta",
+        "response.reasoning_text.done", "response.content_part.done", "response.output_item.done",
+        "response.output_item.added", "response.function_call_arguments.delta",
+        "response.function_call_arguments.delta", "response.function_call_arguments.done",
+        "response.output_item.done",
+        "response.output_item.added", "response.function_call_arguments.delta",
+        "response.function_call_arguments.done", "response.output_item.done",
+        "response.completed"]
+    output = events[-1]["response"]["output"]
+    assert output[0] == {"id": output[0]["id"], "type": "reasoning", "summary": [],
+                         "content": [{"type": "reasoning_text", "text": "think"}], "encrypted_content": "SIG"}
+    assert [(o["call_id"], o["name"], o["arguments"]) for o in output[1:]] == [("call_A", "f", '{"a":1}'),
+                                                                             ("call_B", "g", "{}")]
+    assert [e["output_index"] for e in events if e["type"] == "response.output_item.done"] == [0, 1, 2]
+    assert "_index" not in events[8]["item"]
+
+
+def test_length_finish_is_incomplete(codec: ResponsesCodec) -> None:
+    encoder = encoder_for(codec)
+    events = decode(encoder.encode([chunk({"content": "cut"}), chunk({}, "length")]) + encoder.finish())
+    final = events[-1]
+    assert final["type"] == "response.incomplete"
+    assert final["response"]["status"] == "incomplete"
+    assert final["response"]["incomplete_details"] == {"reason": "max_output_tokens"}
+
+
+def test_failure_is_an_error_then_response_failed(codec: ResponsesCodec) -> None:
+    encoder = encoder_for(codec)
+    raw = encoder.encode([chunk({"content": "par"})])
+    raw += encoder.error(UpstreamTimeout("the vendor stream stalled"))
+    events = decode(raw)
+    assert [e["type"] for e in events][-2:] == ["error", "response.failed"]
+    assert events[-2]["code"] == "upstream_timeout" and events[-2]["message"] == "the vendor stream stalled"
+    failed = events[-1]["response"]
+    assert failed["status"] == "failed" and failed["error"] == {"code": "server_error",
+                                                                "message": "the vendor stream stalled"}
+    assert encoder.finish() == b"" and encoder.encode([chunk({"content": "x"})]) == b""
+
+
+def test_vendor_error_chunk_fails_the_response(codec: ResponsesCodec) -> None:
+    encoder = encoder_for(codec)
+    events = decode(encoder.encode([chunk({"content": "a"}), orjson.dumps({"error": {"message": "boom"}})]))
+    assert events[-1]["type"] == "response.failed" and "boom" in events[-1]["response"]["error"]["message"]
+
+
+async def test_stored_stream_is_kept_for_follow_ups(codec: ResponsesCodec) -> None:
+    encoder = encoder_for(codec, {"model": "fast", "input": "hi", "stream": True})
+    events = decode(encoder.encode([chunk({"content": "yo"}), chunk({}, "stop")]) + encoder.finish())
+    response_id = events[-1]["response"]["id"]
+    found = await codec.store.get(response_id)
+    assert found is not None and found.response["output"][0]["content"][0]["text"] == "yo"
+    assert found.conversation == [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]
+
+
+def test_closing_thinking_summary_is_not_repeated(codec: ResponsesCodec) -> None:
+    encoder = encoder_for(codec)
+    events = decode(encoder.encode([
+        chunk({"reasoning_content": "a"}), chunk({"reasoning_content": "b"}),
+        chunk({"thinking_blocks": [{"type": "thinking", "thinking": "ab", "signature": "S"}]}),
+        chunk({"content": "done"}), chunk({}, "stop")]) + encoder.finish())
+    assert [e["delta"] for e in events if e["type"] == "response.reasoning_text.delta"] == ["a", "b"]
+    reasoning = events[-1]["response"]["output"][0]
+    assert reasoning["content"] == [{"type": "reasoning_text", "text": "ab"}] and reasoning["encrypted_content"] == "S"
