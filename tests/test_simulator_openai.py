@@ -315,7 +315,7 @@ async def test_errors_in_openai_shape() -> None:
     assert response.status == 400 and "parse the JSON body" in orjson.loads(await response.read())["error"]["message"]
     status, _, data = await call(t, request(), {"X-Interlock-Simulator-Fault": "explode"})
     assert status == 400 and "x-interlock-simulator-fault" in orjson.loads(data)["error"]["message"]
-    response = await t.request("POST", "http://simulator.internal/v1/embeddings", {}, b"{}", Timeouts())
+    response = await t.request("POST", "http://simulator.internal/v1/images/generations", {}, b"{}", Timeouts())
     assert response.status == 404
 
 

@@ -42,14 +42,14 @@ def _simulator(fmt: str) -> tuple[subprocess.Popen[bytes], int]:
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
     anthropic, a_port = _simulator("anthropic")
     gemini, g_port = _simulator("gemini")
-    # The simulator knows models by catalog id, so the gateway passes that id through as the vendor model.
+    # The gateway sends each vendor its own model id (claude-sonnet-4-5); the simulator resolves it.
     config = f"""
 vendors:
   anthropic: {{base_url: "http://127.0.0.1:{a_port}", api_key: sk-ant-x}}
   google: {{base_url: "http://127.0.0.1:{g_port}", api_key: AIza-x}}
 aliases:
-  claude: anthropic/anthropic/claude-sonnet-4-5
-  gem: google/google/gemini-2.0-flash
+  claude: anthropic/claude-sonnet-4-5
+  gem: google/gemini-2.0-flash
 simulator:
   enabled: false
 """

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from interlock.api.embeddings import EmbeddingsApi
 from interlock.api.health import Health
 from interlock.api.messages import MessagesApi
 from interlock.api.models import ModelsApi
@@ -125,6 +126,7 @@ class Gateway:
         router.add("/v1/messages/count_tokens", ("POST",), MessagesApi(self).count_tokens, anthropic_errors)
         router.add("/v1/responses", ("POST",), Pipeline(self, responses.codec), openai_errors)
         router.add("/v1/responses/*", ("GET", "DELETE"), responses.item, openai_errors)
+        router.add("/v1/embeddings", ("POST",), EmbeddingsApi(self), openai_errors)
         router.add("/v1/models", ("GET",), models.list, openai_errors)
         router.add("/v1/models/*", ("GET",), models.detail, openai_errors)
         router.add("/v1/route/explain", ("POST",), RoutingApi(self).explain, openai_errors)

@@ -151,14 +151,14 @@ class EmbeddingsApi:
             return await embedder.embed(request, target.vendor_model, forwarded_headers(req.headers, target))
 
         # The dispatcher's attempt loop is generic over the call: embeddings fail over exactly like chat.
-        result = await gw.dispatcher._run(ctx, call)
+        result = await gw.dispatcher.call(ctx, call)
         ctx.first_byte = time.perf_counter()
         target = ctx.target
         assert target is not None
-        price_usage(ctx, counted_usage(request, result, target))
-        usage: dict[str, Any] = {"prompt_tokens": ctx.usage.input_tokens if ctx.usage else 0}
-        usage["total_tokens"] = usage["prompt_tokens"]
-        headers = [*_JSON, *ctx.response_headers()]
+        counted = counted_usage(request, result, target)
+        price_usage(ctx, counted)
+        usage: dict[str, Any] = {"prompt_tokens": counted.input_tokens, "total_tokens": counted.input_tokens}
+        headers = ctx.response_headers()
         if ctx.cost is not None:
             usage["cost"] = ctx.cost.usd
             headers.append(("x-interlock-cost-usd", ctx.cost.usd_str))
@@ -169,4 +169,4 @@ class EmbeddingsApi:
             # The vectors themselves are large and say nothing to a reader of the log.
             ctx.response_content = {"embeddings": len(data), "dimensions": len(float_vector(result.vectors[0]))}
         body = {"object": "list", "data": data, "model": result.model or target.vendor_model, "usage": usage}
-        req.json(200, body, headers[1:])
+        req.json(200, body, headers)

@@ -76,7 +76,7 @@ def rollup_deltas(records: Iterable[Mapping[str, Any]]) -> list[tuple[Any, ...]]
                     row[i] += v
     # Sorted: concurrent writers (workers, gateways) then lock rollup rows in the same
     # order, so their upserts cannot deadlock.
-    return [(*k, *v) for k, v in acc.items()]
+    return [(*k, *v) for k, v in sorted(acc.items())]
 
 
 #: Second rollup level: per (day, dimension, value), so a month by day - overall, or for one
@@ -101,7 +101,7 @@ def dim_deltas(rollups: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
             else:
                 for i, v in enumerate(values):
                     target[i] += v
-    return [(*k, *v) for k, v in acc.items()]
+    return [(*k, *v) for k, v in sorted(acc.items())]
 
 
 # ----------------------------------------------------------------- queries

@@ -177,7 +177,7 @@ class Dispatcher:
             return await target.vendor.adapter.complete(request, target.vendor_model,
                                                         forwarded_headers(client_headers, target))
 
-        return await self._run(ctx, call)
+        return await self.call(ctx, call)
 
     async def stream(self, ctx: RequestContext, request: Mapping[str, Any],
                      client_headers: Any) -> tuple[ChunkSource, list[bytes] | None]:
@@ -191,13 +191,17 @@ class Dispatcher:
                 raise
             return source, first
 
-        return await self._run(ctx, call)
+        return await self.call(ctx, call)
 
     def _backoff(self, retry: Retry, tries: int) -> float:
         ceiling = min(retry.max_backoff_s, retry.backoff_s * 2.0 ** (tries - 1))
         return ceiling / 2 + self.rng() * ceiling / 2
 
-    async def _run(self, ctx: RequestContext, call: Callable[[Target], Awaitable[T]]) -> T:
+    async def call(self, ctx: RequestContext, call: Callable[[Target], Awaitable[T]]) -> T:
+        """Try ``call`` on the plan's targets in order, with retries, failover and attempt records.
+
+        Any kind of vendor call (chat, embeddings) goes through this one loop.
+        """
         trace = ctx.routing
         if trace is None:
             assert ctx.plan is not None and self.engine is not None

@@ -54,6 +54,9 @@ class Target:
         route, model = self.route, self.model
         caps = route.capabilities if route is not None and route.capabilities else (
             model.capabilities if model is not None else None)
+        via_tools = self.vendor.config.spec.via_tools
+        if caps is not None and via_tools and "tools" in caps:
+            caps = caps | via_tools
         window = route.context_window if route is not None and route.context_window else (
             model.context_window if model is not None else None)
         object.__setattr__(self, "key", f"{self.vendor.id}/{self.vendor_model}")

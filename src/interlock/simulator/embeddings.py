@@ -18,6 +18,7 @@ import hashlib
 import math
 import random
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,7 +118,8 @@ def render(req: EmbedRequest, model: Model) -> bytes:
     dimensions = req.dimensions or native_dimensions(model)
     data: list[dict[str, Any]] = []
     tokens = 0
-    for index, item in enumerate(req.inputs):
+    items: Sequence[str | list[int]] = req.inputs
+    for index, item in enumerate(items):
         vector = unit_vector(item, dimensions)
         data.append({"object": "embedding", "index": index,
                      "embedding": base64_vector(vector) if req.base64 else vector})

@@ -45,9 +45,14 @@ class VendorSpec:
     headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     quirks: Quirks = Quirks()
     docs: str = ""
+    #: Capabilities the adapter provides for any model that can call tools, whatever the
+    #: catalog says of the model: Anthropic-family adapters turn ``json_schema`` output into
+    #: a forced tool call, and the simulator honours every schema.
+    via_tools: frozenset[str] = frozenset()
 
 
 _OPENAI_OLD = Quirks(max_tokens_param="max_tokens")
+_VIA_TOOLS = frozenset({"structured_outputs"})
 
 BUILTIN: Mapping[str, VendorSpec] = MappingProxyType(
     {
@@ -86,18 +91,21 @@ BUILTIN: Mapping[str, VendorSpec] = MappingProxyType(
             VendorSpec("lmstudio", "LM Studio (local)", "openai", "http://localhost:1234/v1", needs_key=False,
                        auth="none", quirks=_OPENAI_OLD, docs="https://lmstudio.ai/docs/app/api/endpoints/openai"),
             VendorSpec("anthropic", "Anthropic", "anthropic", "https://api.anthropic.com", ("ANTHROPIC_API_KEY",),
-                       auth="x-api-key", docs="https://docs.anthropic.com/en/api/messages"),
+                       auth="x-api-key", docs="https://docs.anthropic.com/en/api/messages",
+                       via_tools=_VIA_TOOLS),
             VendorSpec("google", "Google Gemini", "gemini", "https://generativelanguage.googleapis.com",
                        ("GEMINI_API_KEY", "GOOGLE_API_KEY"), auth="x-goog-api-key",
                        docs="https://ai.google.dev/api/generate-content"),
             VendorSpec("vertex", "Vertex AI", "vertex", None, (),
-                       auth="service-account", docs="https://cloud.google.com/vertex-ai/generative-ai/docs"),
+                       auth="service-account", docs="https://cloud.google.com/vertex-ai/generative-ai/docs",
+                       via_tools=_VIA_TOOLS),
             VendorSpec("bedrock", "AWS Bedrock", "bedrock", None, (), auth="sigv4",
-                       docs="https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html"),
+                       docs="https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html",
+                       via_tools=_VIA_TOOLS),
             VendorSpec("cohere", "Cohere", "cohere", "https://api.cohere.com", ("COHERE_API_KEY",),
                        docs="https://docs.cohere.com/reference/chat"),
             VendorSpec("simulator", "Simulator (offline)", "simulator", "http://simulator.internal/v1",
-                       needs_key=False, auth="none"),
+                       needs_key=False, auth="none", via_tools=_VIA_TOOLS),
         )
     }
 )
