@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from interlock.api.admin import AdminApi
 from interlock.api.embeddings import EmbeddingsApi
 from interlock.api.health import Health
 from interlock.api.messages import MessagesApi
@@ -26,6 +27,7 @@ from interlock.catalog import Catalog, load_catalog, warm_tokenizers
 from interlock.config import ConfigError, Settings
 from interlock.errors import GatewayError, MethodNotAllowed, NotFound
 from interlock.governance.auth import Authenticator, MasterKey, ensure_master_key, server_secret
+from interlock.governance.wiring import build_governance, validate_governance
 from interlock.ledger.store import SQLiteStore
 from interlock.ledger.wiring import Observability
 from interlock.pipeline.core import Pipeline
@@ -67,6 +69,7 @@ def validate(settings: Settings) -> None:
     build_simulator(settings, catalog)
     Observability.validate(settings)
     validate_routing(settings, catalog)
+    validate_governance(settings)
 
 
 def build_catalog(settings: Settings) -> Catalog:
@@ -104,6 +107,9 @@ class Gateway:
         warm_tokenizers()
         self.auth = Authenticator(state.secret, state.master)
         self.http = HttpTransport()
+        #: Projects, keys, budgets and rate limits (governance/); loads the definitions now.
+        self.governance = build_governance(settings, self.auth, self.http)
+        self.secret = state.secret
         self.simulator = build_simulator(settings, self.catalog)
         self.vendors = build_vendors(settings, self.http, self.simulator)
         #: Policies, strategies, circuit breakers, live stats and traces (routing/).
@@ -134,6 +140,7 @@ class Gateway:
         router.add("/healthz", ("GET", "HEAD"), health.live, openai_errors)
         router.add("/readyz", ("GET", "HEAD"), health.ready, openai_errors)
         self.obs.add_routes(router)
+        AdminApi(self.governance, self.secret).add_routes(router)
         return router
 
     # ----------------------------------------------------------------- RSGI
@@ -144,9 +151,11 @@ class Gateway:
         gc.freeze()
         gc.set_threshold(50_000, 50, 100)
         self.obs.start(loop)
+        self.governance.start(loop)
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
         if not loop.is_closed():
+            loop.run_until_complete(self.governance.stop())
             loop.run_until_complete(self.obs.stop())
             loop.run_until_complete(self.http.close())
 

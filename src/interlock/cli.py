@@ -146,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     from interlock.ledger.cli import add_ledger_parsers
 
     add_ledger_parsers(sub)
+    from interlock.governance.cli import add_governance_parsers
+
+    add_governance_parsers(sub)
     return parser
 
 

@@ -96,6 +96,14 @@ class UnsupportedMediaType(GatewayError):
     code = "unsupported_media_type"
 
 
+class BudgetExceeded(GatewayError):
+    """A hard budget cannot cover the request's worst-case cost (402); headers carry limit and remaining."""
+
+    status = 402
+    type = "budget_exceeded"
+    code = "budget_exceeded"
+
+
 class RateLimited(GatewayError):
     """Too many requests, from a vendor or from interlock's own limits (429)."""
 

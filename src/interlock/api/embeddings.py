@@ -18,17 +18,17 @@ with the catalog's tokenizer and marks the cost estimated.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from interlock.catalog import Usage, count_tokens
-from interlock.errors import GatewayError, InvalidRequest
+from interlock.errors import InvalidRequest
 from interlock.pipeline.context import RequestContext
+from interlock.pipeline.core import run_request
 from interlock.pipeline.dispatch import forwarded_headers
 from interlock.pipeline.plan import Plan, Target
-from interlock.pipeline.settle import observe_request, price_usage, settle
+from interlock.pipeline.settle import observe_request, price_usage
 from interlock.server.http import Request
 from interlock.vendors.adapter import EmbeddingResult, Vector
 from interlock.vendors.embeddings_common import (
@@ -109,41 +109,18 @@ class EmbeddingsApi:
         self.gw = gateway
 
     async def __call__(self, req: Request) -> None:
-        ctx = RequestContext(INBOUND)
-        task = asyncio.current_task()
-        watcher = req.proto.client_disconnect()
-
-        def on_disconnect(_: object) -> None:
-            # A large batch fans out to many vendor calls: stop them when nobody waits for the answer.
-            ctx.client_disconnected = True
-            if task is not None and not req.responded:
-                task.cancel()
-
-        watcher.add_done_callback(on_disconnect)
-        try:
-            await self._run(req, ctx)
-        except GatewayError as err:
-            ctx.fail(err)
-            if not req.responded:
-                req.send(err.status, error_body(err), [*_JSON, *ctx.response_headers(), *err.headers.items()])
-        except asyncio.CancelledError:
-            if not ctx.client_disconnected:
-                raise
-            if task is not None:
-                task.uncancel()
-        finally:
-            watcher.remove_done_callback(on_disconnect)
-            watcher.cancel()
-            self.gw.routing.observe(ctx)
-            settle(ctx, self.gw.ledger)
+        # A large batch fans out to many vendor calls: a client that leaves cancels them all.
+        await run_request(self.gw, req, RequestContext(INBOUND), self._run, error_body)
 
     async def _run(self, req: Request, ctx: RequestContext) -> None:
         gw = self.gw
-        ctx.principal = gw.auth.authenticate(req.header("authorization"), req.header("x-api-key"))
+        ctx.principal = gw.auth.authenticate(req.header("authorization"), req.header("x-api-key"),
+                                             req.header("x-interlock-project"))
         request = validate_embeddings_request(parse_json_object(await req.body(gw.settings.server.max_body_bytes)))
         ctx.requested_model = request["model"]
         observe_request(ctx, req, request, gw.ledger)
         ctx.plan = embedding_plan(gw.planner.plan(request["model"]))
+        ctx.reservation = await gw.governance.admit(ctx, request)
 
         async def call(target: Target) -> EmbeddingResult:
             embedder = target.vendor.embedder

@@ -1,9 +1,13 @@
-"""Who is calling: the admin (master) key and, later, project keys.
+"""Who is calling: the admin (master) key and project keys.
 
 Keys are never stored: only an HMAC-SHA256 digest under a server secret, so a
-copy of the state directory does not leak working keys. Comparison is in
-constant time. The admin key comes from ``INTERLOCK_MASTER_KEY`` or is
-generated once, stored as a digest and printed once.
+copy of the state directory does not leak working keys. A presented key is
+looked up by its digest in an in-memory table (the hot path never waits on
+SQL), then compared with :func:`hmac.compare_digest`. The admin key comes from
+``INTERLOCK_MASTER_KEY`` or is generated once, stored as a digest and printed
+once. Project keys (``ik-`` + 32 random bytes) are loaded from the governance
+store at start and replaced whenever the definitions change
+(:meth:`Authenticator.load`, called by the governance poller).
 """
 
 from __future__ import annotations
@@ -12,21 +16,43 @@ import hashlib
 import hmac
 import os
 import secrets
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from interlock.errors import AuthenticationFailed
+from interlock.errors import AuthenticationFailed, PermissionDenied
 from interlock.ledger.store import SQLiteStore
+
+if TYPE_CHECKING:
+    from interlock.governance.model import ApiKey, Definitions
 
 MASTER_META = "master_key_digest"
 MASTER_PREFIX_META = "master_key_prefix"
 
 
+KEY_PREFIX = "ik-"
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
-    kind: str  # "admin" (project keys arrive with governance)
+    kind: str  # "admin" or "project"
     key_prefix: str
+    #: The project the request is attributed to (the key's, or the one ``x-interlock-project`` names).
+    project: str | None = None
+    #: The project key's id (``key_...``); None for the admin key.
+    key_id: str | None = None
+    key: ApiKey | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def admin(self) -> bool:
+        return self.kind == "admin"
+
+
+def new_key() -> str:
+    """A project key: ``ik-`` + 32 random bytes, URL-safe base64 (shown once, never stored)."""
+    return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
 def server_secret(state_dir: Path, environ: Mapping[str, str]) -> bytes:
@@ -88,14 +114,34 @@ def reset_master_key(store: SQLiteStore, secret: bytes) -> str:
 
 
 class Authenticator:
-    __slots__ = ("_admin", "_master_digest", "_secret")
+    __slots__ = ("_admin", "_admin_as", "_keys", "_master_digest", "_projects", "_secret")
 
     def __init__(self, secret: bytes, master: MasterKey) -> None:
         self._secret = secret
         self._master_digest = master.digest.encode()
         self._admin = Principal("admin", master.prefix)
+        #: digest (hex, bytes) -> (key, its principal per project it may name).
+        self._keys: dict[bytes, tuple[ApiKey, dict[str, Principal]]] = {}
+        self._admin_as: dict[str, Principal] = {}
+        self._projects: frozenset[str] = frozenset()
 
-    def authenticate(self, authorization: str | None, api_key: str | None) -> Principal:
+    def digest(self, key: str) -> str:
+        return digest(self._secret, key)
+
+    def load(self, defs: Definitions) -> None:
+        """Replace the project-key table (one reference swap: requests in flight see old or new, never half)."""
+        keys: dict[bytes, tuple[ApiKey, dict[str, Principal]]] = {}
+        for k in defs.keys.values():
+            principals = {p: Principal("project", k.prefix, p, k.id, k)
+                          for p in (k.project, *k.projects) if p in defs.projects}
+            keys[k.digest.encode()] = (k, principals)
+        self._admin_as = {p: Principal("admin", self._admin.key_prefix, p) for p in defs.projects}
+        self._projects = frozenset(defs.projects)
+        self._keys = keys
+
+    def authenticate(self, authorization: str | None, api_key: str | None,
+                     project: str | None = None) -> Principal:
+        """The caller, from ``Authorization: Bearer`` or ``x-api-key``; ``project`` is ``x-interlock-project``."""
         key: str | None = None
         if authorization:
             scheme, _, value = authorization.partition(" ")
@@ -109,11 +155,33 @@ class Authenticator:
                 "INTERLOCK_MASTER_KEY or the one printed when the gateway first started.", code="missing_api_key")
         presented = hmac.new(self._secret, key.encode(), hashlib.sha256).hexdigest().encode()
         if hmac.compare_digest(presented, self._master_digest):
-            return self._admin
-        raise AuthenticationFailed(f"Incorrect API key provided: {_redact(key)}.")
+            if project is None:
+                return self._admin
+            admin = self._admin_as.get(project)
+            if admin is None:
+                raise PermissionDenied(f"x-interlock-project names an unknown project {project[:64]!r}.",
+                                       param="x-interlock-project", code="unknown_project")
+            return admin
+        entry = self._keys.get(presented)
+        # The table is keyed by digest; the constant-time comparison is what accepts the key.
+        if entry is None or not hmac.compare_digest(entry[0].digest.encode(), presented):
+            raise AuthenticationFailed(f"Incorrect API key provided: {_redact(key)}.")
+        k, principals = entry
+        if k.revoked_at is not None:
+            raise AuthenticationFailed(f"The API key {k.prefix}… ({k.id}) was revoked.", code="revoked_api_key")
+        if k.expires_at is not None and time.time() >= k.expires_at:
+            reason = "was rotated and its overlap window ended" if k.replaced_by else "has expired"
+            raise AuthenticationFailed(f"The API key {k.prefix}… ({k.id}) {reason}.", code="expired_api_key")
+        principal = principals.get(project or k.project)
+        if principal is None:
+            if project is not None:
+                raise PermissionDenied(f"This key may not use project {project[:64]!r}; it belongs to "
+                                       f"{k.project!r}.", param="x-interlock-project", code="project_not_allowed")
+            raise PermissionDenied(f"The project {k.project!r} of this key no longer exists.",
+                                   code="project_not_found")
+        return principal
 
 
 def _redact(key: str) -> str:
-    if len(key) <= 8:
-        return "*" * len(key)
-    return key[:6] + "*" * 8 + key[-4:]
+    """Enough of an unknown key for its owner to recognise it, never enough to use or look it up."""
+    return "*" * len(key) if len(key) <= 12 else key[:6] + "…"

@@ -170,26 +170,46 @@ def build_record(ctx: RequestContext, level: str, redactor: Redactor) -> dict[st
 
 
 def finish_record(record: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
-    """The off-hot-path half: nested values made plain and scrubbed of credentials (run in the writer)."""
-    record["attempts"] = plain_attempts(record)
-    for key in ("routing_trace", "guardrails"):
-        value = record.get(key)
-        if value is not None:
-            record[key] = plain(value)
+    """The off-hot-path half, run by the writer: explanation, and credentials scrubbed.
+
+    Routing's objects stay objects: the store's JSON encoder (orjson, in C) calls their
+    ``to_json``. Only a failed attempt carries free text (the vendor's error message), so
+    only then are attempts and trace made plain and scrubbed - or, under zero data
+    retention, stripped of messages.
+    """
+    attempts = record.get("attempts")
     trace = record.get("routing_trace")
-    if isinstance(trace, dict) and isinstance(trace.get("reason"), str):
-        plan = record.get("explanation")
-        record["explanation"] = trace["reason"] + (f" ({plan})" if plan else "")
-    if record.get("attempts") is not None:
-        record["attempts"] = redactor.deep(record["attempts"])
-    if record.get("content_level") == "zdr":
-        for key in ("attempts", "routing_trace"):
-            if record.get(key) is not None:
-                record[key] = _without_messages(record[key])
+    if trace is not None:
+        reason = trace.outcome_reason() if hasattr(trace, "outcome_reason") else (
+            trace.get("reason") if isinstance(trace, dict) else None)
+        if isinstance(reason, str):
+            plan = record.get("explanation")
+            record["explanation"] = reason + (f" ({plan})" if plan else "")
+    zdr = record.get("content_level") == "zdr"
+    if attempts and (zdr or any(_has_error(a) for a in attempts)):
+        record["attempts"] = redactor.deep(plain_attempts(record))
+        if trace is not None:
+            record["routing_trace"] = redactor.deep(plain(trace))
+        if zdr:
+            for key in ("attempts", "routing_trace"):
+                if record.get(key) is not None:
+                    record[key] = _without_messages(record[key])
     for key in ("request_content", "response_content"):
         if record.get(key) is not None:
             record[key] = redactor.deep(record[key])
     return record
+
+
+def _has_error(attempt: Any) -> bool:
+    if isinstance(attempt, Mapping):
+        return bool(attempt.get("error"))
+    return bool(getattr(attempt, "error", None))
+
+
+def json_default(value: Any) -> Any:
+    """orjson's fallback for routing's objects (dataclasses are passed through to here)."""
+    to_json = getattr(value, "to_json", None)
+    return to_json() if callable(to_json) else plain(value)
 
 
 def _without_messages(value: Any) -> Any:

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from interlock.ledger.record import COLUMNS, JSON_COLUMNS
+from interlock.ledger.record import COLUMNS, JSON_COLUMNS, json_default
 
 #: Rollup rows with this tag count every request once; rows with a real tag count requests carrying it.
 ALL_TAGS = "*"
@@ -31,9 +31,12 @@ def day_of(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%d")
 
 
+JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
 def encode_value(column: str, value: Any) -> Any:
     if value is not None and column in JSON_COLUMNS:
-        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
+        return orjson.dumps(value, option=JSON_OPTIONS, default=json_default).decode()
     return value
 
 

@@ -198,6 +198,22 @@ class SQLiteStore:
             return 0
         with self._lock:
             conn = self._conn
+            # Fast path: new records (fresh random ids) insert as they are; only a replay
+            # meets ids already there, and takes the checked path below.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(_INSERT, [encode_row(r) for r in batch])
+                deltas = rollup_deltas(batch)
+                conn.executemany(_UPSERT_ROLLUP, deltas)
+                conn.executemany(_UPSERT_DIMS, dim_deltas(deltas))
+            except sqlite3.IntegrityError:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                conn.execute("ROLLBACK")
+                raise
+            else:
+                conn.execute("COMMIT")
+                return len(batch)
             conn.execute("BEGIN IMMEDIATE")
             try:
                 existing: set[str] = set()

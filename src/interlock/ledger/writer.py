@@ -28,7 +28,8 @@ from typing import Any, Protocol
 
 import orjson
 
-from interlock.ledger.schema import LogQuery, SpendQuery
+from interlock.ledger.record import json_default
+from interlock.ledger.schema import JSON_OPTIONS, LogQuery, SpendQuery
 
 log = logging.getLogger("interlock.ledger")
 
@@ -74,7 +75,7 @@ class SpillFile:
 
     def append(self, records: Sequence[Mapping[str, Any]]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        data = b"".join(orjson.dumps(r, option=orjson.OPT_NON_STR_KEYS, default=str) + b"\n" for r in records)
+        data = b"".join(orjson.dumps(r, option=JSON_OPTIONS, default=json_default) + b"\n" for r in records)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             view = memoryview(data)

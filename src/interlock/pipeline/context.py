@@ -12,6 +12,7 @@ from interlock.errors import GatewayError
 
 if TYPE_CHECKING:
     from interlock.governance.auth import Principal
+    from interlock.governance.service import Reservation
     from interlock.pipeline.plan import Plan, Target
     from interlock.routing.trace import Attempt, RoutingTrace
 
@@ -53,6 +54,12 @@ class RequestContext:
     traceparent: str | None = None
     #: What guardrails did to this request (filled by the guard stage).
     guardrail_actions: tuple[dict[str, object], ...] = ()
+    # --- governance (issue 7) ---
+    #: The project's request-log level (``off``/``metadata``/``full``); None follows ``logging.level``.
+    log_level: str | None = None
+    #: What admit reserved (``governance/service.py``), released by settle; rate-limit/budget headers.
+    reservation: Reservation | None = None
+    gov_headers: list[tuple[str, str]] | None = None
 
     def fail(self, error: GatewayError) -> None:
         # Drop the traceback: it references the handler's frames, which reference this
@@ -73,4 +80,6 @@ class RequestContext:
             headers.append(("x-interlock-model", target.model_id))
         if self.routing is not None:
             headers.extend(self.routing.headers(target))
+        if self.gov_headers:
+            headers.extend(self.gov_headers)
         return headers

@@ -1,6 +1,6 @@
 """The request pipeline, once for every inbound format.
 
-inbound codec (parse) → context (who) → plan → admit (reserve) → dispatch →
+inbound codec (parse) → context (who) → plan → admit (limits, budget reservation) → dispatch →
 outbound codec (write) → settle. A stream is committed to the client only once
 the vendor's first chunk is in hand, so every failure before that point still
 gets a proper HTTP status; later failures become an error event in the
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from interlock.errors import GatewayError, UpstreamError
@@ -30,6 +31,47 @@ if TYPE_CHECKING:
     from interlock.app import Gateway
 
 
+async def run_request(gw: Gateway, req: Request, ctx: RequestContext,
+                      run: Callable[[Request, RequestContext], Awaitable[None]],
+                      render_error: Callable[[GatewayError], bytes]) -> None:
+    """The lifecycle every inference request shares, whatever its API.
+
+    A client that disconnects before the answer is complete cancels the work
+    (which aborts the vendor call); a :class:`GatewayError` becomes an error in
+    the caller's format; and routing statistics, the governance reservation and
+    the request log are settled whatever happened.
+    """
+    task = asyncio.current_task()
+    # Granian's disconnect future takes callbacks directly: no watcher task per request.
+    watcher = req.proto.client_disconnect()
+
+    def on_disconnect(_: object) -> None:
+        ctx.client_disconnected = True
+        if task is not None and not req.responded:
+            task.cancel()
+
+    watcher.add_done_callback(on_disconnect)
+    try:
+        await run(req, ctx)
+    except GatewayError as err:
+        ctx.fail(err)
+        if not req.responded:
+            headers = [("content-type", "application/json"), *ctx.response_headers(), *err.headers.items()]
+            req.send(err.status, render_error(err), headers)
+    except asyncio.CancelledError:
+        if not ctx.client_disconnected:
+            raise
+        # We cancelled ourselves because the client left: the upstream call is aborted.
+        if task is not None:
+            task.uncancel()
+    finally:
+        watcher.remove_done_callback(on_disconnect)
+        watcher.cancel()
+        gw.routing.observe(ctx)
+        gw.governance.settle(ctx, ctx.reservation)
+        settle(ctx, gw.ledger)
+
+
 class Pipeline:
     """One route's handler: the pipeline bound to an inbound codec."""
 
@@ -41,43 +83,18 @@ class Pipeline:
 
     async def __call__(self, req: Request) -> None:
         ctx = RequestContext(self.codec.name)
-        task = asyncio.current_task()
-        # Granian's disconnect future takes callbacks directly: no watcher task per request.
-        watcher = req.proto.client_disconnect()
-
-        def on_disconnect(_: object) -> None:
-            ctx.client_disconnected = True
-            if task is not None and not req.responded:
-                task.cancel()
-
-        watcher.add_done_callback(on_disconnect)
-        try:
-            await self._run(req, ctx)
-        except GatewayError as err:
-            ctx.fail(err)
-            if not req.responded:
-                headers = [("content-type", "application/json"), *ctx.response_headers(), *err.headers.items()]
-                req.send(err.status, self.codec.render_error(err), headers)
-        except asyncio.CancelledError:
-            if not ctx.client_disconnected:
-                raise
-            # We cancelled ourselves because the client left: the upstream call is aborted.
-            if task is not None:
-                task.uncancel()
-        finally:
-            watcher.remove_done_callback(on_disconnect)
-            watcher.cancel()
-            self.gw.routing.observe(ctx)
-            settle(ctx, self.gw.ledger)
+        await run_request(self.gw, req, ctx, self._run, self.codec.render_error)
 
     async def _run(self, req: Request, ctx: RequestContext) -> None:
         gw = self.gw
-        ctx.principal = gw.auth.authenticate(req.header("authorization"), req.header("x-api-key"))
+        ctx.principal = gw.auth.authenticate(req.header("authorization"), req.header("x-api-key"),
+                                             req.header("x-interlock-project"))
         request = await self.codec.parse(await req.body(gw.settings.server.max_body_bytes), req)
         ctx.requested_model = request["model"]
         ctx.stream = request.get("stream") is True
         observe_request(ctx, req, request, gw.ledger)
         request = gw.routing.route(ctx, request)
+        ctx.reservation = await gw.governance.admit(ctx, request)
         if ctx.stream:
             await self._stream(req, ctx, request)
         else:

@@ -1,0 +1,191 @@
+"""``interlock projects`` and ``interlock keys``: manage governance definitions from the shell.
+
+The CLI writes to the same store the gateway reads (the state directory's
+SQLite file, or ``store: postgresql://...``); running gateways pick changes up
+within their poll interval, so no restart and no running gateway is needed.
+A new key is printed once and never again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from interlock.governance import ops
+from interlock.governance.model import DefinitionError, parse_budget_spec, parse_duration, usd_str
+from interlock.governance.store import Duplicate, GovStore, open_store
+
+
+def _open(args: argparse.Namespace) -> tuple[GovStore, bytes, int, bool]:
+    from interlock.config import load_settings
+    from interlock.governance.auth import server_secret
+    from interlock.routing.setup import redis_settings
+
+    path = args.config or os.environ.get("INTERLOCK_CONFIG") or None
+    settings = load_settings(Path(path) if path else None)
+    state_dir = settings.server.state_dir
+    store = open_store(settings.store_url, state_dir)
+    return store, server_secret(state_dir, os.environ), settings.server.workers, redis_settings(settings) is not None
+
+
+def _run(args: argparse.Namespace, fn: Callable[[GovStore, bytes], Awaitable[int]]) -> int:
+    store, secret, workers, redis = _open(args)
+    if getattr(args, "limits_or_budgets", False) and workers > 1 and not redis:
+        print(f"interlock: the config runs {workers} workers without redis:; budgets and limits need Redis to be "
+              "counted exactly across workers", file=sys.stderr)
+        return 2
+
+    async def main() -> int:
+        try:
+            return await fn(store, secret)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(main())
+    except DefinitionError as exc:
+        print(f"interlock: --{exc.field.split('.')[0].replace('_', '-')}: {exc.message}", file=sys.stderr)
+    except ops.Missing as exc:
+        print(f"interlock: {exc.message}", file=sys.stderr)
+    except Duplicate:
+        print("interlock: an item with this id already exists", file=sys.stderr)
+    return 2
+
+
+def _budget(spec: str | None) -> dict[str, Any] | None:
+    if spec is None:
+        return None
+    micro, period, mode = parse_budget_spec(spec)
+    return {"amount_usd": usd_str(micro), "period": period, "mode": mode}
+
+
+def _names(text: str | None) -> list[str]:
+    return [n.strip() for n in (text or "").split(",") if n.strip()]
+
+
+def _when(epoch: float | None) -> str:
+    return "-" if epoch is None else dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def cmd_projects(args: argparse.Namespace) -> int:
+    args.limits_or_budgets = args.action == "create" and args.budget is not None
+
+    async def run(store: GovStore, _: bytes) -> int:
+        if args.action == "list":
+            defs = await store.load()
+            print(f"{'ID':<24} {'NAME':<24} {'LOG':<9} KEYS  BUDGETS")
+            for p in sorted(defs.projects.values(), key=lambda p: p.id):
+                keys = sum(1 for k in defs.keys.values() if k.project == p.id and k.revoked_at is None)
+                budgets = ", ".join(f"{usd_str(b.amount_micro)}/{b.period} {b.mode}"
+                                    for b in defs.budgets_on.get(("project", p.id), ()))
+                print(f"{p.id:<24} {p.name[:24]:<24} {p.log_level or '-':<9} {keys:<5} {budgets or '-'}")
+            return 0
+        if not args.id:
+            print("usage: interlock projects create ID [--budget 100/month]", file=sys.stderr)
+            return 2
+        body: dict[str, Any] = {"id": args.id, "name": args.name or args.id}
+        if args.log_level:
+            body["log_level"] = args.log_level
+        if args.models:
+            body["allowed_models"] = _names(args.models)
+        if args.vendors:
+            body["allowed_vendors"] = _names(args.vendors)
+        budget = _budget(args.budget)
+        project = await ops.create_project(store, body)
+        print(f"project {project.id} created")
+        if budget is not None:
+            b = await ops.create_budget(store, {"scope": "project", "subject": project.id, **budget})
+            print(f"budget {b.id}: {usd_str(b.amount_micro)} USD {b.period}, {b.mode}")
+        return 0
+
+    return _run(args, run)
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    args.limits_or_budgets = args.action == "create" and any(
+        v is not None for v in (args.budget, args.rpm, args.tpm, args.concurrent))
+
+    async def run(store: GovStore, secret: bytes) -> int:
+        if args.action == "list":
+            defs = await store.load()
+            print(f"{'ID':<22} {'PROJECT':<20} {'PREFIX':<14} {'NAME':<16} {'EXPIRES':<17} STATUS")
+            for k in sorted(defs.keys.values(), key=lambda k: k.created_at):
+                if args.project and k.project != args.project:
+                    continue
+                state = "revoked" if k.revoked_at else ("rotated" if k.replaced_by else "active")
+                print(f"{k.id:<22} {k.project:<20} {k.prefix + '…':<14} {k.name[:16]:<16} "
+                      f"{_when(k.expires_at):<17} {state}")
+            return 0
+        if args.action == "create":
+            if not args.project:
+                print("usage: interlock keys create --project P [--budget 10/month] [--rpm 60]", file=sys.stderr)
+                return 2
+            body: dict[str, Any] = {"project": args.project}
+            if args.name:
+                body["name"] = args.name
+            if args.models:
+                body["allowed_models"] = _names(args.models)
+            if args.expires:
+                body["expires_in"] = args.expires
+            if args.budget:
+                body["budget"] = _budget(args.budget)
+            limits = {n: v for n, v in (("rpm", args.rpm), ("tpm", args.tpm), ("concurrent", args.concurrent))
+                      if v is not None}
+            if limits:
+                body["limits"] = limits
+            key, plaintext, _ = await ops.create_key(store, secret, body)
+            print(f"key {key.id} for project {key.project} (shown once; store it now):\n    {plaintext}")
+            return 0
+        if not args.id:
+            print(f"usage: interlock keys {args.action} KEY_ID", file=sys.stderr)
+            return 2
+        found = (await store.load()).keys.get(args.id)
+        if found is None:
+            raise ops.Missing("key", args.id)
+        key = found
+        if args.action == "revoke":
+            import time
+
+            await store.revoke_key(key.id, time.time())
+            print(f"key {key.id} revoked (running gateways refuse it within a second)")
+            return 0
+        new, plaintext = await ops.rotate_key(store, secret, key, parse_duration(args.overlap, "overlap")
+                                              if args.overlap not in ("0", "0s") else 0.0)
+        print(f"key {new.id} replaces {key.id} (which stays valid for {args.overlap}); shown once:\n    {plaintext}")
+        return 0
+
+    return _run(args, run)
+
+
+def add_governance_parsers(sub: Any) -> None:
+    projects = sub.add_parser("projects", help="create or list projects")
+    projects.add_argument("action", choices=("create", "list"))
+    projects.add_argument("id", nargs="?", help="with 'create': the project id (a-z, 0-9, '_', '.', '-')")
+    projects.add_argument("--name")
+    projects.add_argument("--budget", help="e.g. 100/month, 5/day:soft, 1000 (lifetime)")
+    projects.add_argument("--log-level", choices=("off", "metadata", "full"))
+    projects.add_argument("--models", help="allowed models, comma-separated (openai/* allowed)")
+    projects.add_argument("--vendors", help="allowed vendors, comma-separated")
+    projects.add_argument("--config", default=None)
+    projects.set_defaults(func=cmd_projects)
+
+    keys = sub.add_parser("keys", help="create, list, revoke or rotate API keys")
+    keys.add_argument("action", choices=("create", "list", "revoke", "rotate"))
+    keys.add_argument("id", nargs="?", help="with revoke/rotate: the key id (key_...)")
+    keys.add_argument("--project")
+    keys.add_argument("--name")
+    keys.add_argument("--budget", help="e.g. 10/month, 1/day:soft")
+    keys.add_argument("--rpm", type=int)
+    keys.add_argument("--tpm", type=int)
+    keys.add_argument("--concurrent", type=int)
+    keys.add_argument("--expires", help="e.g. 30d, 12h")
+    keys.add_argument("--models", help="allowed models, comma-separated")
+    keys.add_argument("--overlap", default="1h", help="with rotate: how long the old key keeps working (1h)")
+    keys.add_argument("--config", default=None)
+    keys.set_defaults(func=cmd_keys)

@@ -1,0 +1,109 @@
+"""The OpenAPI 3.1 document of ``/admin/v1`` governance endpoints (served at ``/admin/v1/openapi.json``).
+
+Written as data next to the code it describes, so a client generator or a
+schema-driven tester (schemathesis) sees exactly the fields the API accepts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from interlock.governance.model import BUDGET_SCOPES, LIMIT_SCOPES, LOG_LEVELS, PERIODS
+
+_NAMES = {"type": "array", "items": {"type": "string", "minLength": 1}}
+_ERROR = {"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _ok(schema: str, status: str = "200") -> dict[str, Any]:
+    return {status: {"description": "OK", "content": {"application/json": {
+        "schema": {"$ref": f"#/components/schemas/{schema}"}}}}, "400": _ERROR, "401": _ERROR, "403": _ERROR,
+        "404": _ERROR, "409": _ERROR}
+
+
+def _body(schema: str) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
+
+
+def _id(name: str) -> list[dict[str, Any]]:
+    return [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}]
+
+
+def document() -> dict[str, Any]:
+    usd = {"oneOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string"}]}
+    budget_fields = {"amount_usd": usd, "period": {"enum": list(PERIODS)}, "mode": {"enum": ["hard", "soft"]},
+                     "thresholds": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 100}}}
+    limit_fields = {"rpm": {"type": "integer", "minimum": 1}, "tpm": {"type": "integer", "minimum": 1},
+                    "concurrent": {"type": "integer", "minimum": 1}}
+    schemas: dict[str, Any] = {
+        "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
+            "message": {"type": "string"}, "type": {"type": "string"}, "param": {"type": ["string", "null"]},
+            "code": {"type": ["string", "null"]}}}}},
+        "Project": {"type": "object", "properties": {
+            "id": {"type": "string"}, "name": {"type": "string"}, "log_level": {"enum": [*LOG_LEVELS, None]},
+            "allowed_models": _NAMES, "allowed_vendors": _NAMES, "created_at": {"type": "number"}}},
+        "ProjectCreate": {"type": "object", "required": ["id"], "additionalProperties": False, "properties": {
+            "id": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_.-]{0,63}$"}, "name": {"type": "string"},
+            "log_level": {"enum": [*LOG_LEVELS, None]}, "allowed_models": _NAMES, "allowed_vendors": _NAMES}},
+        "ProjectUpdate": {"type": "object", "additionalProperties": False, "properties": {
+            "name": {"type": "string"}, "log_level": {"enum": [*LOG_LEVELS, None]}, "allowed_models": _NAMES,
+            "allowed_vendors": _NAMES}},
+        "Key": {"type": "object", "properties": {
+            "id": {"type": "string"}, "project": {"type": "string"}, "name": {"type": "string"},
+            "prefix": {"type": "string"}, "projects": _NAMES, "allowed_models": _NAMES,
+            "created_at": {"type": "number"}, "expires_at": {"type": ["number", "null"]},
+            "revoked_at": {"type": ["number", "null"]}, "replaced_by": {"type": ["string", "null"]},
+            "key": {"type": "string", "description": "The key itself: returned once, on creation or rotation."}}},
+        "KeyCreate": {"type": "object", "required": ["project"], "additionalProperties": False, "properties": {
+            "project": {"type": "string"}, "name": {"type": "string"}, "projects": _NAMES,
+            "allowed_models": _NAMES, "expires_in": {"oneOf": [{"type": "number"}, {"type": "string"}]},
+            "expires_at": {"type": "number"},
+            "budget": {"type": "object", "required": ["amount_usd"], "additionalProperties": False,
+                       "properties": budget_fields},
+            "limits": {"type": "object", "additionalProperties": False, "properties": limit_fields}}},
+        "KeyRotate": {"type": "object", "additionalProperties": False, "properties": {
+            "overlap_seconds": {"type": "number", "minimum": 0}}},
+        "Budget": {"type": "object", "properties": {"id": {"type": "string"}, "scope": {"enum": list(BUDGET_SCOPES)},
+                                                    "subject": {"type": "string"}, **budget_fields,
+                                                    "status": {"type": "object"}}},
+        "BudgetCreate": {"type": "object", "required": ["scope", "subject", "amount_usd"],
+                         "additionalProperties": False, "properties": {
+                             "scope": {"enum": list(BUDGET_SCOPES)}, "subject": {"type": "string"}, **budget_fields}},
+        "Limit": {"type": "object", "properties": {"id": {"type": "string"}, "scope": {"enum": list(LIMIT_SCOPES)},
+                                                   "subject": {"type": "string"}, **limit_fields}},
+        "LimitCreate": {"type": "object", "required": ["scope", "subject"], "additionalProperties": False,
+                        "properties": {"scope": {"enum": list(LIMIT_SCOPES)}, "subject": {"type": "string"},
+                                       **limit_fields}},
+        "List": {"type": "object", "properties": {"object": {"const": "list"}, "data": {"type": "array"}}},
+        "Deleted": {"type": "object", "properties": {"id": {"type": "string"}, "deleted": {"type": "boolean"}}},
+    }
+    paths: dict[str, Any] = {
+        "/admin/v1/projects": {"get": {"responses": _ok("List")},
+                               "post": {"requestBody": _body("ProjectCreate"), "responses": _ok("Project", "201")}},
+        "/admin/v1/projects/{project_id}": {
+            "parameters": _id("project_id"), "get": {"responses": _ok("Project")},
+            "patch": {"requestBody": _body("ProjectUpdate"), "responses": _ok("Project")},
+            "delete": {"responses": _ok("Deleted")}},
+        "/admin/v1/keys": {"get": {"parameters": [{"name": "project", "in": "query", "schema": {"type": "string"}}],
+                                   "responses": _ok("List")},
+                           "post": {"requestBody": _body("KeyCreate"), "responses": _ok("Key", "201")}},
+        "/admin/v1/keys/{key_id}": {"parameters": _id("key_id"), "get": {"responses": _ok("Key")},
+                                    "delete": {"responses": _ok("Key")}},
+        "/admin/v1/keys/{key_id}/revoke": {"parameters": _id("key_id"), "post": {"responses": _ok("Key")}},
+        "/admin/v1/keys/{key_id}/rotate": {"parameters": _id("key_id"), "post": {
+            "requestBody": {**_body("KeyRotate"), "required": False}, "responses": _ok("Key", "201")}},
+        "/admin/v1/alerts": {"get": {"responses": _ok("List")}},
+    }
+    for kind, one in (("budgets", "Budget"), ("limits", "Limit")):
+        params = [{"name": n, "in": "query", "schema": {"type": "string"}} for n in ("scope", "subject")]
+        paths[f"/admin/v1/{kind}"] = {"get": {"parameters": params, "responses": _ok("List")},
+                                      "post": {"requestBody": _body(f"{one}Create"), "responses": _ok(one, "201")}}
+        paths[f"/admin/v1/{kind}/{{{one.lower()}_id}}"] = {
+            "parameters": _id(f"{one.lower()}_id"), "get": {"responses": _ok(one)},
+            "delete": {"responses": _ok("Deleted")}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "interlock governance admin API", "version": "1"},
+        "security": [{"bearer": []}],
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}, "schemas": schemas},
+        "paths": paths,
+    }

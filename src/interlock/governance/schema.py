@@ -1,0 +1,79 @@
+"""Governance tables and their versioned migrations, for SQLite and PostgreSQL.
+
+The ledger versions its own tables (``PRAGMA user_version`` in SQLite, the
+``interlock_schema`` table in PostgreSQL); governance keeps a separate
+``governance_schema`` table so the two evolve independently in the same
+database without one's migration number meaning anything to the other.
+Each migration runs once, in a transaction taken under a lock (SQLite's
+``BEGIN IMMEDIATE``, a PostgreSQL advisory lock), so workers and gateways
+starting together cannot apply one twice.
+
+``gov_version`` holds one counter that every change of a definition bumps in
+the same transaction: gateways poll it (one indexed read) and reload the
+definitions only when it moved. ``gov_spend`` is the durable copy of budget
+spend per counter and period, so budgets survive restarts.
+"""
+
+from __future__ import annotations
+
+#: (version, SQLite script, PostgreSQL script). Statements are separated by ';'.
+MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+    (1, """
+CREATE TABLE IF NOT EXISTS gov_projects (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, log_level TEXT, allowed_models TEXT NOT NULL DEFAULT '[]',
+    allowed_vendors TEXT NOT NULL DEFAULT '[]', created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS gov_keys (
+    id TEXT PRIMARY KEY, project TEXT NOT NULL, name TEXT NOT NULL, prefix TEXT NOT NULL, digest TEXT NOT NULL UNIQUE,
+    projects TEXT NOT NULL DEFAULT '[]', allowed_models TEXT NOT NULL DEFAULT '[]', created_at REAL NOT NULL,
+    expires_at REAL, revoked_at REAL, replaced_by TEXT
+);
+CREATE INDEX IF NOT EXISTS gov_keys_project ON gov_keys (project);
+CREATE TABLE IF NOT EXISTS gov_budgets (
+    id TEXT PRIMARY KEY, scope TEXT NOT NULL, subject TEXT NOT NULL, amount_micro INTEGER NOT NULL,
+    period TEXT NOT NULL, mode TEXT NOT NULL, thresholds TEXT NOT NULL, created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS gov_limits (
+    id TEXT PRIMARY KEY, scope TEXT NOT NULL, subject TEXT NOT NULL, rpm INTEGER, tpm INTEGER, concurrent INTEGER,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS gov_spend (
+    budget_id TEXT NOT NULL, counter TEXT NOT NULL, period TEXT NOT NULL, spent_nano INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (budget_id, counter, period)
+);
+CREATE TABLE IF NOT EXISTS gov_version (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);
+INSERT OR IGNORE INTO gov_version (id, version) VALUES (1, 1)
+""", """
+CREATE TABLE IF NOT EXISTS gov_projects (
+    id text PRIMARY KEY, name text NOT NULL, log_level text, allowed_models text NOT NULL DEFAULT '[]',
+    allowed_vendors text NOT NULL DEFAULT '[]', created_at double precision NOT NULL
+);
+CREATE TABLE IF NOT EXISTS gov_keys (
+    id text PRIMARY KEY, project text NOT NULL, name text NOT NULL, prefix text NOT NULL, digest text NOT NULL UNIQUE,
+    projects text NOT NULL DEFAULT '[]', allowed_models text NOT NULL DEFAULT '[]',
+    created_at double precision NOT NULL, expires_at double precision, revoked_at double precision, replaced_by text
+);
+CREATE INDEX IF NOT EXISTS gov_keys_project ON gov_keys (project);
+CREATE TABLE IF NOT EXISTS gov_budgets (
+    id text PRIMARY KEY, scope text NOT NULL, subject text NOT NULL, amount_micro bigint NOT NULL,
+    period text NOT NULL, mode text NOT NULL, thresholds text NOT NULL, created_at double precision NOT NULL
+);
+CREATE TABLE IF NOT EXISTS gov_limits (
+    id text PRIMARY KEY, scope text NOT NULL, subject text NOT NULL, rpm bigint, tpm bigint, concurrent bigint,
+    created_at double precision NOT NULL
+);
+CREATE TABLE IF NOT EXISTS gov_spend (
+    budget_id text NOT NULL, counter text NOT NULL, period text NOT NULL, spent_nano bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (budget_id, counter, period)
+);
+CREATE TABLE IF NOT EXISTS gov_version (id integer PRIMARY KEY CHECK (id = 1), version bigint NOT NULL);
+INSERT INTO gov_version (id, version) VALUES (1, 1) ON CONFLICT (id) DO NOTHING
+"""),
+)
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+#: pg_advisory_xact_lock key for governance migrations (the ledger uses its own).
+PG_LOCK = 7315028348
+
+
+def statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]

@@ -1,0 +1,52 @@
+"""Building governance for a worker, and the start-up check of the launching process.
+
+Kept out of ``app.py`` so the gateway's wiring stays a few lines.
+
+Several workers without ``redis:`` would each count limits and budgets on
+their own (a 60 rpm limit would admit 60 per worker), so ``interlock serve
+--workers N`` refuses to start when any budget or limit is defined and no
+Redis is configured. Without definitions it starts (keys alone need no shared
+counters), and the admin API then refuses to create budgets or limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from interlock.config import ConfigError
+from interlock.governance.service import Governance
+from interlock.governance.settings import GovernanceSettings
+from interlock.governance.store import GovStore, open_store
+
+if TYPE_CHECKING:
+    from interlock.config import Settings
+    from interlock.governance.auth import Authenticator
+    from interlock.governance.model import Definitions
+    from interlock.vendors.transport import HttpTransport
+
+
+def build_governance(settings: Settings, auth: Authenticator, http: HttpTransport | None) -> Governance:
+    cfg = GovernanceSettings.from_settings(settings)
+    governance = Governance(cfg, open_store(cfg.store_url, settings.server.state_dir), auth, http)
+    governance.load_now()
+    return governance
+
+
+async def _definitions(store: GovStore) -> Definitions:
+    try:
+        return await store.load()
+    finally:
+        await store.close()
+
+
+def validate_governance(settings: Settings) -> None:
+    cfg = GovernanceSettings.from_settings(settings)
+    if cfg.workers <= 1 or cfg.redis_url is not None:
+        return
+    defs = asyncio.run(_definitions(open_store(cfg.store_url, settings.server.state_dir)))
+    if defs.enforcing:
+        raise ConfigError(
+            f"{settings.source or '(defaults)'}: {len(defs.budgets)} budget(s) and {len(defs.limits)} rate limit(s) "
+            f"are defined, and {cfg.workers} workers would each count them separately: add a redis: URL to the "
+            "config so that every worker shares one set of counters, or run one worker")

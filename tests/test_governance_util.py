@@ -1,0 +1,58 @@
+"""Helpers for the governance tests (no tests here): a Governance over a fresh store, fake targets, contexts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from interlock.catalog import Cost, Price, Usage, cost_of
+from interlock.governance.auth import Authenticator, MasterKey, digest
+from interlock.governance.service import Governance
+from interlock.governance.settings import GovernanceSettings
+from interlock.governance.store import GovStore, SQLiteGovStore
+from interlock.pipeline.context import RequestContext
+
+SECRET = b"test-secret"
+MASTER = "ik-admin-test-master"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+#: 1 USD / 1M input tokens, 2 USD / 1M output tokens.
+PRICE = Price(input=1_000_000, output=2_000_000)
+
+
+def target(price: Price | None = PRICE, max_output: int | None = 1000, key: str = "sim/m") -> Any:
+    route = SimpleNamespace(max_output=max_output)
+    return SimpleNamespace(key=key, price=price, route=route, model=None, context_window=100_000,
+                           model_id=key, vendor=SimpleNamespace(id=key.split("/")[0]))
+
+
+def governance(tmp: Path, *, redis_url: str | None = None, store: GovStore | None = None) -> Governance:
+    master = MasterKey(digest(SECRET, MASTER), MASTER[:12], None, "test")
+    cfg = GovernanceSettings(redis_url=redis_url, redis_prefix=f"itest:{os.urandom(4).hex()}:")
+    return Governance(cfg, store or SQLiteGovStore(tmp / "interlock.db"), Authenticator(SECRET, master))
+
+
+def context(gov: Governance, key: str | None = None, *, tags: tuple[str, ...] = (), user: str | None = None,
+            targets: tuple[Any, ...] = (target(),), project: str | None = None) -> RequestContext:
+    ctx = RequestContext("openai.chat")
+    ctx.principal = gov.auth.authenticate(f"Bearer {key or MASTER}", None, project)
+    ctx.requested_model = targets[0].key
+    ctx.plan = SimpleNamespace(targets=targets)  # type: ignore[assignment]
+    ctx.tags = tags
+    ctx.end_user = user
+    return ctx
+
+
+def request(text: str = "hello", max_tokens: int | None = 100) -> dict[str, Any]:
+    out: dict[str, Any] = {"model": "sim/m", "messages": [{"role": "user", "content": text}]}
+    if max_tokens is not None:
+        out["max_tokens"] = max_tokens
+    return out
+
+
+def bill(ctx: RequestContext, input_tokens: int, output_tokens: int, price: Price = PRICE) -> Cost:
+    ctx.usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens)
+    ctx.cost = cost_of(price, ctx.usage)
+    return ctx.cost
