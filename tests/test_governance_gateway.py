@@ -161,3 +161,26 @@ def test_cli_creates_keys_a_running_gateway_accepts_within_a_second(gw: GatewayP
     time.sleep(1.2)
     assert chat(gw, plaintext)[0] == 401
     assert chat(gw, new_plain)[0] == 200
+
+
+def test_a_projects_log_level_decides_what_the_log_keeps(gw: GatewayProcess) -> None:
+    prompt = "the secret recipe is 42"
+    levels = {}
+    for project, level in (("loud", "full"), ("quiet", "metadata")):
+        assert call(gw, "POST", "/admin/v1/projects", {"id": project, "log_level": level})[0] == 201
+        key = call(gw, "POST", "/admin/v1/keys", {"project": project})[2]["key"]
+        status, headers, _ = call(gw, "POST", "/v1/chat/completions",
+                                  {"model": MODEL, "messages": [{"role": "user", "content": prompt}]}, key)
+        assert status == 200
+        levels[project] = headers["x-interlock-request-id"]
+    deadline = time.monotonic() + 10
+    records: dict[str, Any] = {}
+    while time.monotonic() < deadline and len(records) < 2:
+        for project, request_id in levels.items():
+            status, _, record = call(gw, "GET", f"/admin/v1/logs/{request_id}")
+            if status == 200:
+                records[project] = record
+        time.sleep(0.2)
+    assert set(records) == {"loud", "quiet"}
+    assert prompt in json.dumps(records["loud"])
+    assert prompt not in json.dumps(records["quiet"])

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from interlock.pipeline.context import RequestContext
 
 Level = Literal["off", "metadata", "full"]
+_LEVELS: dict[str, Level] = {"off": "off", "metadata": "metadata", "full": "full"}
 LEVELS: tuple[Level, ...] = ("off", "metadata", "full")
 TELEMETRY_KEYS = ("otlp_endpoint", "service_name", "headers", "metrics", "sample_ratio")
 
@@ -47,13 +48,17 @@ class LogSettings:
     def level_for(self, ctx: RequestContext) -> Level:
         """The content level for one request.
 
-        Global today; projects (governance) will override it per project, which is
-        why it takes the context. Zero data retention always wins: it caps the level
-        at ``metadata`` so no content is captured on any path, errors included.
+        The project's level (``ctx.log_level``, set by governance) wins over the
+        global one. Zero data retention always wins: it caps the level at
+        ``metadata`` so no content is captured on any path, errors included.
         """
+        level: Level = self.level
+        project_level = _LEVELS.get(ctx.log_level or "")
+        if project_level is not None:
+            level = project_level  # the caller's project decides (set by governance at admit)
         if ctx.zero_data_retention or self.zero_data_retention:
-            return "metadata" if self.level != "off" else "off"
-        return self.level
+            return "metadata" if level != "off" else "off"
+        return level
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LogSettings:

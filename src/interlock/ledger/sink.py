@@ -45,11 +45,11 @@ class RequestSink:
         self.metrics = metrics
         self.tracer = tracer
         self.redactor = Redactor(settings.secrets)
-        self._full = settings.level == "full" and not settings.zero_data_retention
 
     def wants_content(self, ctx: RequestContext) -> bool:
         """Whether to keep this request's content for the log (decided once the caller is known)."""
-        return self._full and self.writer is not None and self.settings.level_for(ctx) == "full"
+        # The project's level may raise the global one, so this is asked per request (a dict lookup).
+        return self.writer is not None and self.settings.level_for(ctx) == "full"
 
     def prepare(self, record: dict[str, Any]) -> dict[str, Any]:
         """Run by the writer off the hot path: nested values made plain, credentials scrubbed."""

@@ -18,6 +18,7 @@ from interlock.errors import GatewayError, UpstreamError
 from interlock.pipeline.codec import InboundCodec
 from interlock.pipeline.context import RequestContext
 from interlock.pipeline.settle import (
+    capture_content,
     completion_output_text,
     estimate_usage,
     observe_request,
@@ -95,6 +96,8 @@ class Pipeline:
         observe_request(ctx, req, request, gw.ledger)
         request = gw.routing.route(ctx, request)
         ctx.reservation = await gw.governance.admit(ctx, request)
+        if ctx.log_level is not None:
+            capture_content(ctx, request, gw.ledger)
         if ctx.stream:
             await self._stream(req, ctx, request)
         else:

@@ -101,9 +101,13 @@ def observe_request(ctx: RequestContext, req: Request, request: Mapping[str, Any
     user = request.get("user")
     ctx.end_user = user[:256] if isinstance(user, str) else None
     ctx.traceparent = req.header("traceparent")
-    if ledger.wants_content(ctx):
-        ctx.capture_content = True
-        ctx.request_content = dict(request)
+    capture_content(ctx, request, ledger)
+
+
+def capture_content(ctx: RequestContext, request: Mapping[str, Any], ledger: Ledger) -> None:
+    """Keep the request's content when the log level asks for it (decided again once the project is known)."""
+    ctx.capture_content = ledger.wants_content(ctx)
+    ctx.request_content = dict(request) if ctx.capture_content else None
 
 
 def settle(ctx: RequestContext, ledger: Ledger) -> None:
