@@ -2,7 +2,7 @@
 
 ``engine.RoutingEngine`` turns a request into an ordered list of targets with
 its explanation; ``pipeline/dispatch.py`` walks that list with retries and
-failover. See ``docs/routing.md`` for the user's view.
+failover. See the README's *Routing* section for the user's view.
 """
 
 from interlock.routing.circuit import BreakerSettings, Circuits

@@ -11,6 +11,8 @@ reasons, scores, attempts with status and latency - stays with the request
 
 from __future__ import annotations
 
+import functools
+import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -137,9 +139,16 @@ class RoutingTrace:
         }
 
 
+_NOT_VISIBLE_ASCII = re.compile(r"[^\x20-\x7e]")
+
+
+@functools.lru_cache(maxsize=1024)
 def _header_safe(text: str) -> str:
-    """Header values must be visible ASCII: replace anything else, and keep them short."""
-    clean = "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in text)
+    """Header values must be visible ASCII: replace anything else, and keep them short.
+
+    Cached: the same few route keys and reasons recur on every request.
+    """
+    clean = text if text.isascii() and text.isprintable() else _NOT_VISIBLE_ASCII.sub("?", text)
     return clean if len(clean) <= _MAX_HEADER else clean[: _MAX_HEADER - 3] + "..."
 
 

@@ -2,7 +2,7 @@
 
 Use :class:`SimulatorTransport` in-process (base URL ``http://simulator.internal``)
 or ``interlock simulator`` for a standalone HTTP server speaking the OpenAI,
-Anthropic and Gemini wire formats. See ``docs/simulator.md``.
+Anthropic and Gemini wire formats. See the README's *The simulator* section.
 """
 
 from interlock.simulator.faults import FaultSpec, LatencyOverride, parse_fault_header, parse_latency_header

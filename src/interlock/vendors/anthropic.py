@@ -5,7 +5,7 @@ The same translation serves Claude on Vertex AI (``vertex.py``), which differs
 only in URL, credential and two body fields (``anthropic_version`` in the body,
 no ``model``).
 
-What maps to what (details in ``docs/vendors.md``):
+What maps to what (details in the README's *Native vendors* section):
 
 * system and developer messages, wherever they appear, become the top-level
   ``system`` blocks in order (their ``cache_control`` kept);

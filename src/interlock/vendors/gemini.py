@@ -3,7 +3,7 @@
 Reference: https://ai.google.dev/api/generate-content. Vertex AI serves the same
 body under another URL and credential (``vertex.py`` subclasses the adapter).
 
-Mapping notes (full table in ``docs/vendors.md``):
+Mapping notes (full table in the README's *Native vendors* section):
 
 * system/developer messages → ``systemInstruction``; assistant → role
   ``model``; tool results → ``functionResponse`` parts, consecutive ones in

@@ -17,7 +17,7 @@ is read the same way for every vendor:
 * :class:`TranslatedStream` - the read loop, end-of-stream and truncation
   rules common to every streamed translation.
 
-Canonical reasoning (documented in ``docs/vendors.md``): the assistant message
+Canonical reasoning (documented in the README's *Native vendors* section): the assistant message
 carries ``reasoning_content`` (the text) and ``thinking_blocks``, a list of
 ``{"type": "thinking", "thinking", "signature"}`` and
 ``{"type": "redacted_thinking", "data"}`` in vendor order - LiteLLM's shape -

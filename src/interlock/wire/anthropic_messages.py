@@ -3,7 +3,7 @@
 Callers written for Anthropic (the official SDKs, Claude Code, tools built on
 them) send ``POST /v1/messages``; the pipeline only speaks Chat Completions,
 so this module translates both ways. The canonical conventions it relies on
-(documented in ``docs/inbound.md``) are the ones outbound adapters read:
+(documented in the README's *Inbound APIs* section) are the ones outbound adapters read:
 
 * thinking blocks travel on the assistant message as ``thinking_blocks`` (the
   Anthropic blocks verbatim, so signatures round-trip byte for byte) plus
