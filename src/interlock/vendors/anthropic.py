@@ -38,6 +38,7 @@ from interlock.vendors.translate_common import (
     Drops,
     ToolIndexer,
     TranslatedStream,
+    Turns,
     completion,
     file_part,
     load_json,
@@ -139,15 +140,8 @@ def _tool_result(message: Mapping[str, Any], where: str, drops: Drops) -> dict[s
 def build_messages(request: Mapping[str, Any], drops: Drops) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(system blocks, messages) with same-role turns merged."""
     system: list[dict[str, Any]] = []
-    turns: list[dict[str, Any]] = []
-
-    def push(role: str, blocks: list[dict[str, Any]]) -> None:
-        if not blocks:
-            return
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["content"].extend(blocks)
-        else:
-            turns.append({"role": role, "content": blocks})
+    turns = Turns("content")
+    push = turns.push
 
     for i, message in enumerate(request.get("messages") or ()):
         role = message.get("role")

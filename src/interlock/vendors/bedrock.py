@@ -37,6 +37,7 @@ from interlock.vendors.translate_common import (
     Drops,
     ToolIndexer,
     TranslatedStream,
+    Turns,
     completion,
     file_part,
     load_json,
@@ -121,16 +122,9 @@ def _assistant(message: Mapping[str, Any], where: str, drops: Drops) -> list[dic
 def build_messages(request: Mapping[str, Any], drops: Drops) -> tuple[list[dict[str, Any]], list[dict[str, Any]], bool]:
     """(system blocks, messages, whether the history holds tool blocks)."""
     system: list[dict[str, Any]] = []
-    messages: list[dict[str, Any]] = []
+    messages = Turns("content")
     has_tools = False
-
-    def push(role: str, blocks: list[dict[str, Any]]) -> None:
-        if not blocks:
-            return
-        if messages and messages[-1]["role"] == role:
-            messages[-1]["content"].extend(blocks)
-        else:
-            messages.append({"role": role, "content": blocks})
+    push = messages.push
 
     for i, message in enumerate(request.get("messages") or ()):
         role = message.get("role")

@@ -37,6 +37,7 @@ from interlock.vendors.translate_common import (
     ChunkEmitter,
     Drops,
     TranslatedStream,
+    Turns,
     call_id,
     completion,
     file_part,
@@ -165,15 +166,8 @@ def build_contents(request: Mapping[str, Any], drops: Drops) -> tuple[dict[str, 
     messages = request.get("messages") or ()
     names = tool_call_names(messages)
     system: list[dict[str, Any]] = []
-    contents: list[dict[str, Any]] = []
-
-    def push(role: str, parts: list[dict[str, Any]]) -> None:
-        if not parts:
-            return
-        if contents and contents[-1]["role"] == role:
-            contents[-1]["parts"].extend(parts)
-        else:
-            contents.append({"role": role, "parts": parts})
+    contents = Turns("parts")
+    push = contents.push
 
     for i, message in enumerate(messages):
         role = message.get("role")

@@ -82,6 +82,27 @@ class Drops:
         return tuple(self.names)
 
 
+class Turns(list[dict[str, Any]]):
+    """A vendor's message list where consecutive turns of one role are merged.
+
+    Anthropic, Bedrock and Gemini require alternating roles, so consecutive
+    canonical messages of one role (several tool results, a user message after
+    a tool result) become one turn: ``{"role": r, key: [...blocks]}``.
+    """
+
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        self.key = key
+
+    def push(self, role: str, blocks: list[dict[str, Any]]) -> None:
+        if not blocks:
+            return
+        if self and self[-1]["role"] == role:
+            self[-1][self.key].extend(blocks)
+        else:
+            self.append({"role": role, self.key: blocks})
+
+
 def max_tokens_of(request: Mapping[str, Any]) -> int | None:
     value = request.get("max_completion_tokens")
     if value is None:
