@@ -8,13 +8,15 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from interlock.vendors.transport import HttpTransport
 from tests.mock_openai import MockVendor
+from tests.mock_vendors.server import ScriptedVendor
 
 MASTER_KEY = "ik-test-master-key-0123456789"
 
@@ -141,3 +143,18 @@ simulator:
     gw = start_gateway(home, config)
     yield gw
     gw.stop()
+
+
+@pytest.fixture(scope="module")
+def vendor() -> Iterator[ScriptedVendor]:
+    """A scripted vendor on a real socket, for the adapter tests (tests/mock_vendors/server.py)."""
+    server = ScriptedVendor().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[HttpTransport]:
+    transport = HttpTransport()
+    yield transport
+    await transport.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import struct
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import orjson
@@ -37,20 +36,6 @@ from tests.test_vendor_bedrock import ENV as AWS_ENV
 from tests.test_vendor_bedrock import verified
 
 TITAN = "amazon.titan-embed-text-v2:0"
-
-
-@pytest.fixture(scope="module")
-def vendor() -> Iterator[ScriptedVendor]:
-    server = ScriptedVendor().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[HttpTransport]:
-    transport = HttpTransport()
-    yield transport
-    await transport.close()
 
 
 def request(inputs: Any, **extra: Any) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,20 +23,6 @@ PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAW
 WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather for a place",
                                             "parameters": {"type": "object", "properties": {"location": {"type": "string"}},
                                                            "required": ["location"]}}}
-
-
-@pytest.fixture(scope="module")
-def vendor() -> Iterator[ScriptedVendor]:
-    server = ScriptedVendor().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[HttpTransport]:
-    transport = HttpTransport()
-    yield transport
-    await transport.close()
 
 
 def adapter(vendor: ScriptedVendor, http: HttpTransport, **fields: Any) -> AnthropicAdapter:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +22,6 @@ ENV = {"AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "secret/TEST+ke
        "AWS_REGION": "eu-west-1"}
 CLAUDE = "anthropic.claude-3-7-sonnet-20250219-v1:0"
 ES = "application/vnd.amazon.eventstream"
-
-
-@pytest.fixture(scope="module")
-def vendor() -> Iterator[ScriptedVendor]:
-    server = ScriptedVendor().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[HttpTransport]:
-    transport = HttpTransport()
-    yield transport
-    await transport.close()
 
 
 def adapter(vendor: ScriptedVendor, http: HttpTransport) -> BedrockAdapter:

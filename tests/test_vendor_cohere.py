@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,20 +17,6 @@ from tests.mock_vendors.server import ScriptedVendor, split_every
 
 FIXTURES = Path(__file__).parent / "mock_vendors" / "fixtures"
 TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
-
-
-@pytest.fixture(scope="module")
-def vendor() -> Iterator[ScriptedVendor]:
-    server = ScriptedVendor().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[HttpTransport]:
-    transport = HttpTransport()
-    yield transport
-    await transport.close()
 
 
 def adapter(vendor: ScriptedVendor, http: HttpTransport) -> CohereAdapter:

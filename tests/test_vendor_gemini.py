@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,20 +27,6 @@ from tests.mock_vendors.server import ScriptedVendor, split_every
 FIXTURES = Path(__file__).parent / "mock_vendors" / "fixtures"
 WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather",
                                             "parameters": {"type": "object", "properties": {"location": {"type": "string"}}}}}
-
-
-@pytest.fixture(scope="module")
-def vendor() -> Iterator[ScriptedVendor]:
-    server = ScriptedVendor().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[HttpTransport]:
-    transport = HttpTransport()
-    yield transport
-    await transport.close()
 
 
 def adapter(vendor: ScriptedVendor, http: HttpTransport) -> GeminiAdapter:

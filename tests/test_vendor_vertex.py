@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -50,20 +49,6 @@ def token_endpoint(token: str, expires_in: int = 3600) -> Any:
         return Reply(200, orjson.dumps({"access_token": token, "expires_in": expires_in, "token_type": "Bearer"}))
 
     return handle
-
-
-@pytest.fixture(scope="module")
-def vendor() -> Iterator[ScriptedVendor]:
-    server = ScriptedVendor().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[HttpTransport]:
-    transport = HttpTransport()
-    yield transport
-    await transport.close()
 
 
 @pytest.fixture
