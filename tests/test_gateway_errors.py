@@ -224,3 +224,16 @@ def test_client_disconnect_before_first_byte_aborts_upstream(gateway: GatewayPro
     # The gateway process stays healthy and answers the next request at once.
     status, _, _ = post(gateway, chat("mock/ok"))
     assert status == 200
+
+
+def test_readiness_fails_when_shared_counters_are_unreachable(tmp_path: Any) -> None:
+    from tests.conftest import free_port, start_gateway
+
+    gw = start_gateway(tmp_path, f"redis: redis://127.0.0.1:{free_port()}/0\nsimulator: {{enabled: true}}\n")
+    try:
+        status, _, data = post(gw, "", path="/readyz", method="GET")
+        assert status == 503 and data["status"] == "not_ready"
+        assert data["checks"]["counters"].startswith("unreachable")
+        assert data["checks"]["state_store"] == "ok"
+    finally:
+        gw.stop()

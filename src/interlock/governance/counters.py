@@ -208,6 +208,10 @@ class RedisCounters:
         self._admit = self.client.register_script(ADMIT_LUA)
         self._settle = self.client.register_script(SETTLE_LUA)
 
+    async def ping(self) -> None:
+        """Readiness: Redis answers (raises when it does not)."""
+        await self.client.ping()
+
     async def admit(self, checks: list[Check], member: str, now: float) -> tuple[int, list[int]]:
         args: list[Any] = [now, member]
         for c in checks:
