@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from interlock.errors import RateLimited, UpstreamError
+from interlock.errors import InvalidRequest, RateLimited, UpstreamError
 from interlock.vendors.gemini import (
+    ConversionMemo,
     GeminiAdapter,
     GeminiStream,
     decode_response,
@@ -78,6 +79,46 @@ def test_tools_and_tool_choice(choice: Any, config: dict[str, Any]) -> None:
     assert body["tools"] == [{"functionDeclarations": [{"name": "get_weather", "description": "Weather",
                                                         "parameters": WEATHER["function"]["parameters"]}]}]
     assert body["toolConfig"] == {"functionCallingConfig": config}
+
+
+def test_converted_tools_and_schemas_are_reused_but_never_confused() -> None:
+    search = {"type": "web_search"}
+    request = {"messages": [{"role": "user", "content": "x"}], "tools": [WEATHER, search]}
+    first, dropped = encode(request)
+    again, dropped_again = encode(orjson.loads(orjson.dumps(request)))  # equal tools, new objects
+    assert again["tools"] == first["tools"] and again["tools"][0]["functionDeclarations"] is \
+        first["tools"][0]["functionDeclarations"]
+    assert dropped == dropped_again == ("tools",)  # a remembered conversion still reports its drops
+    with pytest.raises(InvalidRequest):
+        encode({**request, "provider": {"require_parameters": True}})
+    other = {"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"location": {"type": ["string", "null"]}}}}}
+    changed, _ = encode({"messages": [{"role": "user", "content": "x"}], "tools": [other]})
+    assert changed["tools"][0]["functionDeclarations"][0]["parameters"]["properties"]["location"] == {
+        "type": "string", "nullable": True}
+    formats = [{"type": "json_schema", "json_schema": {"name": "p", "schema": {"type": "object", "properties": {
+        "n": {"type": kind}}}}} for kind in ("integer", "string")]
+    schemas = [encode({"messages": [{"role": "user", "content": "x"}], "response_format": f})[0]
+               ["generationConfig"]["responseSchema"]["properties"]["n"]["type"] for f in formats]
+    assert schemas == ["integer", "string"]
+
+
+def test_conversion_memo_is_bounded_by_count_and_bytes() -> None:
+    built: list[int] = []
+
+    def build(n: int) -> int:
+        built.append(n)
+        return n * 10
+
+    memo = ConversionMemo(max_items=3, max_bytes=64)
+    assert [memo.get(b"k", n, build) for n in (1, 2, 1)] == [10, 20, 10] and built == [1, 2]
+    for n in range(3, 8):
+        memo.get(b"k", n, build)
+    assert len(memo) == 3 and memo.size == 3 * len(b"k1")
+    memo.get(b"k", 1, build)  # evicted (oldest first): built again
+    assert built[-1] == 1
+    big = "x" * 20  # over an eighth of the byte budget: converted, never kept
+    assert memo.get(b"k", big, lambda s: len(s)) == 20 and len(memo) == 3 and memo.size <= 64
 
 
 def test_generation_config_structured_output_and_thinking() -> None:

@@ -1,8 +1,8 @@
 """Which embeddings adapter serves each vendor type, or None where the vendor has no embeddings API.
 
-Anthropic publishes no embeddings endpoint; Vertex AI's (``:predict``) is not
-spoken yet. The registry attaches the result to the vendor's runtime, so the
-embeddings handler can tell "this vendor cannot embed" before calling it.
+Anthropic publishes no embeddings endpoint. The registry attaches the result to
+the vendor's runtime, so the embeddings handler can tell "this vendor cannot
+embed" before calling it.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from interlock.vendors.embeddings_bedrock import BedrockEmbedder
 from interlock.vendors.embeddings_cohere import CohereEmbedder
 from interlock.vendors.embeddings_gemini import GeminiEmbedder
 from interlock.vendors.embeddings_openai import OpenAICompatEmbedder
+from interlock.vendors.embeddings_vertex import VertexEmbedder
 from interlock.vendors.transport import Transport
 
 EMBEDDERS: Mapping[str, Callable[[VendorConfig, Transport], EmbeddingAdapter]] = MappingProxyType({
@@ -24,6 +25,7 @@ EMBEDDERS: Mapping[str, Callable[[VendorConfig, Transport], EmbeddingAdapter]] =
     "gemini": GeminiEmbedder,
     "bedrock": BedrockEmbedder,
     "cohere": CohereEmbedder,
+    "vertex": VertexEmbedder,
 })
 
 

@@ -21,7 +21,7 @@ Mapping notes (full table in the README's *Native vendors* section):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -102,7 +102,7 @@ def gemini_schema(schema: Any, root: Any = None, depth: int = 0) -> Any:
     return out
 
 
-def _part(part: Mapping[str, Any], where: str, drops: Drops) -> dict[str, Any] | None:
+def _part(part: Mapping[str, Any], i: int, drops: Drops) -> dict[str, Any] | None:
     kind = part.get("type")
     if kind == "text":
         return {"text": part.get("text", "")}
@@ -118,37 +118,58 @@ def _part(part: Mapping[str, Any], where: str, drops: Drops) -> dict[str, Any] |
     if kind == "input_audio":
         audio = part.get("input_audio") or {}
         return {"inlineData": {"mimeType": f"audio/{audio.get('format', 'wav')}", "data": audio.get("data", "")}}
-    drops.add(f"{where}.{kind}", f"Gemini does not accept '{kind}' content")
+    drops.add(f"messages[{i}].content.{kind}", f"Gemini does not accept '{kind}' content")
     return None
 
 
-def _parts(content: Any, where: str, drops: Drops) -> list[dict[str, Any]]:
+def _parts(content: Any, i: int, drops: Drops) -> list[dict[str, Any]]:
+    """Gemini parts of a message's content; ``i`` (the message index) names a dropped part."""
     if isinstance(content, str):
         return [{"text": content}] if content else []
     out = []
     for part in content or ():
-        converted = _part(part, where, drops)
+        converted = _part(part, i, drops)
         if converted is not None:
             out.append(converted)
     return out
 
 
-def _model_parts(message: Mapping[str, Any], where: str, drops: Drops) -> list[dict[str, Any]]:
+def _model_parts(message: Mapping[str, Any], i: int, drops: Drops, names: dict[str, str]) -> list[dict[str, Any]]:
+    """An assistant message as ``model`` parts; its tool calls' names are recorded in ``names`` by id."""
     parts: list[dict[str, Any]] = []
-    for block in message.get("thinking_blocks") or ():
-        if isinstance(block, dict) and block.get("signature"):
-            parts.append({"text": block.get("thinking", ""), "thought": True, "thoughtSignature": block["signature"]})
-    parts += _parts(message.get("content"), where, drops)
-    for k, call in enumerate(message.get("tool_calls") or ()):
-        fn = call.get("function") or {}
-        out: dict[str, Any] = {"functionCall": {
-            "name": fn.get("name", ""),
-            "args": parse_arguments(fn.get("arguments"), f"{where}.tool_calls[{k}].function.arguments")}}
-        extra = call.get("extra_content")
-        signature = ((extra or {}).get(_GOOGLE) or {}).get("thought_signature") if isinstance(extra, dict) else None
-        if isinstance(signature, str):
-            out["thoughtSignature"] = signature
-        parts.append(out)
+    blocks = message.get("thinking_blocks")
+    if blocks:
+        for block in blocks:
+            if isinstance(block, dict) and block.get("signature"):
+                parts.append({"text": block.get("thinking", ""), "thought": True,
+                              "thoughtSignature": block["signature"]})
+    content = message.get("content")
+    if content:
+        parts += _parts(content, i, drops)
+    calls = message.get("tool_calls")
+    if calls:
+        for k, call in enumerate(calls):
+            fn = call.get("function") or {}
+            name = fn.get("name", "")
+            arguments = fn.get("arguments")
+            try:
+                args = orjson.loads(arguments) if isinstance(arguments, str) and arguments else None
+            except orjson.JSONDecodeError:
+                args = None
+            if args is None:
+                # Not a plain JSON string: an object, empty, or an error naming the argument.
+                args = parse_arguments(arguments, f"messages[{i}].tool_calls[{k}].function.arguments")
+            out: dict[str, Any] = {"functionCall": {"name": name, "args": args}}
+            extra = call.get("extra_content")
+            if extra is not None:
+                google = extra.get(_GOOGLE) if isinstance(extra, dict) else None
+                signature = google.get("thought_signature") if isinstance(google, dict) else None
+                if isinstance(signature, str):
+                    out["thoughtSignature"] = signature
+            parts.append(out)
+            cid = call.get("id")
+            if isinstance(cid, str):
+                names[cid] = str(name)
     return parts
 
 
@@ -164,23 +185,32 @@ def _response_value(content: Any) -> dict[str, Any]:
 
 def build_contents(request: Mapping[str, Any], drops: Drops) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     messages = request.get("messages") or ()
-    names = tool_call_names(messages)
+    # Tool-call id → name, filled as assistant messages go by (a tool result follows its call);
+    # a result whose call comes later or nowhere falls back to a scan of every message.
+    names: dict[str, str] = {}
+    everything: dict[str, str] | None = None
     system: list[dict[str, Any]] = []
     contents = Turns("parts")
     push = contents.push
 
     for i, message in enumerate(messages):
         role = message.get("role")
-        where = f"messages[{i}].content"
-        if role in ("system", "developer"):
-            system.extend(_parts(message.get("content"), where, drops))
-        elif role == "user":
-            push("user", _parts(message.get("content"), where, drops))
+        if role == "user":
+            push("user", _parts(message.get("content"), i, drops))
         elif role == "assistant":
-            push("model", _model_parts(message, f"messages[{i}]", drops))
+            push("model", _model_parts(message, i, drops, names))
+        elif role in ("system", "developer"):
+            system.extend(_parts(message.get("content"), i, drops))
         elif role in ("tool", "function"):
             tid = message.get("tool_call_id")
-            name = names.get(tid, message.get("name") or tid or "") if isinstance(tid, str) else message.get("name", "")
+            if isinstance(tid, str):
+                name = names.get(tid)
+                if name is None:
+                    if everything is None:
+                        everything = tool_call_names(messages)
+                    name = everything.get(tid, message.get("name") or tid or "")
+            else:
+                name = message.get("name", "")
             response: dict[str, Any] = {"name": name, "response": _response_value(message.get("content"))}
             push("user", [{"functionResponse": response}])
     return ({"parts": system} if system else None), contents
@@ -199,16 +229,57 @@ def _tool_config(choice: Any) -> dict[str, Any] | None:
     return {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": [name]}}
 
 
-def encode_request(request: Mapping[str, Any], drops: Drops) -> dict[str, Any]:
-    drops.check_unsupported(request, _UNSUPPORTED)
-    system, contents = build_contents(request, drops)
-    body: dict[str, Any] = {"contents": contents}
-    if system is not None:
-        body["systemInstruction"] = system
+class ConversionMemo:
+    """Converted tool declarations and response schemas, by the JSON text of what they came from.
+
+    Clients send the same tools and schemas request after request, and converting
+    them is the largest part of encoding a request. The memo is bounded by entry
+    count and by the bytes of the keys (the converted values are no larger than
+    their sources); the oldest entries go first. Values are shared between
+    requests: never mutate them.
+    """
+
+    __slots__ = ("_items", "max_bytes", "max_items", "size")
+
+    def __init__(self, max_items: int = 512, max_bytes: int = 4 << 20) -> None:
+        self._items: dict[bytes, Any] = {}
+        self.max_items = max_items
+        self.max_bytes = max_bytes
+        self.size = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, prefix: bytes, source: Any, build: Callable[[Any], Any]) -> Any:
+        """``build(source)``, remembered under ``prefix`` + ``source``'s serialised form."""
+        try:
+            key = prefix + orjson.dumps(source)
+        except orjson.JSONEncodeError:
+            return build(source)
+        value = self._items.get(key)
+        if value is not None:
+            return value
+        value = build(source)
+        if len(key) <= self.max_bytes // 8:  # one huge tool set must not flush everything else
+            self._items[key] = value
+            self.size += len(key)
+            while len(self._items) > self.max_items or self.size > self.max_bytes:
+                oldest = next(iter(self._items))
+                del self._items[oldest]
+                self.size -= len(oldest)
+        return value
+
+
+_MEMO = ConversionMemo()
+
+
+def _declarations(tools: Any) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
+    """Function declarations, and the types of the tools Gemini has no equivalent for."""
     declarations = []
-    for tool in request.get("tools") or ():
+    skipped = []
+    for tool in tools:
         if tool.get("type", "function") != "function":
-            drops.add("tools", f"Gemini has no '{tool.get('type')}' tool")
+            skipped.append(str(tool.get("type")))
             continue
         fn = tool["function"]
         decl: dict[str, Any] = {"name": fn["name"]}
@@ -217,19 +288,38 @@ def encode_request(request: Mapping[str, Any], drops: Drops) -> dict[str, Any]:
         if fn.get("parameters"):
             decl["parameters"] = gemini_schema(fn["parameters"])
         declarations.append(decl)
-    if declarations:
-        body["tools"] = [{"functionDeclarations": declarations}]
-        config = _tool_config(request.get("tool_choice"))
-        if config is not None:
-            body["toolConfig"] = config
+    return declarations, tuple(skipped)
+
+
+_GENERATION = (("temperature", "temperature"), ("top_p", "topP"), ("top_k", "topK"), ("seed", "seed"),
+               ("presence_penalty", "presencePenalty"), ("frequency_penalty", "frequencyPenalty"))
+
+
+def encode_request(request: Mapping[str, Any], drops: Drops) -> dict[str, Any]:
+    """The ``GenerateContentRequest`` body. Its tool declarations and schema may be shared: do not mutate them."""
+    drops.check_unsupported(request, _UNSUPPORTED)
+    system, contents = build_contents(request, drops)
+    body: dict[str, Any] = {"contents": contents}
+    if system is not None:
+        body["systemInstruction"] = system
+    tools = request.get("tools")
+    if tools:
+        declarations, skipped = _MEMO.get(b"t", tools, _declarations)
+        for kind in skipped:
+            drops.add("tools", f"Gemini has no '{kind}' tool")
+        if declarations:
+            body["tools"] = [{"functionDeclarations": declarations}]
+            config = _tool_config(request.get("tool_choice"))
+            if config is not None:
+                body["toolConfig"] = config
     generation: dict[str, Any] = {}
     limit = max_tokens_of(request)
     if limit is not None:
         generation["maxOutputTokens"] = limit
-    for name, key in (("temperature", "temperature"), ("top_p", "topP"), ("top_k", "topK"), ("seed", "seed"),
-                      ("presence_penalty", "presencePenalty"), ("frequency_penalty", "frequencyPenalty")):
-        if request.get(name) is not None:
-            generation[key] = request[name]
+    for name, key in _GENERATION:
+        value = request.get(name)
+        if value is not None:
+            generation[key] = value
     n = request.get("n")
     if isinstance(n, int) and n > 1:
         generation["candidateCount"] = n
@@ -245,7 +335,7 @@ def encode_request(request: Mapping[str, Any], drops: Drops) -> dict[str, Any]:
         generation["responseMimeType"] = "application/json"
         fmt = request.get("response_format") or {}
         if fmt.get("type") == "json_schema":
-            generation["responseSchema"] = gemini_schema(schema[1])
+            generation["responseSchema"] = _MEMO.get(b"s", schema[1], gemini_schema)
     effort = request.get("reasoning_effort")
     native = request.get("thinking")
     if isinstance(native, dict) and isinstance(native.get("budget_tokens"), int):
