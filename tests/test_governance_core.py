@@ -227,3 +227,67 @@ def test_parsing() -> None:
     t = 1_717_200_000.0  # 2024-06-01 00:00 UTC, a Saturday
     assert period_key("monthly", t) == "2024-06" and period_key("weekly", t) == "2024-W22"
     assert period_end("weekly", t) == t + 2 * 86400 and period_end("monthly", t) == t + 30 * 86400
+
+
+async def test_a_refused_request_counts_nothing_on_the_checks_it_passed(tmp_path: Path) -> None:
+    gov = governance(tmp_path)
+    plaintext = await setup(gov, limits={"rpm": 5, "tpm": 10**6, "concurrent": 10})
+    # 1 µUSD cannot cover any request: the budget (checked after the key's limits) refuses every one.
+    await ops.create_budget(gov.store, {"scope": "project", "subject": "acme", "amount_usd": "0.000001"})
+    await gov.poll()
+    await mid_minute()
+    for _ in range(8):
+        with pytest.raises(BudgetExceeded):
+            await gov.admit(context(gov, plaintext), request())
+    assert gov.memory is not None
+    assert sorted(k[0] for k in gov.memory.values) == ["c", "r", "t"]  # each was passed, then taken back
+    assert set(gov.memory.values.values()) == {0}
+    assert [b[1] for b in gov.memory.budgets.values()] == [0]
+
+
+async def test_limits_follow_a_definition_change_within_the_minute(tmp_path: Path) -> None:
+    gov = governance(tmp_path)
+    plaintext = await setup(gov, limits={"rpm": 100})
+    await mid_minute()
+    assert await gov.admit(context(gov, plaintext), request()) is not None
+    await ops.create_limit(gov.store, {"scope": "project", "subject": "acme", "rpm": 1})
+    await gov.poll()
+    await gov.admit(context(gov, plaintext), request())
+    with pytest.raises(RateLimited) as err:
+        await gov.admit(context(gov, plaintext), request())
+    assert "project 'acme'" in err.value.message
+
+
+async def test_request_windows_roll_over_with_the_minute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    gov = governance(tmp_path)
+    plaintext = await setup(gov, limits={"rpm": 2})
+    clock = [1_800_000_030.0]  # the middle of a UTC minute
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    for _ in range(2):
+        await gov.admit(context(gov, plaintext), request())
+    with pytest.raises(RateLimited):
+        await gov.admit(context(gov, plaintext), request())
+    clock[0] += 60
+    ctx = context(gov, plaintext)
+    await gov.admit(ctx, request())
+    assert dict(ctx.gov_headers or [])["x-ratelimit-remaining-requests"] == "1"
+
+
+async def test_budgets_per_end_user_and_limits_per_model_are_kept_apart(tmp_path: Path) -> None:
+    gov = governance(tmp_path)
+    await ops.create_project(gov.store, {"id": "acme"})
+    # One request reserves ~221 µUSD (see the 200-request test): one fits in 300 µUSD, two do not.
+    await ops.create_budget(gov.store, {"scope": "end_user", "subject": "*", "amount_usd": "0.0003"})
+    await ops.create_limit(gov.store, {"scope": "model", "subject": "v2/m", "rpm": 1})
+    await gov.poll()
+    await mid_minute()
+    assert await gov.admit(context(gov, user="alice"), request()) is not None
+    with pytest.raises(BudgetExceeded) as err:
+        await gov.admit(context(gov, user="alice"), request())
+    assert "every end user" in err.value.message
+    assert await gov.admit(context(gov, user="bob"), request()) is not None
+    other = (target(key="v2/m"),)
+    assert await gov.admit(context(gov, user="carol", targets=other), request()) is not None
+    with pytest.raises(RateLimited) as limited:
+        await gov.admit(context(gov, user="dave", targets=other), request())
+    assert "model 'v2/m'" in limited.value.message

@@ -136,3 +136,38 @@ def test_two_gateway_processes_share_redis_and_postgresql(tmp_path: Path, pg_db:
         for gw in gws:
             gw.stop()
         asyncio.run(_cleanup(prefix))
+
+
+async def test_redis_settle_frees_the_slot_corrects_tokens_and_releases_the_budget(tmp_path: Path) -> None:
+    gov = governance(tmp_path, redis_url=REDIS_URL)
+    assert gov.redis is not None
+    try:
+        await ops.create_project(gov.store, {"id": "acme"})
+        _, plaintext, _ = await ops.create_key(gov.store, SECRET, {
+            "project": "acme", "limits": {"rpm": 100, "tpm": 1000, "concurrent": 1}})
+        await ops.create_budget(gov.store, {"scope": "project", "subject": "acme", "amount_usd": 1})
+        await gov.poll()
+        if time.time() % 60 > 55:
+            await asyncio.sleep(61 - time.time() % 60)
+        held = context(gov, plaintext)
+        res = await gov.admit(held, request(max_tokens=100))
+        with pytest.raises(RateLimited) as err:
+            await gov.admit(context(gov, plaintext), request(max_tokens=100))
+        assert "concurrent" in err.value.message
+        bill(held, 10, 20)
+        gov.settle(held, res)
+        await asyncio.gather(*gov._tasks)
+        ctx = context(gov, plaintext)
+        res2 = await gov.admit(ctx, request(max_tokens=100))
+        headers = dict(ctx.gov_headers or [])
+        assert headers["x-ratelimit-remaining-tokens"] == str(1000 - 30 - (100 + 25))  # actual 30 tokens, then 100 + the prompt bound
+        assert headers["x-ratelimit-remaining-requests"] == str(100 - 2)  # two admitted; the refusal counted nothing
+        bill(ctx, 10, 20)
+        gov.settle(ctx, res2)
+        await asyncio.gather(*gov._tasks)
+        status = await gov.budget_status(next(iter(gov.defs.budgets.values())))
+        assert status["reserved_usd"] == "0.000000" and status["spent_usd"] == "0.000100"
+    finally:
+        await _cleanup(gov.redis.prefix)
+        await gov.redis.close()
+        await gov.store.close()

@@ -114,10 +114,12 @@ def reset_master_key(store: SQLiteStore, secret: bytes) -> str:
 
 
 class Authenticator:
-    __slots__ = ("_admin", "_admin_as", "_keys", "_master_digest", "_projects", "_secret")
+    __slots__ = ("_admin", "_admin_as", "_keys", "_mac", "_master_digest", "_projects", "_secret")
 
     def __init__(self, secret: bytes, master: MasterKey) -> None:
         self._secret = secret
+        #: HMAC-SHA256 keyed with the secret and nothing hashed yet: a copy per request skips the key setup.
+        self._mac = hmac.new(secret, digestmod=hashlib.sha256)
         self._master_digest = master.digest.encode()
         self._admin = Principal("admin", master.prefix)
         #: digest (hex, bytes) -> (key, its principal per project it may name).
@@ -153,7 +155,9 @@ class Authenticator:
             raise AuthenticationFailed(
                 "Missing API key: send 'Authorization: Bearer <key>' (or 'x-api-key: <key>'). The admin key is "
                 "INTERLOCK_MASTER_KEY or the one printed when the gateway first started.", code="missing_api_key")
-        presented = hmac.new(self._secret, key.encode(), hashlib.sha256).hexdigest().encode()
+        mac = self._mac.copy()
+        mac.update(key.encode())
+        presented = mac.hexdigest().encode()
         if hmac.compare_digest(presented, self._master_digest):
             if project is None:
                 return self._admin

@@ -8,46 +8,32 @@ settling is a second script. Two gateways sharing a Redis therefore admit
 exactly the limit between them, and a hard budget's spent-plus-reserved never
 passes its amount.
 
-Check kinds (``Check.kind``):
+A check is a tuple ``(kind, key, limit, amount, seed, expire)`` (built per request by
+``service.py`` from a cached template, so the hot path allocates no objects beyond it):
 
 ``r`` / ``t``  requests / tokens in a fixed one-minute UTC window (the key carries the window);
 ``c``          concurrent requests (Redis: a sorted set of request ids scored by a crash deadline,
                so a replica that dies mid-request frees its slots when the deadline passes);
-``b``          a hard budget: spent + reserved + this request's worst case must fit the amount.
+``b``          a budget: spent + reserved + this request's amount must fit the limit (a soft budget is
+               checked against an unreachable limit with amount 0: it only reports its use).
 
-Settle items: ``t`` corrects the window by (actual - reserved) tokens, ``c`` frees the slot,
-``b`` / ``s`` (hard / soft budget) release the reservation and add the exact spend.
+``seed`` is a budget's durable spend, to start from when its counter does not exist yet; ``expire``
+the seconds a window counter must live, or the epoch second a budget counter may expire at (0 = never).
+
+Settle takes the same checks back with the actual tokens and cost: ``t`` corrects the window by
+(actual - reserved) tokens, ``c`` frees the slot, ``b`` releases the reservation and adds the exact spend;
+``r`` needs nothing.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 #: A concurrency slot held by a replica that died is freed after this long.
 CONCURRENCY_DEADLINE_S = 900.0
 
-
-@dataclass(slots=True)
-class Check:
-    kind: str
-    key: str
-    limit: int
-    amount: int
-    #: Budgets: durable spend to start from when the counter does not exist yet.
-    seed: int = 0
-    #: Seconds the counter must live (windows, slots) or epoch second it may expire at (budgets; 0 = never).
-    expire: float = 0.0
-
-
-@dataclass(slots=True)
-class Settle:
-    kind: str
-    key: str
-    reserved: int = 0
-    actual: int = 0
-    seed: int = 0
-    expire: float = 0.0
+#: (kind, counter key, limit, amount, seed, expire) - see the module docstring.
+Check = tuple[str, str, int, int, int, float]
 
 
 class MemoryCounters:
@@ -60,44 +46,56 @@ class MemoryCounters:
         self.budgets: dict[str, list[int]] = {}  # key -> [spent, reserved]
 
     def admit(self, checks: list[Check], member: str, now: float) -> tuple[int, list[int]]:
-        """0 and the used amounts before this request, or the 1-based index of the first failing check."""
+        """0 and the used amounts before this request, or the 1-based index of the first failing check.
+
+        One pass: each check is counted as soon as it passes, and a failure takes back what this
+        request counted. Nothing awaits in between, so no other request sees the intermediate state.
+        """
         used: list[int] = []
         values = self.values
         budgets = self.budgets
-        for i, c in enumerate(checks):
-            if c.kind == "b":
-                b = budgets.get(c.key)
+        for kind, key, limit, amount, seed, _ in checks:
+            if kind == "b":
+                b = budgets.get(key)
                 if b is None:
-                    b = budgets[c.key] = [c.seed, 0]
+                    b = budgets[key] = [seed, 0]
                 u = b[0] + b[1]
+                used.append(u)
+                if u + amount > limit:
+                    break
+                b[1] += amount
             else:
-                u = values.get(c.key, 0)
-            used.append(u)
-            if u + c.amount > c.limit:
-                return i + 1, used
-        for c in checks:
-            if c.kind == "b":
-                budgets[c.key][1] += c.amount
+                u = values.get(key, 0)
+                used.append(u)
+                if u + amount > limit:
+                    break
+                values[key] = u + amount
+        else:
+            return 0, used
+        failed = len(used)
+        for kind, key, _, amount, _, _ in checks[:failed - 1]:
+            if kind == "b":
+                budgets[key][1] -= amount
             else:
-                values[c.key] = values.get(c.key, 0) + c.amount
-        return 0, used
+                values[key] -= amount
+        return failed, used
 
-    def settle(self, items: list[Settle], member: str) -> list[int]:
-        """Apply the settle items; returns the new spent of each budget item, in order."""
+    def settle(self, checks: list[Check], member: str, tokens: int, nano: int) -> list[int]:
+        """Settle an admitted request (``tokens`` used, ``nano`` USD charged); the new spent of each budget."""
         spent: list[int] = []
         values = self.values
-        for s in items:
-            if s.kind == "t":
-                if s.key in values:
-                    values[s.key] += s.actual - s.reserved
-            elif s.kind == "c":
-                values[s.key] = values.get(s.key, 1) - 1
-            else:
-                b = self.budgets.get(s.key)
+        for kind, key, _, amount, seed, _ in checks:
+            if kind == "t":
+                if key in values:
+                    values[key] += tokens - amount
+            elif kind == "c":
+                values[key] = values.get(key, 1) - 1
+            elif kind == "b":
+                b = self.budgets.get(key)
                 if b is None:
-                    b = self.budgets[s.key] = [s.seed, 0]
-                b[1] -= s.reserved
-                b[0] += s.actual
+                    b = self.budgets[key] = [seed, 0]
+                b[1] -= amount
+                b[0] += nano
                 spent.append(b[0])
         return spent
 
@@ -214,17 +212,23 @@ class RedisCounters:
 
     async def admit(self, checks: list[Check], member: str, now: float) -> tuple[int, list[int]]:
         args: list[Any] = [now, member]
-        for c in checks:
-            expire = CONCURRENCY_DEADLINE_S if c.kind == "c" else c.expire
-            args += [c.kind, c.limit, c.amount, c.seed, expire]
-        result = await self._admit(keys=[self.prefix + c.key for c in checks], args=args)
+        for kind, _, limit, amount, seed, expire in checks:
+            args += [kind, limit, amount, seed, CONCURRENCY_DEADLINE_S if kind == "c" else expire]
+        result = await self._admit(keys=[self.prefix + c[1] for c in checks], args=args)
         return int(result[0]), [int(v) for v in result[1:]]
 
-    async def settle(self, items: list[Settle], member: str) -> list[int]:
+    async def settle(self, checks: list[Check], member: str, tokens: int, nano: int) -> list[int]:
+        """As :meth:`MemoryCounters.settle`, in one script call."""
+        keys: list[str] = []
         args: list[Any] = [member]
-        for s in items:
-            args += [s.kind, s.reserved, s.actual, s.seed, s.expire]
-        result = await self._settle(keys=[self.prefix + s.key for s in items], args=args)
+        for kind, key, _, amount, seed, expire in checks:
+            if kind == "r":
+                continue
+            keys.append(self.prefix + key)
+            args += [kind, amount, tokens if kind == "t" else nano if kind == "b" else 0, seed, expire]
+        if not keys:
+            return []
+        result = await self._settle(keys=keys, args=args)
         return [int(v) for v in result]
 
     async def spent(self, key: str) -> tuple[int, int] | None:

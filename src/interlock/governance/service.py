@@ -8,6 +8,12 @@ worst case (``estimate.py``); ``settle`` (from the handler's ``finally``, for
 every outcome) releases the reservation and adds the exact cost, so
 spent + reserved never passes a hard budget, whatever the concurrency.
 
+What applies to a caller - its limits and budgets, their counter keys for the
+current minute and period - is compiled once into an :class:`Applicable` and
+cached per (key, project, models, tags, end user); the cache is dropped when
+the definitions snapshot or the minute changes (every period boundary is a
+minute boundary). A request then only fills in its amounts and seeds.
+
 Definitions live in the store; a background task per worker polls their
 version and reloads within ``poll_interval_s``, flushes settled spend to the
 store (so budgets survive restarts) and refreshes the durable spend that
@@ -21,16 +27,16 @@ import asyncio
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
 from interlock.errors import BudgetExceeded, GatewayError, PermissionDenied, RateLimited
 from interlock.governance.alerts import Alerts, crossed
-from interlock.governance.counters import Check, MemoryCounters, RedisCounters, Settle
+from interlock.governance.counters import Check, MemoryCounters, RedisCounters
 from interlock.governance.estimate import Estimator
-from interlock.governance.model import Budget, Definitions, Limit, allowed, period_end, period_key
+from interlock.governance.model import EACH, Budget, Definitions, Limit, allowed, period_end, period_key
 from interlock.governance.settings import GovernanceSettings
 from interlock.governance.store import GovStore, SpendKey
 from interlock.ledger.sink import parse_tags
@@ -47,11 +53,41 @@ UNLIMITED = 2**52
 _PERIODS = ("daily", "weekly", "monthly", "lifetime")
 
 
+#: Where a check's amount comes from (an index into the per-request amounts): one request, the
+#: request's token bound, its worst-case cost, nothing (soft budgets).
+_ONE, _TOKENS, _WORST, _NOTHING = 0, 1, 2, 3
+_NO_SEED: SpendKey = ("", "", "")
+#: A check before the request's amounts are known: (kind, counter key, limit, amount source, seed key, expire).
+_Row = tuple[str, str, int, int, SpendKey, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Applicable:
+    """The limits and budgets one caller is under, compiled with their counter keys for one minute.
+
+    Cached per (key, project, models, tags, end user) until the definitions or the minute change, so a
+    request only fills in its amounts and seeds.
+    """
+
+    rows: tuple[_Row, ...] = ()
+    #: The limit or budget behind each row, for refusals.
+    owners: tuple[Limit | Budget, ...] = ()
+    #: Whether any row needs the request's token bound or worst-case cost (a tpm limit or a hard budget).
+    estimate: bool = False
+    #: Rows of rpm / tpm limits, which answer with ``x-ratelimit-*`` headers.
+    rated: tuple[int, ...] = ()
+    #: Per budget row: (row, budget, (budget id, counter subject, period key), used * 100 from which it warns).
+    budgets: tuple[tuple[int, Budget, SpendKey, float], ...] = ()
+
+
+_NONE_APPLY = Applicable()
+
+
 @dataclass(slots=True)
 class Reservation:
-    items: list[Settle]
-    #: (budget, counter subject, period key) for each budget item, in order, for alerts and durable spend.
-    budgets: list[tuple[Budget, str, str]] = field(default_factory=list)
+    applicable: Applicable
+    #: The checks as admitted (their amounts are what settle releases).
+    checks: list[Check]
     member: str = ""
 
 
@@ -85,9 +121,10 @@ class Governance:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._warned_version = -1
-        #: Counter key names of the current minute, per limit id (built once a minute, not per request).
+        #: Applicable limits and budgets per caller, for ``_applicable_defs`` in the minute ``_window``.
         self._window = -1
-        self._keys: dict[str, tuple[str, str, str]] = {}
+        self._applicable_defs: Definitions | None = None
+        self._applicable: dict[tuple[Any, ...], Applicable] = {}
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -206,74 +243,93 @@ class Governance:
             return None
         if defs.tag_budgets:
             self._request_tags(ctx, request)
+        now = time.time()
+        window = int(now // WINDOW_S)
+        if window != self._window or defs is not self._applicable_defs:
+            self._window, self._applicable_defs, self._applicable = window, defs, {}
+        model = second = None
+        if defs.model_limits:
+            model = ctx.requested_model or ""
+            trace = ctx.routing
+            if trace is not None and trace.order and trace.order[0].model_id != ctx.requested_model:
+                second = trace.order[0].model_id
+        tags = ctx.tags if defs.tag_budgets else ()
+        user = ctx.end_user if defs.user_budgets else None
+        selector = (key.id if key is not None else None, pid, model, second, tags, user)
+        applicable = self._applicable.get(selector)
+        if applicable is None:
+            if len(self._applicable) >= 4096:
+                self._applicable.clear()
+            applicable = self._applicable[selector] = self._compile(
+                defs, key.id if key is not None else None, pid, model, second, tags, user, window, now)
+        if applicable is _NONE_APPLY:
+            return None
+        return await self._reserve(ctx, request, applicable, now)
+
+    def _compile(self, defs: Definitions, key_id: str | None, pid: str | None, model: str | None,
+                 second: str | None, tags: tuple[str, ...], user: str | None, window: int,
+                 now: float) -> Applicable:
+        """The limits and budgets on this caller, with the counter keys of this minute and period."""
         limits: list[Limit] = []
         budgets: list[tuple[Budget, str]] = []
         on_l, on_b = defs.limits_on, defs.budgets_on
-        if key is not None:
-            root = defs.key_root.get(key.id, key.id)
+        if key_id is not None:
+            root = defs.key_root.get(key_id, key_id)
             limits.extend(on_l.get(("key", root), ()))
             budgets.extend((b, "") for b in on_b.get(("key", root), ()))
         if pid is not None:
             limits.extend(on_l.get(("project", pid), ()))
             budgets.extend((b, "") for b in on_b.get(("project", pid), ()))
-        if defs.model_limits:
-            limits.extend(on_l.get(("model", ctx.requested_model or ""), ()))
-            trace = ctx.routing
-            if trace is not None and trace.order and trace.order[0].model_id != ctx.requested_model:
-                limits.extend(on_l.get(("model", trace.order[0].model_id), ()))
-        if defs.tag_budgets:
-            for tag in ctx.tags:
-                budgets.extend((b, "") for b in on_b.get(("tag", tag), ()))
-        if defs.user_budgets and ctx.end_user:
-            budgets.extend((b, "") for b in on_b.get(("end_user", ctx.end_user), ()))
-            budgets.extend((b, ctx.end_user) for b in on_b.get(("end_user", "*"), ()))
+        if model is not None:
+            limits.extend(on_l.get(("model", model), ()))
+        if second is not None:
+            limits.extend(on_l.get(("model", second), ()))
+        for tag in tags:
+            budgets.extend((b, "") for b in on_b.get(("tag", tag), ()))
+        if user:
+            budgets.extend((b, "") for b in on_b.get(("end_user", user), ()))
+            budgets.extend((b, user) for b in on_b.get(("end_user", EACH), ()))
         if not limits and not budgets:
-            return None
-        return await self._reserve(ctx, request, limits, budgets)
+            return _NONE_APPLY
+        rows: list[_Row] = []
+        owners: list[Limit | Budget] = []
+        rated: list[int] = []
+        for lim in limits:
+            if lim.rpm:
+                rated.append(len(rows))
+                rows.append(("r", f"r:{lim.id}:{window}", lim.rpm, _ONE, _NO_SEED, 2 * WINDOW_S))
+                owners.append(lim)
+            if lim.tpm:
+                rated.append(len(rows))
+                rows.append(("t", f"t:{lim.id}:{window}", lim.tpm, _TOKENS, _NO_SEED, 2 * WINDOW_S))
+                owners.append(lim)
+            if lim.concurrent:
+                rows.append(("c", f"c:{lim.id}", lim.concurrent, _ONE, _NO_SEED, 0.0))
+                owners.append(lim)
+        periods = self._period_keys(now)
+        on_budgets: list[tuple[int, Budget, SpendKey, float]] = []
+        for b, counter in budgets:
+            period, end = periods[b.period]
+            spend_key = (b.id, counter, period)
+            warn_at = min(b.thresholds) * b.amount_nano if b.thresholds else math.inf
+            on_budgets.append((len(rows), b, spend_key, warn_at))
+            rows.append(("b", f"b:{b.id}:{counter}:{period}", b.amount_nano if b.hard else UNLIMITED,
+                         _WORST if b.hard else _NOTHING, spend_key, end + 35 * 86400 if end else 0.0))
+            owners.append(b)
+        return Applicable(tuple(rows), tuple(owners), any(r[3] in (_TOKENS, _WORST) for r in rows), tuple(rated),
+                          tuple(on_budgets))
 
-    async def _reserve(self, ctx: RequestContext, request: dict[str, Any], limits: list[Limit],
-                       budgets: list[tuple[Budget, str]]) -> Reservation:
-        now = time.time()
+    async def _reserve(self, ctx: RequestContext, request: dict[str, Any], applicable: Applicable,
+                       now: float) -> Reservation:
         tokens = worst = 0
-        if budgets or any(lim.tpm for lim in limits):
+        if applicable.estimate:
             trace = ctx.routing
             targets = trace.order if trace is not None else (ctx.plan.targets if ctx.plan is not None else ())
             tokens, worst = self.estimator.worst(request, targets)
-        window = int(now // WINDOW_S)
-        if window != self._window:
-            self._window, self._keys = window, {}
-        keys = self._keys
-        checks: list[Check] = []
-        owners: list[Limit | Budget] = []
-        res = Reservation([], member=ctx.id)
-        for lim in limits:
-            names = keys.get(lim.id)
-            if names is None:
-                names = keys[lim.id] = (f"r:{lim.id}:{window}", f"t:{lim.id}:{window}", f"c:{lim.id}")
-            if lim.rpm:
-                checks.append(Check("r", names[0], lim.rpm, 1, expire=2 * WINDOW_S))
-                owners.append(lim)
-            if lim.tpm:
-                key = names[1]
-                checks.append(Check("t", key, lim.tpm, tokens, expire=2 * WINDOW_S))
-                owners.append(lim)
-                res.items.append(Settle("t", key, tokens))
-            if lim.concurrent:
-                key = names[2]
-                checks.append(Check("c", key, lim.concurrent, 1))
-                owners.append(lim)
-                res.items.append(Settle("c", key))
-        periods = self._period_keys(now)
-        for b, counter in budgets:
-            period, end = periods[b.period]
-            key = f"b:{b.id}:{counter}:{period}"
-            seed = self.seeds.get((b.id, counter, period), 0)
-            expire = end + 35 * 86400 if end else 0.0
-            amount = worst if b.hard else 0
-            checks.append(Check("b", key, b.amount_nano if b.hard else UNLIMITED, amount, seed, expire))
-            owners.append(b)
-            res.items.append(Settle("b", key, amount, 0, seed, expire))
-            res.budgets.append((b, counter, period))
+        amounts = (1, tokens, worst, 0)
+        seeds = self.seeds
+        checks: list[Check] = [(kind, key, limit, amounts[source], seeds.get(seed, 0), expire)
+                               for kind, key, limit, source, seed, expire in applicable.rows]
         try:
             if self.memory is not None:
                 failed, used = self.memory.admit(checks, ctx.id, now)
@@ -284,17 +340,17 @@ class Governance:
             # Fail closed: without the counters no hard budget or limit could be kept.
             raise GatewayError(f"The gateway cannot reach its rate-limit and budget counters ({exc}); the request "
                                "was not sent.", status=503, code="governance_unavailable") from None
-        headers = self._limit_headers(checks, owners, used, now, failed)
+        headers = self._limit_headers(applicable.rated, checks, used, now, failed) if applicable.rated else []
         if failed:
-            raise self._refusal(checks[failed - 1], owners[failed - 1], used[failed - 1], headers, now)
-        warnings = [self._warning(c, o, u) for c, o, u in zip(checks, owners, used, strict=True)
-                    if c.kind == "b"]
-        warn = "; ".join(w for w in warnings if w)
-        if warn:
-            headers.append(("x-interlock-budget-warning", warn))
+            raise self._refusal(checks[failed - 1], applicable.owners[failed - 1], used[failed - 1], headers, now)
+        warnings = [self._warning(budget, used[i]) for i, budget, _, warn_at in applicable.budgets
+                    if used[i] * 100 >= warn_at]
+        if warnings:
+            headers.append(("x-interlock-budget-warning", "; ".join(warnings)))
         if headers:
             ctx.gov_headers = headers
-        return res
+        return Reservation(applicable, checks, ctx.id)
+
 
     def _restrict(self, ctx: RequestContext, models: tuple[str, ...], vendors: tuple[str, ...], who: str) -> None:
         trace = ctx.routing
@@ -324,60 +380,66 @@ class Governance:
             ctx.tags = tuple(dict.fromkeys((*ctx.tags, *parse_tags(raw))))
 
     @staticmethod
-    def _limit_headers(checks: list[Check], owners: list[Limit | Budget], used: list[int], now: float,
+    def _limit_headers(rated: tuple[int, ...], checks: list[Check], used: list[int], now: float,
                        failed: int) -> list[tuple[str, str]]:
-        best: dict[str, tuple[int, int]] = {}
-        for c, u in zip(checks, used, strict=False):
-            if c.kind not in "rt":
-                continue
+        requests: tuple[int, int] | None = None
+        tokens: tuple[int, int] | None = None
+        for i in rated:
+            if i >= len(used):
+                break  # past the refused check: not evaluated
+            kind, _, limit, amount, _, _ = checks[i]
             # On a refusal nothing was counted; on success this request's amount was.
-            remaining = max(c.limit - (u if failed else u + c.amount), 0)
-            if c.kind not in best or remaining < best[c.kind][1]:
-                best[c.kind] = (c.limit, remaining)
-        reset = _reset(WINDOW_S - now % WINDOW_S)
+            remaining = max(limit - (used[i] if failed else used[i] + amount), 0)
+            if kind == "r":
+                if requests is None or remaining < requests[1]:
+                    requests = (limit, remaining)
+            elif tokens is None or remaining < tokens[1]:
+                tokens = (limit, remaining)
         headers: list[tuple[str, str]] = []
-        for kind, suffix in (("r", "requests"), ("t", "tokens")):
-            if kind in best:
-                limit, remaining = best[kind]
-                headers += [(f"x-ratelimit-limit-{suffix}", str(limit)),
-                            (f"x-ratelimit-remaining-{suffix}", str(remaining)),
-                            (f"x-ratelimit-reset-{suffix}", reset)]
+        if requests is None and tokens is None:
+            return headers
+        reset = _reset(WINDOW_S - now % WINDOW_S)
+        if requests is not None:
+            headers += [("x-ratelimit-limit-requests", str(requests[0])),
+                        ("x-ratelimit-remaining-requests", str(requests[1])), ("x-ratelimit-reset-requests", reset)]
+        if tokens is not None:
+            headers += [("x-ratelimit-limit-tokens", str(tokens[0])),
+                        ("x-ratelimit-remaining-tokens", str(tokens[1])), ("x-ratelimit-reset-tokens", reset)]
         return headers
 
     @staticmethod
     def _refusal(check: Check, owner: Limit | Budget, used: int, headers: list[tuple[str, str]],
                  now: float) -> GatewayError:
+        kind, _, limit, amount, _, _ = check
         if isinstance(owner, Budget):
             remaining = owner.amount_nano - used
             return BudgetExceeded(
                 f"The {owner.describe()} does not cover this request: {_usd(used)} of {_usd(owner.amount_nano)} "
-                f"USD is spent or reserved, and the request could cost up to {_usd(check.amount)} USD.",
+                f"USD is spent or reserved, and the request could cost up to {_usd(amount)} USD.",
                 headers={"x-interlock-budget-limit-usd": _usd(owner.amount_nano),
                          "x-interlock-budget-remaining-usd": _usd(remaining)})
         scope = f"{owner.scope} '{owner.subject}'"
         out = dict(headers)
-        if check.kind == "c":
+        if kind == "c":
             out["retry-after"] = "1"
             msg = f"Too many concurrent requests for {scope}: the limit is {owner.concurrent} at a time."
         else:
             out["retry-after"] = str(max(1, math.ceil(WINDOW_S - now % WINDOW_S)))
-            unit = "requests" if check.kind == "r" else "tokens"
-            msg = f"Rate limit reached for {scope}: {check.limit} {unit} per minute, {used} used in this minute."
-            if check.kind == "t":
-                msg += f" This request may use up to {check.amount} tokens (prompt bound + max output)."
-                if check.amount > check.limit:
+            unit = "requests" if kind == "r" else "tokens"
+            msg = f"Rate limit reached for {scope}: {limit} {unit} per minute, {used} used in this minute."
+            if kind == "t":
+                msg += f" This request may use up to {amount} tokens (prompt bound + max output)."
+                if amount > limit:
                     msg += " It can never fit: lower max_tokens or raise the limit."
         return RateLimited(msg, headers=out)
 
     @staticmethod
-    def _warning(check: Check, owner: Limit | Budget, used: int) -> str | None:
-        assert isinstance(owner, Budget)
-        amount = owner.amount_nano
-        hit = [t for t in owner.thresholds if used * 100 >= t * amount]
-        if not hit:
-            return None
-        return (f"{owner.describe()} {min(100 * used // amount, 999)}% used ({_usd(used)} of {_usd(amount)} USD; "
-                f"{hit[-1]}% threshold)")
+    def _warning(budget: Budget, used: int) -> str:
+        """The warning for a budget at least at its lowest threshold (``used`` before this request)."""
+        amount = budget.amount_nano
+        hit = max(t for t in budget.thresholds if used * 100 >= t * amount)
+        return (f"{budget.describe()} {min(100 * used // amount, 999)}% used ({_usd(used)} of {_usd(amount)} USD; "
+                f"{hit}% threshold)")
 
     # ----------------------------------------------------------------- settle
 
@@ -389,36 +451,34 @@ class Governance:
         nano = -(-cost.picousd // 1000) if cost is not None else 0
         usage = ctx.usage
         tokens = usage.total_tokens if usage is not None else 0
-        for item in res.items:
-            if item.kind == "t":
-                item.actual = tokens
-            elif item.kind == "b":
-                item.actual = nano
         if self.memory is not None:
-            self._settled(res, self.memory.settle(res.items, res.member), nano)
+            spent = self.memory.settle(res.checks, res.member, tokens, nano)
+            if nano and spent:
+                self._settled(res, spent, nano)
             return
-        task = asyncio.get_running_loop().create_task(self._settle_redis(res, nano))
+        task = asyncio.get_running_loop().create_task(self._settle_redis(res, tokens, nano))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _settle_redis(self, res: Reservation, nano: int) -> None:
+    async def _settle_redis(self, res: Reservation, tokens: int, nano: int) -> None:
         assert self.redis is not None
         try:
-            spent = await self.redis.settle(res.items, res.member)
+            spent = await self.redis.settle(res.checks, res.member, tokens, nano)
         except (OSError, RedisError) as exc:
             log.warning("governance: settling a request in Redis failed (%s); its reservation stays until the "
                         "period ends", exc)
             spent = []
-        self._settled(res, spent, nano)
+        if nano:
+            self._settled(res, spent, nano)
 
     def _settled(self, res: Reservation, spent: list[int], nano: int) -> None:
-        for i, (budget, counter, period) in enumerate(res.budgets):
-            if nano:
-                key = (budget.id, counter, period)
-                self.pending[key] = self.pending.get(key, 0) + nano
+        """Count ``nano`` of spend for the durable store and alert on thresholds it crossed."""
+        pending = self.pending
+        for i, (_, budget, spend_key, _) in enumerate(res.applicable.budgets):
+            pending[spend_key] = pending.get(spend_key, 0) + nano
             if i < len(spent):
                 for threshold in crossed(budget, spent[i] - nano, spent[i]):
-                    self.alerts.emit(budget, counter, period, threshold, spent[i])
+                    self.alerts.emit(budget, spend_key[1], spend_key[2], threshold, spent[i])
 
     # ----------------------------------------------------------------- reads (admin API)
 
