@@ -34,18 +34,24 @@ def day_of(epoch: float) -> str:
 JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
-def encode_value(column: str, value: Any) -> Any:
-    if value is not None and column in JSON_COLUMNS:
-        return orjson.dumps(value, option=JSON_OPTIONS, default=json_default).decode()
-    return value
-
-
 #: Values of NOT NULL columns a record may leave out.
 _DEFAULTS = {"stream": 0, "status": 0, "cost_estimated": 0, "simulated": 0, "cache_hit": 0, "inbound": ""}
 
 
+#: (column, default) in table order, and the positions of the JSON columns: encode_row runs
+#: for every record the log writes, so the per-column work is a list comprehension.
+_COLUMN_DEFAULTS = tuple((c, _DEFAULTS.get(c)) for c in COLUMNS)
+_JSON_POSITIONS = tuple(i for i, c in enumerate(COLUMNS) if c in JSON_COLUMNS)
+
+
 def encode_row(record: Mapping[str, Any]) -> tuple[Any, ...]:
-    return tuple(encode_value(c, record.get(c, _DEFAULTS.get(c))) for c in COLUMNS)
+    get = record.get
+    row = [get(c, d) for c, d in _COLUMN_DEFAULTS]
+    for i in _JSON_POSITIONS:
+        value = row[i]
+        if value is not None:
+            row[i] = orjson.dumps(value, option=JSON_OPTIONS, default=json_default).decode()
+    return tuple(row)
 
 
 def decode_row(columns: Iterable[str], values: Iterable[Any]) -> dict[str, Any]:
