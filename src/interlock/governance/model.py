@@ -26,6 +26,10 @@ BUDGET_SCOPES = ("project", "key", "tag", "end_user")
 LIMIT_SCOPES = ("key", "project", "model")
 LOG_LEVELS = ("off", "metadata", "full")
 DEFAULT_THRESHOLDS = (50, 80, 90)
+#: The largest rate or concurrency limit: an exact integer in Redis's Lua (a double) and in a SQL BIGINT.
+MAX_COUNT = 2**53 - 1
+#: The furthest a key's expiry may be set: 100 years.
+MAX_EXPIRY_S = 100 * 365 * 86400
 #: ``end_user`` budgets with this subject apply to every end user separately.
 EACH = "*"
 
@@ -213,6 +217,8 @@ def parse_usd(value: Any, field_name: str = "amount_usd") -> int:
         raise DefinitionError(field_name, f"expected an amount in USD (a number), got {value!r}") from None
     if not dec.is_finite() or dec <= 0:
         raise DefinitionError(field_name, f"expected a positive amount in USD, got {value!r}")
+    if dec.adjusted() > 12:  # before scaling: '1e999999' * 10**6 would overflow the decimal context
+        raise DefinitionError(field_name, f"at most 9,000,000 USD, got {value!r}")
     micro = dec * MICRO_PER_USD
     if micro != micro.to_integral_value():
         raise DefinitionError(field_name, f"amounts are kept to the micro-dollar (6 decimals), got {value!r}")
@@ -273,8 +279,8 @@ def check_names(value: Any, field_name: str) -> tuple[str, ...]:
 def positive_int(value: Any, field_name: str) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise DefinitionError(field_name, f"expected a positive integer, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_COUNT:
+        raise DefinitionError(field_name, f"expected a positive integer of at most {MAX_COUNT}, got {value!r}")
     return value
 
 

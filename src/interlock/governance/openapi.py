@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from interlock.governance.model import BUDGET_SCOPES, LIMIT_SCOPES, LOG_LEVELS, PERIODS
+from interlock.governance.model import (
+    BUDGET_SCOPES,
+    LIMIT_SCOPES,
+    LOG_LEVELS,
+    MAX_COUNT,
+    MAX_EXPIRY_S,
+    PERIODS,
+)
+from interlock.governance.ops import MAX_OVERLAP_S
 
 _NAMES = {"type": "array", "items": {"type": "string", "minLength": 1}}
 _ERROR = {"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
@@ -29,11 +37,12 @@ def _id(name: str) -> list[dict[str, Any]]:
 
 
 def document() -> dict[str, Any]:
-    usd = {"oneOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string"}]}
+    usd = {"oneOf": [{"type": "number", "exclusiveMinimum": 0, "maximum": 9_000_000}, {"type": "string"}],
+           "description": "USD, to the micro-dollar (6 decimals), at most 9,000,000."}
     budget_fields = {"amount_usd": usd, "period": {"enum": list(PERIODS)}, "mode": {"enum": ["hard", "soft"]},
                      "thresholds": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 100}}}
-    limit_fields = {"rpm": {"type": "integer", "minimum": 1}, "tpm": {"type": "integer", "minimum": 1},
-                    "concurrent": {"type": "integer", "minimum": 1}}
+    count = {"type": "integer", "minimum": 1, "maximum": MAX_COUNT}
+    limit_fields = {"rpm": count, "tpm": count, "concurrent": count}
     schemas: dict[str, Any] = {
         "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
             "message": {"type": "string"}, "type": {"type": "string"}, "param": {"type": ["string", "null"]},
@@ -55,13 +64,15 @@ def document() -> dict[str, Any]:
             "key": {"type": "string", "description": "The key itself: returned once, on creation or rotation."}}},
         "KeyCreate": {"type": "object", "required": ["project"], "additionalProperties": False, "properties": {
             "project": {"type": "string"}, "name": {"type": "string"}, "projects": _NAMES,
-            "allowed_models": _NAMES, "expires_in": {"oneOf": [{"type": "number"}, {"type": "string"}]},
+            "allowed_models": _NAMES, "expires_in": {"oneOf": [
+                {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_EXPIRY_S},
+                {"type": "string", "description": "A duration such as 30d, 12h, 90m or 3600s (at most 100 years)."}]},
             "expires_at": {"type": "number"},
             "budget": {"type": "object", "required": ["amount_usd"], "additionalProperties": False,
                        "properties": budget_fields},
             "limits": {"type": "object", "additionalProperties": False, "properties": limit_fields}}},
         "KeyRotate": {"type": "object", "additionalProperties": False, "properties": {
-            "overlap_seconds": {"type": "number", "minimum": 0}}},
+            "overlap_seconds": {"type": "number", "minimum": 0, "maximum": MAX_OVERLAP_S}}},
         "Budget": {"type": "object", "properties": {"id": {"type": "string"}, "scope": {"enum": list(BUDGET_SCOPES)},
                                                     "subject": {"type": "string"}, **budget_fields,
                                                     "status": {"type": "object"}}},
@@ -69,7 +80,8 @@ def document() -> dict[str, Any]:
                          "additionalProperties": False, "properties": {
                              "scope": {"enum": list(BUDGET_SCOPES)}, "subject": {"type": "string"}, **budget_fields}},
         "Limit": {"type": "object", "properties": {"id": {"type": "string"}, "scope": {"enum": list(LIMIT_SCOPES)},
-                                                   "subject": {"type": "string"}, **limit_fields}},
+                                                   "subject": {"type": "string"},
+                                                   **{n: {"type": ["integer", "null"]} for n in limit_fields}}},
         "LimitCreate": {"type": "object", "required": ["scope", "subject"], "additionalProperties": False,
                         "properties": {"scope": {"enum": list(LIMIT_SCOPES)}, "subject": {"type": "string"},
                                        **limit_fields}},

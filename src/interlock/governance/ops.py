@@ -20,6 +20,7 @@ from interlock.governance.model import (
     EACH,
     LIMIT_SCOPES,
     LOG_LEVELS,
+    MAX_EXPIRY_S,
     MODES,
     ApiKey,
     Budget,
@@ -105,17 +106,22 @@ def _expiry(body: Mapping[str, Any], now: float) -> float | None:
     if body.get("expires_in") is not None:
         value = body["expires_in"]
         if isinstance(value, int | float) and not isinstance(value, bool):
-            if value <= 0:
-                raise DefinitionError("expires_in", f"expected a positive number of seconds, got {value!r}")
+            if not 0 < value <= MAX_EXPIRY_S:
+                raise DefinitionError("expires_in", f"expected a positive number of seconds, at most {MAX_EXPIRY_S} "
+                                                    f"(100 years), got {value!r}")
             return now + float(value)
         if not isinstance(value, str):
             raise DefinitionError("expires_in", f"expected seconds or a duration such as 30d, got {value!r}")
-        return now + parse_duration(value, "expires_in")
+        seconds = parse_duration(value, "expires_in")
+        if seconds > MAX_EXPIRY_S:
+            raise DefinitionError("expires_in", f"at most 100 years, got {value!r}")
+        return now + seconds
     at = body.get("expires_at")
     if at is None:
         return None
-    if isinstance(at, bool) or not isinstance(at, int | float) or at <= now:
-        raise DefinitionError("expires_at", f"expected a future time in epoch seconds, got {at!r}")
+    if isinstance(at, bool) or not isinstance(at, int | float) or not now < at <= now + MAX_EXPIRY_S:
+        raise DefinitionError("expires_at", f"expected a future time in epoch seconds, at most 100 years ahead, "
+                                            f"got {at!r}")
     return float(at)
 
 

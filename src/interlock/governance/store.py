@@ -235,7 +235,9 @@ class SQLiteGovStore(GovStore):
             except sqlite3.IntegrityError as exc:
                 conn.execute("ROLLBACK")
                 raise Duplicate(str(exc)) from None
-            except sqlite3.Error:
+            except BaseException:
+                # Any failure (a value sqlite cannot bind, too) must end the transaction, or every later
+                # change on this connection fails with "cannot start a transaction within a transaction".
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
