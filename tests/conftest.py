@@ -67,6 +67,23 @@ class GatewayProcess:
                 self.proc.wait(5)
 
 
+def start_simulator(fmt: str) -> tuple[subprocess.Popen[bytes], int]:
+    """``interlock simulator --format FMT`` on a free port, answering instantly; returns (process, port)."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "interlock", "simulator", "--port", str(port), "--format", fmt,
+                             "--time-scale", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=clean_env())
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return proc, port
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"simulator --format {fmt} did not start")
+
+
 def start_gateway(home: Path, config: str | None, env: dict[str, str] | None = None, *, workers: int = 1,
                   wait: bool = True) -> GatewayProcess:
     home.mkdir(parents=True, exist_ok=True)

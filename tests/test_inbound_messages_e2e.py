@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -24,7 +20,7 @@ import anthropic
 import pytest
 from aiohttp import web
 
-from tests.conftest import MASTER_KEY, GatewayProcess, clean_env, free_port, start_gateway
+from tests.conftest import MASTER_KEY, GatewayProcess, start_gateway, start_simulator
 from tests.mock_openai import MockVendor
 
 pytestmark = pytest.mark.slow
@@ -92,20 +88,8 @@ vendors:
 @pytest.fixture(scope="module")
 def anthropic_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
     """Anthropic in front of Anthropic: the gateway's Anthropic adapter → the simulator speaking Messages."""
-    port = free_port()
-    sim = subprocess.Popen([sys.executable, "-m", "interlock", "simulator", "--port", str(port), "--format",
-                            "anthropic", "--time-scale", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           env=clean_env())
+    sim, port = start_simulator("anthropic")
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
         config = f"""
 vendors:
   anthropic: {{base_url: "http://127.0.0.1:{port}", api_key: sk-ant-x}}

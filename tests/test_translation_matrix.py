@@ -17,10 +17,7 @@ Streams are read from the raw events, so what is checked is what crossed the wir
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +27,7 @@ import jsonschema
 import openai
 import pytest
 
-from tests.conftest import MASTER_KEY, GatewayProcess, clean_env, free_port, start_gateway
+from tests.conftest import MASTER_KEY, GatewayProcess, clean_env, start_gateway, start_simulator
 
 pytestmark = pytest.mark.slow
 
@@ -62,23 +59,6 @@ FINISH = {
 }
 
 
-def _simulator(fmt: str) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "interlock", "simulator", "--port", str(port), "--format", fmt,
-                             "--time-scale", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=clean_env())
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"simulator --format {fmt} exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return proc, port
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    proc.wait(5)
-    raise RuntimeError(f"simulator --format {fmt} did not start")
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +66,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess
     sims: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     try:
         for fmt in FORMATS:
-            sims[fmt] = _simulator(fmt)
+            sims[fmt] = start_simulator(fmt)
         ports = {fmt: port for fmt, (_, port) in sims.items()}
         # Each vendor gets its own model id; the simulator resolves it in the vendor's namespace.
         config = f"""

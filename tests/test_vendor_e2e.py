@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +9,7 @@ import openai
 import orjson
 import pytest
 
-from tests.conftest import MASTER_KEY, GatewayProcess, clean_env, free_port, start_gateway
+from tests.conftest import MASTER_KEY, GatewayProcess, clean_env, start_gateway, start_simulator
 
 pytestmark = pytest.mark.slow
 
@@ -22,26 +18,12 @@ WEATHER = {"type": "function", "function": {"name": "get_weather", "description"
                                                            "required": ["city"]}}}
 
 
-def _simulator(fmt: str) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "interlock", "simulator", "--port", str(port), "--format", fmt,
-                             "--time-scale", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=clean_env())
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return proc, port
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"simulator --format {fmt} did not start")
 
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    anthropic, a_port = _simulator("anthropic")
-    gemini, g_port = _simulator("gemini")
+    anthropic, a_port = start_simulator("anthropic")
+    gemini, g_port = start_simulator("gemini")
     # The gateway sends each vendor its own model id (claude-sonnet-4-5); the simulator resolves it.
     config = f"""
 vendors:
