@@ -8,11 +8,9 @@ does is chosen by the model id the gateway forwards (``embed-ok``,
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import struct
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +21,7 @@ from aiohttp import web
 from interlock.catalog.tokens import get_encoding
 from tests.conftest import MASTER_KEY, GatewayProcess, start_gateway
 from tests.mock_vendors.server import Received, Reply, ScriptedVendor
+from tests.socket_app import SocketApp
 from tests.test_ledger_gateway import call, wait_logged
 
 pytestmark = pytest.mark.slow
@@ -30,37 +29,15 @@ pytestmark = pytest.mark.slow
 SMALL = "openai/text-embedding-3-small"
 
 
-class EmbeddingsVendor:
+class EmbeddingsVendor(SocketApp):
     """OpenAI's ``/v1/embeddings`` wire format, scripted by model id; records every body it receives."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.bodies: list[dict[str, Any]] = []
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._runner: web.AppRunner | None = None
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
-    def start(self) -> EmbeddingsVendor:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-        return self
-
-    async def _start(self) -> None:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/embeddings", self.embeddings)
-        self._runner = web.AppRunner(app, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None and server.sockets
-        self.port = server.sockets[0].getsockname()[1]
-
-    def stop(self) -> None:
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
 
     async def embeddings(self, request: web.Request) -> web.Response:
         body = await request.json()

@@ -10,7 +10,6 @@ request instead (the Bedrock mock checks the SigV4 signature that way).
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +17,8 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+
+from tests.socket_app import SocketApp
 
 
 @dataclass
@@ -44,14 +45,13 @@ class Reply:
 Handler = Callable[[Received], Reply]
 
 
-class ScriptedVendor:
+class ScriptedVendor(SocketApp):
+    client_max_size = 64 * 1024 * 1024
+
     def __init__(self) -> None:
+        super().__init__()
         self.received: list[Received] = []
         self.replies: deque[Reply | Handler] = deque()
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._runner: web.AppRunner | None = None
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
     @property
     def url(self) -> str:
@@ -71,21 +71,8 @@ class ScriptedVendor:
     def last(self) -> Received:
         return self.received[-1]
 
-    def start(self) -> ScriptedVendor:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-        return self
-
-    async def _start(self) -> None:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+    def routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None and server.sockets
-        self.port = server.sockets[0].getsockname()[1]
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
@@ -105,12 +92,6 @@ class ScriptedVendor:
             await asyncio.sleep(0)
         await resp.write_eof()
         return resp
-
-    def stop(self) -> None:
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
 
 
 def split_every(data: bytes, size: int) -> list[bytes]:

@@ -125,15 +125,22 @@ def _expiry(body: Mapping[str, Any], now: float) -> float | None:
     return float(at)
 
 
-def budget_from(body: Mapping[str, Any], *, scope: str | None = None, subject: str | None = None,
-                where: str = "") -> Budget:
-    only(body, BUDGET_FIELDS if scope is None else BUDGET_FIELDS[2:], where)
+def _scope_subject(body: Mapping[str, Any], scope: str | None, subject: str | None,
+                   scopes: tuple[str, ...], where: str) -> tuple[str, str]:
+    """What a budget or limit applies to: given by the URL, or by the body's ``scope`` and ``subject``."""
     scope = scope or body.get("scope")
-    if scope not in BUDGET_SCOPES:
-        raise DefinitionError(where + "scope", f"expected one of {', '.join(BUDGET_SCOPES)}, got {scope!r}")
+    if scope not in scopes:
+        raise DefinitionError(where + "scope", f"expected one of {', '.join(scopes)}, got {scope!r}")
     subject = subject if subject is not None else body.get("subject")
     if not isinstance(subject, str) or not subject.strip() or len(subject) > 256:
         raise DefinitionError(where + "subject", f"expected the id of the {scope} (a string), got {subject!r}")
+    return scope, subject
+
+
+def budget_from(body: Mapping[str, Any], *, scope: str | None = None, subject: str | None = None,
+                where: str = "") -> Budget:
+    only(body, BUDGET_FIELDS if scope is None else BUDGET_FIELDS[2:], where)
+    scope, subject = _scope_subject(body, scope, subject, BUDGET_SCOPES, where)
     if subject == EACH and scope != "end_user":
         raise DefinitionError(where + "subject", "'*' (every end user separately) is for end_user budgets only")
     if "amount_usd" not in body:
@@ -150,12 +157,7 @@ def budget_from(body: Mapping[str, Any], *, scope: str | None = None, subject: s
 def limit_from(body: Mapping[str, Any], *, scope: str | None = None, subject: str | None = None,
                where: str = "") -> Limit:
     only(body, LIMIT_FIELDS if scope is None else LIMIT_FIELDS[2:], where)
-    scope = scope or body.get("scope")
-    if scope not in LIMIT_SCOPES:
-        raise DefinitionError(where + "scope", f"expected one of {', '.join(LIMIT_SCOPES)}, got {scope!r}")
-    subject = subject if subject is not None else body.get("subject")
-    if not isinstance(subject, str) or not subject.strip() or len(subject) > 256:
-        raise DefinitionError(where + "subject", f"expected the id of the {scope} (a string), got {subject!r}")
+    scope, subject = _scope_subject(body, scope, subject, LIMIT_SCOPES, where)
     lim = Limit(new_id("lim"), scope, subject.strip(), positive_int(body.get("rpm"), where + "rpm"),
                 positive_int(body.get("tpm"), where + "tpm"),
                 positive_int(body.get("concurrent"), where + "concurrent"), time.time())
