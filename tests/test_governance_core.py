@@ -73,6 +73,8 @@ async def test_revoke_rotate_and_expiry(tmp_path: Path) -> None:
         gov.auth.authenticate(f"Bearer {new_plain}", None)
     assert err.value.code == "expired_api_key" and new_plain not in err.value.message
     assert gov.defs.key_root[new2.id] == old.id
+    # Accepted once (its digest is now remembered): the revocation must still win.
+    assert gov.auth.authenticate(f"Bearer {new2_plain}", None).key_id == new2.id
     await gov.store.revoke_key(new2.id, time.time())
     await gov.poll()
     with pytest.raises(AuthenticationFailed) as err:

@@ -311,6 +311,8 @@ def _int(obj: Mapping[str, Any] | None, key: str) -> int:
     if not obj:
         return 0
     value = obj.get(key)
+    if type(value) is int:  # the usual case (bool is not int here)
+        return value if value > 0 else 0
     if value is None or isinstance(value, bool):
         return 0
     if isinstance(value, int | float):

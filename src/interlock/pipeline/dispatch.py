@@ -48,6 +48,7 @@ from interlock.routing.engine import RoutingEngine
 from interlock.routing.policies import Retry
 from interlock.routing.stats import LiveStats
 from interlock.routing.trace import Attempt
+from interlock.timers import expire_in
 from interlock.vendors.adapter import ChunkSource, Completion
 from interlock.vendors.openai_compat import error_from_status
 from interlock.vendors.registry import SIMULATOR_HEADERS
@@ -234,7 +235,7 @@ class Dispatcher:
                 ctx.attempts.append(attempt)
                 try:
                     try:
-                        async with asyncio.timeout(remaining):
+                        with expire_in(remaining):
                             result = await call(target)
                     except TimeoutError:
                         raise UpstreamTimeout(f"the routing deadline of {trace.timeout_s:g}s ran out while "

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from interlock.errors import GatewayError, InvalidRequest, NoRouteAvailable
 from interlock.pipeline.plan import Plan, Planner, Target
 from interlock.routing.circuit import Circuits
-from interlock.routing.explain import generation_record
+from interlock.routing.explain import GenerationRecord
 from interlock.routing.overrides import NO_PREFS, Overrides, parse_overrides, strip_routing_fields
 from interlock.routing.policies import DEFAULT_POLICY, Filters, Policy
 from interlock.routing.shared import SharedStats
@@ -294,7 +294,7 @@ class RoutingEngine:
                 prompt_tokens=usage.prompt_tokens if usage is not None else 0,
                 cached_tokens=usage.cache_read_tokens if usage is not None else 0,
             )
-        self.traces.put(ctx.id, generation_record(ctx, trace))
+        self.traces.put(ctx.id, GenerationRecord(ctx, trace))
 
     def ordered(self, plan: Plan) -> RoutingTrace:
         """A trace for a context routed without a request (the planner's order as is)."""

@@ -23,37 +23,62 @@ if TYPE_CHECKING:
 PICO = 10**12
 
 
-def generation_record(ctx: RequestContext, trace: RoutingTrace) -> dict[str, Any]:
-    """The request-log fields ``/v1/generation`` needs, taken from a finished context."""
-    target = ctx.target
-    usage = ctx.usage
-    cost = ctx.cost
-    error = ctx.error
-    principal = ctx.principal
-    return {
-        "id": ctx.id,
-        "key_id": (getattr(principal, "key_id", None) or principal.key_prefix) if principal is not None else None,
-        "received_at": ctx.received_at,
-        "duration_ms": round(ctx.elapsed_ms, 3),
-        "ttft_ms": round((ctx.first_byte - ctx.started) * 1000.0, 3) if ctx.first_byte is not None else None,
-        "requested_model": ctx.requested_model,
-        "model": target.model_id if target is not None else None,
-        "vendor": target.vendor.id if target is not None else None,
-        "vendor_model": target.vendor_model if target is not None else None,
-        "stream": int(ctx.stream),
-        "status": 499 if ctx.client_disconnected else ctx.status,
-        "error_type": error.code if error is not None else None,
-        "error_message": error.message if error is not None else None,
-        "input_tokens": usage.input_tokens if usage is not None else None,
-        "cache_read_tokens": usage.cache_read_tokens if usage is not None else None,
-        "cache_write_tokens": usage.cache_write_tokens if usage is not None else None,
-        "output_tokens": usage.output_tokens if usage is not None else None,
-        "reasoning_tokens": usage.reasoning_tokens if usage is not None else None,
-        "cost_picousd": cost.picousd if cost is not None else None,
-        "cost_estimated": int(cost.estimated) if cost is not None else 0,
-        # The trace object itself: rendered to JSON only if someone asks for it.
-        "routing_trace": trace,
-    }
+class GenerationRecord:
+    """What ``/v1/generation`` needs of a finished request, kept by reference (no content).
+
+    Taking the snapshot is a handful of attribute copies on the hot path; the
+    request-log-shaped row is built only when someone asks (:meth:`row`).
+    """
+
+    __slots__ = ("cost", "disconnected", "duration_ms", "error", "first_byte_ms", "id", "key_id",
+                 "received_at", "requested_model", "status", "stream", "target", "trace", "usage")
+
+    def __init__(self, ctx: RequestContext, trace: RoutingTrace) -> None:
+        principal = ctx.principal
+        self.id = ctx.id
+        self.key_id = (getattr(principal, "key_id", None) or principal.key_prefix) if principal is not None else None
+        self.received_at = ctx.received_at
+        self.duration_ms = ctx.elapsed_ms
+        self.first_byte_ms = (ctx.first_byte - ctx.started) * 1000.0 if ctx.first_byte is not None else None
+        self.requested_model = ctx.requested_model
+        self.target = ctx.target
+        self.stream = ctx.stream
+        self.status = 499 if ctx.client_disconnected else ctx.status
+        self.error = ctx.error
+        self.usage = ctx.usage
+        self.cost = ctx.cost
+        self.trace = trace
+
+    def row(self) -> dict[str, Any]:
+        """The request-log fields ``/v1/generation`` renders (same names as the log's columns)."""
+        target = self.target
+        usage = self.usage
+        cost = self.cost
+        error = self.error
+        return {
+            "id": self.id,
+            "key_id": self.key_id,
+            "received_at": self.received_at,
+            "duration_ms": round(self.duration_ms, 3),
+            "ttft_ms": round(self.first_byte_ms, 3) if self.first_byte_ms is not None else None,
+            "requested_model": self.requested_model,
+            "model": target.model_id if target is not None else None,
+            "vendor": target.vendor.id if target is not None else None,
+            "vendor_model": target.vendor_model if target is not None else None,
+            "stream": int(self.stream),
+            "status": self.status,
+            "error_type": error.code if error is not None else None,
+            "error_message": error.message if error is not None else None,
+            "input_tokens": usage.input_tokens if usage is not None else None,
+            "cache_read_tokens": usage.cache_read_tokens if usage is not None else None,
+            "cache_write_tokens": usage.cache_write_tokens if usage is not None else None,
+            "output_tokens": usage.output_tokens if usage is not None else None,
+            "reasoning_tokens": usage.reasoning_tokens if usage is not None else None,
+            "cost_picousd": cost.picousd if cost is not None else None,
+            "cost_estimated": int(cost.estimated) if cost is not None else 0,
+            # The trace object itself: rendered to JSON only when the answer is written.
+            "routing_trace": self.trace,
+        }
 
 
 def trace_json(trace: RoutingTrace | None) -> str | None:

@@ -15,7 +15,7 @@ import functools
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from interlock.pipeline.plan import Target
@@ -168,22 +168,30 @@ def decision_sentence(strategy: str, eligible: int, skipped: list[Candidate], na
     return f"{head}; " + "; ".join(notes)
 
 
+class RowSource(Protocol):
+    def row(self) -> dict[str, Any]: ...
+
+
 class TraceLog:
-    """Recent generations by request id, newest last; bounded, so memory stays flat."""
+    """Recent generations by request id, oldest first; bounded, so memory stays flat.
+
+    Entries are snapshots rendered to a row only when asked for (request ids are unique, so a
+    put never reorders).
+    """
 
     def __init__(self, limit: int = 10_000) -> None:
         self.limit = limit
-        self._items: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._items: OrderedDict[str, RowSource] = OrderedDict()
 
-    def put(self, request_id: str, record: dict[str, Any]) -> None:
+    def put(self, request_id: str, record: RowSource) -> None:
         items = self._items
         items[request_id] = record
-        items.move_to_end(request_id)
         if len(items) > self.limit:
             items.popitem(last=False)
 
     def get(self, request_id: str) -> dict[str, Any] | None:
-        return self._items.get(request_id)
+        item = self._items.get(request_id)
+        return None if item is None else item.row()
 
     def __len__(self) -> int:
         return len(self._items)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from interlock.errors import UpstreamError, UpstreamTimeout
+from interlock.timers import Expiry
 from interlock.vendors.http1 import Connection, ConnectTimeout, HTTP1Client, HTTPClientError, ResponseHead
 
 
@@ -74,9 +75,9 @@ class Transport(Protocol):
 
 
 class _Deadline:
-    """One timer per exchange whose deadline moves: first byte, then idle gaps, capped by total."""
+    """One deadline per exchange that moves: first byte, then idle gaps, capped by total."""
 
-    __slots__ = ("_cm", "_loop", "_timeouts", "_total_at", "phase")
+    __slots__ = ("_loop", "_timeouts", "_total_at", "expiry", "phase")
 
     def __init__(self, timeouts: Timeouts) -> None:
         self._loop = asyncio.get_running_loop()
@@ -84,11 +85,11 @@ class _Deadline:
         now = self._loop.time()
         self._total_at = now + timeouts.total
         self.phase = "first_byte"
-        self._cm = asyncio.timeout_at(min(now + timeouts.first_byte, self._total_at))
+        self.expiry = Expiry(self._loop, min(now + timeouts.first_byte, self._total_at))
 
     def bytes_arrived(self) -> None:
         self.phase = "idle"
-        self._cm.reschedule(min(self._loop.time() + self._timeouts.idle, self._total_at))
+        self.expiry.reschedule(min(self._loop.time() + self._timeouts.idle, self._total_at))
 
     def error(self) -> UpstreamTimeout:
         if self._loop.time() >= self._total_at - 1e-3:
@@ -114,7 +115,7 @@ class _HttpResponse:
         conn = self._conn
         pieces: list[bytes] = []
         try:
-            async with deadline._cm:
+            with deadline.expiry:
                 while (piece := await conn.read_piece()) is not None:
                     pieces.append(piece)
         except TimeoutError:
@@ -133,7 +134,7 @@ class _HttpResponse:
         deadline = self._deadline
         conn = self._conn
         try:
-            async with deadline._cm:
+            with deadline.expiry:
                 while (piece := await conn.read_piece()) is not None:
                     deadline.bytes_arrived()
                     yield piece
@@ -178,7 +179,7 @@ class HttpTransport:
     ) -> UpstreamResponse:
         deadline = _Deadline(timeouts)
         try:
-            async with deadline._cm:
+            with deadline.expiry:
                 conn, head = await self._client.send(method, url, headers, body, timeouts.connect)
         except TimeoutError:
             raise deadline.error() from None
@@ -186,8 +187,7 @@ class HttpTransport:
             raise UpstreamTimeout(f"could not connect to the vendor within {timeouts.connect:g}s") from None
         except HTTPClientError as exc:
             raise UpstreamError(f"could not reach the vendor: {exc}") from None
-        # The timer is re-entered for the body so that one deadline spans the exchange.
-        deadline._cm = asyncio.timeout_at(deadline._cm.when())
+        # The same expiry is re-entered for the body, so that one deadline spans the exchange.
         return _HttpResponse(self._client, conn, head, deadline)
 
     async def close(self) -> None:
