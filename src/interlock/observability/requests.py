@@ -20,11 +20,29 @@ if TYPE_CHECKING:
 TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
 
 
+class _SeriesLabels:
+    """The label tuples of one target's series, built once instead of on every request."""
+
+    __slots__ = ("by_status", "cache_read", "cache_write", "input", "model", "output", "reasoning", "vendor", "vm")
+
+    def __init__(self, vendor: str, model: str) -> None:
+        self.vendor = vendor
+        self.model = model
+        self.vm = (vendor, model)
+        self.input = (vendor, model, "input")
+        self.output = (vendor, model, "output")
+        self.cache_read = (vendor, model, "cache_read")
+        self.cache_write = (vendor, model, "cache_write")
+        self.reasoning = (vendor, model, "reasoning")
+        self.by_status: dict[int, tuple[str, str, str]] = {}
+
+
 class RequestMetrics:
-    __slots__ = ("cost", "duration", "errors", "registry", "requests", "tokens", "ttft")
+    __slots__ = ("_series", "cost", "duration", "errors", "registry", "requests", "tokens", "ttft")
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
+        self._series: dict[str, _SeriesLabels] = {}
         self.requests = registry.counter("interlock_requests_total", "Requests handled, by vendor, model and status.",
                                          ("vendor", "model", "status"))
         self.errors = registry.counter("interlock_request_errors_total", "Failed requests, by vendor, model and "
@@ -41,14 +59,21 @@ class RequestMetrics:
 
     def observe(self, ctx: RequestContext) -> None:
         target = ctx.target
-        vendor, model = (target.vendor.id, target.model_id) if target is not None else ("none", "none")
+        series_key = target.key if target is not None else ""
+        labels = self._series.get(series_key)
+        if labels is None:
+            vendor, model = (target.vendor.id, target.model_id) if target is not None else ("none", "none")
+            labels = self._series[series_key] = _SeriesLabels(vendor, model)
         status = 499 if ctx.client_disconnected else ctx.status
-        self.requests.inc((vendor, model, str(status)))
+        by_status = labels.by_status.get(status)
+        if by_status is None:
+            by_status = labels.by_status[status] = (labels.vendor, labels.model, str(status))
+        self.requests.inc(by_status)
         if status >= 400:
             error = ctx.error
             kind = (error.code or error.type) if error is not None else "client_disconnected"
-            self.errors.inc((vendor, model, kind))
-        vm = (vendor, model)
+            self.errors.inc((labels.vendor, labels.model, kind))
+        vm = labels.vm
         started = ctx.started
         self.duration.observe(vm, time.perf_counter() - started)
         if ctx.first_byte is not None:
@@ -56,14 +81,14 @@ class RequestMetrics:
         usage = ctx.usage
         if usage is not None:
             tokens = self.tokens
-            tokens.inc((vendor, model, "input"), usage.input_tokens)
-            tokens.inc((vendor, model, "output"), usage.output_tokens)
+            tokens.inc(labels.input, usage.input_tokens)
+            tokens.inc(labels.output, usage.output_tokens)
             if usage.cache_read_tokens:
-                tokens.inc((vendor, model, "cache_read"), usage.cache_read_tokens)
+                tokens.inc(labels.cache_read, usage.cache_read_tokens)
             if usage.cache_write_tokens:
-                tokens.inc((vendor, model, "cache_write"), usage.cache_write_tokens)
+                tokens.inc(labels.cache_write, usage.cache_write_tokens)
             if usage.reasoning_tokens:
-                tokens.inc((vendor, model, "reasoning"), usage.reasoning_tokens)
+                tokens.inc(labels.reasoning, usage.reasoning_tokens)
         cost = ctx.cost
         if cost is not None:
             self.cost.inc(vm, cost.picousd / 1e12)

@@ -75,7 +75,7 @@ class ProviderPrefs:
 NO_PREFS = ProviderPrefs()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one per request: not frozen (cheaper to build); never mutated
 class Overrides:
     #: Model names to try, in order: the request's ``model`` (suffix removed), then ``models``.
     names: tuple[str, ...]

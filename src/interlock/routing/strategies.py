@@ -32,7 +32,7 @@ _PARAMS_CHECKED = frozenset({"tools", "tool_choice", "parallel_tool_calls", "res
                              "top_p", "stop", "stream_options"})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one per request: not frozen (cheaper to build); never mutated
 class Needs:
     """What a request requires of a target."""
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import re
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -173,21 +172,26 @@ class RowSource(Protocol):
 
 
 class TraceLog:
-    """Recent generations by request id, oldest first; bounded, so memory stays flat.
+    """Recent generations by request id; bounded (a ring of ids), so memory stays flat.
 
-    Entries are snapshots rendered to a row only when asked for (request ids are unique, so a
-    put never reorders).
+    Entries are snapshots rendered to a row only when asked for.
     """
 
     def __init__(self, limit: int = 10_000) -> None:
         self.limit = limit
-        self._items: OrderedDict[str, RowSource] = OrderedDict()
+        self._items: dict[str, RowSource] = {}
+        self._ring: list[str | None] = [None] * max(1, limit)
+        self._next = 0
 
     def put(self, request_id: str, record: RowSource) -> None:
-        items = self._items
-        items[request_id] = record
-        if len(items) > self.limit:
-            items.popitem(last=False)
+        ring = self._ring
+        i = self._next
+        evicted = ring[i]
+        if evicted is not None:
+            self._items.pop(evicted, None)
+        ring[i] = request_id
+        self._items[request_id] = record
+        self._next = i + 1 if i + 1 < len(ring) else 0
 
     def get(self, request_id: str) -> dict[str, Any] | None:
         item = self._items.get(request_id)

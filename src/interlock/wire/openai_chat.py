@@ -30,6 +30,14 @@ _POSITIVE_INTS = ("max_tokens", "max_completion_tokens", "n")
 _BOOLS = ("stream", "logprobs", "parallel_tool_calls", "store")
 _STRINGS = ("user", "reasoning_effort", "service_tier", "prompt_cache_key", "safety_identifier", "verbosity")
 _OBJECTS = ("metadata", "logit_bias", "stream_options", "prediction", "audio", "web_search_options")
+_BOOL, _POSITIVE_INT, _RANGE, _STRING, _OBJECT = range(5)
+_KINDS: dict[str, int] = {
+    **dict.fromkeys(_BOOLS, _BOOL),
+    **dict.fromkeys(_POSITIVE_INTS, _POSITIVE_INT),
+    **dict.fromkeys(_NUMBER_RANGES, _RANGE),
+    **dict.fromkeys(_STRINGS, _STRING),
+    **dict.fromkeys(_OBJECTS, _OBJECT),
+}
 
 
 def _type_name(value: Any) -> str:
@@ -84,33 +92,31 @@ def validate_chat_request(req: dict[str, Any]) -> None:
     for i, message in enumerate(messages):
         _check_message(message, f"messages[{i}]")
 
-    for key in _BOOLS:
-        value = req.get(key)
-        if value is not None and not isinstance(value, bool):
-            raise _invalid(key, "a boolean", value)
-    for key in _POSITIVE_INTS:
-        value = req.get(key)
-        if value is not None:
+    # Only the fields present are looked at (a request carries a handful of the ~25 checked here).
+    for key, value in req.items():
+        kind = _KINDS.get(key)
+        if kind is None or value is None:
+            continue
+        if kind == _BOOL:
+            if not isinstance(value, bool):
+                raise _invalid(key, "a boolean", value)
+        elif kind == _POSITIVE_INT:
             if isinstance(value, bool) or not isinstance(value, int):
                 raise _invalid(key, "an integer", value)
             if value < 1:
                 raise InvalidRequest(f"Invalid '{key}': integer below minimum value. Expected a value >= 1, but got {value}.",
                                      param=key, code="integer_below_min_value")
-    for key, (low, high) in _NUMBER_RANGES.items():
-        value = req.get(key)
-        if value is not None:
+        elif kind == _RANGE:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise _invalid(key, "a number", value)
+            low, high = _NUMBER_RANGES[key]
             if not low <= value <= high:
                 raise InvalidRequest(f"Invalid '{key}': expected a value between {low:g} and {high:g}, but got {value}.",
                                      param=key, code="number_out_of_range")
-    for key in _STRINGS:
-        value = req.get(key)
-        if value is not None and not isinstance(value, str):
-            raise _invalid(key, "a string", value)
-    for key in _OBJECTS:
-        value = req.get(key)
-        if value is not None and not isinstance(value, dict):
+        elif kind == _STRING:
+            if not isinstance(value, str):
+                raise _invalid(key, "a string", value)
+        elif not isinstance(value, dict):
             raise _invalid(key, "an object", value)
     seed = req.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
