@@ -327,6 +327,8 @@ def _obj(obj: Mapping[str, Any] | None, key: str) -> Mapping[str, Any] | None:
     if not obj:
         return None
     value = obj.get(key)
+    if type(value) is dict:  # what JSON parsing gives; the ABC check below is slower
+        return value
     return value if isinstance(value, Mapping) else None
 
 
@@ -360,17 +362,10 @@ def usage_from_openai(usage: Mapping[str, Any]) -> Usage:
     in_audio = min(_int(pdet, "audio_tokens"), prompt - cached - written)
     reasoning = min(_int(cdet, "reasoning_tokens"), completion)
     out_audio = min(_int(cdet, "audio_tokens"), completion - reasoning)
-    return Usage(
-        input_tokens=prompt - cached - written - in_audio,
-        cache_read_tokens=cached,
-        cache_write_tokens=written,
-        input_audio_tokens=in_audio,
-        output_tokens=completion,
-        reasoning_tokens=reasoning,
-        output_audio_tokens=out_audio,
-        citation_tokens=_int(usage, "citation_tokens"),
-        requests=_int(usage, "num_search_queries"),
-    )
+    # Positional, in field order (input, cache read, cache write, output, reasoning, input audio,
+    # output audio, estimated, citations, requests): measurably cheaper on the hot path.
+    return Usage(prompt - cached - written - in_audio, cached, written, completion, reasoning, in_audio, out_audio,
+                 False, _int(usage, "citation_tokens"), _int(usage, "num_search_queries"))
 
 
 def usage_from_anthropic(*usages: Mapping[str, Any]) -> Usage:

@@ -282,7 +282,10 @@ class RoutingEngine:
         if trace is None:
             return
         answered = next((a for a in reversed(ctx.attempts) if a.outcome == "answered"), None)
-        if answered is not None and ctx.first_byte is not None:
+        # The dispatcher leaves the success of the answering attempt for this one update.
+        if answered is not None and ctx.first_byte is None:
+            self.stats.attempt(answered.target, ok=True)
+        elif answered is not None and ctx.first_byte is not None:
             usage = ctx.usage
             now = time.perf_counter()
             generation = now - ctx.first_byte if ctx.stream else 0.0
@@ -293,6 +296,7 @@ class RoutingEngine:
                 generation_s=generation,
                 prompt_tokens=usage.prompt_tokens if usage is not None else 0,
                 cached_tokens=usage.cache_read_tokens if usage is not None else 0,
+                count=True,
             )
         self.traces.put(ctx.id, GenerationRecord(ctx, trace))
 

@@ -213,9 +213,15 @@ class LiveStats:
         self._record(key, ((N, 1), (ERR, 0 if ok else 1), (DOWN, 1 if down and not ok else 0)))
 
     def answered(self, key: str, ttft_s: float | None, output_tokens: int = 0, generation_s: float = 0.0,
-                 prompt_tokens: int = 0, cached_tokens: int = 0) -> None:
-        """Timing and usage of an attempt that answered (its outcome was already counted by :meth:`attempt`)."""
+                 prompt_tokens: int = 0, cached_tokens: int = 0, *, count: bool = False) -> None:
+        """Timing and usage of an attempt that answered.
+
+        Its outcome is counted here when ``count`` is set (one update instead of two), otherwise it
+        was already counted by :meth:`attempt`.
+        """
         updates = [(PROMPT, prompt_tokens), (CACHED, cached_tokens)]
+        if count:
+            updates.append((N, 1))
         if ttft_s is not None and ttft_s >= 0:
             updates.append((TTFT_N, 1))
             updates.append((HIST + hist_index(ttft_s * 1000.0), 1))
