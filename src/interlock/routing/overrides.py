@@ -172,8 +172,22 @@ def split_suffix(name: str) -> tuple[str, str | None]:
     return name, None
 
 
+_PLAIN: dict[str, Overrides] = {}
+_PLAIN_LIMIT = 4096
+
+
 def parse_overrides(request: Mapping[str, Any]) -> Overrides:
     """Read and validate the routing fields of a (already type-checked) chat request."""
+    model = request["model"]
+    if type(model) is str and "provider" not in request and "models" not in request and "route" not in request:
+        # The common case depends on the model name alone: shared, never mutated.
+        cached = _PLAIN.get(model)
+        if cached is None:
+            if len(_PLAIN) >= _PLAIN_LIMIT:
+                _PLAIN.clear()
+            primary, sort = split_suffix(model)
+            cached = _PLAIN[model] = Overrides((primary,), (sort,), NO_PREFS)
+        return cached
     provider = parse_provider(request.get("provider"))
     primary, sort = split_suffix(str(request["model"]))
     names = [primary]
