@@ -1,0 +1,188 @@
+"""What interlock's own Python costs per request, without Granian, sockets or a load generator.
+
+Drives N non-streaming chat requests through ``Gateway.__rsgi__`` with stand-in
+RSGI objects, the gateway configured as in ``make bench`` (one OpenAI-compatible
+vendor, log off), and the vendor's HTTP exchange replaced by a canned answer
+(or, with ``--upstream HOST:PORT``, a real mock vendor such as
+``bench/mock_upstream.py``). Reports CPU µs per request (``time.process_time``,
+median of ``--rounds``), which moves with whatever else the machine runs, and
+with ``--instructions`` the instructions per request counted by callgrind
+(valgrind), which does not: the same code gives the same count on a loaded or
+a quiet machine, so it is the figure to compare changes with.
+
+    .venv/bin/python bench/pipeline.py [-n 20000] [--rounds 3] [--instructions] [--upstream 127.0.0.1:9101]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+BENCH_DIR = Path(__file__).resolve().parent
+MASTER_KEY = "bench-master-key"
+BODY = (b'{"model":"mock/bench-model","messages":[{"role":"system","content":"You are a helpful assistant."},'
+        b'{"role":"user","content":"In two sentences, what does an LLM gateway do?"}],"max_tokens":128,'
+        b'"temperature":0.2}')
+CANNED = (b'{"id":"chatcmpl-bench","object":"chat.completion","created":1732320000,"model":"bench-model",'
+          b'"choices":[{"index":0,"message":{"role":"assistant","content":"A gateway sits between your '
+          b'application and the model vendors: it authenticates callers, routes each request, enforces budgets '
+          b'and records what every call cost.","refusal":null,"annotations":[]},"logprobs":null,'
+          b'"finish_reason":"stop"}],"usage":{"prompt_tokens":31,"completion_tokens":28,"total_tokens":59,'
+          b'"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":'
+          b'{"reasoning_tokens":0,"audio_tokens":0}},"system_fingerprint":"fp_bench"}')
+CONCURRENCY = 32
+WARM_UP = 2048
+
+
+class _Scope:
+    method = "POST"
+    path = "/v1/chat/completions"
+    query_string = ""
+    scheme = "http"
+    http_version = "1.1"
+    client = "127.0.0.1:50000"
+
+    def __init__(self) -> None:
+        self.headers = {"content-type": "application/json", "authorization": f"Bearer {MASTER_KEY}",
+                        "content-length": str(len(BODY))}
+
+
+class _Proto:
+    """The parts of Granian's RSGI protocol object the gateway uses for a non-streaming request."""
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.out = b""
+
+    async def _body(self) -> bytes:
+        return BODY
+
+    def __call__(self) -> Any:
+        return self._body()
+
+    def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.status, self.out = status, body
+
+    def client_disconnect(self) -> asyncio.Future[None]:
+        return asyncio.get_running_loop().create_future()
+
+
+class _CannedResponse:
+    status = 200
+    headers: ClassVar[dict[str, str]] = {"content-type": "application/json"}
+
+    async def read(self) -> bytes:
+        return CANNED
+
+    def close(self) -> None:
+        pass
+
+
+def _config(tmp: Path, upstream: str | None) -> Path:
+    base = f"http://{upstream}/v1" if upstream else "http://127.0.0.1:9/v1"
+    path = tmp / "interlock.yaml"
+    path.write_text(f"vendors:\n  mock:\n    type: openai\n    base_url: {base}\n    api_key: bench-upstream-key\n"
+                    "logging:\n  enabled: false\n")
+    return path
+
+
+def run(n: int, rounds: int, upstream: str | None) -> list[float]:
+    """CPU µs per request for each round (after a warm-up)."""
+    import uvloop
+
+    with tempfile.TemporaryDirectory(prefix="interlock-pipeline-") as tmpdir:
+        tmp = Path(tmpdir)
+        os.environ.update(INTERLOCK_CONFIG=str(_config(tmp, upstream)), INTERLOCK_HOME=str(tmp / "home"),
+                          INTERLOCK_MASTER_KEY=MASTER_KEY)
+        if not upstream:
+            from interlock.vendors import transport
+
+            async def canned(self: object, method: str, url: str, headers: object, body: bytes,
+                             timeouts: object) -> _CannedResponse:
+                return _CannedResponse()
+
+            transport.HttpTransport.request = canned  # type: ignore[assignment,method-assign]
+        from interlock.app import gateway_from_env
+
+        app = gateway_from_env()
+        loop = uvloop.new_event_loop()
+        asyncio.set_event_loop(loop)
+
+        async def main() -> list[float]:
+            app.__rsgi_init__(loop)
+
+            async def worker(count: int) -> None:
+                for _ in range(count):
+                    proto = _Proto()
+                    await app.__rsgi__(_Scope(), proto)  # type: ignore[arg-type]
+                    if proto.status != 200:
+                        raise SystemExit(f"the gateway answered {proto.status}: {proto.out[:300]!r}")
+
+            async def batch(total: int) -> None:
+                await asyncio.gather(*(worker(total // CONCURRENCY) for _ in range(CONCURRENCY)))
+
+            await batch(WARM_UP)  # caches, pools, first-use paths (the same in every run: see instructions())
+            out = []
+            for _ in range(rounds):
+                start = time.process_time()
+                await batch(n)
+                out.append((time.process_time() - start) / (n // CONCURRENCY * CONCURRENCY) * 1e6)
+            return out
+
+        return loop.run_until_complete(main())
+
+
+def instructions(n: int, upstream: str | None) -> int:
+    """Instructions per request: callgrind totals of a run of n requests minus a run of none."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
+    counts = []
+    with tempfile.TemporaryDirectory(prefix="interlock-callgrind-") as tmpdir:
+        for requests in (0, n):
+            cmd = [valgrind, "--tool=callgrind", f"--callgrind-out-file={tmpdir}/cg.{requests}", sys.executable,
+                   __file__, "--child", "-n", str(requests), "--rounds", "1"]
+            if upstream:
+                cmd += ["--upstream", upstream]
+            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            found = re.search(r"Collected : (\d+)", done.stderr)
+            if done.returncode != 0 or found is None:
+                raise SystemExit(f"callgrind run failed:\n{done.stdout}\n{done.stderr[-2000:]}")
+            counts.append(int(found.group(1)))
+    return (counts[1] - counts[0]) // (n // CONCURRENCY * CONCURRENCY)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", type=int, default=20_000, help="requests per round (default 20000)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--upstream", help="HOST:PORT of a mock vendor instead of the canned answer")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count instructions per request under callgrind (slow; -n 3200 is plenty)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        run(args.n, args.rounds if args.n else 0, args.upstream)
+        return 0
+    where = f"mock vendor at {args.upstream}" if args.upstream else "canned vendor answer (no socket)"
+    if args.instructions:
+        print(f"instructions per request ({where}): {instructions(args.n, args.upstream):,}")
+        return 0
+    figures = run(args.n, args.rounds, args.upstream)
+    print(f"CPU per request ({where}, {args.n} requests x {args.rounds} rounds, concurrency {CONCURRENCY}): "
+          f"median {statistics.median(figures):.1f} µs  (rounds: {', '.join(f'{f:.1f}' for f in figures)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
