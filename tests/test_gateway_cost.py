@@ -9,6 +9,7 @@ from typing import Any
 import openai
 import pytest
 
+from interlock.ledger.rowcodec import READ_COLUMNS, decode_row
 from tests.conftest import MASTER_KEY, GatewayProcess
 
 pytestmark = pytest.mark.slow
@@ -27,10 +28,10 @@ def records(gateway: GatewayProcess, request_id: str, timeout: float = 5.0) -> d
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with sqlite3.connect(db) as conn:
-            conn.row_factory = sqlite3.Row
-            row = conn.execute("SELECT * FROM requests WHERE id = ?", (request_id,)).fetchone()
+            row = conn.execute(f"SELECT {', '.join(READ_COLUMNS)} FROM requests WHERE id = ?",
+                               (request_id,)).fetchone()
         if row is not None:
-            return dict(row)
+            return decode_row(row)
         time.sleep(0.1)
     raise AssertionError(f"no request record for {request_id}")
 

@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from interlock.ledger.pgstore import SCHEMA_VERSION as PG_SCHEMA_VERSION
 from interlock.ledger.pgstore import PostgresLog
 from interlock.ledger.schema import LogQuery, SpendQuery, encode_cursor
 from interlock.ledger.store import SCHEMA_VERSION, SQLiteLog, SQLiteStore
@@ -157,7 +158,7 @@ async def test_postgres_migrations_are_recorded_once(pg_url: str) -> None:
             versions = [r["version"] for r in await conn.fetch("SELECT version FROM interlock_schema")]
         finally:
             await conn.close()
-        assert versions == [1]
+        assert versions == list(range(1, PG_SCHEMA_VERSION + 1))
     finally:
         await first.close()
         await second.close()

@@ -1,9 +1,12 @@
 """The request log in PostgreSQL (``store: postgresql://...``), for several gateways sharing one log.
 
-Writes are one transaction per batch: ``COPY`` into a temporary staging table,
-``INSERT ... SELECT ... ON CONFLICT (id) DO NOTHING RETURNING id`` into
-``requests`` (so a batch replayed after an outage counts nothing twice), and
-one ``unnest`` upsert of the rollup deltas of the rows actually inserted.
+A batch is written in two round trips: the rows (``rowcodec.ROW_COLUMNS``, as
+built on the hot path) are ``COPY``-ed into the session's staging table, then
+one statement (atomic, so no explicit transaction) empties it into
+``requests`` with ``ON CONFLICT (id) DO NOTHING`` (a batch replayed after an
+outage counts nothing twice) and upserts the rollups of the rows it actually
+inserted - the grouping and summing run in the database, not in the
+gateway's Python.
 Migrations are numbered, recorded in ``interlock_schema`` and applied under an
 advisory lock, so gateways starting together apply each one exactly once.
 """
@@ -11,25 +14,22 @@ advisory lock, so gateways starting together apply each one exactly once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
 
 from interlock.ledger.record import COLUMNS, JSON_COLUMNS
+from interlock.ledger.rowcodec import READ_COLUMNS, ROW_COLUMNS, TEXT_COLUMNS, Row, as_rows, decode_row
 from interlock.ledger.schema import (
-    DIM_KEYS,
     DIMS_TABLE_SQL,
     ROLLUP_KEYS,
     ROLLUP_VALUES,
     LogQuery,
     SpendQuery,
-    decode_row,
-    dim_deltas,
     dollar,
-    encode_row,
     log_sql,
-    rollup_deltas,
+    pg_write_sql,
     spend_rows,
     spend_sql,
 )
@@ -72,27 +72,32 @@ CREATE TABLE IF NOT EXISTS spend_daily (
 CREATE INDEX IF NOT EXISTS spend_tag_day ON spend_daily (tag, day);
 {DIMS_TABLE_SQL.format(values=', '.join(f'{v} bigint NOT NULL DEFAULT 0' for v in ROLLUP_VALUES))};
 """),
+    # Records are written as rows (rowcodec.ROW_COLUMNS): the rest of a record in one compact JSON array;
+    # rows written before keep their columns.
+    (2, "ALTER TABLE requests ADD COLUMN IF NOT EXISTS detail json"),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
-_STAGE = "CREATE TEMP TABLE IF NOT EXISTS requests_stage (LIKE requests INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-_MOVE = (f"INSERT INTO requests ({', '.join(COLUMNS)}) SELECT {', '.join(COLUMNS)} FROM requests_stage "
-         "ON CONFLICT (id) DO NOTHING RETURNING id")
-_ROLLUP_TYPES = ("text",) * len(ROLLUP_KEYS) + ("bigint",) * len(ROLLUP_VALUES)
-_UPSERT = (
-    f"INSERT INTO spend_daily ({', '.join(ROLLUP_KEYS + ROLLUP_VALUES)}) SELECT * FROM unnest("
-    + ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(_ROLLUP_TYPES))
-    + f") ON CONFLICT ({', '.join(ROLLUP_KEYS)}) DO UPDATE SET "
-    + ", ".join(f"{v} = spend_daily.{v} + excluded.{v}" for v in ROLLUP_VALUES)
-)
+#: The staging table COPY fills: exactly a row's columns, typed as in ``requests`` - but text for the
+#: columns a row holds as "" when absent (``rowcodec.TEXT_COLUMNS``), made NULL (and jsonb) when moved.
+_ROW_TYPES = {"detail": "json", **{c: _column_type(c).replace(" NOT NULL", "").replace(" PRIMARY KEY", "")
+                                   .replace(" DEFAULT 0", "") for c in COLUMNS}}
+_STAGE_TABLE = "requests_row"
+_STAGE = (f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE_TABLE} ("
+          + ", ".join(f"{c} {'text' if c in TEXT_COLUMNS else _ROW_TYPES[c]}" for c in ROW_COLUMNS) + ")")
+_VALUES = tuple((f"NULLIF({c}, '')" + ("" if _ROW_TYPES[c] == "text" else f"::{_ROW_TYPES[c]}"))
+                if c in TEXT_COLUMNS else c for c in ROW_COLUMNS)
+_WRITE = pg_write_sql(ROW_COLUMNS, _VALUES, _STAGE_TABLE)
+_SELECT = f"SELECT {', '.join(READ_COLUMNS)} FROM requests"
 
-_DIM_TYPES = ("text",) * len(DIM_KEYS) + ("bigint",) * len(ROLLUP_VALUES)
-_UPSERT_DIMS = (
-    f"INSERT INTO spend_dims ({', '.join(DIM_KEYS + ROLLUP_VALUES)}) SELECT * FROM unnest("
-    + ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(_DIM_TYPES))
-    + f") ON CONFLICT ({', '.join(DIM_KEYS)}) DO UPDATE SET "
-    + ", ".join(f"{v} = spend_dims.{v} + excluded.{v}" for v in ROLLUP_VALUES)
-)
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    """Each pooled connection gets its staging table once (a temporary table lives as long as the session)."""
+    await conn.execute(_STAGE)
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Released connections are not reset: the log never changes session state, and a reset is a round trip."""
 
 
 class PostgresLog:
@@ -117,7 +122,8 @@ class PostgresLog:
     async def _open(self) -> asyncpg.Pool:
         if self._pool is None:
             pool = await asyncpg.create_pool(self.url, min_size=self._min, max_size=self._max,
-                                             timeout=self._timeout, command_timeout=30)
+                                             timeout=self._timeout, command_timeout=30, init=_init_connection,
+                                             reset=_keep_session)
             try:
                 async with pool.acquire() as conn:
                     await migrate(conn)
@@ -127,33 +133,34 @@ class PostgresLog:
             self._pool = pool
         return self._pool
 
-    async def write(self, records: list[Mapping[str, Any]]) -> int:
-        if not records:
+    async def write(self, records: Sequence[Row | Mapping[str, Any]]) -> int:
+        """Two round trips and no explicit transaction: COPY into the staging table, then one statement
+        that empties it into ``requests`` and the rollups (atomic, as every statement is)."""
+        rows = as_rows(records)
+        if not rows:
             return 0
-        by_id = {r["id"]: r for r in records}
         pool = await self._get_pool()
-        async with pool.acquire() as conn, conn.transaction():
-            await conn.execute(_STAGE)
-            await conn.copy_records_to_table("requests_stage", records=[encode_row(r) for r in by_id.values()],
-                                             columns=list(COLUMNS))
-            inserted = {row["id"] for row in await conn.fetch(_MOVE)}
-            deltas = rollup_deltas(r for rid, r in by_id.items() if rid in inserted)
-            if deltas:
-                await conn.execute(_UPSERT, *(list(col) for col in zip(*deltas, strict=True)))
-                dims = dim_deltas(deltas)
-                await conn.execute(_UPSERT_DIMS, *(list(col) for col in zip(*dims, strict=True)))
-        return len(inserted)
+        async with pool.acquire() as conn:
+            try:
+                await conn.copy_records_to_table(_STAGE_TABLE, records=rows, columns=ROW_COLUMNS)
+                inserted = await conn.fetchval(_WRITE)
+            except BaseException:
+                # The session goes, and with it whatever this batch left in its staging table: the next
+                # write on a fresh connection starts empty (the writer spills and replays this batch).
+                conn.terminate()
+                raise
+        return int(inserted)
 
     async def query(self, q: LogQuery) -> list[dict[str, Any]]:
         sql, args = log_sql(q, dollar, postgres=True)
         pool = await self._get_pool()
         rows = await pool.fetch(sql, *args)
-        return [decode_row(COLUMNS, row.values()) for row in rows]
+        return [decode_row(tuple(row)) for row in rows]
 
     async def get(self, rid: str) -> dict[str, Any] | None:
         pool = await self._get_pool()
-        row = await pool.fetchrow(f"SELECT {', '.join(COLUMNS)} FROM requests WHERE id = $1", rid)
-        return None if row is None else decode_row(COLUMNS, row.values())
+        row = await pool.fetchrow(f"{_SELECT} WHERE id = $1", rid)
+        return None if row is None else decode_row(tuple(row))
 
     async def spend(self, q: SpendQuery) -> list[dict[str, Any]]:
         sql, args = spend_sql(q, dollar, postgres=True)

@@ -1,12 +1,16 @@
-"""One request → one log record: a flat dict of plain values.
+"""One request → one log row: a tuple of plain values, built once on the hot path.
 
-Built on the hot path (from ``settle``), so it only reads attributes and does
-arithmetic; JSON encoding of the nested parts (tags, attempts, content) happens
-later, in the writer, off the event loop's critical path. What is never in a
-record: the caller's key (only its id), request headers, vendor credentials
-(scrubbed from messages and content, see :class:`Redactor`) and, unless the
-content level is ``full`` and the request is not zero-data-retention, any
-request or response content.
+``settle`` calls :func:`build_row` for every request; the writer then hands
+whole batches to the store without touching a record, so this is the only
+per-record Python work the log does. The row is in the store's column order
+(``rowcodec.ROW_COLUMNS``), its nested parts already JSON: the routing trace
+and the attempts as compact arrays (routing's objects are read attribute by
+attribute rather than through their ``to_json``; the overrides view is the one
+exception), rendered back to routing's JSON shape only when a record is read. What is never in a row: the caller's key
+(only its id), request headers, vendor credentials (scrubbed from messages,
+attempts and content, see :class:`Redactor`) and, unless the content level is
+``full`` and the request is not zero-data-retention, any request or response
+content; under zero data retention no error message either.
 """
 
 from __future__ import annotations
@@ -17,10 +21,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import fields, is_dataclass
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from interlock.errors import GatewayError
+from interlock.routing.trace import Attempt, RoutingTrace
 
 if TYPE_CHECKING:
     from interlock.pipeline.context import RequestContext
+
+#: Layout version of the ``detail`` column (``rowcodec.DETAIL_FIELDS``).
+DETAIL_VERSION = 1
+JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
 
 #: Columns holding nested values, stored as JSON text (SQLite) / jsonb (PostgreSQL).
 JSON_COLUMNS = frozenset({"tags", "attempts", "guardrails", "routing_trace", "request_content", "response_content"})
@@ -99,111 +110,210 @@ def plain(value: Any, depth: int = 0) -> Any:
     return str(value)
 
 
-def build_record(ctx: RequestContext, level: str, redactor: Redactor) -> dict[str, Any]:
-    """The log record of a settled request (``level`` is already capped by zero data retention)."""
-    done = time.time()
-    target = ctx.target
-    usage = ctx.usage
-    cost = ctx.cost
-    error = ctx.error
-    principal = ctx.principal
-    duration_ms = (time.perf_counter() - ctx.started) * 1000.0
-    first_byte = ctx.first_byte
-    ttft_ms = (first_byte - ctx.started) * 1000.0 if first_byte is not None else None
-    output_tokens = usage.output_tokens if usage is not None else None
-    output_tps: float | None = None
-    if output_tokens:
-        generation_ms = duration_ms - ttft_ms if ctx.stream and ttft_ms is not None else duration_ms
-        if generation_ms > 0:
-            output_tps = round(output_tokens * 1000.0 / generation_ms, 3)
-    cache_read = usage.cache_read_tokens if usage is not None else None
-    message = error.message if error is not None else None
-    if message is not None:
-        message = redactor.text(message)
-    attempts = getattr(ctx, "attempts", None)
-    trace = getattr(ctx, "routing", None) or getattr(ctx, "routing_trace", None)
-    record: dict[str, Any] = {
-        "id": ctx.id,
-        "received_at": ctx.received_at,
-        "first_byte_at": ctx.received_at + ttft_ms / 1000.0 if ttft_ms is not None else None,
-        "done_at": done,
-        "duration_ms": round(duration_ms, 3),
-        "ttft_ms": round(ttft_ms, 3) if ttft_ms is not None else None,
-        "output_tps": output_tps,
-        "project": getattr(principal, "project", None),
-        "key_id": (getattr(principal, "key_id", None) or principal.key_prefix) if principal is not None else None,
-        "end_user": ctx.end_user,
-        "tags": list(ctx.tags) if ctx.tags else None,
-        "inbound": ctx.inbound,
-        "requested_model": ctx.requested_model,
-        "model": target.model_id if target is not None else None,
-        "vendor": target.vendor.id if target is not None else None,
-        "vendor_model": target.vendor_model if target is not None else None,
-        "stream": int(ctx.stream),
-        "status": 499 if ctx.client_disconnected else ctx.status,
-        "error_type": error.code or error.type if error is not None else (
-            "client_disconnected" if ctx.client_disconnected else None),
-        "error_message": message,
-        "input_tokens": usage.input_tokens if usage is not None else None,
-        "cache_read_tokens": cache_read,
-        "cache_write_tokens": usage.cache_write_tokens if usage is not None else None,
-        "output_tokens": output_tokens,
-        "reasoning_tokens": usage.reasoning_tokens if usage is not None else None,
-        "cost_picousd": cost.picousd if cost is not None else None,
-        "cost_estimated": int(cost.estimated) if cost is not None else 0,
-        "cache_hit": int(bool(getattr(ctx, "cache_hit", False) or cache_read)),
-        "simulated": int(target.simulated) if target is not None else 0,
-        # Routing's objects as they are (made plain off the hot path, in plain_attempts).
-        "attempts": list(attempts) if attempts else None,
-        "_t0": ctx.started,
-        "guardrails": list(ctx.guardrail_actions) if ctx.guardrail_actions else None,
-        "explanation": "; ".join(ctx.plan.explanation) if ctx.plan is not None else None,
-        "routing_trace": trace if trace else None,
-        "content_level": level,
-        "request_content": None,
-        "response_content": None,
-    }
-    if level == "full" and ctx.capture_content:
-        record["request_content"] = ctx.request_content
-        record["response_content"] = ctx.response_content
-    return record
+_TARGET_CACHE_LIMIT = 4096
+#: id(target) → (target, key, vendor, model id, vendor model, simulated, packed candidate of group 0). The
+#: target itself is kept, so its id cannot be reused while the entry exists.
+_TARGETS: dict[int, tuple[Any, str, str, str, str, int, tuple[str, str, str, int]]] = {}
+#: id(plan) → (plan, its explanation joined): plans are cached by the planner, so this stays small.
+_PLANS: dict[int, tuple[Any, str]] = {}
+_NO_REFS: dict[str, int] = {}
 
 
-def finish_record(record: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
-    """The off-hot-path half, run by the writer: explanation, and credentials scrubbed.
+def _target_info(target: Any) -> tuple[Any, str, str, str, str, int, tuple[str, str, str, int]]:
+    if len(_TARGETS) >= _TARGET_CACHE_LIMIT:
+        _TARGETS.clear()
+    key = target.key
+    vendor = target.vendor.id
+    model = target.model_id
+    info = (target, key, vendor, model, target.vendor_model, int(target.simulated), (key, vendor, model, 0))
+    _TARGETS[id(target)] = info
+    return info
 
-    Routing's objects stay objects: the store's JSON encoder (orjson, in C) calls their
-    ``to_json``. Only a failed attempt carries free text (the vendor's error message), so
-    only then are attempts and trace made plain and scrubbed - or, under zero data
-    retention, stripped of messages.
+
+def _plan_explanation(plan: Any) -> str:
+    if len(_PLANS) >= _TARGET_CACHE_LIMIT:
+        _PLANS.clear()
+    memo = _PLANS[id(plan)] = (plan, "; ".join(plan.explanation))
+    return memo[1]
+
+
+def pack_targets(trace: RoutingTrace) -> tuple[list[tuple[Any, ...]], list[Any], dict[str, int]]:
+    """A trace's candidates as plain arrays (see ``rowcodec``), its order as candidate indexes, and each
+    candidate's index by target key."""
+    targets = _TARGETS
+    packed: list[tuple[Any, ...]] = []
+    refs: dict[str, int] = {}
+    append = packed.append
+    for c in trace.candidates:
+        t = c.target
+        info = targets.get(id(t))
+        if info is None or info[0] is not t:
+            info = _target_info(t)
+        refs[info[1]] = len(packed)
+        if c.reason is None and c.score is None and not c.detail:
+            append(info[6] if c.group == 0 else (info[1], info[2], info[3], c.group))
+        else:
+            append((info[1], info[2], info[3], c.group, c.reason, c.score, c.detail))
+    order = []
+    for t in trace.order:
+        key = t.key
+        order.append(refs.get(key, key))
+    return packed, order, refs
+
+
+def pack_attempts(attempts: Iterable[Any], t0: float, redactor: Redactor, zdr: bool,
+                  candidates: list[tuple[Any, ...]], refs: dict[str, int]) -> tuple[list[Any], bool]:
+    """Attempts as plain arrays (see ``rowcodec``), and whether one failed.
+
+    An attempt names its target by index into the trace's ``candidates`` when it is one of them.
+    Error text is scrubbed, or dropped under zero data retention.
     """
-    attempts = record.get("attempts")
-    trace = record.get("routing_trace")
-    if trace is not None:
-        reason = trace.outcome_reason() if hasattr(trace, "outcome_reason") else (
-            trace.get("reason") if isinstance(trace, dict) else None)
-        if isinstance(reason, str):
-            plan = record.get("explanation")
-            record["explanation"] = reason + (f" ({plan})" if plan else "")
-    zdr = record.get("content_level") == "zdr"
-    if attempts and (zdr or any(_has_error(a) for a in attempts)):
-        record["attempts"] = redactor.deep(plain_attempts(record))
-        if trace is not None:
-            record["routing_trace"] = redactor.deep(plain(trace))
+    out: list[Any] = []
+    failed = False
+    for a in attempts:
+        if a.__class__ is Attempt:
+            error = a.error
+            if error is not None:
+                error = None if zdr else redactor.text(error)
+            outcome = a.outcome
+            if outcome == "failed":
+                failed = True
+            target: Any = refs.get(a.target)
+            if target is None or candidates[target][1] != a.vendor or candidates[target][2] != a.model:
+                target = (a.target, a.vendor, a.model)
+            latency = a.latency_ms
+            offset = (a.started - t0) * 1e6
+            out.append((target, outcome, a.status, None if latency is None else int(latency * 1000.0 + 0.5),
+                        error, a.code, a.retry_after, int(offset) if -8.64e10 < offset < 8.64e10 else None))
+        else:  # some other stage's attempt object: kept in its own JSON shape
+            failed = True  # (unknown: the trace's own sentence is asked for)
+            item = redactor.deep(plain(a))
+            out.append(_without_messages(item) if zdr else item)
+    return out, failed
+
+
+def build_row(ctx: RequestContext, level: str, zdr: bool, redactor: Redactor) -> tuple[Any, ...]:
+    """The log row of a settled request (``rowcodec.ROW_COLUMNS``), JSON already encoded.
+
+    ``level`` is already capped by zero data retention (``zdr``), which also drops error messages.
+    Times are integer microseconds in ``detail`` (rounding floats costs more than it saves), ``done_at``
+    is ``received_at`` + the duration (one clock read); an absent text column is "" (``rowcodec.TEXT_COLUMNS``).
+    """
+    started = ctx.started
+    received = ctx.received_at
+    duration_us = int((time.perf_counter() - started) * 1e6 + 0.5)
+    first_byte = ctx.first_byte
+    usage = ctx.usage
+    if usage is not None:
+        input_tokens: int | None = usage.input_tokens
+        cache_read: int | None = usage.cache_read_tokens
+        cache_write: int | None = usage.cache_write_tokens
+        output_tokens: int | None = usage.output_tokens
+        reasoning: int | None = usage.reasoning_tokens
+    else:
+        input_tokens = cache_read = cache_write = output_tokens = reasoning = None
+    target = ctx.target
+    if target is not None:
+        info = _TARGETS.get(id(target))
+        if info is None or info[0] is not target:
+            info = _target_info(target)
+        model = info[3]
+        vendor = info[2]
+        vendor_model: str | None = info[4]
+        simulated = info[5]
+    else:
+        model = vendor = ""
+        vendor_model = None
+        simulated = 0
+    error = ctx.error
+    if error is not None:
+        error_type: str | None = error.code or error.type
+        message = None if zdr else redactor.text(error.message)
+    else:
+        error_type = "client_disconnected" if ctx.client_disconnected else None
+        message = None
+    principal = ctx.principal
+    if principal is not None:
+        project = principal.project or ""
+        key_id = principal.key_id or principal.key_prefix or ""
+    else:
+        project = key_id = ""
+    cost = ctx.cost
+    if cost is not None:
+        picousd: int | None = cost.picousd
+        estimated = 1 if cost.estimated else 0
+    else:
+        picousd = None
+        estimated = 0
+    plan = ctx.plan
+    explanation = None
+    if plan is not None:
+        memo = _PLANS.get(id(plan))
+        explanation = memo[1] if memo is not None and memo[0] is plan else _plan_explanation(plan)
+    trace: Any = ctx.routing
+    packed_trace = None
+    attempts = ctx.attempts
+    routed = trace.__class__ is RoutingTrace
+    if routed:
+        candidates, order, refs = pack_targets(trace)
+    else:
+        candidates, order, refs = [], [], _NO_REFS
+    packed_attempts, failed = (pack_attempts(attempts, started, redactor, zdr, candidates, refs) if attempts
+                               else (None, False))
+    if routed:
+        own = trace.attempts
+        packed_own = None
+        if own is not attempts:
+            packed_own, failed = pack_attempts(own, started, redactor, zdr, candidates, refs)
+        overrides = trace.overrides
+        if hasattr(overrides, "to_json"):
+            overrides = overrides.to_json()
+        if overrides:
+            overrides = redactor.deep(overrides)
+        requested = trace.requested
+        names = trace.names
+        packed_trace = (requested, None if len(names) == 1 and names[0] == requested else names, trace.policy,
+                        trace.strategy, trace.estimated_input_tokens, trace.requested_output_tokens,
+                        trace.outcome_reason() if failed else trace.reason, candidates, order, overrides,
+                        packed_own)
+    elif trace is not None:  # not routing's trace: stored in its own JSON shape, with the whole explanation
+        reason = trace.outcome_reason() if hasattr(trace, "outcome_reason") else None
+        packed_trace = redactor.deep(plain(trace))
         if zdr:
-            for key in ("attempts", "routing_trace"):
-                if record.get(key) is not None:
-                    record[key] = _without_messages(record[key])
-    for key in ("request_content", "response_content"):
-        if record.get(key) is not None:
-            record[key] = redactor.deep(record[key])
-    return record
+            packed_trace = _without_messages(packed_trace)
+        if isinstance(reason, str):
+            explanation = reason + f" ({explanation})" if explanation else reason
+    request_content = response_content = ""
+    if level == "full" and ctx.capture_content and not zdr:
+        if ctx.request_content is not None:
+            request_content = dumps(redactor.deep(ctx.request_content))
+        if ctx.response_content is not None:
+            response_content = dumps(redactor.deep(ctx.response_content))
+    tags = ctx.tags
+    detail = orjson.dumps(
+        (DETAIL_VERSION, None, duration_us,
+         int((first_byte - started) * 1e6 + 0.5) if first_byte is not None else None, None, ctx.end_user,
+         vendor_model, error_type, message, cache_write, reasoning, estimated, 1 if cache_read else 0, simulated,
+         packed_attempts, ctx.guardrail_actions or None, explanation, packed_trace, "zdr" if zdr else level),
+        option=JSON_OPTIONS, default=json_default).decode()
+    return (ctx.id, received, project, key_id, model, ctx.requested_model or "", vendor,
+            499 if ctx.client_disconnected else ctx.status, picousd, input_tokens, cache_read, output_tokens,
+            orjson.dumps(tags).decode() if tags else "", ctx.inbound, 1 if ctx.stream else 0, request_content,
+            response_content, detail)
 
 
-def _has_error(attempt: Any) -> bool:
-    if isinstance(attempt, Mapping):
-        return bool(attempt.get("error"))
-    return bool(getattr(attempt, "error", None))
+def dumps(value: Any) -> str:
+    """JSON text of a stored value (routing's objects through :func:`json_default`)."""
+    return orjson.dumps(value, option=JSON_OPTIONS, default=json_default).decode()
+
+
+def _without_messages(value: Any) -> Any:
+    """Zero data retention: vendor error messages may quote the prompt, so none are kept."""
+    if isinstance(value, dict):
+        return {k: _without_messages(v) for k, v in value.items() if k not in ("message", "error_message", "error")}
+    if isinstance(value, list):
+        return [_without_messages(v) for v in value]
+    return value
 
 
 def json_default(value: Any) -> Any:
@@ -212,19 +322,10 @@ def json_default(value: Any) -> Any:
     return to_json() if callable(to_json) else plain(value)
 
 
-def _without_messages(value: Any) -> Any:
-    """Zero data retention: vendor error messages may quote the prompt, so none are kept."""
-    if isinstance(value, dict):
-        return {k: _without_messages(v) for k, v in value.items() if k not in ("message", "error_message")}
-    if isinstance(value, list):
-        return [_without_messages(v) for v in value]
-    return value
-
-
 def plain_attempts(record: dict[str, Any]) -> list[dict[str, Any]] | None:
     """Attempts as JSON, each with ``start_ms`` (since the request arrived) when its start is known.
 
-    Idempotent: the writer and the tracer both call it on the same record.
+    What the tracer reads from a record (``observability/tracing.py``); idempotent.
     """
     attempts = record.get("attempts")
     if not attempts:

@@ -1,23 +1,40 @@
-"""What both stores share: row encoding, spend rollups and the log/spend query language.
+"""What both stores share: spend rollups and the log/spend query language.
 
-SQLite and PostgreSQL hold the same tables (``requests`` and ``spend_daily``),
-so the filters and their SQL are built once here with a placeholder style per
-backend. Rollup deltas are computed in Python from the records a batch actually
-inserted, which keeps replays (after a store outage) from counting spend twice.
+SQLite and PostgreSQL hold the same tables (``requests``, ``spend_daily`` and
+``spend_dims``), so the filters and their SQL are built once here with a
+placeholder style per backend. Rollups are computed by the database itself, in
+the transaction that inserts a batch, from the rows it actually inserted
+(:data:`SQLITE_ROLLUP_SQL`, ``pgstore``), which keeps replays (after a store
+outage) from counting spend twice and keeps per-record work off the gateway's
+Python. :func:`rollup_deltas` computes the same sums in Python, for the v2
+migration of an old SQLite log.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from interlock.ledger.record import COLUMNS, JSON_COLUMNS, json_default
+from interlock.ledger.rowcodec import (
+    R_CACHE_READ,
+    R_COST,
+    R_INPUT,
+    R_KEY,
+    R_MODEL,
+    R_OUTPUT,
+    R_PROJECT,
+    R_RECEIVED,
+    R_STATUS,
+    R_TAGS,
+    R_VENDOR,
+    READ_COLUMNS,
+    Row,
+)
 
 #: Rollup rows with this tag count every request once; rows with a real tag count requests carrying it.
 ALL_TAGS = "*"
@@ -31,61 +48,54 @@ def day_of(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%d")
 
 
-JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
+_DAYS: dict[int, str] = {}
 
 
-#: Values of NOT NULL columns a record may leave out.
-_DEFAULTS = {"stream": 0, "status": 0, "cost_estimated": 0, "simulated": 0, "cache_hit": 0, "inbound": ""}
+def _day(number: int) -> str:
+    day = _DAYS.get(number)
+    if day is None:
+        if len(_DAYS) > 4096:
+            _DAYS.clear()
+        day = _DAYS[number] = day_of(number * 86400.0)
+    return day
 
 
-#: (column, default) in table order, and the positions of the JSON columns: encode_row runs
-#: for every record the log writes, so the per-column work is a list comprehension.
-_COLUMN_DEFAULTS = tuple((c, _DEFAULTS.get(c)) for c in COLUMNS)
-_JSON_POSITIONS = tuple(i for i, c in enumerate(COLUMNS) if c in JSON_COLUMNS)
+def rollup_deltas(rows: Iterable[Row]) -> list[tuple[Any, ...]]:
+    """Per (day, project, key, model, vendor, tag) sums of a batch of rows, ready to upsert.
 
-
-def encode_row(record: Mapping[str, Any]) -> tuple[Any, ...]:
-    get = record.get
-    row = [get(c, d) for c, d in _COLUMN_DEFAULTS]
-    for i in _JSON_POSITIONS:
-        value = row[i]
-        if value is not None:
-            row[i] = orjson.dumps(value, option=JSON_OPTIONS, default=json_default).decode()
-    return tuple(row)
-
-
-def decode_row(columns: Iterable[str], values: Iterable[Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for column, value in zip(columns, values, strict=True):
-        if column in JSON_COLUMNS and isinstance(value, str):
-            # Text written by an older version that is not JSON is returned as it is.
-            with contextlib.suppress(orjson.JSONDecodeError):
-                value = orjson.loads(value)
-        out[column] = value
-    cost = out.get("cost_picousd")
-    out["cost_usd"] = cost / 1e12 if cost is not None else None
-    return out
-
-
-def rollup_deltas(records: Iterable[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
-    """Per (day, project, key, model, vendor, tag) sums of a batch, ready to upsert."""
-    acc: dict[tuple[str, ...], list[int]] = {}
-    for r in records:
-        base = (day_of(r["received_at"]), r.get("project") or "", r.get("key_id") or "", r.get("model") or "",
-                r.get("vendor") or "")
-        values = (1, int((r.get("status") or 0) >= 400), r.get("input_tokens") or 0, r.get("cache_read_tokens") or 0,
-                  r.get("output_tokens") or 0, r.get("cost_picousd") or 0)
-        for tag in (ALL_TAGS, *(r.get("tags") or ())):
-            key = (*base, str(tag))
-            row = acc.get(key)
+    The SQLite store's rollups (PostgreSQL computes the same sums in SQL, :func:`pg_write_sql`). One
+    dict update per row; dates, empty-string keys and tags are dealt with once per group.
+    """
+    acc: dict[tuple[Any, ...], list[Any]] = {}
+    get = acc.get
+    for r in rows:
+        key = (r[R_RECEIVED] // 86400.0, r[R_PROJECT], r[R_KEY], r[R_MODEL], r[R_VENDOR], r[R_TAGS])
+        v = get(key)
+        if v is None:
+            acc[key] = [1, int(r[R_STATUS] >= 400), r[R_INPUT] or 0, r[R_CACHE_READ] or 0, r[R_OUTPUT] or 0,
+                        r[R_COST] or 0]
+        else:
+            v[0] += 1
+            if r[R_STATUS] >= 400:
+                v[1] += 1
+            v[2] += r[R_INPUT] or 0
+            v[3] += r[R_CACHE_READ] or 0
+            v[4] += r[R_OUTPUT] or 0
+            v[5] += r[R_COST] or 0
+    out: dict[tuple[str, ...], list[int]] = {}
+    for (number, project, key_id, model, vendor, tags), values in acc.items():
+        base = (_day(int(number)), project or "", key_id or "", model or "", vendor or "")
+        tag_list = orjson.loads(tags) if tags else ()
+        for tag in (ALL_TAGS, *(tag_list if isinstance(tag_list, list) else ())):
+            k = (*base, str(tag))
+            row = out.get(k)
             if row is None:
-                acc[key] = list(values)
+                out[k] = list(values)
             else:
-                for i, v in enumerate(values):
-                    row[i] += v
-    # Sorted: concurrent writers (workers, gateways) then lock rollup rows in the same
-    # order, so their upserts cannot deadlock.
-    return [(*k, *v) for k, v in sorted(acc.items())]
+                for i, value in enumerate(values):
+                    row[i] += value
+    # Sorted: the order rollup rows are locked in is the same for every writer.
+    return [(*k, *v) for k, v in sorted(out.items())]
 
 
 #: Second rollup level: per (day, dimension, value), so a month by day - overall, or for one
@@ -111,6 +121,72 @@ def dim_deltas(rollups: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
                 for i, v in enumerate(values):
                     target[i] += v
     return [(*k, *v) for k, v in sorted(acc.items())]
+
+
+# ----------------------------------------------------------------- rollups in SQL
+
+def _sums(row: str, errors: str) -> str:
+    """The rollup values of a group of request rows (``row``: the table alias with its dot, or "")."""
+    return ", ".join(["count(*) AS requests", f"{errors} AS errors",
+                      *(f"coalesce(sum({row}{v}), 0) AS {v}" for v in ROLLUP_VALUES[2:])])
+
+
+_DIM_PROJECTIONS = (("'*'", "'*'", "tag = '*'"), ("'project'", "project", "tag = '*'"),
+                    ("'key_id'", "key_id", "tag = '*'"), ("'model'", "model", "tag = '*'"),
+                    ("'vendor'", "vendor", "tag = '*'"), ("'tag'", "tag", "tag <> '*'"))
+_TAG_COLUMNS = "project, key_id, model, vendor, tag"
+_VALUES = ", ".join(ROLLUP_VALUES)
+
+
+def _upsert(table: str, keys: tuple[str, ...], select: str) -> str:
+    return (f"INSERT INTO {table} ({', '.join(keys + ROLLUP_VALUES)}) {select} "
+            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
+            + ", ".join(f"{v} = {table}.{v} + excluded.{v}" for v in ROLLUP_VALUES))
+
+
+def _dims_select(source: str) -> str:
+    """spend_dims rows from a table of spend_daily-shaped deltas (one pass per dimension over a few rows)."""
+    parts = [f"SELECT day, {dim} AS dim, {value} AS value, {', '.join(ROLLUP_VALUES)} FROM {source} WHERE {cond}"
+             for dim, value, cond in _DIM_PROJECTIONS]
+    sums = ", ".join(f"sum({v})" for v in ROLLUP_VALUES)
+    return (f"SELECT day, dim, value, {sums} FROM ({' UNION ALL '.join(parts)}) AS x "
+            "GROUP BY day, dim, value ORDER BY day, dim, value")
+
+
+def pg_write_sql(columns: tuple[str, ...], values: tuple[str, ...], stage: str) -> str:
+    """PostgreSQL: empty the staging table into ``requests`` and roll up the rows actually inserted, in one
+    statement.
+
+    ``values``: the expression each column is inserted as (from the staging table's column of that name).
+    Rollup rows are upserted sorted by key, so concurrent writers lock them in the same order and cannot
+    deadlock. Returns the number of records inserted.
+    """
+    cols = ", ".join(columns)
+    day = "to_char(timestamp '1970-01-01' + d * interval '1 day', 'YYYY-MM-DD')"
+    base = ("floor(received_at / 86400)::bigint AS d, coalesce(project, '') AS project, "
+            "coalesce(key_id, '') AS key_id, coalesce(model, '') AS model, coalesce(vendor, '') AS vendor")
+    measures = "status, input_tokens, cache_read_tokens, output_tokens, cost_picousd"
+    sums = _sums("", "count(*) FILTER (WHERE status >= 400)")
+    return f"""
+WITH staged AS (
+    DELETE FROM {stage} RETURNING {cols}
+), ins AS (
+    INSERT INTO requests ({cols}) SELECT {", ".join(values)} FROM staged ON CONFLICT (id) DO NOTHING
+    RETURNING received_at, project, key_id, model, vendor, tags, {measures}
+), base AS (
+    SELECT {base}, '*'::text AS tag, {measures} FROM ins
+    UNION ALL
+    SELECT {base}, t.tag, {measures} FROM ins, jsonb_array_elements_text(ins.tags) AS t(tag)
+    WHERE jsonb_typeof(ins.tags) = 'array'
+), delta AS (
+    SELECT {day} AS day, {_TAG_COLUMNS}, {sums} FROM base GROUP BY d, {_TAG_COLUMNS}
+), daily AS (
+    {_upsert("spend_daily", ROLLUP_KEYS,
+             f"SELECT day, {_TAG_COLUMNS}, {_VALUES} FROM delta ORDER BY {', '.join(ROLLUP_KEYS)}")}
+), dims AS (
+    {_upsert("spend_dims", DIM_KEYS, _dims_select("delta"))}
+)
+SELECT count(*) FROM ins"""
 
 
 # ----------------------------------------------------------------- queries
@@ -213,7 +289,7 @@ def log_sql(q: LogQuery, ph: Placeholder, *, postgres: bool) -> tuple[str, list[
         op = ">" if q.ascending else "<"
         where.append(f"(received_at, id) {op} ({arg(at)}, {arg(rid)})")
     order = "ASC" if q.ascending else "DESC"
-    sql = f"SELECT {', '.join(COLUMNS)} FROM requests"
+    sql = f"SELECT {', '.join(READ_COLUMNS)} FROM requests"
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += f" ORDER BY received_at {order}, id {order} LIMIT {arg(q.limit)}"

@@ -1,15 +1,17 @@
 """Where a settled request goes: the request log, the metrics and the trace exporter.
 
 ``settle`` calls :meth:`RequestSink.settle` once per request, on the hot path:
-metrics are a few dict updates; the log record is a flat dict appended to the
-writer's list; spans are built later by the tracer from that same record.
+metrics are a few dict updates; the log record is one row (a tuple in the
+store's column order, ``record.build_row``) appended to the writer's list;
+spans are built later by the tracer from the record that row stands for.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from interlock.ledger.record import Redactor, build_record, finish_record
+from interlock.ledger.record import Redactor, build_row
+from interlock.ledger.rowcodec import row_record
 from interlock.ledger.settings import LogSettings
 
 if TYPE_CHECKING:
@@ -51,10 +53,6 @@ class RequestSink:
         # The project's level may raise the global one, so this is asked per request (a dict lookup).
         return self.writer is not None and self.settings.level_for(ctx) == "full"
 
-    def prepare(self, record: dict[str, Any]) -> dict[str, Any]:
-        """Run by the writer off the hot path: nested values made plain, credentials scrubbed."""
-        return finish_record(record, self.redactor)
-
     def settle(self, ctx: RequestContext) -> None:
         if self.metrics is not None:
             self.metrics.observe(ctx)
@@ -64,13 +62,13 @@ class RequestSink:
         if writer is None and not traced:
             return
         level = self.settings.level_for(ctx)
+        logged = writer is not None and level != "off"
+        if not logged and not traced:
+            return
+        # Zero data retention: no content and not even an error message (vendors quote prompts in them).
         zdr = ctx.zero_data_retention or self.settings.zero_data_retention
-        record = build_record(ctx, level, self.redactor)
-        if zdr:
-            # Zero data retention: not even an error message (vendors quote prompts in them).
-            record["error_message"] = None
-            record["content_level"] = "zdr"
-        if writer is not None and level != "off":
-            writer.submit(record)
+        row = build_row(ctx, level, zdr, self.redactor)
+        if logged and writer is not None:
+            writer.submit(row)
         if traced and tracer is not None:
-            tracer.submit(record, ctx.traceparent)
+            tracer.submit(row_record(row), ctx.traceparent)

@@ -60,7 +60,7 @@ class Observability:
         if self.log_settings.enabled:
             ls = self.log_settings
             self.writer = LedgerWriter(self.store, SpillFile(ls.spill_dir), interval=ls.flush_interval,
-                                       batch=ls.batch_size, prepare=self.sink.prepare,
+                                       batch=ls.batch_size,
                                        retention_s=ls.retention_days * 86400.0 if ls.retention_days else None)
             self.sink.writer = self.writer
             if self.metrics is not None:

@@ -1,7 +1,9 @@
 """Batched, non-blocking writes of request records, with a spill file when the store is down.
 
-``submit`` appends to a list (no await, no I/O). A background task flushes the
-list every ``interval`` seconds (≤ 1 s), or sooner once ``batch`` records wait.
+``submit`` appends a row (``record.build_row``) to a list (no await, no I/O);
+the writer never looks inside a row, it hands whole batches to the store. A
+background task flushes the list every ``interval`` seconds (≤ 1 s), or sooner
+once ``batch`` records wait.
 When a write fails or takes longer than ``write_timeout``, the batch goes to an
 append-only spill file in the state directory (``ledger-spill/<pid>.jsonl``) and
 the store is marked down; while it is down every batch goes straight to the
@@ -22,14 +24,14 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
 
-from interlock.ledger.record import json_default
-from interlock.ledger.schema import JSON_OPTIONS, LogQuery, SpendQuery
+from interlock.ledger.rowcodec import Row, as_rows, from_spill, spill_line
+from interlock.ledger.schema import LogQuery, SpendQuery
 
 log = logging.getLogger("interlock.ledger")
 
@@ -39,7 +41,7 @@ _REPLAY_CHUNK = 2000
 class LogStore(Protocol):
     kind: str
 
-    async def write(self, records: list[Mapping[str, Any]]) -> int: ...
+    async def write(self, records: Sequence[Row | Mapping[str, Any]]) -> int: ...
     async def query(self, q: LogQuery) -> list[dict[str, Any]]: ...
     async def get(self, rid: str) -> dict[str, Any] | None: ...
     async def spend(self, q: SpendQuery) -> list[dict[str, Any]]: ...
@@ -73,9 +75,9 @@ class SpillFile:
         self.path = directory / f"{self.pid}.jsonl"
         self._seq = 0
 
-    def append(self, records: Sequence[Mapping[str, Any]]) -> None:
+    def append(self, records: Sequence[Row | Mapping[str, Any]]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        data = b"".join(orjson.dumps(r, option=JSON_OPTIONS, default=json_default) + b"\n" for r in records)
+        data = b"".join(spill_line(r) + b"\n" for r in as_rows(records))
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             view = memoryview(data)
@@ -115,16 +117,21 @@ class SpillFile:
         return self.dir.is_dir() and any(p.suffix == ".jsonl" for p in self.dir.iterdir())
 
     @staticmethod
-    def read(path: Path) -> list[dict[str, Any]]:
+    def read(path: Path) -> list[Row]:
+        """The rows of a spill file (lines holding a record object, from older versions, included)."""
         out = []
         for line in path.read_bytes().splitlines():
             if not line.strip():
                 continue
             try:
-                out.append(orjson.loads(line))
+                row = from_spill(orjson.loads(line))
             except orjson.JSONDecodeError:
+                row = None
+            if row is None:
                 # A line cut by a crash mid-write: the rest of the file is still good.
                 log.warning("skipping a damaged line in %s", path)
+                continue
+            out.append(row)
         return out
 
 
@@ -137,7 +144,6 @@ class LedgerWriter:
         interval: float = 1.0,
         batch: int = 512,
         write_timeout: float = 5.0,
-        prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
         retention_s: float | None = None,
     ) -> None:
         self.store = store
@@ -145,9 +151,8 @@ class LedgerWriter:
         self._interval = interval
         self._batch = batch
         self._write_timeout = write_timeout
-        self._prepare = prepare
         self._retention_s = retention_s
-        self._pending: list[dict[str, Any]] = []
+        self._pending: list[Row | Mapping[str, Any]] = []
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -165,8 +170,9 @@ class LedgerWriter:
     def pending(self) -> int:
         return len(self._pending)
 
-    def submit(self, record: dict[str, Any]) -> None:
-        self._pending.append(record)
+    def submit(self, row: Row | Mapping[str, Any]) -> None:
+        """Queue one record: a row from ``build_row`` (or a record dict, converted when written)."""
+        self._pending.append(row)
         if self._task is None:
             self.start()
         elif len(self._pending) >= self._batch and self._wake is not None:
@@ -194,18 +200,16 @@ class LedgerWriter:
         if not self._pending:
             return
         batch, self._pending = self._pending, []
-        if self._prepare is not None:
-            batch = [self._prepare(r) for r in batch]
         if self.store_up and await self._write(batch):
             return
         await asyncio.to_thread(self.spill.append, batch)
         self.spilled += len(batch)
 
-    async def _write(self, batch: list[dict[str, Any]]) -> bool:
+    async def _write(self, batch: Sequence[Row | Mapping[str, Any]]) -> bool:
         # Not wait_for: it waits for the cancelled write to unwind, and a driver cancelling a
         # query on a hung server can hang as long as the server does. The abandoned write may
         # still commit later; the records are spilled anyway and the replay skips them by id.
-        task = asyncio.ensure_future(self.store.write(list(batch)))
+        task = asyncio.ensure_future(self.store.write(batch))
         done, _ = await asyncio.wait({task}, timeout=self._write_timeout)
         if not done:
             task.cancel()
