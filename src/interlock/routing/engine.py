@@ -69,7 +69,8 @@ class _OverridesView:
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         overrides = self.overrides
-        provider = overrides.provider.to_json()
+        # The common case (no provider preferences) skips rendering the defaults only to find them empty.
+        provider = overrides.provider.to_json() if overrides.provider is not NO_PREFS else None
         if provider:
             out["provider"] = provider
         if len(overrides.names) > 1:
