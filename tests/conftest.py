@@ -14,9 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from interlock.ledger.pgstore import PostgresLog
+from interlock.ledger.store import SQLiteLog, SQLiteStore
+from interlock.ledger.writer import LogStore
 from interlock.vendors.transport import HttpTransport
 from tests.mock_openai import MockVendor
 from tests.mock_vendors.server import ScriptedVendor
+from tests.pg_util import create_database, drop_database, url
 
 MASTER_KEY = "ik-test-master-key-0123456789"
 
@@ -175,3 +179,24 @@ async def http() -> AsyncIterator[HttpTransport]:
     transport = HttpTransport()
     yield transport
     await transport.close()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    name = create_database()
+    yield url(name)
+    drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def log_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[LogStore]:
+    """The request log's store, once on SQLite and once on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        sqlite = SQLiteStore(tmp_path / "interlock.db")
+        yield SQLiteLog(sqlite)
+        sqlite.close()
+    else:
+        pg = PostgresLog(request.getfixturevalue("pg_url"))
+        yield pg
+        await pg.close()

@@ -10,7 +10,6 @@ zero data retention and content levels hold on the way.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,18 +18,15 @@ import pytest
 
 from interlock.errors import GatewayError
 from interlock.governance.auth import Principal
-from interlock.ledger.pgstore import PostgresLog
 from interlock.ledger.record import Redactor, build_row
 from interlock.ledger.rowcodec import ROW_COLUMNS, row_from_record, row_record
 from interlock.ledger.schema import LogQuery, SpendQuery
 from interlock.ledger.settings import LogSettings
 from interlock.ledger.sink import RequestSink
-from interlock.ledger.store import SQLiteLog, SQLiteStore
 from interlock.ledger.writer import LedgerWriter, LogStore, SpillFile
 from interlock.pipeline.context import RequestContext
 from interlock.pipeline.settle import price_openai_usage
 from interlock.routing.policies import Policy, PolicyTarget
-from tests.pg_util import create_database, drop_database, url
 from tests.test_routing_fixtures import MODEL, chat, simulator, world
 
 SECRET = "vendor-secret-value-0123456789"
@@ -188,22 +184,8 @@ async def test_content_is_kept_only_at_full(contexts: dict[str, RequestContext])
 
 
 @pytest.fixture
-def pg_url() -> Iterator[str]:
-    name = create_database()
-    yield url(name)
-    drop_database(name)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[LogStore]:
-    if request.param == "sqlite":
-        sqlite = SQLiteStore(tmp_path / "interlock.db")
-        yield SQLiteLog(sqlite)
-        sqlite.close()
-    else:
-        pg = PostgresLog(request.getfixturevalue("pg_url"))
-        yield pg
-        await pg.close()
+def store(log_store: LogStore) -> LogStore:
+    return log_store
 
 
 async def test_what_the_store_returns_is_what_was_logged(store: LogStore, contexts: dict[str, RequestContext],

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,33 +12,16 @@ import pytest
 from interlock.ledger.pgstore import SCHEMA_VERSION as PG_SCHEMA_VERSION
 from interlock.ledger.pgstore import PostgresLog
 from interlock.ledger.schema import LogQuery, SpendQuery, encode_cursor
-from interlock.ledger.store import SCHEMA_VERSION, SQLiteLog, SQLiteStore
+from interlock.ledger.store import SCHEMA_VERSION, SQLiteStore
 from interlock.ledger.writer import LogStore
-from tests.pg_util import create_database, drop_database, url
 
 DAY = 86400.0
 T0 = 1_750_000_000.0  # 2025-06-15 15:06:40 UTC
 
 
 @pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for one test, dropped afterwards."""
-    name = create_database()
-    yield url(name)
-    drop_database(name)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[LogStore]:
-    if request.param == "sqlite":
-        sqlite = SQLiteStore(tmp_path / "interlock.db")
-        yield SQLiteLog(sqlite)
-        sqlite.close()
-    else:
-        url = request.getfixturevalue("pg_url")
-        pg = PostgresLog(url)
-        yield pg
-        await pg.close()
+def store(log_store: LogStore) -> LogStore:
+    return log_store
 
 
 def rec(i: int, **extra: Any) -> dict[str, Any]:
