@@ -110,50 +110,22 @@ def plain(value: Any, depth: int = 0) -> Any:
     return str(value)
 
 
-_TARGET_CACHE_LIMIT = 4096
-#: id(target) → (target, key, vendor, model id, vendor model, simulated, packed candidate of group 0). The
-#: target itself is kept, so its id cannot be reused while the entry exists.
-_TARGETS: dict[int, tuple[Any, str, str, str, str, int, tuple[str, str, str, int]]] = {}
-#: id(plan) → (plan, its explanation joined): plans are cached by the planner, so this stays small.
-_PLANS: dict[int, tuple[Any, str]] = {}
 _NO_REFS: dict[str, int] = {}
-
-
-def _target_info(target: Any) -> tuple[Any, str, str, str, str, int, tuple[str, str, str, int]]:
-    if len(_TARGETS) >= _TARGET_CACHE_LIMIT:
-        _TARGETS.clear()
-    key = target.key
-    vendor = target.vendor.id
-    model = target.model_id
-    info = (target, key, vendor, model, target.vendor_model, int(target.simulated), (key, vendor, model, 0))
-    _TARGETS[id(target)] = info
-    return info
-
-
-def _plan_explanation(plan: Any) -> str:
-    if len(_PLANS) >= _TARGET_CACHE_LIMIT:
-        _PLANS.clear()
-    memo = _PLANS[id(plan)] = (plan, "; ".join(plan.explanation))
-    return memo[1]
 
 
 def pack_targets(trace: RoutingTrace) -> tuple[list[tuple[Any, ...]], list[Any], dict[str, int]]:
     """A trace's candidates as plain arrays (see ``rowcodec``), its order as candidate indexes, and each
     candidate's index by target key."""
-    targets = _TARGETS
     packed: list[tuple[Any, ...]] = []
     refs: dict[str, int] = {}
     append = packed.append
     for c in trace.candidates:
         t = c.target
-        info = targets.get(id(t))
-        if info is None or info[0] is not t:
-            info = _target_info(t)
-        refs[info[1]] = len(packed)
+        refs[t.key] = len(packed)
         if c.reason is None and c.score is None and not c.detail:
-            append(info[6] if c.group == 0 else (info[1], info[2], info[3], c.group))
+            append((t.key, t.vendor_id, t.model_id, c.group))
         else:
-            append((info[1], info[2], info[3], c.group, c.reason, c.score, c.detail))
+            append((t.key, t.vendor_id, t.model_id, c.group, c.reason, c.score, c.detail))
     order = []
     for t in trace.order:
         key = t.key
@@ -214,13 +186,10 @@ def build_row(ctx: RequestContext, level: str, zdr: bool, redactor: Redactor) ->
         input_tokens = cache_read = cache_write = output_tokens = reasoning = None
     target = ctx.target
     if target is not None:
-        info = _TARGETS.get(id(target))
-        if info is None or info[0] is not target:
-            info = _target_info(target)
-        model = info[3]
-        vendor = info[2]
-        vendor_model: str | None = info[4]
-        simulated = info[5]
+        model = target.model_id
+        vendor = target.vendor_id
+        vendor_model: str | None = target.vendor_model
+        simulated = 1 if target.simulated else 0
     else:
         model = vendor = ""
         vendor_model = None
@@ -246,10 +215,7 @@ def build_row(ctx: RequestContext, level: str, zdr: bool, redactor: Redactor) ->
         picousd = None
         estimated = 0
     plan = ctx.plan
-    explanation = None
-    if plan is not None:
-        memo = _PLANS.get(id(plan))
-        explanation = memo[1] if memo is not None and memo[0] is plan else _plan_explanation(plan)
+    explanation = plan.explanation_text if plan is not None else None
     trace: Any = ctx.routing
     packed_trace = None
     attempts = ctx.attempts

@@ -62,7 +62,7 @@ class RequestMetrics:
         series_key = target.key if target is not None else ""
         labels = self._series.get(series_key)
         if labels is None:
-            vendor, model = (target.vendor.id, target.model_id) if target is not None else ("none", "none")
+            vendor, model = (target.vendor_id, target.model_id) if target is not None else ("none", "none")
             labels = self._series[series_key] = _SeriesLabels(vendor, model)
         status = 499 if ctx.client_disconnected else ctx.status
         by_status = labels.by_status.get(status)

@@ -94,7 +94,7 @@ class RequestContext:
         headers = [("x-interlock-request-id", self.id)]
         target = self.target
         if target is not None:
-            headers.append(("x-interlock-vendor", target.vendor.id))
+            headers.append(("x-interlock-vendor", target.vendor_id))
             headers.append(("x-interlock-model", target.model_id))
         if self.routing is not None:
             headers.extend(self.routing.headers(target))

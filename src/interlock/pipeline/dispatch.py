@@ -216,7 +216,7 @@ class Dispatcher:
         larger_than: int | None = None
         for target in trace.order:
             if larger_than is not None and (target.context_window or 0) <= larger_than:
-                ctx.attempts.append(Attempt(target.key, target.vendor.id, target.model_id, clock(),
+                ctx.attempts.append(Attempt(target.key, target.vendor_id, target.model_id, clock(),
                                             error=f"context window not larger than {larger_than:,}",
                                             outcome="skipped"))
                 continue
@@ -226,12 +226,12 @@ class Dispatcher:
                 if remaining <= 0:
                     break
                 if not self.circuits.acquire(target.key):
-                    ctx.attempts.append(Attempt(target.key, target.vendor.id, target.model_id, clock(),
+                    ctx.attempts.append(Attempt(target.key, target.vendor_id, target.model_id, clock(),
                                                 error="circuit open", outcome="skipped"))
                     break
                 tries += 1
                 last_target = target
-                attempt = Attempt(target.key, target.vendor.id, target.model_id, clock())
+                attempt = Attempt(target.key, target.vendor_id, target.model_id, clock())
                 ctx.attempts.append(attempt)
                 try:
                     try:

@@ -48,6 +48,10 @@ class Target:
     zdr: bool | None = field(init=False, compare=False)
     #: Lower-case vendor id, as OpenRouter-style ``provider`` slugs are compared.
     slug: str = field(init=False, compare=False)
+    vendor_id: str = field(init=False, compare=False)
+    #: The catalog id (``lab/model``), or ``vendor/vendor_model`` for a model the catalog does not know.
+    model_id: str = field(init=False, compare=False)
+    simulated: bool = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         # Computed once: the routing engine reads these for every candidate of every request.
@@ -59,19 +63,16 @@ class Target:
             caps = caps | via_tools
         window = route.context_window if route is not None and route.context_window else (
             model.context_window if model is not None else None)
-        object.__setattr__(self, "key", f"{self.vendor.id}/{self.vendor_model}")
+        vendor_id = self.vendor.id
+        key = f"{vendor_id}/{self.vendor_model}"
+        object.__setattr__(self, "vendor_id", vendor_id)
+        object.__setattr__(self, "key", key)
+        object.__setattr__(self, "model_id", model.id if model is not None else key)
+        object.__setattr__(self, "simulated", vendor_id == SIMULATOR)
         object.__setattr__(self, "capabilities", caps)
         object.__setattr__(self, "context_window", window)
         object.__setattr__(self, "zdr", route.zdr if route is not None else None)
-        object.__setattr__(self, "slug", self.vendor.id.lower())
-
-    @property
-    def model_id(self) -> str:
-        return self.model.id if self.model is not None else f"{self.vendor.id}/{self.vendor_model}"
-
-    @property
-    def simulated(self) -> bool:
-        return self.vendor.id == SIMULATOR
+        object.__setattr__(self, "slug", vendor_id.lower())
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +82,11 @@ class Plan:
     explanation: tuple[str, ...]
     #: The routing policy the name resolved to, if any.
     policy: Policy | None = None
+    #: ``explanation`` joined, as the request log stores it (plans are cached: joined once).
+    explanation_text: str = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "explanation_text", "; ".join(self.explanation))
 
 
 class Planner:

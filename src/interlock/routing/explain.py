@@ -63,7 +63,7 @@ class GenerationRecord:
             "ttft_ms": round(self.first_byte_ms, 3) if self.first_byte_ms is not None else None,
             "requested_model": self.requested_model,
             "model": target.model_id if target is not None else None,
-            "vendor": target.vendor.id if target is not None else None,
+            "vendor": target.vendor_id if target is not None else None,
             "vendor_model": target.vendor_model if target is not None else None,
             "stream": int(self.stream),
             "status": self.status,
