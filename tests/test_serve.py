@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import openai
 import pytest
 
-from tests.conftest import clean_env, start_gateway
+from tests.conftest import GatewayProcess, clean_env, start_gateway
 
 pytestmark = pytest.mark.slow
 
@@ -44,14 +49,68 @@ def test_embedded_default_generates_an_admin_key_once(tmp_path: Path) -> None:
         gw.stop()
 
 
-def test_several_workers_serve_requests(tmp_path: Path) -> None:
+def _ready_workers(gw: GatewayProcess) -> list[str]:
+    return re.findall(r"worker (\d+) ready on", gw.output())
+
+
+def test_several_workers_serve_requests_and_a_dead_worker_is_replaced(tmp_path: Path) -> None:
     gw = start_gateway(tmp_path, "simulator: {enabled: true, time_scale: 0}\n", workers=2)
     try:
         client = openai.OpenAI(base_url=gw.base_url, api_key="ik-test-master-key-0123456789", max_retries=0)
-        for _ in range(20):
+
+        def ask() -> None:
             assert client.chat.completions.create(model="openai/gpt-4.1-mini",
                                                   messages=[{"role": "user", "content": "x"}]).choices
-        assert gw.output().count("Started worker-") >= 2
+
+        deadline = time.monotonic() + 20
+        while len(_ready_workers(gw)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        workers = _ready_workers(gw)
+        assert len(set(workers)) == 2
+        for _ in range(20):
+            ask()
+        os.kill(int(workers[0]), signal.SIGKILL)
+        while len(_ready_workers(gw)) < 3 and time.monotonic() < deadline + 20:
+            time.sleep(0.1)
+        assert len(set(_ready_workers(gw))) == 3, gw.output()
+        for _ in range(20):
+            ask()
+        gw.proc.send_signal(signal.SIGTERM)
+        assert gw.proc.wait(15) == 0
+    finally:
+        gw.stop()
+
+
+def test_a_port_in_use_is_one_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run([sys.executable, "-m", "interlock", "serve", "--port", str(port)],
+                              capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                              env=clean_env(INTERLOCK_HOME=str(tmp_path / "state")))
+    assert proc.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_sigterm_lets_a_request_in_flight_finish(tmp_path: Path) -> None:
+    gw = start_gateway(tmp_path, "simulator: {enabled: true, time_scale: 1}\n")
+    try:
+        client = openai.OpenAI(base_url=gw.base_url, api_key="ik-test-master-key-0123456789", max_retries=0)
+        answers: list[str] = []
+
+        def ask() -> None:
+            stream = client.chat.completions.create(model="openai/gpt-4.1-mini", stream=True,
+                                                    messages=[{"role": "user", "content": "x"}])
+            answers.append("".join(c.choices[0].delta.content or "" for c in stream if c.choices))
+
+        thread = threading.Thread(target=ask)
+        thread.start()
+        time.sleep(0.5)  # the answer streams for a few seconds at time_scale 1
+        gw.proc.send_signal(signal.SIGTERM)
+        thread.join(30)
+        assert answers and len(answers[0]) > 20
+        assert gw.proc.wait(15) == 0
     finally:
         gw.stop()
 
@@ -78,3 +137,23 @@ def test_subsystem_config_errors_fail_the_start(tmp_path: Path, text: str, fragm
     assert proc.returncode == 2, proc.stderr
     assert fragment in proc.stderr and "configuration error" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_granian_remains_a_working_engine(tmp_path: Path) -> None:
+    gw = start_gateway(tmp_path, "server: {engine: granian}\nsimulator: {enabled: true, time_scale: 0}\n")
+    try:
+        client = openai.OpenAI(base_url=gw.base_url, api_key="ik-test-master-key-0123456789", max_retries=0)
+        stream = client.chat.completions.create(model="openai/gpt-4.1-mini", stream=True,
+                                                messages=[{"role": "user", "content": "x"}])
+        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        assert _ready_workers(gw) == []  # Granian served it, not interlock's own workers
+    finally:
+        gw.stop()
+
+
+def test_an_unknown_engine_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "interlock.yaml"
+    path.write_text("server:\n  engine: nginx\n")
+    proc = subprocess.run([sys.executable, "-m", "interlock", "serve", "--config", str(path)],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path, env=clean_env())
+    assert proc.returncode != 0 and "engine" in proc.stderr and "Traceback" not in proc.stderr

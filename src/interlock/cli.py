@@ -49,12 +49,9 @@ def banner(settings: Settings, master_key: object) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from granian import Granian
-    from granian.constants import Interfaces, Loops
-
     from interlock.app import prepare_state, validate
 
-    settings = _settings(args, host=args.host, port=args.port, workers=args.workers)
+    settings = _settings(args, host=args.host, port=args.port, workers=args.workers, engine=args.engine)
     validate(settings)
     state = prepare_state(settings)
     state.store.close()
@@ -64,6 +61,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     else:
         os.environ.pop("INTERLOCK_CONFIG", None)
     os.environ.setdefault("INTERLOCK_HOME", str(settings.server.state_dir.resolve()))
+    srv = settings.server
+    if srv.engine == "granian":
+        return _serve_granian(settings)
+    from interlock.server.runner import serve
+
+    def load_app() -> object:
+        from interlock.app import gateway_from_env
+
+        return gateway_from_env()
+
+    return serve(srv.host, srv.port, srv.workers, load_app, head_timeout=srv.head_timeout,
+                 keepalive_timeout=srv.keepalive_timeout)
+
+
+def _serve_granian(settings: Settings) -> int:
+    from granian import Granian
+    from granian.constants import Interfaces, Loops
+
     server = Granian(
         "interlock.server.entry:app",
         address=settings.server.host,
@@ -123,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=None, help="port (default 8400)")
     serve.add_argument("--config", default=None, help="interlock.yaml (default: $INTERLOCK_CONFIG, else none)")
     serve.add_argument("--workers", type=int, default=None, help="worker processes (default 1)")
+    serve.add_argument("--engine", choices=("native", "granian"), default=None,
+                       help="HTTP server: interlock's own HTTP/1.1 server (default) or Granian")
     serve.set_defaults(func=cmd_serve)
 
     models = sub.add_parser("models", help="list catalog models, or show one")

@@ -23,6 +23,7 @@ from interlock.vendors.transport import Timeouts
 
 DEFAULT_PORT = 8400
 DEFAULT_MAX_BODY = 32 * 1024 * 1024
+ENGINES = ("native", "granian")
 
 __all__ = ["ConfigError", "ServerSettings", "Settings", "VendorConfig", "load_settings"]
 
@@ -34,6 +35,11 @@ class ServerSettings:
     workers: int = 1
     max_body_bytes: int = DEFAULT_MAX_BODY
     state_dir: Path = Path(".interlock")
+    #: The HTTP server: interlock's own HTTP/1.1 server, or Granian (TLS-less HTTP/2, its own tuning).
+    engine: str = "native"
+    #: Native server: a request head must arrive within this many seconds; idle keep-alive closes after.
+    head_timeout: float = 10.0
+    keepalive_timeout: float = 75.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +217,8 @@ def load_settings(
     top.only(*_TOP_KEYS)
 
     srv = top.section("server")
-    srv.only("host", "port", "workers", "max_body_bytes", "state_dir", "timeouts")
+    srv.only("host", "port", "workers", "max_body_bytes", "state_dir", "timeouts", "engine", "head_timeout",
+             "keepalive_timeout")
     home = env.get("INTERLOCK_HOME")
     state_dir = Path(srv.string("state_dir") or home or ".interlock")
     if path is not None and not state_dir.is_absolute() and srv.has("state_dir"):
@@ -222,6 +229,9 @@ def load_settings(
         workers=srv.integer("workers", 1, minimum=1),
         max_body_bytes=srv.integer("max_body_bytes", DEFAULT_MAX_BODY, minimum=1024),
         state_dir=state_dir,
+        engine=srv.choice("engine", "native", ENGINES),
+        head_timeout=srv.number("head_timeout", 10.0, positive=True),
+        keepalive_timeout=srv.number("keepalive_timeout", 75.0, positive=True),
     )
     if overrides:
         port = overrides.get("port")
@@ -230,6 +240,7 @@ def load_settings(
             host=str(overrides.get("host") or server.host),
             port=int(port) if port is not None else server.port,
             workers=int(overrides.get("workers") or server.workers),
+            engine=str(overrides.get("engine") or server.engine),
         )
     if server.port > 65535:
         raise srv.error(f"expected a port number ≤ 65535, got {server.port}", "port")

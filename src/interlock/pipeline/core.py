@@ -27,6 +27,7 @@ from interlock.pipeline.settle import (
     stream_output_text,
 )
 from interlock.server.http import CLIENT_GONE, Request, StreamTransport
+from interlock.timers import running_loop
 
 if TYPE_CHECKING:
     from interlock.app import Gateway
@@ -42,7 +43,7 @@ async def run_request(gw: Gateway, req: Request, ctx: RequestContext,
     the caller's format; and routing statistics, the governance reservation and
     the request log are settled whatever happened.
     """
-    task = asyncio.current_task()
+    task = asyncio.current_task(running_loop())
     # Granian's disconnect future takes callbacks directly: no watcher task per request.
     watcher = req.proto.client_disconnect()
 

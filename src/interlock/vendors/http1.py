@@ -25,6 +25,8 @@ from collections.abc import Mapping
 from typing import cast
 from urllib.parse import urlsplit
 
+from interlock.timers import running_loop
+
 _MAX_HEADER_BYTES = 256 * 1024
 _HIGH_WATER = 1024 * 1024
 _LOW_WATER = 256 * 1024
@@ -315,7 +317,7 @@ class Connection(asyncio.Protocol):
                 raise self.error
             if self.done:
                 return None
-            self._waiter = asyncio.get_running_loop().create_future()
+            self._waiter = running_loop().create_future()
             try:
                 await self._waiter
             finally:
@@ -424,7 +426,7 @@ class HTTP1Client:
             reused = conn is not None
             if conn is None:
                 conn = await self._connect(key, connect_timeout)
-            waiter = conn._head_waiter = asyncio.get_running_loop().create_future()
+            waiter = conn._head_waiter = running_loop().create_future()
             assert conn.transport is not None
             conn.transport.write(payload)
             try:

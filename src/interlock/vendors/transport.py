@@ -17,13 +17,12 @@ Timeouts are enforced here, in one place:
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from interlock.errors import UpstreamError, UpstreamTimeout
-from interlock.timers import Expiry
+from interlock.timers import Expiry, running_loop
 from interlock.vendors.http1 import Connection, ConnectTimeout, HTTP1Client, HTTPClientError, ResponseHead
 
 
@@ -80,7 +79,7 @@ class _Deadline:
     __slots__ = ("_loop", "_timeouts", "_total_at", "expiry", "phase")
 
     def __init__(self, timeouts: Timeouts) -> None:
-        self._loop = asyncio.get_running_loop()
+        self._loop = running_loop()
         self._timeouts = timeouts
         now = self._loop.time()
         self._total_at = now + timeouts.total

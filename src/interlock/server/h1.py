@@ -1,0 +1,672 @@
+"""interlock's own HTTP/1.1 server: one asyncio protocol per connection, RSGI objects for the app.
+
+Why our own: Granian runs its HTTP stack on Rust threads and hands every
+request to the Python event loop across threads. On a worker pinned to one
+core those threads compete with the loop, and the hand-offs (futures resolved
+from another thread, eventfd wake-ups) cost more per request than parsing a
+request head in Python. Here everything happens on the worker's one event
+loop: bytes arrive in ``data_received``, the head is parsed, and the handler
+task starts in the same loop turn.
+
+The app sees the same interface as under Granian (the subset of RSGI that
+``server/http.py`` declares): a scope with ``method``, ``path`` (raw, not
+percent-decoded), ``query_string`` and ``headers`` (lower-case names,
+repeated headers joined with ", "), and a protocol object that reads the
+body (``await proto()`` or ``async for chunk in proto``), answers with
+``response_bytes``/``response_str`` or ``response_stream``, and reports a
+client going away through ``client_disconnect()``.
+
+What it does: HTTP/1.1 and 1.0, keep-alive and pipelining (answered in
+order), ``Content-Length`` and chunked request bodies delivered as they
+arrive with read back-pressure, ``Expect: 100-continue``, chunked streaming
+responses with write back-pressure (HTTP/1.0: close-delimited), HEAD,
+limits on head size and header count, and deadlines for a slow head
+(``head_timeout``) and an idle keep-alive connection (``keepalive_timeout``).
+What it refuses, with an error in OpenAI's shape and the connection closed:
+a malformed request line or header (400), ``Content-Length`` together with
+``Transfer-Encoding`` or a repeated, differing ``Content-Length`` (400, the
+request-smuggling cases), a transfer coding other than chunked (501), a head
+over the limit (431), an HTTP version other than 1.x (505).
+What it does not: TLS, HTTP/2, upgrades (run Granian, ``server.engine:
+granian``, or a TLS-terminating proxy in front for those).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from email.utils import formatdate
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+
+#: The largest request head (request line + headers) accepted, and the most header lines.
+MAX_HEAD = 64 * 1024
+MAX_HEADERS = 128
+#: Unread request-body bytes buffered before the socket stops being read.
+_BODY_HIGH_WATER = 1024 * 1024
+
+_STATUS_LINES: dict[int, bytes] = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in HTTPStatus}
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_TERMINATOR = b"0\r\n\r\n"
+
+App = Callable[[Any, Any], Coroutine[Any, Any, None]]
+
+
+class ProtocolError(Exception):
+    """A request this server refuses before the app sees it; ``status`` is the answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ClientGone(ConnectionResetError):
+    """Raised by a response stream's ``send_bytes`` once the client has closed the connection."""
+
+
+class Clock:
+    """The ``Date`` header, rebuilt at most once a second."""
+
+    __slots__ = ("_second", "_value")
+
+    def __init__(self) -> None:
+        self._second = 0
+        self._value = b""
+
+    def date(self) -> bytes:
+        now = int(time.time())
+        if now != self._second:
+            self._second = now
+            self._value = b"date: " + formatdate(now, usegmt=True).encode() + b"\r\nserver: interlock\r\n"
+        return self._value
+
+
+class Scope:
+    """What the app knows of a request before reading its body."""
+
+    __slots__ = ("_conn", "headers", "http_version", "method", "path", "query_string")
+
+    proto = "http"
+    scheme = "http"
+
+    def __init__(self, conn: H1Connection, method: str, path: str, query: str, version: str,
+                 headers: dict[str, str]) -> None:
+        self._conn = conn
+        self.method = method
+        self.path = path
+        self.query_string = query
+        self.http_version = version
+        self.headers = headers
+
+    @property
+    def client(self) -> str:
+        peer = self._conn.peer()
+        return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else ""
+
+
+class Exchange:
+    """One request's RSGI protocol object: the body in, the response out."""
+
+    __slots__ = ("_chunks", "_conn", "_disconnect", "_waiter", "body_done", "head_only", "keep_alive",
+                 "responded", "stream_open", "unread")
+
+    def __init__(self, conn: H1Connection, keep_alive: bool, head_only: bool) -> None:
+        self._conn = conn
+        self._chunks: list[bytes] = []
+        self._waiter: asyncio.Future[None] | None = None
+        self._disconnect: asyncio.Future[None] | None = None
+        self.body_done = False
+        self.keep_alive = keep_alive
+        self.head_only = head_only
+        self.responded = False
+        self.stream_open = False
+        self.unread = 0  # bytes received and not yet handed to the app
+
+    # -- the body, fed by the connection --------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self.unread += len(data)
+        self._wake()
+
+    def end(self) -> None:
+        self.body_done = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _wait(self) -> None:
+        if self._conn.closed:
+            raise ClientGone("the client closed the connection before sending the whole body")
+        waiter = self._waiter = self._conn.loop.create_future()
+        self._conn.want_body()
+        await waiter
+
+    def _take(self) -> list[bytes]:
+        chunks, self._chunks = self._chunks, []
+        self.unread = 0
+        self._conn.body_taken()
+        return chunks
+
+    # -- the body, read by the app -------------------------------------------------------
+
+    def __call__(self) -> Coroutine[Any, Any, bytes]:
+        return self._read()
+
+    async def _read(self) -> bytes:
+        while not self.body_done:
+            await self._wait()
+        chunks = self._take()
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[bytes]:
+        while True:
+            if self._chunks:
+                for chunk in self._take():
+                    yield chunk
+            elif self.body_done:
+                return
+            else:
+                await self._wait()
+
+    def client_disconnect(self) -> asyncio.Future[None]:
+        future = self._disconnect
+        if future is None:
+            future = self._disconnect = self._conn.loop.create_future()
+            if self._conn.closed:
+                future.set_result(None)
+        return future
+
+    def gone(self) -> None:
+        """The connection closed: wake a body reader and resolve the disconnect future."""
+        self._wake()
+        future = self._disconnect
+        if future is not None and not future.done():
+            future.set_result(None)
+
+    # -- the response ---------------------------------------------------------------------
+
+    def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        self._start()
+        head = self._conn.head(status, headers, self.keep_alive, b"content-length: %d\r\n" % len(body))
+        if self.head_only or not body:
+            self._conn.write(head)
+        elif len(body) < 65536:
+            self._conn.write(head + body)
+        else:
+            self._conn.write(head)
+            self._conn.write(body)
+
+    def response_str(self, status: int, headers: list[tuple[str, str]], body: str) -> None:
+        self.response_bytes(status, headers, body.encode())
+
+    def response_empty(self, status: int, headers: list[tuple[str, str]]) -> None:
+        self.response_bytes(status, headers, b"")
+
+    def response_stream(self, status: int, headers: list[tuple[str, str]]) -> StreamOut:
+        self._start()
+        chunked = self._conn.http11
+        if not chunked:
+            self.keep_alive = False  # HTTP/1.0: the body ends when the connection does
+        framing = b"transfer-encoding: chunked\r\n" if chunked and not self.head_only else b""
+        self._conn.write(self._conn.head(status, headers, self.keep_alive, framing))
+        self.stream_open = not self.head_only
+        return StreamOut(self._conn, chunked and not self.head_only, self.head_only)
+
+    def _start(self) -> None:
+        if self.responded:
+            raise RuntimeError("a response was already started for this request")
+        self.responded = True
+        if not self.body_done or self._conn.server.stopping:
+            self.keep_alive = False  # the rest of the body is not worth reading, or the worker stops
+
+
+class StreamOut:
+    """The writer ``response_stream`` returns: each ``send_bytes`` is one HTTP chunk."""
+
+    __slots__ = ("_chunked", "_conn", "_discard")
+
+    def __init__(self, conn: H1Connection, chunked: bool, discard: bool) -> None:
+        self._conn = conn
+        self._chunked = chunked
+        self._discard = discard
+
+    async def send_bytes(self, data: bytes) -> None:
+        conn = self._conn
+        if conn.closed:
+            raise ClientGone("the client closed the connection")
+        if not data or self._discard:
+            return
+        conn.write(b"%x\r\n%b\r\n" % (len(data), data) if self._chunked else data)
+        if conn.paused:
+            await conn.drain()
+
+    async def send_str(self, data: str) -> None:
+        await self.send_bytes(data.encode())
+
+
+class H1Connection(asyncio.Protocol):
+    """One client connection: parses requests in order and runs the app on each."""
+
+    __slots__ = ("_body_left", "_buf", "_chunked", "_drain", "_exchange", "_reading", "_state", "_task",
+                 "_transport", "closed", "http11", "idle_since", "loop", "paused", "server")
+
+    def __init__(self, server: H1Server) -> None:
+        self.server = server
+        self.loop = server.loop
+        self._transport: asyncio.Transport | None = None
+        self._buf = bytearray()
+        self._exchange: Exchange | None = None
+        self._task: asyncio.Task[None] | None = None
+        #: "head" waiting for a request head, "body" reading its body, "busy" answering with the body read.
+        self._state = "head"
+        self._body_left = 0
+        self._chunked = False
+        self._reading = True
+        self._drain: asyncio.Future[None] | None = None
+        self.closed = False
+        self.paused = False
+        self.http11 = True
+        self.idle_since = self.loop.time()
+
+    # -- asyncio.Protocol ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+        self.server.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.server.connections.discard(self)
+        exchange = self._exchange
+        if exchange is not None:
+            exchange.gone()
+        drain, self._drain = self._drain, None
+        if drain is not None and not drain.done():
+            drain.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        drain, self._drain = self._drain, None
+        if drain is not None and not drain.done():
+            drain.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        if self._state == "body":
+            self._buf += data
+            self._feed_body()
+        elif self._state == "head":
+            if self._buf:
+                self._buf += data
+            else:
+                self._buf = bytearray(data)
+            self._next_request()
+        else:  # answering: keep pipelined bytes, up to a limit
+            self._buf += data
+            if len(self._buf) > MAX_HEAD + _BODY_HIGH_WATER:
+                self._pause_reading()
+
+    def eof_received(self) -> bool:
+        # A half-closed client may still read the answer to a request it has sent in full.
+        return self._exchange is not None and self._state != "head"
+
+    # -- parsing ---------------------------------------------------------------------------
+
+    def _next_request(self) -> None:
+        buf = self._buf
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            if len(buf) > MAX_HEAD:
+                self._refuse(ProtocolError(431, "The request head is larger than this gateway accepts "
+                                                f"({MAX_HEAD} bytes)."))
+            elif buf and not buf.strip(b"\r\n"):
+                buf.clear()  # stray CRLFs between requests are tolerated (RFC 9112 2.2)
+            return
+        if end > MAX_HEAD:
+            self._refuse(ProtocolError(431, f"The request head is larger than this gateway accepts ({MAX_HEAD} bytes)."))
+            return
+        head = buf[:end].decode("latin-1")
+        del buf[:end + 4]
+        try:
+            self._start(head)
+        except ProtocolError as err:
+            self._refuse(err)
+
+    def _start(self, head: str) -> None:
+        lines = head.lstrip("\r\n").split("\r\n")
+        if len(lines) > MAX_HEADERS + 1:
+            raise ProtocolError(431, f"The request has more than {MAX_HEADERS} header lines.")
+        parts = lines[0].split(" ")
+        if len(parts) != 3:
+            raise ProtocolError(400, "Malformed request line: expected 'METHOD target HTTP/1.1'.")
+        method, target, version = parts
+        if version == "HTTP/1.1":
+            http11 = True
+        elif version == "HTTP/1.0":
+            http11 = False
+        elif version.startswith("HTTP/"):
+            raise ProtocolError(505, f"{version} is not supported: speak HTTP/1.1 to this gateway.")
+        else:
+            raise ProtocolError(400, "Malformed request line: expected 'METHOD target HTTP/1.1'.")
+        if not method.isalpha() or not target or "\n" in target or "\x00" in target:
+            raise ProtocolError(400, "Malformed request line: expected 'METHOD target HTTP/1.1'.")
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if not sep or not name or name[-1] in " \t" or name[0] in " \t" or "\n" in line or "\x00" in line:
+                raise ProtocolError(400, f"Malformed header line: {line[:80]!r}.")
+            name = name.lower()
+            value = value.strip(" \t")
+            if name in headers:
+                if name == "content-length" and headers[name] != value:
+                    raise ProtocolError(400, "Conflicting Content-Length headers.")
+                headers[name] = f"{headers[name]}, {value}"
+            else:
+                headers[name] = value
+        connection = headers.get("connection")
+        if connection is None:
+            keep_alive = http11
+        else:
+            tokens = connection.lower()
+            keep_alive = "close" not in tokens and (http11 or "keep-alive" in tokens)
+        if self.server.stopping:
+            keep_alive = False
+        path, _, query = target.partition("?")
+        self.http11 = http11
+        exchange = Exchange(self, keep_alive, method == "HEAD")
+        coding = headers.get("transfer-encoding")
+        declared = headers.get("content-length")
+        if coding is not None:
+            if declared is not None:
+                raise ProtocolError(400, "A request may not carry both Content-Length and Transfer-Encoding.")
+            if coding.lower() != "chunked":
+                raise ProtocolError(501, f"Transfer-Encoding {coding!r} is not supported; use chunked.")
+            self._chunked = True
+            self._body_left = -1
+            self._state = "body"
+        elif declared is not None:
+            if not declared.isdigit() or len(declared) > 18:
+                raise ProtocolError(400, f"Invalid Content-Length {declared!r}.")
+            self._chunked = False
+            self._body_left = int(declared)
+            self._state = "body" if self._body_left else "busy"
+        else:
+            self._state = "busy"
+        if self._state == "busy":
+            exchange.body_done = True
+        self._exchange = exchange
+        scope = Scope(self, method, path, query, "1.1" if http11 else "1.0", headers)
+        if self._state == "body":
+            if self._buf:
+                self._feed_body()
+            elif headers.get("expect", "").lower() == "100-continue" and http11:
+                self.write(_CONTINUE)
+        if not self.closed:  # the body's first bytes may already have been refused
+            self._task = self.loop.create_task(self._serve(scope, exchange))
+
+    def _feed_body(self) -> None:
+        exchange = self._exchange
+        assert exchange is not None
+        buf = self._buf
+        if not self._chunked:
+            take = min(len(buf), self._body_left)
+            if take:
+                if take == len(buf):
+                    exchange.feed(bytes(buf))
+                    buf.clear()
+                else:
+                    exchange.feed(bytes(buf[:take]))
+                    del buf[:take]
+                self._body_left -= take
+            if self._body_left == 0:
+                self._state = "busy"
+                exchange.end()
+        else:
+            try:
+                self._feed_chunked(exchange)
+            except ProtocolError as err:
+                self._refuse(err)
+                exchange.gone()  # a reader waiting for the body gets ClientGone, never a partial body
+                return
+        if exchange.unread > _BODY_HIGH_WATER:
+            self._pause_reading()
+
+    def _feed_chunked(self, exchange: Exchange) -> None:
+        buf = self._buf
+        while True:
+            if self._body_left > 0:  # inside a chunk's data
+                take = min(len(buf), self._body_left)
+                if not take:
+                    return
+                exchange.feed(bytes(buf[:take]))
+                del buf[:take]
+                self._body_left -= take
+                if self._body_left:
+                    return
+                self._body_left = -2  # the CRLF after the data
+            if self._body_left == -2:
+                if len(buf) < 2:
+                    return
+                if buf[:2] != b"\r\n":
+                    raise ProtocolError(400, "Malformed chunked body: missing CRLF after chunk data.")
+                del buf[:2]
+                self._body_left = -1
+            eol = buf.find(b"\r\n")
+            if eol < 0:
+                if len(buf) > 1024:
+                    raise ProtocolError(400, "Malformed chunked body: chunk size line too long.")
+                return
+            if self._body_left == -3:  # trailers: skipped up to the empty line
+                line = bytes(buf[:eol])
+                del buf[:eol + 2]
+                if not line:
+                    self._state = "busy"
+                    exchange.end()
+                    return
+                continue
+            size_text = bytes(buf[:eol]).split(b";", 1)[0].strip()
+            del buf[:eol + 2]
+            try:
+                size = int(size_text, 16)
+            except ValueError:
+                raise ProtocolError(400, f"Malformed chunked body: bad chunk size {size_text[:20]!r}.") from None
+            if size < 0:
+                raise ProtocolError(400, "Malformed chunked body: negative chunk size.")
+            self._body_left = size if size else -3
+
+    # -- serving -------------------------------------------------------------------------
+
+    async def _serve(self, scope: Scope, exchange: Exchange) -> None:
+        try:
+            await self.server.app(scope, exchange)
+        except BaseException as err:  # the app failed: answer if nothing was sent, else cut the stream
+            if not exchange.responded and not self.closed:
+                exchange.keep_alive = False
+                self._answer_error(500, "The gateway hit an internal error; it has been logged.")
+            elif exchange.stream_open:
+                exchange.keep_alive = False
+                exchange.stream_open = False
+            self.server.log_failure(scope, err)
+            if isinstance(err, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
+                raise
+        else:
+            if not exchange.responded and not self.closed:
+                exchange.keep_alive = False
+                self._answer_error(500, "The gateway returned without an answer.")
+        finally:
+            self._finish(exchange)
+
+    def _finish(self, exchange: Exchange) -> None:
+        if exchange.stream_open:
+            exchange.stream_open = False
+            if self.http11:
+                self.write(_TERMINATOR)
+        self._exchange = None
+        self._task = None
+        if self.closed:
+            return
+        if not exchange.keep_alive or not exchange.body_done or self.server.stopping:
+            self.close()
+            return
+        self._state = "head"
+        self.idle_since = self.loop.time()
+        if not self._reading:
+            self._reading = True
+            self._transport.resume_reading()  # type: ignore[union-attr]
+        if self._buf:
+            self._next_request()
+
+    # -- the body's flow control --------------------------------------------------------
+
+    def _pause_reading(self) -> None:
+        if self._reading and not self.closed:
+            self._reading = False
+            self._transport.pause_reading()  # type: ignore[union-attr]
+
+    def want_body(self) -> None:
+        """The app waits for body bytes: read the socket again if back-pressure had stopped it."""
+        if not self._reading and not self.closed and self._state == "body":
+            self._reading = True
+            self._transport.resume_reading()  # type: ignore[union-attr]
+
+    def body_taken(self) -> None:
+        self.want_body()
+
+    # -- writing -----------------------------------------------------------------------
+
+    def head(self, status: int, headers: list[tuple[str, str]], keep_alive: bool, framing: bytes) -> bytes:
+        line = _STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n".encode()
+        lines = []
+        for name, value in headers:
+            if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
+                value = value.replace("\r", " ").replace("\n", " ")
+                name = name.replace("\r", "").replace("\n", "")
+            lines.append(f"{name}: {value}\r\n")
+        text = "".join(lines).encode("latin-1", "replace")
+        if not self.http11:
+            connection = b"connection: keep-alive\r\n" if keep_alive else b"connection: close\r\n"
+        else:
+            connection = b"" if keep_alive else b"connection: close\r\n"
+        return b"".join((line, self.server.clock.date(), text, framing, connection, b"\r\n"))
+
+    def write(self, data: bytes) -> None:
+        if not self.closed:
+            self._transport.write(data)  # type: ignore[union-attr]
+
+    async def drain(self) -> None:
+        if self.paused and not self.closed:
+            if self._drain is None:
+                self._drain = self.loop.create_future()
+            await self._drain
+        if self.closed:
+            raise ClientGone("the client closed the connection")
+
+    def _answer_error(self, status: int, message: str) -> None:
+        body = orjson.dumps({"error": {"message": message, "type": _error_type(status), "param": None,
+                                       "code": None}})
+        self.write(self.head(status, [("content-type", "application/json")], False,
+                             b"content-length: %d\r\n" % len(body)) + body)
+
+    def _refuse(self, err: ProtocolError) -> None:
+        """Answer a request the server cannot parse, and close: the byte stream can't be trusted after it."""
+        self._buf.clear()
+        if self._exchange is None or not self._exchange.responded:
+            self._answer_error(err.status, str(err))
+            if self._exchange is not None:
+                self._exchange.responded = True
+        self.close()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._transport.close()  # type: ignore[union-attr]
+
+    # -- for the server -----------------------------------------------------------------
+
+    @property
+    def idle(self) -> bool:
+        return self._exchange is None
+
+    def peer(self) -> object:
+        return self._transport.get_extra_info("peername") if self._transport is not None else None
+
+    def expire(self, now: float, head_timeout: float, keepalive_timeout: float) -> None:
+        """Close the connection if it sat idle, or on half a request head, for too long."""
+        if self._exchange is not None or self.closed:
+            return
+        waited = now - self.idle_since
+        if self._buf and waited > head_timeout:
+            self._answer_error(408, f"The request head did not arrive within {head_timeout:g} s.")
+            self.close()
+        elif waited > keepalive_timeout:
+            self.close()
+
+
+def _error_type(status: int) -> str:
+    if status >= 500:
+        return "server_error"
+    return "invalid_request_error"
+
+
+class H1Server:
+    """The connections of one worker, their app, and the once-a-second housekeeping."""
+
+    def __init__(self, app: App, loop: asyncio.AbstractEventLoop, *, head_timeout: float = 10.0,
+                 keepalive_timeout: float = 75.0, on_failure: Callable[[Scope, BaseException], None] | None = None,
+                 ) -> None:
+        self.app = app
+        self.loop = loop
+        self.clock = Clock()
+        self.connections: set[H1Connection] = set()
+        self.stopping = False
+        self.head_timeout = head_timeout
+        self.keepalive_timeout = keepalive_timeout
+        self._on_failure = on_failure
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    def protocol(self) -> H1Connection:
+        return H1Connection(self)
+
+    def start(self) -> None:
+        self._sweeper = self.loop.call_later(1.0, self._sweep)
+
+    def _sweep(self) -> None:
+        now = self.loop.time()
+        for conn in list(self.connections):
+            conn.expire(now, self.head_timeout, self.keepalive_timeout)
+        self._sweeper = self.loop.call_later(1.0, self._sweep)
+
+    def log_failure(self, scope: Scope, err: BaseException) -> None:
+        if self._on_failure is not None and not isinstance(err, asyncio.CancelledError):
+            self._on_failure(scope, err)
+
+    def busy(self) -> int:
+        return sum(1 for conn in self.connections if not conn.idle)
+
+    def stop_accepting(self) -> None:
+        """From now on every answer closes its connection; idle connections close at once."""
+        self.stopping = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        for conn in list(self.connections):
+            if conn.idle:
+                conn.close()
+
+    def abort_all(self) -> None:
+        for conn in list(self.connections):
+            conn.close()
