@@ -839,7 +839,7 @@ def render(result: dict[str, Any]) -> str:
         f"Python {env['python']}, interlock {env.get('interlock_version') or '?'}"
     )
     lines.append(
-        f"gateway: 1 worker on core {GATEWAY_CORE}; mock, wrk and the latency client on core {LOAD_CORE}; "
+        f"gateway: 1 worker ({cfg.get('engine', 'native')} HTTP server) on core {GATEWAY_CORE}; mock, wrk and the latency client on core {LOAD_CORE}; "
         f"{cfg['warmup']:g}s warm-up + {cfg['duration']:g}s per measurement; "
         f"mock latency {cfg['mock_latency_ms']:g} ms, {cfg['chunks']} content chunks per stream"
         + (f" paced {cfg['chunk_delay_ms']:g} ms apart" if cfg["chunk_delay_ms"] else " (unpaced)")
@@ -978,6 +978,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="skip the null-relay reference (a zero-work TCP proxy on the gateway's core)",
     )
     p.add_argument("--config", default=str(BENCH_DIR / "interlock.bench.yaml"))
+    p.add_argument("--engine", choices=("native", "granian"), default="native",
+                   help="the gateway's HTTP server (interlock serve --engine; default native)")
     p.add_argument(
         "--interlock", default=str(REPO / ".venv" / "bin" / "interlock"), help="the interlock executable"
     )
@@ -1036,6 +1038,7 @@ def run(args: argparse.Namespace) -> int:
             "chunks": args.chunks,
             "mock_latency_ms": args.mock_latency_ms,
             "chunk_delay_ms": args.chunk_delay_ms,
+            "engine": args.engine,
             "stream_concurrency": args.stream_concurrency,
             "gateway_core": GATEWAY_CORE,
             "load_core": LOAD_CORE,
@@ -1072,7 +1075,7 @@ def run(args: argparse.Namespace) -> int:
                 gw_cmd = [
                     "taskset", "-c", str(GATEWAY_CORE), str(interlock), "serve",
                     "--host", HOST, "--port", str(args.gateway_port), "--workers", "1",
-                    "--config", str(gateway_config(args, tmp)),
+                    "--config", str(gateway_config(args, tmp)), "--engine", args.engine,
                 ]  # fmt: skip
                 env = dict(os.environ, INTERLOCK_MASTER_KEY=MASTER_KEY, INTERLOCK_HOME=str(home))
                 log("starting the gateway: " + " ".join(gw_cmd))

@@ -617,9 +617,8 @@ class H1Connection(asyncio.Protocol):
 
 
 def _error_type(status: int) -> str:
-    if status >= 500:
-        return "server_error"
-    return "invalid_request_error"
+    """501 and 505 answer what the client sent (a coding, a version): they are its error, not ours."""
+    return "server_error" if status >= 500 and status not in (501, 505) else "invalid_request_error"
 
 
 class H1Server:
