@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from interlock.wire.openai_chat import usage_offset
 from interlock.wire.sse import SSEDecoder
 
@@ -75,3 +78,20 @@ def test_chunk_writer_passes_payloads_through_and_prices_usage() -> None:
     out = shown.encode([content, usage])
     assert out == b"data: " + content + b'\n\ndata: {"choices":[],"usage":{"prompt_tokens":3,"cost":0.25}}\n\n'
     assert shown.usage_seen and len(seen) == 3
+
+
+@settings(max_examples=300, deadline=None)
+@given(events=st.lists(st.tuples(st.sampled_from(["data: ", "data:", "event: x\ndata: ", ": ping\ndata: "]),
+                                 st.text(alphabet="ab{}\" :", max_size=12)), min_size=1, max_size=8),
+       ends=st.sampled_from(["\n", "\r\n"]), cuts=st.lists(st.integers(0, 400), max_size=4))
+def test_feed_data_matches_the_full_parser_on_any_split(events: list[tuple[str, str]], ends: str,
+                                                        cuts: list[int]) -> None:
+    text = "".join(f"{prefix}{data}\n\n" for prefix, data in events).replace("\n", ends).encode()
+    expected = [e.data for e in SSEDecoder().feed(text) if e.data]
+    decoder = SSEDecoder()
+    got: list[bytes] = []
+    start = 0
+    for cut in [*sorted(c % (len(text) + 1) for c in cuts), len(text)]:
+        got += decoder.feed_data(text[start:cut])
+        start = cut
+    assert got == expected

@@ -148,13 +148,16 @@ async def first_content(source: ChunkSource, vendor: str) -> list[bytes] | None:
                 raise UpstreamError(f"{vendor} ended the stream before sending any content",
                                     code="upstream_stream_truncated")
             return buffered or None
+        # An error event can only stand in place of the first chunks: once content is seen, the rest of
+        # the batch goes to the client unchecked (a whole answer can arrive in one read).
         for payload in batch:
             err = _stream_error(payload, vendor)
             if err is not None:
                 raise err
+            if _has_content(payload):
+                buffered.extend(batch)
+                return buffered
         buffered.extend(batch)
-        if any(_has_content(p) for p in batch):
-            return buffered
 
 
 class Dispatcher:

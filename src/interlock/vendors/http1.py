@@ -32,6 +32,17 @@ _HIGH_WATER = 1024 * 1024
 _LOW_WATER = 256 * 1024
 
 
+def _chunk_size(line: bytes) -> int:
+    """The size on a chunk-size line (hex, optionally followed by ``;extensions``)."""
+    text = line.split(b";", 1)[0].strip() if b";" in line else line
+    if not text or text[0] in b"+-_" or b"_" in text:
+        raise HTTPClientError(f"malformed chunk size {text[:20]!r}")
+    try:
+        return int(text, 16)
+    except ValueError:
+        raise HTTPClientError(f"malformed chunk size {text[:20]!r}") from None
+
+
 class HTTPClientError(Exception):
     """A transport-level failure (connect, reset, malformed answer)."""
 
@@ -218,49 +229,58 @@ class Connection(asyncio.Protocol):
             self._deliver(data)
 
     def _feed_chunked(self, data: bytes) -> None:
+        """De-chunk what arrived; the data of all the chunks in it is delivered as one piece."""
         buf = self._buf + data if self._buf else data
         pos = 0
         n = len(buf)
+        out: list[bytes] = []
+        left = self._chunk_left
+        finished = False
         while pos < n:
-            if self._chunk_left > 0:
-                take = min(self._chunk_left, n - pos)
-                self._deliver(buf[pos:pos + take])
+            if left == -1:  # a chunk-size line; the common case takes its whole chunk in the same step
+                end = buf.find(b"\r\n", pos)
+                if end < 0:
+                    if n - pos > 1024:
+                        raise HTTPClientError("malformed chunk size line")
+                    break
+                size = _chunk_size(buf[pos:end])
+                pos = end + 2
+                if size == 0:
+                    left = -3
+                elif pos + size + 2 <= n and buf[pos + size:pos + size + 2] == b"\r\n":
+                    out.append(buf[pos:pos + size])
+                    pos += size + 2
+                else:
+                    left = size
+            elif left > 0:
+                take = min(left, n - pos)
+                out.append(buf[pos:pos + take])
                 pos += take
-                self._chunk_left -= take
-                if self._chunk_left == 0:
-                    self._chunk_left = -2  # expect the CRLF after the data
-                continue
-            if self._chunk_left == -2:
+                left -= take
+                if left == 0:
+                    left = -2  # expect the CRLF after the data
+            elif left == -2:
                 if n - pos < 2:
                     break
                 if buf[pos:pos + 2] != b"\r\n":
                     raise HTTPClientError("malformed chunked body")
                 pos += 2
-                self._chunk_left = -1
-                continue
-            if self._chunk_left == -3:  # trailers after the last chunk
+                left = -1
+            else:  # -3: trailer lines after the last chunk, up to an empty line
                 end = buf.find(b"\r\n", pos)
                 if end < 0:
                     break
                 if end == pos:
-                    self._buf = b""
-                    self._finish()
-                    return
+                    finished = True
+                    pos = n
+                    break
                 pos = end + 2
-                continue
-            end = buf.find(b"\r\n", pos)
-            if end < 0:
-                if n - pos > 1024:
-                    raise HTTPClientError("malformed chunk size line")
-                break
-            size_text = buf[pos:end].split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise HTTPClientError(f"malformed chunk size {size_text[:20]!r}") from None
-            pos = end + 2
-            self._chunk_left = size if size > 0 else -3
-        self._buf = buf[pos:]
+        self._chunk_left = left
+        self._buf = b"" if finished else buf[pos:]
+        if out:
+            self._deliver(out[0] if len(out) == 1 else b"".join(out))
+        if finished:
+            self._finish()
 
     def _deliver(self, data: bytes) -> None:
         if not data:

@@ -9,7 +9,10 @@ about them. Responses are written back with the gateway's cost added.
 
 from __future__ import annotations
 
+import re
+from bisect import bisect_right
 from collections.abc import Callable
+from itertools import accumulate
 from typing import Any
 
 import orjson
@@ -244,16 +247,22 @@ def error_body(err: GatewayError) -> bytes:
 # ----------------------------------------------------------------- streaming out
 
 
+#: A usage object (not ``"usage": null``). Inside a JSON string the quotes would be escaped, so a match is a key.
+_USAGE_OBJECT = re.compile(rb'"usage"[ \t\n]*:[ \t\n]*\{')
+
+
 def usage_offset(payload: bytes) -> bool:
     """True when a chunk carries a usage object (not ``"usage": null``); no JSON parse."""
-    at = payload.find(b'"usage"')
-    if at < 0:
-        return False
-    at += 7
-    n = len(payload)
-    while at < n and payload[at] in b" :\t\n":
-        at += 1
-    return at < n and payload[at] == 0x7B  # '{'
+    return _USAGE_OBJECT.search(payload) is not None
+
+
+def _usage_payloads(payloads: list[bytes], joined: bytes, separator: int) -> set[int]:
+    """Indexes of the payloads with a usage object, found by one search of the joined batch."""
+    hits = [m.start() for m in _USAGE_OBJECT.finditer(joined)]
+    if not hits:
+        return set()
+    ends = list(accumulate(len(p) + separator for p in payloads))
+    return {bisect_right(ends, at) for at in hits}
 
 
 class ChunkWriter:
@@ -275,8 +284,8 @@ class ChunkWriter:
         if not payloads:
             return b""
         joined = b"\n\ndata: ".join(payloads)
-        if b'"usage"' in joined and any(usage_offset(p) for p in payloads):
-            kept = [self._usage_chunk(p) if usage_offset(p) else p for p in payloads]
+        if b'"usage"' in joined and (found := _usage_payloads(payloads, joined, 8)):
+            kept = [self._usage_chunk(p) if i in found else p for i, p in enumerate(payloads)]
             joined = b"\n\ndata: ".join([p for p in kept if p])
             if not joined:
                 return b""

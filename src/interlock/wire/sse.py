@@ -55,10 +55,24 @@ class SSEDecoder:
 
     def feed_data(self, chunk: bytes) -> list[bytes]:
         """Only the data of each event (event names and comments dropped): the relay's fast path."""
+        if not self._skip_lf and b"\r" not in chunk:
+            buf = self._buf + chunk if self._buf else chunk
+            end = buf.rfind(b"\n\n")
+            if end < 0:
+                self._buf = buf
+                return []
+            complete = buf[:end]
+            # Every event one "data: " line (what vendors send): n events have exactly 2(n-1) line feeds.
+            events = complete.count(b"\n\ndata: ") + 1
+            if complete.startswith(b"data: ") and complete.count(b"\n") == 2 * (events - 1):
+                self._buf = buf[end + 2:]
+                payloads = complete[6:].split(b"\n\ndata: ")
+                return [p for p in payloads if p] if b"" in payloads else payloads
         out: list[bytes] = []
         for block in self._blocks(chunk):
             if block.startswith(b"data: ") and b"\n" not in block:
-                out.append(block[6:])
+                if len(block) > 6:
+                    out.append(block[6:])
                 continue
             event = _parse_block(block)
             if event is not None and event.data:
