@@ -470,3 +470,31 @@ def test_mangled_requests_get_an_answer_or_a_close_never_a_crash(fuzz_server: Ru
     probe.sendall(b"GET /alive HTTP/1.1\r\nHost: t\r\n\r\n")
     assert json.loads(read_response(probe, bytearray())[2])["path"] == "/alive"
     probe.close()
+
+
+def test_a_stalled_body_fails_the_reader_with_a_timeout() -> None:
+    seen: list[str] = []
+
+    async def reader(scope: Any, proto: Any) -> None:
+        try:
+            body = await proto()
+        except TimeoutError as exc:
+            seen.append(type(exc).__name__)
+            proto.response_bytes(408, [], b"stalled")
+        else:
+            proto.response_bytes(200, [], body)
+
+    with Running(reader, body_timeout=0.3) as srv:
+        sock = srv.connect()
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
+        status, headers, body = read_response(sock, bytearray())
+        assert (status, body, headers["connection"]) == (408, b"stalled", "close")
+        assert closed(sock)
+        # A body that keeps arriving, slower than the gap allows in total but never stalling, is fine.
+        sock = srv.connect()
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\n")
+        for byte in b"abcd":
+            time.sleep(0.15)
+            sock.sendall(bytes([byte]))
+        assert read_response(sock, bytearray())[::2] == (200, b"abcd")
+    assert seen == ["BodyTimeout"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -157,3 +158,25 @@ def test_an_unknown_engine_is_a_config_error(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "interlock", "serve", "--config", str(path)],
                           capture_output=True, text=True, timeout=60, cwd=tmp_path, env=clean_env())
     assert proc.returncode != 0 and "engine" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_stalled_request_body_is_a_408_in_the_callers_format(tmp_path: Path) -> None:
+    gw = start_gateway(tmp_path, "server: {body_timeout: 0.5}\nsimulator: {enabled: true, time_scale: 0}\n")
+    try:
+        for path, shape in (("/v1/chat/completions", "openai"), ("/v1/messages", "anthropic")):
+            with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as sock:
+                sock.sendall(f"POST {path} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer ik-test-master-key-0123456789"
+                             "\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"model\":".encode())
+                answer = b""
+                while chunk := sock.recv(65536):
+                    answer += chunk
+            head, _, body = answer.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 408 "), answer[:200]
+            error = json.loads(body)
+            if shape == "openai":
+                assert error["error"]["code"] == "request_timeout"
+            else:
+                assert error["type"] == "error" and error["error"]["type"] == "invalid_request_error"
+        assert "Traceback" not in gw.output() and "internal error" not in gw.output()
+    finally:
+        gw.stop()

@@ -40,6 +40,8 @@ class ServerSettings:
     #: Native server: a request head must arrive within this many seconds; idle keep-alive closes after.
     head_timeout: float = 10.0
     keepalive_timeout: float = 75.0
+    #: Native server: the longest gap between two pieces of a request body before it is refused (408).
+    body_timeout: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +220,7 @@ def load_settings(
 
     srv = top.section("server")
     srv.only("host", "port", "workers", "max_body_bytes", "state_dir", "timeouts", "engine", "head_timeout",
-             "keepalive_timeout")
+             "keepalive_timeout", "body_timeout")
     home = env.get("INTERLOCK_HOME")
     state_dir = Path(srv.string("state_dir") or home or ".interlock")
     if path is not None and not state_dir.is_absolute() and srv.has("state_dir"):
@@ -232,6 +234,7 @@ def load_settings(
         engine=srv.choice("engine", "native", ENGINES),
         head_timeout=srv.number("head_timeout", 10.0, positive=True),
         keepalive_timeout=srv.number("keepalive_timeout", 75.0, positive=True),
+        body_timeout=srv.number("body_timeout", 30.0, positive=True),
     )
     if overrides:
         port = overrides.get("port")

@@ -90,6 +90,14 @@ class PayloadTooLarge(GatewayError):
     code = "request_too_large"
 
 
+class RequestTimeout(GatewayError):
+    """The client stopped sending its request body (408)."""
+
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
+
+
 class UnsupportedMediaType(GatewayError):
     status = 415
     type = "invalid_request_error"

@@ -67,6 +67,10 @@ class ClientGone(ConnectionResetError):
     """Raised by a response stream's ``send_bytes`` once the client has closed the connection."""
 
 
+class BodyTimeout(TimeoutError):
+    """Raised to a reader of the request body when the client stopped sending it."""
+
+
 class Clock:
     """The ``Date`` header, rebuilt at most once a second."""
 
@@ -110,14 +114,15 @@ class Scope:
 class Exchange:
     """One request's RSGI protocol object: the body in, the response out."""
 
-    __slots__ = ("_chunks", "_conn", "_disconnect", "_waiter", "body_done", "head_only", "keep_alive",
-                 "responded", "stream_open", "unread")
+    __slots__ = ("_chunks", "_conn", "_disconnect", "_failure", "_waiter", "body_done", "head_only",
+                 "keep_alive", "responded", "stream_open", "unread")
 
     def __init__(self, conn: H1Connection, keep_alive: bool, head_only: bool) -> None:
         self._conn = conn
         self._chunks: list[bytes] = []
         self._waiter: asyncio.Future[None] | None = None
         self._disconnect: asyncio.Future[None] | None = None
+        self._failure: BaseException | None = None
         self.body_done = False
         self.keep_alive = keep_alive
         self.head_only = head_only
@@ -143,12 +148,21 @@ class Exchange:
             if not waiter.done():
                 waiter.set_result(None)
 
+    def fail(self, failure: BaseException) -> None:
+        """The body will not arrive: a reader waiting for it (now or later) gets ``failure``."""
+        self._failure = failure
+        self._wake()
+
     async def _wait(self) -> None:
+        if self._failure is not None:
+            raise self._failure
         if self._conn.closed:
             raise ClientGone("the client closed the connection before sending the whole body")
         waiter = self._waiter = self._conn.loop.create_future()
         self._conn.want_body()
         await waiter
+        if self._failure is not None:
+            raise self._failure
 
     def _take(self) -> list[bytes]:
         chunks, self._chunks = self._chunks, []
@@ -260,7 +274,7 @@ class H1Connection(asyncio.Protocol):
     """One client connection: parses requests in order and runs the app on each."""
 
     __slots__ = ("_body_left", "_buf", "_chunked", "_drain", "_exchange", "_reading", "_state", "_task",
-                 "_transport", "closed", "http11", "idle_since", "loop", "paused", "server")
+                 "_transport", "closed", "http11", "loop", "paused", "server", "since")
 
     def __init__(self, server: H1Server) -> None:
         self.server = server
@@ -278,7 +292,8 @@ class H1Connection(asyncio.Protocol):
         self.closed = False
         self.paused = False
         self.http11 = True
-        self.idle_since = self.loop.time()
+        #: When the current wait began: idle since the last answer, a head's first byte, a body's last byte.
+        self.since = self.loop.time()
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -307,12 +322,14 @@ class H1Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self._state == "body":
+            self.since = self.loop.time()
             self._buf += data
             self._feed_body()
         elif self._state == "head":
             if self._buf:
                 self._buf += data
             else:
+                self.since = self.loop.time()
                 self._buf = bytearray(data)
             self._next_request()
         else:  # answering: keep pipelined bytes, up to a limit
@@ -408,6 +425,8 @@ class H1Connection(asyncio.Protocol):
             self._state = "busy"
         if self._state == "busy":
             exchange.body_done = True
+        else:
+            self.since = self.loop.time()
         self._exchange = exchange
         scope = Scope(self, method, path, query, "1.1" if http11 else "1.0", headers)
         if self._state == "body":
@@ -523,7 +542,7 @@ class H1Connection(asyncio.Protocol):
             self.close()
             return
         self._state = "head"
-        self.idle_since = self.loop.time()
+        self.since = self.loop.time()
         if not self._reading:
             self._reading = True
             self._transport.resume_reading()  # type: ignore[union-attr]
@@ -604,11 +623,18 @@ class H1Connection(asyncio.Protocol):
     def peer(self) -> object:
         return self._transport.get_extra_info("peername") if self._transport is not None else None
 
-    def expire(self, now: float, head_timeout: float, keepalive_timeout: float) -> None:
-        """Close the connection if it sat idle, or on half a request head, for too long."""
-        if self._exchange is not None or self.closed:
+    def expire(self, now: float, head_timeout: float, keepalive_timeout: float, body_timeout: float) -> None:
+        """Close a connection idle, or on half a request head, for too long; fail a stalled body."""
+        if self.closed:
             return
-        waited = now - self.idle_since
+        waited = now - self.since
+        exchange = self._exchange
+        if exchange is not None:
+            if self._state == "body" and waited > body_timeout:
+                self._state = "busy"  # what still arrives is not this body: the connection closes after the answer
+                self._pause_reading()
+                exchange.fail(BodyTimeout(f"the request body stalled: no bytes for {body_timeout:g} s"))
+            return
         if self._buf and waited > head_timeout:
             self._answer_error(408, f"The request head did not arrive within {head_timeout:g} s.")
             self.close()
@@ -625,8 +651,8 @@ class H1Server:
     """The connections of one worker, their app, and the once-a-second housekeeping."""
 
     def __init__(self, app: App, loop: asyncio.AbstractEventLoop, *, head_timeout: float = 10.0,
-                 keepalive_timeout: float = 75.0, on_failure: Callable[[Scope, BaseException], None] | None = None,
-                 ) -> None:
+                 keepalive_timeout: float = 75.0, body_timeout: float = 30.0,
+                 on_failure: Callable[[Scope, BaseException], None] | None = None) -> None:
         self.app = app
         self.loop = loop
         self.clock = Clock()
@@ -634,6 +660,7 @@ class H1Server:
         self.stopping = False
         self.head_timeout = head_timeout
         self.keepalive_timeout = keepalive_timeout
+        self.body_timeout = body_timeout
         self._on_failure = on_failure
         self._sweeper: asyncio.TimerHandle | None = None
 
@@ -646,7 +673,7 @@ class H1Server:
     def _sweep(self) -> None:
         now = self.loop.time()
         for conn in list(self.connections):
-            conn.expire(now, self.head_timeout, self.keepalive_timeout)
+            conn.expire(now, self.head_timeout, self.keepalive_timeout, self.body_timeout)
         self._sweeper = self.loop.call_later(1.0, self._sweep)
 
     def log_failure(self, scope: Scope, err: BaseException) -> None:

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import orjson
 from granian.rsgi import ProtocolClosed  # type: ignore[attr-defined]
 
-from interlock.errors import GatewayError, PayloadTooLarge
+from interlock.errors import GatewayError, InvalidRequest, PayloadTooLarge, RequestTimeout
 
 JSON = "application/json"
 
@@ -73,6 +73,16 @@ class Request:
         return value if value is None else str(value)
 
     async def body(self, limit: int) -> bytes:
+        """The whole body, refused with 413 past ``limit``; a stalled or abandoned upload is a client error."""
+        try:
+            return await self._body(limit)
+        except TimeoutError as exc:
+            raise RequestTimeout(f"The request body did not arrive: {exc}.") from None
+        except CLIENT_GONE:
+            raise InvalidRequest("The client closed the connection before sending the whole request body.",
+                                 code="incomplete_body") from None
+
+    async def _body(self, limit: int) -> bytes:
         declared = self.headers.get("content-length")
         if declared is not None:
             try:

@@ -51,7 +51,7 @@ def _log_failure(scope: Scope, err: BaseException) -> None:
 
 
 def run_worker(sock: socket.socket, load_app: Callable[[], Any], *, grace: float = 10.0,
-               head_timeout: float = 10.0, keepalive_timeout: float = 75.0) -> int:
+               head_timeout: float = 10.0, keepalive_timeout: float = 75.0, body_timeout: float = 30.0) -> int:
     """Serve on ``sock`` until SIGTERM/SIGINT; returns the exit status."""
     import uvloop
 
@@ -60,7 +60,7 @@ def run_worker(sock: socket.socket, load_app: Callable[[], Any], *, grace: float
     app = load_app()
     app.__rsgi_init__(loop)
     server = H1Server(app.__rsgi__, loop, head_timeout=head_timeout, keepalive_timeout=keepalive_timeout,
-                      on_failure=_log_failure)
+                      body_timeout=body_timeout, on_failure=_log_failure)
     listener = loop.run_until_complete(loop.create_server(server.protocol, sock=sock, backlog=2048))
     server.start()
     host, port = sock.getsockname()[:2]
