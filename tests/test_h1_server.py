@@ -158,6 +158,15 @@ def test_keep_alive_and_pipelining_answer_in_order(echo_server: Running) -> None
     sock.close()
 
 
+def test_absolute_form_targets_are_reduced_to_the_path(echo_server: Running) -> None:
+    sock = echo_server.connect()
+    sock.sendall(b"GET http://gw.example:8400/v1/models?x=1 HTTP/1.1\r\nHost: gw.example\r\n\r\n")
+    seen = json.loads(read_response(sock, bytearray())[2])
+    assert (seen["path"], seen["query"]) == ("/v1/models", "x=1")
+    sock.sendall(b"GET ?only=query HTTP/1.1\r\nHost: t\r\n\r\n")  # no path at all: the app's 404, not a crash
+    assert json.loads(read_response(sock, bytearray())[2])["path"] == ""
+
+
 def test_headers_are_lower_case_and_repeats_joined(echo_server: Running) -> None:
     sock = echo_server.connect()
     sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nX-Tag: a\r\nx-tag: b\r\nAuthorization:  Bearer k \r\n\r\n")

@@ -403,6 +403,8 @@ class H1Connection(asyncio.Protocol):
         if self.server.stopping:
             keep_alive = False
         path, _, query = target.partition("?")
+        if path[:1] != "/" and "://" in path:  # absolute form (RFC 9112 3.2.2), as proxies send it
+            path = "/" + path.split("://", 1)[1].partition("/")[2]
         self.http11 = http11
         exchange = Exchange(self, keep_alive, method == "HEAD")
         coding = headers.get("transfer-encoding")
