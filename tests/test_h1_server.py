@@ -244,6 +244,14 @@ def test_http10_closes_unless_keep_alive_is_asked(echo_server: Running) -> None:
     assert json.loads(read_response(sock, buf)[2])["path"] == "/again"
 
 
+def test_a_half_closed_client_gets_its_answer_then_the_close(echo_server: Running) -> None:
+    sock = echo_server.connect()
+    sock.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi")
+    sock.shutdown(socket.SHUT_WR)
+    assert json.loads(read_response(sock, bytearray())[2])["body"] == "hi"
+    assert closed(sock, 1.0)
+
+
 def test_connection_close_is_honoured(echo_server: Running) -> None:
     sock = echo_server.connect()
     sock.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")

@@ -274,7 +274,7 @@ class H1Connection(asyncio.Protocol):
     """One client connection: parses requests in order and runs the app on each."""
 
     __slots__ = ("_body_left", "_buf", "_chunked", "_drain", "_exchange", "_reading", "_state", "_task",
-                 "_transport", "closed", "http11", "loop", "paused", "server", "since")
+                 "_eof", "_transport", "closed", "http11", "loop", "paused", "server", "since")
 
     def __init__(self, server: H1Server) -> None:
         self.server = server
@@ -289,6 +289,7 @@ class H1Connection(asyncio.Protocol):
         self._chunked = False
         self._reading = True
         self._drain: asyncio.Future[None] | None = None
+        self._eof = False
         self.closed = False
         self.paused = False
         self.http11 = True
@@ -338,7 +339,9 @@ class H1Connection(asyncio.Protocol):
                 self._pause_reading()
 
     def eof_received(self) -> bool:
-        # A half-closed client may still read the answer to a request it has sent in full.
+        # A half-closed client may still read the answer to a request it has sent in full; the
+        # connection closes once that answer is written.
+        self._eof = True
         return self._exchange is not None and self._state != "head"
 
     # -- parsing ---------------------------------------------------------------------------
@@ -512,6 +515,7 @@ class H1Connection(asyncio.Protocol):
     # -- serving -------------------------------------------------------------------------
 
     async def _serve(self, scope: Scope, exchange: Exchange) -> None:
+        self.server.active += 1
         try:
             await self.server.app(scope, exchange)
         except BaseException as err:  # the app failed: answer if nothing was sent, else cut the stream
@@ -529,6 +533,7 @@ class H1Connection(asyncio.Protocol):
                 exchange.keep_alive = False
                 self._answer_error(500, "The gateway returned without an answer.")
         finally:
+            self.server.active -= 1
             self._finish(exchange)
 
     def _finish(self, exchange: Exchange) -> None:
@@ -540,7 +545,7 @@ class H1Connection(asyncio.Protocol):
         self._task = None
         if self.closed:
             return
-        if not exchange.keep_alive or not exchange.body_done or self.server.stopping:
+        if not exchange.keep_alive or not exchange.body_done or self.server.stopping or self._eof:
             self.close()
             return
         self._state = "head"
@@ -659,6 +664,7 @@ class H1Server:
         self.loop = loop
         self.clock = Clock()
         self.connections: set[H1Connection] = set()
+        self.active = 0
         self.stopping = False
         self.head_timeout = head_timeout
         self.keepalive_timeout = keepalive_timeout
@@ -683,7 +689,8 @@ class H1Server:
             self._on_failure(scope, err)
 
     def busy(self) -> int:
-        return sum(1 for conn in self.connections if not conn.idle)
+        """Requests whose app call has not returned (their connection may already be gone)."""
+        return self.active
 
     def stop_accepting(self) -> None:
         """From now on every answer closes its connection; idle connections close at once."""

@@ -79,6 +79,8 @@ def run_worker(sock: socket.socket, load_app: Callable[[], Any], *, grace: float
         server.stop_accepting()
         loop.run_until_complete(_drain(server, grace))
         server.abort_all()
+        # Requests cut off above see their client gone: let them settle (log record, reservation) first.
+        loop.run_until_complete(_drain(server, 1.0))
         loop.run_until_complete(listener.wait_closed())
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
