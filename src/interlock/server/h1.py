@@ -273,8 +273,8 @@ class StreamOut:
 class H1Connection(asyncio.Protocol):
     """One client connection: parses requests in order and runs the app on each."""
 
-    __slots__ = ("_body_left", "_buf", "_chunked", "_drain", "_exchange", "_reading", "_state", "_task",
-                 "_eof", "_transport", "closed", "http11", "loop", "paused", "server", "since")
+    __slots__ = ("_body_left", "_buf", "_chunked", "_drain", "_eof", "_exchange", "_reading", "_state", "_task",
+                 "_transport", "closed", "http11", "loop", "paused", "server", "since")
 
     def __init__(self, server: H1Server) -> None:
         self.server = server
