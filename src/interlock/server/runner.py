@@ -23,7 +23,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from interlock.server.h1 import H1Server, Scope
+from interlock.server.h1 import H1Server
+from interlock.server.rsgi import Scope
 
 log = logging.getLogger("interlock.server")
 

@@ -1,0 +1,228 @@
+"""The request and response objects interlock's HTTP/1.1 server (``h1.py``) hands the app.
+
+They have the shape of Granian's RSGI objects (the subset ``server/http.py``
+declares), so the gateway runs unchanged under either engine: a ``Scope``
+(method, raw path, query string, lower-case headers) and an ``Exchange`` that
+reads the body (``await proto()`` or ``async for chunk in proto``), answers with
+``response_bytes``/``response_str`` or ``response_stream`` (a ``StreamOut``),
+and reports a client going away through ``client_disconnect()``. The
+connection (``H1Connection``) feeds the body in and writes what they produce.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Coroutine
+from email.utils import formatdate
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from interlock.server.h1 import H1Connection
+
+
+class ClientGone(ConnectionResetError):
+    """Raised by a response stream's ``send_bytes`` once the client has closed the connection."""
+
+
+class BodyTimeout(TimeoutError):
+    """Raised to a reader of the request body when the client stopped sending it."""
+
+
+class Clock:
+    """The ``Date`` header, rebuilt at most once a second."""
+
+    __slots__ = ("_second", "_value")
+
+    def __init__(self) -> None:
+        self._second = 0
+        self._value = b""
+
+    def date(self) -> bytes:
+        now = int(time.time())
+        if now != self._second:
+            self._second = now
+            self._value = b"date: " + formatdate(now, usegmt=True).encode() + b"\r\nserver: interlock\r\n"
+        return self._value
+
+
+class Scope:
+    """What the app knows of a request before reading its body."""
+
+    __slots__ = ("_conn", "headers", "http_version", "method", "path", "query_string")
+
+    proto = "http"
+    scheme = "http"
+
+    def __init__(self, conn: H1Connection, method: str, path: str, query: str, version: str,
+                 headers: dict[str, str]) -> None:
+        self._conn = conn
+        self.method = method
+        self.path = path
+        self.query_string = query
+        self.http_version = version
+        self.headers = headers
+
+    @property
+    def client(self) -> str:
+        peer = self._conn.peer()
+        return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else ""
+
+
+class Exchange:
+    """One request's RSGI protocol object: the body in, the response out."""
+
+    __slots__ = ("_chunks", "_conn", "_disconnect", "_failure", "_waiter", "body_done", "head_only",
+                 "keep_alive", "responded", "stream_open", "unread")
+
+    def __init__(self, conn: H1Connection, keep_alive: bool, head_only: bool) -> None:
+        self._conn = conn
+        self._chunks: list[bytes] = []
+        self._waiter: asyncio.Future[None] | None = None
+        self._disconnect: asyncio.Future[None] | None = None
+        self._failure: BaseException | None = None
+        self.body_done = False
+        self.keep_alive = keep_alive
+        self.head_only = head_only
+        self.responded = False
+        self.stream_open = False
+        self.unread = 0  # bytes received and not yet handed to the app
+
+    # -- the body, fed by the connection --------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self.unread += len(data)
+        self._wake()
+
+    def end(self) -> None:
+        self.body_done = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def fail(self, failure: BaseException) -> None:
+        """The body will not arrive: a reader waiting for it (now or later) gets ``failure``."""
+        self._failure = failure
+        self._wake()
+
+    async def _wait(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+        if self._conn.closed:
+            raise ClientGone("the client closed the connection before sending the whole body")
+        waiter = self._waiter = self._conn.loop.create_future()
+        self._conn.want_body()
+        await waiter
+        if self._failure is not None:
+            raise self._failure
+
+    def _take(self) -> list[bytes]:
+        chunks, self._chunks = self._chunks, []
+        self.unread = 0
+        self._conn.body_taken()
+        return chunks
+
+    # -- the body, read by the app -------------------------------------------------------
+
+    def __call__(self) -> Coroutine[Any, Any, bytes]:
+        return self._read()
+
+    async def _read(self) -> bytes:
+        while not self.body_done:
+            await self._wait()
+        chunks = self._take()
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[bytes]:
+        while True:
+            if self._chunks:
+                for chunk in self._take():
+                    yield chunk
+            elif self.body_done:
+                return
+            else:
+                await self._wait()
+
+    def client_disconnect(self) -> asyncio.Future[None]:
+        future = self._disconnect
+        if future is None:
+            future = self._disconnect = self._conn.loop.create_future()
+            if self._conn.closed:
+                future.set_result(None)
+        return future
+
+    def gone(self) -> None:
+        """The connection closed: wake a body reader and resolve the disconnect future."""
+        self._wake()
+        future = self._disconnect
+        if future is not None and not future.done():
+            future.set_result(None)
+
+    # -- the response ---------------------------------------------------------------------
+
+    def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        self._start()
+        head = self._conn.head(status, headers, self.keep_alive, b"content-length: %d\r\n" % len(body))
+        if self.head_only or not body:
+            self._conn.write(head)
+        elif len(body) < 65536:
+            self._conn.write(head + body)
+        else:
+            self._conn.write(head)
+            self._conn.write(body)
+
+    def response_str(self, status: int, headers: list[tuple[str, str]], body: str) -> None:
+        self.response_bytes(status, headers, body.encode())
+
+    def response_empty(self, status: int, headers: list[tuple[str, str]]) -> None:
+        self.response_bytes(status, headers, b"")
+
+    def response_stream(self, status: int, headers: list[tuple[str, str]]) -> StreamOut:
+        self._start()
+        chunked = self._conn.http11
+        if not chunked:
+            self.keep_alive = False  # HTTP/1.0: the body ends when the connection does
+        framing = b"transfer-encoding: chunked\r\n" if chunked and not self.head_only else b""
+        self._conn.write(self._conn.head(status, headers, self.keep_alive, framing))
+        self.stream_open = not self.head_only
+        return StreamOut(self._conn, chunked and not self.head_only, self.head_only)
+
+    def _start(self) -> None:
+        if self.responded:
+            raise RuntimeError("a response was already started for this request")
+        self.responded = True
+        if not self.body_done or self._conn.server.stopping:
+            self.keep_alive = False  # the rest of the body is not worth reading, or the worker stops
+
+
+class StreamOut:
+    """The writer ``response_stream`` returns: each ``send_bytes`` is one HTTP chunk."""
+
+    __slots__ = ("_chunked", "_conn", "_discard")
+
+    def __init__(self, conn: H1Connection, chunked: bool, discard: bool) -> None:
+        self._conn = conn
+        self._chunked = chunked
+        self._discard = discard
+
+    async def send_bytes(self, data: bytes) -> None:
+        conn = self._conn
+        if conn.closed:
+            raise ClientGone("the client closed the connection")
+        if not data or self._discard:
+            return
+        conn.write(b"%x\r\n%b\r\n" % (len(data), data) if self._chunked else data)
+        if conn.paused:
+            await conn.drain()
+
+    async def send_str(self, data: str) -> None:
+        await self.send_bytes(data.encode())
