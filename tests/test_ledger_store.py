@@ -167,3 +167,20 @@ async def test_concurrent_postgres_writers_do_not_deadlock(pg_url: str) -> None:
     finally:
         for s in stores:
             await s.close()
+
+
+async def test_postgres_session_keeps_nothing_between_batches(pg_url: str) -> None:
+    """A long-lived connection's temporary tables stay empty: rows staged by one batch are gone after it
+    (deleted rows in a temporary table are never vacuumed, so a session that deleted them would grow)."""
+    store = PostgresLog(pg_url, min_size=1, max_size=1)
+    try:
+        for b in range(5):
+            assert await store.write([rec(b * 1000 + i) for i in range(300)]) == 300
+        pool = await store._get_pool()
+        size = await pool.fetchval(
+            "SELECT coalesce(sum(pg_relation_size(oid)), 0) FROM pg_class "
+            "WHERE relnamespace = pg_my_temp_schema() AND relkind = 'r'")
+        assert size == 0
+        assert (await store.spend(SpendQuery()))[0]["requests"] == 1500
+    finally:
+        await store.close()

@@ -1,12 +1,14 @@
 """The request log in PostgreSQL (``store: postgresql://...``), for several gateways sharing one log.
 
-A batch is written in two round trips: the rows (``rowcodec.ROW_COLUMNS``, as
+A batch is written in one transaction: the rows (``rowcodec.ROW_COLUMNS``, as
 built on the hot path) are ``COPY``-ed into the session's staging table, then
-one statement (atomic, so no explicit transaction) empties it into
-``requests`` with ``ON CONFLICT (id) DO NOTHING`` (a batch replayed after an
-outage counts nothing twice) and upserts the rollups of the rows it actually
-inserted - the grouping and summing run in the database, not in the
-gateway's Python.
+one statement moves them into ``requests`` with ``ON CONFLICT (id) DO
+NOTHING`` (a batch replayed after an outage counts nothing twice) and upserts
+the rollups of the rows it actually inserted - the grouping and summing run in
+the database, not in the gateway's Python. The staging table is emptied by the
+commit (``ON COMMIT DELETE ROWS`` truncates it): deleting its rows instead
+would leave them dead in a table no vacuum ever visits, so it would grow for
+as long as the session lives and every batch would scan all of it.
 Migrations are numbered, recorded in ``interlock_schema`` and applied under an
 advisory lock, so gateways starting together apply each one exactly once.
 """
@@ -84,7 +86,8 @@ _ROW_TYPES = {"detail": "json", **{c: _column_type(c).replace(" NOT NULL", "").r
                                    .replace(" DEFAULT 0", "") for c in COLUMNS}}
 _STAGE_TABLE = "requests_row"
 _STAGE = (f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE_TABLE} ("
-          + ", ".join(f"{c} {'text' if c in TEXT_COLUMNS else _ROW_TYPES[c]}" for c in ROW_COLUMNS) + ")")
+          + ", ".join(f"{c} {'text' if c in TEXT_COLUMNS else _ROW_TYPES[c]}" for c in ROW_COLUMNS)
+          + ") ON COMMIT DELETE ROWS")
 _VALUES = tuple((f"NULLIF({c}, '')" + ("" if _ROW_TYPES[c] == "text" else f"::{_ROW_TYPES[c]}"))
                 if c in TEXT_COLUMNS else c for c in ROW_COLUMNS)
 _WRITE = pg_write_sql(ROW_COLUMNS, _VALUES, _STAGE_TABLE)
@@ -134,16 +137,17 @@ class PostgresLog:
         return self._pool
 
     async def write(self, records: Sequence[Row | Mapping[str, Any]]) -> int:
-        """Two round trips and no explicit transaction: COPY into the staging table, then one statement
-        that empties it into ``requests`` and the rollups (atomic, as every statement is)."""
+        """One transaction: COPY into the staging table, then one statement that moves its rows into
+        ``requests`` and the rollups; the commit empties the staging table."""
         rows = as_rows(records)
         if not rows:
             return 0
         pool = await self._get_pool()
         async with pool.acquire() as conn:
             try:
-                await conn.copy_records_to_table(_STAGE_TABLE, records=rows, columns=ROW_COLUMNS)
-                inserted = await conn.fetchval(_WRITE)
+                async with conn.transaction():
+                    await conn.copy_records_to_table(_STAGE_TABLE, records=rows, columns=ROW_COLUMNS)
+                    inserted = await conn.fetchval(_WRITE)
             except BaseException:
                 # The session goes, and with it whatever this batch left in its staging table: the next
                 # write on a fresh connection starts empty (the writer spills and replays this batch).

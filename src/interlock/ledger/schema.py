@@ -154,8 +154,8 @@ def _dims_select(source: str) -> str:
 
 
 def pg_write_sql(columns: tuple[str, ...], values: tuple[str, ...], stage: str) -> str:
-    """PostgreSQL: empty the staging table into ``requests`` and roll up the rows actually inserted, in one
-    statement.
+    """PostgreSQL: copy the staging table's rows into ``requests`` and roll up the rows actually inserted, in
+    one statement (the staging table is emptied by the commit: ``ON COMMIT DELETE ROWS``).
 
     ``values``: the expression each column is inserted as (from the staging table's column of that name).
     Rollup rows are upserted sorted by key, so concurrent writers lock them in the same order and cannot
@@ -168,10 +168,8 @@ def pg_write_sql(columns: tuple[str, ...], values: tuple[str, ...], stage: str) 
     measures = "status, input_tokens, cache_read_tokens, output_tokens, cost_picousd"
     sums = _sums("", "count(*) FILTER (WHERE status >= 400)")
     return f"""
-WITH staged AS (
-    DELETE FROM {stage} RETURNING {cols}
-), ins AS (
-    INSERT INTO requests ({cols}) SELECT {", ".join(values)} FROM staged ON CONFLICT (id) DO NOTHING
+WITH ins AS (
+    INSERT INTO requests ({cols}) SELECT {", ".join(values)} FROM {stage} ON CONFLICT (id) DO NOTHING
     RETURNING received_at, project, key_id, model, vendor, tags, {measures}
 ), base AS (
     SELECT {base}, '*'::text AS tag, {measures} FROM ins
