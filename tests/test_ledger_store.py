@@ -46,6 +46,18 @@ async def test_write_is_idempotent_and_rollups_count_once(store: LogStore) -> No
                      "output_tokens": 55, "cost_picousd": 11_000_000, "cost_usd": pytest.approx(11e-6)}]
 
 
+async def test_an_id_twice_in_a_batch_and_ids_already_stored_count_once(store: LogStore) -> None:
+    assert await store.write([rec(0), rec(1, tags=["t"])]) == 2
+    # A replayed batch mixing stored ids, new ones and a new id twice (the first of the two is kept).
+    batch = [rec(2, tags=["t"]), rec(0), rec(3, cost_picousd=5), rec(2, cost_picousd=7), rec(1, tags=["t"])]
+    assert await store.write(batch) == 2
+    assert await store.write(batch) == 0
+    day = await store.spend(SpendQuery(group_by="day"))
+    assert [(r["requests"], r["cost_picousd"]) for r in day] == [(4, 3_000_005)]
+    assert [(r["tag"], r["requests"]) for r in await store.spend(SpendQuery(group_by="tag"))] == [("t", 2)]
+    assert (await store.get("req_000002") or {})["cost_picousd"] == 1_000_000
+
+
 async def test_spend_groups_and_tags(store: LogStore) -> None:
     await store.write([
         rec(0, tags=["team-a", "exp"]), rec(1, tags=["team-a"]), rec(2, status=500, cost_picousd=None),

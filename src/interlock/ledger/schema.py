@@ -2,12 +2,10 @@
 
 SQLite and PostgreSQL hold the same tables (``requests``, ``spend_daily`` and
 ``spend_dims``), so the filters and their SQL are built once here with a
-placeholder style per backend. Rollups are computed by the database itself, in
-the transaction that inserts a batch, from the rows it actually inserted
-(:data:`SQLITE_ROLLUP_SQL`, ``pgstore``), which keeps replays (after a store
-outage) from counting spend twice and keeps per-record work off the gateway's
-Python. :func:`rollup_deltas` computes the same sums in Python, for the v2
-migration of an old SQLite log.
+placeholder style per backend. Rollups are summed per batch in the gateway
+(:func:`rollup_deltas`, one dict update per record) from the rows the store
+actually inserted, and upserted in the transaction that inserts them, which
+keeps replays (after a store outage) from counting spend twice.
 """
 
 from __future__ import annotations
@@ -63,8 +61,8 @@ def _day(number: int) -> str:
 def rollup_deltas(rows: Iterable[Row]) -> list[tuple[Any, ...]]:
     """Per (day, project, key, model, vendor, tag) sums of a batch of rows, ready to upsert.
 
-    The SQLite store's rollups (PostgreSQL computes the same sums in SQL, :func:`pg_write_sql`). One
-    dict update per row; dates, empty-string keys and tags are dealt with once per group.
+    Both stores' rollups (PostgreSQL upserts them with :func:`pg_rollup_sql`). One dict update per row;
+    dates, empty-string keys and tags are dealt with once per group.
     """
     acc: dict[tuple[Any, ...], list[Any]] = {}
     get = acc.get
@@ -125,16 +123,9 @@ def dim_deltas(rollups: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
 
 # ----------------------------------------------------------------- rollups in SQL
 
-def _sums(row: str, errors: str) -> str:
-    """The rollup values of a group of request rows (``row``: the table alias with its dot, or "")."""
-    return ", ".join(["count(*) AS requests", f"{errors} AS errors",
-                      *(f"coalesce(sum({row}{v}), 0) AS {v}" for v in ROLLUP_VALUES[2:])])
-
-
 _DIM_PROJECTIONS = (("'*'", "'*'", "tag = '*'"), ("'project'", "project", "tag = '*'"),
                     ("'key_id'", "key_id", "tag = '*'"), ("'model'", "model", "tag = '*'"),
                     ("'vendor'", "vendor", "tag = '*'"), ("'tag'", "tag", "tag <> '*'"))
-_TAG_COLUMNS = "project, key_id, model, vendor, tag"
 _VALUES = ", ".join(ROLLUP_VALUES)
 
 
@@ -153,38 +144,25 @@ def _dims_select(source: str) -> str:
             "GROUP BY day, dim, value ORDER BY day, dim, value")
 
 
-def pg_write_sql(columns: tuple[str, ...], values: tuple[str, ...], stage: str) -> str:
-    """PostgreSQL: copy the staging table's rows into ``requests`` and roll up the rows actually inserted, in
-    one statement (the staging table is emptied by the commit: ``ON COMMIT DELETE ROWS``).
+def pg_rollup_sql() -> str:
+    """PostgreSQL: upsert a batch's rollup deltas into ``spend_daily`` and ``spend_dims``, in one statement.
 
-    ``values``: the expression each column is inserted as (from the staging table's column of that name).
-    Rollup rows are upserted sorted by key, so concurrent writers lock them in the same order and cannot
-    deadlock. Returns the number of records inserted.
+    The deltas are :func:`rollup_deltas`' rows, passed as one array per column (``ROLLUP_KEYS`` as text,
+    then ``ROLLUP_VALUES`` as bigint). Rows are upserted sorted by key, so concurrent writers lock them in
+    the same order and cannot deadlock.
     """
-    cols = ", ".join(columns)
-    day = "to_char(timestamp '1970-01-01' + d * interval '1 day', 'YYYY-MM-DD')"
-    base = ("floor(received_at / 86400)::bigint AS d, coalesce(project, '') AS project, "
-            "coalesce(key_id, '') AS key_id, coalesce(model, '') AS model, coalesce(vendor, '') AS vendor")
-    measures = "status, input_tokens, cache_read_tokens, output_tokens, cost_picousd"
-    sums = _sums("", "count(*) FILTER (WHERE status >= 400)")
+    names = ROLLUP_KEYS + ROLLUP_VALUES
+    arrays = ", ".join(f"${i}::{'text' if i <= len(ROLLUP_KEYS) else 'bigint'}[]" for i in range(1, len(names) + 1))
+    keys = ", ".join(ROLLUP_KEYS)
     return f"""
-WITH ins AS (
-    INSERT INTO requests ({cols}) SELECT {", ".join(values)} FROM {stage} ON CONFLICT (id) DO NOTHING
-    RETURNING received_at, project, key_id, model, vendor, tags, {measures}
-), base AS (
-    SELECT {base}, '*'::text AS tag, {measures} FROM ins
-    UNION ALL
-    SELECT {base}, t.tag, {measures} FROM ins, jsonb_array_elements_text(ins.tags) AS t(tag)
-    WHERE jsonb_typeof(ins.tags) = 'array'
-), delta AS (
-    SELECT {day} AS day, {_TAG_COLUMNS}, {sums} FROM base GROUP BY d, {_TAG_COLUMNS}
+WITH delta AS (
+    SELECT * FROM unnest({arrays}) AS d({", ".join(names)})
 ), daily AS (
-    {_upsert("spend_daily", ROLLUP_KEYS,
-             f"SELECT day, {_TAG_COLUMNS}, {_VALUES} FROM delta ORDER BY {', '.join(ROLLUP_KEYS)}")}
+    {_upsert("spend_daily", ROLLUP_KEYS, f"SELECT {keys}, {_VALUES} FROM delta ORDER BY {keys}")}
 ), dims AS (
     {_upsert("spend_dims", DIM_KEYS, _dims_select("delta"))}
 )
-SELECT count(*) FROM ins"""
+SELECT 1"""
 
 
 # ----------------------------------------------------------------- queries
