@@ -22,6 +22,7 @@ import pytest
 from interlock.ledger import pgstore, store
 from interlock.ledger.pgstore import PostgresLog
 from interlock.ledger.record import COLUMNS, JSON_COLUMNS
+from interlock.ledger.rowcodec import ROW_COLUMNS, row_from_record, row_record
 from interlock.ledger.schema import ROLLUP_KEYS, ROLLUP_VALUES, LogQuery, SpendQuery
 from interlock.ledger.store import SQLiteLog, SQLiteStore
 from interlock.ledger.writer import LedgerWriter, SpillFile
@@ -141,7 +142,41 @@ async def test_postgres_v1_database_upgrades_in_place(pg_name: str) -> None:
             versions = [r["version"] for r in await conn.fetch("SELECT version FROM interlock_schema ORDER BY 1")]
         finally:
             await conn.close()
-        assert versions == [1, 2] == list(range(1, pgstore.SCHEMA_VERSION + 1))
+        assert versions == [1, 2, 3] == list(range(1, pgstore.SCHEMA_VERSION + 1))
+    finally:
+        await log.close()
+
+
+async def test_postgres_v2_rows_keep_their_json_detail(pg_name: str) -> None:
+    """Rows written at schema v2 (``detail`` json, now ``detail_json``) read back beside rows written after."""
+    mid = row_from_record({**OLD, "id": "req_mid", "received_at": T0 + 30})
+    conn = await asyncpg.connect(url(pg_name))
+    try:  # the schema as migrations 1 and 2 left it, holding a row written by that version
+        await conn.execute("CREATE TABLE interlock_schema "
+                           "(version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+        for version, sql in pgstore.MIGRATIONS[:2]:
+            await conn.execute(sql)
+            await conn.execute("INSERT INTO interlock_schema (version) VALUES ($1)", version)
+        types = {"tags": "::jsonb", "request_content": "::jsonb", "response_content": "::jsonb", "detail": "::json"}
+        params = ", ".join(f"${i + 1}{types.get(c, '')}" for i, c in enumerate(ROW_COLUMNS))
+        await conn.execute(f"INSERT INTO requests ({', '.join(ROW_COLUMNS)}) VALUES ({params})",
+                           *(None if v == "" else v for v in mid))
+    finally:
+        await conn.close()
+    log = PostgresLog(url(pg_name))
+    try:
+        assert await log.write([NEW]) == 1
+        expected = row_record(mid)
+        assert await log.get("req_mid") == expected
+        rows = await log.query(LogQuery())
+        assert [r["id"] for r in rows] == ["req_new", "req_mid"] and rows[1] == expected
+        assert rows[0] == await log.get("req_new") and rows[0]["status"] == 502
+        conn = await asyncpg.connect(url(pg_name))
+        try:
+            stored = await conn.fetchrow("SELECT detail, detail_json FROM requests WHERE id = 'req_new'")
+        finally:
+            await conn.close()
+        assert stored["detail_json"] is None and orjson.loads(stored["detail"])[0] == 1
     finally:
         await log.close()
 

@@ -216,6 +216,10 @@ def decode_cursor(text: str) -> tuple[float, str]:
 
 Placeholder = Callable[[int], str]
 
+#: PostgreSQL's select list: since its migration 3 ``detail`` is text, and the json ``detail`` of rows
+#: written before is ``detail_json`` (``pgstore.MIGRATIONS``); a row has one or the other.
+PG_READ_COLUMNS: tuple[str, ...] = (*READ_COLUMNS[:-1], "coalesce(detail, detail_json::text)")
+
 
 def qmark(_: int) -> str:
     return "?"
@@ -265,7 +269,7 @@ def log_sql(q: LogQuery, ph: Placeholder, *, postgres: bool) -> tuple[str, list[
         op = ">" if q.ascending else "<"
         where.append(f"(received_at, id) {op} ({arg(at)}, {arg(rid)})")
     order = "ASC" if q.ascending else "DESC"
-    sql = f"SELECT {', '.join(READ_COLUMNS)} FROM requests"
+    sql = f"SELECT {', '.join(PG_READ_COLUMNS if postgres else READ_COLUMNS)} FROM requests"
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += f" ORDER BY received_at {order}, id {order} LIMIT {arg(q.limit)}"
