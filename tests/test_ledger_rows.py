@@ -15,12 +15,14 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from interlock.errors import GatewayError
 from interlock.governance.auth import Principal
 from interlock.ledger.record import Redactor, build_row
 from interlock.ledger.rowcodec import ROW_COLUMNS, row_from_record, row_record
-from interlock.ledger.schema import LogQuery, SpendQuery
+from interlock.ledger.schema import LogQuery, SpendQuery, day_of, rollup_deltas
 from interlock.ledger.settings import LogSettings
 from interlock.ledger.sink import RequestSink
 from interlock.ledger.writer import LedgerWriter, LogStore, SpillFile
@@ -238,3 +240,29 @@ async def test_records_given_as_dicts_are_written_as_rows(store: LogStore) -> No
         assert got[key] == value, key
     assert got["first_byte_at"] == pytest.approx(1_750_000_000.05)
     assert row_record(row_from_record(record)) == {**got, "received_at": record["received_at"]}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([1_750_000_000.0, 1_750_000_500.5, 1_750_086_399.9, 1_750_086_400.0]),
+                          st.sampled_from(["", "acme"]), st.sampled_from(["k1", "k2"]), st.sampled_from(["m", ""]),
+                          st.sampled_from(["v"]), st.sampled_from([200, 429, 500]),
+                          st.one_of(st.none(), st.integers(0, 10**6)), st.one_of(st.none(), st.integers(0, 99)),
+                          st.sampled_from(["", '["a"]', '["a","b"]', '"x"'])),
+                min_size=1, max_size=40),
+       st.booleans())
+def test_rollup_deltas_of_a_one_key_batch_match_the_row_by_row_sums(
+        fields: list[tuple[Any, ...]], same: bool) -> None:
+    """A batch sharing one key is summed column-wise; the sums are those of the row-by-row path."""
+    if same:  # every row with the first row's key (the column-wise path), values still varying
+        fields = [(fields[0][0], *fields[0][1:5], *f[5:8], fields[0][8]) for f in fields]
+    rows = [(f"req_{i}", at, project, key, model, model, vendor, status, cost, tokens, None, tokens, tags, "i", 0,
+             "", "", "[1]") for i, (at, project, key, model, vendor, status, cost, tokens, tags) in enumerate(fields)]
+    expected: dict[tuple[str, ...], list[int]] = {}
+    for r in rows:  # the definition, one row at a time
+        tag_list = orjson.loads(r[12]) if r[12] else []
+        for tag in ["*", *(tag_list if isinstance(tag_list, list) else [])]:
+            key = (day_of(r[1]), r[2], r[3], r[4], r[6], tag)
+            sums = expected.setdefault(key, [0] * 6)
+            for i, value in enumerate((1, int(r[7] >= 400), r[9] or 0, r[10] or 0, r[11] or 0, r[8] or 0)):
+                sums[i] += value
+    assert rollup_deltas(rows) == [(*k, *v) for k, v in sorted(expected.items())]
