@@ -4,8 +4,8 @@ A batch is written in one transaction of two statements: the rows
 (``rowcodec.ROW_COLUMNS``, as built on the hot path, "" made NULL) are
 ``COPY``-ed straight into ``requests``, and the batch's rollups - summed in the
 gateway as the SQLite store does (``schema.rollup_deltas``), one row per
-day x project x key x model x vendor x tag - are upserted by one statement
-that also derives ``spend_dims`` from them. ``COPY`` inserts the heap tuples
+day x project x key x model x vendor x tag, sent as one JSON array - are
+upserted by one statement that also derives ``spend_dims`` from them. ``COPY`` inserts the heap tuples
 several to a WAL record and evaluates nothing per row, which costs the server
 about half of an ``INSERT ... SELECT ... ON CONFLICT`` from a staging table.
 Writes stay idempotent: a batch replayed after an outage (committed just
@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
+import orjson
 
 from interlock.ledger.record import COLUMNS, JSON_COLUMNS
 from interlock.ledger.rowcodec import (
@@ -189,7 +190,7 @@ class PostgresLog:
                     try:
                         async with conn.transaction():
                             await conn.copy_records_to_table("requests", records=_nulls(rows), columns=ROW_COLUMNS)
-                            await conn.execute(_ROLLUP, *zip(*rollup_deltas(rows), strict=True))
+                            await conn.execute(_ROLLUP, orjson.dumps(rollup_deltas(rows)).decode())
                     except asyncpg.UniqueViolationError:
                         existing = {rid for (rid,) in await conn.fetch(_EXISTING, [row[R_ID] for row in rows])}
                         rows = _unique(rows, existing)
