@@ -142,7 +142,7 @@ async def test_postgres_v1_database_upgrades_in_place(pg_name: str) -> None:
             versions = [r["version"] for r in await conn.fetch("SELECT version FROM interlock_schema ORDER BY 1")]
         finally:
             await conn.close()
-        assert versions == [1, 2, 3] == list(range(1, pgstore.SCHEMA_VERSION + 1))
+        assert versions == [1, 2, 3, 4] == list(range(1, pgstore.SCHEMA_VERSION + 1))
     finally:
         await log.close()
 
