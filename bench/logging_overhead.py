@@ -7,7 +7,7 @@ the same mock on core 1, one gateway worker pinned to core 0, wrk -c32 on core
 alike; the figure is the median req/s per configuration. Target: logging
 costs at most 10% of throughput.
 
-    .venv/bin/python bench/logging_overhead.py [--seconds 10] [--rounds 3] [--no-postgres]
+    .venv/bin/python bench/logging_overhead.py [--seconds 10] [--rounds 3] [--no-postgres] [--batch-size N]
 """
 
 from __future__ import annotations
@@ -39,22 +39,25 @@ PY = str(REPO / ".venv" / "bin" / "python")
 MOCK_PORT, GW_PORT = 9111, 8411
 
 
-def config(kind: str, pg_url: str | None) -> str:
+def config(kind: str, pg_url: str | None, batch_size: int | None = None) -> str:
     base = f"vendors:\n  mock:\n    type: openai\n    base_url: http://127.0.0.1:{MOCK_PORT}/v1\n" \
            f"    api_key: {UPSTREAM_KEY}\n"
     if kind == "off":
         return base + "logging:\n  level: 'off'\n"
     text = base + "logging:\n  level: metadata\n"
+    if batch_size is not None:
+        text += f"  batch_size: {batch_size}\n"
     if kind == "postgresql":
         text += f"store: {pg_url}\n"
     return text
 
 
-def measure(kind: str, pg_url: str | None, wrk: str, seconds: int, tmp: Path) -> float:
+def measure(kind: str, pg_url: str | None, wrk: str, seconds: int, tmp: Path,
+            batch_size: int | None = None) -> float:
     home = tmp / f"{kind}-{os.urandom(3).hex()}"
     home.mkdir()
     cfg = home / "interlock.yaml"
-    cfg.write_text(config(kind, pg_url))
+    cfg.write_text(config(kind, pg_url, batch_size))
     env = dict(os.environ, INTERLOCK_MASTER_KEY=MASTER_KEY, INTERLOCK_HOME=str(home / "state"))
     gw = Managed(f"gateway-{kind}", ["taskset", "-c", str(GATEWAY_CORE), str(REPO / ".venv" / "bin" / "interlock"),
                                      "serve", "--port", str(GW_PORT), "--config", str(cfg)], env=env, logdir=home)
@@ -75,6 +78,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--no-postgres", action="store_true")
+    ap.add_argument("--batch-size", type=int, default=None, help="logging.batch_size (default: the gateway's)")
     args = ap.parse_args()
     wrk = ensure_wrk()
     kinds = ["off", "sqlite"] + ([] if args.no_postgres else ["postgresql"])
@@ -93,7 +97,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             for r in range(args.rounds):
                 for kind in kinds if r % 2 == 0 else list(reversed(kinds)):
-                    rps[kind].append(measure(kind, pg_url, wrk, args.seconds, Path(tmp)))
+                    rps[kind].append(measure(kind, pg_url, wrk, args.seconds, Path(tmp), args.batch_size))
                     print(f"round {r + 1} {kind:<10} {rps[kind][-1]:9,.0f} req/s", file=sys.stderr, flush=True)
     finally:
         mock.stop()
