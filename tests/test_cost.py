@@ -231,6 +231,37 @@ def test_anthropic_cache_write_and_read() -> None:
     assert cost_of(price, usage).usd_str == "0.078"
 
 
+def test_anthropic_one_hour_cache_writes_cost_twice_the_input_rate() -> None:
+    usage = usage_from_anthropic(
+        {
+            "input_tokens": 1000,
+            "cache_creation_input_tokens": 10_000,
+            "cache_creation": {"ephemeral_5m_input_tokens": 4_000, "ephemeral_1h_input_tokens": 6_000},
+            "cache_read_input_tokens": 0,
+            "output_tokens": 500,
+        }
+    )
+    assert (usage.cache_write_tokens, usage.cache_write_1h_tokens) == (10_000, 6_000)
+    price = _price("anthropic/claude-sonnet-4-5", "anthropic")  # $3 / $15, 5-minute write $3.75
+    # 1000*3 + 4000*3.75 + 6000*6 + 500*15 = 3000 + 15000 + 36000 + 7500 micro-USD
+    assert cost_of(price, usage).usd_str == "0.0615"
+    # The split survives the canonical (OpenAI-shaped) usage the pipeline prices from.
+    canonical = usage.to_openai()
+    assert canonical["prompt_tokens_details"]["cache_write_1h_tokens"] == 6_000
+    again = usage_from_openai(canonical)
+    assert (again.cache_write_tokens, again.cache_write_1h_tokens) == (10_000, 6_000)
+    assert cost_of(price, again) == cost_of(price, usage)
+    # And the Anthropic Messages API answers with it.
+    from interlock.wire.anthropic_stream import anthropic_usage
+
+    assert anthropic_usage(canonical)["cache_creation"] == {"ephemeral_5m_input_tokens": 4_000,
+                                                            "ephemeral_1h_input_tokens": 6_000}
+    # Without a split (or an impossible one) every write is a 5-minute write; never more than was written.
+    assert usage_from_anthropic({"cache_creation_input_tokens": 10, "cache_creation": {
+        "ephemeral_1h_input_tokens": 99}}).cache_write_1h_tokens == 10
+    assert usage_from_anthropic({"cache_creation_input_tokens": 10}).cache_write_1h_tokens == 0
+
+
 def test_anthropic_stream_merges_start_and_delta() -> None:
     start = {
         "input_tokens": 472,

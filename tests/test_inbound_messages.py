@@ -203,7 +203,9 @@ USAGE = {"prompt_tokens": 100, "completion_tokens": 30, "total_tokens": 130, "co
 
 def test_usage_excludes_cache_reads_and_writes_from_input() -> None:
     assert anthropic_usage(USAGE) == {"input_tokens": 15, "cache_creation_input_tokens": 25,
-                                      "cache_read_input_tokens": 60, "output_tokens": 30, "cost": 0.00042}
+                                      "cache_read_input_tokens": 60, "output_tokens": 30, "cost": 0.00042,
+                                      "cache_creation": {"ephemeral_5m_input_tokens": 25,
+                                                         "ephemeral_1h_input_tokens": 0}}
     legacy = anthropic_usage({"prompt_tokens": 50, "completion_tokens": 1, "cache_creation_input_tokens": 20})
     assert legacy["input_tokens"] == 30 and legacy["cache_creation_input_tokens"] == 20
 
@@ -237,7 +239,8 @@ def test_completion_renders_thinking_text_and_tool_use() -> None:
                     {"type": "tool_use", "id": "call_9", "name": "get_weather", "input": {"city": "Paris"}}],
         "stop_reason": "tool_use", "stop_sequence": None,
         "usage": {"input_tokens": 15, "cache_creation_input_tokens": 25, "cache_read_input_tokens": 60,
-                  "output_tokens": 30, "cost": 0.00042}}
+                  "output_tokens": 30, "cost": 0.00042,
+                  "cache_creation": {"ephemeral_5m_input_tokens": 25, "ephemeral_1h_input_tokens": 0}}}
 
 
 def test_reasoning_details_and_bad_tool_arguments_are_kept() -> None:

@@ -202,6 +202,8 @@ class Usage:
     estimated: bool = False
     citation_tokens: int = 0
     requests: int = 0
+    #: The part of ``cache_write_tokens`` written with Anthropic's 1-hour lifetime (billed at 2x input).
+    cache_write_1h_tokens: int = 0
 
     @property
     def prompt_tokens(self) -> int:
@@ -230,6 +232,8 @@ class Usage:
             # Not an OpenAI field (OpenAI has no cache writes); it keeps Anthropic/Bedrock
             # cache creation visible, and priced at its own rate, through the canonical shape.
             prompt_details["cache_write_tokens"] = self.cache_write_tokens
+            if self.cache_write_1h_tokens:
+                prompt_details["cache_write_1h_tokens"] = self.cache_write_1h_tokens
         return {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.output_tokens,
@@ -283,6 +287,9 @@ def cost_of(price: Price, usage: Usage) -> Cost:
     """
     p = price.for_prompt(usage.prompt_tokens)
     inp = p.input or 0
+    # Anthropic's 1-hour cache writes cost twice the input rate (5-minute ones: the catalog's cache_write,
+    # 1.25x); no catalog lists the 1-hour rate, and only Anthropic reports such writes.
+    write_1h = min(usage.cache_write_1h_tokens, usage.cache_write_tokens)
     out = p.output or 0
     reasoning = min(usage.reasoning_tokens, usage.output_tokens)
     out_audio = min(usage.output_audio_tokens, usage.output_tokens - reasoning)
@@ -290,7 +297,8 @@ def cost_of(price: Price, usage: Usage) -> Cost:
     total = (
         usage.input_tokens * inp
         + usage.cache_read_tokens * _or(p.cache_read, inp)
-        + usage.cache_write_tokens * _or(p.cache_write, inp)
+        + (usage.cache_write_tokens - write_1h) * _or(p.cache_write, inp)
+        + write_1h * 2 * inp
         + usage.input_audio_tokens * _or(p.input_audio, inp)
         + plain_out * out
         + reasoning * _or(p.reasoning, out)
@@ -363,16 +371,17 @@ def usage_from_openai(usage: Mapping[str, Any]) -> Usage:
     reasoning = min(_int(cdet, "reasoning_tokens"), completion)
     out_audio = min(_int(cdet, "audio_tokens"), completion - reasoning)
     # Positional, in field order (input, cache read, cache write, output, reasoning, input audio,
-    # output audio, estimated, citations, requests): measurably cheaper on the hot path.
+    # output audio, estimated, citations, requests, 1-hour cache writes): measurably cheaper on the hot path.
     return Usage(prompt - cached - written - in_audio, cached, written, completion, reasoning, in_audio, out_audio,
-                 False, _int(usage, "citation_tokens"), _int(usage, "num_search_queries"))
+                 False, _int(usage, "citation_tokens"), _int(usage, "num_search_queries"),
+                 min(_int(pdet, "cache_write_1h_tokens"), written) if written else 0)
 
 
 def usage_from_anthropic(*usages: Mapping[str, Any]) -> Usage:
     """Parse Anthropic Messages usage: ``input_tokens`` EXCLUDES cache reads and writes.
 
     ``cache_creation_input_tokens`` and ``cache_read_input_tokens`` are separate
-    buckets; ``output_tokens`` includes extended-thinking tokens (Anthropic does
+    buckets (``cache_creation.ephemeral_1h_input_tokens`` is the 1-hour part of the writes); ``output_tokens`` includes extended-thinking tokens (Anthropic does
     not report the thinking part separately). For a stream pass every usage seen
     in order, e.g. ``message_start.message.usage`` then ``message_delta.usage``:
     the counts are cumulative, so later non-null values win.
@@ -381,12 +390,15 @@ def usage_from_anthropic(*usages: Mapping[str, Any]) -> Usage:
     for usage in usages:
         merged.update({k: v for k, v in usage.items() if v is not None})
     server_tools = _obj(merged, "server_tool_use")
+    written = _int(merged, "cache_creation_input_tokens")
     return Usage(
         input_tokens=_int(merged, "input_tokens"),
         cache_read_tokens=_int(merged, "cache_read_input_tokens"),
-        cache_write_tokens=_int(merged, "cache_creation_input_tokens"),
+        cache_write_tokens=written,
         output_tokens=_int(merged, "output_tokens"),
         requests=_int(server_tools, "web_search_requests"),
+        # ``cache_creation`` splits the writes by lifetime; the 1-hour ones cost more.
+        cache_write_1h_tokens=min(_int(_obj(merged, "cache_creation"), "ephemeral_1h_input_tokens"), written),
     )
 
 

@@ -212,7 +212,8 @@ def openai_usage(usage: Usage) -> dict[str, Any]:
     """Canonical usage: ``prompt_tokens`` includes cache reads and writes, each also named in the details.
 
     ``prompt_tokens_details.cache_write_tokens`` is interlock's addition for
-    Anthropic/Bedrock cache creation, priced at the cache-write rate.
+    Anthropic/Bedrock cache creation, priced at the cache-write rate, and
+    ``cache_write_1h_tokens`` the part of it written for an hour (2x input).
     """
     out: dict[str, Any] = {
         "prompt_tokens": usage.prompt_tokens,
@@ -225,6 +226,8 @@ def openai_usage(usage: Usage) -> dict[str, Any]:
     }
     if usage.cache_write_tokens:
         out["prompt_tokens_details"]["cache_write_tokens"] = usage.cache_write_tokens
+        if usage.cache_write_1h_tokens:
+            out["prompt_tokens_details"]["cache_write_1h_tokens"] = usage.cache_write_1h_tokens
     return out
 
 

@@ -75,6 +75,11 @@ def anthropic_usage(usage: Mapping[str, Any]) -> dict[str, Any]:
         "cache_read_input_tokens": cached,
         "output_tokens": output if isinstance(output, int) else 0,
     }
+    if written:
+        one_hour = details.get("cache_write_1h_tokens") if isinstance(details, dict) else None
+        one_hour = min(one_hour, written) if isinstance(one_hour, int) and one_hour > 0 else 0
+        out["cache_creation"] = {"ephemeral_5m_input_tokens": written - one_hour,
+                                 "ephemeral_1h_input_tokens": one_hour}
     cost = usage.get("cost")
     if cost is not None:
         out["cost"] = cost
