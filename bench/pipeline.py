@@ -11,6 +11,7 @@ with ``--instructions`` the instructions per request counted by callgrind
 a quiet machine, so it is the figure to compare changes with.
 
     .venv/bin/python bench/pipeline.py [-n 20000] [--rounds 3] [--instructions] [--upstream 127.0.0.1:9101]
+                                       [--log off|sqlite]
 """
 
 from __future__ import annotations
@@ -88,21 +89,22 @@ class _CannedResponse:
         pass
 
 
-def _config(tmp: Path, upstream: str | None) -> Path:
+def _config(tmp: Path, upstream: str | None, log: str) -> Path:
     base = f"http://{upstream}/v1" if upstream else "http://127.0.0.1:9/v1"
     path = tmp / "interlock.yaml"
+    logging = "logging:\n  enabled: false\n" if log == "off" else "logging:\n  level: metadata\n"
     path.write_text(f"vendors:\n  mock:\n    type: openai\n    base_url: {base}\n    api_key: bench-upstream-key\n"
-                    "logging:\n  enabled: false\n")
+                    + logging)
     return path
 
 
-def run(n: int, rounds: int, upstream: str | None) -> list[float]:
+def run(n: int, rounds: int, upstream: str | None, log: str = "off") -> list[float]:
     """CPU µs per request for each round (after a warm-up)."""
     import uvloop
 
     with tempfile.TemporaryDirectory(prefix="interlock-pipeline-") as tmpdir:
         tmp = Path(tmpdir)
-        os.environ.update(INTERLOCK_CONFIG=str(_config(tmp, upstream)), INTERLOCK_HOME=str(tmp / "home"),
+        os.environ.update(INTERLOCK_CONFIG=str(_config(tmp, upstream, log)), INTERLOCK_HOME=str(tmp / "home"),
                           INTERLOCK_MASTER_KEY=MASTER_KEY)
         if not upstream:
             from interlock.vendors import transport
@@ -142,7 +144,7 @@ def run(n: int, rounds: int, upstream: str | None) -> list[float]:
         return loop.run_until_complete(main())
 
 
-def instructions(n: int, upstream: str | None) -> int:
+def instructions(n: int, upstream: str | None, log: str = "off") -> int:
     """Instructions per request: callgrind totals of a run of n requests minus a run of none."""
     valgrind = shutil.which("valgrind")
     if valgrind is None:
@@ -151,7 +153,7 @@ def instructions(n: int, upstream: str | None) -> int:
     with tempfile.TemporaryDirectory(prefix="interlock-callgrind-") as tmpdir:
         for requests in (0, n):
             cmd = [valgrind, "--tool=callgrind", f"--callgrind-out-file={tmpdir}/cg.{requests}", sys.executable,
-                   __file__, "--child", "-n", str(requests), "--rounds", "1"]
+                   __file__, "--child", "-n", str(requests), "--rounds", "1", "--log", log]
             if upstream:
                 cmd += ["--upstream", upstream]
             done = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -169,16 +171,19 @@ def main() -> int:
     parser.add_argument("--upstream", help="HOST:PORT of a mock vendor instead of the canned answer")
     parser.add_argument("--instructions", action="store_true",
                         help="count instructions per request under callgrind (slow; -n 3200 is plenty)")
+    parser.add_argument("--log", choices=("off", "sqlite"), default="off",
+                        help="the request log: off (as make bench) or on, in SQLite (level metadata)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        run(args.n, args.rounds if args.n else 0, args.upstream)
+        run(args.n, args.rounds if args.n else 0, args.upstream, args.log)
         return 0
     where = f"mock vendor at {args.upstream}" if args.upstream else "canned vendor answer (no socket)"
+    where += f", request log {args.log}"
     if args.instructions:
-        print(f"instructions per request ({where}): {instructions(args.n, args.upstream):,}")
+        print(f"instructions per request ({where}): {instructions(args.n, args.upstream, args.log):,}")
         return 0
-    figures = run(args.n, args.rounds, args.upstream)
+    figures = run(args.n, args.rounds, args.upstream, args.log)
     print(f"CPU per request ({where}, {args.n} requests x {args.rounds} rounds, concurrency {CONCURRENCY}): "
           f"median {statistics.median(figures):.1f} µs  (rounds: {', '.join(f'{f:.1f}' for f in figures)})")
     return 0
