@@ -225,7 +225,11 @@ class Usage:
         return Usage(**values, estimated=self.estimated or other.estimated)
 
     def to_openai(self) -> dict[str, Any]:
-        """Render as an OpenAI chat-completions ``usage`` object."""
+        """Render as an OpenAI chat-completions ``usage`` object: the canonical usage translating adapters emit.
+
+        ``prompt_tokens`` includes cache reads and writes, each also named in the details;
+        ``cache_write_tokens`` and ``cache_write_1h_tokens`` are interlock's additions.
+        """
         prompt_details: dict[str, int] = {"cached_tokens": self.cache_read_tokens,
                                           "audio_tokens": self.input_audio_tokens}
         if self.cache_write_tokens:

@@ -208,29 +208,6 @@ def call_id() -> str:
     return "call_" + os.urandom(12).hex()
 
 
-def openai_usage(usage: Usage) -> dict[str, Any]:
-    """Canonical usage: ``prompt_tokens`` includes cache reads and writes, each also named in the details.
-
-    ``prompt_tokens_details.cache_write_tokens`` is interlock's addition for
-    Anthropic/Bedrock cache creation, priced at the cache-write rate, and
-    ``cache_write_1h_tokens`` the part of it written for an hour (2x input).
-    """
-    out: dict[str, Any] = {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.output_tokens,
-        "total_tokens": usage.total_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cache_read_tokens,
-                                  "audio_tokens": usage.input_audio_tokens},
-        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens,
-                                      "audio_tokens": usage.output_audio_tokens},
-    }
-    if usage.cache_write_tokens:
-        out["prompt_tokens_details"]["cache_write_tokens"] = usage.cache_write_tokens
-        if usage.cache_write_1h_tokens:
-            out["prompt_tokens_details"]["cache_write_1h_tokens"] = usage.cache_write_1h_tokens
-    return out
-
-
 def completion(cid: str, model: str, choices: list[dict[str, Any]], usage: Usage | None,
                created: int | None = None) -> dict[str, Any]:
     data: dict[str, Any] = {
@@ -241,7 +218,7 @@ def completion(cid: str, model: str, choices: list[dict[str, Any]], usage: Usage
         "choices": choices,
     }
     if usage is not None:
-        data["usage"] = openai_usage(usage)
+        data["usage"] = usage.to_openai()
     return data
 
 
@@ -285,7 +262,7 @@ class ChunkEmitter:
         return prefix + orjson.dumps(delta) + tail
 
     def usage(self, usage: Usage) -> bytes:
-        return self._head + b'[],"usage":' + orjson.dumps(openai_usage(usage)) + b"}"
+        return self._head + b'[],"usage":' + orjson.dumps(usage.to_openai()) + b"}"
 
 
 class ToolIndexer:

@@ -32,7 +32,6 @@ from interlock.wire.anthropic_stream import (
     message_id,
     render_message,
 )
-from interlock.wire.canonical import canonical_usage
 from interlock.wire.openai_chat import parse_json_object
 
 if TYPE_CHECKING:
@@ -505,7 +504,7 @@ class AnthropicMessagesCodec:
         usage = data.get("usage")
         if not isinstance(usage, dict) and ctx.usage is not None:
             # The vendor reported none: show the pipeline's estimate (already priced and marked estimated).
-            usage = canonical_usage(ctx.usage)
+            usage = ctx.usage.to_openai()
         model = ctx.requested_model or str(request.get("model"))
         return orjson.dumps(render_message(message_id(ctx.id), model, request, data,
                                            usage if isinstance(usage, dict) else None))

@@ -21,7 +21,6 @@ from interlock.errors import GatewayError, UpstreamError
 from interlock.pipeline.codec import UsageHook
 
 if TYPE_CHECKING:
-    from interlock.catalog import Usage
     from interlock.pipeline.context import RequestContext
 
 
@@ -76,15 +75,6 @@ def cache_write_tokens(usage: Mapping[str, Any]) -> int:
                 return value
     value = usage.get("cache_creation_input_tokens")
     return value if isinstance(value, int) else 0
-
-
-def canonical_usage(u: Usage) -> dict[str, Any]:
-    """The pipeline's usage (an estimate when the vendor reported none) in the canonical usage shape."""
-    details = {"cached_tokens": u.cache_read_tokens, "cache_write_tokens": u.cache_write_tokens}
-    if u.cache_write_1h_tokens:
-        details["cache_write_1h_tokens"] = u.cache_write_1h_tokens
-    return {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.output_tokens,
-            "prompt_tokens_details": details, "completion_tokens_details": {"reasoning_tokens": u.reasoning_tokens}}
 
 
 class ChunkTranslator:

@@ -24,7 +24,7 @@ import orjson
 from interlock.errors import GatewayError, InvalidRequest
 from interlock.ledger.responses_store import ResponsesStore, StoredResponse
 from interlock.pipeline.codec import UsageHook
-from interlock.wire.canonical import canonical_usage, reasoning_blocks, text_of_content
+from interlock.wire.canonical import reasoning_blocks, text_of_content
 from interlock.wire.openai_chat import _invalid, error_body, parse_json_object
 
 if TYPE_CHECKING:
@@ -580,7 +580,7 @@ class ResponsesCodec:
         status, incomplete = status_of(choice.get("finish_reason"))
         usage = data.get("usage")
         if not isinstance(usage, dict) and ctx.usage is not None:
-            usage = canonical_usage(ctx.usage)  # the pipeline's estimate: the vendor reported none
+            usage = ctx.usage.to_openai()  # the pipeline's estimate: the vendor reported none
         body = response_object(resp_id, ctx.requested_model or str(request.get("model")), meta, status,
                                output_items(message, resp_id[5:]), responses_usage(usage if isinstance(usage, dict)
                                                                                     else None),
