@@ -363,9 +363,6 @@ class H1Connection(asyncio.Protocol):
             self._reading = True
             self._transport.resume_reading()  # type: ignore[union-attr]
 
-    def body_taken(self) -> None:
-        self.want_body()
-
     # -- writing -----------------------------------------------------------------------
 
     def head(self, status: int, headers: list[tuple[str, str]], keep_alive: bool, framing: bytes) -> bytes:

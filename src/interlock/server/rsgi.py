@@ -125,7 +125,7 @@ class Exchange:
     def _take(self) -> list[bytes]:
         chunks, self._chunks = self._chunks, []
         self.unread = 0
-        self._conn.body_taken()
+        self._conn.want_body()
         return chunks
 
     # -- the body, read by the app -------------------------------------------------------
