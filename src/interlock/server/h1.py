@@ -358,7 +358,7 @@ class H1Connection(asyncio.Protocol):
             self._transport.pause_reading()  # type: ignore[union-attr]
 
     def want_body(self) -> None:
-        """The app waits for body bytes: read the socket again if back-pressure had stopped it."""
+        """The app took or waits for body bytes: read the socket again if back-pressure had stopped it."""
         if not self._reading and not self.closed and self._state == "body":
             self._reading = True
             self._transport.resume_reading()  # type: ignore[union-attr]
