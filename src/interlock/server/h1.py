@@ -42,6 +42,7 @@ from typing import Any
 import orjson
 
 from interlock.server.rsgi import BodyTimeout, ClientGone, Clock, Exchange, Scope
+from interlock.wire.chunked import ChunkedDecoder, ChunkedError
 
 #: The largest request head (request line + headers) accepted, and the most header lines.
 MAX_HEAD = 64 * 1024
@@ -67,7 +68,7 @@ class ProtocolError(Exception):
 class H1Connection(asyncio.Protocol):
     """One client connection: parses requests in order and runs the app on each."""
 
-    __slots__ = ("_body_left", "_buf", "_chunked", "_drain", "_eof", "_exchange", "_reading", "_state", "_task",
+    __slots__ = ("_body_left", "_buf", "_dechunk", "_drain", "_eof", "_exchange", "_reading", "_state", "_task",
                  "_transport", "closed", "http11", "loop", "paused", "server", "since")
 
     def __init__(self, server: H1Server) -> None:
@@ -80,7 +81,8 @@ class H1Connection(asyncio.Protocol):
         #: "head" waiting for a request head, "body" reading its body, "busy" answering with the body read.
         self._state = "head"
         self._body_left = 0
-        self._chunked = False
+        #: The chunked request body being read, if it is one.
+        self._dechunk: ChunkedDecoder | None = None
         self._reading = True
         self._drain: asyncio.Future[None] | None = None
         self._eof = False
@@ -102,15 +104,16 @@ class H1Connection(asyncio.Protocol):
         exchange = self._exchange
         if exchange is not None:
             exchange.gone()
-        drain, self._drain = self._drain, None
-        if drain is not None and not drain.done():
-            drain.set_result(None)
+        self._release_drain()
 
     def pause_writing(self) -> None:
         self.paused = True
 
     def resume_writing(self) -> None:
         self.paused = False
+        self._release_drain()
+
+    def _release_drain(self) -> None:
         drain, self._drain = self._drain, None
         if drain is not None and not drain.done():
             drain.set_result(None)
@@ -143,15 +146,12 @@ class H1Connection(asyncio.Protocol):
     def _next_request(self) -> None:
         buf = self._buf
         end = buf.find(b"\r\n\r\n")
-        if end < 0:
-            if len(buf) > MAX_HEAD:
-                self._refuse(ProtocolError(431, "The request head is larger than this gateway accepts "
-                                                f"({MAX_HEAD} bytes)."))
-            elif buf and not buf.strip(b"\r\n"):
-                buf.clear()  # stray CRLFs between requests are tolerated (RFC 9112 2.2)
-            return
-        if end > MAX_HEAD:
+        if end > MAX_HEAD or (end < 0 and len(buf) > MAX_HEAD):
             self._refuse(ProtocolError(431, f"The request head is larger than this gateway accepts ({MAX_HEAD} bytes)."))
+            return
+        if end < 0:
+            if buf and not buf.strip(b"\r\n"):
+                buf.clear()  # stray CRLFs between requests are tolerated (RFC 9112 2.2)
             return
         head = buf[:end].decode("latin-1")
         del buf[:end + 4]
@@ -211,13 +211,11 @@ class H1Connection(asyncio.Protocol):
                 raise ProtocolError(400, "A request may not carry both Content-Length and Transfer-Encoding.")
             if coding.lower() != "chunked":
                 raise ProtocolError(501, f"Transfer-Encoding {coding!r} is not supported; use chunked.")
-            self._chunked = True
-            self._body_left = -1
+            self._dechunk = ChunkedDecoder()
             self._state = "body"
         elif declared is not None:
             if not declared.isdigit() or len(declared) > 18:
                 raise ProtocolError(400, f"Invalid Content-Length {declared!r}.")
-            self._chunked = False
             self._body_left = int(declared)
             self._state = "body" if self._body_left else "busy"
         else:
@@ -240,7 +238,8 @@ class H1Connection(asyncio.Protocol):
         exchange = self._exchange
         assert exchange is not None
         buf = self._buf
-        if not self._chunked:
+        dechunk = self._dechunk
+        if dechunk is None:  # Content-Length
             take = min(len(buf), self._body_left)
             if take:
                 if take == len(buf):
@@ -254,57 +253,23 @@ class H1Connection(asyncio.Protocol):
                 self._state = "busy"
                 exchange.end()
         else:
+            data = bytes(buf)
+            buf.clear()
             try:
-                self._feed_chunked(exchange)
-            except ProtocolError as err:
-                self._refuse(err)
+                pieces, rest = dechunk.feed(data)
+            except ChunkedError as exc:
+                self._refuse(ProtocolError(400, f"Malformed chunked body: {exc}."))
                 exchange.gone()  # a reader waiting for the body gets ClientGone, never a partial body
                 return
+            if pieces:
+                exchange.feed(pieces[0] if len(pieces) == 1 else b"".join(pieces))
+            if dechunk.done:
+                self._dechunk = None
+                self._buf = bytearray(rest)  # a pipelined request may follow
+                self._state = "busy"
+                exchange.end()
         if exchange.unread > _BODY_HIGH_WATER:
             self._pause_reading()
-
-    def _feed_chunked(self, exchange: Exchange) -> None:
-        buf = self._buf
-        while True:
-            if self._body_left > 0:  # inside a chunk's data
-                take = min(len(buf), self._body_left)
-                if not take:
-                    return
-                exchange.feed(bytes(buf[:take]))
-                del buf[:take]
-                self._body_left -= take
-                if self._body_left:
-                    return
-                self._body_left = -2  # the CRLF after the data
-            if self._body_left == -2:
-                if len(buf) < 2:
-                    return
-                if buf[:2] != b"\r\n":
-                    raise ProtocolError(400, "Malformed chunked body: missing CRLF after chunk data.")
-                del buf[:2]
-                self._body_left = -1
-            eol = buf.find(b"\r\n")
-            if eol < 0:
-                if len(buf) > 1024:
-                    raise ProtocolError(400, "Malformed chunked body: chunk size line too long.")
-                return
-            if self._body_left == -3:  # trailers: skipped up to the empty line
-                line = bytes(buf[:eol])
-                del buf[:eol + 2]
-                if not line:
-                    self._state = "busy"
-                    exchange.end()
-                    return
-                continue
-            size_text = bytes(buf[:eol]).split(b";", 1)[0].strip()
-            del buf[:eol + 2]
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise ProtocolError(400, f"Malformed chunked body: bad chunk size {size_text[:20]!r}.") from None
-            if size < 0:
-                raise ProtocolError(400, "Malformed chunked body: negative chunk size.")
-            self._body_left = size if size else -3
 
     # -- serving -------------------------------------------------------------------------
 

@@ -26,21 +26,11 @@ from typing import cast
 from urllib.parse import urlsplit
 
 from interlock.timers import running_loop
+from interlock.wire.chunked import ChunkedDecoder, ChunkedError
 
 _MAX_HEADER_BYTES = 256 * 1024
 _HIGH_WATER = 1024 * 1024
 _LOW_WATER = 256 * 1024
-
-
-def _chunk_size(line: bytes) -> int:
-    """The size on a chunk-size line (hex, optionally followed by ``;extensions``)."""
-    text = line.split(b";", 1)[0].strip() if b";" in line else line
-    if not text or text[0] in b"+-_" or b"_" in text:
-        raise HTTPClientError(f"malformed chunk size {text[:20]!r}")
-    try:
-        return int(text, 16)
-    except ValueError:
-        raise HTTPClientError(f"malformed chunk size {text[:20]!r}") from None
 
 
 class HTTPClientError(Exception):
@@ -69,7 +59,7 @@ class Connection(asyncio.Protocol):
     __slots__ = (
         "_body_mode",
         "_buf",
-        "_chunk_left",
+        "_chunks",
         "_decoder",
         "_head_waiter",
         "_paused",
@@ -105,7 +95,7 @@ class Connection(asyncio.Protocol):
         self._paused = False
         self._body_mode = ""
         self._remaining = 0
-        self._chunk_left = -1
+        self._chunks: ChunkedDecoder | None = None
         self._decoder: zlib._Decompress | None = None
         self.done = False
         self.error: BaseException | None = None
@@ -199,6 +189,7 @@ class Connection(asyncio.Protocol):
             self._finish()
         elif "chunked" in headers.get("transfer-encoding", "").lower():
             self._body_mode = "chunked"
+            self._chunks = ChunkedDecoder()
         elif "content-length" in headers:
             try:
                 self._remaining = int(headers["content-length"])
@@ -230,56 +221,14 @@ class Connection(asyncio.Protocol):
 
     def _feed_chunked(self, data: bytes) -> None:
         """De-chunk what arrived; the data of all the chunks in it is delivered as one piece."""
-        buf = self._buf + data if self._buf else data
-        pos = 0
-        n = len(buf)
-        out: list[bytes] = []
-        left = self._chunk_left
-        finished = False
-        while pos < n:
-            if left == -1:  # a chunk-size line; the common case takes its whole chunk in the same step
-                end = buf.find(b"\r\n", pos)
-                if end < 0:
-                    if n - pos > 1024:
-                        raise HTTPClientError("malformed chunk size line")
-                    break
-                size = _chunk_size(buf[pos:end])
-                pos = end + 2
-                if size == 0:
-                    left = -3
-                elif pos + size + 2 <= n and buf[pos + size:pos + size + 2] == b"\r\n":
-                    out.append(buf[pos:pos + size])
-                    pos += size + 2
-                else:
-                    left = size
-            elif left > 0:
-                take = min(left, n - pos)
-                out.append(buf[pos:pos + take])
-                pos += take
-                left -= take
-                if left == 0:
-                    left = -2  # expect the CRLF after the data
-            elif left == -2:
-                if n - pos < 2:
-                    break
-                if buf[pos:pos + 2] != b"\r\n":
-                    raise HTTPClientError("malformed chunked body")
-                pos += 2
-                left = -1
-            else:  # -3: trailer lines after the last chunk, up to an empty line
-                end = buf.find(b"\r\n", pos)
-                if end < 0:
-                    break
-                if end == pos:
-                    finished = True
-                    pos = n
-                    break
-                pos = end + 2
-        self._chunk_left = left
-        self._buf = b"" if finished else buf[pos:]
-        if out:
-            self._deliver(out[0] if len(out) == 1 else b"".join(out))
-        if finished:
+        assert self._chunks is not None
+        try:
+            pieces, _ = self._chunks.feed(data)
+        except ChunkedError as exc:
+            raise HTTPClientError(f"malformed chunked body: {exc}") from None
+        if pieces:
+            self._deliver(pieces[0] if len(pieces) == 1 else b"".join(pieces))
+        if self._chunks.done:
             self._finish()
 
     def _deliver(self, data: bytes) -> None:
