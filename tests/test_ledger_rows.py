@@ -250,10 +250,9 @@ async def test_records_given_as_dicts_are_written_as_rows(store: LogStore) -> No
                           st.sampled_from(["", '["a"]', '["a","b"]', '"x"'])),
                 min_size=1, max_size=40),
        st.booleans())
-def test_rollup_deltas_of_a_one_key_batch_match_the_row_by_row_sums(
-        fields: list[tuple[Any, ...]], same: bool) -> None:
-    """A batch sharing one key is summed column-wise; the sums are those of the row-by-row path."""
-    if same:  # every row with the first row's key (the column-wise path), values still varying
+def test_rollup_deltas_match_the_row_by_row_definition(fields: list[tuple[Any, ...]], same: bool) -> None:
+    """Per-key sums of any batch, mixed keys or one key (most batches), are the definition's."""
+    if same:  # every row with the first row's key, values still varying
         fields = [(fields[0][0], *fields[0][1:5], *f[5:8], fields[0][8]) for f in fields]
     rows = [(f"req_{i}", at, project, key, model, model, vendor, status, cost, tokens, None, tokens, tags, "i", 0,
              "", "", "[1]") for i, (at, project, key, model, vendor, status, cost, tokens, tags) in enumerate(fields)]

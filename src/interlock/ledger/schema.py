@@ -14,7 +14,6 @@ import base64
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -59,40 +58,13 @@ def _day(number: int) -> str:
     return day
 
 
-_GROUP_POSITIONS = (R_PROJECT, R_KEY, R_MODEL, R_VENDOR, R_TAGS)
-_GROUP = itemgetter(*_GROUP_POSITIONS)
-_COLUMN = {i: itemgetter(i) for i in (R_RECEIVED, R_STATUS, R_INPUT, R_CACHE_READ, R_OUTPUT, R_COST,
-                                      *_GROUP_POSITIONS)}
-_IS_ERROR = (400).__le__
-
-
-def _one_group(rows: Sequence[Row]) -> bool:
-    """Whether every row has the same rollup key: one day, project, key, model, vendor and tags (most
-    batches of a gateway with a few callers; ``list.count`` compares in C, strings mostly by identity)."""
-    received = list(map(_COLUMN[R_RECEIVED], rows))
-    if min(received) // 86400.0 != max(received) // 86400.0:
-        return False
-    for i in _GROUP_POSITIONS:
-        column = list(map(_COLUMN[i], rows))
-        if column.count(column[0]) != len(column):
-            return False
-    return True
-
-
 def rollup_deltas(rows: Sequence[Row]) -> list[tuple[Any, ...]]:
     """Per (day, project, key, model, vendor, tag) sums of a batch of rows, ready to upsert.
 
-    Both stores' rollups (PostgreSQL upserts them with :func:`pg_rollup_sql`). A batch whose rows share
-    one key is summed column by column in C; otherwise one dict update per row. Dates, empty-string keys
-    and tags are dealt with once per group.
+    Both stores' rollups (PostgreSQL upserts them with :func:`pg_rollup_sql`). One dict update per row;
+    dates, empty-string keys and tags are dealt with once per group.
     """
     acc: dict[tuple[Any, ...], list[Any]] = {}
-    if rows and _one_group(rows):
-        first = rows[0]
-        acc[(first[R_RECEIVED] // 86400.0, *_GROUP(first))] = [
-            len(rows), sum(map(_IS_ERROR, map(_COLUMN[R_STATUS], rows))),
-            *(sum(filter(None, map(_COLUMN[i], rows))) for i in (R_INPUT, R_CACHE_READ, R_OUTPUT, R_COST))]
-        rows = ()
     get = acc.get
     for r in rows:
         key = (r[R_RECEIVED] // 86400.0, r[R_PROJECT], r[R_KEY], r[R_MODEL], r[R_VENDOR], r[R_TAGS])
