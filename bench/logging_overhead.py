@@ -1,13 +1,29 @@
 """What the request log costs in throughput: req/s with logging off vs on (SQLite, PostgreSQL).
 
 Reuses ``bench/run.py``'s pieces (the mock vendor, process management, wrk):
-the same mock on core 1, one gateway worker pinned to core 0, wrk -c32 on core
-1. Each configuration is started fresh and measured in interleaved rounds
-(off, sqlite, postgresql, off, ...) so a drift in the machine's speed hits all
-alike; the figure is the median req/s per configuration. Target: logging
+the mock and the load on core 1, gateway workers on core 0. Target: logging
 costs at most 10% of throughput.
 
-    .venv/bin/python bench/logging_overhead.py [--seconds 10] [--rounds 3] [--no-postgres] [--batch-size N]
+Two methods:
+
+* ``concurrent`` (default): one gateway per configuration, all running at once
+  on core 0, each loaded by its own wrk (c=32) for the same seconds. Each
+  gateway is started in its own session, so with the kernel's autogroup
+  scheduling (``/proc/sys/kernel/sched_autogroup_enabled``) every gateway gets
+  an equal share of the core, whatever threads it runs (the SQLite writer's
+  included). The req/s ratio of two gateways in the same round is then the
+  inverse ratio of their CPU per request, and a change in the machine's speed
+  during the run hits both at the same instant: the per-round ratios of an
+  off-vs-off pair (``--calibrate``) stay within ~1% where sequential rounds
+  on the same machine drift by 10-20%. The figure is the median of the
+  per-round ratios; wrk's start order rotates every round.
+* ``sequential``: each configuration started fresh, alone on core 0, in
+  interleaved rounds (off, sqlite, postgresql, off, ...); the figure is the
+  median req/s per configuration. What a single worker really does, but only
+  as steady as the machine is.
+
+    .venv/bin/python bench/logging_overhead.py [--method concurrent|sequential] [--seconds 8] [--rounds 5]
+                                               [--no-postgres] [--batch-size N] [--calibrate]
 """
 
 from __future__ import annotations
@@ -18,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -29,6 +46,7 @@ from run import (
     MASTER_KEY,
     UPSTREAM_KEY,
     Managed,
+    WrkResult,
     ensure_wrk,
     run_wrk,
     wait_healthy,
@@ -37,12 +55,13 @@ from run import (
 REPO = Path(__file__).resolve().parent.parent
 PY = str(REPO / ".venv" / "bin" / "python")
 MOCK_PORT, GW_PORT = 9111, 8411
+AUTOGROUP = Path("/proc/sys/kernel/sched_autogroup_enabled")
 
 
 def config(kind: str, pg_url: str | None, batch_size: int | None = None) -> str:
     base = f"vendors:\n  mock:\n    type: openai\n    base_url: http://127.0.0.1:{MOCK_PORT}/v1\n" \
            f"    api_key: {UPSTREAM_KEY}\n"
-    if kind == "off":
+    if kind.startswith("off"):
         return base + "logging:\n  level: 'off'\n"
     text = base + "logging:\n  level: metadata\n"
     if batch_size is not None:
@@ -52,36 +71,115 @@ def config(kind: str, pg_url: str | None, batch_size: int | None = None) -> str:
     return text
 
 
-def measure(kind: str, pg_url: str | None, wrk: str, seconds: int, tmp: Path,
-            batch_size: int | None = None) -> float:
+def start_gateway(kind: str, port: int, pg_url: str | None, tmp: Path, batch_size: int | None) -> Managed:
     home = tmp / f"{kind}-{os.urandom(3).hex()}"
     home.mkdir()
     cfg = home / "interlock.yaml"
     cfg.write_text(config(kind, pg_url, batch_size))
     env = dict(os.environ, INTERLOCK_MASTER_KEY=MASTER_KEY, INTERLOCK_HOME=str(home / "state"))
     gw = Managed(f"gateway-{kind}", ["taskset", "-c", str(GATEWAY_CORE), str(REPO / ".venv" / "bin" / "interlock"),
-                                     "serve", "--port", str(GW_PORT), "--config", str(cfg)], env=env, logdir=home)
+                                     "serve", "--port", str(port), "--config", str(cfg)], env=env, logdir=home)
     try:
-        wait_healthy(gw, GW_PORT, "/healthz", 30)
-        url = f"http://127.0.0.1:{GW_PORT}/v1/chat/completions"
-        run_wrk(wrk, url, "chat.lua", connections=32, seconds=2, model=GATEWAY_MODEL, key=MASTER_KEY)  # warm-up
-        result = run_wrk(wrk, url, "chat.lua", connections=32, seconds=seconds, model=GATEWAY_MODEL, key=MASTER_KEY)
-        if result.errors:
-            raise SystemExit(f"{kind}: {result.errors} errors\n{gw.output()}")
-        return result.rps
-    finally:
+        wait_healthy(gw, port, "/healthz", 30)
+    except BaseException:
         gw.stop()
+        raise
+    return gw
+
+
+def load(wrk: str, port: int, seconds: int) -> WrkResult:
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    return run_wrk(wrk, url, "chat.lua", connections=32, seconds=seconds, model=GATEWAY_MODEL, key=MASTER_KEY)
+
+
+def load_into(results: dict[str, WrkResult], failures: list[BaseException], kind: str, wrk: str, port: int,
+              seconds: int) -> None:
+    """``load`` in a thread: the result, or what went wrong (raised again by the caller)."""
+    try:
+        results[kind] = load(wrk, port, seconds)
+    except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
+        failures.append(exc)
+
+
+def sequential(kinds: list[str], pg_url: str | None, wrk: str, args: argparse.Namespace, tmp: Path) -> dict[str, float]:
+    rps: dict[str, list[float]] = {k: [] for k in kinds}
+    for r in range(args.rounds):
+        for kind in kinds if r % 2 == 0 else list(reversed(kinds)):
+            gw = start_gateway(kind, GW_PORT, pg_url, tmp, args.batch_size)
+            try:
+                load(wrk, GW_PORT, 2)  # warm-up
+                result = load(wrk, GW_PORT, args.seconds)
+                if result.errors:
+                    raise SystemExit(f"{kind}: {result.errors} errors\n{gw.output()}")
+            finally:
+                gw.stop()
+            rps[kind].append(result.rps)
+            print(f"round {r + 1} {kind:<10} {result.rps:9,.0f} req/s", file=sys.stderr, flush=True)
+    off = statistics.median(rps["off"])
+    print(f"{'logging':<12} {'median req/s':>13} {'vs off':>8}   (sequential, c=32, one worker alone on core 0, "
+          f"{args.rounds} rounds)")
+    for kind in kinds:
+        med = statistics.median(rps[kind])
+        print(f"{kind:<12} {med:13,.0f} {100 * (med / off - 1):+7.1f}%")
+    return {k: statistics.median(rps[k]) / off - 1 for k in kinds}
+
+
+def concurrent(kinds: list[str], pg_url: str | None, wrk: str, args: argparse.Namespace, tmp: Path) -> dict[str, float]:
+    if AUTOGROUP.exists() and AUTOGROUP.read_text().strip() != "1":
+        raise SystemExit("--method concurrent needs autogroup scheduling (equal CPU shares per gateway, not per "
+                         f"thread): {AUTOGROUP} is off; use --method sequential")
+    gateways: dict[str, tuple[int, Managed]] = {}
+    try:
+        for i, kind in enumerate(kinds):
+            port = GW_PORT + i
+            gateways[kind] = (port, start_gateway(kind, port, pg_url, tmp, args.batch_size))
+        ratios: dict[str, list[float]] = {k: [] for k in kinds}
+        for r in range(args.rounds + 1):  # round 0 warms every gateway up
+            seconds = args.seconds if r else 2
+            results: dict[str, WrkResult] = {}
+            failures: list[BaseException] = []
+            order = kinds[r % len(kinds):] + kinds[:r % len(kinds)]
+            threads = [threading.Thread(target=load_into, args=(results, failures, k, wrk, gateways[k][0], seconds))
+                       for k in order]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            if failures:
+                raise failures[0]
+            for kind, result in results.items():
+                if result.errors:
+                    raise SystemExit(f"{kind}: {result.errors} errors\n{gateways[kind][1].output()}")
+            if r == 0:
+                continue
+            off = results["off"].rps
+            for kind in kinds:
+                ratios[kind].append(results[kind].rps / off - 1)
+            print(f"round {r}: " + "  ".join(f"{k} {results[k].rps:7,.0f} req/s ({100 * ratios[k][-1]:+.1f}%)"
+                                             for k in kinds), file=sys.stderr, flush=True)
+    finally:
+        for _, gw in gateways.values():
+            gw.stop()
+    print(f"{'logging':<12} {'vs off':>8} {'range':>17}   (concurrent: {len(kinds)} gateways sharing core 0, "
+          f"c=32 each, {args.rounds} rounds of {args.seconds} s)")
+    for kind in kinds[1:]:
+        rs = ratios[kind]
+        print(f"{kind:<12} {100 * statistics.median(rs):+7.1f}%   {100 * min(rs):+6.1f}% .. {100 * max(rs):+5.1f}%")
+    return {k: statistics.median(v) for k, v in ratios.items()}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=int, default=10)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--method", choices=("concurrent", "sequential"), default="concurrent")
+    ap.add_argument("--seconds", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--no-postgres", action="store_true")
     ap.add_argument("--batch-size", type=int, default=None, help="logging.batch_size (default: the gateway's)")
+    ap.add_argument("--calibrate", action="store_true",
+                    help="also run a second gateway with logging off (off-2): the method's own noise")
     args = ap.parse_args()
     wrk = ensure_wrk()
-    kinds = ["off", "sqlite"] + ([] if args.no_postgres else ["postgresql"])
+    kinds = ["off"] + (["off-2"] if args.calibrate else []) + ["sqlite"] + ([] if args.no_postgres else ["postgresql"])
     pg_db = None
     if not args.no_postgres:
         pg_db = "interlock_bench_" + os.urandom(4).hex()
@@ -91,24 +189,16 @@ def main() -> int:
     mock = Managed("mock", ["taskset", "-c", str(LOAD_CORE), PY, str(REPO / "bench" / "mock_upstream.py"),
                             "--port", str(MOCK_PORT), "--api-key", UPSTREAM_KEY], env=dict(os.environ),
                    logdir=Path(tempfile.mkdtemp()))
-    rps: dict[str, list[float]] = {k: [] for k in kinds}
     try:
         wait_healthy(mock, MOCK_PORT, "/healthz", 30)
         with tempfile.TemporaryDirectory() as tmp:
-            for r in range(args.rounds):
-                for kind in kinds if r % 2 == 0 else list(reversed(kinds)):
-                    rps[kind].append(measure(kind, pg_url, wrk, args.seconds, Path(tmp), args.batch_size))
-                    print(f"round {r + 1} {kind:<10} {rps[kind][-1]:9,.0f} req/s", file=sys.stderr, flush=True)
+            method = concurrent if args.method == "concurrent" else sequential
+            method(kinds, pg_url, wrk, args, Path(tmp))
     finally:
         mock.stop()
         if pg_db:
             subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-c",
                             f"DROP DATABASE IF EXISTS {pg_db} WITH (FORCE)"], check=False)
-    off = statistics.median(rps["off"])
-    print(f"{'logging':<12} {'median req/s':>13} {'vs off':>8}   (c=32, non-streaming, 1 worker, {args.rounds} rounds)")
-    for kind in kinds:
-        med = statistics.median(rps[kind])
-        print(f"{kind:<12} {med:13,.0f} {100 * (med / off - 1):+7.1f}%")
     return 0
 
 

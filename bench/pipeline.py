@@ -133,11 +133,22 @@ def run(n: int, rounds: int, upstream: str | None, log: str = "off") -> list[flo
             async def batch(total: int) -> None:
                 await asyncio.gather(*(worker(total // CONCURRENCY) for _ in range(CONCURRENCY)))
 
+            writer = app.obs.writer
+
+            async def flush() -> None:
+                # Every record queued so far is written, so the log's cost lands in the round that made it
+                # (the writer otherwise flushes on its own clock, and --instructions subtracts runs of
+                # different lengths).
+                if writer is not None:
+                    await writer.flush()
+
             await batch(WARM_UP)  # caches, pools, first-use paths (the same in every run: see instructions())
+            await flush()
             out = []
             for _ in range(rounds):
                 start = time.process_time()
                 await batch(n)
+                await flush()
                 out.append((time.process_time() - start) / (n // CONCURRENCY * CONCURRENCY) * 1e6)
             return out
 

@@ -287,3 +287,24 @@ def test_token_memo_agrees_with_the_catalog_estimate() -> None:
         for _ in range(2):  # second pass: memo hits (and evictions, with 3 entries)
             for request in requests:
                 assert memo.count(request, model) == estimate_chat_tokens(request, model)
+
+
+@pytest.mark.parametrize("body", [
+    {},
+    {"model": f"{MODEL}:floor"},
+    {"models": ["nope/nothing"]},
+    {"models": ["simulator/openai/gpt-4.1-nano"]},
+    {"provider": {"order": ["simb"]}},
+    {"provider": {"quantizations": ["fp8"]}},
+    {"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]},
+])
+def test_overrides_view_is_falsy_only_when_it_renders_nothing(body: dict[str, Any]) -> None:
+    # The request log skips rendering a falsy view, so a falsy view must never hide anything.
+    w = world({"sima": simulator(), "simb": simulator(), "simulator": simulator()}, routes={"sima": {}, "simb": {}})
+    trace = decide(w, chat(**body))
+    rendered = trace.overrides.to_json()
+    assert bool(trace.overrides) == bool(rendered) or (bool(trace.overrides) and rendered == {})
+    if not body:
+        assert not trace.overrides and rendered == {}
+    else:
+        assert trace.overrides

@@ -232,10 +232,13 @@ def build_row(ctx: RequestContext, level: str, zdr: bool, redactor: Redactor) ->
         if own is not attempts:
             packed_own, failed = pack_attempts(own, started, redactor, zdr, candidates, refs)
         overrides = trace.overrides
-        if hasattr(overrides, "to_json"):
-            overrides = overrides.to_json()
-        if overrides:
-            overrides = redactor.deep(overrides)
+        if not overrides:  # routing's view is falsy when it has nothing to render
+            overrides = {}
+        else:
+            if hasattr(overrides, "to_json"):
+                overrides = overrides.to_json()
+            if overrides:
+                overrides = redactor.deep(overrides)
         requested = trace.requested
         names = trace.names
         packed_trace = (requested, None if len(names) == 1 and names[0] == requested else names, trace.policy,

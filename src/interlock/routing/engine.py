@@ -66,6 +66,12 @@ class _OverridesView:
         self.unresolved = unresolved
         self.capabilities = capabilities
 
+    def __bool__(self) -> bool:
+        """Whether there is anything to render (the request log skips ``to_json`` when not)."""
+        o = self.overrides
+        return (o.provider is not NO_PREFS or len(o.names) > 1 or o.suffix_sorts != (None,)
+                or bool(self.unresolved) or bool(self.capabilities))
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         overrides = self.overrides
