@@ -21,7 +21,7 @@ import pytest
 
 from interlock.ledger import pgstore, store
 from interlock.ledger.pgstore import PostgresLog
-from interlock.ledger.record import COLUMNS, JSON_COLUMNS
+from interlock.ledger.record import COLUMNS, DETAIL_VERSION, JSON_COLUMNS
 from interlock.ledger.rowcodec import ROW_COLUMNS, row_from_record, row_record
 from interlock.ledger.schema import ROLLUP_KEYS, ROLLUP_VALUES, LogQuery, SpendQuery
 from interlock.ledger.store import SQLiteLog, SQLiteStore
@@ -176,7 +176,7 @@ async def test_postgres_v2_rows_keep_their_json_detail(pg_name: str) -> None:
             stored = await conn.fetchrow("SELECT detail, detail_json FROM requests WHERE id = 'req_new'")
         finally:
             await conn.close()
-        assert stored["detail_json"] is None and orjson.loads(stored["detail"])[0] == 1
+        assert stored["detail_json"] is None and orjson.loads(stored["detail"])[0] == DETAIL_VERSION
     finally:
         await log.close()
 

@@ -82,6 +82,10 @@ async def scenarios() -> dict[str, RequestContext]:
     out["fallback"] = await routed(fallback, chat(models=["simulator/openai/gpt-4.1-nano", "nope/nothing"]))
     down = world({"sima": simulator({MODEL: "error=503"}), "simb": simulator({MODEL: "error=500"})})
     out["all_failed"] = await routed(down, chat())
+    # One target: the short trace (record.single_target) - answered, and failed after retries.
+    out["single"] = await routed(world({"sima": simulator()}), chat(max_tokens=64))
+    out["single_failed"] = await routed(world({"sima": simulator({MODEL: "error=500"})}), chat())
+    out["single_suffix"] = await routed(world({"sima": simulator()}), chat(f"{MODEL}:floor"))
     return out
 
 
@@ -97,6 +101,15 @@ def test_scenarios_cover_every_trace_shape(contexts: dict[str, RequestContext]) 
     assert any("score" in c for c in traces["scored"]["candidates"])
     assert any(c["group"] > 0 for c in traces["fallback"]["candidates"]) and len(traces["fallback"]["models"]) > 1
     assert contexts["all_failed"].status >= 500 and contexts["all_failed"].error is not None
+    assert traces["single_failed"]["attempts"] and contexts["single_failed"].status >= 500
+
+
+def test_one_target_decisions_are_stored_short(contexts: dict[str, RequestContext]) -> None:
+    short = {name for name, ctx in contexts.items()
+             if len(orjson.loads(build_row(ctx, "metadata", False, Redactor())[-1])[-2]) == 5}
+    # A :floor suffix is an override: the full form keeps it.
+    assert short == {"single", "single_failed"}
+    assert len(contexts["single_failed"].attempts) > 1
 
 
 async def test_the_stored_trace_renders_as_routings_own_json(contexts: dict[str, RequestContext]) -> None:
@@ -207,11 +220,11 @@ async def test_what_the_store_returns_is_what_was_logged(store: LogStore, contex
     assert [r["id"] for r in tagged] == [contexts["plain"].id]
     assert [r["id"] for r in await store.query(LogQuery(text="\"tools\""))] == [contexts["filtered"].id]
     errors = {r["id"] for r in await store.query(LogQuery(status="error"))}
-    assert errors == {contexts["all_failed"].id}
+    assert errors == {contexts["all_failed"].id, contexts["single_failed"].id}
     spend = await store.spend(SpendQuery(group_by="tag"))
     assert {r["tag"]: r["requests"] for r in spend} == {"team-a": 1, "exp-1": 1}
     total = await store.spend(SpendQuery(group_by="day"))
-    assert sum(r["requests"] for r in total) == len(rows) and sum(r["errors"] for r in total) == 1
+    assert sum(r["requests"] for r in total) == len(rows) and sum(r["errors"] for r in total) == 2
     cost = sum(ctx.cost.picousd for ctx in contexts.values() if ctx.cost is not None)
     assert sum(r["cost_picousd"] for r in total) == cost
 
@@ -265,3 +278,16 @@ def test_rollup_deltas_match_the_row_by_row_definition(fields: list[tuple[Any, .
             for i, value in enumerate((1, int(r[7] >= 400), r[9] or 0, r[10] or 0, r[11] or 0, r[8] or 0)):
                 sums[i] += value
     assert rollup_deltas(rows) == [(*k, *v) for k, v in sorted(expected.items())]
+
+
+def test_rows_of_the_previous_detail_layout_still_read(contexts: dict[str, RequestContext]) -> None:
+    # Layout 1 (before the short one-target trace) is layout 2 without the short form.
+    for name, ctx in contexts.items():
+        row = build_row(ctx, "metadata", False, Redactor())
+        detail = orjson.loads(row[-1])
+        if len(detail[-2]) == 5:
+            continue
+        old = (*row[:-1], orjson.dumps([1, *detail[1:]]).decode())
+        assert row_record(old) == row_record(row), name
+    with pytest.raises(ValueError, match="unknown detail layout"):
+        row_record((*row[:-1], orjson.dumps([99, *detail[1:]]).decode()))

@@ -29,8 +29,8 @@ from interlock.routing.trace import Attempt, RoutingTrace
 if TYPE_CHECKING:
     from interlock.pipeline.context import RequestContext
 
-#: Layout version of the ``detail`` column (``rowcodec.DETAIL_FIELDS``).
-DETAIL_VERSION = 1
+#: Layout version of the ``detail`` column (``rowcodec.DETAIL_FIELDS``); 2 added the short one-target trace.
+DETAIL_VERSION = 2
 JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
 
 #: Columns holding nested values, stored as JSON text (SQLite) / jsonb (PostgreSQL).
@@ -133,6 +133,27 @@ def pack_targets(trace: RoutingTrace) -> tuple[list[tuple[Any, ...]], list[Any],
     return packed, order, refs
 
 
+def single_target(trace: RoutingTrace, target: Any, attempts: list[Any], requested_model: str | None) -> bool:
+    """Whether the trace is the common one-target decision that ``build_row`` stores in its short form.
+
+    One eligible, unscored candidate of the requested name - the target the request went to - no
+    routing overrides, and the request's own attempts: everything but the policy, strategy, token
+    figures and reason is then in the row's other fields.
+    """
+    order = trace.order
+    if len(order) != 1 or order[0] is not target or trace.attempts is not attempts or trace.overrides:
+        return False
+    cands = trace.candidates
+    if len(cands) != 1:
+        return False
+    c = cands[0]
+    if c.target is not target or c.reason is not None or c.score is not None or c.detail or c.group != 0:
+        return False
+    names = trace.names
+    requested = trace.requested
+    return bool(requested) and requested == requested_model and len(names) == 1 and names[0] == requested
+
+
 def pack_attempts(attempts: Iterable[Any], t0: float, redactor: Redactor, zdr: bool,
                   candidates: list[tuple[Any, ...]], refs: dict[str, int]) -> tuple[list[Any], bool]:
     """Attempts as plain arrays (see ``rowcodec``), and whether one failed.
@@ -217,16 +238,25 @@ def build_row(ctx: RequestContext, level: str, zdr: bool, redactor: Redactor) ->
     plan = ctx.plan
     explanation = plan.explanation_text if plan is not None else None
     trace: Any = ctx.routing
-    packed_trace = None
+    packed_trace: Any = None
     attempts = ctx.attempts
     routed = trace.__class__ is RoutingTrace
-    if routed:
+    single = routed and target is not None and single_target(trace, target, attempts, ctx.requested_model)
+    if single:
+        assert target is not None
+        key = target.key
+        candidates, refs = [(key, vendor, model, 0)], {key: 0}
+    elif routed:
         candidates, order, refs = pack_targets(trace)
     else:
         candidates, order, refs = [], [], _NO_REFS
     packed_attempts, failed = (pack_attempts(attempts, started, redactor, zdr, candidates, refs) if attempts
                                else (None, False))
-    if routed:
+    if single:
+        # Everything else of the trace is in the row's own columns (see rowcodec.expand_single).
+        packed_trace = (trace.policy, trace.strategy, trace.estimated_input_tokens, trace.requested_output_tokens,
+                        trace.outcome_reason() if failed else trace.reason)
+    elif routed:
         own = trace.attempts
         packed_own = None
         if own is not attempts:

@@ -63,6 +63,11 @@ _D_ATTEMPTS, _D_EXPLANATION, _D_TRACE = _D["attempts"], _D["explanation"], _D["r
 #: What queries select: every column a record may have been written to (old rows) plus ``detail``.
 READ_COLUMNS: tuple[str, ...] = (*COLUMNS, "detail")
 
+#: ``detail`` layouts this version reads: 1, and 2, which may hold a short one-target trace.
+_LAYOUTS = (1, DETAIL_VERSION)
+#: The short trace of a one-target decision (``record.build_row``).
+_SINGLE_FIELDS = ("policy", "strategy", "estimated_input_tokens", "requested_output_tokens", "reason")
+
 #: Spill-file lines that hold a row start with this marker (older files hold record objects).
 SPILL_ROW = "r1"
 
@@ -70,6 +75,8 @@ SPILL_ROW = "r1"
 #   trace     [requested, models (null: just requested), policy, strategy, estimated_input_tokens,
 #              requested_output_tokens, reason, candidates, order (candidate indexes), overrides,
 #              attempts (null: the record's)]
+#             or, for a one-target decision (layout 2), [policy, strategy, estimated_input_tokens,
+#              requested_output_tokens, reason]: the rest is the record's own fields (expand_single)
 #   candidate [target, vendor, model, group(, filtered, score, detail)]
 #   attempt   [target (candidate index, or [target, vendor, model]), outcome, status, latency_us, error, code,
 #              retry_after_s, start_us]
@@ -149,13 +156,24 @@ def render_trace(packed: Any, attempts: Any) -> Any:
     }
 
 
+def expand_single(packed: Sequence[Any], record: Mapping[str, Any], vendor_model: str | None) -> list[Any]:
+    """A short one-target trace (``record.single_target``) in the full packed form.
+
+    The request's name is the record's ``requested_model``; the one candidate, the only target in the
+    order, is the record's vendor and model (its key ``vendor/vendor_model``); no overrides.
+    """
+    vendor = record["vendor"]
+    candidate = [f"{vendor}/{vendor_model}", vendor, record["model"], 0]
+    return [record["requested_model"], None, *packed[:5], [candidate], [0], {}, None]
+
+
 def decode_row(values: Sequence[Any]) -> dict[str, Any]:
     """A row read with :data:`READ_COLUMNS` → the record as the admin API and the CLI show it."""
     detail = values[-1]
     if detail is None:
         return _decode_legacy(values)
     d = orjson.loads(detail) if isinstance(detail, str | bytes) else detail
-    if not isinstance(d, list) or d[0] != DETAIL_VERSION:
+    if not isinstance(d, list) or d[0] not in _LAYOUTS:
         raise ValueError(f"request log row {values[0]!r}: unknown detail layout")
     out: dict[str, Any] = dict(zip(COLUMNS, values, strict=False))
     received = out["received_at"]
@@ -179,6 +197,8 @@ def decode_row(values: Sequence[Any]) -> dict[str, Any]:
     out["response_content"] = _loads(out["response_content"])
     attempts, trace, explanation = d[_D_ATTEMPTS], d[_D_TRACE], d[_D_EXPLANATION]
     candidates: Sequence[Sequence[Any]] = ()
+    if isinstance(trace, list) and len(trace) == len(_SINGLE_FIELDS):
+        trace = expand_single(trace, out, d[_D["vendor_model"]])
     if isinstance(trace, list):
         candidates = trace[7]
         explanation = trace[6] + f" ({explanation})" if explanation else trace[6]
