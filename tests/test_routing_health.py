@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
+from interlock.catalog import load_catalog
+from interlock.config import Settings, load_settings
+from interlock.configfile import ConfigError
 from interlock.routing.circuit import CLOSED, HALF_OPEN, OPEN, Breaker, BreakerSettings, Circuits
+from interlock.routing.setup import build_routing, validate_routing
 from interlock.routing.stats import LiveStats, hist_index, hist_value, percentile
 from tests.test_routing_fixtures import MODEL, chat, simulator, world
 
@@ -173,3 +178,39 @@ async def test_stats_are_shared_across_replicas_through_redis() -> None:
         await sa.close()
         await sb.close()
         await probe.aclose()
+
+
+def _settings(tmp_path: Path, text: str) -> Settings:
+    path = tmp_path / "interlock.yaml"
+    path.write_text(text)
+    return load_settings(path, environ={})
+
+
+def test_circuit_breaker_thresholds_come_from_the_config(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, "circuit_breaker:\n  failure_rate: 0.25\n  min_requests: 2\n  window_s: 5\n"
+                                   "  cooldown_s: 1\n  max_cooldown_s: 8\n")
+    engine = build_routing(settings, load_catalog(), {})
+    assert engine.circuits.settings == BreakerSettings(failure_rate=0.25, min_requests=2, window_s=5.0,
+                                                       cooldown_s=1.0, max_cooldown_s=8.0)
+    breaker = engine.circuits.get(f"sima/{MODEL}")
+    breaker.record(False, 100.0)
+    assert breaker.state == CLOSED  # 1 < min_requests
+    breaker.record(False, 100.0)
+    assert breaker.state == OPEN and breaker.reopen_at == 101.0
+    # Nothing configured: the documented defaults.
+    assert build_routing(_settings(tmp_path, "{}\n"), load_catalog(), {}).circuits.settings == BreakerSettings()
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("circuit_breaker:\n  failure_rate: 1.5\n", ":2: circuit_breaker.failure_rate: expected a share"),
+    ("circuit_breaker:\n  failure_rate: 0\n", "circuit_breaker.failure_rate: expected a positive number"),
+    ("circuit_breaker:\n  min_requests: 0\n", "circuit_breaker.min_requests: expected an integer ≥ 1"),
+    ("circuit_breaker:\n  window_s: .inf\n", "circuit_breaker.window_s: expected a finite number"),
+    ("circuit_breaker:\n  cooldown_s: 10\n  max_cooldown_s: 5\n",
+     ":3: circuit_breaker.max_cooldown_s: expected at least cooldown_s (10)"),
+    ("circuit_breaker:\n  min_request: 3\n", "circuit_breaker.min_request: unknown key (did you mean 'min_requests'?)"),
+])
+def test_circuit_breaker_config_errors_name_the_key(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        validate_routing(_settings(tmp_path, text), load_catalog())
+    assert expected in str(info.value) and "interlock.yaml" in str(info.value)

@@ -133,7 +133,7 @@ class Settings:
 
 
 _TOP_KEYS = ("server", "vendors", "aliases", "simulator", "catalog", "logging", "store", "telemetry",
-             "policies", "redis", "governance")
+             "policies", "redis", "governance", "circuit_breaker")
 #: ``logging:`` keys; the ledger (``ledger/settings.py``) reads and checks their values.
 LOGGING_KEYS = ("enabled", "level", "retention_days", "zero_data_retention", "flush_interval", "batch_size")
 _VENDOR_KEYS = ("type", "base_url", "api_key", "headers", "timeouts", "enabled", "api_version", "deployments", "name",

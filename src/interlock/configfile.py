@@ -10,6 +10,7 @@ expected a positive number, got 'abc'`` instead of a traceback.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -192,6 +193,8 @@ class Section:
                 raise self.error(f"expected a number, got {value!r}", key) from None
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.error(f"expected a number, got {_kind(value)}", key)
+        if not math.isfinite(value):
+            raise self.error(f"expected a finite number, got {value!r}", key)
         if positive and value <= 0:
             raise self.error(f"expected a positive number, got {value!r}", key)
         if minimum is not None and value < minimum:

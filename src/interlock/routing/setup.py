@@ -1,8 +1,8 @@
 """Building the routing engine from settings, and validating its config at start.
 
-``policies:`` and ``redis:`` are read here through ``Settings.section`` so a
-mistake fails ``interlock serve`` with the file, line and key, in the
-launching process, before any worker starts.
+``policies:``, ``redis:`` and ``circuit_breaker:`` are read here through
+``Settings.section`` so a mistake fails ``interlock serve`` with the file,
+line and key, in the launching process, before any worker starts.
 
 ``redis:`` is either a URL or a mapping::
 
@@ -19,6 +19,7 @@ from interlock.catalog import Catalog
 from interlock.config import Settings
 from interlock.configfile import ConfigError, MissingEnv, expand_env
 from interlock.pipeline.plan import Planner
+from interlock.routing.circuit import BreakerSettings, Circuits
 from interlock.routing.engine import RoutingEngine
 from interlock.routing.policies import load_policies
 from interlock.routing.shared import SharedStats
@@ -62,15 +63,41 @@ def redis_settings(settings: Settings) -> RedisSettings | None:
     )
 
 
+#: ``circuit_breaker:`` keys (every target's breaker, per process).
+BREAKER_KEYS = ("failure_rate", "min_requests", "window_s", "cooldown_s", "max_cooldown_s")
+
+
+def breaker_settings(settings: Settings) -> BreakerSettings:
+    """``circuit_breaker:`` - when a target's breaker opens and how long it stays open."""
+    section = settings.section("circuit_breaker")
+    section.only(*BREAKER_KEYS)
+    default = BreakerSettings()
+    rate = section.number("failure_rate", default.failure_rate, positive=True)
+    if rate > 1.0:
+        raise section.error(f"expected a share of attempts between 0 and 1, got {rate:g}", "failure_rate")
+    cooldown = section.number("cooldown_s", default.cooldown_s, positive=True)
+    longest = section.number("max_cooldown_s", max(default.max_cooldown_s, cooldown), positive=True)
+    if longest < cooldown:
+        raise section.error(f"expected at least cooldown_s ({cooldown:g}), got {longest:g}", "max_cooldown_s")
+    return BreakerSettings(
+        failure_rate=rate,
+        min_requests=section.integer("min_requests", default.min_requests, minimum=1),
+        window_s=section.number("window_s", default.window_s, positive=True),
+        cooldown_s=cooldown,
+        max_cooldown_s=longest,
+    )
+
+
 def validate_routing(settings: Settings, catalog: Catalog) -> None:
     load_policies(settings, catalog)
     redis_settings(settings)
+    breaker_settings(settings)
 
 
 def build_routing(settings: Settings, catalog: Catalog, vendors: Mapping[str, VendorRuntime]) -> RoutingEngine:
     policies = load_policies(settings, catalog)
     planner = Planner(catalog, vendors, settings.vendors, settings.aliases, policies)
-    engine = RoutingEngine(planner)
+    engine = RoutingEngine(planner, circuits=Circuits(breaker_settings(settings)))
     redis = redis_settings(settings)
     if redis is not None:
         engine.shared = SharedStats(engine.stats, redis.url, prefix=f"{redis.key_prefix}routing:",
