@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -58,8 +59,8 @@ MOCK_PORT, GW_PORT = 9111, 8411
 AUTOGROUP = Path("/proc/sys/kernel/sched_autogroup_enabled")
 
 
-def config(kind: str, pg_url: str | None, batch_size: int | None = None) -> str:
-    base = f"vendors:\n  mock:\n    type: openai\n    base_url: http://127.0.0.1:{MOCK_PORT}/v1\n" \
+def config(kind: str, pg_url: str | None, batch_size: int | None = None, mock_port: int = MOCK_PORT) -> str:
+    base = f"vendors:\n  mock:\n    type: openai\n    base_url: http://127.0.0.1:{mock_port}/v1\n" \
            f"    api_key: {UPSTREAM_KEY}\n"
     if kind.startswith("off"):
         return base + "logging:\n  level: 'off'\n"
@@ -71,11 +72,12 @@ def config(kind: str, pg_url: str | None, batch_size: int | None = None) -> str:
     return text
 
 
-def start_gateway(kind: str, port: int, pg_url: str | None, tmp: Path, batch_size: int | None) -> Managed:
+def start_gateway(kind: str, port: int, pg_url: str | None, tmp: Path, batch_size: int | None,
+                  mock_port: int = MOCK_PORT) -> Managed:
     home = tmp / f"{kind}-{os.urandom(3).hex()}"
     home.mkdir()
     cfg = home / "interlock.yaml"
-    cfg.write_text(config(kind, pg_url, batch_size))
+    cfg.write_text(config(kind, pg_url, batch_size, mock_port))
     env = dict(os.environ, INTERLOCK_MASTER_KEY=MASTER_KEY, INTERLOCK_HOME=str(home / "state"))
     gw = Managed(f"gateway-{kind}", ["taskset", "-c", str(GATEWAY_CORE), str(REPO / ".venv" / "bin" / "interlock"),
                                      "serve", "--port", str(port), "--config", str(cfg)], env=env, logdir=home)
@@ -124,22 +126,36 @@ def sequential(kinds: list[str], pg_url: str | None, wrk: str, args: argparse.Na
     return {k: statistics.median(rps[k]) / off - 1 for k in kinds}
 
 
-def concurrent(kinds: list[str], pg_url: str | None, wrk: str, args: argparse.Namespace, tmp: Path) -> dict[str, float]:
+@dataclass
+class Overhead:
+    """One logging configuration's req/s relative to log-off, per round (concurrent method)."""
+
+    ratios: list[float]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.ratios)
+
+
+def concurrent(kinds: list[str], pg_url: str | None, wrk: str, *, rounds: int, seconds: int, tmp: Path,
+               batch_size: int | None = None, mock_port: int = MOCK_PORT, base_port: int = GW_PORT,
+               quiet: bool = False) -> dict[str, Overhead]:
+    """Every configuration's gateway at once on core 0 (``kinds[0]`` must be "off"): the ratios per round."""
     if AUTOGROUP.exists() and AUTOGROUP.read_text().strip() != "1":
-        raise SystemExit("--method concurrent needs autogroup scheduling (equal CPU shares per gateway, not per "
+        raise SystemExit("the concurrent method needs autogroup scheduling (equal CPU shares per gateway, not per "
                          f"thread): {AUTOGROUP} is off; use --method sequential")
     gateways: dict[str, tuple[int, Managed]] = {}
+    ratios: dict[str, list[float]] = {k: [] for k in kinds}
     try:
         for i, kind in enumerate(kinds):
-            port = GW_PORT + i
-            gateways[kind] = (port, start_gateway(kind, port, pg_url, tmp, args.batch_size))
-        ratios: dict[str, list[float]] = {k: [] for k in kinds}
-        for r in range(args.rounds + 1):  # round 0 warms every gateway up
-            seconds = args.seconds if r else 2
+            port = base_port + i
+            gateways[kind] = (port, start_gateway(kind, port, pg_url, tmp, batch_size, mock_port))
+        for r in range(rounds + 1):  # round 0 warms every gateway up
             results: dict[str, WrkResult] = {}
             failures: list[BaseException] = []
             order = kinds[r % len(kinds):] + kinds[:r % len(kinds)]
-            threads = [threading.Thread(target=load_into, args=(results, failures, k, wrk, gateways[k][0], seconds))
+            threads = [threading.Thread(target=load_into,
+                                        args=(results, failures, k, wrk, gateways[k][0], seconds if r else 2))
                        for k in order]
             for t in threads:
                 t.start()
@@ -155,17 +171,33 @@ def concurrent(kinds: list[str], pg_url: str | None, wrk: str, args: argparse.Na
             off = results["off"].rps
             for kind in kinds:
                 ratios[kind].append(results[kind].rps / off - 1)
-            print(f"round {r}: " + "  ".join(f"{k} {results[k].rps:7,.0f} req/s ({100 * ratios[k][-1]:+.1f}%)"
-                                             for k in kinds), file=sys.stderr, flush=True)
+            if not quiet:
+                print(f"round {r}: " + "  ".join(f"{k} {results[k].rps:7,.0f} req/s ({100 * ratios[k][-1]:+.1f}%)"
+                                                 for k in kinds), file=sys.stderr, flush=True)
     finally:
         for _, gw in gateways.values():
             gw.stop()
-    print(f"{'logging':<12} {'vs off':>8} {'range':>17}   (concurrent: {len(kinds)} gateways sharing core 0, "
-          f"c=32 each, {args.rounds} rounds of {args.seconds} s)")
-    for kind in kinds[1:]:
-        rs = ratios[kind]
-        print(f"{kind:<12} {100 * statistics.median(rs):+7.1f}%   {100 * min(rs):+6.1f}% .. {100 * max(rs):+5.1f}%")
-    return {k: statistics.median(v) for k, v in ratios.items()}
+    return {k: Overhead(v) for k, v in ratios.items()}
+
+
+def create_pg_database() -> str | None:
+    """A fresh database for the PostgreSQL log (None when no server answers on 127.0.0.1:5432)."""
+    name = "interlock_bench_" + os.urandom(4).hex()
+    try:
+        done = subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-c", f"CREATE DATABASE {name}"],
+                              capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return name if done.returncode == 0 else None
+
+
+def drop_pg_database(name: str) -> None:
+    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-c",
+                    f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], capture_output=True, timeout=60, check=False)
+
+
+def pg_url_of(name: str) -> str:
+    return f"postgresql://postgres@127.0.0.1:5432/{name}"
 
 
 def main() -> int:
@@ -182,23 +214,30 @@ def main() -> int:
     kinds = ["off"] + (["off-2"] if args.calibrate else []) + ["sqlite"] + ([] if args.no_postgres else ["postgresql"])
     pg_db = None
     if not args.no_postgres:
-        pg_db = "interlock_bench_" + os.urandom(4).hex()
-        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-c", f"CREATE DATABASE {pg_db}"],
-                       check=True)
-    pg_url = f"postgresql://postgres@127.0.0.1:5432/{pg_db}" if pg_db else None
+        pg_db = create_pg_database()
+        if pg_db is None:
+            raise SystemExit("no PostgreSQL server answers on 127.0.0.1:5432 (psql as postgres): use --no-postgres")
+    pg_url = pg_url_of(pg_db) if pg_db else None
     mock = Managed("mock", ["taskset", "-c", str(LOAD_CORE), PY, str(REPO / "bench" / "mock_upstream.py"),
                             "--port", str(MOCK_PORT), "--api-key", UPSTREAM_KEY], env=dict(os.environ),
                    logdir=Path(tempfile.mkdtemp()))
     try:
         wait_healthy(mock, MOCK_PORT, "/healthz", 30)
         with tempfile.TemporaryDirectory() as tmp:
-            method = concurrent if args.method == "concurrent" else sequential
-            method(kinds, pg_url, wrk, args, Path(tmp))
+            if args.method == "sequential":
+                sequential(kinds, pg_url, wrk, args, Path(tmp))
+                return 0
+            found = concurrent(kinds, pg_url, wrk, rounds=args.rounds, seconds=args.seconds, tmp=Path(tmp),
+                               batch_size=args.batch_size)
     finally:
         mock.stop()
         if pg_db:
-            subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-c",
-                            f"DROP DATABASE IF EXISTS {pg_db} WITH (FORCE)"], check=False)
+            drop_pg_database(pg_db)
+    print(f"{'logging':<12} {'vs off':>8} {'range':>17}   (concurrent: {len(kinds)} gateways sharing core 0, "
+          f"c=32 each, {args.rounds} rounds of {args.seconds} s)")
+    for kind in kinds[1:]:
+        rs = found[kind].ratios
+        print(f"{kind:<12} {100 * found[kind].median:+7.1f}%   {100 * min(rs):+6.1f}% .. {100 * max(rs):+5.1f}%")
     return 0
 
 

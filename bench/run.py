@@ -55,6 +55,7 @@ TARGETS = {
     "c32_rps": 10_000.0,  # >= req/s through the gateway at concurrency 32
     "c1_added_p50_ms": 0.15,  # <= added p50 latency at concurrency 1
     "stream_chunks_per_core": 80_000.0,  # >= SSE chunks/s per gateway core
+    "log_cost": 0.10,  # <= share of req/s the request log costs (SQLite, PostgreSQL)
 }
 
 CHAT_BODY = {
@@ -830,6 +831,19 @@ def render(result: dict[str, Any]) -> str:
             )
         )
 
+    overhead = result.get("log_overhead")
+    if overhead:
+        rows.append((f"request log on vs off ({overhead['rounds']} concurrent rounds)", "", "", "", "", ""))
+        for kind in ("sqlite", "postgresql"):
+            if kind in overhead:
+                per_round = overhead[kind]["per_round"]
+                rows.append((
+                    f"  {'SQLite' if kind == 'sqlite' else 'PostgreSQL'} log, req/s vs off", "", "",
+                    f"{100 * overhead[kind]['median']:+.1f}%",
+                    f"rounds {100 * min(per_round):+.1f}% .. {100 * max(per_round):+.1f}%",
+                    f"cost <= {100 * TARGETS['log_cost']:.0f}% {verdict(s.get(f'log_{kind}_cost_ok'))}",
+                ))
+
     header = ("", "direct to mock", "null relay" if r else "", "through interlock", "difference", "target")
     widths = [max(len(row[i]) for row in [*rows, header]) for i in range(6)]
     lines = []
@@ -866,6 +880,12 @@ def render(result: dict[str, Any]) -> str:
         "chat.completion.chunk events per stream (counted in a probe stream: usage chunk included, [DONE] "
         "excluded); per gateway core = chunks/s / gateway CPU cores used (utime+stime from /proc)."
     )
+    if result.get("log_overhead"):
+        lines.append(
+            "request log: gateways with the log off, on SQLite and on PostgreSQL (level metadata) run at once on "
+            "the gateway's core with equal shares, each under its own wrk; per round, req/s relative to the "
+            "log-off gateway; the median of the rounds (bench/logging_overhead.py, bench/README.md)."
+        )
     for side_name, side in (("direct", d), ("relay", r), ("through", t)):
         for name in ("c32", "stream"):
             if get(side, name, "errors"):
@@ -941,6 +961,41 @@ def gateway_config(args: argparse.Namespace, tmp: Path) -> Path:
     return out
 
 
+def measure_log_overhead(args: argparse.Namespace, wrk: str, tmp: Path) -> dict[str, Any]:
+    """Req/s with the request log on (SQLite; PostgreSQL when a server answers) relative to off.
+
+    ``bench/logging_overhead.py``'s concurrent method: one gateway per configuration, all at once on the
+    gateway's core with equal shares, each loaded by its own wrk, the ratio taken per round.
+    """
+    import logging_overhead
+
+    rounds, seconds = (3, 4) if args.quick else (5, 8)
+    base_port = args.gateway_port + 10
+    for port in range(base_port, base_port + 3):
+        if port_in_use(port):
+            raise BenchError(f"port {port} (for the request log measurement) is already in use")
+    db = logging_overhead.create_pg_database()
+    kinds = ["off", "sqlite"] + (["postgresql"] if db else [])
+    if db is None:
+        log("no PostgreSQL server answers on 127.0.0.1:5432: the request log is measured on SQLite only")
+    log(f"request log on vs off: {len(kinds)} gateways sharing core {GATEWAY_CORE} (c={args.concurrency} each), "
+        f"{rounds} rounds of {seconds}s")
+    try:
+        found = logging_overhead.concurrent(
+            kinds, logging_overhead.pg_url_of(db) if db else None, wrk, rounds=rounds, seconds=seconds, tmp=tmp,
+            mock_port=args.mock_port, base_port=base_port, quiet=True)
+    except SystemExit as exc:
+        raise BenchError(f"the request log measurement failed: {exc}") from None
+    finally:
+        if db:
+            logging_overhead.drop_pg_database(db)
+    out: dict[str, Any] = {"method": "concurrent", "rounds": rounds, "seconds": seconds}
+    for kind, found_kind in found.items():
+        if kind != "off":
+            out[kind] = {"median": found_kind.median, "per_round": found_kind.ratios}
+    return out
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description="Benchmark interlock against a mock vendor, side by side with direct."
@@ -986,6 +1041,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--start-timeout", type=float, default=30.0)
     p.add_argument("--out", default=str(BENCH_DIR / "results" / "latest.json"))
     p.add_argument("--check", action="store_true", help="exit 4 when a target is missed")
+    p.add_argument("--no-log-overhead", dest="log_overhead", action="store_false",
+                   help="skip the request log's cost (gateways with the log off, on SQLite and on PostgreSQL "
+                        "sharing the gateway's core: bench/logging_overhead.py)")
     args = p.parse_args(argv)
     if args.stream_concurrency is None:
         args.stream_concurrency = args.concurrency
@@ -1155,6 +1213,11 @@ def run(args: argparse.Namespace) -> int:
                     "total_kib": sum(gateway.peak_rss_kib.values()),
                     "per_process_kib": {str(k): v for k, v in gateway.peak_rss_kib.items()},
                 }
+                if args.log_overhead:
+                    for name in ("gateway", "relay"):  # the log measurement's gateways get the core to themselves
+                        if name in procs:
+                            procs[name].stop()
+                    result["log_overhead"] = measure_log_overhead(args, wrk, tmp)
         finally:
             for p in reversed(list(procs.values())):
                 p.stop()
@@ -1177,6 +1240,13 @@ def run(args: argparse.Namespace) -> int:
         summary["c1_added_p50_ms"] = added
         summary["c1_added_p99_ms"] = t["c1"]["p99_ms"] - d["c1"]["p99_ms"]
         summary["c1_added_p50_ok"] = added <= TARGETS["c1_added_p50_ms"]
+    overhead = result.get("log_overhead")
+    if overhead:
+        for kind in ("sqlite", "postgresql"):
+            if kind in overhead:
+                cost = -overhead[kind]["median"]
+                summary[f"log_{kind}_cost"] = cost
+                summary[f"log_{kind}_cost_ok"] = cost <= TARGETS["log_cost"]
     summary["interference"] = sorted(interference(result))
     result["summary"] = summary
 
