@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from interlock.errors import GatewayError
 from interlock.governance.auth import Principal
+from interlock.ledger import record
 from interlock.ledger.record import Redactor, build_row
 from interlock.ledger.rowcodec import ROW_COLUMNS, row_from_record, row_record
 from interlock.ledger.schema import LogQuery, SpendQuery, day_of, rollup_deltas
@@ -291,3 +292,26 @@ def test_rows_of_the_previous_detail_layout_still_read(contexts: dict[str, Reque
         assert row_record(old) == row_record(row), name
     with pytest.raises(ValueError, match="unknown detail layout"):
         row_record((*row[:-1], orjson.dumps([99, *detail[1:]]).decode()))
+
+
+@pytest.mark.parametrize(("level", "zdr"), [("metadata", False), ("full", False), ("full", True), ("metadata", True)])
+async def test_the_answered_fast_path_writes_the_full_paths_row(
+        contexts: dict[str, RequestContext], monkeypatch: pytest.MonkeyPatch, level: str, zdr: bool) -> None:
+    more = {"tagged": await routed(world({"sima": simulator()}), chat(), tags=("team-a",)),
+            "unpriced_alias": await routed(world({"sima": simulator()}), chat(max_tokens=5))}
+    more["tagged"].guardrail_actions = ({"guard": "dlp", "action": "redact"},)
+    more["tagged"].principal = Principal("admin", "ik-admin00")
+    more["unpriced_alias"].cost = None
+    fast = {name: record._answered_row(ctx, level, zdr) for name, ctx in {**contexts, **more}.items()}
+    with monkeypatch.context() as patched:
+        patched.setattr(record, "_answered_row", lambda *_: None)
+        full = {name: build_row(ctx, level, zdr, Redactor()) for name, ctx in {**contexts, **more}.items()}
+    # Content kept (level full, no ZDR) or anything but one answered attempt: the full path.
+    taken = {name for name, row in fast.items() if row is not None}
+    assert taken == (set() if level == "full" and not zdr else {"single", "tagged", "unpriced_alias"})
+    for name in taken:
+        row, expected = fast[name], full[name]
+        assert row[:-1] == expected[:-1], name
+        got, want = orjson.loads(row[-1]), orjson.loads(expected[-1])
+        assert abs(got[2] - want[2]) < 50_000  # duration_us: each path reads the clock
+        assert got[:2] + got[3:] == want[:2] + want[3:], name
