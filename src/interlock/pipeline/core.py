@@ -74,6 +74,19 @@ async def run_request(gw: Gateway, req: Request, ctx: RequestContext,
         settle(ctx, gw.ledger)
 
 
+def identify(gw: Gateway, req: Request, ctx: RequestContext) -> None:
+    """Who is calling, and whether zero data retention applies to this request.
+
+    Decided first, before the body is parsed: ZDR (``logging.zero_data_retention``, or the project's own
+    ``zero_data_retention``) governs every later stage - no content captured for the log, no Responses
+    state stored, no error text kept.
+    """
+    principal = gw.auth.authenticate(req.header("authorization"), req.header("x-api-key"),
+                                     req.header("x-interlock-project"))
+    ctx.principal = principal
+    ctx.zero_data_retention = principal.zero_data_retention or gw.obs.log_settings.zero_data_retention
+
+
 class Pipeline:
     """One route's handler: the pipeline bound to an inbound codec."""
 
@@ -89,9 +102,8 @@ class Pipeline:
 
     async def _run(self, req: Request, ctx: RequestContext) -> None:
         gw = self.gw
-        ctx.principal = gw.auth.authenticate(req.header("authorization"), req.header("x-api-key"),
-                                             req.header("x-interlock-project"))
-        request = await self.codec.parse(await req.body(gw.settings.server.max_body_bytes), req)
+        identify(gw, req, ctx)
+        request = await self.codec.parse(await req.body(gw.settings.server.max_body_bytes), req, ctx)
         ctx.requested_model = request["model"]
         ctx.stream = request.get("stream") is True
         observe_request(ctx, req, request, gw.ledger)
