@@ -24,6 +24,7 @@ import openai
 import pytest
 
 from tests.conftest import MASTER_KEY, GatewayProcess, start_gateway
+from tests.ledger_proxy import PgProxy
 from tests.pg_util import create_database, drop_database, url
 
 pytestmark = pytest.mark.slow
@@ -169,3 +170,26 @@ def test_a_key_of_two_projects_sees_the_project_it_names(tmp_path: Path) -> None
             client(gw, key["key"]).responses.retrieve(rid)  # acting for alpha, its default project
     finally:
         gw.stop()
+
+
+def test_stored_responses_in_postgresql_answer_503_while_it_is_down(tmp_path: Path) -> None:
+    """The database going away is the operator's 503 (retry), never a 500 or another project's answer."""
+    name = create_database()
+    proxy = PgProxy()
+    proxy.up()
+    gw = start_gateway(tmp_path, config(f"store: {url(name, proxy.port)}"))
+    try:
+        rid = client(gw, MASTER_KEY).responses.create(model=MODEL, input="hi", max_output_tokens=16).id
+        assert client(gw, MASTER_KEY).responses.retrieve(rid).id == rid  # (the write is done)
+        proxy.down()
+        for method, path, body in (("GET", f"/v1/responses/{rid}", None), ("DELETE", f"/v1/responses/{rid}", None),
+                                   ("POST", "/v1/responses", follow_up(rid))):
+            status, answer = call(gw, method, path, MASTER_KEY, body)
+            assert status == 503 and answer["error"]["code"] == "store_unavailable", answer
+            assert "127.0.0.1" not in answer["error"]["message"]
+        proxy.up()
+        assert client(gw, MASTER_KEY).responses.retrieve(rid).id == rid
+    finally:
+        gw.stop()
+        proxy.close()
+        drop_database(name)

@@ -30,7 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
 import orjson
+
+from interlock.errors import GatewayError
 
 if TYPE_CHECKING:
     from interlock.ledger.pgstore import PostgresLog
@@ -123,6 +126,9 @@ def _where(owner: Owner, ph: str) -> str:
 class ResponsesStore(ABC):
     """Writes started in the background, reads and deletes scoped to an owner."""
 
+    #: What the backend raises when it cannot answer (the database is down or locked): a 503, not a 500.
+    failures: tuple[type[BaseException], ...] = ()
+
     def __init__(self) -> None:
         self._writes: dict[str, asyncio.Future[None]] = {}
 
@@ -157,18 +163,33 @@ class ResponsesStore(ABC):
         if owner.sees_nothing:
             return None
         await self._settled(response_id)
-        return await self._get(response_id, owner)
+        try:
+            return await self._get(response_id, owner)
+        except self.failures as exc:
+            raise _unavailable(exc) from None
 
     async def delete(self, response_id: str, owner: Owner) -> bool:
         """Delete the response if ``owner`` may; another project's response is left untouched."""
         if owner.sees_nothing:
             return False
         await self._settled(response_id)
-        return await self._delete(response_id, owner)
+        try:
+            return await self._delete(response_id, owner)
+        except self.failures as exc:
+            raise _unavailable(exc) from None
+
+
+def _unavailable(exc: BaseException) -> GatewayError:
+    # The detail (addresses, errno) is for the operator; the caller learns only that it may retry.
+    log.warning("the response store failed: %s: %s", type(exc).__name__, exc)
+    return GatewayError("Stored responses are unavailable at the moment; try again shortly.", status=503,
+                        code="store_unavailable")
 
 
 class SQLiteResponses(ResponsesStore):
     """The ``responses`` table of the embedded SQLite state file."""
+
+    failures = (sqlite3.OperationalError,)
 
     def __init__(self, path: Path) -> None:
         super().__init__()
@@ -218,6 +239,8 @@ class SQLiteResponses(ResponsesStore):
 
 class PostgresResponses(ResponsesStore):
     """The ``responses`` table in PostgreSQL, over the request log's pool (which applied the migrations)."""
+
+    failures = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
     def __init__(self, log_store: PostgresLog) -> None:
         super().__init__()
