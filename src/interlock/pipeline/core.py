@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from interlock.errors import GatewayError, UpstreamError
+from interlock.observability import zdr_log
 from interlock.pipeline.codec import InboundCodec
 from interlock.pipeline.context import RequestContext
 from interlock.pipeline.settle import (
@@ -31,6 +32,8 @@ from interlock.timers import running_loop
 
 if TYPE_CHECKING:
     from interlock.app import Gateway
+
+zdr_log.install()
 
 
 async def run_request(gw: Gateway, req: Request, ctx: RequestContext,
@@ -85,6 +88,7 @@ def identify(gw: Gateway, req: Request, ctx: RequestContext) -> None:
                                      req.header("x-interlock-project"))
     ctx.principal = principal
     ctx.zero_data_retention = principal.zero_data_retention or gw.obs.log_settings.zero_data_retention
+    zdr_log.mark(ctx.zero_data_retention)  # a traceback logged from this task then withholds exception texts
 
 
 class Pipeline:
