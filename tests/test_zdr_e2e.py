@@ -140,6 +140,14 @@ def store(request: pytest.FixtureRequest) -> Iterator[str | None]:
     drop_database(name)
 
 
+@pytest.fixture
+def prefix() -> Iterator[str]:
+    """A Redis key prefix of this test's own; every key under it is deleted afterwards."""
+    name = f"itest-zdr-{os.urandom(4).hex()}:"
+    yield name
+    drop_redis(name)
+
+
 def config(vendor: MarkerVendor, *, zdr: bool, store: str | None, prefix: str, pg_port: int = PG_PORT) -> str:
     base = f"http://127.0.0.1:{vendor.port}"
     return f"""
@@ -275,8 +283,8 @@ def redis_bytes(prefix: str) -> tuple[int, bytes]:
             blob += b"\n".join(client.zrange(key, 0, -1))
         elif kind == b"list":
             blob += b"\n".join(client.lrange(key, 0, -1))
-        elif kind != b"none":
-            raise AssertionError(f"unexpected Redis type {kind!r} for {key!r}")
+        elif kind != b"none":  # (a stream, say: not a type interlock writes) its serialised form
+            blob += client.dump(key) or b""
     client.close()
     return len(keys), bytes(blob)
 
@@ -305,8 +313,7 @@ def files_with(home: Path, needle: bytes) -> list[str]:
 
 @pytest.mark.parametrize("scope", ["global", "project"])
 def test_zero_data_retention_leaves_no_content_anywhere(scope: str, store: str | None, vendor: MarkerVendor,
-                                                        tmp_path: Path) -> None:
-    prefix = f"itest-zdr-{os.urandom(4).hex()}:"
+                                                        prefix: str, tmp_path: Path) -> None:
     secret, control = (f"zdrmark{os.urandom(8).hex()}" for _ in range(2))
     for posted in vendor.posted.values():
         posted.clear()
@@ -334,28 +341,25 @@ def test_zero_data_retention_leaves_no_content_anywhere(scope: str, store: str |
         time.sleep(1.5)  # request log batches, spend flushes, trace exports, alerts
     finally:
         gw.stop()  # graceful: everything pending is written before the search
-    try:
-        keys, in_redis = redis_bytes(prefix)
-        dump = pg_dump(store) if store else b""
-        assert keys > 0, "the gateway kept no counters in Redis: the search there would prove nothing"
-        assert vendor.posted["traces"] and vendor.posted["hook"], "no spans or alerts were exported"
-        assert gw.output().strip(), "no server output was captured"
-        needle = secret.encode()
-        assert files_with(tmp_path, needle) == []
-        assert needle not in dump
-        assert needle not in in_redis
-        assert not [b for b in vendor.posted["traces"] + vendor.posted["hook"] if needle in b]
-        if scope == "project":
-            # The control: the same calls without ZDR leave content where content is kept.
-            where = dump if store else b"".join(p.read_bytes() for p in (tmp_path / "state").glob("interlock.db*"))
-            assert control.encode() in where
-    finally:
-        drop_redis(prefix)
+    keys, in_redis = redis_bytes(prefix)
+    dump = pg_dump(store) if store else b""
+    assert keys > 0, "the gateway kept no counters in Redis: the search there would prove nothing"
+    assert vendor.posted["traces"] and vendor.posted["hook"], "no spans or alerts were exported"
+    assert gw.output().strip(), "no server output was captured"
+    needle = secret.encode()
+    assert files_with(tmp_path, needle) == []
+    assert needle not in dump
+    assert needle not in in_redis and needle not in redis_bytes("")[1]  # under the prefix, and anywhere else
+    assert not [b for b in vendor.posted["traces"] + vendor.posted["hook"] if needle in b]
+    if scope == "project":
+        # The control: the same calls without ZDR leave content where content is kept.
+        where = dump if store else b"".join(p.read_bytes() for p in (tmp_path / "state").glob("interlock.db*"))
+        assert control.encode() in where
 
 
-def test_records_spilled_while_the_store_is_down_hold_no_content(vendor: MarkerVendor, tmp_path: Path) -> None:
+def test_records_spilled_while_the_store_is_down_hold_no_content(vendor: MarkerVendor, prefix: str,
+                                                                 tmp_path: Path) -> None:
     """PostgreSQL goes away: the request log spills to ``ledger-spill/``; under ZDR the spill holds no content."""
-    prefix = f"itest-zdr-{os.urandom(4).hex()}:"
     secret, control = (f"zdrmark{os.urandom(8).hex()}" for _ in range(2))
     name = create_database()
     proxy = PgProxy()
@@ -378,7 +382,6 @@ def test_records_spilled_while_the_store_is_down_hold_no_content(vendor: MarkerV
         gw.stop()
         proxy.close()
         drop_database(name)
-        drop_redis(prefix)
 
 
 def test_the_search_finds_content_in_the_sqlite_wal(tmp_path: Path) -> None:
