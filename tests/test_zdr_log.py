@@ -57,3 +57,12 @@ def test_other_requests_keep_the_full_traceback(captured: io.StringIO) -> None:
     asyncio.run(two_requests())
     zdr_text, plain_text = captured.getvalue().split("internal error on POST")[1:]
     assert MARKER not in zdr_text and MARKER in plain_text and "ValueError" in plain_text
+
+
+def test_global_zero_data_retention_withholds_every_exception_text(captured: io.StringIO) -> None:
+    zdr_log.install(everywhere=True)
+    try:
+        asyncio.run(handle(False))  # even a task no request marked (count_tokens before auth, say)
+    finally:
+        zdr_log.install()
+    assert MARKER not in captured.getvalue() and zdr_log.WITHHELD in captured.getvalue()

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from interlock.errors import InvalidRequest, NotFound
+from interlock.observability import zdr_log
 from interlock.routing.explain import explain, generation
 from interlock.server.http import Request
 from interlock.wire.openai_chat import parse_json_object, validate_chat_request
@@ -29,7 +30,9 @@ class RoutingApi:
 
     async def explain(self, req: Request) -> None:
         gw = self.gw
-        gw.auth.authenticate(req.header("authorization"), req.header("x-api-key"))
+        principal = gw.auth.authenticate(req.header("authorization"), req.header("x-api-key"),
+                                         req.header("x-interlock-project"))
+        zdr_log.mark(principal.zero_data_retention)
         request = parse_json_object(await req.body(gw.settings.server.max_body_bytes))
         validate_chat_request(request)
         trace, _ = gw.routing.decide(request, exact=True)

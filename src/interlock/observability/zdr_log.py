@@ -5,7 +5,9 @@ message may quote a value taken from one (``invalid literal for int() with base
 10: '<prompt text>'``) and a traceback prints it. While a request under ZDR is
 handled - :func:`mark`, called by ``pipeline.core.identify`` in the request's
 task - a record logged with an exception shows the traceback's frames and the
-exception's class, but not its message nor the exceptions chained to it.
+exception's class, but not its message nor the exceptions chained to it. With
+``logging.zero_data_retention`` (:func:`install` is told) that holds for every
+record.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import traceback
 from contextvars import ContextVar
 
 _ZDR: ContextVar[bool] = ContextVar("interlock_zero_data_retention", default=False)
+_everywhere = False
 #: The loggers that log a request's exceptions from inside its task (``app.py``, ``server/runner.py``).
 LOGGERS = ("interlock", "interlock.server")
 WITHHELD = "(message withheld: zero data retention)"
@@ -28,7 +31,7 @@ def mark(zero_data_retention: bool) -> None:
 class WithholdExceptionText(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if exc is not None and _ZDR.get():
+        if exc is not None and (_everywhere or _ZDR.get()):
             frames = "".join(traceback.format_tb(exc.__traceback__))
             record.exc_text = (f"Traceback (most recent call last):\n{frames}"
                                f"{type(exc).__module__}.{type(exc).__qualname__}: {WITHHELD}")
@@ -38,8 +41,10 @@ class WithholdExceptionText(logging.Filter):
 _FILTER = WithholdExceptionText()
 
 
-def install() -> None:
-    """Attach the filter to interlock's request loggers (idempotent)."""
+def install(everywhere: bool = False) -> None:
+    """Attach the filter to interlock's request loggers (idempotent); ``everywhere``: global ZDR."""
+    global _everywhere
+    _everywhere = everywhere
     for name in LOGGERS:
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:

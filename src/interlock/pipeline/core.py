@@ -33,8 +33,6 @@ from interlock.timers import running_loop
 if TYPE_CHECKING:
     from interlock.app import Gateway
 
-zdr_log.install()
-
 
 async def run_request(gw: Gateway, req: Request, ctx: RequestContext,
                       run: Callable[[Request, RequestContext], Awaitable[None]],
