@@ -21,6 +21,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +33,7 @@ import pytest
 import redis
 from aiohttp import web
 
-from tests.conftest import MASTER_KEY, GatewayProcess, start_gateway
+from tests.conftest import MASTER_KEY, GatewayProcess, clean_env, start_gateway
 from tests.ledger_proxy import PgProxy
 from tests.pg_util import PG_HOST, PG_PORT, create_database, drop_database, url
 from tests.socket_app import SocketApp
@@ -398,3 +399,18 @@ def test_the_search_finds_content_in_the_sqlite_wal(tmp_path: Path) -> None:
     conn.commit()
     assert files_with(tmp_path, b"zdrmark0123456789abcdef") == ["state/x.db-wal"]
     conn.close()
+
+
+def test_the_cli_creates_a_zero_data_retention_project(tmp_path: Path) -> None:
+    env = clean_env(INTERLOCK_HOME=str(tmp_path / "state"))
+
+    def cli(*args: str) -> str:
+        proc = subprocess.run([sys.executable, "-m", "interlock", *args], capture_output=True, text=True, env=env,
+                              timeout=60, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    cli("projects", "create", "private", "--zero-data-retention")
+    cli("projects", "create", "open", "--log-level", "full")
+    rows = {line.split()[0]: line.split()[2] for line in cli("projects", "list").splitlines()[1:]}
+    assert rows == {"private": "zdr", "open": "full"}
