@@ -143,6 +143,10 @@ class Gateway:
         AdminApi(self.governance, self.secret).add_routes(router)
         return router
 
+    def count_refusal(self, status: int, reason: str) -> None:
+        """The native server refused a request before routing it (server/h1.py): counted in /metrics."""
+        self.obs.count_refusal(status, reason)
+
     # ----------------------------------------------------------------- RSGI
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:

@@ -72,7 +72,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return gateway_from_env()
 
     return serve(srv.host, srv.port, srv.workers, load_app, head_timeout=srv.head_timeout,
-                 keepalive_timeout=srv.keepalive_timeout, body_timeout=srv.body_timeout)
+                 keepalive_timeout=srv.keepalive_timeout, body_timeout=srv.body_timeout,
+                 max_body_bytes=srv.max_body_bytes)
 
 
 def _serve_granian(settings: Settings) -> int:
