@@ -322,6 +322,8 @@ class HTTP1Client:
         if ":" in host and not host.startswith("["):
             host_header = f"[{host}]" if default else f"[{host}]:{port}"
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        if any(c <= " " or c == "\x7f" for c in target):  # it would break the request line
+            raise HTTPClientError(f"unsupported URL {url!r}: whitespace or a control character in its path")
         result = ((scheme, host, port), target, host_header)
         if len(self._origins) < 4096:
             self._origins[url] = result
