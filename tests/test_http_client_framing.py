@@ -219,7 +219,12 @@ def test_clean_headers_load() -> None:
 
 @pytest.fixture
 def broken_vendor() -> Iterator[RawVendor]:
-    vendor = RawVendor(_OK + b"content-type: application/json\r\ncontent-length: 1_0\r\n\r\n" + b'{"id": "x"}')
+    # A valid completion, chunked with a size a lenient parser reads as hex (0x...): main answered 200 with it.
+    completion = (b'{"id": "c1", "object": "chat.completion", "created": 1, "model": "m", "choices": [{"index": 0, '
+                  b'"message": {"role": "assistant", "content": "hello"}, "finish_reason": "stop"}], '
+                  b'"usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}')
+    vendor = RawVendor(_OK + b"content-type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       + b"0x%x\r\n" % len(completion) + completion + b"\r\n0\r\n\r\n")
     yield vendor
     vendor.stop()
 

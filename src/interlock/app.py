@@ -166,6 +166,10 @@ class Gateway:
     async def __rsgi__(self, scope: RSGIScope, proto: RSGIProtocol) -> None:
         route = self.router.match(scope.path)
         req = Request(scope, proto)
+        if req.check_framing and (refused := req.framing_error()) is not None:  # Granian only (server/entry.py)
+            self.count_refusal(refused.status, refused.code or "malformed")
+            self._error(req, refused)
+            return
         if route is None:
             self._error(req, NotFound(f"Unknown request URL: {scope.method} {scope.path}. "
                                       "Check the path: interlock serves /v1/chat/completions, /v1/models, ..."))

@@ -79,7 +79,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _serve_granian(settings: Settings) -> int:
     from granian import Granian
     from granian.constants import Interfaces, Loops
+    from granian.http import HTTP1Settings
 
+    from interlock.server.h1 import MAX_HEAD
+
+    srv = settings.server
+    # The limits Granian can enforce, as the native server does: the head's read timeout (Granian allows
+    # 1 ms to 60 s) and its size (hyper's read buffer: a head that does not fit is refused). The body's gap
+    # timeout is enforced by the app under Granian (server/entry.py); keep-alive idle is not configurable.
+    http1 = HTTP1Settings(header_read_timeout=min(60_000, max(1, round(srv.head_timeout * 1000))),
+                          max_buffer_size=MAX_HEAD)
     server = Granian(
         "interlock.server.entry:app",
         address=settings.server.host,
@@ -90,6 +99,7 @@ def _serve_granian(settings: Settings) -> int:
         log_access=False,
         backlog=2048,
         workers_kill_timeout=10,
+        http1_settings=http1,
     )
     server.serve()
     return 0

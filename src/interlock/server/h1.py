@@ -106,11 +106,12 @@ def refusal(exc: httptools.HttpParserError) -> ProtocolError:
     text = str(exc)
     if isinstance(exc, httptools.HttpParserInvalidMethodError | httptools.HttpParserInvalidURLError):
         return ProtocolError(400, "invalid_request_line", f"Malformed request line: {text}.")
+    lower = text.lower()
     for needle, reason, message in _LLHTTP_REASONS:
-        if needle in text:
+        if needle.lower() in lower:
             status = 505 if reason == "unsupported_http_version" else 400
             return ProtocolError(status, reason, f"{message} ({text}).")
-    if "version" in text or "HTTP/" in text or "url" in text.lower() or "method" in text:
+    if "version" in lower or "http/" in lower or "url" in lower or "method" in lower:
         return ProtocolError(400, "invalid_request_line", f"Malformed request line: {text}.")
     return ProtocolError(400, "malformed", f"Malformed request: {text}.")
 
