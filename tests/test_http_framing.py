@@ -163,7 +163,7 @@ CASES = [
          granian=[200, 200], granian_closes=False),
     Case("CL overflowing 64 bits", post(b"Content-Length: 99999999999999999999999") + BODY, [400],
          code="invalid_content_length"),
-    Case("CL over max_body_bytes, no body sent", post(cl(MAX_BODY + 1)), [413], code="body_too_large"),
+    Case("CL over max_body_bytes, no body sent", post(cl(MAX_BODY + 1)), [413], code="request_too_large"),
     # -- chunk sizes -------------------------------------------------------------------------------------
     Case("chunk size 0x5a", post(TE) + chunked(size=b"0x%x" % len(BODY)) + PROBE, [400], code="invalid_chunked_body"),
     Case("chunk size 0X5a", post(TE) + chunked(size=b"0X%x" % len(BODY)) + PROBE, [400], code="invalid_chunked_body"),
@@ -236,7 +236,7 @@ CASES = [
     Case("too many header fields", post(cl(), *[b"X-%d: 1" % i for i in range(130)]) + BODY + PROBE, [431],
          code="too_many_headers"),
     Case("chunked body over max_body_bytes", post(TE) + b"%x\r\n" % (MAX_BODY + 10) + b"x" * (MAX_BODY + 10)
-         + b"\r\n0\r\n\r\n" + PROBE, [413], code="body_too_large"),
+         + b"\r\n0\r\n\r\n" + PROBE, [413], code="request_too_large"),
     # llhttp (through httptools) does not expose a chunk's declared size: a size over max_body_bytes is refused
     # once that many bytes arrived (the case above), else the body timeout ends it. Sizes past 64 bits: at once.
     Case("chunk size over max_body_bytes, few bytes sent", [post(TE) + b"%x\r\n" % (MAX_BODY * 4) + b"x" * 100],

@@ -522,7 +522,7 @@ def _head_too_large() -> ProtocolError:
 
 
 def _body_too_large(limit: int) -> ProtocolError:
-    return ProtocolError(413, "body_too_large",
+    return ProtocolError(413, "request_too_large",
                          f"The request body is larger than this gateway accepts ({limit} bytes; "
                          "see server.max_body_bytes).")
 
