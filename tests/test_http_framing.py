@@ -385,3 +385,16 @@ def test_refusals_are_counted_in_metrics(gateways: dict[str, GatewayProcess]) ->
             expected[key] = expected.get(key, 0) + 1
     for key, count in expected.items():
         assert counted.get(key, 0) >= count, (key, counted)
+
+
+def test_a_refusal_after_the_head_is_in_the_format_of_the_api_called(gateways: dict[str, GatewayProcess]) -> None:
+    port = gateways["native"].port
+    anthropic = probe(port, Case("messages", START.replace(b"/v1/route/explain", b"/v1/messages") + TE + b"\r\n\r\n"
+                                 + chunked(size=b"0x%x" % len(BODY)), [400]))
+    error = json.loads(anthropic.bodies[0])
+    assert anthropic.statuses == [400] and error["type"] == "error", error
+    assert error["error"]["type"] == "invalid_request_error" and "chunk" in error["error"]["message"], error
+    too_large = probe(port, Case("messages", START.replace(b"/v1/route/explain", b"/v1/messages")
+                                 + cl(MAX_BODY + 1) + b"\r\n\r\n", [413]))
+    assert too_large.statuses == [413]
+    assert json.loads(too_large.bodies[0])["error"]["type"] == "request_too_large"

@@ -69,6 +69,8 @@ _TERMINATOR = b"0\r\n\r\n"
 
 App = Callable[[Any, Any], Coroutine[Any, Any, None]]
 RefusalHook = Callable[[int, str], None]
+#: (path, status, code, message) → the error body in the format of the API at that path.
+RefusalRenderer = Callable[[str, int, str, str], bytes]
 
 
 class ProtocolError(Exception):
@@ -78,6 +80,8 @@ class ProtocolError(Exception):
         super().__init__(message)
         self.status = status
         self.reason = reason
+        #: The request's path when its head was parsed: the error is rendered in that API's format.
+        self.path: str | None = None
 
 
 #: llhttp's error reasons (substrings) → the refusal's reason label; anything else is "malformed".
@@ -119,7 +123,7 @@ def refusal(exc: httptools.HttpParserError) -> ProtocolError:
 class H1Connection(asyncio.Protocol):
     """One client connection: llhttp parses requests as bytes arrive; the app answers them in order."""
 
-    __slots__ = ("_drain", "_eof", "_head_bytes", "_head_open", "_head_size", "_headers", "_last", "_parsing", "_queue",
+    __slots__ = ("_drain", "_eof", "_head_bytes", "_head_open", "_head_size", "_headers", "_last", "_parsing", "_path", "_queue",
                  "_reading", "_ready", "_refusal", "_serving", "_stop", "_task", "_transport", "_url", "closed",
                  "loop", "parser", "paused", "received", "server", "since")
 
@@ -130,6 +134,7 @@ class H1Connection(asyncio.Protocol):
         self.parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
         #: The request head being parsed: target, headers, and its size as counted so far.
         self._url = b""
+        self._path: str | None = None
         self._headers: dict[str, str] = {}
         self._head_size = 0
         #: Bytes arrived while a head was incomplete (bounds what llhttp buffers of a partial header).
@@ -237,6 +242,7 @@ class H1Connection(asyncio.Protocol):
         self._head_bytes = 0
         self._head_size = 0
         self._url = b""
+        self._path = None
         self._headers = {}
 
     def on_url(self, url: bytes) -> None:
@@ -266,6 +272,11 @@ class H1Connection(asyncio.Protocol):
         if self._stop:
             return
         server = self.server
+        target = self._url.decode("latin-1")
+        path, _, query = target.partition("?")
+        if path[:1] != "/" and "://" in path:  # absolute form (RFC 9112 3.2.2), as proxies send it
+            path = "/" + path.split("://", 1)[1].partition("/")[2]
+        self._path = path
         version = parser.get_http_version()
         if version not in ("1.1", "1.0"):
             raise ProtocolError(505, "unsupported_http_version",
@@ -294,10 +305,6 @@ class H1Connection(asyncio.Protocol):
             has_body = size > 0
         method = parser.get_method().decode("ascii")
         keep_alive = parser.should_keep_alive() and not server.stopping and not parser.should_upgrade()
-        target = self._url.decode("latin-1")
-        path, _, query = target.partition("?")
-        if path[:1] != "/" and "://" in path:  # absolute form (RFC 9112 3.2.2), as proxies send it
-            path = "/" + path.split("://", 1)[1].partition("/")[2]
         exchange = self._last = Exchange(self, keep_alive, method == "HEAD", http11)
         scope = Scope(self, method, path, query, version, headers)
         if has_body:
@@ -442,15 +449,20 @@ class H1Connection(asyncio.Protocol):
         if self.closed:
             raise ClientGone("the client closed the connection")
 
-    def _answer_error(self, status: int, code: str, message: str, http11: bool = True) -> None:
-        error_type = "server_error" if status >= 500 and status not in (501, 505) else "invalid_request_error"
-        body = orjson.dumps({"error": {"message": message, "type": error_type, "param": None, "code": code}})
+    def _answer_error(self, status: int, code: str, message: str, http11: bool = True,
+                      path: str | None = None) -> None:
+        render = self.server.render_refusal
+        if path is not None and render is not None:
+            body = render(path, status, code, message)
+        else:  # OpenAI's shape: no path known (a broken head), or no renderer given
+            error_type = "server_error" if status >= 500 and status not in (501, 505) else "invalid_request_error"
+            body = orjson.dumps({"error": {"message": message, "type": error_type, "param": None, "code": code}})
         self.write(self.head(status, [("content-type", "application/json")], False,
                              b"content-length: %d\r\n" % len(body), http11) + body)
 
     def _answer_refusal(self, err: ProtocolError) -> None:
         self.server.refused(err.status, err.reason)
-        self._answer_error(err.status, err.reason, str(err))
+        self._answer_error(err.status, err.reason, str(err), path=err.path)
 
     def _refuse(self, err: ProtocolError) -> None:
         """Refuse what llhttp or the limits rejected, and close: the byte stream can't be trusted after it.
@@ -459,6 +471,8 @@ class H1Connection(asyncio.Protocol):
         (its reader, if the app runs, never sees a partial body)."""
         self._stop = True
         self._pause_reading()
+        if err.path is None:
+            err.path = self._path  # the refused request's, once its head was parsed
         parsing, self._parsing = self._parsing, None
         ready, self._ready = self._ready, None
         if ready is not None and ready[1] is not parsing and not self.closed:
@@ -534,7 +548,7 @@ class H1Server:
                  keepalive_timeout: float = 75.0, body_timeout: float = 30.0,
                  max_body_bytes: int = DEFAULT_MAX_BODY,
                  on_failure: Callable[[Scope, BaseException], None] | None = None,
-                 on_refusal: RefusalHook | None = None) -> None:
+                 on_refusal: RefusalHook | None = None, render_refusal: RefusalRenderer | None = None) -> None:
         self.app = app
         self.loop = loop
         self.clock = Clock()
@@ -547,6 +561,7 @@ class H1Server:
         self.max_body_bytes = max_body_bytes
         self._on_failure = on_failure
         self._on_refusal = on_refusal
+        self.render_refusal = render_refusal
         self._sweeper: asyncio.TimerHandle | None = None
 
     def protocol(self) -> H1Connection:

@@ -168,6 +168,12 @@ class Request:
         return self.proto.response_stream(status, headers)
 
 
+def refusal_error(status: int, code: str, message: str) -> GatewayError:
+    """A refusal of the HTTP server (a status, a reason code) as the error its route renders."""
+    cls = {408: RequestTimeout, 413: PayloadTooLarge}.get(status, InvalidRequest)
+    return cls(message, code=code, status=status)
+
+
 def _too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"The request body is larger than this gateway accepts ({limit} bytes; "
                            "see server.max_body_bytes).")

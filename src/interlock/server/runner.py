@@ -63,7 +63,8 @@ def run_worker(sock: socket.socket, load_app: Callable[[], Any], *, grace: float
     app.__rsgi_init__(loop)
     server = H1Server(app.__rsgi__, loop, head_timeout=head_timeout, keepalive_timeout=keepalive_timeout,
                       body_timeout=body_timeout, max_body_bytes=max_body_bytes, on_failure=_log_failure,
-                      on_refusal=getattr(app, "count_refusal", None))
+                      on_refusal=getattr(app, "count_refusal", None),
+                      render_refusal=getattr(app, "render_refusal", None))
     listener = loop.run_until_complete(loop.create_server(server.protocol, sock=sock, backlog=2048))
     server.start()
     host, port = sock.getsockname()[:2]
