@@ -28,8 +28,10 @@ streaming responses with write back-pressure (HTTP/1.0: close-delimited),
 HEAD, and deadlines for a slow head (``head_timeout``: 408), a stalled body
 (``body_timeout``: the reader gets ``BodyTimeout``) and an idle keep-alive
 connection (``keepalive_timeout``).
-What it refuses, with an error in OpenAI's shape, the connection closed and
-``interlock_http_refusals_total{status,reason}`` counted: anything llhttp
+What it refuses, with a JSON error (in the format of the API at the request's
+path once its head is parsed, through the app's ``render_refusal``, else
+OpenAI's), the connection closed and ``interlock_http_refusals_total{status,reason}``
+counted: anything llhttp
 rejects (400: malformed request line, header name or value, obs-fold, bare CR
 or LF, ``Content-Length`` with ``Transfer-Encoding``, duplicate
 ``Content-Length``, a bad chunk size or extension), a transfer coding other
