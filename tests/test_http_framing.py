@@ -41,6 +41,8 @@ CONFIG = (f"server: {{head_timeout: {HEAD_TIMEOUT}, body_timeout: {BODY_TIMEOUT}
 BODY = b'{"model": "openai/gpt-4.1-mini", "messages": [{"role": "user", "content": "hi"}]}'
 PROBE = b"GET /smuggled-probe HTTP/1.1\r\nHost: t\r\n\r\n"
 NEXT = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"  # a legitimate pipelined request
+#: BODY padded to just under the body limit (and near Granian's 64 KiB read buffer).
+BIG = BODY.replace(b'"hi"', b'"' + b"x" * (MAX_BODY - 100 - len(BODY) + 2) + b'"')
 START = b"POST /v1/route/explain HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer " + MASTER_KEY.encode() + b"\r\n"
 
 
@@ -111,6 +113,7 @@ CASES = [
     Case("absolute-form target", post(cl()).replace(b" /v1/", b" http://gw.example/v1/", 1) + BODY, [200],
          closes=False),
     Case("pipelined bodies", post(cl()) + BODY + post(TE) + chunked() + NEXT, [200, 200, 200], closes=False, granian=[200, 200], granian_closes=True),
+    Case("a body just under max_body_bytes", post(cl(MAX_BODY - 100)) + BIG + NEXT, [200, 200], closes=False),
     Case("Connection: close ends the exchange", post(cl(), b"Connection: close") + BODY + NEXT, [200]),
     # -- CL.TE and TE.CL -----------------------------------------------------------------------------
     Case("CL.TE", post(cl(len(chunked()) + len(PROBE)), TE) + chunked() + PROBE, [400],
