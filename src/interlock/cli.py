@@ -81,7 +81,7 @@ def _serve_granian(settings: Settings) -> int:
     from granian.constants import Interfaces, Loops
     from granian.http import HTTP1Settings
 
-    from interlock.server.h1 import MAX_HEAD
+    from interlock.server.refusals import MAX_HEAD
 
     srv = settings.server
     # The limits Granian can enforce, as the native server does: the head's read timeout (Granian allows

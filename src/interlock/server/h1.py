@@ -54,11 +54,16 @@ from typing import Any
 import httptools
 import orjson
 
+from interlock.server.refusals import (
+    MAX_HEAD,
+    MAX_HEADERS,
+    ProtocolError,
+    body_too_large,
+    head_too_large,
+    refusal,
+)
 from interlock.server.rsgi import BodyTimeout, ClientGone, Clock, Exchange, Scope
 
-#: The largest request head (request line + headers) accepted, and the most header lines.
-MAX_HEAD = 64 * 1024
-MAX_HEADERS = 128
 #: The default of ``server.max_body_bytes``.
 DEFAULT_MAX_BODY = 32 * 1024 * 1024
 #: Unread request-body bytes buffered before the socket stops being read.
@@ -73,53 +78,6 @@ App = Callable[[Any, Any], Coroutine[Any, Any, None]]
 RefusalHook = Callable[[int, str], None]
 #: (path, status, code, message) → the error body in the format of the API at that path.
 RefusalRenderer = Callable[[str, int, str, str], bytes]
-
-
-class ProtocolError(Exception):
-    """A request this server refuses before the app sees it: ``status``, a fixed ``reason`` slug, a message."""
-
-    def __init__(self, status: int, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.reason = reason
-        #: The request's path when its head was parsed: the error is rendered in that API's format.
-        self.path: str | None = None
-
-
-#: llhttp's error reasons (substrings) → the refusal's reason label; anything else is "malformed".
-_LLHTTP_REASONS = (
-    ("Content-Length can't be present with Transfer-Encoding", "content_length_with_transfer_encoding",
-     "A request may not carry both Content-Length and Transfer-Encoding."),
-    ("Transfer-Encoding can't be present with Content-Length", "content_length_with_transfer_encoding",
-     "A request may not carry both Content-Length and Transfer-Encoding."),
-    ("Duplicate Content-Length", "duplicate_content_length",
-     "Conflicting Content-Length headers: a request carries at most one."),
-    ("Content-Length", "invalid_content_length", "Invalid Content-Length: expected decimal digits only."),
-    ("Transfer-Encoding", "invalid_transfer_encoding",
-     "Invalid Transfer-Encoding: a request body's last coding must be chunked, applied once."),
-    ("chunk", "invalid_chunked_body", "Malformed chunked body"),
-    ("Unexpected whitespace after header value", "obs_fold",
-     "Obsolete line folding (a header line starting with whitespace) is not accepted."),
-    ("Unexpected space after start line", "obs_fold",
-     "Obsolete line folding (a header line starting with whitespace) is not accepted."),
-    ("header", "invalid_header", "Malformed header field"),
-    ("Invalid HTTP version", "unsupported_http_version", "Unsupported HTTP version: speak HTTP/1.1 to this gateway."),
-)
-
-
-def refusal(exc: httptools.HttpParserError) -> ProtocolError:
-    """The answer to a request llhttp refused to parse."""
-    text = str(exc)
-    if isinstance(exc, httptools.HttpParserInvalidMethodError | httptools.HttpParserInvalidURLError):
-        return ProtocolError(400, "invalid_request_line", f"Malformed request line: {text}.")
-    lower = text.lower()
-    for needle, reason, message in _LLHTTP_REASONS:
-        if needle.lower() in lower:
-            status = 505 if reason == "unsupported_http_version" else 400
-            return ProtocolError(status, reason, f"{message} ({text}).")
-    if "version" in lower or "http/" in lower or "url" in lower or "method" in lower:
-        return ProtocolError(400, "invalid_request_line", f"Malformed request line: {text}.")
-    return ProtocolError(400, "malformed", f"Malformed request: {text}.")
 
 
 class H1Connection(asyncio.Protocol):
@@ -220,7 +178,7 @@ class H1Connection(asyncio.Protocol):
                     self._refuse(refusal(exc))
         else:
             if self._head_open and self._head_bytes > MAX_HEAD and not self._stop:
-                self._refuse(_head_too_large())
+                self._refuse(head_too_large())
         ready = self._ready
         if ready is not None:
             self._ready = None
@@ -251,7 +209,7 @@ class H1Connection(asyncio.Protocol):
         self._url += url
         self._head_size += len(url)
         if self._head_size > MAX_HEAD:
-            raise _head_too_large()
+            raise head_too_large()
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self._parsing is not None:
@@ -259,7 +217,7 @@ class H1Connection(asyncio.Protocol):
         headers = self._headers
         self._head_size += len(name) + len(value) + 4
         if self._head_size > MAX_HEAD:
-            raise _head_too_large()
+            raise head_too_large()
         if len(headers) >= MAX_HEADERS:
             raise ProtocolError(431, "too_many_headers", f"The request has more than {MAX_HEADERS} header fields.")
         key = name.decode("latin-1").lower()
@@ -303,7 +261,7 @@ class H1Connection(asyncio.Protocol):
         if declared is not None:  # llhttp checked it is decimal digits, one header
             size = int(declared)
             if size > server.max_body_bytes:
-                raise _body_too_large(server.max_body_bytes)
+                raise body_too_large(server.max_body_bytes)
             has_body = size > 0
         method = parser.get_method().decode("ascii")
         keep_alive = parser.should_keep_alive() and not server.stopping and not parser.should_upgrade()
@@ -329,7 +287,7 @@ class H1Connection(asyncio.Protocol):
             return
         self.received += len(data)
         if self.received > self.server.max_body_bytes:
-            raise _body_too_large(self.server.max_body_bytes)
+            raise body_too_large(self.server.max_body_bytes)
         exchange.feed(data)
         if exchange.unread > _BODY_HIGH_WATER:
             self._pause_reading()
@@ -530,17 +488,6 @@ class H1Connection(asyncio.Protocol):
             self.close()
         elif waited > keepalive_timeout:
             self.close()
-
-
-def _head_too_large() -> ProtocolError:
-    return ProtocolError(431, "head_too_large",
-                         f"The request head is larger than this gateway accepts ({MAX_HEAD} bytes).")
-
-
-def _body_too_large(limit: int) -> ProtocolError:
-    return ProtocolError(413, "request_too_large",
-                         f"The request body is larger than this gateway accepts ({limit} bytes; "
-                         "see server.max_body_bytes).")
 
 
 class H1Server:
