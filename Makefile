@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DEV    := $(VENV)/.installed-dev
 SNAPSHOT ?= ../shared/catalog/models.dev
 
-.PHONY: serve test lint typecheck unit services bench catalog clean
+.PHONY: serve test lint typecheck unit services bench bench-parser catalog clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "interlock needs Python >= 3.11")'
@@ -43,6 +43,10 @@ services:
 ## make bench: the load harness (mock upstream, wrk, gateway pinned to one core)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(ARGS)
+
+## make bench-parser: the llhttp parsing A/B against the revision before it (bench/parser_ab.py)
+bench-parser: $(STAMP)
+	$(BIN)/python bench/parser_ab.py $(ARGS)
 
 ## make catalog: recompile the packaged catalog from a models.dev snapshot
 catalog: $(STAMP)

@@ -163,8 +163,8 @@ def test_absolute_form_targets_are_reduced_to_the_path(echo_server: Running) -> 
     sock.sendall(b"GET http://gw.example:8400/v1/models?x=1 HTTP/1.1\r\nHost: gw.example\r\n\r\n")
     seen = json.loads(read_response(sock, bytearray())[2])
     assert (seen["path"], seen["query"]) == ("/v1/models", "x=1")
-    sock.sendall(b"GET ?only=query HTTP/1.1\r\nHost: t\r\n\r\n")  # no path at all: the app's 404, not a crash
-    assert json.loads(read_response(sock, bytearray())[2])["path"] == ""
+    sock.sendall(b"GET ?only=query HTTP/1.1\r\nHost: t\r\n\r\n")  # no path at all: refused, not a crash
+    assert read_response(sock, bytearray())[0] == 400
 
 
 def test_headers_are_lower_case_and_repeats_joined(echo_server: Running) -> None:
@@ -197,7 +197,8 @@ def test_body_split_across_packets_and_chunked_bodies(echo_server: Running) -> N
     (b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400, "both"),
     (b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabc", 400, "Conflicting"),
     (b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400, "Content-Length"),
-    (b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501, "chunked"),
+    (b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 400, "chunked"),
+    (b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501, "chunked"),
     (b"GET / HTTP/2.0\r\n\r\n", 505, "HTTP/1.1"),
     (b"GARBAGE\r\n\r\n", 400, "request line"),
     (b"GET / HTTP/1.1\r\nBad Header : x\r\n\r\n", 400, "header"),
@@ -515,3 +516,67 @@ def test_a_stalled_body_fails_the_reader_with_a_timeout() -> None:
             sock.sendall(bytes([byte]))
         assert read_response(sock, bytearray())[::2] == (200, b"abcd")
     assert seen == ["BodyTimeout"]
+
+
+def test_100_continue_is_sent_only_when_the_app_waits_for_the_body() -> None:
+    async def refuse(scope: Any, proto: Any) -> None:  # answers without reading, as a 401 does
+        proto.response_bytes(401, [], b"no")
+
+    with Running(refuse) as srv:
+        sock = srv.connect()
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+        status, headers, body = read_response(sock, bytearray())
+        assert (status, body, headers["connection"]) == (401, b"no", "close")
+
+
+def test_refusals_reach_the_hook_with_status_and_reason() -> None:
+    seen: list[tuple[int, str]] = []
+    with Running(echo, on_refusal=lambda status, reason: seen.append((status, reason))) as srv:  # type: ignore[arg-type]
+        for data in (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n",
+                     b"GET / HTTP/1.1\r\nX: a\x01b\r\n\r\n",
+                     b"POST / HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n"):
+            sock = srv.connect()
+            sock.sendall(data)
+            read_response(sock, bytearray())
+            sock.close()
+    assert seen == [(400, "invalid_chunked_body"), (400, "invalid_header"), (413, "request_too_large")]
+
+
+def test_a_body_cut_by_a_half_close_fails_its_reader_at_once() -> None:
+    seen: list[str] = []
+
+    async def reader(scope: Any, proto: Any) -> None:
+        try:
+            await proto()
+        except ConnectionError as exc:
+            seen.append(type(exc).__name__)
+            proto.response_bytes(400, [], b"incomplete")
+
+    with Running(reader, body_timeout=30) as srv:
+        sock = srv.connect()
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
+        sock.shutdown(socket.SHUT_WR)
+        started = time.monotonic()
+        status, _, body = read_response(sock, bytearray())
+        assert (status, body) == (400, b"incomplete") and time.monotonic() - started < 2
+    assert seen == ["ClientGone"]
+
+
+def test_a_refusal_after_pipelined_requests_is_answered_after_them_in_order() -> None:
+    release = asyncio.Event()
+
+    async def app(scope: Any, proto: Any) -> None:
+        if scope.path == "/slow":
+            await release.wait()
+        proto.response_bytes(200, [], scope.path.encode())
+
+    with Running(app) as srv:
+        sock = srv.connect()
+        sock.sendall(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\nGET /second HTTP/1.1\r\nHost: t\r\n\r\n"
+                     b"GET /bad HTTP/1.1\r\nX: \x7f\r\n\r\nGET /never HTTP/1.1\r\nHost: t\r\n\r\n")
+        time.sleep(0.1)
+        srv.loop.call_soon_threadsafe(release.set)
+        buf = bytearray()
+        answers = [read_response(sock, buf) for _ in range(3)]
+        assert [(s, b[:7]) for s, _, b in answers] == [(200, b"/slow"), (200, b"/second"), (400, b'{"error')]
+        assert closed(sock)

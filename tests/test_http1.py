@@ -176,7 +176,7 @@ async def test_truncated_bodies_are_errors() -> None:
 
 async def test_garbage_is_an_error_not_a_hang() -> None:
     async with Server(responder(b"SSH-2.0-OpenSSH\r\n\r\n")) as server:
-        with pytest.raises(HTTPClientError, match=r"not an HTTP/1\.x response"):
+        with pytest.raises(HTTPClientError, match=r"malformed answer from the vendor: Expected HTTP/"):
             await HTTP1Client().send("POST", server.url, {}, b"", 5)
 
 

@@ -34,7 +34,7 @@ from interlock.pipeline.core import Pipeline
 from interlock.pipeline.dispatch import Dispatcher
 from interlock.pipeline.settle import Ledger
 from interlock.routing.setup import build_routing, validate_routing
-from interlock.server.http import Request, Router, RSGIProtocol, RSGIScope
+from interlock.server.http import Request, Router, RSGIProtocol, RSGIScope, refusal_error
 from interlock.vendors.registry import build_vendors
 from interlock.vendors.transport import HttpTransport, Transport
 from interlock.wire import anthropic_messages
@@ -143,6 +143,15 @@ class Gateway:
         AdminApi(self.governance, self.secret).add_routes(router)
         return router
 
+    def count_refusal(self, status: int, reason: str) -> None:
+        """The native server refused a request before routing it (server/h1.py): counted in /metrics."""
+        self.obs.count_refusal(status, reason)
+
+    def render_refusal(self, path: str, status: int, code: str, message: str) -> bytes:
+        """A refusal of the native server after a request's head, in the format of the API at ``path``."""
+        route = self.router.match(path)
+        return (route.render_error if route is not None else error_body)(refusal_error(status, code, message))
+
     # ----------------------------------------------------------------- RSGI
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -162,6 +171,10 @@ class Gateway:
     async def __rsgi__(self, scope: RSGIScope, proto: RSGIProtocol) -> None:
         route = self.router.match(scope.path)
         req = Request(scope, proto)
+        if req.check_framing and (refused := req.framing_error()) is not None:  # Granian only (server/entry.py)
+            self.count_refusal(refused.status, refused.code or "malformed")
+            self._error(req, refused)
+            return
         if route is None:
             self._error(req, NotFound(f"Unknown request URL: {scope.method} {scope.path}. "
                                       "Check the path: interlock serves /v1/chat/completions, /v1/models, ..."))

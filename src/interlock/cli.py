@@ -72,13 +72,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return gateway_from_env()
 
     return serve(srv.host, srv.port, srv.workers, load_app, head_timeout=srv.head_timeout,
-                 keepalive_timeout=srv.keepalive_timeout, body_timeout=srv.body_timeout)
+                 keepalive_timeout=srv.keepalive_timeout, body_timeout=srv.body_timeout,
+                 max_body_bytes=srv.max_body_bytes)
 
 
 def _serve_granian(settings: Settings) -> int:
     from granian import Granian
     from granian.constants import Interfaces, Loops
+    from granian.http import HTTP1Settings
 
+    from interlock.server.refusals import MAX_HEAD
+
+    srv = settings.server
+    # The limits Granian can enforce, as the native server does: the head's read timeout (Granian allows
+    # 1 ms to 60 s) and its size (hyper's read buffer: a head that does not fit is refused). The body's gap
+    # timeout is enforced by the app under Granian (server/entry.py); keep-alive idle is not configurable.
+    http1 = HTTP1Settings(header_read_timeout=min(60_000, max(1, round(srv.head_timeout * 1000))),
+                          max_buffer_size=MAX_HEAD)
     server = Granian(
         "interlock.server.entry:app",
         address=settings.server.host,
@@ -89,6 +99,7 @@ def _serve_granian(settings: Settings) -> int:
         log_access=False,
         backlog=2048,
         workers_kill_timeout=10,
+        http1_settings=http1,
     )
     server.serve()
     return 0

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from interlock.configfile import ConfigError, Document, Section
+from interlock.configfile import ConfigError, Document, Section, unsafe_header_value
 from interlock.vendors.cloud_settings import CLOUD_TYPES, cloud_fields, cloud_missing
 from interlock.vendors.cloud_settings import KEYS as CLOUD_KEYS
 from interlock.vendors.specs import BUILTIN, CUSTOM_TYPES, VendorSpec
@@ -150,6 +150,18 @@ def _timeouts(section: Section, base: Timeouts) -> Timeouts:
     )
 
 
+def _env_key(spec: VendorSpec, environ: Mapping[str, str]) -> str | None:
+    """The vendor's key from its usual environment variables; one that would break the request head is an error."""
+    for name in spec.key_env:
+        value = environ.get(name)
+        if value:
+            if unsafe_header_value(value):
+                raise ConfigError(f"environment variable {name} (the {spec.id} API key) contains CR, LF or NUL, "
+                                  "which would inject a header into every request; remove them")
+            return value
+    return None
+
+
 def _vendor(vid: str, section: Section | None, environ: Mapping[str, str], default_timeouts: Timeouts) -> VendorConfig:
     spec = BUILTIN.get(vid)
     if section is None:
@@ -158,7 +170,7 @@ def _vendor(vid: str, section: Section | None, environ: Mapping[str, str], defau
             spec=spec,
             **cloud_fields(spec, None, environ,
                            spec.base_url or (environ.get(spec.base_url_env) if spec.base_url_env else None)),
-            api_key=next((environ[k] for k in spec.key_env if environ.get(k)), None),
+            api_key=_env_key(spec, environ),
             key_source=" or ".join(spec.key_env) or None,
             headers=MappingProxyType(dict(spec.headers)),
             timeouts=default_timeouts,
@@ -181,13 +193,18 @@ def _vendor(vid: str, section: Section | None, environ: Mapping[str, str], defau
     if base_url is not None:
         if not base_url.startswith(("http://", "https://")):
             raise section.error(f"expected an http:// or https:// URL, got {base_url!r}", "base_url")
+        if any(c <= " " or c == "\x7f" for c in base_url):
+            raise section.error(f"the URL contains whitespace or control characters: {base_url!r}", "base_url")
         base_url = base_url.rstrip("/")
     api_key, key_source = section.secret("api_key")
     if not section.has("api_key"):
-        api_key = next((environ[k] for k in spec.key_env if environ.get(k)), None)
+        api_key = _env_key(spec, environ)
         key_source = " or ".join(spec.key_env) or None
+    elif api_key is not None and unsafe_header_value(api_key):
+        raise section.error("the key contains CR, LF or NUL, which would inject a header into every request "
+                            "(check the value or the environment variable it names)", "api_key")
     headers = dict(spec.headers)
-    headers.update(section.string_map("headers"))
+    headers.update(section.header_map("headers"))
     deployments = section.string_map("deployments")
     return VendorConfig(
         spec=spec,

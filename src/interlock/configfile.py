@@ -22,6 +22,18 @@ import yaml
 Path_ = tuple[str | int, ...]
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+#: An HTTP header name (RFC 9110 5.1: a token), and what may never be in a header value sent on the wire.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_UNSAFE_VALUE = re.compile(r"[\r\n\x00]")
+
+
+def is_header_name(name: str) -> bool:
+    return _TOKEN.fullmatch(name) is not None
+
+
+def unsafe_header_value(value: str) -> bool:
+    """A CR, LF or NUL: written into a request head it would end the header and inject others."""
+    return _UNSAFE_VALUE.search(value) is not None
 
 
 class ConfigError(ValueError):
@@ -232,6 +244,18 @@ class Section:
             if text is None:
                 raise sub.error("expected a string, got nothing", name)
             out[name] = text
+        return out
+
+    def header_map(self, key: str) -> dict[str, str]:
+        """HTTP headers to send: names must be tokens, values free of CR, LF and NUL (after ``${VAR}``)."""
+        out = self.string_map(key)
+        sub = self.section(key)
+        for name, value in out.items():
+            if not is_header_name(name):
+                raise sub.error("not a valid HTTP header name (letters, digits and !#$%&'*+-.^_`|~ only)", name)
+            if unsafe_header_value(value):
+                raise sub.error("the header value contains CR, LF or NUL, which would inject a header "
+                                "(check the value or the environment variable it names)", name)
         return out
 
     def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:

@@ -114,7 +114,7 @@ class TelemetrySettings:
         return cls(
             otlp_endpoint=endpoint,
             service_name=sec.string("service_name", "interlock") or "interlock",
-            headers=MappingProxyType(sec.string_map("headers")),
+            headers=MappingProxyType(sec.header_map("headers")),
             metrics=sec.boolean("metrics", True),
             sample_ratio=ratio,
         )

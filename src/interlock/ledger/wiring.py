@@ -49,6 +49,10 @@ class Observability:
         self.telemetry = TelemetrySettings.from_settings(settings)
         self.registry = Registry()
         self.metrics = RequestMetrics(self.registry) if self.telemetry.metrics else None
+        #: Requests the native HTTP server refused before the app saw them (server/h1.py).
+        self.refusals = self.registry.counter(
+            "interlock_http_refusals_total", "Requests the HTTP server refused before the app saw them "
+            "(malformed framing, limits, timeouts), by status and reason.", ("status", "reason"))
         self.store = open_log_store(self.log_settings, sqlite)
         self.snapshots = (SnapshotDir(settings.server.state_dir / "metrics")
                           if self.telemetry.metrics and settings.server.workers > 1 else None)
@@ -69,6 +73,9 @@ class Observability:
                 self.metrics.watch_ledger(self.writer)
         self.auth = auth
         self._tasks: list[asyncio.Task[None]] = []
+
+    def count_refusal(self, status: int, reason: str) -> None:
+        self.refusals.inc((str(status), reason))
 
     @staticmethod
     def validate(settings: Settings) -> None:

@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from interlock.configfile import unsafe_header_value
 from interlock.errors import (
     GatewayError,
     NoRouteAvailable,
@@ -66,8 +67,8 @@ def forwarded_headers(headers: Any, target: Target) -> dict[str, str] | None:
     extra = {}
     for name in SIMULATOR_HEADERS:
         value = headers.get(name)
-        if value is not None:
-            extra[name] = str(value)
+        if value is not None and not unsafe_header_value(text := str(value)):  # never CR/LF/NUL upstream
+            extra[name] = text
     return extra or None
 
 

@@ -3,5 +3,10 @@
 from __future__ import annotations
 
 from interlock.app import Gateway, gateway_from_env
+from interlock.server.http import Request
 
 app: Gateway = gateway_from_env()
+# Granian has no limit on the gap between two pieces of a request body: the app enforces server.body_timeout.
+Request.body_timeout = app.settings.server.body_timeout
+# And hyper is laxer than llhttp on a few framing shapes: the app refuses or closes after them (Request docs).
+Request.check_framing = True

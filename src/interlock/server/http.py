@@ -8,6 +8,7 @@ the format of the API the route belongs to.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -25,6 +26,7 @@ CLIENT_GONE: tuple[type[BaseException], ...] = (ProtocolClosed, ConnectionError)
 
 class RSGIHeaders(Protocol):
     def get(self, key: str, default: Any = None) -> Any: ...
+    def items(self) -> Any: ...
 
 
 class RSGIScope(Protocol):
@@ -59,7 +61,14 @@ class RSGIProtocol(Protocol):
 
 
 class Request:
-    __slots__ = ("headers", "path", "proto", "responded", "scope")
+    __slots__ = ("close", "headers", "path", "proto", "responded", "scope")
+
+    #: The longest gap between two pieces of a request body, when the HTTP server does not enforce one itself
+    #: (Granian: set by ``server/entry.py``; the native server fails a stalled body on its own).
+    body_timeout: float | None = None
+    #: Granian parses with hyper, laxer than llhttp on a few framing shapes: the app checks what it can see
+    #: (``framing_error``) and closes the connection after anything a stricter proxy might frame differently.
+    check_framing = False
 
     def __init__(self, scope: RSGIScope, proto: RSGIProtocol) -> None:
         self.scope = scope
@@ -67,6 +76,29 @@ class Request:
         self.headers = scope.headers
         self.path = scope.path
         self.responded = False
+        #: Answer with ``connection: close`` (Granian: nothing pipelined after this request is read).
+        self.close = False
+
+    def framing_error(self) -> InvalidRequest | None:
+        """Under Granian: refuse ``Content-Length`` with ``Transfer-Encoding`` and any coding but one chunked (as
+        the native server does), and close after a chunked body or an ``Upgrade`` request: hyper accepts chunk
+        sizes with trailing whitespace and bare-LF chunk lines, which a stricter front proxy may frame
+        differently, and a request after an ``Upgrade: h2c`` one must not be served past such a proxy."""
+        headers = self.headers
+        coding = headers.get("transfer-encoding")
+        if coding is not None:
+            self.close = True
+            if headers.get("content-length") is not None:
+                return InvalidRequest("A request may not carry both Content-Length and Transfer-Encoding.",
+                                      code="content_length_with_transfer_encoding")
+            codings = [c.strip(" \t").lower() for name, value in headers.items() if name == "transfer-encoding"
+                       for c in value.split(",")]
+            if codings != ["chunked"]:
+                return InvalidRequest("Invalid Transfer-Encoding: a request body's coding must be chunked, once.",
+                                      code="invalid_transfer_encoding")
+        if headers.get("upgrade") is not None:
+            self.close = True
+        return None
 
     def header(self, name: str) -> str | None:
         value = self.headers.get(name)
@@ -77,10 +109,14 @@ class Request:
         try:
             return await self._body(limit)
         except TimeoutError as exc:
+            self.close = True
             raise RequestTimeout(f"The request body did not arrive: {exc}.") from None
         except CLIENT_GONE:
             raise InvalidRequest("The client closed the connection before sending the whole request body.",
                                  code="incomplete_body") from None
+        except PayloadTooLarge:
+            self.close = True  # the rest of the body is not read: nothing after it on this connection is either
+            raise
 
     async def _body(self, limit: int) -> bytes:
         declared = self.headers.get("content-length")
@@ -91,12 +127,22 @@ class Request:
                 size = -1
             if size > limit:
                 raise _too_large(limit)
-            if size >= 0:
+            if size >= 0 and self.body_timeout is None:
                 return await self.proto()
-        # No length given (chunked): read incrementally and stop at the limit.
+        # No length given (chunked), or a gap limit to enforce: read incrementally and stop at the limit.
         parts: list[bytes] = []
         total = 0
-        async for chunk in self.proto:
+        chunks = aiter(self.proto)
+        gap = self.body_timeout
+        while True:
+            try:
+                chunk = await (anext(chunks) if gap is None else asyncio.wait_for(anext(chunks), gap))
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                if gap is None:
+                    raise  # the server's own body timeout (native: BodyTimeout)
+                raise TimeoutError(f"the request body stalled: no bytes for {gap:g} s") from None
             total += len(chunk)
             if total > limit:
                 raise _too_large(limit)
@@ -105,6 +151,8 @@ class Request:
 
     def send(self, status: int, body: bytes, headers: list[tuple[str, str]]) -> None:
         self.responded = True
+        if self.close:
+            headers = [*headers, ("connection", "close")]
         self.proto.response_bytes(status, headers, body)
 
     def json(self, status: int, data: Any, headers: list[tuple[str, str]] | None = None) -> None:
@@ -115,7 +163,15 @@ class Request:
 
     def stream(self, status: int, headers: list[tuple[str, str]]) -> StreamTransport:
         self.responded = True
+        if self.close:
+            headers = [*headers, ("connection", "close")]
         return self.proto.response_stream(status, headers)
+
+
+def refusal_error(status: int, code: str, message: str) -> GatewayError:
+    """A refusal of the HTTP server (a status, a reason code) as the error its route renders."""
+    cls = {408: RequestTimeout, 413: PayloadTooLarge}.get(status, InvalidRequest)
+    return cls(message, code=code, status=status)
 
 
 def _too_large(limit: int) -> PayloadTooLarge:

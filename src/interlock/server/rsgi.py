@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from interlock.server.h1 import H1Connection
 
 
+#: The interim answer to ``Expect: 100-continue``.
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
 class ClientGone(ConnectionResetError):
     """Raised by a response stream's ``send_bytes`` once the client has closed the connection."""
 
@@ -72,10 +76,10 @@ class Scope:
 class Exchange:
     """One request's RSGI protocol object: the body in, the response out."""
 
-    __slots__ = ("_chunks", "_conn", "_disconnect", "_failure", "_waiter", "body_done", "head_only",
-                 "keep_alive", "responded", "stream_open", "unread")
+    __slots__ = ("_chunks", "_conn", "_disconnect", "_failure", "_waiter", "body_done", "expect_continue",
+                 "head_only", "http11", "keep_alive", "responded", "stream_open", "unread")
 
-    def __init__(self, conn: H1Connection, keep_alive: bool, head_only: bool) -> None:
+    def __init__(self, conn: H1Connection, keep_alive: bool, head_only: bool, http11: bool = True) -> None:
         self._conn = conn
         self._chunks: list[bytes] = []
         self._waiter: asyncio.Future[None] | None = None
@@ -84,6 +88,10 @@ class Exchange:
         self.body_done = False
         self.keep_alive = keep_alive
         self.head_only = head_only
+        #: HTTP/1.1 (chunked streaming answers) or 1.0 (close-delimited); per request, as pipelined ones may differ.
+        self.http11 = http11
+        #: ``Expect: 100-continue``: the interim answer is sent when the app first waits for the body.
+        self.expect_continue = False
         self.responded = False
         self.stream_open = False
         self.unread = 0  # bytes received and not yet handed to the app
@@ -116,6 +124,10 @@ class Exchange:
             raise self._failure
         if self._conn.closed:
             raise ClientGone("the client closed the connection before sending the whole body")
+        if self.expect_continue:
+            self.expect_continue = False
+            if not self.responded:
+                self._conn.write(CONTINUE)
         waiter = self._waiter = self._conn.loop.create_future()
         self._conn.want_body()
         await waiter
@@ -170,8 +182,9 @@ class Exchange:
     # -- the response ---------------------------------------------------------------------
 
     def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
-        self._start()
-        head = self._conn.head(status, headers, self.keep_alive, b"content-length: %d\r\n" % len(body))
+        if not self._start():
+            return
+        head = self._conn.head(status, headers, self.keep_alive, b"content-length: %d\r\n" % len(body), self.http11)
         if self.head_only or not body:
             self._conn.write(head)
         elif len(body) < 65536:
@@ -188,20 +201,25 @@ class Exchange:
 
     def response_stream(self, status: int, headers: list[tuple[str, str]]) -> StreamOut:
         self._start()
-        chunked = self._conn.http11
+        chunked = self.http11
         if not chunked:
             self.keep_alive = False  # HTTP/1.0: the body ends when the connection does
         framing = b"transfer-encoding: chunked\r\n" if chunked and not self.head_only else b""
-        self._conn.write(self._conn.head(status, headers, self.keep_alive, framing))
+        self._conn.write(self._conn.head(status, headers, self.keep_alive, framing, self.http11))
         self.stream_open = not self.head_only
         return StreamOut(self._conn, chunked and not self.head_only, self.head_only)
 
-    def _start(self) -> None:
+    def _start(self) -> bool:
+        """Whether to write the answer: not when the connection is gone (the server may have refused the body)."""
+        if self._conn.closed:
+            self.responded = True
+            return False
         if self.responded:
             raise RuntimeError("a response was already started for this request")
         self.responded = True
         if not self.body_done or self._conn.server.stopping:
             self.keep_alive = False  # the rest of the body is not worth reading, or the worker stops
+        return True
 
 
 class StreamOut:

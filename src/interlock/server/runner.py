@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from interlock.server.h1 import H1Server
+from interlock.server.h1 import DEFAULT_MAX_BODY, H1Server
 from interlock.server.rsgi import Scope
 
 log = logging.getLogger("interlock.server")
@@ -52,7 +52,8 @@ def _log_failure(scope: Scope, err: BaseException) -> None:
 
 
 def run_worker(sock: socket.socket, load_app: Callable[[], Any], *, grace: float = 10.0,
-               head_timeout: float = 10.0, keepalive_timeout: float = 75.0, body_timeout: float = 30.0) -> int:
+               head_timeout: float = 10.0, keepalive_timeout: float = 75.0, body_timeout: float = 30.0,
+               max_body_bytes: int = DEFAULT_MAX_BODY) -> int:
     """Serve on ``sock`` until SIGTERM/SIGINT; returns the exit status."""
     import uvloop
 
@@ -61,7 +62,9 @@ def run_worker(sock: socket.socket, load_app: Callable[[], Any], *, grace: float
     app = load_app()
     app.__rsgi_init__(loop)
     server = H1Server(app.__rsgi__, loop, head_timeout=head_timeout, keepalive_timeout=keepalive_timeout,
-                      body_timeout=body_timeout, on_failure=_log_failure)
+                      body_timeout=body_timeout, max_body_bytes=max_body_bytes, on_failure=_log_failure,
+                      on_refusal=getattr(app, "count_refusal", None),
+                      render_refusal=getattr(app, "render_refusal", None))
     listener = loop.run_until_complete(loop.create_server(server.protocol, sock=sock, backlog=2048))
     server.start()
     host, port = sock.getsockname()[:2]
@@ -98,7 +101,7 @@ async def _drain(server: H1Server, grace: float) -> None:
         await asyncio.sleep(0.05)
 
 
-def serve(host: str, port: int, workers: int, load_app: Callable[[], Any], **options: float) -> int:
+def serve(host: str, port: int, workers: int, load_app: Callable[[], Any], **options: Any) -> int:
     """Listen on ``host:port`` and run ``workers`` workers; ``options`` go to :func:`run_worker`."""
     sock = bind(host, port)
     if workers <= 1:

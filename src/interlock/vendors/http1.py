@@ -8,11 +8,20 @@ request and pyreqwest ~24 µs but cannot abort a request whose headers have not
 arrived (a client disconnect must stop the vendor). This client costs a
 fraction of that and aborts by closing the socket.
 
+The answer is parsed by llhttp (``httptools.HttpResponseParser``, strict mode):
+status line, header fields, ``Content-Length`` and the chunked coding. A
+malformed answer (``content-length: -1`` or ``1_0``, a bad chunk size, a chunk
+extension ended by a bare LF, ...) is an error for the request, never a
+truncated or mis-framed body.
+
 What it does: HTTP/1.1 over TCP or TLS, ``Content-Length``, chunked and
 close-delimited bodies, gzip/deflate bodies, keep-alive pooling per origin
 (LIFO, idle expiry), one transparent retry when a *reused* connection turns
-out to have been closed by the server before it answered, read back-pressure.
-What it does not: redirects, proxies, HTTP/2, 1xx other than 100.
+out to have been closed by the server before it answered, read back-pressure,
+interim 1xx answers skipped. It refuses to send a request line or header with
+CR, LF or NUL in it.
+What it does not: redirects, proxies, HTTP/2, upgrades, HEAD requests, transfer
+codings other than chunked.
 """
 
 from __future__ import annotations
@@ -25,8 +34,9 @@ from collections.abc import Mapping
 from typing import cast
 from urllib.parse import urlsplit
 
+import httptools
+
 from interlock.timers import running_loop
-from interlock.wire.chunked import ChunkedDecoder, ChunkedError
 
 _MAX_HEADER_BYTES = 256 * 1024
 _HIGH_WATER = 1024 * 1024
@@ -54,18 +64,20 @@ class ResponseHead:
 
 
 class Connection(asyncio.Protocol):
-    """One socket. Parses one response at a time; body pieces are queued for the reader."""
+    """One socket. llhttp parses one response at a time; body pieces are queued for the reader."""
 
     __slots__ = (
-        "_body_mode",
-        "_buf",
-        "_chunks",
+        "_close_delimited",
+        "_complete",
         "_decoder",
+        "_head_bytes",
         "_head_waiter",
+        "_headers",
+        "_parser",
         "_paused",
         "_pieces",
         "_queued",
-        "_remaining",
+        "_read",
         "_waiter",
         "alive",
         "done",
@@ -83,19 +95,22 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.alive = True
         self.idle_since = time.monotonic()
+        #: One parser for the connection's life: llhttp starts a new message after each complete one.
+        self._parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
         self._reset()
 
     def _reset(self) -> None:
-        self._buf = b""
         self.head: ResponseHead | None = None
+        self._headers: dict[str, str] = {}
+        self._head_bytes = 0
         self._head_waiter: asyncio.Future[ResponseHead] | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._pieces: list[bytes] = []
+        self._read: list[bytes] = []  # body bytes of the read being parsed, delivered as one piece
         self._queued = 0
         self._paused = False
-        self._body_mode = ""
-        self._remaining = 0
-        self._chunks: ChunkedDecoder | None = None
+        self._close_delimited = False
+        self._complete = False
         self._decoder: zlib._Decompress | None = None
         self.done = False
         self.error: BaseException | None = None
@@ -110,9 +125,10 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.alive = False
+        self._parser = None  # it holds bound methods of this object: break the cycle
         if self.head is not None and not self.done:
-            if self._body_mode == "close":
-                self._finish()
+            if self._close_delimited and self.error is None:
+                self._finish()  # a body without length or chunking ends with the connection
             else:
                 self._fail(HTTPClientError("the connection closed before the answer was complete"))
         elif self.head is None and self._head_waiter is not None:
@@ -123,113 +139,100 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.got_bytes = True
+        parser = self._parser
+        if self.done or self.error is not None or parser is None:
+            self.keep_alive = False  # bytes after the answer: this connection is not reused
+            return
+        if self.head is None:
+            self._head_bytes += len(data)
         try:
-            if self.head is None:
-                self._buf += data
-                self._parse_head()
+            parser.feed_data(data)
+            if self.head is None and self._head_bytes > _MAX_HEADER_BYTES:
+                raise HTTPClientError("the response headers are too large")
+        except httptools.HttpParserUpgrade:
+            self._abort(HTTPClientError("the vendor switched protocols (101), which this client does not speak"))
+            return
+        except httptools.HttpParserError as exc:
+            if self._complete:
+                self.keep_alive = False  # junk after a complete answer: deliver it, then drop the connection
             else:
-                self._feed_body(data)
+                context = exc.__context__
+                self._abort(context if isinstance(context, HTTPClientError)
+                            else HTTPClientError(f"malformed answer from the vendor: {exc}"))
+                return
         except HTTPClientError as exc:
-            self._fail(exc)
-            if self.transport is not None:
-                self.transport.abort()
+            self._abort(exc)
+            return
+        read = self._read
+        if read:
+            self._read = []
+            try:
+                self._deliver(read[0] if len(read) == 1 else b"".join(read))
+            except HTTPClientError as exc:
+                self._abort(exc)
+                return
+        if self._complete and not self.done:
+            self._finish()
 
     def eof_received(self) -> bool | None:
         return False
 
-    # ----------------------------------------------------------------- parsing
+    def _abort(self, exc: HTTPClientError) -> None:
+        """A malformed answer: the reader gets the error (never a truncated body) and the socket is dropped."""
+        self._pieces = []
+        self._fail(exc)
+        if self.transport is not None:
+            self.transport.abort()
 
-    def _parse_head(self) -> None:
-        while True:
-            end = self._buf.find(b"\r\n\r\n")
-            if end < 0:
-                if len(self._buf) > _MAX_HEADER_BYTES:
-                    raise HTTPClientError("the response headers are too large")
-                return
-            block = self._buf[:end].decode("latin-1")
-            rest = self._buf[end + 4:]
-            lines = block.split("\r\n")
-            parts = lines[0].split(" ", 2)
-            if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
-                raise HTTPClientError(f"not an HTTP/1.x response: {lines[0][:80]!r}")
-            try:
-                status = int(parts[1])
-            except ValueError:
-                raise HTTPClientError(f"bad status line: {lines[0][:80]!r}") from None
-            if status == 100:
-                self._buf = rest
-                continue
-            headers: dict[str, str] = {}
-            for line in lines[1:]:
-                name, sep, value = line.partition(":")
-                if not sep:
-                    raise HTTPClientError(f"malformed header line: {line[:80]!r}")
-                name = name.strip().lower()
-                value = value.strip()
-                headers[name] = f"{headers[name]}, {value}" if name in headers else value
-            self._buf = b""
-            self._start_body(status, headers, parts[0])
-            if self._head_waiter is not None and not self._head_waiter.done():
-                self._head_waiter.set_result(self.head)  # type: ignore[arg-type]
-            if rest:
-                self._feed_body(rest)
-            return
+    # ----------------------------------------------------------------- llhttp callbacks
 
-    def _start_body(self, status: int, headers: dict[str, str], version: str) -> None:
-        self.head = ResponseHead(status, headers)
-        connection = headers.get("connection", "").lower()
-        self.keep_alive = "close" not in connection and (version != "HTTP/1.0" or "keep-alive" in connection)
+    def on_message_begin(self) -> None:
+        if self.head is not None:
+            raise HTTPClientError("a second answer arrived for one request")
+        self._headers = {}
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self.head is not None:
+            return  # a trailer field after a chunked body: read and dropped
+        headers = self._headers
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1").rstrip(" \t")
+        old = headers.get(key)
+        headers[key] = text if old is None else f"{old}, {text}"
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        assert parser is not None
+        status = parser.get_status_code()
+        if 100 <= status < 200:
+            if status == 101:
+                raise HTTPClientError("the vendor switched protocols (101), which this client does not speak")
+            self._headers = {}
+            return  # an interim answer (100 Continue, 103 Early Hints): the real one follows
+        headers = self._headers
+        coding = headers.get("transfer-encoding")
+        if coding is not None and coding.strip(" \t").lower() != "chunked":
+            raise HTTPClientError(f"unsupported Transfer-Encoding {coding!r} in the vendor's answer")
         encoding = headers.get("content-encoding", "").lower()
         if encoding in ("gzip", "x-gzip"):
             self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
         elif encoding == "deflate":
             self._decoder = zlib.decompressobj()
-        if status in (204, 304) or 100 <= status < 200:
-            self._body_mode = "none"
-            self._finish()
-        elif "chunked" in headers.get("transfer-encoding", "").lower():
-            self._body_mode = "chunked"
-            self._chunks = ChunkedDecoder()
-        elif "content-length" in headers:
-            try:
-                self._remaining = int(headers["content-length"])
-            except ValueError:
-                raise HTTPClientError("bad Content-Length") from None
-            self._body_mode = "length"
-            if self._remaining == 0:
-                self._finish()
-        else:
-            self._body_mode = "close"
+        self.keep_alive = parser.should_keep_alive()
+        if coding is None and "content-length" not in headers and status not in (204, 304):
+            self._close_delimited = True
             self.keep_alive = False
+        self.head = ResponseHead(status, headers)
+        waiter = self._head_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(self.head)
 
-    def _feed_body(self, data: bytes) -> None:
-        if self.done:
-            return
-        mode = self._body_mode
-        if mode == "length":
-            if len(data) >= self._remaining:
-                self._deliver(data[: self._remaining])
-                self._remaining = 0
-                self._finish()
-            else:
-                self._remaining -= len(data)
-                self._deliver(data)
-        elif mode == "chunked":
-            self._feed_chunked(data)
-        else:
-            self._deliver(data)
+    def on_body(self, data: bytes) -> None:
+        self._read.append(data)
 
-    def _feed_chunked(self, data: bytes) -> None:
-        """De-chunk what arrived; the data of all the chunks in it is delivered as one piece."""
-        assert self._chunks is not None
-        try:
-            pieces, _ = self._chunks.feed(data)
-        except ChunkedError as exc:
-            raise HTTPClientError(f"malformed chunked body: {exc}") from None
-        if pieces:
-            self._deliver(pieces[0] if len(pieces) == 1 else b"".join(pieces))
-        if self._chunks.done:
-            self._finish()
+    def on_message_complete(self) -> None:
+        if self.head is not None:
+            self._complete = True
 
     def _deliver(self, data: bytes) -> None:
         if not data:
@@ -319,6 +322,8 @@ class HTTP1Client:
         if ":" in host and not host.startswith("["):
             host_header = f"[{host}]" if default else f"[{host}]:{port}"
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        if any(c <= " " or c == "\x7f" for c in target):  # it would break the request line
+            raise HTTPClientError(f"unsupported URL {url!r}: whitespace or a control character in its path")
         result = ((scheme, host, port), target, host_header)
         if len(self._origins) < 4096:
             self._origins[url] = result
@@ -389,7 +394,12 @@ class HTTP1Client:
         for name, value in headers.items():
             lines.append(f"{name}: {value}\r\n")
         lines.append("\r\n")
-        payload = "".join(lines).encode("latin-1") + body
+        head = "".join(lines)
+        # Config headers are checked when the config loads; this catches any other CR, LF or NUL (three C scans).
+        expected = len(headers) + 4
+        if head.count("\n") != expected or head.count("\r") != expected or "\x00" in head:
+            raise HTTPClientError("refusing to send a request whose target or header carries CR, LF or NUL")
+        payload = head.encode("latin-1") + body
         for attempt in (0, 1):
             conn = self._take_idle(key) if attempt == 0 else None
             reused = conn is not None
