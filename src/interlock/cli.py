@@ -7,9 +7,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from interlock import __version__
 from interlock.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from interlock.catalog import Catalog
 
 
 def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
@@ -17,8 +21,10 @@ def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
     return load_settings(Path(path) if path else None, overrides=overrides or None)
 
 
-def banner(settings: Settings, master_key: object) -> str:
+def banner(settings: Settings, master_key: object, catalog: Catalog | None = None) -> str:
     from interlock.governance.auth import MasterKey
+    from interlock.governance.settings import GovernanceSettings
+    from interlock.governance.unpriced import unpriced_routes
 
     assert isinstance(master_key, MasterKey)
     srv = settings.server
@@ -32,6 +38,16 @@ def banner(settings: Settings, master_key: object) -> str:
     ]
     if settings.simulator_enabled:
         lines.append("           the simulator answers for every catalog model no live vendor serves (offline, no key)")
+    if catalog is not None:
+        routes, vendors = unpriced_routes(catalog, [v.id for v in live])
+        if routes or vendors:
+            allow = GovernanceSettings.from_settings(settings).allow_unpriced
+            lines.append("  unpriced routes (cost unknown, recorded as 0; " + (
+                "governance.unpriced: allow admits them under hard budgets):" if allow else
+                "refused under a hard budget unless the config prices them):"))
+            lines += [f"      {r}" for r in routes]
+            if vendors:
+                lines.append(f"      any model not in the catalog, passed through by name on: {', '.join(vendors)}")
     if master_key.generated:
         lines += [
             "  admin key (shown once; store it now):",
@@ -49,13 +65,13 @@ def banner(settings: Settings, master_key: object) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from interlock.app import prepare_state, validate
+    from interlock.app import build_catalog, prepare_state, validate
 
     settings = _settings(args, host=args.host, port=args.port, workers=args.workers, engine=args.engine)
     validate(settings)
     state = prepare_state(settings)
     state.store.close()
-    print(banner(settings, state.master), flush=True)
+    print(banner(settings, state.master, build_catalog(settings)), flush=True)
     if settings.source:
         os.environ["INTERLOCK_CONFIG"] = str(Path(settings.source).resolve())
     else:
