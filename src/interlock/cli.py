@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from interlock import __version__
 from interlock.config import ConfigError, Settings, load_settings
@@ -117,6 +117,11 @@ def cmd_admin_key(args: argparse.Namespace) -> int:
     settings = _settings(args)
     state = prepare_state(settings)
     if not args.reset:
+        if state.master.generated:
+            # Generated just now (a fresh state directory): the one chance to see it, as serve shows it.
+            print("admin key (generated now, shown once; store it now):", file=sys.stderr)
+            print(state.master.generated)
+            return 0
         print(f"admin key: {state.master.prefix}… (from {state.master.source})")
         return 0
     if os.environ.get("INTERLOCK_MASTER_KEY"):
@@ -144,8 +149,15 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a usage error on one line (subcommand parsers inherit the class)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="interlock", description="A fast, correct LLM gateway.")
+    parser = _Parser(prog="interlock", description="A fast, correct LLM gateway.")
     parser.add_argument("--version", action="version", version=f"interlock {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -185,13 +197,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def error_line(exc: BaseException) -> str:
+    """A command's failure as the one line the user sees (no traceback)."""
+    import sqlite3
+
+    from redis.exceptions import RedisError
+
+    from interlock.errors import GatewayError
+
+    if isinstance(exc, ConfigError):
+        return f"configuration error: {exc}"
+    if isinstance(exc, GatewayError):
+        return exc.message
+    if isinstance(exc, sqlite3.Error):
+        return f"the state directory's SQLite database cannot be used ({exc}); check INTERLOCK_HOME"
+    if isinstance(exc, RedisError):
+        return f"Redis cannot be used ({exc}); check redis: in the config"
+    if type(exc).__module__.startswith("asyncpg"):
+        return f"the PostgreSQL store cannot be used ({exc}); check store: in the config"
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return (f"{exc.strerror or exc}{where}: the state directory (INTERLOCK_HOME) or the store (store: in the "
+                "config) cannot be used")
+    return f"unexpected error: {type(exc).__name__}: {exc} (INTERLOCK_DEBUG=1 shows the traceback)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except ConfigError as exc:
-        print(f"interlock: configuration error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        # Every failure is one line on stderr and exit code 2; the traceback only on request.
+        if os.environ.get("INTERLOCK_DEBUG"):
+            raise
+        print(f"interlock: {error_line(exc)}", file=sys.stderr)
+        return 2
