@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from interlock.errors import GatewayError, InvalidRequest, NoRouteAvailable
+from interlock.errors import GatewayError, InvalidRequest, ModelNotFound, NoRouteAvailable
 from interlock.pipeline.plan import Plan, Planner, Target
 from interlock.routing.circuit import Circuits
 from interlock.routing.explain import GenerationRecord
@@ -54,6 +54,8 @@ class _Layout:
     strategies: list[str]
     #: Any policy with filters of its own (the fast filter path does not apply).
     policy_filters: bool
+    #: The names that could not be resolved, as a clause of the route reason ("" when none).
+    ignored: str = ""
 
 
 class _OverridesView:
@@ -92,6 +94,11 @@ class _OverridesView:
 
     def __getitem__(self, key: str) -> Any:
         return self.to_json()[key]
+
+def _short(message: str) -> str:
+    """A resolution error's first sentence, for the route reason (the full text is in the trace)."""
+    return message.split(". ", 1)[0].rstrip(".")
+
 
 #: Filter reasons that depend only on the request: when they exclude everything, the caller must change it.
 _REQUEST_REASONS = ("context window", "no ", "does not support")
@@ -203,7 +210,7 @@ class RoutingEngine:
             requested_output_tokens=needs.output_tokens,
             candidates=candidates,
             order=tuple(c.target for c in order),
-            reason=decision_sentence(strategy, len(order), skipped, len(plans)),
+            reason=decision_sentence(strategy, len(order), skipped, len(plans)) + layout.ignored,
             overrides=_OverridesView(overrides, layout.unresolved, needs.capabilities),
             retry=policy.retry,
             timeout_s=policy.timeout_s,
@@ -227,13 +234,20 @@ class RoutingEngine:
             return layout
         plans: list[tuple[int, Plan]] = []
         unresolved: dict[str, str] = {}
+        first: GatewayError | None = None
         for group, name in enumerate(names):
             try:
                 plans.append((len(plans), self.planner.plan(name)))
             except GatewayError as err:
-                if group == 0:
+                # An unknown primary with a known fallback routes to the fallback (the reason says so);
+                # any other failure of the primary is the answer.
+                if group == 0 and not isinstance(err, ModelNotFound):
                     raise
+                first = first or err
                 unresolved[name] = err.message
+        if not plans:
+            assert first is not None
+            raise first
         pairs: list[tuple[Target, int]] = []
         seen: set[str] = set()
         for group, plan in plans:
@@ -244,7 +258,8 @@ class RoutingEngine:
         policies = [plan.policy or DEFAULT_POLICY for _, plan in plans]
         layout = _Layout(plans, unresolved, tuple(pairs), policies,
                          [plan.policy.strategy if plan.policy else "priority" for _, plan in plans],
-                         any(p.filters != DEFAULT_FILTERS for p in policies))
+                         any(p.filters != DEFAULT_FILTERS for p in policies),
+                         "".join(f"; '{name}' ignored: {_short(why)}" for name, why in unresolved.items()))
         if len(self._layouts) >= _LAYOUT_LIMIT:
             self._layouts.clear()
         self._layouts[names] = layout
