@@ -56,3 +56,26 @@ def test_unknown_entry_in_models_is_named_in_the_route_reason(client: openai.Ope
         client.chat.completions.create(model="nope/a", messages=[{"role": "user", "content": "hi"}],
                                        extra_body={"models": ["nope/b"]})
     assert "nope/a" in str(info.value)
+
+
+def test_max_tokens_above_the_models_max_output_is_a_400(client: openai.OpenAI, gateway: GatewayProcess) -> None:
+    # Found: max_tokens 1,000,000 on gpt-4.1-mini (max output 32,768) answered 200.
+    for field in ("max_tokens", "max_completion_tokens"):
+        with pytest.raises(openai.BadRequestError) as info:
+            client.chat.completions.create(model="openai/gpt-4.1-mini", messages=[{"role": "user", "content": "hi"}],
+                                           **{field: 1_000_000})  # type: ignore[call-overload]
+        body = info.value.body
+        assert isinstance(body, dict) and body["param"] == field and "32768" in body["message"], body
+    with pytest.raises(openai.BadRequestError) as info:
+        client.responses.create(model="openai/gpt-4.1-mini", input="hi", max_output_tokens=1_000_000)
+    assert isinstance(info.value.body, dict) and info.value.body["param"] == "max_output_tokens"
+    # An explicit timeout: the SDK itself refuses a large max_tokens without streaming on its default one.
+    ac = anthropic.Anthropic(base_url=gateway.url, api_key=MASTER_KEY, max_retries=0, timeout=30)
+    with pytest.raises(anthropic.BadRequestError) as ainfo:
+        ac.messages.create(model="openai/gpt-4.1-mini", max_tokens=1_000_000,
+                           messages=[{"role": "user", "content": "hi"}])
+    assert "'max_tokens' is too large" in str(ainfo.value) and "32768" in str(ainfo.value)
+    # At the limit it answers.
+    out = client.chat.completions.create(model="openai/gpt-4.1-mini", max_tokens=32_768,
+                                         messages=[{"role": "user", "content": "hi"}])
+    assert out.choices[0].message.content is not None
