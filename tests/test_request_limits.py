@@ -165,3 +165,17 @@ async def test_gemini_stream_carries_logprobs() -> None:
     chunks = [orjson.loads(p) for p in payloads]
     with_logprobs = [c["choices"][0]["logprobs"] for c in chunks if c["choices"] and c["choices"][0]["logprobs"]]
     assert with_logprobs and with_logprobs[0]["content"][1]["token"] == "!"
+
+
+@pytest.mark.parametrize(("vendor", "model", "returns"), [
+    ("openai", "gpt-4.1-mini", True), ("azure", "gpt-4.1-mini", True), ("deepseek", "deepseek-chat", True),
+    ("groq", "llama-3.3-70b-versatile", False), ("mistral", "mistral-small-latest", False),
+    ("perplexity", "sonar", False), ("simulator", "openai/gpt-4.1-mini", False),
+    ("google", "gemini-2.5-flash", True), ("vertex", "gemini-2.5-flash", True), ("vertex", "claude-haiku-4-5", False),
+    ("anthropic", "claude-haiku-4-5", False), ("bedrock", "anthropic.claude-haiku-4-5", False),
+    ("cohere", "command-a-03-2025", False),
+])
+def test_which_vendors_return_logprobs(vendor: str, model: str, returns: bool) -> None:
+    from interlock.vendors.specs import BUILTIN, returns_logprobs
+
+    assert returns_logprobs(BUILTIN[vendor], model) is returns

@@ -123,6 +123,10 @@ def test_a_priced_route_still_answers_under_the_same_budget(gw: GatewayProcess, 
         model="mocklab/priced", max_tokens=5, messages=[{"role": "user", "content": "hi"}])
     assert raw.http_response.status_code == 200
     assert float(raw.headers["x-interlock-cost-usd"]) > 0
+    # The same route named vendor/model: the config's price applies to it too.
+    raw = client(gw, key).chat.completions.with_raw_response.create(
+        model="custom/priced", max_tokens=5, messages=[{"role": "user", "content": "hi"}])
+    assert raw.http_response.status_code == 200 and float(raw.headers["x-interlock-cost-usd"]) > 0
 
 
 def test_policy_skips_the_unpriced_target_with_a_reason(gw: GatewayProcess, key: str) -> None:

@@ -146,7 +146,7 @@ def filter_reason(c: Candidate, needs: Needs, policy: Policy, prefs: ProviderPre
         if price_reason is not None:
             return price_reason
     if prefs.require_parameters:
-        if "logprobs" in needs.params and not returns_logprobs(t.vendor.config.spec):
+        if "logprobs" in needs.params and not returns_logprobs(t.vendor.config.spec, t.vendor_model):
             return "does not support logprobs"
         if caps is not None and t.model is not None:
             unsupported = needs.params - _VENDOR_PARAMS - frozenset(supported_parameters(caps, t.model.lab))

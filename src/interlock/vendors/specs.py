@@ -114,12 +114,14 @@ BUILTIN: Mapping[str, VendorSpec] = MappingProxyType(
     }
 )
 
-def returns_logprobs(spec: VendorSpec) -> bool:
-    """Whether interlock gets ``logprobs`` back from this vendor (Gemini maps ``logprobsResult``;
-    Anthropic, Bedrock and Cohere have none that interlock returns)."""
+def returns_logprobs(spec: VendorSpec, vendor_model: str) -> bool:
+    """Whether interlock gets ``logprobs`` back from this vendor for this model (Gemini maps
+    ``logprobsResult``; Anthropic - Claude on Vertex too -, Bedrock and Cohere return none)."""
     if spec.type in ("openai", "simulator"):
         return spec.quirks.logprobs
-    return spec.type in ("gemini", "vertex")
+    if spec.type == "vertex":
+        return not vendor_model.startswith("claude")
+    return spec.type == "gemini"
 
 
 #: Vendor types a config may name for a vendor interlock has no spec for.
