@@ -7,9 +7,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 from interlock import __version__
 from interlock.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from interlock.catalog import Catalog
 
 
 def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
@@ -17,8 +21,10 @@ def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
     return load_settings(Path(path) if path else None, overrides=overrides or None)
 
 
-def banner(settings: Settings, master_key: object) -> str:
+def banner(settings: Settings, master_key: object, catalog: Catalog | None = None) -> str:
     from interlock.governance.auth import MasterKey
+    from interlock.governance.settings import GovernanceSettings
+    from interlock.governance.unpriced import unpriced_routes
 
     assert isinstance(master_key, MasterKey)
     srv = settings.server
@@ -32,6 +38,16 @@ def banner(settings: Settings, master_key: object) -> str:
     ]
     if settings.simulator_enabled:
         lines.append("           the simulator answers for every catalog model no live vendor serves (offline, no key)")
+    if catalog is not None:
+        routes, vendors = unpriced_routes(catalog, [v.id for v in live])
+        if routes or vendors:
+            allow = GovernanceSettings.from_settings(settings).allow_unpriced
+            lines.append("  unpriced routes (cost unknown, recorded as 0; " + (
+                "governance.unpriced: allow admits them under hard budgets):" if allow else
+                "refused under a hard budget unless the config prices them):"))
+            lines += [f"      {r}" for r in routes]
+            if vendors:
+                lines.append(f"      any model not in the catalog, passed through by name on: {', '.join(vendors)}")
     if master_key.generated:
         lines += [
             "  admin key (shown once; store it now):",
@@ -49,13 +65,13 @@ def banner(settings: Settings, master_key: object) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from interlock.app import prepare_state, validate
+    from interlock.app import build_catalog, prepare_state, validate
 
     settings = _settings(args, host=args.host, port=args.port, workers=args.workers, engine=args.engine)
     validate(settings)
     state = prepare_state(settings)
     state.store.close()
-    print(banner(settings, state.master), flush=True)
+    print(banner(settings, state.master, build_catalog(settings)), flush=True)
     if settings.source:
         os.environ["INTERLOCK_CONFIG"] = str(Path(settings.source).resolve())
     else:
@@ -112,6 +128,11 @@ def cmd_admin_key(args: argparse.Namespace) -> int:
     settings = _settings(args)
     state = prepare_state(settings)
     if not args.reset:
+        if state.master.generated:
+            # Generated just now (a fresh state directory): the one chance to see it, as serve shows it.
+            print("admin key (generated now, shown once; store it now):", file=sys.stderr)
+            print(state.master.generated)
+            return 0
         print(f"admin key: {state.master.prefix}… (from {state.master.source})")
         return 0
     if os.environ.get("INTERLOCK_MASTER_KEY"):
@@ -139,8 +160,15 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a usage error on one line (subcommand parsers inherit the class)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="interlock", description="A fast, correct LLM gateway.")
+    parser = _Parser(prog="interlock", description="A fast, correct LLM gateway.")
     parser.add_argument("--version", action="version", version=f"interlock {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -180,13 +208,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def error_line(exc: BaseException) -> str:
+    """A command's failure as the one line the user sees (no traceback)."""
+    import sqlite3
+
+    from redis.exceptions import RedisError
+
+    from interlock.errors import GatewayError
+
+    if isinstance(exc, ConfigError):
+        return f"configuration error: {exc}"
+    if isinstance(exc, GatewayError):
+        return exc.message
+    if isinstance(exc, sqlite3.Error):
+        return f"the state directory's SQLite database cannot be used ({exc}); check INTERLOCK_HOME"
+    if isinstance(exc, RedisError):
+        return f"Redis cannot be used ({exc}); check redis: in the config"
+    if type(exc).__module__.startswith("asyncpg"):
+        return f"the PostgreSQL store cannot be used ({exc}); check store: in the config"
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return (f"{exc.strerror or exc}{where}: the state directory (INTERLOCK_HOME) or the store (store: in the "
+                "config) cannot be used")
+    return f"unexpected error: {type(exc).__name__}: {exc} (INTERLOCK_DEBUG=1 shows the traceback)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except ConfigError as exc:
-        print(f"interlock: configuration error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        # Every failure is one line on stderr and exit code 2; the traceback only on request.
+        if os.environ.get("INTERLOCK_DEBUG"):
+            raise
+        print(f"interlock: {error_line(exc)}", file=sys.stderr)
+        return 2

@@ -8,7 +8,7 @@ Rendering lives with the catalog; this module only parses the URL and query.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 from interlock.catalog.render import model_detail, model_endpoints, model_list
 from interlock.errors import ModelNotFound
@@ -35,7 +35,8 @@ class ModelsApi:
 
     async def detail(self, req: Request) -> None:
         self.gw.auth.authenticate(req.header("authorization"), req.header("x-api-key"))
-        rest = req.path[len(_PREFIX):].strip("/")
+        # SDKs percent-encode the id as one path segment (openai%2Fgpt-4.1-mini): decode it.
+        rest = unquote(req.path[len(_PREFIX):]).strip("/")
         catalog = self.gw.catalog
         if rest.endswith("/endpoints") and catalog.get(rest) is None:
             model_id = rest[: -len("/endpoints")]

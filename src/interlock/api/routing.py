@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from interlock.errors import InvalidRequest, NotFound
+from interlock.ledger.sink import parse_tags
 from interlock.observability import zdr_log
+from interlock.pipeline.context import RequestContext
 from interlock.routing.explain import explain, generation
 from interlock.server.http import Request
 from interlock.wire.openai_chat import parse_json_object, validate_chat_request
@@ -35,7 +37,14 @@ class RoutingApi:
         zdr_log.mark(principal.zero_data_retention)
         request = parse_json_object(await req.body(gw.settings.server.max_body_bytes))
         validate_chat_request(request)
-        trace, _ = gw.routing.decide(request, exact=True)
+        trace, plan = gw.routing.decide(request, exact=True)
+        # What admit would do to this caller's route (targets without a price under a hard budget).
+        ctx = RequestContext("explain")
+        ctx.principal, ctx.requested_model, ctx.routing, ctx.plan = principal, request["model"], trace, plan
+        ctx.tags = parse_tags(req.header("x-interlock-tags"))
+        user = request.get("user")
+        ctx.end_user = user[:256] if isinstance(user, str) else None
+        gw.governance.explain(ctx, request)
         req.json(200, explain(trace))
 
     async def generation(self, req: Request) -> None:

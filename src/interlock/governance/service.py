@@ -39,6 +39,7 @@ from interlock.governance.estimate import Estimator
 from interlock.governance.model import EACH, Budget, Definitions, Limit, allowed, period_end, period_key
 from interlock.governance.settings import GovernanceSettings
 from interlock.governance.store import GovStore, SpendKey
+from interlock.governance.unpriced import screen as screen_unpriced
 from interlock.ledger.sink import parse_tags
 
 if TYPE_CHECKING:
@@ -78,6 +79,8 @@ class Applicable:
     rated: tuple[int, ...] = ()
     #: Per budget row: (row, budget, (budget id, counter subject, period key), used * 100 from which it warns).
     budgets: tuple[tuple[int, Budget, SpendKey, float], ...] = ()
+    #: The first hard budget among them, if any (it refuses routes without a known price).
+    hard: Budget | None = None
 
 
 _NONE_APPLY = Applicable()
@@ -224,20 +227,35 @@ class Governance:
     # ----------------------------------------------------------------- admit
 
     async def admit(self, ctx: RequestContext, request: dict[str, Any]) -> Reservation | None:
+        applicable = self._caller(ctx, request, restrict=True)
+        if applicable is None:
+            return None
+        if applicable.hard is not None and not self.cfg.allow_unpriced:
+            screen_unpriced(ctx, applicable.hard)
+        return await self._reserve(ctx, request, applicable, time.time())
+
+    def explain(self, ctx: RequestContext, request: dict[str, Any]) -> None:
+        """What admit does to the route (``/v1/route/explain``): skips unpriced targets under a hard budget."""
+        applicable = self._caller(ctx, request, restrict=False)
+        if applicable is not None and applicable.hard is not None and not self.cfg.allow_unpriced:
+            screen_unpriced(ctx, applicable.hard)
+
+    def _caller(self, ctx: RequestContext, request: dict[str, Any], *, restrict: bool) -> Applicable | None:
+        """The limits and budgets on this request's caller (None when there are none)."""
         principal = ctx.principal
         defs = self.defs
         if principal is None or not defs.projects:
             return None
         pid = principal.project
         key = principal.key
-        if pid is not None:
+        if pid is not None and restrict:
             project = defs.projects.get(pid)
             if project is not None:
                 if project.log_level is not None:
                     ctx.log_level = project.log_level
                 if project.allowed_models or project.allowed_vendors:
                     self._restrict(ctx, project.allowed_models, project.allowed_vendors, f"project '{pid}'")
-        if key is not None and key.allowed_models:
+        if restrict and key is not None and key.allowed_models:
             self._restrict(ctx, key.allowed_models, (), f"API key {key.id}")
         if not defs.enforcing:
             return None
@@ -262,9 +280,7 @@ class Governance:
                 self._applicable.clear()
             applicable = self._applicable[selector] = self._compile(
                 defs, key.id if key is not None else None, pid, model, second, tags, user, window, now)
-        if applicable is _NONE_APPLY:
-            return None
-        return await self._reserve(ctx, request, applicable, now)
+        return None if applicable is _NONE_APPLY else applicable
 
     def _compile(self, defs: Definitions, key_id: str | None, pid: str | None, model: str | None,
                  second: str | None, tags: tuple[str, ...], user: str | None, window: int,
@@ -317,7 +333,7 @@ class Governance:
                          _WORST if b.hard else _NOTHING, spend_key, end + 35 * 86400 if end else 0.0))
             owners.append(b)
         return Applicable(tuple(rows), tuple(owners), any(r[3] in (_TOKENS, _WORST) for r in rows), tuple(rated),
-                          tuple(on_budgets))
+                          tuple(on_budgets), next((b for b, _ in budgets if b.hard), None))
 
     async def _reserve(self, ctx: RequestContext, request: dict[str, Any], applicable: Applicable,
                        now: float) -> Reservation:

@@ -6,6 +6,7 @@
       alert_webhook: https://hooks.example.com/interlock   # POSTed a JSON event per budget alert
       poll_interval_s: 0.5     # how often each worker checks whether definitions changed
       flush_interval_s: 1.0    # how often settled spend is written to the store
+      unpriced: refuse         # a hard budget refuses routes with no known price; "allow" admits them at $0
 
 Validated in the launching process (``app.validate``) so a typo fails the start.
 """
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from interlock.config import Settings
 
-KEYS = ("alert_webhook", "poll_interval_s", "flush_interval_s")
+KEYS = ("alert_webhook", "poll_interval_s", "flush_interval_s", "unpriced")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,8 @@ class GovernanceSettings:
     redis_prefix: str = "interlock:gov:"
     workers: int = 1
     store_url: str | None = None
+    #: Whether a caller under a hard budget may use a route whose price is unknown (its cost counts as 0).
+    allow_unpriced: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GovernanceSettings:
@@ -53,4 +56,5 @@ class GovernanceSettings:
             redis_prefix=f"{redis.key_prefix}gov:" if redis is not None else "interlock:gov:",
             workers=settings.server.workers,
             store_url=settings.store_url,
+            allow_unpriced=sec.choice("unpriced", "refuse", ("refuse", "allow")) == "allow",
         )

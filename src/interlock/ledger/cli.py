@@ -22,6 +22,13 @@ from interlock.errors import InvalidRequest
 from interlock.ledger.schema import GROUPS, LogQuery, SpendQuery
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
+
+
 def add_ledger_parsers(sub: Any) -> None:
     logs = sub.add_parser("logs", help="show the request log (newest first), or --follow it")
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing new records as they land")
@@ -33,7 +40,7 @@ def add_ledger_parsers(sub: Any) -> None:
     logs.add_argument("--tag")
     logs.add_argument("--since", help="ISO 8601 time or date, or epoch seconds")
     logs.add_argument("--until")
-    logs.add_argument("--limit", type=int, default=20, help="records to show (default 20; 0 = all, for exports)")
+    logs.add_argument("--limit", type=_count, default=20, help="records to show (default 20; 0 = all, for exports)")
     logs.add_argument("--format", choices=("table", "jsonl", "csv"), default="table")
     logs.add_argument("--config", default=None)
     logs.set_defaults(func=cmd_logs)
@@ -65,12 +72,8 @@ def _open(args: argparse.Namespace) -> Any:
 def _time(value: str | None, flag: str) -> float | None:
     from interlock.api.admin_logs import parse_time
 
-    if value is None:
-        return None
-    try:
-        return parse_time(value, flag)
-    except InvalidRequest as exc:
-        raise SystemExit(f"interlock: {flag}: {exc.message}") from None
+    # An InvalidRequest names the flag; the CLI prints it as one line (cli.main).
+    return None if value is None else parse_time(value, flag)
 
 
 def _fmt_time(epoch: float) -> str:

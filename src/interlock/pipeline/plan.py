@@ -45,6 +45,8 @@ class Target:
     #: Effective capabilities; None when unknown (a model passed through by name).
     capabilities: frozenset[str] | None = field(init=False, compare=False)
     context_window: int | None = field(init=False, compare=False)
+    #: The most output tokens one answer may have on this route (None when unknown).
+    max_output: int | None = field(init=False, compare=False)
     zdr: bool | None = field(init=False, compare=False)
     #: Lower-case vendor id, as OpenRouter-style ``provider`` slugs are compared.
     slug: str = field(init=False, compare=False)
@@ -71,6 +73,8 @@ class Target:
         object.__setattr__(self, "simulated", vendor_id == SIMULATOR)
         object.__setattr__(self, "capabilities", caps)
         object.__setattr__(self, "context_window", window)
+        object.__setattr__(self, "max_output", route.max_output if route is not None and route.max_output else (
+            model.max_output if model is not None else None))
         object.__setattr__(self, "zdr", route.zdr if route is not None else None)
         object.__setattr__(self, "slug", vendor_id.lower())
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from interlock.errors import GatewayError, InvalidRequest, NoRouteAvailable
+from interlock.errors import GatewayError, InvalidRequest, ModelNotFound, NoRouteAvailable
 from interlock.pipeline.plan import Plan, Planner, Target
 from interlock.routing.circuit import Circuits
 from interlock.routing.explain import GenerationRecord
@@ -29,6 +29,7 @@ from interlock.routing.stats import LiveStats
 from interlock.routing.strategies import (
     Needs,
     filter_reason,
+    output_reason,
     rank,
     request_params,
     requested_output,
@@ -54,6 +55,8 @@ class _Layout:
     strategies: list[str]
     #: Any policy with filters of its own (the fast filter path does not apply).
     policy_filters: bool
+    #: The names that could not be resolved, as a clause of the route reason ("" when none).
+    ignored: str = ""
 
 
 class _OverridesView:
@@ -93,8 +96,17 @@ class _OverridesView:
     def __getitem__(self, key: str) -> Any:
         return self.to_json()[key]
 
+#: The caller's name for the canonical max tokens, per inbound API (chat: the field it sent).
+_OUTPUT_PARAM = {"anthropic.messages": "max_tokens", "openai.responses": "max_output_tokens"}
+
+
+def _short(message: str) -> str:
+    """A resolution error's first sentence, for the route reason (the full text is in the trace)."""
+    return message.split(". ", 1)[0].rstrip(".")
+
+
 #: Filter reasons that depend only on the request: when they exclude everything, the caller must change it.
-_REQUEST_REASONS = ("context window", "no ", "does not support")
+_REQUEST_REASONS = ("context window", "no ", "does not support", "max output")
 
 
 class RoutingEngine:
@@ -119,11 +131,14 @@ class RoutingEngine:
 
     # ------------------------------------------------------------------ decide
 
-    def decide(self, request: Mapping[str, Any], *, exact: bool = False) -> tuple[RoutingTrace, Plan]:
+    def decide(self, request: Mapping[str, Any], *, exact: bool = False,
+               output_param: str | None = None) -> tuple[RoutingTrace, Plan]:
         """The routing decision for a validated chat request; raises 400/404/503 as the caller should see.
 
         ``exact`` always counts the prompt's tokens (explain); otherwise they are counted only when a
         strategy prices the request or a context window could be too small for a cheap upper bound.
+        ``output_param`` is the caller's name for the canonical max tokens (``max_output_tokens`` on
+        the Responses API), for the 400 when no target allows that many.
         """
         overrides = parse_overrides(request)
         layout = self._layout(overrides.names)
@@ -161,6 +176,8 @@ class RoutingEngine:
                     c.reason = "no " + ", ".join(sorted(wanted - caps)) + " support"
                 elif window is not None and need > window:
                     c.reason = f"context window {window:,} < {need:,} tokens needed"
+                elif output and t.max_output is not None and output > t.max_output:
+                    c.reason = output_reason(t.max_output, output)
                 elif breakers and not circuits.available(t.key):
                     c.reason = f"circuit open (probe in {circuits.retry_in(t.key):.0f}s)"
         else:
@@ -192,7 +209,7 @@ class RoutingEngine:
 
         skipped = [c for c in candidates if c.reason is not None]
         if not order:
-            raise self._no_route(overrides, skipped)
+            raise self._no_route(overrides, skipped, request, output_param)
         strategy = strategies[0]
         trace = RoutingTrace(
             requested=str(request["model"]),
@@ -203,7 +220,7 @@ class RoutingEngine:
             requested_output_tokens=needs.output_tokens,
             candidates=candidates,
             order=tuple(c.target for c in order),
-            reason=decision_sentence(strategy, len(order), skipped, len(plans)),
+            reason=decision_sentence(strategy, len(order), skipped, len(plans)) + layout.ignored,
             overrides=_OverridesView(overrides, layout.unresolved, needs.capabilities),
             retry=policy.retry,
             timeout_s=policy.timeout_s,
@@ -227,13 +244,20 @@ class RoutingEngine:
             return layout
         plans: list[tuple[int, Plan]] = []
         unresolved: dict[str, str] = {}
+        first: GatewayError | None = None
         for group, name in enumerate(names):
             try:
                 plans.append((len(plans), self.planner.plan(name)))
             except GatewayError as err:
-                if group == 0:
+                # An unknown primary with a known fallback routes to the fallback (the reason says so);
+                # any other failure of the primary is the answer.
+                if group == 0 and not isinstance(err, ModelNotFound):
                     raise
+                first = first or err
                 unresolved[name] = err.message
+        if not plans:
+            assert first is not None
+            raise first
         pairs: list[tuple[Target, int]] = []
         seen: set[str] = set()
         for group, plan in plans:
@@ -244,17 +268,29 @@ class RoutingEngine:
         policies = [plan.policy or DEFAULT_POLICY for _, plan in plans]
         layout = _Layout(plans, unresolved, tuple(pairs), policies,
                          [plan.policy.strategy if plan.policy else "priority" for _, plan in plans],
-                         any(p.filters != DEFAULT_FILTERS for p in policies))
+                         any(p.filters != DEFAULT_FILTERS for p in policies),
+                         "".join(f"; '{name}' ignored: {_short(why)}" for name, why in unresolved.items()))
         if len(self._layouts) >= _LAYOUT_LIMIT:
             self._layouts.clear()
         self._layouts[names] = layout
         return layout
 
-    def _no_route(self, overrides: Overrides, skipped: list[Candidate]) -> GatewayError:
+    def _no_route(self, overrides: Overrides, skipped: list[Candidate], request: Mapping[str, Any],
+                  output_param: str | None) -> GatewayError:
         reasons = "; ".join(f"{c.target.key}: {c.reason}" for c in skipped[:6])
         if len(skipped) > 6:
             reasons += f"; and {len(skipped) - 6} more"
         names = "', '".join(overrides.names)
+        if skipped and all(c.reason is not None and c.reason.startswith("max output") for c in skipped):
+            # As the vendor would answer: the parameter and the limit (the most any target allows).
+            param = output_param or ("max_completion_tokens" if "max_completion_tokens" in request else "max_tokens")
+            most = max(c.target.max_output or 0 for c in skipped)
+            return InvalidRequest(f"'{param}' is too large: {requested_output(request)}. '{names}' supports at most "
+                                  f"{most} output tokens ({reasons}).", param=param, code="invalid_value")
+        if skipped and all(c.reason == "does not support logprobs" for c in skipped):
+            return InvalidRequest(f"No target for '{names}' returns logprobs, and the request sets "
+                                  f"provider.require_parameters: true ({reasons}).", param="logprobs",
+                                  code="unsupported_parameter")
         if skipped and all(c.reason is not None and c.reason.startswith(_REQUEST_REASONS) for c in skipped):
             code = "context_length_exceeded" if all(
                 c.reason is not None and c.reason.startswith("context window") for c in skipped) else "no_capable_route"
@@ -272,7 +308,7 @@ class RoutingEngine:
 
     def route(self, ctx: RequestContext, request: dict[str, Any]) -> dict[str, Any]:
         """Decide for a live request: fills the context, returns the request without routing fields."""
-        trace, plan = self.decide(request)
+        trace, plan = self.decide(request, output_param=_OUTPUT_PARAM.get(ctx.inbound))
         trace.attempts = ctx.attempts
         ctx.plan = plan
         ctx.routing = trace

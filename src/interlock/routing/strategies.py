@@ -24,12 +24,16 @@ from interlock.routing.overrides import ProviderPrefs
 from interlock.routing.policies import Policy
 from interlock.routing.stats import LiveStats, Summary
 from interlock.routing.trace import Candidate
+from interlock.vendors.specs import returns_logprobs
 
 DEFAULT_OUTPUT_TOKENS = 500
 MAX_ASSUMED_OUTPUT = 1000
 _PARAMS_CHECKED = frozenset({"tools", "tool_choice", "parallel_tool_calls", "response_format", "reasoning",
                              "reasoning_effort", "seed", "frequency_penalty", "presence_penalty", "temperature",
                              "top_p", "stop", "stream_options"})
+
+#: Parameters whose support depends on the vendor's API rather than the model (``returns_logprobs``).
+_VENDOR_PARAMS = frozenset({"logprobs"})
 
 
 @dataclass(slots=True)  # one per request: not frozen (cheaper to build); never mutated
@@ -107,6 +111,11 @@ def requested_output(request: Mapping[str, Any]) -> int:
     return 0
 
 
+def output_reason(most: int, wanted: int) -> str:
+    """The filter reason of a target whose maximum output is below the request's max tokens."""
+    return f"max output {most:,} < {wanted:,} tokens requested"
+
+
 def filter_reason(c: Candidate, needs: Needs, policy: Policy, prefs: ProviderPrefs, circuits: Circuits) -> str | None:
     """Why this candidate may not serve the request, or None."""
     t = c.target
@@ -126,6 +135,9 @@ def filter_reason(c: Candidate, needs: Needs, policy: Policy, prefs: ProviderPre
     window = t.context_window
     if window is not None and needs.context_needed > window:
         return f"context window {window:,} < {needs.context_needed:,} tokens needed"
+    most = t.max_output
+    if most is not None and needs.output_tokens > most:
+        return output_reason(most, needs.output_tokens)
     if (rules.zdr or prefs.zdr or prefs.data_collection_deny) and t.zdr is not True:
         return "not zero-data-retention"
     if rules.max_price.active or prefs.max_prompt is not None or prefs.max_completion is not None or (
@@ -133,10 +145,13 @@ def filter_reason(c: Candidate, needs: Needs, policy: Policy, prefs: ProviderPre
         price_reason = _price_reason(c, policy, prefs)
         if price_reason is not None:
             return price_reason
-    if prefs.require_parameters and caps is not None and t.model is not None:
-        unsupported = needs.params - frozenset(supported_parameters(caps, t.model.lab))
-        if unsupported:
-            return "does not support " + ", ".join(sorted(unsupported))
+    if prefs.require_parameters:
+        if "logprobs" in needs.params and not returns_logprobs(t.vendor.config.spec, t.vendor_model):
+            return "does not support logprobs"
+        if caps is not None and t.model is not None:
+            unsupported = needs.params - _VENDOR_PARAMS - frozenset(supported_parameters(caps, t.model.lab))
+            if unsupported:
+                return "does not support " + ", ".join(sorted(unsupported))
     if not circuits.available(t.key):
         return f"circuit open (probe in {circuits.retry_in(t.key):.0f}s)"
     return None
@@ -312,4 +327,7 @@ def rank(cands: list[Candidate], strategy: str, policy: Policy, needs: Needs, st
 
 
 def request_params(request: Mapping[str, Any]) -> frozenset[str]:
-    return frozenset(k for k in request if k in _PARAMS_CHECKED)
+    params = frozenset(k for k in request if k in _PARAMS_CHECKED)
+    if request.get("logprobs") or request.get("top_logprobs") is not None:
+        params |= {"logprobs"}
+    return params

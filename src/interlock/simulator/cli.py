@@ -34,6 +34,13 @@ def _non_negative(text: str) -> float:
     return value
 
 
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {value}")
+    return value
+
+
 def _load_settings(path: str | None, overrides: Mapping[str, Any]) -> SimulatorSettings:
     section: dict[str, Any] = {}
     if path:
@@ -55,7 +62,7 @@ def add_simulator_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="serve the simulated vendor over HTTP (OpenAI, Anthropic and Gemini wire formats)",
         description="Serve simulated versions of every catalog model over HTTP.",
     )
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--port", type=_port, required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--format", choices=FORMATS, default=None, help="answer only this wire format (default: all)")
     parser.add_argument("--time-scale", type=_non_negative, default=None, help="delay multiplier; 0 = instant")

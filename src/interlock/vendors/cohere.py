@@ -44,7 +44,7 @@ from interlock.wire.sse import SSEDecoder
 
 _FINISH = {"COMPLETE": "stop", "STOP_SEQUENCE": "stop", "MAX_TOKENS": "length", "TOOL_CALL": "tool_calls",
            "ERROR_TOXIC": "content_filter", "ERROR_LIMIT": "length", "TIMEOUT": "length"}
-_UNSUPPORTED = ("n", "logit_bias", "top_logprobs", "audio", "modalities", "prediction", "web_search_options",
+_UNSUPPORTED = ("n", "logit_bias", "logprobs", "top_logprobs", "audio", "modalities", "prediction", "web_search_options",
                 "service_tier", "store", "metadata", "user", "parallel_tool_calls")
 
 
@@ -122,8 +122,6 @@ def encode_request(request: Mapping[str, Any], vendor_model: str, drops: Drops, 
     stops = stop_list(request)
     if stops:
         body["stop_sequences"] = stops
-    if request.get("logprobs"):
-        body["logprobs"] = True
     schema = structured_output(request)
     if schema is not None:
         fmt: dict[str, Any] = {"type": "json_object"}

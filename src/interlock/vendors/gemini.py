@@ -386,13 +386,43 @@ def decode_response(data: Mapping[str, Any]) -> dict[str, Any]:
             elif "text" in part:
                 texts.append(part["text"])
         content = "".join(texts) if texts or not calls else None
-        choices.append(message_choice(cand.get("index", position), content, _finish(cand.get("finishReason"), bool(calls)),
-                                      reasoning="".join(thoughts) or None, thinking_blocks=blocks, tool_calls=calls))
+        choice = message_choice(cand.get("index", position), content, _finish(cand.get("finishReason"), bool(calls)),
+                                reasoning="".join(thoughts) or None, thinking_blocks=blocks, tool_calls=calls)
+        choice["logprobs"] = openai_logprobs(cand.get("logprobsResult"))
+        choices.append(choice)
     if not choices:
         # The prompt itself was blocked (promptFeedback.blockReason): an empty, filtered answer.
         choices.append(message_choice(0, "", "content_filter"))
     usage = usage_from_gemini(data["usageMetadata"]) if isinstance(data.get("usageMetadata"), dict) else None
     return completion(str(data.get("responseId") or new_id()), str(data.get("modelVersion", "")), choices, usage)
+
+
+def _token_logprob(entry: Mapping[str, Any]) -> dict[str, Any]:
+    token = str(entry.get("token", ""))
+    value = entry.get("logProbability")
+    return {"token": token, "logprob": float(value) if isinstance(value, int | float) else 0.0,
+            "bytes": list(token.encode())}
+
+
+def openai_logprobs(result: Any) -> dict[str, Any] | None:
+    """Gemini's ``logprobsResult`` (``responseLogprobs``) as OpenAI's ``choices[].logprobs``."""
+    if not isinstance(result, Mapping):
+        return None
+    chosen = result.get("chosenCandidates")
+    if not isinstance(chosen, list):
+        return None
+    tops = result.get("topCandidates")
+    tops = tops if isinstance(tops, list) else []
+    content = []
+    for i, entry in enumerate(chosen):
+        if not isinstance(entry, Mapping):
+            continue
+        item = _token_logprob(entry)
+        top = tops[i].get("candidates") if i < len(tops) and isinstance(tops[i], Mapping) else None
+        item["top_logprobs"] = [_token_logprob(c) for c in top if isinstance(c, Mapping)] if isinstance(
+            top, list) else []
+        content.append(item)
+    return {"content": content, "refusal": None}
 
 
 def gemini_error(vendor: str, status: int, headers: Mapping[str, str], raw: bytes) -> GatewayError:
@@ -447,12 +477,13 @@ class GeminiStream(TranslatedStream):
                 self._started.add(index)
                 delta["role"] = "assistant"
             self._parts(cand, index, delta)
+            logprobs = openai_logprobs(cand.get("logprobsResult"))
             reason = cand.get("finishReason")
             if reason is not None and index not in self._finished:
                 self._finished.add(index)
-                out.append(emit.delta(delta, _finish(reason, index in self._calls), index))
+                out.append(emit.delta(delta, _finish(reason, index in self._calls), index, logprobs))
             elif delta:
-                out.append(emit.delta(delta, None, index))
+                out.append(emit.delta(delta, None, index, logprobs))
 
     def _parts(self, cand: Mapping[str, Any], index: int, delta: dict[str, Any]) -> None:
         for part in (cand.get("content") or {}).get("parts") or ():

@@ -26,16 +26,19 @@ from interlock.vendors.adapter import Completion
 from interlock.vendors.transport import Transport, UpstreamResponse
 from interlock.wire.sse import DONE, SSEDecoder
 
+#: Log-probability parameters, dropped for a vendor whose quirks say it returns none.
+_LOGPROBS = ("logprobs", "top_logprobs")
+
 
 class ChunkStream:
     """Canonical chunk payloads from an OpenAI-dialect SSE body, a batch per network read."""
 
-    __slots__ = ("_decoder", "_iter", "_last", "_resp", "finished", "truncated")
+    __slots__ = ("_decoder", "_iter", "_last", "_resp", "dropped", "finished", "truncated")
 
-    dropped: tuple[str, ...] = ()
-
-    def __init__(self, resp: UpstreamResponse) -> None:
+    def __init__(self, resp: UpstreamResponse, dropped: tuple[str, ...] = ()) -> None:
         self._resp = resp
+        #: Request parameters the vendor cannot honour, removed before sending.
+        self.dropped = dropped
         self._iter = resp.iter_bytes().__aiter__()
         self._decoder = SSEDecoder()
         self._last = b""
@@ -141,10 +144,19 @@ class OpenAICompatAdapter:
                     f"?api-version={self.vendor.api_version}")
         return self._url
 
+    def dropped(self, request: Mapping[str, Any]) -> tuple[str, ...]:
+        """Parameters this vendor cannot honour that the request sets (removed by ``encode``)."""
+        if self._quirks.logprobs:
+            return ()
+        return tuple(k for k in _LOGPROBS if request.get(k) not in (None, False))
+
     def encode(self, request: Mapping[str, Any], vendor_model: str, stream: bool) -> bytes:
         body = dict(request)
         body["model"] = vendor_model
         quirks = self._quirks
+        if not quirks.logprobs:
+            for key in _LOGPROBS:
+                body.pop(key, None)
         if quirks.max_tokens_param == "max_tokens" and "max_completion_tokens" in body and "max_tokens" not in body:
             body["max_tokens"] = body.pop("max_completion_tokens")
         if stream:
@@ -178,7 +190,7 @@ class OpenAICompatAdapter:
                 raise error_from_status(self.vendor.spec.name, 502, resp.headers, raw)
             raise UpstreamError(f"{self.vendor.spec.name} sent an answer without 'choices'",
                                 code="upstream_invalid_response")
-        return Completion(data, resp.status)
+        return Completion(data, resp.status, self.dropped(request))
 
     async def stream(self, request: Mapping[str, Any], vendor_model: str,
                      extra_headers: Mapping[str, str] | None = None) -> ChunkStream:
@@ -194,4 +206,4 @@ class OpenAICompatAdapter:
             raise UpstreamError(f"{self.vendor.spec.name} answered a streaming request with '{ctype or 'no content type'}'"
                                 f" instead of an event stream: {raw[:200].decode('utf-8', 'replace')}",
                                 code="upstream_invalid_response")
-        return ChunkStream(resp)
+        return ChunkStream(resp, self.dropped(request))

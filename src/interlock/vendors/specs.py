@@ -24,6 +24,8 @@ class Quirks:
     #: Accepts ``stream_options.include_usage``; when False the field is removed
     #: (such vendors send usage in the last chunk on their own).
     stream_options: bool = True
+    #: Returns ``logprobs`` / ``top_logprobs``; when False they are dropped (``x-interlock-dropped-params``).
+    logprobs: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,8 @@ class VendorSpec:
 
 _OPENAI_OLD = Quirks(max_tokens_param="max_tokens")
 _VIA_TOOLS = frozenset({"structured_outputs"})
+#: Groq's API refuses logprobs; the simulator generates none.
+_NO_LOGPROBS = Quirks(logprobs=False)
 
 BUILTIN: Mapping[str, VendorSpec] = MappingProxyType(
     {
@@ -64,9 +68,9 @@ BUILTIN: Mapping[str, VendorSpec] = MappingProxyType(
                        base_url_env="AZURE_OPENAI_ENDPOINT",
                        docs="https://learn.microsoft.com/azure/ai-foundry/openai/reference"),
             VendorSpec("groq", "Groq", "openai", "https://api.groq.com/openai/v1", ("GROQ_API_KEY",),
-                       docs="https://console.groq.com/docs/api-reference"),
+                       quirks=_NO_LOGPROBS, docs="https://console.groq.com/docs/api-reference"),
             VendorSpec("mistral", "Mistral", "openai", "https://api.mistral.ai/v1", ("MISTRAL_API_KEY",),
-                       quirks=Quirks(max_tokens_param="max_tokens", stream_options=False),
+                       quirks=Quirks(max_tokens_param="max_tokens", stream_options=False, logprobs=False),
                        docs="https://docs.mistral.ai/api/"),
             VendorSpec("deepseek", "DeepSeek", "openai", "https://api.deepseek.com/v1", ("DEEPSEEK_API_KEY",),
                        quirks=_OPENAI_OLD, docs="https://api-docs.deepseek.com/"),
@@ -82,7 +86,7 @@ BUILTIN: Mapping[str, VendorSpec] = MappingProxyType(
             VendorSpec("openrouter", "OpenRouter", "openai", "https://openrouter.ai/api/v1", ("OPENROUTER_API_KEY",),
                        docs="https://openrouter.ai/docs/api-reference/chat-completion"),
             VendorSpec("perplexity", "Perplexity", "openai", "https://api.perplexity.ai", ("PERPLEXITY_API_KEY",),
-                       quirks=Quirks(max_tokens_param="max_tokens", stream_options=False),
+                       quirks=Quirks(max_tokens_param="max_tokens", stream_options=False, logprobs=False),
                        docs="https://docs.perplexity.ai/api-reference/chat-completions-post"),
             VendorSpec("ollama", "Ollama (local)", "openai", "http://localhost:11434/v1", needs_key=False,
                        auth="none", quirks=_OPENAI_OLD, docs="https://github.com/ollama/ollama/blob/main/docs/openai.md"),
@@ -105,10 +109,20 @@ BUILTIN: Mapping[str, VendorSpec] = MappingProxyType(
             VendorSpec("cohere", "Cohere", "cohere", "https://api.cohere.com", ("COHERE_API_KEY",),
                        docs="https://docs.cohere.com/reference/chat"),
             VendorSpec("simulator", "Simulator (offline)", "simulator", "http://simulator.internal/v1",
-                       needs_key=False, auth="none", via_tools=_VIA_TOOLS),
+                       needs_key=False, auth="none", via_tools=_VIA_TOOLS, quirks=_NO_LOGPROBS),
         )
     }
 )
+
+def returns_logprobs(spec: VendorSpec, vendor_model: str) -> bool:
+    """Whether interlock gets ``logprobs`` back from this vendor for this model (Gemini maps
+    ``logprobsResult``; Anthropic - Claude on Vertex too -, Bedrock and Cohere return none)."""
+    if spec.type in ("openai", "simulator"):
+        return spec.quirks.logprobs
+    if spec.type == "vertex":
+        return not vendor_model.startswith("claude")
+    return spec.type == "gemini"
+
 
 #: Vendor types a config may name for a vendor interlock has no spec for.
 CUSTOM_TYPES = ("openai", "anthropic", "gemini", "cohere", "bedrock", "vertex")

@@ -253,12 +253,15 @@ class ChunkEmitter:
         self._head = head[:-1] + b',"choices":'
         self._prefixes: dict[int, bytes] = {}
 
-    def delta(self, delta: dict[str, Any], finish: str | None = None, index: int = 0) -> bytes:
+    def delta(self, delta: dict[str, Any], finish: str | None = None, index: int = 0,
+              logprobs: dict[str, Any] | None = None) -> bytes:
         prefix = self._prefixes.get(index)
         if prefix is None:
             prefix = self._prefixes[index] = self._head + b'[{"index":' + str(index).encode() + b',"delta":'
         tail = b',"logprobs":null,"finish_reason":null}]}' if finish is None else (
             b',"logprobs":null,"finish_reason":"' + finish.encode() + b'"}]}')
+        if logprobs is not None:
+            tail = b',"logprobs":' + orjson.dumps(logprobs) + tail[len(b',"logprobs":null'):]
         return prefix + orjson.dumps(delta) + tail
 
     def usage(self, usage: Usage) -> bytes:

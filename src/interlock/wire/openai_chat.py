@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from interlock.errors import GatewayError, InvalidRequest
+from interlock.routing.overrides import primary_from_models
 from interlock.wire.sse import DONE_FRAME
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
@@ -80,6 +81,8 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
 def validate_chat_request(req: dict[str, Any]) -> None:
     """Check the documented fields of a Chat Completions request; raise a 400 naming the first bad one."""
     model = req.get("model")
+    if model is None:
+        model = primary_from_models(req)
     if model is None:
         raise InvalidRequest("Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
     if not isinstance(model, str) or not model.strip():
