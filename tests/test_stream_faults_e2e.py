@@ -278,6 +278,17 @@ def test_responses_stream_without_vendor_usage_sends_the_estimate(oai: openai.Op
     assert extra["estimated"] is True and round(extra["cost"] * 1e12) == rec["cost_picousd"] > 0
 
 
+def test_answers_without_vendor_usage_carry_the_estimate(oai: openai.OpenAI, ant: anthropic.Anthropic) -> None:
+    chat = oai.chat.completions.create(model="lab/silent", messages=USER)
+    assert chat.usage is not None and chat.usage.completion_tokens > 0
+    assert (chat.usage.model_extra or {})["estimated"] is True and (chat.usage.model_extra or {})["cost"] > 0
+    message = ant.messages.create(model="lab/silent", max_tokens=64, messages=USER)  # type: ignore[arg-type]
+    assert message.usage.output_tokens == chat.usage.completion_tokens
+    assert (message.usage.model_extra or {})["estimated"] is True
+    response = oai.responses.create(model="lab/silent", input="hi", store=False)
+    assert response.usage is not None and (response.usage.model_extra or {})["estimated"] is True
+
+
 # -------------------------------------------------------------- a cut Responses stream keeps what was sent
 
 
