@@ -173,6 +173,16 @@ def test_chat_stream_with_a_broken_event_ends_with_an_error_event(oai: openai.Op
     assert rec["status"] == 502 and rec["error_type"] == "upstream_stream_malformed"
 
 
+def test_chat_stream_vendor_error_event_is_a_logged_failure(oai: openai.OpenAI, gw: GatewayProcess) -> None:
+    raw = oai.chat.completions.with_raw_response.create(model=SIM, messages=USER, max_tokens=40, stream=True,
+                                                        extra_headers=fault("error_event=529"))
+    with pytest.raises(openai.APIError) as info:
+        list(raw.parse())
+    assert isinstance(info.value.body, dict) and info.value.body["code"] == "upstream_stream_error"
+    rec = record(gw, raw.headers["x-interlock-request-id"])
+    assert rec["status"] == 502 and rec["error_type"] == "upstream_stream_error"
+
+
 def test_fused_events_never_lose_a_token_silently(oai: openai.OpenAI, gw: GatewayProcess) -> None:
     raw = oai.chat.completions.with_raw_response.create(model="third/fused", messages=USER, stream=True)
     text = []
