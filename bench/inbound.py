@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from interlock.ledger.responses_store import ResponsesStore
+from interlock.ledger.responses_store import SQLiteResponses
 from interlock.pipeline.context import RequestContext
 from interlock.wire.anthropic_messages import AnthropicMessagesCodec
 from interlock.wire.openai_chat import OpenAIChatCodec
@@ -86,12 +86,12 @@ def measure(codec: Any, n: int) -> tuple[float, float]:
     ctx = RequestContext(codec.name)
 
     def request() -> None:
-        parsed = run(codec.parse(body, None))
+        parsed = run(codec.parse(body, None, ctx))
         ctx.requested_model = parsed["model"]
         codec.completion(ctx, parsed, {**COMPLETION, "usage": dict(COMPLETION["usage"])})
 
     per_request = best_of(request, n)
-    parsed = run(codec.parse(body.replace(b'"max', b'"stream":true,"max', 1), None))
+    parsed = run(codec.parse(body.replace(b'"max', b'"stream":true,"max', 1), None, ctx))
     batch = [CHUNK]
 
     def stream() -> None:
@@ -112,7 +112,7 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="exit 4 when a target is missed")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        store = ResponsesStore(Path(tmp) / "bench.db")
+        store = SQLiteResponses(Path(tmp) / "bench.db")
         codecs = [OpenAIChatCodec(), AnthropicMessagesCodec(), ResponsesCodec(store)]
         print(f"{'codec':<22}{'µs/request':>12}{'µs/chunk':>12}   targets: ≤{REQUEST_TARGET_US:g} / ≤{CHUNK_TARGET_US:g}")
         missed = False

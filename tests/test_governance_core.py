@@ -293,3 +293,39 @@ async def test_budgets_per_end_user_and_limits_per_model_are_kept_apart(tmp_path
     with pytest.raises(RateLimited) as limited:
         await gov.admit(context(gov, user="dave", targets=other), request())
     assert "model 'v2/m'" in limited.value.message
+
+
+async def test_project_zero_data_retention_reaches_the_principal(tmp_path: Path) -> None:
+    gov = governance(tmp_path)
+    with pytest.raises(ops.DefinitionError) as err:
+        await ops.create_project(gov.store, {"id": "acme", "zero_data_retention": "yes"})
+    assert err.value.field == "zero_data_retention"
+    plaintext = await setup(gov)
+    assert not gov.auth.authenticate(f"Bearer {plaintext}", None).zero_data_retention
+    acme = (await gov.store.load()).projects["acme"]
+    assert not acme.zero_data_retention and acme.to_json()["zero_data_retention"] is False
+    await ops.update_project(gov.store, acme, {"zero_data_retention": True})
+    await gov.poll()
+    assert (await gov.store.load()).projects["acme"].zero_data_retention
+    assert gov.auth.authenticate(f"Bearer {plaintext}", None).zero_data_retention
+
+
+async def test_projects_defined_before_zero_data_retention_upgrade_in_place(tmp_path: Path) -> None:
+    import sqlite3
+
+    from interlock.governance.schema import MIGRATIONS, statements
+    from interlock.governance.store import SQLiteGovStore
+
+    db = tmp_path / "interlock.db"
+    with sqlite3.connect(db) as conn:  # the tables as governance migration 1 left them, with a project
+        conn.execute("CREATE TABLE governance_schema (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
+        for stmt in statements(MIGRATIONS[0][1]):
+            conn.execute(stmt)
+        conn.execute("INSERT INTO governance_schema VALUES (1, 0)")
+        conn.execute("INSERT INTO gov_projects (id, name, created_at) VALUES ('old', 'Old', 1.0)")
+    store = SQLiteGovStore(db)
+    try:
+        assert store.migrate() == MIGRATIONS[-1][0]
+        assert not (await store.load()).projects["old"].zero_data_retention
+    finally:
+        await store.close()

@@ -11,7 +11,8 @@ import pytest
 from openai.types.responses import Response
 
 from interlock.errors import InvalidRequest
-from interlock.ledger.responses_store import ResponsesStore, StoredResponse
+from interlock.governance.auth import Principal
+from interlock.ledger.responses_store import ADMIN, Owner, SQLiteResponses, StoredResponse
 from interlock.pipeline.context import RequestContext
 from interlock.wire.responses import (
     ResponsesCodec,
@@ -164,7 +165,7 @@ def test_output_items_for_reasoning_text_and_calls() -> None:
 
 
 async def test_completion_is_a_valid_response_and_is_stored(tmp_path: Path) -> None:
-    store = ResponsesStore(tmp_path / "state.db")
+    store = SQLiteResponses(tmp_path / "state.db")
     codec = ResponsesCodec(store)
     request = parse_responses_request({"model": "fast", "input": "hi", "metadata": {"k": "v"},
                                        "max_output_tokens": 5})
@@ -179,34 +180,92 @@ async def test_completion_is_a_valid_response_and_is_stored(tmp_path: Path) -> N
     assert response.incomplete_details.reason == "max_output_tokens"
     assert response.output_text == "He" and response.metadata == {"k": "v"} and response.max_output_tokens == 5
     assert response.usage is not None and response.usage.output_tokens_details.reasoning_tokens == 12
-    found = await store.get(response.id)
+    found = await store.get(response.id, ADMIN)
     assert found is not None and found.response == body
     assert found.conversation == [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "He"}]
     assert found.input_items == [{"type": "message", "role": "user", "content": "hi"}]
-    assert await store.delete(response.id) and await store.get(response.id) is None
-    assert not await store.delete(response.id)
+    assert await store.delete(response.id, ADMIN) and await store.get(response.id, ADMIN) is None
+    assert not await store.delete(response.id, ADMIN)
     store.close()
 
 
 async def test_codec_reads_previous_response_from_the_store(tmp_path: Path) -> None:
-    store = ResponsesStore(tmp_path / "state.db")
+    store = SQLiteResponses(tmp_path / "state.db")
     codec = ResponsesCodec(store)
     store.put_sync(StoredResponse(id="resp_x", model="m", owner=None, previous_response_id=None, response={},
                                   input_items=[], conversation=[{"role": "user", "content": "a"}]))
-    out = await codec.parse(b'{"model": "m", "input": "b", "previous_response_id": "resp_x"}', object())
+    ctx = RequestContext("openai.responses")
+    ctx.principal = Principal("admin", "ik-admin-xyz")
+    out = await codec.parse(b'{"model": "m", "input": "b", "previous_response_id": "resp_x"}', object(), ctx)
     assert out["messages"] == [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]
     with pytest.raises(InvalidRequest) as info:
-        await codec.parse(b'{"model": "m", "input": "b", "previous_response_id": "resp_missing"}', object())
+        await codec.parse(b'{"model": "m", "input": "b", "previous_response_id": "resp_missing"}', object(), ctx)
     assert info.value.param == "previous_response_id" and info.value.status == 400
     store.close()
 
 
 async def test_a_follow_up_waits_for_a_pending_write(tmp_path: Path) -> None:
-    store = ResponsesStore(tmp_path / "state.db")
+    store = SQLiteResponses(tmp_path / "state.db")
     item = StoredResponse(id="resp_w", model="m", owner=None, previous_response_id=None, response={"id": "resp_w"},
                           input_items=[], conversation=[])
     store.save_soon(item)  # not awaited: the next read must still see it
-    found = await store.get("resp_w")
+    found = await store.get("resp_w", ADMIN)
     assert found is not None and found.response == {"id": "resp_w"}
     await asyncio.sleep(0)
+    store.close()
+
+
+def _stored(rid: str, project: str | None) -> StoredResponse:
+    return StoredResponse(id=rid, model="m", owner=None, previous_response_id=None, response={"id": rid},
+                          input_items=["secret prompt"], conversation=[{"role": "user", "content": "a"}],
+                          project=project)
+
+
+async def test_store_reads_and_deletes_only_the_owners_responses(tmp_path: Path) -> None:
+    store = SQLiteResponses(tmp_path / "state.db")
+    store.put_sync(_stored("resp_a", "alpha"))
+    store.put_sync(_stored("resp_old", None))  # stored before responses carried a project
+    alpha, beta = Owner("alpha"), Owner("beta")
+    assert (await store.get("resp_a", alpha)) is not None and (await store.get("resp_a", ADMIN)) is not None
+    assert await store.get("resp_a", beta) is None
+    assert not await store.delete("resp_a", beta)  # another project's delete deletes nothing
+    assert (await store.get("resp_a", alpha)) is not None
+    assert await store.get("resp_old", alpha) is None and (await store.get("resp_old", ADMIN)) is not None
+    assert await store.get("resp_a", Owner(None)) is None  # no project, not admin: owns nothing
+    assert await store.delete("resp_a", alpha) and await store.get("resp_a", ADMIN) is None
+    store.close()
+
+
+async def test_previous_response_of_another_project_reads_as_unknown(tmp_path: Path) -> None:
+    store = SQLiteResponses(tmp_path / "state.db")
+    store.put_sync(_stored("resp_a", "alpha"))
+    codec = ResponsesCodec(store)
+    messages: dict[str, str] = {}
+    for project, rid in (("beta", "resp_a"), ("beta", "resp_zz")):
+        ctx = RequestContext("openai.responses")
+        ctx.principal = Principal("project", "ik-abc", project, "key_b")
+        with pytest.raises(InvalidRequest) as info:
+            await codec.parse(orjson.dumps({"model": "m", "input": "b", "previous_response_id": rid}), object(), ctx)
+        assert info.value.param == "previous_response_id" and info.value.code == "previous_response_not_found"
+        messages[rid] = info.value.message.replace(rid, "ID")
+    assert messages["resp_a"] == messages["resp_zz"]
+    store.close()
+
+
+async def test_zero_data_retention_stores_nothing_and_refuses_previous_response_id(tmp_path: Path) -> None:
+    store = SQLiteResponses(tmp_path / "state.db")
+    codec = ResponsesCodec(store)
+    ctx = RequestContext("openai.responses")
+    ctx.principal = Principal("project", "ik-abc", "alpha", "key_a", zero_data_retention=True)
+    ctx.zero_data_retention = True
+    request = await codec.parse(b'{"model": "m", "input": "hi", "store": true}', object(), ctx)
+    data = {"choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "yo"}}]}
+    body = orjson.loads(codec.completion(ctx, request, data))
+    assert body["store"] is False
+    await asyncio.sleep(0.05)
+    assert await store.get(body["id"], ADMIN) is None
+    with pytest.raises(InvalidRequest) as info:
+        await codec.parse(b'{"model": "m", "input": "b", "previous_response_id": "resp_x"}', object(), ctx)
+    assert info.value.param == "previous_response_id" and info.value.status == 400
+    assert "zero data retention" in info.value.message
     store.close()

@@ -16,7 +16,7 @@ from openai.types.responses import ResponseStreamEvent
 from pydantic import TypeAdapter
 
 from interlock.errors import UpstreamTimeout
-from interlock.ledger.responses_store import ResponsesStore
+from interlock.ledger.responses_store import ADMIN, SQLiteResponses
 from interlock.pipeline.context import RequestContext
 from interlock.wire.responses import ResponsesCodec, parse_responses_request
 from interlock.wire.responses_stream import ResponsesStreamEncoder
@@ -38,7 +38,7 @@ def chunk(delta: dict[str, Any] | None = None, finish: str | None = None,
 
 @pytest.fixture
 def codec(tmp_path: Path) -> ResponsesCodec:
-    return ResponsesCodec(ResponsesStore(tmp_path / "state.db"))
+    return ResponsesCodec(SQLiteResponses(tmp_path / "state.db"))
 
 
 def encoder_for(codec: ResponsesCodec, body: dict[str, Any] | None = None) -> ResponsesStreamEncoder:
@@ -143,7 +143,7 @@ async def test_stored_stream_is_kept_for_follow_ups(codec: ResponsesCodec) -> No
     encoder = encoder_for(codec, {"model": "fast", "input": "hi", "stream": True})
     events = decode(encoder.encode([chunk({"content": "yo"}), chunk({}, "stop")]) + encoder.finish())
     response_id = events[-1]["response"]["id"]
-    found = await codec.store.get(response_id)
+    found = await codec.store.get(response_id, ADMIN)
     assert found is not None and found.response["output"][0]["content"][0]["text"] == "yo"
     assert found.conversation == [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]
 

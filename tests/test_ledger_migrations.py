@@ -22,6 +22,7 @@ import pytest
 from interlock.ledger import pgstore, store
 from interlock.ledger.pgstore import PostgresLog
 from interlock.ledger.record import COLUMNS, DETAIL_VERSION, JSON_COLUMNS
+from interlock.ledger.responses_store import ADMIN, Owner, SQLiteResponses, StoredResponse
 from interlock.ledger.rowcodec import ROW_COLUMNS, row_from_record, row_record
 from interlock.ledger.schema import ROLLUP_KEYS, ROLLUP_VALUES, LogQuery, SpendQuery
 from interlock.ledger.store import SQLiteLog, SQLiteStore
@@ -96,7 +97,7 @@ async def test_sqlite_v2_database_upgrades_in_place(tmp_path: Path) -> None:
     v2_database(db)
     sqlite = SQLiteStore(db)
     try:
-        assert sqlite.schema_version() == store.SCHEMA_VERSION == 3
+        assert sqlite.schema_version() == store.SCHEMA_VERSION == 4
         log = SQLiteLog(sqlite)
         assert await log.write([NEW]) == 1
         check_upgraded(await log.get("req_old"), await log.query(LogQuery()), await log.spend(SpendQuery()))
@@ -108,9 +109,40 @@ async def test_sqlite_v2_database_upgrades_in_place(tmp_path: Path) -> None:
         sqlite.close()
     again = SQLiteStore(db)  # nothing is applied twice
     try:
-        assert again.schema_version() == 3 and len(again.query_logs(LogQuery())) == 2
+        assert again.schema_version() == 4 and len(again.query_logs(LogQuery())) == 2
     finally:
         again.close()
+
+
+#: The responses table as interlock created it before responses carried a project.
+V3_RESPONSES = """
+CREATE TABLE responses (id TEXT PRIMARY KEY, created_at REAL NOT NULL, model TEXT, owner TEXT,
+    previous_response_id TEXT, response BLOB NOT NULL, input_items BLOB NOT NULL, conversation BLOB NOT NULL);
+CREATE INDEX responses_created ON responses (created_at);
+"""
+
+
+async def test_sqlite_v3_stored_responses_gain_a_project_and_stay_the_admins(tmp_path: Path) -> None:
+    db = tmp_path / "interlock.db"
+    v2_database(db)
+    with sqlite3.connect(db) as conn:
+        conn.executescript(store._V3 + V3_RESPONSES)
+        conn.execute("INSERT INTO responses VALUES ('resp_old', 1.0, 'm', 'ik-abc', NULL, '{}', '[]', '[]')")
+        conn.execute("PRAGMA user_version = 3")
+    sqlite = SQLiteStore(db)
+    try:
+        assert sqlite.schema_version() == 4
+    finally:
+        sqlite.close()
+    responses = SQLiteResponses(db)
+    try:
+        assert (await responses.get("resp_old", ADMIN)) is not None
+        assert await responses.get("resp_old", Owner("alpha")) is None
+        responses.put_sync(StoredResponse(id="resp_new", model="m", owner=None, previous_response_id=None,
+                                          response={}, input_items=[], conversation=[], project="alpha"))
+        assert (await responses.get("resp_new", Owner("alpha"))) is not None
+    finally:
+        responses.close()
 
 
 @pytest.fixture
@@ -142,7 +174,7 @@ async def test_postgres_v1_database_upgrades_in_place(pg_name: str) -> None:
             versions = [r["version"] for r in await conn.fetch("SELECT version FROM interlock_schema ORDER BY 1")]
         finally:
             await conn.close()
-        assert versions == [1, 2, 3, 4] == list(range(1, pgstore.SCHEMA_VERSION + 1))
+        assert versions == [1, 2, 3, 4, 5] == list(range(1, pgstore.SCHEMA_VERSION + 1))
     finally:
         await log.close()
 

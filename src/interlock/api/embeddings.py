@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from interlock.catalog import Usage, count_tokens
 from interlock.errors import InvalidRequest
 from interlock.pipeline.context import RequestContext
-from interlock.pipeline.core import run_request
+from interlock.pipeline.core import identify, run_request
 from interlock.pipeline.dispatch import forwarded_headers
 from interlock.pipeline.plan import Plan, Target
 from interlock.pipeline.settle import observe_request, price_usage
@@ -114,8 +114,7 @@ class EmbeddingsApi:
 
     async def _run(self, req: Request, ctx: RequestContext) -> None:
         gw = self.gw
-        ctx.principal = gw.auth.authenticate(req.header("authorization"), req.header("x-api-key"),
-                                             req.header("x-interlock-project"))
+        identify(gw, req, ctx)
         request = validate_embeddings_request(parse_json_object(await req.body(gw.settings.server.max_body_bytes)))
         ctx.requested_model = request["model"]
         observe_request(ctx, req, request, gw.ledger)

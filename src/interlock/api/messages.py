@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from interlock.catalog import estimate_chat_tokens
+from interlock.observability import zdr_log
 from interlock.server.http import Request
 from interlock.wire.anthropic_messages import parse_messages_request
 from interlock.wire.openai_chat import parse_json_object
@@ -26,7 +27,9 @@ class MessagesApi:
 
     async def count_tokens(self, req: Request) -> None:
         gw = self.gw
-        gw.auth.authenticate(req.header("authorization"), req.header("x-api-key"))
+        principal = gw.auth.authenticate(req.header("authorization"), req.header("x-api-key"),
+                                         req.header("x-interlock-project"))
+        zdr_log.mark(principal.zero_data_retention)
         body = await req.body(gw.settings.server.max_body_bytes)
         request = parse_messages_request(parse_json_object(body), require_max_tokens=False)
         plan = gw.planner.plan(request["model"])

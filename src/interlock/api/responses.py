@@ -1,8 +1,11 @@
 """``GET`` and ``DELETE /v1/responses/{id}`` (and ``GET .../input_items``): stored Responses API state.
 
 ``POST /v1/responses`` runs on the pipeline with the Responses codec; this
-module owns the store it writes to and the two read/delete endpoints, which
-answer from the store without a vendor call, in OpenAI's shapes.
+module owns the store it writes to (SQLite, or PostgreSQL with ``store:``) and
+the two read/delete endpoints, which answer from the store without a vendor
+call, in OpenAI's shapes. Both are scoped to the caller's project: another
+project's response answers exactly as an unknown id does (404, same message),
+and a DELETE of it deletes nothing. The admin key sees every response.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from interlock.errors import NotFound
-from interlock.ledger.responses_store import ResponsesStore
+from interlock.ledger.pgstore import PostgresLog
+from interlock.ledger.responses_store import Owner, PostgresResponses, ResponsesStore, SQLiteResponses
 from interlock.server.http import Request
 from interlock.wire.responses import ResponsesCodec
 
@@ -24,16 +28,19 @@ _PREFIX = "/v1/responses/"
 class ResponsesApi:
     def __init__(self, gateway: Gateway) -> None:
         self.gw = gateway
-        self.store = ResponsesStore(gateway.store.path)
+        log_store = gateway.obs.store
+        self.store: ResponsesStore = (PostgresResponses(log_store) if isinstance(log_store, PostgresLog)
+                                      else SQLiteResponses(gateway.store.path))
         self.codec = ResponsesCodec(self.store)
 
-    def _target(self, req: Request) -> tuple[str, str]:
-        self.gw.auth.authenticate(req.header("authorization"), req.header("x-api-key"))
+    def _target(self, req: Request) -> tuple[str, str, Owner]:
+        principal = self.gw.auth.authenticate(req.header("authorization"), req.header("x-api-key"),
+                                              req.header("x-interlock-project"))
         rest = req.path[len(_PREFIX):].strip("/")
         response_id, _, sub = rest.partition("/")
         if not response_id:
             raise NotFound("Name a response: /v1/responses/{response_id}.", param="response_id")
-        return response_id, sub
+        return response_id, sub, Owner.of(principal)
 
     @staticmethod
     def _missing(response_id: str) -> NotFound:
@@ -41,13 +48,13 @@ class ResponsesApi:
 
     async def item(self, req: Request) -> None:
         """GET returns the stored response (or its input items); DELETE forgets it."""
-        response_id, sub = self._target(req)
+        response_id, sub, owner = self._target(req)
         if req.scope.method == "DELETE":
-            if sub or not await self.store.delete(response_id):
+            if sub or not await self.store.delete(response_id, owner):
                 raise self._missing(response_id)
             req.json(200, {"id": response_id, "object": "response.deleted", "deleted": True})
             return
-        found = await self.store.get(response_id)
+        found = await self.store.get(response_id, owner)
         if found is None:
             raise self._missing(response_id)
         if not sub:

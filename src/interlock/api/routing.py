@@ -4,7 +4,9 @@ Explain runs the real routing decision on a normal chat request - the same
 code path a request takes, minus the vendor call - so "what would happen if"
 has an exact answer. Generation serves what happened: the request's routing
 trace and OpenRouter-compatible accounting, from memory for recent requests
-(the log is written in batches) and from the request log after that.
+(the log is written in batches) and from the request log after that. A
+generation is its project's: another project's id answers 404 exactly as an
+unknown one does; the admin key sees every one.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from interlock.errors import InvalidRequest, NotFound
+from interlock.observability import zdr_log
 from interlock.routing.explain import explain, generation
 from interlock.server.http import Request
 from interlock.wire.openai_chat import parse_json_object, validate_chat_request
@@ -27,7 +30,9 @@ class RoutingApi:
 
     async def explain(self, req: Request) -> None:
         gw = self.gw
-        gw.auth.authenticate(req.header("authorization"), req.header("x-api-key"))
+        principal = gw.auth.authenticate(req.header("authorization"), req.header("x-api-key"),
+                                         req.header("x-interlock-project"))
+        zdr_log.mark(principal.zero_data_retention)
         request = parse_json_object(await req.body(gw.settings.server.max_body_bytes))
         validate_chat_request(request)
         trace, _ = gw.routing.decide(request, exact=True)
@@ -35,7 +40,8 @@ class RoutingApi:
 
     async def generation(self, req: Request) -> None:
         gw = self.gw
-        principal = gw.auth.authenticate(req.header("authorization"), req.header("x-api-key"))
+        principal = gw.auth.authenticate(req.header("authorization"), req.header("x-api-key"),
+                                         req.header("x-interlock-project"))
         query = dict(parse_qsl(req.scope.query_string, keep_blank_values=True))
         rid = query.get("id", "").strip()
         if not rid:
@@ -44,14 +50,11 @@ class RoutingApi:
         row = gw.routing.traces.get(rid)
         if row is None:
             row = await gw.obs.store.get(rid)
-        if row is not None and principal.kind != "admin" and row.get("key_id") != _key_id(principal):
-            row = None  # another key's request: indistinguishable from an unknown id
+        if row is not None and not principal.admin and (principal.project is None
+                                                         or row.get("project") != principal.project):
+            row = None  # another project's request: indistinguishable from an unknown id
         if row is None:
             raise NotFound(f"No generation with id '{rid}' (it may not be written to the request log yet, or "
                            "logging is disabled).")
         req.json(200, {"data": generation(row)})
 
-
-def _key_id(principal: object) -> str | None:
-    value = getattr(principal, "key_id", None) or getattr(principal, "key_prefix", None)
-    return None if value is None else str(value)

@@ -44,6 +44,8 @@ class Principal:
     #: The project key's id (``key_...``); None for the admin key.
     key_id: str | None = None
     key: ApiKey | None = field(default=None, repr=False, compare=False)
+    #: The project asks for zero data retention (``Project.zero_data_retention``).
+    zero_data_retention: bool = False
 
     @property
     def admin(self) -> bool:
@@ -140,11 +142,13 @@ class Authenticator:
     def load(self, defs: Definitions) -> None:
         """Replace the project-key table (one reference swap: requests in flight see old or new, never half)."""
         keys: dict[bytes, tuple[ApiKey, dict[str, Principal]]] = {}
+        zdr = {p.id for p in defs.projects.values() if p.zero_data_retention}
         for k in defs.keys.values():
-            principals = {p: Principal("project", k.prefix, p, k.id, k)
+            principals = {p: Principal("project", k.prefix, p, k.id, k, zero_data_retention=p in zdr)
                           for p in (k.project, *k.projects) if p in defs.projects}
             keys[k.digest.encode()] = (k, principals)
-        self._admin_as = {p: Principal("admin", self._admin.key_prefix, p) for p in defs.projects}
+        self._admin_as = {p: Principal("admin", self._admin.key_prefix, p, zero_data_retention=p in zdr)
+                          for p in defs.projects}
         self._projects = frozenset(defs.projects)
         self._keys = keys
 

@@ -84,7 +84,8 @@ def cmd_projects(args: argparse.Namespace) -> int:
                 keys = sum(1 for k in defs.keys.values() if k.project == p.id and k.revoked_at is None)
                 budgets = ", ".join(f"{usd_str(b.amount_micro)}/{b.period} {b.mode}"
                                     for b in defs.budgets_on.get(("project", p.id), ()))
-                print(f"{p.id:<24} {p.name[:24]:<24} {p.log_level or '-':<9} {keys:<5} {budgets or '-'}")
+                level = "zdr" if p.zero_data_retention else p.log_level or "-"
+                print(f"{p.id:<24} {p.name[:24]:<24} {level:<9} {keys:<5} {budgets or '-'}")
             return 0
         if not args.id:
             print("usage: interlock projects create ID [--budget 100/month]", file=sys.stderr)
@@ -92,6 +93,8 @@ def cmd_projects(args: argparse.Namespace) -> int:
         body: dict[str, Any] = {"id": args.id, "name": args.name or args.id}
         if args.log_level:
             body["log_level"] = args.log_level
+        if args.zero_data_retention:
+            body["zero_data_retention"] = True
         if args.models:
             body["allowed_models"] = _names(args.models)
         if args.vendors:
@@ -170,6 +173,8 @@ def add_governance_parsers(sub: Any) -> None:
     projects.add_argument("--name")
     projects.add_argument("--budget", help="e.g. 100/month, 5/day:soft, 1000 (lifetime)")
     projects.add_argument("--log-level", choices=("off", "metadata", "full"))
+    projects.add_argument("--zero-data-retention", action="store_true",
+                          help="keep none of this project's content: no prompts or answers in any log or store")
     projects.add_argument("--models", help="allowed models, comma-separated (openai/* allowed)")
     projects.add_argument("--vendors", help="allowed vendors, comma-separated")
     projects.add_argument("--config", default=None)

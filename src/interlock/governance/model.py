@@ -60,11 +60,13 @@ class Project:
     allowed_models: tuple[str, ...] = ()
     allowed_vendors: tuple[str, ...] = ()
     created_at: float = 0.0
+    #: Zero data retention for this project's requests, as ``logging.zero_data_retention`` is for all.
+    zero_data_retention: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "log_level": self.log_level,
                 "allowed_models": list(self.allowed_models), "allowed_vendors": list(self.allowed_vendors),
-                "created_at": self.created_at}
+                "zero_data_retention": self.zero_data_retention, "created_at": self.created_at}
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,13 +49,15 @@ def document() -> dict[str, Any]:
             "code": {"type": ["string", "null"]}}}}},
         "Project": {"type": "object", "properties": {
             "id": {"type": "string"}, "name": {"type": "string"}, "log_level": {"enum": [*LOG_LEVELS, None]},
-            "allowed_models": _NAMES, "allowed_vendors": _NAMES, "created_at": {"type": "number"}}},
+            "allowed_models": _NAMES, "allowed_vendors": _NAMES, "zero_data_retention": {"type": "boolean"},
+            "created_at": {"type": "number"}}},
         "ProjectCreate": {"type": "object", "required": ["id"], "additionalProperties": False, "properties": {
             "id": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_.-]{0,63}$"}, "name": {"type": "string"},
-            "log_level": {"enum": [*LOG_LEVELS, None]}, "allowed_models": _NAMES, "allowed_vendors": _NAMES}},
+            "log_level": {"enum": [*LOG_LEVELS, None]}, "allowed_models": _NAMES, "allowed_vendors": _NAMES,
+            "zero_data_retention": {"type": "boolean"}}},
         "ProjectUpdate": {"type": "object", "additionalProperties": False, "properties": {
             "name": {"type": "string"}, "log_level": {"enum": [*LOG_LEVELS, None]}, "allowed_models": _NAMES,
-            "allowed_vendors": _NAMES}},
+            "allowed_vendors": _NAMES, "zero_data_retention": {"type": "boolean"}}},
         "Key": {"type": "object", "properties": {
             "id": {"type": "string"}, "project": {"type": "string"}, "name": {"type": "string"},
             "prefix": {"type": "string"}, "projects": _NAMES, "allowed_models": _NAMES,

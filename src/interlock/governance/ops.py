@@ -37,7 +37,7 @@ from interlock.governance.model import (
 )
 from interlock.governance.store import GovStore, Statement, budget_row, insert, limit_row
 
-PROJECT_FIELDS = ("id", "name", "log_level", "allowed_models", "allowed_vendors")
+PROJECT_FIELDS = ("id", "name", "log_level", "allowed_models", "allowed_vendors", "zero_data_retention")
 KEY_FIELDS = ("project", "name", "projects", "allowed_models", "expires_in", "expires_at", "budget", "limits")
 BUDGET_FIELDS = ("scope", "subject", "amount_usd", "period", "mode", "thresholds")
 LIMIT_FIELDS = ("scope", "subject", "rpm", "tpm", "concurrent")
@@ -71,6 +71,13 @@ def _string(body: Mapping[str, Any], name: str, default: str | None = None) -> s
     return value.strip() if isinstance(value, str) else None
 
 
+def _flag(body: Mapping[str, Any], name: str, default: bool) -> bool:
+    value = body.get(name, default)
+    if not isinstance(value, bool):
+        raise DefinitionError(name, f"expected true or false, got {value!r}")
+    return value
+
+
 def _log_level(value: Any) -> str | None:
     if value is not None and value not in LOG_LEVELS:
         raise DefinitionError("log_level", f"expected one of {', '.join(LOG_LEVELS)} or null, got {value!r}")
@@ -82,7 +89,8 @@ async def create_project(store: GovStore, body: Mapping[str, Any]) -> Project:
     pid = check_project_id(body.get("id"))
     project = Project(pid, _string(body, "name", pid) or pid, _log_level(body.get("log_level")),
                       check_names(body.get("allowed_models", []), "allowed_models"),
-                      check_names(body.get("allowed_vendors", []), "allowed_vendors"), time.time())
+                      check_names(body.get("allowed_vendors", []), "allowed_vendors"), time.time(),
+                      _flag(body, "zero_data_retention", False))
     await store.add_project(project)
     return project
 
@@ -94,7 +102,7 @@ async def update_project(store: GovStore, current: Project, body: Mapping[str, A
         _log_level(body.get("log_level", current.log_level)),
         check_names(body.get("allowed_models", list(current.allowed_models)), "allowed_models"),
         check_names(body.get("allowed_vendors", list(current.allowed_vendors)), "allowed_vendors"),
-        current.created_at)
+        current.created_at, _flag(body, "zero_data_retention", current.zero_data_retention))
     if not await store.update_project(project):
         raise Missing("project", current.id)
     return project

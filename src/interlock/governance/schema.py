@@ -69,6 +69,9 @@ CREATE TABLE IF NOT EXISTS gov_spend (
 CREATE TABLE IF NOT EXISTS gov_version (id integer PRIMARY KEY CHECK (id = 1), version bigint NOT NULL);
 INSERT INTO gov_version (id, version) VALUES (1, 1) ON CONFLICT (id) DO NOTHING
 """),
+    # Zero data retention per project (``Project.zero_data_retention``); 0/1 in both stores.
+    (2, "ALTER TABLE gov_projects ADD COLUMN zero_data_retention INTEGER NOT NULL DEFAULT 0",
+     "ALTER TABLE gov_projects ADD COLUMN IF NOT EXISTS zero_data_retention integer NOT NULL DEFAULT 0"),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 #: pg_advisory_xact_lock key for governance migrations (the ledger uses its own).

@@ -31,7 +31,7 @@ _BUMP = ("UPDATE gov_version SET version = version + 1 WHERE id = 1", ())
 _SPEND_UPSERT = ("INSERT INTO gov_spend (budget_id, counter, period, spent_nano) VALUES (?, ?, ?, ?) "
                  "ON CONFLICT (budget_id, counter, period) DO UPDATE SET spent_nano = gov_spend.spent_nano + "
                  "excluded.spent_nano")
-_PROJECT_COLS = "id, name, log_level, allowed_models, allowed_vendors, created_at"
+_PROJECT_COLS = "id, name, log_level, allowed_models, allowed_vendors, created_at, zero_data_retention"
 _KEY_COLS = ("id, project, name, prefix, digest, projects, allowed_models, created_at, expires_at, revoked_at, "
              "replaced_by")
 _BUDGET_COLS = "id, scope, subject, amount_micro, period, mode, thresholds, created_at"
@@ -51,7 +51,8 @@ def _json(values: Iterable[Any]) -> str:
 
 
 def project_row(p: Project) -> tuple[Any, ...]:
-    return (p.id, p.name, p.log_level, _json(p.allowed_models), _json(p.allowed_vendors), p.created_at)
+    return (p.id, p.name, p.log_level, _json(p.allowed_models), _json(p.allowed_vendors), p.created_at,
+            int(p.zero_data_retention))
 
 
 def key_row(k: ApiKey) -> tuple[Any, ...]:
@@ -68,7 +69,7 @@ def limit_row(lim: Limit) -> tuple[Any, ...]:
 
 
 def _project(r: Sequence[Any]) -> Project:
-    return Project(r[0], r[1], r[2], _names(r[3]), _names(r[4]), float(r[5]))
+    return Project(r[0], r[1], r[2], _names(r[3]), _names(r[4]), float(r[5]), bool(r[6]))
 
 
 def _key(r: Sequence[Any]) -> ApiKey:
@@ -128,8 +129,10 @@ class GovStore:
         await self.change([insert("gov_projects", _PROJECT_COLS, project_row(p))])
 
     async def update_project(self, p: Project) -> bool:
+        row = project_row(p)
         n = await self.change([("UPDATE gov_projects SET name = ?, log_level = ?, allowed_models = ?, "
-                                "allowed_vendors = ? WHERE id = ?", (*project_row(p)[1:5], p.id))])
+                                "allowed_vendors = ?, zero_data_retention = ? WHERE id = ?",
+                                (*row[1:5], row[6], p.id))])
         return n[0] > 0
 
     async def delete_project(self, pid: str) -> bool:

@@ -25,6 +25,7 @@ import asyncpg
 import orjson
 
 from interlock.ledger.record import COLUMNS, JSON_COLUMNS
+from interlock.ledger.responses_store import PG_TABLE as PG_RESPONSES_TABLE
 from interlock.ledger.rowcodec import (
     R_ID,
     R_KEY,
@@ -106,6 +107,9 @@ CREATE INDEX IF NOT EXISTS spend_tag_day ON spend_daily (tag, day);
     # on the same page (HOT) and the rollup tables' indexes are not touched. Applies to pages filled from
     # now on; nothing is rewritten.
     (4, "ALTER TABLE spend_daily SET (fillfactor = 80); ALTER TABLE spend_dims SET (fillfactor = 80)"),
+    # Stored Responses API responses live in the shared store too (every gateway on this database sees
+    # them), each with the project that may read it (``responses_store.py``).
+    (5, PG_RESPONSES_TABLE),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -174,6 +178,10 @@ class PostgresLog:
                 raise
             self._pool = pool
         return self._pool
+
+    async def pool(self) -> asyncpg.Pool:
+        """The pool, opened (and the schema migrated) on first use; shared with the stored responses."""
+        return await self._get_pool()
 
     async def write(self, records: Sequence[Row | Mapping[str, Any]]) -> int:
         """COPY the rows into ``requests`` and upsert their rollups, in one transaction.

@@ -2,9 +2,16 @@
 
 A response is kept with the conversation that produced it, already in the
 canonical (Chat) shape, so a follow-up request is rebuilt with one read - no
-walk up a chain of ids. It lives in its own table of the embedded state file,
-on a connection of its own, and every read and write runs in a worker thread
-(``asyncio.to_thread``): the event loop never waits on SQLite.
+walk up a chain of ids. It lives in the ``responses`` table of the state store:
+the embedded SQLite file (on a connection of its own, every call in a worker
+thread, so the event loop never waits on SQLite) or PostgreSQL when ``store:``
+names one (so every gateway sharing that database sees every response).
+
+Every read and delete is scoped to an :class:`Owner`: a project sees only the
+responses its requests stored, and another project's id is indistinguishable
+from an unknown one (the SQL matches id *and* project, so nothing else is read
+or deleted). The admin key sees every response; rows stored before responses
+carried a project (project NULL) are visible to the admin key only.
 
 A write is started when the answer is sent but may finish a moment later; a
 follow-up that names the response before then waits for that write (in this
@@ -18,15 +25,25 @@ import logging
 import sqlite3
 import threading
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import asyncpg
 import orjson
+
+from interlock.errors import GatewayError
+
+if TYPE_CHECKING:
+    from interlock.ledger.pgstore import PostgresLog
 
 log = logging.getLogger("interlock")
 
-_SCHEMA = """
+_COLUMNS = "id, created_at, model, owner, project, previous_response_id, response, input_items, conversation"
+
+#: The table in SQLite (created by this module for a bare file, and by ``store.SQLiteStore``'s migration 4).
+SQLITE_TABLE = """
 CREATE TABLE IF NOT EXISTS responses (
     id                   TEXT PRIMARY KEY,
     created_at           REAL NOT NULL,
@@ -35,10 +52,42 @@ CREATE TABLE IF NOT EXISTS responses (
     previous_response_id TEXT,
     response             BLOB NOT NULL,
     input_items          BLOB NOT NULL,
-    conversation         BLOB NOT NULL
+    conversation         BLOB NOT NULL,
+    project              TEXT
 );
 CREATE INDEX IF NOT EXISTS responses_created ON responses (created_at);
 """
+
+#: The table in PostgreSQL (``pgstore.MIGRATIONS``, version 5); JSON is kept as the text orjson wrote.
+PG_TABLE = """
+CREATE TABLE IF NOT EXISTS responses (
+    id text PRIMARY KEY, created_at double precision NOT NULL, model text, owner text, project text,
+    previous_response_id text, response text NOT NULL, input_items text NOT NULL, conversation text NOT NULL
+);
+CREATE INDEX IF NOT EXISTS responses_created ON responses (created_at);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """Whose responses a caller may read or delete: one project's, or (the admin key) every one."""
+
+    project: str | None
+    admin: bool = False
+
+    @classmethod
+    def of(cls, principal: Any) -> Owner:
+        """The owner a principal (``governance.auth.Principal``) reads and deletes as."""
+        return cls(getattr(principal, "project", None), bool(getattr(principal, "admin", False)))
+
+    @property
+    def sees_nothing(self) -> bool:
+        """A non-admin caller without a project owns no response."""
+        return not self.admin and self.project is None
+
+
+#: The admin key's view: every response.
+ADMIN = Owner(None, admin=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,41 +103,122 @@ class StoredResponse:
     #: The canonical messages a follow-up continues from (previous turns, this input, this output; no instructions).
     conversation: list[dict[str, Any]]
     created_at: float = 0.0
+    #: The project of the request that stored it (None: the admin key without a project; admin-only).
+    project: str | None = None
+
+    def row(self) -> tuple[Any, ...]:
+        return (self.id, self.created_at or time.time(), self.model, self.owner, self.project,
+                self.previous_response_id, orjson.dumps(self.response), orjson.dumps(self.input_items),
+                orjson.dumps(self.conversation))
 
 
-class ResponsesStore:
+def _from_row(row: Any) -> StoredResponse:
+    return StoredResponse(id=row[0], created_at=row[1], model=row[2], owner=row[3], project=row[4],
+                          previous_response_id=row[5], response=orjson.loads(row[6]),
+                          input_items=orjson.loads(row[7]), conversation=orjson.loads(row[8]))
+
+
+def _where(owner: Owner, ph: str) -> str:
+    """The scope condition after ``id = <ph1>``: nothing for the admin, the project otherwise."""
+    return "" if owner.admin else f" AND project = {ph}"
+
+
+class ResponsesStore(ABC):
+    """Writes started in the background, reads and deletes scoped to an owner."""
+
+    #: What the backend raises when it cannot answer (the database is down or locked): a 503, not a 500.
+    failures: tuple[type[BaseException], ...] = ()
+
+    def __init__(self) -> None:
+        self._writes: dict[str, asyncio.Future[None]] = {}
+
+    @abstractmethod
+    async def _put(self, item: StoredResponse) -> None: ...
+
+    @abstractmethod
+    async def _get(self, response_id: str, owner: Owner) -> StoredResponse | None: ...
+
+    @abstractmethod
+    async def _delete(self, response_id: str, owner: Owner) -> bool: ...
+
+    def save_soon(self, item: StoredResponse) -> None:
+        """Start writing ``item``; the caller does not wait for it."""
+        future = asyncio.ensure_future(self._put(item))
+        self._writes[item.id] = future
+        future.add_done_callback(lambda f: self._written(item.id, f))
+
+    def _written(self, response_id: str, future: asyncio.Future[None]) -> None:
+        if self._writes.get(response_id) is future:
+            del self._writes[response_id]
+        if not future.cancelled() and future.exception() is not None:
+            log.error("could not store response %s: %s", response_id, type(future.exception()).__name__)
+
+    async def _settled(self, response_id: str) -> None:
+        pending = self._writes.get(response_id)
+        if pending is not None:
+            await asyncio.wait([pending])  # a failed write was logged; the read then finds nothing
+
+    async def get(self, response_id: str, owner: Owner) -> StoredResponse | None:
+        """The response, if ``owner`` may see it; None for an unknown id and for another project's alike."""
+        if owner.sees_nothing:
+            return None
+        await self._settled(response_id)
+        try:
+            return await self._get(response_id, owner)
+        except self.failures as exc:
+            raise _unavailable(exc) from None
+
+    async def delete(self, response_id: str, owner: Owner) -> bool:
+        """Delete the response if ``owner`` may; another project's response is left untouched."""
+        if owner.sees_nothing:
+            return False
+        await self._settled(response_id)
+        try:
+            return await self._delete(response_id, owner)
+        except self.failures as exc:
+            raise _unavailable(exc) from None
+
+
+def _unavailable(exc: BaseException) -> GatewayError:
+    # The detail (addresses, errno) is for the operator; the caller learns only that it may retry.
+    log.warning("the response store failed: %s: %s", type(exc).__name__, exc)
+    return GatewayError("Stored responses are unavailable at the moment; try again shortly.", status=503,
+                        code="store_unavailable")
+
+
+class SQLiteResponses(ResponsesStore):
+    """The ``responses`` table of the embedded SQLite state file."""
+
+    failures = (sqlite3.OperationalError,)
+
     def __init__(self, path: Path) -> None:
+        super().__init__()
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(path, check_same_thread=False, timeout=30.0, isolation_level=None)
         self._conn.execute("PRAGMA busy_timeout=30000")
         with self._lock:
-            self._conn.executescript(_SCHEMA)
-        self._writes: dict[str, asyncio.Future[None]] = {}
+            self._conn.executescript(SQLITE_TABLE)
 
     # ------------------------------------------------------------ blocking (worker threads)
 
     def put_sync(self, item: StoredResponse) -> None:
-        row = (item.id, item.created_at or time.time(), item.model, item.owner, item.previous_response_id,
-               orjson.dumps(item.response), orjson.dumps(item.input_items), orjson.dumps(item.conversation))
         with self._lock:
-            self._conn.execute("INSERT OR REPLACE INTO responses (id, created_at, model, owner, previous_response_id, "
-                               "response, input_items, conversation) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+            self._conn.execute(f"INSERT OR REPLACE INTO responses ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                               item.row())
 
-    def get_sync(self, response_id: str) -> StoredResponse | None:
+    def get_sync(self, response_id: str, owner: Owner) -> StoredResponse | None:
+        args = (response_id,) if owner.admin else (response_id, owner.project)
         with self._lock:
-            row = self._conn.execute("SELECT id, created_at, model, owner, previous_response_id, response, input_items, "
-                                     "conversation FROM responses WHERE id = ?", (response_id,)).fetchone()
-        if row is None:
-            return None
-        return StoredResponse(id=row[0], created_at=row[1], model=row[2], owner=row[3], previous_response_id=row[4],
-                              response=orjson.loads(row[5]), input_items=orjson.loads(row[6]),
-                              conversation=orjson.loads(row[7]))
+            row = self._conn.execute(f"SELECT {_COLUMNS} FROM responses WHERE id = ?{_where(owner, '?')}",
+                                     args).fetchone()
+        return None if row is None else _from_row(row)
 
-    def delete_sync(self, response_id: str) -> bool:
+    def delete_sync(self, response_id: str, owner: Owner) -> bool:
+        args = (response_id,) if owner.admin else (response_id, owner.project)
         with self._lock:
-            cur = self._conn.execute("DELETE FROM responses WHERE id = ?", (response_id,))
+            cur = self._conn.execute(f"DELETE FROM responses WHERE id = ?{_where(owner, '?')}", args)
         return cur.rowcount > 0
 
     def close(self) -> None:
@@ -97,26 +227,42 @@ class ResponsesStore:
 
     # ------------------------------------------------------------ async (event loop)
 
-    def save_soon(self, item: StoredResponse) -> None:
-        """Start writing ``item`` in a worker thread; the caller does not wait for it."""
-        future = asyncio.ensure_future(asyncio.to_thread(self.put_sync, item))
-        self._writes[item.id] = future
-        future.add_done_callback(lambda f: self._written(item.id, f))
+    async def _put(self, item: StoredResponse) -> None:
+        await asyncio.to_thread(self.put_sync, item)
 
-    def _written(self, response_id: str, future: asyncio.Future[None]) -> None:
-        if self._writes.get(response_id) is future:
-            del self._writes[response_id]
-        if not future.cancelled() and future.exception() is not None:
-            log.error("could not store response %s: %s", response_id, future.exception())
+    async def _get(self, response_id: str, owner: Owner) -> StoredResponse | None:
+        return await asyncio.to_thread(self.get_sync, response_id, owner)
 
-    async def get(self, response_id: str) -> StoredResponse | None:
-        pending = self._writes.get(response_id)
-        if pending is not None:
-            await asyncio.wait([pending])  # a failed write was logged; the read then finds nothing
-        return await asyncio.to_thread(self.get_sync, response_id)
+    async def _delete(self, response_id: str, owner: Owner) -> bool:
+        return await asyncio.to_thread(self.delete_sync, response_id, owner)
 
-    async def delete(self, response_id: str) -> bool:
-        pending = self._writes.get(response_id)
-        if pending is not None:
-            await asyncio.wait([pending])
-        return await asyncio.to_thread(self.delete_sync, response_id)
+
+class PostgresResponses(ResponsesStore):
+    """The ``responses`` table in PostgreSQL, over the request log's pool (which applied the migrations)."""
+
+    failures = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+    def __init__(self, log_store: PostgresLog) -> None:
+        super().__init__()
+        self._log = log_store
+
+    async def _put(self, item: StoredResponse) -> None:
+        pool = await self._log.pool()
+        row = item.row()
+        await pool.execute(
+            f"INSERT INTO responses ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+            "ON CONFLICT (id) DO UPDATE SET response = excluded.response, input_items = excluded.input_items, "
+            "conversation = excluded.conversation",
+            *row[:6], *(value.decode() for value in row[6:]))
+
+    async def _get(self, response_id: str, owner: Owner) -> StoredResponse | None:
+        pool = await self._log.pool()
+        args = (response_id,) if owner.admin else (response_id, owner.project)
+        row = await pool.fetchrow(f"SELECT {_COLUMNS} FROM responses WHERE id = $1{_where(owner, '$2')}", *args)
+        return None if row is None else _from_row(tuple(row))
+
+    async def _delete(self, response_id: str, owner: Owner) -> bool:
+        pool = await self._log.pool()
+        args = (response_id,) if owner.admin else (response_id, owner.project)
+        status = await pool.execute(f"DELETE FROM responses WHERE id = $1{_where(owner, '$2')}", *args)
+        return bool(int(status.split()[-1]))

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from interlock.ledger.record import COLUMNS
+from interlock.ledger.responses_store import SQLITE_TABLE as SQLITE_RESPONSES_TABLE
 from interlock.ledger.rowcodec import (
     READ_COLUMNS,
     ROW_COLUMNS,
@@ -105,7 +106,9 @@ _V3 = """
 ALTER TABLE requests ADD COLUMN detail TEXT;
 """
 
-SCHEMA_VERSION = 3
+#: v4: stored Responses API responses (``responses_store.py``) carry the project that may read them; the table
+#: is created here if no response was stored yet, and rows stored before (project NULL) are the admin key's.
+SCHEMA_VERSION = 4
 #: Page cache of the writing connection (KiB; SQLite's default is 2 MiB), and the WAL size (pages; default
 #: 1000) at which its commits checkpoint. Both cut the I/O per record by a fifth or more (``bench/ledger_cost.py``).
 WRITER_CACHE_KIB = 32768
@@ -183,11 +186,22 @@ class SQLiteStore:
                 for statement in _V3.split(";"):
                     if statement.strip():
                         conn.execute(statement)
+            if version < 4:
+                self._responses_v4(conn)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except sqlite3.Error:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    @staticmethod
+    def _responses_v4(conn: sqlite3.Connection) -> None:
+        have = {row[1] for row in conn.execute("PRAGMA table_info(responses)")}
+        if have and "project" not in have:  # a table the previous version created
+            conn.execute("ALTER TABLE responses ADD COLUMN project TEXT")
+        for statement in SQLITE_RESPONSES_TABLE.split(";"):
+            if statement.strip():
+                conn.execute(statement)
 
     @staticmethod
     def _backfill_rollups(conn: sqlite3.Connection) -> None:

@@ -18,6 +18,7 @@ from interlock.ledger.settings import LogSettings, TelemetrySettings
 from interlock.ledger.sink import RequestSink
 from interlock.ledger.store import SQLiteLog, SQLiteStore
 from interlock.ledger.writer import LedgerWriter, LogStore, SpillFile
+from interlock.observability import zdr_log
 from interlock.observability.metrics import Registry, SnapshotDir
 from interlock.observability.requests import RequestMetrics
 from interlock.wire.openai_chat import error_body
@@ -44,6 +45,7 @@ def open_log_store(settings: LogSettings, sqlite: SQLiteStore) -> LogStore:
 class Observability:
     def __init__(self, settings: Settings, sqlite: SQLiteStore, auth: Authenticator) -> None:
         self.log_settings = LogSettings.from_settings(settings)
+        zdr_log.install(self.log_settings.zero_data_retention)  # tracebacks under ZDR withhold exception texts
         self.telemetry = TelemetrySettings.from_settings(settings)
         self.registry = Registry()
         self.metrics = RequestMetrics(self.registry) if self.telemetry.metrics else None

@@ -73,11 +73,13 @@ class InboundCodec(Protocol):
     #: Content type of streamed responses.
     stream_content_type: str
 
-    async def parse(self, body: bytes, req: Request) -> dict[str, Any]:
+    async def parse(self, body: bytes, req: Request, ctx: RequestContext) -> dict[str, Any]:
         """Validate the caller's body and return the canonical Chat Completions request.
 
         Async so a codec may read state it needs (the Responses API's
-        ``previous_response_id``) without blocking the loop.
+        ``previous_response_id``) without blocking the loop; ``ctx`` already
+        knows the caller (``principal``, ``zero_data_retention``), which scopes
+        that state.
 
         Raises :class:`~interlock.errors.InvalidRequest` naming the offending parameter
         (in the caller's format's terms).

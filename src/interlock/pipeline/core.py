@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from interlock.errors import GatewayError, UpstreamError
+from interlock.observability import zdr_log
 from interlock.pipeline.codec import InboundCodec, set_cost
 from interlock.pipeline.context import RequestContext
 from interlock.pipeline.settle import (
@@ -75,6 +76,20 @@ async def run_request(gw: Gateway, req: Request, ctx: RequestContext,
         settle(ctx, gw.ledger)
 
 
+def identify(gw: Gateway, req: Request, ctx: RequestContext) -> None:
+    """Who is calling, and whether zero data retention applies to this request.
+
+    Decided first, before the body is parsed: ZDR (``logging.zero_data_retention``, or the project's own
+    ``zero_data_retention``) governs every later stage - no content captured for the log, no Responses
+    state stored, no error text kept.
+    """
+    principal = gw.auth.authenticate(req.header("authorization"), req.header("x-api-key"),
+                                     req.header("x-interlock-project"))
+    ctx.principal = principal
+    ctx.zero_data_retention = principal.zero_data_retention or gw.obs.log_settings.zero_data_retention
+    zdr_log.mark(ctx.zero_data_retention)  # a traceback logged from this task then withholds exception texts
+
+
 class Pipeline:
     """One route's handler: the pipeline bound to an inbound codec."""
 
@@ -90,9 +105,8 @@ class Pipeline:
 
     async def _run(self, req: Request, ctx: RequestContext) -> None:
         gw = self.gw
-        ctx.principal = gw.auth.authenticate(req.header("authorization"), req.header("x-api-key"),
-                                             req.header("x-interlock-project"))
-        request = await self.codec.parse(await req.body(gw.settings.server.max_body_bytes), req)
+        identify(gw, req, ctx)
+        request = await self.codec.parse(await req.body(gw.settings.server.max_body_bytes), req, ctx)
         ctx.requested_model = request["model"]
         ctx.stream = request.get("stream") is True
         observe_request(ctx, req, request, gw.ledger)

@@ -28,15 +28,19 @@ class GenerationRecord:
 
     Taking the snapshot is a handful of attribute copies on the hot path; the
     request-log-shaped row is built only when someone asks (:meth:`row`).
+    Under zero data retention error texts are left out, as the log leaves them
+    out (vendors quote prompts in them).
     """
 
-    __slots__ = ("cost", "disconnected", "duration_ms", "error", "first_byte_ms", "id", "key_id",
-                 "received_at", "requested_model", "status", "stream", "target", "trace", "usage")
+    __slots__ = ("cost", "disconnected", "duration_ms", "error", "first_byte_ms", "id", "key_id", "project",
+                 "received_at", "requested_model", "status", "stream", "target", "trace", "usage", "zdr")
 
     def __init__(self, ctx: RequestContext, trace: RoutingTrace) -> None:
         principal = ctx.principal
         self.id = ctx.id
         self.key_id = (getattr(principal, "key_id", None) or principal.key_prefix) if principal is not None else None
+        self.project = principal.project if principal is not None else None
+        self.zdr = ctx.zero_data_retention
         self.received_at = ctx.received_at
         self.duration_ms = ctx.elapsed_ms
         self.first_byte_ms = (ctx.first_byte - ctx.started) * 1000.0 if ctx.first_byte is not None else None
@@ -58,6 +62,7 @@ class GenerationRecord:
         return {
             "id": self.id,
             "key_id": self.key_id,
+            "project": self.project,
             "received_at": self.received_at,
             "duration_ms": round(self.duration_ms, 3),
             "ttft_ms": round(self.first_byte_ms, 3) if self.first_byte_ms is not None else None,
@@ -68,7 +73,7 @@ class GenerationRecord:
             "stream": int(self.stream),
             "status": self.status,
             "error_type": error.code if error is not None else None,
-            "error_message": error.message if error is not None else None,
+            "error_message": error.message if error is not None and not self.zdr else None,
             "input_tokens": usage.input_tokens if usage is not None else None,
             "cache_read_tokens": usage.cache_read_tokens if usage is not None else None,
             "cache_write_tokens": usage.cache_write_tokens if usage is not None else None,
@@ -77,8 +82,15 @@ class GenerationRecord:
             "cost_picousd": cost.picousd if cost is not None else None,
             "cost_estimated": int(cost.estimated) if cost is not None else 0,
             # The trace object itself: rendered to JSON only when the answer is written.
-            "routing_trace": self.trace,
+            "routing_trace": _without_errors(self.trace.to_json()) if self.zdr else self.trace,
         }
+
+
+def _without_errors(trace: dict[str, Any]) -> dict[str, Any]:
+    for attempt in trace.get("attempts") or ():
+        if isinstance(attempt, dict):
+            attempt.pop("error", None)
+    return trace
 
 
 def trace_json(trace: RoutingTrace | None) -> str | None:

@@ -494,7 +494,7 @@ class AnthropicMessagesCodec:
     name = "anthropic.messages"
     stream_content_type = "text/event-stream"
 
-    async def parse(self, body: bytes, req: object) -> dict[str, Any]:
+    async def parse(self, body: bytes, req: object, ctx: object) -> dict[str, Any]:
         return parse_messages_request(parse_json_object(body))
 
     def render_error(self, err: GatewayError) -> bytes:

@@ -351,7 +351,7 @@ class OpenAIChatCodec:
     name = "openai.chat"
     stream_content_type = "text/event-stream"
 
-    async def parse(self, body: bytes, req: object) -> dict[str, Any]:
+    async def parse(self, body: bytes, req: object, ctx: object) -> dict[str, Any]:
         request = parse_json_object(body)
         validate_chat_request(request)
         return request

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from interlock.errors import GatewayError, InvalidRequest
-from interlock.ledger.responses_store import ResponsesStore, StoredResponse
+from interlock.ledger.responses_store import Owner, ResponsesStore, StoredResponse
 from interlock.pipeline.codec import UsageHook
 from interlock.wire.canonical import reasoning_blocks, text_of_content
 from interlock.wire.openai_chat import _invalid, error_body, parse_json_object
@@ -541,10 +541,12 @@ def meta_of(request: Mapping[str, Any]) -> ResponsesMeta:
 
 def stored(resp_id: str, ctx: RequestContext, meta: ResponsesMeta, body: dict[str, Any]) -> StoredResponse:
     conversation = [*meta.history, *meta.turn, assistant_message(body["output"])]
-    return StoredResponse(id=resp_id, model=str(body.get("model")), owner=ctx.principal.key_prefix
-                          if ctx.principal is not None else None, previous_response_id=meta.previous_response_id,
-                          response=body, input_items=meta.input_items, conversation=conversation,
-                          created_at=time.time())
+    principal = ctx.principal
+    return StoredResponse(id=resp_id, model=str(body.get("model")),
+                          owner=principal.key_prefix if principal is not None else None,
+                          previous_response_id=meta.previous_response_id, response=body,
+                          input_items=meta.input_items, conversation=conversation, created_at=time.time(),
+                          project=principal.project if principal is not None else None)
 
 
 class ResponsesCodec:
@@ -556,18 +558,30 @@ class ResponsesCodec:
     def __init__(self, store: ResponsesStore) -> None:
         self.store = store
 
-    async def parse(self, body: bytes, req: object) -> dict[str, Any]:
+    async def parse(self, body: bytes, req: object, ctx: RequestContext) -> dict[str, Any]:
         data = parse_json_object(body)
         previous_id = data.get("previous_response_id")
         previous = None
         if previous_id is not None:
             if not isinstance(previous_id, str):
                 raise _invalid("previous_response_id", "a string", previous_id)
-            previous = await self.store.get(previous_id)
+            if ctx.zero_data_retention:
+                raise InvalidRequest(
+                    "'previous_response_id' cannot be used under zero data retention: interlock stores no "
+                    "responses for this project, so there is nothing to continue from. Send the earlier turns "
+                    "in 'input' instead.", param="previous_response_id", code="zero_data_retention")
+            # Scoped to the caller's project: another project's id reads exactly as an unknown one.
+            previous = await self.store.get(previous_id, Owner.of(ctx.principal))
             if previous is None:
                 raise InvalidRequest(f"Previous response with id '{previous_id}' not found.",
                                      param="previous_response_id", code="previous_response_not_found")
-        return parse_responses_request(data, previous)
+        out = parse_responses_request(data, previous)
+        if ctx.zero_data_retention:
+            # Nothing is stored under ZDR. The API defaults ``store`` to true, so a plain SDK call must still
+            # work: it is answered with ``store: false``, which says what happened.
+            out.meta.store = False
+            out.meta.echo["store"] = False
+        return out
 
     def render_error(self, err: GatewayError) -> bytes:
         return error_body(err)
