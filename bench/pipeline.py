@@ -4,14 +4,16 @@ Drives N non-streaming chat requests through ``Gateway.__rsgi__`` with stand-in
 RSGI objects, the gateway configured as in ``make bench`` (one OpenAI-compatible
 vendor, log off), and the vendor's HTTP exchange replaced by a canned answer
 (or, with ``--upstream HOST:PORT``, a real mock vendor such as
-``bench/mock_upstream.py``). Reports CPU µs per request (``time.process_time``,
+``bench/mock_upstream.py``). ``--stream`` sends streaming requests instead: the
+canned answer is an SSE stream of 32 text chunks, a finish chunk and a usage
+chunk, one network read per event, relayed to a stand-in stream transport. Reports CPU µs per request (``time.process_time``,
 median of ``--rounds``), which moves with whatever else the machine runs, and
 with ``--instructions`` the instructions per request counted by callgrind
 (valgrind), which does not: the same code gives the same count on a loaded or
 a quiet machine, so it is the figure to compare changes with.
 
     .venv/bin/python bench/pipeline.py [-n 20000] [--rounds 3] [--instructions] [--upstream 127.0.0.1:9101]
-                                       [--log off|sqlite]
+                                       [--log off|sqlite] [--stream]
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -41,6 +44,18 @@ CANNED = (b'{"id":"chatcmpl-bench","object":"chat.completion","created":17323200
           b'"finish_reason":"stop"}],"usage":{"prompt_tokens":31,"completion_tokens":28,"total_tokens":59,'
           b'"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":'
           b'{"reasoning_tokens":0,"audio_tokens":0}},"system_fingerprint":"fp_bench"}')
+STREAM_BODY = BODY[:-1] + b',"stream":true,"stream_options":{"include_usage":true}}'
+_CHUNK = (b'data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1732320000,"model":"bench-model",'
+          b'"system_fingerprint":"fp_bench","choices":[{"index":0,"delta":%s,"logprobs":null,"finish_reason":%s}]}\n\n')
+#: One network read per event, as vendors flush them: role, 32 words, finish, usage, [DONE].
+CANNED_STREAM = (
+    [_CHUNK % (b'{"role":"assistant","content":""}', b"null")]
+    + [_CHUNK % (b'{"content":" word%d"}' % i, b"null") for i in range(32)]
+    + [_CHUNK % (b"{}", b'"stop"'),
+       b'data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1732320000,"model":"bench-model",'
+       b'"system_fingerprint":"fp_bench","choices":[],"usage":{"prompt_tokens":31,"completion_tokens":33,'
+       b'"total_tokens":64}}\n\n',
+       b"data: [DONE]\n\n"])
 CONCURRENCY = 32
 WARM_UP = 2048
 
@@ -53,26 +68,34 @@ class _Scope:
     http_version = "1.1"
     client = "127.0.0.1:50000"
 
-    def __init__(self) -> None:
+    def __init__(self, body: bytes = BODY) -> None:
         self.headers = {"content-type": "application/json", "authorization": f"Bearer {MASTER_KEY}",
-                        "content-length": str(len(BODY))}
+                        "content-length": str(len(body))}
 
 
 class _Proto:
     """The parts of Granian's RSGI protocol object the gateway uses for a non-streaming request."""
 
-    def __init__(self) -> None:
+    def __init__(self, body: bytes = BODY) -> None:
         self.status = 0
         self.out = b""
+        self.body = body
 
     async def _body(self) -> bytes:
-        return BODY
+        return self.body
 
     def __call__(self) -> Any:
         return self._body()
 
     def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
         self.status, self.out = status, body
+
+    def response_stream(self, status: int, headers: list[tuple[str, str]]) -> _Proto:
+        self.status = status
+        return self
+
+    async def send_bytes(self, data: bytes) -> None:
+        self.out = data  # the last piece: an error event if the stream failed
 
     def client_disconnect(self) -> asyncio.Future[None]:
         return asyncio.get_running_loop().create_future()
@@ -89,6 +112,14 @@ class _CannedResponse:
         pass
 
 
+class _CannedStream(_CannedResponse):
+    headers: ClassVar[dict[str, str]] = {"content-type": "text/event-stream"}
+
+    async def iter_bytes(self) -> AsyncIterator[bytes]:
+        for piece in CANNED_STREAM:
+            yield piece
+
+
 def _config(tmp: Path, upstream: str | None, log: str) -> Path:
     base = f"http://{upstream}/v1" if upstream else "http://127.0.0.1:9/v1"
     path = tmp / "interlock.yaml"
@@ -98,7 +129,7 @@ def _config(tmp: Path, upstream: str | None, log: str) -> Path:
     return path
 
 
-def run(n: int, rounds: int, upstream: str | None, log: str = "off") -> list[float]:
+def run(n: int, rounds: int, upstream: str | None, log: str = "off", stream: bool = False) -> list[float]:
     """CPU µs per request for each round (after a warm-up)."""
     import uvloop
 
@@ -111,7 +142,7 @@ def run(n: int, rounds: int, upstream: str | None, log: str = "off") -> list[flo
 
             async def canned(self: object, method: str, url: str, headers: object, body: bytes,
                              timeouts: object) -> _CannedResponse:
-                return _CannedResponse()
+                return _CannedStream() if stream else _CannedResponse()
 
             transport.HttpTransport.request = canned  # type: ignore[assignment,method-assign]
         from interlock.app import gateway_from_env
@@ -122,12 +153,13 @@ def run(n: int, rounds: int, upstream: str | None, log: str = "off") -> list[flo
 
         async def main() -> list[float]:
             app.__rsgi_init__(loop)
+            body = STREAM_BODY if stream else BODY
 
             async def worker(count: int) -> None:
                 for _ in range(count):
-                    proto = _Proto()
-                    await app.__rsgi__(_Scope(), proto)  # type: ignore[arg-type]
-                    if proto.status != 200:
+                    proto = _Proto(body)
+                    await app.__rsgi__(_Scope(body), proto)  # type: ignore[arg-type]
+                    if proto.status != 200 or (stream and proto.out != b"data: [DONE]\n\n"):
                         raise SystemExit(f"the gateway answered {proto.status}: {proto.out[:300]!r}")
 
             async def batch(total: int) -> None:
@@ -155,7 +187,7 @@ def run(n: int, rounds: int, upstream: str | None, log: str = "off") -> list[flo
         return loop.run_until_complete(main())
 
 
-def instructions(n: int, upstream: str | None, log: str = "off") -> int:
+def instructions(n: int, upstream: str | None, log: str = "off", stream: bool = False) -> int:
     """Instructions per request: callgrind totals of a run of n requests minus a run of none."""
     valgrind = shutil.which("valgrind")
     if valgrind is None:
@@ -167,6 +199,8 @@ def instructions(n: int, upstream: str | None, log: str = "off") -> int:
                    __file__, "--child", "-n", str(requests), "--rounds", "1", "--log", log]
             if upstream:
                 cmd += ["--upstream", upstream]
+            if stream:
+                cmd.append("--stream")
             done = subprocess.run(cmd, capture_output=True, text=True, check=False)
             found = re.search(r"Collected : (\d+)", done.stderr)
             if done.returncode != 0 or found is None:
@@ -184,17 +218,18 @@ def main() -> int:
                         help="count instructions per request under callgrind (slow; -n 3200 is plenty)")
     parser.add_argument("--log", choices=("off", "sqlite"), default="off",
                         help="the request log: off (as make bench) or on, in SQLite (level metadata)")
+    parser.add_argument("--stream", action="store_true", help="streaming requests (a canned SSE answer)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        run(args.n, args.rounds if args.n else 0, args.upstream, args.log)
+        run(args.n, args.rounds if args.n else 0, args.upstream, args.log, args.stream)
         return 0
     where = f"mock vendor at {args.upstream}" if args.upstream else "canned vendor answer (no socket)"
-    where += f", request log {args.log}"
+    where += f", request log {args.log}" + (", streamed" if args.stream else "")
     if args.instructions:
-        print(f"instructions per request ({where}): {instructions(args.n, args.upstream, args.log):,}")
+        print(f"instructions per request ({where}): {instructions(args.n, args.upstream, args.log, args.stream):,}")
         return 0
-    figures = run(args.n, args.rounds, args.upstream, args.log)
+    figures = run(args.n, args.rounds, args.upstream, args.log, args.stream)
     print(f"CPU per request ({where}, {args.n} requests x {args.rounds} rounds, concurrency {CONCURRENCY}): "
           f"median {statistics.median(figures):.1f} µs  (rounds: {', '.join(f'{f:.1f}' for f in figures)})")
     return 0

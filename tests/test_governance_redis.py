@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Iterator
@@ -11,16 +12,20 @@ from pathlib import Path
 
 import pytest
 
-from interlock.errors import BudgetExceeded, RateLimited
+from interlock.errors import BudgetExceeded, GatewayError, RateLimited
 from interlock.governance import ops
+from interlock.governance.counters import RedisCounters
 from interlock.governance.schema import SCHEMA_VERSION
+from interlock.governance.service import RESERVATION_MARGIN_S, Governance, request_lifetime
 from interlock.governance.store import PostgresGovStore, SQLiteGovStore
+from interlock.vendors.transport import Timeouts
 from tests import pg_util
-from tests.conftest import MASTER_KEY, GatewayProcess, clean_env, start_gateway
+from tests.conftest import MASTER_KEY, GatewayProcess, clean_env, free_port, start_gateway
 from tests.test_governance_gateway import call, chat
 from tests.test_governance_util import REDIS_URL, SECRET, bill, context, governance, request
 
 redis_asyncio = pytest.importorskip("redis.asyncio")
+redis_exceptions = pytest.importorskip("redis.exceptions")
 
 
 @pytest.fixture
@@ -169,5 +174,150 @@ async def test_redis_settle_frees_the_slot_corrects_tokens_and_releases_the_budg
         assert status["reserved_usd"] == "0.000000" and status["spent_usd"] == "0.000100"
     finally:
         await _cleanup(gov.redis.prefix)
+        await gov.redis.close()
+        await gov.store.close()
+
+
+# -------------------------------------------------------------- outages: reservations expire, spent is reconciled
+
+
+async def _budget_project(gov: Governance, amount: str = "1") -> str:
+    await ops.create_project(gov.store, {"id": "acme"})
+    _, plaintext, _ = await ops.create_key(gov.store, SECRET, {"project": "acme"})
+    await ops.create_budget(gov.store, {"scope": "project", "subject": "acme", "amount_usd": amount})
+    await gov.poll()
+    return str(plaintext)
+
+
+def _dead_counters(prefix: str) -> RedisCounters:
+    """Counters pointed at a closed port: every call fails as during a Redis outage."""
+    return RedisCounters(f"redis://127.0.0.1:{free_port()}/0", prefix)
+
+
+async def test_reservation_of_a_request_that_never_settles_expires_at_its_deadline(tmp_path: Path) -> None:
+    gov = governance(tmp_path, redis_url=REDIS_URL)
+    assert gov.redis is not None
+    try:
+        key = await _budget_project(gov)
+        ctx = context(gov, key)
+        res = await gov.admit(ctx, request(max_tokens=1000))
+        assert res is not None
+        budget = next(iter(gov.defs.budgets.values()))
+        reserved = float((await gov.budget_status(budget))["reserved_usd"])
+        assert reserved > 0
+        # The reservation carries the request's deadline: the routing deadline, the vendor's total timeout, a margin.
+        (bkey,) = [k for kind, k, *_ in res.checks if kind == "b"]
+        members = await gov.redis.client.zrange(gov.redis.prefix + bkey + ":r", 0, -1, withscores=True)
+        assert len(members) == 1 and members[0][0].decode().startswith(f"r:{ctx.id}:")
+        assert members[0][1] == pytest.approx(time.time() + request_lifetime(ctx), abs=5)
+        assert request_lifetime(ctx) == 120 + Timeouts().total + RESERVATION_MARGIN_S
+        # The request never settles (its gateway died). Before the deadline the money stays reserved...
+        checks = [(kind, k, limit, 0, seed, expire) for kind, k, limit, _, seed, expire in res.checks]
+        _, used = await gov.redis.admit(checks, "probe-1", time.time())
+        assert used == [round(reserved * 1e9)]
+        # ...after it, the next admit of that budget releases it.
+        _, used = await gov.redis.admit(checks, "probe-2", members[0][1] + 1)
+        assert used == [0]
+        assert (await gov.budget_status(budget))["reserved_usd"] == "0.000000"
+        # A settle arriving after all neither releases it twice nor loses the spend.
+        bill(ctx, 1000, 1000)
+        gov.settle(ctx, res)
+        await asyncio.gather(*gov._tasks)
+        status = await gov.budget_status(budget)
+        assert (status["spent_usd"], status["reserved_usd"]) == ("0.003000", "0.000000")
+    finally:
+        await _cleanup(gov.redis.prefix)
+        await gov.redis.close()
+        await gov.store.close()
+
+
+async def test_settles_missed_during_an_outage_reach_redis_once_it_is_back(tmp_path: Path) -> None:
+    gov = governance(tmp_path, redis_url=REDIS_URL)
+    live = gov.redis
+    assert live is not None
+    try:
+        key = await _budget_project(gov)
+        budget = next(iter(gov.defs.budgets.values()))
+        admitted = []
+        for _ in range(3):
+            ctx = context(gov, key)
+            admitted.append((ctx, await gov.admit(ctx, request(max_tokens=100))))
+        # Redis goes away while the requests are answered: their settles fail.
+        gov.redis = _dead_counters(live.prefix)
+        for ctx, res in admitted:
+            bill(ctx, 1000, 500)  # 0.002 USD each
+            gov.settle(ctx, res)
+        await asyncio.gather(*gov._tasks)
+        assert len(gov.unsettled) == 3
+        await gov.retry_settles()  # still down: they wait
+        assert len(gov.unsettled) == 3
+        await gov.flush()  # the durable store (like the request log) has the spend all along
+        period = gov._period_keys(time.time())[budget.period][0]
+        assert (await gov.store.spend([period]))[(budget.id, "", period)] == 6_000_000
+        await gov.redis.close()
+        gov.redis = live
+        status = await gov.budget_status(budget)
+        assert status["spent_usd"] == "0.000000" and status["reserved_usd"] != "0.000000"  # Redis lags the store
+        await gov.retry_settles()
+        assert gov.unsettled == []
+        status = await gov.budget_status(budget)
+        assert (status["spent_usd"], status["reserved_usd"]) == ("0.006000", "0.000000")
+        await gov.retry_settles()  # nothing left: nothing charged twice
+        assert (await gov.budget_status(budget))["spent_usd"] == "0.006000"
+    finally:
+        gov.redis = live
+        await _cleanup(live.prefix)
+        await live.close()
+        await gov.store.close()
+
+
+async def test_a_settle_whose_reply_is_lost_is_retried_and_charged_once(tmp_path: Path) -> None:
+    gov = governance(tmp_path, redis_url=REDIS_URL)
+    redis = gov.redis
+    assert redis is not None
+    real = redis._settle
+
+    async def reply_lost(keys: list[str], args: list[object]) -> object:
+        await real(keys=keys, args=args)  # Redis ran the script...
+        raise redis_exceptions.ConnectionError("Connection reset by peer")  # ...but the answer never arrived
+
+    try:
+        key = await _budget_project(gov)
+        budget = next(iter(gov.defs.budgets.values()))
+        ctx = context(gov, key)
+        res = await gov.admit(ctx, request(max_tokens=100))
+        redis._settle = reply_lost
+        bill(ctx, 1000, 500)
+        gov.settle(ctx, res)
+        await asyncio.gather(*gov._tasks)
+        redis._settle = real
+        assert len(gov.unsettled) == 1
+        await gov.retry_settles()
+        assert gov.unsettled == []
+        status = await gov.budget_status(budget)
+        assert (status["spent_usd"], status["reserved_usd"]) == ("0.002000", "0.000000")
+    finally:
+        await _cleanup(redis.prefix)
+        await redis.close()
+        await gov.store.close()
+
+
+async def test_unreachable_counters_answer_a_generic_503_and_log_the_detail(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    gov = governance(tmp_path, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    assert gov.redis is not None
+    try:
+        key = await _budget_project(gov)
+        ctx = context(gov, key)
+        with caplog.at_level(logging.ERROR, logger="interlock.governance"), pytest.raises(GatewayError) as info:
+            await gov.admit(ctx, request())
+        err = info.value
+        assert (err.status, err.code) == (503, "governance_unavailable")
+        assert "127.0.0.1" not in err.message and "rrno" not in err.message and "refused" not in err.message.lower()
+        assert err.message == ("The gateway cannot reach its rate-limit and budget counters; the request was not "
+                               "sent. Retry later.")
+        logged = [r.getMessage() for r in caplog.records if ctx.id in r.getMessage()]
+        assert len(logged) == 1 and "127.0.0.1" in logged[0]
+    finally:
         await gov.redis.close()
         await gov.store.close()

@@ -13,6 +13,7 @@ from interlock.governance.service import Governance
 from interlock.governance.settings import GovernanceSettings
 from interlock.governance.store import GovStore, SQLiteGovStore
 from interlock.pipeline.context import RequestContext
+from interlock.vendors.transport import Timeouts
 
 SECRET = b"test-secret"
 MASTER = "ik-admin-test-master"
@@ -25,7 +26,8 @@ PRICE = Price(input=1_000_000, output=2_000_000)
 def target(price: Price | None = PRICE, max_output: int | None = 1000, key: str = "sim/m") -> Any:
     route = SimpleNamespace(max_output=max_output)
     return SimpleNamespace(key=key, price=price, route=route, model=None, context_window=100_000,
-                           model_id=key, vendor=SimpleNamespace(id=key.split("/")[0]))
+                           model_id=key, vendor=SimpleNamespace(id=key.split("/")[0],
+                                                                config=SimpleNamespace(timeouts=Timeouts())))
 
 
 def governance(tmp: Path, *, redis_url: str | None = None, store: GovStore | None = None) -> Governance:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 from anthropic.lib.streaming._messages import accumulate_event
 from anthropic.types import RawMessageStreamEvent
 from pydantic import TypeAdapter
@@ -194,3 +195,31 @@ def test_thinking_sent_only_as_block_pieces() -> None:
         chunk({"thinking_blocks": [{"type": "thinking", "thinking": "y", "signature": "S"}]}),
     ]])
     assert assemble(events).content[0].thinking == "xy"
+
+
+def test_malformed_event_becomes_an_error_event_and_ends_the_stream() -> None:
+    ctx = RequestContext("anthropic.messages")
+    encoder = AnthropicStreamEncoder(ctx, {"model": "m"}, lambda usage: None)
+    out = encoder.encode([chunk({"content": "a"}), chunk({"content": "b"}) + b"\n" + chunk({"content": "c"})])
+    assert out.endswith(b"event: error\ndata: " + orjson.dumps({"type": "error", "error": {
+        "type": "api_error", "message": "the vendor sent a stream event that is not one JSON object (broken JSON or "
+                                        "SSE framing); the answer is incomplete."}}) + b"\n\n")
+    assert encoder.failed and encoder.finish() == b""
+    assert ctx.status == 502 and ctx.error is not None and ctx.error.code == "upstream_stream_malformed"
+
+
+@pytest.mark.parametrize("ours", [None, 0.25])
+def test_usage_cost_is_interlocks_or_absent(ours: float | None) -> None:
+    encoder = AnthropicStreamEncoder(RequestContext("anthropic.messages"), {"model": "m"}, lambda usage: ours)
+    raw = encoder.encode([chunk({"content": "a"}, "stop"), chunk(None, usage={**USAGE, "cost": 9.5})])
+    delta = next(orjson.loads(e.data) for e in SSEDecoder().feed(raw + encoder.finish()) if e.event == b"message_delta")
+    assert delta["usage"].get("cost") == ours
+
+
+def test_estimated_usage_is_reported_and_marked() -> None:
+    encoder = AnthropicStreamEncoder(RequestContext("anthropic.messages"), {"model": "m"}, lambda usage: None)
+    estimate = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10, "cost": 0.002, "estimated": True}
+    raw = encoder.encode([chunk({"content": "a"}, "stop")]) + encoder.finish(estimate)
+    delta = next(orjson.loads(e.data) for e in SSEDecoder().feed(raw) if e.event == b"message_delta")
+    assert delta["usage"] == {"input_tokens": 7, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+                              "output_tokens": 3, "cost": 0.002, "estimated": True}

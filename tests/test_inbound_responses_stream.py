@@ -157,3 +157,47 @@ def test_closing_thinking_summary_is_not_repeated(codec: ResponsesCodec) -> None
     assert [e["delta"] for e in events if e["type"] == "response.reasoning_text.delta"] == ["a", "b"]
     reasoning = events[-1]["response"]["output"][0]
     assert reasoning["content"] == [{"type": "reasoning_text", "text": "ab"}] and reasoning["encrypted_content"] == "S"
+
+
+def test_failure_keeps_the_text_and_arguments_streamed_so_far(codec: ResponsesCodec) -> None:
+    encoder = encoder_for(codec)
+    raw = encoder.encode([chunk({"content": "Let me "}), chunk({"content": "look."}),
+                          chunk({"tool_calls": [{"index": 0, "id": "call_1", "function": {"name": "f", "arguments": ""}}]}),
+                          chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"a": '}}]})])
+    raw += encoder.error(UpstreamTimeout("the vendor stream stalled"))
+    failed = decode(raw)[-1]["response"]
+    message, call = failed["output"]
+    assert message["content"] == [{"type": "output_text", "text": "Let me look.", "annotations": [], "logprobs": []}]
+    assert call["status"] == "incomplete" and call["arguments"] == '{"a": ' and call["call_id"] == "call_1"
+    # The open item is the message itself: its text so far, marked incomplete.
+    encoder = encoder_for(codec)
+    raw = encoder.encode([chunk({"content": "Hel"})]) + encoder.error(UpstreamTimeout("cut"))
+    message = decode(raw)[-1]["response"]["output"][0]
+    assert message["status"] == "incomplete" and message["content"][0]["text"] == "Hel"
+
+
+def test_malformed_event_fails_the_response(codec: ResponsesCodec) -> None:
+    encoder = encoder_for(codec)
+    events = decode(encoder.encode([chunk({"content": "a"}), chunk({"content": "b"}) + b"\n" + chunk({"content": "c"})]))
+    assert [e["type"] for e in events][-2:] == ["error", "response.failed"]
+    assert events[-2]["code"] == "upstream_stream_malformed"
+    assert encoder.failed and encoder.finish() == b""
+
+
+def test_usage_cost_is_interlocks_or_absent(codec: ResponsesCodec) -> None:
+    request = parse_responses_request({"model": "fast", "input": "hi", "stream": True, "store": False})
+    ctx = RequestContext("openai.responses")
+    encoder = codec.stream_encoder(ctx, request, lambda usage: None)
+    vendor = {**USAGE, "cost": 9.5}
+    events = decode(encoder.encode([chunk({"content": "a"}), chunk({}, "stop"), chunk(None, usage=vendor)])
+                    + encoder.finish())
+    assert "cost" not in events[-1]["response"]["usage"]
+
+
+def test_estimated_usage_is_reported_and_marked(codec: ResponsesCodec) -> None:
+    encoder = encoder_for(codec)
+    estimate = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10, "cost": 0.002, "estimated": True}
+    events = decode(encoder.encode([chunk({"content": "a"}), chunk({}, "stop")]) + encoder.finish(estimate))
+    usage = events[-1]["response"]["usage"]
+    assert (usage["input_tokens"], usage["output_tokens"], usage["total_tokens"]) == (7, 3, 10)
+    assert usage["cost"] == 0.002 and usage["estimated"] is True

@@ -246,3 +246,20 @@ async def test_error_event_before_content_is_a_failover_able_error() -> None:
     with pytest.raises(UpstreamError) as info:
         await first_content(Source(), "X")
     assert classify(info.value) == "retry"
+
+
+@pytest.mark.parametrize("bad", [b'{"choices":[{"index":0,"delta":{"content":"Hi', b'{"a":1}\n{"b":2}', b"[1]"])
+async def test_malformed_event_before_content_is_a_failover_able_error(bad: bytes) -> None:
+    class Source:
+        truncated = False
+        dropped: tuple[str, ...] = ()
+
+        async def next_batch(self) -> list[bytes] | None:
+            return [b'{"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}', bad]
+
+        def close(self) -> None:
+            return None
+
+    with pytest.raises(UpstreamError) as info:
+        await first_content(Source(), "X")
+    assert info.value.code == "upstream_stream_malformed" and classify(info.value) == "retry"

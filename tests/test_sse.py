@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from interlock.wire.openai_chat import usage_offset
+from interlock.pipeline.context import RequestContext
+from interlock.wire.openai_chat import ChunkWriter
 from interlock.wire.sse import SSEDecoder
 
 STREAM = (b'data: {"a":1}\n\n'
@@ -45,13 +48,6 @@ def test_cr_only_line_ends() -> None:
     assert events_of([STREAM.replace(b"\n", b"\r")]) == EXPECTED
 
 
-def test_usage_detection_without_parsing() -> None:
-    assert usage_offset(b'{"choices":[],"usage":{"prompt_tokens":1}}')
-    assert usage_offset(b'{"choices": [], "usage": {"prompt_tokens": 1}}')
-    assert not usage_offset(b'{"choices":[{"delta":{}}],"usage":null}')
-    assert not usage_offset(b'{"choices":[{"delta":{"content":"x"}}]}')
-
-
 def test_feed_data_keeps_only_payloads_across_splits() -> None:
     for i in range(len(STREAM)):
         decoder = SSEDecoder()
@@ -60,8 +56,6 @@ def test_feed_data_keeps_only_payloads_across_splits() -> None:
 
 
 def test_chunk_writer_passes_payloads_through_and_prices_usage() -> None:
-    from interlock.wire.openai_chat import ChunkWriter
-
     seen: list[dict[str, object]] = []
 
     def on_usage(usage: dict[str, object]) -> float:
@@ -78,6 +72,57 @@ def test_chunk_writer_passes_payloads_through_and_prices_usage() -> None:
     out = shown.encode([content, usage])
     assert out == b"data: " + content + b'\n\ndata: {"choices":[],"usage":{"prompt_tokens":3,"cost":0.25}}\n\n'
     assert shown.usage_seen and len(seen) == 3
+    assert not shown.failed and shown.finish() == b"data: [DONE]\n\n"
+
+
+CONTENT = b'{"id":"c1","object":"chat.completion.chunk","created":7,"model":"m","choices":[{"index":0,"delta":{"content":"%s"}}]}'
+
+
+# A payload cut mid-JSON, two events fused by a missing blank line (the simulator's malformed_sse: the decoder
+# joins their data lines with a newline), a JSON value that is not an object, an empty object's garbage tail.
+@pytest.mark.parametrize("bad", [CONTENT[:40], (CONTENT % b"b") + b"\n" + (CONTENT % b"c"), b"[1,2]", b'"x"',
+                                 b"{} x"])
+def test_chunk_writer_ends_the_stream_on_a_malformed_event(bad: bytes) -> None:
+    ctx = RequestContext("openai.chat")
+    writer = ChunkWriter(True, lambda usage: None, ctx)
+    out = writer.encode([CONTENT % b"a", bad, CONTENT % b"d"])
+    events = [orjson.loads(e.data) for e in SSEDecoder().feed(out)]
+    # What came before the bad event is relayed; then OpenAI's mid-stream error event, and nothing more.
+    assert events[0]["choices"][0]["delta"]["content"] == "a"
+    assert len(events) == 2 and events[1]["error"]["code"] == "upstream_stream_malformed"
+    assert events[1]["error"]["type"] == "api_error"
+    assert writer.failed and writer.finish() == b"" and writer.encode([CONTENT % b"e"]) == b""
+    assert ctx.status == 502 and ctx.error is not None and ctx.error.code == "upstream_stream_malformed"
+
+
+def test_chunk_writer_reports_a_vendor_error_object_as_a_failure() -> None:
+    ctx = RequestContext("openai.chat")
+    writer = ChunkWriter(False, lambda usage: None, ctx)
+    out = writer.encode([CONTENT % b"a", b'{"error":{"message":"overloaded","type":"server_error"}}'])
+    events = [orjson.loads(e.data) for e in SSEDecoder().feed(out)]
+    assert events[-1]["error"]["code"] == "upstream_stream_error" and "overloaded" in events[-1]["error"]["message"]
+    assert writer.failed and ctx.status == 502
+
+
+@pytest.mark.parametrize("ours", [None, 0.5])
+def test_chunk_writer_never_relays_the_vendors_cost(ours: float | None) -> None:
+    usage = b'{"id":"c1","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1,"cost":9.99,"estimated":false}}'
+    out = ChunkWriter(True, lambda u: ours).encode([CONTENT % b"a", usage])
+    sent = orjson.loads(SSEDecoder().feed(out)[-1].data)["usage"]
+    assert sent == {"prompt_tokens": 3, "completion_tokens": 1, **({"cost": ours} if ours is not None else {})}
+
+
+def test_chunk_writer_sends_the_estimate_when_the_vendor_sent_no_usage() -> None:
+    estimate = {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11, "cost": 0.001, "estimated": True}
+    writer = ChunkWriter(True, lambda u: None)
+    writer.encode([CONTENT % b"a"])
+    events = SSEDecoder().feed(writer.finish(estimate))
+    assert events[-1].data == b"[DONE]"
+    final = orjson.loads(events[0].data)
+    assert final == {"id": "c1", "object": "chat.completion.chunk", "created": 7, "model": "m", "choices": [],
+                     "usage": estimate}
+    # Without include_usage the client asked for none: the stream ends as it always does.
+    assert ChunkWriter(False, lambda u: None).finish(estimate) == b"data: [DONE]\n\n"
 
 
 @settings(max_examples=300, deadline=None)

@@ -22,15 +22,21 @@ the seconds a window counter must live, or the epoch second a budget counter may
 
 Settle takes the same checks back with the actual tokens and cost: ``t`` corrects the window by
 (actual - reserved) tokens, ``c`` frees the slot, ``b`` releases the reservation and adds the exact spend;
-``r`` needs nothing.
+``r`` needs nothing. In Redis a budget reservation also carries the request's deadline: one that is never
+settled (a replica died, Redis was unreachable at settle) is released once the deadline has passed, and a
+settle is idempotent, so one that failed can be retried (``service.py``) without charging twice.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 #: A concurrency slot held by a replica that died is freed after this long.
 CONCURRENCY_DEADLINE_S = 900.0
+#: How long Redis remembers that a request settled, so that a retried settle charges it once; settles that
+#: failed are retried for at most half of this (``service.SETTLE_RETRY_S``).
+SETTLED_MARKER_S = 7200.0
 
 #: (kind, counter key, limit, amount, seed, expire) - see the module docstring.
 Check = tuple[str, str, int, int, int, float]
@@ -45,8 +51,10 @@ class MemoryCounters:
         self.values: dict[str, int] = {}
         self.budgets: dict[str, list[int]] = {}  # key -> [spent, reserved]
 
-    def admit(self, checks: list[Check], member: str, now: float) -> tuple[int, list[int]]:
+    def admit(self, checks: list[Check], member: str, now: float, deadline: float = 0.0) -> tuple[int, list[int]]:
         """0 and the used amounts before this request, or the 1-based index of the first failing check.
+
+        (``deadline`` matters only in Redis: in memory, settle always runs before the process ends.)
 
         One pass: each check is counted as soon as it passes, and a failure takes back what this
         request counted. Nothing awaits in between, so no other request sees the intermediate state.
@@ -122,23 +130,48 @@ class MemoryCounters:
             del self.budgets[key]
 
 
-ADMIT_LUA = """
+# A hard budget's reservations in Redis: ``reserved`` in the budget's hash is their sum, and a sorted set beside
+# it (``<key>:r``) holds one member per reservation, ``r:<request id>:<amount>``, scored by the epoch second the
+# request must have ended by. A reservation whose request never settled (the gateway died, or Redis was away
+# when it settled) is released by the next admit or settle of that budget once its deadline has passed. A
+# settle leaves ``d:<request id>`` in the set for ``SETTLED_MARKER_S``, so a retried settle (the reply was lost,
+# or Redis was down) charges the request once.
+_RELEASE_LUA = """
+local function release(key, rkey, now)
+  local gone = redis.call('ZRANGEBYSCORE', rkey, '-inf', now)
+  if #gone == 0 then return end
+  local total = 0
+  for _, m in ipairs(gone) do
+    local amount = string.match(m, '^r:.*:(%d+)$')
+    if amount then total = total + tonumber(amount) end
+  end
+  redis.call('ZREMRANGEBYSCORE', rkey, '-inf', now)
+  if total ~= 0 then redis.call('HINCRBY', key, 'reserved', -total) end
+end
+"""
+
+ADMIT_LUA = _RELEASE_LUA + """
 local now = tonumber(ARGV[1])
 local member = ARGV[2]
+local deadline = ARGV[3]
+local n = (#ARGV - 3) / 5
 local used = {}
-for i = 1, #KEYS do
-  local b = 2 + (i - 1) * 5
+local nb = 0
+for i = 1, n do
+  local b = 3 + (i - 1) * 5
   local kind, limit, amount = ARGV[b + 1], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
   local key, u = KEYS[i], 0
   if kind == 'c' then
     redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
     u = redis.call('ZCARD', key)
   elseif kind == 'b' then
+    nb = nb + 1
     if redis.call('EXISTS', key) == 0 then
       redis.call('HSET', key, 'spent', ARGV[b + 4], 'reserved', 0)
       local at = tonumber(ARGV[b + 5])
       if at > 0 then redis.call('EXPIREAT', key, math.floor(at)) end
     end
+    release(key, KEYS[n + nb], now)
     local v = redis.call('HMGET', key, 'spent', 'reserved')
     u = tonumber(v[1] or '0') + tonumber(v[2] or '0')
   else
@@ -149,15 +182,22 @@ for i = 1, #KEYS do
     return {i, unpack(used)}
   end
 end
-for i = 1, #KEYS do
-  local b = 2 + (i - 1) * 5
+nb = 0
+for i = 1, n do
+  local b = 3 + (i - 1) * 5
   local kind, amount, expire = ARGV[b + 1], tonumber(ARGV[b + 3]), tonumber(ARGV[b + 5])
   local key = KEYS[i]
   if kind == 'c' then
     redis.call('ZADD', key, now + expire, member)
     redis.call('EXPIRE', key, math.ceil(expire))
   elseif kind == 'b' then
-    redis.call('HINCRBY', key, 'reserved', amount)
+    nb = nb + 1
+    if amount ~= 0 then
+      local rkey = KEYS[n + nb]
+      redis.call('HINCRBY', key, 'reserved', amount)
+      redis.call('ZADD', rkey, deadline, 'r:' .. member .. ':' .. ARGV[b + 3])
+      if expire > 0 then redis.call('EXPIREAT', rkey, math.floor(expire)) end
+    end
   else
     redis.call('INCRBY', key, amount)
     redis.call('EXPIRE', key, math.ceil(expire))
@@ -166,11 +206,15 @@ end
 return {0, unpack(used)}
 """
 
-SETTLE_LUA = """
+SETTLE_LUA = _RELEASE_LUA + """
 local member = ARGV[1]
+local now = tonumber(ARGV[2])
+local marker_until = ARGV[3]
+local n = (#ARGV - 3) / 5
 local out = {}
-for i = 1, #KEYS do
-  local b = 1 + (i - 1) * 5
+local nb = 0
+for i = 1, n do
+  local b = 3 + (i - 1) * 5
   local kind, reserved, actual = ARGV[b + 1], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
   local key = KEYS[i]
   if kind == 't' then
@@ -178,13 +222,24 @@ for i = 1, #KEYS do
   elseif kind == 'c' then
     redis.call('ZREM', key, member)
   else
+    nb = nb + 1
+    local rkey = KEYS[n + nb]
+    local at = tonumber(ARGV[b + 5])
     if redis.call('EXISTS', key) == 0 then
-      redis.call('HSET', key, 'spent', ARGV[b + 4], 'reserved', reserved)
-      local at = tonumber(ARGV[b + 5])
+      redis.call('HSET', key, 'spent', ARGV[b + 4], 'reserved', 0)
       if at > 0 then redis.call('EXPIREAT', key, math.floor(at)) end
     end
-    if reserved ~= 0 then redis.call('HINCRBY', key, 'reserved', -reserved) end
-    out[#out + 1] = redis.call('HINCRBY', key, 'spent', actual)
+    release(key, rkey, now)
+    if redis.call('ZSCORE', rkey, 'd:' .. member) then
+      out[#out + 1] = tonumber(redis.call('HGET', key, 'spent'))  -- settled before: a retry charges nothing
+    else
+      if reserved ~= 0 and redis.call('ZREM', rkey, 'r:' .. member .. ':' .. ARGV[b + 2]) == 1 then
+        redis.call('HINCRBY', key, 'reserved', -reserved)
+      end
+      redis.call('ZADD', rkey, marker_until, 'd:' .. member)
+      if at > 0 then redis.call('EXPIREAT', rkey, math.floor(at)) end
+      out[#out + 1] = redis.call('HINCRBY', key, 'spent', actual)
+    end
   end
 end
 return out
@@ -210,25 +265,35 @@ class RedisCounters:
         """Readiness: Redis answers (raises when it does not)."""
         await self.client.ping()
 
-    async def admit(self, checks: list[Check], member: str, now: float) -> tuple[int, list[int]]:
-        args: list[Any] = [now, member]
-        for kind, _, limit, amount, seed, expire in checks:
+    async def admit(self, checks: list[Check], member: str, now: float,
+                    deadline: float = 0.0) -> tuple[int, list[int]]:
+        """As :meth:`MemoryCounters.admit`; budget reservations are released at ``deadline`` (epoch seconds)
+        if the request has not settled by then."""
+        args: list[Any] = [now, member, deadline or now + CONCURRENCY_DEADLINE_S]
+        keys = [self.prefix + c[1] for c in checks]
+        for kind, key, limit, amount, seed, expire in checks:
             args += [kind, limit, amount, seed, CONCURRENCY_DEADLINE_S if kind == "c" else expire]
-        result = await self._admit(keys=[self.prefix + c[1] for c in checks], args=args)
+            if kind == "b":
+                keys.append(self.prefix + key + ":r")
+        result = await self._admit(keys=keys, args=args)
         return int(result[0]), [int(v) for v in result[1:]]
 
-    async def settle(self, checks: list[Check], member: str, tokens: int, nano: int) -> list[int]:
-        """As :meth:`MemoryCounters.settle`, in one script call."""
+    async def settle(self, checks: list[Check], member: str, tokens: int, nano: int, now: float = 0.0) -> list[int]:
+        """As :meth:`MemoryCounters.settle`, in one script call; safe to retry (a request is charged once)."""
+        now = now or time.time()
         keys: list[str] = []
-        args: list[Any] = [member]
+        budgets: list[str] = []
+        args: list[Any] = [member, now, now + SETTLED_MARKER_S]
         for kind, key, _, amount, seed, expire in checks:
             if kind == "r":
                 continue
             keys.append(self.prefix + key)
+            if kind == "b":
+                budgets.append(self.prefix + key + ":r")
             args += [kind, amount, tokens if kind == "t" else nano if kind == "b" else 0, seed, expire]
         if not keys:
             return []
-        result = await self._settle(keys=keys, args=args)
+        result = await self._settle(keys=keys + budgets, args=args)
         return [int(v) for v in result]
 
     async def spent(self, key: str) -> tuple[int, int] | None:

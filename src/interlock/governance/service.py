@@ -34,13 +34,14 @@ from redis.exceptions import RedisError
 
 from interlock.errors import BudgetExceeded, GatewayError, PermissionDenied, RateLimited
 from interlock.governance.alerts import Alerts, crossed
-from interlock.governance.counters import Check, MemoryCounters, RedisCounters
+from interlock.governance.counters import SETTLED_MARKER_S, Check, MemoryCounters, RedisCounters
 from interlock.governance.estimate import Estimator
 from interlock.governance.model import EACH, Budget, Definitions, Limit, allowed, period_end, period_key
 from interlock.governance.settings import GovernanceSettings
 from interlock.governance.store import GovStore, SpendKey
 from interlock.governance.unpriced import screen as screen_unpriced
 from interlock.ledger.sink import parse_tags
+from interlock.vendors.transport import Timeouts
 
 if TYPE_CHECKING:
     from interlock.governance.auth import Authenticator
@@ -52,6 +53,22 @@ WINDOW_S = 60
 #: Soft budgets are checked with this limit: they never refuse, only report use.
 UNLIMITED = 2**52
 _PERIODS = ("daily", "weekly", "monthly", "lifetime")
+#: A settle that failed in Redis is retried for this long (the settled marker outlives it: counters.py).
+SETTLE_RETRY_S = SETTLED_MARKER_S / 2
+#: A policy's default routing deadline (routing/policies.py), for a request admitted without a trace.
+_DEFAULT_ROUTING_S = 120.0
+#: Added to a request's longest possible life before Redis releases a reservation it never settled.
+RESERVATION_MARGIN_S = 60.0
+
+
+def request_lifetime(ctx: RequestContext) -> float:
+    """Seconds a request can run at most, plus a margin: the routing deadline (attempts until the answer starts),
+    then the longest total timeout of a vendor it may be answered by."""
+    trace = ctx.routing
+    targets = trace.order if trace is not None else (ctx.plan.targets if ctx.plan is not None else ())
+    vendor_total = max((t.vendor.config.timeouts.total for t in targets), default=Timeouts().total)
+    routing = trace.timeout_s if trace is not None else _DEFAULT_ROUTING_S
+    return routing + vendor_total + RESERVATION_MARGIN_S
 
 
 #: Where a check's amount comes from (an index into the per-request amounts): one request, the
@@ -122,6 +139,8 @@ class Governance:
         self._day = -1
         self._periods: dict[str, tuple[str, float]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: Redis settles that failed, retried from the background loop: (reservation, tokens, nano, give up at).
+        self.unsettled: list[tuple[Reservation, int, int, float]] = []
         self._loop_task: asyncio.Task[None] | None = None
         self._warned_version = -1
         #: Applicable limits and budgets per caller, for ``_applicable_defs`` in the minute ``_window``.
@@ -175,7 +194,13 @@ class Governance:
         await self.alerts.drain()
         await self.flush()
         if self.redis is not None:
-            await self.redis.close()
+            try:
+                await self.retry_settles()
+            finally:
+                for res, _, nano, _ in self.unsettled:
+                    log.error("governance: stopping with request %s unsettled in Redis (%d nano-USD); its "
+                              "reservation is released at its deadline", res.member, nano)
+                await self.redis.close()
         await self.store.close()
 
     async def _run(self) -> None:
@@ -183,6 +208,7 @@ class Governance:
         while True:
             await asyncio.sleep(self.cfg.poll_interval_s)
             try:
+                await self.retry_settles()
                 await self.poll()
                 if time.monotonic() - last_flush >= self.cfg.flush_interval_s:
                     last_flush = time.monotonic()
@@ -351,11 +377,13 @@ class Governance:
                 failed, used = self.memory.admit(checks, ctx.id, now)
             else:
                 assert self.redis is not None
-                failed, used = await self.redis.admit(checks, ctx.id, now)
+                failed, used = await self.redis.admit(checks, ctx.id, now, now + request_lifetime(ctx))
         except (OSError, RedisError) as exc:
-            # Fail closed: without the counters no hard budget or limit could be kept.
-            raise GatewayError(f"The gateway cannot reach its rate-limit and budget counters ({exc}); the request "
-                               "was not sent.", status=503, code="governance_unavailable") from None
+            # Fail closed: without the counters no hard budget or limit could be kept. The caller learns
+            # that much; where the counters live and why they failed is for the operator's log only.
+            log.error("governance: request %s refused, the counters are unreachable: %s", ctx.id, exc)
+            raise GatewayError("The gateway cannot reach its rate-limit and budget counters; the request was not "
+                               "sent. Retry later.", status=503, code="governance_unavailable") from None
         headers = self._limit_headers(applicable.rated, checks, used, now, failed) if applicable.rated else []
         if failed:
             raise self._refusal(checks[failed - 1], applicable.owners[failed - 1], used[failed - 1], headers, now)
@@ -481,11 +509,35 @@ class Governance:
         try:
             spent = await self.redis.settle(res.checks, res.member, tokens, nano)
         except (OSError, RedisError) as exc:
-            log.warning("governance: settling a request in Redis failed (%s); its reservation stays until the "
-                        "period ends", exc)
+            # Redis is away (or the reply was lost): settle again later. The settle is idempotent, so Redis's
+            # spent ends up equal to what the request log and the store's rollups record.
+            log.warning("governance: settling request %s in Redis failed (%s); retrying every %gs", res.member,
+                        exc, self.cfg.poll_interval_s)
+            retry = [c for c in res.checks if c[0] in "bc"]  # a token window correction is moot by then
+            if retry:
+                self.unsettled.append((Reservation(res.applicable, retry, res.member), tokens, nano,
+                                       time.time() + SETTLE_RETRY_S))
             spent = []
         if nano:
             self._settled(res, spent, nano)
+
+    async def retry_settles(self) -> None:
+        """Settle again in Redis what failed to settle (each request is charged once, however often retried)."""
+        if not self.unsettled or self.redis is None:
+            return
+        pending, self.unsettled = self.unsettled, []
+        now = time.time()
+        for i, (res, tokens, nano, give_up) in enumerate(pending):
+            try:
+                await self.redis.settle(res.checks, res.member, tokens, nano)
+            except (OSError, RedisError) as exc:
+                if now < give_up:
+                    self.unsettled.extend(pending[i:])
+                    log.warning("governance: Redis still unreachable (%s); %d settles wait", exc,
+                                len(self.unsettled))
+                    return
+                log.error("governance: gave up settling request %s in Redis after %gs (%s); Redis's spent is %d "
+                          "nano-USD below the store's until the period ends", res.member, SETTLE_RETRY_S, exc, nano)
 
     def _settled(self, res: Reservation, spent: list[int], nano: int) -> None:
         """Count ``nano`` of spend for the durable store and alert on thresholds it crossed."""

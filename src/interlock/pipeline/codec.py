@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from interlock.errors import GatewayError
+from interlock.errors import GatewayError, UpstreamError
 
 if TYPE_CHECKING:
     from interlock.pipeline.context import RequestContext
@@ -21,19 +21,45 @@ if TYPE_CHECKING:
 #: passes; returns the cost in USD to show the caller (None when unpriced).
 UsageHook = Callable[[dict[str, Any]], float | None]
 
+#: The marker on a usage object whose counts (and cost) interlock estimated because the vendor sent none.
+ESTIMATED = "estimated"
+
+
+def set_cost(usage: dict[str, Any], cost: float | None) -> dict[str, Any]:
+    """``usage.cost`` is interlock's figure or absent: a vendor's own cost (or marker) never reaches the caller."""
+    usage.pop("cost", None)
+    usage.pop(ESTIMATED, None)
+    if cost is not None:
+        usage["cost"] = cost
+    return usage
+
+
+def malformed_event(vendor: str) -> UpstreamError:
+    """A vendor stream event that is not one JSON object: cut JSON, or two events fused by broken SSE framing."""
+    return UpstreamError(f"{vendor} sent a stream event that is not one JSON object (broken JSON or SSE framing); "
+                         "the answer is incomplete.", code="upstream_stream_malformed")
+
 
 class StreamEncoder(Protocol):
     """Canonical chunk payloads → the caller's stream format."""
 
     #: True once a usage chunk has passed (so the pipeline knows not to estimate).
     usage_seen: bool
+    #: True once ``encode`` met a payload it cannot relay (not one JSON object, or a vendor's error
+    #: object): it wrote the format's error event and recorded the failure on the context; the
+    #: pipeline sends nothing more and stops reading the vendor.
+    failed: bool
 
     def encode(self, payloads: list[bytes]) -> bytes:
         """Bytes to send for these canonical chunk payloads (may be empty)."""
         ...
 
-    def finish(self) -> bytes:
-        """The closing bytes of a stream that completed normally."""
+    def finish(self, estimated: dict[str, Any] | None = None) -> bytes:
+        """The closing bytes of a stream that completed normally.
+
+        ``estimated`` is the canonical usage interlock estimated when the vendor sent none (with
+        ``cost`` and the ``estimated`` marker): the encoder reports it where the format reports usage.
+        """
         ...
 
     def error(self, err: GatewayError) -> bytes:

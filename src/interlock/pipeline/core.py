@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from interlock.errors import GatewayError, UpstreamError
 from interlock.observability import zdr_log
-from interlock.pipeline.codec import InboundCodec
+from interlock.pipeline.codec import InboundCodec, set_cost
 from interlock.pipeline.context import RequestContext
 from interlock.pipeline.settle import (
     capture_content,
     completion_output_text,
     estimate_usage,
+    estimated_openai_usage,
     observe_request,
     price_openai_usage,
     settle,
@@ -124,11 +125,9 @@ class Pipeline:
         data = completion.data
         usage = data.get("usage")
         if isinstance(usage, dict):
-            cost = price_openai_usage(ctx, usage)
-            if cost is not None:
-                usage["cost"] = cost
+            set_cost(usage, price_openai_usage(ctx, usage))
         else:
-            estimate_usage(ctx, request, completion_output_text(data))
+            data["usage"] = estimated_openai_usage(ctx, request, completion_output_text(data))
         headers = [("content-type", "application/json"), *ctx.response_headers()]
         if ctx.cost is not None:
             headers.append(("x-interlock-cost-usd", ctx.cost.usd_str))
@@ -160,8 +159,10 @@ class Pipeline:
                     data = encoder.encode(batch)
                     if data:
                         await out.send_bytes(data)
+                    if encoder.failed:  # it wrote the error event and recorded the failure
+                        break
                     batch = await source.next_batch()
-                if source.truncated:
+                if source.truncated and not encoder.failed:
                     assert ctx.target is not None
                     failure = UpstreamError(f"{ctx.target.vendor.config.spec.name} ended the stream before it was "
                                             "complete", code="upstream_stream_truncated")
@@ -170,8 +171,10 @@ class Pipeline:
             if failure is not None:
                 ctx.fail(failure)
                 await out.send_bytes(encoder.error(failure))
-            else:
-                await out.send_bytes(encoder.finish())
+            elif not encoder.failed:
+                estimated = None if encoder.usage_seen else estimated_openai_usage(ctx, request,
+                                                                                   stream_output_text(seen))
+                await out.send_bytes(encoder.finish(estimated))
         except CLIENT_GONE:
             ctx.client_disconnected = True
         finally:

@@ -8,7 +8,8 @@ bytes from one vendor and a second vendor's answer would not continue them.
 
 Failover rules (the attempt loop in :meth:`Dispatcher._run`):
 
-* connection errors, timeouts, 5xx, a stream that dies before content: retry
+* connection errors, timeouts, 5xx, a stream that dies (or sends a malformed
+  event) before content: retry
   the same target with exponential backoff and jitter (``retry.attempts``),
   then the next target;
 * 429: wait for ``Retry-After`` and retry the same target when that fits
@@ -42,6 +43,7 @@ from interlock.errors import (
     UpstreamRejected,
     UpstreamTimeout,
 )
+from interlock.pipeline.codec import malformed_event
 from interlock.pipeline.context import RequestContext
 from interlock.pipeline.plan import Target
 from interlock.routing.circuit import Circuits
@@ -101,14 +103,18 @@ def retry_after_seconds(err: GatewayError) -> float | None:
     return value if value >= 0 else None
 
 
-def _has_content(payload: bytes) -> bool:
-    """Does a canonical chunk carry something the client must see (text, tool call, finish, usage)?"""
+def _has_content(payload: bytes, vendor: str) -> bool:
+    """Does a canonical chunk carry something the client must see (text, tool call, finish, usage)?
+
+    A payload that is not one JSON object (a cut or fused event) fails the attempt: nothing has been
+    sent yet, so the request can still fail over or be answered with a proper status.
+    """
     try:
         chunk = orjson.loads(payload)
     except orjson.JSONDecodeError:
-        return True  # let the client-side codec deal with it; do not fail over on our own parsing
+        raise malformed_event(vendor) from None
     if not isinstance(chunk, dict):
-        return True
+        raise malformed_event(vendor)
     if chunk.get("usage"):
         return True
     for choice in chunk.get("choices") or ():
@@ -155,7 +161,7 @@ async def first_content(source: ChunkSource, vendor: str) -> list[bytes] | None:
             err = _stream_error(payload, vendor)
             if err is not None:
                 raise err
-            if _has_content(payload):
+            if _has_content(payload, vendor):
                 buffered.extend(batch)
                 return buffered
         buffered.extend(batch)

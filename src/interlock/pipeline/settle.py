@@ -15,6 +15,7 @@ import orjson
 
 from interlock.catalog import Usage, cost_of, count_tokens, estimate_chat_tokens, usage_from_openai
 from interlock.ledger.sink import parse_tags
+from interlock.pipeline.codec import ESTIMATED
 from interlock.pipeline.context import RequestContext
 from interlock.server.http import Request
 
@@ -49,6 +50,23 @@ def estimate_usage(ctx: RequestContext, request: Mapping[str, Any], output_text:
         estimated=True,
     )
     return price_usage(ctx, usage)
+
+
+def estimated_openai_usage(ctx: RequestContext, request: Mapping[str, Any], output_text: str) -> dict[str, Any]:
+    """Estimate the usage (as :func:`estimate_usage`) and return it as the caller sees it.
+
+    Canonical (OpenAI) usage with interlock's estimated cost when the route is
+    priced, and ``estimated: true``: the same marker in every inbound format.
+    """
+    cost = estimate_usage(ctx, request, output_text)
+    usage = ctx.usage
+    assert usage is not None
+    out: dict[str, Any] = {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.output_tokens,
+                           "total_tokens": usage.total_tokens}
+    if cost is not None:
+        out["cost"] = cost
+    out[ESTIMATED] = True
+    return out
 
 
 def stream_output_text(payloads: list[bytes]) -> str:

@@ -53,9 +53,7 @@ class ChunkStream:
             except StopAsyncIteration:
                 self.finished = True
                 # A vendor that closes without [DONE] and without a finish_reason cut the answer short.
-                last = self._last
-                if b'"finish_reason"' not in last or b'"finish_reason":null' in last:
-                    self.truncated = True
+                self.truncated = not _finished(self._last)
                 return None
             payloads = self._decoder.feed_data(data)
             if payloads and payloads[-1] == DONE:
@@ -71,6 +69,22 @@ class ChunkStream:
 
     def close(self) -> None:
         self._resp.close()
+
+
+def _finished(last: bytes) -> bool:
+    """Does the last payload of a stream closed without [DONE] end the answer (a finish reason, or the usage
+    chunk that follows it)? Parsed, so ``"finish_reason": null`` with any spacing reads as unfinished."""
+    try:
+        chunk = orjson.loads(last)
+    except orjson.JSONDecodeError:
+        return False
+    if not isinstance(chunk, dict):
+        return False
+    if isinstance(chunk.get("usage"), dict):
+        return True
+    choices = chunk.get("choices")
+    return isinstance(choices, list) and any(isinstance(c, dict) and c.get("finish_reason") is not None
+                                             for c in choices)
 
 
 def error_from_status(vendor: str, status: int, headers: Mapping[str, str], body: bytes) -> GatewayError:

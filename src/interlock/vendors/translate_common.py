@@ -360,7 +360,7 @@ class TranslatedStream:
 
     def invalid(self, what: str) -> GatewayError:
         return UpstreamError(f"{self.vendor} sent a stream event interlock cannot read: {what}",
-                             code="upstream_invalid_response")
+                             code="upstream_stream_malformed")
 
 
 def load_json(raw: bytes, vendor: str) -> Any:

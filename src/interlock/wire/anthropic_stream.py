@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from interlock.errors import GatewayError
-from interlock.pipeline.codec import UsageHook
+from interlock.pipeline.codec import ESTIMATED, UsageHook
 from interlock.pipeline.context import RequestContext
 from interlock.wire.canonical import ChunkTranslator, cache_write_tokens, reasoning_blocks, text_of_content
 
@@ -83,6 +83,8 @@ def anthropic_usage(usage: Mapping[str, Any]) -> dict[str, Any]:
     cost = usage.get("cost")
     if cost is not None:
         out["cost"] = cost
+    if usage.get(ESTIMATED):
+        out[ESTIMATED] = True
     return out
 
 
@@ -286,9 +288,10 @@ class AnthropicStreamEncoder(ChunkTranslator):
 
     # ------------------------------------------------------------ end
 
-    def finish(self) -> bytes:
-        if self._failed:
+    def finish(self, estimated: dict[str, Any] | None = None) -> bytes:
+        if self.failed:
             return b""
+        self._estimated(estimated)
         out = bytearray()
         if not self._started:
             out += self._start()

@@ -18,10 +18,16 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from interlock.errors import GatewayError, UpstreamError
-from interlock.pipeline.codec import UsageHook
+from interlock.pipeline.codec import UsageHook, malformed_event, set_cost
 
 if TYPE_CHECKING:
     from interlock.pipeline.context import RequestContext
+
+
+def vendor_name(ctx: RequestContext | None) -> str:
+    """The answering vendor's name for messages (``the vendor`` before one is known)."""
+    target = ctx.target if ctx is not None else None
+    return target.vendor.config.spec.name if target is not None else "the vendor"
 
 
 def reasoning_blocks(message: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -86,12 +92,12 @@ class ChunkTranslator:
     stream with the format's error event; later calls then write nothing.
     """
 
-    __slots__ = ("_ctx", "_failed", "_on_usage", "_tool_ids", "_usage", "usage_seen")
+    __slots__ = ("_ctx", "_on_usage", "_tool_ids", "_usage", "failed", "usage_seen")
 
     def __init__(self, ctx: RequestContext, on_usage: UsageHook) -> None:
         self._ctx = ctx
         self._on_usage = on_usage
-        self._failed = False
+        self.failed = False
         self._usage: dict[str, Any] | None = None
         self._tool_ids: dict[int, str] = {}  # canonical tool-call index → the id of the call it holds now
         self.usage_seen = False
@@ -109,7 +115,7 @@ class ChunkTranslator:
         raise NotImplementedError
 
     def encode(self, payloads: list[bytes]) -> bytes:
-        if self._failed:
+        if self.failed:
             return b""
         out = bytearray()
         self._begin(out)
@@ -117,14 +123,14 @@ class ChunkTranslator:
             try:
                 chunk = orjson.loads(payload)
             except orjson.JSONDecodeError:
-                return bytes(out) + self._fail(UpstreamError("the vendor sent a stream chunk that is not JSON",
-                                                             code="upstream_invalid_response"))
+                chunk = None
             if not isinstance(chunk, dict):
-                continue
+                # A cut or fused event (broken JSON or SSE framing): never guess at what it held.
+                return bytes(out) + self._fail(malformed_event(vendor_name(self._ctx)))
             error = chunk.get("error")
             if error is not None:
                 message = error.get("message") if isinstance(error, dict) else error
-                return bytes(out) + self._fail(UpstreamError(f"the vendor failed mid-stream: {message}",
+                return bytes(out) + self._fail(UpstreamError(f"{vendor_name(self._ctx)} failed mid-stream: {message}",
                                                              code="upstream_stream_error"))
             for choice in chunk.get("choices") or ():
                 # One answer per request: these formats have no ``n``.
@@ -138,14 +144,18 @@ class ChunkTranslator:
             usage = chunk.get("usage")
             if isinstance(usage, dict):
                 self.usage_seen = True
-                cost = self._on_usage(usage)
-                self._usage = {**usage, "cost": cost} if cost is not None else usage
+                self._usage = set_cost(dict(usage), self._on_usage(usage))
         return bytes(out)
+
+    def _estimated(self, estimated: dict[str, Any] | None) -> None:
+        """The usage to report at the end: the vendor's, else interlock's estimate (marked estimated)."""
+        if self._usage is None and estimated is not None:
+            self._usage = estimated
 
     def _fail(self, err: GatewayError) -> bytes:
         self._ctx.fail(err)
         out = self.error(err)
-        self._failed = True
+        self.failed = True
         return out
 
     def _new_call(self, call: Mapping[str, Any], position: int, id_prefix: str) -> tuple[int, str | None]:

@@ -9,16 +9,16 @@ about them. Responses are written back with the gateway's cost added.
 
 from __future__ import annotations
 
-import re
-from bisect import bisect_right
 from collections.abc import Callable
-from itertools import accumulate
 from typing import Any
 
 import orjson
 
-from interlock.errors import GatewayError, InvalidRequest
+from interlock.errors import GatewayError, InvalidRequest, UpstreamError
+from interlock.pipeline.codec import malformed_event, set_cost
+from interlock.pipeline.context import RequestContext
 from interlock.routing.overrides import primary_from_models
+from interlock.wire.canonical import vendor_name
 from interlock.wire.sse import DONE_FRAME
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
@@ -250,69 +250,97 @@ def error_body(err: GatewayError) -> bytes:
 # ----------------------------------------------------------------- streaming out
 
 
-#: A usage object (not ``"usage": null``). Inside a JSON string the quotes would be escaped, so a match is a key.
-_USAGE_OBJECT = re.compile(rb'"usage"[ \t\n]*:[ \t\n]*\{')
-
-
-def usage_offset(payload: bytes) -> bool:
-    """True when a chunk carries a usage object (not ``"usage": null``); no JSON parse."""
-    return _USAGE_OBJECT.search(payload) is not None
-
-
-def _usage_payloads(payloads: list[bytes], joined: bytes, separator: int) -> set[int]:
-    """Indexes of the payloads with a usage object, found by one search of the joined batch."""
-    hits = [m.start() for m in _USAGE_OBJECT.finditer(joined)]
-    if not hits:
-        return set()
-    ends = list(accumulate(len(p) + separator for p in payloads))
-    return {bisect_right(ends, at) for at in hits}
-
-
 class ChunkWriter:
     """Re-frames canonical chunk payloads as OpenAI SSE for the client.
 
-    Payloads pass through byte for byte; only the usage chunk is parsed, to
-    read the usage and add the gateway's cost - or dropped when the client did
-    not ask for usage (interlock always asks the vendor, to bill exactly).
+    Payloads pass through byte for byte once checked to be one JSON object each
+    (a fused or cut event would otherwise reach the client as broken JSON or a
+    silently lost token); only a usage chunk is re-serialised, to add the
+    gateway's cost (never the vendor's) - or dropped when the client did not ask
+    for usage (interlock always asks the vendor, to bill exactly). A malformed
+    payload or a vendor's error object ends the stream with OpenAI's mid-stream
+    error event, recorded as the request's failure.
     """
 
-    __slots__ = ("_include_usage", "_on_usage", "usage_seen")
+    __slots__ = ("_ctx", "_include_usage", "_last", "_on_usage", "failed", "usage_seen")
 
-    def __init__(self, include_usage: bool, on_usage: Callable[[dict[str, Any]], float | None]) -> None:
+    def __init__(self, include_usage: bool, on_usage: Callable[[dict[str, Any]], float | None],
+                 ctx: RequestContext | None = None) -> None:
         self._include_usage = include_usage
         self._on_usage = on_usage
+        self._ctx = ctx
+        self._last: dict[str, Any] | None = None
         self.usage_seen = False
+        self.failed = False
 
     def encode(self, payloads: list[bytes]) -> bytes:
-        if not payloads:
+        if not payloads or self.failed:
             return b""
-        joined = b"\n\ndata: ".join(payloads)
-        if b'"usage"' in joined and (found := _usage_payloads(payloads, joined, 8)):
-            kept = [self._usage_chunk(p) if i in found else p for i, p in enumerate(payloads)]
-            joined = b"\n\ndata: ".join([p for p in kept if p])
-            if not joined:
-                return b""
-        return b"data: " + joined + b"\n\n"
+        loads = orjson.loads
+        special = False
+        chunk: Any = None
+        for payload in payloads:
+            try:
+                chunk = loads(payload)
+            except orjson.JSONDecodeError:
+                chunk = None
+            if type(chunk) is not dict:
+                return self._slow(payloads)
+            if chunk.get("usage") is not None or chunk.get("error") is not None:
+                special = True
+        self._last = chunk
+        if special:
+            return self._slow(payloads)
+        return b"data: " + b"\n\ndata: ".join(payloads) + b"\n\n"
 
-    def _usage_chunk(self, payload: bytes) -> bytes:
-        try:
-            chunk = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            return payload
-        usage = chunk.get("usage") if isinstance(chunk, dict) else None
-        if not isinstance(usage, dict):
-            return payload
+    def _slow(self, payloads: list[bytes]) -> bytes:
+        """A batch with a usage chunk, an error object or a malformed payload: one payload at a time."""
+        kept: list[bytes] = []
+        failure: GatewayError | None = None
+        for payload in payloads:
+            try:
+                chunk = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                chunk = None
+            if not isinstance(chunk, dict):
+                failure = malformed_event(vendor_name(self._ctx))
+                break
+            error = chunk.get("error")
+            if error is not None:
+                message = error.get("message") if isinstance(error, dict) else error
+                failure = UpstreamError(f"{vendor_name(self._ctx)} failed mid-stream: {message}",
+                                        code="upstream_stream_error")
+                break
+            self._last = chunk
+            usage = chunk.get("usage")
+            kept.append(self._usage_chunk(chunk, usage) if isinstance(usage, dict) else payload)
+        joined = b"\n\ndata: ".join([p for p in kept if p])
+        out = b"data: " + joined + b"\n\n" if joined else b""
+        if failure is not None:
+            self.failed = True
+            if self._ctx is not None:
+                self._ctx.fail(failure)
+            out += self.error(failure)
+        return out
+
+    def _usage_chunk(self, chunk: dict[str, Any], usage: dict[str, Any]) -> bytes:
         self.usage_seen = True
         cost = self._on_usage(usage)
         if not self._include_usage and not chunk.get("choices"):
             return b""
-        if cost is not None:
-            usage["cost"] = cost
+        set_cost(usage, cost)
         return orjson.dumps(chunk)
 
-    @staticmethod
-    def finish() -> bytes:
-        return DONE_FRAME
+    def finish(self, estimated: dict[str, Any] | None = None) -> bytes:
+        if self.failed:
+            return b""
+        if estimated is None or not self._include_usage:
+            return DONE_FRAME
+        # The vendor sent no usage: the final usage chunk carries interlock's estimate, marked as such.
+        last = self._last or {}
+        chunk = {"id": last.get("id", ""), "object": "chat.completion.chunk", "created": last.get("created", 0),
+                 "model": last.get("model", ""), "choices": [], "usage": estimated}
+        return b"data: " + orjson.dumps(chunk) + b"\n\n" + DONE_FRAME
 
     @staticmethod
     def error(err: GatewayError) -> bytes:
@@ -341,4 +369,4 @@ class OpenAIChatCodec:
                        on_usage: Callable[[dict[str, Any]], float | None]) -> ChunkWriter:
         options = request.get("stream_options")
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
-        return ChunkWriter(include_usage, on_usage)
+        return ChunkWriter(include_usage, on_usage, ctx if isinstance(ctx, RequestContext) else None)

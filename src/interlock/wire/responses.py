@@ -461,6 +461,8 @@ def responses_usage(usage: Mapping[str, Any] | None) -> dict[str, Any] | None:
     }
     if usage.get("cost") is not None:
         out["cost"] = usage["cost"]
+    if usage.get("estimated"):
+        out["estimated"] = True
     return out
 
 

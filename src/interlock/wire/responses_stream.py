@@ -8,7 +8,8 @@ then per output item ``response.output_item.added``, its content events
 ``reasoning_text`` events) and ``response.output_item.done``, then one
 terminal event: ``response.completed`` (``response.incomplete`` when the
 output limit cut it short) carrying the whole response with usage. A failure
-after the stream started is an ``error`` event followed by ``response.failed``.
+after the stream started is an ``error`` event followed by ``response.failed``,
+whose output holds what was streamed (the open item's text or arguments so far).
 
 Chat chunks interleave fields of one delta, so this encoder is a state machine
 like the Anthropic one: a delta of another kind closes the open item. The
@@ -243,9 +244,10 @@ class ResponsesStreamEncoder(ChunkTranslator):
 
     # ------------------------------------------------------------ end
 
-    def finish(self) -> bytes:
-        if self._failed:
+    def finish(self, estimated: dict[str, Any] | None = None) -> bytes:
+        if self.failed:
             return b""
+        self._estimated(estimated)
         out = bytearray()
         if not self._started:
             self._start(out)
@@ -257,8 +259,29 @@ class ResponsesStreamEncoder(ChunkTranslator):
             self._codec.store.save_soon(stored(self._resp_id, self._ctx, self._meta, body))
         return bytes(out)
 
+    def _partial(self) -> None:
+        """The item still open when the stream failed, holding what was streamed of it (status incomplete)."""
+        kind = self._open
+        if kind is None:
+            return
+        self._open = None
+        index = len(self._output) - 1
+        item = self._item
+        iid = item["id"]
+        text = "".join(self._text)
+        if kind == "message":
+            self._output[index] = message_item(iid, text, None, status="incomplete")
+        elif kind == "reasoning":
+            self._output[index] = reasoning_item(iid, {"type": "thinking", "thinking": text,
+                                                       "signature": self._signature} if text else
+                                                 {"type": "redacted_thinking", "data": self._signature})
+        else:
+            self._output[index] = function_call_item(iid, item["call_id"], item["name"],
+                                                     "".join(self._tool_args[item["_index"]]), status="incomplete")
+
     def error(self, err: GatewayError) -> bytes:
-        self._failed = True
+        self.failed = True
+        self._partial()
         out = bytearray()
         self._emit(out, "error", {"code": err.code, "message": err.message, "param": err.param})
         code = "rate_limit_exceeded" if err.status == 429 else "server_error"
