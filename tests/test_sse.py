@@ -80,8 +80,9 @@ CONTENT = b'{"id":"c1","object":"chat.completion.chunk","created":7,"model":"m",
 
 # A payload cut mid-JSON, two events fused by a missing blank line (the simulator's malformed_sse: the decoder
 # joins their data lines with a newline), a JSON value that is not an object, an empty object's garbage tail.
+# Invalid UTF-8 inside a string, a trailing comma, a bare NUL.
 @pytest.mark.parametrize("bad", [CONTENT[:40], (CONTENT % b"b") + b"\n" + (CONTENT % b"c"), b"[1,2]", b'"x"',
-                                 b"{} x"])
+                                 b"{} x", CONTENT % b"\xff\xfe", b'{"a":1,}', b"\x00"])
 def test_chunk_writer_ends_the_stream_on_a_malformed_event(bad: bytes) -> None:
     ctx = RequestContext("openai.chat")
     writer = ChunkWriter(True, lambda usage: None, ctx)
@@ -140,3 +141,9 @@ def test_feed_data_matches_the_full_parser_on_any_split(events: list[tuple[str, 
         got += decoder.feed_data(text[start:cut])
         start = cut
     assert got == expected
+
+
+def test_chunk_writer_relays_valid_non_ascii_text_byte_for_byte() -> None:
+    payload = CONTENT % "héllo ✓ 世界".encode()
+    writer = ChunkWriter(False, lambda usage: None)
+    assert writer.encode([payload]) == b"data: " + payload + b"\n\n" and not writer.failed
