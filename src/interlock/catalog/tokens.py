@@ -266,12 +266,16 @@ def _data_url_image_size(url: str) -> tuple[int, int] | None:
 # --------------------------------------------------------------------------- chat requests
 
 
-def estimate_chat_tokens(request: Mapping[str, Any], model: Model | None = None) -> int:
+def estimate_chat_tokens(request: Any, model: Model | None = None) -> int:
     """Prompt tokens of an OpenAI chat-completions request (before any caching).
 
     Counts message text and names with the chat framing, content parts (text,
     images by detail and size, audio by duration where readable), assistant
     tool calls, tool definitions and a ``json_schema`` response format.
+
+    It runs on requests the codecs validated, but also on whatever a caller or
+    a translation produced, so it never raises on any JSON value: what it cannot
+    read counts as nothing.
     """
     enc = get_encoding(encoding_name_for(model))
 
@@ -279,33 +283,52 @@ def estimate_chat_tokens(request: Mapping[str, Any], model: Model | None = None)
         return len(enc.encode_ordinary(text)) if text else 0
 
     total = REPLY_PRIMING
-    messages = request.get("messages") or ()
+    if not isinstance(request, Mapping):
+        return total
     has_system = False
-    for message in messages:
+    for message in _items(request.get("messages")):
         if not isinstance(message, Mapping):
             continue
-        role = str(message.get("role", ""))
+        role = _text(message.get("role"))
         has_system = has_system or role in ("system", "developer")
         total += TOKENS_PER_MESSAGE + n(role)
         name = message.get("name")
         if isinstance(name, str) and name:
             total += TOKENS_PER_NAME + n(name)
         total += _content_tokens(message.get("content"), n, model)
-        for call in message.get("tool_calls") or ():
-            fn = call.get("function", {}) if isinstance(call, Mapping) else {}
-            total += 3 + n(str(fn.get("name", ""))) + n(str(fn.get("arguments", "")))
+        for call in _items(message.get("tool_calls")):
+            fn = call.get("function") if isinstance(call, Mapping) else None
+            if isinstance(fn, Mapping):
+                total += 3 + n(_text(fn.get("name"))) + n(_text(fn.get("arguments")))
         legacy_call = message.get("function_call")
         if isinstance(legacy_call, Mapping):
-            total += 3 + n(str(legacy_call.get("name", ""))) + n(str(legacy_call.get("arguments", "")))
+            total += 3 + n(_text(legacy_call.get("name"))) + n(_text(legacy_call.get("arguments")))
     functions = _function_defs(request)
     if functions:
         total += n(render_functions(functions)) + TOOLS_OVERHEAD - (4 if has_system else 0)
     fmt = request.get("response_format")
     if isinstance(fmt, Mapping) and fmt.get("type") == "json_schema":
-        spec = fmt.get("json_schema") or {}
-        total += n(orjson.dumps(spec.get("schema", {})).decode()) + n(str(spec.get("name", "")))
+        spec = fmt.get("json_schema")
+        spec = spec if isinstance(spec, Mapping) else {}
+        try:
+            schema = orjson.dumps(spec.get("schema", {})).decode()
+        except orjson.JSONEncodeError:  # nested past what orjson writes: count it by its repr
+            schema = repr(spec.get("schema"))
+        total += n(schema) + n(_text(spec.get("name")))
         total += RESPONSE_FORMAT_OVERHEAD
     return total
+
+
+def _items(value: Any) -> Sequence[Any]:
+    """A JSON array as a sequence, anything else as nothing (a string is not a list of messages)."""
+    return value if isinstance(value, list | tuple) else ()
+
+
+def _text(value: Any) -> str:
+    """A string field as text: the string itself, a number or boolean as JSON writes it, anything else empty."""
+    if isinstance(value, str):
+        return value
+    return str(value) if isinstance(value, int | float) else ""
 
 
 def _content_tokens(content: Any, n: Any, model: Model | None) -> int:
@@ -314,22 +337,23 @@ def _content_tokens(content: Any, n: Any, model: Model | None) -> int:
     if isinstance(content, str):
         return int(n(content))
     total = 0
-    if isinstance(content, Sequence):
-        for part in content:
-            if not isinstance(part, Mapping):
-                continue
-            kind = part.get("type")
-            if kind == "text" or kind == "refusal":
-                total += n(str(part.get(kind, "") or ""))
-            elif kind == "image_url":
-                spec = part.get("image_url") or {}
-                url = spec.get("url", "") if isinstance(spec, Mapping) else str(spec)
-                detail = spec.get("detail", "auto") if isinstance(spec, Mapping) else "auto"
-                size = _data_url_image_size(url) if url.startswith("data:") else None
-                w, h = size or DEFAULT_IMAGE_SIZE
-                total += image_tokens(w, h, str(detail or "auto"), model)
-            elif kind == "input_audio":
-                spec = part.get("input_audio") or {}
+    for part in _items(content):
+        if not isinstance(part, Mapping):
+            continue
+        kind = part.get("type")
+        if kind == "text" or kind == "refusal":
+            total += n(_text(part.get(kind)))
+        elif kind == "image_url":
+            spec = part.get("image_url")
+            url = spec.get("url") if isinstance(spec, Mapping) else spec
+            url = url if isinstance(url, str) else ""
+            detail = spec.get("detail") if isinstance(spec, Mapping) else None
+            size = _data_url_image_size(url) if url.startswith("data:") else None
+            w, h = size or DEFAULT_IMAGE_SIZE
+            total += image_tokens(w, h, detail if isinstance(detail, str) and detail else "auto", model)
+        elif kind == "input_audio":
+            spec = part.get("input_audio")
+            if isinstance(spec, Mapping):
                 total += _audio_tokens(spec)
     return total
 
@@ -342,7 +366,10 @@ def _audio_tokens(spec: Mapping[str, Any]) -> int:
     raw_len = len(data) * 3 // 4
     seconds: float
     if spec.get("format") == "wav":
-        head = base64.b64decode(data[:64] + "=" * (-len(data[:64]) % 4), validate=False)
+        try:
+            head = base64.b64decode(data[:64] + "=" * (-len(data[:64]) % 4), validate=False)
+        except (binascii.Error, ValueError):  # not base64 after all: no header to read
+            head = b""
         if len(head) >= 32 and head[:4] == b"RIFF":
             (byte_rate,) = struct.unpack("<I", head[28:32])
             seconds = raw_len / byte_rate if byte_rate else 0.0
@@ -355,15 +382,19 @@ def _audio_tokens(spec: Mapping[str, Any]) -> int:
 
 def _function_defs(request: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     defs: list[Mapping[str, Any]] = []
-    for tool in request.get("tools") or ():
+    for tool in _items(request.get("tools")):
         if isinstance(tool, Mapping) and tool.get("type", "function") == "function":
             fn = tool.get("function")
             if isinstance(fn, Mapping):
                 defs.append(fn)
-    for fn in request.get("functions") or ():
+    for fn in _items(request.get("functions")):
         if isinstance(fn, Mapping):
             defs.append(fn)
     return defs
+
+
+#: Schema levels rendered; deeper levels are shown as ``any`` (the validated limit is lower, this is a backstop).
+_MAX_RENDER_DEPTH = 64
 
 
 def render_functions(functions: Sequence[Mapping[str, Any]]) -> str:
@@ -372,11 +403,11 @@ def render_functions(functions: Sequence[Mapping[str, Any]]) -> str:
     for fn in functions:
         description = fn.get("description")
         if description:
-            lines.append(f"// {description}")
-        params = fn.get("parameters") or {}
+            lines.append(f"// {_text(description)}")
+        params = fn.get("parameters")
         props = params.get("properties") if isinstance(params, Mapping) else None
-        name = fn.get("name", "")
-        if props:
+        name = _text(fn.get("name"))
+        if props and isinstance(props, Mapping) and isinstance(params, Mapping):
             lines.append(f"type {name} = (_: {{")
             lines.append(_render_object(params, 0))
             lines.append("}) => any;")
@@ -387,33 +418,39 @@ def render_functions(functions: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _render_object(schema: Mapping[str, Any], indent: int) -> str:
-    props = schema.get("properties") or {}
-    required = set(schema.get("required") or ())
+def _render_object(schema: Mapping[str, Any], indent: int, depth: int = 0) -> str:
+    props = schema.get("properties")
+    if not isinstance(props, Mapping):
+        return ""
+    required = {r for r in _items(schema.get("required")) if isinstance(r, str)}
     pad = "  " * indent
     lines = []
     for key, prop in props.items():
         if not isinstance(prop, Mapping):
             continue
         if prop.get("description"):
-            lines.append(f"{pad}// {prop['description']}")
+            lines.append(f"{pad}// {_text(prop['description'])}")
         optional = "" if key in required else "?"
-        lines.append(f"{pad}{key}{optional}: {_render_type(prop, indent)},")
+        lines.append(f"{pad}{key}{optional}: {_render_type(prop, indent, depth + 1)},")
     return "\n".join(lines)
 
 
-def _render_type(prop: Mapping[str, Any], indent: int) -> str:
+def _render_type(prop: Mapping[str, Any], indent: int, depth: int = 0) -> str:
+    if depth > _MAX_RENDER_DEPTH:
+        return "any"
     if "enum" in prop:
-        return " | ".join(orjson.dumps(v).decode() for v in prop["enum"])
+        values = _items(prop["enum"])
+        return " | ".join(_literal(v) for v in values) if values else "any"
     kind = prop.get("type")
     if isinstance(kind, list):
-        return " | ".join(_render_type({**prop, "type": k}, indent) for k in kind)
+        kinds = [k for k in kind if isinstance(k, str)]
+        return " | ".join(_render_type({**prop, "type": k}, indent, depth + 1) for k in kinds) if kinds else "any"
     if kind == "array":
         items = prop.get("items")
-        return f"{_render_type(items, indent)}[]" if isinstance(items, Mapping) else "any[]"
+        return f"{_render_type(items, indent, depth + 1)}[]" if isinstance(items, Mapping) else "any[]"
     if kind == "object":
-        if prop.get("properties"):
-            inner = _render_object(prop, indent + 1)
+        if isinstance(prop.get("properties"), Mapping) and prop["properties"]:
+            inner = _render_object(prop, indent + 1, depth + 1)
             return "{\n" + inner + "\n" + "  " * indent + "}"
         return "object"
     if kind in ("integer", "number"):
@@ -421,6 +458,14 @@ def _render_type(prop: Mapping[str, Any], indent: int) -> str:
     if kind in ("string", "boolean", "null"):
         return str(kind)
     for combo in ("anyOf", "oneOf"):
-        if isinstance(prop.get(combo), list):
-            return " | ".join(_render_type(p, indent) for p in prop[combo] if isinstance(p, Mapping))
+        options = prop.get(combo)
+        if isinstance(options, list):
+            return " | ".join(_render_type(p, indent, depth + 1) for p in options if isinstance(p, Mapping))
     return "any"
+
+
+def _literal(value: Any) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:  # an integer past 64 bits, or nesting past orjson's limit
+        return repr(value)

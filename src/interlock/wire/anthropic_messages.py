@@ -33,6 +33,7 @@ from interlock.wire.anthropic_stream import (
     render_message,
 )
 from interlock.wire.openai_chat import parse_json_object
+from interlock.wire.shapes import SCHEMAS, dotted_step
 
 if TYPE_CHECKING:
     from interlock.pipeline.context import RequestContext
@@ -70,6 +71,12 @@ def _require_str(obj: Mapping[str, Any], key: str, where: str) -> str:
     return value
 
 
+def _check_schema(schema: dict[str, Any], where: str) -> None:
+    found = SCHEMAS.problem(schema, where, dotted_step)
+    if found is not None:
+        raise InvalidRequest(f"{found[0]}: Invalid JSON Schema: {found[1]}", param=found[0], code="invalid_schema")
+
+
 def _number(data: Mapping[str, Any], key: str, low: float, high: float) -> float | None:
     value = data.get(key)
     if value is None:
@@ -81,11 +88,17 @@ def _number(data: Mapping[str, Any], key: str, low: float, high: float) -> float
     return value
 
 
-def _with_cache(part: dict[str, Any], block: Mapping[str, Any]) -> dict[str, Any]:
+def _with_cache(part: dict[str, Any], block: Mapping[str, Any], where: str) -> dict[str, Any]:
     cache = block.get("cache_control")
     if cache is not None:
-        part["cache_control"] = cache
+        part["cache_control"] = _cache_control(cache, f"{where}.cache_control")
     return part
+
+
+def _cache_control(cache: Any, where: str) -> dict[str, Any]:
+    if not isinstance(cache, dict):
+        raise _bad(where, f"Input should be a valid object, got {_type_name(cache)}")
+    return cache
 
 
 # ------------------------------------------------------------------ request in
@@ -208,7 +221,7 @@ def _system(system: Any) -> str | list[dict[str, Any]]:
         where = f"system.{i}"
         if not isinstance(block, dict) or block.get("type") != "text":
             raise _bad(f"{where}.type", "Input should be 'text'")
-        parts.append(_with_cache({"type": "text", "text": _require_str(block, "text", where)}, block))
+        parts.append(_with_cache({"type": "text", "text": _require_str(block, "text", where)}, block, where))
     if all("cache_control" not in p for p in parts):
         return "\n\n".join(p["text"] for p in parts)
     return parts
@@ -227,7 +240,7 @@ def _image_part(block: Mapping[str, Any], where: str) -> dict[str, Any]:
     else:
         raise _bad(f"{where}.source.type", f"Input should be 'base64' or 'url', got {kind!r} (interlock has no "
                                            "Files API: send the image inline or by URL)")
-    return _with_cache({"type": "image_url", "image_url": {"url": url}}, block)
+    return _with_cache({"type": "image_url", "image_url": {"url": url}}, block, where)
 
 
 def _document_parts(block: Mapping[str, Any], where: str) -> list[dict[str, Any]]:
@@ -241,18 +254,18 @@ def _document_parts(block: Mapping[str, Any], where: str) -> list[dict[str, Any]
         media = _require_str(source, "media_type", swhere)
         file: dict[str, Any] = {"file_data": f"data:{media};base64,{_require_str(source, 'data', swhere)}"}
         file["filename"] = title if isinstance(title, str) and title else "document.pdf"
-        return [_with_cache({"type": "file", "file": file}, block)]
+        return [_with_cache({"type": "file", "file": file}, block, where)]
     if kind == "url":
         file = {"file_url": _require_str(source, "url", swhere)}
         if isinstance(title, str) and title:
             file["filename"] = title
-        return [_with_cache({"type": "file", "file": file}, block)]
+        return [_with_cache({"type": "file", "file": file}, block, where)]
     if kind == "text":
-        return [_with_cache({"type": "text", "text": _require_str(source, "data", swhere)}, block)]
+        return [_with_cache({"type": "text", "text": _require_str(source, "data", swhere)}, block, where)]
     if kind == "content":
         inner = source.get("content")
         if isinstance(inner, str):
-            return [_with_cache({"type": "text", "text": inner}, block)]
+            return [_with_cache({"type": "text", "text": inner}, block, where)]
         if not isinstance(inner, list):
             raise _bad(f"{swhere}.content", "Input should be a valid string or list of content blocks")
         return [_content_part(b, f"{swhere}.content.{j}") for j, b in enumerate(inner)]
@@ -265,7 +278,7 @@ def _content_part(block: Any, where: str) -> dict[str, Any]:
         raise _bad(where, f"Input should be a valid content block, got {_type_name(block)}")
     kind = block.get("type")
     if kind == "text":
-        return _with_cache({"type": "text", "text": _require_str(block, "text", where)}, block)
+        return _with_cache({"type": "text", "text": _require_str(block, "text", where)}, block, where)
     if kind == "image":
         return _image_part(block, where)
     raise _bad(f"{where}.type", f"Input should be 'text' or 'image', got {kind!r}")
@@ -314,6 +327,7 @@ def _tool_result(block: Mapping[str, Any], where: str) -> dict[str, Any]:
         raise _bad(f"{where}.content", "Input should be a valid string or list of content blocks")
     cache = block.get("cache_control")
     if cache is not None:
+        cache = _cache_control(cache, f"{where}.cache_control")
         # The marker belongs to the result's last part, where Chat-shaped messages can carry it.
         if isinstance(body, str):
             body = [{"type": "text", "text": body}]
@@ -336,7 +350,7 @@ def _assistant_turn(content: list[Any], where: str) -> dict[str, Any]:
             raise _bad(bwhere, f"Input should be a valid content block, got {_type_name(block)}")
         kind = block.get("type")
         if kind == "text":
-            texts.append(_with_cache({"type": "text", "text": _require_str(block, "text", bwhere)}, block))
+            texts.append(_with_cache({"type": "text", "text": _require_str(block, "text", bwhere)}, block, bwhere))
         elif kind == "tool_use":
             arguments = block.get("input", {})
             if not isinstance(arguments, dict):
@@ -344,7 +358,7 @@ def _assistant_turn(content: list[Any], where: str) -> dict[str, Any]:
             call = {"id": _require_str(block, "id", bwhere), "type": "function",
                     "function": {"name": _require_str(block, "name", bwhere),
                                  "arguments": orjson.dumps(arguments).decode()}}
-            calls.append(_with_cache(call, block))
+            calls.append(_with_cache(call, block, bwhere))
         elif kind == "thinking":
             _require_str(block, "thinking", bwhere)
             _require_str(block, "signature", bwhere)
@@ -390,13 +404,19 @@ def _tools(data: Mapping[str, Any], out: dict[str, Any]) -> None:
             schema = tool.get("input_schema")
             if not isinstance(schema, dict):
                 raise _bad(f"{where}.input_schema", "Field required (a JSON Schema object)")
+            _check_schema(schema, f"{where}.input_schema")
             function: dict[str, Any] = {"name": name, "parameters": schema}
             description = tool.get("description")
             if description is not None:
+                if not isinstance(description, str):
+                    raise _bad(f"{where}.description", f"Input should be a valid string, got {_type_name(description)}")
                 function["description"] = description
-            if tool.get("strict") is not None:
-                function["strict"] = tool["strict"]
-            converted.append(_with_cache({"type": "function", "function": function}, tool))
+            strict = tool.get("strict")
+            if strict is not None:
+                if not isinstance(strict, bool):
+                    raise _bad(f"{where}.strict", f"Input should be a valid boolean, got {_type_name(strict)}")
+                function["strict"] = strict
+            converted.append(_with_cache({"type": "function", "function": function}, tool, where))
         if converted:
             out["tools"] = converted
     choice = data.get("tool_choice")
@@ -479,6 +499,7 @@ def _output_format(data: Mapping[str, Any], out: dict[str, Any]) -> None:
     schema = fmt.get("schema")
     if not isinstance(schema, dict):
         raise _bad(f"{where}.schema", "Field required (a JSON Schema object)")
+    _check_schema(schema, f"{where}.schema")
     out["response_format"] = {"type": "json_schema", "json_schema": {"name": "output", "schema": schema,
                                                                      "strict": True}}
 

@@ -20,6 +20,7 @@ from interlock.pipeline.codec import malformed_event, set_cost
 from interlock.pipeline.context import RequestContext
 from interlock.routing.overrides import primary_from_models
 from interlock.wire.canonical import vendor_name
+from interlock.wire.shapes import MAX_BODY_DEPTH, SCHEMAS, too_deep
 from interlock.wire.sse import DONE_FRAME
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
@@ -76,7 +77,27 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
                              code="invalid_json") from None
     if not isinstance(data, dict):
         raise InvalidRequest(f"The request body must be a JSON object, got {_type_name(data)}.", code="invalid_json")
+    if too_deep(body, data):
+        raise InvalidRequest(f"The request body nests arrays and objects more than {MAX_BODY_DEPTH} levels deep.",
+                             code="invalid_json")
     return data
+
+
+def check_schema(schema: Any, param: str) -> None:
+    """A client's JSON Schema (tool parameters, response format): a 400 naming the first keyword of a wrong shape."""
+    found = SCHEMAS.problem(schema, param)
+    if found is not None:
+        raise InvalidRequest(f"Invalid schema at '{found[0]}': {found[1]}.", param=found[0], code="invalid_schema")
+
+
+def _check_str(obj: dict[str, Any], key: str, where: str, *, required: bool = False) -> None:
+    value = obj.get(key)
+    if value is None:
+        if required:
+            raise InvalidRequest(f"Missing required parameter: '{where}.{key}'.", param=f"{where}.{key}",
+                                 code="missing_required_parameter")
+    elif not isinstance(value, str):
+        raise _invalid(f"{where}.{key}", "a string", value)
 
 
 def validate_chat_request(req: dict[str, Any]) -> None:
@@ -137,6 +158,20 @@ def validate_chat_request(req: dict[str, Any]) -> None:
         include = stream_options.get("include_usage")
         if include is not None and not isinstance(include, bool):
             raise _invalid("stream_options.include_usage", "a boolean", include)
+    logit_bias = req.get("logit_bias")
+    if logit_bias:
+        for token, bias in logit_bias.items():
+            if isinstance(bias, bool) or not isinstance(bias, int | float) or not -100 <= bias <= 100:
+                raise InvalidRequest(f"Invalid value for 'logit_bias.{token}': expected a number between -100 and "
+                                     "100.", param=f"logit_bias.{token}", code="invalid_value")
+    metadata = req.get("metadata")
+    if metadata:
+        for key, value in metadata.items():
+            if not isinstance(value, str):
+                raise _invalid(f"metadata.{key}", "a string", value)
+    modalities = req.get("modalities")
+    if modalities is not None and not (isinstance(modalities, list) and all(isinstance(m, str) for m in modalities)):
+        raise _invalid("modalities", "an array of strings", modalities)
     stop = req.get("stop")
     if stop is not None and not isinstance(stop, str):
         if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
@@ -145,6 +180,38 @@ def validate_chat_request(req: dict[str, Any]) -> None:
             raise InvalidRequest("Invalid 'stop': at most 4 stop sequences are allowed.", param="stop")
     _check_tools(req)
     _check_response_format(req.get("response_format"))
+
+
+def _check_part(part: Any, pwhere: str) -> None:
+    if not isinstance(part, dict):
+        raise _invalid(pwhere, "an object", part)
+    ptype = part.get("type")
+    if ptype not in PART_TYPES:
+        raise InvalidRequest(f"Invalid value for '{pwhere}.type': {ptype!r}. Supported values are: "
+                             "'text', 'image_url', 'input_audio', 'file' and 'refusal'.",
+                             param=f"{pwhere}.type", code="invalid_value")
+    if ptype == "text" or ptype == "refusal":
+        _check_str(part, ptype, pwhere, required=True)
+    elif ptype == "image_url":
+        image = part.get("image_url")
+        if not isinstance(image, dict) or not isinstance(image.get("url"), str):
+            raise _invalid(f"{pwhere}.image_url.url", "a string", image.get("url") if isinstance(image, dict) else image)
+        _check_str(image, "detail", f"{pwhere}.image_url")
+    elif ptype == "input_audio":
+        audio = part.get("input_audio")
+        if not isinstance(audio, dict):
+            raise _invalid(f"{pwhere}.input_audio", "an object", audio)
+        _check_str(audio, "data", f"{pwhere}.input_audio", required=True)
+        _check_str(audio, "format", f"{pwhere}.input_audio")
+    else:
+        file = part.get("file")
+        if not isinstance(file, dict):
+            raise _invalid(f"{pwhere}.file", "an object", file)
+        for key in ("file_data", "file_id", "filename", "file_url"):
+            _check_str(file, key, f"{pwhere}.file")
+    cache = part.get("cache_control")
+    if cache is not None and not isinstance(cache, dict):
+        raise _invalid(f"{pwhere}.cache_control", "an object", cache)
 
 
 def _check_message(message: Any, where: str) -> None:
@@ -165,22 +232,12 @@ def _check_message(message: Any, where: str) -> None:
                                  code="missing_required_parameter")
     elif isinstance(content, list):
         for j, part in enumerate(content):
-            pwhere = f"{where}.content[{j}]"
-            if not isinstance(part, dict):
-                raise _invalid(pwhere, "an object", part)
-            ptype = part.get("type")
-            if ptype not in PART_TYPES:
-                raise InvalidRequest(f"Invalid value for '{pwhere}.type': {ptype!r}. Supported values are: "
-                                     "'text', 'image_url', 'input_audio', 'file' and 'refusal'.",
-                                     param=f"{pwhere}.type", code="invalid_value")
-            if ptype == "text" and not isinstance(part.get("text"), str):
-                raise _invalid(f"{pwhere}.text", "a string", part.get("text"))
-            if ptype == "image_url":
-                image = part.get("image_url")
-                if not isinstance(image, dict) or not isinstance(image.get("url"), str):
-                    raise _invalid(f"{pwhere}.image_url.url", "a string", image.get("url") if isinstance(image, dict) else image)
+            _check_part(part, f"{where}.content[{j}]")
     elif not isinstance(content, str):
         raise _invalid(f"{where}.content", "a string or an array of content parts", content)
+    if len(message) == 2 and role != "tool":
+        return  # role and content: the common message has nothing more to check
+    _check_str(message, "name", where)
     if role == "tool" and not isinstance(message.get("tool_call_id"), str):
         raise InvalidRequest(f"Missing required parameter: '{where}.tool_call_id'.", param=f"{where}.tool_call_id",
                              code="missing_required_parameter")
@@ -189,8 +246,52 @@ def _check_message(message: Any, where: str) -> None:
         if role != "assistant" or not isinstance(tool_calls, list):
             raise _invalid(f"{where}.tool_calls", "an array on an assistant message", tool_calls)
         for k, call in enumerate(tool_calls):
-            if not isinstance(call, dict) or not isinstance(call.get("function"), dict):
-                raise _invalid(f"{where}.tool_calls[{k}].function", "an object", call)
+            cwhere = f"{where}.tool_calls[{k}]"
+            if not isinstance(call, dict):
+                raise _invalid(cwhere, "an object", call)
+            function = call.get("function")
+            if not isinstance(function, dict):
+                raise _invalid(f"{cwhere}.function", "an object", function)
+            _check_str(call, "id", cwhere)
+            _check_str(call, "type", cwhere)
+            _check_str(function, "name", f"{cwhere}.function", required=True)
+            _check_str(function, "arguments", f"{cwhere}.function")
+    legacy = message.get("function_call")
+    if legacy is not None:
+        if not isinstance(legacy, dict):
+            raise _invalid(f"{where}.function_call", "an object", legacy)
+        _check_str(legacy, "name", f"{where}.function_call", required=True)
+        _check_str(legacy, "arguments", f"{where}.function_call")
+    _check_str(message, "reasoning_content", where)
+    _check_str(message, "refusal", where)
+    blocks = message.get("thinking_blocks")
+    if blocks is not None:
+        if not isinstance(blocks, list):
+            raise _invalid(f"{where}.thinking_blocks", "an array", blocks)
+        for k, block in enumerate(blocks):
+            if not isinstance(block, dict):
+                raise _invalid(f"{where}.thinking_blocks[{k}]", "an object", block)
+            for key in ("type", "thinking", "signature", "data"):
+                _check_str(block, key, f"{where}.thinking_blocks[{k}]")
+    for key in ("audio", "cache_control"):
+        value = message.get(key)
+        if value is not None and not isinstance(value, dict):
+            raise _invalid(f"{where}.{key}", "an object", value)
+
+
+def _check_function(function: dict[str, Any], where: str) -> None:
+    if not isinstance(function.get("name"), str) or not function["name"]:
+        raise InvalidRequest(f"Missing required parameter: '{where}.name'.", param=f"{where}.name",
+                             code="missing_required_parameter")
+    _check_str(function, "description", where)
+    strict = function.get("strict")
+    if strict is not None and not isinstance(strict, bool):
+        raise _invalid(f"{where}.strict", "a boolean", strict)
+    params = function.get("parameters")
+    if params is not None:
+        if not isinstance(params, dict):
+            raise _invalid(f"{where}.parameters", "an object (a JSON Schema)", params)
+        check_schema(params, f"{where}.parameters")
 
 
 def _check_tools(req: dict[str, Any]) -> None:
@@ -201,17 +302,31 @@ def _check_tools(req: dict[str, Any]) -> None:
         for i, tool in enumerate(tools):
             if not isinstance(tool, dict):
                 raise _invalid(f"tools[{i}]", "an object", tool)
-            if tool.get("type", "function") == "function":
+            kind = tool.get("type", "function")
+            if not isinstance(kind, str):
+                raise _invalid(f"tools[{i}].type", "a string", kind)
+            if kind == "function":
                 function = tool.get("function")
                 if not isinstance(function, dict):
                     raise InvalidRequest(f"Missing required parameter: 'tools[{i}].function'.",
                                          param=f"tools[{i}].function", code="missing_required_parameter")
-                if not isinstance(function.get("name"), str) or not function["name"]:
-                    raise InvalidRequest(f"Missing required parameter: 'tools[{i}].function.name'.",
-                                         param=f"tools[{i}].function.name", code="missing_required_parameter")
-                params = function.get("parameters")
-                if params is not None and not isinstance(params, dict):
-                    raise _invalid(f"tools[{i}].function.parameters", "an object (a JSON Schema)", params)
+                _check_function(function, f"tools[{i}].function")
+            cache = tool.get("cache_control")
+            if cache is not None and not isinstance(cache, dict):
+                raise _invalid(f"tools[{i}].cache_control", "an object", cache)
+    functions = req.get("functions")
+    if functions is not None:
+        if not isinstance(functions, list):
+            raise _invalid("functions", "an array", functions)
+        for i, function in enumerate(functions):
+            if not isinstance(function, dict):
+                raise _invalid(f"functions[{i}]", "an object", function)
+            _check_function(function, f"functions[{i}]")
+    legacy = req.get("function_call")
+    if legacy is not None and not isinstance(legacy, str):
+        if not isinstance(legacy, dict):
+            raise _invalid("function_call", "a string or an object", legacy)
+        _check_str(legacy, "name", "function_call", required=True)
     choice = req.get("tool_choice")
     if choice is not None:
         if isinstance(choice, str):
@@ -221,6 +336,13 @@ def _check_tools(req: dict[str, Any]) -> None:
                                      code="invalid_value")
         elif not isinstance(choice, dict):
             raise _invalid("tool_choice", "a string or an object", choice)
+        else:
+            _check_str(choice, "type", "tool_choice", required=True)
+            if choice["type"] == "function":
+                function = choice.get("function")
+                if not isinstance(function, dict):
+                    raise _invalid("tool_choice.function", "an object", function)
+                _check_str(function, "name", "tool_choice.function", required=True)
 
 
 def _check_response_format(fmt: Any) -> None:
@@ -240,8 +362,14 @@ def _check_response_format(fmt: Any) -> None:
         if not isinstance(schema.get("name"), str):
             raise InvalidRequest("Missing required parameter: 'response_format.json_schema.name'.",
                                  param="response_format.json_schema.name", code="missing_required_parameter")
-        if "schema" in schema and not isinstance(schema["schema"], dict):
-            raise _invalid("response_format.json_schema.schema", "an object", schema["schema"])
+        _check_str(schema, "description", "response_format.json_schema")
+        strict = schema.get("strict")
+        if strict is not None and not isinstance(strict, bool):
+            raise _invalid("response_format.json_schema.strict", "a boolean", strict)
+        if schema.get("schema") is not None:
+            if not isinstance(schema["schema"], dict):
+                raise _invalid("response_format.json_schema.schema", "an object", schema["schema"])
+            check_schema(schema["schema"], "response_format.json_schema.schema")
 
 
 def error_body(err: GatewayError) -> bytes:

@@ -25,7 +25,7 @@ from interlock.errors import GatewayError, InvalidRequest
 from interlock.ledger.responses_store import Owner, ResponsesStore, StoredResponse
 from interlock.pipeline.codec import UsageHook
 from interlock.wire.canonical import reasoning_blocks, text_of_content
-from interlock.wire.openai_chat import _invalid, error_body, parse_json_object
+from interlock.wire.openai_chat import _invalid, check_schema, error_body, parse_json_object
 
 if TYPE_CHECKING:
     from interlock.pipeline.context import RequestContext
@@ -229,6 +229,8 @@ def _part(part: Any, where: str, assistant: bool) -> dict[str, Any]:
         image: dict[str, Any] = {"url": url}
         detail = part.get("detail")
         if detail is not None:
+            if not isinstance(detail, str):
+                raise _invalid(f"{where}.detail", "a string", detail)
             image["detail"] = detail
         return {"type": "image_url", "image_url": image}
     if kind == "input_file" and not assistant:
@@ -246,6 +248,9 @@ def _part(part: Any, where: str, assistant: bool) -> dict[str, Any]:
         audio = part.get("input_audio")
         if not isinstance(audio, dict):
             raise _missing(f"{where}.input_audio")
+        for key in ("data", "format"):
+            if not isinstance(audio.get(key), str):
+                raise _invalid(f"{where}.input_audio.{key}", "a string", audio.get(key))
         return {"type": "input_audio", "input_audio": audio}
     allowed = "'output_text' and 'refusal'" if assistant else "'input_text', 'input_image', 'input_file' and 'input_audio'"
     raise _bad_value(f"{where}.type", kind, allowed)
@@ -357,12 +362,12 @@ def _tools(data: Mapping[str, Any], out: dict[str, Any], echo: dict[str, Any]) -
             if not isinstance(name, str) or not name:
                 raise _missing(f"tools[{i}].name")
             params = tool.get("parameters")
-            if params is not None and not isinstance(params, dict):
-                raise _invalid(f"tools[{i}].parameters", "an object (a JSON Schema)", params)
+            if params is not None:
+                if not isinstance(params, dict):
+                    raise _invalid(f"tools[{i}].parameters", "an object (a JSON Schema)", params)
+                check_schema(params, f"tools[{i}].parameters")
             function: dict[str, Any] = {"name": name, "parameters": params or {"type": "object", "properties": {}}}
-            for key in ("description", "strict"):
-                if tool.get(key) is not None:
-                    function[key] = tool[key]
+            _describe(tool, function, f"tools[{i}]")
             names.add(name)
             converted.append({"type": "function", "function": function})
         if converted:
@@ -388,6 +393,16 @@ def _tools(data: Mapping[str, Any], out: dict[str, Any], echo: dict[str, Any]) -
         raise _bad_value("tool_choice", choice, "'none', 'auto', 'required' and {'type': 'function', 'name': ...}")
 
 
+def _describe(source: Mapping[str, Any], out: dict[str, Any], where: str) -> None:
+    """Copy ``description`` (a string) and ``strict`` (a boolean) when present."""
+    for key, kind, expected in (("description", str, "a string"), ("strict", bool, "a boolean")):
+        value = source.get(key)
+        if value is not None:
+            if not isinstance(value, kind):
+                raise _invalid(f"{where}.{key}", expected, value)
+            out[key] = value
+
+
 def _text(text: Any, out: dict[str, Any], echo: dict[str, Any]) -> None:
     if not isinstance(text, dict):
         raise _invalid("text", "an object", text)
@@ -411,10 +426,9 @@ def _text(text: Any, out: dict[str, Any], echo: dict[str, Any]) -> None:
             raise _missing("text.format.name")
         if not isinstance(schema, dict):
             raise _missing("text.format.schema")
+        check_schema(schema, "text.format.schema")
         spec: dict[str, Any] = {"name": name, "schema": schema}
-        for key in ("strict", "description"):
-            if fmt.get(key) is not None:
-                spec[key] = fmt[key]
+        _describe(fmt, spec, "text.format")
         out["response_format"] = {"type": "json_schema", "json_schema": spec}
     elif kind != "text":
         raise _bad_value("text.format.type", kind, "'text', 'json_object' and 'json_schema'")
