@@ -30,7 +30,8 @@ from interlock.governance.auth import Authenticator, MasterKey, ensure_master_ke
 from interlock.governance.wiring import build_governance, validate_governance
 from interlock.ledger.store import SQLiteStore
 from interlock.ledger.wiring import Observability
-from interlock.pipeline.core import Pipeline
+from interlock.pipeline.context import RequestContext
+from interlock.pipeline.core import Pipeline, answer_internal
 from interlock.pipeline.dispatch import Dispatcher
 from interlock.pipeline.settle import Ledger
 from interlock.routing.setup import build_routing, validate_routing
@@ -119,6 +120,10 @@ class Gateway:
         #: Request log, metrics and traces (ledger/wiring.py).
         self.obs = Observability(settings, self.store, self.auth)
         self.ledger: Ledger = self.obs.sink
+        #: Requests that ended in an exception nothing answered (a bug), by route (``pipeline/core.report_internal``).
+        self.internal_errors = self.obs.registry.counter(
+            "interlock_internal_errors_total", "Requests that ended in an internal error (a bug), by route.",
+            ("route",))
         self.router = self._routes()
 
     def _routes(self) -> Router:
@@ -188,11 +193,15 @@ class Gateway:
         except GatewayError as err:
             if not req.responded:
                 self._error(req, err, route.render_error)
-        except Exception:
-            log.exception("internal error on %s %s", scope.method, scope.path)
-            if not req.responded:
-                self._error(req, GatewayError("The gateway hit an internal error; it has been logged."),
-                            route.render_error)
+        except Exception as exc:  # noqa: BLE001 - logged with its traceback by answer_internal
+            # A handler without the pipeline's lifecycle (or that lifecycle itself) failed: the same
+            # 500, log line and metric as a failed inference request, and a request-log record.
+            ctx = RequestContext(route.label)
+            answer_internal(self, req, ctx, exc, route.render_error)
+            try:
+                self.ledger.settle(ctx)
+            except Exception:
+                log.exception("recording the internal error of request %s failed", ctx.id)
 
     @staticmethod
     def _error(req: Request, err: GatewayError, render: Any = error_body) -> None:

@@ -41,6 +41,12 @@ class GatewayError(Exception):
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
 
+class InternalError(GatewayError):
+    """A bug: an exception nothing turned into an answer (500). The message names its class, never its text."""
+
+    code = "internal_error"
+
+
 class InvalidRequest(GatewayError):
     """The request is malformed: bad JSON, a wrong type, a missing field (400)."""
 

@@ -10,11 +10,13 @@ caller's format. Settle always runs.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from interlock.errors import GatewayError, UpstreamError
+from interlock.errors import GatewayError, InternalError, UpstreamError
 from interlock.observability import zdr_log
 from interlock.pipeline.codec import InboundCodec, set_cost
 from interlock.pipeline.context import RequestContext
@@ -33,6 +35,38 @@ from interlock.timers import running_loop
 
 if TYPE_CHECKING:
     from interlock.app import Gateway
+
+log = logging.getLogger("interlock")
+
+
+def report_internal(gw: Gateway, req: Request, ctx: RequestContext, exc: BaseException) -> InternalError:
+    """A bug reached the top of a request: log it under the request id, count it, fail the context with a 500.
+
+    The log line names the request id (the client sees it in ``x-interlock-request-id``
+    and the error message) and carries the traceback; under zero data retention
+    only the frames and the exception's class, since an exception's text may
+    quote the prompt. The request-log record gets status 500 and the class.
+    """
+    route = gw.router.match(req.path)
+    gw.internal_errors.inc((route.label if route is not None else "unmatched",))
+    name = type(exc).__name__
+    if ctx.zero_data_retention or gw.obs.log_settings.zero_data_retention:
+        detail = "Traceback (most recent call last):\n" + "".join(traceback.format_tb(exc.__traceback__)) + name
+    else:
+        detail = "".join(traceback.format_exception(exc)).rstrip()
+    log.error("internal error on %s %s, request id %s\n%s", req.scope.method, req.path, ctx.id, detail)
+    exc.__traceback__ = None  # its frames reference the context: no cycle left for the GC
+    err = InternalError(f"The gateway hit an internal error ({name}); it is logged under request id {ctx.id}.")
+    ctx.fail(err)
+    return err
+
+
+def answer_internal(gw: Gateway, req: Request, ctx: RequestContext, exc: BaseException,
+                    render_error: Callable[[GatewayError], bytes]) -> None:
+    """:func:`report_internal`, then the 500 in the caller's format, with the request id, if nothing was sent yet."""
+    err = report_internal(gw, req, ctx, exc)
+    if not req.responded:
+        req.send(err.status, render_error(err), [("content-type", "application/json"), *ctx.response_headers()])
 
 
 async def run_request(gw: Gateway, req: Request, ctx: RequestContext,
@@ -68,6 +102,8 @@ async def run_request(gw: Gateway, req: Request, ctx: RequestContext,
         # We cancelled ourselves because the client left: the upstream call is aborted.
         if task is not None:
             task.uncancel()
+    except Exception as exc:  # noqa: BLE001 - a bug: a 500 with the request id, logged, counted, recorded below
+        answer_internal(gw, req, ctx, exc, render_error)
     finally:
         watcher.remove_done_callback(on_disconnect)
         watcher.cancel()
@@ -168,6 +204,8 @@ class Pipeline:
                                             "complete", code="upstream_stream_truncated")
             except GatewayError as err:
                 failure = err.with_traceback(None)
+            except Exception as exc:  # noqa: BLE001 - a bug mid-stream: the format's error event, logged
+                failure = report_internal(self.gw, req, ctx, exc)
             if failure is not None:
                 ctx.fail(failure)
                 await out.send_bytes(encoder.error(failure))

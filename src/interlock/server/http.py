@@ -188,6 +188,8 @@ class Route:
     methods: frozenset[str]
     handler: Handler
     render_error: ErrorRenderer
+    #: The path as registered (``/v1/models/*``): a bounded label for metrics.
+    label: str = ""
 
 
 class Router:
@@ -198,7 +200,7 @@ class Router:
         self.prefixes: list[tuple[str, Route]] = []
 
     def add(self, path: str, methods: tuple[str, ...], handler: Handler, render_error: ErrorRenderer) -> None:
-        route = Route(frozenset(methods), handler, render_error)
+        route = Route(frozenset(methods), handler, render_error, path)
         if path.endswith("*"):
             self.prefixes.append((path[:-1], route))
         else:
