@@ -478,7 +478,7 @@ def _reasoning(data: Mapping[str, Any], out: dict[str, Any], max_tokens: int | N
     config = data.get("output_config")
     if isinstance(config, dict) and config.get("effort") is not None:
         effort = config["effort"]
-        if effort not in _OUTPUT_EFFORTS:
+        if not isinstance(effort, str) or effort not in _OUTPUT_EFFORTS:
             raise _bad("output_config.effort", f"Input should be 'low', 'medium', 'high', 'xhigh' or 'max', "
                                                f"got {effort!r}")
         out["reasoning_effort"] = _OUTPUT_EFFORTS[effort]

@@ -186,7 +186,7 @@ def _check_part(part: Any, pwhere: str) -> None:
     if not isinstance(part, dict):
         raise _invalid(pwhere, "an object", part)
     ptype = part.get("type")
-    if ptype not in PART_TYPES:
+    if not isinstance(ptype, str) or ptype not in PART_TYPES:
         raise InvalidRequest(f"Invalid value for '{pwhere}.type': {ptype!r}. Supported values are: "
                              "'text', 'image_url', 'input_audio', 'file' and 'refusal'.",
                              param=f"{pwhere}.type", code="invalid_value")
@@ -221,7 +221,7 @@ def _check_message(message: Any, where: str) -> None:
     if role is None:
         raise InvalidRequest(f"Missing required parameter: '{where}.role'.", param=f"{where}.role",
                              code="missing_required_parameter")
-    if role not in ROLES:
+    if not isinstance(role, str) or role not in ROLES:
         raise InvalidRequest(f"Invalid value for '{where}.role': {role!r}. Supported values are: "
                              "'system', 'developer', 'user', 'assistant', 'tool' and 'function'.",
                              param=f"{where}.role", code="invalid_value")
