@@ -21,6 +21,7 @@ from interlock.api.embeddings import EmbeddingsApi
 from interlock.api.health import Health
 from interlock.api.messages import MessagesApi
 from interlock.api.models import ModelsApi
+from interlock.api.openapi import OpenApiDocument
 from interlock.api.responses import ResponsesApi
 from interlock.api.routing import RoutingApi
 from interlock.catalog import Catalog, load_catalog, warm_tokenizers
@@ -142,6 +143,7 @@ class Gateway:
         router.add("/v1/models/*", ("GET",), models.detail, openai_errors)
         router.add("/v1/route/explain", ("POST",), RoutingApi(self).explain, openai_errors)
         router.add("/v1/generation", ("GET",), RoutingApi(self).generation, openai_errors)
+        router.add("/v1/openapi.json", ("GET",), OpenApiDocument(), openai_errors)
         router.add("/healthz", ("GET", "HEAD"), health.live, openai_errors)
         router.add("/readyz", ("GET", "HEAD"), health.ready, openai_errors)
         self.obs.add_routes(router)
