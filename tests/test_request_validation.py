@@ -298,3 +298,68 @@ def test_estimator_runs_on_validated_translations() -> None:
                                              "c": {"anyOf": [{"type": "integer"}, {"type": "string"}]}}}}},
         "required": ["a"]}}]}, require_max_tokens=False)
     assert estimate_chat_tokens(request) > 20
+
+
+# ------------------------------------------------------------------ the simulator, a consumer of client schemas
+
+@pytest.mark.parametrize("schema", [
+    {"type": "string", "minLength": 10**12},
+    {"type": "array", "minItems": 10**9, "items": {"type": "integer"}},
+    {"type": "object", "minProperties": 10**9},
+    {"type": "array", "minItems": 300, "items": {"type": "array", "minItems": 300, "items": {
+        "type": "array", "minItems": 300}}},
+])
+def test_simulator_generation_is_bounded_whatever_the_schema_asks(schema: dict[str, Any]) -> None:
+    """In-process, the simulator shares the gateway's event loop: a schema must not make it hang."""
+    import random
+    import time
+
+    from interlock.simulator.jsonschema_gen import MAX_STRING, MAX_VALUES, generate
+
+    started = time.perf_counter()
+    value = generate(schema, random.Random(7))
+    assert time.perf_counter() - started < 2.0
+    assert len(orjson.dumps(value)) < (MAX_STRING + 64) * MAX_VALUES
+
+
+@pytest.mark.parametrize("schema", [
+    {"$ref": "#"},
+    {"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"},
+    {"type": "object", "properties": {"x": {"$ref": "#"}}, "required": ["x"]},
+])
+def test_simulator_self_references_fail_the_draw_not_the_interpreter(schema: dict[str, Any]) -> None:
+    import random
+
+    from interlock.simulator.jsonschema_gen import SchemaError, generate
+
+    with pytest.raises(SchemaError):
+        generate(schema, random.Random(7))
+
+
+def test_simulator_refuses_a_pattern_that_does_not_compile() -> None:
+    from interlock.simulator.jsonschema_gen import SchemaError, check_schema
+
+    with pytest.raises(SchemaError, match="regular expression"):
+        check_schema({"type": "object", "properties": {"a": {"type": "string", "pattern": "["}}})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("schema", [
+    {"type": "object", "properties": {"a": {"type": "string", "minLength": 10**12}}, "required": ["a"]},
+    {"type": "object", "properties": {"a": {"$ref": "#"}}, "required": ["a"]},
+    {"type": "object", "properties": {"a": {"type": "string", "pattern": "["}}},
+])
+def test_hostile_schemas_through_the_gateway_are_answered_quickly(gateway: GatewayProcess,
+                                                                  schema: dict[str, Any]) -> None:
+    import time
+
+    started = time.monotonic()
+    status, data = _post(gateway, "/v1/chat/completions", {
+        "model": "openai/gpt-4.1-mini", "messages": USER,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}})
+    assert status < 500, data
+    assert time.monotonic() - started < 5
+    status, data = _post(gateway, "/v1/chat/completions", {
+        "model": "openai/gpt-4.1-mini", "messages": USER, "tool_choice": "required",
+        "tools": [{"type": "function", "function": {"name": "f", "parameters": schema}}]})
+    assert status < 500, data

@@ -31,6 +31,12 @@ from typing import Any
 from interlock.simulator.regexgen import UnsupportedPattern, generate_matching
 
 MAX_DEPTH = 6
+#: What one instance may hold, whatever the schema asks: a client's ``minLength: 1e12`` or nested
+#: ``minItems`` must not hang the simulator (in-process, it shares the gateway's event loop).
+MAX_STRING = 4096
+MAX_VALUES = 5_000
+#: Nesting (and ``$ref`` chains) past this fail the draw instead of the interpreter's recursion limit.
+MAX_NESTING = 64
 
 _NAMES = ("Alex Morgan", "Priya Shah", "Jonas Berg", "Maria Lopez", "Kenji Sato", "Amara Okafor", "Lena Fischer")
 _CITIES = ("Lisbon", "Toronto", "Nairobi", "Osaka", "Berlin", "Austin", "Melbourne", "Lyon")
@@ -52,7 +58,7 @@ _SCHEMA_ONE = ("items", "additionalProperties", "not")
 _NUMERIC = ("minimum", "maximum", "multipleOf", "minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties")
 
 
-def check_schema(schema: Any, path: str = "") -> None:
+def check_schema(schema: Any, path: str = "", depth: int = 0) -> None:
     """Reject schemas whose *structure* is wrong (a vendor answers those with a 400).
 
     Only shapes are checked (``type`` is a string or a list of strings,
@@ -62,6 +68,8 @@ def check_schema(schema: Any, path: str = "") -> None:
     where = path or "(root)"
     if isinstance(schema, bool):
         return
+    if depth > MAX_NESTING:
+        raise SchemaError(f"{where}: the schema is nested more than {MAX_NESTING} levels deep")
     if not isinstance(schema, Mapping):
         raise SchemaError(f"{where}: a schema must be an object or a boolean")
     kind = schema.get("type")
@@ -82,23 +90,28 @@ def check_schema(schema: Any, path: str = "") -> None:
     for key in ("pattern", "format", "$ref"):
         if key in schema and not isinstance(schema[key], str):
             raise SchemaError(f"{where}.{key}: must be a string")
+    if "pattern" in schema:
+        try:
+            re.compile(schema["pattern"])
+        except (re.error, RecursionError, OverflowError) as exc:
+            raise SchemaError(f"{where}.pattern: not a valid regular expression ({exc})") from None
     for key in _SCHEMA_LISTS:
         if key in schema:
             value = schema[key]
             if not isinstance(value, list):
                 raise SchemaError(f"{where}.{key}: must be a list of schemas")
             for i, sub in enumerate(value):
-                check_schema(sub, f"{where}.{key}[{i}]")
+                check_schema(sub, f"{where}.{key}[{i}]", depth + 1)
     for key in _SCHEMA_MAPS:
         if key in schema:
             value = schema[key]
             if not isinstance(value, Mapping):
                 raise SchemaError(f"{where}.{key}: must be an object")
             for name, sub in value.items():
-                check_schema(sub, f"{where}.{key}.{name}")
+                check_schema(sub, f"{where}.{key}.{name}", depth + 1)
     for key in _SCHEMA_ONE:
         if key in schema:
-            check_schema(schema[key], f"{where}.{key}")
+            check_schema(schema[key], f"{where}.{key}", depth + 1)
     ref = schema.get("$ref")
     if isinstance(ref, str) and not ref.startswith("#"):
         raise SchemaError(f"{where}.$ref: only local references (#/...) are supported")
@@ -108,9 +121,10 @@ def generate(schema: Any, rng: random.Random, *, attempts: int = 8) -> Any:
     """An instance of ``schema``, checked with :func:`conforms` (retried a few times)."""
     value: Any = None
     for _ in range(attempts):
-        value = _Gen(schema, rng).value(schema, 0, None)
-        if conforms(schema, value, schema):
-            return value
+        gen = _Gen(schema, rng)
+        value = gen.value(schema, 0, None)
+        if gen.left <= 0 or conforms(schema, value, schema):
+            return value  # (a draw cut short by MAX_VALUES would be cut short again: no retry)
     return value
 
 
@@ -118,9 +132,13 @@ class _Gen:
     def __init__(self, root: Any, rng: random.Random) -> None:
         self.root = root
         self.rng = rng
+        self.left = MAX_VALUES
 
     def value(self, schema: Any, depth: int, name: str | None) -> Any:
         rng = self.rng
+        self.left -= 1
+        if depth > MAX_NESTING:
+            raise SchemaError(f"the schema nests (or refers to itself) more than {MAX_NESTING} levels deep")
         if schema is True or schema is None or schema == {}:
             return self._string({}, name)
         if schema is False:
@@ -236,7 +254,7 @@ class _Gen:
 
     def _string(self, schema: Mapping[str, Any], name: str | None) -> str:
         rng = self.rng
-        lo = int(schema.get("minLength", 0) or 0)
+        lo = min(int(schema.get("minLength", 0) or 0), MAX_STRING)
         hi_raw = schema.get("maxLength")
         hi = int(hi_raw) if isinstance(hi_raw, int) else None
         pattern = schema.get("pattern")
@@ -244,7 +262,7 @@ class _Gen:
             for _ in range(8):
                 try:
                     value = generate_matching(pattern, rng)
-                except UnsupportedPattern:
+                except (UnsupportedPattern, re.error, RecursionError, OverflowError):
                     break
                 if lo <= len(value) and (hi is None or len(value) <= hi) and re.search(pattern, value):
                     return value
@@ -273,7 +291,7 @@ class _Gen:
         unique = schema.get("uniqueItems") is True
         out: list[Any] = []
         tries = 0
-        while len(out) < size and tries < size * 10 + 10:
+        while len(out) < size and tries < size * 10 + 10 and self.left > 0:
             tries += 1
             index = len(out)
             sub = prefix[index] if index < len(prefix) else items
@@ -300,7 +318,7 @@ class _Gen:
         extra = schema.get("additionalProperties", True)
         lo = int(schema.get("minProperties", 0) or 0)
         n = 0
-        while len(out) < lo and extra is not False:
+        while len(out) < lo and extra is not False and self.left > 0:
             n += 1
             out[f"extra_{n}"] = self.value(extra, depth + 1, None)
         hi = schema.get("maxProperties")
@@ -441,6 +459,13 @@ def _by_name(name: str | None, rng: random.Random) -> str:
     return " ".join(rng.choice(_WORDS) for _ in range(rng.randint(1, 3)))
 
 
+def _matches(pattern: str, value: str) -> bool:
+    try:
+        return re.search(pattern, value) is not None
+    except (re.error, RecursionError, OverflowError):
+        return False
+
+
 def conforms(schema: Any, value: Any, root: Any, depth: int = 0) -> bool:
     """Whether ``value`` satisfies ``schema`` (the subset the generator supports)."""
     if depth > 64:
@@ -504,7 +529,7 @@ def _conforms_type(schema: Mapping[str, Any], value: Any, root: Any, depth: int)
         if isinstance(schema.get("maxLength"), int) and len(value) > schema["maxLength"]:
             return False
         pattern = schema.get("pattern")
-        if isinstance(pattern, str) and re.search(pattern, value) is None:
+        if isinstance(pattern, str) and not _matches(pattern, value):
             return False
     elif isinstance(value, int | float) and not isinstance(value, bool):
         if not _numeric_ok(schema, value):
