@@ -8,6 +8,7 @@ format, the exact ``param``) and the estimator's promise never to raise.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 from typing import Any
@@ -122,6 +123,7 @@ def test_schema_nesting_is_bounded() -> None:
     ({"tool_choice": {"type": "function", "function": 1}}, "tool_choice.function"),
     ({"tool_choice": {"type": "function", "function": {"name": 1}}}, "tool_choice.function.name"),
     ({"tool_choice": {}}, "tool_choice.type"),
+    ({"tool_choice": {"type": "allowed_tools", "function": 5}}, "tool_choice.function"),
     ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "strict": 1}}},
      "response_format.json_schema.strict"),
     ({"logit_bias": {"50256": "x"}}, "logit_bias.50256"),
@@ -363,3 +365,20 @@ def test_hostile_schemas_through_the_gateway_are_answered_quickly(gateway: Gatew
         "model": "openai/gpt-4.1-mini", "messages": USER, "tool_choice": "required",
         "tools": [{"type": "function", "function": {"name": "f", "parameters": schema}}]})
     assert status < 500, data
+
+
+@pytest.mark.parametrize("choice", [{"type": "allowed_tools", "function": 5}, {"type": "x", "function": []},
+                                    {"type": "function"}, {"type": "function", "function": {"name": 3}}])
+def test_translators_read_a_tool_choice_of_any_shape(choice: dict[str, Any]) -> None:
+    """Defence in depth: the adapters must not crash on a tool_choice the codec would refuse."""
+    from interlock.vendors import anthropic, bedrock, cohere, gemini
+    from interlock.vendors.translate_common import Drops
+
+    request = {"model": "m", "messages": USER, "tool_choice": choice,
+               "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]}
+    assert gemini._tool_config(choice) is not None
+    for call in (lambda: anthropic._tool_choice(choice, None),
+                 lambda: bedrock.encode_request(request, "anthropic.claude", Drops(request, "bedrock")),
+                 lambda: cohere.encode_request(request, "command", Drops(request, "cohere"), stream=False)):
+        with contextlib.suppress(InvalidRequest):  # a 400 naming the parameter is fine; an AttributeError is not
+            call()

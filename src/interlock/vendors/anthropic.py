@@ -168,7 +168,8 @@ def _tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
     elif choice == "required":
         out = {"type": "any"}
     elif isinstance(choice, dict):
-        name = (choice.get("function") or {}).get("name")
+        function = choice.get("function")
+        name = function.get("name") if isinstance(function, dict) else None
         if not isinstance(name, str):
             raise InvalidRequest("tool_choice must name a function.", param="tool_choice.function.name")
         out = {"type": "tool", "name": name}

@@ -200,7 +200,8 @@ def encode_request(request: Mapping[str, Any], vendor_model: str, drops: Drops) 
     elif choice == "auto":
         tool_choice = {"auto": {}}
     elif isinstance(choice, dict):
-        tool_choice = {"tool": {"name": (choice.get("function") or {}).get("name", "")}}
+        function = choice.get("function")
+        tool_choice = {"tool": {"name": str(function.get("name", "")) if isinstance(function, dict) else ""}}
     elif choice == "none" and tools:
         if history_tools:
             drops.add("tool_choice", "Converse has no 'none' tool choice")

@@ -109,7 +109,8 @@ def encode_request(request: Mapping[str, Any], vendor_model: str, drops: Drops, 
     elif choice == "none":
         body["tool_choice"] = "NONE"
     elif isinstance(choice, dict):
-        name = (choice.get("function") or {}).get("name")
+        function = choice.get("function")
+        name = function.get("name") if isinstance(function, dict) else None
         body["tools"] = [t for t in body.get("tools", []) if t["function"]["name"] == name]
         body["tool_choice"] = "REQUIRED"
     limit = max_tokens_of(request)

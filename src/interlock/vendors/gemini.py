@@ -225,7 +225,8 @@ def _tool_config(choice: Any) -> dict[str, Any] | None:
         return {"functionCallingConfig": {"mode": "NONE"}}
     if choice == "required":
         return {"functionCallingConfig": {"mode": "ANY"}}
-    name = (choice.get("function") or {}).get("name") if isinstance(choice, dict) else None
+    function = choice.get("function") if isinstance(choice, dict) else None
+    name = function.get("name") if isinstance(function, dict) else None
     return {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": [name]}}
 
 

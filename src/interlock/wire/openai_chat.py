@@ -338,7 +338,7 @@ def _check_tools(req: dict[str, Any]) -> None:
             raise _invalid("tool_choice", "a string or an object", choice)
         else:
             _check_str(choice, "type", "tool_choice", required=True)
-            if choice["type"] == "function":
+            if choice["type"] == "function" or "function" in choice:
                 function = choice.get("function")
                 if not isinstance(function, dict):
                     raise _invalid("tool_choice.function", "an object", function)
