@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import traceback
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -44,19 +43,18 @@ def report_internal(gw: Gateway, req: Request, ctx: RequestContext, exc: BaseExc
 
     The log line names the request id (the client sees it in ``x-interlock-request-id``
     and the error message) and carries the traceback; under zero data retention
-    only the frames and the exception's class, since an exception's text may
-    quote the prompt. The request-log record gets status 500 and the class.
+    ``observability/zdr_log`` keeps only its frames and the exception's class, since
+    an exception's text may quote the prompt. The request-log record gets status
+    500 and the class.
     """
     route = gw.router.match(req.path)
     gw.internal_errors.inc((route.label if route is not None else "unmatched",))
-    name = type(exc).__name__
-    if ctx.zero_data_retention or gw.obs.log_settings.zero_data_retention:
-        detail = "Traceback (most recent call last):\n" + "".join(traceback.format_tb(exc.__traceback__)) + name
-    else:
-        detail = "".join(traceback.format_exception(exc)).rstrip()
-    log.error("internal error on %s %s, request id %s\n%s", req.scope.method, req.path, ctx.id, detail)
+    if ctx.zero_data_retention:
+        zdr_log.mark(True)  # whatever marked the task before, this request's traceback withholds its texts
+    log.error("internal error on %s %s, request id %s", req.scope.method, req.path, ctx.id, exc_info=exc)
     exc.__traceback__ = None  # its frames reference the context: no cycle left for the GC
-    err = InternalError(f"The gateway hit an internal error ({name}); it is logged under request id {ctx.id}.")
+    err = InternalError(f"The gateway hit an internal error ({type(exc).__name__}); it is logged under request id "
+                        f"{ctx.id}.")
     ctx.fail(err)
     return err
 
