@@ -90,6 +90,16 @@ def check_schema(schema: Any, param: str) -> None:
         raise InvalidRequest(f"Invalid schema at '{found[0]}': {found[1]}.", param=found[0], code="invalid_schema")
 
 
+def copy_described(source: dict[str, Any], out: dict[str, Any], where: str) -> None:
+    """Copy ``description`` (a string) and ``strict`` (a boolean) when present."""
+    for key, kind, expected in (("description", str, "a string"), ("strict", bool, "a boolean")):
+        value = source.get(key)
+        if value is not None:
+            if not isinstance(value, kind):
+                raise _invalid(f"{where}.{key}", expected, value)
+            out[key] = value
+
+
 def _check_str(obj: dict[str, Any], key: str, where: str, *, required: bool = False) -> None:
     value = obj.get(key)
     if value is None:

@@ -25,7 +25,7 @@ from interlock.errors import GatewayError, InvalidRequest
 from interlock.ledger.responses_store import Owner, ResponsesStore, StoredResponse
 from interlock.pipeline.codec import UsageHook
 from interlock.wire.canonical import reasoning_blocks, text_of_content
-from interlock.wire.openai_chat import _invalid, check_schema, error_body, parse_json_object
+from interlock.wire.openai_chat import _invalid, check_schema, copy_described, error_body, parse_json_object
 
 if TYPE_CHECKING:
     from interlock.pipeline.context import RequestContext
@@ -367,7 +367,7 @@ def _tools(data: Mapping[str, Any], out: dict[str, Any], echo: dict[str, Any]) -
                     raise _invalid(f"tools[{i}].parameters", "an object (a JSON Schema)", params)
                 check_schema(params, f"tools[{i}].parameters")
             function: dict[str, Any] = {"name": name, "parameters": params or {"type": "object", "properties": {}}}
-            _describe(tool, function, f"tools[{i}]")
+            copy_described(tool, function, f"tools[{i}]")
             names.add(name)
             converted.append({"type": "function", "function": function})
         if converted:
@@ -391,16 +391,6 @@ def _tools(data: Mapping[str, Any], out: dict[str, Any], echo: dict[str, Any]) -
         out["tool_choice"] = {"type": "function", "function": {"name": name}}
     else:
         raise _bad_value("tool_choice", choice, "'none', 'auto', 'required' and {'type': 'function', 'name': ...}")
-
-
-def _describe(source: Mapping[str, Any], out: dict[str, Any], where: str) -> None:
-    """Copy ``description`` (a string) and ``strict`` (a boolean) when present."""
-    for key, kind, expected in (("description", str, "a string"), ("strict", bool, "a boolean")):
-        value = source.get(key)
-        if value is not None:
-            if not isinstance(value, kind):
-                raise _invalid(f"{where}.{key}", expected, value)
-            out[key] = value
 
 
 def _text(text: Any, out: dict[str, Any], echo: dict[str, Any]) -> None:
@@ -428,7 +418,7 @@ def _text(text: Any, out: dict[str, Any], echo: dict[str, Any]) -> None:
             raise _missing("text.format.schema")
         check_schema(schema, "text.format.schema")
         spec: dict[str, Any] = {"name": name, "schema": schema}
-        _describe(fmt, spec, "text.format")
+        copy_described(fmt, spec, "text.format")
         out["response_format"] = {"type": "json_schema", "json_schema": spec}
     elif kind != "text":
         raise _bad_value("text.format.type", kind, "'text', 'json_object' and 'json_schema'")
