@@ -401,6 +401,15 @@ class _Event(msgspec.Struct):
 _check_event = msgspec.json.Decoder(_Event).decode
 
 
+def _plain(payload: bytes) -> bool:
+    """One JSON object, in UTF-8, with no usage or error: relayed as it is."""
+    try:
+        event = _check_event(payload)
+    except msgspec.MsgspecError:
+        return False
+    return event.usage is None and event.error is None and (payload.isascii() or _utf8(payload))
+
+
 def _utf8(payload: bytes) -> bool:
     try:
         payload.decode()
@@ -444,22 +453,22 @@ class ChunkWriter:
     def encode(self, payloads: list[bytes]) -> bytes:
         if not payloads or self.failed:
             return b""
-        check = _check_event
-        for payload in payloads:
-            try:
-                event = check(payload)
-            except msgspec.MsgspecError:
-                return self._slow(payloads)
-            if event.usage is not None or event.error is not None or not (payload.isascii() or _utf8(payload)):
-                return self._slow(payloads)
+        for i, payload in enumerate(payloads):
+            if not _plain(payload):
+                return self._slow(payloads, i)
         self._last = payloads[-1]
         return b"data: " + b"\n\ndata: ".join(payloads) + b"\n\n"
 
-    def _slow(self, payloads: list[bytes]) -> bytes:
-        """A batch with a usage chunk, an error object or a malformed payload: one payload at a time."""
-        kept: list[bytes] = []
+    def _slow(self, payloads: list[bytes], start: int) -> bytes:
+        """A batch with a usage chunk, an error object or a malformed payload at ``start``: the plain
+        payloads before it pass as they are, the rest one at a time."""
+        kept = payloads[:start]
         failure: GatewayError | None = None
-        for payload in payloads:
+        for payload in payloads[start:]:
+            if _plain(payload):
+                kept.append(payload)
+                self._last = payload
+                continue
             try:
                 chunk = orjson.loads(payload)
             except orjson.JSONDecodeError:
