@@ -49,6 +49,7 @@ from run import (
     Managed,
     WrkResult,
     ensure_wrk,
+    require_autogroup,
     run_wrk,
     wait_healthy,
 )
@@ -56,7 +57,6 @@ from run import (
 REPO = Path(__file__).resolve().parent.parent
 PY = str(REPO / ".venv" / "bin" / "python")
 MOCK_PORT, GW_PORT = 9111, 8411
-AUTOGROUP = Path("/proc/sys/kernel/sched_autogroup_enabled")
 
 
 def config(kind: str, pg_url: str | None, batch_size: int | None = None, mock_port: int = MOCK_PORT) -> str:
@@ -141,9 +141,7 @@ def concurrent(kinds: list[str], pg_url: str | None, wrk: str, *, rounds: int, s
                batch_size: int | None = None, mock_port: int = MOCK_PORT, base_port: int = GW_PORT,
                quiet: bool = False) -> dict[str, Overhead]:
     """Every configuration's gateway at once on core 0 (``kinds[0]`` must be "off"): the ratios per round."""
-    if AUTOGROUP.exists() and AUTOGROUP.read_text().strip() != "1":
-        raise SystemExit("the concurrent method needs autogroup scheduling (equal CPU shares per gateway, not per "
-                         f"thread): {AUTOGROUP} is off; use --method sequential")
+    require_autogroup("concurrent method", "; use --method sequential")
     gateways: dict[str, tuple[int, Managed]] = {}
     ratios: dict[str, list[float]] = {k: [] for k in kinds}
     try:

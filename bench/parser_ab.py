@@ -45,6 +45,7 @@ from run import (
     WrkResult,
     cpu_seconds,
     ensure_wrk,
+    require_autogroup,
     run_wrk,
     wait_healthy,
 )
@@ -52,7 +53,6 @@ from run import (
 REPO = Path(__file__).resolve().parent.parent
 PY = str(REPO / ".venv" / "bin" / "python")
 MOCK_PORT, NEW_PORT, BASE_PORT = 9121, 8421, 8422
-AUTOGROUP = Path("/proc/sys/kernel/sched_autogroup_enabled")
 SCRIPTS = {"chat": "chat.lua", "stream": "stream.lua"}
 
 
@@ -133,8 +133,7 @@ def main() -> int:
     modes = [m for m in args.modes.split(",") if m]
     if unknown := [m for m in modes if m not in SCRIPTS]:
         raise SystemExit(f"unknown mode(s) {unknown}: expected chat, stream")
-    if AUTOGROUP.exists() and AUTOGROUP.read_text().strip() != "1":
-        raise SystemExit(f"the A/B method needs autogroup scheduling (equal CPU shares per gateway): {AUTOGROUP} is off")
+    require_autogroup("A/B method")
     baseline = git("rev-parse", args.baseline) if args.baseline else default_baseline()
     wrk = ensure_wrk()
     tmp = Path(tempfile.mkdtemp(prefix="parser-ab-"))

@@ -424,6 +424,16 @@ def process_tree(root: int) -> list[int]:
     return out
 
 
+AUTOGROUP = Path("/proc/sys/kernel/sched_autogroup_enabled")
+
+
+def require_autogroup(method: str, alternative: str = "") -> None:
+    """Stop unless the kernel gives each session an equal CPU share (gateways side by side on one core)."""
+    if AUTOGROUP.exists() and AUTOGROUP.read_text().strip() != "1":
+        raise SystemExit(f"the {method} needs autogroup scheduling (equal CPU shares per gateway, not per thread): "
+                         f"{AUTOGROUP} is off{alternative}")
+
+
 def cpu_seconds(pids: list[int]) -> float:
     total = 0
     for pid in pids:

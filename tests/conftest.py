@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -11,10 +12,13 @@ import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
 
 from interlock.ledger.pgstore import PostgresLog
+from interlock.ledger.rowcodec import READ_COLUMNS, decode_row
 from interlock.ledger.store import SQLiteLog, SQLiteStore
 from interlock.ledger.writer import LogStore
 from interlock.vendors.transport import HttpTransport
@@ -60,6 +64,19 @@ class GatewayProcess:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def record(self, request_id: str, timeout: float = 5.0) -> dict[str, Any]:
+        """The request-log record of ``request_id`` in this gateway's SQLite log, waiting for the writer."""
+        db = self.home / "state" / "interlock.db"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with sqlite3.connect(db) as conn:
+                row = conn.execute(f"SELECT {', '.join(READ_COLUMNS)} FROM requests WHERE id = ?",
+                                   (request_id,)).fetchone()
+            if row is not None:
+                return decode_row(row)
+            time.sleep(0.1)
+        raise AssertionError(f"no request record for {request_id}")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -124,6 +141,21 @@ def mock_vendor() -> Iterator[MockVendor]:
     vendor = MockVendor().start()
     yield vendor
     vendor.stop()
+
+
+@pytest.fixture(scope="module")
+def module_mock() -> Iterator[MockVendor]:
+    """A mock vendor of the module's own, for a module that starts its own gateway."""
+    vendor = MockVendor().start()
+    yield vendor
+    vendor.stop()
+
+
+@pytest.fixture(scope="module")
+def http_session() -> Iterator[requests.Session]:
+    """One keep-alive HTTP session per module (schemathesis calls)."""
+    with requests.Session() as session:
+        yield session
 
 
 @pytest.fixture(scope="session")

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import sqlite3
-import time
-from typing import Any
-
 import openai
 import pytest
 
-from interlock.ledger.rowcodec import READ_COLUMNS, decode_row
 from tests.conftest import MASTER_KEY, GatewayProcess
 
 pytestmark = pytest.mark.slow
@@ -23,18 +18,6 @@ def client(gateway: GatewayProcess) -> openai.OpenAI:
     return openai.OpenAI(base_url=gateway.base_url, api_key=MASTER_KEY, max_retries=0, timeout=20)
 
 
-def records(gateway: GatewayProcess, request_id: str, timeout: float = 5.0) -> dict[str, Any]:
-    db = gateway.home / "state" / "interlock.db"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with sqlite3.connect(db) as conn:
-            row = conn.execute(f"SELECT {', '.join(READ_COLUMNS)} FROM requests WHERE id = ?",
-                               (request_id,)).fetchone()
-        if row is not None:
-            return decode_row(row)
-        time.sleep(0.1)
-    raise AssertionError(f"no request record for {request_id}")
-
 
 def test_non_streaming_cost_in_usage_and_header(client: openai.OpenAI, gateway: GatewayProcess) -> None:
     raw = client.chat.completions.with_raw_response.create(model="mocklab/priced",
@@ -46,7 +29,7 @@ def test_non_streaming_cost_in_usage_and_header(client: openai.OpenAI, gateway: 
     assert completion.usage.model_extra["cost"] == pytest.approx(EXPECTED, abs=1e-12)
     assert raw.headers["x-interlock-vendor"] == "mock"
     assert raw.headers["x-interlock-model"] == "mocklab/priced"
-    record = records(gateway, raw.headers["x-interlock-request-id"])
+    record = gateway.record(raw.headers["x-interlock-request-id"])
     assert record["cost_picousd"] == 22_000_000
     assert record["cost_estimated"] == 0
     assert (record["input_tokens"], record["output_tokens"]) == (12, 5)
@@ -67,7 +50,7 @@ def test_streaming_cost_in_the_final_usage_chunk(client: openai.OpenAI, gateway:
     assert len(usage) == 1
     assert usage[0].model_extra is not None
     assert usage[0].model_extra["cost"] == pytest.approx(EXPECTED, abs=1e-12)
-    record = records(gateway, raw.headers["x-interlock-request-id"])
+    record = gateway.record(raw.headers["x-interlock-request-id"])
     assert record["cost_picousd"] == 22_000_000 and record["stream"] == 1
 
 
@@ -77,7 +60,7 @@ def test_stream_without_usage_is_estimated(client: openai.OpenAI, gateway: Gatew
         stream_options={"include_usage": True})
     text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
     assert text == "Hello from the mock."
-    record = records(gateway, raw.headers["x-interlock-request-id"])
+    record = gateway.record(raw.headers["x-interlock-request-id"])
     assert record["cost_estimated"] == 1
     assert record["output_tokens"] == 5  # "Hello from the mock." in o200k
     assert record["input_tokens"] > 0
@@ -88,5 +71,5 @@ def test_errors_are_logged_too(gateway: GatewayProcess) -> None:
     client = openai.OpenAI(base_url=gateway.base_url, api_key=MASTER_KEY, max_retries=0)
     with pytest.raises(openai.InternalServerError) as info:
         client.chat.completions.create(model="mock/status-503", messages=[{"role": "user", "content": "x"}])
-    record = records(gateway, info.value.response.headers["x-interlock-request-id"])
+    record = gateway.record(info.value.response.headers["x-interlock-request-id"])
     assert record["status"] == 502 and record["error_type"] == "upstream_error"

@@ -59,12 +59,6 @@ def admin_schema(admin_gateway: GatewayProcess) -> schemathesis.BaseSchema:
     return schemathesis.openapi.from_url(f"{admin_gateway.url}/admin/v1/openapi.json", timeout=10)
 
 
-@pytest.fixture(scope="module")
-def http_session() -> Iterator[requests.Session]:
-    with requests.Session() as session:
-        yield session
-
-
 def admin(gw: GatewayProcess, method: str, path: str, body: Any = None) -> requests.Response:
     return requests.request(method, f"{gw.url}/admin/v1/{path}", headers=AUTH, json=body, timeout=10)
 

@@ -59,12 +59,6 @@ def inference_schema(inference_gateway: GatewayProcess) -> schemathesis.BaseSche
 
 
 @pytest.fixture(scope="module")
-def http_session() -> Iterator[requests.Session]:
-    with requests.Session() as session:
-        yield session
-
-
-@pytest.fixture(scope="module")
 def stored_response(inference_gateway: GatewayProcess) -> str:
     """A response that exists, so the retrieve / input_items / delete operations reach past the 404."""
     resp = requests.post(f"{inference_gateway.url}/v1/responses", headers=AUTH, timeout=20,

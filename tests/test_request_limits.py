@@ -26,18 +26,11 @@ HI = [{"role": "user", "content": "hi"}]
 
 
 @pytest.fixture(scope="module")
-def mock() -> Iterator[MockVendor]:
-    vendor = MockVendor().start()
-    yield vendor
-    vendor.stop()
-
-
-@pytest.fixture(scope="module")
-def gw(mock: MockVendor, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+def gw(module_mock: MockVendor, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
     config = f"""
 vendors:
-  mock: {{type: openai, base_url: {mock.base_url}, api_key: sk-mock}}
-  groq: {{base_url: {mock.base_url}, api_key: gsk-mock}}
+  mock: {{type: openai, base_url: {module_mock.base_url}, api_key: sk-mock}}
+  groq: {{base_url: {module_mock.base_url}, api_key: gsk-mock}}
 catalog:
   models:
     mocklab/small:
@@ -99,20 +92,20 @@ def test_no_target_allows_that_many_is_a_400_naming_the_param_and_limit(client: 
     assert isinstance(info.value.body, dict) and info.value.body["param"] == "max_tokens"
 
 
-def test_logprobs_pass_through_to_a_vendor_that_returns_them(client: openai.OpenAI, mock: MockVendor) -> None:
+def test_logprobs_pass_through_to_a_vendor_that_returns_them(client: openai.OpenAI, module_mock: MockVendor) -> None:
     raw = client.chat.completions.with_raw_response.create(model="mock/ok", logprobs=True, top_logprobs=2,
                                                            messages=HI)
     assert "x-interlock-dropped-params" not in raw.headers
-    sent = mock.requests[-1]["body"]
+    sent = module_mock.requests[-1]["body"]
     assert sent["logprobs"] is True and sent["top_logprobs"] == 2
 
 
-def test_logprobs_to_a_vendor_without_them_are_dropped_and_named(client: openai.OpenAI, mock: MockVendor) -> None:
+def test_logprobs_to_a_vendor_without_them_are_dropped_and_named(client: openai.OpenAI, module_mock: MockVendor) -> None:
     # Groq (here served by the mock) refuses logprobs: they are not sent, and the header says so.
     raw = client.chat.completions.with_raw_response.create(model="groq/lp", logprobs=True, top_logprobs=2,
                                                            messages=HI)
     assert raw.headers["x-interlock-dropped-params"] == "logprobs,top_logprobs"
-    assert "logprobs" not in mock.requests[-1]["body"] and "top_logprobs" not in mock.requests[-1]["body"]
+    assert "logprobs" not in module_mock.requests[-1]["body"] and "top_logprobs" not in module_mock.requests[-1]["body"]
     # The simulator generates none: named too (found: null, silently), streamed or not.
     raw = client.chat.completions.with_raw_response.create(model="openai/gpt-4.1-mini", logprobs=True, messages=HI)
     assert raw.headers["x-interlock-dropped-params"] == "logprobs"
@@ -121,14 +114,14 @@ def test_logprobs_to_a_vendor_without_them_are_dropped_and_named(client: openai.
         assert stream.headers["x-interlock-dropped-params"] == "logprobs"
 
 
-def test_require_parameters_prefers_a_logprob_capable_target(client: openai.OpenAI, mock: MockVendor) -> None:
+def test_require_parameters_prefers_a_logprob_capable_target(client: openai.OpenAI, module_mock: MockVendor) -> None:
     raw = client.chat.completions.with_raw_response.create(model="groq-first", logprobs=True, messages=HI)
     assert raw.headers["x-interlock-route"] == "groq/lp"  # without require_parameters: first target, dropped
     raw = client.chat.completions.with_raw_response.create(
         model="groq-first", logprobs=True, messages=HI, extra_body={"provider": {"require_parameters": True}})
     assert raw.headers["x-interlock-route"] == "mock/lp"
     assert "groq/lp skipped: does not support logprobs" in raw.headers["x-interlock-route-reason"]
-    assert mock.requests[-1]["body"]["logprobs"] is True
+    assert module_mock.requests[-1]["body"]["logprobs"] is True
     with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(model="groq-only", logprobs=True, messages=HI,
                                        extra_body={"provider": {"require_parameters": True}})

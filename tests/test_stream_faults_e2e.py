@@ -11,8 +11,6 @@ log as well as in what the client received.
 from __future__ import annotations
 
 import json
-import sqlite3
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,6 @@ import openai
 import pytest
 from aiohttp import web
 
-from interlock.ledger.rowcodec import READ_COLUMNS, decode_row
 from tests.conftest import MASTER_KEY, GatewayProcess, start_gateway
 from tests.mock_openai import MockVendor
 
@@ -134,18 +131,6 @@ def ant(gw: GatewayProcess) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=gw.url, api_key=MASTER_KEY, max_retries=0, timeout=20)
 
 
-def record(gw: GatewayProcess, request_id: str, timeout: float = 5.0) -> dict[str, Any]:
-    db = gw.home / "state" / "interlock.db"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with sqlite3.connect(db) as conn:
-            row = conn.execute(f"SELECT {', '.join(READ_COLUMNS)} FROM requests WHERE id = ?",
-                               (request_id,)).fetchone()
-        if row is not None:
-            return decode_row(row)
-        time.sleep(0.1)
-    raise AssertionError(f"no request record for {request_id}")
-
 
 def fault(spec: str) -> dict[str, str]:
     return {"x-interlock-simulator-fault": spec}
@@ -169,7 +154,7 @@ def test_chat_stream_with_a_broken_event_ends_with_an_error_event(oai: openai.Op
     assert not isinstance(info.value, openai.APIConnectionError)
     assert isinstance(info.value.body, dict) and info.value.body["code"] == "upstream_stream_malformed"
     assert "".join(text)  # the text before the broken event arrived
-    rec = record(gw, raw.headers["x-interlock-request-id"])
+    rec = gw.record(raw.headers["x-interlock-request-id"])
     assert rec["status"] == 502 and rec["error_type"] == "upstream_stream_malformed"
 
 
@@ -179,7 +164,7 @@ def test_chat_stream_vendor_error_event_is_a_logged_failure(oai: openai.OpenAI, 
     with pytest.raises(openai.APIError) as info:
         list(raw.parse())
     assert isinstance(info.value.body, dict) and info.value.body["code"] == "upstream_stream_error"
-    rec = record(gw, raw.headers["x-interlock-request-id"])
+    rec = gw.record(raw.headers["x-interlock-request-id"])
     assert rec["status"] == 502 and rec["error_type"] == "upstream_stream_error"
 
 
@@ -190,7 +175,7 @@ def test_fused_events_never_lose_a_token_silently(oai: openai.OpenAI, gw: Gatewa
         for chunk in raw.parse():
             text.extend(c.delta.content or "" for c in chunk.choices)
     assert "".join(text) == "Hello"
-    assert record(gw, raw.headers["x-interlock-request-id"])["error_type"] == "upstream_stream_malformed"
+    assert gw.record(raw.headers["x-interlock-request-id"])["error_type"] == "upstream_stream_malformed"
 
 
 def test_messages_stream_with_a_broken_event_ends_with_an_error_event(ant: anthropic.Anthropic,
@@ -203,7 +188,7 @@ def test_messages_stream_with_a_broken_event_ends_with_an_error_event(ant: anthr
             names.append(event.type)
     assert "content_block_delta" in names and "message_stop" not in names
     assert isinstance(info.value.body, dict) and info.value.body["error"]["type"] == "api_error"
-    rec = record(gw, raw.headers["x-interlock-request-id"])
+    rec = gw.record(raw.headers["x-interlock-request-id"])
     assert rec["status"] == 502 and rec["error_type"] == "upstream_stream_malformed"
 
 
@@ -213,7 +198,7 @@ def test_responses_stream_with_a_broken_event_fails_the_response(oai: openai.Ope
     events = list(raw.parse())
     assert [e.type for e in events][-2:] == ["error", "response.failed"]
     assert events[-2].code == "upstream_stream_malformed"  # type: ignore[union-attr]
-    rec = record(gw, raw.headers["x-interlock-request-id"])
+    rec = gw.record(raw.headers["x-interlock-request-id"])
     assert rec["status"] == 502 and rec["error_type"] == "upstream_stream_malformed"
 
 
@@ -258,7 +243,7 @@ def test_chat_stream_without_vendor_usage_sends_the_estimate(oai: openai.OpenAI,
     assert len(usage) == 1
     extra = usage[0].model_extra or {}
     assert extra["estimated"] is True
-    rec = record(gw, raw.headers["x-interlock-request-id"])
+    rec = gw.record(raw.headers["x-interlock-request-id"])
     assert rec["cost_estimated"] == 1
     assert (usage[0].prompt_tokens, usage[0].completion_tokens) == (rec["input_tokens"], rec["output_tokens"])
     assert round(extra["cost"] * 1e12) == rec["cost_picousd"] > 0
@@ -269,7 +254,7 @@ def test_messages_stream_without_vendor_usage_sends_the_estimate(ant: anthropic.
                                                 stream=True)
     deltas = [e for e in raw.parse() if e.type == "message_delta"]
     usage = deltas[0].usage
-    rec = record(gw, raw.headers["x-interlock-request-id"])
+    rec = gw.record(raw.headers["x-interlock-request-id"])
     assert (usage.input_tokens, usage.output_tokens) == (rec["input_tokens"], rec["output_tokens"])
     assert usage.output_tokens > 0
     extra = usage.model_extra or {}
@@ -282,7 +267,7 @@ def test_responses_stream_without_vendor_usage_sends_the_estimate(oai: openai.Op
     assert done.type == "response.completed"
     usage = done.response.usage
     assert usage is not None
-    rec = record(gw, raw.headers["x-interlock-request-id"])
+    rec = gw.record(raw.headers["x-interlock-request-id"])
     assert (usage.input_tokens, usage.output_tokens) == (rec["input_tokens"], rec["output_tokens"])
     extra = usage.model_extra or {}
     assert extra["estimated"] is True and round(extra["cost"] * 1e12) == rec["cost_picousd"] > 0
@@ -332,4 +317,4 @@ def test_chat_stream_cut_after_a_spaced_unfinished_chunk_is_reported_truncated(o
     with pytest.raises(openai.APIError) as info:
         list(raw.parse())
     assert isinstance(info.value.body, dict) and info.value.body["code"] == "upstream_stream_truncated"
-    assert record(gw, raw.headers["x-interlock-request-id"])["error_type"] == "upstream_stream_truncated"
+    assert gw.record(raw.headers["x-interlock-request-id"])["error_type"] == "upstream_stream_truncated"

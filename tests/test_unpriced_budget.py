@@ -65,15 +65,8 @@ def budget_key(gw: GatewayProcess, project: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def mock() -> Iterator[MockVendor]:
-    vendor = MockVendor().start()
-    yield vendor
-    vendor.stop()
-
-
-@pytest.fixture(scope="module")
-def gw(mock: MockVendor, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    gw = start_gateway(tmp_path_factory.mktemp("unpriced"), _config(mock))
+def gw(module_mock: MockVendor, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    gw = start_gateway(tmp_path_factory.mktemp("unpriced"), _config(module_mock))
     yield gw
     gw.stop()
 
@@ -88,8 +81,8 @@ def client(gw: GatewayProcess, key: str) -> openai.OpenAI:
 
 
 def test_unpriced_route_is_refused_with_402_price_unknown_in_each_api_shape(gw: GatewayProcess, key: str,
-                                                                            mock: MockVendor) -> None:
-    before = len(mock.requests)
+                                                                            module_mock: MockVendor) -> None:
+    before = len(module_mock.requests)
     oc = client(gw, key)
     for _ in range(3):  # found: unlimited calls at $0
         with pytest.raises(openai.APIStatusError) as info:
@@ -115,7 +108,7 @@ def test_unpriced_route_is_refused_with_402_price_unknown_in_each_api_shape(gw: 
     assert ainfo.value.status_code == 402
     body = ainfo.value.body
     assert isinstance(body, dict) and body["type"] == "error" and "'custom/ok'" in body["error"]["message"]
-    assert len(mock.requests) == before  # nothing reached the vendor
+    assert len(module_mock.requests) == before  # nothing reached the vendor
 
 
 def test_a_priced_route_still_answers_under_the_same_budget(gw: GatewayProcess, key: str) -> None:
@@ -166,8 +159,8 @@ def test_start_up_lists_unpriced_routes(gw: GatewayProcess) -> None:
     assert "unpriced routes" in out and "passed through by name on: custom" in out
 
 
-def test_unpriced_allow_admits_them(mock: MockVendor, tmp_path_factory: pytest.TempPathFactory) -> None:
-    gw = start_gateway(tmp_path_factory.mktemp("allow"), _config(mock, "governance: {unpriced: allow}"))
+def test_unpriced_allow_admits_them(module_mock: MockVendor, tmp_path_factory: pytest.TempPathFactory) -> None:
+    gw = start_gateway(tmp_path_factory.mktemp("allow"), _config(module_mock, "governance: {unpriced: allow}"))
     try:
         key = budget_key(gw, "tight")
         out = client(gw, key).chat.completions.create(model="custom/ok", max_tokens=5,

@@ -105,14 +105,20 @@ class ResponsesStreamEncoder(ChunkTranslator):
         self._emit(out, "response.output_item.added", {"output_index": index, "item": item})
         return index
 
-    def _close(self, out: bytearray) -> None:
+    def _take_open(self) -> tuple[str, int, dict[str, Any], str] | None:
+        """The item still open (kind, output index, item, id), now closed; None when none is."""
         kind = self._open
         if kind is None:
-            return
+            return None
         self._open = None
-        index = len(self._output) - 1
         item = self._item
-        iid = item["id"]
+        return kind, len(self._output) - 1, item, item["id"]
+
+    def _close(self, out: bytearray) -> None:
+        taken = self._take_open()
+        if taken is None:
+            return
+        kind, index, item, iid = taken
         if kind == "message":
             text = "".join(self._text)
             part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
@@ -261,13 +267,10 @@ class ResponsesStreamEncoder(ChunkTranslator):
 
     def _partial(self) -> None:
         """The item still open when the stream failed, holding what was streamed of it (status incomplete)."""
-        kind = self._open
-        if kind is None:
+        taken = self._take_open()
+        if taken is None:
             return
-        self._open = None
-        index = len(self._output) - 1
-        item = self._item
-        iid = item["id"]
+        kind, index, item, iid = taken
         text = "".join(self._text)
         if kind == "message":
             self._output[index] = message_item(iid, text, None, status="incomplete")
