@@ -205,7 +205,9 @@ def test_usage_excludes_cache_reads_and_writes_from_input() -> None:
     assert anthropic_usage(USAGE) == {"input_tokens": 15, "cache_creation_input_tokens": 25,
                                       "cache_read_input_tokens": 60, "output_tokens": 30, "cost": 0.00042,
                                       "cache_creation": {"ephemeral_5m_input_tokens": 25,
-                                                         "ephemeral_1h_input_tokens": 0}}
+                                                         "ephemeral_1h_input_tokens": 0},
+                                      "output_tokens_details": {"thinking_tokens": 10}, "server_tool_use": None,
+                                      "service_tier": None, "inference_geo": None}
     legacy = anthropic_usage({"prompt_tokens": 50, "completion_tokens": 1, "cache_creation_input_tokens": 20})
     assert legacy["input_tokens"] == 30 and legacy["cache_creation_input_tokens"] == 20
 
@@ -235,12 +237,26 @@ def test_completion_renders_thinking_text_and_tool_use() -> None:
     assert message == {
         "id": "msg_1", "type": "message", "role": "assistant", "model": "anthropic/claude-sonnet-4-5",
         "content": [{"type": "thinking", "thinking": "hmm", "signature": "sig=="},
-                    {"type": "text", "text": "Checking."},
-                    {"type": "tool_use", "id": "call_9", "name": "get_weather", "input": {"city": "Paris"}}],
-        "stop_reason": "tool_use", "stop_sequence": None,
+                    {"type": "text", "text": "Checking.", "citations": None},
+                    {"type": "tool_use", "id": "call_9", "name": "get_weather", "input": {"city": "Paris"},
+                     "caller": {"type": "direct"}}],
+        "stop_reason": "tool_use", "stop_sequence": None, "stop_details": None, "container": None,
         "usage": {"input_tokens": 15, "cache_creation_input_tokens": 25, "cache_read_input_tokens": 60,
                   "output_tokens": 30, "cost": 0.00042,
-                  "cache_creation": {"ephemeral_5m_input_tokens": 25, "ephemeral_1h_input_tokens": 0}}}
+                  "cache_creation": {"ephemeral_5m_input_tokens": 25, "ephemeral_1h_input_tokens": 0},
+                  "output_tokens_details": {"thinking_tokens": 10}, "server_tool_use": None,
+                  "service_tier": None, "inference_geo": None}}
+
+
+def test_refusal_has_stop_details_and_tier_maps() -> None:
+    data = {"service_tier": "default", "choices": [{"finish_reason": "content_filter", "message": {
+        "role": "assistant", "content": None, "refusal": "I can't help with that."}}]}
+    message = render_message("msg_1", "m", {}, data, None)
+    assert message["stop_reason"] == "refusal"
+    assert message["stop_details"] == {"type": "refusal", "category": None, "explanation": "I can't help with that."}
+    assert message["content"] == [{"type": "text", "text": "I can't help with that.", "citations": None}]
+    assert message["usage"]["service_tier"] == "standard"
+    assert message["usage"]["cache_creation"] == {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0}
 
 
 def test_reasoning_details_and_bad_tool_arguments_are_kept() -> None:
@@ -252,7 +268,8 @@ def test_reasoning_details_and_bad_tool_arguments_are_kept() -> None:
     content = render_message("msg_1", "m", {}, data, None)["content"]
     assert content == [{"type": "thinking", "thinking": "t", "signature": "s"},
                        {"type": "redacted_thinking", "data": "enc"},
-                       {"type": "tool_use", "id": "c", "name": "f", "input": {"_raw_arguments": "{not json"}}]
+                       {"type": "tool_use", "id": "c", "name": "f", "input": {"_raw_arguments": "{not json"},
+                        "caller": {"type": "direct"}}]
 
 
 def test_codec_completion_uses_request_id_and_caller_model() -> None:
@@ -261,7 +278,7 @@ def test_codec_completion_uses_request_id_and_caller_model() -> None:
     data = {"choices": [{"finish_reason": "stop", "message": {"role": "assistant", "content": "hi"}}], "usage": USAGE}
     body = orjson.loads(AnthropicMessagesCodec().completion(ctx, {"model": "fast"}, data))
     assert body["id"] == "msg_" + ctx.id[4:]
-    assert body["model"] == "fast" and body["content"] == [{"type": "text", "text": "hi"}]
+    assert body["model"] == "fast" and body["content"] == [{"type": "text", "text": "hi", "citations": None}]
 
 
 # -------------------------------------------------------------- errors
@@ -272,7 +289,10 @@ def test_codec_completion_uses_request_id_and_caller_model() -> None:
     (AuthenticationFailed("who"), 401, "authentication_error"),
     (GatewayError("no", status=403), 403, "permission_error"),
     (ModelNotFound("gone"), 404, "not_found_error"),
-    (PayloadTooLarge("big"), 413, "request_too_large"),
+    # The SDKs' ErrorType has no request_too_large: a 413 is an invalid request.
+    (PayloadTooLarge("big"), 413, "invalid_request_error"),
+    (GatewayError("late", status=504), 504, "timeout_error"),
+    (GatewayError("pay", status=402), 402, "billing_error"),
     (RateLimited("slow"), 429, "rate_limit_error"),
     (UpstreamError("vendor"), 502, "api_error"),
     (GatewayError("busy", status=529), 529, "overloaded_error"),
@@ -280,4 +300,6 @@ def test_codec_completion_uses_request_id_and_caller_model() -> None:
 ])
 def test_errors_in_anthropic_shape(err: GatewayError, status: int, etype: str) -> None:
     assert err.status == status
-    assert orjson.loads(error_body(err)) == {"type": "error", "error": {"type": etype, "message": err.message}}
+    assert orjson.loads(error_body(err)) == {"type": "error", "error": {"type": etype, "message": err.message},
+                                             "request_id": None}
+    assert orjson.loads(error_body(err, "req_1"))["request_id"] == "req_1"

@@ -18,6 +18,7 @@ from interlock.errors import UpstreamError
 from interlock.pipeline.context import RequestContext
 from interlock.wire.anthropic_stream import AnthropicStreamEncoder
 from interlock.wire.sse import SSEDecoder
+from tests.anthropic_required import check_event
 
 _EVENTS: TypeAdapter[RawMessageStreamEvent] = TypeAdapter(RawMessageStreamEvent)
 
@@ -52,6 +53,7 @@ def run(batches: list[list[bytes]], request: dict[str, Any] | None = None) -> tu
         assert ev.event is not None, "every Anthropic event is named"
         payload = orjson.loads(ev.data)
         assert payload["type"] == ev.event.decode()
+        check_event(payload)  # every always-present field of the TypeScript SDK's types
         events.append((ev.event.decode(), payload))
     return events, encoder, seen
 
@@ -80,12 +82,16 @@ def test_text_stream_follows_the_documented_order() -> None:
     start = events[0][1]["message"]
     assert start["role"] == "assistant" and start["content"] == [] and start["stop_reason"] is None
     assert start["model"] == "anthropic/claude-sonnet-4-5" and start["id"].startswith("msg_")
-    assert events[1][1] == {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+    assert events[1][1] == {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": "",
+                                                                                     "citations": None}}
     assert events[3][1] == {"type": "content_block_delta", "index": 0,
                             "delta": {"type": "text_delta", "text": "Hello"}}
-    assert events[6][1] == {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+    assert events[6][1] == {"type": "message_delta",
+                            "delta": {"stop_reason": "end_turn", "stop_sequence": None, "stop_details": None,
+                                      "container": None},
                             "usage": {"input_tokens": 10, "cache_creation_input_tokens": 0,
-                                      "cache_read_input_tokens": 30, "output_tokens": 12, "cost": 0.25}}
+                                      "cache_read_input_tokens": 30, "output_tokens": 12, "cost": 0.25,
+                                      "output_tokens_details": None, "server_tool_use": None}}
     assert encoder.usage_seen and seen == [USAGE]
     message = assemble(events)
     assert message.content[0].text == "Hello world"
@@ -124,7 +130,8 @@ def test_thinking_then_text_then_parallel_tools() -> None:
     starts = [p["content_block"] for n, p in events if n == "content_block_start"]
     assert starts[0] == {"type": "thinking", "thinking": "", "signature": ""}
     assert starts[1] == {"type": "redacted_thinking", "data": "REDACTED"}
-    assert starts[3] == {"type": "tool_use", "id": "toolu_A", "name": "get_weather", "input": {}}
+    assert starts[3] == {"type": "tool_use", "id": "toolu_A", "name": "get_weather", "input": {},
+                         "caller": {"type": "direct"}}
     assert [p["index"] for n, p in events if n == "content_block_start"] == [0, 1, 2, 3, 4]
     message = assemble(events)
     assert [b.type for b in message.content] == ["thinking", "redacted_thinking", "text", "tool_use", "tool_use"]
@@ -137,7 +144,8 @@ def test_stop_sequence_reported_when_the_vendor_names_it() -> None:
     events, _, _ = run([[chunk({"content": "a"}), chunk({}, "stop", stop_reason="END")]],
                        request={"model": "m", "stop": ["END"]})
     delta = next(p for n, p in events if n == "message_delta")
-    assert delta["delta"] == {"stop_reason": "stop_sequence", "stop_sequence": "END"}
+    assert delta["delta"] == {"stop_reason": "stop_sequence", "stop_sequence": "END", "stop_details": None,
+                              "container": None}
     assert delta["usage"]["output_tokens"] == 0  # no usage from the vendor: the pipeline estimates it
 
 
@@ -159,15 +167,17 @@ def test_vendor_error_chunk_becomes_an_error_event_and_ends_the_stream() -> None
     encoder = AnthropicStreamEncoder(ctx, {"model": "m"}, lambda usage: None)
     out = encoder.encode([chunk({"content": "partial"}), orjson.dumps({"error": {"message": "overloaded"}})])
     assert out.endswith(b"event: error\ndata: " + orjson.dumps({"type": "error", "error": {
-        "type": "api_error", "message": "the vendor failed mid-stream: overloaded"}}) + b"\n\n")
+        "type": "api_error", "message": "the vendor failed mid-stream: overloaded"}, "request_id": ctx.id}) + b"\n\n")
     assert encoder.finish() == b"" and encoder.encode([chunk({"content": "more"})]) == b""
     assert ctx.status == 502 and ctx.error is not None
 
 
 def test_error_event_for_a_pipeline_failure() -> None:
-    encoder = AnthropicStreamEncoder(RequestContext("anthropic.messages"), {"model": "m"}, lambda usage: None)
+    ctx = RequestContext("anthropic.messages")
+    encoder = AnthropicStreamEncoder(ctx, {"model": "m"}, lambda usage: None)
     event = encoder.error(UpstreamError("cut short", code="upstream_stream_truncated"))
-    assert event == (b'event: error\ndata: {"type":"error","error":{"type":"api_error","message":"cut short"}}\n\n')
+    assert event == (b'event: error\ndata: {"type":"error","error":{"type":"api_error","message":"cut short"},'
+                     b'"request_id":"' + ctx.id.encode() + b'"}\n\n')
 
 
 def test_empty_stream_still_closes_properly() -> None:
@@ -203,7 +213,7 @@ def test_malformed_event_becomes_an_error_event_and_ends_the_stream() -> None:
     out = encoder.encode([chunk({"content": "a"}), chunk({"content": "b"}) + b"\n" + chunk({"content": "c"})])
     assert out.endswith(b"event: error\ndata: " + orjson.dumps({"type": "error", "error": {
         "type": "api_error", "message": "the vendor sent a stream event that is not one JSON object (broken JSON or "
-                                        "SSE framing); the answer is incomplete."}}) + b"\n\n")
+                                        "SSE framing); the answer is incomplete."}, "request_id": ctx.id}) + b"\n\n")
     assert encoder.failed and encoder.finish() == b""
     assert ctx.status == 502 and ctx.error is not None and ctx.error.code == "upstream_stream_malformed"
 
@@ -222,4 +232,5 @@ def test_estimated_usage_is_reported_and_marked() -> None:
     raw = encoder.encode([chunk({"content": "a"}, "stop")]) + encoder.finish(estimate)
     delta = next(orjson.loads(e.data) for e in SSEDecoder().feed(raw) if e.event == b"message_delta")
     assert delta["usage"] == {"input_tokens": 7, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
-                              "output_tokens": 3, "cost": 0.002, "estimated": True}
+                              "output_tokens": 3, "cost": 0.002, "estimated": True, "output_tokens_details": None,
+                              "server_tool_use": None}

@@ -18,6 +18,8 @@ class GatewayError(Exception):
     status: int = 500
     type: str = "api_error"
     code: str | None = None
+    #: The id of the request that failed, when whoever renders the error knows it (Anthropic bodies carry it).
+    request_id: str | None = None
 
     def __init__(
         self,
@@ -155,3 +157,30 @@ class UpstreamRejected(GatewayError):
 
     type = "invalid_request_error"
     code = "upstream_rejected"
+
+
+#: Anthropic's error ``type`` by HTTP status: the members of ``ErrorType`` in the TypeScript SDK
+#: (src/resources/shared.ts). It has no ``request_too_large``, so a 413 is an ``invalid_request_error``.
+_ANTHROPIC_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    429: "rate_limit_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+
+def anthropic_error_type(status: int) -> str:
+    found = _ANTHROPIC_ERROR_TYPES.get(status)
+    if found is not None:
+        return found
+    return "api_error" if status >= 500 else "invalid_request_error"
+
+
+def anthropic_error_body(error_type: str, message: str, request_id: str | None) -> dict[str, object]:
+    """Anthropic's ``ErrorResponse`` (``request_id`` is always present, null when unknown): the one builder
+    of the gateway's Anthropic errors, bodies and stream ``error`` events, and of the simulator's."""
+    return {"type": "error", "error": {"type": error_type, "message": message}, "request_id": request_id}

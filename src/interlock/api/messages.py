@@ -1,10 +1,15 @@
-"""``POST /v1/messages/count_tokens``: Anthropic's token counter, answered without a vendor call.
+"""``POST /v1/messages`` and ``POST /v1/messages/count_tokens``: Anthropic's routes.
 
-The body is a Messages request without ``max_tokens``; it is translated like
-``/v1/messages`` (so the same 400s name the same fields) and counted with the
-catalog's tokenizer for the model it resolves to. The count is the gateway's
-estimate of the whole prompt - what the vendor would bill as input before any
-caching.
+``/v1/messages`` is the pipeline with the Anthropic codec; its errors carry the
+request's id as ``request_id`` (the id of ``x-interlock-request-id``), as
+Anthropic's do (``request_id`` in the body, the same id in a header).
+
+``count_tokens`` answers without a vendor call. The body is a Messages request
+without ``max_tokens``; it is translated like ``/v1/messages`` (so the same 400s
+name the same fields) and counted with the catalog's tokenizer for the model it
+resolves to. The count is the gateway's estimate of the whole prompt - what the
+vendor would bill as input before any caching. It answers exactly
+``MessageTokensCount`` (``{"input_tokens": n}``).
 """
 
 from __future__ import annotations
@@ -12,13 +17,27 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from interlock.catalog import estimate_chat_tokens
+from interlock.errors import GatewayError
 from interlock.observability import zdr_log
+from interlock.pipeline.context import RequestContext, new_request_id
+from interlock.pipeline.core import Pipeline, run_request
 from interlock.server.http import Request
-from interlock.wire.anthropic_messages import parse_messages_request
+from interlock.wire.anthropic_messages import AnthropicMessagesCodec, error_body, parse_messages_request
 from interlock.wire.openai_chat import parse_json_object
 
 if TYPE_CHECKING:
     from interlock.app import Gateway
+
+
+class MessagesPipeline(Pipeline):
+    """The pipeline behind ``/v1/messages``, rendering each error with its request's id."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        super().__init__(gateway, AnthropicMessagesCodec())
+
+    async def __call__(self, req: Request) -> None:
+        ctx = RequestContext(self.codec.name)
+        await run_request(self.gw, req, ctx, self._run, lambda err: error_body(err, ctx.id))
 
 
 class MessagesApi:
@@ -26,6 +45,17 @@ class MessagesApi:
         self.gw = gateway
 
     async def count_tokens(self, req: Request) -> None:
+        request_id = new_request_id()
+        headers = [("x-interlock-request-id", request_id)]
+        try:
+            input_tokens = await self._count(req)
+        except GatewayError as err:
+            req.send(err.status, error_body(err, request_id),
+                     [("content-type", "application/json"), *headers, *err.headers.items()])
+            return
+        req.json(200, {"input_tokens": input_tokens}, headers)
+
+    async def _count(self, req: Request) -> int:
         gw = self.gw
         principal = gw.auth.authenticate(req.header("authorization"), req.header("x-api-key"),
                                          req.header("x-interlock-project"))
@@ -34,4 +64,4 @@ class MessagesApi:
         request = parse_messages_request(parse_json_object(body), require_max_tokens=False)
         plan = gw.planner.plan(request["model"])
         model = plan.targets[0].model if plan.targets else None
-        req.json(200, {"input_tokens": estimate_chat_tokens(request, model)})
+        return estimate_chat_tokens(request, model)

@@ -504,9 +504,13 @@ def _output_format(data: Mapping[str, Any], out: dict[str, Any]) -> None:
                                                                      "strict": True}}
 
 
-def error_body(err: GatewayError) -> bytes:
-    """The route's error renderer: every failure on /v1/messages in Anthropic's shape."""
-    return orjson.dumps(anthropic_error(err))
+def error_body(err: GatewayError, request_id: str | None = None) -> bytes:
+    """The route's error renderer: every failure on /v1/messages in Anthropic's shape.
+
+    ``request_id`` is the id the answer's ``x-interlock-request-id`` header carries;
+    without one (a refusal before any request context exists) the body says ``null``.
+    """
+    return orjson.dumps(anthropic_error(err, request_id))
 
 
 class AnthropicMessagesCodec:

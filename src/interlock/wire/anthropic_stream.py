@@ -18,24 +18,17 @@ from typing import Any
 
 import orjson
 
-from interlock.errors import GatewayError
+from interlock.errors import GatewayError, anthropic_error_body, anthropic_error_type
 from interlock.pipeline.codec import ESTIMATED, UsageHook
 from interlock.pipeline.context import RequestContext
 from interlock.wire.canonical import ChunkTranslator, cache_write_tokens, reasoning_blocks, text_of_content
 
-_ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    402: "billing_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    504: "timeout_error",
-    529: "overloaded_error",
-}
 _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
                  "content_filter": "refusal"}
+#: ``MessageDeltaUsage`` (TypeScript SDK, src/resources/messages/messages.ts): all present, nullable.
+_DELTA_USAGE = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens",
+                "output_tokens_details", "server_tool_use")
+_SERVICE_TIERS = {"default": "standard", "standard": "standard", "priority": "priority", "batch": "batch"}
 _BLOCK_DELTA = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
 _TEXT = b',"delta":{"type":"text_delta","text":'
 _THINKING = b',"delta":{"type":"thinking_delta","thinking":'
@@ -59,8 +52,19 @@ def tool_input(arguments: Any) -> Any:
     return value if isinstance(value, dict) else {"_value": value}
 
 
-def anthropic_usage(usage: Mapping[str, Any]) -> dict[str, Any]:
-    """Canonical (OpenAI) usage → Anthropic's, where ``input_tokens`` excludes cache reads and writes."""
+def _thinking_details(usage: Mapping[str, Any]) -> dict[str, int] | None:
+    """``output_tokens_details``: the reasoning tokens, when the vendor counted them."""
+    details = usage.get("completion_tokens_details")
+    thinking = details.get("reasoning_tokens") if isinstance(details, dict) else None
+    return {"thinking_tokens": thinking} if isinstance(thinking, int) and not isinstance(thinking, bool) else None
+
+
+def anthropic_usage(usage: Mapping[str, Any], service_tier: str | None = None) -> dict[str, Any]:
+    """Canonical (OpenAI) usage → Anthropic's ``Usage``, where ``input_tokens`` excludes cache reads and writes.
+
+    Every field the TypeScript SDK declares without ``?`` is present (``null`` when
+    unknown); interlock's ``cost`` and ``estimated`` are extras.
+    """
     prompt = usage.get("prompt_tokens")
     prompt = prompt if isinstance(prompt, int) else 0
     details = usage.get("prompt_tokens_details")
@@ -69,23 +73,45 @@ def anthropic_usage(usage: Mapping[str, Any]) -> dict[str, Any]:
     cached = cached if isinstance(cached, int) else 0
     written = cache_write_tokens(usage)
     output = usage.get("completion_tokens")
+    one_hour = details.get("cache_write_1h_tokens") if isinstance(details, dict) else None
+    one_hour = min(one_hour, written) if isinstance(one_hour, int) and one_hour > 0 else 0
     out: dict[str, Any] = {
         "input_tokens": max(0, prompt - cached - written),
         "cache_creation_input_tokens": written,
         "cache_read_input_tokens": cached,
+        "cache_creation": {"ephemeral_5m_input_tokens": written - one_hour, "ephemeral_1h_input_tokens": one_hour},
         "output_tokens": output if isinstance(output, int) else 0,
+        "output_tokens_details": _thinking_details(usage),
+        "server_tool_use": None,
+        "service_tier": service_tier,
+        "inference_geo": None,
     }
-    if written:
-        one_hour = details.get("cache_write_1h_tokens") if isinstance(details, dict) else None
-        one_hour = min(one_hour, written) if isinstance(one_hour, int) and one_hour > 0 else 0
-        out["cache_creation"] = {"ephemeral_5m_input_tokens": written - one_hour,
-                                 "ephemeral_1h_input_tokens": one_hour}
     cost = usage.get("cost")
     if cost is not None:
         out["cost"] = cost
     if usage.get(ESTIMATED):
         out[ESTIMATED] = True
     return out
+
+
+#: The usage of a message before (or without) any count: every always-present field, zeros and nulls.
+def empty_usage(service_tier: str | None = None) -> dict[str, Any]:
+    return anthropic_usage({}, service_tier)
+
+
+def delta_usage(usage: Mapping[str, Any]) -> dict[str, Any]:
+    """``message_delta``'s ``MessageDeltaUsage``: the cumulative counts, without the ``Usage``-only fields."""
+    out = {k: usage[k] for k in _DELTA_USAGE if k in usage}
+    for extra in ("cost", ESTIMATED):
+        if extra in usage:
+            out[extra] = usage[extra]
+    return out
+
+
+def service_tier(data: Mapping[str, Any]) -> str | None:
+    """Anthropic's ``service_tier`` from a canonical completion's (OpenAI's tier names; unknown ones → null)."""
+    tier = data.get("service_tier")
+    return _SERVICE_TIERS.get(tier) if isinstance(tier, str) else None
 
 
 def stop_reason(choice: Mapping[str, Any], stops: Any, has_tool_calls: bool) -> tuple[str, str | None]:
@@ -123,16 +149,32 @@ def render_message(msg_id: str, model: str, request: Mapping[str, Any], data: Ma
     text = text_of_content(message.get("content"))
     refusal = message.get("refusal")
     if text:
-        content.append({"type": "text", "text": text})
+        content.append(text_block(text))
     elif isinstance(refusal, str) and refusal:
-        content.append({"type": "text", "text": refusal})
+        content.append(text_block(refusal))
     calls = [c for c in message.get("tool_calls") or () if isinstance(c, dict)]
     for call in calls:
         function = call.get("function")
         function = function if isinstance(function, dict) else {}
-        content.append({"type": "tool_use", "id": str(call.get("id") or ""), "name": str(function.get("name") or ""),
-                        "input": tool_input(function.get("arguments"))})
+        content.append(tool_use_block(str(call.get("id") or ""), str(function.get("name") or ""),
+                                      tool_input(function.get("arguments"))))
     reason, sequence = stop_reason(choice, request.get("stop"), bool(calls))
+    tier = service_tier(data)
+    return message_object(msg_id, model, content, reason, sequence,
+                          anthropic_usage(usage, tier) if usage is not None else empty_usage(tier),
+                          refusal if isinstance(refusal, str) else None)
+
+
+def stop_details(reason: str | None, explanation: str | None = None) -> dict[str, Any] | None:
+    """``RefusalStopDetails`` for a refusal (interlock knows no policy category), else null."""
+    if reason != "refusal":
+        return None
+    return {"type": "refusal", "category": None, "explanation": explanation or None}
+
+
+def message_object(msg_id: str, model: str, content: list[dict[str, Any]], reason: str | None,
+                   sequence: str | None, usage: dict[str, Any], refusal: str | None = None) -> dict[str, Any]:
+    """Anthropic's ``Message`` with every field the TypeScript SDK declares without ``?`` (``null`` when none)."""
     return {
         "id": msg_id,
         "type": "message",
@@ -141,20 +183,24 @@ def render_message(msg_id: str, model: str, request: Mapping[str, Any], data: Ma
         "content": content,
         "stop_reason": reason,
         "stop_sequence": sequence,
-        "usage": anthropic_usage(usage) if usage is not None else {
-            "input_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 0},
+        "stop_details": stop_details(reason, refusal),
+        "container": None,
+        "usage": usage,
     }
 
 
-def anthropic_error_type(status: int) -> str:
-    found = _ERROR_TYPES.get(status)
-    if found is not None:
-        return found
-    return "api_error" if status >= 500 else "invalid_request_error"
+def text_block(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": text, "citations": None}
 
 
-def anthropic_error(err: GatewayError) -> dict[str, Any]:
-    return {"type": "error", "error": {"type": anthropic_error_type(err.status), "message": err.message}}
+def tool_use_block(call_id: str, name: str, arguments: Any) -> dict[str, Any]:
+    """A ``tool_use`` block; the model called it directly (``caller``), the only kind a translated call can be."""
+    return {"type": "tool_use", "id": call_id, "name": name, "input": arguments, "caller": {"type": "direct"}}
+
+
+def anthropic_error(err: GatewayError, request_id: str | None = None) -> dict[str, Any]:
+    """``err`` as Anthropic's ``ErrorResponse``, carrying the request id its answer's header names."""
+    return anthropic_error_body(anthropic_error_type(err.status), err.message, request_id or err.request_id)
 
 
 def event(name: str, payload: Mapping[str, Any]) -> bytes:
@@ -179,11 +225,8 @@ class AnthropicStreamEncoder(ChunkTranslator):
 
     def _start(self) -> bytes:
         self._started = True
-        return event("message_start", {"type": "message_start", "message": {
-            "id": message_id(self._ctx.id), "type": "message", "role": "assistant", "model": self._model,
-            "content": [], "stop_reason": None, "stop_sequence": None,
-            "usage": {"input_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
-                      "output_tokens": 0}}})
+        return event("message_start", {"type": "message_start", "message": message_object(
+            message_id(self._ctx.id), self._model, [], None, None, empty_usage())})
 
     def _begin(self, out: bytearray) -> None:
         if not self._started:
@@ -233,7 +276,7 @@ class AnthropicStreamEncoder(ChunkTranslator):
         content = delta.get("content")
         if isinstance(content, str) and content:
             if self._open != "text":
-                self._open_block(out, "text", {"type": "text", "text": ""})
+                self._open_block(out, "text", text_block(""))
             out += _BLOCK_DELTA + str(self._index).encode() + _TEXT + orjson.dumps(content) + _END
         calls = delta.get("tool_calls")
         if isinstance(calls, list):
@@ -278,8 +321,7 @@ class AnthropicStreamEncoder(ChunkTranslator):
         function = function if isinstance(function, dict) else {}
         if new_id is not None:
             self._has_tools = True
-            self._open_block(out, "tool_use", {"type": "tool_use", "id": new_id,
-                                               "name": str(function.get("name") or ""), "input": {}})
+            self._open_block(out, "tool_use", tool_use_block(new_id, str(function.get("name") or ""), {}))
             self._tool_block[index] = self._index
         arguments = function.get("arguments")
         if isinstance(arguments, str) and arguments:
@@ -297,12 +339,12 @@ class AnthropicStreamEncoder(ChunkTranslator):
             out += self._start()
         self._close(out)
         reason, sequence = stop_reason(self._finish or {}, self._request.get("stop"), self._has_tools)
-        usage = anthropic_usage(self._usage) if self._usage is not None else {
-            "input_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 0}
-        out += event("message_delta", {"type": "message_delta",
-                                       "delta": {"stop_reason": reason, "stop_sequence": sequence}, "usage": usage})
+        usage = anthropic_usage(self._usage) if self._usage is not None else empty_usage()
+        delta = {"stop_reason": reason, "stop_sequence": sequence, "stop_details": stop_details(reason),
+                 "container": None}
+        out += event("message_delta", {"type": "message_delta", "delta": delta, "usage": delta_usage(usage)})
         out += _STOP
         return bytes(out)
 
     def error(self, err: GatewayError) -> bytes:
-        return event("error", anthropic_error(err))
+        return event("error", anthropic_error(err, self._ctx.id))
