@@ -11,6 +11,7 @@ import orjson
 from interlock.catalog import count_tokens, load_catalog
 from interlock.simulator import SimulatorSettings, SimulatorTransport
 from interlock.vendors.transport import Timeouts
+from tests.anthropic_required import check_error, check_event, check_message
 
 URL = "http://simulator.internal/v1/messages"
 MODEL = "anthropic/claude-sonnet-4-5"
@@ -44,6 +45,8 @@ def parse(data: bytes) -> list[tuple[str, dict[str, Any]]]:
     assert b"".join(b"event: " + n + b"\ndata: " + d + b"\n\n" for n, d in found) == data
     out = [(n.decode(), orjson.loads(d)) for n, d in found]
     assert all(name == payload["type"] for name, payload in out)
+    for _, payload in out:
+        check_event(payload)  # the TypeScript SDK's always-present fields, as the API sends them
     return out
 
 
@@ -51,6 +54,7 @@ async def test_message_shape_and_usage() -> None:
     status, data = await call(transport(), body())
     assert status == 200
     msg = orjson.loads(data)
+    check_message(msg)
     assert msg["type"] == "message" and msg["role"] == "assistant" and msg["id"].startswith("msg_")
     assert msg["stop_reason"] in ("end_turn", "max_tokens") and msg["stop_sequence"] is None
     (block,) = msg["content"]
@@ -142,7 +146,10 @@ async def test_errors_in_anthropic_shape() -> None:
     t = transport()
     status, data = await call(t, body() | {"model": "anthropic/claude-nope"})
     assert status == 404
-    assert orjson.loads(data) == {"type": "error", "error": {"type": "not_found_error", "message": "model: anthropic/claude-nope"}}
+    error = orjson.loads(data)
+    check_error(error)
+    assert error["error"] == {"type": "not_found_error", "message": "model: anthropic/claude-nope"}
+    assert error["request_id"].startswith("req_011")
     status, data = await call(t, {"model": MODEL, "messages": [{"role": "user", "content": "x"}]})
     assert status == 400 and orjson.loads(data)["error"] == {"type": "invalid_request_error", "message": "max_tokens: Field required"}
     status, data = await call(t, body(thinking={"type": "enabled", "budget_tokens": 5000}))

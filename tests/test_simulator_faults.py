@@ -44,7 +44,9 @@ async def test_error_statuses_with_retry_after() -> None:
     assert orjson.loads(await response.read())["error"]["code"] == "rate_limit_exceeded"
     response = await t.request("POST", ANTHROPIC_URL, fault("error=529"), orjson.dumps({"model": "anthropic/claude-haiku-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}), Timeouts())
     assert response.status == 529
-    assert orjson.loads(await response.read()) == {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    error = orjson.loads(await response.read())
+    assert error["type"] == "error" and error["error"] == {"type": "overloaded_error", "message": "Overloaded"}
+    assert error["request_id"].startswith("req_011")
 
 
 async def test_refuse_and_reset_raise_upstream_error() -> None:
@@ -130,7 +132,10 @@ async def test_error_event_mid_stream() -> None:
     assert b"[DONE]" not in data
     body = orjson.dumps({"model": "anthropic/claude-haiku-4-5", "max_tokens": 50, "stream": True, "messages": [{"role": "user", "content": "hi"}]})
     data = await drain(await transport().request("POST", ANTHROPIC_URL, fault("error_event"), body, Timeouts()))
-    assert data.endswith(b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n')
+    name, _, payload = data.split(b"\n\n")[-2].partition(b"\ndata: ")
+    error = orjson.loads(payload)
+    assert name == b"event: error" and data.endswith(b"\n\n")
+    assert error["error"] == {"type": "overloaded_error", "message": "Overloaded"} and error["request_id"].startswith("req_")
     assert b"message_stop" not in data
 
 

@@ -9,16 +9,22 @@ order: ``message_start`` (usage with the input side), per content block
 ``{"type": "error", "error": {"type", "message"}, "request_id"}``, also sent as
 an ``event: error`` mid-stream (e.g. ``overloaded_error``).
 
+Every object carries the fields the TypeScript SDK declares without ``?``
+(``container``, ``stop_details``, ``citations``, ``caller``, the whole ``usage``),
+``null`` when empty, as the API sends them.
+
 Anthropic's ``input_tokens`` excludes cached input: cache reads and writes are
 reported separately, and the three add up to the prompt.
 """
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import orjson
 
+from interlock.errors import anthropic_error_body
 from interlock.simulator.generate import Choice, Generation
 from interlock.simulator.jsonschema_gen import SchemaError, check_schema
 from interlock.simulator.plan import Meta
@@ -39,13 +45,16 @@ _ERRORS: dict[int, tuple[str, str]] = {
     401: ("authentication_error", "invalid x-api-key"),
     403: ("permission_error", "Your API key does not have permission to use the specified resource."),
     404: ("not_found_error", "Not found"),
-    413: ("request_too_large", "Request exceeds the maximum allowed number of bytes."),
+    413: ("invalid_request_error", "Request exceeds the maximum allowed number of bytes."),
     429: ("rate_limit_error", "Number of requests has exceeded your per-minute rate limit."),
     500: ("api_error", "Internal server error"),
     502: ("api_error", "Bad gateway"),
     503: ("api_error", "Service unavailable"),
     529: ("overloaded_error", "Overloaded"),
 }
+#: ``MessageDeltaUsage``: the cumulative counts ``message_delta`` carries.
+_DELTA_USAGE = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens",
+                "output_tokens_details", "server_tool_use")
 _STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
 
 
@@ -146,6 +155,8 @@ class AnthropicWire:
             "content": _blocks(choice),
             "stop_reason": _stop_reason(choice),
             "stop_sequence": choice.stop_sequence,
+            "stop_details": None,
+            "container": None,
             "usage": _usage(gen, final=True),
         }
         return orjson.dumps(body)
@@ -160,6 +171,8 @@ class AnthropicWire:
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
+            "stop_details": None,
+            "container": None,
             "usage": {**_usage(gen, final=False), "output_tokens": 1},
         }
         events: list[tuple[float, bytes]] = [(0.0, _event("message_start", {"type": "message_start", "message": start}))]
@@ -182,8 +195,10 @@ class AnthropicWire:
                 payload = {"type": "content_block_delta", "index": index, "delta": delta}
                 events.append((0.0 if delta["type"] == "signature_delta" else weight, _event("content_block_delta", payload)))
             events.append((0.0, _event("content_block_stop", {"type": "content_block_stop", "index": index})))
-        delta = {"stop_reason": _stop_reason(choice), "stop_sequence": choice.stop_sequence}
-        usage = {"output_tokens": gen.usage.completion_tokens}
+        delta = {"stop_reason": _stop_reason(choice), "stop_sequence": choice.stop_sequence, "stop_details": None,
+                 "container": None}
+        final = _usage(gen, final=True)
+        usage = {key: final[key] for key in _DELTA_USAGE}
         events.append((0.0, _event("message_delta", {"type": "message_delta", "delta": delta, "usage": usage})))
         events.append((0.0, _event("message_stop", {"type": "message_stop"})))
         return events
@@ -192,11 +207,11 @@ class AnthropicWire:
         etype, default = _ERRORS.get(status, ("api_error" if status >= 500 else "invalid_request_error", "Error"))
         if kind == "model_not_found":
             message = f"model: {message}"
-        return orjson.dumps({"type": "error", "error": {"type": etype, "message": message or default}})
+        return orjson.dumps(anthropic_error_body(etype, message or default, _request_id()))
 
     def error_event(self, status: int) -> bytes:
         etype, message = _ERRORS.get(status, ("api_error", "Internal server error"))
-        return _event("error", {"type": "error", "error": {"type": etype, "message": message}})
+        return _event("error", anthropic_error_body(etype, message, _request_id()))
 
     def content_type(self, stream: bool) -> str:
         return "text/event-stream; charset=utf-8" if stream else "application/json"
@@ -212,9 +227,19 @@ def _usage(gen: Generation, *, final: bool) -> dict[str, Any]:
         "input_tokens": max(0, fresh),
         "cache_creation_input_tokens": usage.cache_write_tokens,
         "cache_read_input_tokens": usage.cached_tokens,
+        "cache_creation": {"ephemeral_5m_input_tokens": usage.cache_write_tokens, "ephemeral_1h_input_tokens": 0},
         "output_tokens": usage.completion_tokens if final else 0,
+        "output_tokens_details": {"thinking_tokens": usage.reasoning_tokens} if final and usage.reasoning_tokens
+        else None,
+        "server_tool_use": None,
         "service_tier": "standard",
+        "inference_geo": None,
     }
+
+
+def _request_id() -> str:
+    """An error's ``request_id``: errors are planned without the answer's identity, so a fresh one."""
+    return "req_011" + secrets.token_hex(11)[:21]
 
 
 def _stop_reason(choice: Choice) -> str:
@@ -226,9 +251,10 @@ def _blocks(choice: Choice) -> list[dict[str, Any]]:
     if choice.thinking:
         blocks.append({"type": "thinking", "thinking": "".join(choice.thinking), "signature": choice.signature})
     if choice.pieces or not choice.tool_calls:
-        blocks.append({"type": "text", "text": choice.text})
+        blocks.append({"type": "text", "text": choice.text, "citations": None})
     for call in choice.tool_calls:
-        blocks.append({"type": "tool_use", "id": f"toolu_01{call.id[:22]}", "name": call.name, "input": orjson.loads(call.arguments)})
+        blocks.append({"type": "tool_use", "id": f"toolu_01{call.id[:22]}", "name": call.name, "input": orjson.loads(call.arguments),
+                       "caller": {"type": "direct"}})
     return blocks
 
 
