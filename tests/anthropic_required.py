@@ -12,6 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from anthropic.types import Message, MessageTokensCount, RawMessageStreamEvent
+from anthropic.types.shared import ErrorResponse
+from pydantic import TypeAdapter
+
+_EVENT: TypeAdapter[RawMessageStreamEvent] = TypeAdapter(RawMessageStreamEvent)
+
 MESSAGE = ("id", "container", "content", "model", "role", "stop_details", "stop_reason", "stop_sequence", "type",
            "usage")
 USAGE = ("cache_creation", "cache_creation_input_tokens", "cache_read_input_tokens", "inference_geo", "input_tokens",
@@ -57,6 +63,8 @@ def check_usage(usage: Any, where: str) -> None:
 
 
 def check_message(message: Any, where: str = "message") -> None:
+    """Present per the TypeScript types, and valid for the Python SDK's pydantic model (strict validation)."""
+    Message.model_validate(message)
     _has(message, MESSAGE, where)
     assert message["type"] == "message" and message["role"] == "assistant", where
     for i, block in enumerate(message["content"]):
@@ -67,6 +75,7 @@ def check_message(message: Any, where: str = "message") -> None:
 
 
 def check_error(body: Any, where: str = "error") -> None:
+    ErrorResponse.model_validate(body)
     _has(body, ERROR_RESPONSE, where)
     assert body["type"] == "error", where
     _has(body["error"], ERROR_OBJECT, f"{where}.error")
@@ -74,8 +83,10 @@ def check_error(body: Any, where: str = "error") -> None:
 
 
 def check_event(payload: Any) -> None:
-    """One stream event's payload, by its ``type``."""
+    """One stream event's payload, by its ``type`` (``ping`` and ``error`` are not in the SDK's event union)."""
     kind = payload.get("type")
+    if kind not in ("ping", "error"):
+        _EVENT.validate_python(payload)
     if kind == "message_start":
         check_message(payload["message"], "message_start.message")
     elif kind == "content_block_start":
@@ -88,3 +99,9 @@ def check_event(payload: Any) -> None:
         check_error(payload, "error event")
     else:
         assert kind in ("content_block_delta", "content_block_stop", "message_stop", "ping"), kind
+
+
+def check_count(body: Any) -> None:
+    """``MessageTokensCount``: exactly ``input_tokens``."""
+    MessageTokensCount.model_validate(body)
+    assert isinstance(body, dict) and list(body) == ["input_tokens"], body

@@ -20,6 +20,7 @@ import anthropic
 import pytest
 from aiohttp import web
 
+from tests.anthropic_required import check_count, check_error, check_event, check_message
 from tests.conftest import MASTER_KEY, GatewayProcess, start_gateway, start_simulator
 from tests.mock_openai import MockVendor
 
@@ -115,16 +116,34 @@ def user(text: str) -> list[dict[str, Any]]:
     return [{"role": "user", "content": text}]
 
 
-def http(method: str, url: str, body: Any = None) -> tuple[int, bytes]:
+def http(method: str, url: str, body: Any = None, key: str = MASTER_KEY) -> tuple[int, bytes]:
     """A raw call, for what the SDK would refuse to send."""
+    status, data, _ = http_full(method, url, body, key)
+    return status, data
+
+
+def http_full(method: str, url: str, body: Any = None, key: str = MASTER_KEY) -> tuple[int, bytes, dict[str, str]]:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method, headers={
-        "x-api-key": MASTER_KEY, "anthropic-version": "2023-06-01", "content-type": "application/json"})
+        "x-api-key": key, "anthropic-version": "2023-06-01", "content-type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=20) as resp:
-            return resp.status, resp.read()
+            return resp.status, resp.read(), {k.lower(): v for k, v in resp.headers.items()}
     except urllib.error.HTTPError as err:
-        return err.code, err.read()
+        return err.code, err.read(), {k.lower(): v for k, v in err.headers.items()}
+
+
+def sse_events(body: bytes) -> list[dict[str, Any]]:
+    """The payloads of an Anthropic SSE body, each checked against its ``event:`` name."""
+    events = []
+    for block in body.split(b"\n\n"):
+        if not block.strip():
+            continue
+        name, _, data = block.partition(b"\ndata: ")
+        payload = json.loads(data)
+        assert name == b"event: " + payload["type"].encode()
+        events.append(payload)
+    return events
 
 
 # -------------------------------------------------------------- happy paths
@@ -312,8 +331,9 @@ def test_unknown_model_is_not_found(client: anthropic.Anthropic) -> None:
 def test_invalid_request_names_the_field(gateway: GatewayProcess) -> None:
     status, body = http("POST", f"{gateway.url}/v1/messages", {"model": "mock/ok", "messages": user("hi")})
     assert status == 400
-    assert json.loads(body) == {"type": "error", "error": {"type": "invalid_request_error",
-                                                           "message": "max_tokens: Field required"}}
+    error = json.loads(body)
+    assert error["error"] == {"type": "invalid_request_error", "message": "max_tokens: Field required"}
+    check_error(error)
 
 
 def test_rate_limit_and_vendor_failure(client: anthropic.Anthropic) -> None:
@@ -329,7 +349,9 @@ def test_rate_limit_and_vendor_failure(client: anthropic.Anthropic) -> None:
 def test_oversized_body_and_wrong_method(gateway: GatewayProcess) -> None:
     status, body = http("POST", f"{gateway.url}/v1/messages",
                         {"model": "mock/ok", "max_tokens": 8, "messages": user("x" * 300_000)})
-    assert status == 413 and json.loads(body)["error"]["type"] == "request_too_large"
+    # The SDKs' ErrorType has no request_too_large: Anthropic's declared type for it is an invalid request.
+    assert status == 413 and json.loads(body)["error"]["type"] == "invalid_request_error"
+    check_error(json.loads(body))
     status, body = http("GET", f"{gateway.url}/v1/messages")
     assert status == 405 and json.loads(body)["type"] == "error"
 
@@ -359,3 +381,98 @@ async def test_concurrent_streams_stay_separate(gateway: GatewayProcess) -> None
             return "".join([text async for text in stream.text_stream])
 
     assert await asyncio.gather(*(one() for _ in range(8))) == ["Hello from the mock."] * 8
+
+
+# -------------------------------------------------------------- wire conformance (TypeScript SDK types)
+
+
+def test_answers_carry_every_always_present_field(client: anthropic.Anthropic, gateway: GatewayProcess) -> None:
+    raw = client.messages.with_raw_response.create(model="mock/ok", max_tokens=16, messages=user("hi"))
+    body = raw.http_response.json()
+    check_message(body)
+    assert body["container"] is None and body["stop_details"] is None
+    assert body["content"][0]["citations"] is None
+    assert raw.parse().content[0].type == "text"  # and the SDK parses it
+    status, data = http("POST", f"{gateway.url}/v1/messages",
+                        {"model": "mock/ok", "max_tokens": 16, "messages": user("hi"), "stream": True})
+    assert status == 200
+    events = sse_events(data)
+    for payload in events:
+        check_event(payload)
+    delta = next(e for e in events if e["type"] == "message_delta")
+    assert delta["delta"]["container"] is None and delta["usage"]["server_tool_use"] is None
+
+
+def test_tool_use_blocks_name_their_caller(client: anthropic.Anthropic, gateway: GatewayProcess) -> None:
+    tool: Any = {"name": "get_weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}
+    request: dict[str, Any] = {"model": "anthropic/claude-sonnet-4-5", "max_tokens": 200, "tools": [tool],
+                               "tool_choice": {"type": "tool", "name": "get_weather"}, "messages": user("Paris?")}
+    status, data = http("POST", f"{gateway.url}/v1/messages", request)
+    assert status == 200
+    message = json.loads(data)
+    check_message(message)
+    assert [b["caller"] for b in message["content"] if b["type"] == "tool_use"] == [{"type": "direct"}]
+    status, data = http("POST", f"{gateway.url}/v1/messages", {**request, "stream": True})
+    starts = [e["content_block"] for e in sse_events(data) if e["type"] == "content_block_start"]
+    for payload in sse_events(data):
+        check_event(payload)
+    assert {"type": "direct"} in [b.get("caller") for b in starts]
+
+
+def test_anthropic_vendor_answers_conform_end_to_end(anthropic_gateway: GatewayProcess) -> None:
+    """The adapter reads the simulator's full Anthropic shapes; the gateway's answer has them too."""
+    request = {"model": "claude", "max_tokens": 64, "messages": user("Plan a trip to Paris.")}
+    status, data = http("POST", f"{anthropic_gateway.url}/v1/messages", request)
+    assert status == 200
+    check_message(json.loads(data))
+    status, data = http("POST", f"{anthropic_gateway.url}/v1/messages", {**request, "stream": True})
+    events = sse_events(data)
+    for payload in events:
+        check_event(payload)
+    assert events[-1]["type"] == "message_stop"
+
+
+@pytest.mark.parametrize(("key", "body", "status", "etype"), [
+    ("sk-wrong", {"model": "mock/ok", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}, 401,
+     "authentication_error"),
+    (MASTER_KEY, {"model": "nowhere/model", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}, 404,
+     "not_found_error"),
+    (MASTER_KEY, {"model": "mock/ok", "messages": [{"role": "user", "content": "hi"}]}, 400, "invalid_request_error"),
+    (MASTER_KEY, {"model": "mock/status-429", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}, 429,
+     "rate_limit_error"),
+    (MASTER_KEY, {"model": "mock/status-500", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}, 502,
+     "api_error"),
+])
+def test_error_bodies_carry_the_request_id(gateway: GatewayProcess, key: str, body: dict[str, Any], status: int,
+                                           etype: str) -> None:
+    got, data, headers = http_full("POST", f"{gateway.url}/v1/messages", body, key)
+    error = json.loads(data)
+    assert got == status and error["error"]["type"] == etype
+    check_error(error)
+    assert error["request_id"] == headers["x-interlock-request-id"] and error["request_id"].startswith("req_")
+
+
+def test_stream_error_event_carries_the_request_id(gateway: GatewayProcess) -> None:
+    status, data, headers = http_full("POST", f"{gateway.url}/v1/messages", {
+        "model": "mock/truncate", "max_tokens": 8, "messages": user("hi"), "stream": True})
+    assert status == 200
+    error = sse_events(data)[-1]
+    check_event(error)
+    assert error["type"] == "error" and error["request_id"] == headers["x-interlock-request-id"]
+
+
+def test_count_tokens_answers_exactly_and_errors_in_shape(gateway: GatewayProcess) -> None:
+    url = f"{gateway.url}/v1/messages/count_tokens"
+    status, data, headers = http_full("POST", url, {"model": "anthropic/claude-sonnet-4-5", "messages": user("hi")})
+    assert status == 200 and json.loads(data)["input_tokens"] > 0
+    check_count(json.loads(data))
+    assert headers["x-interlock-request-id"].startswith("req_")
+    for key, body, code, etype in [
+            ("sk-wrong", {"model": "mock/ok", "messages": user("hi")}, 401, "authentication_error"),
+            (MASTER_KEY, {"model": "mock/ok"}, 400, "invalid_request_error"),
+            (MASTER_KEY, {"model": "nowhere/model", "messages": user("hi")}, 404, "not_found_error")]:
+        status, data, headers = http_full("POST", url, body, key)
+        error = json.loads(data)
+        assert status == code and error["error"]["type"] == etype, error
+        check_error(error)
+        assert error["request_id"] == headers["x-interlock-request-id"]
