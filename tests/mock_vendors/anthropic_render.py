@@ -1,4 +1,8 @@
-"""A Messages response rendered as the documented SSE event sequence (what Anthropic's server streams)."""
+"""A Messages response rendered as the documented SSE event sequence (what Anthropic's server streams).
+
+Opening blocks, ``message_delta``'s ``delta`` and its ``MessageDeltaUsage`` carry every field the
+TypeScript SDK declares without ``?`` (``null`` when empty), as the API sends them.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ def render_stream(message: dict[str, Any]) -> bytes:
     out = [_event({"type": "message_start", "message": start}), _event({"type": "ping"})]
     for index, block in enumerate(message["content"]):
         kind = block["type"]
-        opening = {"text": {"type": "text", "text": ""}, "thinking": {"type": "thinking", "thinking": "", "signature": ""},
+        opening = {"text": {"type": "text", "text": "", "citations": None}, "thinking": {"type": "thinking", "thinking": "", "signature": ""},
                    "tool_use": {**block, "input": {}}}.get(kind, block)
         out.append(_event({"type": "content_block_start", "index": index, "content_block": opening}))
         deltas: list[dict[str, Any]] = []
@@ -36,7 +40,10 @@ def render_stream(message: dict[str, Any]) -> bytes:
         for delta in deltas:
             out.append(_event({"type": "content_block_delta", "index": index, "delta": delta}))
         out.append(_event({"type": "content_block_stop", "index": index}))
-    out.append(_event({"type": "message_delta", "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
-                       "usage": {"output_tokens": usage["output_tokens"]}}))
+    delta = {"stop_reason": message["stop_reason"], "stop_sequence": None, "stop_details": None, "container": None}
+    counts = {key: usage.get(key) for key in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens",
+                                              "output_tokens_details", "server_tool_use")}
+    out.append(_event({"type": "message_delta", "delta": delta,
+                       "usage": {**counts, "output_tokens": usage["output_tokens"]}}))
     out.append(_event({"type": "message_stop"}))
     return b"".join(out)
