@@ -234,3 +234,15 @@ def test_estimated_usage_is_reported_and_marked() -> None:
     assert delta["usage"] == {"input_tokens": 7, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
                               "output_tokens": 3, "cost": 0.002, "estimated": True, "output_tokens_details": None,
                               "server_tool_use": None}
+
+
+def test_streamed_refusal_is_text_with_stop_details() -> None:
+    events, _, _ = run([[chunk({"role": "assistant", "refusal": "I can't "}), chunk({"refusal": "help."}),
+                         chunk({}, "content_filter")]])
+    texts = [p["delta"]["text"] for n, p in events if n == "content_block_delta"]
+    assert texts == ["I can't ", "help."]
+    delta = next(p for n, p in events if n == "message_delta")["delta"]
+    assert delta["stop_reason"] == "refusal"
+    assert delta["stop_details"] == {"type": "refusal", "category": None, "explanation": "I can't help."}
+    message = assemble(events)
+    assert message.content[0].text == "I can't help." and message.stop_reason == "refusal"

@@ -208,8 +208,8 @@ def event(name: str, payload: Mapping[str, Any]) -> bytes:
 
 
 class AnthropicStreamEncoder(ChunkTranslator):
-    __slots__ = ("_finish", "_has_tools", "_index", "_model", "_open", "_request", "_started", "_thought",
-                 "_tool_block")
+    __slots__ = ("_finish", "_has_tools", "_index", "_model", "_open", "_refusal", "_request", "_started",
+                 "_thought", "_tool_block")
 
     def __init__(self, ctx: RequestContext, request: Mapping[str, Any], on_usage: UsageHook) -> None:
         super().__init__(ctx, on_usage)
@@ -222,6 +222,7 @@ class AnthropicStreamEncoder(ChunkTranslator):
         self._tool_block: dict[int, int] = {}  # canonical tool-call index → block index
         self._has_tools = False
         self._finish: Mapping[str, Any] | None = None
+        self._refusal: list[str] = []  # a vendor's refusal text (OpenAI ``refusal`` deltas), shown as text
 
     def _start(self) -> bytes:
         self._started = True
@@ -274,6 +275,11 @@ class AnthropicStreamEncoder(ChunkTranslator):
                     if isinstance(block, dict):
                         self._thinking_block(out, block, text is None)
         content = delta.get("content")
+        refusal = delta.get("refusal")
+        if isinstance(refusal, str) and refusal and not (isinstance(content, str) and content):
+            # Anthropic has no refusal block: the text says it, and ``stop_details`` explains the stop.
+            self._refusal.append(refusal)
+            content = refusal
         if isinstance(content, str) and content:
             if self._open != "text":
                 self._open_block(out, "text", text_block(""))
@@ -340,7 +346,7 @@ class AnthropicStreamEncoder(ChunkTranslator):
         self._close(out)
         reason, sequence = stop_reason(self._finish or {}, self._request.get("stop"), self._has_tools)
         usage = anthropic_usage(self._usage) if self._usage is not None else empty_usage()
-        delta = {"stop_reason": reason, "stop_sequence": sequence, "stop_details": stop_details(reason),
+        delta = {"stop_reason": reason, "stop_sequence": sequence, "stop_details": stop_details(reason, "".join(self._refusal)),
                  "container": None}
         out += event("message_delta", {"type": "message_delta", "delta": delta, "usage": delta_usage(usage)})
         out += _STOP
