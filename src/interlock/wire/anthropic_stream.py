@@ -94,8 +94,8 @@ def anthropic_usage(usage: Mapping[str, Any], service_tier: str | None = None) -
     return out
 
 
-#: The usage of a message before (or without) any count: every always-present field, zeros and nulls.
 def empty_usage(service_tier: str | None = None) -> dict[str, Any]:
+    """The usage of a message before (or without) any count: every always-present field, zeros and nulls."""
     return anthropic_usage({}, service_tier)
 
 
