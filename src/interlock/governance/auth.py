@@ -16,12 +16,12 @@ import hashlib
 import hmac
 import os
 import secrets
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from interlock.core.clock import SYSTEM_CLOCK, Clock
 from interlock.errors import AuthenticationFailed, PermissionDenied
 from interlock.ledger.store import SQLiteStore
 
@@ -119,10 +119,12 @@ _DIGEST_CACHE = 4096
 
 
 class Authenticator:
-    __slots__ = ("_admin", "_admin_as", "_digests", "_keys", "_mac", "_master_digest", "_projects", "_secret")
+    __slots__ = ("_admin", "_admin_as", "_clock", "_digests", "_keys", "_mac", "_master_digest", "_projects",
+                 "_secret")
 
-    def __init__(self, secret: bytes, master: MasterKey) -> None:
+    def __init__(self, secret: bytes, master: MasterKey, clock: Clock = SYSTEM_CLOCK) -> None:
         self._secret = secret
+        self._clock = clock
         #: HMAC-SHA256 keyed with the secret and nothing hashed yet: a copy per request skips the key setup.
         self._mac = hmac.new(secret, digestmod=hashlib.sha256)
         self._master_digest = master.digest.encode()
@@ -192,7 +194,7 @@ class Authenticator:
         k, principals = entry
         if k.revoked_at is not None:
             raise AuthenticationFailed(f"The API key {k.prefix}… ({k.id}) was revoked.", code="revoked_api_key")
-        if k.expires_at is not None and time.time() >= k.expires_at:
+        if k.expires_at is not None and self._clock.time() >= k.expires_at:
             reason = "was rotated and its overlap window ended" if k.replaced_by else "has expired"
             raise AuthenticationFailed(f"The API key {k.prefix}… ({k.id}) {reason}.", code="expired_api_key")
         principal = principals.get(project or k.project)
