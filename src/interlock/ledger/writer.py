@@ -275,10 +275,3 @@ class LedgerWriter:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.replay(), self._write_timeout * 2)
         await self.store.close()
-
-
-class NullLedger:
-    """Nothing recorded (tests and tools that need a ledger-shaped object)."""
-
-    def submit(self, record: Mapping[str, Any]) -> None:
-        return None
