@@ -20,12 +20,12 @@ from typing import Any
 from interlock.governance import ops
 from interlock.governance.model import DefinitionError, parse_budget_spec, parse_duration, usd_str
 from interlock.governance.store import Duplicate, GovStore, open_store
+from interlock.state.redis import redis_settings
 
 
 def _open(args: argparse.Namespace) -> tuple[GovStore, bytes, int, bool]:
     from interlock.config import load_settings
     from interlock.governance.auth import server_secret
-    from interlock.routing.setup import redis_settings
 
     path = args.config or os.environ.get("INTERLOCK_CONFIG") or None
     settings = load_settings(Path(path) if path else None)
