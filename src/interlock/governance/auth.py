@@ -19,11 +19,10 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from interlock.core.clock import SYSTEM_CLOCK, Clock
 from interlock.errors import AuthenticationFailed, PermissionDenied
-from interlock.ledger.store import SQLiteStore
 
 if TYPE_CHECKING:
     from interlock.governance.model import ApiKey, Definitions
@@ -95,7 +94,15 @@ class MasterKey:
     source: str
 
 
-def ensure_master_key(store: SQLiteStore, secret: bytes, environ: Mapping[str, str]) -> MasterKey:
+class MetaStore(Protocol):
+    """Where the admin key's digest is kept: the state directory's database (``ledger.store.SQLiteStore``)."""
+
+    def get_meta(self, key: str) -> str | None: ...
+
+    def set_meta(self, key: str, value: str) -> None: ...
+
+
+def ensure_master_key(store: MetaStore, secret: bytes, environ: Mapping[str, str]) -> MasterKey:
     env = environ.get("INTERLOCK_MASTER_KEY")
     if env:
         return MasterKey(digest(secret, env), visible_prefix(env), None, "INTERLOCK_MASTER_KEY")
@@ -108,7 +115,7 @@ def ensure_master_key(store: SQLiteStore, secret: bytes, environ: Mapping[str, s
     return MasterKey(digest(secret, key), visible_prefix(key), key, "generated")
 
 
-def reset_master_key(store: SQLiteStore, secret: bytes) -> str:
+def reset_master_key(store: MetaStore, secret: bytes) -> str:
     key = "ik-admin-" + secrets.token_urlsafe(32)
     store.set_meta(MASTER_META, digest(secret, key))
     store.set_meta(MASTER_PREFIX_META, visible_prefix(key))
