@@ -30,6 +30,7 @@ test: $(DEV) services lint typecheck unit
 
 lint: $(DEV)
 	$(BIN)/ruff check src tests bench tools
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(DEV)
 	$(BIN)/mypy
