@@ -185,7 +185,7 @@ class Gateway:
     async def __rsgi__(self, scope: RSGIScope, proto: RSGIProtocol) -> None:
         route = self.router.match(scope.path)
         req = Request(scope, proto)
-        if req.check_framing and (refused := req.framing_error()) is not None:  # Granian only (server/entry.py)
+        if req.check_framing and (refused := req.framing_error()) is not None:  # Granian only (entry.py)
             self.count_refusal(refused.status, refused.code or "malformed")
             self._error(req, refused)
             return
