@@ -29,7 +29,8 @@ serve: $(STAMP)
 test: $(DEV) services lint typecheck unit
 
 lint: $(DEV)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench tools
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(DEV)
 	$(BIN)/mypy
@@ -50,7 +51,7 @@ bench-parser: $(STAMP)
 
 ## make catalog: recompile the packaged catalog from a models.dev snapshot
 catalog: $(STAMP)
-	$(BIN)/python -m interlock.catalog.compile $(SNAPSHOT)
+	$(BIN)/python tools/catalog_compile.py $(SNAPSHOT)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache src/*.egg-info

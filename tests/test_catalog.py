@@ -9,10 +9,10 @@ from pathlib import Path
 
 import orjson
 import pytest
+from tools.catalog_compile import DEFAULT_SNAPSHOT, compile_snapshot, dump_catalog, main
 
 from interlock.catalog import CAPABILITIES, Catalog, Model, Price, Route, load_catalog
 from interlock.catalog.catalog import LAB_VENDOR, choose_reference_route, route_sort_key
-from interlock.catalog.compile import DEFAULT_SNAPSHOT, compile_snapshot, dump_catalog, main
 
 # --------------------------------------------------------------------------- a synthetic snapshot
 
@@ -61,7 +61,7 @@ def snapshot(tmp_path: Path) -> Path:
     _write(root, "LICENSE", "MIT License\n")
     _write(root, "models/acme/acme-one.toml", LAB_MODEL)
     _write(root, "models/openai/gpt-x.toml", 'name = "GPT X"\n[limit]\ncontext = 1000\noutput = 100\n')
-    from interlock.catalog.compile import VENDOR_SOURCES
+    from tools.catalog_compile import VENDOR_SOURCES
 
     for providers in VENDOR_SOURCES.values():
         for provider in providers:

@@ -10,19 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from interlock.core.clock import SYSTEM_CLOCK
 from interlock.errors import AuthenticationFailed, BudgetExceeded, PermissionDenied, RateLimited
 from interlock.governance import ops
 from interlock.governance.estimate import Estimator
 from interlock.governance.model import parse_budget_spec, parse_duration, period_end, period_key
 from interlock.governance.service import Governance
-from tests.test_governance_util import PRICE, SECRET, bill, context, governance, request, target
-
-
-async def mid_minute() -> None:
-    """Limits count in UTC minutes: start a counting test well inside one."""
-    into = time.time() % 60
-    if into > 55:
-        await asyncio.sleep(60.5 - into)
+from tests.test_governance_util import PRICE, SECRET, bill, context, fake_clock, governance, request, target
 
 
 async def setup(gov: Governance, **key_body: object) -> str:
@@ -59,7 +53,7 @@ async def test_project_key_authenticates_from_memory_with_a_constant_time_compar
 
 
 async def test_revoke_rotate_and_expiry(tmp_path: Path) -> None:
-    gov = governance(tmp_path)
+    gov = governance(tmp_path, clock=SYSTEM_CLOCK)  # the admin operations stamp keys with the real time
     plaintext = await setup(gov)
     old = next(iter(gov.defs.keys.values()))
     new, new_plain = await ops.rotate_key(gov.store, SECRET, old, 60)
@@ -159,7 +153,6 @@ async def test_soft_budget_alerts_once_per_threshold_and_never_refuses(tmp_path:
 async def test_requests_per_minute_are_exact_and_refusals_carry_openai_headers(tmp_path: Path) -> None:
     gov = governance(tmp_path)
     plaintext = await setup(gov, limits={"rpm": 7})
-    await mid_minute()
     results = await asyncio.gather(*(gov.admit(context(gov, plaintext), request()) for _ in range(30)),
                                    return_exceptions=True)
     refusals = [r for r in results if isinstance(r, RateLimited)]
@@ -172,7 +165,6 @@ async def test_requests_per_minute_are_exact_and_refusals_carry_openai_headers(t
 async def test_tokens_per_minute_reserve_then_settle(tmp_path: Path) -> None:
     gov = governance(tmp_path)
     plaintext = await setup(gov, limits={"tpm": 1000})
-    await mid_minute()
     ctx = context(gov, plaintext)
     res = await gov.admit(ctx, request(max_tokens=900))  # reserves ~ 900 + the prompt bound
     with pytest.raises(RateLimited) as err:
@@ -237,7 +229,6 @@ async def test_a_refused_request_counts_nothing_on_the_checks_it_passed(tmp_path
     # 1 µUSD cannot cover any request: the budget (checked after the key's limits) refuses every one.
     await ops.create_budget(gov.store, {"scope": "project", "subject": "acme", "amount_usd": "0.000001"})
     await gov.poll()
-    await mid_minute()
     for _ in range(8):
         with pytest.raises(BudgetExceeded):
             await gov.admit(context(gov, plaintext), request())
@@ -250,7 +241,6 @@ async def test_a_refused_request_counts_nothing_on_the_checks_it_passed(tmp_path
 async def test_limits_follow_a_definition_change_within_the_minute(tmp_path: Path) -> None:
     gov = governance(tmp_path)
     plaintext = await setup(gov, limits={"rpm": 100})
-    await mid_minute()
     assert await gov.admit(context(gov, plaintext), request()) is not None
     await ops.create_limit(gov.store, {"scope": "project", "subject": "acme", "rpm": 1})
     await gov.poll()
@@ -260,16 +250,14 @@ async def test_limits_follow_a_definition_change_within_the_minute(tmp_path: Pat
     assert "project 'acme'" in err.value.message
 
 
-async def test_request_windows_roll_over_with_the_minute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_request_windows_roll_over_with_the_minute(tmp_path: Path) -> None:
     gov = governance(tmp_path)
     plaintext = await setup(gov, limits={"rpm": 2})
-    clock = [1_800_000_030.0]  # the middle of a UTC minute
-    monkeypatch.setattr(time, "time", lambda: clock[0])
     for _ in range(2):
         await gov.admit(context(gov, plaintext), request())
     with pytest.raises(RateLimited):
         await gov.admit(context(gov, plaintext), request())
-    clock[0] += 60
+    fake_clock(gov).advance(60)
     ctx = context(gov, plaintext)
     await gov.admit(ctx, request())
     assert dict(ctx.gov_headers or [])["x-ratelimit-remaining-requests"] == "1"
@@ -282,7 +270,6 @@ async def test_budgets_per_end_user_and_limits_per_model_are_kept_apart(tmp_path
     await ops.create_budget(gov.store, {"scope": "end_user", "subject": "*", "amount_usd": "0.0003"})
     await ops.create_limit(gov.store, {"scope": "model", "subject": "v2/m", "rpm": 1})
     await gov.poll()
-    await mid_minute()
     assert await gov.admit(context(gov, user="alice"), request()) is not None
     with pytest.raises(BudgetExceeded) as err:
         await gov.admit(context(gov, user="alice"), request())
@@ -329,3 +316,39 @@ async def test_projects_defined_before_zero_data_retention_upgrade_in_place(tmp_
         assert not (await store.load()).projects["old"].zero_data_retention
     finally:
         await store.close()
+
+
+async def test_key_expiry_reads_the_injected_clock(tmp_path: Path) -> None:
+    gov = governance(tmp_path)
+    await setup(gov)
+    _, short, _ = await ops.create_key(gov.store, SECRET, {"project": "acme", "expires_in": 300})
+    await gov.poll()
+    assert gov.auth.authenticate(f"Bearer {short}", None).project == "acme"
+    fake_clock(gov).advance(400)
+    with pytest.raises(AuthenticationFailed) as err:
+        gov.auth.authenticate(f"Bearer {short}", None)
+    assert err.value.code == "expired_api_key"
+
+
+async def test_the_background_loop_waits_on_the_injected_clock(tmp_path: Path) -> None:
+    gov = governance(tmp_path)
+    clock = fake_clock(gov)
+    plaintext = await setup(gov, budget={"amount_usd": 1, "period": "daily"})
+    ctx = context(gov, plaintext)
+    res = await gov.admit(ctx, request())
+    bill(ctx, 10, 10)
+    gov.settle(ctx, res)
+    assert gov.pending
+    gov.start(asyncio.get_running_loop())
+    try:
+        await asyncio.sleep(0.05)  # real time passes; the loop sleeps on the fake clock, so nothing is flushed
+        assert gov.pending
+        clock.advance(gov.cfg.poll_interval_s + gov.cfg.flush_interval_s)
+        for _ in range(30):  # well under the real poll interval: only the fake clock can have woken it
+            if not gov.pending:
+                break
+            await asyncio.sleep(0.01)
+        assert not gov.pending
+        assert sum((await gov.store.spend([period_key("daily", clock.time())])).values()) > 0
+    finally:
+        await gov.stop()

@@ -21,6 +21,7 @@ from interlock.governance.store import PostgresGovStore, SQLiteGovStore
 from interlock.vendors.transport import Timeouts
 from tests import pg_util
 from tests.conftest import MASTER_KEY, GatewayProcess, clean_env, free_port, start_gateway
+from tests.fake_clock import FakeClock
 from tests.test_governance_gateway import call, chat
 from tests.test_governance_util import REDIS_URL, SECRET, bill, context, governance, request
 
@@ -44,8 +45,9 @@ async def _cleanup(prefix: str) -> None:
 
 
 async def test_two_replicas_share_one_hard_budget_without_overshoot(tmp_path: Path) -> None:
-    a = governance(tmp_path, redis_url=REDIS_URL)
-    b = governance(tmp_path, redis_url=REDIS_URL)
+    clock = FakeClock()  # one clock for both replicas: the same minute window
+    a = governance(tmp_path, redis_url=REDIS_URL, clock=clock)
+    b = governance(tmp_path, redis_url=REDIS_URL, clock=clock)
     assert a.redis is not None and b.redis is not None
     b.redis.prefix = a.redis.prefix
     try:
@@ -83,8 +85,9 @@ async def test_two_replicas_share_one_hard_budget_without_overshoot(tmp_path: Pa
 
 
 async def test_redis_rate_limit_is_exact_across_replicas(tmp_path: Path) -> None:
-    a = governance(tmp_path, redis_url=REDIS_URL)
-    b = governance(tmp_path, redis_url=REDIS_URL)
+    clock = FakeClock()  # one clock for both replicas: the same minute window
+    a = governance(tmp_path, redis_url=REDIS_URL, clock=clock)
+    b = governance(tmp_path, redis_url=REDIS_URL, clock=clock)
     assert a.redis is not None and b.redis is not None
     b.redis.prefix = a.redis.prefix
     try:
@@ -92,8 +95,6 @@ async def test_redis_rate_limit_is_exact_across_replicas(tmp_path: Path) -> None
         _, plaintext, _ = await ops.create_key(a.store, SECRET, {"project": "acme", "limits": {"rpm": 25}})
         await a.poll()
         await b.poll()
-        if time.time() % 60 > 55:
-            await asyncio.sleep(61 - time.time() % 60)
         results = await asyncio.gather(*(g.admit(context(g, plaintext), request()) for g in [a, b] * 50),
                                        return_exceptions=True)
         assert sum(1 for r in results if isinstance(r, RateLimited)) == 75
@@ -152,8 +153,6 @@ async def test_redis_settle_frees_the_slot_corrects_tokens_and_releases_the_budg
             "project": "acme", "limits": {"rpm": 100, "tpm": 1000, "concurrent": 1}})
         await ops.create_budget(gov.store, {"scope": "project", "subject": "acme", "amount_usd": 1})
         await gov.poll()
-        if time.time() % 60 > 55:
-            await asyncio.sleep(61 - time.time() % 60)
         held = context(gov, plaintext)
         res = await gov.admit(held, request(max_tokens=100))
         with pytest.raises(RateLimited) as err:
@@ -209,11 +208,11 @@ async def test_reservation_of_a_request_that_never_settles_expires_at_its_deadli
         (bkey,) = [k for kind, k, *_ in res.checks if kind == "b"]
         members = await gov.redis.client.zrange(gov.redis.prefix + bkey + ":r", 0, -1, withscores=True)
         assert len(members) == 1 and members[0][0].decode().startswith(f"r:{ctx.id}:")
-        assert members[0][1] == pytest.approx(time.time() + request_lifetime(ctx), abs=5)
+        assert members[0][1] == pytest.approx(gov.clock.time() + request_lifetime(ctx), abs=1e-3)
         assert request_lifetime(ctx) == 120 + Timeouts().total + RESERVATION_MARGIN_S
         # The request never settles (its gateway died). Before the deadline the money stays reserved...
         checks = [(kind, k, limit, 0, seed, expire) for kind, k, limit, _, seed, expire in res.checks]
-        _, used = await gov.redis.admit(checks, "probe-1", time.time())
+        _, used = await gov.redis.admit(checks, "probe-1", gov.clock.time())
         assert used == [round(reserved * 1e9)]
         # ...after it, the next admit of that budget releases it.
         _, used = await gov.redis.admit(checks, "probe-2", members[0][1] + 1)
@@ -252,7 +251,7 @@ async def test_settles_missed_during_an_outage_reach_redis_once_it_is_back(tmp_p
         await gov.retry_settles()  # still down: they wait
         assert len(gov.unsettled) == 3
         await gov.flush()  # the durable store (like the request log) has the spend all along
-        period = gov._period_keys(time.time())[budget.period][0]
+        period = gov._period_keys(gov.clock.time())[budget.period][0]
         assert (await gov.store.spend([period]))[(budget.id, "", period)] == 6_000_000
         await gov.redis.close()
         gov.redis = live

@@ -8,12 +8,14 @@ from types import SimpleNamespace
 from typing import Any
 
 from interlock.catalog import Cost, Price, Usage, cost_of
+from interlock.core.clock import Clock
 from interlock.governance.auth import Authenticator, MasterKey, digest
 from interlock.governance.service import Governance
 from interlock.governance.settings import GovernanceSettings
 from interlock.governance.store import GovStore, SQLiteGovStore
 from interlock.pipeline.context import RequestContext
 from interlock.vendors.transport import Timeouts
+from tests.fake_clock import FakeClock
 
 SECRET = b"test-secret"
 MASTER = "ik-admin-test-master"
@@ -30,10 +32,19 @@ def target(price: Price | None = PRICE, max_output: int | None = 1000, key: str 
                                                                 config=SimpleNamespace(timeouts=Timeouts())))
 
 
-def governance(tmp: Path, *, redis_url: str | None = None, store: GovStore | None = None) -> Governance:
+def governance(tmp: Path, *, redis_url: str | None = None, store: GovStore | None = None,
+               clock: Clock | None = None) -> Governance:
+    """A Governance on a :class:`FakeClock` (the middle of the current minute) unless given another clock."""
     master = MasterKey(digest(SECRET, MASTER), MASTER[:12], None, "test")
     cfg = GovernanceSettings(redis_url=redis_url, redis_prefix=f"itest:{os.urandom(4).hex()}:")
-    return Governance(cfg, store or SQLiteGovStore(tmp / "interlock.db"), Authenticator(SECRET, master))
+    clock = clock or FakeClock()
+    return Governance(cfg, store or SQLiteGovStore(tmp / "interlock.db"), Authenticator(SECRET, master, clock),
+                      clock=clock)
+
+
+def fake_clock(gov: Governance) -> FakeClock:
+    assert isinstance(gov.clock, FakeClock)
+    return gov.clock
 
 
 def context(gov: Governance, key: str | None = None, *, tags: tuple[str, ...] = (), user: str | None = None,

@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from interlock.api.admin import AdminApi
+from interlock.api.admin_logs import AdminLogs
 from interlock.api.embeddings import EmbeddingsApi
 from interlock.api.health import Health
 from interlock.api.messages import MessagesApi, MessagesPipeline
+from interlock.api.metrics import MetricsApi
 from interlock.api.models import ModelsApi
 from interlock.api.openapi import OpenApiDocument
 from interlock.api.responses import ResponsesApi
@@ -119,7 +121,7 @@ class Gateway:
         self.planner = self.routing.planner
         self.dispatcher = Dispatcher(self.routing)
         #: Request log, metrics and traces (ledger/wiring.py).
-        self.obs = Observability(settings, self.store, self.auth)
+        self.obs = Observability(settings, self.store)
         self.ledger: Ledger = self.obs.sink
         #: Requests that ended in an exception nothing answered (a bug), by route (``pipeline/core.report_internal``).
         self.internal_errors = self.obs.registry.counter(
@@ -146,7 +148,12 @@ class Gateway:
         router.add("/v1/openapi.json", ("GET",), OpenApiDocument(), openai_errors)
         router.add("/healthz", ("GET", "HEAD"), health.live, openai_errors)
         router.add("/readyz", ("GET", "HEAD"), health.ready, openai_errors)
-        self.obs.add_routes(router)
+        admin_logs = AdminLogs(self.obs.store, self.auth)
+        router.add("/admin/v1/logs", ("GET",), admin_logs.list, openai_errors)
+        router.add("/admin/v1/logs/*", ("GET",), admin_logs.detail, openai_errors)
+        router.add("/admin/v1/spend", ("GET",), admin_logs.spend, openai_errors)
+        if self.obs.telemetry.metrics:
+            router.add("/metrics", ("GET",), MetricsApi(self.obs.registry, self.obs.snapshots).scrape, openai_errors)
         AdminApi(self.governance, self.secret).add_routes(router)
         return router
 
@@ -178,7 +185,7 @@ class Gateway:
     async def __rsgi__(self, scope: RSGIScope, proto: RSGIProtocol) -> None:
         route = self.router.match(scope.path)
         req = Request(scope, proto)
-        if req.check_framing and (refused := req.framing_error()) is not None:  # Granian only (server/entry.py)
+        if req.check_framing and (refused := req.framing_error()) is not None:  # Granian only (entry.py)
             self.count_refusal(refused.status, refused.code or "malformed")
             self._error(req, refused)
             return

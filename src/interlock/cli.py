@@ -10,15 +10,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from interlock import __version__
-from interlock.config import ConfigError, Settings, load_settings
+from interlock.config import ConfigError, Settings, load_cli_settings
 
 if TYPE_CHECKING:
     from interlock.catalog import Catalog
-
-
-def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
-    path = args.config or os.environ.get("INTERLOCK_CONFIG") or None
-    return load_settings(Path(path) if path else None, overrides=overrides or None)
 
 
 def banner(settings: Settings, master_key: object, catalog: Catalog | None = None) -> str:
@@ -67,7 +62,7 @@ def banner(settings: Settings, master_key: object, catalog: Catalog | None = Non
 def cmd_serve(args: argparse.Namespace) -> int:
     from interlock.app import build_catalog, prepare_state, validate
 
-    settings = _settings(args, host=args.host, port=args.port, workers=args.workers, engine=args.engine)
+    settings = load_cli_settings(args.config, host=args.host, port=args.port, workers=args.workers, engine=args.engine)
     validate(settings)
     state = prepare_state(settings)
     state.store.close()
@@ -102,11 +97,11 @@ def _serve_granian(settings: Settings) -> int:
     srv = settings.server
     # The limits Granian can enforce, as the native server does: the head's read timeout (Granian allows
     # 1 ms to 60 s) and its size (hyper's read buffer: a head that does not fit is refused). The body's gap
-    # timeout is enforced by the app under Granian (server/entry.py); keep-alive idle is not configurable.
+    # timeout is enforced by the app under Granian (entry.py); keep-alive idle is not configurable.
     http1 = HTTP1Settings(header_read_timeout=min(60_000, max(1, round(srv.head_timeout * 1000))),
                           max_buffer_size=MAX_HEAD)
     server = Granian(
-        "interlock.server.entry:app",
+        "interlock.entry:app",
         address=settings.server.host,
         port=settings.server.port,
         interface=Interfaces.RSGI,
@@ -125,7 +120,7 @@ def cmd_admin_key(args: argparse.Namespace) -> int:
     from interlock.app import prepare_state
     from interlock.governance.auth import reset_master_key
 
-    settings = _settings(args)
+    settings = load_cli_settings(args.config)
     state = prepare_state(settings)
     if not args.reset:
         if state.master.generated:
@@ -147,7 +142,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     from interlock.app import build_catalog
     from interlock.catalog.render import model_page, models_table
 
-    settings = _settings(args)
+    settings = load_cli_settings(args.config)
     catalog = build_catalog(settings)
     live = frozenset(v.id for v in settings.live_vendors())
     if args.action == "show":

@@ -220,6 +220,12 @@ def _vendor(vid: str, section: Section | None, environ: Mapping[str, str], defau
     )
 
 
+def load_cli_settings(config: str | None, **overrides: object) -> Settings:
+    """Settings for a CLI command: ``--config``, else ``$INTERLOCK_CONFIG``, else the embedded default."""
+    path = config or os.environ.get("INTERLOCK_CONFIG") or None
+    return load_settings(Path(path) if path else None, overrides=overrides or None)
+
+
 def load_settings(
     path: Path | None,
     *,

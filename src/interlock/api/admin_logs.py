@@ -9,18 +9,15 @@ streams every matching record (an export) instead of one page.
 
 from __future__ import annotations
 
-import csv
-import datetime as dt
-import io
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote
 
 import orjson
 
 from interlock.errors import InvalidRequest, NotFound, PermissionDenied
-from interlock.ledger.record import COLUMNS
+from interlock.ledger.export import csv_lines, parse_day, parse_time
 from interlock.ledger.schema import GROUPS, LogQuery, SpendQuery, decode_cursor, encode_cursor
 from interlock.server.http import Request
 
@@ -33,26 +30,6 @@ EXPORT_PAGE = 1000
 LOG_PARAMS = ("from", "to", "project", "key", "model", "vendor", "status", "tag", "min_cost", "q", "limit",
               "cursor", "order", "format")
 SPEND_PARAMS = ("group_by", "from", "to", "project", "key", "model", "vendor")
-
-
-def parse_time(value: str, param: str) -> float:
-    """Epoch seconds, or ISO 8601 (a date means its midnight, UTC unless an offset is given)."""
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidRequest(f"Invalid '{param}': expected an ISO 8601 time (2025-06-01 or 2025-06-01T12:00:00Z) "
-                             f"or epoch seconds, got {value!r}.", param=param) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed.timestamp()
-
-
-def parse_day(value: str, param: str) -> str:
-    return dt.datetime.fromtimestamp(parse_time(value, param), dt.UTC).strftime("%Y-%m-%d")
 
 
 def _query(req: Request, allowed: tuple[str, ...]) -> dict[str, str]:
@@ -126,22 +103,6 @@ def spend_query(params: Mapping[str, str]) -> SpendQuery:
         project=params.get("project") or None, key_id=params.get("key") or None,
         model=params.get("model") or None, vendor=params.get("vendor") or None,
     )
-
-
-def csv_lines(rows: list[dict[str, Any]], header: bool) -> bytes:
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    if header:
-        writer.writerow([*COLUMNS, "cost_usd"])
-    for row in rows:
-        writer.writerow([_csv_cell(row.get(c)) for c in (*COLUMNS, "cost_usd")])
-    return buf.getvalue().encode()
-
-
-def _csv_cell(value: Any) -> Any:
-    if isinstance(value, dict | list):
-        return orjson.dumps(value).decode()
-    return "" if value is None else value
 
 
 class AdminLogs:

@@ -3,7 +3,7 @@
 A :class:`Model` is a canonical ``lab/model`` id with provider-independent facts;
 each of its :class:`Route` objects is one vendor serving it under that vendor's
 own model id, with that vendor's price, limits and effective capabilities. The
-catalog is compiled offline from models.dev (see :mod:`interlock.catalog.compile`)
+catalog is compiled offline from models.dev (see ``tools/catalog_compile.py``, ``make catalog``)
 into ``data/catalog.json``, which ships in the package: :func:`load_catalog`
 never touches the network or anything outside the package.
 """

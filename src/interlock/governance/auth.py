@@ -16,14 +16,13 @@ import hashlib
 import hmac
 import os
 import secrets
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+from interlock.core.clock import SYSTEM_CLOCK, Clock
 from interlock.errors import AuthenticationFailed, PermissionDenied
-from interlock.ledger.store import SQLiteStore
 
 if TYPE_CHECKING:
     from interlock.governance.model import ApiKey, Definitions
@@ -95,7 +94,15 @@ class MasterKey:
     source: str
 
 
-def ensure_master_key(store: SQLiteStore, secret: bytes, environ: Mapping[str, str]) -> MasterKey:
+class MetaStore(Protocol):
+    """Where the admin key's digest is kept: the state directory's database (``ledger.store.SQLiteStore``)."""
+
+    def get_meta(self, key: str) -> str | None: ...
+
+    def set_meta(self, key: str, value: str) -> None: ...
+
+
+def ensure_master_key(store: MetaStore, secret: bytes, environ: Mapping[str, str]) -> MasterKey:
     env = environ.get("INTERLOCK_MASTER_KEY")
     if env:
         return MasterKey(digest(secret, env), visible_prefix(env), None, "INTERLOCK_MASTER_KEY")
@@ -108,7 +115,7 @@ def ensure_master_key(store: SQLiteStore, secret: bytes, environ: Mapping[str, s
     return MasterKey(digest(secret, key), visible_prefix(key), key, "generated")
 
 
-def reset_master_key(store: SQLiteStore, secret: bytes) -> str:
+def reset_master_key(store: MetaStore, secret: bytes) -> str:
     key = "ik-admin-" + secrets.token_urlsafe(32)
     store.set_meta(MASTER_META, digest(secret, key))
     store.set_meta(MASTER_PREFIX_META, visible_prefix(key))
@@ -119,10 +126,12 @@ _DIGEST_CACHE = 4096
 
 
 class Authenticator:
-    __slots__ = ("_admin", "_admin_as", "_digests", "_keys", "_mac", "_master_digest", "_projects", "_secret")
+    __slots__ = ("_admin", "_admin_as", "_clock", "_digests", "_keys", "_mac", "_master_digest", "_projects",
+                 "_secret")
 
-    def __init__(self, secret: bytes, master: MasterKey) -> None:
+    def __init__(self, secret: bytes, master: MasterKey, clock: Clock = SYSTEM_CLOCK) -> None:
         self._secret = secret
+        self._clock = clock
         #: HMAC-SHA256 keyed with the secret and nothing hashed yet: a copy per request skips the key setup.
         self._mac = hmac.new(secret, digestmod=hashlib.sha256)
         self._master_digest = master.digest.encode()
@@ -192,7 +201,7 @@ class Authenticator:
         k, principals = entry
         if k.revoked_at is not None:
             raise AuthenticationFailed(f"The API key {k.prefix}… ({k.id}) was revoked.", code="revoked_api_key")
-        if k.expires_at is not None and time.time() >= k.expires_at:
+        if k.expires_at is not None and self._clock.time() >= k.expires_at:
             reason = "was rotated and its overlap window ended" if k.replaced_by else "has expired"
             raise AuthenticationFailed(f"The API key {k.prefix}… ({k.id}) {reason}.", code="expired_api_key")
         principal = principals.get(project or k.project)

@@ -14,21 +14,19 @@ import datetime as dt
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 from interlock.governance import ops
 from interlock.governance.model import DefinitionError, parse_budget_spec, parse_duration, usd_str
 from interlock.governance.store import Duplicate, GovStore, open_store
+from interlock.state.redis import redis_settings
 
 
 def _open(args: argparse.Namespace) -> tuple[GovStore, bytes, int, bool]:
-    from interlock.config import load_settings
+    from interlock.config import load_cli_settings
     from interlock.governance.auth import server_secret
-    from interlock.routing.setup import redis_settings
 
-    path = args.config or os.environ.get("INTERLOCK_CONFIG") or None
-    settings = load_settings(Path(path) if path else None)
+    settings = load_cli_settings(args.config)
     state_dir = settings.server.state_dir
     store = open_store(settings.store_url, state_dir)
     return store, server_secret(state_dir, os.environ), settings.server.workers, redis_settings(settings) is not None

@@ -29,7 +29,6 @@ settle is idempotent, so one that failed can be retried (``service.py``) without
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 #: A concurrency slot held by a replica that died is freed after this long.
@@ -278,9 +277,8 @@ class RedisCounters:
         result = await self._admit(keys=keys, args=args)
         return int(result[0]), [int(v) for v in result[1:]]
 
-    async def settle(self, checks: list[Check], member: str, tokens: int, nano: int, now: float = 0.0) -> list[int]:
+    async def settle(self, checks: list[Check], member: str, tokens: int, nano: int, now: float) -> list[int]:
         """As :meth:`MemoryCounters.settle`, in one script call; safe to retry (a request is charged once)."""
-        now = now or time.time()
         keys: list[str] = []
         budgets: list[str] = []
         args: list[Any] = [member, now, now + SETTLED_MARKER_S]

@@ -26,12 +26,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
+from interlock.core.clock import SYSTEM_CLOCK, Clock
 from interlock.errors import BudgetExceeded, GatewayError, PermissionDenied, RateLimited
 from interlock.governance.alerts import Alerts, crossed
 from interlock.governance.counters import SETTLED_MARKER_S, Check, MemoryCounters, RedisCounters
@@ -121,8 +121,10 @@ def _reset(seconds: float) -> str:
 
 class Governance:
     def __init__(self, cfg: GovernanceSettings, store: GovStore, auth: Authenticator,
-                 http: HttpTransport | None = None, *, redis_client: Any = None) -> None:
+                 http: HttpTransport | None = None, *, redis_client: Any = None,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.cfg = cfg
+        self.clock = clock
         self.store = store
         self.auth = auth
         self.defs = Definitions()
@@ -166,7 +168,7 @@ class Governance:
 
     async def _load_all(self) -> None:
         defs = await self.store.load()
-        self.seeds = await self.store.spend(key for key, _ in self._period_keys(time.time()).values())
+        self.seeds = await self.store.spend(key for key, _ in self._period_keys(self.clock.time()).values())
         self.apply(defs)
         if self.memory is not None:
             for (bid, counter, period), spent in self.seeds.items():
@@ -204,14 +206,15 @@ class Governance:
         await self.store.close()
 
     async def _run(self) -> None:
-        last_flush = time.monotonic()
+        clock = self.clock
+        last_flush = clock.monotonic()
         while True:
-            await asyncio.sleep(self.cfg.poll_interval_s)
+            await clock.sleep(self.cfg.poll_interval_s)
             try:
                 await self.retry_settles()
                 await self.poll()
-                if time.monotonic() - last_flush >= self.cfg.flush_interval_s:
-                    last_flush = time.monotonic()
+                if clock.monotonic() - last_flush >= self.cfg.flush_interval_s:
+                    last_flush = clock.monotonic()
                     await self.flush()
                     await self.refresh_seeds()
             except Exception:
@@ -236,7 +239,7 @@ class Governance:
             raise
 
     async def refresh_seeds(self) -> None:
-        now = time.time()
+        now = self.clock.time()
         periods = self._period_keys(now)
         self.seeds = await self.store.spend(key for key, _ in periods.values())
         if self.memory is not None:
@@ -258,7 +261,7 @@ class Governance:
             return None
         if applicable.hard is not None and not self.cfg.allow_unpriced:
             screen_unpriced(ctx, applicable.hard)
-        return await self._reserve(ctx, request, applicable, time.time())
+        return await self._reserve(ctx, request, applicable, self.clock.time())
 
     def explain(self, ctx: RequestContext, request: dict[str, Any]) -> None:
         """What admit does to the route (``/v1/route/explain``): skips unpriced targets under a hard budget."""
@@ -287,7 +290,7 @@ class Governance:
             return None
         if defs.tag_budgets:
             self._request_tags(ctx, request)
-        now = time.time()
+        now = self.clock.time()
         window = int(now // WINDOW_S)
         if window != self._window or defs is not self._applicable_defs:
             self._window, self._applicable_defs, self._applicable = window, defs, {}
@@ -507,7 +510,7 @@ class Governance:
     async def _settle_redis(self, res: Reservation, tokens: int, nano: int) -> None:
         assert self.redis is not None
         try:
-            spent = await self.redis.settle(res.checks, res.member, tokens, nano)
+            spent = await self.redis.settle(res.checks, res.member, tokens, nano, self.clock.time())
         except (OSError, RedisError) as exc:
             # Redis is away (or the reply was lost): settle again later. The settle is idempotent, so Redis's
             # spent ends up equal to what the request log and the store's rollups record.
@@ -516,7 +519,7 @@ class Governance:
             retry = [c for c in res.checks if c[0] in "bc"]  # a token window correction is moot by then
             if retry:
                 self.unsettled.append((Reservation(res.applicable, retry, res.member), tokens, nano,
-                                       time.time() + SETTLE_RETRY_S))
+                                       self.clock.time() + SETTLE_RETRY_S))
             spent = []
         if nano:
             self._settled(res, spent, nano)
@@ -526,10 +529,10 @@ class Governance:
         if not self.unsettled or self.redis is None:
             return
         pending, self.unsettled = self.unsettled, []
-        now = time.time()
+        now = self.clock.time()
         for i, (res, tokens, nano, give_up) in enumerate(pending):
             try:
-                await self.redis.settle(res.checks, res.member, tokens, nano)
+                await self.redis.settle(res.checks, res.member, tokens, nano, self.clock.time())
             except (OSError, RedisError) as exc:
                 if now < give_up:
                     self.unsettled.extend(pending[i:])
@@ -551,7 +554,7 @@ class Governance:
     # ----------------------------------------------------------------- reads (admin API)
 
     async def budget_status(self, budget: Budget, counter: str = "") -> dict[str, Any]:
-        now = time.time()
+        now = self.clock.time()
         period, end = self._period_keys(now)[budget.period]
         key = f"b:{budget.id}:{counter}:{period}"
         live = self.memory.spent(key) if self.memory is not None else (

@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from interlock.state.redis import redis_settings
+
 if TYPE_CHECKING:
     from interlock.config import Settings
 
@@ -36,8 +38,6 @@ class GovernanceSettings:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GovernanceSettings:
-        from interlock.routing.setup import redis_settings
-
         sec = settings.section("governance")
         sec.only(*KEYS)
         hook = sec.string("alert_webhook")

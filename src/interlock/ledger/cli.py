@@ -59,18 +59,18 @@ def add_ledger_parsers(sub: Any) -> None:
 
 
 def _open(args: argparse.Namespace) -> Any:
-    from interlock.cli import _settings
+    from interlock.config import load_cli_settings
     from interlock.ledger.settings import LogSettings
     from interlock.ledger.store import SQLiteStore
     from interlock.ledger.wiring import open_log_store
 
-    settings = _settings(args)
+    settings = load_cli_settings(args.config)
     log_settings = LogSettings.from_settings(settings)
     return open_log_store(log_settings, SQLiteStore(settings.server.state_dir / "interlock.db"))
 
 
 def _time(value: str | None, flag: str) -> float | None:
-    from interlock.api.admin_logs import parse_time
+    from interlock.ledger.export import parse_time
 
     # An InvalidRequest names the flag; the CLI prints it as one line (cli.main).
     return None if value is None else parse_time(value, flag)
@@ -94,7 +94,7 @@ def _print(rows: list[dict[str, Any]], fmt: str, header: bool) -> None:
         for r in rows:
             sys.stdout.write(orjson.dumps(r).decode() + "\n")
     elif fmt == "csv":
-        from interlock.api.admin_logs import csv_lines
+        from interlock.ledger.export import csv_lines
 
         sys.stdout.write(csv_lines(rows, header).decode())
     else:
@@ -151,7 +151,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 async def _spend(args: argparse.Namespace) -> int:
-    from interlock.api.admin_logs import parse_day
+    from interlock.ledger.export import parse_day
 
     store = _open(args)
     today = dt.datetime.now(dt.UTC)

@@ -82,7 +82,7 @@ class Redactor:
 def plain(value: Any, depth: int = 0) -> Any:
     """A JSON-ready copy of attempt / trace objects other stages put on the context.
 
-    Routing (issue 6) owns those types; this keeps the log independent of their
+    Routing owns those types; this keeps the log independent of their
     exact shape: dataclasses become dicts, a target becomes vendor + model, an
     error becomes its type and message.
     """

@@ -39,7 +39,6 @@ ALL_TAGS = "*"
 ROLLUP_KEYS = ("day", "project", "key_id", "model", "vendor", "tag")
 ROLLUP_VALUES = ("requests", "errors", "input_tokens", "cache_read_tokens", "output_tokens", "cost_picousd")
 GROUPS = {"day": "day", "project": "project", "key": "key_id", "model": "model", "vendor": "vendor", "tag": "tag"}
-STATUS_FILTERS = ("ok", "error")
 
 
 def day_of(epoch: float) -> str:

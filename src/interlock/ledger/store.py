@@ -287,9 +287,6 @@ class SQLiteStore:
         sql, args = spend_sql(q, qmark, postgres=False)
         return spend_rows(q.group_by, self._query(lambda c: c.execute(sql, args).fetchall()))
 
-    def recent_requests(self, limit: int = 50) -> list[dict[str, Any]]:
-        return self.query_logs(LogQuery(limit=limit))
-
     def purge(self, before: float, chunk: int = 5000) -> int:
         """Delete records received before ``before`` in small transactions (the writer never waits long).
 

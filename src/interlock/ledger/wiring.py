@@ -1,8 +1,8 @@
-"""Builds the request log, metrics and tracing of one worker, and their routes and lifecycle.
+"""Builds the request log, metrics and tracing of one worker, and their lifecycle.
 
-Kept out of ``app.py`` so the gateway's wiring stays a few lines: the Gateway
-builds an :class:`Observability`, asks it for the sink settle calls, adds its
-routes, starts it when the event loop starts and drains it at shutdown.
+The Gateway builds an :class:`Observability`, asks it for the sink settle calls,
+serves its store and registry on its own routes (``app.py``), starts it when the
+event loop starts and drains it at shutdown.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
-from interlock.api.admin_logs import AdminLogs
-from interlock.api.metrics import MetricsApi
 from interlock.ledger.settings import LogSettings, TelemetrySettings
 from interlock.ledger.sink import RequestSink
 from interlock.ledger.store import SQLiteLog, SQLiteStore
@@ -21,13 +19,10 @@ from interlock.ledger.writer import LedgerWriter, LogStore, SpillFile
 from interlock.observability import zdr_log
 from interlock.observability.metrics import Registry, SnapshotDir
 from interlock.observability.requests import RequestMetrics
-from interlock.wire.openai_chat import error_body
 
 if TYPE_CHECKING:
     from interlock.config import Settings
-    from interlock.governance.auth import Authenticator
     from interlock.observability.tracing import Tracer
-    from interlock.server.http import Router
 
 log = logging.getLogger("interlock.ledger")
 
@@ -43,7 +38,7 @@ def open_log_store(settings: LogSettings, sqlite: SQLiteStore) -> LogStore:
 
 
 class Observability:
-    def __init__(self, settings: Settings, sqlite: SQLiteStore, auth: Authenticator) -> None:
+    def __init__(self, settings: Settings, sqlite: SQLiteStore) -> None:
         self.log_settings = LogSettings.from_settings(settings)
         zdr_log.install(self.log_settings.zero_data_retention)  # tracebacks under ZDR withhold exception texts
         self.telemetry = TelemetrySettings.from_settings(settings)
@@ -71,7 +66,6 @@ class Observability:
             self.sink.writer = self.writer
             if self.metrics is not None:
                 self.metrics.watch_ledger(self.writer)
-        self.auth = auth
         self._tasks: list[asyncio.Task[None]] = []
 
     def count_refusal(self, status: int, reason: str) -> None:
@@ -81,14 +75,6 @@ class Observability:
     def validate(settings: Settings) -> None:
         LogSettings.from_settings(settings)
         TelemetrySettings.from_settings(settings)
-
-    def add_routes(self, router: Router) -> None:
-        admin = AdminLogs(self.store, self.auth)
-        router.add("/admin/v1/logs", ("GET",), admin.list, error_body)
-        router.add("/admin/v1/logs/*", ("GET",), admin.detail, error_body)
-        router.add("/admin/v1/spend", ("GET",), admin.spend, error_body)
-        if self.telemetry.metrics:
-            router.add("/metrics", ("GET",), MetricsApi(self.registry, self.snapshots).scrape, error_body)
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start the writer at once (it replays records a previous run spilled) and the metric snapshots."""

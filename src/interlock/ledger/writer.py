@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from interlock.core.process import pid_alive
 from interlock.ledger.rowcodec import Row, as_rows, from_spill, spill_line
 from interlock.ledger.schema import LogQuery, SpendQuery
 
@@ -48,16 +49,6 @@ class LogStore(Protocol):
     async def purge(self, before: float) -> int: ...
     async def ping(self) -> None: ...
     async def close(self) -> None: ...
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:
@@ -102,7 +93,7 @@ class SpillFile:
             owner = name.split(".", 1)[0].split("-")[-1] if name.startswith("replay-") else name.split(".", 1)[0]
             if not owner.isdigit():
                 continue
-            if int(owner) != self.pid and _alive(int(owner)):
+            if int(owner) != self.pid and pid_alive(int(owner)):
                 continue
             self._seq += 1
             target = self.dir / f"replay-{time.time_ns()}-{self._seq}-{self.pid}.jsonl"
@@ -275,10 +266,3 @@ class LedgerWriter:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.replay(), self._write_timeout * 2)
         await self.store.close()
-
-
-class NullLedger:
-    """Nothing recorded (tests and tools that need a ledger-shaped object)."""
-
-    def submit(self, record: Mapping[str, Any]) -> None:
-        return None

@@ -28,6 +28,8 @@ from typing import Any
 
 import orjson
 
+from interlock.core.process import pid_alive
+
 Labels = tuple[str, ...]
 #: A collector returns (metric name, type, help, [(labels dict, value)]).
 Collected = tuple[str, str, str, list[tuple[dict[str, str], float]]]
@@ -184,8 +186,6 @@ class SnapshotDir:
         tmp.replace(self.dir / f"{self.pid}.json")
 
     def others(self) -> list[tuple[str, dict[str, Any]]]:
-        from interlock.ledger.writer import _alive
-
         out: list[tuple[str, dict[str, Any]]] = []
         if not self.dir.is_dir():
             return out
@@ -193,7 +193,7 @@ class SnapshotDir:
             stem = path.stem
             if not stem.isdigit() or int(stem) == self.pid:
                 continue
-            if not _alive(int(stem)):
+            if not pid_alive(int(stem)):
                 path.unlink(missing_ok=True)
                 continue
             try:

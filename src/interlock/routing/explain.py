@@ -93,11 +93,6 @@ def _without_errors(trace: dict[str, Any]) -> dict[str, Any]:
     return trace
 
 
-def trace_json(trace: RoutingTrace | None) -> str | None:
-    """The trace as the JSON text stored in the ``routing_trace`` column."""
-    return None if trace is None else orjson.dumps(trace.to_json()).decode()
-
-
 def _int(row: Mapping[str, Any], key: str) -> int | None:
     value = row.get(key)
     return int(value) if value is not None else None

@@ -64,7 +64,7 @@ class Request:
     __slots__ = ("close", "headers", "path", "proto", "responded", "scope")
 
     #: The longest gap between two pieces of a request body, when the HTTP server does not enforce one itself
-    #: (Granian: set by ``server/entry.py``; the native server fails a stalled body on its own).
+    #: (Granian: set by ``entry.py``; the native server fails a stalled body on its own).
     body_timeout: float | None = None
     #: Granian parses with hyper, laxer than llhttp on a few framing shapes: the app checks what it can see
     #: (``framing_error``) and closes the connection after anything a stricter proxy might frame differently.

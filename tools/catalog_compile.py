@@ -1,6 +1,6 @@
-"""Compile a models.dev snapshot into interlock's packaged catalog.
+"""Compile a models.dev snapshot into interlock's packaged catalog (a build tool, not shipped in the package).
 
-    python -m interlock.catalog.compile [SNAPSHOT_DIR] [--out PATH]
+    python tools/catalog_compile.py [SNAPSHOT_DIR] [--out PATH]
 
 The snapshot is input, not product: this module is the only code that reads it,
 and only at build time (``make catalog``). The output is deterministic (sorted
@@ -74,9 +74,9 @@ VENDOR_SOURCES: Mapping[str, tuple[str, ...]] = {
 #: Reverse of LAB_VENDOR: the lab a vendor is the first-party API of.
 VENDOR_LAB: Mapping[str, str] = {vendor: lab for lab, vendor in LAB_VENDOR.items()}
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SNAPSHOT = REPO_ROOT.parent / "shared" / "catalog" / "models.dev"
-DEFAULT_OUT = Path(__file__).resolve().parent / "data" / "catalog.json"
+DEFAULT_OUT = REPO_ROOT / "src" / "interlock" / "catalog" / "data" / "catalog.json"
 
 _NOT_STREAMING_FAMILIES = ("embed", "whisper")
 
@@ -462,7 +462,7 @@ def dump_catalog(catalog: Catalog) -> bytes:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m interlock.catalog.compile", description=__doc__.split("\n")[0]
+        prog="python tools/catalog_compile.py", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
         "snapshot", nargs="?", type=Path, default=DEFAULT_SNAPSHOT, help="models.dev snapshot dir"

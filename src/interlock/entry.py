@@ -1,4 +1,4 @@
-"""The import target Granian loads in each worker process: ``interlock.server.entry:app``."""
+"""The import target Granian loads in each worker process: ``interlock.entry:app``."""
 
 from __future__ import annotations
 

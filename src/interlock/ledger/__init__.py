@@ -1,0 +1,1 @@
+"""The request log, its stores and writer, and stored Responses."""

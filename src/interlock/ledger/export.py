@@ -1,0 +1,49 @@
+"""What the admin API and the CLI share about reading the log: time parameters and the CSV export."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from typing import Any
+
+import orjson
+
+from interlock.errors import InvalidRequest
+from interlock.ledger.record import COLUMNS
+
+
+def parse_time(value: str, param: str) -> float:
+    """Epoch seconds, or ISO 8601 (a date means its midnight, UTC unless an offset is given)."""
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidRequest(f"Invalid '{param}': expected an ISO 8601 time (2025-06-01 or 2025-06-01T12:00:00Z) "
+                             f"or epoch seconds, got {value!r}.", param=param) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.timestamp()
+
+
+def parse_day(value: str, param: str) -> str:
+    return dt.datetime.fromtimestamp(parse_time(value, param), dt.UTC).strftime("%Y-%m-%d")
+
+
+def csv_lines(rows: list[dict[str, Any]], header: bool) -> bytes:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    if header:
+        writer.writerow([*COLUMNS, "cost_usd"])
+    for row in rows:
+        writer.writerow([_csv_cell(row.get(c)) for c in (*COLUMNS, "cost_usd")])
+    return buf.getvalue().encode()
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        return orjson.dumps(value).decode()
+    return "" if value is None else value

@@ -1,0 +1,1 @@
+"""The request path every inference request shares: identify, parse, plan, admit, dispatch, encode, settle."""

@@ -1,0 +1,1 @@
+"""Shared state's settings and connections: the ``redis:`` section (and, as it moves here, the stores)."""

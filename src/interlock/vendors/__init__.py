@@ -1,0 +1,1 @@
+"""Vendor adapters, their specs and settings, and the transports that carry their requests."""
