@@ -48,12 +48,31 @@ def encoder_for(codec: ResponsesCodec, body: dict[str, Any] | None = None) -> Re
     return codec.stream_encoder(ctx, request, lambda usage: 0.5)
 
 
+#: Each event's required fields in the OpenAPI document's ResponseStreamEvent members (the SDK's
+#: pydantic models accept a missing one, so they are checked here too).
+_REQUIRED = {
+    "response.output_item.added": {"output_index", "item"},
+    "response.output_item.done": {"output_index", "item"},
+    "response.content_part.added": {"item_id", "output_index", "content_index", "part"},
+    "response.content_part.done": {"item_id", "output_index", "content_index", "part"},
+    "response.output_text.delta": {"item_id", "output_index", "content_index", "delta", "logprobs"},
+    "response.output_text.done": {"item_id", "output_index", "content_index", "text", "logprobs"},
+    "response.function_call_arguments.delta": {"item_id", "output_index", "delta"},
+    "response.function_call_arguments.done": {"item_id", "name", "output_index", "arguments"},
+    "response.reasoning_text.delta": {"item_id", "output_index", "content_index", "delta"},
+    "response.reasoning_text.done": {"item_id", "output_index", "content_index", "text"},
+    "error": {"code", "message", "param"},
+}
+
+
 def decode(raw: bytes) -> list[dict[str, Any]]:
     events = []
     for ev in SSEDecoder().feed(raw):
         payload = orjson.loads(ev.data)
         assert ev.event is not None and ev.event.decode() == payload["type"]
         _EVENTS.validate_python(payload)
+        missing = ({"type", "sequence_number"} | _REQUIRED.get(payload["type"], {"response"})) - payload.keys()
+        assert not missing, f"{payload['type']} lacks {missing}"
         events.append(payload)
     assert [e["sequence_number"] for e in events] == list(range(len(events)))
     return events
@@ -109,6 +128,8 @@ def test_reasoning_then_function_calls(codec: ResponsesCodec) -> None:
                                                                              ("call_B", "g", "{}")]
     assert [e["output_index"] for e in events if e["type"] == "response.output_item.done"] == [0, 1, 2]
     assert "_index" not in events[8]["item"]
+    done = [e for e in events if e["type"] == "response.function_call_arguments.done"]
+    assert [(e["name"], e["arguments"]) for e in done] == [("f", '{"a":1}'), ("g", "{}")]
 
 
 def test_length_finish_is_incomplete(codec: ResponsesCodec) -> None:

@@ -47,9 +47,9 @@ def test_translated_answers_carry_every_required_nullable_field(vendor: str, ans
     assert answer["object"] == "chat.completion"
     assert {"id", "choices", "created", "model", "object"} <= answer.keys()
     for choice in answer["choices"]:
-        assert CHOICE_REQUIRED <= choice.keys(), vendor
+        assert choice.keys() >= CHOICE_REQUIRED, vendor
         message = choice["message"]
-        assert MESSAGE_REQUIRED <= message.keys(), vendor
+        assert message.keys() >= MESSAGE_REQUIRED, vendor
         assert message["role"] == "assistant"
         # No native vendor sends a refusal message; a cut-off answer is a content_filter finish.
         assert message["refusal"] is None
@@ -61,3 +61,23 @@ def test_anthropic_refusal_stop_is_a_content_filter_finish_with_the_partial_text
     choice = answer["choices"][0]
     assert choice["finish_reason"] == "content_filter"
     assert choice["message"]["content"] == "Here is how to" and choice["message"]["refusal"] is None
+
+
+def test_input_items_are_listed_as_item_resources() -> None:
+    from interlock.api.responses import input_item_resource
+
+    stored = [{"role": "user", "content": "hi"},
+              {"type": "message", "role": "assistant", "content": "earlier answer"},
+              {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "rules"}]},
+              {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+              {"type": "function_call_output", "call_id": "c1", "output": "42"}]
+    items = [input_item_resource(item, f"in_{i}") for i, item in enumerate(stored)]
+    assert items[0] == {"id": "in_0", "type": "message", "role": "user", "status": "completed",
+                        "content": [{"type": "input_text", "text": "hi"}]}
+    assert items[1]["content"] == [{"type": "output_text", "text": "earlier answer", "annotations": [],
+                                    "logprobs": []}]
+    assert items[2]["content"] == [{"type": "input_text", "text": "rules"}] and items[2]["status"] == "completed"
+    for item in items:
+        assert {"id", "type"} <= item.keys()
+        if item["type"] != "message":
+            assert item["status"] == "completed"

@@ -142,7 +142,7 @@ class ResponsesStreamEncoder(ChunkTranslator):
         else:
             arguments = "".join(self._tool_args[item["_index"]])
             self._emit(out, "response.function_call_arguments.done",
-                       {"item_id": iid, "output_index": index, "arguments": arguments})
+                       {"item_id": iid, "name": item["name"], "output_index": index, "arguments": arguments})
             final = function_call_item(iid, item["call_id"], item["name"], arguments)
         self._output[index] = final
         self._emit(out, "response.output_item.done", {"output_index": index, "item": final})
