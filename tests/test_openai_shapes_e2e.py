@@ -1,0 +1,73 @@
+"""End to end: required fields of OpenAI's shapes in what a real gateway answers (issue 15).
+
+The official SDK's pydantic models accept a missing required-nullable field, so
+each answer is also read raw and checked against the OpenAPI document's
+``required`` lists for the schema it answers with.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+import pytest
+
+from tests.conftest import MASTER_KEY, GatewayProcess
+
+pytestmark = pytest.mark.slow
+
+MODEL_REQUIRED = {"id", "object", "created", "owned_by"}  # Model
+ERROR_REQUIRED = {"type", "message", "param", "code"}  # Error
+
+
+@pytest.fixture
+def client(gateway: GatewayProcess) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gateway.base_url, api_key=MASTER_KEY, max_retries=0, timeout=20)
+
+
+def test_models_retrieve_percent_encoded_id_answers_the_model_shape(client: openai.OpenAI) -> None:
+    raw = client.models.with_raw_response.retrieve("openai/gpt-4.1-mini")  # GET /v1/models/openai%2Fgpt-4.1-mini
+    body: dict[str, Any] = raw.http_response.json()
+    assert body.keys() >= MODEL_REQUIRED
+    assert body["id"] == "openai/gpt-4.1-mini" and body["object"] == "model"
+    assert isinstance(body["created"], int) and isinstance(body["owned_by"], str) and body["owned_by"]
+    model = raw.parse()
+    assert (model.id, model.object) == ("openai/gpt-4.1-mini", "model")
+
+
+def test_model_list_entries_have_the_model_shape(client: openai.OpenAI) -> None:
+    body: dict[str, Any] = client.models.with_raw_response.list().http_response.json()
+    assert body["object"] == "list" and body["data"]
+    for entry in body["data"]:
+        assert entry.keys() >= MODEL_REQUIRED and entry["object"] == "model"
+
+
+def test_error_bodies_carry_param_and_code(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError) as info:
+        client.models.retrieve("nope/nope")
+    error = info.value.response.json()["error"]
+    assert error.keys() >= ERROR_REQUIRED
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.chat.completions.create(model="openai/gpt-4.1-mini", messages=[])
+    assert bad.value.response.json()["error"].keys() >= ERROR_REQUIRED
+
+
+def test_embeddings_answer_has_every_required_field(client: openai.OpenAI) -> None:
+    body: dict[str, Any] = client.embeddings.with_raw_response.create(
+        model="openai/text-embedding-3-small", input=["one", "two"], encoding_format="float").http_response.json()
+    assert body.keys() >= {"object", "model", "data", "usage"} and body["object"] == "list"
+    assert body["usage"].keys() >= {"prompt_tokens", "total_tokens"}
+    assert [e["index"] for e in body["data"]] == [0, 1]
+    for entry in body["data"]:
+        assert entry.keys() >= {"index", "object", "embedding"} and entry["object"] == "embedding"
+
+
+@pytest.mark.parametrize("model", ["anthropic/claude-sonnet-4-5", "google/gemini-2.5-flash", "openai/gpt-4.1-mini"])
+def test_simulated_chat_answers_carry_refusal_and_logprobs(client: openai.OpenAI, model: str) -> None:
+    # The in-process simulator speaks OpenAI's wire for every lab; the native adapters' answers
+    # are checked in test_openai_shapes.py.
+    body: dict[str, Any] = client.chat.completions.with_raw_response.create(
+        model=model, messages=[{"role": "user", "content": "hi"}], max_tokens=20).http_response.json()
+    for choice in body["choices"]:
+        assert choice.keys() >= {"finish_reason", "index", "message", "logprobs"}
+        assert choice["message"].keys() >= {"role", "content", "refusal"}
