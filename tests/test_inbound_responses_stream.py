@@ -222,3 +222,45 @@ def test_estimated_usage_is_reported_and_marked(codec: ResponsesCodec) -> None:
     usage = events[-1]["response"]["usage"]
     assert (usage["input_tokens"], usage["output_tokens"], usage["total_tokens"]) == (7, 3, 10)
     assert usage["cost"] == 0.002 and usage["estimated"] is True
+
+
+def _lp(token: str, logprob: float) -> dict[str, Any]:
+    return {"token": token, "logprob": logprob, "bytes": list(token.encode()),
+            "top_logprobs": [{"token": token, "logprob": logprob, "bytes": list(token.encode())}]}
+
+
+def _lp_chunk(text: str, entries: list[dict[str, Any]]) -> bytes:
+    return orjson.dumps({"object": "chat.completion.chunk", "choices": [
+        {"index": 0, "delta": {"content": text}, "logprobs": {"content": entries, "refusal": None},
+         "finish_reason": None}]})
+
+
+@pytest.mark.parametrize("include", [True, False])
+def test_output_text_logprobs_when_included(codec: ResponsesCodec, include: bool) -> None:
+    body: dict[str, Any] = {"model": "fast", "input": "hi", "stream": True, "store": False, "top_logprobs": 1}
+    if include:
+        body["include"] = ["message.output_text.logprobs"]
+    encoder = encoder_for(codec, body)
+    raw = encoder.encode([_lp_chunk("Hel", [_lp("Hel", -0.1)]), _lp_chunk("lo", [_lp("lo", -0.5)]),
+                          chunk({}, "stop")]) + encoder.finish()
+    events = decode(raw)
+    deltas = [e["logprobs"] for e in events if e["type"] == "response.output_text.delta"]
+    done = next(e for e in events if e["type"] == "response.output_text.done")
+    part = events[-1]["response"]["output"][0]["content"][0]
+    if not include:
+        assert deltas == [[], []] and done["logprobs"] == [] and part["logprobs"] == []
+        return
+    assert deltas == [[{"token": "Hel", "logprob": -0.1, "top_logprobs": [{"token": "Hel", "logprob": -0.1}]}],
+                      [{"token": "lo", "logprob": -0.5, "top_logprobs": [{"token": "lo", "logprob": -0.5}]}]]
+    assert [e["token"] for e in done["logprobs"]] == ["Hel", "lo"]
+    assert part["logprobs"] == [_lp("Hel", -0.1), _lp("lo", -0.5)]
+
+
+def test_include_is_validated() -> None:
+    from interlock.errors import InvalidRequest
+
+    with pytest.raises(InvalidRequest) as info:
+        parse_responses_request({"model": "m", "input": "hi", "include": ["nope"]})
+    assert info.value.param == "include"
+    request = parse_responses_request({"model": "m", "input": "hi", "include": ["message.output_text.logprobs"]})
+    assert request["logprobs"] is True and request.meta.logprobs

@@ -71,3 +71,19 @@ def test_simulated_chat_answers_carry_refusal_and_logprobs(client: openai.OpenAI
     for choice in body["choices"]:
         assert choice.keys() >= {"finish_reason", "index", "message", "logprobs"}
         assert choice["message"].keys() >= {"role", "content", "refusal"}
+
+
+def test_responses_include_output_text_logprobs(client: openai.OpenAI) -> None:
+    include: Any = ["message.output_text.logprobs"]
+    response = client.responses.create(model="openai/gpt-4.1-mini", input="Tell me about gateways.",
+                                       max_output_tokens=30, top_logprobs=2, include=include)
+    part: Any = response.output[-1].content[0]  # type: ignore[union-attr]
+    assert part.type == "output_text" and part.logprobs
+    assert "".join(lp.token for lp in part.logprobs) == part.text
+    assert all(len(lp.top_logprobs) == 2 and lp.logprob <= 0 and lp.bytes for lp in part.logprobs)
+    events = list(client.responses.create(model="openai/gpt-4.1-mini", input="Tell me about gateways.",
+                                          max_output_tokens=30, top_logprobs=2, include=include, stream=True))
+    deltas: Any = [e for e in events if e.type == "response.output_text.delta"]
+    assert "".join(lp.token for d in deltas for lp in d.logprobs) == "".join(d.delta for d in deltas)
+    plain = client.responses.create(model="openai/gpt-4.1-mini", input="hi", max_output_tokens=20)
+    assert plain.output[-1].content[0].logprobs == []  # type: ignore[union-attr]
