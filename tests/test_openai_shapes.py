@@ -81,3 +81,15 @@ def test_input_items_are_listed_as_item_resources() -> None:
         assert {"id", "type"} <= item.keys()
         if item["type"] != "message":
             assert item["status"] == "completed"
+
+
+def test_responses_echo_function_tools_with_strict_and_parameters() -> None:
+    from interlock.wire.responses import parse_responses_request
+
+    request = parse_responses_request({"model": "m", "input": "hi", "tools": [
+        {"type": "function", "name": "w"},
+        {"type": "function", "name": "v", "parameters": {"type": "object"}, "strict": True}]})
+    # FunctionTool requires strict and parameters (nullable): present even when the request left them out.
+    assert request.meta.echo["tools"] == [
+        {"type": "function", "name": "w", "strict": None, "parameters": None},
+        {"type": "function", "name": "v", "parameters": {"type": "object"}, "strict": True}]

@@ -374,7 +374,8 @@ def _tools(data: Mapping[str, Any], out: dict[str, Any], echo: dict[str, Any]) -
             converted.append({"type": "function", "function": function})
         if converted:
             out["tools"] = converted
-    echo["tools"] = tools or []
+    # FunctionTool requires strict and parameters (both nullable): echoed null when the request left them out.
+    echo["tools"] = [{"strict": None, "parameters": None, **t} for t in tools] if tools else []
     choice = data.get("tool_choice")
     echo["tool_choice"] = choice if choice is not None else "auto"
     if choice is None:
