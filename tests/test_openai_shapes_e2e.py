@@ -87,3 +87,19 @@ def test_responses_include_output_text_logprobs(client: openai.OpenAI) -> None:
     assert "".join(lp.token for d in deltas for lp in d.logprobs) == "".join(d.delta for d in deltas)
     plain = client.responses.create(model="openai/gpt-4.1-mini", input="hi", max_output_tokens=20)
     assert plain.output[-1].content[0].logprobs == []  # type: ignore[union-attr]
+
+
+def test_input_items_list_has_the_item_list_shape(client: openai.OpenAI) -> None:
+    kept = client.responses.create(model="openai/gpt-4.1-mini", max_output_tokens=16, input=[
+        {"role": "user", "content": "first"}, {"role": "assistant", "content": "an answer"},
+        {"role": "user", "content": [{"type": "input_text", "text": "second"}]}])
+    raw = client.responses.input_items.with_raw_response.list(kept.id, order="asc")
+    body: dict[str, Any] = raw.http_response.json()
+    assert body.keys() >= {"object", "data", "has_more", "first_id", "last_id"} and body["object"] == "list"
+    assert (body["first_id"], body["last_id"]) == (body["data"][0]["id"], body["data"][-1]["id"])
+    kinds = [[part["type"] for part in item["content"]] for item in body["data"]]
+    assert kinds == [["input_text"], ["output_text"], ["input_text"]]
+    assert all(item["type"] == "message" and item["id"] and item["status"] == "completed" for item in body["data"])
+    assert body["data"][1]["content"][0] == {"type": "output_text", "text": "an answer", "annotations": [],
+                                             "logprobs": []}
+    assert [i.type for i in raw.parse().data] == ["message"] * 3
