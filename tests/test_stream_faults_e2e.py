@@ -400,3 +400,12 @@ def test_messages_vendor_error_event_is_one_error_event(gw: GatewayProcess) -> N
     names = [name for name, _ in events]
     assert names.count("error") == 1 and names[-1] == "error" and "message_stop" not in names, names
     assert gw.record(rid)["error_type"] == "upstream_stream_error"
+
+
+def test_required_nullable_fields_a_vendor_leaves_out_are_filled(oai: openai.OpenAI) -> None:
+    # ThirdPartyVendor's answer has no message.refusal and no choice logprobs, as vLLM and others send.
+    body: dict[str, Any] = oai.chat.completions.with_raw_response.create(model="third/costly",
+                                                                         messages=USER).http_response.json()
+    choice = body["choices"][0]
+    assert choice["logprobs"] is None and choice["message"]["refusal"] is None
+    assert choice["message"]["content"] == "Hello from a third party."
