@@ -48,12 +48,31 @@ def encoder_for(codec: ResponsesCodec, body: dict[str, Any] | None = None) -> Re
     return codec.stream_encoder(ctx, request, lambda usage: 0.5)
 
 
+#: Each event's required fields in the OpenAPI document's ResponseStreamEvent members (the SDK's
+#: pydantic models accept a missing one, so they are checked here too).
+_REQUIRED = {
+    "response.output_item.added": {"output_index", "item"},
+    "response.output_item.done": {"output_index", "item"},
+    "response.content_part.added": {"item_id", "output_index", "content_index", "part"},
+    "response.content_part.done": {"item_id", "output_index", "content_index", "part"},
+    "response.output_text.delta": {"item_id", "output_index", "content_index", "delta", "logprobs"},
+    "response.output_text.done": {"item_id", "output_index", "content_index", "text", "logprobs"},
+    "response.function_call_arguments.delta": {"item_id", "output_index", "delta"},
+    "response.function_call_arguments.done": {"item_id", "name", "output_index", "arguments"},
+    "response.reasoning_text.delta": {"item_id", "output_index", "content_index", "delta"},
+    "response.reasoning_text.done": {"item_id", "output_index", "content_index", "text"},
+    "error": {"code", "message", "param"},
+}
+
+
 def decode(raw: bytes) -> list[dict[str, Any]]:
     events = []
     for ev in SSEDecoder().feed(raw):
         payload = orjson.loads(ev.data)
         assert ev.event is not None and ev.event.decode() == payload["type"]
         _EVENTS.validate_python(payload)
+        missing = ({"type", "sequence_number"} | _REQUIRED.get(payload["type"], {"response"})) - payload.keys()
+        assert not missing, f"{payload['type']} lacks {missing}"
         events.append(payload)
     assert [e["sequence_number"] for e in events] == list(range(len(events)))
     return events
@@ -109,6 +128,8 @@ def test_reasoning_then_function_calls(codec: ResponsesCodec) -> None:
                                                                              ("call_B", "g", "{}")]
     assert [e["output_index"] for e in events if e["type"] == "response.output_item.done"] == [0, 1, 2]
     assert "_index" not in events[8]["item"]
+    done = [e for e in events if e["type"] == "response.function_call_arguments.done"]
+    assert [(e["name"], e["arguments"]) for e in done] == [("f", '{"a":1}'), ("g", "{}")]
 
 
 def test_length_finish_is_incomplete(codec: ResponsesCodec) -> None:
@@ -201,3 +222,45 @@ def test_estimated_usage_is_reported_and_marked(codec: ResponsesCodec) -> None:
     usage = events[-1]["response"]["usage"]
     assert (usage["input_tokens"], usage["output_tokens"], usage["total_tokens"]) == (7, 3, 10)
     assert usage["cost"] == 0.002 and usage["estimated"] is True
+
+
+def _lp(token: str, logprob: float) -> dict[str, Any]:
+    return {"token": token, "logprob": logprob, "bytes": list(token.encode()),
+            "top_logprobs": [{"token": token, "logprob": logprob, "bytes": list(token.encode())}]}
+
+
+def _lp_chunk(text: str, entries: list[dict[str, Any]]) -> bytes:
+    return orjson.dumps({"object": "chat.completion.chunk", "choices": [
+        {"index": 0, "delta": {"content": text}, "logprobs": {"content": entries, "refusal": None},
+         "finish_reason": None}]})
+
+
+@pytest.mark.parametrize("include", [True, False])
+def test_output_text_logprobs_when_included(codec: ResponsesCodec, include: bool) -> None:
+    body: dict[str, Any] = {"model": "fast", "input": "hi", "stream": True, "store": False, "top_logprobs": 1}
+    if include:
+        body["include"] = ["message.output_text.logprobs"]
+    encoder = encoder_for(codec, body)
+    raw = encoder.encode([_lp_chunk("Hel", [_lp("Hel", -0.1)]), _lp_chunk("lo", [_lp("lo", -0.5)]),
+                          chunk({}, "stop")]) + encoder.finish()
+    events = decode(raw)
+    deltas = [e["logprobs"] for e in events if e["type"] == "response.output_text.delta"]
+    done = next(e for e in events if e["type"] == "response.output_text.done")
+    part = events[-1]["response"]["output"][0]["content"][0]
+    if not include:
+        assert deltas == [[], []] and done["logprobs"] == [] and part["logprobs"] == []
+        return
+    assert deltas == [[{"token": "Hel", "logprob": -0.1, "top_logprobs": [{"token": "Hel", "logprob": -0.1}]}],
+                      [{"token": "lo", "logprob": -0.5, "top_logprobs": [{"token": "lo", "logprob": -0.5}]}]]
+    assert [e["token"] for e in done["logprobs"]] == ["Hel", "lo"]
+    assert part["logprobs"] == [_lp("Hel", -0.1), _lp("lo", -0.5)]
+
+
+def test_include_is_validated() -> None:
+    from interlock.errors import InvalidRequest
+
+    with pytest.raises(InvalidRequest) as info:
+        parse_responses_request({"model": "m", "input": "hi", "include": ["nope"]})
+    assert info.value.param == "include"
+    request = parse_responses_request({"model": "m", "input": "hi", "include": ["message.output_text.logprobs"]})
+    assert request["logprobs"] is True and request.meta.logprobs

@@ -106,12 +106,30 @@ def test_logprobs_to_a_vendor_without_them_are_dropped_and_named(client: openai.
                                                            messages=HI)
     assert raw.headers["x-interlock-dropped-params"] == "logprobs,top_logprobs"
     assert "logprobs" not in module_mock.requests[-1]["body"] and "top_logprobs" not in module_mock.requests[-1]["body"]
-    # The simulator generates none: named too (found: null, silently), streamed or not.
-    raw = client.chat.completions.with_raw_response.create(model="openai/gpt-4.1-mini", logprobs=True, messages=HI)
+    # The simulator generates none for labs whose API returns none: named too (found: null, silently).
+    claude = "anthropic/claude-sonnet-4-5"
+    raw = client.chat.completions.with_raw_response.create(model=claude, logprobs=True, messages=HI)
     assert raw.headers["x-interlock-dropped-params"] == "logprobs"
-    with client.chat.completions.with_streaming_response.create(model="openai/gpt-4.1-mini", logprobs=True,
+    with client.chat.completions.with_streaming_response.create(model=claude, logprobs=True,
                                                                  stream=True, messages=HI) as stream:
         assert stream.headers["x-interlock-dropped-params"] == "logprobs"
+
+
+def test_simulator_returns_logprobs_for_openai_models(client: openai.OpenAI) -> None:
+    raw = client.chat.completions.with_raw_response.create(model="openai/gpt-4.1-mini", logprobs=True,
+                                                           top_logprobs=3, max_tokens=30, messages=HI)
+    assert "x-interlock-dropped-params" not in raw.headers
+    choice = raw.parse().choices[0]
+    assert choice.logprobs is not None and choice.logprobs.content
+    assert all(len(t.top_logprobs) == 3 and t.logprob <= 0 for t in choice.logprobs.content)
+    assert "".join(t.token for t in choice.logprobs.content) == choice.message.content
+    streamed = []
+    for chunk in client.chat.completions.create(model="openai/gpt-4.1-mini", logprobs=True, top_logprobs=3,
+                                                max_tokens=30, messages=HI, stream=True):
+        for c in chunk.choices:
+            if c.logprobs is not None and c.logprobs.content:
+                streamed += c.logprobs.content
+    assert streamed and all(len(t.top_logprobs) == 3 for t in streamed)
 
 
 def test_require_parameters_prefers_a_logprob_capable_target(client: openai.OpenAI, module_mock: MockVendor) -> None:
@@ -163,7 +181,8 @@ async def test_gemini_stream_carries_logprobs() -> None:
 @pytest.mark.parametrize(("vendor", "model", "returns"), [
     ("openai", "gpt-4.1-mini", True), ("azure", "gpt-4.1-mini", True), ("deepseek", "deepseek-chat", True),
     ("groq", "llama-3.3-70b-versatile", False), ("mistral", "mistral-small-latest", False),
-    ("perplexity", "sonar", False), ("simulator", "openai/gpt-4.1-mini", False),
+    ("perplexity", "sonar", False), ("simulator", "openai/gpt-4.1-mini", True),
+    ("simulator", "anthropic/claude-sonnet-4-5", False),
     ("google", "gemini-2.5-flash", True), ("vertex", "gemini-2.5-flash", True), ("vertex", "claude-haiku-4-5", False),
     ("anthropic", "claude-haiku-4-5", False), ("bedrock", "anthropic.claude-haiku-4-5", False),
     ("cohere", "command-a-03-2025", False),

@@ -11,6 +11,7 @@ log as well as in what the client received.
 from __future__ import annotations
 
 import json
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,8 @@ def _chunk(model: str, delta: dict[str, Any], finish: str | None = None) -> dict
 class ThirdPartyVendor(MockVendor):
     """``costly``: usage with the vendor's own cost; ``silent``: no usage; ``cut-text`` / ``cut-tool``: the
     stream stops mid-answer (``cut-text-spaced``: its last chunk says ``"finish_reason": null`` with a space);
-    ``fused``: two events without the blank line between them."""
+    ``fused``: two events without the blank line between them; ``error-mid``: an error object mid-stream,
+    then the connection closes without [DONE]."""
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
@@ -75,6 +77,11 @@ class ThirdPartyVendor(MockVendor):
             await send(_chunk(model, {"content": " lost"}), end=b"\n")
         await send(_chunk(model, {"content": " wor"}))
         if model.startswith("cut-text"):
+            return resp
+        if model == "error-mid":
+            # OpenAI's mid-stream failure: an error object as a data event, then the connection closes.
+            await send({"error": {"message": "The server had an error while processing your request.",
+                                  "type": "server_error", "param": None, "code": None}})
             return resp
         await send(_chunk(model, {"content": "ld."}))
         await send(_chunk(model, {}, "stop"))
@@ -318,3 +325,87 @@ def test_chat_stream_cut_after_a_spaced_unfinished_chunk_is_reported_truncated(o
         list(raw.parse())
     assert isinstance(info.value.body, dict) and info.value.body["code"] == "upstream_stream_truncated"
     assert gw.record(raw.headers["x-interlock-request-id"])["error_type"] == "upstream_stream_truncated"
+
+
+# -------------------------------------------------------------- a vendor error mid-stream is reported once
+
+
+def _raw_sse(gw: GatewayProcess, path: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[str, list[Any]]:
+    """POST a streamed request; the request id and every SSE event as (event name, parsed data)."""
+    request = urllib.request.Request(gw.url + path, data=json.dumps(body).encode(), method="POST", headers={
+        "authorization": f"Bearer {MASTER_KEY}", "content-type": "application/json", **headers})
+    with urllib.request.urlopen(request, timeout=20) as resp:
+        assert resp.status == 200
+        text = resp.read().decode()
+        rid = resp.headers["x-interlock-request-id"]
+    events = []
+    for block in text.split("\n\n"):
+        name = None
+        for line in block.splitlines():
+            if line.startswith("event:"):
+                name = line[6:].strip()
+            elif line.startswith("data:"):
+                data = line[5:].strip()
+                events.append((name, data if data == "[DONE]" else json.loads(data)))
+    return rid, events
+
+
+def test_chat_vendor_error_event_is_one_error_in_raw_sse(gw: GatewayProcess) -> None:
+    rid, events = _raw_sse(gw, "/v1/chat/completions", {"model": SIM, "messages": USER, "max_tokens": 40,
+                                                        "stream": True}, fault("error_event=529"))
+    errors = [data for _, data in events if isinstance(data, dict) and "error" in data]
+    assert len(errors) == 1, events
+    assert errors[0]["error"]["code"] == "upstream_stream_error"
+    assert events[-1][1] is errors[0]  # nothing after it, not even [DONE]
+    assert gw.record(rid)["error_type"] == "upstream_stream_error"
+
+
+def test_responses_vendor_error_event_is_one_error_then_one_failed(gw: GatewayProcess) -> None:
+    rid, events = _raw_sse(gw, "/v1/responses", {"model": SIM, "input": "Tell me a long story.",
+                                                 "max_output_tokens": 40, "stream": True}, fault("error_event=529"))
+    kinds = [data["type"] for _, data in events]
+    assert kinds.count("error") == 1 and kinds.count("response.failed") == 1, kinds
+    assert kinds[-2:] == ["error", "response.failed"]
+    assert events[-2][1]["code"] == "upstream_stream_error"
+    assert gw.record(rid)["error_type"] == "upstream_stream_error"
+
+
+def test_third_party_error_object_then_close_is_one_error(gw: GatewayProcess) -> None:
+    rid, events = _raw_sse(gw, "/v1/chat/completions", {"model": "third/error-mid", "messages": USER,
+                                                        "stream": True}, {})
+    errors = [data for _, data in events if isinstance(data, dict) and "error" in data]
+    assert len(errors) == 1 and events[-1][1] is errors[0], events
+    assert errors[0]["error"]["code"] == "upstream_stream_error"
+    assert "The server had an error" in errors[0]["error"]["message"]
+    rid2, events2 = _raw_sse(gw, "/v1/responses", {"model": "third/error-mid", "input": "hi", "stream": True}, {})
+    kinds = [data["type"] for _, data in events2]
+    assert kinds.count("error") == 1 and kinds[-2:] == ["error", "response.failed"], kinds
+    for request_id in (rid, rid2):
+        rec = gw.record(request_id)
+        assert rec["status"] == 502 and rec["error_type"] == "upstream_stream_error"
+
+
+def test_responses_vendor_error_event_through_the_sdk(oai: openai.OpenAI, gw: GatewayProcess) -> None:
+    raw = oai.responses.with_raw_response.create(model=SIM, input="Tell me a long story.", max_output_tokens=40,
+                                                 stream=True, extra_headers=fault("error_event=529"))
+    kinds = [e.type for e in raw.parse()]
+    assert kinds.count("error") == 1 and kinds[-2:] == ["error", "response.failed"]
+    rec = gw.record(raw.headers["x-interlock-request-id"])
+    assert rec["status"] == 502 and rec["error_type"] == "upstream_stream_error"
+
+
+def test_messages_vendor_error_event_is_one_error_event(gw: GatewayProcess) -> None:
+    rid, events = _raw_sse(gw, "/v1/messages", {"model": SIM, "max_tokens": 40, "messages": USER, "stream": True},
+                           fault("error_event=529"))
+    names = [name for name, _ in events]
+    assert names.count("error") == 1 and names[-1] == "error" and "message_stop" not in names, names
+    assert gw.record(rid)["error_type"] == "upstream_stream_error"
+
+
+def test_required_nullable_fields_a_vendor_leaves_out_are_filled(oai: openai.OpenAI) -> None:
+    # ThirdPartyVendor's answer has no message.refusal and no choice logprobs, as vLLM and others send.
+    body: dict[str, Any] = oai.chat.completions.with_raw_response.create(model="third/costly",
+                                                                         messages=USER).http_response.json()
+    choice = body["choices"][0]
+    assert choice["logprobs"] is None and choice["message"]["refusal"] is None
+    assert choice["message"]["content"] == "Hello from a third party."

@@ -101,7 +101,7 @@ def test_stored_responses_and_generations_are_scoped_to_the_project(tmp_path: Pa
             sdk = client(gw, key)
             assert sdk.responses.retrieve(rid).id == rid
             items = sdk.responses.input_items.list(rid)
-            assert [getattr(i, "content", None) for i in items.data] == ["alpha's own prompt"]
+            assert [[p.text for p in getattr(i, "content", ())] for i in items.data] == [["alpha's own prompt"]]
             assert sdk.responses.create(**follow_up(rid)).previous_response_id == rid
             assert call(gw, "GET", f"/v1/generation?id={request_id}", key)[0] == 200
 

@@ -10,7 +10,7 @@ and a DELETE of it deletes nothing. The admin key sees every response.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from interlock.errors import NotFound
@@ -23,6 +23,42 @@ if TYPE_CHECKING:
     from interlock.app import Gateway
 
 _PREFIX = "/v1/responses/"
+
+
+def _parts(content: Any, assistant: bool) -> Any:
+    """Message content as the list of typed parts the item list carries (a string is one text part)."""
+    if isinstance(content, str):
+        content = [{"type": "output_text" if assistant else "input_text", "text": content}]
+    if not isinstance(content, list):
+        return content
+    out = []
+    for part in content:
+        if isinstance(part, dict) and part.get("type") == "output_text":
+            part = {"annotations": [], "logprobs": [], **part}  # both required in OutputTextContent
+        out.append(part)
+    return out
+
+
+def input_item_resource(item: Any, iid: str) -> Any:
+    """A stored input item in the shape ``ResponseItemList`` lists: typed, with an id and a status.
+
+    The store keeps the items as the caller sent them (``{"role", "content": "text"}`` is
+    an easy input message); the list answers each as its item resource: a ``message``
+    with typed content parts, and every item with the ``id`` and ``status`` the spec requires.
+    """
+    if not isinstance(item, dict):
+        return item
+    kind = item.get("type", "message" if "role" in item else None)
+    out: dict[str, Any] = {"id": iid, **item}
+    if kind == "message":
+        out["type"] = "message"
+        out["content"] = _parts(item.get("content"), item.get("role") == "assistant")
+        out.setdefault("status", "completed")
+    elif kind in ("function_call", "function_call_output"):
+        out.setdefault("status", "completed")
+    elif kind == "reasoning":
+        out.setdefault("summary", [])
+    return out
 
 
 class ResponsesApi:
@@ -60,7 +96,7 @@ class ResponsesApi:
         if not sub:
             req.json(200, found.response)
         elif sub == "input_items":
-            items = [{"id": f"in_{response_id[5:]}{i:04x}", **item} if isinstance(item, dict) else item
+            items = [input_item_resource(item, f"in_{response_id[5:]}{i:04x}")
                      for i, item in enumerate(found.input_items)]
             if dict(parse_qsl(req.scope.query_string)).get("order", "desc") == "desc":
                 items.reverse()  # OpenAI lists input items newest first unless asked otherwise

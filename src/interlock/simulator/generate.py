@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
 
@@ -28,7 +28,9 @@ from interlock.simulator.content import (
 )
 from interlock.simulator.jsonschema_gen import SchemaError, generate
 from interlock.simulator.latency import sample_lognormal
+from interlock.simulator.logprobs import piece_logprobs
 from interlock.simulator.request import SimRequest, ToolDef
+from interlock.vendors.specs import simulator_logprobs
 
 Finish = Literal["stop", "length", "tool_calls"]
 
@@ -58,6 +60,8 @@ class Choice:
     thinking: list[str] = field(default_factory=list)
     signature: str = ""
     stop_sequence: str | None = None
+    #: Per piece, the log-probability entries of the tokens it completes (None: not requested).
+    logprobs: list[list[dict[str, Any]]] | None = None
 
     @property
     def text(self) -> str:
@@ -106,6 +110,9 @@ def build_generation(
     limit = req.max_tokens if req.max_tokens is not None else (model.max_output or DEFAULT_MAX_OUTPUT)
     topics = topic_words(req.prompt_text)
     choices = [_choice(req, model, counter, random.Random(seed + i), i, limit, topics) for i in range(req.n)]
+    if req.logprobs and simulator_logprobs(model.id):
+        for choice in choices:
+            choice.logprobs = piece_logprobs(model, choice.pieces, req.top_logprobs, seed + choice.index)
     completion = sum(c.output_tokens + c.reasoning_tokens for c in choices)
     usage = Usage(
         prompt_tokens=prompt_tokens,

@@ -108,6 +108,7 @@ class OpenAIWire:
                 f"Invalid value: '{effort_raw}'. Supported values are: 'none', 'minimal', 'low', 'medium', and 'high'.",
                 "reasoning_effort",
             )
+        logprobs, top_logprobs = _logprobs(data)
         seed = data.get("seed")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise BadRequest("Invalid type for 'seed': expected an integer.", "seed")
@@ -141,8 +142,11 @@ class OpenAIWire:
             response_schema=schema,
             json_mode=json_mode,
             reasoning=_EFFORTS[effort_raw] if effort_raw is not None else None,
-            seed_material=seed_material(data, ("stream", "stream_options")),
+            # Asking for logprobs does not change the answer, only what is reported of it.
+            seed_material=seed_material(data, ("stream", "stream_options", "logprobs", "top_logprobs")),
             extra_prompt_tokens=extra,
+            logprobs=logprobs,
+            top_logprobs=top_logprobs,
         )
 
     def render(self, gen: Generation, req: SimRequest, meta: Meta) -> bytes:
@@ -239,7 +243,9 @@ def _message_choice(choice: Choice) -> dict[str, Any]:
             {"id": f"call_{c.id}", "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
             for c in choice.tool_calls
         ]
-    return {"index": choice.index, "message": message, "logprobs": None, "finish_reason": choice.finish}
+    logprobs = None if choice.logprobs is None else {
+        "content": [entry for piece in choice.logprobs for entry in piece], "refusal": None}
+    return {"index": choice.index, "message": message, "logprobs": logprobs, "finish_reason": choice.finish}
 
 
 def _choice_events(choice: Choice, chunk: Any, share: float) -> list[tuple[float, bytes]]:
@@ -249,8 +255,10 @@ def _choice_events(choice: Choice, chunk: Any, share: float) -> list[tuple[float
     events.append((0.0, chunk({"index": i, "delta": first, "logprobs": None, "finish_reason": None})))
     total_pieces = len(choice.pieces) + sum(len(c.argument_pieces) + 1 for c in choice.tool_calls)
     weight = share * choice.output_tokens / total_pieces if total_pieces else 0.0
-    for piece in choice.pieces:
-        events.append((weight, chunk({"index": i, "delta": {"content": piece}, "logprobs": None, "finish_reason": None})))
+    for k, piece in enumerate(choice.pieces):
+        logprobs = None if choice.logprobs is None else {"content": choice.logprobs[k], "refusal": None}
+        events.append((weight, chunk({"index": i, "delta": {"content": piece}, "logprobs": logprobs,
+                                      "finish_reason": None})))
     for k, call in enumerate(choice.tool_calls):
         opening = {
             "index": k,
@@ -296,6 +304,22 @@ def _check_message(message: dict[str, Any], i: int) -> None:
                 f"Invalid 'messages[{i}].tool_calls[{j}]': expected a function with a name and string arguments.",
                 f"messages[{i}].tool_calls[{j}]",
             )
+
+
+def _logprobs(data: dict[str, Any]) -> tuple[bool, int]:
+    """``logprobs`` and ``top_logprobs`` as OpenAI checks them (top_logprobs needs logprobs: true)."""
+    logprobs = data.get("logprobs")
+    if logprobs is not None and not isinstance(logprobs, bool):
+        raise BadRequest("Invalid type for 'logprobs': expected a boolean.", "logprobs")
+    top = data.get("top_logprobs")
+    if top is None:
+        return logprobs is True, 0
+    if isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= 20:
+        raise BadRequest("Invalid 'top_logprobs': expected an integer between 0 and 20.", "top_logprobs")
+    if logprobs is not True:
+        raise BadRequest("Invalid value for 'top_logprobs': 'logprobs' must be set to true when 'top_logprobs' "
+                         "is used.", "top_logprobs")
+    return True, top
 
 
 def _stops(raw: Any) -> list[str]:

@@ -61,6 +61,8 @@ class SimRequest:
     seed_material: bytes = b""
     cache_control: bool = False  # Anthropic: the request marked a cache breakpoint
     extra_prompt_tokens: int = 0  # documents/files, which the catalog's chat estimate does not count
+    logprobs: bool = False  # OpenAI: return token log probabilities
+    top_logprobs: int = 0  # OpenAI: how many most likely tokens to list per position
 
     def content_seed(self) -> int:
         """The seed of everything generated for this request (not of latency or faults)."""

@@ -23,6 +23,7 @@ from interlock.errors import (
     UpstreamTimeout,
 )
 from interlock.vendors.adapter import Completion
+from interlock.vendors.specs import returns_logprobs
 from interlock.vendors.transport import Transport, UpstreamResponse
 from interlock.wire.sse import DONE, SSEDecoder
 
@@ -158,9 +159,9 @@ class OpenAICompatAdapter:
                     f"?api-version={self.vendor.api_version}")
         return self._url
 
-    def dropped(self, request: Mapping[str, Any]) -> tuple[str, ...]:
+    def dropped(self, request: Mapping[str, Any], vendor_model: str) -> tuple[str, ...]:
         """Parameters this vendor cannot honour that the request sets (removed by ``encode``)."""
-        if self._quirks.logprobs:
+        if returns_logprobs(self.vendor.spec, vendor_model):
             return ()
         return tuple(k for k in _LOGPROBS if request.get(k) not in (None, False))
 
@@ -168,7 +169,7 @@ class OpenAICompatAdapter:
         body = dict(request)
         body["model"] = vendor_model
         quirks = self._quirks
-        if not quirks.logprobs:
+        if not returns_logprobs(self.vendor.spec, vendor_model):
             for key in _LOGPROBS:
                 body.pop(key, None)
         if quirks.max_tokens_param == "max_tokens" and "max_completion_tokens" in body and "max_tokens" not in body:
@@ -204,7 +205,7 @@ class OpenAICompatAdapter:
                 raise error_from_status(self.vendor.spec.name, 502, resp.headers, raw)
             raise UpstreamError(f"{self.vendor.spec.name} sent an answer without 'choices'",
                                 code="upstream_invalid_response")
-        return Completion(data, resp.status, self.dropped(request))
+        return Completion(data, resp.status, self.dropped(request, vendor_model))
 
     async def stream(self, request: Mapping[str, Any], vendor_model: str,
                      extra_headers: Mapping[str, str] | None = None) -> ChunkStream:
@@ -220,4 +221,4 @@ class OpenAICompatAdapter:
             raise UpstreamError(f"{self.vendor.spec.name} answered a streaming request with '{ctype or 'no content type'}'"
                                 f" instead of an event stream: {raw[:200].decode('utf-8', 'replace')}",
                                 code="upstream_invalid_response")
-        return ChunkStream(resp, self.dropped(request))
+        return ChunkStream(resp, self.dropped(request, vendor_model))

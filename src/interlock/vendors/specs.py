@@ -55,7 +55,7 @@ class VendorSpec:
 
 _OPENAI_OLD = Quirks(max_tokens_param="max_tokens")
 _VIA_TOOLS = frozenset({"structured_outputs"})
-#: Groq's API refuses logprobs; the simulator generates none.
+#: Groq's API refuses logprobs.
 _NO_LOGPROBS = Quirks(logprobs=False)
 
 BUILTIN: Mapping[str, VendorSpec] = MappingProxyType(
@@ -109,15 +109,27 @@ BUILTIN: Mapping[str, VendorSpec] = MappingProxyType(
             VendorSpec("cohere", "Cohere", "cohere", "https://api.cohere.com", ("COHERE_API_KEY",),
                        docs="https://docs.cohere.com/reference/chat"),
             VendorSpec("simulator", "Simulator (offline)", "simulator", "http://simulator.internal/v1",
-                       needs_key=False, auth="none", via_tools=_VIA_TOOLS, quirks=_NO_LOGPROBS),
+                       needs_key=False, auth="none", via_tools=_VIA_TOOLS),
         )
     }
 )
 
+#: Labs whose models the simulator answers with logprobs: OpenAI's chat models return them.
+SIMULATED_LOGPROB_LABS = frozenset({"openai"})
+
+
+def simulator_logprobs(model_id: str) -> bool:
+    """Whether the simulator generates logprobs for this catalog model (``lab/model``)."""
+    return model_id.partition("/")[0] in SIMULATED_LOGPROB_LABS
+
+
 def returns_logprobs(spec: VendorSpec, vendor_model: str) -> bool:
     """Whether interlock gets ``logprobs`` back from this vendor for this model (Gemini maps
-    ``logprobsResult``; Anthropic - Claude on Vertex too -, Bedrock and Cohere return none)."""
-    if spec.type in ("openai", "simulator"):
+    ``logprobsResult``; Anthropic - Claude on Vertex too -, Bedrock and Cohere return none;
+    the simulator for the labs in :data:`SIMULATED_LOGPROB_LABS`)."""
+    if spec.type == "simulator":
+        return simulator_logprobs(vendor_model)
+    if spec.type == "openai":
         return spec.quirks.logprobs
     if spec.type == "vertex":
         return not vendor_model.startswith("claude")

@@ -225,7 +225,10 @@ def completion(cid: str, model: str, choices: list[dict[str, Any]], usage: Usage
 def message_choice(index: int, content: str | None, finish: str | None, *, reasoning: str | None = None,
                    thinking_blocks: list[dict[str, Any]] | None = None,
                    tool_calls: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": content}
+    # ``refusal`` is required (nullable) in OpenAI's message. No native vendor sends a refusal *message*:
+    # Anthropic's stop_reason "refusal" (and Gemini/Bedrock safety stops) cut the answer off, which
+    # OpenAI reports as finish_reason "content_filter" with the text produced so far as content.
+    message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
     if reasoning:
         message["reasoning_content"] = reasoning
     if thinking_blocks:

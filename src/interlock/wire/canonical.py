@@ -108,6 +108,9 @@ class ChunkTranslator:
     def _delta(self, delta: Mapping[str, Any], out: bytearray) -> None:
         raise NotImplementedError
 
+    def _logprobs(self, logprobs: Any) -> None:
+        """The chunk's ``choices[0].logprobs``, seen just before its delta (ignored unless overridden)."""
+
     def _finished(self, choice: Mapping[str, Any], out: bytearray) -> None:
         raise NotImplementedError
 
@@ -136,6 +139,9 @@ class ChunkTranslator:
                 # One answer per request: these formats have no ``n``.
                 if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                     continue
+                logprobs = choice.get("logprobs")
+                if logprobs is not None:
+                    self._logprobs(logprobs)
                 delta = choice.get("delta")
                 if isinstance(delta, dict):
                     self._delta(delta, out)

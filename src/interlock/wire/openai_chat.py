@@ -534,6 +534,13 @@ class OpenAIChatCodec:
         return error_body(err)
 
     def completion(self, ctx: object, request: dict[str, Any], data: dict[str, Any]) -> bytes:
+        # Required-nullable fields many OpenAI-compatible vendors leave out (vLLM, Groq, Together...).
+        for choice in data.get("choices") or ():
+            if isinstance(choice, dict):
+                choice.setdefault("logprobs", None)
+                message = choice.get("message")
+                if isinstance(message, dict):
+                    message.setdefault("refusal", None)
         return orjson.dumps(data)
 
     def stream_encoder(self, ctx: object, request: dict[str, Any],

@@ -26,6 +26,7 @@ from interlock.ledger.responses_store import Owner, ResponsesStore, StoredRespon
 from interlock.pipeline.codec import UsageHook
 from interlock.wire.canonical import reasoning_blocks, text_of_content
 from interlock.wire.openai_chat import _invalid, check_schema, copy_described, error_body, parse_json_object
+from interlock.wire.responses_logprobs import attach, include_field, wants_logprobs
 
 if TYPE_CHECKING:
     from interlock.pipeline.context import RequestContext
@@ -54,6 +55,7 @@ class ResponsesMeta:
     store: bool = True
     previous_response_id: str | None = None
     created_at: int = 0
+    logprobs: bool = False  # include: ["message.output_text.logprobs"]
 
 
 class ResponsesRequest(dict[str, Any]):
@@ -117,7 +119,7 @@ def parse_responses_request(data: dict[str, Any], previous: StoredResponse | Non
         _reasoning(data["reasoning"], out, echo)
     out.meta = ResponsesMeta(input_items=items, history=history, turn=turn, echo=echo, store=echo["store"],
                              previous_response_id=previous.id if previous is not None else None,
-                             created_at=int(time.time()))
+                             created_at=int(time.time()), logprobs=wants_logprobs(data))
     return out
 
 
@@ -194,7 +196,7 @@ _RANGES = {"temperature": (0.0, 2.0), "top_p": (0.0, 1.0)}
 _FIELDS: dict[str, _Field] = {
     "stream": _stream, "max_output_tokens": _max_output_tokens, "temperature": _number, "top_p": _number,
     "parallel_tool_calls": _boolean, "store": _boolean, "top_logprobs": _top_logprobs, "metadata": _metadata,
-    "truncation": _truncation, **dict.fromkeys(_PASS_STRINGS, _string), **dict.fromkeys(_UNSUPPORTED, _unsupported),
+    "truncation": _truncation, "include": include_field, **dict.fromkeys(_PASS_STRINGS, _string), **dict.fromkeys(_UNSUPPORTED, _unsupported),
 }
 #: What a response echoes when the request left a field out (shared, never mutated: echo values are replaced).
 _ECHO_DEFAULTS: dict[str, Any] = {
@@ -372,7 +374,8 @@ def _tools(data: Mapping[str, Any], out: dict[str, Any], echo: dict[str, Any]) -
             converted.append({"type": "function", "function": function})
         if converted:
             out["tools"] = converted
-    echo["tools"] = tools or []
+    # FunctionTool requires strict and parameters (both nullable): echoed null when the request left them out.
+    echo["tools"] = [{"strict": None, "parameters": None, **t} for t in tools] if tools else []
     choice = data.get("tool_choice")
     echo["tool_choice"] = choice if choice is not None else "auto"
     if choice is None:
@@ -601,10 +604,11 @@ class ResponsesCodec:
         usage = data.get("usage")
         if not isinstance(usage, dict) and ctx.usage is not None:
             usage = ctx.usage.to_openai()  # the pipeline's estimate: the vendor reported none
-        body = response_object(resp_id, ctx.requested_model or str(request.get("model")), meta, status,
-                               output_items(message, resp_id[5:]), responses_usage(usage if isinstance(usage, dict)
-                                                                                    else None),
-                               incomplete=incomplete)
+        output = output_items(message, resp_id[5:])
+        if meta.logprobs:
+            attach(output, choice.get("logprobs"))
+        body = response_object(resp_id, ctx.requested_model or str(request.get("model")), meta, status, output,
+                               responses_usage(usage if isinstance(usage, dict) else None), incomplete=incomplete)
         if meta.store:
             self.store.save_soon(stored(resp_id, ctx, meta, body))
         return orjson.dumps(body)

@@ -39,6 +39,7 @@ from interlock.wire.responses import (
     status_of,
     stored,
 )
+from interlock.wire.responses_logprobs import chat_entries, event_logprobs, part_logprobs
 
 if TYPE_CHECKING:
     from interlock.wire.responses import ResponsesCodec
@@ -48,8 +49,9 @@ _TEXT_MIDDLE = b',"logprobs":[],"sequence_number":'
 
 
 class ResponsesStreamEncoder(ChunkTranslator):
-    __slots__ = ("_base", "_codec", "_finish", "_item", "_meta", "_model", "_open", "_output", "_resp_id", "_seq",
-                 "_signature", "_started", "_text", "_text_prefix", "_tool_args", "_tool_items")
+    __slots__ = ("_base", "_codec", "_finish", "_item", "_lp_pending", "_lp_text", "_meta", "_model", "_open",
+                 "_output", "_resp_id", "_seq", "_signature", "_started", "_text", "_text_prefix", "_tool_args",
+                 "_tool_items")
 
     def __init__(self, codec: ResponsesCodec, ctx: RequestContext, meta: ResponsesMeta, request: Mapping[str, Any],
                  on_usage: UsageHook) -> None:
@@ -70,6 +72,9 @@ class ResponsesStreamEncoder(ChunkTranslator):
         self._tool_items: dict[int, int] = {}  # canonical tool-call index → output_index
         self._tool_args: dict[int, list[str]] = {}
         self._finish: Any = None
+        #: With include message.output_text.logprobs: the chunk's logprobs, and the open message's so far.
+        self._lp_pending: Any = None
+        self._lp_text: list[Any] = []
 
     def _emit(self, out: bytearray, kind: str, fields: dict[str, Any]) -> None:
         fields["sequence_number"] = self._seq
@@ -100,6 +105,7 @@ class ResponsesStreamEncoder(ChunkTranslator):
         self._open = kind
         self._item = item
         self._text = []
+        self._lp_text = []
         self._output.append(item)
         index = len(self._output) - 1
         self._emit(out, "response.output_item.added", {"output_index": index, "item": item})
@@ -121,12 +127,14 @@ class ResponsesStreamEncoder(ChunkTranslator):
         kind, index, item, iid = taken
         if kind == "message":
             text = "".join(self._text)
-            part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
-            self._emit(out, "response.output_text.done",
-                       {"item_id": iid, "output_index": index, "content_index": 0, "text": text, "logprobs": []})
+            logprobs = {"content": self._lp_text}
+            part = {"type": "output_text", "text": text, "annotations": [], "logprobs": part_logprobs(logprobs)}
+            self._emit(out, "response.output_text.done", {"item_id": iid, "output_index": index, "content_index": 0,
+                                                          "text": text, "logprobs": event_logprobs(logprobs)})
             self._emit(out, "response.content_part.done",
                        {"item_id": iid, "output_index": index, "content_index": 0, "part": part})
             final = message_item(iid, text, None)
+            final["content"] = [part]
         elif kind == "reasoning":
             text = "".join(self._text)
             if text:
@@ -142,13 +150,18 @@ class ResponsesStreamEncoder(ChunkTranslator):
         else:
             arguments = "".join(self._tool_args[item["_index"]])
             self._emit(out, "response.function_call_arguments.done",
-                       {"item_id": iid, "output_index": index, "arguments": arguments})
+                       {"item_id": iid, "name": item["name"], "output_index": index, "arguments": arguments})
             final = function_call_item(iid, item["call_id"], item["name"], arguments)
         self._output[index] = final
         self._emit(out, "response.output_item.done", {"output_index": index, "item": final})
 
+    def _logprobs(self, logprobs: Any) -> None:
+        if self._meta.logprobs:
+            self._lp_pending = logprobs
+
     def _delta(self, delta: Mapping[str, Any], out: bytearray) -> None:
-        if len(delta) == 1 and self._open == "message":
+        pending, self._lp_pending = self._lp_pending, None
+        if len(delta) == 1 and self._open == "message" and pending is None:
             # The common chunk - more text for the open message - from a preformatted event prefix.
             content = delta.get("content")
             if isinstance(content, str):
@@ -180,9 +193,11 @@ class ResponsesStreamEncoder(ChunkTranslator):
                 self._text_prefix = (_TEXT_DELTA + orjson.dumps(iid) + b',"output_index":' + str(index).encode()
                                      + b',"content_index":0,"delta":')
             self._text.append(content)
+            if pending is not None:
+                self._lp_text += chat_entries(pending)
             self._emit(out, "response.output_text.delta", {"item_id": self._item["id"],
-                                                           "output_index": len(self._output) - 1,
-                                                           "content_index": 0, "delta": content, "logprobs": []})
+                                                           "output_index": len(self._output) - 1, "content_index": 0,
+                                                           "delta": content, "logprobs": event_logprobs(pending)})
         calls = delta.get("tool_calls")
         if isinstance(calls, list):
             for position, call in enumerate(calls):
