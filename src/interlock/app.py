@@ -20,7 +20,7 @@ from interlock.api.admin import AdminApi
 from interlock.api.admin_logs import AdminLogs
 from interlock.api.embeddings import EmbeddingsApi
 from interlock.api.health import Health
-from interlock.api.messages import MessagesApi, MessagesPipeline
+from interlock.api.messages import MessagesApi
 from interlock.api.metrics import MetricsApi
 from interlock.api.models import ModelsApi
 from interlock.api.openapi import OpenApiDocument
@@ -136,7 +136,7 @@ class Gateway:
         models = ModelsApi(self)
         router.add("/v1/chat/completions", ("POST",), Pipeline(self, OpenAIChatCodec()), openai_errors)
         anthropic_errors, responses = anthropic_messages.error_body, ResponsesApi(self)
-        router.add("/v1/messages", ("POST",), MessagesPipeline(self), anthropic_errors)
+        router.add("/v1/messages", ("POST",), Pipeline(self, anthropic_messages.AnthropicMessagesCodec()), anthropic_errors)
         router.add("/v1/messages/count_tokens", ("POST",), MessagesApi(self).count_tokens, anthropic_errors)
         router.add("/v1/responses", ("POST",), Pipeline(self, responses.codec), openai_errors)
         router.add("/v1/responses/*", ("GET", "DELETE"), responses.item, openai_errors)

@@ -1,8 +1,7 @@
 """``POST /v1/messages`` and ``POST /v1/messages/count_tokens``: Anthropic's routes.
 
-``/v1/messages`` is the pipeline with the Anthropic codec; its errors carry the
-request's id as ``request_id`` (the id of ``x-interlock-request-id``), as
-Anthropic's do (``request_id`` in the body, the same id in a header).
+``/v1/messages`` is the pipeline with the Anthropic codec (``app.py``); its errors
+carry the request's id as ``request_id``, stamped by ``RequestContext.fail``.
 
 ``count_tokens`` answers without a vendor call. The body is a Messages request
 without ``max_tokens``; it is translated like ``/v1/messages`` (so the same 400s
@@ -19,25 +18,13 @@ from typing import TYPE_CHECKING
 from interlock.catalog import estimate_chat_tokens
 from interlock.errors import GatewayError
 from interlock.observability import zdr_log
-from interlock.pipeline.context import RequestContext, new_request_id
-from interlock.pipeline.core import Pipeline, run_request
+from interlock.pipeline.context import new_request_id
 from interlock.server.http import Request
-from interlock.wire.anthropic_messages import AnthropicMessagesCodec, error_body, parse_messages_request
+from interlock.wire.anthropic_messages import error_body, parse_messages_request
 from interlock.wire.openai_chat import parse_json_object
 
 if TYPE_CHECKING:
     from interlock.app import Gateway
-
-
-class MessagesPipeline(Pipeline):
-    """The pipeline behind ``/v1/messages``, rendering each error with its request's id."""
-
-    def __init__(self, gateway: Gateway) -> None:
-        super().__init__(gateway, AnthropicMessagesCodec())
-
-    async def __call__(self, req: Request) -> None:
-        ctx = RequestContext(self.codec.name)
-        await run_request(self.gw, req, ctx, self._run, lambda err: error_body(err, ctx.id))
 
 
 class MessagesApi:

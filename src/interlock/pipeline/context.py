@@ -83,6 +83,7 @@ class RequestContext:
         # Drop the traceback: it references the handler's frames, which reference this
         # context, and such cycles would keep responses and buffers alive until a GC pass.
         error.__traceback__ = None
+        error.request_id = self.id  # renderers that quote it (Anthropic's request_id) read it here
         self.status = error.status
         self.error = error
 
