@@ -18,10 +18,9 @@ from interlock.wire.responses import (
     ResponsesCodec,
     ResponsesRequest,
     input_messages,
-    output_items,
     parse_responses_request,
-    responses_usage,
 )
+from interlock.wire.responses_output import output_items, responses_usage
 
 # -------------------------------------------------------------- requests in
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -24,9 +23,17 @@ import orjson
 from interlock.errors import GatewayError, InvalidRequest
 from interlock.ledger.responses_store import Owner, ResponsesStore, StoredResponse
 from interlock.pipeline.codec import UsageHook
-from interlock.wire.canonical import reasoning_blocks, text_of_content
 from interlock.wire.openai_chat import _invalid, check_schema, copy_described, error_body, parse_json_object
 from interlock.wire.responses_logprobs import attach, include_field, wants_logprobs
+from interlock.wire.responses_output import (
+    ResponsesMeta,
+    meta_of,
+    output_items,
+    response_id,
+    response_object,
+    responses_usage,
+    status_of,
+)
 
 if TYPE_CHECKING:
     from interlock.pipeline.context import RequestContext
@@ -40,22 +47,6 @@ _UNSUPPORTED = {
     "conversation": "conversations are not supported by interlock; chain responses with previous_response_id",
     "prompt": "stored prompt templates are not supported by interlock; send instructions and input",
 }
-
-
-@dataclass(slots=True)
-class ResponsesMeta:
-    """What the response object echoes and what is stored, kept beside the canonical request."""
-
-    input_items: list[Any]
-    #: Canonical messages before this request's input (from ``previous_response_id``).
-    history: list[dict[str, Any]]
-    #: Canonical messages of this request's input (no instructions).
-    turn: list[dict[str, Any]]
-    echo: dict[str, Any] = field(default_factory=dict)
-    store: bool = True
-    previous_response_id: str | None = None
-    created_at: int = 0
-    logprobs: bool = False  # include: ["message.output_text.logprobs"]
 
 
 class ResponsesRequest(dict[str, Any]):
@@ -441,109 +432,9 @@ def _reasoning(reasoning: Any, out: dict[str, Any], echo: dict[str, Any]) -> Non
 # ------------------------------------------------------------------ answers out
 
 
-def item_id(prefix: str, base: str, n: int) -> str:
-    return f"{prefix}_{base}{n:04x}"
-
-
-def responses_usage(usage: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """Canonical usage → the Responses shape (input includes cached tokens, output includes reasoning)."""
-    if usage is None:
-        return None
-    prompt = usage.get("prompt_tokens")
-    prompt = prompt if isinstance(prompt, int) else 0
-    completion = usage.get("completion_tokens")
-    completion = completion if isinstance(completion, int) else 0
-    pdet = usage.get("prompt_tokens_details")
-    cdet = usage.get("completion_tokens_details")
-    pdet = pdet if isinstance(pdet, dict) else {}
-    cdet = cdet if isinstance(cdet, dict) else {}
-    written = pdet.get("cache_write_tokens", pdet.get("cache_creation_tokens", usage.get("cache_creation_input_tokens")))
-    out: dict[str, Any] = {
-        "input_tokens": prompt,
-        "input_tokens_details": {"cached_tokens": pdet.get("cached_tokens") or 0,
-                                 "cache_write_tokens": written if isinstance(written, int) else 0},
-        "output_tokens": completion,
-        "output_tokens_details": {"reasoning_tokens": cdet.get("reasoning_tokens") or 0},
-        "total_tokens": prompt + completion,
-    }
-    if usage.get("cost") is not None:
-        out["cost"] = usage["cost"]
-    if usage.get("estimated"):
-        out["estimated"] = True
-    return out
-
-
-def reasoning_item(rid: str, block: Mapping[str, Any]) -> dict[str, Any]:
-    if block.get("type") == "redacted_thinking":
-        return {"id": rid, "type": "reasoning", "summary": [], "encrypted_content": block.get("data")}
-    return {"id": rid, "type": "reasoning", "summary": [],
-            "content": [{"type": "reasoning_text", "text": block.get("thinking") or ""}],
-            "encrypted_content": block.get("signature") or None}
-
-
-def message_item(mid: str, text: str, refusal: str | None, status: str = "completed") -> dict[str, Any]:
-    part: dict[str, Any] = ({"type": "refusal", "refusal": refusal} if refusal is not None and not text else
-                            {"type": "output_text", "text": text, "annotations": [], "logprobs": []})
-    return {"id": mid, "type": "message", "status": status, "role": "assistant", "content": [part]}
-
-
-def function_call_item(fid: str, call_id: str, name: str, arguments: str, status: str = "completed") -> dict[str, Any]:
-    return {"id": fid, "type": "function_call", "status": status, "call_id": call_id, "name": name,
-            "arguments": arguments}
-
-
-def output_items(message: Mapping[str, Any], base: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    for block in reasoning_blocks(message):
-        items.append(reasoning_item(item_id("rs", base, len(items)), block))
-    text = text_of_content(message.get("content"))
-    refusal = message.get("refusal")
-    if text or isinstance(refusal, str):
-        items.append(message_item(item_id("msg", base, len(items)), text, refusal if isinstance(refusal, str) else None))
-    for call in message.get("tool_calls") or ():
-        function = call.get("function") if isinstance(call, dict) else None
-        if isinstance(function, dict):
-            items.append(function_call_item(item_id("fc", base, len(items)), str(call.get("id") or ""),
-                                            str(function.get("name") or ""), str(function.get("arguments") or "")))
-    return items
-
-
 def assistant_message(output: list[dict[str, Any]]) -> dict[str, Any]:
     """The canonical assistant message a follow-up replays for these output items."""
     return input_messages(output)[0] if output else {"role": "assistant", "content": ""}
-
-
-def status_of(finish: Any) -> tuple[str, dict[str, Any] | None]:
-    if finish == "length":
-        return "incomplete", {"reason": "max_output_tokens"}
-    if finish == "content_filter":
-        return "incomplete", {"reason": "content_filter"}
-    return "completed", None
-
-
-def response_object(resp_id: str, model: str, meta: ResponsesMeta, status: str, output: list[dict[str, Any]],
-                    usage: dict[str, Any] | None, *, incomplete: dict[str, Any] | None = None,
-                    error: dict[str, Any] | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"id": resp_id, "object": "response", "created_at": meta.created_at, "status": status,
-                            "error": error, "incomplete_details": incomplete, "model": model, "output": output,
-                            "previous_response_id": meta.previous_response_id, "usage": usage}
-    body.update(meta.echo)
-    if status != "in_progress":
-        body["completed_at"] = int(time.time()) if status == "completed" else None
-    return body
-
-
-def response_id(ctx_id: str) -> str:
-    return "resp_" + ctx_id.removeprefix("req_")
-
-
-def meta_of(request: Mapping[str, Any]) -> ResponsesMeta:
-    meta = getattr(request, "meta", None)
-    if isinstance(meta, ResponsesMeta):
-        return meta
-    # Only a request parsed by this codec reaches it; rebuild a minimal record rather than fail an answer.
-    return ResponsesMeta(input_items=[], history=[], turn=list(request.get("messages") or ()), store=False,
-                         created_at=int(time.time()))
 
 
 def stored(resp_id: str, ctx: RequestContext, meta: ResponsesMeta, body: dict[str, Any]) -> StoredResponse:

@@ -27,7 +27,9 @@ from interlock.errors import GatewayError
 from interlock.pipeline.codec import UsageHook
 from interlock.pipeline.context import RequestContext
 from interlock.wire.canonical import ChunkTranslator
-from interlock.wire.responses import (
+from interlock.wire.responses import stored
+from interlock.wire.responses_logprobs import chat_entries, event_logprobs, part_logprobs
+from interlock.wire.responses_output import (
     ResponsesMeta,
     function_call_item,
     item_id,
@@ -37,9 +39,7 @@ from interlock.wire.responses import (
     response_object,
     responses_usage,
     status_of,
-    stored,
 )
-from interlock.wire.responses_logprobs import chat_entries, event_logprobs, part_logprobs
 
 if TYPE_CHECKING:
     from interlock.wire.responses import ResponsesCodec
