@@ -43,9 +43,9 @@ def _watched(port: int | None) -> bool:
         return port in _ports
 
 
-def _report(method: str, url: str, status: int, content_type: str, body: bytes) -> None:
+def _report(method: str, url: str, status: int, content_type: str, body: bytes, partial: bool = False) -> None:
     with _lock:
-        found = checker.check(method, url, status, content_type, body)
+        found = checker.check(method, url, status, content_type, body, partial=partial)
         pending.extend(found)
 
 
@@ -84,17 +84,29 @@ def _finish(tee: _Tee | _AsyncTee) -> None:
     if tee._done is None:  # type: ignore[comparison-overlap]
         return
     done, tee._done = tee._done, None  # type: ignore[assignment]
+    body = b"".join(tee._parts)
     if tee._complete:
-        done(b"".join(tee._parts))
+        done(body)
+    elif body.endswith((b"\n\n", b"\r\n\r\n")):  # an event stream closed between events
+        done(body + _PARTIAL)
     else:
         with _lock:
             checker.skipped["answer read in part"] += 1
 
 
+_PARTIAL = b"\x00partial"
+
+
 def _httpx_done(request: httpx2.Request, response: httpx2.Response) -> Callable[[bytes], None]:
     def done(body: bytes) -> None:
-        _report(request.method, str(request.url), response.status_code,
-                response.headers.get("content-type", ""), body)
+        partial = body.endswith(_PARTIAL)
+        ctype = response.headers.get("content-type", "")
+        if partial and not ctype.startswith("text/event-stream"):
+            with _lock:
+                checker.skipped["answer read in part"] += 1
+            return
+        _report(request.method, str(request.url), response.status_code, ctype,
+                body.removesuffix(_PARTIAL), partial)
     return done
 
 

@@ -84,7 +84,7 @@ def _record_extras(schema: dict[str, Any], instance: Any, known: set[str]) -> No
 def _properties(validator: Any, properties: Any, instance: Any, schema: dict[str, Any]) -> Iterator[ValidationError]:
     errors = list(Draft202012Validator.VALIDATORS["properties"](validator, properties, instance, schema))
     yield from errors
-    if (not errors and isinstance(instance, dict) and "x-allof-member" not in schema
+    if (not errors and properties and isinstance(instance, dict) and "x-allof-member" not in schema
             and "x-allof-props" not in schema and all(k in instance for k in schema.get("required", ()))):
         _record_extras(schema, instance, set(properties))
 
