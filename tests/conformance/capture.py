@@ -59,6 +59,7 @@ class _Tee(httpx2.SyncByteStream):
             self._parts.append(part)
             yield part
         self._complete = True
+        _finish(self)  # check it now: the client may close the stream much later, or never
 
     def close(self) -> None:
         self._inner.close()
@@ -74,6 +75,7 @@ class _AsyncTee(httpx2.AsyncByteStream):
             self._parts.append(part)
             yield part
         self._complete = True
+        _finish(self)
 
     async def aclose(self) -> None:
         await self._inner.aclose()

@@ -80,7 +80,7 @@ class _Run:
         for extra in extras:
             self.checker.extras[extra] += 1
         for error in errors:
-            deepest = best_match([error, *error.context]) if error.context else error
+            deepest = _explain(error)
             self.fail(ref, _location(error, deepest), deepest.message[:300],
                       _at(instance, list(error.absolute_path)), where)
 
@@ -339,6 +339,23 @@ def parse_sse(body: bytes) -> list[tuple[str | None, str]]:
         if data:
             events.append((name, "\n".join(data)))
     return events
+
+
+def _explain(error: ValidationError) -> ValidationError:
+    """The most telling sub-error of a union: from the member whose ``type`` matches the instance
+    (union members are told apart by their ``type`` constant), else jsonschema's best match."""
+    if not error.context:
+        return error
+    by_branch: dict[Any, list[ValidationError]] = {}
+    for sub in error.context:
+        by_branch.setdefault(sub.relative_schema_path[0], []).append(sub)
+    depth = len(error.absolute_path)
+    matching = [subs for subs in by_branch.values()
+                if not any(s.validator in ("const", "enum") and list(s.absolute_path)[depth:] == ["type"]
+                           for s in subs)]
+    if len(matching) == 1:
+        return _explain(best_match(matching[0]) or error)
+    return best_match([error, *error.context]) or error
 
 
 def _location(error: ValidationError, deepest: ValidationError) -> str:
