@@ -10,14 +10,18 @@ from __future__ import annotations
 import base64
 import json
 import struct
+from collections.abc import Iterator
 from typing import Any
 
 import anthropic
 import openai
 import pytest
+import requests
+from aiohttp import web
 
 from tests.conformance.check import Checker
-from tests.conftest import MASTER_KEY, GatewayProcess
+from tests.conftest import MASTER_KEY, GatewayProcess, start_gateway
+from tests.socket_app import SocketApp
 
 SIM = "openai/gpt-4.1-mini"
 REASONING = "openai/o4-mini"
@@ -343,3 +347,49 @@ def test_vendor_fault_mid_stream_is_one_error(oai: openai.OpenAI, ant: anthropic
     with pytest.raises(anthropic.APIError):
         list(ant.messages.create(model=CLAUDE, max_tokens=40, messages=USER, stream=True,  # type: ignore[arg-type]
                                  extra_headers=_fault("error_event=529")))
+
+
+# --- a vendor that sends an error object in the middle of its stream ------------------------------
+class _ErrorMidStream(SocketApp):
+    """An OpenAI-compatible vendor: two content chunks, then ``data: {"error": ...}`` and the end."""
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/v1/chat/completions", self.chat)
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        for text in ("Hello", " wor"):
+            chunk = {"id": "chatcmpl-e", "object": "chat.completion.chunk", "created": 1, "model": body["model"],
+                     "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}
+            await resp.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+        error = {"error": {"message": "The vendor fell over", "type": "server_error", "param": None, "code": None}}
+        await resp.write(b"data: " + json.dumps(error).encode() + b"\n\n")
+        await resp.write_eof()
+        return resp
+
+
+@pytest.fixture(scope="module")
+def failing_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    vendor = _ErrorMidStream().start()
+    config = f"""
+vendors:
+  shaky: {{type: openai, base_url: "http://127.0.0.1:{vendor.port}/v1", api_key: sk-shaky}}
+"""
+    gw = start_gateway(tmp_path_factory.mktemp("conformance-shaky"), config)
+    yield gw
+    gw.stop()
+    vendor.stop()
+
+
+@pytest.mark.slow
+def test_vendor_error_object_mid_stream_is_reported_once(failing_gateway: GatewayProcess) -> None:
+    # Raw reads to the end of each body: the SDKs stop at the first error, hiding a second one.
+    headers = {"Authorization": f"Bearer {MASTER_KEY}", "x-api-key": MASTER_KEY, "anthropic-version": "2023-06-01"}
+    bodies = {"/v1/chat/completions": {"model": "shaky/any", "messages": USER, "stream": True},
+              "/v1/responses": {"model": "shaky/any", "input": "hi", "stream": True, "store": False},
+              "/v1/messages": {"model": "shaky/any", "max_tokens": 20, "messages": USER, "stream": True}}
+    for path, body in bodies.items():
+        answer = requests.post(failing_gateway.url + path, json=body, headers=headers, timeout=20)
+        assert answer.status_code == 200 and b"error" in answer.content, path

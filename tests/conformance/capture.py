@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx2
+import urllib3.response
 
 from tests.conformance.check import Checker, Violation
 
@@ -185,6 +186,22 @@ def _teed(name: str) -> Callable[..., Any]:
 _READS = ("read", "read1", "readline", "readinto")
 
 
+# urllib3 (under requests) reads chunked bodies from http.client's socket file directly, past the
+# read methods above; its read_chunked generator is teed into the same http.client response state.
+_read_chunked = urllib3.response.HTTPResponse.read_chunked
+
+
+def _urllib3_read_chunked(self: urllib3.response.HTTPResponse, *args: Any, **kwargs: Any) -> Iterator[bytes]:
+    original = self._original_response
+    for part in _read_chunked(self, *args, **kwargs):
+        state = getattr(original, "_conformance", None)
+        if state is not None:
+            state[2].append(bytes(part))
+        yield part
+    if original is not None:
+        _after_read(original, b"")
+
+
 def install() -> None:
     """Wrap the client stacks (idempotent)."""
     global installed
@@ -196,6 +213,7 @@ def install() -> None:
     http.client.HTTPConnection.getresponse = _conn_getresponse  # type: ignore[method-assign]
     for name in _READS:
         setattr(http.client.HTTPResponse, name, _teed(name))
+    urllib3.response.HTTPResponse.read_chunked = _urllib3_read_chunked  # type: ignore[method-assign,assignment]
     installed = True
 
 
