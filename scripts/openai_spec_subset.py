@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     doc, commit, date = _load(args.source)
-    out = {"source": {"repository": "openai/openai-openapi", "file": "openapi.yaml", "commit": commit,
+    out: dict[str, Any] = {"source": {"repository": "openai/openai-openapi", "file": "openapi.yaml", "commit": commit,
                       "date": date, "openapi": doc.get("openapi"), "roots": list(ROOTS)},
            "components": {"schemas": subset(doc)}}
     args.out.write_text(json.dumps(out, sort_keys=True, indent=1, ensure_ascii=False) + "\n")

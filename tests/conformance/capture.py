@@ -53,7 +53,8 @@ def _report(method: str, url: str, status: int, content_type: str, body: bytes, 
 # --- httpx2 -------------------------------------------------------------------------------------
 class _Tee(httpx2.SyncByteStream):
     def __init__(self, inner: Any, done: Callable[[bytes], None]) -> None:
-        self._inner, self._done, self._parts, self._complete = inner, done, list[bytes](), False
+        self._inner, self._parts, self._complete = inner, list[bytes](), False
+        self._done: Callable[[bytes], None] | None = done
 
     def __iter__(self) -> Iterator[bytes]:
         for part in self._inner:
@@ -69,7 +70,8 @@ class _Tee(httpx2.SyncByteStream):
 
 class _AsyncTee(httpx2.AsyncByteStream):
     def __init__(self, inner: Any, done: Callable[[bytes], None]) -> None:
-        self._inner, self._done, self._parts, self._complete = inner, done, list[bytes](), False
+        self._inner, self._parts, self._complete = inner, list[bytes](), False
+        self._done: Callable[[bytes], None] | None = done
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         async for part in self._inner:
@@ -84,9 +86,10 @@ class _AsyncTee(httpx2.AsyncByteStream):
 
 
 def _finish(tee: _Tee | _AsyncTee) -> None:
-    if tee._done is None:  # type: ignore[comparison-overlap]
+    done = tee._done
+    if done is None:
         return
-    done, tee._done = tee._done, None  # type: ignore[assignment]
+    tee._done = None
     body = b"".join(tee._parts)
     if tee._complete:
         done(body)
@@ -156,8 +159,8 @@ def _after_read(response: http.client.HTTPResponse, data: Any) -> None:
         return
     if data:
         state[2].append(bytes(data))
-    if response.fp is None:  # http.client closes the body's file once it has read all of it
-        response._conformance = None  # type: ignore[attr-defined]
+    if getattr(response, "fp", None) is None:  # http.client closes the body's file once it has read all of it
+        setattr(response, "_conformance", None)  # noqa: B010 (an attribute of our own on http.client's object)
         _report(state[0], state[1], response.status, response.getheader("content-type", "") or "",
                 b"".join(state[2]))
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from jsonschema.exceptions import ValidationError, best_match
+from jsonschema.exceptions import ValidationError, best_match  # type: ignore[import-untyped]
 
 from tests.conformance.schemas import anthropic_defs, openai_schemas, validate
 

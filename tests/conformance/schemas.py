@@ -13,8 +13,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator, ValidationError, validators
-from referencing import Registry, Resource
+from jsonschema import Draft202012Validator, ValidationError, validators  # type: ignore[import-untyped]
+from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 HERE = Path(__file__).resolve().parent
@@ -109,8 +109,8 @@ def _registry() -> tuple[Registry, dict[str, Any], dict[str, Any]]:
     for name, schema in anthropic["$defs"].items():
         _mark({}, schema, name)
     registry: Registry = Registry().with_resources([
-        (OPENAI_URI, Resource({"components": {"schemas": schemas}}, specification=DRAFT202012)),
-        (ANTHROPIC_URI, Resource({"$defs": anthropic["$defs"]}, specification=DRAFT202012)),
+        (OPENAI_URI, DRAFT202012.create_resource({"components": {"schemas": schemas}})),
+        (ANTHROPIC_URI, DRAFT202012.create_resource({"$defs": anthropic["$defs"]})),
     ])
     return registry, schemas, anthropic
 
