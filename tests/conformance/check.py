@@ -126,6 +126,8 @@ class _Run:
             self.embeddings(data)
         elif method == "GET" and path == "/v1/models":
             self.validate("model list", "openai:ListModelsResponse", data)
+        elif method == "GET" and path.startswith("/v1/models/") and path.endswith("/endpoints"):
+            self.checker.skipped["GET /v1/models/{id}/endpoints (OpenRouter's, no OpenAI schema)"] += 1
         elif method == "GET" and path.startswith("/v1/models/"):
             self.validate("model", "openai:Model", data)
         elif method == "GET" and re.fullmatch(r"/v1/responses/[^/]+/input_items", path):
