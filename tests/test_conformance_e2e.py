@@ -313,7 +313,16 @@ def test_embeddings(oai: openai.OpenAI, encoding: str) -> None:
 def test_models_list_and_retrieve_including_a_percent_encoded_id(oai: openai.OpenAI) -> None:
     ids = [m.id for m in oai.models.list()]
     assert SIM in ids
-    assert oai.models.retrieve(SIM).id == SIM  # the SDK sends openai%2Fgpt-4.1-mini
+    assert oai.models.retrieve(SIM).id == SIM
+
+
+@pytest.mark.slow
+def test_model_retrieve_with_a_percent_encoded_slash(gateway: GatewayProcess) -> None:
+    # openai-node percent-encodes path values: GET /v1/models/openai%2Fgpt-4.1-mini
+    answer = requests.get(f"{gateway.base_url}/models/openai%2Fgpt-4.1-mini",
+                          headers={"Authorization": f"Bearer {MASTER_KEY}"}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["id"] == SIM
 
 
 @pytest.mark.slow
