@@ -375,4 +375,4 @@ def _at(instance: Any, path: list[Any]) -> Any:
 
 
 def _route_name(path: str) -> str:
-    return re.sub(r"/(resp|msg|chatcmpl|gen)[-_][^/]+", "/{id}", path)
+    return re.sub(r"/(resp|msg|chatcmpl|gen|req|key|in)[-_][^/]+", "/{id}", path)
