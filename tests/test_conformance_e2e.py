@@ -351,16 +351,21 @@ def test_client_errors_in_each_format(gateway: GatewayProcess, oai: openai.OpenA
 
 
 @pytest.mark.slow
-def test_vendor_fault_mid_stream_is_one_error(oai: openai.OpenAI, ant: anthropic.Anthropic) -> None:
-    with pytest.raises(openai.APIError):
-        list(oai.chat.completions.create(model=SIM, messages=USER, max_tokens=40, stream=True,  # type: ignore[arg-type]
-                                         extra_headers=_fault("error_event=529")))
-    events = list(oai.responses.create(model=SIM, input="Tell me a long story.", max_output_tokens=40,
-                                       stream=True, extra_headers=_fault("error_event=529")))
-    assert events[-1].type in ("response.failed", "error")
-    with pytest.raises(anthropic.APIError):
-        list(ant.messages.create(model=CLAUDE, max_tokens=40, messages=USER, stream=True,  # type: ignore[arg-type]
-                                 extra_headers=_fault("error_event=529")))
+def test_vendor_fault_mid_stream_is_one_error(gateway: GatewayProcess) -> None:
+    # Raw reads to the end of each body: the SDKs stop at the first error, hiding a second one.
+    _read_whole_streams(gateway, SIM, CLAUDE, _fault("error_event=529"))
+
+
+def _read_whole_streams(gw: GatewayProcess, model: str, claude: str, extra: dict[str, str]) -> None:
+    headers = {"Authorization": f"Bearer {MASTER_KEY}", "x-api-key": MASTER_KEY, "anthropic-version": "2023-06-01",
+               **extra}
+    bodies = {"/v1/chat/completions": {"model": model, "messages": USER, "stream": True, "max_tokens": 40},
+              "/v1/responses": {"model": model, "input": "Tell me a story.", "stream": True, "store": False,
+                                "max_output_tokens": 40},
+              "/v1/messages": {"model": claude, "max_tokens": 40, "messages": USER, "stream": True}}
+    for path, body in bodies.items():
+        answer = requests.post(gw.url + path, json=body, headers=headers, timeout=20)
+        assert answer.status_code == 200 and b"error" in answer.content, path
 
 
 # --- a vendor that sends an error object in the middle of its stream ------------------------------
@@ -399,11 +404,4 @@ vendors:
 
 @pytest.mark.slow
 def test_vendor_error_object_mid_stream_is_reported_once(failing_gateway: GatewayProcess) -> None:
-    # Raw reads to the end of each body: the SDKs stop at the first error, hiding a second one.
-    headers = {"Authorization": f"Bearer {MASTER_KEY}", "x-api-key": MASTER_KEY, "anthropic-version": "2023-06-01"}
-    bodies = {"/v1/chat/completions": {"model": "shaky/any", "messages": USER, "stream": True},
-              "/v1/responses": {"model": "shaky/any", "input": "hi", "stream": True, "store": False},
-              "/v1/messages": {"model": "shaky/any", "max_tokens": 20, "messages": USER, "stream": True}}
-    for path, body in bodies.items():
-        answer = requests.post(failing_gateway.url + path, json=body, headers=headers, timeout=20)
-        assert answer.status_code == 200 and b"error" in answer.content, path
+    _read_whole_streams(failing_gateway, "shaky/any", "shaky/any", {})
