@@ -8,17 +8,23 @@ unit tests prove the checker catches what it must (each would pass if the checke
 from __future__ import annotations
 
 import base64
+import http.server
 import json
 import struct
+import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import anthropic
+import httpx2
 import openai
 import pytest
 import requests
 from aiohttp import web
 
+from tests.conformance import capture
 from tests.conformance.check import Checker
 from tests.conftest import MASTER_KEY, GatewayProcess, start_gateway
 from tests.socket_app import SocketApp
@@ -183,6 +189,52 @@ def test_checker_accepts_base64_embeddings_only_as_float32s() -> None:
                            json.dumps(answer).encode()) == []
     answer["data"][0]["embedding"] = "AAE"  # type: ignore[index]
     assert Checker().check("POST", "http://h/v1/embeddings", 200, "application/json", json.dumps(answer).encode())
+
+
+class _Answers(http.server.BaseHTTPRequestHandler):
+    """A model-not-found error without ``param``: an OpenAI-shape violation to capture."""
+
+    def do_GET(self) -> None:
+        body = json.dumps({"error": {"message": "no", "type": "invalid_request_error", "code": None}}).encode()
+        self.send_response(404)
+        self.send_header("Content-Type", "application/json")
+        if self.path.endswith("chunked"):
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+        else:
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_capture_checks_registered_ports_through_every_client_stack() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answers)
+    server.protocol_version = "HTTP/1.1"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    url = f"http://127.0.0.1:{port}/v1/models"
+    try:
+        capture.take()
+        requests.get(f"{url}/unregistered", timeout=5)
+        assert capture.take() == []  # a port no gateway registered (a mock vendor) is not checked
+        capture.register(port)
+        requests.get(f"{url}/a", timeout=5)
+        requests.get(f"{url}/chunked", timeout=5)
+        with pytest.raises(urllib.error.HTTPError) as raised:
+            urllib.request.urlopen(f"{url}/b", timeout=5)
+        raised.value.read()
+        with httpx2.Client() as client:
+            client.get(f"{url}/c")
+        found = capture.take()
+        assert [v.where for v in found] == [f"GET /v1/models/{p} 404" for p in ("a", "chunked", "b", "c")]
+        assert all("'param' is a required property" in v.message for v in found)
+    finally:
+        capture.unregister(port)
+        server.shutdown()
 
 
 # --- the matrix against one gateway (answers checked by the conftest hook) ------------------------

@@ -29,6 +29,9 @@ class ConformanceReport:
                        f"{len(failing)} violations, {len(exempt)} in exempt tests")
         for kind, n in sorted(checker.checked.items()):
             out.write_line(f"  {n:6d}  {kind}")
+        if checker.skipped:
+            out.write_line(f"not checked: {sum(checker.skipped.values())} answers on {len(checker.skipped)} "
+                           "routes without a vendor schema or read in part (listed in --conformance-json)")
         if checker.extras:
             out.write_line("extra fields (allowed by the schema):")
             for (schema, name), n in sorted(checker.extras.items()):
