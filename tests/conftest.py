@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import sqlite3
@@ -22,6 +23,8 @@ from interlock.ledger.rowcodec import READ_COLUMNS, decode_row
 from interlock.ledger.store import SQLiteLog, SQLiteStore
 from interlock.ledger.writer import LogStore
 from interlock.vendors.transport import HttpTransport
+from tests.conformance import capture
+from tests.conformance.report import ConformanceReport
 from tests.mock_openai import MockVendor
 from tests.mock_vendors.server import ScriptedVendor
 from tests.pg_util import create_database, drop_database, url
@@ -79,6 +82,7 @@ class GatewayProcess:
         raise AssertionError(f"no request record for {request_id}")
 
     def stop(self) -> None:
+        capture.unregister(self.port)
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -120,6 +124,7 @@ def start_gateway(home: Path, config: str | None, env: dict[str, str] | None = N
     with log.open("wb") as out:
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=environment, cwd=home)
     gw = GatewayProcess(proc, port, home, log)
+    capture.register(port)  # its answers are checked against the vendors' specs (tests/conformance)
     if wait:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -134,6 +139,46 @@ def start_gateway(home: Path, config: str | None, env: dict[str, str] | None = N
         gw.stop()
         raise RuntimeError(f"gateway did not become healthy:\n{gw.output()}")
     return gw
+
+
+# --- the conformance layer: every gateway answer checked against the vendors' specs -----------------
+_report = ConformanceReport()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--conformance-json", default=os.environ.get("INTERLOCK_CONFORMANCE_JSON"),
+                     help="write the conformance summary (counts, violations, extra fields) to this JSON file")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "conformance_exempt(reason): this test's gateway answers are deliberately "
+                            "malformed (raw framing, injected faults); conformance violations are counted, not failed")
+    capture.install()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Any:
+    _report.claim("fixture setup", capture.take(), exempt=False)
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    """Fail the test whose gateway answers break the vendors' specs (unless it is exempt)."""
+    result = yield
+    gc.collect()  # closes streams the test abandoned (an SDK that raised mid-stream), so they are checked now
+    marker = item.get_closest_marker("conformance_exempt")
+    found = capture.take()
+    _report.claim(item.nodeid, found, exempt=marker is not None)
+    if found and marker is None:
+        raise AssertionError(f"{len(found)} answer(s) break the vendor spec (tests/conformance):\n"
+                             + "\n".join(str(v) for v in found[:10]))
+    return result
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    _report.claim("teardown", capture.take(), exempt=False)
+    _report.summarise(capture.checker, terminalreporter, config.getoption("--conformance-json"))
 
 
 @pytest.fixture(scope="session")
