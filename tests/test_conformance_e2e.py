@@ -160,7 +160,7 @@ def test_checker_follows_the_messages_event_sequence() -> None:
     unterminated = checker.check("POST", "http://h/v1/messages", 200, "text/event-stream",
                                  _sse([start, block, delta, stop, mdelta]))
     assert [v.schema for v in unterminated] == ["sequence"]
-    error = {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}
+    error = {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}, "request_id": "req_1"}
     assert checker.check("POST", "http://h/v1/messages", 200, "text/event-stream",
                          _sse([start, block, delta, error])) == []
     assert len(checker.check("POST", "http://h/v1/messages", 200, "text/event-stream",
@@ -238,6 +238,17 @@ def test_capture_checks_registered_ports_through_every_client_stack() -> None:
 
 
 # --- the matrix against one gateway (answers checked by the conftest hook) ------------------------
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    """The module's own simulator gateway: its deliberate vendor faults must not open a circuit breaker
+    that the suite's shared gateway (or a later test here) relies on."""
+    config = ("simulator: {enabled: true, time_scale: 0, allow_fault_headers: true}\n"
+              "circuit_breaker: {min_requests: 1000}\n")
+    gw = start_gateway(tmp_path_factory.mktemp("conformance"), config)
+    yield gw
+    gw.stop()
 
 
 @pytest.fixture

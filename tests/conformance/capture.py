@@ -26,6 +26,8 @@ _ports: set[int] = set()
 checker = Checker()
 #: Violations not yet claimed by the running test's fixture.
 pending: list[Violation] = []
+#: httpx2 answers being read (teed streams not yet finished): only these need a GC pass to be closed.
+_unfinished = 0
 installed = False
 
 
@@ -55,6 +57,7 @@ class _Tee(httpx2.SyncByteStream):
     def __init__(self, inner: Any, done: Callable[[bytes], None]) -> None:
         self._inner, self._parts, self._complete = inner, list[bytes](), False
         self._done: Callable[[bytes], None] | None = done
+        _opened()
 
     def __iter__(self) -> Iterator[bytes]:
         for part in self._inner:
@@ -72,6 +75,7 @@ class _AsyncTee(httpx2.AsyncByteStream):
     def __init__(self, inner: Any, done: Callable[[bytes], None]) -> None:
         self._inner, self._parts, self._complete = inner, list[bytes](), False
         self._done: Callable[[bytes], None] | None = done
+        _opened()
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         async for part in self._inner:
@@ -85,11 +89,26 @@ class _AsyncTee(httpx2.AsyncByteStream):
         _finish(self)
 
 
+def _opened() -> None:
+    global _unfinished
+    with _lock:
+        _unfinished += 1
+
+
+def unfinished() -> int:
+    """How many httpx2 answers are still being read (a test may have abandoned them mid-stream)."""
+    with _lock:
+        return _unfinished
+
+
 def _finish(tee: _Tee | _AsyncTee) -> None:
+    global _unfinished
     done = tee._done
     if done is None:
         return
     tee._done = None
+    with _lock:
+        _unfinished -= 1
     body = b"".join(tee._parts)
     if tee._complete:
         done(body)
