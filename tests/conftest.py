@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anthropic
+import openai
 import pytest
 import requests
 
@@ -67,6 +69,14 @@ class GatewayProcess:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def openai_client(self) -> openai.OpenAI:
+        """The official OpenAI SDK against this gateway, as the admin, without retries."""
+        return openai.OpenAI(base_url=self.base_url, api_key=MASTER_KEY, max_retries=0, timeout=20)
+
+    def anthropic_client(self) -> anthropic.Anthropic:
+        """The official Anthropic SDK against this gateway, as the admin, without retries."""
+        return anthropic.Anthropic(base_url=self.url, api_key=MASTER_KEY, max_retries=0, timeout=20)
 
     def record(self, request_id: str, timeout: float = 5.0) -> dict[str, Any]:
         """The request-log record of ``request_id`` in this gateway's SQLite log, waiting for the writer."""

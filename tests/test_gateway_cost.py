@@ -15,7 +15,7 @@ EXPECTED = 12 * 1.0 / 1e6 + 5 * 2.0 / 1e6
 
 @pytest.fixture
 def client(gateway: GatewayProcess) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.base_url, api_key=MASTER_KEY, max_retries=0, timeout=20)
+    return gateway.openai_client()
 
 
 

@@ -109,7 +109,7 @@ simulator:
 
 @pytest.fixture
 def client(gateway: GatewayProcess) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=gateway.url, api_key=MASTER_KEY, max_retries=0, timeout=20)
+    return gateway.anthropic_client()
 
 
 def user(text: str) -> list[dict[str, Any]]:
@@ -257,7 +257,7 @@ def test_count_tokens(client: anthropic.Anthropic) -> None:
 
 
 def test_thinking_with_signature_both_ways(thinking_gateway: GatewayProcess, thinking_vendor: ThinkingVendor) -> None:
-    client = anthropic.Anthropic(base_url=thinking_gateway.url, api_key=MASTER_KEY, max_retries=0, timeout=20)
+    client = thinking_gateway.anthropic_client()
     message = client.messages.create(model="think/r1", max_tokens=4096, messages=user("2+2?"),
                                      thinking={"type": "enabled", "budget_tokens": 2048})
     assert thinking_vendor.last("r1")["body"]["reasoning_effort"] == "low"
@@ -277,7 +277,7 @@ def test_thinking_with_signature_both_ways(thinking_gateway: GatewayProcess, thi
 
 
 def test_streamed_thinking(thinking_gateway: GatewayProcess) -> None:
-    client = anthropic.Anthropic(base_url=thinking_gateway.url, api_key=MASTER_KEY, max_retries=0, timeout=20)
+    client = thinking_gateway.anthropic_client()
     with client.messages.stream(model="think/r1", max_tokens=4096, messages=user("2+2?"),
                                 thinking={"type": "enabled", "budget_tokens": 2048}) as stream:
         kinds = [event.type for event in stream]
@@ -290,7 +290,7 @@ def test_streamed_thinking(thinking_gateway: GatewayProcess) -> None:
 
 
 def test_anthropic_behind_anthropic_keeps_thinking_signatures(anthropic_gateway: GatewayProcess) -> None:
-    client = anthropic.Anthropic(base_url=anthropic_gateway.url, api_key=MASTER_KEY, max_retries=0, timeout=20)
+    client = anthropic_gateway.anthropic_client()
     thinking: Any = {"type": "enabled", "budget_tokens": 2048}
     with client.messages.stream(model="claude", max_tokens=4096, thinking=thinking,
                                 messages=user("Plan a trip to Paris.")) as stream:

@@ -25,7 +25,7 @@ __all__ = ["thinking_gateway", "thinking_vendor"]  # module fixtures shared with
 
 @pytest.fixture
 def client(gateway: GatewayProcess) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.base_url, api_key=MASTER_KEY, max_retries=0, timeout=20)
+    return gateway.openai_client()
 
 
 def test_create_and_retrieve(client: openai.OpenAI, mock_vendor: MockVendor) -> None:
@@ -138,7 +138,7 @@ def test_store_false_and_delete(client: openai.OpenAI, gateway: GatewayProcess) 
 
 
 def test_reasoning_round_trips_as_items(thinking_gateway: GatewayProcess, thinking_vendor: ThinkingVendor) -> None:
-    client = openai.OpenAI(base_url=thinking_gateway.base_url, api_key=MASTER_KEY, max_retries=0, timeout=20)
+    client = thinking_gateway.openai_client()
     first = client.responses.create(model="think/r1", input="2+2?", reasoning={"effort": "high"}, store=False)
     assert thinking_vendor.last("r1")["body"]["reasoning_effort"] == "high"
     reasoning, message = first.output
@@ -157,7 +157,7 @@ def test_reasoning_round_trips_as_items(thinking_gateway: GatewayProcess, thinki
 
 
 def test_streamed_reasoning(thinking_gateway: GatewayProcess) -> None:
-    client = openai.OpenAI(base_url=thinking_gateway.base_url, api_key=MASTER_KEY, max_retries=0, timeout=20)
+    client = thinking_gateway.openai_client()
     events = list(client.responses.create(model="think/r1", input="2+2?", stream=True))
     thought = "".join(e.delta for e in events if e.type == "response.reasoning_text.delta")
     assert thought == THOUGHT

@@ -12,7 +12,7 @@ from typing import Any
 import openai
 import pytest
 
-from tests.conftest import MASTER_KEY, GatewayProcess
+from tests.conftest import GatewayProcess
 
 pytestmark = pytest.mark.slow
 
@@ -22,7 +22,7 @@ ERROR_REQUIRED = {"type", "message", "param", "code"}  # Error
 
 @pytest.fixture
 def client(gateway: GatewayProcess) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.base_url, api_key=MASTER_KEY, max_retries=0, timeout=20)
+    return gateway.openai_client()
 
 
 def test_models_retrieve_percent_encoded_id_answers_the_model_shape(client: openai.OpenAI) -> None:

@@ -130,12 +130,12 @@ simulator:
 
 @pytest.fixture
 def oai(gw: GatewayProcess) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gw.base_url, api_key=MASTER_KEY, max_retries=0, timeout=20)
+    return gw.openai_client()
 
 
 @pytest.fixture
 def ant(gw: GatewayProcess) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=gw.url, api_key=MASTER_KEY, max_retries=0, timeout=20)
+    return gw.anthropic_client()
 
 
 

@@ -182,17 +182,22 @@ class _Run:
         if not done and not errors and not self.partial:
             self.fail("sequence", "-", "stream ended without data: [DONE]", events[-1:] if events else "")
 
+    def _event(self, n: int, name: str | None, text: str) -> tuple[Any, str | None, str]:
+        """One named SSE event: its data, its ``type``, where it is; an ``event:`` name must match the type."""
+        event = json.loads(text)
+        kind = event.get("type") if isinstance(event, dict) else None
+        where = f"{self.where} event {n} ({kind})"
+        if name is not None and name != kind:
+            self.fail("sequence", "event:", f"SSE event name {name!r} is not the data's type", text, where)
+        return event, kind, where
+
     def responses_stream(self, events: list[tuple[str | None, str]]) -> None:
         members = _response_event_members()
         last_seq = -1
         terminals: list[str] = []
         errors = 0
         for n, (name, text) in enumerate(events):
-            event = json.loads(text)
-            kind = event.get("type") if isinstance(event, dict) else None
-            where = f"{self.where} event {n} ({kind})"
-            if name is not None and name != kind:
-                self.fail("sequence", "event:", f"SSE event name {name!r} is not the data's type", text, where)
+            event, kind, where = self._event(n, name, text)
             if n == 0 and kind != "response.created":
                 self.fail("sequence", "-", "first event is not response.created", text, where)
             if terminals:
@@ -224,11 +229,7 @@ class _Run:
         open_block: int | None = None
         next_index = 0
         for n, (name, text) in enumerate(events):
-            event = json.loads(text)
-            kind = event.get("type") if isinstance(event, dict) else None
-            where = f"{self.where} event {n} ({kind})"
-            if name is not None and name != kind:
-                self.fail("sequence", "event:", f"SSE event name {name!r} is not the data's type", text, where)
+            event, kind, where = self._event(n, name, text)
             if kind == "ping":
                 # Anthropic documents ping events in streams; the SDK types have no member for them.
                 self.validate("messages event ping", "inline:ping", event, where, schema=_PING)
