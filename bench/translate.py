@@ -13,15 +13,20 @@ in microseconds.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar
 
 import orjson
 
 from interlock.vendors import anthropic, bedrock, cohere, gemini
-from interlock.vendors.eventstream import encode_message
 from interlock.vendors.translate_common import Drops
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' Bedrock frame encoder
+
+from tests.mock_vendors.eventstream import encode_message
 
 REQUEST: dict[str, Any] = {
     "model": "m",

@@ -10,11 +10,11 @@ import pytest
 
 from interlock.errors import InvalidRequest, RateLimited, UpstreamError
 from interlock.vendors.bedrock import BedrockAdapter, encode_request
-from interlock.vendors.eventstream import encode_message
 from interlock.vendors.sigv4 import Credentials, signature
 from interlock.vendors.translate_common import Drops
 from interlock.vendors.transport import HttpTransport
 from tests.mock_vendors.canonical import collect, reassemble, vendor_config
+from tests.mock_vendors.eventstream import encode_message
 from tests.mock_vendors.server import Received, Reply, ScriptedVendor, split_every
 
 FIXTURES = Path(__file__).parent / "mock_vendors" / "fixtures"

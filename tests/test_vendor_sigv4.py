@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from interlock.errors import UpstreamError
-from interlock.vendors.eventstream import EventStreamDecoder, encode_message
+from interlock.vendors.eventstream import EventStreamDecoder
 from interlock.vendors.sigv4 import EMPTY_SHA256, Credentials, canonical_request, sign_headers, signature
+from tests.mock_vendors.eventstream import encode_message
 
 # The AWS SigV4 test suite's fixed inputs (docs.aws.amazon.com/general/latest/gr/signature-v4-test-suite.html).
 CREDS = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")

@@ -59,7 +59,7 @@ class RequestContext:
     #: The routing decision and its trace (routing/engine.py); every vendor call made (pipeline/dispatch.py).
     routing: RoutingTrace | None = None
     attempts: list[Attempt] = field(default_factory=list)
-    # --- request log (issue 8) ---
+    # --- request log ---
     #: Caller-supplied labels (``x-interlock-tags``) and end user (the body's ``user``).
     tags: tuple[str, ...] = ()
     end_user: str | None = None
@@ -72,7 +72,7 @@ class RequestContext:
     traceparent: str | None = None
     #: What guardrails did to this request (filled by the guard stage).
     guardrail_actions: tuple[dict[str, object], ...] = ()
-    # --- governance (issue 7) ---
+    # --- governance ---
     #: The project's request-log level (``off``/``metadata``/``full``); None follows ``logging.level``.
     log_level: str | None = None
     #: What admit reserved (``governance/service.py``), released by settle; rate-limit/budget headers.

@@ -115,15 +115,3 @@ class EventStreamDecoder:
     @property
     def pending(self) -> int:
         return len(self._buf)
-
-
-def encode_message(headers: dict[str, str], payload: bytes) -> bytes:
-    """One message with string headers - what Bedrock sends; used by tests and the mock vendor."""
-    head = b"".join(
-        bytes([len(k.encode())]) + k.encode() + b"\x07" + struct.pack(">H", len(v.encode())) + v.encode()
-        for k, v in headers.items())
-    total = 12 + len(head) + len(payload) + 4
-    prelude = _PRELUDE.pack(total, len(head))
-    prelude += struct.pack(">I", zlib.crc32(prelude))
-    body = prelude + head + payload
-    return body + struct.pack(">I", zlib.crc32(body))

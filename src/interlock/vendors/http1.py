@@ -3,10 +3,9 @@
 Why our own: a vendor call is one POST with a JSON body and a JSON or SSE
 answer. General-purpose clients spend most of their per-request CPU on things
 this never needs (cookies, redirects, tracing hooks, multipart, request
-objects); measured on this machine aiohttp's client costs ~53 µs of CPU per
-request and pyreqwest ~24 µs but cannot abort a request whose headers have not
-arrived (a client disconnect must stop the vendor). This client costs a
-fraction of that and aborts by closing the socket.
+objects), and a client disconnect must be able to stop the vendor even before
+its headers arrive. This client does only the one exchange and aborts by
+closing the socket (its CPU per request: ``bench/pipeline.py --upstream``).
 
 The answer is parsed by llhttp (``httptools.HttpResponseParser``, strict mode):
 status line, header fields, ``Content-Length`` and the chunked coding. A
