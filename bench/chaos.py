@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from interlock.catalog import load_catalog
 from interlock.config import VendorConfig
-from interlock.errors import GatewayError
+from interlock.core.errors import GatewayError
 from interlock.pipeline.context import RequestContext
 from interlock.pipeline.dispatch import Dispatcher
 from interlock.pipeline.plan import Planner

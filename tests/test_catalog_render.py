@@ -20,7 +20,7 @@ from interlock.catalog.render import (
     supported_parameters,
     usd_per_million,
 )
-from interlock.errors import InvalidRequest, ModelNotFound
+from interlock.core.errors import InvalidRequest, ModelNotFound
 
 LIVE = frozenset({"openai", "anthropic"})
 

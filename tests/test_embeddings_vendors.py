@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from interlock.catalog.tokens import get_encoding
-from interlock.errors import InvalidRequest, RateLimited, UpstreamError, UpstreamRejected
+from interlock.core.errors import InvalidRequest, RateLimited, UpstreamError, UpstreamRejected
 from interlock.vendors.embeddings_bedrock import BedrockEmbedder
 from interlock.vendors.embeddings_cohere import CohereEmbedder
 from interlock.vendors.embeddings_common import (

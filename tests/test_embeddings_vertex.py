@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import pytest
 
-from interlock.errors import InvalidRequest, RateLimited, UpstreamError
+from interlock.core.errors import InvalidRequest, RateLimited, UpstreamError
 from interlock.vendors.embeddings_registry import build_embedder
 from interlock.vendors.embeddings_vertex import MAX_INSTANCES, VertexEmbedder, decode_predict, encode_predict
 from interlock.vendors.transport import HttpTransport

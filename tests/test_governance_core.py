@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from interlock.core.clock import SYSTEM_CLOCK
-from interlock.errors import AuthenticationFailed, BudgetExceeded, PermissionDenied, RateLimited
+from interlock.core.errors import AuthenticationFailed, BudgetExceeded, PermissionDenied, RateLimited
 from interlock.governance import ops
 from interlock.governance.estimate import Estimator
 from interlock.governance.model import parse_budget_spec, parse_duration, period_end, period_key

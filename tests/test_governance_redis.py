@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from interlock.errors import BudgetExceeded, GatewayError, RateLimited
+from interlock.core.errors import BudgetExceeded, GatewayError, RateLimited
 from interlock.governance import ops
 from interlock.governance.counters import RedisCounters
 from interlock.governance.schema import SCHEMA_VERSION

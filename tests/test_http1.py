@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from interlock.errors import UpstreamError, UpstreamTimeout
+from interlock.core.errors import UpstreamError, UpstreamTimeout
 from interlock.vendors.http1 import HTTP1Client, HTTPClientError
 from interlock.vendors.transport import HttpTransport, Timeouts
 

@@ -18,7 +18,7 @@ import openai
 import pytest
 
 from interlock.config import ConfigError, load_settings
-from interlock.errors import UpstreamError
+from interlock.core.errors import UpstreamError
 from interlock.pipeline.dispatch import forwarded_headers
 from interlock.vendors.http1 import HTTP1Client, HTTPClientError
 from interlock.vendors.transport import HttpTransport, Timeouts

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from interlock.errors import (
+from interlock.core.errors import (
     AuthenticationFailed,
     GatewayError,
     InvalidRequest,

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from openai.types.responses import Response
 
-from interlock.errors import InvalidRequest
+from interlock.core.errors import InvalidRequest
 from interlock.governance.auth import Principal
 from interlock.ledger.responses_store import ADMIN, Owner, SQLiteResponses, StoredResponse
 from interlock.pipeline.context import RequestContext

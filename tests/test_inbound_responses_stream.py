@@ -15,7 +15,7 @@ import pytest
 from openai.types.responses import ResponseStreamEvent
 from pydantic import TypeAdapter
 
-from interlock.errors import UpstreamTimeout
+from interlock.core.errors import UpstreamTimeout
 from interlock.ledger.responses_store import ADMIN, SQLiteResponses
 from interlock.pipeline.context import RequestContext
 from interlock.wire.responses import ResponsesCodec, parse_responses_request
@@ -257,7 +257,7 @@ def test_output_text_logprobs_when_included(codec: ResponsesCodec, include: bool
 
 
 def test_include_is_validated() -> None:
-    from interlock.errors import InvalidRequest
+    from interlock.core.errors import InvalidRequest
 
     with pytest.raises(InvalidRequest) as info:
         parse_responses_request({"model": "m", "input": "hi", "include": ["nope"]})

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from interlock.errors import GatewayError
+from interlock.core.errors import GatewayError
 from interlock.governance.auth import Principal
 from interlock.ledger import record
 from interlock.ledger.record import Redactor, build_row

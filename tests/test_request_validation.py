@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from interlock.catalog.tokens import estimate_chat_tokens
-from interlock.errors import InvalidRequest
+from interlock.core.errors import InvalidRequest
 from interlock.wire.anthropic_messages import parse_messages_request
 from interlock.wire.openai_chat import parse_json_object, validate_chat_request
 from interlock.wire.responses import parse_responses_request

@@ -10,7 +10,7 @@ import pytest
 
 from interlock.catalog import load_catalog
 from interlock.config import ConfigError, load_settings
-from interlock.errors import InvalidRequest, NoRouteAvailable
+from interlock.core.errors import InvalidRequest, NoRouteAvailable
 from interlock.routing.circuit import BreakerSettings
 from interlock.routing.policies import Policy, PolicyTarget, load_policies
 from interlock.routing.strategies import quality_scores

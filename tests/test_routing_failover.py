@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from interlock.errors import GatewayError, RateLimited, UpstreamError, UpstreamRejected, UpstreamTimeout
+from interlock.core.errors import GatewayError, RateLimited, UpstreamError, UpstreamRejected, UpstreamTimeout
 from interlock.pipeline.dispatch import classify, first_content
 from interlock.routing.policies import Policy, PolicyTarget, Retry
 from interlock.vendors.transport import Timeouts

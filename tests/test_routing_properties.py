@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from interlock.catalog import cost_of, usage_from_openai
-from interlock.errors import GatewayError
+from interlock.core.errors import GatewayError
 from interlock.pipeline.settle import price_openai_usage
 from interlock.routing.circuit import BreakerSettings
 from tests.test_routing_fixtures import MODEL, chat, simulator, world

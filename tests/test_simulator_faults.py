@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from interlock.errors import UpstreamError, UpstreamTimeout
+from interlock.core.errors import UpstreamError, UpstreamTimeout
 from interlock.simulator import SimulatorSettings, SimulatorTransport
 from interlock.vendors.transport import Timeouts
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from interlock.timers import TICK, Expiry, expire_in, wheel
+from interlock.core.timers import TICK, Expiry, expire_in, wheel
 
 
 async def test_expiry_raises_timeout_error_in_the_block_and_not_much_late() -> None:

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from interlock.catalog.tokens import estimate_chat_tokens
-from interlock.errors import InvalidRequest
+from interlock.core.errors import InvalidRequest
 from interlock.routing.tokens import TokenMemo
 from interlock.vendors import anthropic, bedrock, cohere, gemini
 from interlock.vendors.translate_common import Drops

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from interlock.errors import GatewayError, InvalidRequest, RateLimited, UpstreamError
+from interlock.core.errors import GatewayError, InvalidRequest, RateLimited, UpstreamError
 from interlock.vendors.anthropic import AnthropicAdapter, AnthropicStream, decode_message, encode_request
 from interlock.vendors.transport import HttpTransport
 from tests.mock_vendors.anthropic_render import render_stream

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from interlock.errors import InvalidRequest, RateLimited, UpstreamError
+from interlock.core.errors import InvalidRequest, RateLimited, UpstreamError
 from interlock.vendors.bedrock import BedrockAdapter, encode_request
 from interlock.vendors.sigv4 import Credentials, signature
 from interlock.vendors.translate_common import Drops

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from interlock.errors import UpstreamError
+from interlock.core.errors import UpstreamError
 from interlock.vendors.cohere import CohereAdapter, encode_request
 from interlock.vendors.translate_common import Drops
 from interlock.vendors.transport import HttpTransport

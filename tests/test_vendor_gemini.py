@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from interlock.errors import InvalidRequest, RateLimited, UpstreamError
+from interlock.core.errors import InvalidRequest, RateLimited, UpstreamError
 from interlock.vendors.gemini import (
     ConversionMemo,
     GeminiAdapter,

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from interlock.errors import UpstreamError
+from interlock.core.errors import UpstreamError
 from interlock.vendors.eventstream import EventStreamDecoder
 from interlock.vendors.sigv4 import EMPTY_SHA256, Credentials, canonical_request, sign_headers, signature
 from tests.mock_vendors.eventstream import encode_message

@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from interlock.errors import UpstreamError
+from interlock.core.errors import UpstreamError
 from interlock.vendors.gcp_auth import GRANT, SCOPE, ServiceAccountTokens
 from interlock.vendors.transport import HttpTransport
 from interlock.vendors.vertex import VertexAdapter

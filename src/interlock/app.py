@@ -28,7 +28,7 @@ from interlock.api.responses import ResponsesApi
 from interlock.api.routing import RoutingApi
 from interlock.catalog import Catalog, load_catalog, warm_tokenizers
 from interlock.config import ConfigError, Settings
-from interlock.errors import GatewayError, MethodNotAllowed, NotFound
+from interlock.core.errors import GatewayError, MethodNotAllowed, NotFound
 from interlock.governance.auth import Authenticator, MasterKey, ensure_master_key, server_secret
 from interlock.governance.wiring import build_governance, validate_governance
 from interlock.ledger.store import SQLiteStore

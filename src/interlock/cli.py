@@ -209,7 +209,7 @@ def error_line(exc: BaseException) -> str:
 
     from redis.exceptions import RedisError
 
-    from interlock.errors import GatewayError
+    from interlock.core.errors import GatewayError
 
     if isinstance(exc, ConfigError):
         return f"configuration error: {exc}"

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from interlock.errors import GatewayError, InvalidRequest, NotFound, PermissionDenied
+from interlock.core.errors import GatewayError, InvalidRequest, NotFound, PermissionDenied
 from interlock.governance import ops
 from interlock.governance.model import DefinitionError
 from interlock.governance.openapi import document

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, unquote
 
 import orjson
 
-from interlock.errors import InvalidRequest, NotFound, PermissionDenied
+from interlock.core.errors import InvalidRequest, NotFound, PermissionDenied
 from interlock.ledger.export import csv_lines, parse_day, parse_time
 from interlock.ledger.schema import GROUPS, LogQuery, SpendQuery, decode_cursor, encode_cursor
 from interlock.server.http import Request

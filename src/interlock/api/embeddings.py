@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from interlock.catalog import Usage, count_tokens
-from interlock.errors import InvalidRequest
+from interlock.core.errors import InvalidRequest
 from interlock.pipeline.context import RequestContext
 from interlock.pipeline.core import identify, run_request
 from interlock.pipeline.dispatch import forwarded_headers

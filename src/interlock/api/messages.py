@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from interlock.catalog import estimate_chat_tokens
-from interlock.errors import GatewayError
+from interlock.core.errors import GatewayError
 from interlock.observability import zdr_log
 from interlock.pipeline.context import new_request_id
 from interlock.server.http import Request

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote
 
 from interlock.catalog.render import model_detail, model_endpoints, model_list
-from interlock.errors import ModelNotFound
+from interlock.core.errors import ModelNotFound
 from interlock.server.http import Request
 
 if TYPE_CHECKING:

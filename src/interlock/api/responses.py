@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from interlock.errors import NotFound
+from interlock.core.errors import NotFound
 from interlock.ledger.pgstore import PostgresLog
 from interlock.ledger.responses_store import Owner, PostgresResponses, ResponsesStore, SQLiteResponses
 from interlock.server.http import Request

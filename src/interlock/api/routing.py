@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
-from interlock.errors import InvalidRequest, NotFound
+from interlock.core.errors import InvalidRequest, NotFound
 from interlock.ledger.sink import parse_tags
 from interlock.observability import zdr_log
 from interlock.pipeline.context import RequestContext

@@ -16,7 +16,7 @@ from typing import Any
 
 from interlock.catalog.catalog import CAPABILITIES, Catalog, Model, Route
 from interlock.catalog.pricing import MICRO, Price, micro_to_usd_str
-from interlock.errors import InvalidRequest, ModelNotFound
+from interlock.core.errors import InvalidRequest, ModelNotFound
 
 Stats = Mapping[tuple[str, str], Mapping[str, float]]
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from interlock.errors import GatewayError
+from interlock.core.errors import GatewayError
 from interlock.governance.model import Budget, usd_str
 from interlock.vendors.transport import HttpTransport, Timeouts
 

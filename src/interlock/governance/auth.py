@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from interlock.core.clock import SYSTEM_CLOCK, Clock
-from interlock.errors import AuthenticationFailed, PermissionDenied
+from interlock.core.errors import AuthenticationFailed, PermissionDenied
 
 if TYPE_CHECKING:
     from interlock.governance.model import ApiKey, Definitions

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import RedisError
 
 from interlock.core.clock import SYSTEM_CLOCK, Clock
-from interlock.errors import BudgetExceeded, GatewayError, PermissionDenied, RateLimited
+from interlock.core.errors import BudgetExceeded, GatewayError, PermissionDenied, RateLimited
 from interlock.governance.alerts import Alerts, crossed
 from interlock.governance.counters import SETTLED_MARKER_S, Check, MemoryCounters, RedisCounters
 from interlock.governance.estimate import Estimator

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from interlock.errors import BudgetExceeded
+from interlock.core.errors import BudgetExceeded
 from interlock.pipeline.plan import SIMULATOR, Plan
 from interlock.routing.trace import decision_sentence
 

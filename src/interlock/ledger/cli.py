@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from interlock.errors import InvalidRequest
+from interlock.core.errors import InvalidRequest
 from interlock.ledger.schema import GROUPS, LogQuery, SpendQuery
 
 

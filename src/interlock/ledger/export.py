@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from interlock.errors import InvalidRequest
+from interlock.core.errors import InvalidRequest
 from interlock.ledger.record import COLUMNS
 
 

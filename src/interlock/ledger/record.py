@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from interlock.errors import GatewayError
+from interlock.core.errors import GatewayError
 from interlock.routing.trace import Attempt, RoutingTrace
 
 if TYPE_CHECKING:

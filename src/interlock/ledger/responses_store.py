@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import orjson
 
-from interlock.errors import GatewayError
+from interlock.core.errors import GatewayError
 
 if TYPE_CHECKING:
     from interlock.ledger.pgstore import PostgresLog

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from interlock.errors import GatewayError, UpstreamError
+from interlock.core.errors import GatewayError, UpstreamError
 
 if TYPE_CHECKING:
     from interlock.pipeline.context import RequestContext
@@ -81,7 +81,7 @@ class InboundCodec(Protocol):
         knows the caller (``principal``, ``zero_data_retention``), which scopes
         that state.
 
-        Raises :class:`~interlock.errors.InvalidRequest` naming the offending parameter
+        Raises :class:`~interlock.core.errors.InvalidRequest` naming the offending parameter
         (in the caller's format's terms).
         """
         ...

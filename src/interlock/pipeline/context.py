@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from interlock.catalog import Cost, Usage
-from interlock.errors import GatewayError
+from interlock.core.errors import GatewayError
 
 if TYPE_CHECKING:
     from interlock.governance.auth import Principal

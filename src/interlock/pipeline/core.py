@@ -15,7 +15,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from interlock.errors import GatewayError, InternalError, UpstreamError
+from interlock.core.errors import GatewayError, InternalError, UpstreamError
+from interlock.core.timers import running_loop
 from interlock.observability import zdr_log
 from interlock.pipeline.codec import InboundCodec, set_cost
 from interlock.pipeline.context import RequestContext
@@ -30,7 +31,6 @@ from interlock.pipeline.settle import (
     stream_output_text,
 )
 from interlock.server.http import CLIENT_GONE, Request, StreamTransport
-from interlock.timers import running_loop
 
 if TYPE_CHECKING:
     from interlock.app import Gateway

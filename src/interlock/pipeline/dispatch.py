@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 import orjson
 
 from interlock.configfile import unsafe_header_value
-from interlock.errors import (
+from interlock.core.errors import (
     GatewayError,
     NoRouteAvailable,
     RateLimited,
@@ -43,6 +43,7 @@ from interlock.errors import (
     UpstreamRejected,
     UpstreamTimeout,
 )
+from interlock.core.timers import expire_in
 from interlock.pipeline.codec import malformed_event
 from interlock.pipeline.context import RequestContext
 from interlock.pipeline.plan import Target
@@ -51,7 +52,6 @@ from interlock.routing.engine import RoutingEngine
 from interlock.routing.policies import Retry
 from interlock.routing.stats import LiveStats
 from interlock.routing.trace import Attempt
-from interlock.timers import expire_in
 from interlock.vendors.adapter import ChunkSource, Completion
 from interlock.vendors.openai_compat import error_from_status
 from interlock.vendors.registry import SIMULATOR_HEADERS

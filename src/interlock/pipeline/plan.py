@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from interlock.catalog import Catalog, Model, Price, Route
 from interlock.config import VendorConfig
-from interlock.errors import GatewayError, ModelNotFound, NoRouteAvailable
+from interlock.core.errors import GatewayError, ModelNotFound, NoRouteAvailable
 from interlock.vendors.registry import VendorRuntime
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from interlock.errors import GatewayError, InvalidRequest, ModelNotFound, NoRouteAvailable
+from interlock.core.errors import GatewayError, InvalidRequest, ModelNotFound, NoRouteAvailable
 from interlock.pipeline.plan import Plan, Planner, Target
 from interlock.routing.circuit import Circuits
 from interlock.routing.explain import GenerationRecord

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from interlock.errors import InvalidRequest
+from interlock.core.errors import InvalidRequest
 
 #: Body fields consumed by interlock's router and never forwarded.
 ROUTING_FIELDS = ("provider", "models", "route")

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import orjson
 from granian.rsgi import ProtocolClosed  # type: ignore[attr-defined]
 
-from interlock.errors import GatewayError, InvalidRequest, PayloadTooLarge, RequestTimeout
+from interlock.core.errors import GatewayError, InvalidRequest, PayloadTooLarge, RequestTimeout
 
 JSON = "application/json"
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from interlock.errors import anthropic_error_body
+from interlock.core.errors import anthropic_error_body
 from interlock.simulator.generate import Choice, Generation
 from interlock.simulator.jsonschema_gen import SchemaError, check_schema
 from interlock.simulator.plan import Meta

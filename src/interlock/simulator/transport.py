@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from urllib.parse import urlsplit
 
 from interlock.catalog import Catalog
-from interlock.errors import UpstreamError, UpstreamTimeout
+from interlock.core.errors import UpstreamError, UpstreamTimeout
 from interlock.simulator.engine import Engine
 from interlock.simulator.plan import Plan
 from interlock.simulator.settings import SimulatorSettings

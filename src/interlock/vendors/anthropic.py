@@ -29,7 +29,7 @@ import orjson
 
 from interlock.catalog import Usage, usage_from_anthropic
 from interlock.config import VendorConfig
-from interlock.errors import GatewayError, InvalidRequest, UpstreamError
+from interlock.core.errors import GatewayError, InvalidRequest, UpstreamError
 from interlock.vendors.adapter import Completion
 from interlock.vendors.openai_compat import error_from_status
 from interlock.vendors.translate_common import (

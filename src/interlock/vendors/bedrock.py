@@ -25,7 +25,7 @@ import orjson
 
 from interlock.catalog import Usage, usage_from_bedrock
 from interlock.config import VendorConfig
-from interlock.errors import GatewayError, InvalidRequest, UpstreamError
+from interlock.core.errors import GatewayError, InvalidRequest, UpstreamError
 from interlock.vendors.adapter import Completion
 from interlock.vendors.anthropic import check_stream_response
 from interlock.vendors.eventstream import EventStreamDecoder

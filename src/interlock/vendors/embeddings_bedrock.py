@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 import orjson
 
-from interlock.errors import InvalidRequest, UpstreamError
+from interlock.core.errors import InvalidRequest, UpstreamError
 from interlock.vendors.adapter import EmbeddingResult, Vector
 from interlock.vendors.bedrock import BedrockAdapter
 from interlock.vendors.embeddings_cohere import MAX_TEXTS, decode_embed, encode_embed, sum_tokens

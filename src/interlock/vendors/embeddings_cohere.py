@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from interlock.errors import UpstreamError
+from interlock.core.errors import UpstreamError
 from interlock.vendors.adapter import EmbeddingResult, Vector
 from interlock.vendors.cohere import CohereAdapter
 from interlock.vendors.embeddings_common import (

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from interlock.catalog import Model
 from interlock.catalog.tokens import get_encoding
-from interlock.errors import InvalidRequest, UpstreamError
+from interlock.core.errors import InvalidRequest, UpstreamError
 from interlock.vendors.adapter import Vector
 
 T = TypeVar("T")

@@ -25,7 +25,7 @@ from urllib.parse import quote
 import orjson
 
 from interlock.config import VendorConfig
-from interlock.errors import UpstreamError
+from interlock.core.errors import UpstreamError
 from interlock.vendors.adapter import EmbeddingResult, Vector
 from interlock.vendors.embeddings_cohere import sum_tokens
 from interlock.vendors.embeddings_common import (

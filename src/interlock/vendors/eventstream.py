@@ -17,7 +17,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-from interlock.errors import UpstreamError
+from interlock.core.errors import UpstreamError
 
 _PRELUDE = struct.Struct(">II")
 _PRELUDE3 = struct.Struct(">III")

@@ -24,7 +24,7 @@ import orjson
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from interlock.errors import UpstreamError
+from interlock.core.errors import UpstreamError
 from interlock.vendors.transport import Timeouts, Transport
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"

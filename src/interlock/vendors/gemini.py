@@ -29,7 +29,7 @@ import orjson
 
 from interlock.catalog import Usage, usage_from_gemini
 from interlock.config import VendorConfig
-from interlock.errors import GatewayError, UpstreamError
+from interlock.core.errors import GatewayError, UpstreamError
 from interlock.vendors.adapter import Completion
 from interlock.vendors.anthropic import check_stream_response
 from interlock.vendors.openai_compat import error_from_status

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
-from interlock.timers import running_loop
+from interlock.core.timers import running_loop
 
 _MAX_HEADER_BYTES = 256 * 1024
 _HIGH_WATER = 1024 * 1024

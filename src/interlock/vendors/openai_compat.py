@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from interlock.config import VendorConfig
-from interlock.errors import (
+from interlock.core.errors import (
     GatewayError,
     RateLimited,
     UpstreamError,

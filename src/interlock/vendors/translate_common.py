@@ -34,7 +34,7 @@ from typing import Any
 import orjson
 
 from interlock.catalog import Usage
-from interlock.errors import GatewayError, InvalidRequest, UpstreamError
+from interlock.core.errors import GatewayError, InvalidRequest, UpstreamError
 from interlock.vendors.transport import UpstreamResponse
 
 #: OpenAI's finish reasons, for validating what a vendor mapping produces.

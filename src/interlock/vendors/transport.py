@@ -21,8 +21,8 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from interlock.errors import UpstreamError, UpstreamTimeout
-from interlock.timers import Expiry, running_loop
+from interlock.core.errors import UpstreamError, UpstreamTimeout
+from interlock.core.timers import Expiry, running_loop
 from interlock.vendors.http1 import Connection, ConnectTimeout, HTTP1Client, HTTPClientError, ResponseHead
 
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from interlock.errors import GatewayError, InvalidRequest
+from interlock.core.errors import GatewayError, InvalidRequest
 from interlock.pipeline.codec import UsageHook
 from interlock.wire.anthropic_stream import (
     AnthropicStreamEncoder,

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from interlock.errors import GatewayError, anthropic_error_body, anthropic_error_type
+from interlock.core.errors import GatewayError, anthropic_error_body, anthropic_error_type
 from interlock.pipeline.codec import ESTIMATED, UsageHook
 from interlock.pipeline.context import RequestContext
 from interlock.wire.canonical import ChunkTranslator, cache_write_tokens, reasoning_blocks, text_of_content

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from interlock.errors import GatewayError, UpstreamError
+from interlock.core.errors import GatewayError, UpstreamError
 from interlock.pipeline.codec import UsageHook, malformed_event, set_cost
 
 if TYPE_CHECKING:

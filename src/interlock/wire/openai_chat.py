@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 import orjson
 
-from interlock.errors import GatewayError, InvalidRequest, UpstreamError
+from interlock.core.errors import GatewayError, InvalidRequest, UpstreamError
 from interlock.pipeline.codec import malformed_event, set_cost
 from interlock.pipeline.context import RequestContext
 from interlock.routing.overrides import primary_from_models

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from interlock.errors import GatewayError, InvalidRequest
+from interlock.core.errors import GatewayError, InvalidRequest
 from interlock.ledger.responses_store import Owner, ResponsesStore, StoredResponse
 from interlock.pipeline.codec import UsageHook
 from interlock.wire.openai_chat import _invalid, check_schema, copy_described, error_body, parse_json_object

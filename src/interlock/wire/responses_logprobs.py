@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from interlock.errors import InvalidRequest
+from interlock.core.errors import InvalidRequest
 
 INCLUDE_LOGPROBS = "message.output_text.logprobs"
 #: The ``include`` values of the OpenAPI document; interlock produces only the logprobs one.

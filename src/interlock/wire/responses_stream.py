@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from interlock.errors import GatewayError
+from interlock.core.errors import GatewayError
 from interlock.pipeline.codec import UsageHook
 from interlock.pipeline.context import RequestContext
 from interlock.wire.canonical import ChunkTranslator
