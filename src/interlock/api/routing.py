@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from interlock.core.errors import InvalidRequest, NotFound
-from interlock.ledger.sink import parse_tags
+from interlock.core.tags import parse_tags
 from interlock.observability import zdr_log
 from interlock.pipeline.context import RequestContext
 from interlock.routing.explain import explain, generation

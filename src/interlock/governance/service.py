@@ -33,6 +33,7 @@ from redis.exceptions import RedisError
 
 from interlock.core.clock import SYSTEM_CLOCK, Clock
 from interlock.core.errors import BudgetExceeded, GatewayError, PermissionDenied, RateLimited
+from interlock.core.tags import parse_tags
 from interlock.governance.alerts import Alerts, crossed
 from interlock.governance.counters import SETTLED_MARKER_S, Check, MemoryCounters, RedisCounters
 from interlock.governance.estimate import Estimator
@@ -40,7 +41,6 @@ from interlock.governance.model import EACH, Budget, Definitions, Limit, allowed
 from interlock.governance.settings import GovernanceSettings
 from interlock.governance.store import GovStore, SpendKey
 from interlock.governance.unpriced import screen as screen_unpriced
-from interlock.ledger.sink import parse_tags
 from interlock.vendors.transport import Timeouts
 
 if TYPE_CHECKING:

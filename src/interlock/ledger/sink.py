@@ -20,24 +20,6 @@ if TYPE_CHECKING:
     from interlock.observability.tracing import Tracer
     from interlock.pipeline.context import RequestContext
 
-#: Tags per request and characters per tag kept from ``x-interlock-tags``.
-MAX_TAGS = 10
-MAX_TAG_CHARS = 64
-
-
-def parse_tags(header: str | None) -> tuple[str, ...]:
-    """``x-interlock-tags: team-a, experiment=7`` → ("team-a", "experiment=7")."""
-    if not header:
-        return ()
-    tags: list[str] = []
-    for part in header.split(","):
-        tag = part.strip()[:MAX_TAG_CHARS]
-        if tag and tag != "*" and tag not in tags:
-            tags.append(tag)
-            if len(tags) == MAX_TAGS:
-                break
-    return tuple(tags)
-
 
 class RequestSink:
     def __init__(self, settings: LogSettings, writer: LedgerWriter | None, metrics: RequestMetrics | None,

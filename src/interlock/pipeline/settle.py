@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import orjson
 
 from interlock.catalog import Usage, cost_of, count_tokens, estimate_chat_tokens, usage_from_openai
-from interlock.ledger.sink import parse_tags
+from interlock.core.tags import parse_tags
 from interlock.pipeline.codec import ESTIMATED
 from interlock.pipeline.context import RequestContext
 from interlock.server.http import Request
