@@ -196,7 +196,7 @@ def test_outgoing_headers_with_crlf_are_config_errors(tmp_path: Path, text: str,
                                                       fragment: str) -> None:
     with pytest.raises(ConfigError) as info:
         settings = _load(tmp_path, text, **env)
-        from interlock.ledger.settings import TelemetrySettings
+        from interlock.observability.settings import TelemetrySettings
 
         TelemetrySettings.from_settings(settings)  # type: ignore[arg-type]
     message = str(info.value)

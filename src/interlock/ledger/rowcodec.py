@@ -25,7 +25,8 @@ from typing import Any
 
 import orjson
 
-from interlock.ledger.record import COLUMNS, DETAIL_VERSION, JSON_COLUMNS, dumps, plain
+from interlock.core.plain import plain
+from interlock.ledger.record import COLUMNS, DETAIL_VERSION, JSON_COLUMNS, dumps
 
 Row = tuple[Any, ...]
 

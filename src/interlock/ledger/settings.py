@@ -1,4 +1,4 @@
-"""The request log's and telemetry's settings, read from ``logging:``, ``store:`` and ``telemetry:``.
+"""The request log's settings, read from ``logging:`` and ``store:``.
 
 ``config.py`` only checks which keys exist; the values are validated here, once
 in the launching process (``app.validate``) and again in each worker, so a bad
@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
 
     from interlock.config import Settings
     from interlock.pipeline.context import RequestContext
@@ -21,7 +19,6 @@ if TYPE_CHECKING:
 Level = Literal["off", "metadata", "full"]
 _LEVELS: dict[str, Level] = {"off": "off", "metadata": "metadata", "full": "full"}
 LEVELS: tuple[Level, ...] = ("off", "metadata", "full")
-TELEMETRY_KEYS = ("otlp_endpoint", "service_name", "headers", "metrics", "sample_ratio")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,38 +80,4 @@ class LogSettings:
             store_url=settings.store_url,
             state_dir=settings.server.state_dir,
             secrets=secrets,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class TelemetrySettings:
-    otlp_endpoint: str | None = None
-    service_name: str = "interlock"
-    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
-    #: ``GET /metrics`` (Prometheus); on by default, it costs nothing until scraped.
-    metrics: bool = True
-    #: Share of requests traced (head sampling), 0..1.
-    sample_ratio: float = 1.0
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> TelemetrySettings:
-        sec = settings.section("telemetry")
-        sec.only(*TELEMETRY_KEYS)
-        endpoint = sec.string("otlp_endpoint")
-        if endpoint is not None:
-            if not endpoint.startswith(("http://", "https://")):
-                raise sec.error(f"expected an http:// or https:// OTLP/HTTP endpoint, got {endpoint!r}",
-                                "otlp_endpoint")
-            endpoint = endpoint.rstrip("/")
-            if not endpoint.endswith("/v1/traces"):
-                endpoint += "/v1/traces"
-        ratio = sec.number("sample_ratio", 1.0, minimum=0.0)
-        if ratio > 1.0:
-            raise sec.error(f"expected a number between 0 and 1, got {ratio:g}", "sample_ratio")
-        return cls(
-            otlp_endpoint=endpoint,
-            service_name=sec.string("service_name", "interlock") or "interlock",
-            headers=MappingProxyType(sec.header_map("headers")),
-            metrics=sec.boolean("metrics", True),
-            sample_ratio=ratio,
         )

@@ -12,13 +12,14 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
-from interlock.ledger.settings import LogSettings, TelemetrySettings
+from interlock.ledger.settings import LogSettings
 from interlock.ledger.sink import RequestSink
 from interlock.ledger.store import SQLiteLog, SQLiteStore
 from interlock.ledger.writer import LedgerWriter, LogStore, SpillFile
 from interlock.observability import zdr_log
 from interlock.observability.metrics import Registry, SnapshotDir
 from interlock.observability.requests import RequestMetrics
+from interlock.observability.settings import TelemetrySettings
 
 if TYPE_CHECKING:
     from interlock.config import Settings

@@ -9,13 +9,36 @@ the spend rollups.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from interlock.observability.metrics import Registry
 
 if TYPE_CHECKING:
-    from interlock.ledger.writer import LedgerWriter
     from interlock.pipeline.context import RequestContext
+
+
+class _Store(Protocol):
+    @property
+    def kind(self) -> str: ...
+
+
+class LogWriterHealth(Protocol):
+    """What the metrics read of the request log's writer (``ledger.writer.LedgerWriter``) at scrape time."""
+
+    @property
+    def store(self) -> _Store: ...
+
+    @property
+    def store_up(self) -> bool: ...
+
+    @property
+    def pending(self) -> int: ...
+
+    @property
+    def written(self) -> int: ...
+
+    @property
+    def spilled(self) -> int: ...
 
 TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
 
@@ -93,7 +116,7 @@ class RequestMetrics:
         if cost is not None:
             self.cost.inc(vm, cost.picousd / 1e12)
 
-    def watch_ledger(self, writer: LedgerWriter) -> None:
+    def watch_ledger(self, writer: LogWriterHealth) -> None:
         """The request log's own health, read at scrape time."""
 
         def collect() -> list[tuple[str, str, str, list[tuple[dict[str, str], float]]]]:

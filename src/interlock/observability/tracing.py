@@ -30,8 +30,8 @@ import aiohttp
 import orjson
 
 from interlock import __version__
-from interlock.ledger.record import plain_attempts
-from interlock.ledger.settings import TelemetrySettings
+from interlock.core.plain import plain_attempts
+from interlock.observability.settings import TelemetrySettings
 
 log = logging.getLogger("interlock.tracing")
 
