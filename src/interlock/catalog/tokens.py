@@ -469,3 +469,41 @@ def _literal(value: Any) -> str:
         return orjson.dumps(value).decode()
     except orjson.JSONEncodeError:  # an integer past 64 bits, or nesting past orjson's limit
         return repr(value)
+
+
+# --- request-size bounds: cheap figures for routing and budgets before (or instead of) counting ---
+
+
+def text_upper_bound(request: Mapping[str, Any]) -> int | None:
+    """An upper bound on the prompt's tokens, or None when only the real count will do.
+
+    A BPE token is at least one byte, so for plain-text messages the UTF-8 length
+    (plus framing) bounds the count. It costs a fraction of tokenising, and when
+    it already fits every candidate's window the exact count is not needed.
+    """
+    if request.get("tools") or request.get("functions") or request.get("response_format"):
+        return None
+    total = 8
+    for message in request.get("messages") or ():
+        if not isinstance(message, dict) or "tool_calls" in message or "function_call" in message:
+            return None
+        total += 8 + len(str(message.get("role", ""))) + len(str(message.get("name") or ""))
+        content = message.get("content")
+        if isinstance(content, str):
+            total += len(content.encode())
+        elif isinstance(content, list):
+            for part in content:
+                if not isinstance(part, dict) or part.get("type") != "text":
+                    return None
+                total += len(str(part.get("text") or "").encode())
+        elif content is not None:
+            return None
+    return total
+
+
+def requested_output(request: Mapping[str, Any]) -> int:
+    for key in ("max_completion_tokens", "max_tokens"):
+        value = request.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return 0

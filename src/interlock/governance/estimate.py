@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from interlock.catalog.pricing import Price
-from interlock.routing.strategies import requested_output, text_upper_bound
+from interlock.catalog.tokens import requested_output, text_upper_bound
 
 if TYPE_CHECKING:
     from interlock.pipeline.plan import Target

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from interlock.catalog.tokens import requested_output, text_upper_bound
 from interlock.core.errors import GatewayError, InvalidRequest, ModelNotFound, NoRouteAvailable
 from interlock.pipeline.plan import Plan, Planner, Target
 from interlock.routing.circuit import Circuits
@@ -32,9 +33,7 @@ from interlock.routing.strategies import (
     output_reason,
     rank,
     request_params,
-    requested_output,
     required_capabilities,
-    text_upper_bound,
 )
 from interlock.routing.tokens import TokenMemo
 from interlock.routing.trace import Candidate, RoutingTrace, TraceLog, decision_sentence

@@ -76,41 +76,6 @@ def required_capabilities(request: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(caps)
 
 
-def text_upper_bound(request: Mapping[str, Any]) -> int | None:
-    """An upper bound on the prompt's tokens, or None when only the real count will do.
-
-    A BPE token is at least one byte, so for plain-text messages the UTF-8 length
-    (plus framing) bounds the count. It costs a fraction of tokenising, and when
-    it already fits every candidate's window the exact count is not needed.
-    """
-    if request.get("tools") or request.get("functions") or request.get("response_format"):
-        return None
-    total = 8
-    for message in request.get("messages") or ():
-        if not isinstance(message, dict) or "tool_calls" in message or "function_call" in message:
-            return None
-        total += 8 + len(str(message.get("role", ""))) + len(str(message.get("name") or ""))
-        content = message.get("content")
-        if isinstance(content, str):
-            total += len(content.encode())
-        elif isinstance(content, list):
-            for part in content:
-                if not isinstance(part, dict) or part.get("type") != "text":
-                    return None
-                total += len(str(part.get("text") or "").encode())
-        elif content is not None:
-            return None
-    return total
-
-
-def requested_output(request: Mapping[str, Any]) -> int:
-    for key in ("max_completion_tokens", "max_tokens"):
-        value = request.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-    return 0
-
-
 def output_reason(most: int, wanted: int) -> str:
     """The filter reason of a target whose maximum output is below the request's max tokens."""
     return f"max output {most:,} < {wanted:,} tokens requested"
