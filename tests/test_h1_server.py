@@ -580,3 +580,21 @@ def test_a_refusal_after_pipelined_requests_is_answered_after_them_in_order() ->
         answers = [read_response(sock, buf) for _ in range(3)]
         assert [(s, b[:7]) for s, _, b in answers] == [(200, b"/slow"), (200, b"/second"), (400, b'{"error')]
         assert closed(sock)
+
+
+@pytest.mark.parametrize(("data", "options", "status", "code"), [
+    (b"POST /x HTTP/1.1\r\nContent-Length: 7\r\n\r\nhi", {}, 400, "incomplete_body"),
+    (b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n", {}, 400, "incomplete_body"),
+    (b"POST /x HTTP/1.1\r\nContent-Length: 7\r\n\r\nhi", {"body_timeout": 0.3}, 408, "request_timeout"),
+])
+def test_a_body_that_never_arrives_is_the_clients_error_even_if_the_app_lets_it_escape(
+        data: bytes, options: dict[str, float], status: int, code: str) -> None:
+    # The echo app reads the body without handling its failure; the server answers for it (never a 500).
+    with Running(echo, **options) as srv:
+        sock = srv.connect()
+        sock.settimeout(5)
+        sock.sendall(data)
+        if not options:
+            sock.shutdown(socket.SHUT_WR)  # half-closed before the whole body: it cannot arrive
+        got_status, _, body = read_response(sock, bytearray())
+        assert (got_status, json.loads(body)["error"]["code"]) == (status, code)

@@ -313,6 +313,17 @@ class H1Connection(asyncio.Protocol):
         self.server.active += 1
         try:
             await self.server.app(scope, exchange)
+        except (BodyTimeout, ClientGone) as err:
+            # The body the app was reading did not arrive (an app that does not answer this itself):
+            # the client's fault, answered as the gateway's own app does, not a 500.
+            if not exchange.responded and not self.closed:
+                exchange.keep_alive = False
+                status, code = (408, "request_timeout") if isinstance(err, BodyTimeout) else (400, "incomplete_body")
+                self._answer_error(status, code, f"The request body did not arrive: {err}.", exchange.http11,
+                                   scope.path)
+            elif exchange.stream_open:
+                exchange.keep_alive = False
+                exchange.stream_open = False
         except BaseException as err:  # the app failed: answer if nothing was sent, else cut the stream
             if not exchange.responded and not self.closed:
                 exchange.keep_alive = False
