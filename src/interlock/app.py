@@ -27,7 +27,7 @@ from interlock.api.openapi import OpenApiDocument
 from interlock.api.responses import ResponsesApi
 from interlock.api.routing import RoutingApi
 from interlock.catalog import Catalog, load_catalog, warm_tokenizers
-from interlock.config import ConfigError, Settings
+from interlock.config import ConfigError, Settings, load_settings
 from interlock.core.errors import GatewayError, MethodNotAllowed, NotFound
 from interlock.governance.auth import Authenticator, MasterKey, ensure_master_key, server_secret
 from interlock.governance.wiring import build_governance, validate_governance
@@ -89,6 +89,7 @@ def build_catalog(settings: Settings) -> Catalog:
 def build_simulator(settings: Settings, catalog: Catalog) -> Transport | None:
     if not settings.simulator_enabled:
         return None
+    # Imported here: loaded only when the simulator is enabled.
     from interlock.simulator.settings import SimulatorSettings
     from interlock.simulator.transport import SimulatorTransport
 
@@ -220,8 +221,6 @@ class Gateway:
 
 def gateway_from_env() -> Gateway:
     """The worker-side constructor: the launching process passes the config path in the environment."""
-    from interlock.config import load_settings
-
     path = os.environ.get("INTERLOCK_CONFIG") or None
     settings = load_settings(Path(path) if path else None)
     return Gateway(settings)

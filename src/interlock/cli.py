@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,12 +12,17 @@ from typing import TYPE_CHECKING, NoReturn
 
 from interlock import __version__
 from interlock.config import ConfigError, Settings, load_cli_settings
+from interlock.core.errors import GatewayError
+from interlock.governance.cli import add_governance_parsers
+from interlock.ledger.cli import add_ledger_parsers
+from interlock.simulator.cli import add_simulate_parser, add_simulator_parser
 
 if TYPE_CHECKING:
     from interlock.catalog import Catalog
 
 
 def banner(settings: Settings, master_key: object, catalog: Catalog | None = None) -> str:
+    # Imported here: only when serve prints its banner.
     from interlock.governance.auth import MasterKey
     from interlock.governance.settings import GovernanceSettings
     from interlock.governance.unpriced import unpriced_routes
@@ -60,6 +66,7 @@ def banner(settings: Settings, master_key: object, catalog: Catalog | None = Non
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    # Imported here: a command imports what it runs, so the CLI starts fast.
     from interlock.app import build_catalog, prepare_state, validate
 
     settings = load_cli_settings(args.config, host=args.host, port=args.port, workers=args.workers, engine=args.engine)
@@ -75,9 +82,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     srv = settings.server
     if srv.engine == "granian":
         return _serve_granian(settings)
+    # Imported here: only the engine that serves is imported.
     from interlock.server.runner import serve
 
     def load_app() -> object:
+        # Imported here: run in the worker that builds the app.
         from interlock.app import gateway_from_env
 
         return gateway_from_env()
@@ -88,11 +97,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _serve_granian(settings: Settings) -> int:
+    # Imported here: only the engine that serves is imported.
     from granian import Granian
     from granian.constants import Interfaces, Loops
     from granian.http import HTTP1Settings
 
-    from interlock.server.refusals import MAX_HEAD
+    from interlock.server.refusals import MAX_HEAD  # imported with the engine it configures
 
     srv = settings.server
     # The limits Granian can enforce, as the native server does: the head's read timeout (Granian allows
@@ -117,6 +127,7 @@ def _serve_granian(settings: Settings) -> int:
 
 
 def cmd_admin_key(args: argparse.Namespace) -> int:
+    # Imported here: a command imports what it runs, so the CLI starts fast.
     from interlock.app import prepare_state
     from interlock.governance.auth import reset_master_key
 
@@ -139,6 +150,7 @@ def cmd_admin_key(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    # Imported here: a command imports what it runs, so the CLI starts fast.
     from interlock.app import build_catalog
     from interlock.catalog.render import model_page, models_table
 
@@ -190,26 +202,17 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("--config", default=None)
     admin.set_defaults(func=cmd_admin_key)
 
-    from interlock.simulator.cli import add_simulate_parser, add_simulator_parser
-
     add_simulator_parser(sub)
     add_simulate_parser(sub)
-    from interlock.ledger.cli import add_ledger_parsers
-
     add_ledger_parsers(sub)
-    from interlock.governance.cli import add_governance_parsers
-
     add_governance_parsers(sub)
     return parser
 
 
 def error_line(exc: BaseException) -> str:
     """A command's failure as the one line the user sees (no traceback)."""
-    import sqlite3
-
+    # Imported here: only when a command failed (redis is not otherwise needed by most commands).
     from redis.exceptions import RedisError
-
-    from interlock.core.errors import GatewayError
 
     if isinstance(exc, ConfigError):
         return f"configuration error: {exc}"

@@ -378,6 +378,7 @@ class Catalog:
         """
         if not overrides:
             return self
+        # Imported here: overrides.py imports this module.
         from interlock.catalog.overrides import apply_overrides
 
         return apply_overrides(self, overrides)

@@ -18,7 +18,7 @@ from interlock.catalog.catalog import (
     Route,
     with_routes,
 )
-from interlock.catalog.pricing import Price
+from interlock.catalog.pricing import Price, PriceTier, usd_to_micro
 
 _MODEL_KEYS = frozenset(
     {
@@ -108,8 +108,6 @@ def _caps(value: Any, where: str) -> frozenset[str]:
 
 
 def _price_patch(base: Price, value: Any, where: str) -> Price:
-    from interlock.catalog.pricing import PriceTier, usd_to_micro
-
     spec = _mapping(value, where)
     _check_keys(spec, _PRICE_KEYS | {"tiers"}, where)
     updates: dict[str, Any] = {}

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 if TYPE_CHECKING:
+    # Imported here: slow to import: only when a tokenizer is first built.
     import tiktoken
 
     from interlock.catalog.catalog import Model
@@ -109,6 +110,7 @@ def get_encoding(name: str = "o200k_base") -> tiktoken.Encoding:
 
 
 def _build(name: str) -> tiktoken.Encoding:
+    # Imported here: slow to import: only when a tokenizer is first built.
     import tiktoken
 
     if name not in ENCODINGS:

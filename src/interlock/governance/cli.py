@@ -13,6 +13,7 @@ import asyncio
 import datetime as dt
 import os
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,6 +24,7 @@ from interlock.state.redis import redis_settings
 
 
 def _open(args: argparse.Namespace) -> tuple[GovStore, bytes, int, bool]:
+    # Imported here: a command imports what it runs, so the CLI starts fast.
     from interlock.config import load_cli_settings
     from interlock.governance.auth import server_secret
 
@@ -151,8 +153,6 @@ def cmd_keys(args: argparse.Namespace) -> int:
             raise ops.Missing("key", args.id)
         key = found
         if args.action == "revoke":
-            import time
-
             await store.revoke_key(key.id, time.time())
             print(f"key {key.id} revoked (running gateways refuse it within a second)")
             return 0

@@ -251,6 +251,7 @@ class RedisCounters:
     kind = "redis"
 
     def __init__(self, url: str, prefix: str, client: Any = None) -> None:
+        # Imported here: only when counters live in Redis.
         import redis.asyncio as aioredis
 
         self.prefix = prefix

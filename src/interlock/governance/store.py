@@ -282,6 +282,7 @@ class PostgresGovStore(GovStore):
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def _get_pool(self) -> Any:
+        # Imported here: only for a PostgreSQL store.
         import asyncpg
 
         loop = asyncio.get_running_loop()
@@ -305,6 +306,7 @@ class PostgresGovStore(GovStore):
         return [tuple(r.values()) for r in await pool.fetch(_dollar(sql), *args)]
 
     async def transaction(self, stmts: Sequence[Statement]) -> list[int]:
+        # Imported here: only for a PostgreSQL store.
         import asyncpg
 
         pool = await self._get_pool()

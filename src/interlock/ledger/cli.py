@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from interlock.core.errors import InvalidRequest
+from interlock.ledger.export import csv_lines, parse_day, parse_time
 from interlock.ledger.schema import GROUPS, LogQuery, SpendQuery
 
 
@@ -59,6 +60,7 @@ def add_ledger_parsers(sub: Any) -> None:
 
 
 def _open(args: argparse.Namespace) -> Any:
+    # Imported here: a command imports what it runs, so the CLI starts fast.
     from interlock.config import load_cli_settings
     from interlock.ledger.settings import LogSettings
     from interlock.ledger.store import SQLiteStore
@@ -70,8 +72,6 @@ def _open(args: argparse.Namespace) -> Any:
 
 
 def _time(value: str | None, flag: str) -> float | None:
-    from interlock.ledger.export import parse_time
-
     # An InvalidRequest names the flag; the CLI prints it as one line (cli.main).
     return None if value is None else parse_time(value, flag)
 
@@ -94,8 +94,6 @@ def _print(rows: list[dict[str, Any]], fmt: str, header: bool) -> None:
         for r in rows:
             sys.stdout.write(orjson.dumps(r).decode() + "\n")
     elif fmt == "csv":
-        from interlock.ledger.export import csv_lines
-
         sys.stdout.write(csv_lines(rows, header).decode())
     else:
         for r in rows:
@@ -151,8 +149,6 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 async def _spend(args: argparse.Namespace) -> int:
-    from interlock.ledger.export import parse_day
-
     store = _open(args)
     today = dt.datetime.now(dt.UTC)
     try:

@@ -32,6 +32,7 @@ SNAPSHOT_INTERVAL = 1.0
 
 def open_log_store(settings: LogSettings, sqlite: SQLiteStore) -> LogStore:
     if settings.store_url:
+        # Imported here: asyncpg only for a PostgreSQL log.
         from interlock.ledger.pgstore import PostgresLog
 
         return PostgresLog(settings.store_url)
@@ -54,6 +55,7 @@ class Observability:
                           if self.telemetry.metrics and settings.server.workers > 1 else None)
         self.tracer: Tracer | None = None
         if self.telemetry.otlp_endpoint:
+            # Imported here: only when OTLP export is configured.
             from interlock.observability.tracing import Tracer
 
             self.tracer = Tracer(self.telemetry)

@@ -30,6 +30,7 @@ _TTL_S = COARSE_S * COARSE_LEN + 3600
 class SharedStats:
     def __init__(self, stats: LiveStats, url: str, *, prefix: str = "interlock:stats:", interval: float = 1.0,
                  client: Any = None) -> None:
+        # Imported here: only when live statistics are shared through Redis.
         import redis.asyncio as aioredis
 
         self.stats = stats

@@ -55,6 +55,7 @@ def run_worker(sock: socket.socket, load_app: Callable[[], Any], *, grace: float
                head_timeout: float = 10.0, keepalive_timeout: float = 75.0, body_timeout: float = 30.0,
                max_body_bytes: int = DEFAULT_MAX_BODY) -> int:
     """Serve on ``sock`` until SIGTERM/SIGINT; returns the exit status."""
+    # Imported here: only in the process that serves.
     import uvloop
 
     loop = uvloop.new_event_loop()

@@ -44,6 +44,7 @@ def _port(text: str) -> int:
 def _load_settings(path: str | None, overrides: Mapping[str, Any]) -> SimulatorSettings:
     section: dict[str, Any] = {}
     if path:
+        # Imported here: only when a settings file is given.
         import yaml
 
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
@@ -84,6 +85,7 @@ def run_simulator(args: argparse.Namespace) -> int:
         return 2
     formats = (args.format,) if args.format else FORMATS
     try:
+        # Imported here: only when the simulator serves.
         import uvloop
 
         uvloop.install()
@@ -93,6 +95,7 @@ def run_simulator(args: argparse.Namespace) -> int:
 
 
 async def _serve(settings: SimulatorSettings, host: str, port: int, formats: tuple[str, ...]) -> int:
+    # Imported here: only when the simulator serves.
     from interlock.simulator import server
 
     engine = Engine(settings)

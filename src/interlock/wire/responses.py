@@ -505,6 +505,7 @@ class ResponsesCodec:
         return orjson.dumps(body)
 
     def stream_encoder(self, ctx: RequestContext, request: dict[str, Any], on_usage: UsageHook) -> ResponsesStreamEncoder:
+        # Imported here: responses_stream.py imports this module.
         from interlock.wire.responses_stream import ResponsesStreamEncoder
 
         return ResponsesStreamEncoder(self, ctx, meta_of(request), request, on_usage)
