@@ -176,15 +176,6 @@ _PLAIN: dict[str, Overrides] = {}
 _PLAIN_LIMIT = 4096
 
 
-def primary_from_models(request: dict[str, Any]) -> Any:
-    """OpenRouter: without ``model``, the first entry of ``models`` is the primary model (set as ``model``)."""
-    models = request.get("models")
-    if "model" in request or not isinstance(models, list) or not models:
-        return request.get("model")
-    request["model"] = models[0]
-    return models[0]
-
-
 def parse_overrides(request: Mapping[str, Any]) -> Overrides:
     """Read and validate the routing fields of a (already type-checked) chat request."""
     model = request["model"]

@@ -18,7 +18,6 @@ import orjson
 from interlock.core.errors import GatewayError, InvalidRequest, UpstreamError
 from interlock.pipeline.codec import malformed_event, set_cost
 from interlock.pipeline.context import RequestContext
-from interlock.routing.overrides import primary_from_models
 from interlock.wire.canonical import vendor_name
 from interlock.wire.shapes import MAX_BODY_DEPTH, SCHEMAS, too_deep
 from interlock.wire.sse import DONE_FRAME
@@ -108,6 +107,15 @@ def _check_str(obj: dict[str, Any], key: str, where: str, *, required: bool = Fa
                                  code="missing_required_parameter")
     elif not isinstance(value, str):
         raise _invalid(f"{where}.{key}", "a string", value)
+
+
+def primary_from_models(request: dict[str, Any]) -> Any:
+    """OpenRouter: without ``model``, the first entry of ``models`` is the primary model (set as ``model``)."""
+    models = request.get("models")
+    if "model" in request or not isinstance(models, list) or not models:
+        return request.get("model")
+    request["model"] = models[0]
+    return models[0]
 
 
 def validate_chat_request(req: dict[str, Any]) -> None:
