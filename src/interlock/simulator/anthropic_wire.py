@@ -39,6 +39,7 @@ from interlock.simulator.request import (
     seed_material,
     text_of,
 )
+from interlock.wire.anthropic_stream import DELTA_USAGE
 
 _ERRORS: dict[int, tuple[str, str]] = {
     400: ("invalid_request_error", "Invalid request"),
@@ -52,9 +53,6 @@ _ERRORS: dict[int, tuple[str, str]] = {
     503: ("api_error", "Service unavailable"),
     529: ("overloaded_error", "Overloaded"),
 }
-#: ``MessageDeltaUsage``: the cumulative counts ``message_delta`` carries.
-_DELTA_USAGE = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens",
-                "output_tokens_details", "server_tool_use")
 _STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
 
 
@@ -198,7 +196,7 @@ class AnthropicWire:
         delta = {"stop_reason": _stop_reason(choice), "stop_sequence": choice.stop_sequence, "stop_details": None,
                  "container": None}
         final = _usage(gen, final=True)
-        usage = {key: final[key] for key in _DELTA_USAGE}
+        usage = {key: final[key] for key in DELTA_USAGE}
         events.append((0.0, _event("message_delta", {"type": "message_delta", "delta": delta, "usage": usage})))
         events.append((0.0, _event("message_stop", {"type": "message_stop"})))
         return events

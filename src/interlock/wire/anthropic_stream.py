@@ -26,7 +26,7 @@ from interlock.wire.canonical import ChunkTranslator, cache_write_tokens, reason
 _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
                  "content_filter": "refusal"}
 #: ``MessageDeltaUsage`` (TypeScript SDK, src/resources/messages/messages.ts): all present, nullable.
-_DELTA_USAGE = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens",
+DELTA_USAGE = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens",
                 "output_tokens_details", "server_tool_use")
 _SERVICE_TIERS = {"default": "standard", "standard": "standard", "priority": "priority", "batch": "batch"}
 _BLOCK_DELTA = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
@@ -101,7 +101,7 @@ def empty_usage(service_tier: str | None = None) -> dict[str, Any]:
 
 def delta_usage(usage: Mapping[str, Any]) -> dict[str, Any]:
     """``message_delta``'s ``MessageDeltaUsage``: the cumulative counts, without the ``Usage``-only fields."""
-    out = {k: usage[k] for k in _DELTA_USAGE if k in usage}
+    out = {k: usage[k] for k in DELTA_USAGE if k in usage}
     for extra in ("cost", ESTIMATED):
         if extra in usage:
             out[extra] = usage[extra]
