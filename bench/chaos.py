@@ -31,20 +31,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from interlock.catalog import load_catalog
 from interlock.config import VendorConfig
+from interlock.core.context import RequestContext
 from interlock.core.errors import GatewayError
-from interlock.pipeline.context import RequestContext
+from interlock.core.policy import Policy, PolicyTarget, Retry
+from interlock.core.vendor import Timeouts, VendorRuntime, VendorSpec
 from interlock.pipeline.dispatch import Dispatcher
-from interlock.pipeline.plan import Planner
 from interlock.routing.circuit import OPEN, BreakerSettings, Circuits
 from interlock.routing.engine import RoutingEngine
-from interlock.routing.policies import Policy, PolicyTarget, Retry
+from interlock.routing.planner import Planner
 from interlock.routing.stats import LiveStats
 from interlock.simulator.settings import SimulatorSettings
 from interlock.simulator.transport import SimulatorTransport
 from interlock.vendors.openai_compat import OpenAICompatAdapter
-from interlock.vendors.registry import VendorRuntime
-from interlock.vendors.specs import VendorSpec
-from interlock.vendors.transport import Timeouts, UpstreamResponse
+from interlock.vendors.registry import runtime as vendor_runtime
+from interlock.vendors.transport import UpstreamResponse
 
 MODEL = "openai/gpt-4.1-mini"
 
@@ -80,7 +80,7 @@ def runtime(vid: str, transport: Any) -> VendorRuntime:
     spec = VendorSpec(vid, vid, "openai", "http://simulator.internal/v1", needs_key=False, auth="none")
     config = VendorConfig(spec, "http://simulator.internal/v1", None, None, MappingProxyType({}), Timeouts(), True,
                           explicitly_configured=True)
-    return VendorRuntime(config, OpenAICompatAdapter(config, transport))
+    return vendor_runtime(config, OpenAICompatAdapter(config, transport))
 
 
 async def experiment(seed: int, minutes: float, rps: float) -> int:

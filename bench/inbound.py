@@ -23,8 +23,8 @@ from typing import Any
 
 import orjson
 
+from interlock.core.context import RequestContext
 from interlock.ledger.responses_store import SQLiteResponses
-from interlock.pipeline.context import RequestContext
 from interlock.wire.anthropic_messages import AnthropicMessagesCodec
 from interlock.wire.openai_chat import OpenAIChatCodec
 from interlock.wire.responses import ResponsesCodec
@@ -86,12 +86,12 @@ def measure(codec: Any, n: int) -> tuple[float, float]:
     ctx = RequestContext(codec.name)
 
     def request() -> None:
-        parsed = run(codec.parse(body, None, ctx))
+        parsed = run(codec.parse(body, ctx))
         ctx.requested_model = parsed["model"]
         codec.completion(ctx, parsed, {**COMPLETION, "usage": dict(COMPLETION["usage"])})
 
     per_request = best_of(request, n)
-    parsed = run(codec.parse(body.replace(b'"max', b'"stream":true,"max', 1), None, ctx))
+    parsed = run(codec.parse(body.replace(b'"max', b'"stream":true,"max', 1), ctx))
     batch = [CHUNK]
 
     def stream() -> None:

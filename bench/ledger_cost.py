@@ -53,22 +53,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from interlock.catalog import load_catalog
 from interlock.config import VendorConfig
-from interlock.governance.auth import Principal
+from interlock.core.context import RequestContext
+from interlock.core.principal import Principal
+from interlock.core.vendor import Timeouts, VendorRuntime, VendorSpec
 from interlock.ledger.settings import LogSettings
 from interlock.ledger.sink import RequestSink
 from interlock.ledger.store import SQLiteLog, SQLiteStore
 from interlock.ledger.writer import LedgerWriter, LogStore, SpillFile
-from interlock.pipeline.context import RequestContext
 from interlock.pipeline.dispatch import Dispatcher
-from interlock.pipeline.plan import Planner
 from interlock.pipeline.settle import price_openai_usage
 from interlock.routing.engine import RoutingEngine
+from interlock.routing.planner import Planner
 from interlock.simulator.settings import SimulatorSettings
 from interlock.simulator.transport import SimulatorTransport
 from interlock.vendors.openai_compat import OpenAICompatAdapter
-from interlock.vendors.registry import VendorRuntime
-from interlock.vendors.specs import VendorSpec
-from interlock.vendors.transport import Timeouts
+from interlock.vendors.registry import runtime
 
 MODEL = "openai/gpt-4.1-mini"
 REQUEST = {"model": MODEL, "max_tokens": 128, "temperature": 0.2, "messages": [
@@ -132,7 +131,7 @@ class Requests:
             config = configured[vid] = VendorConfig(
                 spec=spec, base_url="http://simulator.internal/v1", api_key=None, key_source=None,
                 headers=MappingProxyType({}), timeouts=Timeouts(), enabled=True, explicitly_configured=True)
-            live[vid] = VendorRuntime(config, OpenAICompatAdapter(config, transport))
+            live[vid] = runtime(config, OpenAICompatAdapter(config, transport))
         self.engine = RoutingEngine(Planner(catalog, live, configured, {}, {}))
         self.dispatcher = Dispatcher(self.engine)
         # One key, or keys spread over projects (ten keys a project): what the log's key and project

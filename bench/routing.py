@@ -22,12 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from interlock.catalog import load_catalog
 from interlock.config import VendorConfig
-from interlock.pipeline.plan import Planner
+from interlock.core.vendor import Timeouts, VendorRuntime, VendorSpec
 from interlock.routing.engine import RoutingEngine
+from interlock.routing.planner import Planner
 from interlock.vendors.openai_compat import OpenAICompatAdapter
-from interlock.vendors.registry import VendorRuntime
-from interlock.vendors.specs import VendorSpec
-from interlock.vendors.transport import HttpTransport, Timeouts
+from interlock.vendors.registry import runtime
+from interlock.vendors.transport import HttpTransport
 
 MODEL = "openai/gpt-4.1-mini"
 BUDGET_US = 20.0
@@ -45,7 +45,7 @@ def build(n: int = 10) -> RoutingEngine:
         spec = VendorSpec(v, v, "openai", "http://127.0.0.1:9/v1", needs_key=False, auth="none")
         config = configured[v] = VendorConfig(spec, "http://127.0.0.1:9/v1", None, None, MappingProxyType({}),
                                               Timeouts(), True, explicitly_configured=True)
-        live[v] = VendorRuntime(config, OpenAICompatAdapter(config, http))
+        live[v] = runtime(config, OpenAICompatAdapter(config, http))
     engine = RoutingEngine(Planner(catalog, live, configured, {}))
     for i, v in enumerate(vendors):
         key = f"{v}/{MODEL}"

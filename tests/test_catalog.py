@@ -11,8 +11,10 @@ import orjson
 import pytest
 from tools.catalog_compile import DEFAULT_SNAPSHOT, compile_snapshot, dump_catalog, main
 
-from interlock.catalog import CAPABILITIES, Catalog, Model, Price, Route, load_catalog
-from interlock.catalog.catalog import LAB_VENDOR, choose_reference_route, route_sort_key
+from interlock.catalog import CAPABILITIES, Catalog, load_catalog
+from interlock.catalog.catalog import LAB_VENDOR, choose_reference_route, model_from_json, route_sort_key
+from interlock.core.model import Route
+from interlock.core.pricing import Price
 
 # --------------------------------------------------------------------------- a synthetic snapshot
 
@@ -418,4 +420,4 @@ def test_route_json_round_trip() -> None:
     assert route.deprecated
     model = load_catalog().get("google/gemini-2.5-pro")
     assert model is not None
-    assert Model.from_json(model.to_json()) == model
+    assert model_from_json(model.to_json()) == model

@@ -8,11 +8,6 @@ from decimal import Decimal
 import pytest
 
 from interlock.catalog import (
-    Cost,
-    Price,
-    PriceTier,
-    Usage,
-    cost_of,
     load_catalog,
     usage_from_anthropic,
     usage_from_bedrock,
@@ -20,7 +15,7 @@ from interlock.catalog import (
     usage_from_gemini,
     usage_from_openai,
 )
-from interlock.catalog.pricing import micro_to_usd_str, usd_to_micro
+from interlock.core.pricing import Cost, Price, PriceTier, Usage, cost_of, micro_to_usd_str, usd_to_micro
 
 
 def _price(model_id: str, vendor: str) -> Price:
@@ -420,7 +415,8 @@ def test_fast_mode_price_is_separate() -> None:
 
 def test_cache_writes_reported_in_openai_shape_are_billed_at_the_write_rate() -> None:
     """Translating adapters report Anthropic cache creation as prompt_tokens_details.cache_write_tokens."""
-    from interlock.catalog import Price, cost_of, usage_from_openai
+    from interlock.catalog import usage_from_openai
+    from interlock.core.pricing import Price, cost_of
 
     usage = usage_from_openai({"prompt_tokens": 3000, "completion_tokens": 100,
                                "prompt_tokens_details": {"cached_tokens": 1000, "cache_write_tokens": 1500}})

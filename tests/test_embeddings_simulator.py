@@ -13,9 +13,9 @@ import orjson
 import pytest
 
 from interlock.catalog import count_tokens, load_catalog
+from interlock.core.vendor import Timeouts
 from interlock.simulator import SimulatorSettings, SimulatorTransport, server
 from interlock.simulator.engine import Engine
-from interlock.vendors.transport import Timeouts
 
 URL = "http://simulator.internal/v1/embeddings"
 SMALL = "openai/text-embedding-3-small"

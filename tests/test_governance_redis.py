@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from interlock.core.errors import BudgetExceeded, GatewayError, RateLimited
+from interlock.core.vendor import Timeouts
 from interlock.governance import ops
 from interlock.governance.counters import RedisCounters
 from interlock.governance.schema import SCHEMA_VERSION
 from interlock.governance.service import RESERVATION_MARGIN_S, Governance, request_lifetime
 from interlock.governance.store import PostgresGovStore, SQLiteGovStore
-from interlock.vendors.transport import Timeouts
 from tests import pg_util
 from tests.conftest import MASTER_KEY, GatewayProcess, clean_env, free_port, start_gateway
 from tests.fake_clock import FakeClock

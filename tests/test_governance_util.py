@@ -7,14 +7,14 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from interlock.catalog import Cost, Price, Usage, cost_of
 from interlock.core.clock import Clock
+from interlock.core.context import RequestContext
+from interlock.core.pricing import Cost, Price, Usage, cost_of
+from interlock.core.vendor import Timeouts
 from interlock.governance.auth import Authenticator, MasterKey, digest
 from interlock.governance.service import Governance
 from interlock.governance.settings import GovernanceSettings
 from interlock.governance.store import GovStore, SQLiteGovStore
-from interlock.pipeline.context import RequestContext
-from interlock.vendors.transport import Timeouts
 from tests.fake_clock import FakeClock
 
 SECRET = b"test-secret"

@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from interlock.core.errors import UpstreamError, UpstreamTimeout
+from interlock.core.vendor import Timeouts
 from interlock.vendors.http1 import HTTP1Client, HTTPClientError
-from interlock.vendors.transport import HttpTransport, Timeouts
+from interlock.vendors.transport import HttpTransport
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 

@@ -19,9 +19,10 @@ import pytest
 
 from interlock.config import ConfigError, load_settings
 from interlock.core.errors import UpstreamError
+from interlock.core.vendor import Timeouts
 from interlock.pipeline.dispatch import forwarded_headers
 from interlock.vendors.http1 import HTTP1Client, HTTPClientError
-from interlock.vendors.transport import HttpTransport, Timeouts
+from interlock.vendors.transport import HttpTransport
 from tests.conftest import start_gateway
 
 # -- a raw vendor: answers every request with fixed bytes -----------------------------------------

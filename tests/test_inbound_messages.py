@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
+from interlock.core.context import RequestContext
 from interlock.core.errors import (
     AuthenticationFailed,
     GatewayError,
@@ -17,7 +18,6 @@ from interlock.core.errors import (
     RateLimited,
     UpstreamError,
 )
-from interlock.pipeline.context import RequestContext
 from interlock.wire.anthropic_messages import (
     AnthropicMessagesCodec,
     effort_for_budget,

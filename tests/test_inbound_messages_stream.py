@@ -14,8 +14,8 @@ from anthropic.lib.streaming._messages import accumulate_event
 from anthropic.types import RawMessageStreamEvent
 from pydantic import TypeAdapter
 
+from interlock.core.context import RequestContext
 from interlock.core.errors import UpstreamError
-from interlock.pipeline.context import RequestContext
 from interlock.wire.anthropic_stream import AnthropicStreamEncoder
 from interlock.wire.sse import SSEDecoder
 from tests.anthropic_required import check_event

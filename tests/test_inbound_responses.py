@@ -10,10 +10,11 @@ import orjson
 import pytest
 from openai.types.responses import Response
 
+from interlock.core.context import RequestContext
 from interlock.core.errors import InvalidRequest
-from interlock.governance.auth import Principal
-from interlock.ledger.responses_store import ADMIN, Owner, SQLiteResponses, StoredResponse
-from interlock.pipeline.context import RequestContext
+from interlock.core.principal import Principal
+from interlock.core.responses import ADMIN, Owner, StoredResponse
+from interlock.ledger.responses_store import SQLiteResponses
 from interlock.wire.responses import (
     ResponsesCodec,
     ResponsesRequest,
@@ -195,10 +196,10 @@ async def test_codec_reads_previous_response_from_the_store(tmp_path: Path) -> N
                                   input_items=[], conversation=[{"role": "user", "content": "a"}]))
     ctx = RequestContext("openai.responses")
     ctx.principal = Principal("admin", "ik-admin-xyz")
-    out = await codec.parse(b'{"model": "m", "input": "b", "previous_response_id": "resp_x"}', object(), ctx)
+    out = await codec.parse(b'{"model": "m", "input": "b", "previous_response_id": "resp_x"}', ctx)
     assert out["messages"] == [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]
     with pytest.raises(InvalidRequest) as info:
-        await codec.parse(b'{"model": "m", "input": "b", "previous_response_id": "resp_missing"}', object(), ctx)
+        await codec.parse(b'{"model": "m", "input": "b", "previous_response_id": "resp_missing"}', ctx)
     assert info.value.param == "previous_response_id" and info.value.status == 400
     store.close()
 
@@ -244,7 +245,7 @@ async def test_previous_response_of_another_project_reads_as_unknown(tmp_path: P
         ctx = RequestContext("openai.responses")
         ctx.principal = Principal("project", "ik-abc", project, "key_b")
         with pytest.raises(InvalidRequest) as info:
-            await codec.parse(orjson.dumps({"model": "m", "input": "b", "previous_response_id": rid}), object(), ctx)
+            await codec.parse(orjson.dumps({"model": "m", "input": "b", "previous_response_id": rid}), ctx)
         assert info.value.param == "previous_response_id" and info.value.code == "previous_response_not_found"
         messages[rid] = info.value.message.replace(rid, "ID")
     assert messages["resp_a"] == messages["resp_zz"]
@@ -257,14 +258,14 @@ async def test_zero_data_retention_stores_nothing_and_refuses_previous_response_
     ctx = RequestContext("openai.responses")
     ctx.principal = Principal("project", "ik-abc", "alpha", "key_a", zero_data_retention=True)
     ctx.zero_data_retention = True
-    request = await codec.parse(b'{"model": "m", "input": "hi", "store": true}', object(), ctx)
+    request = await codec.parse(b'{"model": "m", "input": "hi", "store": true}', ctx)
     data = {"choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "yo"}}]}
     body = orjson.loads(codec.completion(ctx, request, data))
     assert body["store"] is False
     await asyncio.sleep(0.05)
     assert await store.get(body["id"], ADMIN) is None
     with pytest.raises(InvalidRequest) as info:
-        await codec.parse(b'{"model": "m", "input": "b", "previous_response_id": "resp_x"}', object(), ctx)
+        await codec.parse(b'{"model": "m", "input": "b", "previous_response_id": "resp_x"}', ctx)
     assert info.value.param == "previous_response_id" and info.value.status == 400
     assert "zero data retention" in info.value.message
     store.close()

@@ -15,9 +15,10 @@ import pytest
 from openai.types.responses import ResponseStreamEvent
 from pydantic import TypeAdapter
 
+from interlock.core.context import RequestContext
 from interlock.core.errors import UpstreamTimeout
-from interlock.ledger.responses_store import ADMIN, SQLiteResponses
-from interlock.pipeline.context import RequestContext
+from interlock.core.responses import ADMIN
+from interlock.ledger.responses_store import SQLiteResponses
 from interlock.wire.responses import ResponsesCodec, parse_responses_request
 from interlock.wire.responses_stream import ResponsesStreamEncoder
 from interlock.wire.sse import SSEDecoder

@@ -19,10 +19,11 @@ import asyncpg
 import orjson
 import pytest
 
+from interlock.core.responses import ADMIN, Owner, StoredResponse
 from interlock.ledger import pgstore, store
 from interlock.ledger.pgstore import PostgresLog
 from interlock.ledger.record import COLUMNS, DETAIL_VERSION, JSON_COLUMNS
-from interlock.ledger.responses_store import ADMIN, Owner, SQLiteResponses, StoredResponse
+from interlock.ledger.responses_store import SQLiteResponses
 from interlock.ledger.rowcodec import ROW_COLUMNS, row_from_record, row_record
 from interlock.ledger.schema import ROLLUP_KEYS, ROLLUP_VALUES, LogQuery, SpendQuery
 from interlock.ledger.store import SQLiteLog, SQLiteStore

@@ -18,8 +18,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from interlock.core.context import RequestContext
 from interlock.core.errors import GatewayError
-from interlock.governance.auth import Principal
+from interlock.core.policy import Policy, PolicyTarget
+from interlock.core.principal import Principal
 from interlock.ledger import record
 from interlock.ledger.record import Redactor, build_row
 from interlock.ledger.rowcodec import ROW_COLUMNS, row_from_record, row_record
@@ -27,9 +29,7 @@ from interlock.ledger.schema import LogQuery, SpendQuery, day_of, rollup_deltas
 from interlock.ledger.settings import LogSettings
 from interlock.ledger.sink import RequestSink
 from interlock.ledger.writer import LedgerWriter, LogStore, SpillFile
-from interlock.pipeline.context import RequestContext
 from interlock.pipeline.settle import price_openai_usage
-from interlock.routing.policies import Policy, PolicyTarget
 from tests.test_routing_fixtures import MODEL, chat, simulator, world
 
 SECRET = "vendor-secret-value-0123456789"

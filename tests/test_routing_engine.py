@@ -11,10 +11,11 @@ import pytest
 from interlock.catalog import load_catalog
 from interlock.config import ConfigError, load_settings
 from interlock.core.errors import InvalidRequest, NoRouteAvailable
+from interlock.core.policy import Policy, PolicyTarget
+from interlock.core.vendor import Timeouts
 from interlock.routing.circuit import BreakerSettings
-from interlock.routing.policies import Policy, PolicyTarget, load_policies
+from interlock.routing.policies import load_policies
 from interlock.routing.strategies import quality_scores
-from interlock.vendors.transport import Timeouts
 from tests.test_routing_fixtures import MODEL, catalog_with, chat, simulator, world
 
 THREE = {"sima": {}, "simb": {}, "simc": {}}

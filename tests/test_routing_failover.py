@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from interlock.core.errors import GatewayError, RateLimited, UpstreamError, UpstreamRejected, UpstreamTimeout
+from interlock.core.policy import Policy, PolicyTarget, Retry
+from interlock.core.vendor import Timeouts
 from interlock.pipeline.dispatch import classify, first_content
-from interlock.routing.policies import Policy, PolicyTarget, Retry
-from interlock.vendors.transport import Timeouts
 from tests.test_routing_fixtures import MODEL, chat, simulator, world
 
 

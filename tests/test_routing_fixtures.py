@@ -15,19 +15,19 @@ from typing import Any
 
 from interlock.catalog import Catalog, load_catalog
 from interlock.config import VendorConfig
-from interlock.pipeline.context import RequestContext
+from interlock.core.context import RequestContext
+from interlock.core.policy import Policy
+from interlock.core.vendor import Timeouts, VendorRuntime, VendorSpec
 from interlock.pipeline.dispatch import Dispatcher
-from interlock.pipeline.plan import Planner
 from interlock.routing.circuit import BreakerSettings, Circuits
 from interlock.routing.engine import RoutingEngine
-from interlock.routing.policies import Policy
+from interlock.routing.planner import Planner
 from interlock.routing.stats import LiveStats
 from interlock.simulator.settings import SimulatorSettings
 from interlock.simulator.transport import SimulatorTransport
 from interlock.vendors.openai_compat import OpenAICompatAdapter
-from interlock.vendors.registry import VendorRuntime
-from interlock.vendors.specs import VendorSpec
-from interlock.vendors.transport import Timeouts, Transport
+from interlock.vendors.registry import runtime
+from interlock.vendors.transport import Transport
 
 MODEL = "openai/gpt-4.1-mini"
 USER = [{"role": "user", "content": "Say hello."}]
@@ -85,7 +85,7 @@ def world(transports: Mapping[str, Transport], *, routes: Mapping[str, Mapping[s
     configured: dict[str, VendorConfig] = {}
     for vid, transport in transports.items():
         config = configured[vid] = vendor_config(vid, timeouts)
-        live[vid] = VendorRuntime(config, OpenAICompatAdapter(config, transport))
+        live[vid] = runtime(config, OpenAICompatAdapter(config, transport))
     w = World(cat, live, None, None)  # type: ignore[arg-type]
     planner = Planner(cat, live, configured, {}, policies or {})
     circuits = Circuits(breaker or BreakerSettings(), clock=w.clock)

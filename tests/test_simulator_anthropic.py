@@ -9,8 +9,8 @@ import jsonschema
 import orjson
 
 from interlock.catalog import count_tokens, load_catalog
+from interlock.core.vendor import Timeouts
 from interlock.simulator import SimulatorSettings, SimulatorTransport
-from interlock.vendors.transport import Timeouts
 from tests.anthropic_required import check_error, check_event, check_message
 
 URL = "http://simulator.internal/v1/messages"

@@ -10,8 +10,8 @@ import orjson
 import pytest
 
 from interlock.core.errors import UpstreamError, UpstreamTimeout
+from interlock.core.vendor import Timeouts
 from interlock.simulator import SimulatorSettings, SimulatorTransport
-from interlock.vendors.transport import Timeouts
 
 URL = "http://simulator.internal/v1/chat/completions"
 ANTHROPIC_URL = "http://simulator.internal/v1/messages"

@@ -8,8 +8,8 @@ from typing import Any
 import jsonschema
 import orjson
 
+from interlock.core.vendor import Timeouts
 from interlock.simulator import SimulatorSettings, SimulatorTransport
-from interlock.vendors.transport import Timeouts
 
 MODEL = "google/gemini-2.0-flash"
 BASE = "http://simulator.internal/v1beta/models"

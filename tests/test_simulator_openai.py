@@ -11,8 +11,8 @@ import orjson
 import pytest
 
 from interlock.catalog import count_tokens, estimate_chat_tokens, load_catalog
+from interlock.core.vendor import Timeouts
 from interlock.simulator import SimulatorSettings, SimulatorTransport
-from interlock.vendors.transport import Timeouts
 
 URL = "http://simulator.internal/v1/chat/completions"
 MODEL = "openai/gpt-4.1-mini"

@@ -12,9 +12,9 @@ import openai
 import orjson
 import pytest
 
+from interlock.core.vendor import Timeouts
 from interlock.simulator import SimulatorSettings, SimulatorTransport, server
 from interlock.simulator.engine import Engine
-from interlock.vendors.transport import Timeouts
 
 MODEL = "openai/gpt-4.1-mini"
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "Say something about queues"}], "max_tokens": 40}

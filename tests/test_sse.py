@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from interlock.pipeline.context import RequestContext
+from interlock.core.context import RequestContext
 from interlock.wire.openai_chat import ChunkWriter
 from interlock.wire.sse import SSEDecoder
 

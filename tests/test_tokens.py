@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from interlock.catalog import count_tokens, estimate_chat_tokens, image_tokens, load_catalog
-from interlock.catalog.catalog import Model
 from interlock.catalog.tokens import (
     ENCODINGS,
     REPLY_PRIMING,
@@ -25,6 +24,7 @@ from interlock.catalog.tokens import (
     image_size,
     render_functions,
 )
+from interlock.core.model import Model
 
 
 def _model(model_id: str) -> Model:

@@ -47,8 +47,9 @@ from typing import Any
 
 import orjson
 
-from interlock.catalog.catalog import CAPABILITIES, LAB_VENDOR, Catalog, Model, Route, make_model
-from interlock.catalog.pricing import PRICE_FIELDS, Price, PriceTier, usd_to_micro
+from interlock.catalog.catalog import CAPABILITIES, LAB_VENDOR, Catalog, make_model
+from interlock.core.model import Model, Route
+from interlock.core.pricing import PRICE_FIELDS, Price, PriceTier, usd_to_micro
 
 #: interlock vendor id -> the models.dev providers it is compiled from. When two
 #: providers give the same vendor model id, the earlier provider wins.

@@ -28,12 +28,12 @@ from interlock.api.responses import ResponsesApi
 from interlock.api.routing import RoutingApi
 from interlock.catalog import Catalog, load_catalog, warm_tokenizers
 from interlock.config import ConfigError, Settings, load_settings
+from interlock.core.context import RequestContext
 from interlock.core.errors import GatewayError, MethodNotAllowed, NotFound
 from interlock.governance.auth import Authenticator, MasterKey, ensure_master_key, server_secret
 from interlock.governance.wiring import build_governance, validate_governance
 from interlock.ledger.store import SQLiteStore
 from interlock.ledger.wiring import Observability
-from interlock.pipeline.context import RequestContext
 from interlock.pipeline.core import Pipeline, answer_internal
 from interlock.pipeline.dispatch import Dispatcher
 from interlock.pipeline.settle import Ledger

@@ -16,10 +16,10 @@ from types import MappingProxyType
 from typing import Any
 
 from interlock.configfile import ConfigError, Document, Section, unsafe_header_value
+from interlock.core.vendor import Timeouts, VendorSpec
 from interlock.vendors.cloud_settings import CLOUD_TYPES, cloud_fields, cloud_missing
 from interlock.vendors.cloud_settings import KEYS as CLOUD_KEYS
-from interlock.vendors.specs import BUILTIN, CUSTOM_TYPES, VendorSpec
-from interlock.vendors.transport import Timeouts
+from interlock.vendors.specs import BUILTIN, CUSTOM_TYPES
 
 DEFAULT_PORT = 8400
 DEFAULT_MAX_BODY = 32 * 1024 * 1024

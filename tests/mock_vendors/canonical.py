@@ -8,7 +8,8 @@ from typing import Any
 import orjson
 
 from interlock.config import VendorConfig, load_settings
-from interlock.vendors.transport import HttpTransport, Timeouts
+from interlock.core.vendor import Timeouts
+from interlock.vendors.transport import HttpTransport
 
 TIMEOUTS = Timeouts(connect=2, first_byte=5, idle=5, total=20)
 

@@ -22,15 +22,16 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from interlock.catalog import Usage, count_tokens
+from interlock.catalog import count_tokens
+from interlock.core.context import RequestContext
 from interlock.core.errors import InvalidRequest
-from interlock.pipeline.context import RequestContext
+from interlock.core.plan import Plan, Target
+from interlock.core.pricing import Usage
+from interlock.core.vendor import EmbeddingResult, Vector
 from interlock.pipeline.core import identify, run_request
 from interlock.pipeline.dispatch import forwarded_headers
-from interlock.pipeline.plan import Plan, Target
 from interlock.pipeline.settle import observe_request, price_usage
 from interlock.server.http import Request
-from interlock.vendors.adapter import EmbeddingResult, Vector
 from interlock.vendors.embeddings_common import (
     base64_vector,
     float_vector,
@@ -85,7 +86,7 @@ def embedding_plan(plan: Plan) -> Plan:
         raise InvalidRequest(f"'{plan.requested}' resolves to {chat_model.id}, which is not an embedding model. "
                              "Use one such as openai/text-embedding-3-small (`interlock models --search embed` "
                              "lists them).", param="model", code="model_not_embedding")
-    vendors = ", ".join(sorted({t.vendor.config.spec.name for t in plan.targets}))
+    vendors = ", ".join(sorted({t.vendor.spec.name for t in plan.targets}))
     raise InvalidRequest(f"'{plan.requested}' is served here only by {vendors}, which offers no embeddings API.",
                          param="model", code="model_not_embedding")
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from interlock.catalog import estimate_chat_tokens
+from interlock.core.context import new_request_id
 from interlock.core.errors import GatewayError
 from interlock.observability import zdr_log
-from interlock.pipeline.context import new_request_id
 from interlock.server.http import Request
 from interlock.wire.anthropic_messages import error_body, parse_messages_request
 from interlock.wire.openai_chat import parse_json_object

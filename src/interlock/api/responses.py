@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from interlock.core.errors import NotFound
+from interlock.core.responses import Owner
 from interlock.ledger.pgstore import PostgresLog
-from interlock.ledger.responses_store import Owner, PostgresResponses, ResponsesStore, SQLiteResponses
+from interlock.ledger.responses_store import PostgresResponses, ResponsesStore, SQLiteResponses
 from interlock.server.http import Request
 from interlock.wire.responses import ResponsesCodec
 

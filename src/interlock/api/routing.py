@@ -14,10 +14,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
+from interlock.core.context import RequestContext
 from interlock.core.errors import InvalidRequest, NotFound
 from interlock.core.tags import parse_tags
 from interlock.observability import zdr_log
-from interlock.pipeline.context import RequestContext
 from interlock.routing.explain import explain, generation
 from interlock.server.http import Request
 from interlock.wire.openai_chat import parse_json_object, validate_chat_request

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from importlib import resources
 from types import MappingProxyType
 from typing import Any
 
 import orjson
 
-from interlock.catalog.pricing import Price
+from interlock.core.model import Model, Route
 
 CAPABILITIES: frozenset[str] = frozenset(
     {
@@ -54,155 +54,28 @@ LAB_VENDOR: Mapping[str, str] = MappingProxyType(
 SCHEMA_VERSION = 1
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
-    """One vendor serving a model: the vendor's id for it, its price and limits.
 
-    ``capabilities`` are effective for this vendor (a vendor may not offer tools
-    or caching for a model the lab supports them on). ``status`` is models.dev's
-    lifecycle flag ("deprecated", "beta", "alpha") or None; ``source`` names where
-    the route came from (a models.dev provider id, or ``"config"``).
-    """
-
-    vendor: str
-    vendor_model_id: str
-    price: Price
-    context_window: int | None = None
-    max_output: int | None = None
-    capabilities: frozenset[str] = frozenset()
-    zdr: bool | None = None
-    max_input: int | None = None
-    status: str | None = None
-    source: str | None = None
-
-    @property
-    def deprecated(self) -> bool:
-        return self.status == "deprecated"
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "vendor": self.vendor,
-            "id": self.vendor_model_id,
-            "price": self.price.to_json(),
-        }
-        _put(out, "context", self.context_window)
-        _put(out, "output", self.max_output)
-        _put(out, "input_limit", self.max_input)
-        out["caps"] = sorted(self.capabilities)
-        _put(out, "zdr", self.zdr)
-        _put(out, "status", self.status)
-        _put(out, "source", self.source)
-        return out
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Route:
-        return cls(
-            vendor=data["vendor"],
-            vendor_model_id=data["id"],
-            price=Price.from_json(data.get("price", {})),
-            context_window=data.get("context"),
-            max_output=data.get("output"),
-            capabilities=frozenset(data.get("caps", ())),
-            zdr=data.get("zdr"),
-            max_input=data.get("input_limit"),
-            status=data.get("status"),
-            source=data.get("source"),
-        )
+def model_from_json(data: Mapping[str, Any]) -> Model:
+    return make_model(
+        id=data["id"],
+        lab=data["lab"],
+        name=data["name"],
+        family=data.get("family"),
+        release_date=data.get("release_date"),
+        knowledge=data.get("knowledge"),
+        context_window=data.get("context"),
+        max_output=data.get("output"),
+        max_input=data.get("input_limit"),
+        input_modalities=tuple(data.get("in", ("text",))),
+        output_modalities=tuple(data.get("out", ("text",))),
+        capabilities=frozenset(data.get("caps", ())),
+        open_weights=bool(data.get("open_weights", False)),
+        benchmarks=data.get("bench", {}),
+        reference_vendor=data.get("reference_vendor"),
+        routes=tuple(Route.from_json(r) for r in data.get("routes", ())),
+    )
 
 
-@dataclass(frozen=True, slots=True)
-class Model:
-    """A canonical model and every route to it.
-
-    Facts (limits, modalities, capabilities) are the lab's; route-level values
-    can differ. ``reference_route`` is the route the simulator and budget
-    estimates price traffic at: the lab's own vendor if it serves the model,
-    else the cheapest live-looking (non-deprecated, priced) route.
-    """
-
-    id: str
-    lab: str
-    name: str
-    family: str | None = None
-    release_date: str | None = None
-    knowledge: str | None = None
-    context_window: int | None = None
-    max_output: int | None = None
-    input_modalities: tuple[str, ...] = ("text",)
-    output_modalities: tuple[str, ...] = ("text",)
-    capabilities: frozenset[str] = frozenset()
-    open_weights: bool = False
-    benchmarks: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
-    routes: tuple[Route, ...] = ()
-    reference_route: Route | None = None
-    max_input: int | None = None
-    reference_vendor: str | None = None
-
-    def __hash__(self) -> int:
-        return hash(self.id)
-
-    def route(self, vendor: str) -> Route | None:
-        """The preferred route of ``vendor`` (routes are kept in preference order)."""
-        for r in self.routes:
-            if r.vendor == vendor:
-                return r
-        return None
-
-    def routes_for(self, vendor: str) -> tuple[Route, ...]:
-        """Every route of ``vendor`` (e.g. Bedrock's regional inference profiles)."""
-        return tuple(r for r in self.routes if r.vendor == vendor)
-
-    @property
-    def vendors(self) -> tuple[str, ...]:
-        seen: dict[str, None] = {}
-        for r in self.routes:
-            seen.setdefault(r.vendor, None)
-        return tuple(seen)
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"id": self.id, "lab": self.lab, "name": self.name}
-        _put(out, "family", self.family)
-        _put(out, "release_date", self.release_date)
-        _put(out, "knowledge", self.knowledge)
-        _put(out, "context", self.context_window)
-        _put(out, "output", self.max_output)
-        _put(out, "input_limit", self.max_input)
-        out["in"] = list(self.input_modalities)
-        out["out"] = list(self.output_modalities)
-        out["caps"] = sorted(self.capabilities)
-        if self.open_weights:
-            out["open_weights"] = True
-        if self.benchmarks:
-            out["bench"] = dict(sorted(self.benchmarks.items()))
-        _put(out, "reference_vendor", self.reference_vendor)
-        out["routes"] = [r.to_json() for r in self.routes]
-        return out
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Model:
-        return make_model(
-            id=data["id"],
-            lab=data["lab"],
-            name=data["name"],
-            family=data.get("family"),
-            release_date=data.get("release_date"),
-            knowledge=data.get("knowledge"),
-            context_window=data.get("context"),
-            max_output=data.get("output"),
-            max_input=data.get("input_limit"),
-            input_modalities=tuple(data.get("in", ("text",))),
-            output_modalities=tuple(data.get("out", ("text",))),
-            capabilities=frozenset(data.get("caps", ())),
-            open_weights=bool(data.get("open_weights", False)),
-            benchmarks=data.get("bench", {}),
-            reference_vendor=data.get("reference_vendor"),
-            routes=tuple(Route.from_json(r) for r in data.get("routes", ())),
-        )
-
-
-def _put(out: dict[str, Any], key: str, value: Any) -> None:
-    if value is not None:
-        out[key] = value
 
 
 def route_sort_key(route: Route) -> tuple[Any, ...]:
@@ -391,7 +264,7 @@ class Catalog:
         if data.get("schema") != SCHEMA_VERSION:
             raise ValueError(f"catalog schema {data.get('schema')!r} is not {SCHEMA_VERSION}; recompile it")
         meta = {k: v for k, v in data.items() if k not in ("schema", "models")}
-        return cls((Model.from_json(m) for m in data["models"]), meta)
+        return cls((model_from_json(m) for m in data["models"]), meta)
 
 
 def load_catalog_file(path: str) -> Catalog:

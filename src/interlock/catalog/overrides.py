@@ -11,14 +11,9 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from interlock.catalog.catalog import (
-    CAPABILITIES,
-    Catalog,
-    Model,
-    Route,
-    with_routes,
-)
-from interlock.catalog.pricing import Price, PriceTier, usd_to_micro
+from interlock.catalog.catalog import CAPABILITIES, Catalog, with_routes
+from interlock.core.model import Model, Route
+from interlock.core.pricing import Price, PriceTier, usd_to_micro
 
 _MODEL_KEYS = frozenset(
     {

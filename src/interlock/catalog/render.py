@@ -14,9 +14,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from interlock.catalog.catalog import CAPABILITIES, Catalog, Model, Route
-from interlock.catalog.pricing import MICRO, Price, micro_to_usd_str
+from interlock.catalog.catalog import CAPABILITIES, Catalog
 from interlock.core.errors import InvalidRequest, ModelNotFound
+from interlock.core.model import Model, Route
+from interlock.core.pricing import MICRO, Price, micro_to_usd_str
 
 Stats = Mapping[tuple[str, str], Mapping[str, float]]
 

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     # Imported here: slow to import: only when a tokenizer is first built.
     import tiktoken
 
-    from interlock.catalog.catalog import Model
+    from interlock.core.model import Model
 
 _O200K_PATTERN = "|".join(
     [

@@ -18,8 +18,9 @@ from typing import Any
 import orjson
 
 from interlock.core.errors import GatewayError
+from interlock.core.vendor import Timeouts
 from interlock.governance.model import Budget, usd_str
-from interlock.vendors.transport import HttpTransport, Timeouts
+from interlock.vendors.transport import HttpTransport
 
 log = logging.getLogger("interlock.governance")
 WEBHOOK_TIMEOUTS = Timeouts(connect=3.0, first_byte=5.0, idle=5.0, total=10.0)

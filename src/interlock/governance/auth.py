@@ -17,12 +17,13 @@ import hmac
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from interlock.core.clock import SYSTEM_CLOCK, Clock
 from interlock.core.errors import AuthenticationFailed, PermissionDenied
+from interlock.core.principal import Principal
 
 if TYPE_CHECKING:
     from interlock.governance.model import ApiKey, Definitions
@@ -32,23 +33,6 @@ MASTER_PREFIX_META = "master_key_prefix"
 
 
 KEY_PREFIX = "ik-"
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    kind: str  # "admin" or "project"
-    key_prefix: str
-    #: The project the request is attributed to (the key's, or the one ``x-interlock-project`` names).
-    project: str | None = None
-    #: The project key's id (``key_...``); None for the admin key.
-    key_id: str | None = None
-    key: ApiKey | None = field(default=None, repr=False, compare=False)
-    #: The project asks for zero data retention (``Project.zero_data_retention``).
-    zero_data_retention: bool = False
-
-    @property
-    def admin(self) -> bool:
-        return self.kind == "admin"
 
 
 def new_key() -> str:
@@ -153,7 +137,7 @@ class Authenticator:
         keys: dict[bytes, tuple[ApiKey, dict[str, Principal]]] = {}
         zdr = {p.id for p in defs.projects.values() if p.zero_data_retention}
         for k in defs.keys.values():
-            principals = {p: Principal("project", k.prefix, p, k.id, k, zero_data_retention=p in zdr)
+            principals = {p: Principal("project", k.prefix, p, k.id, k.allowed_models, zero_data_retention=p in zdr)
                           for p in (k.project, *k.projects) if p in defs.projects}
             keys[k.digest.encode()] = (k, principals)
         self._admin_as = {p: Principal("admin", self._admin.key_prefix, p, zero_data_retention=p in zdr)

@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from interlock.catalog.pricing import Price
 from interlock.catalog.tokens import requested_output, text_upper_bound
+from interlock.core.pricing import Price
 
 if TYPE_CHECKING:
-    from interlock.pipeline.plan import Target
+    from interlock.core.plan import Target
 
 DEFAULT_MAX_OUTPUT = 32_768
 #: Tokens allowed for one image given by URL (its size is unknown before the vendor fetches it).

@@ -34,6 +34,7 @@ from redis.exceptions import RedisError
 from interlock.core.clock import SYSTEM_CLOCK, Clock
 from interlock.core.errors import BudgetExceeded, GatewayError, PermissionDenied, RateLimited
 from interlock.core.tags import parse_tags
+from interlock.core.vendor import Timeouts
 from interlock.governance.alerts import Alerts, crossed
 from interlock.governance.counters import SETTLED_MARKER_S, Check, MemoryCounters, RedisCounters
 from interlock.governance.estimate import Estimator
@@ -41,11 +42,10 @@ from interlock.governance.model import EACH, Budget, Definitions, Limit, allowed
 from interlock.governance.settings import GovernanceSettings
 from interlock.governance.store import GovStore, SpendKey
 from interlock.governance.unpriced import screen as screen_unpriced
-from interlock.vendors.transport import Timeouts
 
 if TYPE_CHECKING:
+    from interlock.core.context import RequestContext
     from interlock.governance.auth import Authenticator
-    from interlock.pipeline.context import RequestContext
     from interlock.vendors.transport import HttpTransport
 
 log = logging.getLogger("interlock.governance")
@@ -66,7 +66,7 @@ def request_lifetime(ctx: RequestContext) -> float:
     then the longest total timeout of a vendor it may be answered by."""
     trace = ctx.routing
     targets = trace.order if trace is not None else (ctx.plan.targets if ctx.plan is not None else ())
-    vendor_total = max((t.vendor.config.timeouts.total for t in targets), default=Timeouts().total)
+    vendor_total = max((t.vendor.timeouts.total for t in targets), default=Timeouts().total)
     routing = trace.timeout_s if trace is not None else _DEFAULT_ROUTING_S
     return routing + vendor_total + RESERVATION_MARGIN_S
 
@@ -276,7 +276,6 @@ class Governance:
         if principal is None or not defs.projects:
             return None
         pid = principal.project
-        key = principal.key
         if pid is not None and restrict:
             project = defs.projects.get(pid)
             if project is not None:
@@ -284,8 +283,8 @@ class Governance:
                     ctx.log_level = project.log_level
                 if project.allowed_models or project.allowed_vendors:
                     self._restrict(ctx, project.allowed_models, project.allowed_vendors, f"project '{pid}'")
-        if restrict and key is not None and key.allowed_models:
-            self._restrict(ctx, key.allowed_models, (), f"API key {key.id}")
+        if restrict and principal.allowed_models:
+            self._restrict(ctx, principal.allowed_models, (), f"API key {principal.key_id}")
         if not defs.enforcing:
             return None
         if defs.tag_budgets:
@@ -302,13 +301,13 @@ class Governance:
                 second = trace.order[0].model_id
         tags = ctx.tags if defs.tag_budgets else ()
         user = ctx.end_user if defs.user_budgets else None
-        selector = (key.id if key is not None else None, pid, model, second, tags, user)
+        selector = (principal.key_id, pid, model, second, tags, user)
         applicable = self._applicable.get(selector)
         if applicable is None:
             if len(self._applicable) >= 4096:
                 self._applicable.clear()
             applicable = self._applicable[selector] = self._compile(
-                defs, key.id if key is not None else None, pid, model, second, tags, user, window, now)
+                defs, principal.key_id, pid, model, second, tags, user, window, now)
         return None if applicable is _NONE_APPLY else applicable
 
     def _compile(self, defs: Definitions, key_id: str | None, pid: str | None, model: str | None,
@@ -490,9 +489,12 @@ class Governance:
 
     # ----------------------------------------------------------------- settle
 
-    def settle(self, ctx: RequestContext, res: Reservation | None) -> None:
-        """Release the reservation and add the exact cost (no await: Redis settles in the background)."""
-        if res is None:
+    def settle(self, ctx: RequestContext, res: object) -> None:
+        """Release the reservation and add the exact cost (no await: Redis settles in the background).
+
+        ``res`` is what :meth:`admit` returned (the context carries it opaquely); None when nothing was reserved.
+        """
+        if not isinstance(res, Reservation):
             return
         cost = ctx.cost
         nano = -(-cost.picousd // 1000) if cost is not None else 0

@@ -20,14 +20,14 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from interlock.core.errors import BudgetExceeded
-from interlock.pipeline.plan import SIMULATOR, Plan
-from interlock.routing.trace import decision_sentence
+from interlock.core.plan import SIMULATOR, Plan
+from interlock.core.trace import decision_sentence
 
 if TYPE_CHECKING:
     from interlock.catalog import Catalog
+    from interlock.core.context import RequestContext
+    from interlock.core.plan import Target
     from interlock.governance.model import Budget
-    from interlock.pipeline.context import RequestContext
-    from interlock.pipeline.plan import Target
 
 #: The route reason of a target skipped for this (the trace, ``/v1/route/explain``).
 REASON = "price unknown, and a hard budget applies (governance.unpriced: refuse)"

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from interlock.core.plain import plain
-from interlock.routing.trace import Attempt, RoutingTrace
+from interlock.core.trace import Attempt, RoutingTrace
 
 if TYPE_CHECKING:
-    from interlock.pipeline.context import RequestContext
+    from interlock.core.context import RequestContext
 
 #: Layout version of the ``detail`` column (``rowcodec.DETAIL_FIELDS``); 2 added the short one-target trace.
 DETAIL_VERSION = 2

@@ -24,9 +24,7 @@ import asyncio
 import logging
 import sqlite3
 import threading
-import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +32,7 @@ import asyncpg
 import orjson
 
 from interlock.core.errors import GatewayError
+from interlock.core.responses import Owner, StoredResponse
 
 if TYPE_CHECKING:
     from interlock.ledger.pgstore import PostgresLog
@@ -66,50 +65,6 @@ CREATE TABLE IF NOT EXISTS responses (
 );
 CREATE INDEX IF NOT EXISTS responses_created ON responses (created_at);
 """
-
-
-@dataclass(frozen=True, slots=True)
-class Owner:
-    """Whose responses a caller may read or delete: one project's, or (the admin key) every one."""
-
-    project: str | None
-    admin: bool = False
-
-    @classmethod
-    def of(cls, principal: Any) -> Owner:
-        """The owner a principal (``governance.auth.Principal``) reads and deletes as."""
-        return cls(getattr(principal, "project", None), bool(getattr(principal, "admin", False)))
-
-    @property
-    def sees_nothing(self) -> bool:
-        """A non-admin caller without a project owns no response."""
-        return not self.admin and self.project is None
-
-
-#: The admin key's view: every response.
-ADMIN = Owner(None, admin=True)
-
-
-@dataclass(frozen=True, slots=True)
-class StoredResponse:
-    id: str
-    model: str
-    owner: str | None
-    previous_response_id: str | None
-    #: The response object exactly as it was returned.
-    response: dict[str, Any]
-    #: This request's input items (normalised to a list).
-    input_items: list[Any]
-    #: The canonical messages a follow-up continues from (previous turns, this input, this output; no instructions).
-    conversation: list[dict[str, Any]]
-    created_at: float = 0.0
-    #: The project of the request that stored it (None: the admin key without a project; admin-only).
-    project: str | None = None
-
-    def row(self) -> tuple[Any, ...]:
-        return (self.id, self.created_at or time.time(), self.model, self.owner, self.project,
-                self.previous_response_id, orjson.dumps(self.response), orjson.dumps(self.input_items),
-                orjson.dumps(self.conversation))
 
 
 def _from_row(row: Any) -> StoredResponse:

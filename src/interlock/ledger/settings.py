@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
 
     from interlock.config import Settings
-    from interlock.pipeline.context import RequestContext
+    from interlock.core.context import RequestContext
 
 Level = Literal["off", "metadata", "full"]
 _LEVELS: dict[str, Level] = {"off": "off", "metadata": "metadata", "full": "full"}

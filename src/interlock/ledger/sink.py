@@ -15,10 +15,10 @@ from interlock.ledger.rowcodec import row_record
 from interlock.ledger.settings import LogSettings
 
 if TYPE_CHECKING:
+    from interlock.core.context import RequestContext
     from interlock.ledger.writer import LedgerWriter
     from interlock.observability.requests import RequestMetrics
     from interlock.observability.tracing import Tracer
-    from interlock.pipeline.context import RequestContext
 
 
 class RequestSink:

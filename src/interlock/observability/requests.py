@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 from interlock.observability.metrics import Registry
 
 if TYPE_CHECKING:
-    from interlock.pipeline.context import RequestContext
+    from interlock.core.context import RequestContext
 
 
 class _Store(Protocol):

@@ -15,11 +15,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from interlock.core.codec import InboundCodec, set_cost
+from interlock.core.context import RequestContext
 from interlock.core.errors import GatewayError, InternalError, UpstreamError
 from interlock.core.timers import running_loop
 from interlock.observability import zdr_log
-from interlock.pipeline.codec import InboundCodec, set_cost
-from interlock.pipeline.context import RequestContext
 from interlock.pipeline.settle import (
     capture_content,
     completion_output_text,
@@ -140,7 +140,7 @@ class Pipeline:
     async def _run(self, req: Request, ctx: RequestContext) -> None:
         gw = self.gw
         identify(gw, req, ctx)
-        request = await self.codec.parse(await req.body(gw.settings.server.max_body_bytes), req, ctx)
+        request = await self.codec.parse(await req.body(gw.settings.server.max_body_bytes), ctx)
         ctx.requested_model = request["model"]
         ctx.stream = request.get("stream") is True
         observe_request(ctx, req, request, gw.ledger)
@@ -198,7 +198,7 @@ class Pipeline:
                     batch = await source.next_batch()
                 if source.truncated and not encoder.failed:
                     assert ctx.target is not None
-                    failure = UpstreamError(f"{ctx.target.vendor.config.spec.name} ended the stream before it was "
+                    failure = UpstreamError(f"{ctx.target.vendor.spec.name} ended the stream before it was "
                                             "complete", code="upstream_stream_truncated")
             except GatewayError as err:
                 failure = err.with_traceback(None)

@@ -35,6 +35,8 @@ from typing import Any, TypeVar
 import orjson
 
 from interlock.configfile import unsafe_header_value
+from interlock.core.codec import malformed_event
+from interlock.core.context import RequestContext
 from interlock.core.errors import (
     GatewayError,
     NoRouteAvailable,
@@ -43,16 +45,14 @@ from interlock.core.errors import (
     UpstreamRejected,
     UpstreamTimeout,
 )
+from interlock.core.plan import Target
+from interlock.core.policy import Retry
 from interlock.core.timers import expire_in
-from interlock.pipeline.codec import malformed_event
-from interlock.pipeline.context import RequestContext
-from interlock.pipeline.plan import Target
+from interlock.core.trace import Attempt
+from interlock.core.vendor import ChunkSource, Completion
 from interlock.routing.circuit import Circuits
 from interlock.routing.engine import RoutingEngine
-from interlock.routing.policies import Retry
 from interlock.routing.stats import LiveStats
-from interlock.routing.trace import Attempt
-from interlock.vendors.adapter import ChunkSource, Completion
 from interlock.vendors.openai_compat import error_from_status
 from interlock.vendors.registry import SIMULATOR_HEADERS
 
@@ -196,7 +196,7 @@ class Dispatcher:
             source = await target.vendor.adapter.stream(request, target.vendor_model,
                                                         forwarded_headers(client_headers, target))
             try:
-                first = await first_content(source, target.vendor.config.spec.name)
+                first = await first_content(source, target.vendor.spec.name)
             except BaseException:
                 source.close()
                 raise

@@ -13,10 +13,11 @@ from typing import Any, Protocol
 
 import orjson
 
-from interlock.catalog import Usage, cost_of, count_tokens, estimate_chat_tokens, usage_from_openai
+from interlock.catalog import count_tokens, estimate_chat_tokens, usage_from_openai
+from interlock.core.codec import ESTIMATED
+from interlock.core.context import RequestContext
+from interlock.core.pricing import Usage, cost_of
 from interlock.core.tags import parse_tags
-from interlock.pipeline.codec import ESTIMATED
-from interlock.pipeline.context import RequestContext
 from interlock.server.http import Request
 
 

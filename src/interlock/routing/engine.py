@@ -20,11 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from interlock.catalog.tokens import requested_output, text_upper_bound
 from interlock.core.errors import GatewayError, InvalidRequest, ModelNotFound, NoRouteAvailable
-from interlock.pipeline.plan import Plan, Planner, Target
+from interlock.core.plan import Plan, Target
+from interlock.core.policy import DEFAULT_POLICY, Filters, Policy
+from interlock.core.trace import Candidate, RoutingTrace, decision_sentence
 from interlock.routing.circuit import Circuits
 from interlock.routing.explain import GenerationRecord
 from interlock.routing.overrides import NO_PREFS, Overrides, parse_overrides, strip_routing_fields
-from interlock.routing.policies import DEFAULT_POLICY, Filters, Policy
+from interlock.routing.planner import Planner
 from interlock.routing.shared import SharedStats
 from interlock.routing.stats import LiveStats
 from interlock.routing.strategies import (
@@ -36,10 +38,10 @@ from interlock.routing.strategies import (
     required_capabilities,
 )
 from interlock.routing.tokens import TokenMemo
-from interlock.routing.trace import Candidate, RoutingTrace, TraceLog, decision_sentence
+from interlock.routing.trace import TraceLog
 
 if TYPE_CHECKING:
-    from interlock.pipeline.context import RequestContext
+    from interlock.core.context import RequestContext
 
 _LAYOUT_LIMIT = 4096
 DEFAULT_FILTERS = Filters()

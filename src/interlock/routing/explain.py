@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from interlock.routing.trace import RoutingTrace
+from interlock.core.trace import RoutingTrace
 
 if TYPE_CHECKING:
-    from interlock.pipeline.context import RequestContext
+    from interlock.core.context import RequestContext
 
 PICO = 10**12
 

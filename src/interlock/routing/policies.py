@@ -26,13 +26,12 @@ fails the start with the file, line and key, not at the first request.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
 
 from interlock.catalog import CAPABILITIES, Catalog
 from interlock.config import Settings
 from interlock.configfile import Section
+from interlock.core.policy import Filters, MaxPrice, Policy, PolicyTarget, Retry
 
 STRATEGIES = ("priority", "weighted", "cost", "latency", "throughput", "quality", "balanced")
 _POLICY_KEYS = ("targets", "strategy", "balance", "quality", "expected_output_tokens", "retry", "timeout_s",
@@ -40,68 +39,6 @@ _POLICY_KEYS = ("targets", "strategy", "balance", "quality", "expected_output_to
 _RETRY_KEYS = ("attempts", "backoff_s", "max_backoff_s", "max_retry_after_s")
 _FILTER_KEYS = ("zdr", "vendors", "exclude_vendors", "capabilities", "max_price")
 _PRICE_KEYS = ("input", "output")
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
-
-
-@dataclass(frozen=True, slots=True)
-class Retry:
-    """How hard to try one target before moving on, and the backoff between tries."""
-
-    #: Tries of the same target for a retryable failure (1 = no retry on the same target).
-    attempts: int = 2
-    backoff_s: float = 0.1
-    max_backoff_s: float = 2.0
-    #: A 429 whose Retry-After is longer than this moves to the next target instead of waiting.
-    max_retry_after_s: float = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class MaxPrice:
-    """USD per 1M tokens; None = no limit."""
-
-    input: float | None = None
-    output: float | None = None
-
-    @property
-    def active(self) -> bool:
-        return self.input is not None or self.output is not None
-
-
-@dataclass(frozen=True, slots=True)
-class Filters:
-    zdr: bool = False
-    vendors: frozenset[str] = frozenset()
-    exclude_vendors: frozenset[str] = frozenset()
-    capabilities: frozenset[str] = frozenset()
-    max_price: MaxPrice = MaxPrice()
-
-
-@dataclass(frozen=True, slots=True)
-class PolicyTarget:
-    name: str
-    weight: float = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class Policy:
-    name: str
-    targets: tuple[PolicyTarget, ...]
-    strategy: str = "priority"
-    #: Weights of the ``balanced`` strategy (normalised to sum to 1).
-    balance: Mapping[str, float] = field(default_factory=lambda: MappingProxyType(
-        {"cost": 1 / 3, "latency": 1 / 3, "quality": 1 / 3}))
-    #: Benchmark / eval name -> weight, for ``quality`` and ``balanced``.
-    quality_weights: Mapping[str, float] = field(default_factory=lambda: _EMPTY)
-    #: Target name -> {eval name -> score}: the user's own evals, merged over catalog benchmarks.
-    scores: Mapping[str, Mapping[str, float]] = field(default_factory=lambda: _EMPTY)
-    expected_output_tokens: int | None = None
-    retry: Retry = Retry()
-    timeout_s: float = 120.0
-    filters: Filters = Filters()
-
-
-#: Routing defaults for names that are not policies: the planner's order, default retries.
-DEFAULT_POLICY = Policy("(default)", ())
 
 
 def _string_list(section: Section, key: str) -> list[str]:

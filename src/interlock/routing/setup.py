@@ -13,13 +13,13 @@ from collections.abc import Mapping
 
 from interlock.catalog import Catalog
 from interlock.config import Settings
-from interlock.pipeline.plan import Planner
+from interlock.core.vendor import VendorRuntime
 from interlock.routing.circuit import BreakerSettings, Circuits
 from interlock.routing.engine import RoutingEngine
+from interlock.routing.planner import Planner
 from interlock.routing.policies import load_policies
 from interlock.routing.shared import SharedStats
 from interlock.state.redis import redis_settings
-from interlock.vendors.registry import VendorRuntime
 
 #: ``circuit_breaker:`` keys (every target's breaker, per process).
 BREAKER_KEYS = ("failure_rate", "min_requests", "window_s", "cooldown_s", "max_cooldown_s")

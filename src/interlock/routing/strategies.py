@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from interlock.catalog.render import supported_parameters
+from interlock.core.policy import Policy
+from interlock.core.trace import Candidate
 from interlock.routing.circuit import Circuits
 from interlock.routing.overrides import ProviderPrefs
-from interlock.routing.policies import Policy
 from interlock.routing.stats import LiveStats, Summary
-from interlock.routing.trace import Candidate
 from interlock.vendors.specs import returns_logprobs
 
 DEFAULT_OUTPUT_TOKENS = 500
@@ -111,7 +111,7 @@ def filter_reason(c: Candidate, needs: Needs, policy: Policy, prefs: ProviderPre
         if price_reason is not None:
             return price_reason
     if prefs.require_parameters:
-        if "logprobs" in needs.params and not returns_logprobs(t.vendor.config.spec, t.vendor_model):
+        if "logprobs" in needs.params and not returns_logprobs(t.vendor.spec, t.vendor_model):
             return "does not support logprobs"
         if caps is not None and t.model is not None:
             unsupported = needs.params - _VENDOR_PARAMS - frozenset(supported_parameters(caps, t.model.lab))

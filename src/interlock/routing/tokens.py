@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from interlock.catalog import Model, estimate_chat_tokens
+from interlock.catalog import estimate_chat_tokens
 from interlock.catalog.tokens import (
     REPLY_PRIMING,
     TOKENS_PER_MESSAGE,
@@ -25,6 +25,7 @@ from interlock.catalog.tokens import (
     encoding_name_for,
     get_encoding,
 )
+from interlock.core.model import Model
 
 _MAX_ENTRIES = 2048
 _MAX_CHARS = 8192

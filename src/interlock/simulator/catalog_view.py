@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from interlock.catalog import Catalog, Model, count_tokens, estimate_chat_tokens, load_catalog
+from interlock.catalog import Catalog, count_tokens, estimate_chat_tokens, load_catalog
+from interlock.core.model import Model
 
 
 def default_catalog() -> Catalog:

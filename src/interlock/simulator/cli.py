@@ -20,11 +20,12 @@ from typing import Any, TextIO
 
 import orjson
 
-from interlock.catalog import Catalog, cost_of, load_catalog, usage_from_openai
+from interlock.catalog import Catalog, load_catalog, usage_from_openai
+from interlock.core.pricing import cost_of
+from interlock.core.vendor import Timeouts
 from interlock.simulator.engine import FORMATS, Engine
 from interlock.simulator.settings import SimulatorSettings
 from interlock.simulator.transport import BASE_URL, SimulatorTransport
-from interlock.vendors.transport import Timeouts
 
 
 def _non_negative(text: str) -> float:

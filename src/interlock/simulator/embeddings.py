@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from interlock.catalog import Model
+from interlock.core.model import Model
 from interlock.simulator.catalog_view import count_text
 from interlock.simulator.request import BadRequest, canonical
 from interlock.vendors.embeddings_common import base64_vector, input_problem, inputs_of, is_embedding_model

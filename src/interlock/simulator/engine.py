@@ -21,7 +21,8 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
-from interlock.catalog import Catalog, Model
+from interlock.catalog import Catalog
+from interlock.core.model import Model
 from interlock.simulator import embeddings
 from interlock.simulator.anthropic_wire import AnthropicWire
 from interlock.simulator.cache import PrefixCache

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import orjson
 
-from interlock.catalog import Model
+from interlock.core.model import Model
 from interlock.simulator.cache import PrefixCache, cached_amount
 from interlock.simulator.catalog_view import count_chat
 from interlock.simulator.content import (

@@ -22,7 +22,7 @@ import random
 import re
 from dataclasses import dataclass
 
-from interlock.catalog import Model
+from interlock.core.model import Model
 from interlock.simulator.catalog_view import output_price
 
 Z95 = 1.6448536269514722  # standard normal quantile at 0.95

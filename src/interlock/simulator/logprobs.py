@@ -19,8 +19,8 @@ import math
 import random
 from typing import Any
 
-from interlock.catalog import Model
 from interlock.catalog.tokens import encoding_name_for, get_encoding
+from interlock.core.model import Model
 
 #: Token ids alternatives are drawn from: past the byte tokens, within the common vocabulary.
 _ALT_IDS = (256, 20000)

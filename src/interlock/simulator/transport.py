@@ -22,10 +22,11 @@ from urllib.parse import urlsplit
 
 from interlock.catalog import Catalog
 from interlock.core.errors import UpstreamError, UpstreamTimeout
+from interlock.core.vendor import Timeouts
 from interlock.simulator.engine import Engine
 from interlock.simulator.plan import Plan
 from interlock.simulator.settings import SimulatorSettings
-from interlock.vendors.transport import Timeouts, UpstreamResponse
+from interlock.vendors.transport import UpstreamResponse
 
 BASE_URL = "http://simulator.internal"
 _MIN_SLEEP = 0.001  # below this, pacing debt is carried to the next event instead of sleeping

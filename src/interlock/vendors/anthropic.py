@@ -27,10 +27,11 @@ from typing import Any
 
 import orjson
 
-from interlock.catalog import Usage, usage_from_anthropic
+from interlock.catalog import usage_from_anthropic
 from interlock.config import VendorConfig
 from interlock.core.errors import GatewayError, InvalidRequest, UpstreamError
-from interlock.vendors.adapter import Completion
+from interlock.core.pricing import Usage
+from interlock.core.vendor import Completion
 from interlock.vendors.openai_compat import error_from_status
 from interlock.vendors.translate_common import (
     EFFORT_BUDGET,

@@ -18,7 +18,7 @@ from interlock.configfile import Section
 
 if TYPE_CHECKING:
     from interlock.config import VendorConfig
-    from interlock.vendors.specs import VendorSpec
+    from interlock.core.vendor import VendorSpec
 
 #: Config keys this module reads (added to the vendor keys config.py accepts).
 KEYS = ("region", "project", "location", "credentials_file", "anthropic_version",

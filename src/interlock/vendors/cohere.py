@@ -20,7 +20,7 @@ import orjson
 from interlock.catalog import usage_from_cohere
 from interlock.config import VendorConfig
 from interlock.core.errors import UpstreamError
-from interlock.vendors.adapter import Completion
+from interlock.core.vendor import Completion
 from interlock.vendors.anthropic import check_stream_response
 from interlock.vendors.openai_compat import error_from_status
 from interlock.vendors.translate_common import (

@@ -27,7 +27,7 @@ from urllib.parse import quote
 import orjson
 
 from interlock.core.errors import InvalidRequest, UpstreamError
-from interlock.vendors.adapter import EmbeddingResult, Vector
+from interlock.core.vendor import EmbeddingResult, Vector
 from interlock.vendors.bedrock import BedrockAdapter
 from interlock.vendors.embeddings_cohere import MAX_TEXTS, decode_embed, encode_embed, sum_tokens
 from interlock.vendors.embeddings_common import bounded_gather, check_vectors, chunks, int_or_none, texts_of

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from interlock.core.errors import UpstreamError
-from interlock.vendors.adapter import EmbeddingResult, Vector
+from interlock.core.vendor import EmbeddingResult, Vector
 from interlock.vendors.cohere import CohereAdapter
 from interlock.vendors.embeddings_common import (
     bounded_gather,

@@ -17,10 +17,10 @@ import struct
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from interlock.catalog import Model
 from interlock.catalog.tokens import get_encoding
 from interlock.core.errors import InvalidRequest, UpstreamError
-from interlock.vendors.adapter import Vector
+from interlock.core.model import Model
+from interlock.core.vendor import Vector
 
 T = TypeVar("T")
 

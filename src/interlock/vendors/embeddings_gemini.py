@@ -22,7 +22,7 @@ from urllib.parse import quote
 import orjson
 
 from interlock.core.errors import UpstreamError
-from interlock.vendors.adapter import EmbeddingResult, Vector
+from interlock.core.vendor import EmbeddingResult, Vector
 from interlock.vendors.embeddings_common import bounded_gather, check_vectors, chunks, option, texts_of
 from interlock.vendors.gemini import GeminiAdapter, gemini_error
 from interlock.vendors.translate_common import load_json

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
 from interlock.config import VendorConfig
-from interlock.vendors.adapter import EmbeddingAdapter
+from interlock.core.vendor import EmbeddingAdapter
 from interlock.vendors.embeddings_bedrock import BedrockEmbedder
 from interlock.vendors.embeddings_cohere import CohereEmbedder
 from interlock.vendors.embeddings_gemini import GeminiEmbedder

@@ -26,7 +26,7 @@ import orjson
 
 from interlock.config import VendorConfig
 from interlock.core.errors import UpstreamError
-from interlock.vendors.adapter import EmbeddingResult, Vector
+from interlock.core.vendor import EmbeddingResult, Vector
 from interlock.vendors.embeddings_cohere import sum_tokens
 from interlock.vendors.embeddings_common import (
     bounded_gather,

@@ -25,7 +25,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from interlock.core.errors import UpstreamError
-from interlock.vendors.transport import Timeouts, Transport
+from interlock.core.vendor import Timeouts
+from interlock.vendors.transport import Transport
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"

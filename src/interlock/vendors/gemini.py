@@ -27,10 +27,11 @@ from urllib.parse import quote
 
 import orjson
 
-from interlock.catalog import Usage, usage_from_gemini
+from interlock.catalog import usage_from_gemini
 from interlock.config import VendorConfig
 from interlock.core.errors import GatewayError, UpstreamError
-from interlock.vendors.adapter import Completion
+from interlock.core.pricing import Usage
+from interlock.core.vendor import Completion
 from interlock.vendors.anthropic import check_stream_response
 from interlock.vendors.openai_compat import error_from_status
 from interlock.vendors.translate_common import (

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
 from interlock.config import VendorConfig
-from interlock.vendors.adapter import ChatAdapter
+from interlock.core.vendor import ChatAdapter
 from interlock.vendors.anthropic import AnthropicAdapter
 from interlock.vendors.bedrock import BedrockAdapter
 from interlock.vendors.cohere import CohereAdapter

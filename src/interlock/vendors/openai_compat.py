@@ -22,7 +22,7 @@ from interlock.core.errors import (
     UpstreamRejected,
     UpstreamTimeout,
 )
-from interlock.vendors.adapter import Completion
+from interlock.core.vendor import Completion
 from interlock.vendors.specs import returns_logprobs
 from interlock.vendors.transport import Transport, UpstreamResponse
 from interlock.wire.sse import DONE, SSEDecoder

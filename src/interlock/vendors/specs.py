@@ -11,47 +11,9 @@ lists it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 
-
-@dataclass(frozen=True, slots=True)
-class Quirks:
-    """How a vendor's Chat Completions dialect departs from OpenAI's."""
-
-    #: Send the output limit under this name (older dialects only know ``max_tokens``).
-    max_tokens_param: str = "max_completion_tokens"
-    #: Accepts ``stream_options.include_usage``; when False the field is removed
-    #: (such vendors send usage in the last chunk on their own).
-    stream_options: bool = True
-    #: Returns ``logprobs`` / ``top_logprobs``; when False they are dropped (``x-interlock-dropped-params``).
-    logprobs: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class VendorSpec:
-    id: str
-    name: str
-    #: Wire family: "openai" (Chat Completions), "simulator" (in-process), or a native format
-    #: translated by its own adapter: "anthropic", "gemini", "vertex", "bedrock", "cohere".
-    type: str
-    base_url: str | None
-    #: Environment variables holding the credential; the first one set wins.
-    key_env: tuple[str, ...] = ()
-    #: "bearer" (Authorization: Bearer), "api-key" (Azure's header), "none", or - for native
-    #: vendors, informational - "x-api-key", "x-goog-api-key", "sigv4", "service-account".
-    auth: str = "bearer"
-    needs_key: bool = True
-    #: Environment variable holding the base URL where it is per-account (Azure).
-    base_url_env: str | None = None
-    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-    quirks: Quirks = Quirks()
-    docs: str = ""
-    #: Capabilities the adapter provides for any model that can call tools, whatever the
-    #: catalog says of the model: Anthropic-family adapters turn ``json_schema`` output into
-    #: a forced tool call, and the simulator honours every schema.
-    via_tools: frozenset[str] = frozenset()
-
+from interlock.core.vendor import Quirks, VendorSpec
 
 _OPENAI_OLD = Quirks(max_tokens_param="max_tokens")
 _VIA_TOOLS = frozenset({"structured_outputs"})

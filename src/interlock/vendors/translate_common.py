@@ -33,8 +33,8 @@ from typing import Any
 
 import orjson
 
-from interlock.catalog import Usage
 from interlock.core.errors import GatewayError, InvalidRequest, UpstreamError
+from interlock.core.pricing import Usage
 from interlock.vendors.transport import UpstreamResponse
 
 #: OpenAI's finish reasons, for validating what a vendor mapping produces.

@@ -18,20 +18,12 @@ Timeouts are enforced here, in one place:
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 from typing import Protocol
 
 from interlock.core.errors import UpstreamError, UpstreamTimeout
 from interlock.core.timers import Expiry, running_loop
+from interlock.core.vendor import Timeouts
 from interlock.vendors.http1 import Connection, ConnectTimeout, HTTP1Client, HTTPClientError, ResponseHead
-
-
-@dataclass(frozen=True, slots=True)
-class Timeouts:
-    connect: float = 10.0
-    first_byte: float = 120.0
-    idle: float = 60.0
-    total: float = 600.0
 
 
 class UpstreamResponse(Protocol):

@@ -23,7 +23,7 @@ from urllib.parse import quote
 import orjson
 
 from interlock.config import VendorConfig
-from interlock.vendors.adapter import ChunkSource, Completion
+from interlock.core.vendor import ChunkSource, Completion
 from interlock.vendors.anthropic import AnthropicAdapter, encode_request
 from interlock.vendors.gcp_auth import ServiceAccountTokens, load_service_account
 from interlock.vendors.gemini import GeminiAdapter

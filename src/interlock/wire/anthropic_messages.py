@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from interlock.core.codec import UsageHook
 from interlock.core.errors import GatewayError, InvalidRequest
-from interlock.pipeline.codec import UsageHook
 from interlock.wire.anthropic_stream import (
     AnthropicStreamEncoder,
     anthropic_error,
@@ -36,7 +36,7 @@ from interlock.wire.openai_chat import parse_json_object
 from interlock.wire.shapes import SCHEMAS, dotted_step
 
 if TYPE_CHECKING:
-    from interlock.pipeline.context import RequestContext
+    from interlock.core.context import RequestContext
 
 #: Thinking budget → reasoning effort: the budget bands Anthropic's docs use for light, normal and deep thinking.
 _EFFORT_BANDS = ((4096, "low"), (16384, "medium"))
@@ -519,7 +519,7 @@ class AnthropicMessagesCodec:
     name = "anthropic.messages"
     stream_content_type = "text/event-stream"
 
-    async def parse(self, body: bytes, req: object, ctx: object) -> dict[str, Any]:
+    async def parse(self, body: bytes, ctx: object) -> dict[str, Any]:
         return parse_messages_request(parse_json_object(body))
 
     def render_error(self, err: GatewayError) -> bytes:

@@ -18,9 +18,9 @@ from typing import Any
 
 import orjson
 
+from interlock.core.codec import ESTIMATED, UsageHook
+from interlock.core.context import RequestContext
 from interlock.core.errors import GatewayError, anthropic_error_body, anthropic_error_type
-from interlock.pipeline.codec import ESTIMATED, UsageHook
-from interlock.pipeline.context import RequestContext
 from interlock.wire.canonical import ChunkTranslator, cache_write_tokens, reasoning_blocks, text_of_content
 
 _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",

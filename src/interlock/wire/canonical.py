@@ -17,17 +17,17 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from interlock.core.codec import UsageHook, malformed_event, set_cost
 from interlock.core.errors import GatewayError, UpstreamError
-from interlock.pipeline.codec import UsageHook, malformed_event, set_cost
 
 if TYPE_CHECKING:
-    from interlock.pipeline.context import RequestContext
+    from interlock.core.context import RequestContext
 
 
 def vendor_name(ctx: RequestContext | None) -> str:
     """The answering vendor's name for messages (``the vendor`` before one is known)."""
     target = ctx.target if ctx is not None else None
-    return target.vendor.config.spec.name if target is not None else "the vendor"
+    return target.vendor.spec.name if target is not None else "the vendor"
 
 
 def reasoning_blocks(message: Mapping[str, Any]) -> list[dict[str, Any]]:

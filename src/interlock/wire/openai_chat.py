@@ -15,9 +15,9 @@ from typing import Any
 import msgspec
 import orjson
 
+from interlock.core.codec import malformed_event, set_cost
+from interlock.core.context import RequestContext
 from interlock.core.errors import GatewayError, InvalidRequest, UpstreamError
-from interlock.pipeline.codec import malformed_event, set_cost
-from interlock.pipeline.context import RequestContext
 from interlock.wire.canonical import vendor_name
 from interlock.wire.shapes import MAX_BODY_DEPTH, SCHEMAS, too_deep
 from interlock.wire.sse import DONE_FRAME
@@ -533,7 +533,7 @@ class OpenAIChatCodec:
     name = "openai.chat"
     stream_content_type = "text/event-stream"
 
-    async def parse(self, body: bytes, req: object, ctx: object) -> dict[str, Any]:
+    async def parse(self, body: bytes, ctx: object) -> dict[str, Any]:
         request = parse_json_object(body)
         validate_chat_request(request)
         return request

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from interlock.core.codec import UsageHook
 from interlock.core.errors import GatewayError, InvalidRequest
-from interlock.ledger.responses_store import Owner, ResponsesStore, StoredResponse
-from interlock.pipeline.codec import UsageHook
+from interlock.core.responses import Owner, ResponseStore, StoredResponse
 from interlock.wire.openai_chat import _invalid, check_schema, copy_described, error_body, parse_json_object
 from interlock.wire.responses_logprobs import attach, include_field, wants_logprobs
 from interlock.wire.responses_output import (
@@ -36,7 +36,7 @@ from interlock.wire.responses_output import (
 )
 
 if TYPE_CHECKING:
-    from interlock.pipeline.context import RequestContext
+    from interlock.core.context import RequestContext
     from interlock.wire.responses_stream import ResponsesStreamEncoder
 
 _ROLES = ("user", "system", "developer", "assistant")
@@ -453,10 +453,10 @@ class ResponsesCodec:
     name = "openai.responses"
     stream_content_type = "text/event-stream"
 
-    def __init__(self, store: ResponsesStore) -> None:
+    def __init__(self, store: ResponseStore) -> None:
         self.store = store
 
-    async def parse(self, body: bytes, req: object, ctx: RequestContext) -> dict[str, Any]:
+    async def parse(self, body: bytes, ctx: RequestContext) -> dict[str, Any]:
         data = parse_json_object(body)
         previous_id = data.get("previous_response_id")
         previous = None

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from interlock.core.codec import UsageHook
+from interlock.core.context import RequestContext
 from interlock.core.errors import GatewayError
-from interlock.pipeline.codec import UsageHook
-from interlock.pipeline.context import RequestContext
 from interlock.wire.canonical import ChunkTranslator
 from interlock.wire.responses import stored
 from interlock.wire.responses_logprobs import chat_entries, event_logprobs, part_logprobs

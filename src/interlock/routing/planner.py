@@ -1,4 +1,4 @@
-"""Plan: which vendor routes may serve a model name, in their default order, and why.
+"""Name resolution: which vendor routes may serve a model name, in their default order, and why.
 
 A model is named as an alias, a routing policy (``support-bot``), a catalog id
 (``openai/gpt-4.1-mini`` - the lab's name for it), or ``vendor/vendor-model-id``
@@ -12,85 +12,16 @@ each request - what a request needs (tools, context) is not known here.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from interlock.catalog import Catalog, Model, Price, Route
+from interlock.catalog import Catalog
 from interlock.config import VendorConfig
 from interlock.core.errors import GatewayError, ModelNotFound, NoRouteAvailable
-from interlock.vendors.registry import VendorRuntime
+from interlock.core.model import Model
+from interlock.core.plan import SIMULATOR, Plan, Target
+from interlock.core.policy import Policy
+from interlock.core.vendor import VendorRuntime
 
-if TYPE_CHECKING:
-    from interlock.routing.policies import Policy
-
-SIMULATOR = "simulator"
 _CACHE_LIMIT = 4096
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    vendor: VendorRuntime
-    #: The id the vendor knows the model by.
-    vendor_model: str
-    #: Catalog facts, when the catalog knows the model.
-    model: Model | None
-    #: What this route costs; for the simulator, what the model's reference vendor would charge.
-    price: Price | None
-    #: The catalog route (limits, effective capabilities, ZDR); for the simulator, the reference route.
-    route: Route | None = None
-    #: Weight in a ``weighted`` policy (1 elsewhere).
-    weight: float = 1.0
-    #: ``vendor/vendor_model``: the key of this target's circuit breaker and live statistics.
-    key: str = field(init=False, compare=False)
-    #: Effective capabilities; None when unknown (a model passed through by name).
-    capabilities: frozenset[str] | None = field(init=False, compare=False)
-    context_window: int | None = field(init=False, compare=False)
-    #: The most output tokens one answer may have on this route (None when unknown).
-    max_output: int | None = field(init=False, compare=False)
-    zdr: bool | None = field(init=False, compare=False)
-    #: Lower-case vendor id, as OpenRouter-style ``provider`` slugs are compared.
-    slug: str = field(init=False, compare=False)
-    vendor_id: str = field(init=False, compare=False)
-    #: The catalog id (``lab/model``), or ``vendor/vendor_model`` for a model the catalog does not know.
-    model_id: str = field(init=False, compare=False)
-    simulated: bool = field(init=False, compare=False)
-
-    def __post_init__(self) -> None:
-        # Computed once: the routing engine reads these for every candidate of every request.
-        route, model = self.route, self.model
-        caps = route.capabilities if route is not None and route.capabilities else (
-            model.capabilities if model is not None else None)
-        via_tools = self.vendor.config.spec.via_tools
-        if caps is not None and via_tools and "tools" in caps:
-            caps = caps | via_tools
-        window = route.context_window if route is not None and route.context_window else (
-            model.context_window if model is not None else None)
-        vendor_id = self.vendor.id
-        key = f"{vendor_id}/{self.vendor_model}"
-        object.__setattr__(self, "vendor_id", vendor_id)
-        object.__setattr__(self, "key", key)
-        object.__setattr__(self, "model_id", model.id if model is not None else key)
-        object.__setattr__(self, "simulated", vendor_id == SIMULATOR)
-        object.__setattr__(self, "capabilities", caps)
-        object.__setattr__(self, "context_window", window)
-        object.__setattr__(self, "max_output", route.max_output if route is not None and route.max_output else (
-            model.max_output if model is not None else None))
-        object.__setattr__(self, "zdr", route.zdr if route is not None else None)
-        object.__setattr__(self, "slug", vendor_id.lower())
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    requested: str
-    targets: tuple[Target, ...]
-    explanation: tuple[str, ...]
-    #: The routing policy the name resolved to, if any.
-    policy: Policy | None = None
-    #: ``explanation`` joined, as the request log stores it (plans are cached: joined once).
-    explanation_text: str = field(init=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "explanation_text", "; ".join(self.explanation))
 
 
 class Planner:
@@ -205,7 +136,7 @@ class Planner:
                 continue
             targets.append(Target(runtime, route.vendor_model_id, model, route.price, route))
         if targets:
-            why.append(f"{model.id} is served by {', '.join(t.vendor.config.spec.name for t in targets)}")
+            why.append(f"{model.id} is served by {', '.join(t.vendor.spec.name for t in targets)}")
             if skipped:
                 why.append("not available here: " + "; ".join(skipped))
             return Plan(name, tuple(targets), tuple(why))

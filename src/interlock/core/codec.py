@@ -9,13 +9,10 @@ Responses codecs translate.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
+from interlock.core.context import RequestContext
 from interlock.core.errors import GatewayError, UpstreamError
-
-if TYPE_CHECKING:
-    from interlock.pipeline.context import RequestContext
-    from interlock.server.http import Request
 
 #: Called by a stream encoder with the canonical (OpenAI-shaped) usage object when it
 #: passes; returns the cost in USD to show the caller (None when unpriced).
@@ -73,7 +70,7 @@ class InboundCodec(Protocol):
     #: Content type of streamed responses.
     stream_content_type: str
 
-    async def parse(self, body: bytes, req: Request, ctx: RequestContext) -> dict[str, Any]:
+    async def parse(self, body: bytes, ctx: RequestContext) -> dict[str, Any]:
         """Validate the caller's body and return the canonical Chat Completions request.
 
         Async so a codec may read state it needs (the Responses API's

@@ -5,17 +5,12 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from interlock.catalog import Cost, Usage
 from interlock.core.errors import GatewayError
-
-if TYPE_CHECKING:
-    from interlock.governance.auth import Principal
-    from interlock.governance.service import Reservation
-    from interlock.pipeline.plan import Plan, Target
-    from interlock.routing.trace import Attempt, RoutingTrace
-
+from interlock.core.plan import Plan, Target
+from interlock.core.pricing import Cost, Usage
+from interlock.core.principal import Principal
+from interlock.core.trace import Attempt, RoutingTrace
 
 _ID_RANDOM_HEX = 11
 _ID_BATCH = 256
@@ -76,7 +71,8 @@ class RequestContext:
     #: The project's request-log level (``off``/``metadata``/``full``); None follows ``logging.level``.
     log_level: str | None = None
     #: What admit reserved (``governance/service.py``), released by settle; rate-limit/budget headers.
-    reservation: Reservation | None = None
+    #: Governance's reservation, opaque to every other stage.
+    reservation: object = None
     gov_headers: list[tuple[str, str]] | None = None
 
     def fail(self, error: GatewayError) -> None:

@@ -1,0 +1,23 @@
+"""Who a request is from: the caller as authentication resolved it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    kind: str  # "admin" or "project"
+    key_prefix: str
+    #: The project the request is attributed to (the key's, or the one ``x-interlock-project`` names).
+    project: str | None = None
+    #: The project key's id (``key_...``); None for the admin key.
+    key_id: str | None = None
+    #: The models the key may call (empty: whatever its project allows).
+    allowed_models: tuple[str, ...] = ()
+    #: The project asks for zero data retention (``Project.zero_data_retention``).
+    zero_data_retention: bool = False
+
+    @property
+    def admin(self) -> bool:
+        return self.kind == "admin"

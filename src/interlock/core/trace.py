@@ -1,0 +1,166 @@
+"""The routing decision trace: what was considered, what was skipped and why, what was tried.
+
+Routing that cannot be explained cannot be trusted: when a request lands on
+an unexpected vendor the operator needs the reason at hand. Every response
+carries the target used (``x-interlock-route``) and one plain sentence
+(``x-interlock-route-reason``); the whole trace - candidates, filters with
+reasons, scores, attempts with status and latency - stays with the request
+(the ``routing_trace`` column of the request log, and an in-memory LRU so
+``GET /v1/generation`` answers before the log's batch flush).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from interlock.core.plan import Target
+from interlock.core.policy import Retry
+
+_STRATEGY_PHRASE = {
+    "priority": "first in priority order",
+    "weighted": "drawn by weight",
+    "cost": "cheapest",
+    "latency": "fastest to first token",
+    "throughput": "highest throughput",
+    "quality": "best quality score",
+    "balanced": "best balance of cost, latency and quality",
+}
+_MAX_HEADER = 400
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One call to one target."""
+
+    target: str
+    vendor: str
+    model: str
+    started: float
+    latency_ms: float | None = None
+    status: int | None = None
+    error: str | None = None
+    code: str | None = None
+    #: "answered", "failed" or "skipped" (circuit opened while the request was in flight).
+    outcome: str = "failed"
+    retry_after: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"target": self.target, "vendor": self.vendor, "model": self.model,
+                               "outcome": self.outcome, "status": self.status,
+                               "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 3)}
+        if self.error is not None:
+            out["error"] = self.error
+        if self.code is not None:
+            out["code"] = self.code
+        if self.retry_after is not None:
+            out["retry_after_s"] = self.retry_after
+        return out
+
+
+@dataclass(slots=True)
+class Candidate:
+    target: Target
+    #: Index of the model name (request ``model`` = 0, then the ``models`` array) it came from.
+    group: int
+    #: Why it was filtered out; None when eligible.
+    reason: str | None = None
+    score: float | None = None
+    detail: dict[str, float | None] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        t = self.target
+        out: dict[str, Any] = {"target": t.key, "vendor": t.vendor.id, "model": t.model_id, "group": self.group,
+                               "eligible": self.reason is None}
+        if self.reason is not None:
+            out["filtered"] = self.reason
+        if self.score is not None:
+            out["score"] = round(self.score, 6)
+        if self.detail:
+            out["detail"] = {k: v for k, v in self.detail.items() if v is not None}
+        return out
+
+
+@dataclass(slots=True)
+class RoutingTrace:
+    requested: str
+    names: tuple[str, ...]
+    policy: str | None
+    strategy: str
+    #: The prompt's tokens (``catalog.estimate_chat_tokens``); None when no decision needed the count.
+    estimated_input_tokens: int | None
+    requested_output_tokens: int
+    candidates: list[Candidate]
+    #: Eligible targets in the order they will be tried.
+    order: tuple[Target, ...]
+    #: The decision in one sentence (before any attempt).
+    reason: str
+    #: The request's routing overrides (a dict, or a view rendered lazily by ``to_json``).
+    overrides: Any = field(default_factory=dict)
+    attempts: list[Attempt] = field(default_factory=list)
+    #: How dispatch retries and fails over (not part of the JSON trace).
+    retry: Retry | None = None
+    timeout_s: float = 120.0
+
+    def outcome_reason(self) -> str:
+        """The decision sentence plus what failover did, for the response header."""
+        failed = [a for a in self.attempts if a.outcome == "failed"]
+        if not failed:
+            return self.reason
+        answered = next((a for a in self.attempts if a.outcome == "answered"), None)
+        parts = [f"{a.target} ({a.status or a.code or 'error'})" for a in failed[:3]]
+        more = f" and {len(failed) - 3} more" if len(failed) > 3 else ""
+        if answered is None:
+            return f"{self.reason}; every attempt failed: {', '.join(parts)}{more}"
+        return f"{self.reason}; answered by {answered.target} after {', '.join(parts)}{more} failed"
+
+    def headers(self, target: Target | None) -> list[tuple[str, str]]:
+        route = target.key if target is not None else (self.order[0].key if self.order else "none")
+        return [("x-interlock-route", _header_safe(route)),
+                ("x-interlock-route-reason", _header_safe(self.outcome_reason()))]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "requested": self.requested,
+            "models": list(self.names),
+            "policy": self.policy,
+            "strategy": self.strategy,
+            "estimated_input_tokens": self.estimated_input_tokens,
+            "requested_output_tokens": self.requested_output_tokens,
+            "reason": self.outcome_reason(),
+            "order": [t.key for t in self.order],
+            "candidates": [c.to_json() for c in self.candidates],
+            "overrides": self.overrides.to_json() if hasattr(self.overrides, "to_json") else self.overrides,
+            "attempts": [a.to_json() for a in self.attempts],
+        }
+
+
+_NOT_VISIBLE_ASCII = re.compile(r"[^\x20-\x7e]")
+
+
+@functools.lru_cache(maxsize=1024)
+def _header_safe(text: str) -> str:
+    """Header values must be visible ASCII: replace anything else, and keep them short.
+
+    Cached: the same few route keys and reasons recur on every request.
+    """
+    clean = text if text.isascii() and text.isprintable() else _NOT_VISIBLE_ASCII.sub("?", text)
+    return clean if len(clean) <= _MAX_HEADER else clean[: _MAX_HEADER - 3] + "..."
+
+
+def decision_sentence(strategy: str, eligible: int, skipped: list[Candidate], names: int) -> str:
+    """One plain sentence: why the first target, and what was left out."""
+    if eligible == 1:
+        head = "the only capable target"
+    else:
+        head = f"{_STRATEGY_PHRASE.get(strategy, strategy)} of {eligible} capable targets"
+    if names > 1:
+        head += f" (with {names - 1} fallback model{'s' if names > 2 else ''})"
+    if not skipped:
+        return head
+    notes = [f"{c.target.key} skipped: {c.reason}" for c in skipped[:3]]
+    if len(skipped) > 3:
+        notes.append(f"{len(skipped) - 3} more skipped")
+    return f"{head}; " + "; ".join(notes)
