@@ -29,7 +29,7 @@ def target(price: Price | None = PRICE, max_output: int | None = 1000, key: str 
     route = SimpleNamespace(max_output=max_output)
     return SimpleNamespace(key=key, price=price, route=route, model=None, context_window=100_000,
                            model_id=key, vendor=SimpleNamespace(id=key.split("/")[0],
-                                                                config=SimpleNamespace(timeouts=Timeouts())))
+                                                                timeouts=Timeouts()))
 
 
 def governance(tmp: Path, *, redis_url: str | None = None, store: GovStore | None = None,

@@ -121,7 +121,7 @@ def record(gw: Gateway, loop: asyncio.AbstractEventLoop, rid: str) -> dict[str, 
 
 
 def metric(gw: Gateway, route: str) -> float:
-    return gw.internal_errors.values.get((route,), 0.0)
+    return gw.internal_error_count.values.get((route,), 0.0)
 
 
 def boom(*args: Any, **kwargs: Any) -> Any:

@@ -11,7 +11,7 @@ import asyncio
 import gc
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,15 +28,29 @@ from interlock.api.responses import ResponsesApi
 from interlock.api.routing import RoutingApi
 from interlock.catalog import Catalog, load_catalog, warm_tokenizers
 from interlock.config import ConfigError, Settings, load_settings
+from interlock.core.clock import SYSTEM_CLOCK, Clock
+from interlock.core.codec import InboundCodec
 from interlock.core.context import RequestContext
 from interlock.core.errors import GatewayError, MethodNotAllowed, NotFound
 from interlock.governance.auth import Authenticator, MasterKey, ensure_master_key, server_secret
 from interlock.governance.wiring import build_governance, validate_governance
-from interlock.ledger.store import SQLiteStore
+from interlock.ledger.pgstore import PostgresLog
+from interlock.ledger.responses_store import PostgresResponses, ResponsesStore, SQLiteResponses
+from interlock.ledger.store import SQLiteLog, SQLiteStore
 from interlock.ledger.wiring import Observability
-from interlock.pipeline.core import Pipeline, answer_internal
+from interlock.pipeline.core import Pipeline
 from interlock.pipeline.dispatch import Dispatcher
 from interlock.pipeline.settle import Ledger
+from interlock.pipeline.stages import (
+    AdmitStage,
+    CaptureStage,
+    Identify,
+    InternalErrors,
+    Lifecycle,
+    RouteStage,
+    Stage,
+    settlers,
+)
 from interlock.routing.setup import build_routing, validate_routing
 from interlock.server.http import Request, Router, RSGIProtocol, RSGIScope, refusal_error
 from interlock.vendors.registry import build_vendors
@@ -103,49 +117,90 @@ def build_simulator(settings: Settings, catalog: Catalog) -> Transport | None:
 class Gateway:
     """The RSGI application of one worker process."""
 
-    def __init__(self, settings: Settings, state: State | None = None) -> None:
+    def __init__(self, settings: Settings, state: State | None = None, clock: Clock = SYSTEM_CLOCK) -> None:
         self.settings = settings
+        #: Wall time, monotonic time and sleep for every component that counts in time (tests pass a fake one).
+        self.clock = clock
         state = state or prepare_state(settings)
         self.store = state.store
         self.catalog = build_catalog(settings)
         # Build the tokenizer now, not on the first request (it takes ~200 ms).
         warm_tokenizers()
-        self.auth = Authenticator(state.secret, state.master)
+        self.auth = Authenticator(state.secret, state.master, clock=clock)
         self.http = HttpTransport()
         #: Projects, keys, budgets and rate limits (governance/); loads the definitions now.
-        self.governance = build_governance(settings, self.auth, self.http)
+        self.governance = build_governance(settings, self.auth, self.http, clock)
         self.secret = state.secret
         self.simulator = build_simulator(settings, self.catalog)
         self.vendors = build_vendors(settings, self.http, self.simulator)
         #: Policies, strategies, circuit breakers, live stats and traces (routing/).
-        self.routing = build_routing(settings, self.catalog, self.vendors)
+        self.routing = build_routing(settings, self.catalog, self.vendors, clock)
         self.planner = self.routing.planner
-        self.dispatcher = Dispatcher(self.routing)
+        self.dispatcher = Dispatcher(self.routing, sleep=clock.sleep)
         #: Request log, metrics and traces (ledger/wiring.py).
         self.obs = Observability(settings, self.store)
         self.ledger: Ledger = self.obs.sink
-        #: Requests that ended in an exception nothing answered (a bug), by route (``pipeline/core.report_internal``).
-        self.internal_errors = self.obs.registry.counter(
+        self.identify = Identify(self.auth, self.obs.log_settings.zero_data_retention)
+        #: Requests that ended in an exception nothing answered (a bug), by route.
+        self.internal_error_count = internal = self.obs.registry.counter(
             "interlock_internal_errors_total", "Requests that ended in an internal error (a bug), by route.",
             ("route",))
+        self.internal_errors = InternalErrors(lambda label: internal.inc((label,)), self._route_label)
+        self.lifecycle = Lifecycle(settlers(self.routing, self.governance, self.ledger), self.internal_errors)
         self.router = self._routes()
+
+    def _route_label(self, path: str) -> str:
+        route = self.router.match(path)
+        return route.label if route is not None else "unmatched"
+
+    def stages(self) -> tuple[Stage, ...]:
+        """The stages between parse and dispatch, in order: the one place to add one (guardrails, cache)."""
+        return RouteStage(self.routing), AdmitStage(self.governance), CaptureStage(self.ledger)
+
+    def pipeline(self, codec: InboundCodec) -> Pipeline:
+        return Pipeline(codec, self.lifecycle, self.identify, self.stages(), self.dispatcher, self.ledger,
+                        self.settings.server.max_body_bytes)
+
+    def responses_store(self) -> ResponsesStore:
+        """Stored Responses live beside the request log: in PostgreSQL when the log is there, else in SQLite."""
+        log_store = self.obs.store
+        return (PostgresResponses(log_store) if isinstance(log_store, PostgresLog)
+                else SQLiteResponses(self.store.path))
+
+    def health(self) -> Health:
+        probes: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("state_store", lambda: asyncio.to_thread(self.store.ping))]
+        log_store = self.obs.store
+        if not isinstance(log_store, SQLiteLog):  # the SQLite log lives in the state store probed above
+            probes.append(("log_store", log_store.ping))
+        redis = self.governance.redis
+        if redis is not None:
+            probes.append(("counters", redis.ping))
+        return Health(probes, redis is None, self.vendors)
 
     def _routes(self) -> Router:
         router = Router()
         openai_errors = error_body
-        health = Health(self)
-        models = ModelsApi(self)
-        router.add("/v1/chat/completions", ("POST",), Pipeline(self, OpenAIChatCodec()), openai_errors)
-        anthropic_errors, responses = anthropic_messages.error_body, ResponsesApi(self)
-        router.add("/v1/messages", ("POST",), Pipeline(self, anthropic_messages.AnthropicMessagesCodec()), anthropic_errors)
-        router.add("/v1/messages/count_tokens", ("POST",), MessagesApi(self).count_tokens, anthropic_errors)
-        router.add("/v1/responses", ("POST",), Pipeline(self, responses.codec), openai_errors)
+        max_body = self.settings.server.max_body_bytes
+        health = self.health()
+        models = ModelsApi(self.auth, self.catalog, self.vendors, self.routing.stats)
+        router.add("/v1/chat/completions", ("POST",), self.pipeline(OpenAIChatCodec()), openai_errors)
+        anthropic_errors = anthropic_messages.error_body
+        responses = ResponsesApi(self.auth, self.responses_store())
+        router.add("/v1/messages", ("POST",), self.pipeline(anthropic_messages.AnthropicMessagesCodec()),
+                   anthropic_errors)
+        router.add("/v1/messages/count_tokens", ("POST",), MessagesApi(self.auth, self.planner, max_body).count_tokens,
+                   anthropic_errors)
+        router.add("/v1/responses", ("POST",), self.pipeline(responses.codec), openai_errors)
         router.add("/v1/responses/*", ("GET", "DELETE"), responses.item, openai_errors)
-        router.add("/v1/embeddings", ("POST",), EmbeddingsApi(self), openai_errors)
+        router.add("/v1/embeddings", ("POST",), EmbeddingsApi(self.lifecycle, self.identify, self.planner,
+                                                              self.governance, self.dispatcher, self.ledger, max_body),
+                   openai_errors)
         router.add("/v1/models", ("GET",), models.list, openai_errors)
         router.add("/v1/models/*", ("GET",), models.detail, openai_errors)
-        router.add("/v1/route/explain", ("POST",), RoutingApi(self).explain, openai_errors)
-        router.add("/v1/generation", ("GET",), RoutingApi(self).generation, openai_errors)
+        routing_api = RoutingApi(self.auth, self.routing, self.governance, self.obs.store, max_body)
+        router.add("/v1/route/explain", ("POST",), routing_api.explain, openai_errors)
+        router.add("/v1/generation", ("GET",), routing_api.generation, openai_errors)
         router.add("/v1/openapi.json", ("GET",), OpenApiDocument(), openai_errors)
         router.add("/healthz", ("GET", "HEAD"), health.live, openai_errors)
         router.add("/readyz", ("GET", "HEAD"), health.ready, openai_errors)
@@ -207,7 +262,7 @@ class Gateway:
             # A handler without the pipeline's lifecycle (or that lifecycle itself) failed: the same
             # 500, log line and metric as a failed inference request, and a request-log record.
             ctx = RequestContext(route.label)
-            answer_internal(self, req, ctx, exc, route.render_error)
+            self.internal_errors.answer(req, ctx, exc, route.render_error)
             try:
                 self.ledger.settle(ctx)
             except Exception:

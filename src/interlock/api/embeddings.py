@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from interlock.catalog import count_tokens
 from interlock.core.context import RequestContext
@@ -28,9 +28,10 @@ from interlock.core.errors import InvalidRequest
 from interlock.core.plan import Plan, Target
 from interlock.core.pricing import Usage
 from interlock.core.vendor import EmbeddingResult, Vector
-from interlock.pipeline.core import identify, run_request
-from interlock.pipeline.dispatch import forwarded_headers
-from interlock.pipeline.settle import observe_request, price_usage
+from interlock.pipeline.dispatch import Dispatcher, forwarded_headers
+from interlock.pipeline.settle import Ledger, observe_request, price_usage
+from interlock.pipeline.stages import Admission, Identify, Lifecycle
+from interlock.routing.planner import Planner
 from interlock.server.http import Request
 from interlock.vendors.embeddings_common import (
     base64_vector,
@@ -40,9 +41,6 @@ from interlock.vendors.embeddings_common import (
     is_embedding_model,
 )
 from interlock.wire.openai_chat import error_body, parse_json_object
-
-if TYPE_CHECKING:
-    from interlock.app import Gateway
 
 INBOUND = "openai.embeddings"
 _JSON = [("content-type", "application/json")]
@@ -106,21 +104,27 @@ def encode_vectors(vectors: list[Vector], base64: bool) -> list[dict[str, Any]]:
 
 
 class EmbeddingsApi:
-    def __init__(self, gateway: Gateway) -> None:
-        self.gw = gateway
+    def __init__(self, lifecycle: Lifecycle, identify: Identify, planner: Planner, admission: Admission,
+                 dispatcher: Dispatcher, ledger: Ledger, max_body: int) -> None:
+        self.lifecycle = lifecycle
+        self.identify = identify
+        self.planner = planner
+        self.admission = admission
+        self.dispatcher = dispatcher
+        self.ledger = ledger
+        self.max_body = max_body
 
     async def __call__(self, req: Request) -> None:
         # A large batch fans out to many vendor calls: a client that leaves cancels them all.
-        await run_request(self.gw, req, RequestContext(INBOUND), self._run, error_body)
+        await self.lifecycle.run(req, RequestContext(INBOUND), self._run, error_body)
 
     async def _run(self, req: Request, ctx: RequestContext) -> None:
-        gw = self.gw
-        identify(gw, req, ctx)
-        request = validate_embeddings_request(parse_json_object(await req.body(gw.settings.server.max_body_bytes)))
+        self.identify(req, ctx)
+        request = validate_embeddings_request(parse_json_object(await req.body(self.max_body)))
         ctx.requested_model = request["model"]
-        observe_request(ctx, req, request, gw.ledger)
-        ctx.plan = embedding_plan(gw.planner.plan(request["model"]))
-        ctx.reservation = await gw.governance.admit(ctx, request)
+        observe_request(ctx, req, request, self.ledger)
+        ctx.plan = embedding_plan(self.planner.plan(request["model"]))
+        ctx.reservation = await self.admission.admit(ctx, request)
 
         async def call(target: Target) -> EmbeddingResult:
             embedder = target.vendor.embedder
@@ -128,7 +132,7 @@ class EmbeddingsApi:
             return await embedder.embed(request, target.vendor_model, forwarded_headers(req.headers, target))
 
         # The dispatcher's attempt loop is generic over the call: embeddings fail over exactly like chat.
-        result = await gw.dispatcher.call(ctx, call)
+        result = await self.dispatcher.call(ctx, call)
         ctx.first_byte = time.perf_counter()
         target = ctx.target
         assert target is not None

@@ -13,23 +13,22 @@ vendor would bill as input before any caching. It answers exactly
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from interlock.catalog import estimate_chat_tokens
 from interlock.core.context import new_request_id
 from interlock.core.errors import GatewayError
 from interlock.observability import zdr_log
+from interlock.pipeline.stages import Authenticate
+from interlock.routing.planner import Planner
 from interlock.server.http import Request
 from interlock.wire.anthropic_messages import error_body, parse_messages_request
 from interlock.wire.openai_chat import parse_json_object
 
-if TYPE_CHECKING:
-    from interlock.app import Gateway
-
 
 class MessagesApi:
-    def __init__(self, gateway: Gateway) -> None:
-        self.gw = gateway
+    def __init__(self, auth: Authenticate, planner: Planner, max_body: int) -> None:
+        self.auth = auth
+        self.planner = planner
+        self.max_body = max_body
 
     async def count_tokens(self, req: Request) -> None:
         request_id = new_request_id()
@@ -43,12 +42,11 @@ class MessagesApi:
         req.json(200, {"input_tokens": input_tokens}, headers)
 
     async def _count(self, req: Request) -> int:
-        gw = self.gw
-        principal = gw.auth.authenticate(req.header("authorization"), req.header("x-api-key"),
-                                         req.header("x-interlock-project"))
+        principal = self.auth.authenticate(req.header("authorization"), req.header("x-api-key"),
+                                           req.header("x-interlock-project"))
         zdr_log.mark(principal.zero_data_retention)
-        body = await req.body(gw.settings.server.max_body_bytes)
+        body = await req.body(self.max_body)
         request = parse_messages_request(parse_json_object(body), require_max_tokens=False)
-        plan = gw.planner.plan(request["model"])
+        plan = self.planner.plan(request["model"])
         model = plan.targets[0].model if plan.targets else None
         return estimate_chat_tokens(request, model)

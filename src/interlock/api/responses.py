@@ -10,18 +10,15 @@ and a DELETE of it deletes nothing. The admin key sees every response.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl
 
 from interlock.core.errors import NotFound
 from interlock.core.responses import Owner
-from interlock.ledger.pgstore import PostgresLog
-from interlock.ledger.responses_store import PostgresResponses, ResponsesStore, SQLiteResponses
+from interlock.ledger.responses_store import ResponsesStore
+from interlock.pipeline.stages import Authenticate
 from interlock.server.http import Request
 from interlock.wire.responses import ResponsesCodec
-
-if TYPE_CHECKING:
-    from interlock.app import Gateway
 
 _PREFIX = "/v1/responses/"
 
@@ -63,16 +60,16 @@ def input_item_resource(item: Any, iid: str) -> Any:
 
 
 class ResponsesApi:
-    def __init__(self, gateway: Gateway) -> None:
-        self.gw = gateway
-        log_store = gateway.obs.store
-        self.store: ResponsesStore = (PostgresResponses(log_store) if isinstance(log_store, PostgresLog)
-                                      else SQLiteResponses(gateway.store.path))
-        self.codec = ResponsesCodec(self.store)
+    """``GET``/``DELETE /v1/responses/{id}``; ``POST /v1/responses`` is the pipeline with :attr:`codec`."""
+
+    def __init__(self, auth: Authenticate, store: ResponsesStore) -> None:
+        self.auth = auth
+        self.store = store
+        self.codec = ResponsesCodec(store)
 
     def _target(self, req: Request) -> tuple[str, str, Owner]:
-        principal = self.gw.auth.authenticate(req.header("authorization"), req.header("x-api-key"),
-                                              req.header("x-interlock-project"))
+        principal = self.auth.authenticate(req.header("authorization"), req.header("x-api-key"),
+                                           req.header("x-interlock-project"))
         rest = req.path[len(_PREFIX):].strip("/")
         response_id, _, sub = rest.partition("/")
         if not response_id:

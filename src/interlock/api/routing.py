@@ -11,54 +11,57 @@ unknown one does; the admin key sees every one.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from interlock.core.context import RequestContext
 from interlock.core.errors import InvalidRequest, NotFound
 from interlock.core.tags import parse_tags
+from interlock.governance.service import Governance
+from interlock.ledger.writer import LogStore
 from interlock.observability import zdr_log
+from interlock.pipeline.stages import Authenticate
+from interlock.routing.engine import RoutingEngine
 from interlock.routing.explain import explain, generation
 from interlock.server.http import Request
 from interlock.wire.openai_chat import parse_json_object, validate_chat_request
 
-if TYPE_CHECKING:
-    from interlock.app import Gateway
-
 
 class RoutingApi:
-    def __init__(self, gateway: Gateway) -> None:
-        self.gw = gateway
+    def __init__(self, auth: Authenticate, routing: RoutingEngine, governance: Governance, log_store: LogStore,
+                 max_body: int) -> None:
+        self.auth = auth
+        self.routing = routing
+        self.governance = governance
+        self.log_store = log_store
+        self.max_body = max_body
 
     async def explain(self, req: Request) -> None:
-        gw = self.gw
-        principal = gw.auth.authenticate(req.header("authorization"), req.header("x-api-key"),
-                                         req.header("x-interlock-project"))
+        principal = self.auth.authenticate(req.header("authorization"), req.header("x-api-key"),
+                                           req.header("x-interlock-project"))
         zdr_log.mark(principal.zero_data_retention)
-        request = parse_json_object(await req.body(gw.settings.server.max_body_bytes))
+        request = parse_json_object(await req.body(self.max_body))
         validate_chat_request(request)
-        trace, plan = gw.routing.decide(request, exact=True)
+        trace, plan = self.routing.decide(request, exact=True)
         # What admit would do to this caller's route (targets without a price under a hard budget).
         ctx = RequestContext("explain")
         ctx.principal, ctx.requested_model, ctx.routing, ctx.plan = principal, request["model"], trace, plan
         ctx.tags = parse_tags(req.header("x-interlock-tags"))
         user = request.get("user")
         ctx.end_user = user[:256] if isinstance(user, str) else None
-        gw.governance.explain(ctx, request)
+        self.governance.explain(ctx, request)
         req.json(200, explain(trace))
 
     async def generation(self, req: Request) -> None:
-        gw = self.gw
-        principal = gw.auth.authenticate(req.header("authorization"), req.header("x-api-key"),
-                                         req.header("x-interlock-project"))
+        principal = self.auth.authenticate(req.header("authorization"), req.header("x-api-key"),
+                                           req.header("x-interlock-project"))
         query = dict(parse_qsl(req.scope.query_string, keep_blank_values=True))
         rid = query.get("id", "").strip()
         if not rid:
             raise InvalidRequest("Missing required query parameter: 'id' (the request id, x-interlock-request-id).",
                                  param="id", code="missing_required_parameter")
-        row = gw.routing.traces.get(rid)
+        row = self.routing.traces.get(rid)
         if row is None:
-            row = await gw.obs.store.get(rid)
+            row = await self.log_store.get(rid)
         if row is not None and not principal.admin and (principal.project is None
                                                          or row.get("project") != principal.project):
             row = None  # another project's request: indistinguishable from an unknown id

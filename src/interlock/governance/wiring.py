@@ -15,6 +15,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from interlock.config import ConfigError
+from interlock.core.clock import SYSTEM_CLOCK, Clock
 from interlock.governance.service import Governance
 from interlock.governance.settings import GovernanceSettings
 from interlock.governance.store import GovStore, open_store
@@ -26,9 +27,10 @@ if TYPE_CHECKING:
     from interlock.vendors.transport import HttpTransport
 
 
-def build_governance(settings: Settings, auth: Authenticator, http: HttpTransport | None) -> Governance:
+def build_governance(settings: Settings, auth: Authenticator, http: HttpTransport | None,
+                     clock: Clock = SYSTEM_CLOCK) -> Governance:
     cfg = GovernanceSettings.from_settings(settings)
-    governance = Governance(cfg, open_store(cfg.store_url, settings.server.state_dir), auth, http)
+    governance = Governance(cfg, open_store(cfg.store_url, settings.server.state_dir), auth, http, clock=clock)
     governance.load_now()
     return governance
 

@@ -13,12 +13,14 @@ from collections.abc import Mapping
 
 from interlock.catalog import Catalog
 from interlock.config import Settings
+from interlock.core.clock import SYSTEM_CLOCK, Clock
 from interlock.core.vendor import VendorRuntime
 from interlock.routing.circuit import BreakerSettings, Circuits
 from interlock.routing.engine import RoutingEngine
 from interlock.routing.planner import Planner
 from interlock.routing.policies import load_policies
 from interlock.routing.shared import SharedStats
+from interlock.routing.stats import LiveStats
 from interlock.state.redis import redis_settings
 
 #: ``circuit_breaker:`` keys (every target's breaker, per process).
@@ -52,10 +54,12 @@ def validate_routing(settings: Settings, catalog: Catalog) -> None:
     breaker_settings(settings)
 
 
-def build_routing(settings: Settings, catalog: Catalog, vendors: Mapping[str, VendorRuntime]) -> RoutingEngine:
+def build_routing(settings: Settings, catalog: Catalog, vendors: Mapping[str, VendorRuntime],
+                  clock: Clock = SYSTEM_CLOCK) -> RoutingEngine:
     policies = load_policies(settings, catalog)
     planner = Planner(catalog, vendors, settings.vendors, settings.aliases, policies)
-    engine = RoutingEngine(planner, circuits=Circuits(breaker_settings(settings)))
+    engine = RoutingEngine(planner, circuits=Circuits(breaker_settings(settings), clock=clock.monotonic),
+                           stats=LiveStats(clock=clock.time))
     redis = redis_settings(settings)
     if redis is not None:
         engine.shared = SharedStats(engine.stats, redis.url, prefix=f"{redis.key_prefix}routing:",
