@@ -124,7 +124,7 @@ class Gateway:
         state = state or prepare_state(settings)
         self.store = state.store
         self.catalog = build_catalog(settings)
-        # Build the tokenizer now, not on the first request (it takes ~200 ms).
+        # Build the tokenizer now, not on the first request (loading its rank table takes a while).
         warm_tokenizers()
         self.auth = Authenticator(state.secret, state.master, clock=clock)
         self.http = HttpTransport()

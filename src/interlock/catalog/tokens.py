@@ -14,8 +14,8 @@ definitions are rendered the way OpenAI's prompt format presents them to the
 model, which is close but not guaranteed exact. For other labs' models the
 o200k count is an approximation of their own tokenizers.
 
-The first count loads the rank table (~0.2 s); call :func:`warm` at start-up to
-pay that before the first request.
+The first count loads the rank table, which takes a noticeable time; call
+:func:`warm` at start-up to pay that before the first request.
 """
 
 from __future__ import annotations

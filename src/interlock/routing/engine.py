@@ -7,7 +7,7 @@
 It never calls a vendor, so ``POST /v1/route/explain`` runs exactly this and
 shows what a real request would do. The per-name resolution is cached by the
 planner; what remains per request is the token estimate, the filters and the
-sort - a few microseconds over ten candidates (``bench/routing.py``).
+sort (its cost: ``bench/routing.py``).
 """
 
 from __future__ import annotations
