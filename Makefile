@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DEV    := $(VENV)/.installed-dev
 SNAPSHOT ?= ../shared/catalog/models.dev
 
-.PHONY: serve test lint typecheck unit services bench bench-parser catalog clean
+.PHONY: serve test lint typecheck unit services packages bench bench-parser catalog clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "interlock needs Python >= 3.11")'
@@ -26,7 +26,7 @@ serve: $(STAMP)
 	$(BIN)/interlock serve $(ARGS)
 
 ## make test: dev dependencies, the services tests need, lint, types, the whole suite
-test: $(DEV) services lint typecheck unit
+test: $(DEV) packages services lint typecheck unit
 
 lint: $(DEV)
 	$(BIN)/ruff check src tests bench tools
@@ -40,6 +40,9 @@ unit: $(DEV)
 
 services:
 	bash scripts/services.sh
+
+packages:
+	bash scripts/debian_packages.sh
 
 ## make bench: the load harness (mock upstream, wrk, gateway pinned to one core)
 bench: $(STAMP)

@@ -52,6 +52,24 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+LIBFAKETIME = next(iter(sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))), Path("libfaketime.so.1"))
+
+
+def at_minute_start(env: dict[str, str]) -> dict[str, str]:
+    """``env`` for gateway processes whose wall clock reads one second past a minute's start now.
+
+    Rate limits count in minute windows; a test that fills one must not be cut by a boundary. Under
+    libfaketime (Debian's ``faketime``, installed by ``make test``) every process given this env shares
+    one offset, so several gateways agree on the minute, and the test does not wait for a boundary.
+    Monotonic time stays real (the event loop and timeouts run on it).
+    """
+    if not LIBFAKETIME.exists():
+        raise RuntimeError(f"{LIBFAKETIME} is missing: install Debian's faketime (make test does)")
+    offset = time.time() % 60 - 1.0
+    return {**env, "LD_PRELOAD": str(LIBFAKETIME), "FAKETIME": f"-{offset:.3f}",
+            "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+
+
 @dataclass
 class GatewayProcess:
     proc: subprocess.Popen[bytes]

@@ -100,7 +100,7 @@ def test_budget_refusal_is_402_in_openai_and_anthropic_shapes(gw: GatewayProcess
 def test_rate_limit_is_429_with_openai_headers_in_both_shapes(gw: GatewayProcess) -> None:
     call(gw, "POST", "/admin/v1/projects", {"id": "limited"})
     _, _, key = call(gw, "POST", "/admin/v1/keys", {"project": "limited", "limits": {"rpm": 2}})
-    if time.time() % 60 > 50:
+    if time.time() % 60 > 57:  # the four requests below take well under a second: keep them in one minute
         time.sleep(61 - time.time() % 60)
     first = chat(gw, key["key"])
     assert first[0] == 200 and first[1]["x-ratelimit-limit-requests"] == "2"

@@ -20,7 +20,7 @@ from interlock.governance.schema import SCHEMA_VERSION
 from interlock.governance.service import RESERVATION_MARGIN_S, Governance, request_lifetime
 from interlock.governance.store import PostgresGovStore, SQLiteGovStore
 from tests import pg_util
-from tests.conftest import MASTER_KEY, GatewayProcess, clean_env, free_port, start_gateway
+from tests.conftest import MASTER_KEY, GatewayProcess, at_minute_start, clean_env, free_port, start_gateway
 from tests.fake_clock import FakeClock
 from tests.test_governance_gateway import call, chat
 from tests.test_governance_util import REDIS_URL, SECRET, bill, context, governance, request
@@ -127,14 +127,12 @@ def test_two_gateway_processes_share_redis_and_postgresql(tmp_path: Path, pg_db:
     gws: list[GatewayProcess] = []
     try:
         # Replicas share the HMAC secret (INTERLOCK_SECRET), or a key made on one is unknown to the other.
-        gws = [start_gateway(tmp_path / f"g{i}", config, clean_env(INTERLOCK_MASTER_KEY=MASTER_KEY,
-                                                                    INTERLOCK_SECRET="shared-replica-secret"))
-               for i in range(2)]
+        # Both replicas' clocks start one second into a minute: the 80 requests below all fall in one window.
+        env = at_minute_start(clean_env(INTERLOCK_MASTER_KEY=MASTER_KEY, INTERLOCK_SECRET="shared-replica-secret"))
+        gws = [start_gateway(tmp_path / f"g{i}", config, dict(env)) for i in range(2)]
         call(gws[0], "POST", "/admin/v1/projects", {"id": "shared"})
         _, _, key = call(gws[0], "POST", "/admin/v1/keys", {"project": "shared", "limits": {"rpm": 30}})
         time.sleep(1.2)  # the other gateway polls the definitions' version
-        if time.time() % 60 > 45:
-            time.sleep(61 - time.time() % 60)
         with ThreadPoolExecutor(16) as pool:
             statuses = list(pool.map(lambda i: chat(gws[i % 2], key["key"], max_tokens=5)[0], range(80)))
         assert statuses.count(200) == 30 and statuses.count(429) == 50

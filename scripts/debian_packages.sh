@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Debian packages the test suite runs: libfaketime (gateway processes sharing a fake wall clock).
+# Installed only when missing, so an offline machine that has them runs the suite without a network.
+set -euo pipefail
+need=()
+dpkg -s faketime >/dev/null 2>&1 || need+=(faketime)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "packages: installing ${need[*]}" >&2
+    sudo_cmd=""
+    [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq || true
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${need[@]}" \
+        || { echo "packages: FAILED to install ${need[*]}" >&2; exit 1; }
+fi
+echo "packages: ${need[*]:-nothing to install}"
