@@ -138,7 +138,7 @@ class Gateway:
         self.planner = self.routing.planner
         self.dispatcher = Dispatcher(self.routing, sleep=clock.sleep)
         #: Request log, metrics and traces (ledger/wiring.py).
-        self.obs = Observability(settings, self.store)
+        self.obs = Observability(settings, self.store, clock)
         self.ledger: Ledger = self.obs.sink
         self.identify = Identify(self.auth, self.obs.log_settings.zero_data_retention)
         #: Requests that ended in an exception nothing answered (a bug), by route.

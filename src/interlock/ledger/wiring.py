@@ -12,6 +12,7 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
+from interlock.core.clock import SYSTEM_CLOCK, Clock
 from interlock.ledger.settings import LogSettings
 from interlock.ledger.sink import RequestSink
 from interlock.ledger.store import SQLiteLog, SQLiteStore
@@ -40,7 +41,7 @@ def open_log_store(settings: LogSettings, sqlite: SQLiteStore) -> LogStore:
 
 
 class Observability:
-    def __init__(self, settings: Settings, sqlite: SQLiteStore) -> None:
+    def __init__(self, settings: Settings, sqlite: SQLiteStore, clock: Clock = SYSTEM_CLOCK) -> None:
         self.log_settings = LogSettings.from_settings(settings)
         zdr_log.install(self.log_settings.zero_data_retention)  # tracebacks under ZDR withhold exception texts
         self.telemetry = TelemetrySettings.from_settings(settings)
@@ -65,7 +66,8 @@ class Observability:
             ls = self.log_settings
             self.writer = LedgerWriter(self.store, SpillFile(ls.spill_dir), interval=ls.flush_interval,
                                        batch=ls.batch_size,
-                                       retention_s=ls.retention_days * 86400.0 if ls.retention_days else None)
+                                       retention_s=ls.retention_days * 86400.0 if ls.retention_days else None,
+                                       clock=clock)
             self.sink.writer = self.writer
             if self.metrics is not None:
                 self.metrics.watch_ledger(self.writer)

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from interlock.core.clock import SYSTEM_CLOCK, Clock
 from interlock.core.process import pid_alive
 from interlock.ledger.rowcodec import Row, as_rows, from_spill, spill_line
 from interlock.ledger.schema import LogQuery, SpendQuery
@@ -136,8 +137,11 @@ class LedgerWriter:
         batch: int = 512,
         write_timeout: float = 5.0,
         retention_s: float | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.store = store
+        #: Backoff after a failed write and the retention purge's cut-off read this clock.
+        self.clock = clock
         self.spill = spill
         self._interval = interval
         self._batch = batch
@@ -220,17 +224,17 @@ class LedgerWriter:
             log.warning("request log store (%s) failed (%s: %s); spilling %d records to %s until it is back",
                         self.store.kind, type(exc).__name__, exc, count, self.spill.dir)
         self.store_up = False
-        self._retry_at = time.monotonic() + self._backoff
+        self._retry_at = self.clock.monotonic() + self._backoff
         self._backoff = min(self._backoff * 2, 5.0)
 
     async def _maintain(self) -> None:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if not self.store_up and now >= self._retry_at:
             await self.replay()
         if self.store_up and self._retention_s is not None and now >= self._next_purge:
             self._next_purge = now + 3600.0
             try:
-                deleted = await self.store.purge(time.time() - self._retention_s)
+                deleted = await self.store.purge(self.clock.time() - self._retention_s)
             except Exception as exc:  # noqa: BLE001 - retention is retried next hour; writes go on
                 log.warning("request log retention purge failed: %s", exc)
             else:
