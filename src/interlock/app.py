@@ -43,12 +43,12 @@ from interlock.pipeline.dispatch import Dispatcher
 from interlock.pipeline.settle import Ledger
 from interlock.pipeline.stages import (
     AdmitStage,
+    AnyStage,
     CaptureStage,
     Identify,
     InternalErrors,
     Lifecycle,
     RouteStage,
-    Stage,
     settlers,
 )
 from interlock.routing.setup import build_routing, validate_routing
@@ -153,7 +153,7 @@ class Gateway:
         route = self.router.match(path)
         return route.label if route is not None else "unmatched"
 
-    def stages(self) -> tuple[Stage, ...]:
+    def stages(self) -> tuple[AnyStage, ...]:
         """The stages between parse and dispatch, in order: the one place to add one (guardrails, cache)."""
         return RouteStage(self.routing), AdmitStage(self.governance), CaptureStage(self.ledger)
 

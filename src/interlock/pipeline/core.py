@@ -25,19 +25,19 @@ from interlock.pipeline.settle import (
     price_openai_usage,
     stream_output_text,
 )
-from interlock.pipeline.stages import Identify, Lifecycle, Stage
+from interlock.pipeline.stages import AnyStage, Identify, Lifecycle, bind
 from interlock.server.http import CLIENT_GONE, Request, StreamTransport
 
 
 class Pipeline:
     """One route's handler: the request path bound to an inbound codec."""
 
-    def __init__(self, codec: InboundCodec, lifecycle: Lifecycle, identify: Identify, stages: tuple[Stage, ...],
+    def __init__(self, codec: InboundCodec, lifecycle: Lifecycle, identify: Identify, stages: tuple[AnyStage, ...],
                  dispatcher: Dispatcher, ledger: Ledger, max_body: int) -> None:
         self.codec = codec
         self.lifecycle = lifecycle
         self.identify = identify
-        self.stages = stages
+        self.stages = bind(stages)
         self.dispatcher = dispatcher
         self.ledger = ledger
         self.max_body = max_body
@@ -54,8 +54,8 @@ class Pipeline:
         ctx.requested_model = request["model"]
         ctx.stream = request.get("stream") is True
         observe_request(ctx, req, request, self.ledger)
-        for stage in self.stages:
-            request = await stage(ctx, request)
+        for stage, awaited in self.stages:
+            request = await stage(ctx, request) if awaited else stage(ctx, request)
         if ctx.stream:
             await self._stream(req, ctx, request)
         else:

@@ -11,6 +11,7 @@ handling of client disconnects and bugs, for every handler that calls vendors.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -27,9 +28,26 @@ log = logging.getLogger("interlock")
 
 
 class Stage(Protocol):
-    """One step between parse and dispatch: reads (and may replace) the canonical request, or refuses it."""
+    """One step between parse and dispatch: reads (and may replace) the canonical request, or refuses it.
 
+    A stage that needs no I/O is a plain call; one that awaits (admit, a remote guardrail) is an
+    :class:`AsyncStage`. The pipeline tells them apart once, when it is built, so a plain stage costs
+    no coroutine per request.
+    """
+
+    def __call__(self, ctx: RequestContext, request: dict[str, Any]) -> dict[str, Any]: ...
+
+
+class AsyncStage(Protocol):
     async def __call__(self, ctx: RequestContext, request: dict[str, Any]) -> dict[str, Any]: ...
+
+
+AnyStage = Stage | AsyncStage
+
+
+def bind(stages: tuple[AnyStage, ...]) -> tuple[tuple[Callable[..., Any], bool], ...]:
+    """Each stage with whether it must be awaited, as the pipeline's loop reads them."""
+    return tuple((stage, inspect.iscoroutinefunction(stage.__call__)) for stage in stages)
 
 
 class Settler(Protocol):
@@ -88,7 +106,7 @@ class RouteStage:
     def __init__(self, routing: Router) -> None:
         self.routing = routing
 
-    async def __call__(self, ctx: RequestContext, request: dict[str, Any]) -> dict[str, Any]:
+    def __call__(self, ctx: RequestContext, request: dict[str, Any]) -> dict[str, Any]:
         return self.routing.route(ctx, request)
 
 
@@ -113,7 +131,7 @@ class CaptureStage:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
 
-    async def __call__(self, ctx: RequestContext, request: dict[str, Any]) -> dict[str, Any]:
+    def __call__(self, ctx: RequestContext, request: dict[str, Any]) -> dict[str, Any]:
         if ctx.log_level is not None:
             capture_content(ctx, request, self.ledger)
         return request
