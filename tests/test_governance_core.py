@@ -300,8 +300,9 @@ async def test_project_zero_data_retention_reaches_the_principal(tmp_path: Path)
 async def test_projects_defined_before_zero_data_retention_upgrade_in_place(tmp_path: Path) -> None:
     import sqlite3
 
-    from interlock.governance.schema import MIGRATIONS, statements
+    from interlock.governance.schema import MIGRATIONS
     from interlock.governance.store import SQLiteGovStore
+    from interlock.state.migrations import statements
 
     db = tmp_path / "interlock.db"
     with sqlite3.connect(db) as conn:  # the tables as governance migration 1 left them, with a project

@@ -109,7 +109,7 @@ async def test_migrations_up_on_sqlite_and_postgresql(tmp_path: Path, pg_db: str
     try:
         await ops.create_project(pg, {"id": "pg-proj"})
         assert (await pg.load()).projects["pg-proj"].id == "pg-proj"
-        rows = await pg.fetch("SELECT max(version) FROM governance_schema")
+        rows = await pg.fetch("SELECT max(version) FROM schema_migrations WHERE component = 'governance'")
         assert rows[0][0] == SCHEMA_VERSION
         await pg.add_spend({("bud_x", "", "2025-06"): 5})
         await pg.add_spend({("bud_x", "", "2025-06"): 7})

@@ -20,7 +20,7 @@ import orjson
 import pytest
 
 from interlock.core.responses import ADMIN, Owner, StoredResponse
-from interlock.ledger import pgstore, store
+from interlock.ledger import migrations, pgstore, store
 from interlock.ledger.pgstore import PostgresLog
 from interlock.ledger.record import COLUMNS, DETAIL_VERSION, JSON_COLUMNS
 from interlock.ledger.responses_store import SQLiteResponses
@@ -73,10 +73,10 @@ def old_rollups() -> list[tuple[str, ...]]:
 def v2_database(path: Path) -> None:
     """An interlock.db exactly as schema v2 left it, holding OLD and its rollups."""
     with sqlite3.connect(path) as conn:
-        conn.executescript(store._V1)
-        for column, decl in store._V2_COLUMNS.items():
+        conn.executescript(migrations.SQLITE_V1)
+        for column, decl in migrations.SQLITE_V2_COLUMNS.items():
             conn.execute(f"ALTER TABLE requests ADD COLUMN {column} {decl}")
-        conn.executescript(store._V2_TABLES)
+        conn.executescript(migrations.SQLITE_V2_TABLES)
         conn.execute("PRAGMA user_version = 2")
         conn.execute(f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})",
                      old_values())
@@ -98,7 +98,7 @@ async def test_sqlite_v2_database_upgrades_in_place(tmp_path: Path) -> None:
     v2_database(db)
     sqlite = SQLiteStore(db)
     try:
-        assert sqlite.schema_version() == store.SCHEMA_VERSION == 4
+        assert sqlite.schema_version() == store.SCHEMA_VERSION == 3
         log = SQLiteLog(sqlite)
         assert await log.write([NEW]) == 1
         check_upgraded(await log.get("req_old"), await log.query(LogQuery()), await log.spend(SpendQuery()))
@@ -110,7 +110,7 @@ async def test_sqlite_v2_database_upgrades_in_place(tmp_path: Path) -> None:
         sqlite.close()
     again = SQLiteStore(db)  # nothing is applied twice
     try:
-        assert again.schema_version() == 4 and len(again.query_logs(LogQuery())) == 2
+        assert again.schema_version() == 3 and len(again.query_logs(LogQuery())) == 2
     finally:
         again.close()
 
@@ -127,12 +127,12 @@ async def test_sqlite_v3_stored_responses_gain_a_project_and_stay_the_admins(tmp
     db = tmp_path / "interlock.db"
     v2_database(db)
     with sqlite3.connect(db) as conn:
-        conn.executescript(store._V3 + V3_RESPONSES)
+        conn.executescript(migrations.SQLITE_V3 + ";" + V3_RESPONSES)
         conn.execute("INSERT INTO responses VALUES ('resp_old', 1.0, 'm', 'ik-abc', NULL, '{}', '[]', '[]')")
         conn.execute("PRAGMA user_version = 3")
     sqlite = SQLiteStore(db)
     try:
-        assert sqlite.schema_version() == 4
+        assert sqlite.schema_version() == 3 and sqlite.db.recorded()["responses"] == 1
     finally:
         sqlite.close()
     responses = SQLiteResponses(db)
@@ -158,7 +158,7 @@ async def test_postgres_v1_database_upgrades_in_place(pg_name: str) -> None:
     try:  # the schema as the previous version's migration 1 left it, holding OLD and its rollups
         await conn.execute("CREATE TABLE interlock_schema "
                            "(version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
-        await conn.execute(pgstore.MIGRATIONS[0][1])
+        await conn.execute(migrations.POSTGRES[0][1])
         await conn.execute("INSERT INTO interlock_schema (version) VALUES (1)")
         await conn.execute(f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES "
                            f"({', '.join(f'${i + 1}' for i in range(len(COLUMNS)))})", *old_values())
@@ -172,10 +172,14 @@ async def test_postgres_v1_database_upgrades_in_place(pg_name: str) -> None:
         check_upgraded(await log.get("req_old"), await log.query(LogQuery()), await log.spend(SpendQuery()))
         conn = await asyncpg.connect(url(pg_name))
         try:
-            versions = [r["version"] for r in await conn.fetch("SELECT version FROM interlock_schema ORDER BY 1")]
+            versions = [tuple(r) for r in await conn.fetch("SELECT component, version FROM schema_migrations "
+                                                            "ORDER BY 1, 2")]
+            legacy = [r["version"] for r in await conn.fetch("SELECT version FROM interlock_schema")]
         finally:
             await conn.close()
-        assert versions == [1, 2, 3, 4, 5] == list(range(1, pgstore.SCHEMA_VERSION + 1))
+        # Version 1 was adopted from interlock_schema, which is left as it was; the rest were applied.
+        assert versions == [("ledger", 1), ("ledger", 2), ("ledger", 3), ("ledger", 4), ("responses", 1)]
+        assert pgstore.SCHEMA_VERSION == 4 and legacy == [1]
     finally:
         await log.close()
 
@@ -187,7 +191,7 @@ async def test_postgres_v2_rows_keep_their_json_detail(pg_name: str) -> None:
     try:  # the schema as migrations 1 and 2 left it, holding a row written by that version
         await conn.execute("CREATE TABLE interlock_schema "
                            "(version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
-        for version, sql in pgstore.MIGRATIONS[:2]:
+        for version, sql in migrations.POSTGRES[:2]:
             await conn.execute(sql)
             await conn.execute("INSERT INTO interlock_schema (version) VALUES ($1)", version)
         types = {"tags": "::jsonb", "request_content": "::jsonb", "response_content": "::jsonb", "detail": "::json"}

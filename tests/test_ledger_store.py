@@ -149,7 +149,8 @@ async def test_postgres_migrations_are_recorded_once(pg_url: str) -> None:
         await second.ping()
         conn = await asyncpg.connect(pg_url)
         try:
-            versions = [r["version"] for r in await conn.fetch("SELECT version FROM interlock_schema")]
+            versions = [r["version"] for r in await conn.fetch(
+                "SELECT version FROM schema_migrations WHERE component = 'ledger' ORDER BY version")]
         finally:
             await conn.close()
         assert versions == list(range(1, PG_SCHEMA_VERSION + 1))

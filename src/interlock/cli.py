@@ -16,6 +16,7 @@ from interlock.core.errors import GatewayError
 from interlock.governance.cli import add_governance_parsers
 from interlock.ledger.cli import add_ledger_parsers
 from interlock.simulator.cli import add_simulate_parser, add_simulator_parser
+from interlock.state.migrations import MigrationError
 
 if TYPE_CHECKING:
     from interlock.catalog import Catalog
@@ -218,6 +219,8 @@ def error_line(exc: BaseException) -> str:
         return f"configuration error: {exc}"
     if isinstance(exc, GatewayError):
         return exc.message
+    if isinstance(exc, MigrationError):
+        return f"the store's tables could not be brought up to date: {exc}"
     if isinstance(exc, sqlite3.Error):
         return f"the state directory's SQLite database cannot be used ({exc}); check INTERLOCK_HOME"
     if isinstance(exc, RedisError):

@@ -1,12 +1,9 @@
-"""Governance tables and their versioned migrations, for SQLite and PostgreSQL.
+"""Governance tables and their migrations (component ``governance``), for SQLite and PostgreSQL.
 
-The ledger versions its own tables (``PRAGMA user_version`` in SQLite, the
-``interlock_schema`` table in PostgreSQL); governance keeps a separate
-``governance_schema`` table so the two evolve independently in the same
-database without one's migration number meaning anything to the other.
-Each migration runs once, in a transaction taken under a lock (SQLite's
-``BEGIN IMMEDIATE``, a PostgreSQL advisory lock), so workers and gateways
-starting together cannot apply one twice.
+``state.migrations`` runs them and records them in ``schema_migrations``
+beside the other components of the same database, so governance and the
+request log evolve independently; databases made before that table existed
+recorded governance's versions in ``governance_schema``, which is read once.
 
 ``gov_version`` holds one counter that every change of a definition bumps in
 the same transaction: gateways poll it (one indexed read) and reload the
@@ -15,6 +12,11 @@ spend per counter and period, so budgets survive restarts.
 """
 
 from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from interlock.state.migrations import Schema, pg_table_version, sqlite_table_version
 
 #: (version, SQLite script, PostgreSQL script). Statements are separated by ';'.
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
@@ -74,9 +76,16 @@ INSERT INTO gov_version (id, version) VALUES (1, 1) ON CONFLICT (id) DO NOTHING
      "ALTER TABLE gov_projects ADD COLUMN IF NOT EXISTS zero_data_retention integer NOT NULL DEFAULT 0"),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
-#: pg_advisory_xact_lock key for governance migrations (the ledger uses its own).
-PG_LOCK = 7315028348
 
 
-def statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
+def _sqlite_legacy(conn: sqlite3.Connection) -> int:
+    return sqlite_table_version(conn, "governance_schema")
+
+
+async def _pg_legacy(conn: Any) -> int:
+    return await pg_table_version(conn, "governance_schema")
+
+
+SCHEMA = Schema("governance", sqlite=tuple((v, lite) for v, lite, _ in MIGRATIONS),
+                postgres=tuple((v, pg) for v, _, pg in MIGRATIONS),
+                sqlite_legacy=_sqlite_legacy, postgres_legacy=_pg_legacy)

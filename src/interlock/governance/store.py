@@ -6,15 +6,14 @@ gateway's poller call it from the event loop, the CLI through ``asyncio.run``.
 SQLite work runs in a worker thread so a slow disk never blocks requests.
 Every change of a definition bumps ``gov_version`` in the same transaction;
 that is how every worker and replica learns, within a poll interval, that it
-must reload.
+must reload. Connections and migrations (``schema.SCHEMA``) are the state
+layer's (``state.sqlite``, ``state.postgres``, ``state.migrations``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
-import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,9 @@ from typing import Any
 import orjson
 
 from interlock.governance.model import ApiKey, Budget, Definitions, Limit, Project
-from interlock.governance.schema import MIGRATIONS, PG_LOCK, statements
+from interlock.governance.schema import SCHEMA
+from interlock.state.postgres import PgPool
+from interlock.state.sqlite import SQLiteDB
 
 Statement = tuple[str, Sequence[Any]]
 SpendKey = tuple[str, str, str]  # (budget id, counter, period)
@@ -185,66 +186,28 @@ class GovStore:
         return {(r[0], r[1], r[2]): int(r[3]) for r in rows}
 
 
-def _sqlite_connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, check_same_thread=False, timeout=30.0, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=30000")
-    return conn
-
-
 class SQLiteGovStore(GovStore):
-    """Governance tables in the state directory's ``interlock.db`` (its own connection, its own migrations)."""
+    """Governance tables in the state directory's ``interlock.db`` (on a connection of its own)."""
 
     kind = "sqlite"
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._lock = threading.Lock()
-        self._conn = _sqlite_connect(path)
-        self.migrate()
+        self.db = SQLiteDB(path, schemas=(SCHEMA,))
 
     def migrate(self) -> int:
-        with self._lock:
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.execute("CREATE TABLE IF NOT EXISTS governance_schema (version INTEGER PRIMARY KEY, "
-                             "applied_at REAL NOT NULL)")
-                current = int(conn.execute("SELECT coalesce(max(version), 0) FROM governance_schema").fetchone()[0])
-                for version, script, _ in MIGRATIONS:
-                    if version > current:
-                        for stmt in statements(script):
-                            conn.execute(stmt)
-                        conn.execute("INSERT INTO governance_schema VALUES (?, ?)", (version, time.time()))
-                        current = version
-            except sqlite3.Error:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return current
+        return self.db.migrate((SCHEMA,))[SCHEMA.component]
 
     def fetch_sync(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return [tuple(r) for r in self._conn.execute(sql, tuple(args)).fetchall()]
+        with self.db.locked() as conn:
+            return [tuple(r) for r in conn.execute(sql, tuple(args)).fetchall()]
 
     def transaction_sync(self, stmts: Sequence[Statement]) -> list[int]:
-        with self._lock:
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                counts = [conn.execute(sql, tuple(args)).rowcount for sql, args in stmts]
-            except sqlite3.IntegrityError as exc:
-                conn.execute("ROLLBACK")
-                raise Duplicate(str(exc)) from None
-            except BaseException:
-                # Any failure (a value sqlite cannot bind, too) must end the transaction, or every later
-                # change on this connection fails with "cannot start a transaction within a transaction".
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return counts
+        try:
+            with self.db.transaction() as conn:  # rolled back on any failure (a value sqlite cannot bind, too)
+                return [conn.execute(sql, tuple(args)).rowcount for sql, args in stmts]
+        except sqlite3.IntegrityError as exc:
+            raise Duplicate(str(exc)) from None
 
     async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return await asyncio.to_thread(self.fetch_sync, sql, args)
@@ -253,8 +216,7 @@ class SQLiteGovStore(GovStore):
         return await asyncio.to_thread(self.transaction_sync, stmts)
 
     async def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self.db.close()
 
 
 def _dollar(sql: str) -> str:
@@ -277,29 +239,10 @@ class PostgresGovStore(GovStore):
 
     def __init__(self, url: str, *, max_size: int = 2) -> None:
         self.url = url
-        self._max = max_size
-        self._pool: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pool = PgPool(url, (SCHEMA,), max_size=max_size, per_loop=True)
 
     async def _get_pool(self) -> Any:
-        # Imported here: only for a PostgreSQL store.
-        import asyncpg
-
-        loop = asyncio.get_running_loop()
-        if self._pool is not None and self._loop is loop:
-            return self._pool
-        if self._pool is not None:
-            self._pool.terminate()
-        self._pool = None
-        pool = await asyncpg.create_pool(self.url, min_size=1, max_size=self._max, timeout=5, command_timeout=30)
-        try:
-            async with pool.acquire() as conn:
-                await migrate_pg(conn)
-        except BaseException:
-            pool.terminate()
-            raise
-        self._pool, self._loop = pool, loop
-        return pool
+        return await self._pool.get()
 
     async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         pool = await self._get_pool()
@@ -325,27 +268,7 @@ class PostgresGovStore(GovStore):
         await self.close()
 
     async def close(self) -> None:
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            if self._loop is asyncio.get_running_loop():
-                await pool.close()
-            else:
-                pool.terminate()
-
-
-async def migrate_pg(conn: Any) -> int:
-    async with conn.transaction():
-        await conn.execute(f"SELECT pg_advisory_xact_lock({PG_LOCK})")
-        await conn.execute("CREATE TABLE IF NOT EXISTS governance_schema "
-                           "(version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
-        current = int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM governance_schema"))
-        for version, _, script in MIGRATIONS:
-            if version > current:
-                for stmt in statements(script):
-                    await conn.execute(stmt)
-                await conn.execute("INSERT INTO governance_schema (version) VALUES ($1)", version)
-                current = version
-    return current
+        await self._pool.close()
 
 
 def open_store(store_url: str | None, state_dir: Path) -> GovStore:

@@ -11,21 +11,20 @@ about half of an ``INSERT ... SELECT ... ON CONFLICT`` from a staging table.
 Writes stay idempotent: a batch replayed after an outage (committed just
 before the connection dropped) fails the ``COPY`` on the primary key, and is
 written again without the ids already stored, so nothing counts twice.
-Migrations are numbered, recorded in ``interlock_schema`` and applied under an
-advisory lock, so gateways starting together apply each one exactly once.
+The pool and the migrations (``migrations.SCHEMA``, ``responses_store.SCHEMA``)
+are the state layer's (``state.postgres``, ``state.migrations``).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
 import orjson
 
-from interlock.ledger.record import COLUMNS, JSON_COLUMNS
-from interlock.ledger.responses_store import PG_TABLE as PG_RESPONSES_TABLE
+from interlock.ledger.migrations import SCHEMA
+from interlock.ledger.responses_store import SCHEMA as RESPONSES_SCHEMA
 from interlock.ledger.rowcodec import (
     R_ID,
     R_KEY,
@@ -43,10 +42,7 @@ from interlock.ledger.rowcodec import (
     decode_row,
 )
 from interlock.ledger.schema import (
-    DIMS_TABLE_SQL,
     PG_READ_COLUMNS,
-    ROLLUP_KEYS,
-    ROLLUP_VALUES,
     LogQuery,
     SpendQuery,
     dollar,
@@ -56,62 +52,10 @@ from interlock.ledger.schema import (
     spend_rows,
     spend_sql,
 )
+from interlock.state.postgres import PgPool
 
-_TYPES = {
-    "id": "text PRIMARY KEY", "received_at": "double precision NOT NULL", "inbound": "text NOT NULL",
-    "stream": "integer NOT NULL", "status": "integer NOT NULL", "cost_estimated": "integer NOT NULL DEFAULT 0",
-    "simulated": "integer NOT NULL DEFAULT 0", "cache_hit": "integer NOT NULL DEFAULT 0",
-}
-_REAL = {"first_byte_at", "done_at", "duration_ms", "ttft_ms", "output_tps"}
-_INT = {"input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens"}
-
-
-def _column_type(column: str) -> str:
-    if column in _TYPES:
-        return _TYPES[column]
-    if column in JSON_COLUMNS:
-        return "jsonb"
-    if column in _REAL:
-        return "double precision"
-    if column in _INT:
-        return "integer"
-    if column == "cost_picousd":
-        return "bigint"
-    return "text"
-
-
-MIGRATIONS: tuple[tuple[int, str], ...] = (
-    (1, f"""
-CREATE TABLE IF NOT EXISTS requests ({', '.join(f'{c} {_column_type(c)}' for c in COLUMNS)});
-CREATE INDEX IF NOT EXISTS requests_received ON requests (received_at, id);
-CREATE INDEX IF NOT EXISTS requests_project ON requests (project, received_at);
-CREATE INDEX IF NOT EXISTS requests_key ON requests (key_id, received_at);
-CREATE TABLE IF NOT EXISTS spend_daily (
-    day text NOT NULL, project text NOT NULL, key_id text NOT NULL, model text NOT NULL, vendor text NOT NULL,
-    tag text NOT NULL,
-    {', '.join(f'{v} bigint NOT NULL DEFAULT 0' for v in ROLLUP_VALUES)},
-    PRIMARY KEY ({', '.join(ROLLUP_KEYS)})
-);
-CREATE INDEX IF NOT EXISTS spend_tag_day ON spend_daily (tag, day);
-{DIMS_TABLE_SQL.format(values=', '.join(f'{v} bigint NOT NULL DEFAULT 0' for v in ROLLUP_VALUES))};
-"""),
-    # Records are written as rows (rowcodec.ROW_COLUMNS): the rest of a record in one compact JSON array;
-    # rows written before keep their columns.
-    (2, "ALTER TABLE requests ADD COLUMN IF NOT EXISTS detail json"),
-    # ``detail`` becomes text: the gateway writes it as orjson's output, and a json column parses every
-    # value it is given to validate it - a sixth of the server's CPU per record. Changing the column's
-    # type would rewrite the table; renaming is instant, and the rows written before keep their detail in
-    # ``detail_json`` (read as ``coalesce(detail, detail_json::text)``, schema.PG_READ_COLUMNS).
-    (3, "ALTER TABLE requests RENAME COLUMN detail TO detail_json; ALTER TABLE requests ADD COLUMN detail text"),
-    # Every batch updates its rollup rows in place: with room left on their pages the new versions stay
-    # on the same page (HOT) and the rollup tables' indexes are not touched. Applies to pages filled from
-    # now on; nothing is rewritten.
-    (4, "ALTER TABLE spend_daily SET (fillfactor = 80); ALTER TABLE spend_dims SET (fillfactor = 80)"),
-    # Stored Responses API responses live in the shared store too (every gateway on this database sees
-    # them), each with the project that may read it (``responses_store.py``).
-    (5, PG_RESPONSES_TABLE),
-)
-SCHEMA_VERSION = MIGRATIONS[-1][0]
+#: The request log's version of the schema (``migrations.SCHEMA``'s last PostgreSQL migration).
+SCHEMA_VERSION = SCHEMA.postgres_version
 
 _SELECT = f"SELECT {', '.join(PG_READ_COLUMNS)} FROM requests"
 _ROLLUP = pg_rollup_sql()
@@ -143,10 +87,6 @@ def _unique(rows: list[Row], existing: set[str]) -> list[Row]:
     return list(out.values())
 
 
-async def _keep_session(conn: asyncpg.Connection) -> None:
-    """Released connections are not reset: the log never changes session state, and a reset is a round trip."""
-
-
 class PostgresLog:
     """The asynchronous log-store interface over an asyncpg pool."""
 
@@ -154,30 +94,13 @@ class PostgresLog:
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 4, timeout: float = 5.0) -> None:
         self.url = url
-        self._min = min_size
-        self._max = max_size
         self._timeout = timeout
-        self._pool: asyncpg.Pool | None = None
-        self._opening = asyncio.Lock()
+        # The log never changes session state: released connections are not reset.
+        self._pool = PgPool(url, (SCHEMA, RESPONSES_SCHEMA), min_size=min_size, max_size=max_size,
+                            timeout=timeout, keep_session=True)
 
     async def _get_pool(self) -> asyncpg.Pool:
-        if self._pool is not None:
-            return self._pool
-        async with self._opening:  # concurrent first calls share one pool
-            return await self._open()
-
-    async def _open(self) -> asyncpg.Pool:
-        if self._pool is None:
-            pool = await asyncpg.create_pool(self.url, min_size=self._min, max_size=self._max,
-                                             timeout=self._timeout, command_timeout=30, reset=_keep_session)
-            try:
-                async with pool.acquire() as conn:
-                    await migrate(conn)
-            except BaseException:
-                await pool.close()
-                raise
-            self._pool = pool
-        return self._pool
+        return await self._pool.get()
 
     async def pool(self) -> asyncpg.Pool:
         """The pool, opened (and the schema migrated) on first use; shared with the stored responses."""
@@ -241,21 +164,5 @@ class PostgresLog:
         await pool.fetchval("SELECT 1", timeout=self._timeout)
 
     async def close(self) -> None:
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await pool.close()
+        await self._pool.close()
 
-
-async def migrate(conn: asyncpg.Connection) -> int:
-    """Apply the migrations this database lacks; returns the schema version."""
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(7315028347)")
-        await conn.execute("CREATE TABLE IF NOT EXISTS interlock_schema "
-                           "(version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
-        current = await conn.fetchval("SELECT coalesce(max(version), 0) FROM interlock_schema")
-        for version, sql in MIGRATIONS:
-            if version > current:
-                await conn.execute(sql)
-                await conn.execute("INSERT INTO interlock_schema (version) VALUES ($1)", version)
-                current = version
-    return int(current)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +32,8 @@ import orjson
 
 from interlock.core.errors import GatewayError
 from interlock.core.responses import Owner, StoredResponse
+from interlock.state.migrations import Schema, pg_table_version, sqlite_user_version
+from interlock.state.sqlite import KEEP_JOURNAL, SQLiteDB
 
 if TYPE_CHECKING:
     from interlock.ledger.pgstore import PostgresLog
@@ -41,7 +42,7 @@ log = logging.getLogger("interlock")
 
 _COLUMNS = "id, created_at, model, owner, project, previous_response_id, response, input_items, conversation"
 
-#: The table in SQLite (created by this module for a bare file, and by ``store.SQLiteStore``'s migration 4).
+#: The table in SQLite.
 SQLITE_TABLE = """
 CREATE TABLE IF NOT EXISTS responses (
     id                   TEXT PRIMARY KEY,
@@ -57,7 +58,7 @@ CREATE TABLE IF NOT EXISTS responses (
 CREATE INDEX IF NOT EXISTS responses_created ON responses (created_at);
 """
 
-#: The table in PostgreSQL (``pgstore.MIGRATIONS``, version 5); JSON is kept as the text orjson wrote.
+#: The table in PostgreSQL; JSON is kept as the text orjson wrote.
 PG_TABLE = """
 CREATE TABLE IF NOT EXISTS responses (
     id text PRIMARY KEY, created_at double precision NOT NULL, model text, owner text, project text,
@@ -65,6 +66,33 @@ CREATE TABLE IF NOT EXISTS responses (
 );
 CREATE INDEX IF NOT EXISTS responses_created ON responses (created_at);
 """
+
+
+
+def _sqlite_v1(conn: sqlite3.Connection) -> None:
+    """The table, with ``project``: rows stored before responses carried one keep it NULL (admin-only)."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(responses)")}
+    if have and "project" not in have:
+        conn.execute("ALTER TABLE responses ADD COLUMN project TEXT")
+    for statement in SQLITE_TABLE.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def _sqlite_legacy(conn: sqlite3.Connection) -> int:
+    # The request log's migration 4 made this table (PRAGMA user_version counted the log's migrations).
+    return 1 if sqlite_user_version(conn) >= 4 else 0
+
+
+async def _pg_legacy(conn: Any) -> int:
+    # The request log's migration 5 made this table (recorded in interlock_schema).
+    return 1 if await pg_table_version(conn, "interlock_schema") >= 5 else 0
+
+
+#: The ``responses`` component's migrations (``state.migrations``); the request log's stores apply them
+#: with their own, and :class:`SQLiteResponses` on the file it opens.
+SCHEMA = Schema("responses", sqlite=((1, _sqlite_v1),), postgres=((1, PG_TABLE),),
+                sqlite_legacy=_sqlite_legacy, postgres_legacy=_pg_legacy)
 
 
 def _from_row(row: Any) -> StoredResponse:
@@ -149,36 +177,30 @@ class SQLiteResponses(ResponsesStore):
     def __init__(self, path: Path) -> None:
         super().__init__()
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(path, check_same_thread=False, timeout=30.0, isolation_level=None)
-        self._conn.execute("PRAGMA busy_timeout=30000")
-        with self._lock:
-            self._conn.executescript(SQLITE_TABLE)
+        self.db = SQLiteDB(path, KEEP_JOURNAL, (SCHEMA,))
 
     # ------------------------------------------------------------ blocking (worker threads)
 
     def put_sync(self, item: StoredResponse) -> None:
-        with self._lock:
-            self._conn.execute(f"INSERT OR REPLACE INTO responses ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        with self.db.locked() as conn:
+            conn.execute(f"INSERT OR REPLACE INTO responses ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                item.row())
 
     def get_sync(self, response_id: str, owner: Owner) -> StoredResponse | None:
         args = (response_id,) if owner.admin else (response_id, owner.project)
-        with self._lock:
-            row = self._conn.execute(f"SELECT {_COLUMNS} FROM responses WHERE id = ?{_where(owner, '?')}",
+        with self.db.locked() as conn:
+            row = conn.execute(f"SELECT {_COLUMNS} FROM responses WHERE id = ?{_where(owner, '?')}",
                                      args).fetchone()
         return None if row is None else _from_row(row)
 
     def delete_sync(self, response_id: str, owner: Owner) -> bool:
         args = (response_id,) if owner.admin else (response_id, owner.project)
-        with self._lock:
-            cur = self._conn.execute(f"DELETE FROM responses WHERE id = ?{_where(owner, '?')}", args)
+        with self.db.locked() as conn:
+            cur = conn.execute(f"DELETE FROM responses WHERE id = ?{_where(owner, '?')}", args)
         return cur.rowcount > 0
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self.db.close()
 
     # ------------------------------------------------------------ async (event loop)
 

@@ -122,6 +122,20 @@ def dim_deltas(rollups: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
 
 # ----------------------------------------------------------------- rollups in SQL
 
+#: SQLite: add one row of :func:`rollup_deltas` (or :func:`dim_deltas`) to ``spend_daily`` (``spend_dims``).
+SQLITE_UPSERT_ROLLUP = (
+    f"INSERT INTO spend_daily ({', '.join(ROLLUP_KEYS + ROLLUP_VALUES)}) "
+    f"VALUES ({', '.join('?' for _ in ROLLUP_KEYS + ROLLUP_VALUES)}) "
+    f"ON CONFLICT ({', '.join(ROLLUP_KEYS)}) DO UPDATE SET "
+    + ", ".join(f"{v} = {v} + excluded.{v}" for v in ROLLUP_VALUES)
+)
+SQLITE_UPSERT_DIMS = (
+    f"INSERT INTO spend_dims ({', '.join(DIM_KEYS + ROLLUP_VALUES)}) "
+    f"VALUES ({', '.join('?' for _ in DIM_KEYS + ROLLUP_VALUES)}) "
+    f"ON CONFLICT ({', '.join(DIM_KEYS)}) DO UPDATE SET "
+    + ", ".join(f"{v} = {v} + excluded.{v}" for v in ROLLUP_VALUES)
+)
+
 _DIM_PROJECTIONS = (("'*'", "'*'", "tag = '*'"), ("'project'", "project", "tag = '*'"),
                     ("'key_id'", "key_id", "tag = '*'"), ("'model'", "model", "tag = '*'"),
                     ("'vendor'", "vendor", "tag = '*'"), ("'tag'", "tag", "tag <> '*'"))

@@ -1,1 +1,2 @@
-"""Shared state's settings and connections: the ``redis:`` section (and, as it moves here, the stores)."""
+"""Shared state: opening SQLite (``sqlite``) and PostgreSQL (``postgres``), one migration runner
+(``migrations``) for every table, and the ``redis:`` section (``redis``)."""

@@ -1,0 +1,172 @@
+"""The request log's tables and their migrations (component ``ledger``), for SQLite and PostgreSQL.
+
+``requests`` (one row per request), ``spend_daily`` and ``spend_dims`` (the
+rollups) and, in SQLite, ``meta`` (gateway metadata such as the admin key's
+digest). ``state.migrations`` runs them; the SQL is here because it follows the
+row layout (``record.COLUMNS``, ``rowcodec``) and the rollups (``schema``).
+Version numbers are the ones databases made before the shared runner recorded
+(SQLite ``PRAGMA user_version``, PostgreSQL ``interlock_schema``); the step
+that created ``responses`` there (SQLite 4, PostgreSQL 5) belongs to the
+``responses`` component now (``responses_store.SCHEMA``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from interlock.ledger.record import COLUMNS, JSON_COLUMNS
+from interlock.ledger.rowcodec import decode_row, row_from_record
+from interlock.ledger.schema import (
+    DIMS_BACKFILL_SQL,
+    DIMS_TABLE_SQL,
+    ROLLUP_KEYS,
+    ROLLUP_VALUES,
+    SQLITE_UPSERT_ROLLUP,
+    rollup_deltas,
+)
+from interlock.state.migrations import Schema, pg_table_version, sqlite_user_version
+
+# ----------------------------------------------------------------- SQLite
+
+SQLITE_V1 = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS requests (
+    id                 TEXT PRIMARY KEY,
+    received_at        REAL NOT NULL,
+    duration_ms        REAL,
+    ttft_ms            REAL,
+    inbound            TEXT NOT NULL,
+    requested_model    TEXT,
+    model              TEXT,
+    vendor             TEXT,
+    vendor_model       TEXT,
+    stream             INTEGER NOT NULL,
+    status             INTEGER NOT NULL,
+    error_type         TEXT,
+    error_message      TEXT,
+    input_tokens       INTEGER,
+    cache_read_tokens  INTEGER,
+    cache_write_tokens INTEGER,
+    output_tokens      INTEGER,
+    reasoning_tokens   INTEGER,
+    cost_picousd       INTEGER,
+    cost_estimated     INTEGER NOT NULL DEFAULT 0,
+    simulated          INTEGER NOT NULL DEFAULT 0,
+    explanation        TEXT
+);
+CREATE INDEX IF NOT EXISTS requests_received ON requests (received_at);
+"""
+
+#: Columns added in v2, with their SQLite types.
+SQLITE_V2_COLUMNS = {
+    "first_byte_at": "REAL", "done_at": "REAL", "output_tps": "REAL", "project": "TEXT", "key_id": "TEXT",
+    "end_user": "TEXT", "tags": "TEXT", "cache_hit": "INTEGER NOT NULL DEFAULT 0", "attempts": "TEXT",
+    "guardrails": "TEXT", "routing_trace": "TEXT", "content_level": "TEXT", "request_content": "TEXT",
+    "response_content": "TEXT",
+}
+
+SQLITE_V2_TABLES = f"""
+CREATE TABLE IF NOT EXISTS spend_daily (
+    day TEXT NOT NULL, project TEXT NOT NULL, key_id TEXT NOT NULL, model TEXT NOT NULL, vendor TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    {', '.join(f'{v} INTEGER NOT NULL DEFAULT 0' for v in ROLLUP_VALUES)},
+    PRIMARY KEY ({', '.join(ROLLUP_KEYS)})
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS spend_tag_day ON spend_daily (tag, day);
+{DIMS_TABLE_SQL.format(values=', '.join(f'{v} INTEGER NOT NULL DEFAULT 0' for v in ROLLUP_VALUES))} WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS requests_project ON requests (project, received_at);
+CREATE INDEX IF NOT EXISTS requests_key ON requests (key_id, received_at);
+"""
+
+#: v3: a record is written as a row (``rowcodec.ROW_COLUMNS``): the fields filters and rollups read in their
+#: columns, the rest in one compact JSON array (``detail``); rows written before keep their columns.
+SQLITE_V3 = "ALTER TABLE requests ADD COLUMN detail TEXT"
+
+
+def _sqlite_v2(conn: sqlite3.Connection) -> None:
+    """The v2 columns and the rollup tables; records logged before enter the rollups once."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(requests)")}
+    for column, decl in SQLITE_V2_COLUMNS.items():
+        if column not in have:
+            conn.execute(f"ALTER TABLE requests ADD COLUMN {column} {decl}")
+    for statement in SQLITE_V2_TABLES.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    cur = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM requests")
+    while rows := cur.fetchmany(5000):
+        records = [row_from_record(decode_row((*row, None))) for row in rows]
+        conn.executemany(SQLITE_UPSERT_ROLLUP, rollup_deltas(records))
+    for statement in DIMS_BACKFILL_SQL:
+        conn.execute(statement)
+
+
+# ----------------------------------------------------------------- PostgreSQL
+
+_TYPES = {
+    "id": "text PRIMARY KEY", "received_at": "double precision NOT NULL", "inbound": "text NOT NULL",
+    "stream": "integer NOT NULL", "status": "integer NOT NULL", "cost_estimated": "integer NOT NULL DEFAULT 0",
+    "simulated": "integer NOT NULL DEFAULT 0", "cache_hit": "integer NOT NULL DEFAULT 0",
+}
+_REAL = {"first_byte_at", "done_at", "duration_ms", "ttft_ms", "output_tps"}
+_INT = {"input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens"}
+
+
+def _column_type(column: str) -> str:
+    if column in _TYPES:
+        return _TYPES[column]
+    if column in JSON_COLUMNS:
+        return "jsonb"
+    if column in _REAL:
+        return "double precision"
+    if column in _INT:
+        return "integer"
+    if column == "cost_picousd":
+        return "bigint"
+    return "text"
+
+
+POSTGRES: tuple[tuple[int, str], ...] = (
+    (1, f"""
+CREATE TABLE IF NOT EXISTS requests ({', '.join(f'{c} {_column_type(c)}' for c in COLUMNS)});
+CREATE INDEX IF NOT EXISTS requests_received ON requests (received_at, id);
+CREATE INDEX IF NOT EXISTS requests_project ON requests (project, received_at);
+CREATE INDEX IF NOT EXISTS requests_key ON requests (key_id, received_at);
+CREATE TABLE IF NOT EXISTS spend_daily (
+    day text NOT NULL, project text NOT NULL, key_id text NOT NULL, model text NOT NULL, vendor text NOT NULL,
+    tag text NOT NULL,
+    {', '.join(f'{v} bigint NOT NULL DEFAULT 0' for v in ROLLUP_VALUES)},
+    PRIMARY KEY ({', '.join(ROLLUP_KEYS)})
+);
+CREATE INDEX IF NOT EXISTS spend_tag_day ON spend_daily (tag, day);
+{DIMS_TABLE_SQL.format(values=', '.join(f'{v} bigint NOT NULL DEFAULT 0' for v in ROLLUP_VALUES))};
+"""),
+    # Records are written as rows (rowcodec.ROW_COLUMNS): the rest of a record in one compact JSON array;
+    # rows written before keep their columns.
+    (2, "ALTER TABLE requests ADD COLUMN IF NOT EXISTS detail json"),
+    # ``detail`` becomes text: the gateway writes it as orjson's output, and a json column parses every
+    # value it is given to validate it - a sixth of the server's CPU per record. Changing the column's
+    # type would rewrite the table; renaming is instant, and the rows written before keep their detail in
+    # ``detail_json`` (read as ``coalesce(detail, detail_json::text)``, schema.PG_READ_COLUMNS).
+    (3, "ALTER TABLE requests RENAME COLUMN detail TO detail_json; ALTER TABLE requests ADD COLUMN detail text"),
+    # Every batch updates its rollup rows in place: with room left on their pages the new versions stay
+    # on the same page (HOT) and the rollup tables' indexes are not touched. Applies to pages filled from
+    # now on; nothing is rewritten.
+    (4, "ALTER TABLE spend_daily SET (fillfactor = 80); ALTER TABLE spend_dims SET (fillfactor = 80)"),
+)
+
+
+async def _pg_legacy(conn: Any) -> int:
+    return await pg_table_version(conn, "interlock_schema")
+
+
+SCHEMA = Schema(
+    "ledger",
+    sqlite=((1, SQLITE_V1), (2, _sqlite_v2), (3, SQLITE_V3)),
+    postgres=POSTGRES,
+    sqlite_legacy=sqlite_user_version,
+    postgres_legacy=_pg_legacy,
+)
