@@ -10,22 +10,29 @@ others reload within the poll interval. The OpenAPI 3.1 document is served at
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs
 
 import orjson
 
 from interlock.core.errors import GatewayError, InvalidRequest, NotFound, PermissionDenied
+from interlock.core.exchange import Exchange
 from interlock.governance import ops
 from interlock.governance.model import DefinitionError
 from interlock.governance.openapi import document
 from interlock.governance.store import Duplicate
-from interlock.server.http import Request
 from interlock.wire.openai_chat import error_body
 
 if TYPE_CHECKING:
     from interlock.governance.service import Governance
-    from interlock.server.http import Router
+
+
+class RouteTable(Protocol):
+    """Where the admin API adds its routes (``server/http.Router``)."""
+
+    def add(self, path: str, methods: tuple[str, ...], handler: Callable[[Exchange], Awaitable[None]],
+            render_error: Callable[[GatewayError], bytes]) -> None: ...
 
 BASE = "/admin/v1"
 MAX_BODY = 64 * 1024
@@ -43,7 +50,7 @@ class AdminApi:
         self.secret = secret
         self._openapi = orjson.dumps(document())
 
-    def add_routes(self, router: Router) -> None:
+    def add_routes(self, router: RouteTable) -> None:
         methods = ("GET", "POST", "PATCH", "DELETE")
         for name in ("projects", "keys", "budgets", "limits"):
             router.add(f"{BASE}/{name}", methods, self.handle, error_body)
@@ -51,15 +58,15 @@ class AdminApi:
         router.add(f"{BASE}/alerts", ("GET",), self.handle, error_body)
         router.add(f"{BASE}/openapi.json", ("GET",), self.openapi, error_body)
 
-    async def openapi(self, req: Request) -> None:
+    async def openapi(self, req: Exchange) -> None:
         req.send(200, self._openapi, [("content-type", "application/json")])
 
-    async def handle(self, req: Request) -> None:
+    async def handle(self, req: Exchange) -> None:
         principal = self.gov.auth.authenticate(req.header("authorization"), req.header("x-api-key"))
         if principal.kind != "admin":
             raise PermissionDenied("Projects, keys, budgets and limits are managed with the admin key only.")
         parts = [p for p in req.path[len(BASE) + 1:].split("/") if p]
-        method = req.scope.method
+        method = req.method
         try:
             status, data = await self._dispatch(req, method, parts)
         except DefinitionError as exc:
@@ -72,7 +79,7 @@ class AdminApi:
             await self.gov.poll()  # this worker sees its own change at once
         req.json(status, data)
 
-    async def _body(self, req: Request) -> dict[str, Any]:
+    async def _body(self, req: Exchange) -> dict[str, Any]:
         raw = await req.body(MAX_BODY)
         if not raw.strip():
             return {}
@@ -84,16 +91,16 @@ class AdminApi:
             raise InvalidRequest("The body must be a JSON object.", code="invalid_json")
         return body
 
-    def _query(self, req: Request, allowed: tuple[str, ...]) -> dict[str, str]:
+    def _query(self, req: Exchange, allowed: tuple[str, ...]) -> dict[str, str]:
         out: dict[str, str] = {}
-        for key, values in parse_qs(req.scope.query_string, keep_blank_values=True).items():
+        for key, values in parse_qs(req.query, keep_blank_values=True).items():
             if key not in allowed:
                 raise InvalidRequest(f"Unknown query parameter '{key}'; expected one of: "
                                      f"{', '.join(allowed) or 'none'}.", param=key)
             out[key] = values[-1]
         return out
 
-    async def _dispatch(self, req: Request, method: str, parts: list[str]) -> tuple[int, Any]:
+    async def _dispatch(self, req: Exchange, method: str, parts: list[str]) -> tuple[int, Any]:
         kind = parts[0]
         rest = parts[1:]
         if kind == "alerts" and not rest:
@@ -109,7 +116,7 @@ class AdminApi:
 
     # ----------------------------------------------------------------- projects
 
-    async def _projects(self, req: Request, method: str, rest: list[str]) -> tuple[int, Any]:
+    async def _projects(self, req: Exchange, method: str, rest: list[str]) -> tuple[int, Any]:
         store, defs = self.gov.store, self.gov.defs
         if not rest:
             if method == "GET":
@@ -138,7 +145,7 @@ class AdminApi:
 
     # ----------------------------------------------------------------- keys
 
-    async def _keys(self, req: Request, method: str, rest: list[str]) -> tuple[int, Any]:
+    async def _keys(self, req: Exchange, method: str, rest: list[str]) -> tuple[int, Any]:
         store = self.gov.store
         if not rest:
             if method == "GET":
@@ -178,13 +185,13 @@ class AdminApi:
 
     # ----------------------------------------------------------------- budgets and limits
 
-    async def _budgets(self, req: Request, method: str, rest: list[str]) -> tuple[int, Any]:
+    async def _budgets(self, req: Exchange, method: str, rest: list[str]) -> tuple[int, Any]:
         return await self._items(req, method, rest, "budgets")
 
-    async def _limits(self, req: Request, method: str, rest: list[str]) -> tuple[int, Any]:
+    async def _limits(self, req: Exchange, method: str, rest: list[str]) -> tuple[int, Any]:
         return await self._items(req, method, rest, "limits")
 
-    async def _items(self, req: Request, method: str, rest: list[str], kind: str) -> tuple[int, Any]:
+    async def _items(self, req: Exchange, method: str, rest: list[str], kind: str) -> tuple[int, Any]:
         gov = self.gov
         if not rest:
             if method == "GET":

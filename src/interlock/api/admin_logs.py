@@ -17,9 +17,9 @@ from urllib.parse import parse_qs, unquote
 import orjson
 
 from interlock.core.errors import InvalidRequest, NotFound, PermissionDenied
+from interlock.core.exchange import Exchange
 from interlock.ledger.export import csv_lines, parse_day, parse_time
 from interlock.ledger.schema import GROUPS, LogQuery, SpendQuery, decode_cursor, encode_cursor
-from interlock.server.http import Request
 
 if TYPE_CHECKING:
     from interlock.governance.auth import Authenticator
@@ -32,8 +32,8 @@ LOG_PARAMS = ("from", "to", "project", "key", "model", "vendor", "status", "tag"
 SPEND_PARAMS = ("group_by", "from", "to", "project", "key", "model", "vendor")
 
 
-def _query(req: Request, allowed: tuple[str, ...]) -> dict[str, str]:
-    raw = parse_qs(req.scope.query_string, keep_blank_values=True)
+def _query(req: Exchange, allowed: tuple[str, ...]) -> dict[str, str]:
+    raw = parse_qs(req.query, keep_blank_values=True)
     out: dict[str, str] = {}
     for key, values in raw.items():
         if key not in allowed:
@@ -110,12 +110,12 @@ class AdminLogs:
         self.store = store
         self.auth = auth
 
-    def _admin(self, req: Request) -> None:
+    def _admin(self, req: Exchange) -> None:
         principal = self.auth.authenticate(req.header("authorization"), req.header("x-api-key"))
         if principal.kind != "admin":
             raise PermissionDenied("The request log and spend are readable with the admin key only.")
 
-    async def list(self, req: Request) -> None:
+    async def list(self, req: Exchange) -> None:
         self._admin(req)
         q, fmt = log_query(_query(req, LOG_PARAMS))
         if fmt != "json":
@@ -127,7 +127,7 @@ class AdminLogs:
         cursor = encode_cursor(rows[-1]["received_at"], rows[-1]["id"]) if more and rows else None
         req.json(200, {"object": "list", "data": rows, "has_more": more, "next_cursor": cursor})
 
-    async def _export(self, req: Request, q: LogQuery, fmt: str) -> None:
+    async def _export(self, req: Exchange, q: LogQuery, fmt: str) -> None:
         ctype = "application/x-ndjson" if fmt == "jsonl" else "text/csv; charset=utf-8"
         out = req.stream(200, [("content-type", ctype),
                                ("content-disposition", f'attachment; filename="interlock-logs.{fmt}"')])
@@ -146,7 +146,7 @@ class AdminLogs:
                 return
             page = replace(page, cursor=(rows[-1]["received_at"], rows[-1]["id"]))
 
-    async def detail(self, req: Request) -> None:
+    async def detail(self, req: Exchange) -> None:
         self._admin(req)
         rid = unquote(req.path.rstrip("/").rsplit("/", 1)[-1])
         row = await self.store.get(rid)
@@ -155,7 +155,7 @@ class AdminLogs:
                            "or logging was off).", param="id")
         req.json(200, row)
 
-    async def spend(self, req: Request) -> None:
+    async def spend(self, req: Exchange) -> None:
         self._admin(req)
         q = spend_query(_query(req, SPEND_PARAMS))
         rows = await self.store.spend(q)

@@ -25,6 +25,7 @@ from typing import Any
 from interlock.catalog import count_tokens
 from interlock.core.context import RequestContext
 from interlock.core.errors import InvalidRequest
+from interlock.core.exchange import Exchange
 from interlock.core.plan import Plan, Target
 from interlock.core.pricing import Usage
 from interlock.core.vendor import EmbeddingResult, Vector
@@ -32,7 +33,6 @@ from interlock.pipeline.dispatch import Dispatcher, forwarded_headers
 from interlock.pipeline.settle import Ledger, observe_request, price_usage
 from interlock.pipeline.stages import Admission, Identify, Lifecycle
 from interlock.routing.planner import Planner
-from interlock.server.http import Request
 from interlock.vendors.embeddings_common import (
     base64_vector,
     float_vector,
@@ -114,11 +114,11 @@ class EmbeddingsApi:
         self.ledger = ledger
         self.max_body = max_body
 
-    async def __call__(self, req: Request) -> None:
+    async def __call__(self, req: Exchange) -> None:
         # A large batch fans out to many vendor calls: a client that leaves cancels them all.
         await self.lifecycle.run(req, RequestContext(INBOUND), self._run, error_body)
 
-    async def _run(self, req: Request, ctx: RequestContext) -> None:
+    async def _run(self, req: Exchange, ctx: RequestContext) -> None:
         self.identify(req, ctx)
         request = validate_embeddings_request(parse_json_object(await req.body(self.max_body)))
         ctx.requested_model = request["model"]

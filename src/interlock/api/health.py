@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from asyncpg import PostgresError
 from redis.exceptions import RedisError
 
-from interlock.server.http import Request
+from interlock.core.exchange import Exchange
 
 
 class Health:
@@ -21,10 +21,10 @@ class Health:
         self.counters_in_memory = counters_in_memory
         self.vendors = ", ".join(sorted(vendors)) or "none live"
 
-    async def live(self, req: Request) -> None:
+    async def live(self, req: Exchange) -> None:
         req.json(200, {"status": "ok"})
 
-    async def ready(self, req: Request) -> None:
+    async def ready(self, req: Exchange) -> None:
         checks: dict[str, str] = {}
         if self.counters_in_memory:
             # In-process memory in the embedded deployment: reachable by construction.

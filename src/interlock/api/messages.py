@@ -16,10 +16,10 @@ from __future__ import annotations
 from interlock.catalog import estimate_chat_tokens
 from interlock.core.context import new_request_id
 from interlock.core.errors import GatewayError
+from interlock.core.exchange import Exchange
 from interlock.observability import zdr_log
 from interlock.pipeline.stages import Authenticate
 from interlock.routing.planner import Planner
-from interlock.server.http import Request
 from interlock.wire.anthropic_messages import error_body, parse_messages_request
 from interlock.wire.openai_chat import parse_json_object
 
@@ -30,7 +30,7 @@ class MessagesApi:
         self.planner = planner
         self.max_body = max_body
 
-    async def count_tokens(self, req: Request) -> None:
+    async def count_tokens(self, req: Exchange) -> None:
         request_id = new_request_id()
         headers = [("x-interlock-request-id", request_id)]
         try:
@@ -41,7 +41,7 @@ class MessagesApi:
             return
         req.json(200, {"input_tokens": input_tokens}, headers)
 
-    async def _count(self, req: Request) -> int:
+    async def _count(self, req: Exchange) -> int:
         principal = self.auth.authenticate(req.header("authorization"), req.header("x-api-key"),
                                            req.header("x-interlock-project"))
         zdr_log.mark(principal.zero_data_retention)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from interlock.server.http import Request
+from interlock.core.exchange import Exchange
 
 if TYPE_CHECKING:
     from interlock.observability.metrics import Registry, SnapshotDir
@@ -23,6 +23,6 @@ class MetricsApi:
         self.registry = registry
         self.snapshots = snapshots
 
-    async def scrape(self, req: Request) -> None:
+    async def scrape(self, req: Exchange) -> None:
         others = await asyncio.to_thread(self.snapshots.others) if self.snapshots is not None else []
         req.send(200, self.registry.render(others).encode(), [("content-type", CONTENT_TYPE)])

@@ -13,9 +13,9 @@ from urllib.parse import parse_qsl, unquote
 from interlock.catalog import Catalog
 from interlock.catalog.render import model_detail, model_endpoints, model_list
 from interlock.core.errors import ModelNotFound
+from interlock.core.exchange import Exchange
 from interlock.pipeline.stages import Authenticate
 from interlock.routing.stats import LiveStats
-from interlock.server.http import Request
 
 _PREFIX = "/v1/models/"
 
@@ -28,14 +28,14 @@ class ModelsApi:
         self._live = frozenset(live)
         self._list_cache: bytes | None = None
 
-    async def list(self, req: Request) -> None:
+    async def list(self, req: Exchange) -> None:
         self.auth.authenticate(req.header("authorization"), req.header("x-api-key"))
         query: dict[str, str] = {}
-        for key, value in parse_qsl(req.scope.query_string, keep_blank_values=True):
+        for key, value in parse_qsl(req.query, keep_blank_values=True):
             query[key] = f"{query[key]},{value}" if key in query else value
         req.json(200, model_list(self.catalog, self._live, query))
 
-    async def detail(self, req: Request) -> None:
+    async def detail(self, req: Exchange) -> None:
         self.auth.authenticate(req.header("authorization"), req.header("x-api-key"))
         # SDKs percent-encode the id as one path segment (openai%2Fgpt-4.1-mini): decode it.
         rest = unquote(req.path[len(_PREFIX):]).strip("/")

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from interlock.server.http import Request
+from interlock.core.exchange import Exchange
 
 _STRING = {"type": "string"}
 _STRINGS = {"type": "array", "items": _STRING}
@@ -306,5 +306,5 @@ class OpenApiDocument:
     def __init__(self) -> None:
         self._body = orjson.dumps(document())
 
-    async def __call__(self, req: Request) -> None:
+    async def __call__(self, req: Exchange) -> None:
         req.send(200, self._body, [("content-type", "application/json")])

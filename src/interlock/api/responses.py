@@ -14,10 +14,10 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from interlock.core.errors import NotFound
+from interlock.core.exchange import Exchange
 from interlock.core.responses import Owner
 from interlock.ledger.responses_store import ResponsesStore
 from interlock.pipeline.stages import Authenticate
-from interlock.server.http import Request
 from interlock.wire.responses import ResponsesCodec
 
 _PREFIX = "/v1/responses/"
@@ -67,7 +67,7 @@ class ResponsesApi:
         self.store = store
         self.codec = ResponsesCodec(store)
 
-    def _target(self, req: Request) -> tuple[str, str, Owner]:
+    def _target(self, req: Exchange) -> tuple[str, str, Owner]:
         principal = self.auth.authenticate(req.header("authorization"), req.header("x-api-key"),
                                            req.header("x-interlock-project"))
         rest = req.path[len(_PREFIX):].strip("/")
@@ -80,10 +80,10 @@ class ResponsesApi:
     def _missing(response_id: str) -> NotFound:
         return NotFound(f"Response with id '{response_id}' not found.", param="response_id")
 
-    async def item(self, req: Request) -> None:
+    async def item(self, req: Exchange) -> None:
         """GET returns the stored response (or its input items); DELETE forgets it."""
         response_id, sub, owner = self._target(req)
-        if req.scope.method == "DELETE":
+        if req.method == "DELETE":
             if sub or not await self.store.delete(response_id, owner):
                 raise self._missing(response_id)
             req.json(200, {"id": response_id, "object": "response.deleted", "deleted": True})
@@ -96,7 +96,7 @@ class ResponsesApi:
         elif sub == "input_items":
             items = [input_item_resource(item, f"in_{response_id[5:]}{i:04x}")
                      for i, item in enumerate(found.input_items)]
-            if dict(parse_qsl(req.scope.query_string)).get("order", "desc") == "desc":
+            if dict(parse_qsl(req.query)).get("order", "desc") == "desc":
                 items.reverse()  # OpenAI lists input items newest first unless asked otherwise
             req.json(200, {"object": "list", "data": items,
                            "first_id": items[0]["id"] if items else None,

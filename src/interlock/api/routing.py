@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl
 
 from interlock.core.context import RequestContext
 from interlock.core.errors import InvalidRequest, NotFound
+from interlock.core.exchange import Exchange
 from interlock.core.tags import parse_tags
 from interlock.governance.service import Governance
 from interlock.ledger.writer import LogStore
@@ -22,7 +23,6 @@ from interlock.observability import zdr_log
 from interlock.pipeline.stages import Authenticate
 from interlock.routing.engine import RoutingEngine
 from interlock.routing.explain import explain, generation
-from interlock.server.http import Request
 from interlock.wire.openai_chat import parse_json_object, validate_chat_request
 
 
@@ -35,7 +35,7 @@ class RoutingApi:
         self.log_store = log_store
         self.max_body = max_body
 
-    async def explain(self, req: Request) -> None:
+    async def explain(self, req: Exchange) -> None:
         principal = self.auth.authenticate(req.header("authorization"), req.header("x-api-key"),
                                            req.header("x-interlock-project"))
         zdr_log.mark(principal.zero_data_retention)
@@ -51,10 +51,10 @@ class RoutingApi:
         self.governance.explain(ctx, request)
         req.json(200, explain(trace))
 
-    async def generation(self, req: Request) -> None:
+    async def generation(self, req: Exchange) -> None:
         principal = self.auth.authenticate(req.header("authorization"), req.header("x-api-key"),
                                            req.header("x-interlock-project"))
-        query = dict(parse_qsl(req.scope.query_string, keep_blank_values=True))
+        query = dict(parse_qsl(req.query, keep_blank_values=True))
         rid = query.get("id", "").strip()
         if not rid:
             raise InvalidRequest("Missing required query parameter: 'id' (the request id, x-interlock-request-id).",

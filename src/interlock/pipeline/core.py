@@ -12,9 +12,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from interlock.core import exchange
 from interlock.core.codec import InboundCodec, set_cost
 from interlock.core.context import RequestContext
 from interlock.core.errors import GatewayError, UpstreamError
+from interlock.core.exchange import Exchange, StreamOut
 from interlock.pipeline.dispatch import Dispatcher
 from interlock.pipeline.settle import (
     Ledger,
@@ -26,7 +28,6 @@ from interlock.pipeline.settle import (
     stream_output_text,
 )
 from interlock.pipeline.stages import AnyStage, Identify, Lifecycle, bind
-from interlock.server.http import CLIENT_GONE, Request, StreamTransport
 
 
 class Pipeline:
@@ -44,11 +45,11 @@ class Pipeline:
         self._stream_headers = [("content-type", codec.stream_content_type), ("cache-control", "no-cache"),
                                 ("x-accel-buffering", "no")]
 
-    async def __call__(self, req: Request) -> None:
+    async def __call__(self, req: Exchange) -> None:
         ctx = RequestContext(self.codec.name)
         await self.lifecycle.run(req, ctx, self._run, self.codec.render_error)
 
-    async def _run(self, req: Request, ctx: RequestContext) -> None:
+    async def _run(self, req: Exchange, ctx: RequestContext) -> None:
         self.identify(req, ctx)
         request = await self.codec.parse(await req.body(self.max_body), ctx)
         ctx.requested_model = request["model"]
@@ -61,7 +62,7 @@ class Pipeline:
         else:
             await self._complete(req, ctx, request)
 
-    async def _complete(self, req: Request, ctx: RequestContext, request: dict[str, Any]) -> None:
+    async def _complete(self, req: Exchange, ctx: RequestContext, request: dict[str, Any]) -> None:
         completion = await self.dispatcher.complete(ctx, request, req.headers)
         ctx.first_byte = time.perf_counter()
         data = completion.data
@@ -81,11 +82,11 @@ class Pipeline:
             ctx.response_content = data
         req.send(200, self.codec.completion(ctx, request, data), headers)
 
-    async def _stream(self, req: Request, ctx: RequestContext, request: dict[str, Any]) -> None:
+    async def _stream(self, req: Exchange, ctx: RequestContext, request: dict[str, Any]) -> None:
         source, batch = await self.dispatcher.stream(ctx, request, req.headers)
         # Payloads are kept only until usage arrives, to estimate tokens if it never does.
         seen: list[bytes] = []
-        out: StreamTransport | None = None
+        out: StreamOut | None = None
         try:
             encoder = self.codec.stream_encoder(ctx, request, lambda usage: price_openai_usage(ctx, usage))
             headers = [*self._stream_headers, *ctx.response_headers()]
@@ -119,7 +120,7 @@ class Pipeline:
                 estimated = None if encoder.usage_seen else estimated_openai_usage(ctx, request,
                                                                                    stream_output_text(seen))
                 await out.send_bytes(encoder.finish(estimated))
-        except CLIENT_GONE:
+        except exchange.CLIENT_GONE:
             ctx.client_disconnected = True
         finally:
             # Granian ends the response when the transport is released: never let a

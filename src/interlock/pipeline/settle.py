@@ -16,9 +16,9 @@ import orjson
 from interlock.catalog import count_tokens, estimate_chat_tokens, usage_from_openai
 from interlock.core.codec import ESTIMATED
 from interlock.core.context import RequestContext
+from interlock.core.exchange import Exchange
 from interlock.core.pricing import Usage, cost_of
 from interlock.core.tags import parse_tags
-from interlock.server.http import Request
 
 
 class Ledger(Protocol):
@@ -114,7 +114,7 @@ def completion_output_text(data: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
-def observe_request(ctx: RequestContext, req: Request, request: Mapping[str, Any], ledger: Ledger) -> None:
+def observe_request(ctx: RequestContext, req: Exchange, request: Mapping[str, Any], ledger: Ledger) -> None:
     """What the log needs from the request itself: tags, end user, trace parent, content if kept."""
     ctx.tags = parse_tags(req.header("x-interlock-tags"))
     user = request.get("user")

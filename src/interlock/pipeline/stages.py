@@ -18,11 +18,11 @@ from typing import Any, Protocol
 
 from interlock.core.context import RequestContext
 from interlock.core.errors import GatewayError, InternalError
+from interlock.core.exchange import Exchange
 from interlock.core.principal import Principal
 from interlock.core.timers import running_loop
 from interlock.observability import zdr_log
 from interlock.pipeline.settle import Ledger, capture_content, settle
-from interlock.server.http import Request
 
 log = logging.getLogger("interlock")
 
@@ -90,7 +90,7 @@ class Identify:
         self.auth = auth
         self.zero_data_retention = zero_data_retention
 
-    def __call__(self, req: Request, ctx: RequestContext) -> None:
+    def __call__(self, req: Exchange, ctx: RequestContext) -> None:
         principal = self.auth.authenticate(req.header("authorization"), req.header("x-api-key"),
                                            req.header("x-interlock-project"))
         ctx.principal = principal
@@ -158,7 +158,7 @@ class InternalErrors:
         self.count = count
         self.label = label
 
-    def report(self, req: Request, ctx: RequestContext, exc: BaseException) -> InternalError:
+    def report(self, req: Exchange, ctx: RequestContext, exc: BaseException) -> InternalError:
         """Log it under the request id, count it, fail the context with a 500.
 
         The log line names the request id (the client sees it in ``x-interlock-request-id`` and the error
@@ -168,14 +168,14 @@ class InternalErrors:
         self.count(self.label(req.path))
         if ctx.zero_data_retention:
             zdr_log.mark(True)  # whatever marked the task before, this request's traceback withholds its texts
-        log.error("internal error on %s %s, request id %s", req.scope.method, req.path, ctx.id, exc_info=exc)
+        log.error("internal error on %s %s, request id %s", req.method, req.path, ctx.id, exc_info=exc)
         exc.__traceback__ = None  # its frames reference the context: no cycle left for the GC
         err = InternalError(f"The gateway hit an internal error ({type(exc).__name__}); it is logged under "
                             f"request id {ctx.id}.")
         ctx.fail(err)
         return err
 
-    def answer(self, req: Request, ctx: RequestContext, exc: BaseException,
+    def answer(self, req: Exchange, ctx: RequestContext, exc: BaseException,
                render_error: Callable[[GatewayError], bytes]) -> None:
         """:meth:`report`, then the 500 in the caller's format, with the request id, if nothing was sent yet."""
         err = self.report(req, ctx, exc)
@@ -192,14 +192,14 @@ class Lifecycle:
         self.settlers = settlers
         self.errors = errors
 
-    async def run(self, req: Request, ctx: RequestContext, run: Callable[[Request, RequestContext], Awaitable[None]],
+    async def run(self, req: Exchange, ctx: RequestContext, run: Callable[[Exchange, RequestContext], Awaitable[None]],
                   render_error: Callable[[GatewayError], bytes]) -> None:
         """Run ``run``; a client that disconnects before the answer is complete cancels the work (which aborts
         the vendor call); a :class:`GatewayError` becomes an error in the caller's format; the settlers run
         whatever happened."""
         task = asyncio.current_task(running_loop())
         # Granian's disconnect future takes callbacks directly: no watcher task per request.
-        watcher = req.proto.client_disconnect()
+        watcher = req.client_disconnect()
 
         def on_disconnect(_: object) -> None:
             ctx.client_disconnected = True

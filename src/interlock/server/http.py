@@ -14,14 +14,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
-from granian.rsgi import ProtocolClosed  # type: ignore[attr-defined]
 
+from interlock.core import exchange
 from interlock.core.errors import GatewayError, InvalidRequest, PayloadTooLarge, RequestTimeout
 
 JSON = "application/json"
 
 #: Raised by a stream transport when the client has gone away.
-CLIENT_GONE: tuple[type[BaseException], ...] = (ProtocolClosed, ConnectionError)
 
 
 class RSGIHeaders(Protocol):
@@ -61,7 +60,7 @@ class RSGIProtocol(Protocol):
 
 
 class Request:
-    __slots__ = ("close", "headers", "path", "proto", "responded", "scope")
+    __slots__ = ("close", "headers", "method", "path", "proto", "query", "responded", "scope")
 
     #: The longest gap between two pieces of a request body, when the HTTP server does not enforce one itself
     #: (Granian: set by ``entry.py``; the native server fails a stalled body on its own).
@@ -75,6 +74,8 @@ class Request:
         self.proto = proto
         self.headers = scope.headers
         self.path = scope.path
+        self.method = scope.method
+        self.query = scope.query_string
         self.responded = False
         #: Answer with ``connection: close`` (Granian: nothing pipelined after this request is read).
         self.close = False
@@ -111,7 +112,7 @@ class Request:
         except TimeoutError as exc:
             self.close = True
             raise RequestTimeout(f"The request body did not arrive: {exc}.") from None
-        except CLIENT_GONE:
+        except exchange.CLIENT_GONE:
             raise InvalidRequest("The client closed the connection before sending the whole request body.",
                                  code="incomplete_body") from None
         except PayloadTooLarge:
@@ -160,6 +161,9 @@ class Request:
         if headers:
             out.extend(headers)
         self.send(status, orjson.dumps(data), out)
+
+    def client_disconnect(self) -> DisconnectFuture:
+        return self.proto.client_disconnect()
 
     def stream(self, status: int, headers: list[tuple[str, str]]) -> StreamTransport:
         self.responded = True
