@@ -300,14 +300,12 @@ async def test_the_answered_fast_path_writes_the_full_paths_row(
     more = {"tagged": await routed(world({"sima": simulator()}), chat(), tags=("team-a",)),
             "unpriced_alias": await routed(world({"sima": simulator()}), chat(max_tokens=5))}
     more["tagged"].principal = Principal("admin", "ik-admin00")
-    more["guarded"] = await routed(world({"sima": simulator()}), chat())
-    more["guarded"].guardrail_actions = ({"guard": "dlp", "action": "redact"},)
     more["unpriced_alias"].cost = None
     fast = {name: record._answered_row(ctx, level, zdr) for name, ctx in {**contexts, **more}.items()}
     with monkeypatch.context() as patched:
         patched.setattr(record, "_answered_row", lambda *_: None)
         full = {name: build_row(ctx, level, zdr, Redactor()) for name, ctx in {**contexts, **more}.items()}
-    # Content kept (level full, no ZDR), a guardrail action or anything but one answered attempt: the full path.
+    # Content kept (level full, no ZDR) or anything but one answered attempt: the full path.
     taken = {name for name, row in fast.items() if row is not None}
     assert taken == (set() if level == "full" and not zdr else {"single", "tagged", "unpriced_alias"})
     for name in taken:

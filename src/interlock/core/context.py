@@ -65,8 +65,6 @@ class RequestContext:
     response_content: object = None
     #: Incoming W3C ``traceparent`` so the gateway's spans join the caller's trace.
     traceparent: str | None = None
-    #: What guardrails did to this request (filled by the guard stage).
-    guardrail_actions: tuple[dict[str, object], ...] = ()
     # --- governance ---
     #: The project's request-log level (``off``/``metadata``/``full``); None follows ``logging.level``.
     log_level: str | None = None

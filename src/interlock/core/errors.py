@@ -106,12 +106,6 @@ class RequestTimeout(GatewayError):
     code = "request_timeout"
 
 
-class UnsupportedMediaType(GatewayError):
-    status = 415
-    type = "invalid_request_error"
-    code = "unsupported_media_type"
-
-
 class BudgetExceeded(GatewayError):
     """A hard budget cannot cover the request's worst-case cost (402); headers carry limit and remaining."""
 

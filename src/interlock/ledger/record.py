@@ -155,7 +155,7 @@ def pack_attempts(attempts: Iterable[Any], t0: float, redactor: Redactor, zdr: b
 
 def _answered_row(ctx: RequestContext, level: str, zdr: bool) -> tuple[Any, ...] | None:
     """``build_row`` for the common request - answered by its one target at the first attempt, no
-    content kept, no guardrail action - with less work; None for anything else (``build_row`` does it in full).
+    content kept - with less work; None for anything else (``build_row`` does it in full).
 
     What it leaves out is what such a request cannot have: an error, a failed or foreign attempt, a
     second candidate, overrides. ``tests/test_ledger_rows.py`` checks it row for row against the full path.
@@ -165,7 +165,7 @@ def _answered_row(ctx: RequestContext, level: str, zdr: bool) -> tuple[Any, ...]
     trace = ctx.routing
     attempts = ctx.attempts
     if (target is None or usage is None or ctx.error is not None or ctx.client_disconnected or len(attempts) != 1
-            or trace.__class__ is not RoutingTrace or ctx.guardrail_actions
+            or trace.__class__ is not RoutingTrace
             or (level == "full" and ctx.capture_content and not zdr)):
         return None
     a = attempts[0]
@@ -316,7 +316,7 @@ def build_row(ctx: RequestContext, level: str, zdr: bool, redactor: Redactor) ->
         (DETAIL_VERSION, None, duration_us,
          int((first_byte - started) * 1e6 + 0.5) if first_byte is not None else None, None, ctx.end_user,
          vendor_model, error_type, message, cache_write, reasoning, estimated, 1 if cache_read else 0, simulated,
-         packed_attempts, ctx.guardrail_actions or None, explanation, packed_trace, "zdr" if zdr else level),
+         packed_attempts, None, explanation, packed_trace, "zdr" if zdr else level),
         option=JSON_OPTIONS, default=json_default).decode()
     return (ctx.id, received, project, key_id, model, ctx.requested_model or "", vendor,
             499 if ctx.client_disconnected else ctx.status, picousd, input_tokens, cache_read, output_tokens,
