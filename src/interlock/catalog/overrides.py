@@ -13,7 +13,7 @@ from typing import Any
 
 from interlock.catalog.catalog import CAPABILITIES, Catalog, with_routes
 from interlock.core.model import Model, Route
-from interlock.core.pricing import Price, PriceTier, usd_to_micro
+from interlock.core.pricing import PRICE_FIELDS, Price, PriceTier, usd_to_micro
 
 _MODEL_KEYS = frozenset(
     {
@@ -36,19 +36,8 @@ _MODEL_KEYS = frozenset(
 _ROUTE_KEYS = frozenset(
     {"vendor_model_id", "price", "context_window", "max_output", "max_input", "capabilities", "zdr", "remove"}
 )
-_PRICE_KEYS = frozenset(
-    {
-        "input",
-        "output",
-        "cache_read",
-        "cache_write",
-        "reasoning",
-        "input_audio",
-        "output_audio",
-        "citation",
-        "request",
-    }
-)
+#: Every per-token rate, and ``request`` (per 1,000 requests).
+_PRICE_KEYS = frozenset((*PRICE_FIELDS, "request"))
 
 
 def _mapping(value: Any, where: str) -> Mapping[str, Any]:
