@@ -81,7 +81,7 @@ def test_azure_uses_deployments_and_api_key_header(tmp_path: Path) -> None:
     text = ("vendors:\n  azure:\n    base_url: https://r.openai.azure.com\n    api_key: ${AZ}\n"
             "    deployments:\n      gpt-4.1-mini: prod-mini\n")
     settings = load(tmp_path, text, AZ="az-key")
-    from interlock.vendors.openai_compat import OpenAICompatAdapter
+    from interlock.vendors.openai_compat.chat import OpenAICompatAdapter
     from interlock.vendors.transport import HttpTransport
 
     adapter = OpenAICompatAdapter(settings.vendors["azure"], HttpTransport())

@@ -17,8 +17,8 @@ import pytest
 
 from interlock.catalog.tokens import get_encoding
 from interlock.core.errors import InvalidRequest, RateLimited, UpstreamError, UpstreamRejected
-from interlock.vendors.embeddings_bedrock import BedrockEmbedder
-from interlock.vendors.embeddings_cohere import CohereEmbedder
+from interlock.vendors.bedrock.embeddings import BedrockEmbedder
+from interlock.vendors.cohere.embeddings import CohereEmbedder
 from interlock.vendors.embeddings_common import (
     base64_vector,
     bounded_gather,
@@ -26,9 +26,9 @@ from interlock.vendors.embeddings_common import (
     input_problem,
     texts_of,
 )
-from interlock.vendors.embeddings_gemini import GeminiEmbedder
-from interlock.vendors.embeddings_openai import OpenAICompatEmbedder
 from interlock.vendors.embeddings_registry import build_embedder
+from interlock.vendors.gemini.embeddings import GeminiEmbedder
+from interlock.vendors.openai_compat.embeddings import OpenAICompatEmbedder
 from interlock.vendors.transport import HttpTransport
 from tests.mock_vendors.canonical import vendor_config
 from tests.mock_vendors.server import Received, Reply, ScriptedVendor

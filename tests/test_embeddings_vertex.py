@@ -17,8 +17,8 @@ import pytest
 
 from interlock.core.errors import InvalidRequest, RateLimited, UpstreamError
 from interlock.vendors.embeddings_registry import build_embedder
-from interlock.vendors.embeddings_vertex import MAX_INSTANCES, VertexEmbedder, decode_predict, encode_predict
 from interlock.vendors.transport import HttpTransport
+from interlock.vendors.vertex.embeddings import MAX_INSTANCES, VertexEmbedder, decode_predict, encode_predict
 from tests.mock_vendors.canonical import vendor_config
 from tests.mock_vendors.server import Received, Reply, ScriptedVendor
 from tests.test_vendor_vertex import PEM, token_endpoint

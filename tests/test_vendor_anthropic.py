@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from interlock.core.errors import GatewayError, InvalidRequest, RateLimited, UpstreamError
-from interlock.vendors.anthropic import AnthropicAdapter, AnthropicStream, decode_message, encode_request
+from interlock.vendors.anthropic.chat import AnthropicAdapter, AnthropicStream, decode_message, encode_request
 from interlock.vendors.transport import HttpTransport
 from tests.mock_vendors.anthropic_render import render_stream
 from tests.mock_vendors.canonical import collect, reassemble, vendor_config

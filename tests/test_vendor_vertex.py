@@ -15,9 +15,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from interlock.core.errors import UpstreamError
-from interlock.vendors.gcp_auth import GRANT, SCOPE, ServiceAccountTokens
 from interlock.vendors.transport import HttpTransport
-from interlock.vendors.vertex import VertexAdapter
+from interlock.vendors.vertex.chat import VertexAdapter
+from interlock.vendors.vertex.gcp_auth import GRANT, SCOPE, ServiceAccountTokens
 from tests.mock_vendors.canonical import collect, reassemble, vendor_config
 from tests.mock_vendors.server import Received, Reply, ScriptedVendor
 

@@ -19,7 +19,7 @@ from interlock.configfile import ConfigError, Document, Section, unsafe_header_v
 from interlock.core.vendor import Timeouts, VendorSpec
 from interlock.vendors.cloud_settings import CLOUD_TYPES, cloud_fields, cloud_missing
 from interlock.vendors.cloud_settings import KEYS as CLOUD_KEYS
-from interlock.vendors.specs import BUILTIN, CUSTOM_TYPES
+from interlock.vendors.openai_compat.specs import BUILTIN, CUSTOM_TYPES
 
 DEFAULT_PORT = 8400
 DEFAULT_MAX_BODY = 32 * 1024 * 1024

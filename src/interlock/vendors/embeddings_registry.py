@@ -12,12 +12,12 @@ from types import MappingProxyType
 
 from interlock.config import VendorConfig
 from interlock.core.vendor import EmbeddingAdapter
-from interlock.vendors.embeddings_bedrock import BedrockEmbedder
-from interlock.vendors.embeddings_cohere import CohereEmbedder
-from interlock.vendors.embeddings_gemini import GeminiEmbedder
-from interlock.vendors.embeddings_openai import OpenAICompatEmbedder
-from interlock.vendors.embeddings_vertex import VertexEmbedder
+from interlock.vendors.bedrock.embeddings import BedrockEmbedder
+from interlock.vendors.cohere.embeddings import CohereEmbedder
+from interlock.vendors.gemini.embeddings import GeminiEmbedder
+from interlock.vendors.openai_compat.embeddings import OpenAICompatEmbedder
 from interlock.vendors.transport import Transport
+from interlock.vendors.vertex.embeddings import VertexEmbedder
 
 EMBEDDERS: Mapping[str, Callable[[VendorConfig, Transport], EmbeddingAdapter]] = MappingProxyType({
     "openai": OpenAICompatEmbedder,

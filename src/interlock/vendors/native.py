@@ -11,12 +11,12 @@ from types import MappingProxyType
 
 from interlock.config import VendorConfig
 from interlock.core.vendor import ChatAdapter
-from interlock.vendors.anthropic import AnthropicAdapter
-from interlock.vendors.bedrock import BedrockAdapter
-from interlock.vendors.cohere import CohereAdapter
-from interlock.vendors.gemini import GeminiAdapter
+from interlock.vendors.anthropic.chat import AnthropicAdapter
+from interlock.vendors.bedrock.chat import BedrockAdapter
+from interlock.vendors.cohere.chat import CohereAdapter
+from interlock.vendors.gemini.chat import GeminiAdapter
 from interlock.vendors.transport import Transport
-from interlock.vendors.vertex import VertexAdapter
+from interlock.vendors.vertex.chat import VertexAdapter
 
 NATIVE_ADAPTERS: Mapping[str, Callable[[VendorConfig, Transport], ChatAdapter]] = MappingProxyType({
     "anthropic": AnthropicAdapter,

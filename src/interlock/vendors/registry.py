@@ -8,7 +8,7 @@ from interlock.config import Settings, VendorConfig
 from interlock.core.vendor import ChatAdapter, EmbeddingAdapter, VendorRuntime
 from interlock.vendors.embeddings_registry import build_embedder
 from interlock.vendors.native import NATIVE_ADAPTERS
-from interlock.vendors.openai_compat import OpenAICompatAdapter
+from interlock.vendors.openai_compat.chat import OpenAICompatAdapter
 from interlock.vendors.transport import HttpTransport, Transport
 
 #: Client headers forwarded to the simulator only (fault and latency injection for tests).

@@ -28,10 +28,9 @@ from interlock.config import VendorConfig
 from interlock.core.errors import GatewayError, InvalidRequest, UpstreamError
 from interlock.core.pricing import Usage
 from interlock.core.vendor import Completion
-from interlock.vendors.anthropic import check_stream_response
-from interlock.vendors.eventstream import EventStreamDecoder
-from interlock.vendors.openai_compat import error_from_status
-from interlock.vendors.sigv4 import Credentials, sign_headers
+from interlock.vendors.bedrock.eventstream import EventStreamDecoder
+from interlock.vendors.bedrock.sigv4 import Credentials, sign_headers
+from interlock.vendors.errors import check_stream_response, error_from_status
 from interlock.vendors.translate_common import (
     EFFORT_BUDGET,
     ChunkEmitter,

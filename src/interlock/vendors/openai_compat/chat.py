@@ -1,6 +1,6 @@
 """The OpenAI-compatible adapter: one class, every vendor that speaks Chat Completions.
 
-A :class:`~interlock.vendors.specs.VendorSpec` says where and how to send; this
+A :class:`~interlock.vendors.openai_compat.specs.VendorSpec` says where and how to send; this
 adapter re-targets the canonical request (vendor model id, the vendor's name
 for the output limit, usage always requested when streaming) and turns the
 answer back into canonical data. Stream chunks are not parsed: they already are
@@ -15,15 +15,10 @@ from typing import Any
 import orjson
 
 from interlock.config import VendorConfig
-from interlock.core.errors import (
-    GatewayError,
-    RateLimited,
-    UpstreamError,
-    UpstreamRejected,
-    UpstreamTimeout,
-)
+from interlock.core.errors import UpstreamError
 from interlock.core.vendor import Completion
-from interlock.vendors.specs import returns_logprobs
+from interlock.vendors.errors import error_from_status
+from interlock.vendors.openai_compat.specs import returns_logprobs
 from interlock.vendors.transport import Transport, UpstreamResponse
 from interlock.wire.sse import DONE, SSEDecoder
 
@@ -86,52 +81,6 @@ def _finished(last: bytes) -> bool:
     choices = chunk.get("choices")
     return isinstance(choices, list) and any(isinstance(c, dict) and c.get("finish_reason") is not None
                                              for c in choices)
-
-
-def error_from_status(vendor: str, status: int, headers: Mapping[str, str], body: bytes) -> GatewayError:
-    """Map a vendor's HTTP error to what the caller should see."""
-    message, vtype, param, code = _vendor_error_fields(body)
-    detail = message or body[:300].decode("utf-8", "replace").strip() or f"HTTP {status}"
-    if status == 429:
-        out_headers = {}
-        retry = headers.get("retry-after")
-        if retry:
-            out_headers["retry-after"] = retry
-        return RateLimited(f"{vendor} is rate limiting requests: {detail}", code=code or "rate_limit_exceeded",
-                           headers=out_headers)
-    if status in (401, 403):
-        return UpstreamError(f"{vendor} refused interlock's credential (HTTP {status}): {detail}. "
-                             "Check the vendor key configured for the gateway.", code="upstream_auth_error")
-    if status == 408 or status == 504:
-        return UpstreamTimeout(f"{vendor} timed out (HTTP {status}): {detail}")
-    if 400 <= status < 500:
-        err = UpstreamRejected(f"{vendor} rejected the request: {detail}", status=status, param=param,
-                               code=code or "upstream_rejected")
-        if vtype:
-            err.type = vtype
-        return err
-    return UpstreamError(f"{vendor} failed (HTTP {status}): {detail}", code="upstream_error")
-
-
-def _vendor_error_fields(body: bytes) -> tuple[str | None, str | None, str | None, str | None]:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None, None, None, None
-    err = data.get("error") if isinstance(data, dict) else None
-    if isinstance(err, str):
-        return err, None, None, None
-    if not isinstance(err, dict):
-        msg = data.get("message") or data.get("detail") if isinstance(data, dict) else None
-        return (str(msg) if msg else None), None, None, None
-    code = err.get("code")
-    param = err.get("param")
-    return (
-        str(err.get("message")) if err.get("message") is not None else None,
-        err.get("type") if isinstance(err.get("type"), str) else None,
-        param if isinstance(param, str) else None,
-        str(code) if code is not None else None,
-    )
 
 
 class OpenAICompatAdapter:

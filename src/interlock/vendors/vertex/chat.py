@@ -10,7 +10,7 @@ Same bodies as the vendors' own APIs, other URLs and auth
   ``anthropic_version: vertex-2023-10-16`` in the body and no ``model`` field.
 
 The publisher is chosen from the model id (``claude-*`` → Anthropic). Every
-request carries a bearer token from :class:`~interlock.vendors.gcp_auth.ServiceAccountTokens`,
+request carries a bearer token from :class:`~interlock.vendors.vertex.gcp_auth.ServiceAccountTokens`,
 which refreshes it in the background before it expires.
 """
 
@@ -24,11 +24,11 @@ import orjson
 
 from interlock.config import VendorConfig
 from interlock.core.vendor import ChunkSource, Completion
-from interlock.vendors.anthropic import AnthropicAdapter, encode_request
-from interlock.vendors.gcp_auth import ServiceAccountTokens, load_service_account
-from interlock.vendors.gemini import GeminiAdapter
+from interlock.vendors.anthropic.chat import AnthropicAdapter, encode_request
+from interlock.vendors.gemini.chat import GeminiAdapter
 from interlock.vendors.translate_common import Drops
 from interlock.vendors.transport import Transport
+from interlock.vendors.vertex.gcp_auth import ServiceAccountTokens, load_service_account
 
 VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"
 

@@ -17,7 +17,8 @@ import orjson
 from interlock.core.errors import UpstreamError
 from interlock.core.vendor import EmbeddingResult
 from interlock.vendors.embeddings_common import check_vectors, inputs_of, int_or_none
-from interlock.vendors.openai_compat import OpenAICompatAdapter, error_from_status
+from interlock.vendors.errors import error_from_status
+from interlock.vendors.openai_compat.chat import OpenAICompatAdapter
 from interlock.vendors.translate_common import load_json
 
 

@@ -1,0 +1,1 @@
+"""Cohere: the v2 chat API and embeddings."""

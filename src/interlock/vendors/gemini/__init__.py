@@ -1,0 +1,1 @@
+"""Google Gemini (the Gemini Developer API): generateContent and embeddings."""

@@ -1,0 +1,1 @@
+"""Vertex AI: Gemini and Claude on Google Cloud, with service-account credentials."""
