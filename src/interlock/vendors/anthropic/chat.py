@@ -27,11 +27,11 @@ from typing import Any
 
 import orjson
 
-from interlock.catalog import usage_from_anthropic
 from interlock.config import VendorConfig
 from interlock.core.errors import GatewayError, InvalidRequest, UpstreamError
 from interlock.core.pricing import Usage
 from interlock.core.vendor import Completion
+from interlock.vendors.anthropic.usage import usage_from_anthropic
 from interlock.vendors.errors import check_stream_response, error_from_status
 from interlock.vendors.translate_common import (
     EFFORT_BUDGET,

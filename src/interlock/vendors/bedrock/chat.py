@@ -23,13 +23,13 @@ from urllib.parse import quote
 
 import orjson
 
-from interlock.catalog import usage_from_bedrock
 from interlock.config import VendorConfig
 from interlock.core.errors import GatewayError, InvalidRequest, UpstreamError
 from interlock.core.pricing import Usage
 from interlock.core.vendor import Completion
 from interlock.vendors.bedrock.eventstream import EventStreamDecoder
 from interlock.vendors.bedrock.sigv4 import Credentials, sign_headers
+from interlock.vendors.bedrock.usage import usage_from_bedrock
 from interlock.vendors.errors import check_stream_response, error_from_status
 from interlock.vendors.translate_common import (
     EFFORT_BUDGET,

@@ -17,10 +17,10 @@ from typing import Any
 
 import orjson
 
-from interlock.catalog import usage_from_cohere
 from interlock.config import VendorConfig
 from interlock.core.errors import UpstreamError
 from interlock.core.vendor import Completion
+from interlock.vendors.cohere.usage import usage_from_cohere
 from interlock.vendors.errors import check_stream_response, error_from_status
 from interlock.vendors.translate_common import (
     EFFORT_BUDGET,
