@@ -188,6 +188,6 @@ async def test_gemini_stream_carries_logprobs() -> None:
     ("cohere", "command-a-03-2025", False),
 ])
 def test_which_vendors_return_logprobs(vendor: str, model: str, returns: bool) -> None:
-    from interlock.vendors.openai_compat.specs import BUILTIN, returns_logprobs
+    from interlock.vendors.registry import VENDOR_TABLE, returns_logprobs
 
-    assert returns_logprobs(BUILTIN[vendor], model) is returns
+    assert returns_logprobs(VENDOR_TABLE.specs[vendor], model) is returns

@@ -31,6 +31,7 @@ from interlock.config import VendorConfig
 from interlock.core.errors import GatewayError, InvalidRequest, UpstreamError
 from interlock.core.pricing import Usage
 from interlock.core.vendor import Completion
+from interlock.vendors.anthropic.settings import AnthropicSettings
 from interlock.vendors.anthropic.usage import usage_from_anthropic
 from interlock.vendors.errors import check_stream_response, error_from_status
 from interlock.vendors.translate_common import (
@@ -456,7 +457,7 @@ class AnthropicAdapter:
         self.transport = transport
         self.name = vendor.spec.name
         headers = {"content-type": "application/json", "accept": "application/json",
-                   "anthropic-version": vendor.anthropic_version or API_VERSION}
+                   "anthropic-version": vendor.settings_as(AnthropicSettings).anthropic_version or API_VERSION}
         if vendor.api_key is not None:
             headers["x-api-key"] = vendor.api_key
         headers.update(vendor.headers)

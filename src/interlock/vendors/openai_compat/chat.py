@@ -9,7 +9,7 @@ canonical, so they pass through as the bytes the vendor sent.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -18,7 +18,7 @@ from interlock.config import VendorConfig
 from interlock.core.errors import UpstreamError
 from interlock.core.vendor import Completion
 from interlock.vendors.errors import error_from_status
-from interlock.vendors.openai_compat.specs import returns_logprobs
+from interlock.vendors.openai_compat.settings import OpenAICompatSettings
 from interlock.vendors.transport import Transport, UpstreamResponse
 from interlock.wire.sse import DONE, SSEDecoder
 
@@ -83,8 +83,15 @@ def _finished(last: bytes) -> bool:
                                              for c in choices)
 
 
+def _every_model(returns: bool) -> Callable[[str], bool]:
+    """The same answer for every model: what the spec's quirks say of the vendor."""
+    return lambda vendor_model: returns
+
+
 class OpenAICompatAdapter:
-    def __init__(self, vendor: VendorConfig, transport: Transport) -> None:
+    def __init__(self, vendor: VendorConfig, transport: Transport,
+                 logprobs: Callable[[str], bool] | None = None) -> None:
+        """``logprobs`` says which models return log probabilities (default: the spec's quirks say, for all)."""
         self.vendor = vendor
         self.transport = transport
         spec = vendor.spec
@@ -99,18 +106,20 @@ class OpenAICompatAdapter:
         self._stream_headers = {**headers, "accept": "text/event-stream"}
         self._url = f"{vendor.base_url}/chat/completions"
         self._quirks = spec.quirks
-        self._azure = spec.auth == "api-key" and vendor.api_version is not None
+        self._logprobs = logprobs if logprobs is not None else _every_model(spec.quirks.logprobs)
+        self.settings = vendor.settings_as(OpenAICompatSettings)
+        self._azure = spec.auth == "api-key" and self.settings.api_version is not None
 
     def url(self, vendor_model: str) -> str:
         if self._azure:
-            deployment = self.vendor.deployments.get(vendor_model, vendor_model)
+            deployment = self.settings.deployments.get(vendor_model, vendor_model)
             return (f"{self.vendor.base_url}/openai/deployments/{deployment}/chat/completions"
-                    f"?api-version={self.vendor.api_version}")
+                    f"?api-version={self.settings.api_version}")
         return self._url
 
     def dropped(self, request: Mapping[str, Any], vendor_model: str) -> tuple[str, ...]:
         """Parameters this vendor cannot honour that the request sets (removed by ``encode``)."""
-        if returns_logprobs(self.vendor.spec, vendor_model):
+        if self._logprobs(vendor_model):
             return ()
         return tuple(k for k in _LOGPROBS if request.get(k) not in (None, False))
 
@@ -118,7 +127,7 @@ class OpenAICompatAdapter:
         body = dict(request)
         body["model"] = vendor_model
         quirks = self._quirks
-        if not returns_logprobs(self.vendor.spec, vendor_model):
+        if not self._logprobs(vendor_model):
             for key in _LOGPROBS:
                 body.pop(key, None)
         if quirks.max_tokens_param == "max_tokens" and "max_completion_tokens" in body and "max_tokens" not in body:
