@@ -3,7 +3,7 @@
 Each folder under ``interlock.vendors`` exports ``VENDOR``, a :class:`VendorPackage`
 naming everything of its vendor type: the built-in specs, the chat adapter and
 embedder factories, the typed settings (keys and parser, for the config), the
-usage parser, which models return log probabilities, and how the catalog
+usage parsers, which models return log probabilities, and how the catalog
 compiler reads its model ids (:class:`CatalogIds`).
 """
 

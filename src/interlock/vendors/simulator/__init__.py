@@ -25,16 +25,16 @@ def simulator_logprobs(model_id: str) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class SimulatorSettings(OpenAICompatSettings):
+class SimulatorVendorSettings(OpenAICompatSettings):
     """The simulator needs no credential: it runs whenever it is enabled."""
 
     decides_liveness: ClassVar[bool] = True
 
 
 def _read(spec: VendorSpec, section: Section | None, environ: Mapping[str, str],
-          base_url: str | None) -> tuple[SimulatorSettings, str | None]:
+          base_url: str | None) -> tuple[SimulatorVendorSettings, str | None]:
     settings, base_url = openai_settings.read(spec, section, environ, base_url)
-    return SimulatorSettings(settings.api_version, settings.deployments), base_url
+    return SimulatorVendorSettings(settings.api_version, settings.deployments), base_url
 
 
 def _chat(vendor: VendorConfig, transport: Transport) -> OpenAICompatAdapter:
