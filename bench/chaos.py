@@ -42,7 +42,7 @@ from interlock.routing.planner import Planner
 from interlock.routing.stats import LiveStats
 from interlock.simulator.settings import SimulatorSettings
 from interlock.simulator.transport import SimulatorTransport
-from interlock.vendors.openai_compat import OpenAICompatAdapter
+from interlock.vendors.openai_compat.chat import OpenAICompatAdapter
 from interlock.vendors.registry import runtime as vendor_runtime
 from interlock.vendors.transport import UpstreamResponse
 

@@ -66,7 +66,7 @@ from interlock.routing.engine import RoutingEngine
 from interlock.routing.planner import Planner
 from interlock.simulator.settings import SimulatorSettings
 from interlock.simulator.transport import SimulatorTransport
-from interlock.vendors.openai_compat import OpenAICompatAdapter
+from interlock.vendors.openai_compat.chat import OpenAICompatAdapter
 from interlock.vendors.registry import runtime
 
 MODEL = "openai/gpt-4.1-mini"

@@ -25,7 +25,7 @@ from interlock.config import VendorConfig
 from interlock.core.vendor import Timeouts, VendorRuntime, VendorSpec
 from interlock.routing.engine import RoutingEngine
 from interlock.routing.planner import Planner
-from interlock.vendors.openai_compat import OpenAICompatAdapter
+from interlock.vendors.openai_compat.chat import OpenAICompatAdapter
 from interlock.vendors.registry import runtime
 from interlock.vendors.transport import HttpTransport
 

@@ -21,7 +21,10 @@ from typing import Any, ClassVar
 
 import orjson
 
-from interlock.vendors import anthropic, bedrock, cohere, gemini
+from interlock.vendors.anthropic import chat as anthropic
+from interlock.vendors.bedrock import chat as bedrock
+from interlock.vendors.cohere import chat as cohere
+from interlock.vendors.gemini import chat as gemini
 from interlock.vendors.translate_common import Drops
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' Bedrock frame encoder

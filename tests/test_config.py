@@ -7,16 +7,17 @@ from pathlib import Path
 import pytest
 
 from interlock.config import ConfigError, load_settings
+from interlock.vendors.registry import VENDOR_TABLE
 
 
 def load(tmp_path: Path, text: str, **env: str):  # type: ignore[no-untyped-def]
     path = tmp_path / "interlock.yaml"
     path.write_text(text)
-    return load_settings(path, environ=env)
+    return load_settings(path, vendor_table=VENDOR_TABLE, environ=env)
 
 
 def test_embedded_default_serves_the_simulator() -> None:
-    settings = load_settings(None, environ={})
+    settings = load_settings(None, vendor_table=VENDOR_TABLE, environ={})
     assert settings.simulator_enabled
     assert [v.id for v in settings.live_vendors()] == ["simulator"]
     assert settings.server.port == 8400
@@ -24,11 +25,11 @@ def test_embedded_default_serves_the_simulator() -> None:
 
 
 def test_interlock_home_sets_the_state_dir() -> None:
-    assert load_settings(None, environ={"INTERLOCK_HOME": "/tmp/x"}).server.state_dir == Path("/tmp/x")
+    assert load_settings(None, vendor_table=VENDOR_TABLE, environ={"INTERLOCK_HOME": "/tmp/x"}).server.state_dir == Path("/tmp/x")
 
 
 def test_a_vendor_is_live_when_its_credential_is_present() -> None:
-    settings = load_settings(None, environ={"GROQ_API_KEY": "gsk-1"})
+    settings = load_settings(None, vendor_table=VENDOR_TABLE, environ={"GROQ_API_KEY": "gsk-1"})
     live = {v.id for v in settings.live_vendors()}
     assert live == {"groq", "simulator"}
     assert settings.vendors["groq"].api_key == "gsk-1"
@@ -74,14 +75,14 @@ def test_errors_name_the_key_and_line(tmp_path: Path, text: str, fragment: str) 
 
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read the config file"):
-        load_settings(tmp_path / "nope.yaml", environ={})
+        load_settings(tmp_path / "nope.yaml", vendor_table=VENDOR_TABLE, environ={})
 
 
 def test_azure_uses_deployments_and_api_key_header(tmp_path: Path) -> None:
     text = ("vendors:\n  azure:\n    base_url: https://r.openai.azure.com\n    api_key: ${AZ}\n"
             "    deployments:\n      gpt-4.1-mini: prod-mini\n")
     settings = load(tmp_path, text, AZ="az-key")
-    from interlock.vendors.openai_compat import OpenAICompatAdapter
+    from interlock.vendors.openai_compat.chat import OpenAICompatAdapter
     from interlock.vendors.transport import HttpTransport
 
     adapter = OpenAICompatAdapter(settings.vendors["azure"], HttpTransport())

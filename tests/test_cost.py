@@ -7,15 +7,13 @@ from decimal import Decimal
 
 import pytest
 
-from interlock.catalog import (
-    load_catalog,
-    usage_from_anthropic,
-    usage_from_bedrock,
-    usage_from_cohere,
-    usage_from_gemini,
-    usage_from_openai,
-)
+from interlock.catalog import load_catalog
 from interlock.core.pricing import Cost, Price, PriceTier, Usage, cost_of, micro_to_usd_str, usd_to_micro
+from interlock.core.usage import usage_from_openai
+from interlock.vendors.anthropic.usage import usage_from_anthropic
+from interlock.vendors.bedrock.usage import usage_from_bedrock
+from interlock.vendors.cohere.usage import usage_from_cohere
+from interlock.vendors.gemini.usage import usage_from_gemini
 
 
 def _price(model_id: str, vendor: str) -> Price:
@@ -415,9 +413,6 @@ def test_fast_mode_price_is_separate() -> None:
 
 def test_cache_writes_reported_in_openai_shape_are_billed_at_the_write_rate() -> None:
     """Translating adapters report Anthropic cache creation as prompt_tokens_details.cache_write_tokens."""
-    from interlock.catalog import usage_from_openai
-    from interlock.core.pricing import Price, cost_of
-
     usage = usage_from_openai({"prompt_tokens": 3000, "completion_tokens": 100,
                                "prompt_tokens_details": {"cached_tokens": 1000, "cache_write_tokens": 1500}})
     assert (usage.input_tokens, usage.cache_read_tokens, usage.cache_write_tokens) == (500, 1000, 1500)

@@ -16,9 +16,11 @@ import orjson
 import pytest
 
 from interlock.catalog.tokens import get_encoding
+from interlock.config import VendorConfig
 from interlock.core.errors import InvalidRequest, RateLimited, UpstreamError, UpstreamRejected
-from interlock.vendors.embeddings_bedrock import BedrockEmbedder
-from interlock.vendors.embeddings_cohere import CohereEmbedder
+from interlock.core.vendor import EmbeddingAdapter
+from interlock.vendors.bedrock.embeddings import BedrockEmbedder
+from interlock.vendors.cohere.embeddings import CohereEmbedder
 from interlock.vendors.embeddings_common import (
     base64_vector,
     bounded_gather,
@@ -26,14 +28,21 @@ from interlock.vendors.embeddings_common import (
     input_problem,
     texts_of,
 )
-from interlock.vendors.embeddings_gemini import GeminiEmbedder
-from interlock.vendors.embeddings_openai import OpenAICompatEmbedder
-from interlock.vendors.embeddings_registry import build_embedder
+from interlock.vendors.gemini.embeddings import GeminiEmbedder
+from interlock.vendors.openai_compat.embeddings import OpenAICompatEmbedder
+from interlock.vendors.openai_compat.settings import OpenAICompatSettings
+from interlock.vendors.registry import BY_TYPE
 from interlock.vendors.transport import HttpTransport
 from tests.mock_vendors.canonical import vendor_config
 from tests.mock_vendors.server import Received, Reply, ScriptedVendor
 from tests.test_vendor_bedrock import ENV as AWS_ENV
 from tests.test_vendor_bedrock import verified
+
+
+def _embedder(config: VendorConfig, transport: HttpTransport) -> EmbeddingAdapter | None:
+    """What the registry attaches to this vendor's runtime: its package's embedder, if it declares one."""
+    factory = BY_TYPE[config.spec.type].embedder
+    return factory(config, transport) if factory is not None else None
 
 TITAN = "amazon.titan-embed-text-v2:0"
 
@@ -113,13 +122,13 @@ async def test_bounded_gather_keeps_order_limits_and_cancels_on_failure() -> Non
 
 def test_registry_attaches_embedders_per_vendor_type() -> None:
     http = HttpTransport()
-    assert isinstance(build_embedder(vendor_config("openai", "http://x/v1", {"OPENAI_API_KEY": "k"}), http),
+    assert isinstance(_embedder(vendor_config("openai", "http://x/v1", {"OPENAI_API_KEY": "k"}), http),
                       OpenAICompatEmbedder)
-    assert isinstance(build_embedder(vendor_config("google", "http://x", {"GEMINI_API_KEY": "k"}), http),
+    assert isinstance(_embedder(vendor_config("google", "http://x", {"GEMINI_API_KEY": "k"}), http),
                       GeminiEmbedder)
-    assert isinstance(build_embedder(vendor_config("cohere", "http://x", {"COHERE_API_KEY": "k"}), http),
+    assert isinstance(_embedder(vendor_config("cohere", "http://x", {"COHERE_API_KEY": "k"}), http),
                       CohereEmbedder)
-    assert build_embedder(vendor_config("anthropic", "http://x", {"ANTHROPIC_API_KEY": "k"}), http) is None
+    assert _embedder(vendor_config("anthropic", "http://x", {"ANTHROPIC_API_KEY": "k"}), http) is None
 
 
 # ----------------------------------------------------------------------------- OpenAI-compatible
@@ -144,7 +153,7 @@ async def test_openai_compatible_passes_the_body_and_keeps_base64(vendor: Script
 async def test_azure_deployment_url(vendor: ScriptedVendor, http: HttpTransport) -> None:
     vendor.reply(200, {"data": [{"index": 0, "embedding": [1.0]}]})
     config = vendor_config("azure", vendor.url, {"AZURE_OPENAI_API_KEY": "az", "AZURE_OPENAI_ENDPOINT": vendor.url},
-                           api_version="2024-10-21", deployments={"text-embedding-3-small": "emb-prod"})
+                           settings=OpenAICompatSettings("2024-10-21", {"text-embedding-3-small": "emb-prod"}))
     out = await OpenAICompatEmbedder(config, http).embed(request("a"), "text-embedding-3-small")
     assert vendor.last.path == "/openai/deployments/emb-prod/embeddings"
     assert vendor.last.query == "api-version=2024-10-21" and vendor.last.headers["api-key"] == "az"

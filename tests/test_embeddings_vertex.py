@@ -15,13 +15,21 @@ from typing import Any
 import orjson
 import pytest
 
+from interlock.config import VendorConfig
 from interlock.core.errors import InvalidRequest, RateLimited, UpstreamError
-from interlock.vendors.embeddings_registry import build_embedder
-from interlock.vendors.embeddings_vertex import MAX_INSTANCES, VertexEmbedder, decode_predict, encode_predict
+from interlock.core.vendor import EmbeddingAdapter
+from interlock.vendors.registry import BY_TYPE
 from interlock.vendors.transport import HttpTransport
+from interlock.vendors.vertex.embeddings import MAX_INSTANCES, VertexEmbedder, decode_predict, encode_predict
 from tests.mock_vendors.canonical import vendor_config
 from tests.mock_vendors.server import Received, Reply, ScriptedVendor
 from tests.test_vendor_vertex import PEM, token_endpoint
+
+
+def _embedder(config: VendorConfig, transport: HttpTransport) -> EmbeddingAdapter | None:
+    """What the registry attaches to this vendor's runtime: its package's embedder, if it declares one."""
+    factory = BY_TYPE[config.spec.type].embedder
+    return factory(config, transport) if factory is not None else None
 
 BASE = "/v1/projects/proj-from-file/locations/europe-west4/publishers/google/models/"
 
@@ -43,7 +51,7 @@ def _fresh_script(vendor: ScriptedVendor) -> None:
 def embedder(vendor: ScriptedVendor, http: HttpTransport, creds: Path) -> VertexEmbedder:
     config = vendor_config("vertex", vendor.url, {"GOOGLE_APPLICATION_CREDENTIALS": str(creds),
                                                   "GOOGLE_CLOUD_LOCATION": "europe-west4"})
-    built = build_embedder(config, http)
+    built = _embedder(config, http)
     assert isinstance(built, VertexEmbedder)
     return built
 

@@ -22,6 +22,7 @@ from interlock.core.errors import UpstreamError
 from interlock.core.vendor import Timeouts
 from interlock.pipeline.dispatch import forwarded_headers
 from interlock.vendors.http1 import HTTP1Client, HTTPClientError
+from interlock.vendors.registry import VENDOR_TABLE
 from interlock.vendors.transport import HttpTransport
 from tests.conftest import start_gateway
 
@@ -174,7 +175,7 @@ def test_forwarded_client_headers_never_carry_crlf() -> None:
 def _load(tmp_path: Path, text: str, **env: str) -> object:
     path = tmp_path / "interlock.yaml"
     path.write_text(text)
-    return load_settings(path, environ=env)
+    return load_settings(path, vendor_table=VENDOR_TABLE, environ=env)
 
 
 @pytest.mark.parametrize(("text", "env", "fragment"), [
@@ -207,11 +208,11 @@ def test_outgoing_headers_with_crlf_are_config_errors(tmp_path: Path, text: str,
 
 def test_an_api_key_from_the_environment_with_a_newline_is_an_error() -> None:
     with pytest.raises(ConfigError, match=r"OPENAI_API_KEY .*contains CR, LF or NUL"):
-        load_settings(None, environ={"OPENAI_API_KEY": "sk-1\n"})
+        load_settings(None, vendor_table=VENDOR_TABLE, environ={"OPENAI_API_KEY": "sk-1\n"})
 
 
 def test_clean_headers_load() -> None:
-    settings = load_settings(None, environ={"OPENAI_API_KEY": "sk-1"})
+    settings = load_settings(None, vendor_table=VENDOR_TABLE, environ={"OPENAI_API_KEY": "sk-1"})
     assert settings.vendors["openai"].api_key == "sk-1"
 
 

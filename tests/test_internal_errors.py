@@ -20,6 +20,7 @@ import pytest
 
 from interlock.app import Gateway
 from interlock.config import load_settings
+from interlock.vendors.registry import VENDOR_TABLE
 from interlock.wire.openai_chat import OpenAIChatCodec
 from tests.conftest import MASTER_KEY
 
@@ -85,7 +86,7 @@ def gateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[G
     monkeypatch.setenv("INTERLOCK_MASTER_KEY", MASTER_KEY)
     config = tmp_path / "interlock.yaml"
     config.write_text("simulator: {enabled: true, time_scale: 0}\nlogging: {flush_interval: 0.05}\n")
-    settings = load_settings(config, environ={"INTERLOCK_HOME": str(tmp_path / "state")})
+    settings = load_settings(config, vendor_table=VENDOR_TABLE, environ={"INTERLOCK_HOME": str(tmp_path / "state")})
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     gw = Gateway(settings)
@@ -215,7 +216,7 @@ def test_under_zero_data_retention_the_log_line_has_no_exception_text(
     config.write_text("simulator: {enabled: true, time_scale: 0}\nlogging: {zero_data_retention: true}\n")
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    gw = Gateway(load_settings(config, environ={"INTERLOCK_HOME": str(tmp_path / "state")}))
+    gw = Gateway(load_settings(config, vendor_table=VENDOR_TABLE, environ={"INTERLOCK_HOME": str(tmp_path / "state")}))
     try:
         monkeypatch.setattr(gw.routing, "route", boom)
         with caplog.at_level(logging.ERROR, logger="interlock"):

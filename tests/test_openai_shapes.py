@@ -13,7 +13,10 @@ from typing import Any
 import orjson
 import pytest
 
-from interlock.vendors import anthropic, bedrock, cohere, gemini
+from interlock.vendors.anthropic import chat as anthropic
+from interlock.vendors.bedrock import chat as bedrock
+from interlock.vendors.cohere import chat as cohere
+from interlock.vendors.gemini import chat as gemini
 
 FIXTURES = Path(__file__).parent / "mock_vendors" / "fixtures"
 

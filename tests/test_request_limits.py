@@ -15,7 +15,7 @@ import openai
 import orjson
 import pytest
 
-from interlock.vendors.gemini import GeminiStream, decode_response, encode_request
+from interlock.vendors.gemini.chat import GeminiStream, decode_response, encode_request
 from interlock.vendors.translate_common import Drops
 from tests.conftest import MASTER_KEY, GatewayProcess, start_gateway
 from tests.mock_openai import MockVendor
@@ -188,6 +188,6 @@ async def test_gemini_stream_carries_logprobs() -> None:
     ("cohere", "command-a-03-2025", False),
 ])
 def test_which_vendors_return_logprobs(vendor: str, model: str, returns: bool) -> None:
-    from interlock.vendors.specs import BUILTIN, returns_logprobs
+    from interlock.vendors.registry import VENDOR_TABLE, returns_logprobs
 
-    assert returns_logprobs(BUILTIN[vendor], model) is returns
+    assert returns_logprobs(VENDOR_TABLE.specs[vendor], model) is returns

@@ -371,7 +371,10 @@ def test_hostile_schemas_through_the_gateway_are_answered_quickly(gateway: Gatew
                                     {"type": "function"}, {"type": "function", "function": {"name": 3}}])
 def test_translators_read_a_tool_choice_of_any_shape(choice: dict[str, Any]) -> None:
     """Defence in depth: the adapters must not crash on a tool_choice the codec would refuse."""
-    from interlock.vendors import anthropic, bedrock, cohere, gemini
+    from interlock.vendors.anthropic import chat as anthropic
+    from interlock.vendors.bedrock import chat as bedrock
+    from interlock.vendors.cohere import chat as cohere
+    from interlock.vendors.gemini import chat as gemini
     from interlock.vendors.translate_common import Drops
 
     request = {"model": "m", "messages": USER, "tool_choice": choice,

@@ -16,6 +16,7 @@ from interlock.core.vendor import Timeouts
 from interlock.routing.circuit import BreakerSettings
 from interlock.routing.policies import load_policies
 from interlock.routing.strategies import quality_scores
+from interlock.vendors.registry import VENDOR_TABLE
 from tests.test_routing_fixtures import MODEL, catalog_with, chat, simulator, world
 
 THREE = {"sima": {}, "simb": {}, "simc": {}}
@@ -234,7 +235,7 @@ async def test_routing_fields_are_not_forwarded_to_vendors() -> None:
 def write(tmp_path: Path, text: str) -> Any:
     path = tmp_path / "interlock.yaml"
     path.write_text(text)
-    return load_settings(path, environ={})
+    return load_settings(path, vendor_table=VENDOR_TABLE, environ={})
 
 
 def test_policy_config_is_validated_with_file_line_and_key(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from interlock.configfile import ConfigError
 from interlock.routing.circuit import CLOSED, HALF_OPEN, OPEN, Breaker, BreakerSettings, Circuits
 from interlock.routing.setup import build_routing, validate_routing
 from interlock.routing.stats import LiveStats, hist_index, hist_value, percentile
+from interlock.vendors.registry import VENDOR_TABLE
 from tests.test_routing_fixtures import MODEL, chat, simulator, world
 
 SETTINGS = BreakerSettings(failure_rate=0.5, min_requests=4, window_s=10, cooldown_s=5, max_cooldown_s=20)
@@ -183,7 +184,7 @@ async def test_stats_are_shared_across_replicas_through_redis() -> None:
 def _settings(tmp_path: Path, text: str) -> Settings:
     path = tmp_path / "interlock.yaml"
     path.write_text(text)
-    return load_settings(path, environ={})
+    return load_settings(path, vendor_table=VENDOR_TABLE, environ={})
 
 
 def test_circuit_breaker_thresholds_come_from_the_config(tmp_path: Path) -> None:

@@ -9,9 +9,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from interlock.catalog import usage_from_openai
 from interlock.core.errors import GatewayError
 from interlock.core.pricing import cost_of
+from interlock.core.usage import usage_from_openai
 from interlock.pipeline.settle import price_openai_usage
 from interlock.routing.circuit import BreakerSettings
 from tests.test_routing_fixtures import MODEL, chat, simulator, world

@@ -21,7 +21,10 @@ from hypothesis import HealthCheck, given, settings
 from interlock.catalog.tokens import estimate_chat_tokens
 from interlock.core.errors import InvalidRequest
 from interlock.routing.tokens import TokenMemo
-from interlock.vendors import anthropic, bedrock, cohere, gemini
+from interlock.vendors.anthropic import chat as anthropic
+from interlock.vendors.bedrock import chat as bedrock
+from interlock.vendors.cohere import chat as cohere
+from interlock.vendors.gemini import chat as gemini
 from interlock.vendors.translate_common import Drops
 from interlock.wire.anthropic_messages import parse_messages_request
 from interlock.wire.openai_chat import parse_json_object, validate_chat_request

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from interlock.core.errors import GatewayError, InvalidRequest, RateLimited, UpstreamError
-from interlock.vendors.anthropic import AnthropicAdapter, AnthropicStream, decode_message, encode_request
+from interlock.vendors.anthropic.chat import AnthropicAdapter, AnthropicStream, decode_message, encode_request
+from interlock.vendors.anthropic.settings import AnthropicSettings
 from interlock.vendors.transport import HttpTransport
 from tests.mock_vendors.anthropic_render import render_stream
 from tests.mock_vendors.canonical import collect, reassemble, vendor_config
@@ -198,7 +199,8 @@ async def test_complete_sends_documented_headers_and_decodes_everything(vendor: 
 
 async def test_anthropic_beta_and_version_from_config(vendor: ScriptedVendor, http: HttpTransport) -> None:
     vendor.reply(200, (FIXTURES / "anthropic_message_tools.json").read_bytes())
-    a = adapter(vendor, http, headers={"anthropic-beta": "context-1m-2025-08-07"}, anthropic_version="2023-01-01")
+    a = adapter(vendor, http, headers={"anthropic-beta": "context-1m-2025-08-07"},
+                settings=AnthropicSettings("2023-01-01"))
     await a.complete({"model": "m", "messages": [{"role": "user", "content": "hi"}]}, "claude")
     assert vendor.last.headers["anthropic-beta"] == "context-1m-2025-08-07"
     assert vendor.last.headers["anthropic-version"] == "2023-01-01"

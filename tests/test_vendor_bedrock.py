@@ -9,8 +9,8 @@ import orjson
 import pytest
 
 from interlock.core.errors import InvalidRequest, RateLimited, UpstreamError
-from interlock.vendors.bedrock import BedrockAdapter, encode_request
-from interlock.vendors.sigv4 import Credentials, signature
+from interlock.vendors.bedrock.chat import BedrockAdapter, encode_request
+from interlock.vendors.bedrock.sigv4 import Credentials, signature
 from interlock.vendors.translate_common import Drops
 from interlock.vendors.transport import HttpTransport
 from tests.mock_vendors.canonical import collect, reassemble, vendor_config

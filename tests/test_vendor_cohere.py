@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from interlock.core.errors import UpstreamError
-from interlock.vendors.cohere import CohereAdapter, encode_request
+from interlock.vendors.cohere.chat import CohereAdapter, encode_request
 from interlock.vendors.translate_common import Drops
 from interlock.vendors.transport import HttpTransport
 from tests.mock_vendors.canonical import collect, reassemble, vendor_config

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from interlock.core.errors import InvalidRequest, RateLimited, UpstreamError
-from interlock.vendors.gemini import (
+from interlock.vendors.gemini.chat import (
     ConversionMemo,
     GeminiAdapter,
     GeminiStream,

@@ -11,8 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from interlock.core.errors import UpstreamError
-from interlock.vendors.eventstream import EventStreamDecoder
-from interlock.vendors.sigv4 import EMPTY_SHA256, Credentials, canonical_request, sign_headers, signature
+from interlock.vendors.bedrock.eventstream import EventStreamDecoder
+from interlock.vendors.bedrock.sigv4 import (
+    EMPTY_SHA256,
+    Credentials,
+    canonical_request,
+    sign_headers,
+    signature,
+)
 from tests.mock_vendors.eventstream import encode_message
 
 # The AWS SigV4 test suite's fixed inputs (docs.aws.amazon.com/general/latest/gr/signature-v4-test-suite.html).

@@ -15,9 +15,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from interlock.core.errors import UpstreamError
-from interlock.vendors.gcp_auth import GRANT, SCOPE, ServiceAccountTokens
 from interlock.vendors.transport import HttpTransport
-from interlock.vendors.vertex import VertexAdapter
+from interlock.vendors.vertex.chat import VertexAdapter
+from interlock.vendors.vertex.gcp_auth import GRANT, SCOPE, ServiceAccountTokens
+from interlock.vendors.vertex.settings import VertexSettings
 from tests.mock_vendors.canonical import collect, reassemble, vendor_config
 from tests.mock_vendors.server import Received, Reply, ScriptedVendor
 
@@ -63,7 +64,7 @@ def creds(tmp_path: Path, vendor: ScriptedVendor) -> Path:
 def adapter(vendor: ScriptedVendor, http: HttpTransport, creds: Path) -> VertexAdapter:
     config = vendor_config("vertex", vendor.url, {"GOOGLE_APPLICATION_CREDENTIALS": str(creds),
                                                   "GOOGLE_CLOUD_LOCATION": "europe-west4"})
-    assert config.project == "proj-from-file" and config.live
+    assert config.settings_as(VertexSettings).project == "proj-from-file" and config.live
     return VertexAdapter(config, http)
 
 

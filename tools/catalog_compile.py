@@ -11,7 +11,8 @@ Identity rules (how provider files become canonical models and routes):
 1. A provider model with ``base_model = "lab/model"`` is a route of the canonical
    model ``lab/model``: the lab file's facts, minus ``base_model_omit``, overlaid
    with the provider file (provider fields win).
-2. A provider model without ``base_model`` is normalised first: Bedrock region
+2. A provider model without ``base_model`` is normalised first, the way its
+   vendor's folder declares (``interlock.vendors.registry.catalog_ids``): Bedrock region
    prefixes and ``-v1:0`` suffixes, Vertex's ``-maas``, Fireworks' account path
    and OpenRouter's ``:free`` / ``~`` markers are stripped, and organisation
    names are mapped to models.dev lab folders (``mistralai`` -> ``mistral``,
@@ -34,7 +35,6 @@ catalogs) give the same vendor id once.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 import tomllib
@@ -50,6 +50,7 @@ import orjson
 from interlock.catalog.catalog import CAPABILITIES, LAB_VENDOR, Catalog, make_model
 from interlock.core.model import Model, Route
 from interlock.core.pricing import PRICE_FIELDS, Price, PriceTier, usd_to_micro
+from interlock.vendors.registry import catalog_ids
 
 #: interlock vendor id -> the models.dev providers it is compiled from. When two
 #: providers give the same vendor model id, the earlier provider wins.
@@ -98,42 +99,19 @@ ORG_ALIASES: Mapping[str, str] = {
     "nvidia": "nvidia",
 }
 
-_BEDROCK_REGIONS = frozenset({"us", "eu", "apac", "global", "jp", "au", "ca", "us-gov"})
-
-
 def _split_id(vendor: str, pid: str) -> tuple[str | None, list[str]]:
     """A provider id -> (organisation or None, model-name variants, most literal first).
 
-    Strips what only addresses a vendor SKU, not a different model: Bedrock's
+    OpenRouter's ``:free`` tier is stripped for every vendor; the rest is the
+    vendor's own reading (``interlock.vendors.registry.catalog_ids``: Bedrock's
     region prefix and ``-v1:0`` version suffix, Vertex's ``-maas``, Fireworks'
-    ``accounts/fireworks/models/`` path, OpenRouter's ``:free`` tier and ``~`` alias
-    marker. The last variant is the most normalised one.
+    ``accounts/fireworks/models/`` path; ``org/model`` ids elsewhere, OpenRouter's
+    ``~`` alias marker dropped). The last variant is the most normalised one.
     """
     raw = pid.lower()
     if raw.endswith(":free"):
         raw = raw[: -len(":free")]
-    org: str | None = None
-    if vendor == "fireworks":
-        raw = raw.rsplit("/", 1)[-1]
-    elif raw.count("/") == 1:
-        org, raw = raw.split("/")
-        org = org.lstrip("~")
-    elif vendor == "bedrock" and "." in raw:
-        parts = raw.split(".")
-        if parts[0] in _BEDROCK_REGIONS and len(parts) > 2:
-            parts = parts[1:]
-        org, raw = parts[0], ".".join(parts[1:])
-    variants = [raw]
-    if vendor == "bedrock":
-        # "-v1:0" / "-1:0" / "-v1" are model versions of the SKU; "claude-opus-4-7" keeps its "-7".
-        patterns = [r":\d+$", r"-v\d+$"] + ([r"-\d+$"] if re.search(r"-\d+:\d+$", raw) else [])
-        for pattern in patterns:
-            stripped = re.sub(pattern, "", variants[-1])
-            if stripped != variants[-1]:
-                variants.append(stripped)
-    if vendor == "vertex" and raw.endswith("-maas"):
-        variants.append(raw[: -len("-maas")])
-    return org, variants
+    return catalog_ids(vendor).split(raw)
 
 
 class CompileError(ValueError):
@@ -431,7 +409,7 @@ def compile_snapshot(snapshot: Path) -> Catalog:
                 # Phase: 0 = base_model or a lab's own API, 1 = org/model ids, 2 = the rest.
                 if "base_model" in data or vendor in VENDOR_LAB:
                     phase = 0
-                elif pid.count("/") == 1 and vendor != "vertex":
+                elif pid.count("/") == 1 and catalog_ids(vendor).org_ids_first:
                     phase = 1
                 else:
                     phase = 2

@@ -53,7 +53,7 @@ from interlock.pipeline.stages import (
 )
 from interlock.routing.setup import build_routing, validate_routing
 from interlock.server.http import Request, Router, RSGIProtocol, RSGIScope, refusal_error
-from interlock.vendors.registry import build_vendors
+from interlock.vendors.registry import VENDOR_TABLE, build_vendors
 from interlock.vendors.transport import HttpTransport, Transport
 from interlock.wire import anthropic_messages
 from interlock.wire.openai_chat import OpenAIChatCodec, error_body
@@ -277,5 +277,5 @@ class Gateway:
 def gateway_from_env() -> Gateway:
     """The worker-side constructor: the launching process passes the config path in the environment."""
     path = os.environ.get("INTERLOCK_CONFIG") or None
-    settings = load_settings(Path(path) if path else None)
+    settings = load_settings(Path(path) if path else None, vendor_table=VENDOR_TABLE)
     return Gateway(settings)

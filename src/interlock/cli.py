@@ -69,8 +69,10 @@ def banner(settings: Settings, master_key: object, catalog: Catalog | None = Non
 def cmd_serve(args: argparse.Namespace) -> int:
     # Imported here: a command imports what it runs, so the CLI starts fast.
     from interlock.app import build_catalog, prepare_state, validate
+    from interlock.vendors.registry import VENDOR_TABLE
 
-    settings = load_cli_settings(args.config, host=args.host, port=args.port, workers=args.workers, engine=args.engine)
+    settings = load_cli_settings(args.config, VENDOR_TABLE, host=args.host, port=args.port, workers=args.workers,
+                                 engine=args.engine)
     validate(settings)
     state = prepare_state(settings)
     state.store.close()
@@ -131,8 +133,9 @@ def cmd_admin_key(args: argparse.Namespace) -> int:
     # Imported here: a command imports what it runs, so the CLI starts fast.
     from interlock.app import prepare_state
     from interlock.governance.auth import reset_master_key
+    from interlock.vendors.registry import VENDOR_TABLE
 
-    settings = load_cli_settings(args.config)
+    settings = load_cli_settings(args.config, VENDOR_TABLE)
     state = prepare_state(settings)
     if not args.reset:
         if state.master.generated:
@@ -154,8 +157,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     # Imported here: a command imports what it runs, so the CLI starts fast.
     from interlock.app import build_catalog
     from interlock.catalog.render import model_page, models_table
+    from interlock.vendors.registry import VENDOR_TABLE
 
-    settings = load_cli_settings(args.config)
+    settings = load_cli_settings(args.config, VENDOR_TABLE)
     catalog = build_catalog(settings)
     live = frozenset(v.id for v in settings.live_vendors())
     if args.action == "show":

@@ -4,28 +4,33 @@ Everything is checked at start, so a typo fails the start with the file, line
 and key instead of surfacing as a strange runtime error. Secrets are read from
 environment variables (``api_key: ${OPENAI_API_KEY}``) and never printed: the
 :class:`VendorConfig` repr hides them.
+
+This module knows no vendor: the composition root hands :func:`load_settings` a
+:class:`VendorTable` (``interlock.vendors.registry.VENDOR_TABLE``) with the
+built-in vendors and, per vendor type, the keys it reads and the function that
+parses its typed :class:`VendorSettings` from its section.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from interlock.configfile import ConfigError, Document, Section, unsafe_header_value
 from interlock.core.vendor import Timeouts, VendorSpec
-from interlock.vendors.cloud_settings import CLOUD_TYPES, cloud_fields, cloud_missing
-from interlock.vendors.cloud_settings import KEYS as CLOUD_KEYS
-from interlock.vendors.specs import BUILTIN, CUSTOM_TYPES
 
 DEFAULT_PORT = 8400
 DEFAULT_MAX_BODY = 32 * 1024 * 1024
 ENGINES = ("native", "granian")
 
-__all__ = ["ConfigError", "ServerSettings", "Settings", "VendorConfig", "load_settings"]
+__all__ = ["ConfigError", "ServerSettings", "Settings", "VendorConfig", "VendorSettings", "VendorTable", "VendorType",
+           "load_settings"]
+
+S = TypeVar("S", bound="VendorSettings")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +49,67 @@ class ServerSettings:
     body_timeout: float = 30.0
 
 
+class VendorSettings:
+    """One vendor type's own settings (cloud region, credentials file, API version...).
+
+    The base holds none; each vendor package under ``interlock.vendors`` that reads
+    keys of its own subclasses it as a frozen dataclass and parses it from the
+    vendor's config section (:attr:`VendorType.read`).
+    """
+
+    __slots__ = ()
+    #: True when these settings, not ``api_key``, decide whether the vendor can run: a cloud
+    #: credential (Bedrock, Vertex AI), or none needed at all (the simulator).
+    decides_liveness: ClassVar[bool] = False
+
+    def missing(self) -> str | None:
+        """Why the vendor cannot run for want of a setting (None when it can); read when :attr:`decides_liveness`."""
+        return None
+
+
+NO_SETTINGS = VendorSettings()
+
+#: ``(spec, section or None, environment, base_url) -> (settings, base_url)``: a vendor type's settings parser.
+#: ``section`` is None for a built-in vendor the config file does not list; ``base_url`` is what the file or the
+#: spec gives, and the parser returns it, or one derived from its settings (Bedrock's region, Vertex's location).
+SettingsReader = Callable[[VendorSpec, Section | None, Mapping[str, str], str | None],
+                          tuple[VendorSettings, str | None]]
+
+
+def no_settings(spec: VendorSpec, section: Section | None, environ: Mapping[str, str],
+                base_url: str | None) -> tuple[VendorSettings, str | None]:
+    """The reader of a vendor type with no keys of its own."""
+    return NO_SETTINGS, base_url
+
+
+@dataclass(frozen=True, slots=True)
+class VendorType:
+    """What the config needs of one vendor type (a ``VendorSpec.type``): its keys and their parser."""
+
+    #: Keys of a ``vendors.<id>`` section this type reads, besides the ones every vendor has.
+    keys: tuple[str, ...] = ()
+    read: SettingsReader = no_settings
+    #: Whether a config may declare a vendor of its own with this ``type``.
+    custom: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class VendorTable:
+    """The vendors this build knows: built-in specs by id, vendor types by name (in declaration order)."""
+
+    specs: Mapping[str, VendorSpec]
+    types: Mapping[str, VendorType]
+
+    @property
+    def custom_types(self) -> tuple[str, ...]:
+        return tuple(name for name, kind in self.types.items() if kind.custom)
+
+    @property
+    def setting_keys(self) -> tuple[str, ...]:
+        """Every type's own keys, each once."""
+        return tuple(dict.fromkeys(key for kind in self.types.values() for key in kind.keys))
+
+
 @dataclass(frozen=True, slots=True)
 class VendorConfig:
     """A vendor as this deployment runs it: the spec plus credentials, URL and timeouts."""
@@ -55,33 +121,30 @@ class VendorConfig:
     headers: Mapping[str, str]
     timeouts: Timeouts
     enabled: bool
-    #: Azure: ``api-version`` query parameter and model → deployment names.
-    api_version: str | None = None
-    deployments: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     explicitly_configured: bool = False
-    #: Native vendors (vendors/cloud_settings.py): cloud region/project/location, credentials, API version.
-    region: str | None = None
-    project: str | None = None
-    location: str | None = None
-    credentials_file: str | None = None
-    anthropic_version: str | None = None
-    aws_access_key_id: str | None = field(default=None, repr=False)
-    aws_secret_access_key: str | None = field(default=None, repr=False)
-    aws_session_token: str | None = field(default=None, repr=False)
+    #: The vendor type's own settings, parsed by its package (:class:`VendorType`).
+    settings: VendorSettings = NO_SETTINGS
 
     @property
     def id(self) -> str:
         return self.spec.id
+
+    def settings_as(self, kind: type[S]) -> S:
+        """The typed settings; a config built without any (tests, benchmarks) gets the type's defaults."""
+        settings = self.settings
+        if isinstance(settings, kind):
+            return settings
+        if settings is NO_SETTINGS:
+            return kind()
+        raise TypeError(f"vendor {self.id!r} has {type(settings).__name__}, not {kind.__name__}")
 
     @property
     def live(self) -> bool:
         """Usable here: enabled, with a base URL, and a credential where one is needed."""
         if not self.enabled or not self.base_url:
             return False
-        if self.spec.type == "simulator":
-            return True
-        if self.spec.type in CLOUD_TYPES:
-            return cloud_missing(self) is None
+        if self.settings.decides_liveness:
+            return self.settings.missing() is None
         if self.spec.needs_key:
             return self.api_key is not None
         # Local servers need no key, but run only when the config asks for them.
@@ -90,8 +153,9 @@ class VendorConfig:
     def why_not_live(self) -> str:
         if not self.enabled:
             return "disabled in the config"
-        if self.spec.type in CLOUD_TYPES and cloud_missing(self):
-            return str(cloud_missing(self))
+        missing = self.settings.missing() if self.settings.decides_liveness else None
+        if missing:
+            return missing
         if not self.base_url:
             env = f" (set {self.spec.base_url_env})" if self.spec.base_url_env else ""
             return f"no base_url configured{env}"
@@ -136,8 +200,8 @@ _TOP_KEYS = ("server", "vendors", "aliases", "simulator", "catalog", "logging", 
              "policies", "redis", "governance", "circuit_breaker")
 #: ``logging:`` keys; the ledger (``ledger/settings.py``) reads and checks their values.
 LOGGING_KEYS = ("enabled", "level", "retention_days", "zero_data_retention", "flush_interval", "batch_size")
-_VENDOR_KEYS = ("type", "base_url", "api_key", "headers", "timeouts", "enabled", "api_version", "deployments", "name",
-                *CLOUD_KEYS)
+#: Keys of a ``vendors.<id>`` section every vendor has; each type adds its own (:attr:`VendorType.keys`).
+_VENDOR_KEYS = ("type", "base_url", "api_key", "headers", "timeouts", "enabled", "name")
 
 
 def _timeouts(section: Section, base: Timeouts) -> Timeouts:
@@ -162,31 +226,40 @@ def _env_key(spec: VendorSpec, environ: Mapping[str, str]) -> str | None:
     return None
 
 
-def _vendor(vid: str, section: Section | None, environ: Mapping[str, str], default_timeouts: Timeouts) -> VendorConfig:
-    spec = BUILTIN.get(vid)
+def _vendor(vid: str, section: Section | None, environ: Mapping[str, str], default_timeouts: Timeouts,
+            table: VendorTable) -> VendorConfig:
+    spec = table.specs.get(vid)
     if section is None:
         assert spec is not None
+        settings, base_url = table.types[spec.type].read(
+            spec, None, environ, spec.base_url or (environ.get(spec.base_url_env) if spec.base_url_env else None))
         return VendorConfig(
             spec=spec,
-            **cloud_fields(spec, None, environ,
-                           spec.base_url or (environ.get(spec.base_url_env) if spec.base_url_env else None)),
+            base_url=base_url,
             api_key=_env_key(spec, environ),
             key_source=" or ".join(spec.key_env) or None,
             headers=MappingProxyType(dict(spec.headers)),
             timeouts=default_timeouts,
             enabled=True,
-            api_version="2024-10-21" if vid == "azure" else None,
+            settings=settings,
         )
-    section.only(*_VENDOR_KEYS)
+    section.only(*_VENDOR_KEYS, *table.setting_keys)
     vtype = section.string("type")
     if spec is None:
+        custom = ", ".join(table.custom_types)
         if vtype is None:
-            raise section.error(f"'{vid}' is not a built-in vendor: give it a type ({', '.join(CUSTOM_TYPES)}) and a base_url")
-        if vtype not in CUSTOM_TYPES:
-            raise section.error(f"unknown vendor type {vtype!r}; expected one of: {', '.join(CUSTOM_TYPES)}", "type")
+            raise section.error(f"'{vid}' is not a built-in vendor: give it a type ({custom}) and a base_url")
+        if vtype not in table.custom_types:
+            raise section.error(f"unknown vendor type {vtype!r}; expected one of: {custom}", "type")
         spec = VendorSpec(vid, section.string("name", vid) or vid, vtype, None, needs_key=False)
     elif vtype is not None and vtype != spec.type:
         raise section.error(f"'{vid}' is a built-in vendor of type {spec.type!r}; remove 'type' or rename the vendor", "type")
+    kind = table.types[spec.type]
+    for key in table.setting_keys:
+        if key not in kind.keys and section.has(key):
+            owners = [name for name, other in table.types.items() if key in other.keys and other.custom]
+            noun = "vendor type" if len(owners) == 1 else "vendor types"
+            raise section.error(f"'{key}' applies to the {' and '.join(owners)} {noun} only", key)
     base_url = section.string("base_url")
     if base_url is None:
         base_url = spec.base_url or (environ.get(spec.base_url_env) if spec.base_url_env else None)
@@ -205,35 +278,36 @@ def _vendor(vid: str, section: Section | None, environ: Mapping[str, str], defau
                             "(check the value or the environment variable it names)", "api_key")
     headers = dict(spec.headers)
     headers.update(section.header_map("headers"))
-    deployments = section.string_map("deployments")
+    settings, base_url = kind.read(spec, section, environ, base_url)
     return VendorConfig(
         spec=spec,
-        **cloud_fields(spec, section, environ, base_url),
+        base_url=base_url,
         api_key=api_key,
         key_source=key_source,
         headers=MappingProxyType(headers),
         timeouts=_timeouts(section.section("timeouts"), default_timeouts),
         enabled=section.boolean("enabled", True),
-        api_version=section.string("api_version", "2024-10-21" if vid == "azure" else None),
-        deployments=MappingProxyType(deployments),
         explicitly_configured=True,
+        settings=settings,
     )
 
 
-def load_cli_settings(config: str | None, **overrides: object) -> Settings:
+def load_cli_settings(config: str | None, vendor_table: VendorTable, **overrides: object) -> Settings:
     """Settings for a CLI command: ``--config``, else ``$INTERLOCK_CONFIG``, else the embedded default."""
     path = config or os.environ.get("INTERLOCK_CONFIG") or None
-    return load_settings(Path(path) if path else None, overrides=overrides or None)
+    return load_settings(Path(path) if path else None, vendor_table=vendor_table, overrides=overrides or None)
 
 
 def load_settings(
     path: Path | None,
     *,
+    vendor_table: VendorTable,
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> Settings:
     """Read and validate the config file (``None`` = the embedded default) plus the environment.
 
+    ``vendor_table`` is the vendors this build knows (``interlock.vendors.registry.VENDOR_TABLE``);
     ``overrides`` are command-line values (host, port, workers) that win over the file.
     """
     env = os.environ if environ is None else environ
@@ -274,13 +348,13 @@ def load_settings(
 
     vendors_section = top.section("vendors")
     vendors: dict[str, VendorConfig] = {}
-    for vid in BUILTIN:
+    for vid in vendor_table.specs:
         if not vendors_section.has(vid):
-            vendors[vid] = _vendor(vid, None, env, default_timeouts)
+            vendors[vid] = _vendor(vid, None, env, default_timeouts, vendor_table)
     for vid in vendors_section.names():
         if "/" in vid or not vid.strip():
             raise vendors_section.error("vendor ids may not contain '/'", vid)
-        vendors[vid] = _vendor(vid, vendors_section.section(vid), env, default_timeouts)
+        vendors[vid] = _vendor(vid, vendors_section.section(vid), env, default_timeouts, vendor_table)
 
     aliases_section = top.section("aliases")
     aliases: dict[str, str] = {}
@@ -295,7 +369,7 @@ def load_settings(
     # serves traffic only when the file says so.
     simulator_enabled = sim.boolean("enabled", path is None)
     sim_raw = {k: v for k, v in sim.value.items() if k != "enabled"}
-    if not simulator_enabled:
+    if not simulator_enabled and "simulator" in vendors:
         vendors["simulator"] = replace(vendors["simulator"], enabled=False)
 
     cat = top.raw("catalog") or {}

@@ -9,13 +9,14 @@ import orjson
 
 from interlock.config import VendorConfig, load_settings
 from interlock.core.vendor import Timeouts
+from interlock.vendors.registry import VENDOR_TABLE
 from interlock.vendors.transport import HttpTransport
 
 TIMEOUTS = Timeouts(connect=2, first_byte=5, idle=5, total=20)
 
 
 def vendor_config(vid: str, base_url: str, environ: dict[str, str] | None = None, **fields: Any) -> VendorConfig:
-    settings = load_settings(None, environ=environ or {})
+    settings = load_settings(None, vendor_table=VENDOR_TABLE, environ=environ or {})
     config = settings.vendors[vid]
     return dataclasses.replace(config, base_url=base_url, timeouts=TIMEOUTS, **fields)
 

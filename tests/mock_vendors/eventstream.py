@@ -1,6 +1,6 @@
 """AWS event-stream framing as Bedrock sends it, for the tests' mock vendor and the benchmarks.
 
-The gateway only decodes this framing (``interlock.vendors.eventstream``); encoding it is a
+The gateway only decodes this framing (``interlock.vendors.bedrock.eventstream``); encoding it is a
 test and benchmark need, so it lives here rather than in the runtime package.
 """
 

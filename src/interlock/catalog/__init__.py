@@ -1,19 +1,13 @@
 """Model catalog, exact cost accounting and offline token counting.
 
 Everything other packages need is re-exported here; the submodules are
-``catalog`` (schema, lookup, config overrides), ``pricing`` (vendor usage
-parsers; the money model is :mod:`interlock.core.pricing`), ``tokens`` (offline token counting), ``render`` (API and
-CLI views).
+``catalog`` (schema, lookup, config overrides), ``tokens`` (offline token
+counting), ``render`` (API and CLI views). The money model is
+:mod:`interlock.core.pricing`; usage parsers are :mod:`interlock.core.usage`
+(the canonical one) and each vendor's folder.
 """
 
 from interlock.catalog.catalog import CAPABILITIES, Catalog, load_catalog, load_catalog_file
-from interlock.catalog.pricing import (
-    usage_from_anthropic,
-    usage_from_bedrock,
-    usage_from_cohere,
-    usage_from_gemini,
-    usage_from_openai,
-)
 from interlock.catalog.tokens import count_tokens, estimate_chat_tokens, image_tokens
 from interlock.catalog.tokens import warm as warm_tokenizers
 
@@ -25,10 +19,5 @@ __all__ = [
     "image_tokens",
     "load_catalog",
     "load_catalog_file",
-    "usage_from_anthropic",
-    "usage_from_bedrock",
-    "usage_from_cohere",
-    "usage_from_gemini",
-    "usage_from_openai",
     "warm_tokenizers",
 ]

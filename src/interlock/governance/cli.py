@@ -27,8 +27,9 @@ def _open(args: argparse.Namespace) -> tuple[GovStore, bytes, int, bool]:
     # Imported here: a command imports what it runs, so the CLI starts fast.
     from interlock.config import load_cli_settings
     from interlock.governance.auth import server_secret
+    from interlock.vendors.registry import VENDOR_TABLE
 
-    settings = load_cli_settings(args.config)
+    settings = load_cli_settings(args.config, VENDOR_TABLE)
     state_dir = settings.server.state_dir
     store = open_store(settings.store_url, state_dir)
     return store, server_secret(state_dir, os.environ), settings.server.workers, redis_settings(settings) is not None

@@ -65,8 +65,9 @@ def _open(args: argparse.Namespace) -> Any:
     from interlock.ledger.settings import LogSettings
     from interlock.ledger.store import SQLiteStore
     from interlock.ledger.wiring import open_log_store
+    from interlock.vendors.registry import VENDOR_TABLE
 
-    settings = load_cli_settings(args.config)
+    settings = load_cli_settings(args.config, VENDOR_TABLE)
     log_settings = LogSettings.from_settings(settings)
     return open_log_store(log_settings, SQLiteStore(settings.server.state_dir / "interlock.db"))
 

@@ -53,7 +53,7 @@ from interlock.core.vendor import ChunkSource, Completion
 from interlock.routing.circuit import Circuits
 from interlock.routing.engine import RoutingEngine
 from interlock.routing.stats import LiveStats
-from interlock.vendors.openai_compat import error_from_status
+from interlock.vendors.errors import error_from_status
 from interlock.vendors.registry import SIMULATOR_HEADERS
 
 T = TypeVar("T")

@@ -13,12 +13,13 @@ from typing import Any, Protocol
 
 import orjson
 
-from interlock.catalog import count_tokens, estimate_chat_tokens, usage_from_openai
+from interlock.catalog import count_tokens, estimate_chat_tokens
 from interlock.core.codec import ESTIMATED
 from interlock.core.context import RequestContext
 from interlock.core.exchange import Exchange
 from interlock.core.pricing import Usage, cost_of
 from interlock.core.tags import parse_tags
+from interlock.core.usage import usage_from_openai
 
 
 class Ledger(Protocol):

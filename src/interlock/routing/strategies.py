@@ -24,7 +24,7 @@ from interlock.core.trace import Candidate
 from interlock.routing.circuit import Circuits
 from interlock.routing.overrides import ProviderPrefs
 from interlock.routing.stats import LiveStats, Summary
-from interlock.vendors.specs import returns_logprobs
+from interlock.vendors.registry import returns_logprobs
 
 DEFAULT_OUTPUT_TOKENS = 500
 MAX_ASSUMED_OUTPUT = 1000

@@ -20,8 +20,9 @@ from typing import Any, TextIO
 
 import orjson
 
-from interlock.catalog import Catalog, load_catalog, usage_from_openai
+from interlock.catalog import Catalog, load_catalog
 from interlock.core.pricing import cost_of
+from interlock.core.usage import usage_from_openai
 from interlock.core.vendor import Timeouts
 from interlock.simulator.engine import FORMATS, Engine
 from interlock.simulator.settings import SimulatorSettings

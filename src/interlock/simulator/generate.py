@@ -30,7 +30,7 @@ from interlock.simulator.jsonschema_gen import SchemaError, generate
 from interlock.simulator.latency import sample_lognormal
 from interlock.simulator.logprobs import piece_logprobs
 from interlock.simulator.request import SimRequest, ToolDef
-from interlock.vendors.specs import simulator_logprobs
+from interlock.vendors.simulator import simulator_logprobs
 
 Finish = Literal["stop", "length", "tool_calls"]
 

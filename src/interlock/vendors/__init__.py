@@ -1,1 +1,2 @@
-"""Vendor adapters, their specs and settings, and the transports that carry their requests."""
+"""Vendors: one folder per vendor type (adapters, usage, typed settings, its ``VENDOR`` declaration),
+the registry that assembles them, and what they share (transport, HTTP/1.1 client, errors, translation helpers)."""

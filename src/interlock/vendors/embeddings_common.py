@@ -195,3 +195,13 @@ def check_vectors(vectors: Any, expected: int, vendor: str) -> list[Vector]:
 
 def int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def sum_tokens(counts: Sequence[int | None]) -> int | None:
+    """The total of per-call counts, or None when any call reported none (then the gateway counts)."""
+    total = 0
+    for count in counts:
+        if count is None:
+            return None
+        total += count
+    return total

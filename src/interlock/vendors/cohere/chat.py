@@ -17,12 +17,11 @@ from typing import Any
 
 import orjson
 
-from interlock.catalog import usage_from_cohere
 from interlock.config import VendorConfig
 from interlock.core.errors import UpstreamError
 from interlock.core.vendor import Completion
-from interlock.vendors.anthropic import check_stream_response
-from interlock.vendors.openai_compat import error_from_status
+from interlock.vendors.cohere.usage import usage_from_cohere
+from interlock.vendors.errors import check_stream_response, error_from_status
 from interlock.vendors.translate_common import (
     EFFORT_BUDGET,
     ChunkEmitter,

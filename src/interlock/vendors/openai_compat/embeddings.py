@@ -17,7 +17,8 @@ import orjson
 from interlock.core.errors import UpstreamError
 from interlock.core.vendor import EmbeddingResult
 from interlock.vendors.embeddings_common import check_vectors, inputs_of, int_or_none
-from interlock.vendors.openai_compat import OpenAICompatAdapter, error_from_status
+from interlock.vendors.errors import error_from_status
+from interlock.vendors.openai_compat.chat import OpenAICompatAdapter
 from interlock.vendors.translate_common import load_json
 
 
@@ -41,9 +42,9 @@ class OpenAICompatEmbedder(OpenAICompatAdapter):
 
     def embeddings_url(self, vendor_model: str) -> str:
         if self._azure:
-            deployment = self.vendor.deployments.get(vendor_model, vendor_model)
+            deployment = self.settings.deployments.get(vendor_model, vendor_model)
             return (f"{self.vendor.base_url}/openai/deployments/{deployment}/embeddings"
-                    f"?api-version={self.vendor.api_version}")
+                    f"?api-version={self.settings.api_version}")
         return f"{self.vendor.base_url}/embeddings"
 
     async def embed(self, request: Mapping[str, Any], vendor_model: str,

@@ -10,7 +10,7 @@ Same bodies as the vendors' own APIs, other URLs and auth
   ``anthropic_version: vertex-2023-10-16`` in the body and no ``model`` field.
 
 The publisher is chosen from the model id (``claude-*`` → Anthropic). Every
-request carries a bearer token from :class:`~interlock.vendors.gcp_auth.ServiceAccountTokens`,
+request carries a bearer token from :class:`~interlock.vendors.vertex.gcp_auth.ServiceAccountTokens`,
 which refreshes it in the background before it expires.
 """
 
@@ -24,17 +24,19 @@ import orjson
 
 from interlock.config import VendorConfig
 from interlock.core.vendor import ChunkSource, Completion
-from interlock.vendors.anthropic import AnthropicAdapter, encode_request
-from interlock.vendors.gcp_auth import ServiceAccountTokens, load_service_account
-from interlock.vendors.gemini import GeminiAdapter
+from interlock.vendors.anthropic.chat import AnthropicAdapter, encode_request
+from interlock.vendors.gemini.chat import GeminiAdapter
 from interlock.vendors.translate_common import Drops
 from interlock.vendors.transport import Transport
+from interlock.vendors.vertex.gcp_auth import ServiceAccountTokens, load_service_account
+from interlock.vendors.vertex.settings import VertexSettings
 
 VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"
 
 
 def _model_path(vendor: VendorConfig, publisher: str, model: str) -> str:
-    return (f"{vendor.base_url}/v1/projects/{vendor.project}/locations/{vendor.location}/publishers/{publisher}"
+    settings = vendor.settings_as(VertexSettings)
+    return (f"{vendor.base_url}/v1/projects/{settings.project}/locations/{settings.location}/publishers/{publisher}"
             f"/models/{quote(model, safe='@')}")
 
 
@@ -65,7 +67,7 @@ class _VertexClaude(AnthropicAdapter):
 
     def body(self, request: Mapping[str, Any], vendor_model: str, stream: bool) -> tuple[bytes, Drops, str | None]:
         payload, drops, forced = encode_request(request, None, stream=stream, vendor=self.name)
-        payload["anthropic_version"] = self.vendor.anthropic_version or VERTEX_ANTHROPIC_VERSION
+        payload["anthropic_version"] = self.vendor.settings_as(VertexSettings).anthropic_version or VERTEX_ANTHROPIC_VERSION
         return orjson.dumps(payload), drops, forced
 
     async def headers(self, extra: Mapping[str, str] | None, stream: bool) -> Mapping[str, str]:
@@ -81,7 +83,7 @@ class VertexAdapter:
 
     def __init__(self, vendor: VendorConfig, transport: Transport) -> None:
         self.vendor = vendor
-        info = load_service_account(vendor.credentials_file or "")
+        info = load_service_account(vendor.settings_as(VertexSettings).credentials_file or "")
         self.tokens = ServiceAccountTokens(info, transport)
         self.gemini = _VertexGemini(vendor, transport, self.tokens)
         self.claude = _VertexClaude(vendor, transport, self.tokens)

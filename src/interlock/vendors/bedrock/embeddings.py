@@ -28,10 +28,17 @@ import orjson
 
 from interlock.core.errors import InvalidRequest, UpstreamError
 from interlock.core.vendor import EmbeddingResult, Vector
-from interlock.vendors.bedrock import BedrockAdapter
-from interlock.vendors.embeddings_cohere import MAX_TEXTS, decode_embed, encode_embed, sum_tokens
-from interlock.vendors.embeddings_common import bounded_gather, check_vectors, chunks, int_or_none, texts_of
-from interlock.vendors.openai_compat import error_from_status
+from interlock.vendors.bedrock.chat import BedrockAdapter
+from interlock.vendors.cohere.embeddings import MAX_TEXTS, decode_embed, encode_embed
+from interlock.vendors.embeddings_common import (
+    bounded_gather,
+    check_vectors,
+    chunks,
+    int_or_none,
+    sum_tokens,
+    texts_of,
+)
+from interlock.vendors.errors import error_from_status
 from interlock.vendors.translate_common import load_json
 
 TOKEN_HEADER = "x-amzn-bedrock-input-token-count"

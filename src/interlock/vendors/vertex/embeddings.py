@@ -12,7 +12,7 @@ reference spells it ``tokenCount``; both are read), so the cost is exact.
 instance per request, the older ``text-embedding-*`` / ``text-multilingual-*``
 models up to 250: larger inputs are split and the calls sent concurrently.
 Auth is the chat adapter's: a service-account bearer token from
-:class:`~interlock.vendors.gcp_auth.ServiceAccountTokens`.
+:class:`~interlock.vendors.vertex.gcp_auth.ServiceAccountTokens`.
 """
 
 from __future__ import annotations
@@ -27,19 +27,20 @@ import orjson
 from interlock.config import VendorConfig
 from interlock.core.errors import UpstreamError
 from interlock.core.vendor import EmbeddingResult, Vector
-from interlock.vendors.embeddings_cohere import sum_tokens
 from interlock.vendors.embeddings_common import (
     bounded_gather,
     check_vectors,
     chunks,
     int_or_none,
     option,
+    sum_tokens,
     texts_of,
 )
-from interlock.vendors.gcp_auth import ServiceAccountTokens, load_service_account
-from interlock.vendors.gemini import gemini_error
+from interlock.vendors.gemini.chat import gemini_error
 from interlock.vendors.translate_common import load_json
 from interlock.vendors.transport import Transport
+from interlock.vendors.vertex.gcp_auth import ServiceAccountTokens, load_service_account
+from interlock.vendors.vertex.settings import VertexSettings
 
 #: Instances per ``:predict`` call for the text-embedding models (Vertex's documented limit).
 MAX_INSTANCES = 250
@@ -100,11 +101,12 @@ class VertexEmbedder:
         self.vendor = vendor
         self.transport = transport
         self.name = vendor.spec.name
-        self.tokens = ServiceAccountTokens(load_service_account(vendor.credentials_file or ""), transport)
+        self.settings = vendor.settings_as(VertexSettings)
+        self.tokens = ServiceAccountTokens(load_service_account(self.settings.credentials_file or ""), transport)
         self._headers = {"content-type": "application/json", **vendor.headers}
 
     def predict_url(self, vendor_model: str) -> str:
-        return (f"{self.vendor.base_url}/v1/projects/{self.vendor.project}/locations/{self.vendor.location}"
+        return (f"{self.vendor.base_url}/v1/projects/{self.settings.project}/locations/{self.settings.location}"
                 f"/publishers/google/models/{quote(vendor_model, safe='@')}:predict")
 
     async def _predict(self, texts: Sequence[str], vendor_model: str, request: Mapping[str, Any],

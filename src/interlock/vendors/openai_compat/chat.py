@@ -1,6 +1,6 @@
 """The OpenAI-compatible adapter: one class, every vendor that speaks Chat Completions.
 
-A :class:`~interlock.vendors.specs.VendorSpec` says where and how to send; this
+A :class:`~interlock.vendors.openai_compat.specs.VendorSpec` says where and how to send; this
 adapter re-targets the canonical request (vendor model id, the vendor's name
 for the output limit, usage always requested when streaming) and turns the
 answer back into canonical data. Stream chunks are not parsed: they already are
@@ -9,21 +9,16 @@ canonical, so they pass through as the bytes the vendor sent.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
 
 from interlock.config import VendorConfig
-from interlock.core.errors import (
-    GatewayError,
-    RateLimited,
-    UpstreamError,
-    UpstreamRejected,
-    UpstreamTimeout,
-)
+from interlock.core.errors import UpstreamError
 from interlock.core.vendor import Completion
-from interlock.vendors.specs import returns_logprobs
+from interlock.vendors.errors import error_from_status
+from interlock.vendors.openai_compat.settings import OpenAICompatSettings
 from interlock.vendors.transport import Transport, UpstreamResponse
 from interlock.wire.sse import DONE, SSEDecoder
 
@@ -88,54 +83,15 @@ def _finished(last: bytes) -> bool:
                                              for c in choices)
 
 
-def error_from_status(vendor: str, status: int, headers: Mapping[str, str], body: bytes) -> GatewayError:
-    """Map a vendor's HTTP error to what the caller should see."""
-    message, vtype, param, code = _vendor_error_fields(body)
-    detail = message or body[:300].decode("utf-8", "replace").strip() or f"HTTP {status}"
-    if status == 429:
-        out_headers = {}
-        retry = headers.get("retry-after")
-        if retry:
-            out_headers["retry-after"] = retry
-        return RateLimited(f"{vendor} is rate limiting requests: {detail}", code=code or "rate_limit_exceeded",
-                           headers=out_headers)
-    if status in (401, 403):
-        return UpstreamError(f"{vendor} refused interlock's credential (HTTP {status}): {detail}. "
-                             "Check the vendor key configured for the gateway.", code="upstream_auth_error")
-    if status == 408 or status == 504:
-        return UpstreamTimeout(f"{vendor} timed out (HTTP {status}): {detail}")
-    if 400 <= status < 500:
-        err = UpstreamRejected(f"{vendor} rejected the request: {detail}", status=status, param=param,
-                               code=code or "upstream_rejected")
-        if vtype:
-            err.type = vtype
-        return err
-    return UpstreamError(f"{vendor} failed (HTTP {status}): {detail}", code="upstream_error")
-
-
-def _vendor_error_fields(body: bytes) -> tuple[str | None, str | None, str | None, str | None]:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None, None, None, None
-    err = data.get("error") if isinstance(data, dict) else None
-    if isinstance(err, str):
-        return err, None, None, None
-    if not isinstance(err, dict):
-        msg = data.get("message") or data.get("detail") if isinstance(data, dict) else None
-        return (str(msg) if msg else None), None, None, None
-    code = err.get("code")
-    param = err.get("param")
-    return (
-        str(err.get("message")) if err.get("message") is not None else None,
-        err.get("type") if isinstance(err.get("type"), str) else None,
-        param if isinstance(param, str) else None,
-        str(code) if code is not None else None,
-    )
+def _every_model(returns: bool) -> Callable[[str], bool]:
+    """The same answer for every model: what the spec's quirks say of the vendor."""
+    return lambda vendor_model: returns
 
 
 class OpenAICompatAdapter:
-    def __init__(self, vendor: VendorConfig, transport: Transport) -> None:
+    def __init__(self, vendor: VendorConfig, transport: Transport,
+                 logprobs: Callable[[str], bool] | None = None) -> None:
+        """``logprobs`` says which models return log probabilities (default: the spec's quirks say, for all)."""
         self.vendor = vendor
         self.transport = transport
         spec = vendor.spec
@@ -150,18 +106,20 @@ class OpenAICompatAdapter:
         self._stream_headers = {**headers, "accept": "text/event-stream"}
         self._url = f"{vendor.base_url}/chat/completions"
         self._quirks = spec.quirks
-        self._azure = spec.auth == "api-key" and vendor.api_version is not None
+        self._logprobs = logprobs if logprobs is not None else _every_model(spec.quirks.logprobs)
+        self.settings = vendor.settings_as(OpenAICompatSettings)
+        self._azure = spec.auth == "api-key" and self.settings.api_version is not None
 
     def url(self, vendor_model: str) -> str:
         if self._azure:
-            deployment = self.vendor.deployments.get(vendor_model, vendor_model)
+            deployment = self.settings.deployments.get(vendor_model, vendor_model)
             return (f"{self.vendor.base_url}/openai/deployments/{deployment}/chat/completions"
-                    f"?api-version={self.vendor.api_version}")
+                    f"?api-version={self.settings.api_version}")
         return self._url
 
     def dropped(self, request: Mapping[str, Any], vendor_model: str) -> tuple[str, ...]:
         """Parameters this vendor cannot honour that the request sets (removed by ``encode``)."""
-        if returns_logprobs(self.vendor.spec, vendor_model):
+        if self._logprobs(vendor_model):
             return ()
         return tuple(k for k in _LOGPROBS if request.get(k) not in (None, False))
 
@@ -169,7 +127,7 @@ class OpenAICompatAdapter:
         body = dict(request)
         body["model"] = vendor_model
         quirks = self._quirks
-        if not returns_logprobs(self.vendor.spec, vendor_model):
+        if not self._logprobs(vendor_model):
             for key in _LOGPROBS:
                 body.pop(key, None)
         if quirks.max_tokens_param == "max_tokens" and "max_completion_tokens" in body and "max_tokens" not in body:

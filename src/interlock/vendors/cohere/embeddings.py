@@ -21,16 +21,17 @@ import orjson
 
 from interlock.core.errors import UpstreamError
 from interlock.core.vendor import EmbeddingResult, Vector
-from interlock.vendors.cohere import CohereAdapter
+from interlock.vendors.cohere.chat import CohereAdapter
 from interlock.vendors.embeddings_common import (
     bounded_gather,
     check_vectors,
     chunks,
     int_or_none,
     option,
+    sum_tokens,
     texts_of,
 )
-from interlock.vendors.openai_compat import error_from_status
+from interlock.vendors.errors import error_from_status
 from interlock.vendors.translate_common import load_json
 
 #: Cohere's limit on texts in one embed call (also on Bedrock).
@@ -69,16 +70,6 @@ def billed_input_tokens(data: Any) -> int | None:
     meta = data.get("meta") if isinstance(data, dict) else None
     units = meta.get("billed_units") if isinstance(meta, dict) else None
     return int_or_none(units.get("input_tokens")) if isinstance(units, dict) else None
-
-
-def sum_tokens(counts: Sequence[int | None]) -> int | None:
-    """The total of per-call counts, or None when any call reported none (then the gateway counts)."""
-    total = 0
-    for count in counts:
-        if count is None:
-            return None
-        total += count
-    return total
 
 
 class CohereEmbedder(CohereAdapter):

@@ -23,15 +23,15 @@ from urllib.parse import quote
 
 import orjson
 
-from interlock.catalog import usage_from_bedrock
 from interlock.config import VendorConfig
 from interlock.core.errors import GatewayError, InvalidRequest, UpstreamError
 from interlock.core.pricing import Usage
 from interlock.core.vendor import Completion
-from interlock.vendors.anthropic import check_stream_response
-from interlock.vendors.eventstream import EventStreamDecoder
-from interlock.vendors.openai_compat import error_from_status
-from interlock.vendors.sigv4 import Credentials, sign_headers
+from interlock.vendors.bedrock.eventstream import EventStreamDecoder
+from interlock.vendors.bedrock.settings import BedrockSettings
+from interlock.vendors.bedrock.sigv4 import Credentials, sign_headers
+from interlock.vendors.bedrock.usage import usage_from_bedrock
+from interlock.vendors.errors import check_stream_response, error_from_status
 from interlock.vendors.translate_common import (
     EFFORT_BUDGET,
     ChunkEmitter,
@@ -365,9 +365,10 @@ class BedrockAdapter:
         self.vendor = vendor
         self.transport = transport
         self.name = vendor.spec.name
-        self.region = vendor.region or "us-east-1"
-        self.credentials = Credentials(vendor.aws_access_key_id or "", vendor.aws_secret_access_key or "",
-                                       vendor.aws_session_token)
+        settings = vendor.settings_as(BedrockSettings)
+        self.region = settings.region or "us-east-1"
+        self.credentials = Credentials(settings.aws_access_key_id or "", settings.aws_secret_access_key or "",
+                                       settings.aws_session_token)
 
     def url(self, vendor_model: str, stream: bool) -> str:
         return f"{self.vendor.base_url}/model/{quote(vendor_model, safe='')}/{'converse-stream' if stream else 'converse'}"

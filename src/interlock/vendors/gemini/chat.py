@@ -27,13 +27,12 @@ from urllib.parse import quote
 
 import orjson
 
-from interlock.catalog import usage_from_gemini
 from interlock.config import VendorConfig
 from interlock.core.errors import GatewayError, UpstreamError
 from interlock.core.pricing import Usage
 from interlock.core.vendor import Completion
-from interlock.vendors.anthropic import check_stream_response
-from interlock.vendors.openai_compat import error_from_status
+from interlock.vendors.errors import check_stream_response, error_from_status
+from interlock.vendors.gemini.usage import usage_from_gemini
 from interlock.vendors.translate_common import (
     ChunkEmitter,
     Drops,

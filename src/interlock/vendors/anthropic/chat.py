@@ -27,12 +27,13 @@ from typing import Any
 
 import orjson
 
-from interlock.catalog import usage_from_anthropic
 from interlock.config import VendorConfig
 from interlock.core.errors import GatewayError, InvalidRequest, UpstreamError
 from interlock.core.pricing import Usage
 from interlock.core.vendor import Completion
-from interlock.vendors.openai_compat import error_from_status
+from interlock.vendors.anthropic.settings import AnthropicSettings
+from interlock.vendors.anthropic.usage import usage_from_anthropic
+from interlock.vendors.errors import check_stream_response, error_from_status
 from interlock.vendors.translate_common import (
     EFFORT_BUDGET,
     ChunkEmitter,
@@ -456,7 +457,7 @@ class AnthropicAdapter:
         self.transport = transport
         self.name = vendor.spec.name
         headers = {"content-type": "application/json", "accept": "application/json",
-                   "anthropic-version": vendor.anthropic_version or API_VERSION}
+                   "anthropic-version": vendor.settings_as(AnthropicSettings).anthropic_version or API_VERSION}
         if vendor.api_key is not None:
             headers["x-api-key"] = vendor.api_key
         headers.update(vendor.headers)
@@ -494,15 +495,3 @@ class AnthropicAdapter:
                                             await self.headers(extra_headers, True), body, self.vendor.timeouts)
         await check_stream_response(self.name, resp)
         return AnthropicStream(resp, drops.dropped, self.name, forced)
-
-
-async def check_stream_response(vendor: str, resp: UpstreamResponse, ctype_needed: str = "text/event-stream") -> None:
-    """Raise the mapped error for an HTTP error, or for a 200 that is not the expected stream."""
-    if resp.status >= 400:
-        raw = await resp.read()
-        raise error_from_status(vendor, resp.status, resp.headers, raw)
-    ctype = resp.headers.get("content-type", "")
-    if ctype_needed not in ctype:
-        raw = await resp.read()
-        raise UpstreamError(f"{vendor} answered a streaming request with '{ctype or 'no content type'}' instead of "
-                            f"{ctype_needed}: {raw[:200].decode('utf-8', 'replace')}", code="upstream_invalid_response")

@@ -24,7 +24,7 @@ import orjson
 from interlock.core.errors import UpstreamError
 from interlock.core.vendor import EmbeddingResult, Vector
 from interlock.vendors.embeddings_common import bounded_gather, check_vectors, chunks, option, texts_of
-from interlock.vendors.gemini import GeminiAdapter, gemini_error
+from interlock.vendors.gemini.chat import GeminiAdapter, gemini_error
 from interlock.vendors.translate_common import load_json
 
 #: Gemini's limit on requests in one ``batchEmbedContents`` call.

@@ -1,0 +1,75 @@
+"""Settings of Vertex AI: the service-account file, project and location (its URL is derived from the location).
+
+Each value comes from the vendor's config section (env refs allowed) or else
+from the environment variables Google's SDKs read; the project defaults to the
+service account's own. ``anthropic_version`` applies to Claude models.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar
+
+from interlock.config import VendorType
+from interlock.configfile import Section
+from interlock.core.vendor import VendorSpec
+from interlock.vendors.anthropic.settings import AnthropicSettings
+
+_GCP_PROJECT_ENV = ("GOOGLE_CLOUD_PROJECT", "VERTEX_PROJECT")
+_GCP_LOCATION_ENV = ("GOOGLE_CLOUD_LOCATION", "VERTEX_LOCATION")
+
+
+@dataclass(frozen=True, slots=True)
+class VertexSettings(AnthropicSettings):
+    """Anthropic's settings (for Claude on Vertex) plus Google Cloud's."""
+
+    decides_liveness: ClassVar[bool] = True
+
+    project: str | None = None
+    location: str = "us-central1"
+    credentials_file: str | None = None
+
+    def missing(self) -> str | None:
+        if not self.credentials_file:
+            return "no credential: set GOOGLE_APPLICATION_CREDENTIALS or 'credentials_file'"
+        if not self.project:
+            return "no project: set GOOGLE_CLOUD_PROJECT or 'project'"
+        return None
+
+
+def _first(environ: Mapping[str, str], names: tuple[str, ...]) -> str | None:
+    return next((environ[n] for n in names if environ.get(n)), None)
+
+
+def read(spec: VendorSpec, section: Section | None, environ: Mapping[str, str],
+         base_url: str | None) -> tuple[VertexSettings, str | None]:
+    def string(key: str) -> str | None:
+        return section.string(key) if section is not None else None
+
+    creds = string("credentials_file") or environ.get("GOOGLE_APPLICATION_CREDENTIALS") or None
+    project = string("project") or _first(environ, _GCP_PROJECT_ENV)
+    if project is None and creds is not None:
+        project = _project_of(creds, section)
+    location = string("location") or _first(environ, _GCP_LOCATION_ENV) or "us-central1"
+    if base_url is None:
+        host = "aiplatform.googleapis.com" if location == "global" else f"{location}-aiplatform.googleapis.com"
+        base_url = f"https://{host}"
+    return VertexSettings(string("anthropic_version"), project, location, creds), base_url
+
+
+def _project_of(path: str, section: Section | None) -> str | None:
+    """The ``project_id`` of a service-account file, so ``project`` may be left out."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError) as exc:
+        if section is not None:
+            raise section.error(f"cannot read the service account file {path!r}: {exc}", "credentials_file") from None
+        return None
+    project = data.get("project_id") if isinstance(data, dict) else None
+    return project if isinstance(project, str) else None
+
+
+SETTINGS = VendorType(("project", "location", "credentials_file", "anthropic_version"), read)
