@@ -128,8 +128,3 @@ def capture_content(ctx: RequestContext, request: Mapping[str, Any], ledger: Led
     """Keep the request's content when the log level asks for it (decided again once the project is known)."""
     ctx.capture_content = ledger.wants_content(ctx)
     ctx.request_content = dict(request) if ctx.capture_content else None
-
-
-def settle(ctx: RequestContext, ledger: Ledger) -> None:
-    """Hand the finished request to the ledger (log record, metrics, spans: ``ledger/sink.py``)."""
-    ledger.settle(ctx)

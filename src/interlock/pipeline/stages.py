@@ -22,7 +22,7 @@ from interlock.core.exchange import Exchange
 from interlock.core.principal import Principal
 from interlock.core.timers import running_loop
 from interlock.observability import zdr_log
-from interlock.pipeline.settle import Ledger, capture_content, settle
+from interlock.pipeline.settle import Ledger, capture_content
 
 log = logging.getLogger("interlock")
 
@@ -143,10 +143,7 @@ def settlers(routing: Router, governance: Admission, ledger: Ledger) -> tuple[Se
     def settle_governance(ctx: RequestContext) -> None:
         governance.settle(ctx, ctx.reservation)
 
-    def settle_ledger(ctx: RequestContext) -> None:
-        settle(ctx, ledger)
-
-    return routing.observe, settle_governance, settle_ledger
+    return routing.observe, settle_governance, ledger.settle
 
 
 class InternalErrors:
