@@ -23,7 +23,7 @@ from typing import Any
 import openai
 import pytest
 
-from tests.conftest import MASTER_KEY, GatewayProcess, start_gateway
+from tests.conftest import MASTER_KEY, GatewayProcess, start_gateway, wait_until_known
 from tests.ledger_proxy import PgProxy
 from tests.pg_util import create_database, drop_database, url
 
@@ -68,7 +68,7 @@ def project_keys(gw: GatewayProcess) -> tuple[str, str]:
         status, key = call(gw, "POST", "/admin/v1/keys", MASTER_KEY, {"project": pid})
         assert status == 201
         keys.append(key["key"])
-    time.sleep(0.7)  # the worker polls the definitions' version
+    wait_until_known(gw, *keys)
     return keys[0], keys[1]
 
 

@@ -33,7 +33,7 @@ import pytest
 import redis
 from aiohttp import web
 
-from tests.conftest import MASTER_KEY, GatewayProcess, clean_env, start_gateway
+from tests.conftest import MASTER_KEY, GatewayProcess, clean_env, start_gateway, wait_until_known
 from tests.ledger_proxy import PgProxy
 from tests.pg_util import PG_HOST, PG_PORT, create_database, drop_database, url
 from tests.socket_app import SocketApp
@@ -323,7 +323,7 @@ def test_zero_data_retention_leaves_no_content_anywhere(scope: str, store: str |
     try:
         zdr_key = project_key(gw, "private", zdr=scope == "project")  # under global ZDR, the flag is not needed
         open_key = project_key(gw, "open", zdr=False)
-        time.sleep(0.7)  # the worker polls the definitions' version
+        wait_until_known(gw, zdr_key, open_key)
         exercise(gw, zdr_key, secret)
         # Under ZDR nothing was stored: the Responses API says store false, and has nothing to continue from.
         oa = openai.OpenAI(base_url=gw.base_url, api_key=zdr_key, max_retries=0)
