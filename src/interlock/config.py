@@ -68,6 +68,9 @@ class VendorConfig:
     aws_access_key_id: str | None = field(default=None, repr=False)
     aws_secret_access_key: str | None = field(default=None, repr=False)
     aws_session_token: str | None = field(default=None, repr=False)
+    #: Bedrock's AWS profile; ``botocore`` / ``google-auth`` when the cloud SDK's credential chain is used.
+    profile: str | None = None
+    credential_chain: str | None = None
 
     @property
     def id(self) -> str:

@@ -29,9 +29,10 @@ from interlock.core.errors import GatewayError, InvalidRequest, UpstreamError
 from interlock.core.pricing import Usage
 from interlock.core.vendor import Completion
 from interlock.vendors.anthropic import check_stream_response
+from interlock.vendors.aws_credentials import credential_source
 from interlock.vendors.eventstream import EventStreamDecoder
 from interlock.vendors.openai_compat import error_from_status
-from interlock.vendors.sigv4 import Credentials, sign_headers
+from interlock.vendors.sigv4 import sign_headers
 from interlock.vendors.translate_common import (
     EFFORT_BUDGET,
     ChunkEmitter,
@@ -366,16 +367,15 @@ class BedrockAdapter:
         self.transport = transport
         self.name = vendor.spec.name
         self.region = vendor.region or "us-east-1"
-        self.credentials = Credentials(vendor.aws_access_key_id or "", vendor.aws_secret_access_key or "",
-                                       vendor.aws_session_token)
+        self.credentials = credential_source(vendor)
 
     def url(self, vendor_model: str, stream: bool) -> str:
         return f"{self.vendor.base_url}/model/{quote(vendor_model, safe='')}/{'converse-stream' if stream else 'converse'}"
 
-    def _headers(self, url: str, body: bytes, stream: bool, extra: Mapping[str, str] | None) -> dict[str, str]:
+    async def _headers(self, url: str, body: bytes, stream: bool, extra: Mapping[str, str] | None) -> dict[str, str]:
         base = {"content-type": "application/json",
                 "accept": EVENTSTREAM if stream else "application/json", **self.vendor.headers}
-        signed = sign_headers(self.credentials, "POST", url, body, self.region, "bedrock", base)
+        signed = sign_headers(await self.credentials.get(), "POST", url, body, self.region, "bedrock", base)
         return {**signed, **extra} if extra else signed
 
     async def complete(self, request: Mapping[str, Any], vendor_model: str,
@@ -384,7 +384,7 @@ class BedrockAdapter:
         payload, forced = encode_request(request, vendor_model, drops)
         body = orjson.dumps(payload)
         url = self.url(vendor_model, False)
-        resp = await self.transport.request("POST", url, self._headers(url, body, False, extra_headers), body,
+        resp = await self.transport.request("POST", url, await self._headers(url, body, False, extra_headers), body,
                                             self.vendor.timeouts)
         raw = await resp.read()
         if resp.status >= 400:
@@ -400,7 +400,7 @@ class BedrockAdapter:
         payload, forced = encode_request(request, vendor_model, drops)
         body = orjson.dumps(payload)
         url = self.url(vendor_model, True)
-        resp = await self.transport.request("POST", url, self._headers(url, body, True, extra_headers), body,
+        resp = await self.transport.request("POST", url, await self._headers(url, body, True, extra_headers), body,
                                             self.vendor.timeouts)
         await check_stream_response(self.name, resp, EVENTSTREAM)
         return BedrockStream(resp, drops.dropped, self.name, forced, vendor_model)

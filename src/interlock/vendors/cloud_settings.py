@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from interlock.configfile import Section
+from interlock.vendors import aws_credentials, gcp_credentials
 
 if TYPE_CHECKING:
     from interlock.config import VendorConfig
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 #: Config keys this module reads (added to the vendor keys config.py accepts).
 KEYS = ("region", "project", "location", "credentials_file", "anthropic_version",
-        "aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+        "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "profile")
 #: Vendor types whose liveness is decided here rather than by ``api_key``.
 CLOUD_TYPES = ("bedrock", "vertex")
 
@@ -52,20 +53,29 @@ def cloud_fields(spec: VendorSpec, section: Section | None, environ: Mapping[str
     if spec.type == "bedrock":
         region = _string(section, "region") or _first(environ, _AWS_REGION_ENV)
         fields.update(
-            region=region,
             aws_access_key_id=_secret(section, "aws_access_key_id", environ, "AWS_ACCESS_KEY_ID"),
             aws_secret_access_key=_secret(section, "aws_secret_access_key", environ, "AWS_SECRET_ACCESS_KEY"),
             aws_session_token=_secret(section, "aws_session_token", environ, "AWS_SESSION_TOKEN"),
         )
+        # Static keys, else botocore's chain (vendors/aws_credentials.py); an explicit profile wins over keys.
+        profile = _string(section, "profile")
+        static = bool(fields["aws_access_key_id"] and fields["aws_secret_access_key"]) and profile is None
+        use_chain = not static and aws_credentials.chain_expected(profile, environ, section is not None)
+        region = region or aws_credentials.chain_region(profile, environ, section)
+        fields.update(region=region, profile=profile, credential_chain=aws_credentials.CHAIN if use_chain else None)
         if base_url is None and region:
             base_url = f"https://bedrock-runtime.{region}.amazonaws.com"
     elif spec.type == "vertex":
         creds = _string(section, "credentials_file") or environ.get("GOOGLE_APPLICATION_CREDENTIALS") or None
+        # google-auth's application default credentials when installed (vendors/gcp_credentials.py).
+        creds, chain = gcp_credentials.adc(creds, environ, section is not None)
+        if section is not None and section.has("profile"):
+            raise section.error("'profile' applies to the bedrock vendor type only", "profile")
         project = _string(section, "project") or _first(environ, _GCP_PROJECT_ENV)
         if project is None and creds is not None:
             project = _project_of(creds, section)
         location = _string(section, "location") or _first(environ, _GCP_LOCATION_ENV) or "us-central1"
-        fields.update(credentials_file=creds, project=project, location=location)
+        fields.update(credentials_file=creds, project=project, location=location, credential_chain=chain)
         if base_url is None:
             host = "aiplatform.googleapis.com" if location == "global" else f"{location}-aiplatform.googleapis.com"
             base_url = f"https://{host}"
@@ -86,7 +96,8 @@ def _project_of(path: str, section: Section | None) -> str | None:
         if section is not None:
             raise section.error(f"cannot read the service account file {path!r}: {exc}", "credentials_file") from None
         return None
-    project = data.get("project_id") if isinstance(data, dict) else None
+    # A service account names its project; a gcloud user login file its quota project.
+    project = (data.get("project_id") or data.get("quota_project_id")) if isinstance(data, dict) else None
     return project if isinstance(project, str) else None
 
 
@@ -95,11 +106,10 @@ def cloud_missing(vendor: VendorConfig) -> str | None:
     if vendor.spec.type == "bedrock":
         if not vendor.region:
             return "no region: set AWS_REGION or 'region'"
-        if not (vendor.aws_access_key_id and vendor.aws_secret_access_key):
-            return "no credential: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
-        return None
-    if not vendor.credentials_file:
-        return "no credential: set GOOGLE_APPLICATION_CREDENTIALS or 'credentials_file'"
+        return aws_credentials.missing(vendor)
+    why = gcp_credentials.missing(vendor)
+    if why is not None:
+        return why
     if not vendor.project:
         return "no project: set GOOGLE_CLOUD_PROJECT or 'project'"
     return None

@@ -11,8 +11,7 @@ reference spells it ``tokenCount``; both are read), so the cost is exact.
 ``gemini-embedding-001`` (and the other Gemini embedding models) take one
 instance per request, the older ``text-embedding-*`` / ``text-multilingual-*``
 models up to 250: larger inputs are split and the calls sent concurrently.
-Auth is the chat adapter's: a service-account bearer token from
-:class:`~interlock.vendors.gcp_auth.ServiceAccountTokens`.
+Auth is the chat adapter's: a bearer token from ``gcp_credentials.token_source``.
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ from interlock.vendors.embeddings_common import (
     option,
     texts_of,
 )
-from interlock.vendors.gcp_auth import ServiceAccountTokens, load_service_account
+from interlock.vendors.gcp_credentials import token_source
 from interlock.vendors.gemini import gemini_error
 from interlock.vendors.translate_common import load_json
 from interlock.vendors.transport import Transport
@@ -100,7 +99,7 @@ class VertexEmbedder:
         self.vendor = vendor
         self.transport = transport
         self.name = vendor.spec.name
-        self.tokens = ServiceAccountTokens(load_service_account(vendor.credentials_file or ""), transport)
+        self.tokens = token_source(vendor, transport)
         self._headers = {"content-type": "application/json", **vendor.headers}
 
     def predict_url(self, vendor_model: str) -> str:

@@ -10,8 +10,8 @@ Same bodies as the vendors' own APIs, other URLs and auth
   ``anthropic_version: vertex-2023-10-16`` in the body and no ``model`` field.
 
 The publisher is chosen from the model id (``claude-*`` → Anthropic). Every
-request carries a bearer token from :class:`~interlock.vendors.gcp_auth.ServiceAccountTokens`,
-which refreshes it in the background before it expires.
+request carries a bearer token from ``gcp_credentials.token_source`` (google-auth's
+application default credentials, or a service account), refreshed in the background before it expires.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import orjson
 from interlock.config import VendorConfig
 from interlock.core.vendor import ChunkSource, Completion
 from interlock.vendors.anthropic import AnthropicAdapter, encode_request
-from interlock.vendors.gcp_auth import ServiceAccountTokens, load_service_account
+from interlock.vendors.gcp_credentials import TokenSource, token_source
 from interlock.vendors.gemini import GeminiAdapter
 from interlock.vendors.translate_common import Drops
 from interlock.vendors.transport import Transport
@@ -39,7 +39,7 @@ def _model_path(vendor: VendorConfig, publisher: str, model: str) -> str:
 
 
 class _VertexGemini(GeminiAdapter):
-    def __init__(self, vendor: VendorConfig, transport: Transport, tokens: ServiceAccountTokens) -> None:
+    def __init__(self, vendor: VendorConfig, transport: Transport, tokens: TokenSource) -> None:
         super().__init__(vendor, transport)
         self._tokens = tokens
         self._headers.pop("x-goog-api-key", None)
@@ -54,7 +54,7 @@ class _VertexGemini(GeminiAdapter):
 
 
 class _VertexClaude(AnthropicAdapter):
-    def __init__(self, vendor: VendorConfig, transport: Transport, tokens: ServiceAccountTokens) -> None:
+    def __init__(self, vendor: VendorConfig, transport: Transport, tokens: TokenSource) -> None:
         super().__init__(vendor, transport)
         self._tokens = tokens
         self._headers.pop("anthropic-version", None)
@@ -81,8 +81,7 @@ class VertexAdapter:
 
     def __init__(self, vendor: VendorConfig, transport: Transport) -> None:
         self.vendor = vendor
-        info = load_service_account(vendor.credentials_file or "")
-        self.tokens = ServiceAccountTokens(info, transport)
+        self.tokens = token_source(vendor, transport)
         self.gemini = _VertexGemini(vendor, transport, self.tokens)
         self.claude = _VertexClaude(vendor, transport, self.tokens)
 
