@@ -1,0 +1,132 @@
+"""Cloud credential endpoints on real sockets, speaking the wire formats botocore and google-auth read.
+
+* :class:`ContainerCredentials` - the ECS/EKS container credentials endpoint
+  (``AWS_CONTAINER_CREDENTIALS_FULL_URI``): ``GET`` → ``{"AccessKeyId", "SecretAccessKey", "Token",
+  "Expiration"}``; every call issues new keys.
+* :class:`MockSts` - STS ``AssumeRoleWithWebIdentity`` (a form POST answered with the XML
+  document of the STS 2011-06-15 API), reached through ``AWS_ENDPOINT_URL_STS``.
+* :class:`OAuthTokenEndpoint` - Google's OAuth token endpoint for an ``authorized_user`` file's
+  ``refresh_token`` grant (the ``token_uri`` in the file).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from urllib.parse import parse_qs
+
+import orjson
+from aiohttp import web
+
+from tests.socket_app import SocketApp
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class ContainerCredentials(SocketApp):
+    def __init__(self, lifetime: float = 3600.0, token: str = "container-auth-token") -> None:
+        super().__init__()
+        self.lifetime = lifetime
+        self.token = token
+        self.calls: list[dict[str, str]] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v2/credentials/task"
+
+    def keys(self, n: int) -> tuple[str, str, str]:
+        """(access key id, secret, session token) of the ``n``-th issue, counting from 1."""
+        return f"ASIACONTAINER{n:04d}", f"container-secret-{n}", f"container-session-{n}"
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_get("/v2/credentials/task", self._handle)
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        self.calls.append({k.lower(): v for k, v in request.headers.items()})
+        if request.headers.get("Authorization") != self.token:
+            return web.json_response({"message": "unauthorized"}, status=401)
+        key, secret, session = self.keys(len(self.calls))
+        return web.json_response({"AccessKeyId": key, "SecretAccessKey": secret, "Token": session,
+                                  "Expiration": _iso(time.time() + self.lifetime),
+                                  "RoleArn": "arn:aws:iam::123456789012:role/task"})
+
+
+class MockSts(SocketApp):
+    ACCESS_KEY = "ASIAWEBIDENTITY00001"
+    SECRET = "web-identity-secret"
+    SESSION = "web-identity-session-token"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[dict[str, str]] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/", self._handle)
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        form = {k: v[0] for k, v in parse_qs((await request.read()).decode()).items()}
+        self.forms.append(form)
+        if form.get("Action") != "AssumeRoleWithWebIdentity":
+            return web.Response(status=400, text="unexpected action")
+        role, name = form["RoleArn"], form.get("RoleSessionName", "")
+        body = f"""<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <AssumeRoleWithWebIdentityResult>
+    <SubjectFromWebIdentityToken>system:serviceaccount:default:interlock</SubjectFromWebIdentityToken>
+    <Audience>sts.amazonaws.com</Audience>
+    <AssumedRoleUser>
+      <Arn>{role.replace(":iam:", ":sts:").replace(":role/", ":assumed-role/")}/{name}</Arn>
+      <AssumedRoleId>AROAEXAMPLE:{name}</AssumedRoleId>
+    </AssumedRoleUser>
+    <Credentials>
+      <SessionToken>{self.SESSION}</SessionToken>
+      <SecretAccessKey>{self.SECRET}</SecretAccessKey>
+      <Expiration>{_iso(time.time() + 3600)}</Expiration>
+      <AccessKeyId>{self.ACCESS_KEY}</AccessKeyId>
+    </Credentials>
+    <Provider>oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLE</Provider>
+  </AssumeRoleWithWebIdentityResult>
+  <ResponseMetadata><RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId></ResponseMetadata>
+</AssumeRoleWithWebIdentityResponse>"""
+        return web.Response(text=body, content_type="text/xml")
+
+
+class OAuthTokenEndpoint(SocketApp):
+    CLIENT_ID = "764086051850-test.apps.googleusercontent.com"
+    CLIENT_SECRET = "d-FL95Q19q7MQmFpd7hHD0Ty"
+    REFRESH_TOKEN = "1//0g-refresh-token"
+
+    def __init__(self, expires_in: int = 3599) -> None:
+        super().__init__()
+        self.expires_in = expires_in
+        self.forms: list[dict[str, str]] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/token"
+
+    def token(self, n: int) -> str:
+        return f"ya29.user-token-{n}"
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/token", self._handle)
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        form = {k: v[0] for k, v in parse_qs((await request.read()).decode()).items()}
+        self.forms.append(form)
+        if (form.get("grant_type") != "refresh_token" or form.get("refresh_token") != self.REFRESH_TOKEN
+                or form.get("client_id") != self.CLIENT_ID or form.get("client_secret") != self.CLIENT_SECRET):
+            return web.json_response({"error": "invalid_grant", "error_description": "Bad Request"}, status=400)
+        return web.Response(body=orjson.dumps({
+            "access_token": self.token(len(self.forms)), "expires_in": self.expires_in, "token_type": "Bearer",
+            "scope": "https://www.googleapis.com/auth/cloud-platform"}), content_type="application/json")
+
+    def authorized_user_file(self, quota_project: str) -> dict[str, str]:
+        """What ``gcloud auth application-default login`` writes, pointed at this endpoint."""
+        return {"type": "authorized_user", "client_id": self.CLIENT_ID, "client_secret": self.CLIENT_SECRET,
+                "refresh_token": self.REFRESH_TOKEN, "quota_project_id": quota_project, "token_uri": self.url}
