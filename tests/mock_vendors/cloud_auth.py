@@ -6,7 +6,9 @@
 * :class:`MockSts` - STS ``AssumeRoleWithWebIdentity`` (a form POST answered with the XML
   document of the STS 2011-06-15 API), reached through ``AWS_ENDPOINT_URL_STS``.
 * :class:`OAuthTokenEndpoint` - Google's OAuth token endpoint for an ``authorized_user`` file's
-  ``refresh_token`` grant (the ``token_uri`` in the file).
+  ``refresh_token`` grant, and Google's STS ``token-exchange`` grant for an ``external_account``
+  file (workload identity federation, the ``token_url`` in the file), plus the Resource Manager
+  project lookup google-auth makes for such a file.
 """
 
 from __future__ import annotations
@@ -110,21 +112,47 @@ class OAuthTokenEndpoint(SocketApp):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/token"
 
+    SUBJECT_TOKEN = "eyJhbGciOiJSUzI1NiJ9.oidc-subject.sig"
+    AUDIENCE = "//iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/pool/providers/oidc"
+
     def token(self, n: int) -> str:
         return f"ya29.user-token-{n}"
 
+    @property
+    def resource_manager(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1/projects/"
+
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/token", self._handle)
+        app.router.add_get("/v1/projects/{number}", self._project)
+
+    async def _project(self, request: web.Request) -> web.Response:
+        if not request.headers.get("Authorization", "").startswith("Bearer ya29."):
+            return web.json_response({"error": {"code": 401}}, status=401)
+        number = request.match_info["number"]
+        return web.json_response({"projectNumber": number, "projectId": f"proj-{number}", "lifecycleState": "ACTIVE"})
 
     async def _handle(self, request: web.Request) -> web.Response:
         form = {k: v[0] for k, v in parse_qs((await request.read()).decode()).items()}
         self.forms.append(form)
+        if form.get("grant_type") == "urn:ietf:params:oauth:grant-type:token-exchange":
+            if form.get("subject_token") != self.SUBJECT_TOKEN or form.get("audience") != self.AUDIENCE:
+                return web.json_response({"error": "invalid_grant"}, status=400)
+            return web.json_response({"access_token": self.token(len(self.forms)), "expires_in": self.expires_in,
+                                      "token_type": "Bearer",
+                                      "issued_token_type": "urn:ietf:params:oauth:token-type:access_token"})
         if (form.get("grant_type") != "refresh_token" or form.get("refresh_token") != self.REFRESH_TOKEN
                 or form.get("client_id") != self.CLIENT_ID or form.get("client_secret") != self.CLIENT_SECRET):
             return web.json_response({"error": "invalid_grant", "error_description": "Bad Request"}, status=400)
         return web.Response(body=orjson.dumps({
             "access_token": self.token(len(self.forms)), "expires_in": self.expires_in, "token_type": "Bearer",
             "scope": "https://www.googleapis.com/auth/cloud-platform"}), content_type="application/json")
+
+    def external_account_file(self, subject_token_file: str) -> dict[str, object]:
+        """Workload identity federation: an OIDC token in a file, exchanged at this endpoint."""
+        return {"type": "external_account", "audience": self.AUDIENCE,
+                "subject_token_type": "urn:ietf:params:oauth:token-type:jwt", "token_url": self.url,
+                "credential_source": {"file": subject_token_file}}
 
     def authorized_user_file(self, quota_project: str) -> dict[str, str]:
         """What ``gcloud auth application-default login`` writes, pointed at this endpoint."""

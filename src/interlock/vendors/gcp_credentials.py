@@ -90,6 +90,7 @@ class ApplicationDefault:
         import google.auth.transport.requests
 
         try:
+            loaded = self._credentials is None
             if self._credentials is None:
                 path = self.credentials_file
                 if path is None or path in (os.environ.get("GOOGLE_APPLICATION_CREDENTIALS"), well_known_file(os.environ)):
@@ -97,7 +98,9 @@ class ApplicationDefault:
                 else:  # the config's credentials_file: the operator's own file, not outside input
                     creds, _ = google.auth.load_credentials_from_file(path, scopes=[SCOPE])
                 self._credentials, self._request = creds, google.auth.transport.requests.Request()
-            self._credentials.refresh(self._request)
+            # Loading may already have fetched a token (an external account's project lookup does).
+            if not (loaded and self._credentials.valid):
+                self._credentials.refresh(self._request)
         except google.auth.exceptions.GoogleAuthError as exc:
             raise UpstreamError(f"google-auth could not get a Vertex AI access token: {exc}",
                                 code="upstream_auth_error") from None
