@@ -20,6 +20,7 @@ asking). The region comes from the config, ``AWS_REGION``/``AWS_DEFAULT_REGION``
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 from collections.abc import Mapping
@@ -44,6 +45,7 @@ _CHAIN_ENV = (*_PROFILE_ENV, "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINE
 REFRESH_BEFORE = 15 * 60.0
 
 
+@functools.cache
 def botocore_installed() -> bool:
     return importlib.util.find_spec("botocore") is not None
 

@@ -18,6 +18,7 @@ The project comes from the config, ``GOOGLE_CLOUD_PROJECT``, or the credentials 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
@@ -40,6 +41,7 @@ CHAIN = "google-auth"
 REFRESH_BEFORE = 600.0
 
 
+@functools.cache
 def google_auth_installed() -> bool:
     return importlib.util.find_spec("google.auth") is not None
 
