@@ -12,6 +12,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import google.auth._cloud_sdk
+import google.auth.compute_engine._metadata
 import google.auth.external_account
 import google.oauth2.credentials
 import orjson
@@ -26,8 +28,8 @@ from interlock.vendors.gcp_auth import ServiceAccountTokens
 from interlock.vendors.gcp_credentials import ApplicationDefault
 from interlock.vendors.transport import HttpTransport
 from interlock.vendors.vertex import VertexAdapter
-from tests.mock_vendors.canonical import vendor_config
-from tests.mock_vendors.cloud_auth import OAuthTokenEndpoint
+from tests.mock_vendors.canonical import collect, reassemble, vendor_config
+from tests.mock_vendors.cloud_auth import MetadataServer, OAuthTokenEndpoint
 from tests.mock_vendors.server import ScriptedVendor
 from tests.test_vendor_vertex import PEM, token_endpoint
 
@@ -50,7 +52,8 @@ def gcp_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, oauth: OAuthTokenEn
                  "GOOGLE_CLOUD_QUOTA_PROJECT"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud-empty"))
-    monkeypatch.setenv("NO_GCE_CHECK", "True")  # never probe a metadata server from a test
+    # Never probe a real metadata server from a test (google-auth reads this flag when imported).
+    monkeypatch.setattr(google.auth.compute_engine._metadata, "_NO_GCE_CHECK", True)
     # google-auth sends user credentials to Google's endpoint whatever the file's token_uri says.
     monkeypatch.setattr(google.oauth2.credentials, "_GOOGLE_OAUTH2_TOKEN_ENDPOINT", oauth.url)
     # ... and looks up an external account's project at Resource Manager.
@@ -92,6 +95,8 @@ async def test_gcloud_login_file_is_found_without_any_setting(gcp_env: None, tmp
     folder.mkdir()
     (folder / "application_default_credentials.json").write_text(json.dumps(oauth.authorized_user_file("proj-quota")))
     monkeypatch.setenv("CLOUDSDK_CONFIG", str(folder))
+    # google-auth asks the gcloud binary for the project of a gcloud login; interlock reads quota_project_id.
+    monkeypatch.setattr(google.auth._cloud_sdk, "get_project_id", lambda: None)
     config = vendor_config("vertex", vendor.url, {"CLOUDSDK_CONFIG": str(folder), "GOOGLE_CLOUD_LOCATION": "europe-west4"})
     assert config.live and config.credentials_file == str(folder / "application_default_credentials.json")
     gemini_reply(vendor)
@@ -175,6 +180,30 @@ async def test_listed_vertex_uses_adc_and_an_env_file_goes_through_google_auth_d
     await adapter.complete(CHAT, "gemini-2.5-flash")
     assert vendor.last.path.startswith("/v1/projects/my-proj/")
     assert vendor.last.headers["authorization"] == f"Bearer {oauth.token(1)}"
+
+
+async def test_metadata_server_when_vertex_is_listed_with_a_project(
+        gcp_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, vendor: ScriptedVendor,
+        http: HttpTransport) -> None:
+    server = MetadataServer().start()
+    try:
+        monkeypatch.setattr(google.auth.compute_engine._metadata, "_NO_GCE_CHECK", False)
+        monkeypatch.setattr(google.auth.compute_engine._metadata, "_GCE_METADATA_HOST", server.host)
+        monkeypatch.setenv("GCE_METADATA_IP", server.host)
+        path = tmp_path / "interlock.yaml"
+        path.write_text(f"vendors:\n  vertex:\n    project: proj-gke\n    base_url: {vendor.url}\n")
+        config = load_settings(path, environ={}).vendors["vertex"]
+        assert config.live and config.credential_chain == "google-auth" and config.credentials_file is None
+        adapter = VertexAdapter(config, http)
+        vendor.reply(200, chunks=[(FIXTURES / "anthropic_stream_thinking_tools.sse").read_bytes()])
+        out = reassemble(await collect(await adapter.stream(CHAT, "claude-sonnet-4-5@20250929")))
+        assert out["finish_reason"] == "tool_calls"
+        assert vendor.last.headers["authorization"] == f"Bearer {server.token(1)}"
+        assert vendor.last.path.startswith("/v1/projects/proj-gke/locations/us-central1/publishers/anthropic/")
+        assert any(p.startswith("/computeMetadata/v1/instance/service-accounts/") and "/token" in p
+                   for p in server.paths)
+    finally:
+        server.stop()
 
 
 async def test_without_google_auth_service_accounts_still_work_and_others_say_what_to_do(

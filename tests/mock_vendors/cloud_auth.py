@@ -9,6 +9,7 @@
   ``refresh_token`` grant, and Google's STS ``token-exchange`` grant for an ``external_account``
   file (workload identity federation, the ``token_url`` in the file), plus the Resource Manager
   project lookup google-auth makes for such a file.
+* :class:`MetadataServer` - the metadata server of GCE, GKE and Cloud Run.
 """
 
 from __future__ import annotations
@@ -158,3 +159,44 @@ class OAuthTokenEndpoint(SocketApp):
         """What ``gcloud auth application-default login`` writes, pointed at this endpoint."""
         return {"type": "authorized_user", "client_id": self.CLIENT_ID, "client_secret": self.CLIENT_SECRET,
                 "refresh_token": self.REFRESH_TOKEN, "quota_project_id": quota_project, "token_uri": self.url}
+
+
+class MetadataServer(SocketApp):
+    """The GCE/GKE/Cloud Run metadata server: the ping, the project id, the service account and its tokens."""
+
+    EMAIL = "vertex-caller@proj-gke.iam.gserviceaccount.com"
+
+    def __init__(self, project: str = "proj-gke") -> None:
+        super().__init__()
+        self.project = project
+        self.tokens_issued = 0
+        self.paths: list[str] = []
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def token(self, n: int) -> str:
+        return f"ya29.metadata-token-{n}"
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_get("/{tail:.*}", self._handle)
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        flavor = {"Metadata-Flavor": "Google"}
+        self.paths.append(request.path_qs)
+        if request.headers.get("Metadata-Flavor") != "Google":
+            return web.Response(status=403, text="Missing Metadata-Flavor:Google header.")
+        path = request.path.removeprefix("/computeMetadata/v1/")
+        if request.path == "/":
+            return web.Response(text="computeMetadata/\n", headers=flavor)
+        if path == "project/project-id":
+            return web.Response(text=self.project, headers=flavor)
+        if path in ("instance/service-accounts/default/", f"instance/service-accounts/{self.EMAIL}/"):
+            return web.json_response({"aliases": ["default"], "email": self.EMAIL,
+                                      "scopes": ["https://www.googleapis.com/auth/cloud-platform"]}, headers=flavor)
+        if path in ("instance/service-accounts/default/token", f"instance/service-accounts/{self.EMAIL}/token"):
+            self.tokens_issued += 1
+            return web.json_response({"access_token": self.token(self.tokens_issued), "expires_in": 3599,
+                                      "token_type": "Bearer"}, headers=flavor)
+        return web.Response(status=404, text="not found", headers=flavor)
