@@ -24,7 +24,7 @@ from interlock.vendors.embeddings_bedrock import BedrockEmbedder
 from interlock.vendors.sigv4 import Credentials, signature
 from interlock.vendors.transport import HttpTransport
 from tests.mock_vendors.canonical import vendor_config
-from tests.mock_vendors.cloud_auth import ContainerCredentials, MockSts
+from tests.mock_vendors.cloud_auth import ContainerCredentials, InstanceMetadata, MockSts
 from tests.mock_vendors.server import Received, Reply, ScriptedVendor
 
 FIXTURES = Path(__file__).parent / "mock_vendors" / "fixtures"
@@ -189,6 +189,26 @@ async def test_web_identity_through_a_local_sts(aws_env: dict[str, str], tmp_pat
         assert out.vectors == [[0.5]] and out.input_tokens == 2
     finally:
         sts.stop()
+
+
+async def test_instance_role_when_bedrock_is_listed(aws_env: dict[str, str], tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch, vendor: ScriptedVendor,
+                                                    http: HttpTransport) -> None:
+    imds = InstanceMetadata().start()
+    try:
+        env = setenv(monkeypatch, aws_env, AWS_EC2_METADATA_DISABLED="false",
+                     AWS_EC2_METADATA_SERVICE_ENDPOINT=imds.url)
+        path = tmp_path / "interlock.yaml"
+        path.write_text(f"vendors:\n  bedrock:\n    region: eu-west-1\n    base_url: {vendor.url}\n")
+        config = load_settings(path, environ=env).vendors["bedrock"]
+        assert config.live and config.credential_chain == "botocore"
+        creds = Credentials(InstanceMetadata.ACCESS_KEY, InstanceMetadata.SECRET, InstanceMetadata.SESSION)
+        vendor.handle_with(verified(creds, "eu-west-1", converse_reply()))
+        assert (await BedrockAdapter(config, http).complete(CHAT, CLAUDE)).status == 200
+        assert ("PUT", "/latest/api/token") in imds.requests
+        assert ("GET", f"/latest/meta-data/iam/security-credentials/{InstanceMetadata.ROLE}") in imds.requests
+    finally:
+        imds.stop()
 
 
 async def test_no_credentials_found_by_the_chain_is_an_upstream_auth_error(

@@ -3,6 +3,8 @@
 * :class:`ContainerCredentials` - the ECS/EKS container credentials endpoint
   (``AWS_CONTAINER_CREDENTIALS_FULL_URI``): ``GET`` → ``{"AccessKeyId", "SecretAccessKey", "Token",
   "Expiration"}``; every call issues new keys.
+* :class:`InstanceMetadata` - EC2 instance metadata (IMDSv2), reached through
+  ``AWS_EC2_METADATA_SERVICE_ENDPOINT``.
 * :class:`MockSts` - STS ``AssumeRoleWithWebIdentity`` (a form POST answered with the XML
   document of the STS 2011-06-15 API), reached through ``AWS_ENDPOINT_URL_STS``.
 * :class:`OAuthTokenEndpoint` - Google's OAuth token endpoint for an ``authorized_user`` file's
@@ -200,3 +202,46 @@ class MetadataServer(SocketApp):
             return web.json_response({"access_token": self.token(self.tokens_issued), "expires_in": 3599,
                                       "token_type": "Bearer"}, headers=flavor)
         return web.Response(status=404, text="not found", headers=flavor)
+
+
+class InstanceMetadata(SocketApp):
+    """EC2 instance metadata (IMDSv2): a session token by PUT, then the instance role's credentials."""
+
+    ROLE = "bedrock-instance-role"
+    ACCESS_KEY = "ASIAINSTANCE00000001"
+    SECRET = "instance-secret"
+    SESSION = "instance-session-token"
+    IMDS_TOKEN = "AQAEAimdsv2-session-token=="
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[tuple[str, str]] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_put("/latest/api/token", self._token)
+        app.router.add_get("/latest/meta-data/iam/security-credentials/", self._roles)
+        app.router.add_get("/latest/meta-data/iam/security-credentials/{role}", self._credentials)
+
+    async def _token(self, request: web.Request) -> web.Response:
+        self.requests.append(("PUT", request.path))
+        if not request.headers.get("x-aws-ec2-metadata-token-ttl-seconds"):
+            return web.Response(status=400)
+        return web.Response(text=self.IMDS_TOKEN)
+
+    def _authorized(self, request: web.Request) -> bool:
+        self.requests.append(("GET", request.path))
+        return request.headers.get("x-aws-ec2-metadata-token") == self.IMDS_TOKEN
+
+    async def _roles(self, request: web.Request) -> web.Response:
+        return web.Response(text=self.ROLE) if self._authorized(request) else web.Response(status=401)
+
+    async def _credentials(self, request: web.Request) -> web.Response:
+        if not self._authorized(request) or request.match_info["role"] != self.ROLE:
+            return web.Response(status=401)
+        return web.json_response({"Code": "Success", "LastUpdated": _iso(time.time()), "Type": "AWS-HMAC",
+                                  "AccessKeyId": self.ACCESS_KEY, "SecretAccessKey": self.SECRET,
+                                  "Token": self.SESSION, "Expiration": _iso(time.time() + 6 * 3600)})
