@@ -9,7 +9,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import google.auth._cloud_sdk
@@ -81,6 +81,7 @@ async def test_authorized_user_file_token_reaches_vertex(gcp_env: None, user_fil
     await adapter.complete(CHAT, "gemini-2.5-flash")
     assert vendor.last.path == GEMINI_PATH
     assert vendor.last.headers["authorization"] == f"Bearer {oauth.token(1)}"
+    assert vendor.last.headers["x-goog-user-project"] == "proj-quota"  # as Google's client libraries send it
     assert oauth.forms[0]["grant_type"] == "refresh_token" and oauth.forms[0]["client_id"] == oauth.CLIENT_ID
     gemini_reply(vendor)
     await adapter.complete(CHAT, "gemini-2.5-flash")  # cached: no second exchange
@@ -113,7 +114,7 @@ async def test_adc_token_refreshes_before_and_at_expiry(gcp_env: None, user_file
                              clock=lambda: now[0])
 
     class Tokens:
-        async def token(self) -> str:
+        async def auth_headers(self) -> Mapping[str, str]:
             return await cache.get()
 
     embedder.tokens = Tokens()
@@ -221,7 +222,7 @@ async def test_without_google_auth_service_accounts_still_work_and_others_say_wh
     vendor.handle_with(token_endpoint("ya29.sa"))
     gemini_reply(vendor)
     await adapter.complete(CHAT, "gemini-2.5-flash")
-    assert vendor.last.headers["authorization"] == "Bearer ya29.sa"
+    assert vendor.last.headers["authorization"] == "Bearer ya29.sa" and "x-goog-user-project" not in vendor.last.headers
     user = vendor_config("vertex", vendor.url, {"GOOGLE_APPLICATION_CREDENTIALS": str(user_file)})
     with pytest.raises(UpstreamError, match=r"'authorized_user' credentials file.*interlock\[gcp\]"):
         VertexAdapter(user, http)

@@ -108,8 +108,7 @@ class VertexEmbedder:
 
     async def _predict(self, texts: Sequence[str], vendor_model: str, request: Mapping[str, Any],
                        extra_headers: Mapping[str, str] | None) -> tuple[list[Vector], int | None]:
-        token = await self.tokens.token()
-        headers = {**self._headers, **(extra_headers or {}), "authorization": f"Bearer {token}"}
+        headers = {**self._headers, **(extra_headers or {}), **await self.tokens.auth_headers()}
         body = orjson.dumps(encode_predict(texts, request))
         resp = await self.transport.request("POST", self.predict_url(vendor_model), headers, body,
                                             self.vendor.timeouts)

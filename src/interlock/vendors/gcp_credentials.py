@@ -9,7 +9,8 @@ Which path is used:
   federation, an impersonated service account), else gcloud's own ADC file, else the metadata
   server (GCE, GKE, Cloud Run: the vendor must be listed under ``vendors:`` with a ``project``).
   Tokens are fetched in a worker thread and refreshed ten minutes before they expire
-  (:class:`CachedCredential`);
+  (:class:`CachedCredential`); a quota project in the credentials (gcloud's user login sets one)
+  goes with each request as ``x-goog-user-project``, as Google's client libraries send it;
 * without it: a service-account file only, through our own JWT exchange (``gcp_auth.py``).
 
 The project comes from the config, ``GOOGLE_CLOUD_PROJECT``, or the credentials file's
@@ -24,6 +25,7 @@ import json
 import os
 from collections.abc import Mapping
 from datetime import UTC
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from interlock.core.errors import UpstreamError
@@ -74,7 +76,7 @@ def missing(vendor: VendorConfig) -> str | None:
 
 
 class TokenSource(Protocol):
-    async def token(self) -> str: ...
+    async def auth_headers(self) -> Mapping[str, str]: ...
 
 
 class ApplicationDefault:
@@ -85,7 +87,7 @@ class ApplicationDefault:
         self._credentials: Any = None
         self._request: Any = None
 
-    def __call__(self) -> tuple[str, float | None]:
+    def __call__(self) -> tuple[Mapping[str, str], float | None]:
         # Imported here: google-auth is the optional extra interlock[gcp].
         import google.auth
         import google.auth.exceptions
@@ -106,8 +108,12 @@ class ApplicationDefault:
         except google.auth.exceptions.GoogleAuthError as exc:
             raise UpstreamError(f"google-auth could not get a Vertex AI access token: {exc}",
                                 code="upstream_auth_error") from None
+        headers = {"authorization": f"Bearer {self._credentials.token}"}
+        quota_project = getattr(self._credentials, "quota_project_id", None)
+        if quota_project:
+            headers["x-goog-user-project"] = str(quota_project)
         expiry = self._credentials.expiry  # naive UTC, or None
-        return str(self._credentials.token), expiry.replace(tzinfo=UTC).timestamp() if expiry is not None else None
+        return MappingProxyType(headers), expiry.replace(tzinfo=UTC).timestamp() if expiry is not None else None
 
 
 class _AdcTokens:
@@ -118,7 +124,7 @@ class _AdcTokens:
     def exchanges(self) -> int:
         return self.cache.exchanges
 
-    async def token(self) -> str:
+    async def auth_headers(self) -> Mapping[str, str]:
         return await self.cache.get()
 
 

@@ -49,8 +49,7 @@ class _VertexGemini(GeminiAdapter):
         return f"{_model_path(self.vendor, 'google', vendor_model)}:{method}"
 
     async def headers(self, extra: Mapping[str, str] | None) -> Mapping[str, str]:
-        token = await self._tokens.token()
-        return {**self._headers, **(extra or {}), "authorization": f"Bearer {token}"}
+        return {**self._headers, **(extra or {}), **await self._tokens.auth_headers()}
 
 
 class _VertexClaude(AnthropicAdapter):
@@ -69,8 +68,7 @@ class _VertexClaude(AnthropicAdapter):
         return orjson.dumps(payload), drops, forced
 
     async def headers(self, extra: Mapping[str, str] | None, stream: bool) -> Mapping[str, str]:
-        token = await self._tokens.token()
-        headers = {**self._headers, **(extra or {}), "authorization": f"Bearer {token}"}
+        headers = {**self._headers, **(extra or {}), **await self._tokens.auth_headers()}
         if stream:
             headers["accept"] = "text/event-stream"
         return headers
