@@ -1,11 +1,12 @@
 """Config for the vendors whose credential is more than one API key (Bedrock, Vertex AI).
 
 Kept out of ``config.py`` so that file only calls in here: Bedrock needs AWS
-keys and a region (its URL is derived from the region), Vertex AI a service
-account file, a project and a location. Each value comes from the vendor's
-config section (env refs allowed) or else from the environment variables the
-vendors' own SDKs read, so a machine already set up for the AWS or Google SDK
-works with no config at all.
+keys or botocore's credential chain (``aws_credentials.py``) and a region (its
+URL is derived from the region), Vertex AI a service account file or google-auth's
+application default credentials (``gcp_credentials.py``), a project and a
+location. Each value comes from the vendor's config section (env refs allowed)
+or else from the environment variables the vendors' own SDKs read, so a machine
+already set up for the AWS or Google SDK works with no config at all.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def cloud_missing(vendor: VendorConfig) -> str | None:
     """Why a cloud vendor cannot run (None when it can)."""
     if vendor.spec.type == "bedrock":
         if not vendor.region:
-            return "no region: set AWS_REGION or 'region'"
+            return "no region: set AWS_REGION or 'region' (or a profile's region, with interlock[aws])"
         return aws_credentials.missing(vendor)
     why = gcp_credentials.missing(vendor)
     if why is not None:
