@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import time
 from collections.abc import Iterator
@@ -106,6 +107,37 @@ async def test_profile_key_in_the_config_file_beats_env_keys(aws_env: dict[str, 
     assert config.live and config.region == "ap-south-1" and config.profile == "ops"
     vendor.handle_with(verified(Credentials("AKIAOPS", "ops-secret"), "ap-south-1", converse_reply()))
     assert (await BedrockAdapter(config, http).complete(CHAT, CLAUDE)).status == 200
+
+
+async def test_assume_role_profile_signs_sts_with_the_source_profile(
+        aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, vendor: ScriptedVendor, http: HttpTransport) -> None:
+    sts = MockSts().start()
+    try:
+        Path(aws_env["AWS_CONFIG_FILE"]).write_text(
+            "[profile bedrock]\nrole_arn = arn:aws:iam::123456789012:role/bedrock-invoke\nsource_profile = base\n"
+            "role_session_name = interlock-gw\nregion = eu-central-1\n")
+        Path(aws_env["AWS_SHARED_CREDENTIALS_FILE"]).write_text(
+            "[base]\naws_access_key_id = AKIABASEUSER\naws_secret_access_key = base/secret\n")
+        env = setenv(monkeypatch, aws_env, AWS_PROFILE="bedrock", AWS_ENDPOINT_URL_STS=sts.url)
+        config = bedrock(env, vendor.url)
+        assert config.region == "eu-central-1"
+        assumed = Credentials(MockSts.ASSUMED_KEY, MockSts.ASSUMED_SECRET, MockSts.ASSUMED_SESSION)
+        vendor.handle_with(verified(assumed, "eu-central-1", converse_reply()))
+        assert (await BedrockAdapter(config, http).complete(CHAT, CLAUDE)).status == 200
+        form = sts.forms[-1]
+        assert form["Action"] == "AssumeRole" and form["RoleSessionName"] == "interlock-gw"
+        assert form["RoleArn"] == "arn:aws:iam::123456789012:role/bedrock-invoke"
+        # STS saw a request signed by the source profile's keys.
+        headers, body = sts.requests[-1]
+        auth = headers["authorization"]
+        names = auth.split("SignedHeaders=")[1].split(",")[0].split(";")
+        scope = auth.split("Credential=")[1].split(",")[0].split("/")
+        expected, _ = signature(Credentials("AKIABASEUSER", "base/secret"), "POST", "/", "",
+                                {n: headers[n] for n in names}, hashlib.sha256(body).hexdigest(),
+                                headers["x-amz-date"], scope[2], scope[3])
+        assert scope[0] == "AKIABASEUSER" and scope[3] == "sts" and auth.split("Signature=")[1] == expected
+    finally:
+        sts.stop()
 
 
 def test_an_unknown_profile_is_a_config_error_naming_the_key(aws_env: dict[str, str], tmp_path: Path) -> None:

@@ -5,8 +5,9 @@
   "Expiration"}``; every call issues new keys.
 * :class:`InstanceMetadata` - EC2 instance metadata (IMDSv2), reached through
   ``AWS_EC2_METADATA_SERVICE_ENDPOINT``.
-* :class:`MockSts` - STS ``AssumeRoleWithWebIdentity`` (a form POST answered with the XML
-  document of the STS 2011-06-15 API), reached through ``AWS_ENDPOINT_URL_STS``.
+* :class:`MockSts` - STS ``AssumeRoleWithWebIdentity`` and ``AssumeRole`` (form POSTs answered
+  with the XML documents of the STS 2011-06-15 API), reached through ``AWS_ENDPOINT_URL_STS``;
+  it keeps each request so a test can check AssumeRole's SigV4 signature.
 * :class:`OAuthTokenEndpoint` - Google's OAuth token endpoint for an ``authorized_user`` file's
   ``refresh_token`` grant, and Google's STS ``token-exchange`` grant for an ``external_account``
   file (workload identity federation, the ``token_url`` in the file), plus the Resource Manager
@@ -62,10 +63,15 @@ class MockSts(SocketApp):
     ACCESS_KEY = "ASIAWEBIDENTITY00001"
     SECRET = "web-identity-secret"
     SESSION = "web-identity-session-token"
+    ASSUMED_KEY = "ASIAASSUMEDROLE00001"
+    ASSUMED_SECRET = "assumed-role-secret"
+    ASSUMED_SESSION = "assumed-role-session-token"
 
     def __init__(self) -> None:
         super().__init__()
         self.forms: list[dict[str, str]] = []
+        #: (headers, body) of each request.
+        self.requests: list[tuple[dict[str, str], bytes]] = []
 
     @property
     def url(self) -> str:
@@ -75,17 +81,22 @@ class MockSts(SocketApp):
         app.router.add_post("/", self._handle)
 
     async def _handle(self, request: web.Request) -> web.Response:
-        form = {k: v[0] for k, v in parse_qs((await request.read()).decode()).items()}
+        raw = await request.read()
+        form = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
         self.forms.append(form)
+        self.requests.append(({k.lower(): v for k, v in request.headers.items()}, raw))
+        role, name = form.get("RoleArn", ""), form.get("RoleSessionName", "")
+        arn = f"{role.replace(':iam:', ':sts:').replace(':role/', ':assumed-role/')}/{name}"
+        if form.get("Action") == "AssumeRole":
+            return web.Response(text=self._assume_role(arn, name), content_type="text/xml")
         if form.get("Action") != "AssumeRoleWithWebIdentity":
             return web.Response(status=400, text="unexpected action")
-        role, name = form["RoleArn"], form.get("RoleSessionName", "")
         body = f"""<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
   <AssumeRoleWithWebIdentityResult>
     <SubjectFromWebIdentityToken>system:serviceaccount:default:interlock</SubjectFromWebIdentityToken>
     <Audience>sts.amazonaws.com</Audience>
     <AssumedRoleUser>
-      <Arn>{role.replace(":iam:", ":sts:").replace(":role/", ":assumed-role/")}/{name}</Arn>
+      <Arn>{arn}</Arn>
       <AssumedRoleId>AROAEXAMPLE:{name}</AssumedRoleId>
     </AssumedRoleUser>
     <Credentials>
@@ -99,6 +110,20 @@ class MockSts(SocketApp):
   <ResponseMetadata><RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId></ResponseMetadata>
 </AssumeRoleWithWebIdentityResponse>"""
         return web.Response(text=body, content_type="text/xml")
+
+    def _assume_role(self, arn: str, name: str) -> str:
+        return f"""<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <AssumeRoleResult>
+    <AssumedRoleUser><Arn>{arn}</Arn><AssumedRoleId>AROAASSUMED:{name}</AssumedRoleId></AssumedRoleUser>
+    <Credentials>
+      <AccessKeyId>{self.ASSUMED_KEY}</AccessKeyId>
+      <SecretAccessKey>{self.ASSUMED_SECRET}</SecretAccessKey>
+      <SessionToken>{self.ASSUMED_SESSION}</SessionToken>
+      <Expiration>{_iso(time.time() + 3600)}</Expiration>
+    </Credentials>
+  </AssumeRoleResult>
+  <ResponseMetadata><RequestId>4e9b6b8a-1a5c-4a5e-9f4e-1f0c3d2b7a10</RequestId></ResponseMetadata>
+</AssumeRoleResponse>"""
 
 
 class OAuthTokenEndpoint(SocketApp):
