@@ -105,6 +105,8 @@ async def test_profile_key_in_the_config_file_beats_env_keys(aws_env: dict[str, 
     path.write_text(f"vendors:\n  bedrock:\n    profile: ops\n    base_url: {vendor.url}\n")
     config = load_settings(path, environ=env).vendors["bedrock"]
     assert config.live and config.region == "ap-south-1" and config.profile == "ops"
+    path.write_text(f"vendors:\n  bedrock:\n    profile: ops\n    region: us-west-2\n    base_url: {vendor.url}\n")
+    assert load_settings(path, environ=env).vendors["bedrock"].region == "us-west-2"  # the config's region wins
     vendor.handle_with(verified(Credentials("AKIAOPS", "ops-secret"), "ap-south-1", converse_reply()))
     assert (await BedrockAdapter(config, http).complete(CHAT, CLAUDE)).status == 200
 
@@ -140,10 +142,12 @@ async def test_assume_role_profile_signs_sts_with_the_source_profile(
         sts.stop()
 
 
-def test_an_unknown_profile_is_a_config_error_naming_the_key(aws_env: dict[str, str], tmp_path: Path) -> None:
+@pytest.mark.parametrize("region", ["", "    region: eu-west-1\n"])
+def test_an_unknown_profile_is_a_config_error_naming_the_key(aws_env: dict[str, str], tmp_path: Path,
+                                                             region: str) -> None:
     Path(aws_env["AWS_CONFIG_FILE"]).write_text("[profile ops]\nregion = ap-south-1\n")
     path = tmp_path / "interlock.yaml"
-    path.write_text("vendors:\n  bedrock:\n    profile: opps\n")
+    path.write_text(f"vendors:\n  bedrock:\n    profile: opps\n{region}")
     with pytest.raises(ConfigError, match=r"vendors\.bedrock\.profile.*no AWS profile 'opps'"):
         load_settings(path, environ=aws_env)
 
@@ -275,6 +279,6 @@ def test_profile_without_botocore_is_a_config_error(aws_env: dict[str, str], tmp
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(aws_credentials, "botocore_installed", lambda: False)
     path = tmp_path / "interlock.yaml"
-    path.write_text("vendors:\n  bedrock:\n    profile: ops\n")
+    path.write_text("vendors:\n  bedrock:\n    profile: ops\n    region: eu-west-1\n")
     with pytest.raises(ConfigError, match=r"vendors\.bedrock\.profile.*interlock\[aws\]"):
         load_settings(path, environ=aws_env)

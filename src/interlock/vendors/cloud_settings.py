@@ -62,7 +62,9 @@ def cloud_fields(spec: VendorSpec, section: Section | None, environ: Mapping[str
         profile = _string(section, "profile")
         static = bool(fields["aws_access_key_id"] and fields["aws_secret_access_key"]) and profile is None
         use_chain = not static and aws_credentials.chain_expected(profile, environ, section is not None)
-        region = region or aws_credentials.chain_region(profile, environ, section)
+        # A configured profile is always checked (it must exist, and needs botocore).
+        profile_region = aws_credentials.chain_region(profile, environ, section) if profile or not region else None
+        region = region or profile_region
         fields.update(region=region, profile=profile, credential_chain=aws_credentials.CHAIN if use_chain else None)
         if base_url is None and region:
             base_url = f"https://bedrock-runtime.{region}.amazonaws.com"
