@@ -275,6 +275,14 @@ def test_static_keys_need_no_botocore_and_without_either_the_vendor_says_what_to
     assert not nothing.live and "AWS_PROFILE" in nothing.why_not_live()
 
 
+def test_profile_and_static_keys_in_one_section_is_a_config_error(aws_env: dict[str, str], tmp_path: Path) -> None:
+    path = tmp_path / "interlock.yaml"
+    path.write_text("vendors:\n  bedrock:\n    profile: ops\n    aws_access_key_id: AKIA\n"
+                    "    aws_secret_access_key: s\n")
+    with pytest.raises(ConfigError, match=r"vendors\.bedrock\.profile.*not both"):
+        load_settings(path, environ=aws_env)
+
+
 def test_profile_without_botocore_is_a_config_error(aws_env: dict[str, str], tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(aws_credentials, "botocore_installed", lambda: False)

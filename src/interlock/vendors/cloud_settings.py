@@ -60,6 +60,8 @@ def cloud_fields(spec: VendorSpec, section: Section | None, environ: Mapping[str
         )
         # Static keys, else botocore's chain (vendors/aws_credentials.py); an explicit profile wins over keys.
         profile = _string(section, "profile")
+        if section is not None and profile is not None and section.has("aws_access_key_id"):
+            raise section.error("give either 'profile' or 'aws_access_key_id', not both", "profile")
         static = bool(fields["aws_access_key_id"] and fields["aws_secret_access_key"]) and profile is None
         use_chain = not static and aws_credentials.chain_expected(profile, environ, section is not None)
         # A configured profile is always checked (it must exist, and needs botocore).
