@@ -224,6 +224,7 @@ async def test_without_google_auth_service_accounts_still_work_and_others_say_wh
     await adapter.complete(CHAT, "gemini-2.5-flash")
     assert vendor.last.headers["authorization"] == "Bearer ya29.sa" and "x-goog-user-project" not in vendor.last.headers
     user = vendor_config("vertex", vendor.url, {"GOOGLE_APPLICATION_CREDENTIALS": str(user_file)})
+    assert not user.live and "'authorized_user' credentials file: pip install 'interlock[gcp]'" in user.why_not_live()
     with pytest.raises(UpstreamError, match=r"'authorized_user' credentials file.*interlock\[gcp\]"):
         VertexAdapter(user, http)
     nothing = vendor_config("vertex", vendor.url, {})

@@ -66,8 +66,13 @@ def adc(credentials_file: str | None, environ: Mapping[str, str], configured: bo
 
 def missing(vendor: VendorConfig) -> str | None:
     """Why the vendor has no Google credential (None when it has one)."""
-    if vendor.credentials_file or vendor.credential_chain == CHAIN:
+    if vendor.credential_chain == CHAIN:
         return None
+    if vendor.credentials_file:
+        kind = _file_type(vendor.credentials_file)
+        if kind in (None, "service_account"):
+            return None
+        return f"{vendor.credentials_file!r} is a {kind!r} credentials file: {EXTRA} to use it"
     if google_auth_installed():
         return ("no credential: set GOOGLE_APPLICATION_CREDENTIALS or 'credentials_file', run gcloud auth "
                 "application-default login, or list the vendor under vendors: to use the metadata server")
