@@ -38,7 +38,11 @@ MASTER_KEY = "ik-test-master-key-0123456789"
 _VENDOR_ENV = ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT", "GROQ_API_KEY", "MISTRAL_API_KEY",
                "DEEPSEEK_API_KEY", "XAI_API_KEY", "TOGETHER_API_KEY", "FIREWORKS_API_KEY", "CEREBRAS_API_KEY",
                "OPENROUTER_API_KEY", "PERPLEXITY_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY",
-               "COHERE_API_KEY", "VLLM_API_KEY", "INTERLOCK_CONFIG", "INTERLOCK_MASTER_KEY", "INTERLOCK_HOME")
+               "COHERE_API_KEY", "VLLM_API_KEY", "INTERLOCK_CONFIG", "INTERLOCK_MASTER_KEY", "INTERLOCK_HOME",
+               "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+               "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_WEB_IDENTITY_TOKEN_FILE", "GOOGLE_APPLICATION_CREDENTIALS")
+#: A developer's ~/.aws files or gcloud login must not make Bedrock or Vertex live in test gateways either.
+_CLOUD_FILES = {"AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull, "CLOUDSDK_CONFIG": os.devnull}
 
 
 def free_port() -> int:
@@ -49,6 +53,7 @@ def free_port() -> int:
 
 def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _VENDOR_ENV}
+    env.update(_CLOUD_FILES)
     env.update(extra)
     return env
 

@@ -88,10 +88,12 @@ def test_typed_settings_come_from_the_section_or_the_environment(tmp_path: Path)
     assert bedrock.settings_as(BedrockSettings).region == "us-west-2"
     assert bedrock.base_url == "https://bedrock-runtime.us-west-2.amazonaws.com" and bedrock.live
     assert "AKID" not in repr(bedrock)
-    assert vertex.settings_as(VertexSettings) == VertexSettings(None, "p", "global", "/sa.json")
+    # google-auth (a dev dependency) reads the file as application default credentials.
+    assert vertex.settings_as(VertexSettings) == VertexSettings(None, "p", "global", "/sa.json", "google-auth")
     assert vertex.base_url == "https://aiplatform.googleapis.com" and vertex.live
     missing = load_settings(None, vendor_table=VENDOR_TABLE, environ={}).vendors["bedrock"]
-    assert not missing.live and missing.why_not_live() == "no region: set AWS_REGION or 'region'"
+    assert not missing.live and missing.why_not_live() == ("no region: set AWS_REGION or 'region' "
+                                                          "(or a profile's region, with interlock[aws])")
     with pytest.raises(TypeError):
         bedrock.settings_as(VertexSettings)
 

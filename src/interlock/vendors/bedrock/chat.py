@@ -27,9 +27,10 @@ from interlock.config import VendorConfig
 from interlock.core.errors import GatewayError, InvalidRequest, UpstreamError
 from interlock.core.pricing import Usage
 from interlock.core.vendor import Completion
+from interlock.vendors.bedrock.credentials import credential_source
 from interlock.vendors.bedrock.eventstream import EventStreamDecoder
 from interlock.vendors.bedrock.settings import BedrockSettings
-from interlock.vendors.bedrock.sigv4 import Credentials, sign_headers
+from interlock.vendors.bedrock.sigv4 import sign_headers
 from interlock.vendors.bedrock.usage import usage_from_bedrock
 from interlock.vendors.errors import check_stream_response, error_from_status
 from interlock.vendors.translate_common import (
@@ -367,16 +368,15 @@ class BedrockAdapter:
         self.name = vendor.spec.name
         settings = vendor.settings_as(BedrockSettings)
         self.region = settings.region or "us-east-1"
-        self.credentials = Credentials(settings.aws_access_key_id or "", settings.aws_secret_access_key or "",
-                                       settings.aws_session_token)
+        self.credentials = credential_source(settings)
 
     def url(self, vendor_model: str, stream: bool) -> str:
         return f"{self.vendor.base_url}/model/{quote(vendor_model, safe='')}/{'converse-stream' if stream else 'converse'}"
 
-    def _headers(self, url: str, body: bytes, stream: bool, extra: Mapping[str, str] | None) -> dict[str, str]:
+    async def _headers(self, url: str, body: bytes, stream: bool, extra: Mapping[str, str] | None) -> dict[str, str]:
         base = {"content-type": "application/json",
                 "accept": EVENTSTREAM if stream else "application/json", **self.vendor.headers}
-        signed = sign_headers(self.credentials, "POST", url, body, self.region, "bedrock", base)
+        signed = sign_headers(await self.credentials.get(), "POST", url, body, self.region, "bedrock", base)
         return {**signed, **extra} if extra else signed
 
     async def complete(self, request: Mapping[str, Any], vendor_model: str,
@@ -385,7 +385,7 @@ class BedrockAdapter:
         payload, forced = encode_request(request, vendor_model, drops)
         body = orjson.dumps(payload)
         url = self.url(vendor_model, False)
-        resp = await self.transport.request("POST", url, self._headers(url, body, False, extra_headers), body,
+        resp = await self.transport.request("POST", url, await self._headers(url, body, False, extra_headers), body,
                                             self.vendor.timeouts)
         raw = await resp.read()
         if resp.status >= 400:
@@ -401,7 +401,7 @@ class BedrockAdapter:
         payload, forced = encode_request(request, vendor_model, drops)
         body = orjson.dumps(payload)
         url = self.url(vendor_model, True)
-        resp = await self.transport.request("POST", url, self._headers(url, body, True, extra_headers), body,
+        resp = await self.transport.request("POST", url, await self._headers(url, body, True, extra_headers), body,
                                             self.vendor.timeouts)
         await check_stream_response(self.name, resp, EVENTSTREAM)
         return BedrockStream(resp, drops.dropped, self.name, forced, vendor_model)

@@ -80,7 +80,7 @@ class BedrockEmbedder(BedrockAdapter):
                       extra_headers: Mapping[str, str] | None) -> tuple[Any, int | None]:
         body = orjson.dumps(payload)
         url = self.invoke_url(vendor_model)
-        resp = await self.transport.request("POST", url, self._headers(url, body, False, extra_headers), body,
+        resp = await self.transport.request("POST", url, await self._headers(url, body, False, extra_headers), body,
                                             self.vendor.timeouts)
         raw = await resp.read()
         if resp.status >= 400:

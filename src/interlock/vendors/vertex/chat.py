@@ -10,8 +10,8 @@ Same bodies as the vendors' own APIs, other URLs and auth
   ``anthropic_version: vertex-2023-10-16`` in the body and no ``model`` field.
 
 The publisher is chosen from the model id (``claude-*`` → Anthropic). Every
-request carries a bearer token from :class:`~interlock.vendors.vertex.gcp_auth.ServiceAccountTokens`,
-which refreshes it in the background before it expires.
+request carries a bearer token from ``vertex/credentials.token_source`` (google-auth's
+application default credentials, or a service account), refreshed in the background before it expires.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from interlock.vendors.anthropic.chat import AnthropicAdapter, encode_request
 from interlock.vendors.gemini.chat import GeminiAdapter
 from interlock.vendors.translate_common import Drops
 from interlock.vendors.transport import Transport
-from interlock.vendors.vertex.gcp_auth import ServiceAccountTokens, load_service_account
+from interlock.vendors.vertex.credentials import TokenSource, token_source
 from interlock.vendors.vertex.settings import VertexSettings
 
 VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"
@@ -41,7 +41,7 @@ def _model_path(vendor: VendorConfig, publisher: str, model: str) -> str:
 
 
 class _VertexGemini(GeminiAdapter):
-    def __init__(self, vendor: VendorConfig, transport: Transport, tokens: ServiceAccountTokens) -> None:
+    def __init__(self, vendor: VendorConfig, transport: Transport, tokens: TokenSource) -> None:
         super().__init__(vendor, transport)
         self._tokens = tokens
         self._headers.pop("x-goog-api-key", None)
@@ -51,12 +51,11 @@ class _VertexGemini(GeminiAdapter):
         return f"{_model_path(self.vendor, 'google', vendor_model)}:{method}"
 
     async def headers(self, extra: Mapping[str, str] | None) -> Mapping[str, str]:
-        token = await self._tokens.token()
-        return {**self._headers, **(extra or {}), "authorization": f"Bearer {token}"}
+        return {**self._headers, **(extra or {}), **await self._tokens.auth_headers()}
 
 
 class _VertexClaude(AnthropicAdapter):
-    def __init__(self, vendor: VendorConfig, transport: Transport, tokens: ServiceAccountTokens) -> None:
+    def __init__(self, vendor: VendorConfig, transport: Transport, tokens: TokenSource) -> None:
         super().__init__(vendor, transport)
         self._tokens = tokens
         self._headers.pop("anthropic-version", None)
@@ -71,8 +70,7 @@ class _VertexClaude(AnthropicAdapter):
         return orjson.dumps(payload), drops, forced
 
     async def headers(self, extra: Mapping[str, str] | None, stream: bool) -> Mapping[str, str]:
-        token = await self._tokens.token()
-        headers = {**self._headers, **(extra or {}), "authorization": f"Bearer {token}"}
+        headers = {**self._headers, **(extra or {}), **await self._tokens.auth_headers()}
         if stream:
             headers["accept"] = "text/event-stream"
         return headers
@@ -83,8 +81,7 @@ class VertexAdapter:
 
     def __init__(self, vendor: VendorConfig, transport: Transport) -> None:
         self.vendor = vendor
-        info = load_service_account(vendor.settings_as(VertexSettings).credentials_file or "")
-        self.tokens = ServiceAccountTokens(info, transport)
+        self.tokens = token_source(vendor.settings_as(VertexSettings), transport)
         self.gemini = _VertexGemini(vendor, transport, self.tokens)
         self.claude = _VertexClaude(vendor, transport, self.tokens)
 

@@ -11,8 +11,7 @@ reference spells it ``tokenCount``; both are read), so the cost is exact.
 ``gemini-embedding-001`` (and the other Gemini embedding models) take one
 instance per request, the older ``text-embedding-*`` / ``text-multilingual-*``
 models up to 250: larger inputs are split and the calls sent concurrently.
-Auth is the chat adapter's: a service-account bearer token from
-:class:`~interlock.vendors.vertex.gcp_auth.ServiceAccountTokens`.
+Auth is the chat adapter's: a bearer token from ``vertex/credentials.token_source``.
 """
 
 from __future__ import annotations
@@ -39,7 +38,7 @@ from interlock.vendors.embeddings_common import (
 from interlock.vendors.gemini.chat import gemini_error
 from interlock.vendors.translate_common import load_json
 from interlock.vendors.transport import Transport
-from interlock.vendors.vertex.gcp_auth import ServiceAccountTokens, load_service_account
+from interlock.vendors.vertex.credentials import token_source
 from interlock.vendors.vertex.settings import VertexSettings
 
 #: Instances per ``:predict`` call for the text-embedding models (Vertex's documented limit).
@@ -102,7 +101,7 @@ class VertexEmbedder:
         self.transport = transport
         self.name = vendor.spec.name
         self.settings = vendor.settings_as(VertexSettings)
-        self.tokens = ServiceAccountTokens(load_service_account(self.settings.credentials_file or ""), transport)
+        self.tokens = token_source(self.settings, transport)
         self._headers = {"content-type": "application/json", **vendor.headers}
 
     def predict_url(self, vendor_model: str) -> str:
@@ -111,8 +110,7 @@ class VertexEmbedder:
 
     async def _predict(self, texts: Sequence[str], vendor_model: str, request: Mapping[str, Any],
                        extra_headers: Mapping[str, str] | None) -> tuple[list[Vector], int | None]:
-        token = await self.tokens.token()
-        headers = {**self._headers, **(extra_headers or {}), "authorization": f"Bearer {token}"}
+        headers = {**self._headers, **(extra_headers or {}), **await self.tokens.auth_headers()}
         body = orjson.dumps(encode_predict(texts, request))
         resp = await self.transport.request("POST", self.predict_url(vendor_model), headers, body,
                                             self.vendor.timeouts)

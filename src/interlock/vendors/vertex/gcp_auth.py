@@ -95,6 +95,10 @@ class ServiceAccountTokens:
         assert self._token is not None
         return self._token
 
+    async def auth_headers(self) -> dict[str, str]:
+        """The request headers that carry the token."""
+        return {"authorization": f"Bearer {await self.token()}"}
+
     def _refreshed(self, task: asyncio.Task[None]) -> None:
         self._pending = None
         if not task.cancelled():

@@ -1,8 +1,10 @@
-"""Settings of Vertex AI: the service-account file, project and location (its URL is derived from the location).
+"""Settings of Vertex AI: credentials, project and location (its URL is derived from the location).
 
-Each value comes from the vendor's config section (env refs allowed) or else
-from the environment variables Google's SDKs read; the project defaults to the
-service account's own. ``anthropic_version`` applies to Claude models.
+Credentials are a service-account file, or google-auth's application default
+credentials (``credentials.py``, the extra ``interlock[gcp]``). Each value comes
+from the vendor's config section (env refs allowed) or else from the environment
+variables Google's SDKs read; the project defaults to the credentials file's own.
+``anthropic_version`` applies to Claude models.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from interlock.config import VendorType
 from interlock.configfile import Section
 from interlock.core.vendor import VendorSpec
 from interlock.vendors.anthropic.settings import AnthropicSettings
+from interlock.vendors.vertex import credentials
 
 _GCP_PROJECT_ENV = ("GOOGLE_CLOUD_PROJECT", "VERTEX_PROJECT")
 _GCP_LOCATION_ENV = ("GOOGLE_CLOUD_LOCATION", "VERTEX_LOCATION")
@@ -30,10 +33,13 @@ class VertexSettings(AnthropicSettings):
     project: str | None = None
     location: str = "us-central1"
     credentials_file: str | None = None
+    #: ``credentials.CHAIN`` when google-auth's application default credentials supply the tokens.
+    credential_chain: str | None = None
 
     def missing(self) -> str | None:
-        if not self.credentials_file:
-            return "no credential: set GOOGLE_APPLICATION_CREDENTIALS or 'credentials_file'"
+        why = credentials.missing(self)
+        if why is not None:
+            return why
         if not self.project:
             return "no project: set GOOGLE_CLOUD_PROJECT or 'project'"
         return None
@@ -49,6 +55,8 @@ def read(spec: VendorSpec, section: Section | None, environ: Mapping[str, str],
         return section.string(key) if section is not None else None
 
     creds = string("credentials_file") or environ.get("GOOGLE_APPLICATION_CREDENTIALS") or None
+    # google-auth's application default credentials when installed.
+    creds, chain = credentials.adc(creds, environ, section is not None)
     project = string("project") or _first(environ, _GCP_PROJECT_ENV)
     if project is None and creds is not None:
         project = _project_of(creds, section)
@@ -56,11 +64,11 @@ def read(spec: VendorSpec, section: Section | None, environ: Mapping[str, str],
     if base_url is None:
         host = "aiplatform.googleapis.com" if location == "global" else f"{location}-aiplatform.googleapis.com"
         base_url = f"https://{host}"
-    return VertexSettings(string("anthropic_version"), project, location, creds), base_url
+    return VertexSettings(string("anthropic_version"), project, location, creds, chain), base_url
 
 
 def _project_of(path: str, section: Section | None) -> str | None:
-    """The ``project_id`` of a service-account file, so ``project`` may be left out."""
+    """The project a credentials file names, so ``project`` may be left out."""
     try:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
@@ -68,7 +76,8 @@ def _project_of(path: str, section: Section | None) -> str | None:
         if section is not None:
             raise section.error(f"cannot read the service account file {path!r}: {exc}", "credentials_file") from None
         return None
-    project = data.get("project_id") if isinstance(data, dict) else None
+    # A service account names its project; a gcloud user login file its quota project.
+    project = (data.get("project_id") or data.get("quota_project_id")) if isinstance(data, dict) else None
     return project if isinstance(project, str) else None
 
 
