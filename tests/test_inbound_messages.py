@@ -191,7 +191,7 @@ def test_count_tokens_body_needs_no_max_tokens() -> None:
 
 async def test_codec_parse_rejects_bad_json() -> None:
     with pytest.raises(InvalidRequest):
-        await AnthropicMessagesCodec().parse(b"{nope", object(), object())
+        await AnthropicMessagesCodec().parse(b"{nope", object())
 
 
 # -------------------------------------------------------------- answers out

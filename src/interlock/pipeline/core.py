@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from interlock.core.codec import InboundCodec, set_cost
 from interlock.core.context import RequestContext
@@ -34,6 +34,7 @@ from interlock.server.http import CLIENT_GONE, Request, StreamTransport
 
 if TYPE_CHECKING:
     from interlock.app import Gateway
+    from interlock.core.canonical import ChatCompletion, ChatRequest
 
 log = logging.getLogger("interlock")
 
@@ -140,7 +141,9 @@ class Pipeline:
     async def _run(self, req: Request, ctx: RequestContext) -> None:
         gw = self.gw
         identify(gw, req, ctx)
-        request = await self.codec.parse(await req.body(gw.settings.server.max_body_bytes), ctx)
+        # Routing, governance and dispatch still take a plain dict: the codec's ChatRequest is cast here, and back
+        # for the codec's answer (a cast is free of copies).
+        request = cast("dict[str, Any]", await self.codec.parse(await req.body(gw.settings.server.max_body_bytes), ctx))
         ctx.requested_model = request["model"]
         ctx.stream = request.get("stream") is True
         observe_request(ctx, req, request, gw.ledger)
@@ -171,7 +174,7 @@ class Pipeline:
             headers.append(("x-interlock-dropped-params", ",".join(completion.dropped)))
         if ctx.capture_content:
             ctx.response_content = data
-        req.send(200, self.codec.completion(ctx, request, data), headers)
+        req.send(200, self.codec.completion(ctx, cast("ChatRequest", request), cast("ChatCompletion", data)), headers)
 
     async def _stream(self, req: Request, ctx: RequestContext, request: dict[str, Any]) -> None:
         source, batch = await self.gw.dispatcher.stream(ctx, request, req.headers)
@@ -179,7 +182,8 @@ class Pipeline:
         seen: list[bytes] = []
         out: StreamTransport | None = None
         try:
-            encoder = self.codec.stream_encoder(ctx, request, lambda usage: price_openai_usage(ctx, usage))
+            encoder = self.codec.stream_encoder(ctx, cast("ChatRequest", request),
+                                                lambda usage: price_openai_usage(ctx, usage))
             headers = [*self._stream_headers, *ctx.response_headers()]
             if source.dropped:
                 headers.append(("x-interlock-dropped-params", ",".join(source.dropped)))

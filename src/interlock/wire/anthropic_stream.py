@@ -18,10 +18,25 @@ from typing import Any
 
 import orjson
 
+from interlock.core.canonical import (
+    CanonicalUsage,
+    ChatCompletion,
+    ChatRequest,
+    Choice,
+    ChunkChoice,
+    Delta,
+    ToolCallDelta,
+)
 from interlock.core.codec import ESTIMATED, UsageHook
 from interlock.core.context import RequestContext
 from interlock.core.errors import GatewayError, anthropic_error_body, anthropic_error_type
-from interlock.wire.canonical import ChunkTranslator, cache_write_tokens, reasoning_blocks, text_of_content
+from interlock.wire.canonical import (
+    NO_MESSAGE,
+    ChunkTranslator,
+    cache_write_tokens,
+    reasoning_blocks,
+    text_of_content,
+)
 
 _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
                  "content_filter": "refusal"}
@@ -39,7 +54,7 @@ _PING = b'event: ping\ndata: {"type":"ping"}\n\n'
 _STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
 
 
-def tool_input(arguments: Any) -> Any:
+def tool_input(arguments: object) -> dict[str, Any]:
     """Tool arguments as Anthropic's ``input`` object; text that is not a JSON object is kept, never dropped."""
     if isinstance(arguments, dict):
         return arguments
@@ -52,14 +67,14 @@ def tool_input(arguments: Any) -> Any:
     return value if isinstance(value, dict) else {"_value": value}
 
 
-def _thinking_details(usage: Mapping[str, Any]) -> dict[str, int] | None:
+def _thinking_details(usage: CanonicalUsage) -> dict[str, int] | None:
     """``output_tokens_details``: the reasoning tokens, when the vendor counted them."""
     details = usage.get("completion_tokens_details")
     thinking = details.get("reasoning_tokens") if isinstance(details, dict) else None
     return {"thinking_tokens": thinking} if isinstance(thinking, int) and not isinstance(thinking, bool) else None
 
 
-def anthropic_usage(usage: Mapping[str, Any], service_tier: str | None = None) -> dict[str, Any]:
+def anthropic_usage(usage: CanonicalUsage, service_tier: str | None = None) -> dict[str, Any]:
     """Canonical (OpenAI) usage → Anthropic's ``Usage``, where ``input_tokens`` excludes cache reads and writes.
 
     Every field the TypeScript SDK declares without ``?`` is present (``null`` when
@@ -108,13 +123,13 @@ def delta_usage(usage: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def service_tier(data: Mapping[str, Any]) -> str | None:
+def service_tier(data: ChatCompletion) -> str | None:
     """Anthropic's ``service_tier`` from a canonical completion's (OpenAI's tier names; unknown ones → null)."""
     tier = data.get("service_tier")
     return _SERVICE_TIERS.get(tier) if isinstance(tier, str) else None
 
 
-def stop_reason(choice: Mapping[str, Any], stops: Any, has_tool_calls: bool) -> tuple[str, str | None]:
+def stop_reason(choice: Choice | ChunkChoice, stops: object, has_tool_calls: bool) -> tuple[str, str | None]:
     """Anthropic's ``stop_reason`` and ``stop_sequence`` for a canonical choice.
 
     Chat says ``stop`` both for a natural end and a stop sequence; the matched
@@ -139,13 +154,13 @@ def message_id(ctx_id: str) -> str:
     return "msg_" + ctx_id.removeprefix("req_")
 
 
-def render_message(msg_id: str, model: str, request: Mapping[str, Any], data: Mapping[str, Any],
-                   usage: Mapping[str, Any] | None) -> dict[str, Any]:
+def render_message(msg_id: str, model: str, request: ChatRequest, data: ChatCompletion,
+                   usage: CanonicalUsage | None) -> dict[str, Any]:
     choices = data.get("choices") or ()
-    choice: Mapping[str, Any] = choices[0] if choices and isinstance(choices[0], dict) else {}
-    message = choice.get("message")
-    message = message if isinstance(message, dict) else {}
-    content: list[dict[str, Any]] = list(reasoning_blocks(message))
+    choice: Choice = choices[0] if choices and isinstance(choices[0], dict) else {}
+    found = choice.get("message")
+    message = found if isinstance(found, dict) else NO_MESSAGE  # (a vendor's answer may hold anything)
+    content: list[Mapping[str, Any]] = [*reasoning_blocks(message)]
     text = text_of_content(message.get("content"))
     refusal = message.get("refusal")
     if text:
@@ -155,9 +170,9 @@ def render_message(msg_id: str, model: str, request: Mapping[str, Any], data: Ma
     calls = [c for c in message.get("tool_calls") or () if isinstance(c, dict)]
     for call in calls:
         function = call.get("function")
-        function = function if isinstance(function, dict) else {}
-        content.append(tool_use_block(str(call.get("id") or ""), str(function.get("name") or ""),
-                                      tool_input(function.get("arguments"))))
+        name = function.get("name") if isinstance(function, dict) else None
+        arguments = function.get("arguments") if isinstance(function, dict) else None
+        content.append(tool_use_block(str(call.get("id") or ""), str(name or ""), tool_input(arguments)))
     reason, sequence = stop_reason(choice, request.get("stop"), bool(calls))
     tier = service_tier(data)
     return message_object(msg_id, model, content, reason, sequence,
@@ -172,7 +187,7 @@ def stop_details(reason: str | None, explanation: str | None = None) -> dict[str
     return {"type": "refusal", "category": None, "explanation": explanation or None}
 
 
-def message_object(msg_id: str, model: str, content: list[dict[str, Any]], reason: str | None,
+def message_object(msg_id: str, model: str, content: list[Mapping[str, Any]], reason: str | None,
                    sequence: str | None, usage: dict[str, Any], refusal: str | None = None) -> dict[str, Any]:
     """Anthropic's ``Message`` with every field the TypeScript SDK declares without ``?`` (``null`` when none)."""
     return {
@@ -193,7 +208,7 @@ def text_block(text: str) -> dict[str, Any]:
     return {"type": "text", "text": text, "citations": None}
 
 
-def tool_use_block(call_id: str, name: str, arguments: Any) -> dict[str, Any]:
+def tool_use_block(call_id: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
     """A ``tool_use`` block; the model called it directly (``caller``), the only kind a translated call can be."""
     return {"type": "tool_use", "id": call_id, "name": name, "input": arguments, "caller": {"type": "direct"}}
 
@@ -211,7 +226,7 @@ class AnthropicStreamEncoder(ChunkTranslator):
     __slots__ = ("_finish", "_has_tools", "_index", "_model", "_open", "_refusal", "_request", "_started",
                  "_thought", "_tool_block")
 
-    def __init__(self, ctx: RequestContext, request: Mapping[str, Any], on_usage: UsageHook) -> None:
+    def __init__(self, ctx: RequestContext, request: ChatRequest, on_usage: UsageHook) -> None:
         super().__init__(ctx, on_usage)
         self._request = request
         self._model = ctx.requested_model or str(request.get("model"))
@@ -221,7 +236,7 @@ class AnthropicStreamEncoder(ChunkTranslator):
         self._thought: list[str] = []  # the open thinking block's text so far
         self._tool_block: dict[int, int] = {}  # canonical tool-call index → block index
         self._has_tools = False
-        self._finish: Mapping[str, Any] | None = None
+        self._finish: ChunkChoice | None = None
         self._refusal: list[str] = []  # a vendor's refusal text (OpenAI ``refusal`` deltas), shown as text
 
     def _start(self) -> bytes:
@@ -233,7 +248,7 @@ class AnthropicStreamEncoder(ChunkTranslator):
         if not self._started:
             out += self._start()
 
-    def _finished(self, choice: Mapping[str, Any], out: bytearray) -> None:
+    def _finished(self, choice: ChunkChoice, out: bytearray) -> None:
         self._finish = choice
         self._close(out)
 
@@ -254,7 +269,7 @@ class AnthropicStreamEncoder(ChunkTranslator):
         if self._index == 0:
             out += _PING
 
-    def _delta(self, delta: Mapping[str, Any], out: bytearray) -> None:
+    def _delta(self, delta: Delta, out: bytearray) -> None:
         if len(delta) == 1 and self._open == "text":
             # The common chunk - more text for the open text block - without probing every field.
             content = delta.get("content")
@@ -321,10 +336,11 @@ class AnthropicStreamEncoder(ChunkTranslator):
         if isinstance(signature, str) and signature:
             self._signature(out, signature)
 
-    def _tool_call(self, out: bytearray, call: Mapping[str, Any], position: int) -> None:
+    def _tool_call(self, out: bytearray, call: ToolCallDelta, position: int) -> None:
         index, new_id = self._new_call(call, position, "toolu_")
         function = call.get("function")
-        function = function if isinstance(function, dict) else {}
+        if not isinstance(function, dict):
+            function = {}
         if new_id is not None:
             self._has_tools = True
             self._open_block(out, "tool_use", tool_use_block(new_id, str(function.get("name") or ""), {}))
@@ -336,7 +352,7 @@ class AnthropicStreamEncoder(ChunkTranslator):
 
     # ------------------------------------------------------------ end
 
-    def finish(self, estimated: dict[str, Any] | None = None) -> bytes:
+    def finish(self, estimated: CanonicalUsage | None = None) -> bytes:
         if self.failed:
             return b""
         self._estimated(estimated)

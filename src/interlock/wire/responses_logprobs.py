@@ -10,8 +10,10 @@ request includes ``message.output_text.logprobs``: on the message's
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from interlock.core.canonical import ChatRequest, ChoiceLogprobs
 from interlock.core.errors import InvalidRequest
 
 INCLUDE_LOGPROBS = "message.output_text.logprobs"
@@ -21,7 +23,7 @@ INCLUDABLE = frozenset({"file_search_call.results", "web_search_call.results", "
                         "code_interpreter_call.outputs", "reasoning.encrypted_content", INCLUDE_LOGPROBS})
 
 
-def include_field(key: str, value: Any, out: dict[str, Any], echo: dict[str, Any]) -> None:
+def include_field(key: str, value: object, out: ChatRequest, echo: dict[str, Any]) -> None:
     """``include``: a list of known values; asking for text logprobs asks the vendor for them."""
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise InvalidRequest("Invalid type for 'include': expected an array of strings.", param=key,
@@ -34,12 +36,12 @@ def include_field(key: str, value: Any, out: dict[str, Any], echo: dict[str, Any
         out["logprobs"] = True
 
 
-def wants_logprobs(data: dict[str, Any]) -> bool:
+def wants_logprobs(data: Mapping[str, object]) -> bool:
     include = data.get("include")
     return isinstance(include, list) and INCLUDE_LOGPROBS in include
 
 
-def chat_entries(choice_logprobs: Any) -> list[Any]:
+def chat_entries(choice_logprobs: ChoiceLogprobs | None) -> list[dict[str, Any]]:
     """The ``content`` entries of a chat ``logprobs`` object (none when it is not one)."""
     content = choice_logprobs.get("content") if isinstance(choice_logprobs, dict) else None
     return [e for e in content if isinstance(e, dict)] if isinstance(content, list) else []
@@ -57,19 +59,19 @@ def _top(entry: dict[str, Any], with_bytes: bool) -> list[dict[str, Any]]:
     return out
 
 
-def part_logprobs(choice_logprobs: Any) -> list[dict[str, Any]]:
+def part_logprobs(choice_logprobs: ChoiceLogprobs | None) -> list[dict[str, Any]]:
     """Chat logprobs → the ``output_text`` part's ``LogProb`` items."""
     return [{"token": str(e.get("token", "")), "logprob": e.get("logprob", 0.0), "bytes": e.get("bytes") or [],
              "top_logprobs": _top(e, True)} for e in chat_entries(choice_logprobs)]
 
 
-def event_logprobs(choice_logprobs: Any) -> list[dict[str, Any]]:
+def event_logprobs(choice_logprobs: ChoiceLogprobs | None) -> list[dict[str, Any]]:
     """Chat logprobs → the text events' ``ResponseLogProb`` items."""
     return [{"token": str(e.get("token", "")), "logprob": e.get("logprob", 0.0), "top_logprobs": _top(e, False)}
             for e in chat_entries(choice_logprobs)]
 
 
-def attach(output: list[dict[str, Any]], choice_logprobs: Any) -> None:
+def attach(output: list[dict[str, Any]], choice_logprobs: ChoiceLogprobs | None) -> None:
     """Put the answer's logprobs on its message's ``output_text`` part."""
     for item in output:
         if item.get("type") == "message":

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from interlock.core.canonical import CanonicalUsage, ChatRequest, Message, ThinkingBlock
 from interlock.wire.canonical import reasoning_blocks, text_of_content
 
 
@@ -14,11 +15,12 @@ from interlock.wire.canonical import reasoning_blocks, text_of_content
 class ResponsesMeta:
     """What the response object echoes and what is stored, kept beside the canonical request."""
 
+    #: The caller's input items, as sent (a string input becomes one message item).
     input_items: list[Any]
     #: Canonical messages before this request's input (from ``previous_response_id``).
-    history: list[dict[str, Any]]
+    history: list[Message]
     #: Canonical messages of this request's input (no instructions).
-    turn: list[dict[str, Any]]
+    turn: list[Message]
     echo: dict[str, Any] = field(default_factory=dict)
     store: bool = True
     previous_response_id: str | None = None
@@ -30,7 +32,7 @@ def item_id(prefix: str, base: str, n: int) -> str:
     return f"{prefix}_{base}{n:04x}"
 
 
-def responses_usage(usage: Mapping[str, Any] | None) -> dict[str, Any] | None:
+def responses_usage(usage: CanonicalUsage | None) -> dict[str, Any] | None:
     """Canonical usage → the Responses shape (input includes cached tokens, output includes reasoning)."""
     if usage is None:
         return None
@@ -58,7 +60,8 @@ def responses_usage(usage: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return out
 
 
-def reasoning_item(rid: str, block: Mapping[str, Any]) -> dict[str, Any]:
+def reasoning_item(rid: str, block: ThinkingBlock | Mapping[str, str | None]) -> dict[str, Any]:
+    """A reasoning output item for a thinking block (the stream encoder's may not have its signature yet)."""
     if block.get("type") == "redacted_thinking":
         return {"id": rid, "type": "reasoning", "summary": [], "encrypted_content": block.get("data")}
     return {"id": rid, "type": "reasoning", "summary": [],
@@ -77,7 +80,7 @@ def function_call_item(fid: str, call_id: str, name: str, arguments: str, status
             "arguments": arguments}
 
 
-def output_items(message: Mapping[str, Any], base: str) -> list[dict[str, Any]]:
+def output_items(message: Message, base: str) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     for block in reasoning_blocks(message):
         items.append(reasoning_item(item_id("rs", base, len(items)), block))
@@ -93,7 +96,7 @@ def output_items(message: Mapping[str, Any], base: str) -> list[dict[str, Any]]:
     return items
 
 
-def status_of(finish: Any) -> tuple[str, dict[str, Any] | None]:
+def status_of(finish: str | None) -> tuple[str, dict[str, Any] | None]:
     if finish == "length":
         return "incomplete", {"reason": "max_output_tokens"}
     if finish == "content_filter":
@@ -117,7 +120,7 @@ def response_id(ctx_id: str) -> str:
     return "resp_" + ctx_id.removeprefix("req_")
 
 
-def meta_of(request: Mapping[str, Any]) -> ResponsesMeta:
+def meta_of(request: ChatRequest) -> ResponsesMeta:
     meta = getattr(request, "meta", None)
     if isinstance(meta, ResponsesMeta):
         return meta

@@ -23,6 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from interlock.core.canonical import (
+    CanonicalUsage,
+    ChatRequest,
+    ChoiceLogprobs,
+    ChunkChoice,
+    Delta,
+    ToolCallDelta,
+)
 from interlock.core.codec import UsageHook
 from interlock.core.context import RequestContext
 from interlock.core.errors import GatewayError
@@ -53,7 +61,7 @@ class ResponsesStreamEncoder(ChunkTranslator):
                  "_output", "_resp_id", "_seq", "_signature", "_started", "_text", "_text_prefix", "_tool_args",
                  "_tool_items")
 
-    def __init__(self, codec: ResponsesCodec, ctx: RequestContext, meta: ResponsesMeta, request: Mapping[str, Any],
+    def __init__(self, codec: ResponsesCodec, ctx: RequestContext, meta: ResponsesMeta, request: ChatRequest,
                  on_usage: UsageHook) -> None:
         super().__init__(ctx, on_usage)
         self._codec = codec
@@ -71,10 +79,10 @@ class ResponsesStreamEncoder(ChunkTranslator):
         self._signature: str | None = None
         self._tool_items: dict[int, int] = {}  # canonical tool-call index → output_index
         self._tool_args: dict[int, list[str]] = {}
-        self._finish: Any = None
+        self._finish: str | None = None
         #: With include message.output_text.logprobs: the chunk's logprobs, and the open message's so far.
-        self._lp_pending: Any = None
-        self._lp_text: list[Any] = []
+        self._lp_pending: ChoiceLogprobs | None = None
+        self._lp_text: list[dict[str, Any]] = []
 
     def _emit(self, out: bytearray, kind: str, fields: dict[str, Any]) -> None:
         fields["sequence_number"] = self._seq
@@ -89,7 +97,7 @@ class ResponsesStreamEncoder(ChunkTranslator):
         if not self._started:
             self._start(out)
 
-    def _finished(self, choice: Mapping[str, Any], out: bytearray) -> None:
+    def _finished(self, choice: ChunkChoice, out: bytearray) -> None:
         self._finish = choice["finish_reason"]
         self._close(out)
 
@@ -127,7 +135,7 @@ class ResponsesStreamEncoder(ChunkTranslator):
         kind, index, item, iid = taken
         if kind == "message":
             text = "".join(self._text)
-            logprobs = {"content": self._lp_text}
+            logprobs: ChoiceLogprobs = {"content": self._lp_text}
             part = {"type": "output_text", "text": text, "annotations": [], "logprobs": part_logprobs(logprobs)}
             self._emit(out, "response.output_text.done", {"item_id": iid, "output_index": index, "content_index": 0,
                                                           "text": text, "logprobs": event_logprobs(logprobs)})
@@ -155,11 +163,11 @@ class ResponsesStreamEncoder(ChunkTranslator):
         self._output[index] = final
         self._emit(out, "response.output_item.done", {"output_index": index, "item": final})
 
-    def _logprobs(self, logprobs: Any) -> None:
+    def _logprobs(self, logprobs: ChoiceLogprobs) -> None:
         if self._meta.logprobs:
             self._lp_pending = logprobs
 
-    def _delta(self, delta: Mapping[str, Any], out: bytearray) -> None:
+    def _delta(self, delta: Delta, out: bytearray) -> None:
         pending, self._lp_pending = self._lp_pending, None
         if len(delta) == 1 and self._open == "message" and pending is None:
             # The common chunk - more text for the open message - from a preformatted event prefix.
@@ -240,7 +248,7 @@ class ResponsesStreamEncoder(ChunkTranslator):
                 self._open_reasoning(out, with_text=False)
             self._signature = signature
 
-    def _tool_call(self, out: bytearray, call: Mapping[str, Any], position: int) -> None:
+    def _tool_call(self, out: bytearray, call: ToolCallDelta, position: int) -> None:
         index, new_id = self._new_call(call, position, "call_")
         function = call.get("function")
         function = function if isinstance(function, dict) else {}
@@ -265,7 +273,7 @@ class ResponsesStreamEncoder(ChunkTranslator):
 
     # ------------------------------------------------------------ end
 
-    def finish(self, estimated: dict[str, Any] | None = None) -> bytes:
+    def finish(self, estimated: CanonicalUsage | None = None) -> bytes:
         if self.failed:
             return b""
         self._estimated(estimated)
