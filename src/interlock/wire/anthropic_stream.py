@@ -30,6 +30,14 @@ from interlock.core.canonical import (
 from interlock.core.codec import ESTIMATED, UsageHook
 from interlock.core.context import RequestContext
 from interlock.core.errors import GatewayError, anthropic_error_body, anthropic_error_type
+from interlock.wire.anthropic_types import (
+    AnthropicMessage,
+    AnthropicUsage,
+    ContentBlock,
+    StopDetails,
+    TextBlock,
+    ToolUseBlock,
+)
 from interlock.wire.canonical import (
     NO_MESSAGE,
     ChunkTranslator,
@@ -43,6 +51,8 @@ _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool
 #: ``MessageDeltaUsage`` (TypeScript SDK, src/resources/messages/messages.ts): all present, nullable.
 DELTA_USAGE = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens",
                 "output_tokens_details", "server_tool_use")
+#: What ``message_delta`` carries of a ``Usage``: ``MessageDeltaUsage``'s fields and interlock's extras.
+_DELTA_KEYS = (*DELTA_USAGE, "cost", ESTIMATED)
 _SERVICE_TIERS = {"default": "standard", "standard": "standard", "priority": "priority", "batch": "batch"}
 _BLOCK_DELTA = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
 _TEXT = b',"delta":{"type":"text_delta","text":'
@@ -74,7 +84,7 @@ def _thinking_details(usage: CanonicalUsage) -> dict[str, int] | None:
     return {"thinking_tokens": thinking} if isinstance(thinking, int) and not isinstance(thinking, bool) else None
 
 
-def anthropic_usage(usage: CanonicalUsage, service_tier: str | None = None) -> dict[str, Any]:
+def anthropic_usage(usage: CanonicalUsage, service_tier: str | None = None) -> AnthropicUsage:
     """Canonical (OpenAI) usage → Anthropic's ``Usage``, where ``input_tokens`` excludes cache reads and writes.
 
     Every field the TypeScript SDK declares without ``?`` is present (``null`` when
@@ -90,7 +100,7 @@ def anthropic_usage(usage: CanonicalUsage, service_tier: str | None = None) -> d
     output = usage.get("completion_tokens")
     one_hour = details.get("cache_write_1h_tokens") if isinstance(details, dict) else None
     one_hour = min(one_hour, written) if isinstance(one_hour, int) and one_hour > 0 else 0
-    out: dict[str, Any] = {
+    out: AnthropicUsage = {
         "input_tokens": max(0, prompt - cached - written),
         "cache_creation_input_tokens": written,
         "cache_read_input_tokens": cached,
@@ -109,18 +119,14 @@ def anthropic_usage(usage: CanonicalUsage, service_tier: str | None = None) -> d
     return out
 
 
-def empty_usage(service_tier: str | None = None) -> dict[str, Any]:
+def empty_usage(service_tier: str | None = None) -> AnthropicUsage:
     """The usage of a message before (or without) any count: every always-present field, zeros and nulls."""
     return anthropic_usage({}, service_tier)
 
 
-def delta_usage(usage: Mapping[str, Any]) -> dict[str, Any]:
+def delta_usage(usage: AnthropicUsage) -> dict[str, object]:
     """``message_delta``'s ``MessageDeltaUsage``: the cumulative counts, without the ``Usage``-only fields."""
-    out = {k: usage[k] for k in DELTA_USAGE if k in usage}
-    for extra in ("cost", ESTIMATED):
-        if extra in usage:
-            out[extra] = usage[extra]
-    return out
+    return {k: usage.get(k) for k in _DELTA_KEYS if k in usage}
 
 
 def service_tier(data: ChatCompletion) -> str | None:
@@ -155,12 +161,12 @@ def message_id(ctx_id: str) -> str:
 
 
 def render_message(msg_id: str, model: str, request: ChatRequest, data: ChatCompletion,
-                   usage: CanonicalUsage | None) -> dict[str, Any]:
+                   usage: CanonicalUsage | None) -> AnthropicMessage:
     choices = data.get("choices") or ()
     choice: Choice = choices[0] if choices and isinstance(choices[0], dict) else {}
     found = choice.get("message")
     message = found if isinstance(found, dict) else NO_MESSAGE  # (a vendor's answer may hold anything)
-    content: list[Mapping[str, Any]] = [*reasoning_blocks(message)]
+    content: list[ContentBlock] = [*reasoning_blocks(message)]
     text = text_of_content(message.get("content"))
     refusal = message.get("refusal")
     if text:
@@ -180,15 +186,15 @@ def render_message(msg_id: str, model: str, request: ChatRequest, data: ChatComp
                           refusal if isinstance(refusal, str) else None)
 
 
-def stop_details(reason: str | None, explanation: str | None = None) -> dict[str, Any] | None:
+def stop_details(reason: str | None, explanation: str | None = None) -> StopDetails | None:
     """``RefusalStopDetails`` for a refusal (interlock knows no policy category), else null."""
     if reason != "refusal":
         return None
     return {"type": "refusal", "category": None, "explanation": explanation or None}
 
 
-def message_object(msg_id: str, model: str, content: list[Mapping[str, Any]], reason: str | None,
-                   sequence: str | None, usage: dict[str, Any], refusal: str | None = None) -> dict[str, Any]:
+def message_object(msg_id: str, model: str, content: list[ContentBlock], reason: str | None,
+                   sequence: str | None, usage: AnthropicUsage, refusal: str | None = None) -> AnthropicMessage:
     """Anthropic's ``Message`` with every field the TypeScript SDK declares without ``?`` (``null`` when none)."""
     return {
         "id": msg_id,
@@ -204,21 +210,21 @@ def message_object(msg_id: str, model: str, content: list[Mapping[str, Any]], re
     }
 
 
-def text_block(text: str) -> dict[str, Any]:
+def text_block(text: str) -> TextBlock:
     return {"type": "text", "text": text, "citations": None}
 
 
-def tool_use_block(call_id: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+def tool_use_block(call_id: str, name: str, arguments: dict[str, Any]) -> ToolUseBlock:
     """A ``tool_use`` block; the model called it directly (``caller``), the only kind a translated call can be."""
     return {"type": "tool_use", "id": call_id, "name": name, "input": arguments, "caller": {"type": "direct"}}
 
 
-def anthropic_error(err: GatewayError, request_id: str | None = None) -> dict[str, Any]:
+def anthropic_error(err: GatewayError, request_id: str | None = None) -> dict[str, object]:
     """``err`` as Anthropic's ``ErrorResponse``, carrying the request id its answer's header names."""
     return anthropic_error_body(anthropic_error_type(err.status), err.message, request_id or err.request_id)
 
 
-def event(name: str, payload: Mapping[str, Any]) -> bytes:
+def event(name: str, payload: Mapping[str, object]) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
 
 
@@ -259,7 +265,7 @@ class AnthropicStreamEncoder(ChunkTranslator):
             out += event("content_block_stop", {"type": "content_block_stop", "index": self._index})
             self._open = None
 
-    def _open_block(self, out: bytearray, kind: str, block: Mapping[str, Any]) -> None:
+    def _open_block(self, out: bytearray, kind: str, block: ContentBlock) -> None:
         self._close(out)
         self._index += 1
         self._open = kind
