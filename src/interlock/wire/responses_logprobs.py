@@ -15,6 +15,7 @@ from typing import Any
 
 from interlock.core.canonical import ChatRequest, ChoiceLogprobs
 from interlock.core.errors import InvalidRequest
+from interlock.wire.responses_output import OutputItem
 
 INCLUDE_LOGPROBS = "message.output_text.logprobs"
 #: The ``include`` values of the OpenAPI document; interlock produces only the logprobs one.
@@ -71,11 +72,11 @@ def event_logprobs(choice_logprobs: ChoiceLogprobs | None) -> list[dict[str, Any
             for e in chat_entries(choice_logprobs)]
 
 
-def attach(output: list[dict[str, Any]], choice_logprobs: ChoiceLogprobs | None) -> None:
+def attach(output: list[OutputItem], choice_logprobs: ChoiceLogprobs | None) -> None:
     """Put the answer's logprobs on its message's ``output_text`` part."""
     for item in output:
-        if item.get("type") == "message":
-            for part in item.get("content") or ():
-                if part.get("type") == "output_text":
+        if item["type"] == "message":
+            for part in item["content"]:
+                if part["type"] == "output_text":
                     part["logprobs"] = part_logprobs(choice_logprobs)
                     return
