@@ -280,11 +280,27 @@ class CanonicalUsage(TypedDict, total=False):
 # ------------------------------------------------------------------ answers
 
 
-class ChoiceLogprobs(TypedDict, total=False):
-    """``choices[].logprobs``: per-token entries (``ChatCompletionTokenLogprob``, read as the vendor sent them)."""
+class TopLogprob(TypedDict, total=False):
+    token: str
+    logprob: float
+    #: The token's UTF-8 bytes (null when it has none of its own).
+    bytes: list[int] | None
 
-    content: list[dict[str, Any]] | None
-    refusal: list[dict[str, Any]] | None
+
+class TokenLogprob(TypedDict, total=False):
+    """``ChatCompletionTokenLogprob``: one token of the answer and its most likely alternatives."""
+
+    token: str
+    logprob: float
+    bytes: list[int] | None
+    top_logprobs: list[TopLogprob]
+
+
+class ChoiceLogprobs(TypedDict, total=False):
+    """``choices[].logprobs``: per-token entries of the content (or of a refusal)."""
+
+    content: list[TokenLogprob] | None
+    refusal: list[TokenLogprob] | None
 
 
 class Choice(TypedDict, total=False):

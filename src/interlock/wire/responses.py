@@ -43,6 +43,7 @@ from interlock.wire.chat_validation import check_schema, copy_described, invalid
 from interlock.wire.openai_chat import error_body
 from interlock.wire.responses_logprobs import attach, include_field, wants_logprobs
 from interlock.wire.responses_output import (
+    Echo,
     ResponsesMeta,
     meta_of,
     output_items,
@@ -134,17 +135,17 @@ def parse_responses_request(data: Mapping[str, object], previous: StoredResponse
     reasoning = data.get("reasoning")
     if reasoning is not None:
         _reasoning(reasoning, request, echo)
-    out.meta = ResponsesMeta(input_items=items, history=history, turn=turn, echo=echo, store=echo["store"],
+    out.meta = ResponsesMeta(input_items=items, history=history, turn=turn, echo=echo, store=echo["store"] is True,
                              previous_response_id=previous.id if previous is not None else None,
                              created_at=int(time.time()), logprobs=wants_logprobs(data))
     return out
 
 
 #: Checks one optional field (never None) and writes it to the canonical request and to the echo.
-_Field = Callable[[str, object, ChatRequest, dict[str, Any]], None]
+_Field = Callable[[str, object, ChatRequest, Echo], None]
 
 
-def _stream(key: str, value: object, out: ChatRequest, echo: dict[str, Any]) -> None:
+def _stream(key: str, value: object, out: ChatRequest, echo: Echo) -> None:
     if not isinstance(value, bool):
         raise invalid_type(key, "a boolean", value)
     if value:
@@ -152,7 +153,7 @@ def _stream(key: str, value: object, out: ChatRequest, echo: dict[str, Any]) -> 
         out["stream_options"] = {"include_usage": True}
 
 
-def _max_output_tokens(key: str, value: object, out: ChatRequest, echo: dict[str, Any]) -> None:
+def _max_output_tokens(key: str, value: object, out: ChatRequest, echo: Echo) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise invalid_type(key, "an integer", value)
     if value < 1:
@@ -161,7 +162,7 @@ def _max_output_tokens(key: str, value: object, out: ChatRequest, echo: dict[str
     out["max_completion_tokens"] = echo[key] = value
 
 
-def _number(key: str, value: object, out: ChatRequest, echo: dict[str, Any]) -> None:
+def _number(key: str, value: object, out: ChatRequest, echo: Echo) -> None:
     low, high = _RANGES[key]
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise invalid_type(key, "a number", value)
@@ -171,7 +172,7 @@ def _number(key: str, value: object, out: ChatRequest, echo: dict[str, Any]) -> 
     out[key] = echo[key] = value  # type: ignore[literal-required]  # temperature or top_p (the table's keys)
 
 
-def _boolean(key: str, value: object, out: ChatRequest, echo: dict[str, Any]) -> None:
+def _boolean(key: str, value: object, out: ChatRequest, echo: Echo) -> None:
     if not isinstance(value, bool):
         raise invalid_type(key, "a boolean", value)
     echo[key] = value
@@ -179,20 +180,20 @@ def _boolean(key: str, value: object, out: ChatRequest, echo: dict[str, Any]) ->
         out["parallel_tool_calls"] = value
 
 
-def _string(key: str, value: object, out: ChatRequest, echo: dict[str, Any]) -> None:
+def _string(key: str, value: object, out: ChatRequest, echo: Echo) -> None:
     if not isinstance(value, str):
         raise invalid_type(key, "a string", value)
     out[key] = echo[key] = value  # type: ignore[literal-required]  # one of _PASS_STRINGS: string fields of both
 
 
-def _top_logprobs(key: str, value: object, out: ChatRequest, echo: dict[str, Any]) -> None:
+def _top_logprobs(key: str, value: object, out: ChatRequest, echo: Echo) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 20:
         raise InvalidRequest("Invalid 'top_logprobs': expected an integer between 0 and 20.", param=key)
     out["logprobs"] = True
     out["top_logprobs"] = echo[key] = value
 
 
-def _metadata(key: str, value: object, out: ChatRequest, echo: dict[str, Any]) -> None:
+def _metadata(key: str, value: object, out: ChatRequest, echo: Echo) -> None:
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         raise invalid_type(key, "an object of string values", value)
     if len(value) > 16:
@@ -200,13 +201,13 @@ def _metadata(key: str, value: object, out: ChatRequest, echo: dict[str, Any]) -
     echo[key] = value
 
 
-def _truncation(key: str, value: object, out: ChatRequest, echo: dict[str, Any]) -> None:
+def _truncation(key: str, value: object, out: ChatRequest, echo: Echo) -> None:
     if value not in ("auto", "disabled"):
         raise _bad_value(key, value, "'auto' and 'disabled'")
     echo[key] = value
 
 
-def _unsupported(key: str, value: object, out: ChatRequest, echo: dict[str, Any]) -> None:
+def _unsupported(key: str, value: object, out: ChatRequest, echo: Echo) -> None:
     if value is not False:
         raise InvalidRequest(f"Unsupported parameter: '{key}': {_UNSUPPORTED[key]}.", param=key,
                              code="unsupported_parameter")
@@ -220,7 +221,7 @@ _FIELDS: dict[str, _Field] = {
     **dict.fromkeys(_UNSUPPORTED, _unsupported),
 }
 #: What a response echoes when the request left a field out (shared, never mutated: echo values are replaced).
-_ECHO_DEFAULTS: dict[str, Any] = {
+_ECHO_DEFAULTS: Echo = {
     "instructions": None, "max_output_tokens": None, "temperature": 1.0, "top_p": 1.0, "parallel_tool_calls": True,
     "tools": (), "tool_choice": "auto", "text": {"format": {"type": "text"}},
     "reasoning": {"effort": None, "summary": None}, "metadata": {}, "truncation": "disabled", "store": True,
@@ -408,7 +409,7 @@ def _reasoning_item(item: Mapping[str, object], where: str) -> list[ThinkingBloc
     return [{"type": "redacted_thinking", "data": encrypted}] if encrypted else []
 
 
-def _tools(data: Mapping[str, object], out: ChatRequest, echo: dict[str, Any]) -> None:
+def _tools(data: Mapping[str, object], out: ChatRequest, echo: Echo) -> None:
     tools = data.get("tools")
     names: set[str] = set()
     if tools is not None:
@@ -463,7 +464,7 @@ def _tool_choice(choice: object, names: set[str], out: ChatRequest) -> None:
         raise _bad_value("tool_choice", choice, "'none', 'auto', 'required' and {'type': 'function', 'name': ...}")
 
 
-def _text(text: object, out: ChatRequest, echo: dict[str, Any]) -> None:
+def _text(text: object, out: ChatRequest, echo: Echo) -> None:
     if not isinstance(text, dict):
         raise invalid_type("text", "an object", text)
     echo["text"] = text
@@ -494,7 +495,7 @@ def _text(text: object, out: ChatRequest, echo: dict[str, Any]) -> None:
         raise _bad_value("text.format.type", kind, "'text', 'json_object' and 'json_schema'")
 
 
-def _reasoning(reasoning: object, out: ChatRequest, echo: dict[str, Any]) -> None:
+def _reasoning(reasoning: object, out: ChatRequest, echo: Echo) -> None:
     if not isinstance(reasoning, dict):
         raise invalid_type("reasoning", "an object", reasoning)
     effort = reasoning.get("effort")

@@ -37,12 +37,22 @@ class ResponsesUsage(TypedDict):
     estimated: NotRequired[bool]
 
 
+class LogProb(TypedDict):
+    """A token's log probability: ``LogProb`` on an ``output_text`` part (with ``bytes``), ``ResponseLogProb`` on
+    the text events (without)."""
+
+    token: str
+    logprob: float
+    bytes: NotRequired[list[int]]
+    top_logprobs: NotRequired[list[LogProb]]
+
+
 class OutputText(TypedDict):
     type: Literal["output_text"]
     text: str
     annotations: list[object]  # always empty: interlock adds no citations
-    #: ``LogProb`` items, with ``include: ["message.output_text.logprobs"]``.
-    logprobs: list[dict[str, Any]]
+    #: With ``include: ["message.output_text.logprobs"]``.
+    logprobs: list[LogProb]
 
 
 class OutputRefusal(TypedDict):
@@ -82,6 +92,8 @@ class FunctionCallItem(TypedDict):
 
 
 OutputItem: TypeAlias = MessageItem | ReasoningItem | FunctionCallItem
+#: What a response object echoes of its request: the caller's values (checked), written back as sent.
+Echo: TypeAlias = dict[str, object]
 
 
 @dataclass(slots=True)
@@ -94,7 +106,7 @@ class ResponsesMeta:
     history: list[Message]
     #: Canonical messages of this request's input (no instructions).
     turn: list[Message]
-    echo: dict[str, Any] = field(default_factory=dict)
+    echo: Echo = field(default_factory=dict)
     store: bool = True
     previous_response_id: str | None = None
     created_at: int = 0

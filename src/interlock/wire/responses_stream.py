@@ -29,6 +29,7 @@ from interlock.core.canonical import (
     ChoiceLogprobs,
     ChunkChoice,
     Delta,
+    TokenLogprob,
     ToolCallDelta,
 )
 from interlock.core.codec import UsageHook
@@ -86,7 +87,7 @@ class ResponsesStreamEncoder(ChunkTranslator):
         self._finish: str | None = None
         #: With include message.output_text.logprobs: the chunk's logprobs, and the open message's so far.
         self._lp_pending: ChoiceLogprobs | None = None
-        self._lp_text: list[dict[str, Any]] = []
+        self._lp_text: list[TokenLogprob] = []
 
     def _emit(self, out: bytearray, kind: str, fields: dict[str, object]) -> None:
         fields["sequence_number"] = self._seq
