@@ -114,7 +114,7 @@ def _turn(message: object, where: str, messages: list[Message]) -> None:
         raise bad(f"{where}.content", "Field required")
     else:
         raise bad(f"{where}.content", f"Input should be a valid string or list of content blocks, "
-                                       f"got {type_name(content)}")
+                                      f"got {type_name(content)}")
 
 
 def _with_last_cache(parts: list[ContentPart], cache: CacheControl) -> None:
@@ -167,7 +167,7 @@ def _image_part(block: Mapping[str, object], where: str) -> ImagePart:
         url = require_str(source, "url", f"{where}.source")
     else:
         raise bad(f"{where}.source.type", f"Input should be 'base64' or 'url', got {kind!r} (interlock has no "
-                                           "Files API: send the image inline or by URL)")
+                                          "Files API: send the image inline or by URL)")
     part: ImagePart = {"type": "image_url", "image_url": {"url": url}}
     return with_cache(part, block, where)
 
@@ -225,24 +225,30 @@ def _user_turn(content: list[object], where: str, messages: list[Message]) -> No
     parts: list[ContentPart] = []
     for j, block in enumerate(content):
         bwhere = f"{where}.content.{j}"
-        kind = block.get("type") if isinstance(block, dict) else None
-        if kind == "tool_result" and isinstance(block, dict):
+        if not isinstance(block, dict):
+            raise bad(bwhere, f"Input should be a valid content block, got {type_name(block)}")
+        kind = block.get("type")
+        if kind == "tool_result":
             messages.append(_tool_result(block, bwhere))
-        elif kind == "document" and isinstance(block, dict):
+        elif kind == "document":
             parts.extend(_document_parts(block, bwhere))
+        elif kind in ("text", "image"):
+            parts.append(_content_part(block, bwhere))
         elif kind in ("thinking", "redacted_thinking", "tool_use"):
             raise bad(f"{bwhere}.type", f"'{kind}' blocks are only allowed in assistant messages")
-        elif kind in ("text", "image") or not isinstance(block, dict):
-            parts.append(_content_part(block, bwhere))
         else:
             raise bad(f"{bwhere}.type", f"Input tag {kind!r} is not a content block interlock can translate "
-                                         "(text, image, document, tool_result)")
+                                        "(text, image, document, tool_result)")
     if parts:
-        first = parts[0]
-        if len(parts) == 1 and first["type"] == "text" and "cache_control" not in first:
-            messages.append({"role": "user", "content": first["text"]})
-        else:
-            messages.append({"role": "user", "content": parts})
+        messages.append({"role": "user", "content": _plain(parts)})
+
+
+def _plain(parts: list[ContentPart]) -> str | list[ContentPart]:
+    """One text part without a cache marker is sent as a plain string."""
+    first = parts[0]
+    if len(parts) == 1 and first["type"] == "text" and "cache_control" not in first:
+        return first["text"]
+    return parts
 
 
 def _tool_result(block: Mapping[str, object], where: str) -> Message:
@@ -307,15 +313,8 @@ def _assistant_turn(content: list[object], where: str) -> Message:
             thinking.append(cast("ThinkingBlock", dict(block)))  # checked above: the caller's block, verbatim
         else:
             raise bad(f"{bwhere}.type", f"Input tag {kind!r} is not a content block interlock can translate in an "
-                                         "assistant message (text, tool_use, thinking, redacted_thinking)")
-    message: Message = {"role": "assistant"}
-    only = texts[0] if len(texts) == 1 else None
-    if not texts:
-        message["content"] = None
-    elif only is not None and only["type"] == "text" and "cache_control" not in only:
-        message["content"] = only["text"]
-    else:
-        message["content"] = texts
+                                        "assistant message (text, tool_use, thinking, redacted_thinking)")
+    message: Message = {"role": "assistant", "content": _plain(texts) if texts else None}
     if calls:
         message["tool_calls"] = calls
     if thinking:

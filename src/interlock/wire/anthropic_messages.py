@@ -234,7 +234,7 @@ def _reasoning(data: Mapping[str, object], out: ChatRequest) -> None:
         effort = config["effort"]
         if not isinstance(effort, str) or effort not in _OUTPUT_EFFORTS:
             raise bad("output_config.effort", f"Input should be 'low', 'medium', 'high', 'xhigh' or 'max', "
-                                               f"got {effort!r}")
+                                              f"got {effort!r}")
         out["reasoning_effort"] = _OUTPUT_EFFORTS[effort]
 
 
@@ -256,7 +256,7 @@ def _thinking(thinking: object, out: ChatRequest) -> None:
         # The other modes leave the choice to the model's default: an OpenAI-style vendor rejects
         # 'none' on most reasoning models, so "disabled" is not sent as such.
         raise bad("thinking.type", f"Input tag {kind!r} is not one of 'enabled', 'disabled', 'adaptive' or "
-                                    "'between_tools'")
+                                   "'between_tools'")
 
 
 def _output_format(data: Mapping[str, object], out: ChatRequest) -> None:

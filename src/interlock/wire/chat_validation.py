@@ -110,7 +110,7 @@ def check_str(obj: Mapping[str, object], key: str, where: str, *, required: bool
         raise invalid_type(f"{where}.{key}", "a string", value)
 
 
-def primary_from_models(request: dict[str, Any]) -> Any:
+def primary_from_models(request: dict[str, object]) -> object:
     """OpenRouter: without ``model``, the first entry of ``models`` is the primary model (set as ``model``)."""
     models = request.get("models")
     if "model" in request or not isinstance(models, list) or not models:
@@ -119,7 +119,7 @@ def primary_from_models(request: dict[str, Any]) -> Any:
     return models[0]
 
 
-def validate_chat_request(req: dict[str, Any]) -> None:
+def validate_chat_request(req: dict[str, object]) -> None:
     """Check the documented fields of a Chat Completions request; raise a 400 naming the first bad one.
 
     On return the request has the shape of :class:`~interlock.core.canonical.ChatRequest`.

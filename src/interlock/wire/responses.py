@@ -97,29 +97,13 @@ def parse_responses_request(data: Mapping[str, object], previous: StoredResponse
         raise _missing("model")
     if not isinstance(model, str) or not model.strip():
         raise invalid_type("model", "a non-empty string", model)
-    raw_input = data.get("input")
-    if raw_input is None and previous is None:
-        raise _missing("input")
-    items: object = [] if raw_input is None else (
-        [{"type": "message", "role": "user", "content": raw_input}] if isinstance(raw_input, str) else raw_input)
-    if not isinstance(items, list):
-        raise invalid_type("input", "a string or an array of input items", raw_input)
+    items = _input_items(data.get("input"), previous)
     turn = input_messages(items)
-
     out = ResponsesRequest(model=model)
     request = cast("ChatRequest", out)  # the same dict, written as the canonical request it is (cast once)
-    messages: list[Message] = []
     instructions = data.get("instructions")
-    if instructions is not None:
-        if not isinstance(instructions, str):
-            raise invalid_type("instructions", "a string", instructions)
-        messages.append({"role": "system", "content": instructions})
     history = previous.conversation if previous is not None else []
-    messages.extend(history)
-    messages.extend(turn)
-    if not messages:
-        raise InvalidRequest("'input' must contain at least one item.", param="input", code="empty_array")
-    request["messages"] = messages
+    request["messages"] = _conversation(instructions, history, turn)
     echo = dict(_ECHO_DEFAULTS)
     echo["instructions"] = instructions
     # Only the fields present are looked at: a request names a handful of the ~20 optional ones.
@@ -139,6 +123,31 @@ def parse_responses_request(data: Mapping[str, object], previous: StoredResponse
                              previous_response_id=previous.id if previous is not None else None,
                              created_at=int(time.time()), logprobs=wants_logprobs(data))
     return out
+
+
+def _input_items(raw_input: object, previous: StoredResponse | None) -> list[object]:
+    """``input`` as a list of items (a string is one user message); absent only when continuing a response."""
+    if raw_input is None and previous is None:
+        raise _missing("input")
+    items: object = [] if raw_input is None else (
+        [{"type": "message", "role": "user", "content": raw_input}] if isinstance(raw_input, str) else raw_input)
+    if not isinstance(items, list):
+        raise invalid_type("input", "a string or an array of input items", raw_input)
+    return items
+
+
+def _conversation(instructions: object, history: list[Message], turn: list[Message]) -> list[Message]:
+    """The canonical messages: instructions (as the system message), the previous response's, this input's."""
+    messages: list[Message] = []
+    if instructions is not None:
+        if not isinstance(instructions, str):
+            raise invalid_type("instructions", "a string", instructions)
+        messages.append({"role": "system", "content": instructions})
+    messages.extend(history)
+    messages.extend(turn)
+    if not messages:
+        raise InvalidRequest("'input' must contain at least one item.", param="input", code="empty_array")
+    return messages
 
 
 #: Checks one optional field (never None) and writes it to the canonical request and to the echo.

@@ -101,7 +101,7 @@ class ResponsesMeta:
     """What the response object echoes and what is stored, kept beside the canonical request."""
 
     #: The caller's input items, as sent (a string input becomes one message item).
-    input_items: list[Any]
+    input_items: list[object]
     #: Canonical messages before this request's input (from ``previous_response_id``).
     history: list[Message]
     #: Canonical messages of this request's input (no instructions).
