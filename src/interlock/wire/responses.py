@@ -7,16 +7,18 @@ what only the Responses API has (ids, ``previous_response_id``, ``store``,
 ``metadata``) out of the canonical request: it rides on :class:`ResponsesRequest`,
 a dict subclass that serialises like the plain canonical dict.
 
-A reasoning item maps to canonical thinking: its text to ``reasoning_content``
-and its ``encrypted_content`` to the thinking block's signature, so Anthropic
-thinking round-trips through ``previous_response_id`` or a replayed item.
+Input items are read by ``responses_input``; each other field has its validator
+here, found in a table. A reasoning item maps to canonical thinking: its text to
+``reasoning_content`` and its ``encrypted_content`` to the thinking block's
+signature, so Anthropic thinking round-trips through ``previous_response_id`` or
+a replayed item.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, cast
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
@@ -25,14 +27,9 @@ from interlock.core.canonical import (
     ChatCompletion,
     ChatRequest,
     Choice,
-    ContentPart,
-    FileRef,
     FunctionDefinition,
-    ImageURL,
-    InputAudio,
     JsonSchemaFormat,
     Message,
-    ThinkingBlock,
     ToolDefinition,
 )
 from interlock.core.codec import UsageHook
@@ -41,9 +38,11 @@ from interlock.core.responses import Owner, ResponseStore, StoredResponse
 from interlock.wire.canonical import NO_MESSAGE
 from interlock.wire.chat_validation import check_schema, copy_described, invalid_type, parse_json_object
 from interlock.wire.openai_chat import error_body
+from interlock.wire.responses_input import bad_value, input_messages, missing
 from interlock.wire.responses_logprobs import attach, include_field, wants_logprobs
 from interlock.wire.responses_output import (
     Echo,
+    OutputItem,
     ResponsesMeta,
     meta_of,
     output_items,
@@ -57,11 +56,8 @@ if TYPE_CHECKING:
     from interlock.core.context import RequestContext
     from interlock.wire.responses_stream import ResponsesStreamEncoder
 
-_ROLES = ("user", "system", "developer", "assistant")
 _EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 _PASS_STRINGS = ("user", "safety_identifier", "prompt_cache_key", "service_tier")
-_FILE_KEYS: tuple[Literal["file_data", "file_id", "file_url", "filename"], ...] = (
-    "file_data", "file_id", "file_url", "filename")
 _UNSUPPORTED = {
     "background": "background responses are not supported by interlock; poll-free streaming is",
     "conversation": "conversations are not supported by interlock; chain responses with previous_response_id",
@@ -79,22 +75,13 @@ class ResponsesRequest(dict[str, Any]):
     meta: ResponsesMeta
 
 
-def _missing(param: str) -> InvalidRequest:
-    return InvalidRequest(f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
-
-
-def _bad_value(param: str, value: object, allowed: str) -> InvalidRequest:
-    return InvalidRequest(f"Invalid value for '{param}': {value!r}. Supported values are: {allowed}.", param=param,
-                          code="invalid_value")
-
-
 # ------------------------------------------------------------------ request in
 
 
 def parse_responses_request(data: Mapping[str, object], previous: StoredResponse | None = None) -> ResponsesRequest:
     model = data.get("model")
     if model is None:
-        raise _missing("model")
+        raise missing("model")
     if not isinstance(model, str) or not model.strip():
         raise invalid_type("model", "a non-empty string", model)
     items = _input_items(data.get("input"), previous)
@@ -128,7 +115,7 @@ def parse_responses_request(data: Mapping[str, object], previous: StoredResponse
 def _input_items(raw_input: object, previous: StoredResponse | None) -> list[object]:
     """``input`` as a list of items (a string is one user message); absent only when continuing a response."""
     if raw_input is None and previous is None:
-        raise _missing("input")
+        raise missing("input")
     items: object = [] if raw_input is None else (
         [{"type": "message", "role": "user", "content": raw_input}] if isinstance(raw_input, str) else raw_input)
     if not isinstance(items, list):
@@ -212,7 +199,7 @@ def _metadata(key: str, value: object, out: ChatRequest, echo: Echo) -> None:
 
 def _truncation(key: str, value: object, out: ChatRequest, echo: Echo) -> None:
     if value not in ("auto", "disabled"):
-        raise _bad_value(key, value, "'auto' and 'disabled'")
+        raise bad_value(key, value, "'auto' and 'disabled'")
     echo[key] = value
 
 
@@ -235,187 +222,6 @@ _ECHO_DEFAULTS: Echo = {
     "tools": (), "tool_choice": "auto", "text": {"format": {"type": "text"}},
     "reasoning": {"effort": None, "summary": None}, "metadata": {}, "truncation": "disabled", "store": True,
 }
-
-
-def _string_of(part: Mapping[str, object], key: str, where: str) -> str:
-    value = part.get(key)
-    if not isinstance(value, str):
-        raise invalid_type(f"{where}.{key}", "a string", value)
-    return value
-
-
-def _image(part: Mapping[str, object], where: str) -> ContentPart:
-    url = part.get("image_url")
-    if not isinstance(url, str):
-        if part.get("file_id") is not None:
-            raise InvalidRequest(f"Unsupported value for '{where}.file_id': interlock has no Files API; send the "
-                                 "image as image_url (a URL or a data URL).", param=f"{where}.file_id",
-                                 code="unsupported_value")
-        raise _missing(f"{where}.image_url")
-    image: ImageURL = {"url": url}
-    detail = part.get("detail")
-    if detail is not None:
-        if not isinstance(detail, str):
-            raise invalid_type(f"{where}.detail", "a string", detail)
-        image["detail"] = detail
-    return {"type": "image_url", "image_url": image}
-
-
-def _file(part: Mapping[str, object], where: str) -> ContentPart:
-    file: FileRef = {}
-    for key in _FILE_KEYS:
-        value = part.get(key)
-        if value is not None:
-            if not isinstance(value, str):
-                raise invalid_type(f"{where}.{key}", "a string", value)
-            file[key] = value
-    if not any(k in file for k in ("file_data", "file_id", "file_url")):
-        raise _missing(f"{where}.file_data")
-    return {"type": "file", "file": file}
-
-
-def _audio(part: Mapping[str, object], where: str) -> ContentPart:
-    audio = part.get("input_audio")
-    if not isinstance(audio, dict):
-        raise _missing(f"{where}.input_audio")
-    for key in ("data", "format"):
-        if not isinstance(audio.get(key), str):
-            raise invalid_type(f"{where}.input_audio.{key}", "a string", audio.get(key))
-    return {"type": "input_audio", "input_audio": cast("InputAudio", audio)}  # checked above, passed on as it is
-
-
-#: Input content part types → canonical parts, for user (and system, developer) messages.
-_INPUT_PARTS: dict[str, Callable[[Mapping[str, object], str], ContentPart]] = {
-    "input_image": _image, "input_file": _file, "input_audio": _audio,
-}
-
-
-def _part(part: object, where: str, assistant: bool) -> ContentPart:
-    if not isinstance(part, dict):
-        raise invalid_type(where, "an object", part)
-    kind = part.get("type")
-    if kind in ("input_text", "output_text", "text"):
-        return {"type": "text", "text": _string_of(part, "text", where)}
-    if kind == "refusal" and assistant:
-        return {"type": "refusal", "refusal": _string_of(part, "refusal", where)}
-    convert = _INPUT_PARTS.get(kind) if isinstance(kind, str) and not assistant else None
-    if convert is not None:
-        return convert(part, where)
-    allowed = "'output_text' and 'refusal'" if assistant else "'input_text', 'input_image', 'input_file' and 'input_audio'"
-    raise _bad_value(f"{where}.type", kind, allowed)
-
-
-def _content(content: object, where: str, assistant: bool) -> str | list[ContentPart]:
-    if isinstance(content, str):
-        return content
-    if not isinstance(content, list):
-        raise invalid_type(where, "a string or an array of content parts", content)
-    return [_part(p, f"{where}[{j}]", assistant) for j, p in enumerate(content)]
-
-
-class _Turns:
-    """Input items → canonical messages.
-
-    An assistant turn is several items (reasoning, message, function calls) but
-    one Chat message: function calls join the assistant message before them, and
-    reasoning waits for the next assistant message it belongs to.
-    """
-
-    __slots__ = ("messages", "pending")
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-        #: Thinking blocks from reasoning items, for the next assistant message.
-        self.pending: list[ThinkingBlock] = []
-
-    def assistant(self, start_new: bool) -> Message:
-        messages = self.messages
-        last = messages[-1] if messages else None
-        if start_new or last is None or last.get("role") != "assistant":
-            last = {"role": "assistant", "content": None}
-            messages.append(last)
-        if self.pending:
-            blocks = last.setdefault("thinking_blocks", [])
-            blocks.extend(self.pending)
-            last["reasoning_content"] = "".join(b.get("thinking", "") for b in blocks)
-            self.pending.clear()
-        return last
-
-    def message(self, item: Mapping[str, object], where: str) -> None:
-        role = item.get("role")
-        if role not in _ROLES:
-            raise _bad_value(f"{where}.role", role, "'user', 'system', 'developer' and 'assistant'")
-        if "content" not in item:
-            raise _missing(f"{where}.content")
-        content = _content(item["content"], f"{where}.content", role == "assistant")
-        if role != "assistant":
-            self.messages.append({"role": str(role), "content": content})
-            return
-        message = self.assistant(start_new=True)
-        if isinstance(content, list):
-            texts = [p["text"] for p in content if p["type"] == "text"]
-            if len(texts) == len(content):
-                content = "".join(texts)
-        message["content"] = content
-
-    def function_call(self, item: Mapping[str, object], where: str) -> None:
-        call_id, name, arguments = item.get("call_id"), item.get("name"), item.get("arguments")
-        for key, value in (("call_id", call_id), ("name", name), ("arguments", arguments)):
-            if not isinstance(value, str):
-                raise _missing(f"{where}.{key}") if value is None else invalid_type(f"{where}.{key}", "a string", value)
-        message = self.assistant(start_new=False)
-        message.setdefault("tool_calls", []).append(
-            {"id": str(call_id), "type": "function", "function": {"name": str(name), "arguments": str(arguments)}})
-
-    def function_call_output(self, item: Mapping[str, object], where: str) -> None:
-        call_id, output = item.get("call_id"), item.get("output")
-        if not isinstance(call_id, str):
-            raise _missing(f"{where}.call_id")
-        if output is None:
-            raise _missing(f"{where}.output")
-        self.messages.append({"role": "tool", "tool_call_id": call_id,
-                              "content": _content(output, f"{where}.output", False)})
-
-    def reasoning(self, item: Mapping[str, object], where: str) -> None:
-        self.pending.extend(_reasoning_item(item, where))
-
-
-def input_messages(items: Sequence[object]) -> list[Message]:
-    """Input items → canonical messages (see :class:`_Turns`)."""
-    turns = _Turns()
-    for i, item in enumerate(items):
-        where = f"input[{i}]"
-        if not isinstance(item, dict):
-            raise invalid_type(where, "an object", item)
-        kind = item.get("type", "message" if "role" in item else None)
-        if kind == "message":
-            turns.message(item, where)
-        elif kind == "function_call":
-            turns.function_call(item, where)
-        elif kind == "function_call_output":
-            turns.function_call_output(item, where)
-        elif kind == "reasoning":
-            turns.reasoning(item, where)
-        elif kind == "item_reference":
-            raise InvalidRequest(f"Unsupported value for '{where}.type': 'item_reference'; send the item itself or "
-                                 "use previous_response_id.", param=f"{where}.type", code="unsupported_value")
-        else:
-            raise _bad_value(f"{where}.type", kind, "'message', 'function_call', 'function_call_output' and "
-                                                    "'reasoning'")
-    return turns.messages
-
-
-def _reasoning_item(item: Mapping[str, object], where: str) -> list[ThinkingBlock]:
-    parts = item.get("content") or item.get("summary") or []
-    if not isinstance(parts, list):
-        raise invalid_type(f"{where}.content", "an array", parts)
-    text = "".join(p.get("text", "") for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str))
-    encrypted = item.get("encrypted_content")
-    if encrypted is not None and not isinstance(encrypted, str):
-        raise invalid_type(f"{where}.encrypted_content", "a string", encrypted)
-    if text:
-        return [{"type": "thinking", "thinking": text, "signature": encrypted or ""}]
-    return [{"type": "redacted_thinking", "data": encrypted}] if encrypted else []
 
 
 def _tools(data: Mapping[str, object], out: ChatRequest, echo: Echo) -> None:
@@ -444,7 +250,7 @@ def _tool(tool: object, i: int, names: set[str]) -> ToolDefinition:
                              param=f"tools[{i}].type", code="unsupported_value")
     name = tool.get("name")
     if not isinstance(name, str) or not name:
-        raise _missing(f"tools[{i}].name")
+        raise missing(f"tools[{i}].name")
     params = tool.get("parameters")
     if params is not None:
         if not isinstance(params, dict):
@@ -459,18 +265,18 @@ def _tool(tool: object, i: int, names: set[str]) -> ToolDefinition:
 def _tool_choice(choice: object, names: set[str], out: ChatRequest) -> None:
     if isinstance(choice, str):
         if choice not in ("auto", "none", "required"):
-            raise _bad_value("tool_choice", choice, "'none', 'auto' and 'required', or a function")
+            raise bad_value("tool_choice", choice, "'none', 'auto' and 'required', or a function")
         out["tool_choice"] = choice
     elif isinstance(choice, dict) and choice.get("type") == "function":
         name = choice.get("name")
         if not isinstance(name, str):
-            raise _missing("tool_choice.name")
+            raise missing("tool_choice.name")
         if name not in names:
             raise InvalidRequest(f"Invalid value for 'tool_choice.name': no function named '{name}' is in 'tools'.",
                                  param="tool_choice.name", code="invalid_value")
         out["tool_choice"] = {"type": "function", "function": {"name": name}}
     else:
-        raise _bad_value("tool_choice", choice, "'none', 'auto', 'required' and {'type': 'function', 'name': ...}")
+        raise bad_value("tool_choice", choice, "'none', 'auto', 'required' and {'type': 'function', 'name': ...}")
 
 
 def _text(text: object, out: ChatRequest, echo: Echo) -> None:
@@ -480,7 +286,7 @@ def _text(text: object, out: ChatRequest, echo: Echo) -> None:
     verbosity = text.get("verbosity")
     if verbosity is not None:
         if verbosity not in ("low", "medium", "high"):
-            raise _bad_value("text.verbosity", verbosity, "'low', 'medium' and 'high'")
+            raise bad_value("text.verbosity", verbosity, "'low', 'medium' and 'high'")
         out["verbosity"] = verbosity
     fmt = text.get("format")
     if fmt is None:
@@ -493,15 +299,15 @@ def _text(text: object, out: ChatRequest, echo: Echo) -> None:
     elif kind == "json_schema":
         name, schema = fmt.get("name"), fmt.get("schema")
         if not isinstance(name, str) or not name:
-            raise _missing("text.format.name")
+            raise missing("text.format.name")
         if not isinstance(schema, dict):
-            raise _missing("text.format.schema")
+            raise missing("text.format.schema")
         check_schema(schema, "text.format.schema")
         spec: JsonSchemaFormat = {"name": name, "schema": schema}
         copy_described(fmt, spec, "text.format")
         out["response_format"] = {"type": "json_schema", "json_schema": spec}
     elif kind != "text":
-        raise _bad_value("text.format.type", kind, "'text', 'json_object' and 'json_schema'")
+        raise bad_value("text.format.type", kind, "'text', 'json_object' and 'json_schema'")
 
 
 def _reasoning(reasoning: object, out: ChatRequest, echo: Echo) -> None:
@@ -510,7 +316,7 @@ def _reasoning(reasoning: object, out: ChatRequest, echo: Echo) -> None:
     effort = reasoning.get("effort")
     if effort is not None:
         if effort not in _EFFORTS:
-            raise _bad_value("reasoning.effort", effort, "'none', 'minimal', 'low', 'medium', 'high' and 'xhigh'")
+            raise bad_value("reasoning.effort", effort, "'none', 'minimal', 'low', 'medium', 'high' and 'xhigh'")
         out["reasoning_effort"] = effort
     echo["reasoning"] = {"effort": effort, "summary": reasoning.get("summary")}
 
@@ -518,7 +324,7 @@ def _reasoning(reasoning: object, out: ChatRequest, echo: Echo) -> None:
 # ------------------------------------------------------------------ answers out
 
 
-def assistant_message(output: list[dict[str, Any]]) -> Message:
+def assistant_message(output: list[OutputItem]) -> Message:
     """The canonical assistant message a follow-up replays for these output items."""
     return input_messages(output)[0] if output else {"role": "assistant", "content": ""}
 
