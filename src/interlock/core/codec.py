@@ -1,28 +1,32 @@
 """What an inbound API format must provide to run on the pipeline.
 
 The pipeline speaks one canonical language (Chat Completions dicts and chunk
-payloads); an :class:`InboundCodec` translates a public API format into it and
-back. The OpenAI Chat codec is nearly the identity; the Anthropic Messages and
-Responses codecs translate.
+payloads, typed in :mod:`interlock.core.canonical`); an :class:`InboundCodec`
+translates a public API format into it and back. The OpenAI Chat codec is
+nearly the identity; the Anthropic Messages and Responses codecs translate.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
+from interlock.core.canonical import CanonicalUsage, ChatCompletion, ChatRequest
 from interlock.core.context import RequestContext
 from interlock.core.errors import GatewayError, UpstreamError
 
 #: Called by a stream encoder with the canonical (OpenAI-shaped) usage object when it
 #: passes; returns the cost in USD to show the caller (None when unpriced).
-UsageHook = Callable[[dict[str, Any]], float | None]
+UsageHook = Callable[[CanonicalUsage], float | None]
 
 #: The marker on a usage object whose counts (and cost) interlock estimated because the vendor sent none.
-ESTIMATED = "estimated"
+ESTIMATED: Final = "estimated"
+
+#: A usage object: canonical, or as an adapter built it (``Completion.data`` is untyped until the vendors are).
+_Usage = TypeVar("_Usage", CanonicalUsage, dict[str, Any])
 
 
-def set_cost(usage: dict[str, Any], cost: float | None) -> dict[str, Any]:
+def set_cost(usage: _Usage, cost: float | None) -> _Usage:
     """``usage.cost`` is interlock's figure or absent: a vendor's own cost (or marker) never reaches the caller."""
     usage.pop("cost", None)
     usage.pop(ESTIMATED, None)
@@ -51,7 +55,7 @@ class StreamEncoder(Protocol):
         """Bytes to send for these canonical chunk payloads (may be empty)."""
         ...
 
-    def finish(self, estimated: dict[str, Any] | None = None) -> bytes:
+    def finish(self, estimated: CanonicalUsage | None = None) -> bytes:
         """The closing bytes of a stream that completed normally.
 
         ``estimated`` is the canonical usage interlock estimated when the vendor sent none (with
@@ -70,7 +74,7 @@ class InboundCodec(Protocol):
     #: Content type of streamed responses.
     stream_content_type: str
 
-    async def parse(self, body: bytes, ctx: RequestContext) -> dict[str, Any]:
+    async def parse(self, body: bytes, ctx: RequestContext) -> ChatRequest:
         """Validate the caller's body and return the canonical Chat Completions request.
 
         Async so a codec may read state it needs (the Responses API's
@@ -87,9 +91,9 @@ class InboundCodec(Protocol):
         """The error body in the caller's format."""
         ...
 
-    def completion(self, ctx: RequestContext, request: dict[str, Any], data: dict[str, Any]) -> bytes:
+    def completion(self, ctx: RequestContext, request: ChatRequest, data: ChatCompletion) -> bytes:
         """A canonical completion (with ``usage.cost`` already added) in the caller's format."""
         ...
 
-    def stream_encoder(self, ctx: RequestContext, request: dict[str, Any], on_usage: UsageHook) -> StreamEncoder:
+    def stream_encoder(self, ctx: RequestContext, request: ChatRequest, on_usage: UsageHook) -> StreamEncoder:
         ...

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from interlock.core.canonical import Message
 from interlock.core.principal import Principal
 
 
@@ -50,7 +51,7 @@ class StoredResponse:
     #: This request's input items (normalised to a list).
     input_items: list[Any]
     #: The canonical messages a follow-up continues from (previous turns, this input, this output; no instructions).
-    conversation: list[dict[str, Any]]
+    conversation: list[Message]
     created_at: float = 0.0
     #: The project of the request that stored it (None: the admin key without a project; admin-only).
     project: str | None = None

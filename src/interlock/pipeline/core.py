@@ -10,9 +10,10 @@ caller's format. Settle always runs.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 from interlock.core import exchange
+from interlock.core.canonical import ChatCompletion, ChatRequest
 from interlock.core.codec import InboundCodec, set_cost
 from interlock.core.context import RequestContext
 from interlock.core.errors import GatewayError, UpstreamError
@@ -51,7 +52,9 @@ class Pipeline:
 
     async def _run(self, req: Exchange, ctx: RequestContext) -> None:
         self.identify(req, ctx)
-        request = await self.codec.parse(await req.body(self.max_body), ctx)
+        # Routing, governance and dispatch still take a plain dict: the codec's ChatRequest is cast here, and back
+        # for the codec's answer (a cast is free of copies).
+        request = cast("dict[str, Any]", await self.codec.parse(await req.body(self.max_body), ctx))
         ctx.requested_model = request["model"]
         ctx.stream = request.get("stream") is True
         observe_request(ctx, req, request, self.ledger)
@@ -80,7 +83,7 @@ class Pipeline:
             headers.append(("x-interlock-dropped-params", ",".join(completion.dropped)))
         if ctx.capture_content:
             ctx.response_content = data
-        req.send(200, self.codec.completion(ctx, request, data), headers)
+        req.send(200, self.codec.completion(ctx, cast("ChatRequest", request), cast("ChatCompletion", data)), headers)
 
     async def _stream(self, req: Exchange, ctx: RequestContext, request: dict[str, Any]) -> None:
         source, batch = await self.dispatcher.stream(ctx, request, req.headers)
@@ -88,7 +91,8 @@ class Pipeline:
         seen: list[bytes] = []
         out: StreamOut | None = None
         try:
-            encoder = self.codec.stream_encoder(ctx, request, lambda usage: price_openai_usage(ctx, usage))
+            encoder = self.codec.stream_encoder(ctx, cast("ChatRequest", request),
+                                                lambda usage: price_openai_usage(ctx, usage))
             headers = [*self._stream_headers, *ctx.response_headers()]
             if source.dropped:
                 headers.append(("x-interlock-dropped-params", ",".join(source.dropped)))

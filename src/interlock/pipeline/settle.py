@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import orjson
 
 from interlock.catalog import count_tokens, estimate_chat_tokens
+from interlock.core.canonical import CanonicalUsage
 from interlock.core.codec import ESTIMATED
 from interlock.core.context import RequestContext
 from interlock.core.exchange import Exchange
@@ -54,7 +55,7 @@ def estimate_usage(ctx: RequestContext, request: Mapping[str, Any], output_text:
     return price_usage(ctx, usage)
 
 
-def estimated_openai_usage(ctx: RequestContext, request: Mapping[str, Any], output_text: str) -> dict[str, Any]:
+def estimated_openai_usage(ctx: RequestContext, request: Mapping[str, Any], output_text: str) -> CanonicalUsage:
     """Estimate the usage (as :func:`estimate_usage`) and return it as the caller sees it.
 
     Canonical (OpenAI) usage with interlock's estimated cost when the route is
@@ -63,7 +64,7 @@ def estimated_openai_usage(ctx: RequestContext, request: Mapping[str, Any], outp
     cost = estimate_usage(ctx, request, output_text)
     usage = ctx.usage
     assert usage is not None
-    out: dict[str, Any] = {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.output_tokens,
+    out: CanonicalUsage = {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.output_tokens,
                            "total_tokens": usage.total_tokens}
     if cost is not None:
         out["cost"] = cost

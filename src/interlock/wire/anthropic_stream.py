@@ -18,16 +18,41 @@ from typing import Any
 
 import orjson
 
+from interlock.core.canonical import (
+    CanonicalUsage,
+    ChatCompletion,
+    ChatRequest,
+    Choice,
+    ChunkChoice,
+    Delta,
+    ToolCallDelta,
+)
 from interlock.core.codec import ESTIMATED, UsageHook
 from interlock.core.context import RequestContext
 from interlock.core.errors import GatewayError, anthropic_error_body, anthropic_error_type
-from interlock.wire.canonical import ChunkTranslator, cache_write_tokens, reasoning_blocks, text_of_content
+from interlock.wire.anthropic_types import (
+    AnthropicMessage,
+    AnthropicUsage,
+    ContentBlock,
+    StopDetails,
+    TextBlock,
+    ToolUseBlock,
+)
+from interlock.wire.canonical import (
+    NO_MESSAGE,
+    ChunkTranslator,
+    cache_write_tokens,
+    reasoning_blocks,
+    text_of_content,
+)
 
 _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
                  "content_filter": "refusal"}
 #: ``MessageDeltaUsage`` (TypeScript SDK, src/resources/messages/messages.ts): all present, nullable.
 DELTA_USAGE = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens",
                 "output_tokens_details", "server_tool_use")
+#: What ``message_delta`` carries of a ``Usage``: ``MessageDeltaUsage``'s fields and interlock's extras.
+_DELTA_KEYS = (*DELTA_USAGE, "cost", ESTIMATED)
 _SERVICE_TIERS = {"default": "standard", "standard": "standard", "priority": "priority", "batch": "batch"}
 _BLOCK_DELTA = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
 _TEXT = b',"delta":{"type":"text_delta","text":'
@@ -39,7 +64,7 @@ _PING = b'event: ping\ndata: {"type":"ping"}\n\n'
 _STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
 
 
-def tool_input(arguments: Any) -> Any:
+def tool_input(arguments: object) -> dict[str, Any]:
     """Tool arguments as Anthropic's ``input`` object; text that is not a JSON object is kept, never dropped."""
     if isinstance(arguments, dict):
         return arguments
@@ -52,14 +77,14 @@ def tool_input(arguments: Any) -> Any:
     return value if isinstance(value, dict) else {"_value": value}
 
 
-def _thinking_details(usage: Mapping[str, Any]) -> dict[str, int] | None:
+def _thinking_details(usage: CanonicalUsage) -> dict[str, int] | None:
     """``output_tokens_details``: the reasoning tokens, when the vendor counted them."""
     details = usage.get("completion_tokens_details")
     thinking = details.get("reasoning_tokens") if isinstance(details, dict) else None
     return {"thinking_tokens": thinking} if isinstance(thinking, int) and not isinstance(thinking, bool) else None
 
 
-def anthropic_usage(usage: Mapping[str, Any], service_tier: str | None = None) -> dict[str, Any]:
+def anthropic_usage(usage: CanonicalUsage, service_tier: str | None = None) -> AnthropicUsage:
     """Canonical (OpenAI) usage → Anthropic's ``Usage``, where ``input_tokens`` excludes cache reads and writes.
 
     Every field the TypeScript SDK declares without ``?`` is present (``null`` when
@@ -75,7 +100,7 @@ def anthropic_usage(usage: Mapping[str, Any], service_tier: str | None = None) -
     output = usage.get("completion_tokens")
     one_hour = details.get("cache_write_1h_tokens") if isinstance(details, dict) else None
     one_hour = min(one_hour, written) if isinstance(one_hour, int) and one_hour > 0 else 0
-    out: dict[str, Any] = {
+    out: AnthropicUsage = {
         "input_tokens": max(0, prompt - cached - written),
         "cache_creation_input_tokens": written,
         "cache_read_input_tokens": cached,
@@ -94,27 +119,23 @@ def anthropic_usage(usage: Mapping[str, Any], service_tier: str | None = None) -
     return out
 
 
-def empty_usage(service_tier: str | None = None) -> dict[str, Any]:
+def empty_usage(service_tier: str | None = None) -> AnthropicUsage:
     """The usage of a message before (or without) any count: every always-present field, zeros and nulls."""
     return anthropic_usage({}, service_tier)
 
 
-def delta_usage(usage: Mapping[str, Any]) -> dict[str, Any]:
+def delta_usage(usage: AnthropicUsage) -> dict[str, object]:
     """``message_delta``'s ``MessageDeltaUsage``: the cumulative counts, without the ``Usage``-only fields."""
-    out = {k: usage[k] for k in DELTA_USAGE if k in usage}
-    for extra in ("cost", ESTIMATED):
-        if extra in usage:
-            out[extra] = usage[extra]
-    return out
+    return {k: usage.get(k) for k in _DELTA_KEYS if k in usage}
 
 
-def service_tier(data: Mapping[str, Any]) -> str | None:
+def service_tier(data: ChatCompletion) -> str | None:
     """Anthropic's ``service_tier`` from a canonical completion's (OpenAI's tier names; unknown ones → null)."""
     tier = data.get("service_tier")
     return _SERVICE_TIERS.get(tier) if isinstance(tier, str) else None
 
 
-def stop_reason(choice: Mapping[str, Any], stops: Any, has_tool_calls: bool) -> tuple[str, str | None]:
+def stop_reason(choice: Choice | ChunkChoice, stops: object, has_tool_calls: bool) -> tuple[str, str | None]:
     """Anthropic's ``stop_reason`` and ``stop_sequence`` for a canonical choice.
 
     Chat says ``stop`` both for a natural end and a stop sequence; the matched
@@ -139,13 +160,13 @@ def message_id(ctx_id: str) -> str:
     return "msg_" + ctx_id.removeprefix("req_")
 
 
-def render_message(msg_id: str, model: str, request: Mapping[str, Any], data: Mapping[str, Any],
-                   usage: Mapping[str, Any] | None) -> dict[str, Any]:
+def render_message(msg_id: str, model: str, request: ChatRequest, data: ChatCompletion,
+                   usage: CanonicalUsage | None) -> AnthropicMessage:
     choices = data.get("choices") or ()
-    choice: Mapping[str, Any] = choices[0] if choices and isinstance(choices[0], dict) else {}
-    message = choice.get("message")
-    message = message if isinstance(message, dict) else {}
-    content: list[dict[str, Any]] = list(reasoning_blocks(message))
+    choice: Choice = choices[0] if choices and isinstance(choices[0], dict) else {}
+    found = choice.get("message")
+    message = found if isinstance(found, dict) else NO_MESSAGE  # (a vendor's answer may hold anything)
+    content: list[ContentBlock] = [*reasoning_blocks(message)]
     text = text_of_content(message.get("content"))
     refusal = message.get("refusal")
     if text:
@@ -155,9 +176,9 @@ def render_message(msg_id: str, model: str, request: Mapping[str, Any], data: Ma
     calls = [c for c in message.get("tool_calls") or () if isinstance(c, dict)]
     for call in calls:
         function = call.get("function")
-        function = function if isinstance(function, dict) else {}
-        content.append(tool_use_block(str(call.get("id") or ""), str(function.get("name") or ""),
-                                      tool_input(function.get("arguments"))))
+        name = function.get("name") if isinstance(function, dict) else None
+        arguments = function.get("arguments") if isinstance(function, dict) else None
+        content.append(tool_use_block(str(call.get("id") or ""), str(name or ""), tool_input(arguments)))
     reason, sequence = stop_reason(choice, request.get("stop"), bool(calls))
     tier = service_tier(data)
     return message_object(msg_id, model, content, reason, sequence,
@@ -165,15 +186,15 @@ def render_message(msg_id: str, model: str, request: Mapping[str, Any], data: Ma
                           refusal if isinstance(refusal, str) else None)
 
 
-def stop_details(reason: str | None, explanation: str | None = None) -> dict[str, Any] | None:
+def stop_details(reason: str | None, explanation: str | None = None) -> StopDetails | None:
     """``RefusalStopDetails`` for a refusal (interlock knows no policy category), else null."""
     if reason != "refusal":
         return None
     return {"type": "refusal", "category": None, "explanation": explanation or None}
 
 
-def message_object(msg_id: str, model: str, content: list[dict[str, Any]], reason: str | None,
-                   sequence: str | None, usage: dict[str, Any], refusal: str | None = None) -> dict[str, Any]:
+def message_object(msg_id: str, model: str, content: list[ContentBlock], reason: str | None,
+                   sequence: str | None, usage: AnthropicUsage, refusal: str | None = None) -> AnthropicMessage:
     """Anthropic's ``Message`` with every field the TypeScript SDK declares without ``?`` (``null`` when none)."""
     return {
         "id": msg_id,
@@ -189,21 +210,21 @@ def message_object(msg_id: str, model: str, content: list[dict[str, Any]], reaso
     }
 
 
-def text_block(text: str) -> dict[str, Any]:
+def text_block(text: str) -> TextBlock:
     return {"type": "text", "text": text, "citations": None}
 
 
-def tool_use_block(call_id: str, name: str, arguments: Any) -> dict[str, Any]:
+def tool_use_block(call_id: str, name: str, arguments: dict[str, Any]) -> ToolUseBlock:
     """A ``tool_use`` block; the model called it directly (``caller``), the only kind a translated call can be."""
     return {"type": "tool_use", "id": call_id, "name": name, "input": arguments, "caller": {"type": "direct"}}
 
 
-def anthropic_error(err: GatewayError, request_id: str | None = None) -> dict[str, Any]:
+def anthropic_error(err: GatewayError, request_id: str | None = None) -> dict[str, object]:
     """``err`` as Anthropic's ``ErrorResponse``, carrying the request id its answer's header names."""
     return anthropic_error_body(anthropic_error_type(err.status), err.message, request_id or err.request_id)
 
 
-def event(name: str, payload: Mapping[str, Any]) -> bytes:
+def event(name: str, payload: Mapping[str, object]) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
 
 
@@ -211,7 +232,7 @@ class AnthropicStreamEncoder(ChunkTranslator):
     __slots__ = ("_finish", "_has_tools", "_index", "_model", "_open", "_refusal", "_request", "_started",
                  "_thought", "_tool_block")
 
-    def __init__(self, ctx: RequestContext, request: Mapping[str, Any], on_usage: UsageHook) -> None:
+    def __init__(self, ctx: RequestContext, request: ChatRequest, on_usage: UsageHook) -> None:
         super().__init__(ctx, on_usage)
         self._request = request
         self._model = ctx.requested_model or str(request.get("model"))
@@ -221,7 +242,7 @@ class AnthropicStreamEncoder(ChunkTranslator):
         self._thought: list[str] = []  # the open thinking block's text so far
         self._tool_block: dict[int, int] = {}  # canonical tool-call index → block index
         self._has_tools = False
-        self._finish: Mapping[str, Any] | None = None
+        self._finish: ChunkChoice | None = None
         self._refusal: list[str] = []  # a vendor's refusal text (OpenAI ``refusal`` deltas), shown as text
 
     def _start(self) -> bytes:
@@ -233,7 +254,7 @@ class AnthropicStreamEncoder(ChunkTranslator):
         if not self._started:
             out += self._start()
 
-    def _finished(self, choice: Mapping[str, Any], out: bytearray) -> None:
+    def _finished(self, choice: ChunkChoice, out: bytearray) -> None:
         self._finish = choice
         self._close(out)
 
@@ -244,7 +265,7 @@ class AnthropicStreamEncoder(ChunkTranslator):
             out += event("content_block_stop", {"type": "content_block_stop", "index": self._index})
             self._open = None
 
-    def _open_block(self, out: bytearray, kind: str, block: Mapping[str, Any]) -> None:
+    def _open_block(self, out: bytearray, kind: str, block: ContentBlock) -> None:
         self._close(out)
         self._index += 1
         self._open = kind
@@ -254,7 +275,7 @@ class AnthropicStreamEncoder(ChunkTranslator):
         if self._index == 0:
             out += _PING
 
-    def _delta(self, delta: Mapping[str, Any], out: bytearray) -> None:
+    def _delta(self, delta: Delta, out: bytearray) -> None:
         if len(delta) == 1 and self._open == "text":
             # The common chunk - more text for the open text block - without probing every field.
             content = delta.get("content")
@@ -321,10 +342,11 @@ class AnthropicStreamEncoder(ChunkTranslator):
         if isinstance(signature, str) and signature:
             self._signature(out, signature)
 
-    def _tool_call(self, out: bytearray, call: Mapping[str, Any], position: int) -> None:
+    def _tool_call(self, out: bytearray, call: ToolCallDelta, position: int) -> None:
         index, new_id = self._new_call(call, position, "toolu_")
         function = call.get("function")
-        function = function if isinstance(function, dict) else {}
+        if not isinstance(function, dict):
+            function = {}
         if new_id is not None:
             self._has_tools = True
             self._open_block(out, "tool_use", tool_use_block(new_id, str(function.get("name") or ""), {}))
@@ -336,7 +358,7 @@ class AnthropicStreamEncoder(ChunkTranslator):
 
     # ------------------------------------------------------------ end
 
-    def finish(self, estimated: dict[str, Any] | None = None) -> bytes:
+    def finish(self, estimated: CanonicalUsage | None = None) -> bytes:
         if self.failed:
             return b""
         self._estimated(estimated)

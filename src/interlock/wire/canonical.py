@@ -12,16 +12,30 @@ Responses) read them all through these helpers.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import orjson
 
+from interlock.core.canonical import (
+    CanonicalUsage,
+    ChatCompletionChunk,
+    ChoiceLogprobs,
+    ChunkChoice,
+    Content,
+    Delta,
+    Message,
+    ThinkingBlock,
+    ToolCallDelta,
+)
 from interlock.core.codec import UsageHook, malformed_event, set_cost
 from interlock.core.errors import GatewayError, UpstreamError
 
 if TYPE_CHECKING:
     from interlock.core.context import RequestContext
+
+
+#: What an answer without a readable message is read as (never written to).
+NO_MESSAGE: Message = {"role": "assistant"}
 
 
 def vendor_name(ctx: RequestContext | None) -> str:
@@ -30,7 +44,7 @@ def vendor_name(ctx: RequestContext | None) -> str:
     return target.vendor.spec.name if target is not None else "the vendor"
 
 
-def reasoning_blocks(message: Mapping[str, Any]) -> list[dict[str, Any]]:
+def reasoning_blocks(message: Message | Delta) -> list[ThinkingBlock]:
     """Anthropic thinking blocks carried by a canonical message or delta, whatever convention the vendor used.
 
     ``thinking_blocks`` (Anthropic's blocks, signatures included) win; OpenRouter's
@@ -42,36 +56,36 @@ def reasoning_blocks(message: Mapping[str, Any]) -> list[dict[str, Any]]:
         return [b for b in blocks if isinstance(b, dict) and b.get("type") in ("thinking", "redacted_thinking")]
     details = message.get("reasoning_details")
     if isinstance(details, list) and details:
-        out: list[dict[str, Any]] = []
+        out: list[ThinkingBlock] = []
         for d in details:
             if not isinstance(d, dict):
                 continue
+            text = d.get("text") or d.get("summary")
             if d.get("type") == "reasoning.encrypted" and isinstance(d.get("data"), str):
                 out.append({"type": "redacted_thinking", "data": d["data"]})
-            elif isinstance(d.get("text") or d.get("summary"), str):
-                out.append({"type": "thinking", "thinking": d.get("text") or d.get("summary"),
-                            "signature": d.get("signature") or ""})
+            elif isinstance(text, str):
+                out.append({"type": "thinking", "thinking": text, "signature": d.get("signature") or ""})
         return out
     text = reasoning_text(message)
     return [{"type": "thinking", "thinking": text, "signature": ""}] if text else []
 
 
-def reasoning_text(message: Mapping[str, Any]) -> str:
+def reasoning_text(message: Message | Delta) -> str:
     text = message.get("reasoning_content")
     if not isinstance(text, str):
         text = message.get("reasoning")
     return text if isinstance(text, str) else ""
 
 
-def text_of_content(content: Any) -> str:
+def text_of_content(content: Content) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+        return "".join(text for p in content if isinstance(p, dict) and isinstance(text := p.get("text"), str))
     return ""
 
 
-def cache_write_tokens(usage: Mapping[str, Any]) -> int:
+def cache_write_tokens(usage: CanonicalUsage) -> int:
     """Prompt tokens written to a vendor cache: the conventions adapters use for what Chat usage lacks."""
     details = usage.get("prompt_tokens_details")
     if isinstance(details, dict):
@@ -94,24 +108,28 @@ class ChunkTranslator:
 
     __slots__ = ("_ctx", "_on_usage", "_tool_ids", "_usage", "failed", "usage_seen")
 
+    #: :class:`~interlock.core.codec.StreamEncoder`'s flags.
+    usage_seen: bool
+    failed: bool
+
     def __init__(self, ctx: RequestContext, on_usage: UsageHook) -> None:
         self._ctx = ctx
         self._on_usage = on_usage
         self.failed = False
-        self._usage: dict[str, Any] | None = None
+        self._usage: CanonicalUsage | None = None
         self._tool_ids: dict[int, str] = {}  # canonical tool-call index → the id of the call it holds now
         self.usage_seen = False
 
     def _begin(self, out: bytearray) -> None:
         raise NotImplementedError
 
-    def _delta(self, delta: Mapping[str, Any], out: bytearray) -> None:
+    def _delta(self, delta: Delta, out: bytearray) -> None:
         raise NotImplementedError
 
-    def _logprobs(self, logprobs: Any) -> None:
+    def _logprobs(self, logprobs: ChoiceLogprobs) -> None:
         """The chunk's ``choices[0].logprobs``, seen just before its delta (ignored unless overridden)."""
 
-    def _finished(self, choice: Mapping[str, Any], out: bytearray) -> None:
+    def _finished(self, choice: ChunkChoice, out: bytearray) -> None:
         raise NotImplementedError
 
     def error(self, err: GatewayError) -> bytes:
@@ -124,7 +142,8 @@ class ChunkTranslator:
         self._begin(out)
         for payload in payloads:
             try:
-                chunk = orjson.loads(payload)
+                # A vendor's payload may be any JSON: typed as the chunk it should be, checked just below.
+                chunk: ChatCompletionChunk | None = orjson.loads(payload)
             except orjson.JSONDecodeError:
                 chunk = None
             if not isinstance(chunk, dict):
@@ -150,10 +169,10 @@ class ChunkTranslator:
             usage = chunk.get("usage")
             if isinstance(usage, dict):
                 self.usage_seen = True
-                self._usage = set_cost(dict(usage), self._on_usage(usage))
+                self._usage = set_cost(usage.copy(), self._on_usage(usage))
         return bytes(out)
 
-    def _estimated(self, estimated: dict[str, Any] | None) -> None:
+    def _estimated(self, estimated: CanonicalUsage | None) -> None:
         """The usage to report at the end: the vendor's, else interlock's estimate (marked estimated)."""
         if self._usage is None and estimated is not None:
             self._usage = estimated
@@ -164,7 +183,7 @@ class ChunkTranslator:
         self.failed = True
         return out
 
-    def _new_call(self, call: Mapping[str, Any], position: int, id_prefix: str) -> tuple[int, str | None]:
+    def _new_call(self, call: ToolCallDelta, position: int, id_prefix: str) -> tuple[int, str | None]:
         """The call's canonical index, and its id when this delta starts a new call (None: more of one).
 
         A vendor that omits the index is read by position; one that reuses an

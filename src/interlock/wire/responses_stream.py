@@ -23,6 +23,15 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from interlock.core.canonical import (
+    CanonicalUsage,
+    ChatRequest,
+    ChoiceLogprobs,
+    ChunkChoice,
+    Delta,
+    TokenLogprob,
+    ToolCallDelta,
+)
 from interlock.core.codec import UsageHook
 from interlock.core.context import RequestContext
 from interlock.core.errors import GatewayError
@@ -30,6 +39,9 @@ from interlock.wire.canonical import ChunkTranslator
 from interlock.wire.responses import stored
 from interlock.wire.responses_logprobs import chat_entries, event_logprobs, part_logprobs
 from interlock.wire.responses_output import (
+    FunctionCallItem,
+    OutputItem,
+    OutputText,
     ResponsesMeta,
     function_call_item,
     item_id,
@@ -49,11 +61,11 @@ _TEXT_MIDDLE = b',"logprobs":[],"sequence_number":'
 
 
 class ResponsesStreamEncoder(ChunkTranslator):
-    __slots__ = ("_base", "_codec", "_finish", "_item", "_lp_pending", "_lp_text", "_meta", "_model", "_open",
-                 "_output", "_resp_id", "_seq", "_signature", "_started", "_text", "_text_prefix", "_tool_args",
-                 "_tool_items")
+    __slots__ = ("_base", "_call_index", "_codec", "_finish", "_item", "_lp_pending", "_lp_text", "_meta", "_model",
+                 "_open", "_output", "_resp_id", "_seq", "_signature", "_started", "_text", "_text_prefix",
+                 "_tool_args", "_tool_items")
 
-    def __init__(self, codec: ResponsesCodec, ctx: RequestContext, meta: ResponsesMeta, request: Mapping[str, Any],
+    def __init__(self, codec: ResponsesCodec, ctx: RequestContext, meta: ResponsesMeta, request: ChatRequest,
                  on_usage: UsageHook) -> None:
         super().__init__(ctx, on_usage)
         self._codec = codec
@@ -63,25 +75,26 @@ class ResponsesStreamEncoder(ChunkTranslator):
         self._base = self._resp_id[5:]
         self._seq = 0
         self._started = False
-        self._output: list[dict[str, Any]] = []  # items in output_index order (in progress, then final)
+        self._output: list[OutputItem] = []  # items in output_index order (in progress, then final)
         self._open: str | None = None  # kind of the item still open
-        self._item: dict[str, Any] = {}
+        self._item: OutputItem | None = None  # the item still open
+        self._call_index = 0  # the canonical tool-call index of the open function_call item
         self._text: list[str] = []
         self._text_prefix = b""
         self._signature: str | None = None
         self._tool_items: dict[int, int] = {}  # canonical tool-call index → output_index
         self._tool_args: dict[int, list[str]] = {}
-        self._finish: Any = None
+        self._finish: str | None = None
         #: With include message.output_text.logprobs: the chunk's logprobs, and the open message's so far.
-        self._lp_pending: Any = None
-        self._lp_text: list[Any] = []
+        self._lp_pending: ChoiceLogprobs | None = None
+        self._lp_text: list[TokenLogprob] = []
 
-    def _emit(self, out: bytearray, kind: str, fields: dict[str, Any]) -> None:
+    def _emit(self, out: bytearray, kind: str, fields: dict[str, object]) -> None:
         fields["sequence_number"] = self._seq
         self._seq += 1
         out += b"event: " + kind.encode() + b"\ndata: " + orjson.dumps({"type": kind, **fields}) + b"\n\n"
 
-    def _response(self, status: str, **extra: Any) -> dict[str, Any]:
+    def _response(self, status: str, **extra: dict[str, str] | None) -> dict[str, Any]:
         return response_object(self._resp_id, self._model, self._meta, status, list(self._output),
                                responses_usage(self._usage), **extra)
 
@@ -89,7 +102,7 @@ class ResponsesStreamEncoder(ChunkTranslator):
         if not self._started:
             self._start(out)
 
-    def _finished(self, choice: Mapping[str, Any], out: bytearray) -> None:
+    def _finished(self, choice: ChunkChoice, out: bytearray) -> None:
         self._finish = choice["finish_reason"]
         self._close(out)
 
@@ -100,7 +113,7 @@ class ResponsesStreamEncoder(ChunkTranslator):
 
     # ------------------------------------------------------------ items
 
-    def _add(self, out: bytearray, kind: str, item: dict[str, Any]) -> int:
+    def _add(self, out: bytearray, kind: str, item: OutputItem) -> int:
         self._close(out)
         self._open = kind
         self._item = item
@@ -111,31 +124,31 @@ class ResponsesStreamEncoder(ChunkTranslator):
         self._emit(out, "response.output_item.added", {"output_index": index, "item": item})
         return index
 
-    def _take_open(self) -> tuple[str, int, dict[str, Any], str] | None:
-        """The item still open (kind, output index, item, id), now closed; None when none is."""
-        kind = self._open
-        if kind is None:
+    def _take_open(self) -> tuple[int, OutputItem, str] | None:
+        """The item still open (output index, item, id), now closed; None when none is."""
+        item = self._item
+        if self._open is None or item is None:
             return None
         self._open = None
-        item = self._item
-        return kind, len(self._output) - 1, item, item["id"]
+        return len(self._output) - 1, item, item["id"]
 
     def _close(self, out: bytearray) -> None:
         taken = self._take_open()
         if taken is None:
             return
-        kind, index, item, iid = taken
-        if kind == "message":
+        index, item, iid = taken
+        final: OutputItem
+        if item["type"] == "message":
             text = "".join(self._text)
-            logprobs = {"content": self._lp_text}
-            part = {"type": "output_text", "text": text, "annotations": [], "logprobs": part_logprobs(logprobs)}
+            logprobs: ChoiceLogprobs = {"content": self._lp_text}
+            part: OutputText = {"type": "output_text", "text": text, "annotations": [], "logprobs": part_logprobs(logprobs)}
             self._emit(out, "response.output_text.done", {"item_id": iid, "output_index": index, "content_index": 0,
                                                           "text": text, "logprobs": event_logprobs(logprobs)})
             self._emit(out, "response.content_part.done",
                        {"item_id": iid, "output_index": index, "content_index": 0, "part": part})
             final = message_item(iid, text, None)
             final["content"] = [part]
-        elif kind == "reasoning":
+        elif item["type"] == "reasoning":
             text = "".join(self._text)
             if text:
                 self._emit(out, "response.reasoning_text.done",
@@ -148,18 +161,18 @@ class ResponsesStreamEncoder(ChunkTranslator):
                 final = reasoning_item(iid, {"type": "redacted_thinking", "data": self._signature})
             self._signature = None
         else:
-            arguments = "".join(self._tool_args[item["_index"]])
+            arguments = "".join(self._tool_args[self._call_index])
             self._emit(out, "response.function_call_arguments.done",
                        {"item_id": iid, "name": item["name"], "output_index": index, "arguments": arguments})
             final = function_call_item(iid, item["call_id"], item["name"], arguments)
         self._output[index] = final
         self._emit(out, "response.output_item.done", {"output_index": index, "item": final})
 
-    def _logprobs(self, logprobs: Any) -> None:
+    def _logprobs(self, logprobs: ChoiceLogprobs) -> None:
         if self._meta.logprobs:
             self._lp_pending = logprobs
 
-    def _delta(self, delta: Mapping[str, Any], out: bytearray) -> None:
+    def _delta(self, delta: Delta, out: bytearray) -> None:
         pending, self._lp_pending = self._lp_pending, None
         if len(delta) == 1 and self._open == "message" and pending is None:
             # The common chunk - more text for the open message - from a preformatted event prefix.
@@ -195,7 +208,7 @@ class ResponsesStreamEncoder(ChunkTranslator):
             self._text.append(content)
             if pending is not None:
                 self._lp_text += chat_entries(pending)
-            self._emit(out, "response.output_text.delta", {"item_id": self._item["id"],
+            self._emit(out, "response.output_text.delta", {"item_id": self._output[-1]["id"],
                                                            "output_index": len(self._output) - 1, "content_index": 0,
                                                            "delta": content, "logprobs": event_logprobs(pending)})
         calls = delta.get("tool_calls")
@@ -218,7 +231,7 @@ class ResponsesStreamEncoder(ChunkTranslator):
                 self._close(out)
             self._open_reasoning(out, with_text=True)
         self._text.append(text)
-        self._emit(out, "response.reasoning_text.delta", {"item_id": self._item["id"],
+        self._emit(out, "response.reasoning_text.delta", {"item_id": self._output[-1]["id"],
                                                           "output_index": len(self._output) - 1,
                                                           "content_index": 0, "delta": text})
 
@@ -240,18 +253,17 @@ class ResponsesStreamEncoder(ChunkTranslator):
                 self._open_reasoning(out, with_text=False)
             self._signature = signature
 
-    def _tool_call(self, out: bytearray, call: Mapping[str, Any], position: int) -> None:
+    def _tool_call(self, out: bytearray, call: ToolCallDelta, position: int) -> None:
         index, new_id = self._new_call(call, position, "call_")
         function = call.get("function")
         function = function if isinstance(function, dict) else {}
         if new_id is not None:
             self._tool_args[index] = []
             iid = item_id("fc", self._base, len(self._output))
-            item = {"id": iid, "type": "function_call", "status": "in_progress", "call_id": new_id,
-                    "name": str(function.get("name") or ""), "arguments": ""}
+            item: FunctionCallItem = {"id": iid, "type": "function_call", "status": "in_progress", "call_id": new_id,
+                                      "name": str(function.get("name") or ""), "arguments": ""}
             self._tool_items[index] = self._add(out, "function_call", item)
-            # The canonical index rides on the open item until it is closed; the final item drops it.
-            self._item = {**item, "_index": index}
+            self._call_index = index
         arguments = function.get("arguments")
         if isinstance(arguments, str) and arguments:
             self._tool_args[index].append(arguments)
@@ -261,11 +273,12 @@ class ResponsesStreamEncoder(ChunkTranslator):
             if output_index != len(self._output) - 1 or self._open != "function_call":
                 # A vendor interleaving parallel calls: that item was already closed, so bring it up to date.
                 done = self._output[output_index]
-                done["arguments"] = "".join(self._tool_args[index])
+                if done["type"] == "function_call":
+                    done["arguments"] = "".join(self._tool_args[index])
 
     # ------------------------------------------------------------ end
 
-    def finish(self, estimated: dict[str, Any] | None = None) -> bytes:
+    def finish(self, estimated: CanonicalUsage | None = None) -> bytes:
         if self.failed:
             return b""
         self._estimated(estimated)
@@ -285,17 +298,17 @@ class ResponsesStreamEncoder(ChunkTranslator):
         taken = self._take_open()
         if taken is None:
             return
-        kind, index, item, iid = taken
+        index, item, iid = taken
         text = "".join(self._text)
-        if kind == "message":
+        if item["type"] == "message":
             self._output[index] = message_item(iid, text, None, status="incomplete")
-        elif kind == "reasoning":
+        elif item["type"] == "reasoning":
             self._output[index] = reasoning_item(iid, {"type": "thinking", "thinking": text,
                                                        "signature": self._signature} if text else
                                                  {"type": "redacted_thinking", "data": self._signature})
         else:
             self._output[index] = function_call_item(iid, item["call_id"], item["name"],
-                                                     "".join(self._tool_args[item["_index"]]), status="incomplete")
+                                                     "".join(self._tool_args[self._call_index]), status="incomplete")
 
     def error(self, err: GatewayError) -> bytes:
         self.failed = True

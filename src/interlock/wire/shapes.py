@@ -66,15 +66,15 @@ def dotted_step(path: str, key: str | int) -> str:
     return f"{path}.{key}"
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: object) -> bool:
     return not isinstance(value, bool) and isinstance(value, int | float)
 
 
-def _is_strings(value: Any) -> bool:
+def _is_strings(value: object) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
-def _path(trail: Any, step: Step) -> str:
+def _path(trail: object, step: Step) -> str:
     keys: list[str | int] = []
     while isinstance(trail, tuple):
         trail, key = trail
@@ -85,7 +85,7 @@ def _path(trail: Any, step: Step) -> str:
     return path
 
 
-def schema_problem(schema: Any, path: str, step: Step = openai_step) -> tuple[str, str] | None:
+def schema_problem(schema: object, path: str, step: Step = openai_step) -> tuple[str, str] | None:
     """``(param, problem)`` for the first structural fault of a JSON Schema, or None when its shape is sound.
 
     A schema is an object or a boolean; subschema keywords hold schemas (or
@@ -182,7 +182,7 @@ class SchemaMemo:
         self.max_bytes = max_bytes
         self.size = 0
 
-    def problem(self, schema: Any, path: str, step: Step = openai_step) -> tuple[str, str] | None:
+    def problem(self, schema: object, path: str, step: Step = openai_step) -> tuple[str, str] | None:
         try:
             key = orjson.dumps(schema)
         except orjson.JSONEncodeError:
@@ -204,7 +204,7 @@ class SchemaMemo:
 SCHEMAS = SchemaMemo()
 
 
-def too_deep(body: bytes, data: Any) -> bool:
+def too_deep(body: bytes, data: object) -> bool:
     """True when ``data`` (parsed from ``body``) nests containers more than :data:`MAX_BODY_DEPTH` levels.
 
     The check serialises the value inside ``_MARGIN`` extra levels: orjson
@@ -214,7 +214,7 @@ def too_deep(body: bytes, data: Any) -> bool:
     """
     if len(body) <= 2 * MAX_BODY_DEPTH:
         return False
-    wrapped: Any = data
+    wrapped: object = data
     for _ in range(_MARGIN):
         wrapped = [wrapped]
     try:
