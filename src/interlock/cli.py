@@ -18,7 +18,7 @@ from interlock.ledger.cli import add_ledger_parsers
 from interlock.simulator.cli import add_simulate_parser, add_simulator_parser
 from interlock.state.migrations import MigrationError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the catalog loads only for the commands that use it: `interlock --help` stays fast
     from interlock.catalog import Catalog
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 import orjson
@@ -21,11 +21,9 @@ from interlock.core.exchange import Exchange
 from interlock.governance import ops
 from interlock.governance.model import DefinitionError
 from interlock.governance.openapi import document
+from interlock.governance.service import Governance
 from interlock.governance.store import Duplicate
 from interlock.wire.openai_chat import error_body
-
-if TYPE_CHECKING:
-    from interlock.governance.service import Governance
 
 
 class RouteTable(Protocol):

@@ -11,19 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote
 
 import orjson
 
 from interlock.core.errors import InvalidRequest, NotFound, PermissionDenied
 from interlock.core.exchange import Exchange
+from interlock.governance.auth import Authenticator
 from interlock.ledger.export import csv_lines, parse_day, parse_time
 from interlock.ledger.schema import GROUPS, LogQuery, SpendQuery, decode_cursor, encode_cursor
-
-if TYPE_CHECKING:
-    from interlock.governance.auth import Authenticator
-    from interlock.ledger.writer import LogStore
+from interlock.ledger.writer import LogStore
 
 MAX_LIMIT = 1000
 EXPORT_PAGE = 1000

@@ -8,12 +8,9 @@ model, never keys, projects, users or content. Turn it off with
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
 from interlock.core.exchange import Exchange
-
-if TYPE_CHECKING:
-    from interlock.observability.metrics import Registry, SnapshotDir
+from interlock.observability.metrics import Registry, SnapshotDir
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

@@ -19,14 +19,12 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from interlock.core.clock import SYSTEM_CLOCK, Clock
 from interlock.core.errors import AuthenticationFailed, PermissionDenied
 from interlock.core.principal import Principal
-
-if TYPE_CHECKING:
-    from interlock.governance.model import ApiKey, Definitions
+from interlock.governance.model import ApiKey, Definitions
 
 MASTER_META = "master_key_digest"
 MASTER_PREFIX_META = "master_key_prefix"

@@ -22,15 +22,13 @@ use. Per-route rates are computed once per target and cached.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from interlock.catalog.tokens import requested_output, text_upper_bound
+from interlock.core.plan import Target
 from interlock.core.pricing import Price
-
-if TYPE_CHECKING:
-    from interlock.core.plan import Target
 
 DEFAULT_MAX_OUTPUT = 32_768
 #: Tokens allowed for one image given by URL (its size is unknown before the vendor fetches it).

@@ -27,26 +27,24 @@ import asyncio
 import logging
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from redis.exceptions import RedisError
 
 from interlock.core.clock import SYSTEM_CLOCK, Clock
+from interlock.core.context import RequestContext
 from interlock.core.errors import BudgetExceeded, GatewayError, PermissionDenied, RateLimited
 from interlock.core.tags import parse_tags
 from interlock.core.vendor import Timeouts
 from interlock.governance.alerts import Alerts, crossed
+from interlock.governance.auth import Authenticator
 from interlock.governance.counters import SETTLED_MARKER_S, Check, MemoryCounters, RedisCounters
 from interlock.governance.estimate import Estimator
 from interlock.governance.model import EACH, Budget, Definitions, Limit, allowed, period_end, period_key
 from interlock.governance.settings import GovernanceSettings
 from interlock.governance.store import GovStore, SpendKey
 from interlock.governance.unpriced import screen as screen_unpriced
-
-if TYPE_CHECKING:
-    from interlock.core.context import RequestContext
-    from interlock.governance.auth import Authenticator
-    from interlock.vendors.transport import HttpTransport
+from interlock.vendors.transport import HttpTransport
 
 log = logging.getLogger("interlock.governance")
 WINDOW_S = 60

@@ -14,12 +14,9 @@ Validated in the launching process (``app.validate``) so a typo fails the start.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from interlock.config import Settings
 from interlock.state.redis import redis_settings
-
-if TYPE_CHECKING:
-    from interlock.config import Settings
 
 KEYS = ("alert_webhook", "poll_interval_s", "flush_interval_s", "unpriced")
 

@@ -17,17 +17,13 @@ has no price.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
+from interlock.catalog import Catalog
+from interlock.core.context import RequestContext
 from interlock.core.errors import BudgetExceeded
-from interlock.core.plan import SIMULATOR, Plan
+from interlock.core.plan import SIMULATOR, Plan, Target
 from interlock.core.trace import decision_sentence
-
-if TYPE_CHECKING:
-    from interlock.catalog import Catalog
-    from interlock.core.context import RequestContext
-    from interlock.core.plan import Target
-    from interlock.governance.model import Budget
+from interlock.governance.model import Budget
 
 #: The route reason of a target skipped for this (the trace, ``/v1/route/explain``).
 REASON = "price unknown, and a hard budget applies (governance.unpriced: refuse)"

@@ -12,19 +12,15 @@ counters), and the admin API then refuses to create budgets or limits.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
-from interlock.config import ConfigError
+from interlock.config import ConfigError, Settings
 from interlock.core.clock import SYSTEM_CLOCK, Clock
+from interlock.governance.auth import Authenticator
+from interlock.governance.model import Definitions
 from interlock.governance.service import Governance
 from interlock.governance.settings import GovernanceSettings
 from interlock.governance.store import GovStore, open_store
-
-if TYPE_CHECKING:
-    from interlock.config import Settings
-    from interlock.governance.auth import Authenticator
-    from interlock.governance.model import Definitions
-    from interlock.vendors.transport import HttpTransport
+from interlock.vendors.transport import HttpTransport
 
 
 def build_governance(settings: Settings, auth: Authenticator, http: HttpTransport | None,

@@ -18,15 +18,13 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
+from interlock.core.context import RequestContext
 from interlock.core.plain import plain
 from interlock.core.trace import Attempt, RoutingTrace
-
-if TYPE_CHECKING:
-    from interlock.core.context import RequestContext
 
 #: Layout version of the ``detail`` column (``rowcodec.DETAIL_FIELDS``); 2 added the short one-target trace.
 DETAIL_VERSION = 2

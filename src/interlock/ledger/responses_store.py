@@ -35,7 +35,7 @@ from interlock.core.responses import Owner, StoredResponse
 from interlock.state.migrations import Schema, pg_table_version, sqlite_user_version
 from interlock.state.sqlite import KEEP_JOURNAL, SQLiteDB
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pgstore imports this module (its migrations): a cycle inside ledger, for a type only
     from interlock.ledger.pgstore import PostgresLog
 
 log = logging.getLogger("interlock")

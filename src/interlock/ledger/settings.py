@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-if TYPE_CHECKING:
-
-    from interlock.config import Settings
-    from interlock.core.context import RequestContext
+from interlock.config import Settings
+from interlock.core.context import RequestContext
 
 Level = Literal["off", "metadata", "full"]
 _LEVELS: dict[str, Level] = {"off": "off", "metadata": "metadata", "full": "full"}

@@ -8,17 +8,13 @@ spans are built later by the tracer from the record that row stands for.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from interlock.core.context import RequestContext
 from interlock.ledger.record import Redactor, build_row
 from interlock.ledger.rowcodec import row_record
 from interlock.ledger.settings import LogSettings
-
-if TYPE_CHECKING:
-    from interlock.core.context import RequestContext
-    from interlock.ledger.writer import LedgerWriter
-    from interlock.observability.requests import RequestMetrics
-    from interlock.observability.tracing import Tracer
+from interlock.ledger.writer import LedgerWriter
+from interlock.observability.requests import RequestMetrics
+from interlock.observability.tracing import Tracer
 
 
 class RequestSink:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING
 
+from interlock.config import Settings
 from interlock.core.clock import SYSTEM_CLOCK, Clock
 from interlock.ledger.settings import LogSettings
 from interlock.ledger.sink import RequestSink
@@ -21,10 +21,7 @@ from interlock.observability import zdr_log
 from interlock.observability.metrics import Registry, SnapshotDir
 from interlock.observability.requests import RequestMetrics
 from interlock.observability.settings import TelemetrySettings
-
-if TYPE_CHECKING:
-    from interlock.config import Settings
-    from interlock.observability.tracing import Tracer
+from interlock.observability.tracing import Tracer
 
 log = logging.getLogger("interlock.ledger")
 

@@ -9,12 +9,10 @@ the spend rollups.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
+from interlock.core.context import RequestContext
 from interlock.observability.metrics import Registry
-
-if TYPE_CHECKING:
-    from interlock.core.context import RequestContext
 
 
 class _Store(Protocol):

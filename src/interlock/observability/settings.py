@@ -9,10 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from interlock.config import Settings
+from interlock.config import Settings
 
 TELEMETRY_KEYS = ("otlp_endpoint", "service_name", "headers", "metrics", "sample_ratio")
 

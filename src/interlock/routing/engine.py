@@ -16,9 +16,10 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from interlock.catalog.tokens import requested_output, text_upper_bound
+from interlock.core.context import RequestContext
 from interlock.core.errors import GatewayError, InvalidRequest, ModelNotFound, NoRouteAvailable
 from interlock.core.plan import Plan, Target
 from interlock.core.policy import DEFAULT_POLICY, Filters, Policy
@@ -39,9 +40,6 @@ from interlock.routing.strategies import (
 )
 from interlock.routing.tokens import TokenMemo
 from interlock.routing.trace import TraceLog
-
-if TYPE_CHECKING:
-    from interlock.core.context import RequestContext
 
 _LAYOUT_LIMIT = 4096
 DEFAULT_FILTERS = Filters()

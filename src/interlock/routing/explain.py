@@ -11,14 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
+from interlock.core.context import RequestContext
 from interlock.core.trace import RoutingTrace
-
-if TYPE_CHECKING:
-    from interlock.core.context import RequestContext
 
 PICO = 10**12
 

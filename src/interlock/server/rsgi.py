@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Coroutine
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # h1 imports this module: a cycle inside the server package, for a type only
     from interlock.server.h1 import H1Connection
 
 

@@ -21,7 +21,7 @@ Answers (whole messages and stream events) are written by ``anthropic_stream``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 import orjson
 
@@ -34,6 +34,7 @@ from interlock.core.canonical import (
     ToolDefinition,
 )
 from interlock.core.codec import UsageHook
+from interlock.core.context import RequestContext
 from interlock.core.errors import GatewayError, InvalidRequest
 from interlock.wire.anthropic_content import bad, canonical_messages, require_str, type_name, with_cache
 from interlock.wire.anthropic_stream import (
@@ -44,9 +45,6 @@ from interlock.wire.anthropic_stream import (
 )
 from interlock.wire.chat_validation import parse_json_object
 from interlock.wire.shapes import SCHEMAS, dotted_step
-
-if TYPE_CHECKING:
-    from interlock.core.context import RequestContext
 
 #: Thinking budget → reasoning effort: the budget bands Anthropic's docs use for light, normal and deep thinking.
 _EFFORT_BANDS = ((4096, "low"), (16384, "medium"))

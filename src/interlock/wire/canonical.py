@@ -12,7 +12,6 @@ Responses) read them all through these helpers.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 import orjson
 
@@ -28,11 +27,8 @@ from interlock.core.canonical import (
     ToolCallDelta,
 )
 from interlock.core.codec import UsageHook, malformed_event, set_cost
+from interlock.core.context import RequestContext
 from interlock.core.errors import GatewayError, UpstreamError
-
-if TYPE_CHECKING:
-    from interlock.core.context import RequestContext
-
 
 #: What an answer without a readable message is read as (never written to).
 NO_MESSAGE: Message = {"role": "assistant"}

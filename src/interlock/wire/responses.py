@@ -33,6 +33,7 @@ from interlock.core.canonical import (
     ToolDefinition,
 )
 from interlock.core.codec import UsageHook
+from interlock.core.context import RequestContext
 from interlock.core.errors import GatewayError, InvalidRequest
 from interlock.core.responses import Owner, ResponseStore, StoredResponse
 from interlock.wire.canonical import NO_MESSAGE
@@ -52,8 +53,7 @@ from interlock.wire.responses_output import (
     status_of,
 )
 
-if TYPE_CHECKING:
-    from interlock.core.context import RequestContext
+if TYPE_CHECKING:  # responses_stream imports this module: a cycle inside wire, for a type only
     from interlock.wire.responses_stream import ResponsesStreamEncoder
 
 _EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")

@@ -53,7 +53,7 @@ from interlock.wire.responses_output import (
     status_of,
 )
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # responses imports this module: a cycle inside wire, for a type only
     from interlock.wire.responses import ResponsesCodec
 
 _TEXT_DELTA = b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","item_id":'
