@@ -17,15 +17,10 @@ import orjson
 
 from interlock.core import exchange
 from interlock.core.errors import GatewayError, InvalidRequest, PayloadTooLarge, RequestTimeout
+from interlock.core.exchange import Disconnect, Headers, StreamOut
 
 JSON = "application/json"
 
-#: Raised by a stream transport when the client has gone away.
-
-
-class RSGIHeaders(Protocol):
-    def get(self, key: str, default: Any = None) -> Any: ...
-    def items(self) -> Any: ...
 
 
 class RSGIScope(Protocol):
@@ -35,28 +30,16 @@ class RSGIScope(Protocol):
     client: str
 
     @property
-    def headers(self) -> RSGIHeaders: ...
-
-
-class StreamTransport(Protocol):
-    async def send_bytes(self, data: bytes) -> None: ...
-
-
-class DisconnectFuture(Protocol):
-    """Resolves when the client closes the connection; callbacks run on the loop."""
-
-    def add_done_callback(self, fn: Callable[[Any], object]) -> None: ...
-    def remove_done_callback(self, fn: Callable[[Any], object]) -> int: ...
-    def cancel(self) -> bool: ...
+    def headers(self) -> Headers: ...
 
 
 class RSGIProtocol(Protocol):
     async def __call__(self) -> bytes: ...
     def __aiter__(self) -> Any: ...
-    def client_disconnect(self) -> DisconnectFuture: ...
+    def client_disconnect(self) -> Disconnect: ...
     def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None: ...
     def response_str(self, status: int, headers: list[tuple[str, str]], body: str) -> None: ...
-    def response_stream(self, status: int, headers: list[tuple[str, str]]) -> StreamTransport: ...
+    def response_stream(self, status: int, headers: list[tuple[str, str]]) -> StreamOut: ...
 
 
 class Request:
@@ -162,10 +145,10 @@ class Request:
             out.extend(headers)
         self.send(status, orjson.dumps(data), out)
 
-    def client_disconnect(self) -> DisconnectFuture:
+    def client_disconnect(self) -> Disconnect:
         return self.proto.client_disconnect()
 
-    def stream(self, status: int, headers: list[tuple[str, str]]) -> StreamTransport:
+    def stream(self, status: int, headers: list[tuple[str, str]]) -> StreamOut:
         self.responded = True
         if self.close:
             headers = [*headers, ("connection", "close")]
