@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ def connect(path: Path, pragmas: Pragmas = STATE) -> sqlite3.Connection:
     conn = sqlite3.connect(path, check_same_thread=False, timeout=BUSY_TIMEOUT_S, isolation_level=None)
     try:
         if pragmas.wal:
-            conn.execute("PRAGMA journal_mode=WAL")
+            _set_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
         if pragmas.cache_kib is not None:
@@ -55,6 +56,24 @@ def connect(path: Path, pragmas: Pragmas = STATE) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def _set_wal(conn: sqlite3.Connection) -> None:
+    """``journal_mode=WAL``, waiting out other connections as a statement would.
+
+    Switching a file still in rollback-journal mode to WAL needs it unlocked, and SQLite answers
+    "database is locked" at once, without its busy handler, while another connection holds a lock
+    (processes opening a new file together, one of them migrating it): retry until the busy timeout.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 class SQLiteDB:
