@@ -18,6 +18,7 @@ from typing import Any
 
 from interlock.api.admin import AdminApi
 from interlock.api.admin_logs import AdminLogs
+from interlock.api.badge import BadgeApi
 from interlock.api.embeddings import EmbeddingsApi
 from interlock.api.health import Health
 from interlock.api.messages import MessagesApi
@@ -198,6 +199,7 @@ class Gateway:
                    openai_errors)
         router.add("/v1/models", ("GET",), models.list, openai_errors)
         router.add("/v1/models/*", ("GET",), models.detail, openai_errors)
+        router.add("/embed/*", ("GET", "HEAD"), BadgeApi(self.catalog, self.vendors, self.routing.stats).svg, openai_errors)
         routing_api = RoutingApi(self.auth, self.routing, self.governance, self.obs.store, max_body)
         router.add("/v1/route/explain", ("POST",), routing_api.explain, openai_errors)
         router.add("/v1/generation", ("GET",), routing_api.generation, openai_errors)
