@@ -8,6 +8,8 @@ no request here carries a key.
 from __future__ import annotations
 
 import asyncio
+import urllib.error
+import urllib.request
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +21,7 @@ from interlock.api.badge import text_width, xml_text
 from interlock.app import Gateway
 from interlock.config import load_settings
 from interlock.vendors.registry import VENDOR_TABLE
-from tests.conftest import MASTER_KEY
+from tests.conftest import MASTER_KEY, start_gateway
 from tests.test_internal_errors import Proto, Scope
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -27,6 +29,7 @@ HOSTILE = "<script>alert(1)</script>&\"' ]]> \x01"
 # YAML reads a JSON string: the name keeps every hostile character.
 CONFIG = f"""\
 simulator: {{enabled: true, time_scale: 0}}
+logging: {{flush_interval: 0.05}}
 catalog:
   models:
     evillab/evil:
@@ -120,6 +123,7 @@ def test_real_traffic_fills_the_ttft(gateway: tuple[Gateway, asyncio.AbstractEve
         await gw.__rsgi__(scope, proto)  # type: ignore[arg-type]
         return proto
     assert loop.run_until_complete(run()).status == 200
+    loop.run_until_complete(asyncio.sleep(0.3))  # the request log writes its record before the loop stops
     assert "p50 TTFT" in texts(body(call(gateway, "/embed/openai/gpt-4o-mini.svg")))[2]
 
 
@@ -181,3 +185,27 @@ def test_unknown_model_is_a_404_in_openai_shape(gateway: tuple[Gateway, asyncio.
     error = orjson.loads(body(proto))["error"]
     assert error["code"] == "model_not_found" and error["type"] == "invalid_request_error"
     assert error["param"] == "model"
+
+
+def test_over_the_native_server(tmp_path: Path) -> None:
+    """A real gateway process: HEAD sends the GET's length and no body, a 304 no body, no key needed."""
+    gw = start_gateway(tmp_path, "simulator: {enabled: true, time_scale: 0}\n")
+    url = f"{gw.url}/embed/openai/gpt-4.1-mini.svg"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            assert resp.status == 200 and resp.headers["content-type"] == "image/svg+xml; charset=utf-8"
+            svg, etag = resp.read(), resp.headers["etag"]
+        ET.fromstring(svg)
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=10) as resp:
+            assert resp.status == 200 and resp.read() == b""
+            assert int(resp.headers["content-length"]) == len(svg) and resp.headers["etag"] == etag
+        with pytest.raises(urllib.error.HTTPError) as not_modified:
+            urllib.request.urlopen(urllib.request.Request(url, headers={"If-None-Match": etag}), timeout=10)
+        assert not_modified.value.code == 304 and not_modified.value.read() == b""
+        assert not_modified.value.headers["etag"] == etag and "content-length" not in not_modified.value.headers
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(f"{gw.url}/embed/openai/nope.svg", timeout=10)
+        assert missing.value.code == 404
+        assert orjson.loads(missing.value.read())["error"]["code"] == "model_not_found"
+    finally:
+        gw.stop()

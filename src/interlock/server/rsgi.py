@@ -184,7 +184,9 @@ class Exchange:
     def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
         if not self._start():
             return
-        head = self._conn.head(status, headers, self.keep_alive, b"content-length: %d\r\n" % len(body), self.http11)
+        # 204 and 304 have no body by definition; a 304's Content-Length would have to be the 200's (RFC 9110 8.6).
+        framing = b"" if status in (204, 304) else b"content-length: %d\r\n" % len(body)
+        head = self._conn.head(status, headers, self.keep_alive, framing, self.http11)
         if self.head_only or not body:
             self._conn.write(head)
         elif len(body) < 65536:
