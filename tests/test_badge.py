@@ -34,6 +34,7 @@ catalog:
   models:
     evillab/evil:
       name: {orjson.dumps(HOSTILE).decode()}
+      lab: "<b onload='x'>&lab"
       routes:
         openai: {{vendor_model_id: evil, price: {{input: 1.25, output: 2.0}}}}
 """
@@ -136,7 +137,8 @@ def test_hostile_model_name_from_config_is_escaped(gateway: tuple[Gateway, async
     assert [e.tag for e in root.iter() if "script" in e.tag.lower()] == []
     right = texts(raw)[2]
     assert right == "<script>alert(1)</script>&\"' ]]>  · $1.25/M in · via interlock"
-    assert root.get("aria-label") == f"evillab: {right}"
+    assert texts(raw)[0] == "<b onload='x'>&lab"
+    assert root.get("aria-label") == f"<b onload='x'>&lab: {right}"
 
 
 def test_xml_text_escapes_every_markup_character() -> None:
