@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable
 from urllib.parse import unquote
 
 from interlock.catalog import Catalog
-from interlock.catalog.render import usd_per_million
+from interlock.catalog.render import Stats, usd_per_million
 from interlock.core.errors import ModelNotFound
 from interlock.core.exchange import Exchange
 from interlock.core.model import Model
@@ -28,8 +28,6 @@ from interlock.routing.stats import LiveStats
 
 _PREFIX = "/embed/"
 _SUFFIX = ".svg"
-
-Stats = Mapping[tuple[str, str], Mapping[str, float]]
 
 #: Advance widths of Verdana at 11px, in pixels (what shields.io measures with); others fall back below.
 _WIDTHS: dict[str, float] = {
