@@ -329,9 +329,10 @@ def embed_snippets(base_url: str, model: Model) -> list[tuple[str, str, str]]:
 def model_view(catalog: Catalog, model: Model, live_vendors: Collection[str], stats: Stats,
                base_url: str) -> dict[str, Any]:
     """The ``/models/{lab}/{model}`` page."""
-    more = [{"name": m.name, "href": model_path(m.id)} for m in catalog.models
-            if m.lab == model.lab and m.id != model.id]
-    more.sort(key=lambda m: m["name"].lower())
+    # Newest first: the models a reader of this page most likely compares it with.
+    siblings = sorted((m for m in catalog.models if m.lab == model.lab and m.id != model.id),
+                      key=lambda m: (m.release_date or "", m.id), reverse=True)
+    more = [{"name": m.name, "href": model_path(m.id), "released": m.release_date or ""} for m in siblings]
     routes = [_route_row(catalog, model, r, live_vendors, stats) for r in model.routes]
     if simulated(model, live_vendors) and model.reference_route is not None:
         routes.insert(0, _route_row(catalog, model, model.reference_route, live_vendors, stats, simulator=True))
