@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,14 @@ from typing import Any
 import pytest
 
 from interlock.app import Gateway, validate
+from interlock.catalog import load_catalog
+from interlock.catalog.catalog import CAPABILITIES
 from interlock.config import ConfigError, load_settings
+from interlock.console.views import CAPABILITY_LABELS
 from interlock.vendors.registry import VENDOR_TABLE
 from tests.conftest import MASTER_KEY
 
+CATALOG = load_catalog()
 HOSTILE = "<script>alert('x')</script><img src=x onerror=alert(1)>\"'&"
 
 HOSTILE_CONFIG = f"""
@@ -144,6 +149,24 @@ def test_index_filters_and_sorts_by_query_string(make_gateway: Callable[[str], G
     assert 'href="/models/anthropic/' not in searched.text
     nothing = get("/models", "lab=no-such-lab&sort=bogus")
     assert nothing.status == 200 and "No model matches" in nothing.text
+
+
+def test_index_sorts(make_gateway: Callable[[str], Get]) -> None:
+    get = make_gateway("")
+
+    def ids(query: str) -> list[str]:
+        return re.findall(r'<span class="id">([^<]+)</span>', get("/models", query).text)
+
+    newest = ids("lab=openai&sort=newest")
+    assert newest == sorted(newest, key=lambda i: (CATALOG.get(i).release_date or "", i), reverse=True)
+    cheapest = ids("lab=openai&sort=price_in")
+    prices = [CATALOG.get(i).reference_route.price.input for i in cheapest if CATALOG.get(i).reference_route]
+    known = [p for p in prices if p is not None]
+    assert known == sorted(known) and len(known) > 5
+
+
+def test_every_capability_has_a_label() -> None:
+    assert set(CAPABILITY_LABELS) == CAPABILITIES
 
 
 def test_model_page_shows_prices_context_and_samples(make_gateway: Callable[[str], Get]) -> None:

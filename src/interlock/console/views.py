@@ -16,7 +16,6 @@ from urllib.parse import quote
 from markupsafe import escape
 
 from interlock.catalog import Catalog
-from interlock.catalog.catalog import CAPABILITIES
 from interlock.catalog.render import Stats, usd_per_million
 from interlock.core.model import Model, Route
 
@@ -33,7 +32,6 @@ CAPABILITY_LABELS: dict[str, str] = {
     "audio_input": "Audio input",
     "temperature": "Temperature",
 }
-assert set(CAPABILITY_LABELS) == CAPABILITIES
 
 #: ``sort=`` values of the index, with their labels.
 SORTS: dict[str, str] = {
@@ -182,9 +180,6 @@ def _sort_key(sort: str, model: Model, live: Live) -> tuple[Any, ...]:
     ref = model.reference_route
     if sort == "name":
         return (model.name.lower(), model.id)
-    if sort == "newest":
-        date = model.release_date or ""
-        return (0 if date else 1, tuple(-ord(c) for c in date), model.id)
     if sort == "context":
         return (-(model.context_window or 0), model.id)
     if sort == "price_in":
@@ -206,7 +201,10 @@ def index_view(catalog: Catalog, live_vendors: Collection[str], stats: Stats, fi
     for model in catalog.models:
         if _matches(model, filters):
             picked.append((model, best_live(stats, model, live_vendors)))
-    picked.sort(key=lambda pair: _sort_key(filters.sort, pair[0], pair[1]))
+    if filters.sort == "newest":  # undated models last
+        picked.sort(key=lambda pair: (pair[0].release_date or "", pair[0].id), reverse=True)
+    else:
+        picked.sort(key=lambda pair: _sort_key(filters.sort, pair[0], pair[1]))
     rows = []
     for model, live in picked:
         ref = model.reference_route
