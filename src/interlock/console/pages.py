@@ -16,8 +16,8 @@ from urllib.parse import parse_qsl, unquote
 from jinja2 import Environment
 
 from interlock.catalog import Catalog
-from interlock.console.views import Filters, index_view, model_view
-from interlock.console.web import send_page
+from interlock.console.views import Filters, Index, model_view
+from interlock.console.web import send_large_page, send_page
 from interlock.core.errors import GatewayError
 from interlock.core.exchange import Exchange
 from interlock.pipeline.stages import Authenticate
@@ -50,6 +50,7 @@ class CatalogPages:
         self.stats = stats
         self.auth = auth
         self._live = frozenset(live)
+        self._index = Index(catalog)
 
     def _allowed(self, req: Exchange) -> bool:
         if self.auth is None:
@@ -70,8 +71,8 @@ class CatalogPages:
         if not self._allowed(req):
             return
         filters = Filters.from_query(_query(req.query))
-        view = index_view(self.catalog, self._live, self.stats.endpoint_stats(), filters)
-        send_page(req, self.env, 200, "models.html", {**view, "active": "models"})
+        view = self._index.view(self._live, self.stats.endpoint_stats(), filters)
+        await send_large_page(req, self.env, 200, "models.html", {**view, "active": "models"})
 
     async def model(self, req: Exchange) -> None:
         if not self._allowed(req):

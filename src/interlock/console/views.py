@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote
 
@@ -117,6 +118,8 @@ class Live:
 
 
 def best_live(stats: Stats, model: Model, live_vendors: Collection[str]) -> Live:
+    if not stats:
+        return Live(None, None)
     ttfts: list[float] = []
     speeds: list[float] = []
     measured = [_figures(stats, model, route) for route in model.routes]
@@ -195,50 +198,63 @@ def _sort_key(sort: str, model: Model, live: Live) -> tuple[Any, ...]:
     return (model.lab, model.name.lower(), model.id)
 
 
-def index_view(catalog: Catalog, live_vendors: Collection[str], stats: Stats, filters: Filters) -> dict[str, Any]:
-    """The ``/models`` page: the filter form's choices and one row per matching model."""
-    picked = []
-    for model in catalog.models:
-        if _matches(model, filters):
-            picked.append((model, best_live(stats, model, live_vendors)))
-    if filters.sort == "newest":  # undated models last
-        picked.sort(key=lambda pair: (pair[0].release_date or "", pair[0].id), reverse=True)
-    else:
-        picked.sort(key=lambda pair: _sort_key(filters.sort, pair[0], pair[1]))
-    rows = []
-    for model, live in picked:
-        ref = model.reference_route
-        rows.append({
-            "id": model.id,
-            "name": model.name,
-            "lab": model.lab,
-            "href": model_path(model.id),
-            "modalities": modalities(model.input_modalities, model.output_modalities),
-            "context": tokens_short(model.context_window),
-            "context_exact": tokens_exact(model.context_window),
-            "price_in": price(ref.price.input if ref else None),
-            "price_out": price(ref.price.output if ref else None),
-            "price_cache_read": price(ref.price.cache_read if ref else None),
-            "capabilities": [CAPABILITY_LABELS[c] for c in CAPABILITY_LABELS if c in model.capabilities
-                             and c != "temperature"],
-            "released": model.release_date or "—",
-            "ttft": _ms(live.ttft_ms),
-            "tps": _tps(live.tps),
-            "vendors_here": ([SIMULATOR] if simulated(model, live_vendors)
-                             else [v for v in model.vendors if v in live_vendors]),
-        })
-    all_modalities = sorted({m for model in catalog.models for m in (*model.input_modalities,
-                                                                       *model.output_modalities)})
-    return {
-        "rows": rows,
-        "total": len(catalog.models),
-        "filters": filters,
-        "labs": sorted({m.lab for m in catalog.models}),
-        "vendors": sorted(catalog.vendors),
-        "capabilities": [(c, CAPABILITY_LABELS[c]) for c in CAPABILITY_LABELS],
-        "modalities": all_modalities,
-        "sorts": list(SORTS.items()),
-    }
+def _fixed_row(model: Model) -> Mapping[str, Any]:
+    """The part of a model's index row that only the catalog decides (formatted once, in :class:`Index`)."""
+    ref = model.reference_route
+    return MappingProxyType({
+        "id": model.id,
+        "name": model.name,
+        "lab": model.lab,
+        "href": model_path(model.id),
+        "modalities": modalities(model.input_modalities, model.output_modalities),
+        "context": tokens_short(model.context_window),
+        "context_exact": tokens_exact(model.context_window),
+        "price_in": price(ref.price.input if ref else None),
+        "price_out": price(ref.price.output if ref else None),
+        "price_cache_read": price(ref.price.cache_read if ref else None),
+        "capabilities": tuple(CAPABILITY_LABELS[c] for c in CAPABILITY_LABELS
+                              if c in model.capabilities and c != "temperature"),
+        "released": model.release_date or "—",
+    })
+
+
+class Index:
+    """What the index shows that only the catalog decides, computed once per worker (the catalog is fixed)."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.fixed = {m.id: _fixed_row(m) for m in catalog.models}
+        self.labs = sorted({m.lab for m in catalog.models})
+        self.vendors = sorted(catalog.vendors)
+        self.modalities = sorted({x for m in catalog.models for x in (*m.input_modalities, *m.output_modalities)})
+
+    def view(self, live_vendors: Collection[str], stats: Stats, filters: Filters) -> dict[str, Any]:
+        """The ``/models`` page: the filter form's choices and one row per matching model."""
+        picked = [(m, best_live(stats, m, live_vendors)) for m in self.catalog.models if _matches(m, filters)]
+        if filters.sort == "newest":  # undated models last
+            picked.sort(key=lambda pair: (pair[0].release_date or "", pair[0].id), reverse=True)
+        else:
+            picked.sort(key=lambda pair: _sort_key(filters.sort, pair[0], pair[1]))
+        simulator_live = SIMULATOR in live_vendors
+        rows = []
+        for model, live in picked:
+            here = [v for v in model.vendors if v in live_vendors]
+            rows.append({
+                **self.fixed[model.id],
+                "ttft": _ms(live.ttft_ms),
+                "tps": _tps(live.tps),
+                "vendors_here": [SIMULATOR] if simulator_live and not here else here,
+            })
+        return {
+            "rows": rows,
+            "total": len(self.catalog.models),
+            "filters": filters,
+            "labs": self.labs,
+            "vendors": self.vendors,
+            "capabilities": [(c, CAPABILITY_LABELS[c]) for c in CAPABILITY_LABELS],
+            "modalities": self.modalities,
+            "sorts": list(SORTS.items()),
+        }
 
 
 # --------------------------------------------------------------------------- the model page

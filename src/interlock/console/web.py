@@ -11,6 +11,7 @@ content type, an ETag and cache headers; templates link them with a content hash
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from dataclasses import dataclass
 from importlib import resources
@@ -110,7 +111,21 @@ def make_environment(static: dict[str, StaticFile]) -> Environment:
     return env
 
 
-def send_page(req: Exchange, env: Environment, status: int, template: str, context: dict[str, Any]) -> None:
-    """Render ``template`` and answer with it and the console's security headers."""
-    body = env.get_template(template).render(**context).encode()
+def render(env: Environment, template: str, context: dict[str, Any]) -> bytes:
+    return env.get_template(template).render(**context).encode()
+
+
+def send_html(req: Exchange, status: int, body: bytes) -> None:
+    """Answer with a rendered page and the console's security headers."""
     req.send(status, body, [("content-type", HTML), ("cache-control", "no-store"), *SECURITY_HEADERS])
+
+
+def send_page(req: Exchange, env: Environment, status: int, template: str, context: dict[str, Any]) -> None:
+    """Render ``template`` (a small page: on the loop) and answer with it."""
+    send_html(req, status, render(env, template, context))
+
+
+async def send_large_page(req: Exchange, env: Environment, status: int, template: str,
+                          context: dict[str, Any]) -> None:
+    """Render ``template`` in a worker thread (the index is ~500 kB of HTML) so the loop keeps serving."""
+    send_html(req, status, await asyncio.to_thread(render, env, template, context))
