@@ -21,7 +21,7 @@ from interlock.app import Gateway, validate
 from interlock.catalog import load_catalog
 from interlock.catalog.catalog import CAPABILITIES
 from interlock.config import ConfigError, load_settings
-from interlock.console.views import CAPABILITY_LABELS
+from interlock.console.views import CAPABILITY_LABELS, Filters, Index, model_view
 from interlock.vendors.registry import VENDOR_TABLE
 from tests.conftest import MASTER_KEY
 
@@ -246,3 +246,29 @@ def test_console_section_is_validated(tmp_path: Path, section: str) -> None:
     settings = load_settings(config, vendor_table=VENDOR_TABLE, environ={"INTERLOCK_HOME": str(tmp_path)})
     with pytest.raises(ConfigError, match="console"):
         validate(settings)
+
+
+def test_live_figures_reach_the_index_and_the_model_page() -> None:
+    stats = {
+        ("simulator", "openai/gpt-4.1-mini"): {"latency_ms": 123.0, "throughput_tps": 88.0, "ttft_p95_ms_30m": 450.0},
+        ("anthropic", "claude-sonnet-4-5"): {"latency_ms": 1500.0, "ttft_p95_ms_5m": 2500.0},
+    }
+    live = {"simulator", "anthropic"}
+    rows = {r["id"]: r for r in Index(CATALOG).view(live, stats, Filters())["rows"]}
+    mini = rows["openai/gpt-4.1-mini"]
+    assert (mini["ttft"], mini["tps"], mini["vendors_here"]) == ("123 ms", "88 tok/s", ["simulator"])
+    sonnet = rows["anthropic/claude-sonnet-4-5"]
+    assert (sonnet["ttft"], sonnet["tps"], sonnet["vendors_here"]) == ("1.50 s", "—", ["anthropic"])
+    model = CATALOG.get("openai/gpt-4.1-mini")
+    assert model is not None
+    view = model_view(CATALOG, model, live, stats, "http://gw")
+    simulator_row = view["routes"][0]
+    assert simulator_row["simulator"] and simulator_row["live"]
+    assert (simulator_row["ttft_p50"], simulator_row["ttft_p95"], simulator_row["tps"]) == ("123 ms", "450 ms",
+                                                                                           "88 tok/s")
+    sonnet_model = CATALOG.get("anthropic/claude-sonnet-4-5")
+    assert sonnet_model is not None
+    routes = model_view(CATALOG, sonnet_model, live, stats, "http://gw")["routes"]
+    assert not any(r["simulator"] for r in routes)  # a live vendor serves it: no simulator row
+    anthropic = next(r for r in routes if r["vendor"] == "anthropic")
+    assert (anthropic["live"], anthropic["ttft_p50"], anthropic["ttft_p95"]) == (True, "1.50 s", "2.50 s")
