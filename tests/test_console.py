@@ -205,7 +205,7 @@ def test_hostile_model_name_from_config_is_escaped(make_gateway: Callable[[str],
 
 def test_disabled_console_has_no_routes(make_gateway: Callable[[str], Get]) -> None:
     get = make_gateway("console: {enabled: false}\n")
-    for path in ("/models", "/models/openai/gpt-4.1-mini", "/static/console.css"):
+    for path in ("/models", "/models/openai/gpt-4.1-mini", "/compare", "/static/console.css"):
         assert get(path).status == 404, path
 
 
@@ -272,3 +272,19 @@ def test_live_figures_reach_the_index_and_the_model_page() -> None:
     assert not any(r["simulator"] for r in routes)  # a live vendor serves it: no simulator row
     anthropic = next(r for r in routes if r["vendor"] == "anthropic")
     assert (anthropic["live"], anthropic["ttft_p50"], anthropic["ttft_p95"]) == (True, "1.50 s", "2.50 s")
+
+
+def test_compare_puts_up_to_four_models_side_by_side(make_gateway: Callable[[str], Get]) -> None:
+    get = make_gateway(HOSTILE_CONFIG)
+    page = get("/compare", "m=openai/gpt-4.1-mini&m=anthropic/claude-sonnet-4-5&m=evil/xss&m=nope/<b>")
+    assert page.status == 200
+    assert_page_headers(page)
+    assert page.text.count('<th scope="col">') == 3
+    for figure in ("$0.40", "$1.60", "$3.00", "$15.00", "1.05M (1,047,576)"):
+        assert figure in page.text, figure
+    assert "<script>alert" not in page.text and "&lt;script&gt;alert(" in page.text
+    assert "Not in the catalog" in page.text and "nope/&lt;b&gt;" in page.text
+    many = get("/compare", "&".join(f"m={m.id}" for m in CATALOG.models[:6]))
+    assert many.text.count('<th scope="col">') == 4 and "Only the first 4" in many.text
+    assert get("/compare").status == 200
+    assert 'href="/compare?m=openai%2Fgpt-4.1-mini"' in get("/models/openai/gpt-4.1-mini").text

@@ -131,7 +131,8 @@ def test_pages_fit_a_phone(gateway: GatewayProcess, browser: sync_api.Browser, s
     visit = Visit(browser, PHONE, scheme)
     try:
         page = visit.page
-        for name, path in (("model", "/models/openai/gpt-4.1-mini"), ("index", "/models?lab=openai")):
+        for name, path in (("model", "/models/openai/gpt-4.1-mini"), ("index", "/models?lab=openai"),
+                           ("compare", "/compare?m=openai/gpt-4.1-mini&m=anthropic/claude-sonnet-4-5")):
             page.goto(f"{gateway.url}{path}")
             shot(page, f"{name}-phone-{scheme}")
             overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
@@ -140,6 +141,8 @@ def test_pages_fit_a_phone(gateway: GatewayProcess, browser: sync_api.Browser, s
             page.set_viewport_size(DESKTOP)
             page.goto(f"{gateway.url}/models/openai/gpt-4.1-mini")
             shot(page, "model-desktop-dark")
+            page.goto(f"{gateway.url}/compare?m=openai/gpt-4.1-mini&m=anthropic/claude-sonnet-4-5")
+            shot(page, "compare-desktop-dark")
         visit.check_local(gateway)
     finally:
         visit.close()

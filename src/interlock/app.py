@@ -218,6 +218,7 @@ class Gateway:
             console = Console(console_settings, self.catalog, self.vendors, self.routing.stats, self.auth)
             router.add("/models", ("GET", "HEAD"), console.pages.index, openai_errors)
             router.add("/models/*", ("GET", "HEAD"), console.pages.model, openai_errors)
+            router.add("/compare", ("GET", "HEAD"), console.pages.compare, openai_errors)
             router.add("/static/*", ("GET", "HEAD"), console.static, openai_errors)
         return router
 

@@ -1,4 +1,4 @@
-"""The catalog pages: ``GET /models`` (the index) and ``GET /models/{lab}/{model}``.
+"""The catalog pages: ``GET /models`` (the index), ``GET /models/{lab}/{model}`` and ``GET /compare``.
 
 Each handler reads the catalog (in memory) and a snapshot of the live stats
 (``routing.stats``, cached per second), so a page costs no I/O and no lock.
@@ -11,12 +11,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qs, parse_qsl, unquote
 
 from jinja2 import Environment
 
 from interlock.catalog import Catalog
-from interlock.console.views import Filters, Index, model_view
+from interlock.console.views import Filters, Index, compare_view, model_view
 from interlock.console.web import send_large_page, send_page
 from interlock.core.errors import GatewayError
 from interlock.core.exchange import Exchange
@@ -87,3 +87,10 @@ class CatalogPages:
         view: dict[str, Any] = model_view(self.catalog, model, self._live, self.stats.endpoint_stats(),
                                           base_url(req))
         send_page(req, self.env, 200, "model.html", {**view, "active": "models"})
+
+    async def compare(self, req: Exchange) -> None:
+        if not self._allowed(req):
+            return
+        ids = [v.strip() for v in parse_qs(req.query).get("m", []) if v.strip()]
+        view = compare_view(self.catalog, ids, self._live, self.stats.endpoint_stats())
+        send_page(req, self.env, 200, "compare.html", {**view, "active": "compare"})

@@ -1,4 +1,4 @@
-"""What the catalog pages show, computed from the catalog and live stats (pure functions, no I/O).
+"""What the catalog pages show (index, model page, side-by-side comparison), computed from the catalog and live stats (pure functions, no I/O).
 
 The handlers (:mod:`interlock.console.pages`) parse the request and hand these
 dictionaries to the templates; the templates only lay them out. Figures are
@@ -356,6 +356,7 @@ def model_view(catalog: Catalog, model: Model, live_vendors: Collection[str], st
         "name": model.name,
         "lab": model.lab,
         "lab_href": f"/models?lab={quote(model.lab, safe='')}",
+        "compare_href": f"/compare?m={quote(model.id, safe='')}",
         "modalities": modalities(model.input_modalities, model.output_modalities),
         "context": tokens_short(model.context_window),
         "context_exact": tokens_exact(model.context_window),
@@ -371,4 +372,54 @@ def model_view(catalog: Catalog, model: Model, live_vendors: Collection[str], st
         "samples": code_samples(base_url, model.id),
         "embeds": embed_snippets(base_url, model),
         "more_by_lab": more[:12],
+    }
+
+
+# --------------------------------------------------------------------------- side by side
+
+MAX_COMPARE = 4
+
+
+def compare_view(catalog: Catalog, ids: Sequence[str], live_vendors: Collection[str],
+                 stats: Stats) -> dict[str, Any]:
+    """``/compare?m=a&m=b``: up to four models side by side (facts, reference prices, live figures, benchmarks)."""
+    models: list[Model] = []
+    unknown: list[str] = []
+    for model_id in ids[:MAX_COMPARE]:
+        found = catalog.get(model_id)
+        if found is None:
+            unknown.append(model_id)
+        elif found not in models:
+            models.append(found)
+    columns = []
+    for m in models:
+        ref = m.reference_route
+        live = best_live(stats, m, live_vendors)
+        here = [v for v in m.vendors if v in live_vendors]
+        columns.append({
+            "id": m.id, "name": m.name, "href": model_path(m.id),
+            "facts": [m.lab, modalities(m.input_modalities, m.output_modalities),
+                      f"{tokens_short(m.context_window)} ({tokens_exact(m.context_window)})",
+                      tokens_exact(m.max_output), m.release_date or "—", m.knowledge or "—"],
+            "prices": [price(ref.price.input if ref else None), price(ref.price.output if ref else None),
+                       price(ref.price.cache_read if ref else None), price(ref.price.cache_write if ref else None),
+                       ref.vendor if ref else "—"],
+            "live": [_ms(live.ttft_ms), _tps(live.tps),
+                     ", ".join(here) or (SIMULATOR if SIMULATOR in live_vendors else "none")],
+            "capabilities": [c in m.capabilities for c in CAPABILITY_LABELS],
+        })
+    bench_names = sorted({name for m in models for name in m.benchmarks})
+    return {
+        "columns": columns,
+        "unknown": unknown,
+        "too_many": len(ids) > MAX_COMPARE,
+        "max": MAX_COMPARE,
+        "slots": [m.id for m in models] + [""] * (MAX_COMPARE - len(models)),
+        "fact_labels": ["Lab", "Modalities", "Context", "Max output", "Released", "Knowledge cutoff"],
+        "price_labels": ["Input /1M", "Output /1M", "Cache read /1M", "Cache write /1M", "Priced at"],
+        "live_labels": ["p50 TTFT", "Speed", "Served here by"],
+        "capability_labels": list(CAPABILITY_LABELS.values()),
+        "benchmarks": [(name, [f"{m.benchmarks[name]:g}" if name in m.benchmarks else "—" for m in models])
+                       for name in bench_names],
+        "all_ids": [m.id for m in catalog.models],
     }
