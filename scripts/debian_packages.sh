@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Debian packages the test suite runs: libfaketime (gateway processes sharing a fake wall clock).
+# Debian packages the test suite runs: libfaketime (gateway processes sharing a fake wall clock) and chromium
+# (the console's real-browser tests, driven by Playwright through executable_path=/usr/bin/chromium).
 # Installed only when missing, so an offline machine that has them runs the suite without a network.
 set -euo pipefail
 need=()
 dpkg -s faketime >/dev/null 2>&1 || need+=(faketime)
+dpkg -s chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
     echo "packages: installing ${need[*]}" >&2
     sudo_cmd=""

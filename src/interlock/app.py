@@ -29,6 +29,7 @@ from interlock.api.responses import ResponsesApi
 from interlock.api.routing import RoutingApi
 from interlock.catalog import Catalog, load_catalog, warm_tokenizers
 from interlock.config import ConfigError, Settings, load_settings
+from interlock.console import Console, ConsoleSettings
 from interlock.core.clock import SYSTEM_CLOCK, Clock
 from interlock.core.codec import InboundCodec
 from interlock.core.context import RequestContext
@@ -89,6 +90,7 @@ def validate(settings: Settings) -> None:
     Observability.validate(settings)
     validate_routing(settings, catalog)
     validate_governance(settings)
+    ConsoleSettings.from_settings(settings)
 
 
 def build_catalog(settings: Settings) -> Catalog:
@@ -213,6 +215,13 @@ class Gateway:
         if self.obs.telemetry.metrics:
             router.add("/metrics", ("GET",), MetricsApi(self.obs.registry, self.obs.snapshots).scrape, openai_errors)
         AdminApi(self.governance, self.secret).add_routes(router)
+        console_settings = ConsoleSettings.from_settings(self.settings)
+        if console_settings.enabled:
+            console = Console(console_settings, self.catalog, self.vendors, self.routing.stats, self.auth)
+            router.add("/models", ("GET", "HEAD"), console.pages.index, openai_errors)
+            router.add("/models/*", ("GET", "HEAD"), console.pages.model, openai_errors)
+            router.add("/compare", ("GET", "HEAD"), console.pages.compare, openai_errors)
+            router.add("/static/*", ("GET", "HEAD"), console.static, openai_errors)
         return router
 
     def count_refusal(self, status: int, reason: str) -> None:

@@ -196,7 +196,7 @@ class Settings:
         return [v for v in self.vendors.values() if v.live]
 
 
-_TOP_KEYS = ("server", "vendors", "aliases", "simulator", "catalog", "logging", "store", "telemetry",
+_TOP_KEYS = ("server", "vendors", "aliases", "simulator", "catalog", "logging", "store", "telemetry", "console",
              "policies", "redis", "governance", "circuit_breaker")
 #: ``logging:`` keys; the ledger (``ledger/settings.py``) reads and checks their values.
 LOGGING_KEYS = ("enabled", "level", "retention_days", "zero_data_retention", "flush_interval", "batch_size")

@@ -1,0 +1,96 @@
+"""The catalog pages: ``GET /models`` (the index), ``GET /models/{lab}/{model}`` and ``GET /compare``.
+
+Each handler reads the catalog (in memory) and a snapshot of the live stats
+(``routing.stats``, cached per second), so a page costs no I/O and no lock.
+Unknown models and refused requests are answered as HTML pages too, with the
+same security headers (:func:`interlock.console.web.send_page`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import parse_qs, parse_qsl, unquote
+
+from jinja2 import Environment
+
+from interlock.catalog import Catalog
+from interlock.console.views import Filters, Index, compare_view, model_view
+from interlock.console.web import send_large_page, send_page
+from interlock.core.errors import GatewayError
+from interlock.core.exchange import Exchange
+from interlock.pipeline.stages import Authenticate
+from interlock.routing.stats import LiveStats
+
+_PREFIX = "/models/"
+_HOST = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+
+
+def base_url(req: Exchange) -> str:
+    """This gateway's URL as the browser reached it, for the code samples (a malformed Host is not echoed)."""
+    host = req.header("host") or ""
+    if not _HOST.fullmatch(host):
+        host = "localhost"
+    scheme = "https" if (req.header("x-forwarded-proto") or "").lower() == "https" else "http"
+    return f"{scheme}://{host}"
+
+
+def _query(raw: str) -> dict[str, str]:
+    return dict(parse_qsl(raw, keep_blank_values=True))
+
+
+class CatalogPages:
+    """The public catalog pages; ``auth`` is set when ``console.public_catalog`` is false."""
+
+    def __init__(self, env: Environment, catalog: Catalog, live: Iterable[str], stats: LiveStats,
+                 auth: Authenticate | None = None) -> None:
+        self.env = env
+        self.catalog = catalog
+        self.stats = stats
+        self.auth = auth
+        self._live = frozenset(live)
+        self._index = Index(catalog)
+
+    def _allowed(self, req: Exchange) -> bool:
+        if self.auth is None:
+            return True
+        try:
+            self.auth.authenticate(req.header("authorization"), req.header("x-api-key"))
+        except GatewayError as err:
+            self.error(req, err.status, "Sign-in required",
+                       "This gateway's catalog is private (console.public_catalog: false). "
+                       "Send an interlock key in the Authorization header.")
+            return False
+        return True
+
+    def error(self, req: Exchange, status: int, title: str, message: str) -> None:
+        send_page(req, self.env, status, "error.html", {"title": title, "message": message, "active": ""})
+
+    async def index(self, req: Exchange) -> None:
+        if not self._allowed(req):
+            return
+        filters = Filters.from_query(_query(req.query))
+        view = self._index.view(self._live, self.stats.endpoint_stats(), filters)
+        await send_large_page(req, self.env, 200, "models.html", {**view, "active": "models"})
+
+    async def model(self, req: Exchange) -> None:
+        if not self._allowed(req):
+            return
+        model_id = unquote(req.path[len(_PREFIX):]).strip("/")
+        model = self.catalog.get(model_id) if model_id else None
+        if model is None:
+            self.error(req, 404, "Model not found",
+                       f"There is no model {model_id!r} in this gateway's catalog." if model_id
+                       else "Name a model: /models/{lab}/{model}.")
+            return
+        view: dict[str, Any] = model_view(self.catalog, model, self._live, self.stats.endpoint_stats(),
+                                          base_url(req))
+        send_page(req, self.env, 200, "model.html", {**view, "active": "models"})
+
+    async def compare(self, req: Exchange) -> None:
+        if not self._allowed(req):
+            return
+        ids = [v.strip() for v in parse_qs(req.query).get("m", []) if v.strip()]
+        view = compare_view(self.catalog, ids, self._live, self.stats.endpoint_stats())
+        send_page(req, self.env, 200, "compare.html", {**view, "active": "compare"})

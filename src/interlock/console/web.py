@@ -1,0 +1,131 @@
+"""The console's web plumbing: the Jinja2 environment, HTML answers and the static files.
+
+Every page goes out through :func:`send_page` with the same security headers: a
+Content-Security-Policy that lets a page load only from this host (no inline script,
+no other origin), ``nosniff``, no framing. Templates live in ``console/templates/``
+with autoescaping on, so every value a page renders is escaped. Static files
+(``console/static/``) are read once at start and served from memory with their
+content type, an ETag and cache headers; templates link them with a content hash
+(``/static/console.css?v=…``) so a new build is fetched at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from interlock.core.exchange import Exchange
+
+HTML = "text/html; charset=utf-8"
+
+#: Nothing from other hosts; no inline script or style; no plugins; not framed by other sites.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
+    ("content-security-policy", CSP),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "same-origin"),
+    ("x-frame-options", "DENY"),
+)
+
+_TYPES = {
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".txt": "text/plain; charset=utf-8",
+    ".woff2": "font/woff2",
+}
+
+STATIC_PREFIX = "/static/"
+
+
+@dataclass(frozen=True, slots=True)
+class StaticFile:
+    body: bytes
+    content_type: str
+    etag: str
+
+
+def load_static() -> dict[str, StaticFile]:
+    """Every file of ``console/static/`` (flat), with its type and a content-hash ETag."""
+    files: dict[str, StaticFile] = {}
+    for entry in resources.files("interlock.console").joinpath("static").iterdir():
+        name = entry.name
+        suffix = name[name.rfind("."):] if "." in name else ""
+        if not entry.is_file() or suffix not in _TYPES:
+            continue
+        body = entry.read_bytes()
+        files[name] = StaticFile(body, _TYPES[suffix], hashlib.sha256(body).hexdigest()[:16])
+    return files
+
+
+class StaticFiles:
+    """``GET /static/{name}``: a file of the package's static folder, from memory."""
+
+    def __init__(self, files: dict[str, StaticFile]) -> None:
+        self.files = files
+
+    async def __call__(self, req: Exchange) -> None:
+        name = req.path[len(STATIC_PREFIX):]
+        found = self.files.get(name)
+        if found is None:
+            req.send(404, b"not found\n", [("content-type", "text/plain; charset=utf-8"), *SECURITY_HEADERS])
+            return
+        etag = f'"{found.etag}"'
+        # Linked with ?v=<hash>: such a URL never changes content, so it may be kept for a year.
+        versioned = req.query == f"v={found.etag}"
+        headers = [
+            ("content-type", found.content_type),
+            ("cache-control", "public, max-age=31536000, immutable" if versioned else "public, max-age=300"),
+            ("etag", etag),
+            *SECURITY_HEADERS,
+        ]
+        if req.header("if-none-match") == etag:
+            req.send(304, b"", headers)
+            return
+        req.send(200, found.body, headers)
+
+
+def make_environment(static: dict[str, StaticFile]) -> Environment:
+    """Jinja2 over ``console/templates/``: autoescaping on for every template, undefined names an error."""
+    env = Environment(
+        loader=PackageLoader("interlock.console", "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+    def static_url(name: str) -> str:
+        return f"{STATIC_PREFIX}{name}?v={static[name].etag}"
+
+    env.globals["static_url"] = static_url
+    return env
+
+
+def render(env: Environment, template: str, context: dict[str, Any]) -> bytes:
+    return env.get_template(template).render(**context).encode()
+
+
+def send_html(req: Exchange, status: int, body: bytes) -> None:
+    """Answer with a rendered page and the console's security headers."""
+    req.send(status, body, [("content-type", HTML), ("cache-control", "no-store"), *SECURITY_HEADERS])
+
+
+def send_page(req: Exchange, env: Environment, status: int, template: str, context: dict[str, Any]) -> None:
+    """Render ``template`` (a small page: on the loop) and answer with it."""
+    send_html(req, status, render(env, template, context))
+
+
+async def send_large_page(req: Exchange, env: Environment, status: int, template: str,
+                          context: dict[str, Any]) -> None:
+    """Render ``template`` in a worker thread (the index is ~500 kB of HTML) so the loop keeps serving."""
+    send_html(req, status, await asyncio.to_thread(render, env, template, context))
