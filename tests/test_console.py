@@ -217,6 +217,9 @@ def test_private_catalog_asks_for_a_key(make_gateway: Callable[[str], Get]) -> N
     assert "Sign-in required" in refused.text
     assert get("/models/openai/gpt-4.1-mini").status == 401
     assert get("/models", headers={"authorization": f"Bearer {MASTER_KEY}"}).status == 200
+    # Badges share the gate: an embed of a private catalog needs a key too.
+    assert get("/embed/openai/gpt-4.1-mini.svg").status == 401
+    assert get("/embed/openai/gpt-4.1-mini.svg", headers={"authorization": f"Bearer {MASTER_KEY}"}).status == 200
 
 
 def test_static_files_have_types_and_cache_headers(make_gateway: Callable[[str], Get]) -> None:

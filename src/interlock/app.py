@@ -201,7 +201,9 @@ class Gateway:
                    openai_errors)
         router.add("/v1/models", ("GET",), models.list, openai_errors)
         router.add("/v1/models/*", ("GET",), models.detail, openai_errors)
-        router.add("/embed/*", ("GET", "HEAD"), BadgeApi(self.catalog, self.vendors, self.routing.stats).svg, openai_errors)
+        private = None if ConsoleSettings.from_settings(self.settings).public_catalog else self.auth
+        router.add("/embed/*", ("GET", "HEAD"), BadgeApi(self.catalog, self.vendors, self.routing.stats, private).svg,
+                   openai_errors)
         routing_api = RoutingApi(self.auth, self.routing, self.governance, self.obs.store, max_body)
         router.add("/v1/route/explain", ("POST",), routing_api.explain, openai_errors)
         router.add("/v1/generation", ("GET",), routing_api.generation, openai_errors)

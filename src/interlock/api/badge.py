@@ -7,9 +7,8 @@ Text widths come from a fixed per-character table (Verdana 11px), so no font is
 loaded; ``textLength`` pins each text to its computed width whatever font the
 viewer substitutes. Every text value is XML-escaped: names come from config too.
 
-Public, like the catalog it shows: the console issue (17) gates badges and
-catalog pages together behind ``console.public_catalog`` once the ``console:``
-section exists.
+Public, like the catalog it shows; ``console.public_catalog: false`` puts
+badges behind a key together with the catalog pages.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from interlock.catalog.render import Stats, usd_per_million
 from interlock.core.errors import ModelNotFound
 from interlock.core.exchange import Exchange
 from interlock.core.model import Model
+from interlock.pipeline.stages import Authenticate
 from interlock.routing.stats import LiveStats
 
 _PREFIX = "/embed/"
@@ -129,14 +129,18 @@ def _etag_matches(header: str | None, etag: str) -> bool:
 
 
 class BadgeApi:
-    """``GET``/``HEAD /embed/{lab}/{model}.svg``; public (see the module's docstring)."""
+    """``GET``/``HEAD /embed/{lab}/{model}.svg``; public unless ``auth`` is given (``console.public_catalog: false``)."""
 
-    def __init__(self, catalog: Catalog, live: Iterable[str], stats: LiveStats) -> None:
+    def __init__(self, catalog: Catalog, live: Iterable[str], stats: LiveStats,
+                 auth: Authenticate | None = None) -> None:
         self.catalog = catalog
         self.stats = stats
+        self.auth = auth
         self._live = frozenset(live)
 
     async def svg(self, req: Exchange) -> None:
+        if self.auth is not None:  # a private catalog: its badges need a key like its pages
+            self.auth.authenticate(req.header("authorization"), req.header("x-api-key"))
         # A model id is lab/model, possibly with more slashes or percent-encoded (openai%2Fgpt-4.1-mini.svg).
         rest = unquote(req.path[len(_PREFIX):]).strip("/")
         model_id = rest[: -len(_SUFFIX)] if rest.endswith(_SUFFIX) else ""
