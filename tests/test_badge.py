@@ -19,10 +19,8 @@ import pytest
 
 from interlock.api.badge import text_width, xml_text
 from interlock.app import Gateway
-from interlock.config import load_settings
-from interlock.vendors.registry import VENDOR_TABLE
 from tests.conftest import MASTER_KEY, start_gateway
-from tests.test_internal_errors import Proto, Scope
+from tests.inprocess import Proto, Scope, running_gateway
 
 SVG = "{http://www.w3.org/2000/svg}"
 HOSTILE = "<script>alert(1)</script>&\"' ]]> \x01"
@@ -42,24 +40,8 @@ catalog:
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Gateway, asyncio.AbstractEventLoop]]:
-    tmp: Path = tmp_path_factory.mktemp("badge")
-    config = tmp / "interlock.yaml"
-    config.write_text(CONFIG)
-    env = {"INTERLOCK_HOME": str(tmp / "state"), "INTERLOCK_MASTER_KEY": MASTER_KEY}
-    settings = load_settings(config, vendor_table=VENDOR_TABLE, environ=env)
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("INTERLOCK_MASTER_KEY", MASTER_KEY)
-        gw = Gateway(settings)
-    gw.obs.start(loop)
-    gw.governance.start(loop)
-    yield gw, loop
-    loop.run_until_complete(gw.governance.stop())
-    loop.run_until_complete(gw.obs.stop())
-    loop.run_until_complete(gw.http.close())
-    loop.close()
-    asyncio.set_event_loop(None)
+    with running_gateway(CONFIG, tmp_path_factory.mktemp("badge")) as running:
+        yield running
 
 
 def call(gw: tuple[Gateway, asyncio.AbstractEventLoop], path: str, method: str = "GET",

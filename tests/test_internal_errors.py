@@ -23,81 +23,16 @@ from interlock.config import load_settings
 from interlock.vendors.registry import VENDOR_TABLE
 from interlock.wire.openai_chat import OpenAIChatCodec
 from tests.conftest import MASTER_KEY
+from tests.inprocess import Proto, Scope, running_gateway
 
 SECRET = "prompt-marker-7f3a"
 
 
-class Headers(dict[str, str]):
-    pass
-
-
-class Scope:
-    def __init__(self, method: str, path: str, headers: dict[str, str]) -> None:
-        self.method = method
-        self.path = path
-        self.query_string = ""
-        self.client = "127.0.0.1"
-        self.headers = Headers(headers)
-
-
-class Stream:
-    def __init__(self, sink: list[bytes]) -> None:
-        self.sink = sink
-
-    async def send_bytes(self, data: bytes) -> None:
-        self.sink.append(data)
-
-
-class Proto:
-    """Just enough of the RSGI protocol: a body, a disconnect future that never fires, captured answers."""
-
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-        self.status: int | None = None
-        self.headers: dict[str, str] = {}
-        self.chunks: list[bytes] = []
-        self._gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    async def __call__(self) -> bytes:
-        return self.body
-
-    def __aiter__(self) -> Any:
-        async def one() -> Any:
-            yield self.body
-        return one()
-
-    def client_disconnect(self) -> asyncio.Future[None]:
-        return self._gone
-
-    def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
-        self.status, self.headers = status, dict(headers)
-        self.chunks.append(body)
-
-    def response_str(self, status: int, headers: list[tuple[str, str]], body: str) -> None:
-        self.response_bytes(status, headers, body.encode())
-
-    def response_stream(self, status: int, headers: list[tuple[str, str]]) -> Stream:
-        self.status, self.headers = status, dict(headers)
-        return Stream(self.chunks)
-
-
 @pytest.fixture
-def gateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Gateway, asyncio.AbstractEventLoop]]:
-    monkeypatch.setenv("INTERLOCK_MASTER_KEY", MASTER_KEY)
-    config = tmp_path / "interlock.yaml"
-    config.write_text("simulator: {enabled: true, time_scale: 0}\nlogging: {flush_interval: 0.05}\n")
-    settings = load_settings(config, vendor_table=VENDOR_TABLE, environ={"INTERLOCK_HOME": str(tmp_path / "state")})
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    gw = Gateway(settings)
-    gw.obs.start(loop)
-    gw.governance.start(loop)
-    yield gw, loop
-    loop.run_until_complete(gw.governance.stop())
-    loop.run_until_complete(gw.obs.stop())
-    loop.run_until_complete(gw.http.close())
-    loop.close()
-    asyncio.set_event_loop(None)
+def gateway(tmp_path: Path) -> Iterator[tuple[Gateway, asyncio.AbstractEventLoop]]:
+    with running_gateway("simulator: {enabled: true, time_scale: 0}\nlogging: {flush_interval: 0.05}\n",
+                         tmp_path) as running:
+        yield running
 
 
 def call(gw: Gateway, loop: asyncio.AbstractEventLoop, method: str, path: str, body: Any = None) -> Proto:
