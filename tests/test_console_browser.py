@@ -120,6 +120,9 @@ def test_index_lists_and_filters_by_lab(gateway: GatewayProcess, browser: sync_a
         labs = page.locator("table.models tbody td[data-label=Lab]").all_inner_texts()
         assert labs and set(labs) == {"anthropic"}
         assert page.locator('a[href="/models/openai/gpt-4.1-mini"]').count() == 0
+        # Every column, live figures and vendors included, is in view at 1280 px: no sideways scroll.
+        wrap = "document.querySelector('.table-wrap')"
+        assert page.evaluate(f"{wrap}.scrollWidth - {wrap}.clientWidth") <= 0
         shot(page, "index-desktop")
         visit.check_local(gateway)
     finally:
