@@ -178,7 +178,12 @@ def test_model_page_shows_prices_context_and_samples(make_gateway: Callable[[str
     for figure in ("$0.40", "$1.60", "$0.10", "1,047,576", "1.05M ctx", "text+image+pdf in · text out",
                    "2025-04-14", "2024-04"):
         assert figure in text, figure
-    assert 'base_url="http://127.0.0.1:4000/v1"' in text.replace("&#34;", '"')
+    plain = text.replace("&#34;", '"')
+    assert 'base_url="http://127.0.0.1:4000/v1"' in plain
+    # Vercel AI SDK and LangChain samples name this gateway and the model too.
+    assert 'createOpenAI({ baseURL: "http://127.0.0.1:4000/v1"' in plain
+    assert 'interlock.chat("openai/gpt-4.1-mini")' in plain
+    assert 'ChatOpenAI(base_url="http://127.0.0.1:4000/v1", api_key="YOUR_INTERLOCK_KEY", model="openai/gpt-4.1-mini")' in plain
     assert "http://127.0.0.1:4000/embed/openai/gpt-4.1-mini.svg" in text
     assert "Simulator" in text  # no live vendor: the simulator answers for the model here
 

@@ -325,8 +325,23 @@ def code_samples(base_url: str, model_id: str) -> list[tuple[str, str, str]]:
         ")\n"
         "print(message.content[0].text)\n"
     )
+    # The AI SDK's OpenAI provider; .chat() keeps it on Chat Completions (its default is the Responses API,
+    # which interlock serves too).
+    vercel_ai = (
+        'import { createOpenAI } from "@ai-sdk/openai";\n'
+        'import { generateText } from "ai";\n\n'
+        f'const interlock = createOpenAI({{ baseURL: "{base_url}/v1", apiKey: process.env.INTERLOCK_KEY }});\n'
+        f'const {{ text }} = await generateText({{ model: interlock.chat("{model_id}"), prompt: "Hello!" }});\n'
+        "console.log(text);\n"
+    )
+    langchain = (
+        "from langchain_openai import ChatOpenAI\n\n"
+        f'llm = ChatOpenAI(base_url="{base_url}/v1", api_key="YOUR_INTERLOCK_KEY", model="{model_id}")\n'
+        'print(llm.invoke("Hello!").content)\n'
+    )
     return [("openai-python", "OpenAI Python SDK", openai_py), ("curl", "curl", curl),
-            ("anthropic-python", "Anthropic Python SDK", anthropic_py)]
+            ("anthropic-python", "Anthropic Python SDK", anthropic_py),
+            ("vercel-ai", "Vercel AI SDK (TypeScript)", vercel_ai), ("langchain", "LangChain (Python)", langchain)]
 
 
 def embed_snippets(base_url: str, model: Model) -> list[tuple[str, str, str]]:
