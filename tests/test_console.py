@@ -147,8 +147,10 @@ def test_index_filters_and_sorts_by_query_string(make_gateway: Callable[[str], G
     searched = get("/models", "q=gpt-4.1-mini&capability=tools&modality=image&vendor=openai")
     assert 'href="/models/openai/gpt-4.1-mini"' in searched.text
     assert 'href="/models/anthropic/' not in searched.text
-    nothing = get("/models", "lab=no-such-lab&sort=bogus")
+    nothing = get("/models", "lab=no-such-lab")
     assert nothing.status == 200 and "No model matches" in nothing.text
+    bogus = get("/models", "sort=bogus")
+    assert bogus.status == 400 and "&#39;sort&#39; must be one of" in bogus.text
 
 
 def test_index_sorts(make_gateway: Callable[[str], Get]) -> None:
@@ -293,6 +295,7 @@ def test_compare_puts_up_to_four_models_side_by_side(make_gateway: Callable[[str
     assert "<script>alert" not in page.text and "&lt;script&gt;alert(" in page.text
     assert "Not in the catalog" in page.text and "nope/&lt;b&gt;" in page.text
     many = get("/compare", "&".join(f"m={m.id}" for m in CATALOG.models[:6]))
-    assert many.text.count('<th scope="col">') == 4 and "Only the first 4" in many.text
+    assert many.status == 400 and many.text.count('<th scope="col">') == 4
+    assert "At most 4 models can be compared (parameter 'm')" in many.text
     assert get("/compare").status == 200
     assert 'href="/compare?m=openai%2Fgpt-4.1-mini"' in get("/models/openai/gpt-4.1-mini").text

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, parse_qsl, unquote
 from jinja2 import Environment
 
 from interlock.catalog import Catalog
-from interlock.console.views import Filters, Index, compare_view, model_view
+from interlock.console.views import SORTS, Filters, Index, compare_view, model_view
 from interlock.console.web import send_large_page, send_page
 from interlock.core.errors import GatewayError
 from interlock.core.exchange import Exchange
@@ -70,7 +70,11 @@ class CatalogPages:
     async def index(self, req: Exchange) -> None:
         if not self._allowed(req):
             return
-        filters = Filters.from_query(_query(req.query))
+        query = _query(req.query)
+        if query.get("sort", "lab") not in SORTS:
+            self.error(req, 400, "Unknown sort order", f"'sort' must be one of: {', '.join(SORTS)}.")
+            return
+        filters = Filters.from_query(query)
         view = self._index.view(self._live, self.stats.endpoint_stats(), filters)
         await send_large_page(req, self.env, 200, "models.html", {**view, "active": "models"})
 
@@ -93,4 +97,5 @@ class CatalogPages:
             return
         ids = [v.strip() for v in parse_qs(req.query).get("m", []) if v.strip()]
         view = compare_view(self.catalog, ids, self._live, self.stats.endpoint_stats())
-        send_page(req, self.env, 200, "compare.html", {**view, "active": "compare"})
+        # More than four models is the caller's mistake: the page says so (naming 'm') and answers 400.
+        send_page(req, self.env, 400 if view["too_many"] else 200, "compare.html", {**view, "active": "compare"})
