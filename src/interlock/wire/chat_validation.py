@@ -267,15 +267,20 @@ def _check_function(function: Mapping[str, object], where: str) -> None:
     name = function.get("name")
     if not isinstance(name, str) or not name:
         raise _missing(f"{where}.name")
-    check_str(function, "description", where)
-    strict = function.get("strict")
+    _described_schema(function, where, "parameters", "an object (a JSON Schema)")
+
+
+def _described_schema(obj: Mapping[str, object], where: str, key: str, what: str) -> None:
+    """The ``description``, ``strict`` and JSON Schema (under ``key``) a function or a response format carries."""
+    check_str(obj, "description", where)
+    strict = obj.get("strict")
     if strict is not None and not isinstance(strict, bool):
         raise invalid_type(f"{where}.strict", "a boolean", strict)
-    params = function.get("parameters")
-    if params is not None:
-        if not isinstance(params, dict):
-            raise invalid_type(f"{where}.parameters", "an object (a JSON Schema)", params)
-        check_schema(params, f"{where}.parameters")
+    schema = obj.get(key)
+    if schema is not None:
+        if not isinstance(schema, dict):
+            raise invalid_type(f"{where}.{key}", what, schema)
+        check_schema(schema, f"{where}.{key}")
 
 
 def _function_call(key: str, value: object) -> None:
@@ -318,15 +323,7 @@ def _response_format(key: str, value: object) -> None:
         raise _missing(where)
     if not isinstance(spec.get("name"), str):
         raise _missing(f"{where}.name")
-    check_str(spec, "description", where)
-    strict = spec.get("strict")
-    if strict is not None and not isinstance(strict, bool):
-        raise invalid_type(f"{where}.strict", "a boolean", strict)
-    schema = spec.get("schema")
-    if schema is not None:
-        if not isinstance(schema, dict):
-            raise invalid_type(f"{where}.schema", "an object", schema)
-        check_schema(schema, f"{where}.schema")
+    _described_schema(spec, where, "schema", "an object")
 
 
 #: Fields with a structure to check, after the scalars, in this order.
