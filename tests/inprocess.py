@@ -25,7 +25,8 @@ class Scope:
         self.method = method
         self.path = path
         self.query_string = ""
-        self.client = "127.0.0.1"
+        self.client = "127.0.0.1:50000"
+        self.scheme = "http"
         self.headers = Headers(headers)
 
 

@@ -45,7 +45,8 @@ class Scope:
         self.method = method
         self.path = path
         self.query_string = query
-        self.client = "127.0.0.1"
+        self.client = "127.0.0.1:50000"
+        self.scheme = "http"
         self.headers = headers
 
 

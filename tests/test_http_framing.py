@@ -404,3 +404,13 @@ def test_a_refusal_after_the_head_is_in_the_format_of_the_api_called(gateways: d
     # request exists, the body's request_id is null.
     assert json.loads(too_large.bodies[0]) == {"type": "error", "request_id": None, "error": {
         "type": "invalid_request_error", "message": json.loads(too_large.bodies[0])["error"]["message"]}}
+
+
+def test_peer_host_strips_the_port_of_ipv4_and_ipv6_peers() -> None:
+    from interlock.server.http import peer_host
+
+    assert peer_host("203.0.113.9:5123") == "203.0.113.9"
+    assert peer_host("[::1]:5123") == "::1"
+    assert peer_host("::1:5123") == "::1"
+    assert peer_host("203.0.113.9") == "203.0.113.9"
+    assert peer_host("") == ""

@@ -56,6 +56,16 @@ class Exchange(Protocol):
 
     def header(self, name: str) -> str | None: ...
 
+    @property
+    def client_host(self) -> str:
+        """The peer's IP address, without the port ("" when unknown)."""
+        ...
+
+    @property
+    def tls(self) -> bool:
+        """Whether the request reached this server over TLS (a proxy in front says so in its own headers)."""
+        ...
+
     async def body(self, limit: int) -> bytes:
         """The whole body; 413 past ``limit``, 408 when it stalls, 400 when the client leaves mid-body."""
         ...

@@ -28,6 +28,7 @@ class RSGIScope(Protocol):
     path: str
     query_string: str
     client: str
+    scheme: str
 
     @property
     def headers(self) -> Headers: ...
@@ -87,6 +88,14 @@ class Request:
     def header(self, name: str) -> str | None:
         value = self.headers.get(name)
         return value if value is None else str(value)
+
+    @property
+    def client_host(self) -> str:
+        return peer_host(self.scope.client)
+
+    @property
+    def tls(self) -> bool:
+        return self.scope.scheme == "https"
 
     async def body(self, limit: int) -> bytes:
         """The whole body, refused with 413 past ``limit``; a stalled or abandoned upload is a client error."""
@@ -153,6 +162,14 @@ class Request:
         if self.close:
             headers = [*headers, ("connection", "close")]
         return self.proto.response_stream(status, headers)
+
+
+def peer_host(client: str) -> str:
+    """``"203.0.113.9:5123"`` → ``"203.0.113.9"``; ``"[::1]:5123"`` or ``"::1:5123"`` → ``"::1"``."""
+    if client.startswith("["):
+        return client[1:client.find("]")] if "]" in client else client[1:]
+    host, sep, port = client.rpartition(":")
+    return host if sep and port.isdigit() else client
 
 
 def refusal_error(status: int, code: str, message: str) -> GatewayError:
