@@ -108,6 +108,46 @@ def test_model_page_shows_prices_and_context(gateway: GatewayProcess, browser: s
         visit.close()
 
 
+def test_simulator_box_streams_an_answer_and_prices_it(gateway: GatewayProcess,
+                                                       browser: sync_api.Browser) -> None:
+    visit = Visit(browser, DESKTOP)
+    try:
+        page = visit.page
+        page.goto(f"{gateway.url}/models/openai/gpt-4.1-mini")
+        box = page.locator("#sim-form")
+        assert box.is_visible()  # simulate.js ran under the CSP and showed the form
+        page.fill("#sim-prompt", "Say hello in a few words <b>not bold</b>")
+        page.click("#sim-run")
+        page.wait_for_selector("#sim-costs tr")
+        assert page.locator("#sim-answer").inner_text().strip()
+        assert page.locator("#sim-answer b").count() == 0  # model output is text, never markup
+        costs = page.locator("#sim-costs").inner_text()
+        assert "OpenAI" in costs and "$0.0" in costs
+        assert int(page.locator("#sim-out").inner_text().replace(",", "")) > 0
+        assert page.locator("#sim-ttft").inner_text().endswith("ms")
+        assert page.locator("#sim-status").inner_text().startswith("Done")
+        # A tool: the answer is a call of it.
+        page.check("#sim-tool-on")
+        assert page.locator("#sim-tool").is_visible()
+        page.uncheck("#sim-stream")
+        page.fill("#sim-prompt", "What is the weather in Paris?")
+        page.click("#sim-run")
+        page.wait_for_selector("#sim-calls:not([hidden])")
+        assert "get_weather(" in page.locator("#sim-calls-text").inner_text()
+        # Invalid JSON in the schema box is reported in the page, and nothing is sent.
+        page.check("#sim-schema-on")
+        page.fill("#sim-schema", "{not json")
+        sent = len(visit.requests)
+        page.click("#sim-run")
+        page.wait_for_function("document.getElementById('sim-status').textContent.startsWith('Error')")
+        assert "schema is not valid JSON" in page.locator("#sim-status").inner_text()
+        assert len(visit.requests) == sent
+        shot(page, "model-simulator-desktop")
+        visit.check_local(gateway)
+    finally:
+        visit.close()
+
+
 def test_index_lists_and_filters_by_lab(gateway: GatewayProcess, browser: sync_api.Browser) -> None:
     visit = Visit(browser, DESKTOP)
     try:

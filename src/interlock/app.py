@@ -224,6 +224,7 @@ class Gateway:
             router.add("/models/*", ("GET", "HEAD"), console.pages.model, openai_errors)
             router.add("/compare", ("GET", "HEAD"), console.pages.compare, openai_errors)
             router.add("/static/*", ("GET", "HEAD"), console.static, openai_errors)
+            router.add("/console/simulate", ("POST",), console.simulate, openai_errors)
         return router
 
     def count_refusal(self, status: int, reason: str) -> None:

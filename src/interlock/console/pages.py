@@ -44,15 +44,17 @@ class CatalogPages:
     """The public catalog pages; ``auth`` is set when ``console.public_catalog`` is false."""
 
     def __init__(self, env: Environment, catalog: Catalog, live: Iterable[str], stats: LiveStats,
-                 auth: Authenticate | None = None) -> None:
+                 auth: Authenticate | None = None, *, simulator_box: bool = False) -> None:
         self.env = env
         self.catalog = catalog
         self.stats = stats
         self.auth = auth
         self._live = frozenset(live)
+        #: The model page shows "Test with the simulator" (the simulator is enabled here).
+        self.simulator_box = simulator_box
         self._index = Index(catalog)
 
-    def _allowed(self, req: Exchange) -> bool:
+    def allowed(self, req: Exchange) -> bool:
         if self.auth is None:
             return True
         try:
@@ -68,7 +70,7 @@ class CatalogPages:
         send_page(req, self.env, status, "error.html", {"title": title, "message": message, "active": ""})
 
     async def index(self, req: Exchange) -> None:
-        if not self._allowed(req):
+        if not self.allowed(req):
             return
         query = _query(req.query)
         if query.get("sort", "lab") not in SORTS:
@@ -79,7 +81,7 @@ class CatalogPages:
         await send_large_page(req, self.env, 200, "models.html", {**view, "active": "models"})
 
     async def model(self, req: Exchange) -> None:
-        if not self._allowed(req):
+        if not self.allowed(req):
             return
         model_id = unquote(req.path[len(_PREFIX):]).strip("/")
         model = self.catalog.get(model_id) if model_id else None
@@ -90,10 +92,11 @@ class CatalogPages:
             return
         view: dict[str, Any] = model_view(self.catalog, model, self._live, self.stats.endpoint_stats(),
                                           base_url(req))
-        send_page(req, self.env, 200, "model.html", {**view, "active": "models"})
+        send_page(req, self.env, 200, "model.html",
+                  {**view, "active": "models", "simulator_box": self.simulator_box})
 
     async def compare(self, req: Exchange) -> None:
-        if not self._allowed(req):
+        if not self.allowed(req):
             return
         ids = [v.strip() for v in parse_qs(req.query).get("m", []) if v.strip()]
         view = compare_view(self.catalog, ids, self._live, self.stats.endpoint_stats())

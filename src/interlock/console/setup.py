@@ -2,22 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Mapping
 
 from interlock.catalog import Catalog
 from interlock.console.pages import CatalogPages
 from interlock.console.settings import ConsoleSettings
+from interlock.console.simulate import SimulatorBox
+from interlock.console.views import vendor_name
 from interlock.console.web import StaticFiles, load_static, make_environment
+from interlock.core.exchange import Exchange
+from interlock.core.vendor import VendorRuntime
 from interlock.pipeline.stages import Authenticate
 from interlock.routing.stats import LiveStats
+
+SIMULATOR = "simulator"
 
 
 class Console:
     """The console's handlers; ``Gateway._routes()`` adds one route for each."""
 
-    def __init__(self, settings: ConsoleSettings, catalog: Catalog, live: Iterable[str], stats: LiveStats,
-                 auth: Authenticate) -> None:
+    def __init__(self, settings: ConsoleSettings, catalog: Catalog, vendors: Mapping[str, VendorRuntime],
+                 stats: LiveStats, auth: Authenticate) -> None:
         static = load_static()
         env = make_environment(static)
-        self.pages = CatalogPages(env, catalog, live, stats, None if settings.public_catalog else auth)
+        simulator = vendors.get(SIMULATOR)
+        self.pages = CatalogPages(env, catalog, vendors, stats, None if settings.public_catalog else auth,
+                                  simulator_box=simulator is not None)
         self.static = StaticFiles(static)
+
+        async def gate(req: Exchange) -> bool:
+            return self.pages.allowed(req)
+
+        self.simulate = SimulatorBox(catalog, simulator.adapter if simulator is not None else None,
+                                     lambda vendor: vendor_name(catalog, vendor), gate)

@@ -260,7 +260,7 @@ class Index:
 # --------------------------------------------------------------------------- the model page
 
 
-def _vendor_name(catalog: Catalog, vendor: str) -> str:
+def vendor_name(catalog: Catalog, vendor: str) -> str:
     meta = catalog.meta.get("vendors", {})
     info = meta.get(vendor) if isinstance(meta, Mapping) else None
     return str(info.get("name", vendor)) if isinstance(info, Mapping) else vendor
@@ -279,7 +279,7 @@ def _route_row(catalog: Catalog, model: Model, route: Route, live_vendors: Colle
                 "tps": _tps(figures.get("throughput_tps"))}
     return {
         "vendor": route.vendor,
-        "vendor_name": _vendor_name(catalog, route.vendor),
+        "vendor_name": vendor_name(catalog, route.vendor),
         "vendor_model_id": route.vendor_model_id,
         "context": tokens_short(route.context_window or model.context_window),
         "context_exact": tokens_exact(route.context_window or model.context_window),
