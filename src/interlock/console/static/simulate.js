@@ -28,6 +28,7 @@ document.addEventListener("DOMContentLoaded", function () {
 
   function reset() {
     $("sim-result").hidden = false;
+    $("sim-answer-box").hidden = false;
     $("sim-answer").textContent = "";
     $("sim-calls").hidden = true;
     $("sim-calls-text").textContent = "";
@@ -57,6 +58,8 @@ document.addEventListener("DOMContentLoaded", function () {
       body.appendChild(tr);
     });
     $("sim-costs-wrap").hidden = ev.costs.length === 0;
+    // An answer that is only a tool call has no text to show.
+    $("sim-answer-box").hidden = $("sim-answer").textContent === "" && !$("sim-calls").hidden;
     status.textContent = "Done" + (ev.finish_reason ? " (" + ev.finish_reason + ")" : "") + ".";
   }
 

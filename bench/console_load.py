@@ -1,0 +1,149 @@
+"""What the web console costs the inference path: req/s with and without a browser loading a model page.
+
+Two gateways with the same config (the mock vendor, the request log on in SQLite,
+so the model page reads its rollups) run at once on core 0, each loaded by its own
+wrk (c=32, chat completions through the mock) - ``bench/logging_overhead.py``'s
+concurrent method, where both share the core equally and a change in the machine's
+speed hits both in the same instant. One of them ("pages") also serves a
+browser-like client: every second it loads ``/models/openai/gpt-4.1-mini`` (the
+first load also fetches the stylesheet and scripts; later loads, like a browser,
+take those from its cache: they are linked as immutable). The figure is the median
+over rounds of (req/s with pages / req/s without) - 1. Target: within 2%.
+``--calibrate`` adds a third gateway without pages: the method's own noise.
+
+    .venv/bin/python bench/console_load.py [--seconds 8] [--rounds 5] [--page PATH] [--every 1.0] [--calibrate]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import re
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from logging_overhead import PY, load_into, start_gateway
+from run import LOAD_CORE, UPSTREAM_KEY, Managed, WrkResult, ensure_wrk, require_autogroup, wait_healthy
+
+REPO = Path(__file__).resolve().parent.parent
+MOCK_PORT, GW_PORT = 9121, 8421
+TARGET = 0.02
+
+
+class PageLoader(threading.Thread):
+    """A browser on the model page: one load every ``every`` seconds until stopped; page times in ms."""
+
+    def __init__(self, port: int, path: str, every: float) -> None:
+        super().__init__(daemon=True)
+        self.port, self.path, self.every = port, path, every
+        self.stop = threading.Event()
+        self.times_ms: list[float] = []
+        self.failures: list[str] = []
+        self._assets: list[str] | None = None
+
+    def _get(self, conn: http.client.HTTPConnection, path: str) -> bytes:
+        conn.request("GET", path, headers={"accept": "text/html,*/*", "user-agent": "bench-browser"})
+        resp = conn.getresponse()
+        body = resp.read()
+        if resp.status != 200:
+            self.failures.append(f"{path}: {resp.status}")
+        return body
+
+    def run(self) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        next_at = time.monotonic()
+        while not self.stop.is_set():
+            started = time.perf_counter()
+            page = self._get(conn, self.path)
+            self.times_ms.append((time.perf_counter() - started) * 1000)
+            if self._assets is None:  # a browser's first visit; later ones hit its cache (immutable assets)
+                self._assets = re.findall(r'(?:href|src)="(/static/[^"]+)"', page.decode(errors="replace"))
+                for asset in self._assets:
+                    self._get(conn, asset)
+            next_at += self.every
+            self.stop.wait(max(0.0, next_at - time.monotonic()))
+        conn.close()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--page", default="/models/openai/gpt-4.1-mini")
+    ap.add_argument("--every", type=float, default=1.0, help="seconds between page loads (default 1)")
+    ap.add_argument("--calibrate", action="store_true", help="a second gateway without pages: the method's noise")
+    args = ap.parse_args()
+    require_autogroup("the with/without comparison")
+    os.sched_setaffinity(0, {LOAD_CORE})
+    wrk = ensure_wrk()
+    kinds = ["plain", "pages"] + (["plain-2"] if args.calibrate else [])
+    tmp = Path(tempfile.mkdtemp(prefix="interlock-console-bench-"))
+    mock = Managed("mock", ["taskset", "-c", str(LOAD_CORE), PY, str(REPO / "bench" / "mock_upstream.py"),
+                            "--port", str(MOCK_PORT), "--api-key", UPSTREAM_KEY], env=dict(os.environ), logdir=tmp)
+    gateways: dict[str, tuple[int, Managed]] = {}
+    ratios: dict[str, list[float]] = {k: [] for k in kinds[1:]}
+    page_ms: list[float] = []
+    try:
+        wait_healthy(mock, MOCK_PORT, "/healthz", 30)
+        for i, kind in enumerate(kinds):
+            port = GW_PORT + i
+            gateways[kind] = (port, start_gateway("sqlite", port, None, tmp, None, MOCK_PORT))
+        for r in range(args.rounds + 1):  # round 0 warms every gateway up
+            results: dict[str, WrkResult] = {}
+            failures: list[BaseException] = []
+            order = kinds[r % len(kinds):] + kinds[:r % len(kinds)]
+            seconds = args.seconds if r else 2
+            loader = PageLoader(gateways["pages"][0], args.page, args.every)
+            threads = [threading.Thread(target=load_into, args=(results, failures, k, wrk, gateways[k][0], seconds))
+                       for k in order]
+            loader.start()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            loader.stop.set()
+            loader.join()
+            if failures:
+                raise failures[0]
+            if loader.failures:
+                raise SystemExit(f"page loads failed: {loader.failures[:3]}")
+            for kind, result in results.items():
+                if result.errors:
+                    raise SystemExit(f"{kind}: {result.errors} errors\n{gateways[kind][1].output()}")
+            if r == 0:
+                continue
+            page_ms.extend(loader.times_ms)
+            plain = results["plain"].rps
+            for kind in kinds[1:]:
+                ratios[kind].append(results[kind].rps / plain - 1)
+            print(f"round {r}: " + "  ".join(f"{k} {results[k].rps:7,.0f} req/s" for k in kinds)
+                  + f"  pages loaded {len(loader.times_ms)}", file=sys.stderr, flush=True)
+    finally:
+        for _, gw in gateways.values():
+            gw.stop()
+        mock.stop()
+    print(f"\nconsole page load every {args.every:g} s ({args.page}) vs none, {args.rounds} rounds of "
+          f"{args.seconds} s, both gateways sharing one core, c=32 each:\n")
+    print("| gateway | req/s vs plain (median) | per round |")
+    print("| --- | --- | --- |")
+    for kind, values in ratios.items():
+        print(f"| {kind} | {100 * statistics.median(values):+.2f}% | "
+              + ", ".join(f"{100 * v:+.1f}%" for v in values) + " |")
+    page_ms.sort()
+    print(f"\npage time under load (client side, {len(page_ms)} loads): median {statistics.median(page_ms):.1f} ms, "
+          f"max {page_ms[-1]:.1f} ms")
+    median = statistics.median(ratios["pages"])
+    ok = median >= -TARGET
+    print(f"target: the pages cost at most {100 * TARGET:.0f}% of req/s: {'met' if ok else 'MISSED'}")
+    return 0 if ok else 4
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
