@@ -146,22 +146,30 @@ def start_simulator(fmt: str) -> tuple[subprocess.Popen[bytes], int]:
 def wait_until_known(gw: GatewayProcess, *keys: str, timeout: float = 15.0) -> None:
     """Wait until every worker of ``gw`` accepts ``keys`` (workers poll the definitions' version).
 
-    Each probe is a new connection, so the kernel spreads them over the workers; eight accepted in a row
-    per key leaves a worker that has not reloaded a 1-in-256 chance of never being asked (with two).
+    Which worker accepts a new connection is up to the kernel and far from random (an idle worker tends
+    to win again), so a streak of accepted probes alone does not prove that every worker reloaded. After
+    the first streak, wait out a few poll intervals (0.5 s by default) and probe again.
     """
     deadline = time.monotonic() + timeout
-    for key in keys:
-        streak = 0
-        while streak < 8:
-            request = urllib.request.Request(f"{gw.url}/v1/models?limit=1", headers={"authorization": f"Bearer {key}"})
-            try:
-                with urllib.request.urlopen(request, timeout=5) as resp:
-                    streak = streak + 1 if resp.status == 200 else 0
-            except urllib.error.HTTPError:
-                streak = 0
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"key {key[:8]}... still refused after {timeout:g} s") from None
-                time.sleep(0.05)
+
+    def streaks() -> None:
+        for key in keys:
+            streak = 0
+            while streak < 8:
+                request = urllib.request.Request(f"{gw.url}/v1/models?limit=1",
+                                                 headers={"authorization": f"Bearer {key}"})
+                try:
+                    with urllib.request.urlopen(request, timeout=5) as resp:
+                        streak = streak + 1 if resp.status == 200 else 0
+                except urllib.error.HTTPError:
+                    streak = 0
+                    if time.monotonic() > deadline:
+                        raise AssertionError(f"key {key[:8]}... still refused after {timeout:g} s") from None
+                    time.sleep(0.05)
+
+    streaks()
+    time.sleep(2.0)
+    streaks()
 
 
 def start_gateway(home: Path, config: str | None, env: dict[str, str] | None = None, *, workers: int = 1,
