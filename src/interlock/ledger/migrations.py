@@ -16,6 +16,7 @@ import sqlite3
 from typing import Any
 
 from interlock.ledger.record import COLUMNS, JSON_COLUMNS
+from interlock.ledger.routes import PG_BACKFILL, PG_TABLE, SQLITE_BACKFILL, SQLITE_TABLE
 from interlock.ledger.rowcodec import decode_row, row_from_record
 from interlock.ledger.schema import (
     DIMS_BACKFILL_SQL,
@@ -25,7 +26,6 @@ from interlock.ledger.schema import (
     SQLITE_UPSERT_ROLLUP,
     rollup_deltas,
 )
-from interlock.ledger.routes import PG_BACKFILL, PG_TABLE, SQLITE_BACKFILL, SQLITE_TABLE
 from interlock.state.migrations import Schema, pg_table_version, sqlite_user_version
 
 # ----------------------------------------------------------------- SQLite

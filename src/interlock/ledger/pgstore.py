@@ -26,6 +26,7 @@ import orjson
 
 from interlock.ledger.migrations import SCHEMA
 from interlock.ledger.responses_store import SCHEMA as RESPONSES_SCHEMA
+from interlock.ledger.routes import SELECT_SQL, pg_routes_cte, route_deltas
 from interlock.ledger.rowcodec import (
     R_ID,
     R_KEY,
@@ -42,7 +43,6 @@ from interlock.ledger.rowcodec import (
     as_rows,
     decode_row,
 )
-from interlock.ledger.routes import SELECT_SQL, pg_routes_cte, route_deltas
 from interlock.ledger.schema import (
     PG_READ_COLUMNS,
     LogQuery,

@@ -23,6 +23,7 @@ from typing import Any
 
 from interlock.ledger.migrations import SCHEMA
 from interlock.ledger.responses_store import SCHEMA as RESPONSES_SCHEMA
+from interlock.ledger.routes import SELECT_SQL, SQLITE_UPSERT_ROUTES, route_deltas
 from interlock.ledger.rowcodec import (
     READ_COLUMNS,
     ROW_COLUMNS,
@@ -31,7 +32,6 @@ from interlock.ledger.rowcodec import (
     as_rows,
     decode_row,
 )
-from interlock.ledger.routes import SELECT_SQL, SQLITE_UPSERT_ROUTES, route_deltas
 from interlock.ledger.schema import (
     SQLITE_UPSERT_DIMS,
     SQLITE_UPSERT_ROLLUP,
