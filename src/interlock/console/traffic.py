@@ -160,11 +160,11 @@ def traffic_view(hours: Hours | None, *, log_enabled: bool) -> dict[str, Any]:
     first = today - (DAYS - 1)
     per_day = {d: [0, 0, 0] for d in range(first, today + 1)}
     for hour, _vendor, requests, _errors, _failures, tin, tout in hours.rows:
-        day = per_day.get(hour // 24)
-        if day is not None:
-            day[0] += requests
-            day[1] += tin
-            day[2] += tout
+        sums = per_day.get(hour // 24)
+        if sums is not None:
+            sums[0] += requests
+            sums[1] += tin
+            sums[2] += tout
     totals = [sum(v[i] for v in per_day.values()) for i in range(3)]
     peak = max(v[0] for v in per_day.values())
     bars = []
