@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, parse_qsl, unquote
 from jinja2 import Environment
 
 from interlock.catalog import Catalog
+from interlock.console.pairing import facts, pairings
 from interlock.console.traffic import RouteTraffic, merge_view
 from interlock.console.views import SORTS, Filters, Index, compare_view, model_view
 from interlock.console.web import send_large_page, send_page
@@ -56,6 +57,8 @@ class CatalogPages:
         self.auth = auth
         self._live = frozenset(live)
         self._index = Index(catalog)
+        #: Pairings and facts per model: they depend only on the catalog and the live vendors, both fixed.
+        self._insights: dict[str, dict[str, Any]] = {}
 
     def _allowed(self, req: Exchange) -> bool:
         if self.auth is None:
@@ -97,6 +100,11 @@ class CatalogPages:
                                           base_url(req))
         hours = await self.traffic.hours(model.id) if self.traffic is not None else None
         view = merge_view(view, hours, log_enabled=self.traffic is not None)
+        insights = self._insights.get(model.id)
+        if insights is None:
+            insights = self._insights[model.id] = {"pairings": pairings(self.catalog, model, self._live),
+                                                   "facts": facts(self.catalog, model, self._live)}
+        view.update(insights)
         send_page(req, self.env, 200, "model.html", {**view, "active": "models"})
 
     async def compare(self, req: Exchange) -> None:
