@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from interlock.console.traffic import RouteTraffic, route_health, traffic_view
 from interlock.ledger.routes import route_deltas
 from interlock.ledger.rowcodec import row_from_record
 from interlock.ledger.writer import LedgerWriter, LogStore, SpillFile
@@ -44,3 +45,19 @@ async def test_the_writer_fills_route_hourly_once(log_store: LogStore, tmp_path:
     assert await log_store.write([*batch, rec(8, T0 + 5000, status=404)]) == 1
     assert await log_store.route_hours(MINI, H0 + 1) == [(H0 + 1, "openai", 3, 1, 0, 30, 15)]
     assert await log_store.route_hours("anthropic/claude-sonnet-4-5", 0) == []
+
+
+async def test_page_figures_from_either_store(log_store: LogStore) -> None:
+    """What the model page shows, read from SQLite and from PostgreSQL through the console's reader."""
+    await log_store.write([rec(i, T0 + i, status=(503 if i < 2 else 429 if i < 5 else 200)) for i in range(20)])
+    await log_store.write([rec(100 + i, T0 - 3 * 86400, vendor="azure") for i in range(4)])
+    traffic = RouteTraffic(log_store, clock=lambda: T0 + 60)
+    hours = await traffic.hours(MINI)
+    assert hours is not None and not hours.failed
+    assert route_health(hours) == {
+        "openai": {"uptime": "90.0% · 90.0% · 90.0%", "errors": "25.0% · 25.0% · 25.0%"},
+        "azure": {"uptime": "— · — · 100%", "errors": "— · — · 0%"},
+    }
+    view = traffic_view(hours, log_enabled=True)
+    assert (view["requests"], view["input"], view["output"]) == ("24", "240", "120")
+    assert [b["requests"] for b in view["bars"]] == [0, 0, 0, 4, 0, 0, 20]
