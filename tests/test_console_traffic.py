@@ -42,8 +42,9 @@ def test_route_health_over_one_hour_a_day_and_a_week() -> None:
     )
     health = route_health(Hours(NOW_HOUR, rows))
     # 1 h: 10 requests, 2 errors, 1 failure; 24 h: 60 / 2 / 1; 7 d: 160 / 12 / 5.
-    assert health["openai"] == {"uptime": "90.0% · 98.3% · 96.9%", "errors": "20.0% · 3.3% · 7.5%"}
-    assert health["azure"] == {"uptime": "— · 0% · 0%", "errors": "— · 100% · 100%"}
+    assert (health["openai"]["uptime"], health["openai"]["errors"]) == ("90.0% · 98.3% · 96.9%", "20.0% · 3.3% · 7.5%")
+    assert (health["azure"]["uptime"], health["azure"]["errors"]) == ("— · 0% · 0%", "— · 100% · 100%")
+    assert health["azure"]["uptime_parts"] == [("1 h", "—"), ("24 h", "0%"), ("7 d", "0%")]
     assert route_health(None) == {} and route_health(Hours(NOW_HOUR, failed=True)) == {}
 
 
@@ -117,7 +118,8 @@ def call(gw: Gateway, loop: asyncio.AbstractEventLoop, method: str, path: str, b
 
 
 def cells(html: str, label: str) -> list[str]:
-    return re.findall(rf'<td data-label="{re.escape(label)}" class="num">([^<]*)</td>', html)
+    """Each route's cell of a health column, as its joined text (the title)."""
+    return re.findall(rf'<td data-label="{re.escape(label)}" class="num health" title="([^"]*)">', html)
 
 
 def test_model_page_shows_uptime_errors_and_traffic_after_requests(tmp_path: Path) -> None:

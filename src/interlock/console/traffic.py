@@ -113,20 +113,24 @@ def _window_sums(rows: Iterable[HourRow], now_hour: int) -> dict[str, list[list[
     return out
 
 
-def route_health(hours: Hours | None) -> dict[str, dict[str, str]]:
+def route_health(hours: Hours | None) -> dict[str, dict[str, Any]]:
     """vendor -> {"uptime": "99.9% · 100% · 98.7%", "errors": ...} over :data:`WINDOWS` ("—": no traffic)."""
     if hours is None or hours.failed:
         return {}
     out = {}
     for vendor, sums in _window_sums(hours.rows, hours.now_hour).items():
-        out[vendor] = {
-            "uptime": " · ".join(percent(f, n, complement=True) for n, _, f in sums),
-            "errors": " · ".join(percent(e, n) for n, e, _ in sums),
-        }
+        out[vendor] = _cells([percent(f, n, complement=True) for n, _, f in sums], [percent(e, n) for n, e, _ in sums])
     return out
 
 
-NO_TRAFFIC = {"uptime": " · ".join(DASH for _ in WINDOWS), "errors": " · ".join(DASH for _ in WINDOWS)}
+def _cells(uptime: list[str], errors: list[str]) -> dict[str, Any]:
+    """The joined text and, for the table's stacked layout, (window, figure) pairs."""
+    labels = [label for label, _ in WINDOWS]
+    return {"uptime": " · ".join(uptime), "errors": " · ".join(errors),
+            "uptime_parts": list(zip(labels, uptime, strict=True)), "errors_parts": list(zip(labels, errors, strict=True))}
+
+
+NO_TRAFFIC = _cells([DASH] * len(WINDOWS), [DASH] * len(WINDOWS))
 
 
 def with_route_health(routes: Sequence[dict[str, Any]], hours: Hours | None) -> list[dict[str, Any]]:
