@@ -18,6 +18,12 @@ cached per model for 30 s) and with that cache emptied before every load, so
 every load pays the indexed rollup read. Prints a markdown table.
 
     .venv/bin/python bench/console_pages.py [--rows 10000000] [--db PATH] [--loads 200]
+                                            [--postgres postgresql://postgres@127.0.0.1/DB]
+
+``--postgres URL`` puts the log in that (empty or already generated) PostgreSQL
+database instead: rows are ``COPY``-ed and the rollups upserted by the
+PostgreSQL store's own statement, chunk by chunk; the gateway reads it
+through the asyncpg pool (``store:``).
 """
 
 from __future__ import annotations
@@ -35,13 +41,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from interlock.app import Gateway
 from interlock.catalog import load_catalog
 from interlock.config import load_settings
 from interlock.ledger.routes import SQLITE_UPSERT_ROUTES, route_deltas
-from interlock.ledger.rowcodec import ROW_COLUMNS, row_from_record
+from interlock.ledger.rowcodec import ROW_COLUMNS, TEXT_COLUMNS, row_from_record
 from interlock.ledger.schema import SQLITE_UPSERT_DIMS, SQLITE_UPSERT_ROLLUP, dim_deltas, rollup_deltas
 from interlock.ledger.store import SQLiteStore
 from interlock.vendors.registry import VENDOR_TABLE
@@ -68,23 +76,17 @@ def models_for_log() -> list[tuple[str, str]]:
     return pairs
 
 
-def generate(path: Path, rows: int) -> None:
-    SQLiteStore(path).close()  # the real schema, through the ledger's migrations
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = OFF")
-    conn.execute("PRAGMA cache_size = -262144")
+def generated_rows(rows: int) -> Any:
+    """Chunks of generated rows (``ROW_COLUMNS``), "" for absent text."""
     pairs = models_for_log()
     template = row_from_record({"id": "x", "received_at": 0.0, "inbound": "openai.chat", "status": 200,
                                 "content_level": "metadata", "duration_ms": 420.0, "ttft_ms": 180.0})
     detail = template[-1]
-    insert = (f"INSERT INTO requests ({', '.join(ROW_COLUMNS)}) VALUES ({', '.join('?' for _ in ROW_COLUMNS)})")
     rng = random.Random(7)
     start = time.time() - DAYS * 86400
     step = DAYS * 86400 / rows
     statuses = [200] * 970 + [429] * 10 + [400] * 10 + [502] * 7 + [500] * 3
     projects = ["alpha", "beta", "gamma"]
-    t0 = time.perf_counter()
     done = 0
     while done < rows:
         n = min(CHUNK, rows - done)
@@ -94,8 +96,53 @@ def generate(path: Path, rows: int) -> None:
             status = statuses[rng.randrange(1000)]
             tin, tout = rng.randrange(50, 4000), rng.randrange(10, 800) if status == 200 else 0
             batch.append((f"req_{i:012d}", start + i * step, projects[i % 3], f"key{i % 7}", model, model, vendor,
-                          status, (tin * 4 + tout * 16) * 100_000, tin, 0, tout, "", "openai.chat", 0, None, None,
+                          status, (tin * 4 + tout * 16) * 100_000, tin, 0, tout, "", "openai.chat", 0, "", "",
                           detail))
+        done += n
+        yield batch
+
+
+async def generate_pg(url: str, rows: int) -> int:
+    """Fills an empty PostgreSQL log (or returns the rows it already holds)."""
+    # Imported here: asyncpg (the PostgreSQL store) only for --postgres. Its statement and NULL mapping are
+    # the store's own, so the generated log is what the writer would have made.
+    from interlock.ledger.pgstore import _ROLLUP, PostgresLog, _nulls
+
+    log = PostgresLog(url)
+    pool = await log.pool()
+    have = int(await pool.fetchval("SELECT count(*) FROM requests"))
+    if have:
+        await log.close()
+        return have
+    t0 = time.perf_counter()
+    done = 0
+    async with pool.acquire() as conn:
+        for batch in generated_rows(rows):
+            async with conn.transaction():
+                await conn.copy_records_to_table("requests", records=_nulls(batch), columns=ROW_COLUMNS)
+                await conn.execute(_ROLLUP, orjson.dumps(rollup_deltas(batch)).decode(),
+                                   orjson.dumps(route_deltas(batch)).decode())
+            done += len(batch)
+            print(f"\r  {done:,} / {rows:,} rows ({time.perf_counter() - t0:.0f} s)", end="", file=sys.stderr,
+                  flush=True)
+        await conn.execute("VACUUM ANALYZE route_hourly")
+    print(file=sys.stderr)
+    await log.close()
+    return rows
+
+
+def generate(path: Path, rows: int) -> None:
+    SQLiteStore(path).close()  # the real schema, through the ledger's migrations
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = OFF")
+    conn.execute("PRAGMA cache_size = -262144")
+    # As the store inserts: NULL for an absent text column.
+    values = ", ".join("NULLIF(?, '')" if c in TEXT_COLUMNS else "?" for c in ROW_COLUMNS)
+    insert = f"INSERT INTO requests ({', '.join(ROW_COLUMNS)}) VALUES ({values})"
+    t0 = time.perf_counter()
+    done = 0
+    for batch in generated_rows(rows):
         conn.execute("BEGIN")
         conn.executemany(insert, batch)
         deltas = rollup_deltas(batch)
@@ -103,7 +150,7 @@ def generate(path: Path, rows: int) -> None:
         conn.executemany(SQLITE_UPSERT_DIMS, dim_deltas(deltas))
         conn.executemany(SQLITE_UPSERT_ROUTES, route_deltas(batch))
         conn.execute("COMMIT")
-        done += n
+        done += len(batch)
         print(f"\r  {done:,} / {rows:,} rows ({time.perf_counter() - t0:.0f} s)", end="", file=sys.stderr, flush=True)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
@@ -190,6 +237,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--db", type=Path, help="DIR/interlock.db: kept, and reused when it holds rows")
     parser.add_argument("--loads", type=int, default=200)
+    parser.add_argument("--postgres", metavar="URL", help="the log in this PostgreSQL database instead of SQLite")
     args = parser.parse_args()
     tmp = None
     if args.db is None:
@@ -199,19 +247,24 @@ def main() -> None:
         raise SystemExit("--db must name a file called interlock.db (its directory is the gateway's state)")
     args.db.parent.mkdir(parents=True, exist_ok=True)
     have = 0
-    if args.db.exists():
+    if args.postgres:
+        print(f"PostgreSQL log at {args.postgres}", file=sys.stderr)
+        t = time.perf_counter()
+        have = asyncio.run(generate_pg(args.postgres, args.rows))
+        print(f"ready in {time.perf_counter() - t:.0f} s ({have:,} rows)", file=sys.stderr)
+    elif args.db.exists():
         with sqlite3.connect(args.db) as conn:
             have = conn.execute("SELECT max(rowid) FROM requests").fetchone()[0] or 0
-    if have:
+    if have and not args.postgres:
         print(f"reusing {args.db} ({have:,} rows)", file=sys.stderr)
-    else:
+    elif not have:
         print(f"generating {args.rows:,} rows in {args.db}", file=sys.stderr)
         t = time.perf_counter()
         generate(args.db, args.rows)
         print(f"generated in {time.perf_counter() - t:.0f} s, {args.db.stat().st_size / 1e9:.2f} GB", file=sys.stderr)
         have = args.rows
     home = args.db.parent
-    (home / "bench.yaml").write_text(CONFIG)
+    (home / "bench.yaml").write_text(CONFIG + (f"store: {args.postgres}\n" if args.postgres else ""))
     os.environ.setdefault("INTERLOCK_MASTER_KEY", "ik-bench-master-key-0123456789abcdef")
     settings = load_settings(home / "bench.yaml", vendor_table=VENDOR_TABLE, environ={"INTERLOCK_HOME": str(home)})
     loop = asyncio.new_event_loop()
@@ -220,10 +273,12 @@ def main() -> None:
     try:
         results = loop.run_until_complete(measure(gw, args.loads))
     finally:
+        loop.run_until_complete(gw.obs.store.close())
         loop.run_until_complete(gw.http.close())
         gw.store.close()
         loop.close()
-    print(f"\nSQLite request log of {have:,} rows; {args.loads} loads per page after the first, in process.\n")
+    kind = "PostgreSQL" if args.postgres else "SQLite"
+    print(f"\n{kind} request log of {have:,} rows; {args.loads} loads per page after the first, in process.\n")
     print("| page | cold (first load) | median | p95 | target ≤ 100 ms |")
     print("|---|---|---|---|---|")
     for label, cold, median, high in results:
