@@ -53,6 +53,10 @@ NEW: dict[str, Any] = {"id": "req_new", "received_at": T0 + 60, "inbound": "open
                        "content_level": "metadata"}
 
 
+#: route_hourly after the upgrade and NEW: (hour, vendor, requests, errors, failures, input, output).
+ROUTE_HOUR = [(int(T0 // 3600), "openai", 2, 1, 1, 13, 5)]
+
+
 def old_values() -> list[Any]:
     return [orjson.dumps(OLD[c]).decode() if c in JSON_COLUMNS and OLD[c] is not None else OLD[c]
             for c in COLUMNS]
@@ -98,10 +102,12 @@ async def test_sqlite_v2_database_upgrades_in_place(tmp_path: Path) -> None:
     v2_database(db)
     sqlite = SQLiteStore(db)
     try:
-        assert sqlite.schema_version() == store.SCHEMA_VERSION == 3
+        assert sqlite.schema_version() == store.SCHEMA_VERSION == 5
         log = SQLiteLog(sqlite)
         assert await log.write([NEW]) == 1
         check_upgraded(await log.get("req_old"), await log.query(LogQuery()), await log.spend(SpendQuery()))
+        # OLD entered the hourly route rollup when it was created (backfill), NEW when it was written.
+        assert await log.route_hours("openai/gpt-4.1-mini", 0) == ROUTE_HOUR
         assert [r["id"] for r in await log.query(LogQuery(text="old needle"))] == ["req_old"]
         assert [r["id"] for r in await log.query(LogQuery(tag="t1", status="error"))] == ["req_new"]
         by_tag = await log.spend(SpendQuery(group_by="tag"))
@@ -110,7 +116,7 @@ async def test_sqlite_v2_database_upgrades_in_place(tmp_path: Path) -> None:
         sqlite.close()
     again = SQLiteStore(db)  # nothing is applied twice
     try:
-        assert again.schema_version() == 3 and len(again.query_logs(LogQuery())) == 2
+        assert again.schema_version() == 5 and len(again.query_logs(LogQuery())) == 2
     finally:
         again.close()
 
@@ -132,7 +138,7 @@ async def test_sqlite_v3_stored_responses_gain_a_project_and_stay_the_admins(tmp
         conn.execute("PRAGMA user_version = 3")
     sqlite = SQLiteStore(db)
     try:
-        assert sqlite.schema_version() == 3 and sqlite.db.recorded()["responses"] == 1
+        assert sqlite.schema_version() == 5 and sqlite.db.recorded()["responses"] == 1
     finally:
         sqlite.close()
     responses = SQLiteResponses(db)
@@ -170,6 +176,7 @@ async def test_postgres_v1_database_upgrades_in_place(pg_name: str) -> None:
     try:
         assert await log.write([NEW]) == 1
         check_upgraded(await log.get("req_old"), await log.query(LogQuery()), await log.spend(SpendQuery()))
+        assert await log.route_hours("openai/gpt-4.1-mini", 0) == ROUTE_HOUR
         conn = await asyncpg.connect(url(pg_name))
         try:
             versions = [tuple(r) for r in await conn.fetch("SELECT component, version FROM schema_migrations "
@@ -178,8 +185,9 @@ async def test_postgres_v1_database_upgrades_in_place(pg_name: str) -> None:
         finally:
             await conn.close()
         # Version 1 was adopted from interlock_schema, which is left as it was; the rest were applied.
-        assert versions == [("ledger", 1), ("ledger", 2), ("ledger", 3), ("ledger", 4), ("responses", 1)]
-        assert pgstore.SCHEMA_VERSION == 4 and legacy == [1]
+        assert versions == [("ledger", 1), ("ledger", 2), ("ledger", 3), ("ledger", 4), ("ledger", 6),
+                            ("responses", 1)]
+        assert pgstore.SCHEMA_VERSION == 6 and legacy == [1]
     finally:
         await log.close()
 

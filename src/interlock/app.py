@@ -219,7 +219,8 @@ class Gateway:
         AdminApi(self.governance, self.secret).add_routes(router)
         console_settings = ConsoleSettings.from_settings(self.settings)
         if console_settings.enabled:
-            console = Console(console_settings, self.catalog, self.vendors, self.routing.stats, self.auth)
+            console = Console(console_settings, self.catalog, self.vendors, self.routing.stats, self.auth,
+                              log=self.obs.store if self.obs.writer is not None else None)
             router.add("/models", ("GET", "HEAD"), console.pages.index, openai_errors)
             router.add("/models/*", ("GET", "HEAD"), console.pages.model, openai_errors)
             router.add("/compare", ("GET", "HEAD"), console.pages.compare, openai_errors)

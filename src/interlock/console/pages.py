@@ -1,7 +1,9 @@
 """The catalog pages: ``GET /models`` (the index), ``GET /models/{lab}/{model}`` and ``GET /compare``.
 
 Each handler reads the catalog (in memory) and a snapshot of the live stats
-(``routing.stats``, cached per second), so a page costs no I/O and no lock.
+(``routing.stats``, cached per second); the model page also reads its model's
+hourly route rollup (``console.traffic``: one small query off the event loop,
+cached per model for 30 s).
 Unknown models and refused requests are answered as HTML pages too, with the
 same security headers (:func:`interlock.console.web.send_page`).
 """
@@ -16,6 +18,8 @@ from urllib.parse import parse_qs, parse_qsl, unquote
 from jinja2 import Environment
 
 from interlock.catalog import Catalog
+from interlock.console.pairing import facts, pairings
+from interlock.console.traffic import RouteTraffic, merge_view
 from interlock.console.views import SORTS, Filters, Index, compare_view, model_view
 from interlock.console.web import send_large_page, send_page
 from interlock.core.errors import GatewayError
@@ -44,8 +48,11 @@ class CatalogPages:
     """The public catalog pages; ``auth`` is set when ``console.public_catalog`` is false."""
 
     def __init__(self, env: Environment, catalog: Catalog, live: Iterable[str], stats: LiveStats,
-                 auth: Authenticate | None = None, *, simulator_box: bool = False) -> None:
+                 auth: Authenticate | None = None, traffic: RouteTraffic | None = None, *,
+                 simulator_box: bool = False) -> None:
         self.env = env
+        #: The request log's route rollup (None: the log is off).
+        self.traffic = traffic
         self.catalog = catalog
         self.stats = stats
         self.auth = auth
@@ -53,6 +60,8 @@ class CatalogPages:
         #: The model page shows "Test with the simulator" (the simulator is enabled here).
         self.simulator_box = simulator_box
         self._index = Index(catalog)
+        #: Pairings and facts per model: they depend only on the catalog and the live vendors, both fixed.
+        self._insights: dict[str, dict[str, Any]] = {}
 
     def allowed(self, req: Exchange) -> bool:
         if self.auth is None:
@@ -92,8 +101,14 @@ class CatalogPages:
             return
         view: dict[str, Any] = model_view(self.catalog, model, self._live, self.stats.endpoint_stats(),
                                           base_url(req))
-        send_page(req, self.env, 200, "model.html",
-                  {**view, "active": "models", "simulator_box": self.simulator_box})
+        hours = await self.traffic.hours(model.id) if self.traffic is not None else None
+        view = merge_view(view, hours, log_enabled=self.traffic is not None)
+        insights = self._insights.get(model.id)
+        if insights is None:
+            insights = self._insights[model.id] = {"pairings": pairings(self.catalog, model, self._live),
+                                                   "facts": facts(self.catalog, model, self._live)}
+        view.update(insights)
+        send_page(req, self.env, 200, "model.html", {**view, "active": "models", "simulator_box": self.simulator_box})
 
     async def compare(self, req: Exchange) -> None:
         if not self.allowed(req):

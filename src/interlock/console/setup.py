@@ -8,10 +8,12 @@ from interlock.catalog import Catalog
 from interlock.console.pages import CatalogPages
 from interlock.console.settings import ConsoleSettings
 from interlock.console.simulate import SimulatorBox
+from interlock.console.traffic import RouteTraffic
 from interlock.console.views import vendor_name
 from interlock.console.web import StaticFiles, load_static, make_environment
 from interlock.core.exchange import Exchange
 from interlock.core.vendor import VendorRuntime
+from interlock.ledger.writer import LogStore
 from interlock.pipeline.stages import Authenticate
 from interlock.routing.stats import LiveStats
 
@@ -22,11 +24,12 @@ class Console:
     """The console's handlers; ``Gateway._routes()`` adds one route for each."""
 
     def __init__(self, settings: ConsoleSettings, catalog: Catalog, vendors: Mapping[str, VendorRuntime],
-                 stats: LiveStats, auth: Authenticate) -> None:
+                 stats: LiveStats, auth: Authenticate, log: LogStore | None = None) -> None:
         static = load_static()
         env = make_environment(static)
         simulator = vendors.get(SIMULATOR)
-        self.pages = CatalogPages(env, catalog, vendors, stats, None if settings.public_catalog else auth,
+        traffic = RouteTraffic(log) if log is not None else None
+        self.pages = CatalogPages(env, catalog, vendors, stats, None if settings.public_catalog else auth, traffic,
                                   simulator_box=simulator is not None)
         self.static = StaticFiles(static)
 

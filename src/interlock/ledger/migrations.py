@@ -1,7 +1,7 @@
 """The request log's tables and their migrations (component ``ledger``), for SQLite and PostgreSQL.
 
-``requests`` (one row per request), ``spend_daily`` and ``spend_dims`` (the
-rollups) and, in SQLite, ``meta`` (gateway metadata such as the admin key's
+``requests`` (one row per request), ``spend_daily``, ``spend_dims`` and
+``route_hourly`` (the rollups) and, in SQLite, ``meta`` (gateway metadata such as the admin key's
 digest). ``state.migrations`` runs them; the SQL is here because it follows the
 row layout (``record.COLUMNS``, ``rowcodec``) and the rollups (``schema``).
 Version numbers are the ones databases made before the shared runner recorded
@@ -16,6 +16,7 @@ import sqlite3
 from typing import Any
 
 from interlock.ledger.record import COLUMNS, JSON_COLUMNS
+from interlock.ledger.routes import PG_BACKFILL, PG_TABLE, SQLITE_BACKFILL, SQLITE_TABLE
 from interlock.ledger.rowcodec import decode_row, row_from_record
 from interlock.ledger.schema import (
     DIMS_BACKFILL_SQL,
@@ -85,6 +86,9 @@ CREATE INDEX IF NOT EXISTS requests_key ON requests (key_id, received_at);
 #: v3: a record is written as a row (``rowcodec.ROW_COLUMNS``): the fields filters and rollups read in their
 #: columns, the rest in one compact JSON array (``detail``); rows written before keep their columns.
 SQLITE_V3 = "ALTER TABLE requests ADD COLUMN detail TEXT"
+#: v5 (4 was the responses table's, see above: a legacy file at user_version 4 must not adopt this):
+#: the hourly route rollup (``routes``), filled from the records already logged.
+SQLITE_V5 = f"{SQLITE_TABLE}; {SQLITE_BACKFILL}"
 
 
 def _sqlite_v2(conn: sqlite3.Connection) -> None:
@@ -156,6 +160,9 @@ CREATE INDEX IF NOT EXISTS spend_tag_day ON spend_daily (tag, day);
     # on the same page (HOT) and the rollup tables' indexes are not touched. Applies to pages filled from
     # now on; nothing is rewritten.
     (4, "ALTER TABLE spend_daily SET (fillfactor = 80); ALTER TABLE spend_dims SET (fillfactor = 80)"),
+    # The hourly route rollup (``routes``), filled from the records already logged. Version 6: 5 was the
+    # responses table's in ``interlock_schema``, which a legacy database adopts up to.
+    (6, f"{PG_TABLE}; {PG_BACKFILL}"),
 )
 
 
@@ -165,7 +172,7 @@ async def _pg_legacy(conn: Any) -> int:
 
 SCHEMA = Schema(
     "ledger",
-    sqlite=((1, SQLITE_V1), (2, _sqlite_v2), (3, SQLITE_V3)),
+    sqlite=((1, SQLITE_V1), (2, _sqlite_v2), (3, SQLITE_V3), (5, SQLITE_V5)),
     postgres=POSTGRES,
     sqlite_legacy=sqlite_user_version,
     postgres_legacy=_pg_legacy,

@@ -5,7 +5,8 @@ A batch is written in one transaction of two statements: the rows
 ``COPY``-ed straight into ``requests``, and the batch's rollups - summed in the
 gateway as the SQLite store does (``schema.rollup_deltas``), one row per
 day x project x key x model x vendor x tag, sent as one JSON array - are
-upserted by one statement that also derives ``spend_dims`` from them. ``COPY`` inserts the heap tuples
+upserted by one statement that also derives ``spend_dims`` from them and
+upserts the hourly route rollup (``routes.route_deltas``, a second JSON array). ``COPY`` inserts the heap tuples
 several to a WAL record and evaluates nothing per row, which costs the server
 about half of an ``INSERT ... SELECT ... ON CONFLICT`` from a staging table.
 Writes stay idempotent: a batch replayed after an outage (committed just
@@ -25,6 +26,7 @@ import orjson
 
 from interlock.ledger.migrations import SCHEMA
 from interlock.ledger.responses_store import SCHEMA as RESPONSES_SCHEMA
+from interlock.ledger.routes import SELECT_SQL, pg_routes_cte, route_deltas
 from interlock.ledger.rowcodec import (
     R_ID,
     R_KEY,
@@ -58,7 +60,8 @@ from interlock.state.postgres import PgPool
 SCHEMA_VERSION = SCHEMA.postgres_version
 
 _SELECT = f"SELECT {', '.join(PG_READ_COLUMNS)} FROM requests"
-_ROLLUP = pg_rollup_sql()
+_ROLLUP = pg_rollup_sql((pg_routes_cte("$2"),))
+_ROUTE_HOURS = SELECT_SQL.format("$1", "$2")
 _EXISTING = "SELECT id FROM requests WHERE id = ANY($1::text[])"
 #: Attempts at a batch whose ids turn out to be in ``requests`` already (each drops the ids it finds there).
 _ATTEMPTS = 3
@@ -125,7 +128,8 @@ class PostgresLog:
                     try:
                         async with conn.transaction():
                             await conn.copy_records_to_table("requests", records=_nulls(rows), columns=ROW_COLUMNS)
-                            await conn.execute(_ROLLUP, orjson.dumps(rollup_deltas(rows)).decode())
+                            await conn.execute(_ROLLUP, orjson.dumps(rollup_deltas(rows)).decode(),
+                                               orjson.dumps(route_deltas(rows)).decode())
                     except asyncpg.UniqueViolationError:
                         existing = {rid for (rid,) in await conn.fetch(_EXISTING, [row[R_ID] for row in rows])}
                         rows = _unique(rows, existing)
@@ -153,6 +157,10 @@ class PostgresLog:
         sql, args = spend_sql(q, dollar, postgres=True)
         pool = await self._get_pool()
         return spend_rows(q.group_by, [tuple(r.values()) for r in await pool.fetch(sql, *args)])
+
+    async def route_hours(self, model: str, since_hour: int) -> list[tuple[Any, ...]]:
+        pool = await self._get_pool()
+        return [tuple(r) for r in await pool.fetch(_ROUTE_HOURS, model, since_hour, timeout=self._timeout)]
 
     async def purge(self, before: float) -> int:
         pool = await self._get_pool()

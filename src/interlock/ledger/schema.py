@@ -157,8 +157,10 @@ def _dims_select(source: str) -> str:
             "GROUP BY day, dim, value ORDER BY day, dim, value")
 
 
-def pg_rollup_sql() -> str:
+def pg_rollup_sql(extra: Sequence[str] = ()) -> str:
     """PostgreSQL: upsert a batch's rollup deltas into ``spend_daily`` and ``spend_dims``, in one statement.
+
+    ``extra`` are more CTEs to run in the same statement (``routes.pg_routes_cte``, with its own parameter).
 
     ``$1`` is :func:`rollup_deltas`' rows as one JSON array of arrays (``ROLLUP_KEYS``, then
     ``ROLLUP_VALUES``): orjson encodes a batch of many groups in microseconds, where asyncpg's array
@@ -176,7 +178,7 @@ WITH delta AS (
     {_upsert("spend_daily", ROLLUP_KEYS, f"SELECT {keys}, {_VALUES} FROM delta ORDER BY {keys}")}
 ), dims AS (
     {_upsert("spend_dims", DIM_KEYS, _dims_select("delta"))}
-)
+){''.join(f", {cte}" for cte in extra)}
 SELECT 1"""
 
 

@@ -1,7 +1,7 @@
 """The embedded state store: one SQLite file in WAL mode.
 
 It holds what must survive a restart - gateway metadata (the admin key's
-digest), the request log and the daily spend rollups. It is never touched on
+digest), the request log, the daily spend rollups and the hourly route rollup. It is never touched on
 the hot path: the log is written in batches from a worker thread (see
 ``writer.py``), metadata is read once at start, and queries (admin API, CLI)
 use their own connection so a long read never holds up a write (WAL lets
@@ -23,6 +23,7 @@ from typing import Any
 
 from interlock.ledger.migrations import SCHEMA
 from interlock.ledger.responses_store import SCHEMA as RESPONSES_SCHEMA
+from interlock.ledger.routes import SELECT_SQL, SQLITE_UPSERT_ROUTES, route_deltas
 from interlock.ledger.rowcodec import (
     READ_COLUMNS,
     ROW_COLUMNS,
@@ -55,6 +56,7 @@ _INSERT = (f"INSERT INTO requests ({', '.join(ROW_COLUMNS)}) VALUES "
            f"({', '.join(_NULL_IF_EMPTY if c in TEXT_COLUMNS else '?' for c in ROW_COLUMNS)}) "
            "ON CONFLICT (id) DO NOTHING")
 _SELECT = f"SELECT {', '.join(READ_COLUMNS)} FROM requests"
+_ROUTE_HOURS = SELECT_SQL.format("?", "?")
 
 #: The request log's version of the schema (``migrations.SCHEMA``'s last SQLite migration).
 SCHEMA_VERSION = SCHEMA.sqlite_version
@@ -109,6 +111,9 @@ class SQLiteStore:
             if deltas:
                 conn.executemany(SQLITE_UPSERT_ROLLUP, deltas)
                 conn.executemany(SQLITE_UPSERT_DIMS, dim_deltas(deltas))
+            routes = route_deltas(rows)
+            if routes:
+                conn.executemany(SQLITE_UPSERT_ROUTES, routes)
         return len(rows)
 
     @staticmethod
@@ -140,6 +145,11 @@ class SQLiteStore:
     def spend(self, q: SpendQuery) -> list[dict[str, Any]]:
         sql, args = spend_sql(q, qmark, postgres=False)
         return spend_rows(q.group_by, self._query(lambda c: c.execute(sql, args).fetchall()))
+
+    def route_hours(self, model: str, since_hour: int) -> list[tuple[Any, ...]]:
+        """``route_hourly``'s rows of one model from an epoch hour on (``routes.SELECT_SQL``)."""
+        sql = _ROUTE_HOURS
+        return [tuple(r) for r in self._query(lambda c: c.execute(sql, (model, since_hour)).fetchall())]
 
     def purge(self, before: float, chunk: int = 5000) -> int:
         """Delete records received before ``before`` in small transactions (the writer never waits long).
@@ -188,6 +198,9 @@ class SQLiteLog:
 
     async def spend(self, q: SpendQuery) -> list[dict[str, Any]]:
         return await asyncio.to_thread(self.store.spend, q)
+
+    async def route_hours(self, model: str, since_hour: int) -> list[tuple[Any, ...]]:
+        return await asyncio.to_thread(self.store.route_hours, model, since_hour)
 
     async def purge(self, before: float) -> int:
         return await asyncio.to_thread(self.store.purge, before)
