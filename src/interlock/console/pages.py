@@ -16,8 +16,10 @@ from urllib.parse import parse_qs, parse_qsl, unquote
 from jinja2 import Environment
 
 from interlock.catalog import Catalog
+from interlock.console.sessions import Sessions
+from interlock.console.signin import safe_next, signin_url, viewer
 from interlock.console.views import SORTS, Filters, Index, compare_view, model_view
-from interlock.console.web import send_large_page, send_page
+from interlock.console.web import redirect, send_large_page, send_page
 from interlock.core.errors import GatewayError
 from interlock.core.exchange import Exchange
 from interlock.pipeline.stages import Authenticate
@@ -41,34 +43,43 @@ def _query(raw: str) -> dict[str, str]:
 
 
 class CatalogPages:
-    """The public catalog pages; ``auth`` is set when ``console.public_catalog`` is false."""
+    """The catalog pages; ``auth`` is set when ``console.public_catalog`` is false (sign-in required)."""
 
     def __init__(self, env: Environment, catalog: Catalog, live: Iterable[str], stats: LiveStats,
-                 auth: Authenticate | None = None) -> None:
+                 auth: Authenticate | None = None, sessions: Sessions | None = None) -> None:
         self.env = env
         self.catalog = catalog
         self.stats = stats
         self.auth = auth
+        self.sessions = sessions
         self._live = frozenset(live)
         self._index = Index(catalog)
 
-    def _allowed(self, req: Exchange) -> bool:
-        if self.auth is None:
-            return True
+    async def _allowed(self, req: Exchange) -> dict[str, Any] | None:
+        """The header's sign-in values, or None when the page was refused (a private catalog, no sign-in).
+
+        A browser without a session goes to the sign-in page (303, returning here); an API client
+        with an Authorization header is checked as the API checks it."""
+        session = await self.sessions.resolve(req) if self.sessions is not None else None
+        if self.auth is None or session is not None:
+            return viewer(session)
+        if req.header("authorization") is None and req.header("x-api-key") is None:
+            redirect(req, signin_url(safe_next(req.path + (f"?{req.query}" if req.query else ""))))
+            return None
         try:
             self.auth.authenticate(req.header("authorization"), req.header("x-api-key"))
         except GatewayError as err:
             self.error(req, err.status, "Sign-in required",
                        "This gateway's catalog is private (console.public_catalog: false). "
-                       "Send an interlock key in the Authorization header.")
-            return False
-        return True
+                       "Sign in, or send an interlock key in the Authorization header.")
+            return None
+        return viewer(None)
 
     def error(self, req: Exchange, status: int, title: str, message: str) -> None:
         send_page(req, self.env, status, "error.html", {"title": title, "message": message, "active": ""})
 
     async def index(self, req: Exchange) -> None:
-        if not self._allowed(req):
+        if (who := await self._allowed(req)) is None:
             return
         query = _query(req.query)
         if query.get("sort", "lab") not in SORTS:
@@ -76,10 +87,10 @@ class CatalogPages:
             return
         filters = Filters.from_query(query)
         view = self._index.view(self._live, self.stats.endpoint_stats(), filters)
-        await send_large_page(req, self.env, 200, "models.html", {**view, "active": "models"})
+        await send_large_page(req, self.env, 200, "models.html", {**view, **who, "active": "models"})
 
     async def model(self, req: Exchange) -> None:
-        if not self._allowed(req):
+        if (who := await self._allowed(req)) is None:
             return
         model_id = unquote(req.path[len(_PREFIX):]).strip("/")
         model = self.catalog.get(model_id) if model_id else None
@@ -90,12 +101,12 @@ class CatalogPages:
             return
         view: dict[str, Any] = model_view(self.catalog, model, self._live, self.stats.endpoint_stats(),
                                           base_url(req))
-        send_page(req, self.env, 200, "model.html", {**view, "active": "models"})
+        send_page(req, self.env, 200, "model.html", {**view, **who, "active": "models"})
 
     async def compare(self, req: Exchange) -> None:
-        if not self._allowed(req):
+        if (who := await self._allowed(req)) is None:
             return
         ids = [v.strip() for v in parse_qs(req.query).get("m", []) if v.strip()]
         view = compare_view(self.catalog, ids, self._live, self.stats.endpoint_stats())
         # More than four models is the caller's mistake: the page says so (naming 'm') and answers 400.
-        send_page(req, self.env, 400 if view["too_many"] else 200, "compare.html", {**view, "active": "compare"})
+        send_page(req, self.env, 400 if view["too_many"] else 200, "compare.html", {**view, **who, "active": "compare"})

@@ -54,6 +54,11 @@ class Exchange(Protocol):
     #: True once a status line went out (an error can then only be an event in the stream).
     responded: bool
 
+    @property
+    def peer(self) -> str:
+        """The client's address, without its port."""
+        ...
+
     def header(self, name: str) -> str | None: ...
 
     async def body(self, limit: int) -> bytes:

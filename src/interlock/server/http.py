@@ -84,6 +84,12 @@ class Request:
             self.close = True
         return None
 
+    @property
+    def peer(self) -> str:
+        """The client's address without its port (for per-client limits); empty when unknown."""
+        client = getattr(self.scope, "client", "") or ""
+        return client.rsplit(":", 1)[0] if ":" in client else client
+
     def header(self, name: str) -> str | None:
         value = self.headers.get(name)
         return value if value is None else str(value)
