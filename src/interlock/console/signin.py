@@ -160,7 +160,7 @@ class SignIn:
             self.limiter.failed(client)
             self._form(req, 401, next_path, "The key in the 'key' field was not accepted.")
             return
-        lifetime = int(session.expires_at - self.sessions.clock.time())
+        lifetime = round(session.expires_at - self.sessions.clock.time())
         redirect(req, next_path, [set_cookie(req, COOKIE, token, lifetime), set_cookie(req, SIGNIN_COOKIE, "", 0)])
 
     async def signout(self, req: Exchange) -> None:
