@@ -154,7 +154,9 @@
     if (usage) {
       col.set("Tokens", (usage.prompt_tokens || 0) + " in · " + (usage.completion_tokens || 0) + " out");
       if (usage.cost !== undefined && usage.cost !== null) { cost = usage.cost; }
+      // Generation speed: first token to last; an answer that arrived in one burst is timed from the request.
       var span = (endedAt - (firstAt || started)) / 1000;
+      if (span < 0.01) { span = (endedAt - started) / 1000; }
       if (usage.completion_tokens && span > 0) {
         col.set("Tokens/s", (usage.completion_tokens / span).toFixed(0));
       }
