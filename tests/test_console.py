@@ -212,7 +212,8 @@ def test_hostile_model_name_from_config_is_escaped(make_gateway: Callable[[str],
 
 def test_disabled_console_has_no_routes(make_gateway: Callable[[str], Get]) -> None:
     get = make_gateway("console: {enabled: false}\n")
-    for path in ("/models", "/models/openai/gpt-4.1-mini", "/compare", "/static/console.css"):
+    for path in ("/models", "/models/openai/gpt-4.1-mini", "/compare", "/static/console.css", "/console/signin",
+                 "/console/playground", "/console/api/generation"):
         assert get(path).status == 404, path
 
 
@@ -254,7 +255,8 @@ def test_static_files_have_types_and_cache_headers(make_gateway: Callable[[str],
 
 
 @pytest.mark.parametrize("section", ["console: {enabld: true}\n", "console: {public_catalog: 1}\n",
-                                     "console: [1]\n"])
+                                     "console: [1]\n", "console: {session_hours: 0}\n",
+                                     "console: {session_hours: 200}\n", "console: {session_hours: soon}\n"])
 def test_console_section_is_validated(tmp_path: Path, section: str) -> None:
     config = tmp_path / "interlock.yaml"
     config.write_text(section)
