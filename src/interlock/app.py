@@ -227,7 +227,7 @@ class Gateway:
             console = Console(console_settings, self.catalog, frozenset(self.vendors), self.routing.stats,
                               self.auth, self.governance.store, self.secret, chat, routing_api.generation_for,
                               self.clock)
-            router.add("/console/signin", ("GET", "POST"), console.signin.route, openai_errors)
+            router.add("/console/signin", ("GET", "HEAD", "POST"), console.signin.route, openai_errors)
             router.add("/console/signout", ("POST",), console.signin.signout, openai_errors)
             router.add("/console/playground", ("GET", "HEAD"), console.playground.page, openai_errors)
             router.add("/console/api/chat", ("POST",), console.playground.chat, openai_errors)
