@@ -213,17 +213,23 @@ def test_hostile_model_name_from_config_is_escaped(make_gateway: Callable[[str],
 
 def test_disabled_console_has_no_routes(make_gateway: Callable[[str], Get]) -> None:
     get = make_gateway("console: {enabled: false}\n")
-    for path in ("/models", "/models/openai/gpt-4.1-mini", "/compare", "/static/console.css"):
+    for path in ("/models", "/models/openai/gpt-4.1-mini", "/compare", "/static/console.css", "/console/signin",
+                 "/console/playground", "/console/api/generation"):
         assert get(path).status == 404, path
 
 
 def test_private_catalog_asks_for_a_key(make_gateway: Callable[[str], Get]) -> None:
     get = make_gateway("console: {public_catalog: false}\n")
+    # A browser without a session goes to the sign-in page, which brings it back here.
     refused = get("/models")
-    assert refused.status == 401
-    assert_page_headers(refused)
-    assert "Sign-in required" in refused.text
-    assert get("/models/openai/gpt-4.1-mini").status == 401
+    assert refused.status == 303
+    assert refused.headers["location"] == "/console/signin?next=/models"
+    assert get("/models/openai/gpt-4.1-mini").status == 303
+    # An API client with a wrong key gets the API's refusal, as a page.
+    wrong = get("/models", headers={"authorization": "Bearer ik-wrong"})
+    assert wrong.status == 401
+    assert_page_headers(wrong)
+    assert "Sign-in required" in wrong.text
     assert get("/models", headers={"authorization": f"Bearer {MASTER_KEY}"}).status == 200
     # Badges share the gate: an embed of a private catalog needs a key too.
     assert get("/embed/openai/gpt-4.1-mini.svg").status == 401
@@ -250,7 +256,8 @@ def test_static_files_have_types_and_cache_headers(make_gateway: Callable[[str],
 
 
 @pytest.mark.parametrize("section", ["console: {enabld: true}\n", "console: {public_catalog: 1}\n",
-                                     "console: [1]\n"])
+                                     "console: [1]\n", "console: {session_hours: 0}\n",
+                                     "console: {session_hours: 200}\n", "console: {session_hours: soon}\n"])
 def test_console_section_is_validated(tmp_path: Path, section: str) -> None:
     config = tmp_path / "interlock.yaml"
     config.write_text(section)

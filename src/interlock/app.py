@@ -30,6 +30,7 @@ from interlock.api.routing import RoutingApi
 from interlock.catalog import Catalog, load_catalog, warm_tokenizers
 from interlock.config import ConfigError, Settings, load_settings
 from interlock.console import Console, ConsoleSettings
+from interlock.console.playground import SessionIdentify
 from interlock.core.clock import SYSTEM_CLOCK, Clock
 from interlock.core.codec import InboundCodec
 from interlock.core.context import RequestContext
@@ -160,9 +161,10 @@ class Gateway:
         """The stages between parse and dispatch, in order: the one place to add one (guardrails, cache)."""
         return RouteStage(self.routing), AdmitStage(self.governance), CaptureStage(self.ledger)
 
-    def pipeline(self, codec: InboundCodec) -> Pipeline:
-        return Pipeline(codec, self.lifecycle, self.identify, self.stages(), self.dispatcher, self.ledger,
-                        self.settings.server.max_body_bytes)
+    def pipeline(self, codec: InboundCodec, identify: Identify | None = None) -> Pipeline:
+        """The request path for ``codec``; ``identify`` replaces the Authorization header's (console sessions)."""
+        return Pipeline(codec, self.lifecycle, identify or self.identify, self.stages(), self.dispatcher,
+                        self.ledger, self.settings.server.max_body_bytes)
 
     def responses_store(self) -> ResponsesStore:
         """Stored Responses live beside the request log: in PostgreSQL when the log is there, else in SQLite."""
@@ -219,8 +221,17 @@ class Gateway:
         AdminApi(self.governance, self.secret).add_routes(router)
         console_settings = ConsoleSettings.from_settings(self.settings)
         if console_settings.enabled:
-            console = Console(console_settings, self.catalog, self.vendors, self.routing.stats, self.auth,
-                              log=self.obs.store if self.obs.writer is not None else None)
+            # The playground's chat is this gateway's chat path with the session as the caller.
+            chat = self.pipeline(OpenAIChatCodec(),
+                                 SessionIdentify(self.auth, self.obs.log_settings.zero_data_retention))
+            console = Console(console_settings, self.catalog, self.vendors, self.routing.stats,
+                              self.auth, self.governance.store, self.secret, chat, routing_api.generation_for,
+                              log=self.obs.store if self.obs.writer is not None else None, clock=self.clock)
+            router.add("/console/signin", ("GET", "HEAD", "POST"), console.signin.route, openai_errors)
+            router.add("/console/signout", ("POST",), console.signin.signout, openai_errors)
+            router.add("/console/playground", ("GET", "HEAD"), console.playground.page, openai_errors)
+            router.add("/console/api/chat", ("POST",), console.playground.chat, openai_errors)
+            router.add("/console/api/generation", ("GET",), console.playground.generation, openai_errors)
             router.add("/models", ("GET", "HEAD"), console.pages.index, openai_errors)
             router.add("/models/*", ("GET", "HEAD"), console.pages.model, openai_errors)
             router.add("/compare", ("GET", "HEAD"), console.pages.compare, openai_errors)

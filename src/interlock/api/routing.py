@@ -11,11 +11,13 @@ unknown one does; the admin key sees every one.
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qsl
 
 from interlock.core.context import RequestContext
 from interlock.core.errors import InvalidRequest, NotFound
 from interlock.core.exchange import Exchange
+from interlock.core.principal import Principal
 from interlock.core.tags import parse_tags
 from interlock.governance.service import Governance
 from interlock.ledger.writer import LogStore
@@ -59,6 +61,10 @@ class RoutingApi:
         if not rid:
             raise InvalidRequest("Missing required query parameter: 'id' (the request id, x-interlock-request-id).",
                                  param="id", code="missing_required_parameter")
+        req.json(200, {"data": await self.generation_for(principal, rid)})
+
+    async def generation_for(self, principal: Principal, rid: str) -> dict[str, Any]:
+        """The generation record of request ``rid`` as ``principal`` may see it (404 for another project's)."""
         row = self.routing.traces.get(rid)
         if row is None:
             row = await self.log_store.get(rid)
@@ -66,7 +72,7 @@ class RoutingApi:
                                                          or row.get("project") != principal.project):
             row = None  # another project's request: indistinguishable from an unknown id
         if row is None:
-            raise NotFound(f"No generation with id '{rid}' (it may not be written to the request log yet, or "
+            raise NotFound(f"No generation with id '{rid[:100]}' (it may not be written to the request log yet, or "
                            "logging is disabled).")
-        req.json(200, {"data": generation(row)})
+        return generation(row)
 

@@ -19,9 +19,11 @@ from jinja2 import Environment
 
 from interlock.catalog import Catalog
 from interlock.console.pairing import facts, pairings
+from interlock.console.sessions import Sessions, over_tls
+from interlock.console.signin import safe_next, signin_url, viewer
 from interlock.console.traffic import RouteTraffic, merge_view
 from interlock.console.views import SORTS, Filters, Index, compare_view, model_view
-from interlock.console.web import send_large_page, send_page
+from interlock.console.web import redirect, send_large_page, send_page
 from interlock.core.errors import GatewayError
 from interlock.core.exchange import Exchange
 from interlock.pipeline.stages import Authenticate
@@ -36,7 +38,7 @@ def base_url(req: Exchange) -> str:
     host = req.header("host") or ""
     if not _HOST.fullmatch(host):
         host = "localhost"
-    scheme = "https" if (req.header("x-forwarded-proto") or "").lower() == "https" else "http"
+    scheme = "https" if over_tls(req) else "http"
     return f"{scheme}://{host}"
 
 
@@ -45,17 +47,18 @@ def _query(raw: str) -> dict[str, str]:
 
 
 class CatalogPages:
-    """The public catalog pages; ``auth`` is set when ``console.public_catalog`` is false."""
+    """The catalog pages; ``auth`` is set when ``console.public_catalog`` is false (sign-in required)."""
 
     def __init__(self, env: Environment, catalog: Catalog, live: Iterable[str], stats: LiveStats,
-                 auth: Authenticate | None = None, traffic: RouteTraffic | None = None, *,
-                 simulator_box: bool = False) -> None:
+                 auth: Authenticate | None = None, traffic: RouteTraffic | None = None,
+                 sessions: Sessions | None = None, *, simulator_box: bool = False) -> None:
         self.env = env
         #: The request log's route rollup (None: the log is off).
         self.traffic = traffic
         self.catalog = catalog
         self.stats = stats
         self.auth = auth
+        self.sessions = sessions
         self._live = frozenset(live)
         #: The model page shows "Test with the simulator" (the simulator is enabled here).
         self.simulator_box = simulator_box
@@ -63,15 +66,33 @@ class CatalogPages:
         #: Pairings and facts per model: they depend only on the catalog and the live vendors, both fixed.
         self._insights: dict[str, dict[str, Any]] = {}
 
-    def allowed(self, req: Exchange) -> bool:
-        if self.auth is None:
-            return True
+    async def visitor(self, req: Exchange) -> dict[str, Any] | None:
+        """The header's sign-in values, or None when the page was refused (a private catalog, no sign-in).
+
+        A browser without a session goes to the sign-in page (303, returning here); an API client
+        with an Authorization header is checked as the API checks it."""
+        session = await self.sessions.resolve(req) if self.sessions is not None else None
+        if self.auth is None or session is not None:
+            return viewer(session)
+        if req.header("authorization") is None and req.header("x-api-key") is None:
+            redirect(req, signin_url(safe_next(req.path + (f"?{req.query}" if req.query else ""))))
+            return None
         try:
             self.auth.authenticate(req.header("authorization"), req.header("x-api-key"))
         except GatewayError as err:
             self.error(req, err.status, "Sign-in required",
                        "This gateway's catalog is private (console.public_catalog: false). "
-                       "Send an interlock key in the Authorization header.")
+                       "Sign in, or send an interlock key in the Authorization header.")
+            return None
+        return viewer(None)
+
+    async def permits(self, req: Exchange) -> bool:
+        """For the console's JSON endpoints: a session, or a key when the catalog is private (nothing sent)."""
+        if self.auth is None or (self.sessions is not None and await self.sessions.resolve(req) is not None):
+            return True
+        try:
+            self.auth.authenticate(req.header("authorization"), req.header("x-api-key"))
+        except GatewayError:
             return False
         return True
 
@@ -79,7 +100,7 @@ class CatalogPages:
         send_page(req, self.env, status, "error.html", {"title": title, "message": message, "active": ""})
 
     async def index(self, req: Exchange) -> None:
-        if not self.allowed(req):
+        if (who := await self.visitor(req)) is None:
             return
         query = _query(req.query)
         if query.get("sort", "lab") not in SORTS:
@@ -87,10 +108,10 @@ class CatalogPages:
             return
         filters = Filters.from_query(query)
         view = self._index.view(self._live, self.stats.endpoint_stats(), filters)
-        await send_large_page(req, self.env, 200, "models.html", {**view, "active": "models"})
+        await send_large_page(req, self.env, 200, "models.html", {**view, **who, "active": "models"})
 
     async def model(self, req: Exchange) -> None:
-        if not self.allowed(req):
+        if (who := await self.visitor(req)) is None:
             return
         model_id = unquote(req.path[len(_PREFIX):]).strip("/")
         model = self.catalog.get(model_id) if model_id else None
@@ -108,12 +129,12 @@ class CatalogPages:
             insights = self._insights[model.id] = {"pairings": pairings(self.catalog, model, self._live),
                                                    "facts": facts(self.catalog, model, self._live)}
         view.update(insights)
-        send_page(req, self.env, 200, "model.html", {**view, "active": "models", "simulator_box": self.simulator_box})
+        send_page(req, self.env, 200, "model.html", {**view, **who, "active": "models", "simulator_box": self.simulator_box})
 
     async def compare(self, req: Exchange) -> None:
-        if not self.allowed(req):
+        if (who := await self.visitor(req)) is None:
             return
         ids = [v.strip() for v in parse_qs(req.query).get("m", []) if v.strip()]
         view = compare_view(self.catalog, ids, self._live, self.stats.endpoint_stats())
         # More than four models is the caller's mistake: the page says so (naming 'm') and answers 400.
-        send_page(req, self.env, 400 if view["too_many"] else 200, "compare.html", {**view, "active": "compare"})
+        send_page(req, self.env, 400 if view["too_many"] else 200, "compare.html", {**view, **who, "active": "compare"})

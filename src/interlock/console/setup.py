@@ -2,39 +2,51 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from interlock.catalog import Catalog
+from interlock.console.csrf import SigninTokens
 from interlock.console.pages import CatalogPages
+from interlock.console.playground import Generation, Playground
+from interlock.console.sessions import Sessions
 from interlock.console.settings import ConsoleSettings
+from interlock.console.signin import FailureLimiter, SignIn
 from interlock.console.simulate import SimulatorBox
 from interlock.console.traffic import RouteTraffic
 from interlock.console.views import vendor_name
 from interlock.console.web import StaticFiles, load_static, make_environment
+from interlock.core.clock import SYSTEM_CLOCK, Clock
 from interlock.core.exchange import Exchange
 from interlock.core.vendor import VendorRuntime
+from interlock.governance.auth import Authenticator
+from interlock.governance.store import GovStore
 from interlock.ledger.writer import LogStore
-from interlock.pipeline.stages import Authenticate
 from interlock.routing.stats import LiveStats
 
 SIMULATOR = "simulator"
 
 
 class Console:
-    """The console's handlers; ``Gateway._routes()`` adds one route for each."""
+    """The console's handlers; ``Gateway._routes()`` adds one route for each.
+
+    ``chat`` is the playground's pipeline (the gateway's chat path with the session as the caller,
+    ``playground.SessionIdentify``); ``generation`` reads a request's routing record for a caller;
+    ``log`` is the request log the model page reads its route rollup from (None: the log is off)."""
 
     def __init__(self, settings: ConsoleSettings, catalog: Catalog, vendors: Mapping[str, VendorRuntime],
-                 stats: LiveStats, auth: Authenticate, log: LogStore | None = None) -> None:
+                 stats: LiveStats, auth: Authenticator, store: GovStore, secret: bytes,
+                 chat: Callable[[Exchange], Awaitable[None]], generation: Generation, *,
+                 log: LogStore | None = None, clock: Clock = SYSTEM_CLOCK) -> None:
         static = load_static()
         env = make_environment(static)
+        live = frozenset(vendors)
         simulator = vendors.get(SIMULATOR)
-        traffic = RouteTraffic(log) if log is not None else None
-        self.pages = CatalogPages(env, catalog, vendors, stats, None if settings.public_catalog else auth, traffic,
+        self.sessions = Sessions(store, auth, settings.session_hours, clock)
+        self.pages = CatalogPages(env, catalog, live, stats, None if settings.public_catalog else auth,
+                                  RouteTraffic(log) if log is not None else None, self.sessions,
                                   simulator_box=simulator is not None)
+        self.signin = SignIn(env, self.sessions, SigninTokens(secret), FailureLimiter(clock=clock))
+        self.playground = Playground(env, self.sessions, chat, generation, catalog, live)
         self.static = StaticFiles(static)
-
-        async def gate(req: Exchange) -> bool:
-            return self.pages.allowed(req)
-
         self.simulate = SimulatorBox(catalog, simulator.adapter if simulator is not None else None,
-                                     lambda vendor: vendor_name(catalog, vendor), gate)
+                                     lambda vendor: vendor_name(catalog, vendor), self.pages.permits)

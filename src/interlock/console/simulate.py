@@ -26,6 +26,7 @@ import orjson
 
 from interlock.catalog import Catalog
 from interlock.core.errors import (
+    AuthenticationFailed,
     GatewayError,
     InvalidRequest,
     NoRouteAvailable,
@@ -191,7 +192,7 @@ def _event(data: Mapping[str, Any]) -> bytes:
 
 
 class SimulatorBox:
-    """The handler; ``gate`` answers (and returns False) when the caller may not use the catalog pages."""
+    """The handler; ``gate`` says whether the caller may use the catalog pages (a private catalog: signed in)."""
 
     def __init__(self, catalog: Catalog, adapter: ChatAdapter | None, vendor_name: VendorName,
                  gate: Callable[[Exchange], Awaitable[bool]], clock: Callable[[], float] = time.monotonic) -> None:
@@ -205,7 +206,8 @@ class SimulatorBox:
 
     async def __call__(self, req: Exchange) -> None:
         if not await self.gate(req):
-            return
+            raise AuthenticationFailed("This gateway's catalog is private (console.public_catalog: false): sign in, "
+                                       "or send an interlock key in the Authorization header.")
         if not same_site(req):
             raise PermissionDenied("Cross-site requests may not run the simulator box.", code="cross_site")
         if (req.header("content-type") or "").split(";")[0].strip().lower() != "application/json":

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -108,6 +109,9 @@ def make_environment(static: dict[str, StaticFile]) -> Environment:
         return f"{STATIC_PREFIX}{name}?v={static[name].etag}"
 
     env.globals["static_url"] = static_url
+    # Who is signed in (the header's sign-in/sign-out part); pages of a signed-in browser pass their own.
+    env.globals["viewer"] = None
+    env.globals["csrf"] = ""
     return env
 
 
@@ -115,14 +119,20 @@ def render(env: Environment, template: str, context: dict[str, Any]) -> bytes:
     return env.get_template(template).render(**context).encode()
 
 
-def send_html(req: Exchange, status: int, body: bytes) -> None:
+def send_html(req: Exchange, status: int, body: bytes, headers: Sequence[tuple[str, str]] = ()) -> None:
     """Answer with a rendered page and the console's security headers."""
-    req.send(status, body, [("content-type", HTML), ("cache-control", "no-store"), *SECURITY_HEADERS])
+    req.send(status, body, [("content-type", HTML), ("cache-control", "no-store"), *SECURITY_HEADERS, *headers])
 
 
-def send_page(req: Exchange, env: Environment, status: int, template: str, context: dict[str, Any]) -> None:
+def send_page(req: Exchange, env: Environment, status: int, template: str, context: dict[str, Any],
+              headers: Sequence[tuple[str, str]] = ()) -> None:
     """Render ``template`` (a small page: on the loop) and answer with it."""
-    send_html(req, status, render(env, template, context))
+    send_html(req, status, render(env, template, context), headers)
+
+
+def redirect(req: Exchange, location: str, headers: Sequence[tuple[str, str]] = ()) -> None:
+    """``303 See Other`` to a path of this gateway (a form's answer, or the way to the sign-in page)."""
+    req.send(303, b"", [("location", location), ("cache-control", "no-store"), *SECURITY_HEADERS, *headers])
 
 
 async def send_large_page(req: Exchange, env: Environment, status: int, template: str,

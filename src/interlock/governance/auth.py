@@ -180,6 +180,21 @@ class Authenticator:
         # The table is keyed by digest; the constant-time comparison is what accepts the key.
         if entry is None or not hmac.compare_digest(entry[0].digest.encode(), presented):
             raise AuthenticationFailed(f"Incorrect API key provided: {_redact(key)}.")
+        return self._project_principal(entry, project)
+
+    def authenticate_digest(self, key_digest: str) -> Principal:
+        """The caller whose key has this stored digest (a console session): revoked, expired or unknown
+        keys are refused as :meth:`authenticate` refuses them, against the live table."""
+        presented = key_digest.encode()
+        if hmac.compare_digest(presented, self._master_digest):
+            return self._admin
+        entry = self._keys.get(presented)
+        if entry is None or not hmac.compare_digest(entry[0].digest.encode(), presented):
+            raise AuthenticationFailed("The key this session signed in with is no longer known.",
+                                       code="invalid_api_key")
+        return self._project_principal(entry, None)
+
+    def _project_principal(self, entry: tuple[ApiKey, dict[str, Principal]], project: str | None) -> Principal:
         k, principals = entry
         if k.revoked_at is not None:
             raise AuthenticationFailed(f"The API key {k.prefix}… ({k.id}) was revoked.", code="revoked_api_key")

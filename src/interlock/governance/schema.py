@@ -74,6 +74,21 @@ INSERT INTO gov_version (id, version) VALUES (1, 1) ON CONFLICT (id) DO NOTHING
     # Zero data retention per project (``Project.zero_data_retention``); 0/1 in both stores.
     (2, "ALTER TABLE gov_projects ADD COLUMN zero_data_retention INTEGER NOT NULL DEFAULT 0",
      "ALTER TABLE gov_projects ADD COLUMN IF NOT EXISTS zero_data_retention integer NOT NULL DEFAULT 0"),
+    # Web console sessions (``console/sessions.py``): the cookie token's SHA-256, never the token; the key's
+    # HMAC digest, re-resolved on each use so a revoked or expired key ends its sessions.
+    (3, """
+CREATE TABLE IF NOT EXISTS console_sessions (
+    token_digest TEXT PRIMARY KEY, key_digest TEXT NOT NULL, csrf TEXT NOT NULL, created_at REAL NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS console_sessions_expires ON console_sessions (expires_at)
+""", """
+CREATE TABLE IF NOT EXISTS console_sessions (
+    token_digest text PRIMARY KEY, key_digest text NOT NULL, csrf text NOT NULL,
+    created_at double precision NOT NULL, expires_at double precision NOT NULL
+);
+CREATE INDEX IF NOT EXISTS console_sessions_expires ON console_sessions (expires_at)
+"""),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
