@@ -341,3 +341,17 @@ async def log_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
         pg = PostgresLog(request.getfixturevalue("pg_url"))
         yield pg
         await pg.close()
+
+
+#: Debian's chromium, which the browser tests drive through Playwright (scripts/debian_packages.sh installs it).
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium for a test module's real-browser tests (Playwright's Python package)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()

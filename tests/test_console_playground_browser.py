@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.conftest import MASTER_KEY, GatewayProcess, start_gateway
-from tests.test_console_browser import CHROMIUM, DESKTOP, PHONE, Visit, shot
+from tests.test_console_browser import DESKTOP, PHONE, Visit, shot
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -40,14 +40,6 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess
         yield gw
     finally:
         gw.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[sync_api.Browser]:
-    with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
 
 
 def visit(browser: sync_api.Browser, gw: GatewayProcess, viewport: dict[str, int]) -> Visit:

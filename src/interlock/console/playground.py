@@ -28,7 +28,6 @@ from interlock.core.context import RequestContext
 from interlock.core.errors import AuthenticationFailed, InvalidRequest, PermissionDenied
 from interlock.core.exchange import Exchange
 from interlock.core.principal import Principal
-from interlock.observability import zdr_log
 from interlock.pipeline.stages import Identify
 
 PAGE = "/console/playground"
@@ -48,9 +47,7 @@ class SessionIdentify(Identify):
         principal = _CALLER.get()
         if principal is None:
             raise AuthenticationFailed("Sign in to the console first (no session).", code="no_session")
-        ctx.principal = principal
-        ctx.zero_data_retention = principal.zero_data_retention or self.zero_data_retention
-        zdr_log.mark(ctx.zero_data_retention)
+        self.attribute(ctx, principal)
 
 
 def model_choices(catalog: Catalog, live_vendors: Collection[str]) -> list[str]:

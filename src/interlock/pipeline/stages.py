@@ -91,8 +91,11 @@ class Identify:
         self.zero_data_retention = zero_data_retention
 
     def __call__(self, req: Exchange, ctx: RequestContext) -> None:
-        principal = self.auth.authenticate(req.header("authorization"), req.header("x-api-key"),
-                                           req.header("x-interlock-project"))
+        self.attribute(ctx, self.auth.authenticate(req.header("authorization"), req.header("x-api-key"),
+                                                   req.header("x-interlock-project")))
+
+    def attribute(self, ctx: RequestContext, principal: Principal) -> None:
+        """The request is ``principal``'s: ZDR when its project or the gateway asks for it."""
         ctx.principal = principal
         ctx.zero_data_retention = principal.zero_data_retention or self.zero_data_retention
         zdr_log.mark(ctx.zero_data_retention)  # a traceback logged from this task then withholds exception texts
