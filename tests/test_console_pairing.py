@@ -70,8 +70,8 @@ def test_facts_follow_the_data_of_each_model() -> None:
     assert mini is not None and sonnet is not None
     a = dict(facts(CATALOG, mini, {"openai"}))
     b = dict(facts(CATALOG, sonnet, {"openai"}))
-    assert a["Who serves GPT-4.1 mini here?"] == "openai (1 of the 3 vendors that list it)."
-    assert b[f"Who serves {sonnet.name} here?"].startswith("None here: it is listed by anthropic, azure")
+    assert a["Who serves GPT-4.1 mini here?"] == "OpenAI (1 of the 3 vendors that list it)."
+    assert b[f"Who serves {sonnet.name} here?"].startswith("None here: it is listed by Anthropic, Azure")
     assert a["What does it cost?"] == ("$0.40 per 1M input tokens and $1.60 per 1M output tokens, "
                                        "across 3 priced routes.")
     assert b["What does it cost?"].startswith("$3.00 per 1M input tokens and $15.00 per 1M output tokens")

@@ -24,6 +24,7 @@ from interlock.console.views import (
     simulated,
     tokens_exact,
     tokens_short,
+    vendor_name,
 )
 from interlock.core.model import Model, Route
 
@@ -107,6 +108,11 @@ def _prices(model: Model) -> str:
             "per 1M")
 
 
+def _names(catalog: Catalog, vendors: Collection[str]) -> str:
+    """Vendors by their display names (``Azure, OpenAI``), as the routes table shows them."""
+    return ", ".join(vendor_name(catalog, v) for v in vendors)
+
+
 def _here(model: Model, live_vendors: Collection[str]) -> list[str]:
     return [v for v in model.vendors if v in live_vendors and v != SIMULATOR]
 
@@ -166,8 +172,8 @@ def failover_partner(catalog: Catalog, model: Model, live_vendors: Collection[st
 
     best = min(found, key=rank)
     here = _here(best, live_vendors)
-    where = (f"live here via {', '.join(here)}" if here
-             else f"not configured here (served by {', '.join(best.vendors)})")
+    where = (f"live here via {_names(catalog, here)}" if here
+             else f"not configured here (served by {_names(catalog, best.vendors)})")
     return _pick("Cross-lab failover", best,
                  f"Another lab ({best.lab}) with {_caps_text(caps)} and {tokens_short(best.context_window)} "
                  f"context; {_prices(best)}; {where}.")
@@ -209,12 +215,12 @@ def facts(catalog: Catalog, model: Model, live_vendors: Collection[str]) -> list
     here = _here(model, live_vendors)
     out: list[tuple[str, str]] = []
     if here:
-        served = f"{', '.join(here)} ({len(here)} of the {len(vendors)} vendors that list it)."
+        served = f"{_names(catalog, here)} ({len(here)} of the {len(vendors)} vendors that list it)."
     elif simulated(model, live_vendors):
-        served = (f"No vendor of it is configured here ({', '.join(vendors) or 'none listed'}); "
+        served = (f"No vendor of it is configured here ({_names(catalog, vendors) or 'none listed'}); "
                   "the built-in simulator answers for it, at no cost.")
     else:
-        served = f"None here: it is listed by {', '.join(vendors) or 'no vendor'}, none of them configured."
+        served = f"None here: it is listed by {_names(catalog, vendors) or 'no vendor'}, none of them configured."
     out.append((f"Who serves {name} here?", served))
     priced = [r for r in model.routes if r.price.input is not None and r.price.output is not None]
     if priced:
@@ -225,10 +231,10 @@ def facts(catalog: Catalog, model: Model, live_vendors: Collection[str]) -> list
         cheapest = min(priced, key=lambda r: (blended(r) or 0.0, r.vendor))
         ties = sorted({r.vendor for r in priced if blended(r) == blended(cheapest)})
         if len(ties) > 1:
-            answer = f"A tie: {', '.join(ties)} list the same, {price(cheapest.price.input)} in / " \
+            answer = f"A tie: {_names(catalog, ties)} list the same, {price(cheapest.price.input)} in / " \
                      f"{price(cheapest.price.output)} out per 1M."
         else:
-            answer = (f"{cheapest.vendor}: {price(cheapest.price.input)} in / {price(cheapest.price.output)} out "
+            answer = (f"{vendor_name(catalog, cheapest.vendor)}: {price(cheapest.price.input)} in / {price(cheapest.price.output)} out "
                       f"per 1M{' (live here)' if cheapest.vendor in here else ''}.")
         out.append(("Which vendor is cheapest?", answer))
     else:
@@ -242,14 +248,14 @@ def facts(catalog: Catalog, model: Model, live_vendors: Collection[str]) -> list
     zdr_yes = sorted({r.vendor for r in model.routes if r.zdr})
     zdr_no = sorted({r.vendor for r in model.routes if r.zdr is False})
     if zdr_yes:
-        zdr = f"Yes, from {', '.join(zdr_yes)}."
+        zdr = f"Yes, from {_names(catalog, zdr_yes)}."
     elif zdr_no:
-        zdr = f"Not from the vendors that say: {', '.join(zdr_no)} keep data; the others do not state it."
+        zdr = f"Not from the vendors that say: {_names(catalog, zdr_no)} keep data; the others do not state it."
     else:
-        zdr = f"Unknown: none of its vendors ({', '.join(vendors) or 'none listed'}) states it in the catalog."
+        zdr = f"Unknown: none of its vendors ({_names(catalog, vendors) or 'none listed'}) states it in the catalog."
     out.append(("Is zero data retention available?", zdr))
     out.append(("Is it live on this gateway?",
-                f"Yes, through {', '.join(here)}." if here
+                f"Yes, through {_names(catalog, here)}." if here
                 else ("Through the simulator only (no real vendor configured)." if simulated(model, live_vendors)
                       else "No.")))
     caps = [CAPABILITY_LABELS[c].lower() for c in CAPABILITY_LABELS if c in model.capabilities
