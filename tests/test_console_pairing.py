@@ -77,7 +77,7 @@ def test_facts_follow_the_data_of_each_model() -> None:
     assert b["What does it cost?"].startswith("$3.00 per 1M input tokens and $15.00 per 1M output tokens")
     assert a["How much context does it take?"] == "1,047,576 tokens (1.05M)."
     assert b["How much context does it take?"] == "200,000 tokens (200K)."
-    assert a["Is it live on this gateway?"] == "Yes, through openai." and b["Is it live on this gateway?"] == "No."
+    assert a["Is it live on this gateway?"] == "Yes, through OpenAI." and b["Is it live on this gateway?"] == "No."
     assert "reasoning" in b["What can it read and write?"] and "reasoning" not in a["What can it read and write?"]
     assert a != b
 
