@@ -1,0 +1,132 @@
+"""Personal data recognizers: payment cards, IBANs, US SSNs, e-mail and IP addresses, phone numbers."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterator
+
+import phonenumbers
+
+from interlock.guardrails.findings import (
+    CREDIT_CARD,
+    EMAIL_ADDRESS,
+    IBAN_CODE,
+    IP_ADDRESS,
+    PHONE_NUMBER,
+    US_SSN,
+    Finding,
+)
+from interlock.guardrails.validators import IBAN_LENGTHS, iban_valid, luhn, ssn_valid
+
+# Plain 13-19 digits, or groups of four (and Amex/Diners 4-6-5/4-6-4) joined by one repeated separator.
+# Not inside a longer run of digits, and not part of a decimal or a dashed code.
+_CARD = re.compile(
+    r"(?<![\d.,\-/])(?:\d{13,19}"
+    r"|\d{4}(?P<s>[ \-])\d{4}(?P=s)\d{4}(?P=s)\d{1,4}(?:(?P=s)\d{1,3})?"
+    r"|\d{4}(?P<a>[ \-])\d{6}(?P=a)\d{4,5})"
+    r"(?!\d|[.,\-/]\d)"
+)
+_SSN = re.compile(r"(?<![\d.\-/])(\d{3})([\- .])(\d{2})\2(\d{4})(?!\d|[.\-/]\d)")
+_IBAN = re.compile(
+    r"\b[A-Z]{2}\d{2}(?:(?:[ \-]?[A-Z0-9]{4}){2,8}(?:[ \-]?[A-Z0-9]{1,3})?|[A-Z0-9]{11,30})\b"
+)
+_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?:/\d{1,2})?(?!\w|\.\d)")
+_IPV6 = re.compile(
+    r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4})(?:/\d{1,3})?(?![\w:])"
+)
+_EMAIL_LOCAL = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-'")
+_EMAIL_DOMAIN = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+(?:xn--[A-Za-z0-9\-]{2,59}|[A-Za-z]{2,24})(?![\w\-])"
+)
+_PHONE = re.compile(
+    r"(?<![\w+\-.])(?:\+\d{1,3}[ .\-]?)?(?:\(\d{1,4}\)[ .\-]?)?\d{2,5}(?:[ .\-]?\d{2,5}){1,4}(?!\w|[.\-]\d)"
+)
+_PHONE_CONTEXT = re.compile(r"phone|tel\b|call|mobile|cell|fax|whatsapp|sms|contact|dial|ruf|handy", re.I)
+
+
+def find_cards(text: str) -> Iterator[Finding]:
+    for m in _CARD.finditer(text):
+        digits = m.group().replace(" ", "").replace("-", "")
+        if not 13 <= len(digits) <= 19 or digits[0] in "09" or len(set(digits)) < 2:
+            continue
+        if luhn(digits):
+            yield Finding(CREDIT_CARD, m.start(), m.end(), 0.95 if m.lastindex else 0.9)
+
+
+def find_ssns(text: str) -> Iterator[Finding]:
+    for m in _SSN.finditer(text):
+        if ssn_valid(m.group(1), m.group(3), m.group(4)):
+            yield Finding(US_SSN, m.start(), m.end(), 0.85 if m.group(2) == "-" else 0.6)
+
+
+def find_ibans(text: str) -> Iterator[Finding]:
+    for m in _IBAN.finditer(text):
+        raw = m.group()
+        want = IBAN_LENGTHS.get(raw[:2])
+        if want is None:
+            continue
+        # Cut a greedy match back to the country's length (a word may follow the number).
+        count = 0
+        for i, ch in enumerate(raw):
+            if ch.isalnum():
+                count += 1
+                if count == want:
+                    raw = raw[: i + 1]
+                    break
+        compact = raw.replace(" ", "").replace("-", "")
+        if iban_valid(compact):
+            yield Finding(IBAN_CODE, m.start(), m.start() + len(raw), 1.0)
+
+
+def find_emails(text: str) -> Iterator[Finding]:
+    at = text.find("@")
+    while at > 0:
+        start = at
+        while start > 0 and text[start - 1] in _EMAIL_LOCAL:
+            start -= 1
+        while start < at and text[start] in ".'":
+            start += 1
+        m = _EMAIL_DOMAIN.match(text, at + 1)
+        if m and start < at and at - start <= 64:
+            yield Finding(EMAIL_ADDRESS, start, m.end(), 1.0)
+        at = text.find("@", at + 1)
+
+
+def find_ips(text: str) -> Iterator[Finding]:
+    for m in _IPV4.finditer(text):
+        if _valid_ip(m.group()):
+            yield Finding(IP_ADDRESS, m.start(), m.end(), 0.9)
+    if "::" in text or text.count(":") >= 7:
+        for m in _IPV6.finditer(text):
+            cand = m.group()
+            if any(ch.isdigit() for ch in cand) and cand.count(":") >= 2 and _valid_ip(cand):
+                yield Finding(IP_ADDRESS, m.start(), m.end(), 0.9)
+
+
+def _valid_ip(cand: str) -> bool:
+    try:
+        if "/" in cand:
+            ipaddress.ip_network(cand, strict=False)
+        else:
+            ipaddress.ip_address(cand)
+    except ValueError:
+        return False
+    return True
+
+
+def find_phones(text: str, region: str) -> Iterator[Finding]:
+    for m in _PHONE.finditer(text):
+        cand = m.group()
+        ndigits = sum(ch.isdigit() for ch in cand)
+        if not 7 <= ndigits <= 15:
+            continue
+        formatted = cand[0] in "+(" or not cand.isdigit()
+        if not formatted and not _PHONE_CONTEXT.search(text, max(0, m.start() - 40), m.start()):
+            continue
+        try:
+            number = phonenumbers.parse(cand, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            yield Finding(PHONE_NUMBER, m.start(), m.end(), 0.75 if formatted else 0.6)
