@@ -94,12 +94,8 @@ class DlpDetector:
         yield from secrets.find_aws_secrets(text, lower)
         yield from secrets.find_assigned_secrets(text, lower, self.generic_entropy)
         yield from pii.find_emails(text)
-        yield from pii.find_ibans(text)
-        if any(ch in text for ch in "0123456789"):
-            yield from pii.find_cards(text)
-            yield from pii.find_ssns(text)
-            yield from pii.find_ips(text)
-            yield from pii.find_phones(text, self.phone_region)
+        yield from pii.find_numeric(text, self.phone_region)
+        yield from pii.find_ipv6(text)
         for p in self._custom:
             yield from _custom_matches(p, text)
 

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from interlock.guardrails.injection_rules import Rule, compile_rules
-from interlock.guardrails.normalize import decoded_payloads, normalize, rot13, variants
+from interlock.guardrails.normalize import decoded_payloads, leet, normalize, rot13
 
-# Chosen on the train split by bench/guardrails.py --tune: the lowest threshold that keeps the
-# false-positive rate on benign prompts within the target.
+# Chosen on the train split (bench/guardrails.py prints the choice): the lowest threshold whose
+# false-positive rate on the benign prompts stays within the target.
 DIRECT_THRESHOLD = 0.5
 # Text inside data (e-mails, tool results) is scored with the indirect rules as well.
 INDIRECT_THRESHOLD = 0.5
 
-_ROT13_HINTS = ("ignore", "instruction", "prompt", "password", "disregard", "forget")
+# rot13 of a few words that open an attack: the rot13 view is scanned only when one occurs.
+_ROT13_HINTS = (b"ignore", b"instruction", b"prompt", b"password")
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,34 +26,46 @@ class InjectionResult:
 
 
 class InjectionDetector:
-    """Scores text in [0, 1]: one minus the product of (1 - weight) over the distinct rules that match."""
+    """Scores text in [0, 1]: one minus the product of (1 - weight) over the distinct rules that match.
+
+    Views scanned: the normalised text, its leetspeak-mapped form, its rot13 form, and base64 or hex
+    payloads decoded. A rule's pattern runs only near its trigger substrings; weak rules (role-play
+    framing, "you are now") count only once a strong one has matched.
+    """
 
     def __init__(self, threshold: float = DIRECT_THRESHOLD, indirect_threshold: float = INDIRECT_THRESHOLD) -> None:
         self.threshold = threshold
         self.indirect_threshold = indirect_threshold
         rules = compile_rules()
-        self._direct = tuple(r for r in rules if not r.indirect)
-        self._all = rules
+        self._strong = _by_trigger(r for r in rules if not r.indirect and not r.weak)
+        self._weak = _by_trigger(r for r in rules if r.weak)
+        self._indirect = _by_trigger(r for r in rules if r.indirect)
 
     def check(self, text: str, indirect: bool = False) -> InjectionResult:
         """Score a prompt (`indirect=False`) or data the model will read, such as an e-mail or a tool result."""
-        rules = self._all if indirect else self._direct
-        norm = normalize(text)
-        views = [norm, *variants(norm)]
+        norm = normalize(text).encode("utf-8", "replace")
+        views = [norm]
+        mapped = leet(norm)
+        if mapped is not None:
+            views.append(mapped)
         rotated = rot13(norm)
         if any(h in rotated for h in _ROT13_HINTS):
             views.append(rotated)
-        if len(text) >= 16:
-            views.extend(decoded_payloads(text))
+        if len(norm) >= 16:
+            raw = norm if text.isascii() else text.encode("utf-8", "replace")
+            views.extend(p.encode("utf-8", "replace") for p in decoded_payloads(text, raw))
         hits: dict[str, float] = {}
-        for view in views:
-            for rule in rules:
-                if rule.name not in hits and _matches(rule, view):
-                    hits[rule.name] = rule.weight
+        tables = (self._strong, self._indirect) if indirect else (self._strong,)
+        for table in tables:
+            for view in views:
+                _scan(view, table, hits)
+        if hits:
+            for view in views:
+                _scan(view, self._weak, hits)
         keep = 1.0
         for w in hits.values():
             keep *= 1.0 - w
-        score = 1.0 - keep
+        score = round(1.0 - keep, 6)
         limit = self.indirect_threshold if indirect else self.threshold
         return InjectionResult(score, tuple(hits), score >= limit)
 
@@ -59,5 +73,30 @@ class InjectionDetector:
         return self.check(text, indirect).score
 
 
-def _matches(rule: Rule, view: str) -> bool:
-    return any(t in view for t in rule.triggers) and rule.pattern.search(view) is not None
+_Table = tuple[tuple[bytes, tuple[Rule, ...]], ...]
+
+
+def _by_trigger(rules: Iterable[Rule]) -> _Table:
+    """Trigger substring -> the rules it gates, so each substring is searched once per view."""
+    table: dict[bytes, list[Rule]] = {}
+    for rule in rules:
+        for t in rule.triggers:
+            table.setdefault(t, []).append(rule)
+    return tuple((t, tuple(rs)) for t, rs in table.items())
+
+
+# A pattern runs on a window around each occurrence of its trigger (the first few), not the whole text.
+_BEFORE, _AFTER, _OCCURRENCES = 100, 100, 6
+
+
+def _scan(view: bytes, table: _Table, hits: dict[str, float]) -> None:
+    for trigger, rules in table:
+        at = view.find(trigger)
+        n = 0
+        while at >= 0 and n < _OCCURRENCES:
+            lo, hi = max(0, at - _BEFORE), at + _AFTER
+            for rule in rules:
+                if rule.name not in hits and rule.pattern.search(view, lo, hi) is not None:
+                    hits[rule.name] = rule.weight
+            at = view.find(trigger, at + 1)
+            n += 1

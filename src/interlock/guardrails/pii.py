@@ -31,6 +31,9 @@ _SSN = re.compile(r"(?<![\d.\-/])(\d{3})([\- .])(\d{2})\2(\d{4})(?!\d|[.\-/]\d)"
 _IBAN = re.compile(
     r"\b[A-Z]{2}\d{2}(?:(?:[ \-]?[A-Z0-9]{4}){2,8}(?:[ \-]?[A-Z0-9]{1,3})?|[A-Z0-9]{11,30})\b"
 )
+# A run of at least four digits, possibly with separators: where every numeric entity has one.
+_DIGITS = re.compile(r"\d[\d \-.()/:]{2,}\d")
+_IBAN_REACH = 36
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?:/\d{1,2})?(?!\w|\.\d)")
 _IPV6 = re.compile(
     r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4})(?:/\d{1,3})?(?![\w:])"
@@ -42,6 +45,7 @@ _EMAIL_DOMAIN = re.compile(
 _PHONE = re.compile(
     r"(?<![\w+\-.])(?:\+\d{1,3}[ .\-]?)?(?:\(\d{1,4}\)[ .\-]?)?\d{2,5}(?:[ .\-]?\d{2,5}){1,4}(?!\w|[.\-]\d)"
 )
+_PHONE_SHAPE = re.compile(r"\d{3}([ .\-])\d{3}\1\d{4}$")
 _PHONE_CONTEXT = re.compile(r"phone|tel\b|call|mobile|cell|fax|whatsapp|sms|contact|dial|ruf|handy", re.I)
 
 
@@ -93,10 +97,41 @@ def find_emails(text: str) -> Iterator[Finding]:
         at = text.find("@", at + 1)
 
 
-def find_ips(text: str) -> Iterator[Finding]:
-    for m in _IPV4.finditer(text):
-        if _valid_ip(m.group()):
-            yield Finding(IP_ADDRESS, m.start(), m.end(), 0.9)
+def find_numeric(text: str, region: str) -> Iterator[Finding]:
+    """Cards, IBANs, SSNs, IPv4 addresses and phone numbers. One scan finds the runs of digits (with
+    separators); a run's digit count and dots decide which patterns run, on the run and one character
+    either side (IBANs: a window that reaches back to the country code)."""
+    seen: set[tuple[str, int]] = set()
+    n = len(text)
+    for m in _DIGITS.finditer(text):
+        run = m.group()
+        digits = sum(map(str.isdigit, run))
+        dots = run.count(".")
+        if digits < 7 and dots < 3:
+            continue
+        lo = max(0, m.start() - 1)
+        part = text[lo: m.end() + 1]
+        found: list[Finding] = []
+        if digits >= 12:
+            found += find_cards(part)
+        if digits >= 9:
+            found += find_ssns(part)
+        if dots >= 3:
+            found += (Finding(IP_ADDRESS, i.start(), i.end(), 0.9) for i in _IPV4.finditer(part) if _valid_ip(i.group()))
+        if digits <= 15:
+            found += find_phones(part, region, text, lo)
+        if digits >= 8:
+            wlo = max(0, m.start() - _IBAN_REACH)
+            found += (Finding(f.type, f.start + wlo - lo, f.end + wlo - lo, f.score)
+                      for f in find_ibans(text[wlo: min(n, m.end() + _IBAN_REACH)]))
+        for f in found:
+            key = (f.type, f.start + lo)
+            if key not in seen:
+                seen.add(key)
+                yield Finding(f.type, f.start + lo, f.end + lo, f.score)
+
+
+def find_ipv6(text: str) -> Iterator[Finding]:
     if "::" in text or text.count(":") >= 7:
         for m in _IPV6.finditer(text):
             cand = m.group()
@@ -115,18 +150,21 @@ def _valid_ip(cand: str) -> bool:
     return True
 
 
-def find_phones(text: str, region: str) -> Iterator[Finding]:
+def find_phones(text: str, region: str, context: str | None = None, offset: int = 0) -> Iterator[Finding]:
+    """Numbers phonenumbers calls valid for the region, or international with +. Only shaped candidates
+    (+country, (area), the region's 3-3-4 grouping) or ones after a word like "phone" are parsed."""
     for m in _PHONE.finditer(text):
         cand = m.group()
         ndigits = sum(ch.isdigit() for ch in cand)
         if not 7 <= ndigits <= 15:
             continue
-        formatted = cand[0] in "+(" or not cand.isdigit()
-        if not formatted and not _PHONE_CONTEXT.search(text, max(0, m.start() - 40), m.start()):
+        shaped = cand[0] in "+(" or _PHONE_SHAPE.match(cand) is not None
+        whole, at = (text, m.start()) if context is None else (context, m.start() + offset)
+        if not shaped and not _PHONE_CONTEXT.search(whole, max(0, at - 40), at):
             continue
         try:
             number = phonenumbers.parse(cand, region)
         except phonenumbers.NumberParseException:
             continue
         if phonenumbers.is_valid_number(number):
-            yield Finding(PHONE_NUMBER, m.start(), m.end(), 0.75 if formatted else 0.6)
+            yield Finding(PHONE_NUMBER, m.start(), m.end(), 0.75 if shaped else 0.6)

@@ -33,7 +33,7 @@ _VENDOR: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] = (
         r"(?<![\w-])sk-(?!ant-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}(?![\w-])")),
     (AWS_ACCESS_KEY, ("AKIA", "ASIA", "ABIA", "ACCA", "A3T"),
      re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}(?![A-Za-z0-9])")),
-    (GITHUB_TOKEN, ("gh", "github_pat_"), re.compile(
+    (GITHUB_TOKEN, ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"), re.compile(
         r"(?<![\w-])(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{60,255})(?![\w-])")),
     (SLACK_WEBHOOK, ("hooks.slack.com",), re.compile(
         r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/+\-]{20,}")),
@@ -49,12 +49,12 @@ _PEM = re.compile(
 _JWT = re.compile(r"(?<![\w-])eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*")
 _AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
 
-# Keyword (possibly inside an identifier: CLIENT_SECRET, dbPassword), assignment, then the value.
-_KEYWORDS = ("pass", "pwd", "secret", "token", "api_key", "apikey", "api-key", "access_key", "auth", "credential")
+# Credential words, searched in the lower-cased text; the assignment and value must follow the word
+# (possibly after the rest of an identifier: CLIENT_SECRET_KEY, dbPassword).
+_KEYWORDS = ("passw", "passphrase", "pass", "pwd", "secret", "token", "api_key", "apikey", "api-key",
+             "access_key", "auth_key", "private_key", "credential")
 _ASSIGNED = re.compile(
-    r"(?i)(?:[a-z0-9_.\-]*?)(?:passw(?:or)?d|passphrase|(?<![a-z])pass(?![a-z])|pwd|secret|token"
-    r"|api[_\-]?key|access[_\-]?key|auth[_\-]?key|private[_\-]?key|credentials?)[a-z0-9_\-]*"
-    r"[\"']?\s*(?::=|=>|:|=)\s*"
+    r"[A-Za-z0-9_\-]{0,40}[\"']?\s{0,5}(?::=|=>|:|=)\s{0,5}"
     r"(?:\"(?P<dq>[^\"\n]{4,200})\"|'(?P<sq>[^'\n]{4,200})'|`(?P<bq>[^`\n]{4,200})`|(?P<bare>[^\s\"'`,;)]{6,200}))"
 )
 # The value must not look like code, a template or a word that names a placeholder.
@@ -106,14 +106,28 @@ def find_jwts(text: str) -> Iterator[Finding]:
 
 def find_assigned_secrets(text: str, lower: str, min_entropy: float = GENERIC_ENTROPY_MIN) -> Iterator[Finding]:
     """Values assigned to a credential-named key whose characters are varied enough to be a secret."""
-    if not any(k in lower for k in _KEYWORDS):
-        return
-    for m in _ASSIGNED.finditer(text):
-        group = m.lastgroup or "bare"
-        value = m.group(group)
-        if value is None or value.isdigit() or _NOT_A_VALUE.match(value.strip()):
-            continue
-        entropy = shannon_entropy(value)
-        if entropy < min_entropy or len(value.strip()) < 6 and group == "bare":
-            continue
-        yield Finding(GENERIC_SECRET, m.start(group), m.end(group), min(1.0, 0.5 + entropy / _ENTROPY_FULL / 2))
+    seen: set[int] = set()
+    for word in _KEYWORDS:
+        at = lower.find(word)
+        while at >= 0:
+            end = at + len(word)
+            # "pass" alone only as its own word part: not "passport", "bypass".
+            if word != "pass" or not (lower[end: end + 1].isalpha() or lower[at - 1: at].isalpha()):
+                m = _ASSIGNED.match(text, end)
+                if m is not None and m.start(m.lastgroup or "bare") not in seen:
+                    finding = _assigned(m, min_entropy)
+                    if finding is not None:
+                        seen.add(finding.start)
+                        yield finding
+            at = lower.find(word, end)
+
+
+def _assigned(m: re.Match[str], min_entropy: float) -> Finding | None:
+    group = m.lastgroup or "bare"
+    value = m.group(group)
+    if value is None or value.isdigit() or _NOT_A_VALUE.match(value.strip()):
+        return None
+    entropy = shannon_entropy(value)
+    if entropy < min_entropy:
+        return None
+    return Finding(GENERIC_SECRET, m.start(group), m.end(group), min(1.0, 0.5 + entropy / _ENTROPY_FULL / 2))
