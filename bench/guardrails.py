@@ -46,14 +46,15 @@ def rule_scores(det: InjectionDetector, rows: list[PiRow]) -> list[float]:
 
 
 def tune(rows: list[PiRow], scores: list[float], indirect: bool) -> float:
-    """The lowest threshold whose false-positive rate on the train rows' benign side stays in the target."""
+    """Direct prompts: the lowest threshold whose false-positive rate on the train rows' benign prompts stays
+    within the target. Indirect (e-mails): the threshold with the best accuracy on train."""
     pick = [(s, r.injection) for s, r in zip(scores, rows, strict=True) if (r.source in INDIRECT_SOURCES) == indirect]
     benign = [s for s, inj in pick if not inj]
-    for t in sorted({round(s, 4) for s, _ in pick} | {1.0}):
-        if t <= 0:
-            continue
-        fp = sum(s >= t for s in benign)
-        if not benign or fp / len(benign) <= FPR_TARGET:
+    candidates = sorted({round(s, 4) for s, _ in pick if s > 0} | {1.0})
+    if indirect:
+        return max(candidates, key=lambda t: (sum((s >= t) == inj for s, inj in pick), -t))
+    for t in candidates:
+        if not benign or sum(s >= t for s in benign) / len(benign) <= FPR_TARGET:
             return t
     return 1.0
 

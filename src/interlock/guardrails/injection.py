@@ -12,7 +12,7 @@ from interlock.guardrails.normalize import decoded_payloads, leet, normalize, ro
 # false-positive rate on the benign prompts stays within the target.
 DIRECT_THRESHOLD = 0.5
 # Text inside data (e-mails, tool results) is scored with the indirect rules as well.
-INDIRECT_THRESHOLD = 0.5
+INDIRECT_THRESHOLD = 0.6
 
 # rot13 of a few words that open an attack: the rot13 view is scanned only when one occurs.
 _ROT13_HINTS = (b"ignore", b"instruction", b"prompt", b"password")

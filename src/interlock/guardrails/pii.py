@@ -27,6 +27,8 @@ _CARD = re.compile(
     r"|\d{4}(?P<a>[ \-])\d{6}(?P=a)\d{4,5})"
     r"(?!\d|[.,\-/]\d)"
 )
+# Leading digits that issuers use, per length (13: old Visa; 14: Diners; 15: Amex, UATP).
+_CARD_FIRST = {13: "4", 14: "3", 15: "123", 16: "23456", 17: "456", 18: "456", 19: "2456"}
 _SSN = re.compile(r"(?<![\d.\-/])(\d{3})([\- .])(\d{2})\2(\d{4})(?!\d|[.\-/]\d)")
 _IBAN = re.compile(
     r"\b[A-Z]{2}\d{2}(?:(?:[ \-]?[A-Z0-9]{4}){2,8}(?:[ \-]?[A-Z0-9]{1,3})?|[A-Z0-9]{11,30})\b"
@@ -36,7 +38,7 @@ _DIGITS = re.compile(r"\d[\d \-.()/:]{2,}\d")
 _IBAN_REACH = 36
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?:/\d{1,2})?(?!\w|\.\d)")
 _IPV6 = re.compile(
-    r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4})(?:/\d{1,3})?(?![\w:])"
+    r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4})(?:/\d{1,3})?(?![\w:]|\.\d)"
 )
 _EMAIL_LOCAL = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-'")
 _EMAIL_DOMAIN = re.compile(
@@ -46,13 +48,13 @@ _PHONE = re.compile(
     r"(?<![\w+\-.])(?:\+\d{1,3}[ .\-]?)?(?:\(\d{1,4}\)[ .\-]?)?\d{2,5}(?:[ .\-]?\d{2,5}){1,4}(?!\w|[.\-]\d)"
 )
 _PHONE_SHAPE = re.compile(r"\d{3}([ .\-])\d{3}\1\d{4}$")
-_PHONE_CONTEXT = re.compile(r"phone|tel\b|call|mobile|cell|fax|whatsapp|sms|contact|dial|ruf|handy", re.I)
+_PHONE_CONTEXT = re.compile(r"phone|tel\b|telefon|call|mobile|cell|fax|whatsapp|sms|contact|dial|ruf|handy", re.I)
 
 
 def find_cards(text: str) -> Iterator[Finding]:
     for m in _CARD.finditer(text):
         digits = m.group().replace(" ", "").replace("-", "")
-        if not 13 <= len(digits) <= 19 or digits[0] in "09" or len(set(digits)) < 2:
+        if digits[0] not in _CARD_FIRST.get(len(digits), "") or len(set(digits)) < 2:
             continue
         if luhn(digits):
             yield Finding(CREDIT_CARD, m.start(), m.end(), 0.95 if m.lastindex else 0.9)
@@ -87,7 +89,7 @@ def find_emails(text: str) -> Iterator[Finding]:
     at = text.find("@")
     while at > 0:
         start = at
-        while start > 0 and text[start - 1] in _EMAIL_LOCAL:
+        while start > 0 and (text[start - 1] in _EMAIL_LOCAL or text[start - 1].isalnum()):
             start -= 1
         while start < at and text[start] in ".'":
             start += 1

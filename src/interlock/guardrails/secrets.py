@@ -59,8 +59,8 @@ _ASSIGNED = re.compile(
 )
 # The value must not look like code, a template or a word that names a placeholder.
 _NOT_A_VALUE = re.compile(
-    r"^(?:[$%{<@]|.*[()]|(?i:true|false|null|none|nil|undefined|required|optional|string|password|secret|token"
-    r"|\*+|x+|\.+|your[_\- ].*|<.*>|process\.env.*|os\.environ.*|env\(.*))$"
+    r"^(?:[$%{<@#&/\[].*|.*[()+].*|.*:|https?://.*|new[ \-].*|(?i:true|false|null|none|nil|undefined|required"
+    r"|optional|string|password|secret|token|\*+|x+|\.+|your[_\- ].*|process\.env.*|os\.environ.*|env\(.*))$"
 )
 GENERIC_ENTROPY_MIN = 2.5
 _ENTROPY_FULL = 4.0
