@@ -52,8 +52,7 @@ class InjectionDetector:
         if any(h in rotated for h in _ROT13_HINTS):
             views.append(rotated)
         if len(norm) >= 16:
-            raw = norm if text.isascii() else text.encode("utf-8", "replace")
-            views.extend(p.encode("utf-8", "replace") for p in decoded_payloads(text, raw))
+            views.extend(p.encode("utf-8", "replace") for p in decoded_payloads(text.encode("utf-8", "replace")))
         hits: dict[str, float] = {}
         tables = (self._strong, self._indirect) if indirect else (self._strong,)
         for table in tables:

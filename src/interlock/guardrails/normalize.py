@@ -11,13 +11,17 @@ import re
 import unicodedata
 
 _ZERO_WIDTH = dict.fromkeys("\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad\u180e\u034f", "")
-# Cyrillic and Greek letters that look like Latin ones (lower case: mapping runs after lower()).
+# Cyrillic and Greek letters that look like Latin ones; zero-width characters map to nothing.
 _CONFUSABLES = _ZERO_WIDTH | {
     "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c",
     "т": "t", "у": "y", "х": "x", "ѕ": "s", "і": "i", "ї": "i", "ј": "j", "ԁ": "d", "ԛ": "q", "ԝ": "w",
     "ɡ": "g", "һ": "h", "ӏ": "l", "ο": "o", "α": "a", "ε": "e", "ι": "i", "κ": "k", "ν": "v", "ρ": "p",
     "τ": "t", "υ": "u", "χ": "x", "β": "b", "η": "n", "μ": "u", "ω": "w", "ς": "s", "σ": "o", "γ": "y",
     "ı": "i", "ℓ": "l",
+    # Upper case, mapped before lower() (Greek capital nu looks like N, its lower case like v).
+    "Α": "a", "Β": "b", "Ε": "e", "Ζ": "z", "Η": "h", "Ι": "i", "Κ": "k", "Μ": "m", "Ν": "n", "Ο": "o",
+    "Ρ": "p", "Τ": "t", "Υ": "y", "Χ": "x", "А": "a", "В": "b", "Е": "e", "К": "k", "М": "m", "Н": "h",
+    "О": "o", "Р": "p", "С": "c", "Т": "t", "У": "y", "Х": "x", "І": "i", "Ј": "j", "Ѕ": "s",
 }
 # Zero-width characters, or Greek and Cyrillic letters: the slow steps run only when one occurs.
 _NEEDS_MAPPING = re.compile("[\u00ad\u034f\u0370-\u04ff\u0500-\u052f\u180e\u200b-\u200f\u2060-\u2064\ufeff]")
@@ -38,10 +42,9 @@ def normalize(text: str) -> str:
         return text.lower()
     if not unicodedata.is_normalized("NFKC", text):
         text = unicodedata.normalize("NFKC", text)
-    text = text.lower()
     if _NEEDS_MAPPING.search(text):
         text = _NEEDS_MAPPING.sub(_map_char, text)
-    return text
+    return text.lower()
 
 
 def _map_char(m: re.Match[str]) -> str:
@@ -60,8 +63,8 @@ def rot13(norm: bytes) -> bytes:
     return norm.translate(_ROT13)
 
 
-def decoded_payloads(text: str, raw: bytes) -> list[str]:
-    """Base64 and hex payloads inside the text (`raw` is its UTF-8 form), decoded and normalised."""
+def decoded_payloads(raw: bytes) -> list[str]:
+    """Base64 and hex payloads inside the text (UTF-8 encoded), decoded and normalised."""
     out: list[str] = []
     for m in _B64.finditer(b" " + raw):
         chunk = m.group()[1:]
