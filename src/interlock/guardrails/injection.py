@@ -76,11 +76,17 @@ _Table = tuple[tuple[bytes, tuple[Rule, ...]], ...]
 
 
 def _by_trigger(rules: Iterable[Rule]) -> _Table:
-    """Trigger substring -> the rules it gates, so each substring is searched once per view."""
+    """Trigger substring -> the rules it gates, so each substring is searched once per view. A trigger
+    that contains a shorter one ("system prompt", "prompt") is folded into it: where the longer occurs,
+    the shorter does too, and the window around it covers the match."""
+    rules = list(rules)
+    triggers = {t for r in rules for t in r.triggers}
     table: dict[bytes, list[Rule]] = {}
     for rule in rules:
         for t in rule.triggers:
-            table.setdefault(t, []).append(rule)
+            base = min((u for u in triggers if u in t), key=len)
+            if rule not in table.setdefault(base, []):
+                table[base].append(rule)
     return tuple((t, tuple(rs)) for t, rs in table.items())
 
 

@@ -23,15 +23,22 @@ _CONFUSABLES = _ZERO_WIDTH | {
     "Ρ": "p", "Τ": "t", "Υ": "y", "Χ": "x", "А": "a", "В": "b", "Е": "e", "К": "k", "М": "m", "Н": "h",
     "О": "o", "Р": "p", "С": "c", "Т": "t", "У": "y", "Х": "x", "І": "i", "Ј": "j", "Ѕ": "s",
 }
-# Zero-width characters, or Greek and Cyrillic letters: the slow steps run only when one occurs.
+# Zero-width characters, Greek and Cyrillic letters: mapped only when one occurs.
 _NEEDS_MAPPING = re.compile("[\u00ad\u034f\u0370-\u04ff\u0500-\u052f\u180e\u200b-\u200f\u2060-\u2064\ufeff]")
+# What NFKC changes that matters here: odd spaces, fullwidth letters and digits, ligatures, enclosed and
+# mathematical letters (fullwidth punctuation, common in Chinese text, does not matter).
+_NEEDS_NFKC = re.compile(
+    "[\u00a0\u2000-\u200a\u202f\u205f\u2460-\u24ff\u3000\ufb00-\ufb06\uff10-\uff19\uff21-\uff3a\uff41-\uff5a"
+    "\U0001d400-\U0001d7ff\U0001f130-\U0001f189]"
+)
 _LEET = bytes.maketrans(b"013457@$!|", b"oieastasil")
-_LEET_GATE = re.compile(rb"(?<=[a-z])[013457@$]+[a-z]")
+_LEET_GATE = re.compile(rb"[013457@$][a-z]")
+_LETTERS = frozenset(b"abcdefghijklmnopqrstuvwxyz")
 _ROT13 = bytes.maketrans(
     b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", b"nopqrstuvwxyzabcdefghijklmNOPQRSTUVWXYZABCDEFGHIJKLM"
 )
 # A token of 16+ base64 characters after a separator (starting on the separator is cheaper to scan for).
-_B64 = re.compile(rb"[^A-Za-z0-9+/=_\-][A-Za-z0-9+/_\-]{16,}={0,2}")
+_B64 = re.compile(rb"[A-Za-z0-9+/_\-]{16,}={0,2}")
 _HEXDIGITS = frozenset(b"0123456789abcdefABCDEF")
 _TEXTUAL = re.compile(r"^[\x20-\x7e\s\u00c0-\u024f]+$")
 
@@ -40,7 +47,7 @@ def normalize(text: str) -> str:
     """NFKC, zero-width characters dropped, lower case, Cyrillic and Greek look-alikes mapped to Latin."""
     if text.isascii():
         return text.lower()
-    if not unicodedata.is_normalized("NFKC", text):
+    if _NEEDS_NFKC.search(text):
         text = unicodedata.normalize("NFKC", text)
     if _NEEDS_MAPPING.search(text):
         text = _NEEDS_MAPPING.sub(_map_char, text)
@@ -54,9 +61,15 @@ def _map_char(m: re.Match[str]) -> str:
 
 def leet(norm: bytes) -> bytes | None:
     """The text with common leetspeak digits and symbols mapped to letters, when it has any."""
-    if _LEET_GATE.search(norm) is None:
-        return None
-    return norm.translate(_LEET)
+    # Leetspeak puts digits inside words: two places where a letter, a digit and a letter meet.
+    inside = 0
+    for m in _LEET_GATE.finditer(norm):
+        at = m.start()
+        if at and norm[at - 1] in _LETTERS:
+            inside += 1
+            if inside == 2:
+                return norm.translate(_LEET)
+    return None
 
 
 def rot13(norm: bytes) -> bytes:
@@ -66,19 +79,23 @@ def rot13(norm: bytes) -> bytes:
 def decoded_payloads(raw: bytes) -> list[str]:
     """Base64 and hex payloads inside the text (UTF-8 encoded), decoded and normalised."""
     out: list[str] = []
-    for m in _B64.finditer(b" " + raw):
-        chunk = m.group()[1:]
-        if chunk.isalpha() and (chunk.islower() or chunk.isupper()):
-            continue
-        try:
-            if len(chunk) % 2 == 0 and _HEXDIGITS.issuperset(chunk):
-                data = bytes.fromhex(chunk.decode())
-            else:
-                data = base64.b64decode(chunk.replace(b"-", b"+").replace(b"_", b"/") + b"=" * (-len(chunk) % 4))
-        except (binascii.Error, ValueError):
-            continue
-        _keep_text(data, out)
+    for token in [w for w in raw.split() if len(w) >= 16]:
+        for m in _B64.finditer(token):
+            _decode(m.group(), out)
     return out
+
+
+def _decode(chunk: bytes, out: list[str]) -> None:
+    if chunk.isalpha() and (chunk.islower() or chunk.isupper()):
+        return
+    try:
+        if len(chunk) % 2 == 0 and _HEXDIGITS.issuperset(chunk):
+            data = bytes.fromhex(chunk.decode())
+        else:
+            data = base64.b64decode(chunk.replace(b"-", b"+").replace(b"_", b"/") + b"=" * (-len(chunk) % 4))
+    except (binascii.Error, ValueError):
+        return
+    _keep_text(data, out)
 
 
 def _keep_text(raw: bytes, out: list[str]) -> None:
