@@ -110,9 +110,9 @@ def bench_pi(data: Path, show_tune: bool, with_baseline: bool) -> None:
                  baseline(train))
 
 
-def bench_presidio(data: Path, det: DlpDetector) -> None:
-    rows = load_pii(data, "pii_presidio", "dev")
-    print("\n## DLP: pii_presidio dev (types in checked_types only; a finding matches an overlapping entity)\n")
+def bench_presidio(data: Path, det: DlpDetector, split: str) -> None:
+    rows = load_pii(data, "pii_presidio", split)
+    print(f"\n## DLP: pii_presidio {split} (types in checked_types only; a finding matches an overlapping entity)\n")
     print("| type | entities | found | recall | findings | precision |")
     print("|---|---:|---:|---:|---:|---:|")
     for t in PRESIDIO_TYPES:
@@ -130,9 +130,9 @@ def bench_presidio(data: Path, det: DlpDetector) -> None:
               f"{fmt(good / nfind if nfind else None)} |")
 
 
-def bench_noseyparker(data: Path, det: DlpDetector) -> None:
-    rows = load_pii(data, "pii_noseyparker", "dev")
-    print("\n## DLP: pii_noseyparker dev (secrets; a finding is correct when it overlaps any labelled secret)\n")
+def bench_noseyparker(data: Path, det: DlpDetector, split: str) -> None:
+    rows = load_pii(data, "pii_noseyparker", split)
+    print(f"\n## DLP: pii_noseyparker {split} (secrets; a finding is correct when it overlaps any labelled secret)\n")
     print("| type | entities | found | recall | findings | precision |")
     print("|---|---:|---:|---:|---:|---:|")
     scanned = [(r, [f for f in det.scan(r["text"]) if f.type in SECRET_TYPES]) for r in rows]
@@ -207,6 +207,7 @@ def main() -> None:
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--seconds", type=float, default=2.0, help="per speed measurement")
     ap.add_argument("--only", choices=("pi", "dlp", "speed"))
+    ap.add_argument("--pii-split", default="dev", help="dev, train or dev,train (train: the rules were reviewed on it)")
     args = ap.parse_args()
     if not (args.data / "pi").is_dir():
         sys.exit(f"no data at {args.data} (pass --data)")
@@ -214,8 +215,9 @@ def main() -> None:
         bench_pi(args.data, args.tune, not args.no_baseline)
     if args.only in (None, "dlp"):
         det = DlpDetector()
-        bench_presidio(args.data, det)
-        bench_noseyparker(args.data, det)
+        for split in args.pii_split.split(","):
+            bench_presidio(args.data, det, split)
+            bench_noseyparker(args.data, det, split)
     if args.only in (None, "speed"):
         speed(args.data, args.seconds)
 

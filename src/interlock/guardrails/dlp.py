@@ -87,12 +87,13 @@ class DlpDetector:
         return kept
 
     def _all(self, text: str) -> Iterator[Finding]:
-        lower = text.lower()
-        yield from secrets.find_vendor_keys(text)
-        yield from secrets.find_private_keys(text)
-        yield from secrets.find_jwts(text)
-        yield from secrets.find_aws_secrets(text, lower)
-        yield from secrets.find_assigned_secrets(text, lower, self.generic_entropy)
+        raw = text.encode("utf-8", "surrogatepass")
+        lraw = raw.lower()
+        yield from secrets.find_vendor_keys(text, raw)
+        yield from secrets.find_private_keys(text, raw)
+        yield from secrets.find_jwts(text, raw)
+        yield from secrets.find_aws_secrets(text, lraw)
+        yield from secrets.find_assigned_secrets(text, lraw, self.generic_entropy)
         yield from pii.find_emails(text)
         yield from pii.find_numeric(text, self.phone_region)
         yield from pii.find_ipv6(text)

@@ -134,11 +134,19 @@ def find_numeric(text: str, region: str) -> Iterator[Finding]:
 
 
 def find_ipv6(text: str) -> Iterator[Finding]:
-    if "::" in text or text.count(":") >= 7:
-        for m in _IPV6.finditer(text):
-            cand = m.group()
-            if any(ch.isdigit() for ch in cand) and cand.count(":") >= 2 and _valid_ip(cand):
-                yield Finding(IP_ADDRESS, m.start(), m.end(), 0.9)
+    """IPv6 candidates only around places where two colons come within five characters of each other."""
+    at = text.find(":")
+    done = 0
+    while at >= 0:
+        if at >= done and ":" in text[at + 1: at + 6]:
+            lo, done = max(0, at - 40, done), min(len(text), at + 48)
+            for m in _IPV6.finditer(text, lo, done):
+                cand = m.group()
+                if any(ch.isdigit() for ch in cand) and _valid_ip(cand):
+                    yield Finding(IP_ADDRESS, m.start(), m.end(), 0.9)
+            at = text.find(":", done)
+        else:
+            at = text.find(":", at + 1)
 
 
 def _valid_ip(cand: str) -> bool:

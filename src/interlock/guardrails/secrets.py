@@ -26,22 +26,23 @@ from interlock.guardrails.findings import (
 )
 from interlock.guardrails.validators import shannon_entropy
 
-# (type, literal prefixes for the prefilter, pattern). A key must not continue a longer word.
-_VENDOR: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] = (
-    (ANTHROPIC_KEY, ("sk-ant-",), re.compile(r"(?<![\w-])sk-ant-[A-Za-z0-9_\-]{32,}")),
-    (OPENAI_KEY, ("sk-",), re.compile(
+# (type, literal prefixes for the prefilter, searched in the UTF-8 bytes, pattern). A key must not continue
+# a longer word.
+_VENDOR: tuple[tuple[str, tuple[bytes, ...], re.Pattern[str]], ...] = (
+    (ANTHROPIC_KEY, (b"sk-ant-",), re.compile(r"(?<![\w-])sk-ant-[A-Za-z0-9_\-]{32,}")),
+    (OPENAI_KEY, (b"sk-",), re.compile(
         r"(?<![\w-])sk-(?!ant-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}(?![\w-])")),
-    (AWS_ACCESS_KEY, ("AKIA", "ASIA", "ABIA", "ACCA", "A3T"),
+    (AWS_ACCESS_KEY, (b"AKIA", b"ASIA", b"A3T"),
      re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}(?![A-Za-z0-9])")),
-    (GITHUB_TOKEN, ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"), re.compile(
+    (GITHUB_TOKEN, (b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_", b"github_pat_"), re.compile(
         r"(?<![\w-])(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{60,255})(?![\w-])")),
-    (SLACK_WEBHOOK, ("hooks.slack.com",), re.compile(
+    (SLACK_WEBHOOK, (b"hooks.slack.com",), re.compile(
         r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/+\-]{20,}")),
-    (SLACK_TOKEN, ("xox", "xapp-"), re.compile(
+    (SLACK_TOKEN, (b"xox", b"xapp-"), re.compile(
         r"(?<![\w-])(?:xox[abposr]-[A-Za-z0-9\-]{10,}|xapp-\d-[A-Za-z0-9\-]{10,})")),
-    (STRIPE_KEY, ("_live_", "_test_"), re.compile(
+    (STRIPE_KEY, (b"_live_", b"_test_"), re.compile(
         r"(?<![\w-])(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}(?![\w-])")),
-    (GOOGLE_API_KEY, ("AIza",), re.compile(r"(?<![\w-])AIza[0-9A-Za-z_\-]{35}")),
+    (GOOGLE_API_KEY, (b"AIza",), re.compile(r"(?<![\w-])AIza[0-9A-Za-z_\-]{35}")),
 )
 _PEM = re.compile(
     r"-----BEGIN[A-Z0-9 ]{0,30} PRIVATE KEY(?: BLOCK)?-----[\s\S]*?(?:-----END[A-Z0-9 ]{0,30} PRIVATE KEY(?: BLOCK)?-----|\Z)"
@@ -49,10 +50,11 @@ _PEM = re.compile(
 _JWT = re.compile(r"(?<![\w-])eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*")
 _AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
 
-# Credential words, searched in the lower-cased text; the assignment and value must follow the word
+# Credential words, searched in the lower-cased UTF-8 text; the assignment and value must follow the word
 # (possibly after the rest of an identifier: CLIENT_SECRET_KEY, dbPassword).
-_KEYWORDS = ("passw", "passphrase", "pass", "pwd", "secret", "token", "api_key", "apikey", "api-key",
-             "access_key", "auth_key", "private_key", "credential")
+_KEYWORDS = (b"pass", b"pwd", b"secret", b"token", b"key", b"credential")
+# "key" counts only in api_key, accessKey, auth-key, private_key, client_key, secret_key.
+_KEY_OWNERS = (b"api", b"access", b"auth", b"private", b"client", b"secret")
 _ASSIGNED = re.compile(
     r"[A-Za-z0-9_\-]{0,40}[\"']?\s{0,5}(?::=|=>|:|=)\s{0,5}"
     r"(?:\"(?P<dq>[^\"\n]{4,200})\"|'(?P<sq>[^'\n]{4,200})'|`(?P<bq>[^`\n]{4,200})`|(?P<bare>[^\s\"'`,;)]{6,200}))"
@@ -66,17 +68,20 @@ GENERIC_ENTROPY_MIN = 2.5
 _ENTROPY_FULL = 4.0
 
 
-def find_vendor_keys(text: str) -> Iterator[Finding]:
+def find_vendor_keys(text: str, raw: bytes) -> Iterator[Finding]:
+    """`raw` is the text in UTF-8: the prefix checks search bytes, one byte per character of ASCII."""
+    underscore = b"_" in raw
     for kind, prefixes, pattern in _VENDOR:
-        if any(p in text for p in prefixes):
+        if (underscore or not all(b"_" in p for p in prefixes)) and any(p in raw for p in prefixes):
             for m in pattern.finditer(text):
                 yield Finding(kind, m.start(), m.end(), 1.0)
 
 
-def find_aws_secrets(text: str, lower: str) -> Iterator[Finding]:
+def find_aws_secrets(text: str, lraw: bytes) -> Iterator[Finding]:
     """A 40-character secret key counts only near an access key id or the words AWS + secret."""
-    if "aws" not in lower and not any(p in text for p in ("AKIA", "ASIA", "A3T")):
+    if b"aws" not in lraw and not any(p in lraw for p in (b"akia", b"asia", b"a3t")):
         return
+    lower = text.lower() if len(text.lower()) == len(text) else text
     for m in _AWS_SECRET.finditer(text):
         value = m.group()
         window = lower[max(0, m.start() - 200): m.end() + 200]
@@ -85,14 +90,14 @@ def find_aws_secrets(text: str, lower: str) -> Iterator[Finding]:
             yield Finding(AWS_SECRET_KEY, m.start(), m.end(), 0.9)
 
 
-def find_private_keys(text: str) -> Iterator[Finding]:
-    if "PRIVATE KEY" in text:
+def find_private_keys(text: str, raw: bytes) -> Iterator[Finding]:
+    if b"PRIVATE KEY" in raw:
         for m in _PEM.finditer(text):
             yield Finding(PRIVATE_KEY, m.start(), m.end(), 1.0)
 
 
-def find_jwts(text: str) -> Iterator[Finding]:
-    if "eyJ" not in text:
+def find_jwts(text: str, raw: bytes) -> Iterator[Finding]:
+    if b"eyJ" not in raw:
         return
     for m in _JWT.finditer(text):
         header = m.group().split(".", 1)[0]
@@ -104,22 +109,34 @@ def find_jwts(text: str) -> Iterator[Finding]:
             yield Finding(JWT, m.start(), m.end(), 1.0)
 
 
-def find_assigned_secrets(text: str, lower: str, min_entropy: float = GENERIC_ENTROPY_MIN) -> Iterator[Finding]:
-    """Values assigned to a credential-named key whose characters are varied enough to be a secret."""
+def find_assigned_secrets(text: str, lraw: bytes, min_entropy: float = GENERIC_ENTROPY_MIN) -> Iterator[Finding]:
+    """Values assigned to a credential-named key whose characters are varied enough to be a secret.
+    `lraw` is the UTF-8 text with ASCII letters lower-cased (byte offsets as in the UTF-8 text)."""
     seen: set[int] = set()
+    ascii_only = len(lraw) == len(text)
     for word in _KEYWORDS:
-        at = lower.find(word)
+        at = lraw.find(word)
         while at >= 0:
             end = at + len(word)
-            # "pass" alone only as its own word part: not "passport", "bypass".
-            if word != "pass" or not (lower[end: end + 1].isalpha() or lower[at - 1: at].isalpha()):
-                m = _ASSIGNED.match(text, end)
+            if _credential_word(lraw, word, at, end):
+                pos = end if ascii_only else len(lraw[:end].decode("utf-8", "ignore"))
+                m = _ASSIGNED.match(text, pos)
                 if m is not None and m.start(m.lastgroup or "bare") not in seen:
                     finding = _assigned(m, min_entropy)
                     if finding is not None:
                         seen.add(finding.start)
                         yield finding
-            at = lower.find(word, end)
+            at = lraw.find(word, end)
+
+
+def _credential_word(lraw: bytes, word: bytes, at: int, end: int) -> bool:
+    if word == b"pass":
+        # password, passwd, passphrase anywhere in an identifier; "pass" alone only as its own word.
+        return lraw.startswith((b"w", b"phrase"), end) or not (lraw[end: end + 1].isalpha() or lraw[at - 1: at].isalpha())
+    if word == b"key":
+        before = lraw[max(0, at - 9): at]
+        return any(o in before for o in _KEY_OWNERS)
+    return True
 
 
 def _assigned(m: re.Match[str], min_entropy: float) -> Finding | None:
