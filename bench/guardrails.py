@@ -33,7 +33,6 @@ from guardrails_data import (
     load_pii,
     overlaps,
 )
-
 from interlock.guardrails import DlpDetector
 from interlock.guardrails.findings import SECRET_TYPES
 from interlock.guardrails.injection import InjectionDetector

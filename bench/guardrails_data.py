@@ -99,7 +99,7 @@ class Counts:
 
 
 def fmt(x: float | None) -> str:
-    return "–" if x is None else f"{x:.3f}"
+    return "n/a" if x is None else f"{x:.3f}"
 
 
 def overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
