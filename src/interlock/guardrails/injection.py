@@ -14,8 +14,8 @@ DIRECT_THRESHOLD = 0.5
 # Text inside data (e-mails, tool results) is scored with the indirect rules as well.
 INDIRECT_THRESHOLD = 0.6
 
-# rot13 of a few words that open an attack: the rot13 view is scanned only when one occurs.
-_ROT13_HINTS = (b"ignore", b"instruction", b"prompt", b"password")
+# A few words that open an attack, rot13-encoded: the rot13 view is scanned only when one occurs.
+_ROT13_HINTS = tuple(rot13(w) for w in (b"ignore", b"instruction", b"prompt", b"password"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,16 +43,16 @@ class InjectionDetector:
 
     def check(self, text: str, indirect: bool = False) -> InjectionResult:
         """Score a prompt (`indirect=False`) or data the model will read, such as an e-mail or a tool result."""
-        norm = normalize(text).encode("utf-8", "replace")
+        raw = text.encode("utf-8", "surrogatepass")
+        norm = raw.lower() if len(raw) == len(text) else normalize(text).encode("utf-8", "surrogatepass")
         views = [norm]
         mapped = leet(norm)
         if mapped is not None:
             views.append(mapped)
-        rotated = rot13(norm)
-        if any(h in rotated for h in _ROT13_HINTS):
-            views.append(rotated)
+        if any(h in norm for h in _ROT13_HINTS):
+            views.append(rot13(norm))
         if len(norm) >= 16:
-            views.extend(p.encode("utf-8", "replace") for p in decoded_payloads(text.encode("utf-8", "replace")))
+            views.extend(p.encode("utf-8", "surrogatepass") for p in decoded_payloads(raw))
         hits: dict[str, float] = {}
         tables = (self._strong, self._indirect) if indirect else (self._strong,)
         for table in tables:
