@@ -159,12 +159,12 @@ def bench_noseyparker(data: Path, det: DlpDetector, split: str) -> None:
     print(f"\nrows without a secret (near misses): {len(negatives)}, flagged: {flagged}")
 
 
-def _mix(data: Path, injections: bool) -> list[str]:
+def _mix(data: Path, injections: bool, ascii_only: bool = False) -> list[str]:
     """64 prompts of 1-8 KiB: dev prompts (benign only, unless `injections`) joined, each with one
     labelled PII row in it."""
     rng = random.Random(18)
-    pool = [r.text for r in load_pi(data, "dev") if injections or not r.injection]
-    pii = [str(r["text"]) for r in load_pii(data, "pii_presidio", "dev") if r["entities"]]
+    pool = [r.text for r in load_pi(data, "dev") if (injections or not r.injection) and r.text.isascii() >= ascii_only]
+    pii = [str(r["text"]) for r in load_pii(data, "pii_presidio", "dev") if r["entities"] and r["text"].isascii()]
     prompts = []
     for i in range(64):
         size = 1024 * (1 + i % 8)
@@ -182,8 +182,10 @@ def speed(data: Path, seconds: float) -> None:
     print("\n## Speed (one core; 64 prompts of 1-8 KiB)\n")
     print("| mix | DLP µs/KiB | injection µs/KiB | both µs/KiB |")
     print("|---|---:|---:|---:|")
-    for label, injections in (("benign prompts + PII", False), ("half injections (dev mix) + PII", True)):
-        prompts = _mix(data, injections)
+    mixes = (("benign prompts + PII", False, False), ("benign ASCII prompts + PII", False, True),
+             ("half injections (dev mix) + PII", True, False))
+    for label, injections, ascii_only in mixes:
+        prompts = _mix(data, injections, ascii_only)
         kib = sum(len(p.encode()) for p in prompts) / 1024
         cells = []
         for fn in (dlp.scan, pi.score, lambda t: (dlp.scan(t), pi.score(t))):
