@@ -6,6 +6,7 @@ Every step is gated by a cheap check, so plain ASCII prose costs one `lower()`.
 from __future__ import annotations
 
 import base64
+from itertools import compress
 import binascii
 import re
 import unicodedata
@@ -39,6 +40,7 @@ _ROT13 = bytes.maketrans(
 )
 # A token of 16+ base64 characters after a separator (starting on the separator is cheaper to scan for).
 _B64 = re.compile(rb"[A-Za-z0-9+/_\-]{16,}={0,2}")
+_LONG = 16  # bytes: shorter tokens are not worth decoding
 _HEXDIGITS = frozenset(b"0123456789abcdefABCDEF")
 _TEXTUAL = re.compile(r"^[\x20-\x7e\s\u00c0-\u024f]+$")
 
@@ -79,7 +81,8 @@ def rot13(norm: bytes) -> bytes:
 def decoded_payloads(raw: bytes) -> list[str]:
     """Base64 and hex payloads inside the text (UTF-8 encoded), decoded and normalised."""
     out: list[str] = []
-    for token in [w for w in raw.split() if len(w) >= 16]:
+    words = raw.split()
+    for token in compress(words, map(_LONG.__le__, map(len, words))):
         for m in _B64.finditer(token):
             _decode(m.group(), out)
     return out
