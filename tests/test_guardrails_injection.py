@@ -117,4 +117,4 @@ def test_quality_on_dev() -> None:
     assert caught / attacks >= 0.72
     emails = _rows("bipia_email")
     correct = sum(DET.check(r["text"], indirect=True).flagged == (r["label"] == "injection") for r in emails)
-    assert correct / len(emails) >= 0.7
+    assert correct / len(emails) >= 0.8

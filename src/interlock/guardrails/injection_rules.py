@@ -108,12 +108,12 @@ _INDIRECT: list[tuple[str, tuple[str, ...], str, float]] = [
      r"\b(?:(?:in|into|within|to|at the (?:start|end|beginning) of|throughout|begin|start|end|finish|conclude|format|render|write|rewrite|translate|encode|make|modify|enhance|improve|change|alter|embellish|spice up) (?:all |each |every )?your (?:answer|response|reply|output|summary)s?|when (?:you )?(?:respond|answer|reply|summariz)(?:e|ing)|(?:respond|answer|reply|write) (?:only )?(?:in|with|using) (?!the\b|this\b|that\b|to\b|your\b|our\b)(?:a |an )?[a-z\-]+)\b", 0.75),
     ("transform_task", ("every ", "reverse", "backward", "cipher", "rot13", "base64", "pig latin", "emoji", "uppercase", "capital"),
      r"\b(?:(?:replace|swap|remove|capitali[sz]e|reverse) every (?:other|second|third|fourth|fifth|\d+(?:st|nd|rd|th)) (?:letter|word|character|sentence)|in reverse(?: order)?\.|backwards\.|(?:monoalphabetic |caesar )?cipher|rot13|in base64|pig latin|only (?:in |with )?emojis?|in all (?:uppercase|capital letters|caps))", 0.6),
-    ("assistant_request", ("explain", "help me", "how do", "how can", "write a", "tell me", "describe", "give me", "recommend", "suggest", "what are some", "create a"),
-     r"(?:^|[\n|:.!?]\s*)(?:explain|help me|how (?:do|can|does|should|would) (?:i|you|we)|write (?:a|an|me)|tell me|describe|give me|recommend|suggest|what are some|create a)\b[^\n|]{0,160}[.?!]", 0.6),
-    ("suggest_users", ("users", "reader", "recipient"),
-     r"\b(?:suggest|tell|ask|urge|encourage|instruct|advise|convince|persuade|remind) (?:the )?(?:users?|readers?|recipients?)\b", 0.6),
-    ("if_ai_reading", ("reading this", "processing this", "summarizing this", "summarising this"),
-     r"\b(?:if|when|while) (?:you are |you're )?(?:an? (?:ai|llm|assistant) )?(?:reading|processing|summari[sz]ing) this\b", 0.7),
+    ("assistant_request", ("explain", "help me", "how ", "write a", "tell me", "describe", "give me", "recommend",
+                           "suggest", "what are", "create a", "provide a", "determine", "translate", "analy", "develop",
+                           "compose", "generate", "summari", "is this"),
+     r"(?:^|[\n|:.!?]\s*)(?:explain|help me|how (?:do|can|does|should|would|have|has|is|are) |write (?:a|an|me)|tell me|describe|give me|recommend|suggest|what are (?:some|the)|create a|provide (?:a|an)\b|determine|translate|analy[sz]e|develop (?:a|an)\b|compose|generate|summari[sz]e|is this \w+ (?:positive|negative))[^\n|]{0,160}[.?!:]", 0.6),
+    ("your_output", ("your",),
+     r"\b(?:your (?:answer|response|reply|output)(?:'s|s)?|your message to)\b", 0.6),
 ]
 
 
