@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -244,3 +245,14 @@ def test_quality_on_presidio_dev() -> None:
     assert total > 0
     assert found / total >= 0.97
     assert hits / findings >= 0.95
+
+
+@pytest.mark.parametrize("text", [
+    "1" * 100_000, "1 2-3." * 20_000, "a@" * 50_000, "-----BEGIN RSA PRIVATE KEY-----\n" * 3000, "1:" * 50_000,
+    "password=" * 10_000, "api_key=" * 12_000, 'password = "Zr8#pL2q!vX"\n' * 5000, "eyJhbGciOi." * 9000,
+])
+def test_hostile_inputs_stay_linear(text: str) -> None:
+    # About 100 KiB each: a quadratic step would take seconds.
+    start = time.perf_counter()
+    DLP.scan(text)
+    assert time.perf_counter() - start < 2.0

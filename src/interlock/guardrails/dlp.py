@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from interlock.guardrails import pii, secrets
 from interlock.guardrails.findings import PHONE_NUMBER, PII_TYPES, SECRET_TYPES, Finding
@@ -77,14 +79,10 @@ class DlpDetector:
     def scan(self, text: str) -> list[Finding]:
         """Non-overlapping findings in text order."""
         found = [f for f in self._all(text) if self.entities is None or f.type in self.entities]
-        if len(found) < 2:
+        found.sort(key=lambda f: (f.start, f.end))
+        if all(a.end <= b.start for a, b in pairwise(found)):
             return found
-        kept: list[Finding] = []
-        for f in sorted(found, key=_rank, reverse=True):
-            if not any(f.overlaps(k) for k in kept):
-                kept.append(f)
-        kept.sort(key=lambda f: f.start)
-        return kept
+        return _resolve(found)
 
     def _all(self, text: str) -> Iterator[Finding]:
         raw = text.encode("utf-8", "surrogatepass")
@@ -99,6 +97,19 @@ class DlpDetector:
         yield from pii.find_ipv6(text)
         for p in self._custom:
             yield from _custom_matches(p, text)
+
+
+def _resolve(found: list[Finding]) -> list[Finding]:
+    """Greedy by rank; the kept spans stay sorted, so each overlap test is a bisection."""
+    starts: list[int] = []
+    kept: list[Finding] = []
+    for f in sorted(found, key=_rank, reverse=True):
+        i = bisect.bisect_left(starts, f.start)
+        if (i < len(kept) and kept[i].start < f.end) or (i > 0 and kept[i - 1].end > f.start):
+            continue
+        starts.insert(i, f.start)
+        kept.insert(i, f)
+    return kept
 
 
 def _custom_matches(p: _Compiled, text: str) -> Iterator[Finding]:

@@ -6,10 +6,10 @@ Every step is gated by a cheap check, so plain ASCII prose costs one `lower()`.
 from __future__ import annotations
 
 import base64
-from itertools import compress
 import binascii
 import re
 import unicodedata
+from itertools import compress
 
 _ZERO_WIDTH = dict.fromkeys("\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad\u180e\u034f", "")
 # Cyrillic and Greek letters that look like Latin ones; zero-width characters map to nothing.

@@ -121,11 +121,14 @@ def find_assigned_secrets(text: str, lraw: bytes, min_entropy: float = GENERIC_E
             if _credential_word(lraw, word, at, end):
                 pos = end if ascii_only else len(lraw[:end].decode("utf-8", "ignore"))
                 m = _ASSIGNED.match(text, pos)
-                if m is not None and m.start(m.lastgroup or "bare") not in seen:
-                    finding = _assigned(m, min_entropy)
-                    if finding is not None:
-                        seen.add(finding.start)
-                        yield finding
+                if m is not None:
+                    if m.start(m.lastgroup or "bare") not in seen:
+                        finding = _assigned(m, min_entropy)
+                        if finding is not None:
+                            seen.add(finding.start)
+                            yield finding
+                    if ascii_only:
+                        end = max(end, m.end())
             at = lraw.find(word, end)
 
 
@@ -144,7 +147,7 @@ def _assigned(m: re.Match[str], min_entropy: float) -> Finding | None:
     value = m.group(group)
     if value is None or value.isdigit() or _NOT_A_VALUE.match(value.strip()):
         return None
-    entropy = shannon_entropy(value)
+    entropy = shannon_entropy(value[:64])
     if entropy < min_entropy:
         return None
     return Finding(GENERIC_SECRET, m.start(group), m.end(group), min(1.0, 0.5 + entropy / _ENTROPY_FULL / 2))
