@@ -9,7 +9,6 @@ import base64
 import binascii
 import re
 import unicodedata
-from itertools import compress
 
 _ZERO_WIDTH = dict.fromkeys("\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad\u180e\u034f", "")
 # Cyrillic and Greek letters that look like Latin ones; zero-width characters map to nothing.
@@ -33,14 +32,27 @@ _NEEDS_NFKC = re.compile(
     "\U0001d400-\U0001d7ff\U0001f130-\U0001f189]"
 )
 _LEET = bytes.maketrans(b"013457@$!|", b"oieastasil")
-_LEET_GATE = re.compile(rb"[013457@$][a-z]")
-_LETTERS = frozenset(b"abcdefghijklmnopqrstuvwxyz")
+
+def _classes(groups: dict[bytes, bytes]) -> bytes:
+    """A bytes.translate table sending each byte of a group to the group's class byte, others to a space."""
+    table = bytearray(b" " * 256)
+    for members, cls in groups.items():
+        for b in members:
+            table[b] = cls[0]
+    return bytes(table)
+
+
+# Letters -> "a", leetspeak digits and symbols -> "1": leetspeak shows as "a1a" or "a11a".
+_LEET_CLASSES = _classes({b"abcdefghijklmnopqrstuvwxyz": b"a", b"013457@$": b"1"})
+# Base64 alphabet -> "a": a payload shows as 16 "a" in a row.
+_B64_CLASSES = _classes({b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-=": b"a"})
 _ROT13 = bytes.maketrans(
     b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", b"nopqrstuvwxyzabcdefghijklmNOPQRSTUVWXYZABCDEFGHIJKLM"
 )
-# A token of 16+ base64 characters after a separator (starting on the separator is cheaper to scan for).
+# A run of 16+ base64 characters.
 _B64 = re.compile(rb"[A-Za-z0-9+/_\-]{16,}={0,2}")
-_LONG = 16  # bytes: shorter tokens are not worth decoding
+_LONG = 16  # bytes: shorter runs are not worth decoding
+_RUN = b"a" * _LONG
 _HEXDIGITS = frozenset(b"0123456789abcdefABCDEF")
 _TEXTUAL = re.compile(r"^[\x20-\x7e\s\u00c0-\u024f]+$")
 
@@ -64,14 +76,10 @@ def _map_char(m: re.Match[str]) -> str:
 def leet(norm: bytes) -> bytes | None:
     """The text with common leetspeak digits and symbols mapped to letters, when it has any."""
     # Leetspeak puts digits inside words: two places where a letter, a digit and a letter meet.
-    inside = 0
-    for m in _LEET_GATE.finditer(norm):
-        at = m.start()
-        if at and norm[at - 1] in _LETTERS:
-            inside += 1
-            if inside == 2:
-                return norm.translate(_LEET)
-    return None
+    shape = norm.translate(_LEET_CLASSES)
+    if shape.count(b"a1a") + shape.count(b"a11a") < 2:
+        return None
+    return norm.translate(_LEET)
 
 
 def rot13(norm: bytes) -> bytes:
@@ -81,10 +89,14 @@ def rot13(norm: bytes) -> bytes:
 def decoded_payloads(raw: bytes) -> list[str]:
     """Base64 and hex payloads inside the text (UTF-8 encoded), decoded and normalised."""
     out: list[str] = []
-    words = raw.split()
-    for token in compress(words, map(_LONG.__le__, map(len, words))):
-        for m in _B64.finditer(token):
+    shape = raw.translate(_B64_CLASSES)
+    at = shape.find(_RUN)
+    while at >= 0:
+        end = shape.find(b" ", at + _LONG)
+        end = len(raw) if end < 0 else end
+        for m in _B64.finditer(raw, at, end):
             _decode(m.group(), out)
+        at = shape.find(_RUN, end)
     return out
 
 
