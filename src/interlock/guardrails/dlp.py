@@ -87,13 +87,16 @@ class DlpDetector:
     def _all(self, text: str) -> Iterator[Finding]:
         raw = text.encode("utf-8", "surrogatepass")
         lraw = raw.lower()
-        yield from secrets.find_vendor_keys(text, raw)
+        if secrets.has_long_token(raw):
+            yield from secrets.find_vendor_keys(text, raw)
+            yield from secrets.find_jwts(text, raw)
+            yield from secrets.find_aws_secrets(text, lraw)
+        else:
+            yield from secrets.find_slack_webhooks(text, raw)
         yield from secrets.find_private_keys(text, raw)
-        yield from secrets.find_jwts(text, raw)
-        yield from secrets.find_aws_secrets(text, lraw)
         yield from secrets.find_assigned_secrets(text, lraw, self.generic_entropy)
         yield from pii.find_emails(text)
-        yield from pii.find_numeric(text, self.phone_region)
+        yield from pii.find_numeric(text, self.phone_region, raw)
         yield from pii.find_ipv6(text)
         for p in self._custom:
             yield from _custom_matches(p, text)

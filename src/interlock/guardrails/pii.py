@@ -36,6 +36,9 @@ _IBAN = re.compile(
 # A run of at least four digits, possibly with separators: where every numeric entity has one.
 _DIGITS = re.compile(r"\d[\d \-.()/:]{2,}\d")
 _IBAN_REACH = 36
+_NUM_CLASSES = bytes(48 if 48 <= b <= 57 else 45 if b in b" -.()/:" else 32 for b in range(256))
+_SHAPE_DIGITS = re.compile(rb"0[0\-]{2,}0")
+
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?:/\d{1,2})?(?!\w|\.\d)")
 _IPV6 = re.compile(
     r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4})(?:/\d{1,3})?(?![\w:]|\.\d)"
@@ -99,20 +102,31 @@ def find_emails(text: str) -> Iterator[Finding]:
         at = text.find("@", at + 1)
 
 
-def find_numeric(text: str, region: str) -> Iterator[Finding]:
+def _digit_runs(text: str, raw: bytes) -> Iterator[tuple[int, int]]:
+    """Spans of the runs of digits with separators. ASCII text is scanned in its byte-class form
+    (digits -> "0", separators -> "-"): a pattern that starts with a literal is found by a fast search."""
+    if len(raw) != len(text):
+        for m in _DIGITS.finditer(text):
+            yield m.span()
+        return
+    for b in _SHAPE_DIGITS.finditer(raw.translate(_NUM_CLASSES)):
+        yield b.span()
+
+
+def find_numeric(text: str, region: str, raw: bytes | None = None) -> Iterator[Finding]:
     """Cards, IBANs, SSNs, IPv4 addresses and phone numbers. One scan finds the runs of digits (with
     separators); a run's digit count and dots decide which patterns run, on the run and one character
-    either side (IBANs: a window that reaches back to the country code)."""
+    either side (IBANs: a window that reaches back to the country code). `raw`: the UTF-8 text."""
     seen: set[tuple[str, int]] = set()
     n = len(text)
-    for m in _DIGITS.finditer(text):
-        run = m.group()
+    for run_start, run_end in _digit_runs(text, text.encode("utf-8", "surrogatepass") if raw is None else raw):
+        run = text[run_start:run_end]
         digits = sum(map(str.isdigit, run))
         dots = run.count(".")
         if digits < 7 and dots < 3:
             continue
-        lo = max(0, m.start() - 1)
-        part = text[lo: m.end() + 1]
+        lo = max(0, run_start - 1)
+        part = text[lo: run_end + 1]
         found: list[Finding] = []
         if digits >= 12:
             found += find_cards(part)
@@ -123,9 +137,9 @@ def find_numeric(text: str, region: str) -> Iterator[Finding]:
         if digits <= 15:
             found += find_phones(part, region, text, lo)
         if digits >= 8:
-            wlo = max(0, m.start() - _IBAN_REACH)
+            wlo = max(0, run_start - _IBAN_REACH)
             found += (Finding(f.type, f.start + wlo - lo, f.end + wlo - lo, f.score)
-                      for f in find_ibans(text[wlo: min(n, m.end() + _IBAN_REACH)]))
+                      for f in find_ibans(text[wlo: min(n, run_end + _IBAN_REACH)]))
         for f in found:
             key = (f.type, f.start + lo)
             if key not in seen:

@@ -26,6 +26,7 @@ from interlock.guardrails.findings import (
 )
 from interlock.guardrails.validators import shannon_entropy
 
+_SLACK_WEBHOOK = re.compile(r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/+\-]{20,}")
 # (type, literal prefixes for the prefilter, searched in the UTF-8 bytes, pattern). A key must not continue
 # a longer word.
 _VENDOR: tuple[tuple[str, tuple[bytes, ...], re.Pattern[str]], ...] = (
@@ -36,8 +37,7 @@ _VENDOR: tuple[tuple[str, tuple[bytes, ...], re.Pattern[str]], ...] = (
      re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}(?![A-Za-z0-9])")),
     (GITHUB_TOKEN, (b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_", b"github_pat_"), re.compile(
         r"(?<![\w-])(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{60,255})(?![\w-])")),
-    (SLACK_WEBHOOK, (b"hooks.slack.com",), re.compile(
-        r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/+\-]{20,}")),
+    (SLACK_WEBHOOK, (b"hooks.slack.com",), _SLACK_WEBHOOK),
     (SLACK_TOKEN, (b"xox", b"xapp-"), re.compile(
         r"(?<![\w-])(?:xox[abposr]-[A-Za-z0-9\-]{10,}|xapp-\d-[A-Za-z0-9\-]{10,})")),
     (STRIPE_KEY, (b"_live_", b"_test_"), re.compile(
@@ -48,6 +48,10 @@ _PEM = re.compile(
     r"-----BEGIN[A-Z0-9 ]{0,30} PRIVATE KEY(?: BLOCK)?-----[\s\S]*?(?:-----END[A-Z0-9 ]{0,30} PRIVATE KEY(?: BLOCK)?-----|\Z)"
 )
 _JWT = re.compile(r"(?<![\w-])eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*")
+_KEY_CLASSES = bytes(
+    97 if chr(b).isascii() and (chr(b).isalnum() or chr(b) in "_-+/") else 32 for b in range(256)
+)
+_RUN = b"a" * 16
 _AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
 
 # Credential words, searched in the lower-cased UTF-8 text; the assignment and value must follow the word
@@ -68,6 +72,12 @@ GENERIC_ENTROPY_MIN = 2.5
 _ENTROPY_FULL = 4.0
 
 
+def has_long_token(raw: bytes) -> bool:
+    """Whether the UTF-8 text has 16 key characters in a row: every vendor key, JWT header and AWS secret
+    does, ordinary prose rarely."""
+    return _RUN in raw.translate(_KEY_CLASSES)
+
+
 def find_vendor_keys(text: str, raw: bytes) -> Iterator[Finding]:
     """`raw` is the text in UTF-8: the prefix checks search bytes, one byte per character of ASCII."""
     underscore = b"_" in raw
@@ -75,6 +85,13 @@ def find_vendor_keys(text: str, raw: bytes) -> Iterator[Finding]:
         if (underscore or not all(b"_" in p for p in prefixes)) and any(p in raw for p in prefixes):
             for m in pattern.finditer(text):
                 yield Finding(kind, m.start(), m.end(), 1.0)
+
+
+def find_slack_webhooks(text: str, raw: bytes) -> Iterator[Finding]:
+    """Webhook URLs: their path segments are shorter than the long-token gate."""
+    if b"hooks.slack.com" in raw:
+        for m in _SLACK_WEBHOOK.finditer(text):
+            yield Finding(SLACK_WEBHOOK, m.start(), m.end(), 1.0)
 
 
 def find_aws_secrets(text: str, lraw: bytes) -> Iterator[Finding]:
