@@ -44,6 +44,12 @@ _VENDOR: tuple[tuple[str, tuple[bytes, ...], re.Pattern[str]], ...] = (
         r"(?<![\w-])(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}(?![\w-])")),
     (GOOGLE_API_KEY, (b"AIza",), re.compile(r"(?<![\w-])AIza[0-9A-Za-z_\-]{35}")),
 )
+# Each distinct prefix once, with the vendors it gates; prefixes with an underscore only when the text has one.
+_VENDOR_OF: dict[bytes, tuple[int, ...]] = {
+    p: tuple(i for i, (_, ps, _) in enumerate(_VENDOR) if p in ps) for _, ps, _ in _VENDOR for p in ps
+}
+_PREFIXES_ALL = tuple(_VENDOR_OF)
+_PREFIXES_PLAIN = tuple(p for p in _VENDOR_OF if b"_" not in p)
 _PEM = re.compile(
     r"-----BEGIN[A-Z0-9 ]{0,30} PRIVATE KEY(?: BLOCK)?-----[\s\S]*?(?:-----END[A-Z0-9 ]{0,30} PRIVATE KEY(?: BLOCK)?-----|\Z)"
 )
@@ -80,11 +86,12 @@ def has_long_token(raw: bytes) -> bool:
 
 def find_vendor_keys(text: str, raw: bytes) -> Iterator[Finding]:
     """`raw` is the text in UTF-8: the prefix checks search bytes, one byte per character of ASCII."""
-    underscore = b"_" in raw
-    for kind, prefixes, pattern in _VENDOR:
-        if (underscore or not all(b"_" in p for p in prefixes)) and any(p in raw for p in prefixes):
-            for m in pattern.finditer(text):
-                yield Finding(kind, m.start(), m.end(), 1.0)
+    prefixes = _PREFIXES_ALL if b"_" in raw else _PREFIXES_PLAIN
+    hits = sorted({i for p in prefixes if p in raw for i in _VENDOR_OF[p]})
+    for i in hits:
+        kind, _, pattern = _VENDOR[i]
+        for m in pattern.finditer(text):
+            yield Finding(kind, m.start(), m.end(), 1.0)
 
 
 def find_slack_webhooks(text: str, raw: bytes) -> Iterator[Finding]:
