@@ -85,7 +85,9 @@ class DlpDetector:
         return _resolve(found)
 
     def _all(self, text: str) -> Iterator[Finding]:
-        raw = text.encode("utf-8", "surrogatepass")
+        # One byte per character (non-ASCII -> "?"): byte offsets are string offsets, and substring
+        # searches and byte-class scans run over bytes.
+        raw = text.encode("ascii", "replace")
         lraw = raw.lower()
         if secrets.has_long_token(raw):
             yield from secrets.find_vendor_keys(text, raw)

@@ -33,9 +33,9 @@ _SSN = re.compile(r"(?<![\d.\-/])(\d{3})([\- .])(\d{2})\2(\d{4})(?!\d|[.\-/]\d)"
 _IBAN = re.compile(
     r"\b[A-Z]{2}\d{2}(?:(?:[ \-]?[A-Z0-9]{4}){2,8}(?:[ \-]?[A-Z0-9]{1,3})?|[A-Z0-9]{11,30})\b"
 )
-# A run of at least four digits, possibly with separators: where every numeric entity has one.
-_DIGITS = re.compile(r"\d[\d \-.()/:]{2,}\d")
 _IBAN_REACH = 36
+# Byte classes for finding runs of at least four digits, possibly with separators: every numeric entity
+# has one.
 _NUM_CLASSES = bytes(48 if 48 <= b <= 57 else 45 if b in b" -.()/:" else 32 for b in range(256))
 _SHAPE_DIGITS = re.compile(rb"0[0\-]{2,}0")
 
@@ -102,13 +102,9 @@ def find_emails(text: str) -> Iterator[Finding]:
         at = text.find("@", at + 1)
 
 
-def _digit_runs(text: str, raw: bytes) -> Iterator[tuple[int, int]]:
-    """Spans of the runs of digits with separators. ASCII text is scanned in its byte-class form
+def _digit_runs(raw: bytes) -> Iterator[tuple[int, int]]:
+    """Spans of the runs of ASCII digits with separators, found in the byte-class form of the text
     (digits -> "0", separators -> "-"): a pattern that starts with a literal is found by a fast search."""
-    if len(raw) != len(text):
-        for m in _DIGITS.finditer(text):
-            yield m.span()
-        return
     for b in _SHAPE_DIGITS.finditer(raw.translate(_NUM_CLASSES)):
         yield b.span()
 
@@ -116,10 +112,11 @@ def _digit_runs(text: str, raw: bytes) -> Iterator[tuple[int, int]]:
 def find_numeric(text: str, region: str, raw: bytes | None = None) -> Iterator[Finding]:
     """Cards, IBANs, SSNs, IPv4 addresses and phone numbers. One scan finds the runs of digits (with
     separators); a run's digit count and dots decide which patterns run, on the run and one character
-    either side (IBANs: a window that reaches back to the country code). `raw`: the UTF-8 text."""
+    either side (IBANs: a window that reaches back to the country code). `raw`: the text encoded one
+    byte per character (ASCII, anything else replaced)."""
     seen: set[tuple[str, int]] = set()
     n = len(text)
-    for run_start, run_end in _digit_runs(text, text.encode("utf-8", "surrogatepass") if raw is None else raw):
+    for run_start, run_end in _digit_runs(text.encode("ascii", "replace") if raw is None else raw):
         run = text[run_start:run_end]
         digits = sum(map(str.isdigit, run))
         dots = run.count(".")

@@ -27,14 +27,14 @@ from interlock.guardrails.findings import (
 from interlock.guardrails.validators import shannon_entropy
 
 _SLACK_WEBHOOK = re.compile(r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/+\-]{20,}")
-# (type, literal prefixes for the prefilter, searched in the UTF-8 bytes, pattern). A key must not continue
+# (type, literal prefixes for the prefilter, searched in the bytes, pattern). A key must not continue
 # a longer word.
 _VENDOR: tuple[tuple[str, tuple[bytes, ...], re.Pattern[str]], ...] = (
     (ANTHROPIC_KEY, (b"sk-ant-",), re.compile(r"(?<![\w-])sk-ant-[A-Za-z0-9_\-]{32,}")),
     (OPENAI_KEY, (b"sk-",), re.compile(
         r"(?<![\w-])sk-(?!ant-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}(?![\w-])")),
     (AWS_ACCESS_KEY, (b"AKIA", b"ASIA", b"A3T"),
-     re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}(?![A-Za-z0-9])")),
+     re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA|A3T[A-Z0-9])[A-Z0-9]{16}(?![A-Za-z0-9])")),
     (GITHUB_TOKEN, (b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_", b"github_pat_"), re.compile(
         r"(?<![\w-])(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{60,255})(?![\w-])")),
     (SLACK_WEBHOOK, (b"hooks.slack.com",), _SLACK_WEBHOOK),
@@ -60,7 +60,7 @@ _KEY_CLASSES = bytes(
 _RUN = b"a" * 16
 _AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
 
-# Credential words, searched in the lower-cased UTF-8 text; the assignment and value must follow the word
+# Credential words, searched in the lower-cased bytes; the assignment and value must follow the word
 # (possibly after the rest of an identifier: CLIENT_SECRET_KEY, dbPassword).
 _KEYWORDS = (b"pass", b"pwd", b"secret", b"token", b"key", b"credential")
 # "key" counts only in api_key, accessKey, auth-key, private_key, client_key, secret_key.
@@ -79,13 +79,13 @@ _ENTROPY_FULL = 4.0
 
 
 def has_long_token(raw: bytes) -> bool:
-    """Whether the UTF-8 text has 16 key characters in a row: every vendor key, JWT header and AWS secret
+    """Whether the text (one byte per character) has 16 key characters in a row: every vendor key, JWT header and AWS secret
     does, ordinary prose rarely."""
     return _RUN in raw.translate(_KEY_CLASSES)
 
 
 def find_vendor_keys(text: str, raw: bytes) -> Iterator[Finding]:
-    """`raw` is the text in UTF-8: the prefix checks search bytes, one byte per character of ASCII."""
+    """`raw` is the text one byte per character (non-ASCII replaced): the prefix checks search bytes."""
     prefixes = _PREFIXES_ALL if b"_" in raw else _PREFIXES_PLAIN
     hits = sorted({i for p in prefixes if p in raw for i in _VENDOR_OF[p]})
     for i in hits:
@@ -135,24 +135,21 @@ def find_jwts(text: str, raw: bytes) -> Iterator[Finding]:
 
 def find_assigned_secrets(text: str, lraw: bytes, min_entropy: float = GENERIC_ENTROPY_MIN) -> Iterator[Finding]:
     """Values assigned to a credential-named key whose characters are varied enough to be a secret.
-    `lraw` is the UTF-8 text with ASCII letters lower-cased (byte offsets as in the UTF-8 text)."""
+    `lraw` is the text one byte per character, ASCII letters lower-cased (byte offsets are string offsets)."""
     seen: set[int] = set()
-    ascii_only = len(lraw) == len(text)
     for word in _KEYWORDS:
         at = lraw.find(word)
         while at >= 0:
             end = at + len(word)
             if _credential_word(lraw, word, at, end):
-                pos = end if ascii_only else len(lraw[:end].decode("utf-8", "ignore"))
-                m = _ASSIGNED.match(text, pos)
+                m = _ASSIGNED.match(text, end)
                 if m is not None:
                     if m.start(m.lastgroup or "bare") not in seen:
                         finding = _assigned(m, min_entropy)
                         if finding is not None:
                             seen.add(finding.start)
                             yield finding
-                    if ascii_only:
-                        end = max(end, m.end())
+                    end = max(end, m.end())
             at = lraw.find(word, end)
 
 
