@@ -2,5 +2,6 @@
 
 from interlock.guardrails.dlp import CustomPattern, DlpDetector
 from interlock.guardrails.findings import Finding
+from interlock.guardrails.injection import InjectionDetector, InjectionResult
 
-__all__ = ["CustomPattern", "DlpDetector", "Finding"]
+__all__ = ["CustomPattern", "DlpDetector", "Finding", "InjectionDetector", "InjectionResult"]
