@@ -18,6 +18,12 @@ INDIRECT_THRESHOLD = 0.6
 _ROT13_HINTS = tuple(rot13(w) for w in (b"ignore", b"instruction", b"prompt", b"password"))
 
 
+_CORE_TRIGGERS = frozenset({
+    b"ignor", b"disregard", b"forg", b"instruction", b"prompt", b"passw", b"anything now", b"dan ",
+    b"developer mode", b"pretend", b"restrict", b"verg", b"anweisung",
+})
+
+
 @dataclass(frozen=True, slots=True)
 class InjectionResult:
     score: float
@@ -38,6 +44,8 @@ class InjectionDetector:
         self.indirect_threshold = indirect_threshold
         rules = compile_rules()
         self._strong = _by_trigger(r for r in rules if not r.indirect and not r.weak)
+        # Decoded and de-obfuscated views are searched for the main triggers only.
+        self._core = tuple((t, rs) for t, rs in self._strong if t in _CORE_TRIGGERS)
         self._weak = _by_trigger(r for r in rules if r.weak)
         self._indirect = _by_trigger(r for r in rules if r.indirect)
 
@@ -54,10 +62,12 @@ class InjectionDetector:
         if len(norm) >= 16:
             views.extend(p.encode("utf-8", "surrogatepass") for p in decoded_payloads(raw))
         hits: dict[str, float] = {}
-        tables = (self._strong, self._indirect) if indirect else (self._strong,)
-        for table in tables:
+        _scan(norm, self._strong, hits)
+        for view in views[1:]:
+            _scan(view, self._core, hits)
+        if indirect:
             for view in views:
-                _scan(view, table, hits)
+                _scan(view, self._indirect, hits)
         if hits:
             for view in views:
                 _scan(view, self._weak, hits)
