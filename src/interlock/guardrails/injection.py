@@ -26,6 +26,8 @@ _CORE_TRIGGERS = frozenset({
 
 @dataclass(frozen=True, slots=True)
 class InjectionResult:
+    """`rules`: the rules that matched, in the order found (scanning stops once the score reaches 0.99)."""
+
     score: float
     rules: tuple[str, ...]
     flagged: bool
@@ -62,19 +64,17 @@ class InjectionDetector:
         if len(norm) >= 16:
             views.extend(p.encode("utf-8", "surrogatepass") for p in decoded_payloads(raw))
         hits: dict[str, float] = {}
-        _scan(norm, self._strong, hits)
-        for view in views[1:]:
-            _scan(view, self._core, hits)
+        passes = [(norm, self._strong)] + [(v, self._core) for v in views[1:]]
         if indirect:
+            passes += [(v, self._indirect) for v in views]
+        for view, table in passes:
+            if _scan(view, table, hits):
+                break
+        if hits and _keep(hits) > _SATURATED:
             for view in views:
-                _scan(view, self._indirect, hits)
-        if hits:
-            for view in views:
-                _scan(view, self._weak, hits)
-        keep = 1.0
-        for w in hits.values():
-            keep *= 1.0 - w
-        score = round(1.0 - keep, 6)
+                if _scan(view, self._weak, hits):
+                    break
+        score = round(1.0 - _keep(hits), 6)
         limit = self.indirect_threshold if indirect else self.threshold
         return InjectionResult(score, tuple(hits), score >= limit)
 
@@ -100,11 +100,14 @@ def _by_trigger(rules: Iterable[Rule]) -> _Table:
     return tuple((t, tuple(rs)) for t, rs in table.items())
 
 
+# Scanning stops once the score reaches 0.99: an attack-heavy text costs no more than it must.
+_SATURATED = 0.01
 # A pattern runs on a window around each occurrence of its trigger (the first few), not the whole text.
 _BEFORE, _AFTER, _OCCURRENCES = 100, 100, 6
 
 
-def _scan(view: bytes, table: _Table, hits: dict[str, float]) -> None:
+def _scan(view: bytes, table: _Table, hits: dict[str, float]) -> bool:
+    """Add the rules that match; True once the score is saturated (nothing more would change the verdict)."""
     for trigger, rules in table:
         at = view.find(trigger)
         n = 0
@@ -113,5 +116,15 @@ def _scan(view: bytes, table: _Table, hits: dict[str, float]) -> None:
             for rule in rules:
                 if rule.name not in hits and rule.pattern.search(view, lo, hi) is not None:
                     hits[rule.name] = rule.weight
+                    if _keep(hits) <= _SATURATED:
+                        return True
             at = view.find(trigger, at + 1)
             n += 1
+    return False
+
+
+def _keep(hits: dict[str, float]) -> float:
+    keep = 1.0
+    for w in hits.values():
+        keep *= 1.0 - w
+    return keep
