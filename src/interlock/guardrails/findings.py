@@ -1,0 +1,49 @@
+"""What a detector reports: one typed span of the scanned text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Entity types of the DLP detector. Secrets carry their own subtype.
+CREDIT_CARD = "CREDIT_CARD"
+IBAN_CODE = "IBAN_CODE"
+US_SSN = "US_SSN"
+EMAIL_ADDRESS = "EMAIL_ADDRESS"
+PHONE_NUMBER = "PHONE_NUMBER"
+IP_ADDRESS = "IP_ADDRESS"
+
+OPENAI_KEY = "OPENAI_KEY"
+ANTHROPIC_KEY = "ANTHROPIC_KEY"
+AWS_ACCESS_KEY = "AWS_ACCESS_KEY"
+AWS_SECRET_KEY = "AWS_SECRET_KEY"
+GITHUB_TOKEN = "GITHUB_TOKEN"
+SLACK_TOKEN = "SLACK_TOKEN"
+SLACK_WEBHOOK = "SLACK_WEBHOOK"
+STRIPE_KEY = "STRIPE_KEY"
+GOOGLE_API_KEY = "GOOGLE_API_KEY"
+PRIVATE_KEY = "PRIVATE_KEY"
+JWT = "JWT"
+GENERIC_SECRET = "GENERIC_SECRET"
+
+SECRET_TYPES = frozenset({
+    OPENAI_KEY, ANTHROPIC_KEY, AWS_ACCESS_KEY, AWS_SECRET_KEY, GITHUB_TOKEN, SLACK_TOKEN, SLACK_WEBHOOK,
+    STRIPE_KEY, GOOGLE_API_KEY, PRIVATE_KEY, JWT, GENERIC_SECRET,
+})
+PII_TYPES = frozenset({CREDIT_CARD, IBAN_CODE, US_SSN, EMAIL_ADDRESS, PHONE_NUMBER, IP_ADDRESS})
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One detected entity: `text[start:end]` is the entity (Python str indices, end exclusive)."""
+
+    type: str
+    start: int
+    end: int
+    score: float
+
+    @property
+    def is_secret(self) -> bool:
+        return self.type in SECRET_TYPES
+
+    def overlaps(self, other: Finding) -> bool:
+        return self.start < other.end and other.start < self.end

@@ -1,0 +1,130 @@
+"""Rule-based prompt-injection and jailbreak detector over normalised and decoded text."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from interlock.guardrails.injection_rules import Rule, compile_rules
+from interlock.guardrails.normalize import decoded_payloads, leet, normalize, rot13
+
+# Chosen on the train split (bench/guardrails.py prints the choice): the lowest threshold whose
+# false-positive rate on the benign prompts stays within the target.
+DIRECT_THRESHOLD = 0.5
+# Text inside data (e-mails, tool results) is scored with the indirect rules as well.
+INDIRECT_THRESHOLD = 0.6
+
+# A few words that open an attack, rot13-encoded: the rot13 view is scanned only when one occurs.
+_ROT13_HINTS = tuple(rot13(w) for w in (b"ignore", b"instruction", b"prompt", b"password"))
+
+
+_CORE_TRIGGERS = frozenset({
+    b"ignor", b"disregard", b"forg", b"instruction", b"prompt", b"passw", b"anything now", b"dan ",
+    b"developer mode", b"pretend", b"restrict", b"verg", b"anweisung",
+})
+
+
+@dataclass(frozen=True, slots=True)
+class InjectionResult:
+    """`rules`: the rules that matched, in the order found (scanning stops once the score reaches 0.99)."""
+
+    score: float
+    rules: tuple[str, ...]
+    flagged: bool
+
+
+class InjectionDetector:
+    """Scores text in [0, 1]: one minus the product of (1 - weight) over the distinct rules that match.
+
+    Views scanned: the normalised text, its leetspeak-mapped form, its rot13 form, and base64 or hex
+    payloads decoded. A rule's pattern runs only near its trigger substrings; weak rules (role-play
+    framing, "you are now") count only once a strong one has matched.
+    """
+
+    def __init__(self, threshold: float = DIRECT_THRESHOLD, indirect_threshold: float = INDIRECT_THRESHOLD) -> None:
+        self.threshold = threshold
+        self.indirect_threshold = indirect_threshold
+        rules = compile_rules()
+        self._strong = _by_trigger(r for r in rules if not r.indirect and not r.weak)
+        # Decoded and de-obfuscated views are searched for the main triggers only.
+        self._core = tuple((t, rs) for t, rs in self._strong if t in _CORE_TRIGGERS)
+        self._weak = _by_trigger(r for r in rules if r.weak)
+        self._indirect = _by_trigger(r for r in rules if r.indirect)
+
+    def check(self, text: str, indirect: bool = False) -> InjectionResult:
+        """Score a prompt (`indirect=False`) or data the model will read, such as an e-mail or a tool result."""
+        raw = text.encode("utf-8", "surrogatepass")
+        norm = raw.lower() if len(raw) == len(text) else normalize(text).encode("utf-8", "surrogatepass")
+        views = [norm]
+        mapped = leet(norm)
+        if mapped is not None:
+            views.append(mapped)
+        if any(h in norm for h in _ROT13_HINTS):
+            views.append(rot13(norm))
+        if len(norm) >= 16:
+            views.extend(p.encode("utf-8", "surrogatepass") for p in decoded_payloads(raw))
+        hits: dict[str, float] = {}
+        passes = [(norm, self._strong)] + [(v, self._core) for v in views[1:]]
+        if indirect:
+            passes += [(v, self._indirect) for v in views]
+        for view, table in passes:
+            if _scan(view, table, hits):
+                break
+        if hits and _keep(hits) > _SATURATED:
+            for view in views:
+                if _scan(view, self._weak, hits):
+                    break
+        score = round(1.0 - _keep(hits), 6)
+        limit = self.indirect_threshold if indirect else self.threshold
+        return InjectionResult(score, tuple(hits), score >= limit)
+
+    def score(self, text: str, indirect: bool = False) -> float:
+        return self.check(text, indirect).score
+
+
+_Table = tuple[tuple[bytes, tuple[Rule, ...]], ...]
+
+
+def _by_trigger(rules: Iterable[Rule]) -> _Table:
+    """Trigger substring -> the rules it gates, so each substring is searched once per view. A trigger
+    that contains a shorter one ("system prompt", "prompt") is folded into it: where the longer occurs,
+    the shorter does too, and the window around it covers the match."""
+    rules = list(rules)
+    triggers = {t for r in rules for t in r.triggers}
+    table: dict[bytes, list[Rule]] = {}
+    for rule in rules:
+        for t in rule.triggers:
+            base = min((u for u in triggers if u in t), key=len)
+            if rule not in table.setdefault(base, []):
+                table[base].append(rule)
+    return tuple((t, tuple(rs)) for t, rs in table.items())
+
+
+# Scanning stops once the score reaches 0.99: an attack-heavy text costs no more than it must.
+_SATURATED = 0.01
+# A pattern runs on a window around each occurrence of its trigger (the first few), not the whole text.
+_BEFORE, _AFTER, _OCCURRENCES = 100, 100, 6
+
+
+def _scan(view: bytes, table: _Table, hits: dict[str, float]) -> bool:
+    """Add the rules that match; True once the score is saturated (nothing more would change the verdict)."""
+    for trigger, rules in table:
+        at = view.find(trigger)
+        n = 0
+        while at >= 0 and n < _OCCURRENCES:
+            lo, hi = max(0, at - _BEFORE), at + _AFTER
+            for rule in rules:
+                if rule.name not in hits and rule.pattern.search(view, lo, hi) is not None:
+                    hits[rule.name] = rule.weight
+                    if _keep(hits) <= _SATURATED:
+                        return True
+            at = view.find(trigger, at + 1)
+            n += 1
+    return False
+
+
+def _keep(hits: dict[str, float]) -> float:
+    keep = 1.0
+    for w in hits.values():
+        keep *= 1.0 - w
+    return keep
