@@ -73,7 +73,7 @@ def test_served_document_is_the_source(inference_gateway: GatewayProcess,
     assert served.status_code == 200 and served.json() == document()
     labels = {result.ok().label for result in inference_schema.get_all_operations()}
     assert labels == {f"{method.upper()} {path}" for path, method in OPERATIONS}
-    assert len(labels) == 12
+    assert len(labels) == 13
 
 
 @pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)

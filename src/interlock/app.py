@@ -20,6 +20,7 @@ from interlock.api.admin import AdminApi
 from interlock.api.admin_logs import AdminLogs
 from interlock.api.badge import BadgeApi
 from interlock.api.embeddings import EmbeddingsApi
+from interlock.api.guardrails import GuardrailsApi
 from interlock.api.health import Health
 from interlock.api.messages import MessagesApi
 from interlock.api.metrics import MetricsApi
@@ -37,12 +38,15 @@ from interlock.core.context import RequestContext
 from interlock.core.errors import GatewayError, MethodNotAllowed, NotFound
 from interlock.governance.auth import Authenticator, MasterKey, ensure_master_key, server_secret
 from interlock.governance.wiring import build_governance, validate_governance
+from interlock.guardrails.guard import Guard
+from interlock.guardrails.settings import GuardrailSettings
 from interlock.ledger.pgstore import PostgresLog
 from interlock.ledger.responses_store import PostgresResponses, ResponsesStore, SQLiteResponses
 from interlock.ledger.store import SQLiteLog, SQLiteStore
 from interlock.ledger.wiring import Observability
 from interlock.pipeline.core import Pipeline
 from interlock.pipeline.dispatch import Dispatcher
+from interlock.pipeline.guard import GuardStage
 from interlock.pipeline.settle import Ledger
 from interlock.pipeline.stages import (
     AdmitStage,
@@ -92,6 +96,7 @@ def validate(settings: Settings) -> None:
     validate_routing(settings, catalog)
     validate_governance(settings)
     ConsoleSettings.from_settings(settings)
+    GuardrailSettings.from_settings(settings)
 
 
 def build_catalog(settings: Settings) -> Catalog:
@@ -145,6 +150,12 @@ class Gateway:
         self.obs = Observability(settings, self.store, clock)
         self.ledger: Ledger = self.obs.sink
         self.identify = Identify(self.auth, self.obs.log_settings.zero_data_retention)
+        #: DLP and prompt-injection detectors (guardrails/), run by GuardStage when any is on.
+        self.guard = Guard(GuardrailSettings.from_settings(settings))
+        self.guardrail_count = self.obs.registry.counter(
+            "interlock_guardrail_detections_total",
+            "Guardrail detections, by detector and action (monitor, block, unchecked, unavailable).",
+            ("detector", "action"))
         #: Requests that ended in an exception nothing answered (a bug), by route.
         self.internal_error_count = internal = self.obs.registry.counter(
             "interlock_internal_errors_total", "Requests that ended in an internal error (a bug), by route.",
@@ -159,7 +170,12 @@ class Gateway:
 
     def stages(self) -> tuple[AnyStage, ...]:
         """The stages between parse and dispatch, in order: the one place to add one (guardrails, cache)."""
-        return RouteStage(self.routing), AdmitStage(self.governance), CaptureStage(self.ledger)
+        core: tuple[AnyStage, ...] = (RouteStage(self.routing), AdmitStage(self.governance), CaptureStage(self.ledger))
+        # Guardrails first: a blocked request reserves no budget and its content is never captured.
+        return (GuardStage(self.guard, self._count_guardrail), *core) if self.guard.enabled else core
+
+    def _count_guardrail(self, detector: str, action: str) -> None:
+        self.guardrail_count.inc((detector, action))
 
     def pipeline(self, codec: InboundCodec, identify: Identify | None = None) -> Pipeline:
         """The request path for ``codec``; ``identify`` replaces the Authorization header's (console sessions)."""
@@ -209,6 +225,8 @@ class Gateway:
         routing_api = RoutingApi(self.auth, self.routing, self.governance, self.obs.store, max_body)
         router.add("/v1/route/explain", ("POST",), routing_api.explain, openai_errors)
         router.add("/v1/generation", ("GET",), routing_api.generation, openai_errors)
+        router.add("/v1/guardrails/check", ("POST",), GuardrailsApi(self.auth, self.guard, max_body).check,
+                   openai_errors)
         router.add("/v1/openapi.json", ("GET",), OpenApiDocument(), openai_errors)
         router.add("/healthz", ("GET", "HEAD"), health.live, openai_errors)
         router.add("/readyz", ("GET", "HEAD"), health.ready, openai_errors)

@@ -231,6 +231,24 @@ _SCHEMAS: dict[str, Any] = {
     "RouteExplanation": _obj({"object": {"const": "route.explanation"}, "route": {"type": ["string", "null"]},
                               "plan": {"type": "array"}}, ("object", "plan")),
     "Generation": _obj({"data": _OBJECT}, ("data",)),
+    "GuardrailsCheckRequest": _obj({
+        "input": {"oneOf": [{"type": "string", "minLength": 1},
+                            {"type": "array", "minItems": 1, "items": _obj(
+                                {"role": {"enum": ["system", "developer", "user", "assistant", "tool"]},
+                                 "content": {"oneOf": [_STRING, {"type": "array", "items": _OBJECT}]}},
+                                ("role",))}]},
+        "detectors": {"type": "array", "minItems": 1, "items": {"enum": ["pii", "secrets", "prompt_injection"]}},
+    }, ("input",)),
+    "GuardrailsCheck": _obj({
+        "flagged": _BOOL,
+        "detectors": {"type": "array", "items": _obj({
+            "name": _STRING, "score": _range(0, 1), "verdict": {"enum": ["pass", "flag", "unchecked"]},
+            "action": _STRING,
+            "entities": {"type": "array", "items": _obj({"type": _STRING, "start": {"type": "integer"},
+                                                          "end": {"type": "integer"},
+                                                          "message": {"type": "integer"}},
+                                                         ("type", "start", "end"))}},
+            ("name", "score", "verdict", "action", "entities"))}}, ("flagged", "detectors")),
 }
 
 #: One server-sent event of a streamed answer (``data`` is the JSON payload, or ``[DONE]`` for chat).
@@ -282,6 +300,8 @@ def document() -> dict[str, Any]:
             "summary": "One model", "parameters": [{"name": "model_id", "in": "path", "required": True,
                                                     "schema": _STRING}],
             "responses": _responses("Model", failures=("400", "401", "404"))}},
+        "/v1/guardrails/check": _post("GuardrailsCheckRequest", "GuardrailsCheck",
+                                      "Run the guardrail detectors on a text or messages, without a model call"),
         "/v1/route/explain": _post("ChatRequest", "RouteExplanation", "The routing decision, without a vendor call"),
         "/v1/generation": {"get": {
             "summary": "What happened to a request (OpenRouter's generation object)",

@@ -72,6 +72,11 @@ class RequestContext:
     #: Governance's reservation, opaque to every other stage.
     reservation: object = None
     gov_headers: list[tuple[str, str]] | None = None
+    # --- guardrails ---
+    #: What the guardrails found, for the log record: ``{detector, action, score, entities}`` each, never text.
+    guardrails: list[dict[str, object]] | None = None
+    #: ``x-interlock-guardrails``: ``detector=action, ...``.
+    guardrails_header: str | None = None
 
     def fail(self, error: GatewayError) -> None:
         # Drop the traceback: it references the handler's frames, which reference this
@@ -95,4 +100,6 @@ class RequestContext:
             headers.extend(self.routing.headers(target))
         if self.gov_headers:
             headers.extend(self.gov_headers)
+        if self.guardrails_header:
+            headers.append(("x-interlock-guardrails", self.guardrails_header))
         return headers

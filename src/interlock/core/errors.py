@@ -56,6 +56,19 @@ class InvalidRequest(GatewayError):
     type = "invalid_request_error"
 
 
+class ContentBlocked(InvalidRequest):
+    """A guardrail refused the request before any vendor saw it (400); the message names the detector."""
+
+    code = "content_blocked"
+
+
+class GuardrailUnavailable(GatewayError):
+    """A guardrail detector could not run and its ``fail_mode`` is closed (503)."""
+
+    status = 503
+    code = "guardrail_unavailable"
+
+
 class AuthenticationFailed(GatewayError):
     """No key, or a key interlock does not know (401)."""
 

@@ -1,4 +1,7 @@
-"""Guardrail detectors: sensitive data (DLP) and prompt injection. Imports nothing of interlock but core."""
+"""Guardrails: sensitive data (DLP) and prompt-injection detectors, their settings and the request guard.
+
+The detectors import nothing of interlock; ``settings.py`` reads the ``guardrails:`` config section.
+"""
 
 from interlock.guardrails.dlp import CustomPattern, DlpDetector
 from interlock.guardrails.findings import Finding

@@ -163,7 +163,7 @@ def _answered_row(ctx: RequestContext, level: str, zdr: bool) -> tuple[Any, ...]
     trace = ctx.routing
     attempts = ctx.attempts
     if (target is None or usage is None or ctx.error is not None or ctx.client_disconnected or len(attempts) != 1
-            or trace.__class__ is not RoutingTrace
+            or trace.__class__ is not RoutingTrace or ctx.guardrails is not None
             or (level == "full" and ctx.capture_content and not zdr)):
         return None
     a = attempts[0]
@@ -314,7 +314,7 @@ def build_row(ctx: RequestContext, level: str, zdr: bool, redactor: Redactor) ->
         (DETAIL_VERSION, None, duration_us,
          int((first_byte - started) * 1e6 + 0.5) if first_byte is not None else None, None, ctx.end_user,
          vendor_model, error_type, message, cache_write, reasoning, estimated, 1 if cache_read else 0, simulated,
-         packed_attempts, None, explanation, packed_trace, "zdr" if zdr else level),
+         packed_attempts, ctx.guardrails, explanation, packed_trace, "zdr" if zdr else level),
         option=JSON_OPTIONS, default=json_default).decode()
     return (ctx.id, received, project, key_id, model, ctx.requested_model or "", vendor,
             499 if ctx.client_disconnected else ctx.status, picousd, input_tokens, cache_read, output_tokens,

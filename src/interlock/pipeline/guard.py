@@ -1,0 +1,64 @@
+"""The guardrails stage: the configured detectors over every inbound chat request, before routing.
+
+Every inbound API (chat completions, Anthropic Messages, Responses) is parsed into the
+canonical chat request first, so one stage covers all three. What the detectors found
+goes on the request's log record (``ctx.guardrails``: detector, action, score, entity
+types and counts, never the text), into ``/metrics`` (by detector and action), and to
+the caller in ``x-interlock-guardrails``. A ``block`` refuses with 400 ``content_blocked``
+in the caller's API format before any vendor is called; a detector that cannot run
+refuses with 503 ``guardrail_unavailable`` (``fail_mode: closed``) or lets the request
+through marked ``unchecked`` (``open``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from interlock.core.context import RequestContext
+from interlock.core.errors import ContentBlocked, GuardrailUnavailable
+from interlock.guardrails.guard import Detection, Guard, Unavailable, header_value
+
+#: Where each inbound API's messages are, for the error's ``param``.
+_PARAM = {"openai.chat": "messages", "anthropic.messages": "messages", "openai.responses": "input"}
+
+
+class GuardStage:
+    __slots__ = ("count", "guard")
+
+    def __init__(self, guard: Guard, count: Callable[[str, str], None]) -> None:
+        self.guard = guard
+        #: ``count(detector, action)``: the metrics counter.
+        self.count = count
+
+    def __call__(self, ctx: RequestContext, request: dict[str, Any]) -> dict[str, Any]:
+        try:
+            detections = self.guard.check_request(request)
+        except Unavailable as exc:
+            self.count(exc.detector, "unavailable")
+            ctx.guardrails = [{"detector": exc.detector, "action": "unavailable"}]
+            raise GuardrailUnavailable(f"The {exc.detector} guardrail could not run, and its fail_mode is closed: "
+                                       "the request was not sent. Try again, or ask the operator.") from None
+        if not detections:
+            return request
+        ctx.guardrails = [d.record() for d in detections]
+        ctx.guardrails_header = header_value(detections)
+        for d in detections:
+            self.count(d.detector, "unchecked" if d.unchecked else d.action)
+        for d in detections:
+            if d.action == "block" and d.flagged:
+                raise self._blocked(ctx, d)
+        return request
+
+    @staticmethod
+    def _blocked(ctx: RequestContext, d: Detection) -> ContentBlocked:
+        if d.detector == "prompt_injection":
+            what = f"score {d.score:.2f}"
+        else:
+            what = ", ".join(f"{n} {name}" for name, n in sorted(d.entities.items()))
+        param = _PARAM.get(ctx.inbound, "messages")
+        first = d.spans[0].message if d.spans else None
+        if ctx.inbound == "openai.chat" and first is not None:
+            param = f"messages[{first}]"
+        return ContentBlocked(f"The request was blocked by the {d.detector} guardrail ({what}). "
+                              "Remove it and try again.", param=param)
