@@ -115,18 +115,29 @@ def bench_presidio(data: Path, det: DlpDetector, split: str) -> None:
     print("| type | entities | found | recall | findings | precision |")
     print("|---|---:|---:|---:|---:|---:|")
     for t in PRESIDIO_TYPES:
-        ents = found = nfind = good = 0
+        counts = [0, 0, 0, 0]
         for r in rows:
             if t not in r["checked_types"]:
                 continue
             truth = [(e["start"], e["end"]) for e in r["entities"] if e["type"] == t]
             spans = [(f.start, f.end) for f in det.scan(r["text"]) if f.type == t]
-            ents += len(truth)
-            found += sum(any(overlaps(e, s) for s in spans) for e in truth)
-            nfind += len(spans)
-            good += sum(any(overlaps(s, e) for e in truth) for s in spans)
-        print(f"| {t} | {ents} | {found} | {fmt(found / ents if ents else None)} | {nfind} | "
-              f"{fmt(good / nfind if nfind else None)} |")
+            tally(counts, truth, spans, truth)
+        print_tally(t, counts)
+
+
+def tally(counts: list[int], truth: list[tuple[int, int]], spans: list[tuple[int, int]],
+          every: list[tuple[int, int]]) -> None:
+    """Add one row to [entities, found, findings, correct findings]: spans match by overlap."""
+    counts[0] += len(truth)
+    counts[1] += sum(any(overlaps(e, s) for s in spans) for e in truth)
+    counts[2] += len(spans)
+    counts[3] += sum(any(overlaps(s, e) for e in every) for s in spans)
+
+
+def print_tally(name: str, counts: list[int]) -> None:
+    ents, found, nfind, good = counts
+    print(f"| {name} | {ents} | {found} | {fmt(found / ents if ents else None)} | {nfind} | "
+          f"{fmt(good / nfind if nfind else None)} |")
 
 
 def bench_noseyparker(data: Path, det: DlpDetector, split: str) -> None:
@@ -143,17 +154,13 @@ def bench_noseyparker(data: Path, det: DlpDetector, split: str) -> None:
     groups.append(("GENERIC_SECRET", frozenset(), {"GENERIC_SECRET"}))
     groups.append(("any secret, all 170 formats", frozenset(["*"]), set(SECRET_TYPES)))
     for name, rule_names, my_types in groups:
-        ents = found = nfind = good = 0
+        counts = [0, 0, 0, 0]
         for r, findings in scanned:
             truth = [(e["start"], e["end"]) for e in r["entities"] if "*" in rule_names or e["type"] in rule_names]
             every = [(e["start"], e["end"]) for e in r["entities"]]
             spans = [(f.start, f.end) for f in findings if f.type in my_types]
-            ents += len(truth)
-            found += sum(any(overlaps(e, s) for s in spans) for e in truth)
-            nfind += len(spans)
-            good += sum(any(overlaps(s, e) for e in every) for s in spans)
-        print(f"| {name} | {ents} | {found} | {fmt(found / ents if ents else None)} | {nfind} | "
-              f"{fmt(good / nfind if nfind else None)} |")
+            tally(counts, truth, spans, every)
+        print_tally(name, counts)
     negatives = [r for r, _ in scanned if not r["has_secret"]]
     flagged = sum(bool(f) for r, f in scanned if not r["has_secret"])
     print(f"\nrows without a secret (near misses): {len(negatives)}, flagged: {flagged}")
