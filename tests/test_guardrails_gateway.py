@@ -23,10 +23,12 @@ import openai
 import pytest
 
 from interlock.config import ConfigError, load_settings
+from interlock.guardrails.guard import Placeholders
 from interlock.guardrails.settings import GuardrailSettings
 from interlock.vendors.registry import VENDOR_TABLE
 from tests.conftest import MASTER_KEY, GatewayProcess, start_gateway
 from tests.inprocess import Proto, Scope, running_gateway
+from tests.mock_openai import MockVendor
 
 MODEL = "openai/gpt-4.1-mini"
 CARD = "4111 1111 1111 1111"
@@ -222,7 +224,8 @@ def test_fail_mode_decides_when_a_detector_cannot_run(tmp_path: Path, mode: str)
 
 
 @pytest.mark.parametrize(("section", "needle"), [
-    ("guardrails: {pii: {action: redact}}", "guardrails.pii.action"),
+    ("guardrails: {prompt_injection: {action: redact}}", "guardrails.prompt_injection.action"),
+    ("guardrails: {pii: {action: monitor, restore: true}}", "guardrails.pii.restore"),
     ("guardrails: {secret: {action: block}}", "did you mean 'secrets'"),
     ("guardrails: {prompt_injection: {action: block, threshold: 1.5}}", "guardrails.prompt_injection.threshold"),
     ("guardrails: {phone_region: XX}", "guardrails.phone_region"),
@@ -267,3 +270,49 @@ def test_zero_data_retention_keeps_the_guardrails_and_no_matched_text(tmp_path: 
     finally:
         g.stop()
     assert not [p for p in tmp_path.rglob("*") if p.is_file() and b"4111 1111" in p.read_bytes()]
+
+
+def test_redaction_hides_values_from_the_vendor_and_restore_puts_them_back(tmp_path: Path,
+                                                                           mock_vendor: MockVendor) -> None:
+    g = start_gateway(tmp_path, f"""
+vendors:
+  mock: {{type: openai, base_url: "{mock_vendor.base_url}", api_key: sk-mock}}
+logging: {{level: full, flush_interval: 0.1}}
+guardrails:
+  pii: {{action: redact, restore: true}}
+  secrets: {{action: redact}}
+""")
+    try:
+        client = openai.OpenAI(base_url=g.base_url, api_key=MASTER_KEY, max_retries=0)
+        prompt = f"charge {CARD} twice ({CARD}), deploy with {OPENAI_KEY}, mail a.b@example.com"
+        raw = client.chat.completions.with_raw_response.create(
+            model="mock/echo", messages=[{"role": "user", "content": prompt}])
+        sent = json.dumps(mock_vendor.last("echo")["body"])
+        assert "4111" not in sent and OPENAI_KEY not in sent and "a.b@example.com" not in sent
+        assert "[CREDIT_CARD_1]" in sent and "[CREDIT_CARD_2]" not in sent  # one value, one placeholder
+        assert "[OPENAI_KEY_1]" in sent and "[EMAIL_ADDRESS_1]" in sent
+        answer = raw.parse().choices[0].message.content or ""
+        assert CARD in answer and "a.b@example.com" in answer  # pii restores
+        assert "[OPENAI_KEY_1]" in answer and OPENAI_KEY not in answer  # secrets only redact
+        assert raw.headers["x-interlock-guardrails"] == "pii=redact, secrets=redact"
+        record = logged(g, raw.headers["x-interlock-request-id"])
+        assert "4111" not in json.dumps(record) and OPENAI_KEY not in json.dumps(record)
+        assert "[CREDIT_CARD_1]" in json.dumps(record)  # the logged request is the redacted one
+    finally:
+        g.stop()
+
+
+def test_restore_puts_values_back_into_tool_call_arguments_as_json() -> None:
+    tricky = 'pa"ss\\word'
+    placeholders = Placeholders()
+    token = placeholders.of("GENERIC_SECRET", tricky)
+    card = placeholders.of("CREDIT_CARD", CARD)
+    assert placeholders.of("CREDIT_CARD", CARD) == card == "[CREDIT_CARD_1]"
+    data: dict[str, Any] = {"choices": [{"message": {"content": f"use {card}", "tool_calls": [
+        {"function": {"name": "login", "arguments": json.dumps({"password": token, "card": card})}}]}}]}
+    placeholders.restore_completion(data)
+    message = data["choices"][0]["message"]
+    assert message["content"] == f"use {CARD}"
+    assert json.loads(message["tool_calls"][0]["function"]["arguments"]) == {"password": tricky, "card": CARD}
+    # Placeholders of another request, or made up by the model, stay as they are.
+    assert placeholders.restore("[CREDIT_CARD_9] [EMAIL_ADDRESS_1]") == "[CREDIT_CARD_9] [EMAIL_ADDRESS_1]"

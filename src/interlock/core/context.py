@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from interlock.core.errors import GatewayError
 from interlock.core.plan import Plan, Target
@@ -77,6 +79,8 @@ class RequestContext:
     guardrails: list[dict[str, object]] | None = None
     #: ``x-interlock-guardrails``: ``detector=action, ...``.
     guardrails_header: str | None = None
+    #: Puts redacted values back into a non-streamed answer (``restore: true``); None: nothing to restore.
+    restore_answer: Callable[[dict[str, Any]], None] | None = None
 
     def fail(self, error: GatewayError) -> None:
         # Drop the traceback: it references the handler's frames, which reference this

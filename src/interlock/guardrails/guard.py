@@ -15,10 +15,13 @@ counts. Never the matched text.
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from interlock.guardrails.dlp import DlpDetector
 from interlock.guardrails.findings import SECRET_TYPES, Finding
@@ -62,11 +65,15 @@ class Detection:
 
 @dataclass(frozen=True, slots=True)
 class Piece:
-    """One text of a request: its message index, role, and whether it is data the model reads (indirect)."""
+    """One text of a request: its message index and role, and where it lives (``holder[key]``) so a
+    redaction can write it back (``json``: the text is a JSON document, tool-call arguments)."""
 
     text: str
     message: int | None
     role: str
+    holder: dict[str, Any] | None = None
+    key: str = ""
+    json: bool = False
 
 
 def pieces(request: Mapping[str, Any]) -> Iterator[Piece]:
@@ -81,15 +88,104 @@ def pieces(request: Mapping[str, Any]) -> Iterator[Piece]:
         content = msg.get("content")
         if isinstance(content, str):
             if content:
-                yield Piece(content, i, role)
+                yield Piece(content, i, role, msg, "content")
         elif isinstance(content, list):
             for part in content:
                 if isinstance(part, dict) and isinstance(part.get("text"), str) and part["text"]:
-                    yield Piece(part["text"], i, role)
+                    yield Piece(part["text"], i, role, part, "text")
         for call in msg.get("tool_calls") or ():
             fn = call.get("function") if isinstance(call, dict) else None
             if isinstance(fn, dict) and isinstance(fn.get("arguments"), str) and fn["arguments"]:
-                yield Piece(fn["arguments"], i, role)
+                yield Piece(fn["arguments"], i, role, fn, "arguments", json=True)
+
+
+_PLACEHOLDER = re.compile(r"\[([A-Z][A-Z0-9_]*_[0-9]+)\]")
+
+
+class Placeholders:
+    """Typed placeholders of one request (``[CREDIT_CARD_1]``; one value, one placeholder) and their values."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+        self._by_value: dict[tuple[str, str], str] = {}
+        self._counts: Counter[str] = Counter()
+
+    def __bool__(self) -> bool:
+        return bool(self.values)
+
+    def of(self, type_: str, value: str) -> str:
+        found = self._by_value.get((type_, value))
+        if found is None:
+            self._counts[type_] += 1
+            found = f"[{type_}_{self._counts[type_]}]"
+            self._by_value[(type_, value)] = found
+            self.values[found[1:-1]] = value
+        return found
+
+    def keep(self, restorable: Callable[[str], bool]) -> None:
+        """Restore only placeholders of the entity types ``restorable`` accepts (one detector restores,
+        the other only redacts)."""
+        self.values = {name: v for name, v in self.values.items() if restorable(name.rsplit("_", 1)[0])}
+
+    def restore(self, text: str, *, json_text: bool = False) -> str:
+        """``text`` with this request's placeholders put back (JSON-escaped inside a JSON document)."""
+        if "[" not in text:
+            return text
+
+        def put(m: re.Match[str]) -> str:
+            value = self.values.get(m.group(1))
+            if value is None:
+                return m.group(0)
+            return orjson.dumps(value).decode()[1:-1] if json_text else value
+        return _PLACEHOLDER.sub(put, text)
+
+    def restore_completion(self, data: dict[str, Any]) -> None:
+        """Put the values back into an OpenAI-shaped completion: message text and tool-call arguments."""
+        for choice in data.get("choices") or ():
+            message = choice.get("message") if isinstance(choice, dict) else None
+            if not isinstance(message, dict):
+                continue
+            if isinstance(message.get("content"), str):
+                message["content"] = self.restore(message["content"])
+            for call in message.get("tool_calls") or ():
+                fn = call.get("function") if isinstance(call, dict) else None
+                if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
+                    fn["arguments"] = self.restore(fn["arguments"], json_text=True)
+
+
+def _unescaped(span: str) -> str:
+    """A span of a JSON document's string, as the value it stands for (the raw span if it is not one)."""
+    try:
+        return str(orjson.loads(f'"{span}"'))
+    except orjson.JSONDecodeError:
+        return span
+
+
+def redact(found: Sequence[tuple[Piece, list[Finding]]], types: Callable[[str], bool],
+           placeholders: Placeholders) -> int:
+    """Replace every finding whose type ``types`` accepts by its placeholder, in the request itself."""
+    done = 0
+    for piece, findings in found:
+        chosen = [f for f in findings if types(f.type)]
+        if not chosen or piece.holder is None:
+            continue
+        text = piece.text
+        for f in sorted(chosen, key=lambda f: f.start, reverse=True):
+            value = text[f.start:f.end]
+            if piece.json:
+                value = _unescaped(value)
+            text = text[:f.start] + placeholders.of(f.type, value) + text[f.end:]
+            done += 1
+        piece.holder[piece.key] = text
+    return done
+
+
+@dataclass(slots=True)
+class Checked:
+    """A request's detections, and the DLP findings per text (for redaction)."""
+
+    detections: list[Detection] = field(default_factory=list)
+    findings: list[tuple[Piece, list[Finding]]] = field(default_factory=list)
 
 
 class Unavailable(Exception):
@@ -113,14 +209,17 @@ class Guard:
     def enabled(self) -> bool:
         return self.settings.enabled
 
-    def check_request(self, request: Mapping[str, Any]) -> list[Detection]:
+    def check_request(self, request: Mapping[str, Any]) -> Checked:
         """The configured detectors over a chat request; only detectors that flagged (or could not run)."""
-        return self.run(list(pieces(request)), self.configured())
+        checked = Checked()
+        checked.detections = self.run(list(pieces(request)), self.configured(), found=checked.findings)
+        return checked
 
     def configured(self) -> list[str]:
         return [d for d in DETECTORS if self.settings.detector(d).on]
 
-    def run(self, texts: Sequence[Piece], detectors: Iterable[str], *, passes: bool = False) -> list[Detection]:
+    def run(self, texts: Sequence[Piece], detectors: Iterable[str], *, passes: bool = False,
+            found: list[tuple[Piece, list[Finding]]] | None = None) -> list[Detection]:
         """Each named detector over ``texts``: flagged ones (and, with ``passes``, the others too, unflagged),
         plus unchecked ones under fail_mode open."""
         out: list[Detection] = []
@@ -130,19 +229,21 @@ class Guard:
             cfg = self.settings.detector(name)
             try:
                 if name == "prompt_injection":
-                    found = self._injection(texts, cfg)
+                    detection = self._injection(texts, cfg)
                 else:
                     if findings is None:
                         findings = [(p, self.dlp.scan(p.text)) for p in texts]
-                    found = _dlp(name, cfg, findings)
+                        if found is not None:
+                            found.extend(findings)
+                    detection = _dlp(name, cfg, findings)
             except Exception:  # a detector's failure is decided by its fail_mode, never silent
                 log.exception("guardrail detector %s failed", name)
                 if cfg.fail_mode == "closed":
                     raise Unavailable(name) from None
                 out.append(Detection(name, cfg.action, 0.0, False, unchecked=True))
                 continue
-            if found.flagged or passes:
-                out.append(found)
+            if detection.flagged or passes:
+                out.append(detection)
         return out
 
     def _injection(self, texts: Sequence[Piece], cfg: DetectorSettings) -> Detection:

@@ -4,14 +4,16 @@
 
     guardrails:
       phone_region: US              # how bare phone numbers are read (phonenumbers' region codes)
-      pii:              {action: monitor}            # cards, IBANs, SSNs, e-mail, phone, IP + patterns
+      pii:              {action: redact, restore: true}  # cards, IBANs, SSNs, e-mail, phone, IP + patterns
       secrets:          {action: block}              # vendor keys, private keys, JWTs, password=...
       prompt_injection: {action: block, threshold: 0.5, indirect_threshold: 0.6}
       patterns:                     # the operator's own, part of the pii detector
         - {name: EMPLOYEE_ID, regex: '\\bE\\d{7}\\b', validator: none, context: [employee], context_window: 40}
 
 Actions: ``off``, ``monitor`` (recorded on the log record, counted in ``/metrics``, named in
-``x-interlock-guardrails``), ``block`` (400 ``content_blocked`` before any vendor is called).
+``x-interlock-guardrails``), ``redact`` (``pii`` and ``secrets``: each value replaced by a typed
+placeholder such as ``[CARD_1]`` before the vendor sees it; ``restore: true`` puts the values back into
+the answer), ``block`` (400 ``content_blocked`` before any vendor is called).
 ``fail_mode`` (``closed``, the default, or ``open``) says what happens when a detector cannot run.
 Validated once in the launching process with file, line and key.
 """
@@ -29,7 +31,7 @@ from interlock.guardrails.dlp import CustomPattern
 from interlock.guardrails.injection import DIRECT_THRESHOLD, INDIRECT_THRESHOLD
 
 DETECTORS = ("pii", "secrets", "prompt_injection")
-ACTIONS = ("off", "monitor", "block")
+ACTIONS = ("off", "monitor", "redact", "block")
 FAIL_MODES = ("closed", "open")
 KEYS = ("phone_region", "patterns", *DETECTORS)
 _VALIDATORS = ("none", "luhn", "mod97")
@@ -42,6 +44,8 @@ class DetectorSettings:
     #: Prompt injection only: the score at which a user turn (a tool result, retrieved text) is flagged.
     threshold: float = DIRECT_THRESHOLD
     indirect_threshold: float = INDIRECT_THRESHOLD
+    #: ``redact`` only: the caller's answer gets the redacted values back in place of their placeholders.
+    restore: bool = False
 
     @property
     def on(self) -> bool:
@@ -86,16 +90,19 @@ class GuardrailSettings:
 
 def _detector(parent: Section, name: str) -> DetectorSettings:
     sec = parent.section(name)
-    keys = ("action", "fail_mode", "threshold", "indirect_threshold") if name == "prompt_injection" \
-        else ("action", "fail_mode")
-    sec.only(*keys)
+    injection = name == "prompt_injection"
+    sec.only(*(("action", "fail_mode", "threshold", "indirect_threshold") if injection
+               else ("action", "fail_mode", "restore")))
+    action = sec.choice("action", "off", ("off", "monitor", "block") if injection else ACTIONS)
+    restore = sec.boolean("restore", False)
+    if restore and action != "redact":
+        raise sec.error("restore puts redacted values back: it needs action: redact", "restore")
     threshold = sec.number("threshold", DIRECT_THRESHOLD, positive=True)
     indirect = sec.number("indirect_threshold", INDIRECT_THRESHOLD, positive=True)
     for key, value in (("threshold", threshold), ("indirect_threshold", indirect)):
         if value > 1.0:
             raise sec.error(f"a score threshold is in (0, 1], got {value:g}", key)
-    return DetectorSettings(sec.choice("action", "off", ACTIONS), sec.choice("fail_mode", "closed", FAIL_MODES),
-                            threshold, indirect)
+    return DetectorSettings(action, sec.choice("fail_mode", "closed", FAIL_MODES), threshold, indirect, restore)
 
 
 def _patterns(sec: Section) -> tuple[CustomPattern, ...]:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import time
 from typing import Any, cast
 
+import orjson
+
 from interlock.core import exchange
 from interlock.core.canonical import ChatCompletion, ChatRequest
 from interlock.core.codec import InboundCodec, set_cost
@@ -83,6 +85,10 @@ class Pipeline:
             headers.append(("x-interlock-dropped-params", ",".join(completion.dropped)))
         if ctx.capture_content:
             ctx.response_content = data
+        if ctx.restore_answer is not None:
+            if ctx.capture_content:  # the log keeps the answer as the vendor gave it: placeholders, not values
+                ctx.response_content = orjson.loads(orjson.dumps(data))
+            ctx.restore_answer(data)
         req.send(200, self.codec.completion(ctx, cast("ChatRequest", request), cast("ChatCompletion", data)), headers)
 
     async def _stream(self, req: Exchange, ctx: RequestContext, request: dict[str, Any]) -> None:

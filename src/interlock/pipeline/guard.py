@@ -17,7 +17,8 @@ from typing import Any
 
 from interlock.core.context import RequestContext
 from interlock.core.errors import ContentBlocked, GuardrailUnavailable
-from interlock.guardrails.guard import Detection, Guard, Unavailable, header_value
+from interlock.guardrails.findings import SECRET_TYPES
+from interlock.guardrails.guard import Detection, Guard, Placeholders, Unavailable, header_value, redact
 
 #: Where each inbound API's messages are, for the error's ``param``.
 _PARAM = {"openai.chat": "messages", "anthropic.messages": "messages", "openai.responses": "input"}
@@ -33,12 +34,14 @@ class GuardStage:
 
     def __call__(self, ctx: RequestContext, request: dict[str, Any]) -> dict[str, Any]:
         try:
-            detections = self.guard.check_request(request)
+            checked = self.guard.check_request(request)
         except Unavailable as exc:
             self.count(exc.detector, "unavailable")
             ctx.guardrails = [{"detector": exc.detector, "action": "unavailable"}]
+            ctx.request_content = None
             raise GuardrailUnavailable(f"The {exc.detector} guardrail could not run, and its fail_mode is closed: "
                                        "the request was not sent. Try again, or ask the operator.") from None
+        detections = checked.detections
         if not detections:
             return request
         ctx.guardrails = [d.record() for d in detections]
@@ -47,7 +50,20 @@ class GuardStage:
             self.count(d.detector, "unchecked" if d.unchecked else d.action)
         for d in detections:
             if d.action == "block" and d.flagged:
+                ctx.request_content = None  # a blocked request's content is not logged, whatever the level
                 raise self._blocked(ctx, d)
+        redacting = {d.detector: self.guard.settings.detector(d.detector) for d in detections
+                     if d.action == "redact" and d.flagged}
+        if redacting:
+            placeholders = Placeholders()
+            # In place: the captured log content (which shares the messages) holds the placeholders too.
+            redact(checked.findings, lambda t: ("secrets" if t in SECRET_TYPES else "pii") in redacting,
+                   placeholders)
+            if placeholders and any(cfg.restore for cfg in redacting.values()):
+                restoring = {name for name, cfg in redacting.items() if cfg.restore}
+                if restoring != set(redacting):
+                    placeholders.keep(lambda t: ("secrets" if t in SECRET_TYPES else "pii") in restoring)
+                ctx.restore_answer = placeholders.restore_completion
         return request
 
     @staticmethod
