@@ -316,3 +316,15 @@ def test_restore_puts_values_back_into_tool_call_arguments_as_json() -> None:
     assert json.loads(message["tool_calls"][0]["function"]["arguments"]) == {"password": tricky, "card": CARD}
     # Placeholders of another request, or made up by the model, stay as they are.
     assert placeholders.restore("[CREDIT_CARD_9] [EMAIL_ADDRESS_1]") == "[CREDIT_CARD_9] [EMAIL_ADDRESS_1]"
+
+
+def test_embeddings_input_is_guarded(gw: GatewayProcess) -> None:
+    client = openai.OpenAI(base_url=gw.base_url, api_key=MASTER_KEY, max_retries=0)
+    with pytest.raises(openai.BadRequestError) as info:
+        client.embeddings.create(model="openai/text-embedding-3-small", input=["fine", f"key {OPENAI_KEY}"])
+    assert info.value.body["code"] == "content_blocked"  # type: ignore[index]
+    assert info.value.body["param"] == "input[1]"  # type: ignore[index]
+    raw = client.embeddings.with_raw_response.create(model="openai/text-embedding-3-small",
+                                                     input=f"card {CARD}. {ATTACK}")
+    assert raw.headers["x-interlock-guardrails"] == "pii=monitor"  # documents are not scored for injection
+    assert len(raw.parse().data) == 1

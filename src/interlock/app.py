@@ -172,7 +172,12 @@ class Gateway:
         """The stages between parse and dispatch, in order: the one place to add one (guardrails, cache)."""
         core: tuple[AnyStage, ...] = (RouteStage(self.routing), AdmitStage(self.governance), CaptureStage(self.ledger))
         # Guardrails first: a blocked request reserves no budget and its content is never captured.
-        return (GuardStage(self.guard, self._count_guardrail), *core) if self.guard.enabled else core
+        guard = self.guard_stage()
+        return (guard, *core) if guard is not None else core
+
+    def guard_stage(self) -> GuardStage | None:
+        """The guardrails stage, or None when every detector is off (then it costs nothing)."""
+        return GuardStage(self.guard, self._count_guardrail) if self.guard.enabled else None
 
     def _count_guardrail(self, detector: str, action: str) -> None:
         self.guardrail_count.inc((detector, action))
@@ -215,7 +220,8 @@ class Gateway:
         router.add("/v1/responses", ("POST",), self.pipeline(responses.codec), openai_errors)
         router.add("/v1/responses/*", ("GET", "DELETE"), responses.item, openai_errors)
         router.add("/v1/embeddings", ("POST",), EmbeddingsApi(self.lifecycle, self.identify, self.planner,
-                                                              self.governance, self.dispatcher, self.ledger, max_body),
+                                                              self.governance, self.dispatcher, self.ledger, max_body,
+                                                              self.guard_stage()),
                    openai_errors)
         router.add("/v1/models", ("GET",), models.list, openai_errors)
         router.add("/v1/models/*", ("GET",), models.detail, openai_errors)

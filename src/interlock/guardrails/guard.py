@@ -71,15 +71,23 @@ class Piece:
     text: str
     message: int | None
     role: str
-    holder: dict[str, Any] | None = None
-    key: str = ""
+    holder: Any = None  # the dict (or, for an embeddings input list, the list) holding the text
+    key: str | int = ""
     json: bool = False
 
 
 def pieces(request: Mapping[str, Any]) -> Iterator[Piece]:
-    """Every text of a canonical chat request's messages (strings and ``text`` content parts)."""
+    """Every text of a canonical chat request's messages (strings and ``text`` content parts), or of an
+    embeddings request's ``input`` (role ``document``: scanned for sensitive data, not for injection)."""
     messages = request.get("messages")
     if not isinstance(messages, list):
+        inp = request.get("input")
+        if isinstance(inp, str) and inp:
+            yield Piece(inp, None, "document", request, "input")
+        elif isinstance(inp, list):
+            for j, item in enumerate(inp):
+                if isinstance(item, str) and item:
+                    yield Piece(item, j, "document", inp, j)
         return
     for i, msg in enumerate(messages):
         if not isinstance(msg, dict):

@@ -21,7 +21,8 @@ from interlock.guardrails.findings import SECRET_TYPES
 from interlock.guardrails.guard import Detection, Guard, Placeholders, Unavailable, header_value, redact
 
 #: Where each inbound API's messages are, for the error's ``param``.
-_PARAM = {"openai.chat": "messages", "anthropic.messages": "messages", "openai.responses": "input"}
+_PARAM = {"openai.chat": "messages", "anthropic.messages": "messages", "openai.responses": "input",
+          "openai.embeddings": "input"}
 
 
 class GuardStage:
@@ -74,7 +75,7 @@ class GuardStage:
             what = ", ".join(f"{n} {name}" for name, n in sorted(d.entities.items()))
         param = _PARAM.get(ctx.inbound, "messages")
         first = d.spans[0].message if d.spans else None
-        if ctx.inbound == "openai.chat" and first is not None:
-            param = f"messages[{first}]"
+        if first is not None and ctx.inbound in ("openai.chat", "openai.embeddings"):
+            param = f"{param}[{first}]"
         return ContentBlocked(f"The request was blocked by the {d.detector} guardrail ({what}). "
                               "Remove it and try again.", param=param)
