@@ -24,6 +24,7 @@ Two methods:
 
     .venv/bin/python bench/logging_overhead.py [--method concurrent|sequential] [--seconds 8] [--rounds 5]
                                                [--no-postgres] [--batch-size N] [--calibrate]
+    .venv/bin/python bench/logging_overhead.py --guardrails [--calibrate]   # guardrails on vs off, log off
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ def config(kind: str, pg_url: str | None, batch_size: int | None = None, mock_po
            f"    api_key: {UPSTREAM_KEY}\n"
     if kind.startswith("off"):
         return base + "logging:\n  level: 'off'\n"
+    if kind == "guardrails":  # log off, every detector on (rules only): what the guardrails stage costs
+        return base + ("logging:\n  level: 'off'\nguardrails:\n  pii: {action: monitor}\n"
+                       "  secrets: {action: block}\n  prompt_injection: {action: block}\n")
     text = base + "logging:\n  level: metadata\n"
     if batch_size is not None:
         text += f"  batch_size: {batch_size}\n"
@@ -207,11 +211,14 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=None, help="logging.batch_size (default: the gateway's)")
     ap.add_argument("--calibrate", action="store_true",
                     help="also run a second gateway with logging off (off-2): the method's own noise")
+    ap.add_argument("--guardrails", action="store_true",
+                    help="instead of the log: a gateway with every guardrail detector on (log off) vs off")
     args = ap.parse_args()
     wrk = ensure_wrk()
-    kinds = ["off"] + (["off-2"] if args.calibrate else []) + ["sqlite"] + ([] if args.no_postgres else ["postgresql"])
+    kinds = ["off"] + (["off-2"] if args.calibrate else [])
+    kinds += ["guardrails"] if args.guardrails else ["sqlite"] + ([] if args.no_postgres else ["postgresql"])
     pg_db = None
-    if not args.no_postgres:
+    if not args.no_postgres and not args.guardrails:
         pg_db = create_pg_database()
         if pg_db is None:
             raise SystemExit("no PostgreSQL server answers on 127.0.0.1:5432 (psql as postgres): use --no-postgres")
@@ -231,7 +238,7 @@ def main() -> int:
         mock.stop()
         if pg_db:
             drop_pg_database(pg_db)
-    print(f"{'logging':<12} {'vs off':>8} {'range':>17}   (concurrent: {len(kinds)} gateways sharing core 0, "
+    print(f"{'gateway':<12} {'vs off':>8} {'range':>17}   (concurrent: {len(kinds)} gateways sharing core 0, "
           f"c=32 each, {args.rounds} rounds of {args.seconds} s)")
     for kind in kinds[1:]:
         rs = found[kind].ratios

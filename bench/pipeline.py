@@ -13,7 +13,7 @@ with ``--instructions`` the instructions per request counted by callgrind
 a quiet machine, so it is the figure to compare changes with.
 
     .venv/bin/python bench/pipeline.py [-n 20000] [--rounds 3] [--instructions] [--upstream 127.0.0.1:9101]
-                                       [--log off|sqlite] [--stream]
+                                       [--log off|sqlite] [--stream] [--guardrails]
 """
 
 from __future__ import annotations
@@ -124,8 +124,11 @@ def _config(tmp: Path, upstream: str | None, log: str) -> Path:
     base = f"http://{upstream}/v1" if upstream else "http://127.0.0.1:9/v1"
     path = tmp / "interlock.yaml"
     logging = "logging:\n  enabled: false\n" if log == "off" else "logging:\n  level: metadata\n"
+    # --guardrails (passed to the valgrind child through the environment): every detector on, rules only.
+    guardrails = ("guardrails:\n  pii: {action: monitor}\n  secrets: {action: block}\n"
+                  "  prompt_injection: {action: block}\n") if os.environ.get("BENCH_GUARDRAILS") == "1" else ""
     path.write_text(f"vendors:\n  mock:\n    type: openai\n    base_url: {base}\n    api_key: bench-upstream-key\n"
-                    + logging)
+                    + logging + guardrails)
     return path
 
 
@@ -216,16 +219,20 @@ def main() -> int:
     parser.add_argument("--upstream", help="HOST:PORT of a mock vendor instead of the canned answer")
     parser.add_argument("--instructions", action="store_true",
                         help="count instructions per request under callgrind (slow; -n 3200 is plenty)")
+    parser.add_argument("--guardrails", action="store_true", help="every guardrail detector on (rules only)")
     parser.add_argument("--log", choices=("off", "sqlite"), default="off",
                         help="the request log: off (as make bench) or on, in SQLite (level metadata)")
     parser.add_argument("--stream", action="store_true", help="streaming requests (a canned SSE answer)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.guardrails:
+        os.environ["BENCH_GUARDRAILS"] = "1"
     if args.child:
         run(args.n, args.rounds if args.n else 0, args.upstream, args.log, args.stream)
         return 0
     where = f"mock vendor at {args.upstream}" if args.upstream else "canned vendor answer (no socket)"
     where += f", request log {args.log}" + (", streamed" if args.stream else "")
+    where += ", guardrails on" if args.guardrails else ""
     if args.instructions:
         print(f"instructions per request ({where}): {instructions(args.n, args.upstream, args.log, args.stream):,}")
         return 0
