@@ -328,3 +328,33 @@ def test_embeddings_input_is_guarded(gw: GatewayProcess) -> None:
                                                      input=f"card {CARD}. {ATTACK}")
     assert raw.headers["x-interlock-guardrails"] == "pii=monitor"  # documents are not scored for injection
     assert len(raw.parse().data) == 1
+
+
+def test_texts_seen_lately_are_scanned_once_and_only_their_digest_is_kept() -> None:
+    from interlock.guardrails.guard import Guard, Verdicts
+    from interlock.guardrails.settings import DetectorSettings
+
+    guard = Guard(GuardrailSettings(pii=DetectorSettings("monitor"), prompt_injection=DetectorSettings("block")))
+    calls: list[str] = []
+    scan, check = guard.dlp.scan, guard.injection.check
+
+    class Counting:
+        def scan(self, text: str) -> list[Any]:
+            calls.append("dlp")
+            return scan(text)
+
+    guard.dlp = Counting()  # type: ignore[assignment]
+    request = {"messages": [{"role": "system", "content": "You help."},
+                            {"role": "user", "content": f"card {CARD}"}]}
+    first = guard.check_request(request).detections
+    assert calls == ["dlp", "dlp"]
+    again = guard.check_request({"messages": [*request["messages"], {"role": "user", "content": "and more"}]})
+    assert calls == ["dlp", "dlp", "dlp"]  # only the new turn was scanned
+    assert [d.record() for d in again.detections] == [d.record() for d in first]
+    assert check("x").score == 0.0
+    stored = repr(guard.verdicts._seen)
+    assert "You help" not in stored and "4111" not in stored and CARD not in stored
+    small = Verdicts(size=2)
+    for i in range(3):
+        small.put(Verdicts.key(str(i)), i)
+    assert small.get(Verdicts.key("0")) is None and small.get(Verdicts.key("2")) == 2

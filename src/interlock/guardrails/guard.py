@@ -14,6 +14,7 @@ counts. Never the matched text.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections import Counter
@@ -25,7 +26,7 @@ import orjson
 
 from interlock.guardrails.dlp import DlpDetector
 from interlock.guardrails.findings import SECRET_TYPES, Finding
-from interlock.guardrails.injection import InjectionDetector
+from interlock.guardrails.injection import InjectionDetector, InjectionResult
 from interlock.guardrails.settings import DETECTORS, DetectorSettings, GuardrailSettings
 
 log = logging.getLogger("interlock.guardrails")
@@ -204,6 +205,32 @@ class Unavailable(Exception):
         self.detector = detector
 
 
+class Verdicts:
+    """What a detector said of texts seen lately, keyed by a digest of the text (never the text itself, so
+    zero data retention holds): the same system prompt on every request, and a conversation's earlier turns
+    sent again with each new one, are scanned once. Bounded; the oldest entry goes first."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._seen: dict[bytes, Any] = {}
+
+    @staticmethod
+    def key(text: str, tag: bytes = b"") -> bytes:
+        return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16, person=tag).digest()
+
+    def get(self, key: bytes) -> Any:
+        return self._seen.get(key)
+
+    def put(self, key: bytes, value: Any) -> None:
+        if len(self._seen) >= self.size:
+            del self._seen[next(iter(self._seen))]
+        self._seen[key] = value
+
+
+#: What a detector that found nothing returns when only flagged detections are wanted (never recorded).
+_CLEAN = Detection("", "off", 0.0, False)
+
+
 class Guard:
     """The configured detectors, built once per worker."""
 
@@ -212,6 +239,23 @@ class Guard:
         self.dlp = DlpDetector(phone_region=settings.phone_region, custom=settings.patterns)
         pi = settings.prompt_injection
         self.injection = InjectionDetector(pi.threshold, pi.indirect_threshold)
+        self.verdicts = Verdicts()
+
+    def _scan(self, text: str) -> list[Finding]:
+        key = Verdicts.key(text, b"dlp")
+        found: tuple[Finding, ...] | None = self.verdicts.get(key)
+        if found is None:
+            found = tuple(self.dlp.scan(text))
+            self.verdicts.put(key, found)
+        return list(found)
+
+    def _check(self, text: str, indirect: bool) -> InjectionResult:
+        key = Verdicts.key(text, b"indirect" if indirect else b"direct")
+        result: InjectionResult | None = self.verdicts.get(key)
+        if result is None:
+            result = self.injection.check(text, indirect=indirect)
+            self.verdicts.put(key, result)
+        return result
 
     @property
     def enabled(self) -> bool:
@@ -237,12 +281,14 @@ class Guard:
             cfg = self.settings.detector(name)
             try:
                 if name == "prompt_injection":
-                    detection = self._injection(texts, cfg)
+                    detection = self._injection(texts, cfg, passes)
                 else:
                     if findings is None:
-                        findings = [(p, self.dlp.scan(p.text)) for p in texts]
+                        findings = [(p, self._scan(p.text)) for p in texts]
                         if found is not None:
                             found.extend(findings)
+                    if not passes and not any(f for _, f in findings):
+                        continue  # the common case, clean texts: nothing to build
                     detection = _dlp(name, cfg, findings)
             except Exception:  # a detector's failure is decided by its fail_mode, never silent
                 log.exception("guardrail detector %s failed", name)
@@ -254,16 +300,17 @@ class Guard:
                 out.append(detection)
         return out
 
-    def _injection(self, texts: Sequence[Piece], cfg: DetectorSettings) -> Detection:
+    def _injection(self, texts: Sequence[Piece], cfg: DetectorSettings, passes: bool) -> Detection:
+        # The operator's system prompt and the model's own turns are not the attack surface.
+        results = [(p, self._check(p.text, p.role == "tool")) for p in texts if p.role in ("user", "tool", "")]
+        if not passes and not any(r.flagged for _, r in results):
+            return _CLEAN
         best = 0.0
         rules: Counter[str] = Counter()
         spans: list[Span] = []
         flagged = False
-        for p in texts:
+        for p, result in results:
             indirect = p.role == "tool"
-            if p.role not in ("user", "tool", ""):
-                continue  # the operator's system prompt and the model's own turns are not the attack surface
-            result = self.injection.check(p.text, indirect=indirect)
             best = max(best, result.score)
             if result.flagged:
                 flagged = True
