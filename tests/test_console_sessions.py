@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from interlock.console.limits import AddressLimiter
 from interlock.console.sessions import CACHE_SECONDS, Sessions, read_cookie
-from interlock.console.signin import FailureLimiter, safe_next
+from interlock.console.signin import safe_next
 from interlock.core.errors import AuthenticationFailed
 from interlock.governance.auth import Authenticator, MasterKey, digest
 from interlock.governance.model import ApiKey, Definitions, Project
@@ -108,10 +109,10 @@ def test_safe_next_refuses_other_hosts() -> None:
 
 def test_failure_limiter_counts_per_address_in_a_window() -> None:
     clock = FakeClock()
-    limiter = FailureLimiter(limit=2, window=60, clock=clock)
-    limiter.failed("a")
+    limiter = AddressLimiter(2, 60, clock)
+    limiter.add("a")
     assert limiter.retry_after("a") is None
-    limiter.failed("a")
+    limiter.add("a")
     assert limiter.retry_after("a") is not None and limiter.retry_after("b") is None
     clock.advance(61)
     assert limiter.retry_after("a") is None

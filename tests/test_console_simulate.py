@@ -19,8 +19,11 @@ import pytest
 
 from interlock.app import Gateway
 from interlock.catalog import load_catalog
-from interlock.console.simulate import MAX_PROMPT_CHARS, RATE, RecentRuns, same_site
+from interlock.console.csrf import cross_site
+from interlock.console.limits import AddressLimiter
+from interlock.console.simulate import MAX_PROMPT_CHARS, RATE
 from interlock.core.pricing import Usage, cost_of
+from tests.fake_clock import FakeClock
 from tests.inprocess import Proto, Scope, running_gateway
 
 CATALOG = load_catalog()
@@ -148,16 +151,17 @@ def test_the_rate_per_address_answers_429_with_retry_after(gateway: Any) -> None
     assert 1 <= int(refused.headers["retry-after"]) <= 60
 
 
-def test_recent_runs_is_a_sliding_minute() -> None:
-    now = [1000.0]
-    runs = RecentRuns(2, lambda: now[0])
-    assert runs.retry_after("a") == 0 and runs.retry_after("a") == 0
-    assert runs.retry_after("a") == pytest.approx(60.0)
-    assert runs.retry_after("b") == 0  # per address
-    now[0] += 30
-    assert runs.retry_after("a") == pytest.approx(30.0)
-    now[0] += 30
-    assert runs.retry_after("a") == 0
+def test_runs_are_limited_per_address_in_a_sliding_minute() -> None:
+    clock = FakeClock()
+    runs = AddressLimiter(2, 60.0, clock)
+    runs.add("a")
+    runs.add("a")
+    assert runs.retry_after("a") == 61
+    assert runs.retry_after("b") is None  # per address
+    clock.advance(30)
+    assert runs.retry_after("a") == 31
+    clock.advance(30)
+    assert runs.retry_after("a") is None
 
 
 @pytest.mark.parametrize(("headers", "ok"), [
@@ -169,11 +173,11 @@ def test_recent_runs_is_a_sliding_minute() -> None:
     ({"origin": "http://gw.example:8400.evil", "host": "gw.example:8400"}, False),
     ({"origin": "null", "host": "gw.example:8400"}, False),
 ])
-def test_same_site(headers: dict[str, str], ok: bool) -> None:
+def test_cross_site(headers: dict[str, str], ok: bool) -> None:
     class Req:
         def header(self, name: str) -> str | None:
             return headers.get(name)
-    assert same_site(Req()) is ok  # type: ignore[arg-type]
+    assert (cross_site(Req()) is None) is ok  # type: ignore[arg-type]
 
 
 def test_off_when_the_simulator_is_off_and_private_with_the_catalog(tmp_path: Path) -> None:

@@ -6,12 +6,13 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from interlock.catalog import Catalog
 from interlock.console.csrf import SigninTokens
+from interlock.console.limits import AddressLimiter
 from interlock.console.pages import CatalogPages
 from interlock.console.playground import Generation, Playground
 from interlock.console.sessions import Sessions
 from interlock.console.settings import ConsoleSettings
-from interlock.console.signin import FailureLimiter, SignIn
-from interlock.console.simulate import SimulatorBox
+from interlock.console.signin import SignIn
+from interlock.console.simulate import RATE, SimulatorBox
 from interlock.console.traffic import RouteTraffic
 from interlock.console.views import vendor_name
 from interlock.console.web import StaticFiles, load_static, make_environment
@@ -45,8 +46,9 @@ class Console:
         self.pages = CatalogPages(env, catalog, live, stats, None if settings.public_catalog else auth,
                                   RouteTraffic(log) if log is not None else None, self.sessions,
                                   simulator_box=simulator is not None)
-        self.signin = SignIn(env, self.sessions, SigninTokens(secret), FailureLimiter(clock=clock))
+        self.signin = SignIn(env, self.sessions, SigninTokens(secret), AddressLimiter(10, 300.0, clock))
         self.playground = Playground(env, self.sessions, chat, generation, catalog, live)
         self.static = StaticFiles(static)
         self.simulate = SimulatorBox(catalog, simulator.adapter if simulator is not None else None,
-                                     lambda vendor: vendor_name(catalog, vendor), self.pages.permits)
+                                     lambda vendor: vendor_name(catalog, vendor), self.pages.permits,
+                                     AddressLimiter(RATE, 60.0, clock))

@@ -2,23 +2,22 @@
 
 The key is posted once, checked by the authenticator and turned into a server-side
 session (:mod:`interlock.console.sessions`); the browser keeps only the session
-cookie. Failed attempts are limited per client address (:class:`FailureLimiter`).
+cookie. Failed attempts are limited per client address (:class:`~interlock.console.limits.AddressLimiter`).
 Every POST passes the CSRF checks of :mod:`interlock.console.csrf`.
 """
 
 from __future__ import annotations
 
 import re
-from collections import deque
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 from jinja2 import Environment
 
 from interlock.console.csrf import FIELD, SIGNIN_COOKIE, SigninTokens, cross_site, same
+from interlock.console.limits import AddressLimiter
 from interlock.console.sessions import COOKIE, Session, Sessions, read_cookie, set_cookie
 from interlock.console.web import redirect, send_page
-from interlock.core.clock import SYSTEM_CLOCK, Clock
 from interlock.core.errors import GatewayError
 from interlock.core.exchange import Exchange
 
@@ -51,38 +50,6 @@ def viewer(session: Session | None) -> dict[str, Any]:
     return {"viewer": session.who, "csrf": session.csrf}
 
 
-class FailureLimiter:
-    """At most ``limit`` failed sign-ins per client address within ``window`` seconds (this process)."""
-
-    def __init__(self, limit: int = 10, window: float = 300.0, clock: Clock = SYSTEM_CLOCK) -> None:
-        self.limit = limit
-        self.window = window
-        self.clock = clock
-        self._failures: dict[str, deque[float]] = {}
-
-    def _recent(self, client: str) -> deque[float]:
-        times = self._failures.get(client)
-        if times is None:
-            return deque()
-        cutoff = self.clock.monotonic() - self.window
-        while times and times[0] <= cutoff:
-            times.popleft()
-        return times
-
-    def retry_after(self, client: str) -> int | None:
-        """Seconds until another attempt is allowed, or None when one is allowed now."""
-        times = self._recent(client)
-        if len(times) < self.limit:
-            return None
-        return max(1, int(times[0] + self.window - self.clock.monotonic()) + 1)
-
-    def failed(self, client: str) -> None:
-        if len(self._failures) >= 10_000:
-            self._failures.clear()  # bounded memory under a spray of addresses
-        times = self._failures.setdefault(client, deque())
-        times.append(self.clock.monotonic())
-
-
 async def read_form(req: Exchange) -> dict[str, str] | None:
     """An ``application/x-www-form-urlencoded`` body, first value of each field; None for another type."""
     kind = (req.header("content-type") or "").split(";")[0].strip().lower()
@@ -96,7 +63,7 @@ class SignIn:
     """The sign-in page, its POST and sign-out."""
 
     def __init__(self, env: Environment, sessions: Sessions, tokens: SigninTokens,
-                 limiter: FailureLimiter) -> None:
+                 limiter: AddressLimiter) -> None:
         self.env = env
         self.sessions = sessions
         self.tokens = tokens
@@ -157,7 +124,7 @@ class SignIn:
         try:
             token, session = await self.sessions.start(key)
         except GatewayError:
-            self.limiter.failed(client)
+            self.limiter.add(client)
             self._form(req, 401, next_path, "The key in the 'key' field was not accepted.")
             return
         lifetime = round(session.expires_at - self.sessions.clock.time())

@@ -18,13 +18,14 @@ client address and ``CONCURRENT`` at once per worker.
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
 
 from interlock.catalog import Catalog
+from interlock.console.csrf import cross_site
+from interlock.console.limits import AddressLimiter
 from interlock.core.errors import (
     AuthenticationFailed,
     GatewayError,
@@ -50,42 +51,6 @@ SSE = [("content-type", "text/event-stream; charset=utf-8"), ("cache-control", "
        ("x-content-type-options", "nosniff")]
 
 VendorName = Callable[[str], str]
-
-
-class RecentRuns:
-    """A sliding one-minute window of runs per client address (in process; the dict is bounded)."""
-
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.per_minute = per_minute
-        self.clock = clock
-        self._runs: dict[str, deque[float]] = {}
-
-    def retry_after(self, client: str) -> float:
-        """0 and the run counted, or the seconds until ``client`` may run again."""
-        now = self.clock()
-        runs = self._runs.get(client)
-        if runs is None:
-            if len(self._runs) > 10_000:  # drop idle addresses rather than grow without bound
-                self._runs = {k: v for k, v in self._runs.items() if v and now - v[-1] < 60.0}
-            runs = self._runs[client] = deque()
-        while runs and now - runs[0] >= 60.0:
-            runs.popleft()
-        if len(runs) >= self.per_minute:
-            return 60.0 - (now - runs[0])
-        runs.append(now)
-        return 0.0
-
-
-def same_site(req: Exchange) -> bool:
-    """False for a request a browser marks as coming from another site (Fetch metadata, else Origin)."""
-    site = req.header("sec-fetch-site")
-    if site is not None:
-        return site in ("same-origin", "none")
-    origin = req.header("origin")
-    if origin is None:
-        return True  # not sent by a browser's cross-site fetch
-    host = req.header("host") or ""
-    return origin.split("://", 1)[-1] == host
 
 
 def _object(body: Mapping[str, Any], name: str) -> dict[str, Any] | None:
@@ -195,21 +160,23 @@ class SimulatorBox:
     """The handler; ``gate`` says whether the caller may use the catalog pages (a private catalog: signed in)."""
 
     def __init__(self, catalog: Catalog, adapter: ChatAdapter | None, vendor_name: VendorName,
-                 gate: Callable[[Exchange], Awaitable[bool]], clock: Callable[[], float] = time.monotonic) -> None:
+                 gate: Callable[[Exchange], Awaitable[bool]], runs: AddressLimiter,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.catalog = catalog
         self.adapter = adapter
         self.vendor_name = vendor_name
         self.gate = gate
         self.clock = clock
-        self.recent = RecentRuns(RATE, clock)
+        #: Runs per client address: ``RATE`` a minute.
+        self.runs = runs
         self.running = 0
 
     async def __call__(self, req: Exchange) -> None:
         if not await self.gate(req):
             raise AuthenticationFailed("This gateway's catalog is private (console.public_catalog: false): sign in, "
                                        "or send an interlock key in the Authorization header.")
-        if not same_site(req):
-            raise PermissionDenied("Cross-site requests may not run the simulator box.", code="cross_site")
+        if (why := cross_site(req)) is not None:
+            raise PermissionDenied(f"Cross-site requests may not run the simulator box: {why}.", code="cross_site")
         if (req.header("content-type") or "").split(";")[0].strip().lower() != "application/json":
             raise InvalidRequest("Send the box's fields as application/json.", param="content-type",
                                  code="unsupported_content_type")
@@ -223,11 +190,11 @@ class SimulatorBox:
         if not isinstance(body, dict):
             raise InvalidRequest("The body must be a JSON object.", code="invalid_json")
         model, request = build_request(body, self.catalog)
-        wait = 1.0 if self.running >= CONCURRENT else self.recent.retry_after(req.client_host)
-        if wait > 0:
-            retry = max(1, round(wait))
+        retry = 1 if self.running >= CONCURRENT else self.runs.retry_after(req.client_host)
+        if retry is not None:
             raise RateLimited(f"The simulator box runs {RATE} times a minute per address and {CONCURRENT} at once; "
                               f"try again in {retry} s.", headers={"retry-after": str(retry)})
+        self.runs.add(req.client_host)
         self.running += 1
         try:
             await self._run(req, model, request)
