@@ -139,10 +139,11 @@ def test_indirect_injection_in_a_tool_result_is_caught(gw: GatewayProcess) -> No
     with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(model=MODEL, messages=messages)
     assert info.value.body["param"] == "messages[2]"  # type: ignore[index]
-    # The same e-mail text as the user's own words is not an injection of the user's.
-    status, _, _ = call(gw, "/v1/guardrails/check", {"input": "Summarise my latest e-mail.",
-                                                      "detectors": ["prompt_injection"]})
-    assert status == 200
+    # The check endpoint labels it as indirect, in the tool result, and the user's own turn as clean.
+    status, _, body = call(gw, "/v1/guardrails/check", {"input": messages, "detectors": ["prompt_injection"]})
+    assert status == 200 and body["flagged"] is True
+    assert body["detectors"][0]["entities"] == [
+        {"type": "INDIRECT_INJECTION", "start": 0, "end": len(EMAIL_ATTACK), "message": 2}]
 
 
 def test_metrics_count_by_detector_and_action(gw: GatewayProcess) -> None:
