@@ -182,6 +182,8 @@ def test_the_check_endpoint_reports_offsets_without_calling_a_model(gw: GatewayP
     ({"input": ""}, "input"),
     ({"input": 12}, "input"),
     ({"input": [{"content": "x"}]}, "input[0]"),
+    ({"input": [{"role": "user", "content": 5}]}, "input[0].content"),
+    ({"input": [{"role": "assistant", "tool_calls": 5}]}, "input[0].tool_calls"),
     ({"input": "x", "detectors": ["pii", "toxicity"]}, "detectors"),
     ({"input": "x", "detectors": "pii"}, "detectors"),
 ])

@@ -34,6 +34,11 @@ def _texts(value: object) -> list[Piece]:
         if not isinstance(msg, dict) or msg.get("role") not in _ROLES:
             raise InvalidRequest(f"input[{i}] must be a message with a role ({', '.join(_ROLES)}) and content.",
                                  param=f"input[{i}]")
+        if not isinstance(msg.get("content"), str | list | None):
+            raise InvalidRequest(f"input[{i}].content must be a string or a list of content parts.",
+                                 param=f"input[{i}].content")
+        if not isinstance(msg.get("tool_calls"), list | None):
+            raise InvalidRequest(f"input[{i}].tool_calls must be a list.", param=f"input[{i}].tool_calls")
     return list(pieces({"messages": value}))
 
 

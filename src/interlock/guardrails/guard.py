@@ -102,7 +102,8 @@ def pieces(request: Mapping[str, Any]) -> Iterator[Piece]:
             for part in content:
                 if isinstance(part, dict) and isinstance(part.get("text"), str) and part["text"]:
                     yield Piece(part["text"], i, role, part, "text")
-        for call in msg.get("tool_calls") or ():
+        calls = msg.get("tool_calls")
+        for call in calls if isinstance(calls, list) else ():
             fn = call.get("function") if isinstance(call, dict) else None
             if isinstance(fn, dict) and isinstance(fn.get("arguments"), str) and fn["arguments"]:
                 yield Piece(fn["arguments"], i, role, fn, "arguments", json=True)
