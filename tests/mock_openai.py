@@ -15,6 +15,8 @@ tests independent of each other:
 * ``truncate`` - a stream that stops without a finish_reason or [DONE]
 * ``stall`` - a stream that sends one chunk and then goes silent
 * ``not-json`` - a 200 whose body is not JSON
+* ``parrot`` / ``reverse`` - answers with the last user message as it is / reversed (streamed three
+  characters a chunk), so a test can make the model "write" a value the request did not show as such
 """
 
 from __future__ import annotations
@@ -38,6 +40,17 @@ def _chunk(model: str, delta: dict[str, Any], finish: str | None = None, idx: in
         "system_fingerprint": "fp_mock",
         "choices": [{"index": idx, "delta": delta, "logprobs": None, "finish_reason": finish}],
     }
+
+
+def _said(body: dict[str, Any], model: str) -> str:
+    """The last user message's text, reversed for ``reverse``."""
+    text = ""
+    for message in body.get("messages") or ():
+        if message.get("role") == "user":
+            content = message.get("content")
+            text = content if isinstance(content, str) else "".join(
+                part.get("text", "") for part in content or () if isinstance(part, dict))
+    return text[::-1] if model == "reverse" else text
 
 
 USAGE = {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17,
@@ -90,6 +103,8 @@ class MockVendor(SocketApp):
         finish = "stop"
         if model == "echo":
             message["content"] = json.dumps(body, sort_keys=True)
+        if model in ("parrot", "reverse"):
+            message["content"] = _said(body, model)
         if model == "tools":
             message = {"role": "assistant", "content": None, "tool_calls": [{
                 "id": "call_1", "type": "function",
@@ -125,6 +140,10 @@ class MockVendor(SocketApp):
                                                           "function": {"name": "get_weather", "arguments": ""}}]}))
                 for piece in ('{"ci', 'ty": "Pa', 'ris"}'):
                     await send(_chunk(model, {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}))
+            elif model in ("parrot", "reverse"):
+                said = _said(body, model)
+                for i in range(0, len(said), 3):
+                    await send(_chunk(model, {"content": said[i:i + 3]}))
             else:
                 for word in ("Hello", " from", " the", " mock."):
                     await send(_chunk(model, {"content": word}))

@@ -150,8 +150,8 @@ def test_metrics_count_by_detector_and_action(gw: GatewayProcess) -> None:
     status, _, text = call(gw, "/metrics", key=None)
     assert status == 200
     metrics = text.decode()
-    assert 'interlock_guardrail_detections_total{detector="secrets",action="block"}' in metrics
-    assert 'interlock_guardrail_detections_total{detector="pii",action="monitor"}' in metrics
+    assert 'interlock_guardrail_detections_total{detector="secrets",action="block",direction="input"}' in metrics
+    assert 'interlock_guardrail_detections_total{detector="pii",action="monitor",direction="input"}' in metrics
 
 
 def test_the_check_endpoint_reports_offsets_without_calling_a_model(gw: GatewayProcess) -> None:
@@ -223,7 +223,8 @@ def test_fail_mode_decides_when_a_detector_cannot_run(tmp_path: Path, mode: str)
             assert json.loads(b"".join(proto.chunks))["error"]["code"] == "guardrail_unavailable"
         else:
             assert proto.status == 200
-            assert proto.headers["x-interlock-guardrails"] == "pii=unchecked"
+            # Neither the request nor the answer was checked, and both say so.
+            assert proto.headers["x-interlock-guardrails"] == "pii=unchecked, output.pii=unchecked"
 
 
 @pytest.mark.parametrize(("section", "needle"), [

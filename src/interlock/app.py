@@ -154,8 +154,9 @@ class Gateway:
         self.guard = Guard(GuardrailSettings.from_settings(settings))
         self.guardrail_count = self.obs.registry.counter(
             "interlock_guardrail_detections_total",
-            "Guardrail detections, by detector and action (monitor, block, unchecked, unavailable).",
-            ("detector", "action"))
+            "Guardrail detections, by detector, action (monitor, redact, block, unchecked, unavailable) and "
+            "direction (input: the request; output: the answer).",
+            ("detector", "action", "direction"))
         #: Requests that ended in an exception nothing answered (a bug), by route.
         self.internal_error_count = internal = self.obs.registry.counter(
             "interlock_internal_errors_total", "Requests that ended in an internal error (a bug), by route.",
@@ -179,8 +180,8 @@ class Gateway:
         """The guardrails stage, or None when every detector is off (then it costs nothing)."""
         return GuardStage(self.guard, self._count_guardrail) if self.guard.enabled else None
 
-    def _count_guardrail(self, detector: str, action: str) -> None:
-        self.guardrail_count.inc((detector, action))
+    def _count_guardrail(self, detector: str, action: str, direction: str) -> None:
+        self.guardrail_count.inc((detector, action, direction))
 
     def pipeline(self, codec: InboundCodec, identify: Identify | None = None) -> Pipeline:
         """The request path for ``codec``; ``identify`` replaces the Authorization header's (console sessions)."""

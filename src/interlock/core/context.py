@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from interlock.core.errors import GatewayError
 from interlock.core.plan import Plan, Target
@@ -34,6 +33,42 @@ def new_request_id() -> str:
         step = _ID_RANDOM_HEX + 1
         _id_pool.extend(raw[i:i + _ID_RANDOM_HEX] for i in range(0, len(raw), step))
     return f"req_{time.time_ns() // 1000:013x}{_id_pool.pop()}"
+
+
+class StreamScreen(Protocol):
+    """A stream's canonical chunk payloads in, those safe to relay out."""
+
+    @property
+    def blocked(self) -> GatewayError | None: ...
+
+    def feed(self, payloads: list[bytes]) -> list[bytes]: ...
+
+    def finish(self) -> list[bytes]: ...
+
+    def log_text(self) -> str | None:
+        """The relayed text as the vendor wrote it (placeholders, not restored values) for the request log;
+        None when it is what the relayed payloads say."""
+        ...
+
+
+class AnswerScreen(Protocol):
+    """What the guardrails do to an answer (OpenAI-shaped, before the inbound codec writes it)."""
+
+    #: The request's redacted values are put back into the answer.
+    restoring: bool
+
+    def screen(self, data: dict[str, Any]) -> None:
+        """Scan a completion in place (redacting); raise the GatewayError that blocks it."""
+        ...
+
+    def restore(self, data: dict[str, Any]) -> None: ...
+
+    def stream(self) -> StreamScreen: ...
+
+    def settle(self, ctx: RequestContext) -> None:
+        """Record what was found on the log record, in the metrics and (when headers are still to be sent) in
+        ``x-interlock-guardrails``."""
+        ...
 
 
 @dataclass(slots=True)
@@ -79,8 +114,9 @@ class RequestContext:
     guardrails: list[dict[str, object]] | None = None
     #: ``x-interlock-guardrails``: ``detector=action, ...``.
     guardrails_header: str | None = None
-    #: Puts redacted values back into a non-streamed answer (``restore: true``); None: nothing to restore.
-    restore_answer: Callable[[dict[str, Any]], None] | None = None
+    #: The answer side (``guardrails/answer.py``): scans what the model wrote and restores redacted values;
+    #: None when no detector looks at answers and nothing is restored.
+    answer: AnswerScreen | None = None
 
     def fail(self, error: GatewayError) -> None:
         # Drop the traceback: it references the handler's frames, which reference this

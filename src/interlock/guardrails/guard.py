@@ -132,6 +132,15 @@ class Placeholders:
             self.values[found[1:-1]] = value
         return found
 
+    def hide(self, type_: str, value: str) -> str:
+        """A placeholder for a value the answer leaked: numbered after the request's, never restored."""
+        found = self._by_value.get(("-" + type_, value))  # apart from the request's own, which restore
+        if found is None:
+            self._counts[type_] += 1
+            found = f"[{type_}_{self._counts[type_]}]"
+            self._by_value[("-" + type_, value)] = found
+        return found
+
     def keep(self, restorable: Callable[[str], bool]) -> None:
         """Restore only placeholders of the entity types ``restorable`` accepts (one detector restores,
         the other only redacts)."""
@@ -241,6 +250,8 @@ class Guard:
         pi = settings.prompt_injection
         self.injection = InjectionDetector(pi.threshold, pi.indirect_threshold)
         self.verdicts = Verdicts()
+        #: The detectors that also scan answers (``output: true``, the default).
+        self.output = tuple(d for d in ("pii", "secrets") if settings.detector(d).on and settings.detector(d).output)
 
     def _scan(self, text: str) -> list[Finding]:
         key = Verdicts.key(text, b"dlp")

@@ -46,6 +46,8 @@ class DetectorSettings:
     indirect_threshold: float = INDIRECT_THRESHOLD
     #: ``redact`` only: the caller's answer gets the redacted values back in place of their placeholders.
     restore: bool = False
+    #: ``pii`` and ``secrets``: scan the model's answers too (text and tool-call arguments, streams held back).
+    output: bool = True
 
     @property
     def on(self) -> bool:
@@ -92,7 +94,7 @@ def _detector(parent: Section, name: str) -> DetectorSettings:
     sec = parent.section(name)
     injection = name == "prompt_injection"
     sec.only(*(("action", "fail_mode", "threshold", "indirect_threshold") if injection
-               else ("action", "fail_mode", "restore")))
+               else ("action", "fail_mode", "restore", "output")))
     action = sec.choice("action", "off", ("off", "monitor", "block") if injection else ACTIONS)
     restore = sec.boolean("restore", False)
     if restore and action != "redact":
@@ -102,7 +104,8 @@ def _detector(parent: Section, name: str) -> DetectorSettings:
     for key, value in (("threshold", threshold), ("indirect_threshold", indirect)):
         if value > 1.0:
             raise sec.error(f"a score threshold is in (0, 1], got {value:g}", key)
-    return DetectorSettings(action, sec.choice("fail_mode", "closed", FAIL_MODES), threshold, indirect, restore)
+    return DetectorSettings(action, sec.choice("fail_mode", "closed", FAIL_MODES), threshold, indirect, restore,
+                            output=not injection and sec.boolean("output", True))
 
 
 def _patterns(sec: Section) -> tuple[CustomPattern, ...]:

@@ -76,6 +76,12 @@ class Pipeline:
             set_cost(usage, price_openai_usage(ctx, usage))
         else:
             data["usage"] = estimated_openai_usage(ctx, request, completion_output_text(data))
+        answer = ctx.answer
+        if answer is not None:
+            try:
+                answer.screen(data)  # redacts in place, or raises the block
+            finally:
+                answer.settle(ctx)
         headers = [("content-type", "application/json"), *ctx.response_headers()]
         if ctx.cost is not None:
             headers.append(("x-interlock-cost-usd", ctx.cost.usd_str))
@@ -85,14 +91,15 @@ class Pipeline:
             headers.append(("x-interlock-dropped-params", ",".join(completion.dropped)))
         if ctx.capture_content:
             ctx.response_content = data
-        if ctx.restore_answer is not None:
-            if ctx.capture_content:  # the log keeps the answer as the vendor gave it: placeholders, not values
+        if answer is not None and answer.restoring:
+            if ctx.capture_content:  # the log keeps placeholders, not the values put back for the caller
                 ctx.response_content = orjson.loads(orjson.dumps(data))
-            ctx.restore_answer(data)
+            answer.restore(data)
         req.send(200, self.codec.completion(ctx, cast("ChatRequest", request), cast("ChatCompletion", data)), headers)
 
     async def _stream(self, req: Exchange, ctx: RequestContext, request: dict[str, Any]) -> None:
         source, batch = await self.dispatcher.stream(ctx, request, req.headers)
+        screen = ctx.answer.stream() if ctx.answer is not None else None
         # Payloads are kept only until usage arrives, to estimate tokens if it never does.
         seen: list[bytes] = []
         out: StreamOut | None = None
@@ -107,6 +114,8 @@ class Pipeline:
             failure: GatewayError | None = None
             try:
                 while batch is not None:
+                    if screen is not None:
+                        batch = screen.feed(batch)
                     if not encoder.usage_seen or ctx.capture_content:
                         seen.extend(batch)
                     data = encoder.encode(batch)
@@ -114,8 +123,18 @@ class Pipeline:
                         await out.send_bytes(data)
                     if encoder.failed:  # it wrote the error event and recorded the failure
                         break
+                    if screen is not None and screen.blocked is not None:
+                        break
                     batch = await source.next_batch()
-                if source.truncated and not encoder.failed:
+                if screen is not None and screen.blocked is None and not encoder.failed:
+                    held = screen.finish()  # the vendor is done (or cut short): what was held, scanned
+                    seen.extend(held)
+                    data = encoder.encode(held)
+                    if data:
+                        await out.send_bytes(data)
+                if screen is not None and screen.blocked is not None:
+                    failure = screen.blocked
+                elif source.truncated and not encoder.failed:
                     assert ctx.target is not None
                     failure = UpstreamError(f"{ctx.target.vendor.spec.name} ended the stream before it was "
                                             "complete", code="upstream_stream_truncated")
@@ -140,4 +159,7 @@ class Pipeline:
             if ctx.usage is None and ctx.first_byte is not None:
                 estimate_usage(ctx, request, stream_output_text(seen))
             if ctx.capture_content:
-                ctx.response_content = stream_output_text(seen)
+                logged = screen.log_text() if screen is not None else None
+                ctx.response_content = stream_output_text(seen) if logged is None else logged
+            if ctx.answer is not None:
+                ctx.answer.settle(ctx)

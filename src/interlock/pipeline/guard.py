@@ -17,7 +17,7 @@ from typing import Any
 
 from interlock.core.context import RequestContext
 from interlock.core.errors import ContentBlocked, GuardrailUnavailable
-from interlock.guardrails.findings import SECRET_TYPES
+from interlock.guardrails.answer import AnswerGuard, detector_of
 from interlock.guardrails.guard import Detection, Guard, Placeholders, Unavailable, header_value, redact
 
 #: Where each inbound API's messages are, for the error's ``param``.
@@ -28,43 +28,47 @@ _PARAM = {"openai.chat": "messages", "anthropic.messages": "messages", "openai.r
 class GuardStage:
     __slots__ = ("count", "guard")
 
-    def __init__(self, guard: Guard, count: Callable[[str, str], None]) -> None:
+    def __init__(self, guard: Guard, count: Callable[[str, str, str], None]) -> None:
         self.guard = guard
-        #: ``count(detector, action)``: the metrics counter.
+        #: ``count(detector, action, direction)``: the metrics counter (direction ``input`` or ``output``).
         self.count = count
 
     def __call__(self, ctx: RequestContext, request: dict[str, Any]) -> dict[str, Any]:
         try:
             checked = self.guard.check_request(request)
         except Unavailable as exc:
-            self.count(exc.detector, "unavailable")
+            self.count(exc.detector, "unavailable", "input")
             ctx.guardrails = [{"detector": exc.detector, "action": "unavailable"}]
             ctx.request_content = None
             raise GuardrailUnavailable(f"The {exc.detector} guardrail could not run, and its fail_mode is closed: "
                                        "the request was not sent. Try again, or ask the operator.") from None
         detections = checked.detections
         if not detections:
+            if self.guard.output and ctx.inbound != "openai.embeddings":
+                ctx.answer = AnswerGuard(self.guard, self.guard.output, None, self.count)
             return request
         ctx.guardrails = [d.record() for d in detections]
         ctx.guardrails_header = header_value(detections)
         for d in detections:
-            self.count(d.detector, "unchecked" if d.unchecked else d.action)
+            self.count(d.detector, "unchecked" if d.unchecked else d.action, "input")
         for d in detections:
             if d.action == "block" and d.flagged:
                 ctx.request_content = None  # a blocked request's content is not logged, whatever the level
                 raise self._blocked(ctx, d)
         redacting = {d.detector: self.guard.settings.detector(d.detector) for d in detections
                      if d.action == "redact" and d.flagged}
+        restore: Placeholders | None = None
         if redacting:
             placeholders = Placeholders()
             # In place: the captured log content (which shares the messages) holds the placeholders too.
-            redact(checked.findings, lambda t: ("secrets" if t in SECRET_TYPES else "pii") in redacting,
-                   placeholders)
+            redact(checked.findings, lambda t: detector_of(t) in redacting, placeholders)
             if placeholders and any(cfg.restore for cfg in redacting.values()):
                 restoring = {name for name, cfg in redacting.items() if cfg.restore}
                 if restoring != set(redacting):
-                    placeholders.keep(lambda t: ("secrets" if t in SECRET_TYPES else "pii") in restoring)
-                ctx.restore_answer = placeholders.restore_completion
+                    placeholders.keep(lambda t: detector_of(t) in restoring)
+                restore = placeholders
+        if (self.guard.output or restore is not None) and ctx.inbound != "openai.embeddings":
+            ctx.answer = AnswerGuard(self.guard, self.guard.output, restore, self.count)
         return request
 
     @staticmethod
