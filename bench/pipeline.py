@@ -13,7 +13,7 @@ with ``--instructions`` the instructions per request counted by callgrind
 a quiet machine, so it is the figure to compare changes with.
 
     .venv/bin/python bench/pipeline.py [-n 20000] [--rounds 3] [--instructions] [--upstream 127.0.0.1:9101]
-                                       [--log off|sqlite] [--stream] [--guardrails]
+                                       [--log off|sqlite] [--stream] [--guardrails | --guardrails-input-only]
 """
 
 from __future__ import annotations
@@ -125,8 +125,11 @@ def _config(tmp: Path, upstream: str | None, log: str) -> Path:
     path = tmp / "interlock.yaml"
     logging = "logging:\n  enabled: false\n" if log == "off" else "logging:\n  level: metadata\n"
     # --guardrails (passed to the valgrind child through the environment): every detector on, rules only.
-    guardrails = ("guardrails:\n  pii: {action: monitor}\n  secrets: {action: block}\n"
-                  "  prompt_injection: {action: block}\n") if os.environ.get("BENCH_GUARDRAILS") == "1" else ""
+    # --guardrails-input-only: the same with ``output: false`` (answers not scanned).
+    mode = os.environ.get("BENCH_GUARDRAILS")
+    output = "" if mode == "1" else ", output: false"
+    guardrails = (f"guardrails:\n  pii: {{action: monitor{output}}}\n  secrets: {{action: block{output}}}\n"
+                  "  prompt_injection: {action: block}\n") if mode in ("1", "input") else ""
     path.write_text(f"vendors:\n  mock:\n    type: openai\n    base_url: {base}\n    api_key: bench-upstream-key\n"
                     + logging + guardrails)
     return path
@@ -220,19 +223,22 @@ def main() -> int:
     parser.add_argument("--instructions", action="store_true",
                         help="count instructions per request under callgrind (slow; -n 3200 is plenty)")
     parser.add_argument("--guardrails", action="store_true", help="every guardrail detector on (rules only)")
+    parser.add_argument("--guardrails-input-only", action="store_true",
+                        help="as --guardrails, but answers are not scanned (output: false)")
     parser.add_argument("--log", choices=("off", "sqlite"), default="off",
                         help="the request log: off (as make bench) or on, in SQLite (level metadata)")
     parser.add_argument("--stream", action="store_true", help="streaming requests (a canned SSE answer)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.guardrails:
-        os.environ["BENCH_GUARDRAILS"] = "1"
+    if args.guardrails or args.guardrails_input_only:
+        os.environ["BENCH_GUARDRAILS"] = "1" if args.guardrails else "input"
     if args.child:
         run(args.n, args.rounds if args.n else 0, args.upstream, args.log, args.stream)
         return 0
     where = f"mock vendor at {args.upstream}" if args.upstream else "canned vendor answer (no socket)"
     where += f", request log {args.log}" + (", streamed" if args.stream else "")
-    where += ", guardrails on" if args.guardrails else ""
+    where += ", guardrails on" if args.guardrails else ", guardrails on, answers not scanned" \
+        if args.guardrails_input_only else ""
     if args.instructions:
         print(f"instructions per request ({where}): {instructions(args.n, args.upstream, args.log, args.stream):,}")
         return 0

@@ -118,3 +118,16 @@ def test_a_non_streamed_answer_is_redacted_and_says_so(redacting: GatewayProcess
         metrics = resp.read().decode()
     assert ('interlock_guardrail_detections_total{detector="secrets",action="redact",direction="output"}'
             in metrics)
+
+
+def test_a_leaked_secret_is_redacted_in_a_messages_stream(redacting: GatewayProcess) -> None:
+    client = anthropic.Anthropic(base_url=redacting.url, api_key=MASTER_KEY, max_retries=0)
+    deltas: list[str] = []
+    with client.messages.stream(model="mock/reverse", max_tokens=300,
+                                messages=[{"role": "user", "content": LEAK[::-1]}]) as stream:
+        for text in stream.text_stream:
+            deltas.append(text)
+        final = stream.get_final_message()
+    assert len(deltas) > 1  # relayed in several pieces, not held to the end
+    assert "".join(deltas) == LEAK.replace(OPENAI_KEY, "[OPENAI_KEY_1]")
+    assert final.content[0].type == "text" and OPENAI_KEY not in final.content[0].text

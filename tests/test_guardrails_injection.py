@@ -6,9 +6,12 @@ import base64
 import codecs
 import json
 import time
+import unicodedata
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from interlock.guardrails.injection import InjectionDetector
 from interlock.guardrails.normalize import normalize
@@ -129,3 +132,17 @@ def test_hostile_inputs_stay_linear(text: str) -> None:
     start = time.perf_counter()
     DET.check(text, indirect=True)
     assert time.perf_counter() - start < 2.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("aB zÄéß.\u00a0\u00ad\u00b2\u034f\u0430\u0391\uff21\u200b\u2000")), max_size=40))
+def test_the_latin_fast_path_normalises_as_the_full_scans_do(text: str) -> None:
+    from interlock.guardrails import normalize as n
+
+    reference = text
+    if not text.isascii():
+        if n._NEEDS_NFKC.search(reference):
+            reference = unicodedata.normalize("NFKC", reference)
+        if n._NEEDS_MAPPING.search(reference):
+            reference = n._NEEDS_MAPPING.sub(n._map_char, reference)
+    assert n.normalize(text) == reference.lower()

@@ -331,7 +331,8 @@ class StreamScreen:
         if final:
             del self._active[idx]
             return self._release(ch, ch.end)
-        if ch.end - ch.sent < self.hold + self.step:
+        # The first text of a channel goes as soon as the window is full; later scans wait for STEP more.
+        if ch.end - ch.sent <= self.hold + (self.step if ch.sent else 0):
             return ""
         return self._release(ch, self._boundary(ch, ch.end - self.hold))
 

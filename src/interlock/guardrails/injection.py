@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import ahocorasick
+
 from interlock.guardrails.injection_rules import Rule, compile_rules
 from interlock.guardrails.normalize import decoded_payloads, leet, normalize, rot13
 
@@ -47,7 +49,7 @@ class InjectionDetector:
         rules = compile_rules()
         self._strong = _by_trigger(r for r in rules if not r.indirect and not r.weak)
         # Decoded and de-obfuscated views are searched for the main triggers only.
-        self._core = tuple((t, rs) for t, rs in self._strong if t in _CORE_TRIGGERS)
+        self._core = self._strong.only(_CORE_TRIGGERS)
         self._weak = _by_trigger(r for r in rules if r.weak)
         self._indirect = _by_trigger(r for r in rules if r.indirect)
 
@@ -64,15 +66,16 @@ class InjectionDetector:
         if len(norm) >= 16:
             views.extend(p.encode("utf-8", "surrogatepass") for p in decoded_payloads(raw))
         hits: dict[str, float] = {}
-        passes = [(norm, self._strong)] + [(v, self._core) for v in views[1:]]
+        pairs = [(v, v.decode("latin-1")) for v in views]
+        passes = [(*pairs[0], self._strong)] + [(*pair, self._core) for pair in pairs[1:]]
         if indirect:
-            passes += [(v, self._indirect) for v in views]
-        for view, table in passes:
-            if _scan(view, table, hits):
+            passes += [(*pair, self._indirect) for pair in pairs]
+        for view, latin, table in passes:
+            if _scan(view, latin, table, hits):
                 break
         if hits and _keep(hits) > _SATURATED:
-            for view in views:
-                if _scan(view, self._weak, hits):
+            for view, latin in pairs:
+                if _scan(view, latin, self._weak, hits):
                     break
         score = round(1.0 - _keep(hits), 6)
         limit = self.indirect_threshold if indirect else self.threshold
@@ -82,22 +85,37 @@ class InjectionDetector:
         return self.check(text, indirect).score
 
 
-_Table = tuple[tuple[bytes, tuple[Rule, ...]], ...]
+class _Table:
+    """Trigger substring -> the rules it gates, and one Aho-Corasick automaton that finds every trigger in a
+    single pass over a view (``pyahocorasick``; a ``bytes.find`` per trigger cost ~2.5x as much per KiB and
+    ~5x on a short prompt). A trigger that contains a shorter one ("system prompt", "prompt") is folded into
+    it: where the longer occurs, the shorter does too, and the window around it covers the match."""
+
+    __slots__ = ("automaton", "rules")
+
+    def __init__(self, rules: Iterable[Rule]) -> None:
+        rules = list(rules)
+        triggers = {t for r in rules for t in r.triggers}
+        table: dict[bytes, list[Rule]] = {}
+        for rule in rules:
+            for t in rule.triggers:
+                base = min((u for u in triggers if u in t), key=len)
+                if rule not in table.setdefault(base, []):
+                    table[base].append(rule)
+        self.rules = {t: tuple(rs) for t, rs in table.items()}
+        self.automaton = ahocorasick.Automaton()
+        for i, (trigger, gated) in enumerate(self.rules.items()):
+            # Views are matched as latin-1 text: one character per byte, so positions are byte offsets.
+            self.automaton.add_word(trigger.decode("latin-1"), (i, len(trigger), gated))
+        if self.rules:
+            self.automaton.make_automaton()
+
+    def only(self, triggers: frozenset[bytes]) -> _Table:
+        return _Table(r for t, rs in self.rules.items() if t in triggers for r in rs)
 
 
 def _by_trigger(rules: Iterable[Rule]) -> _Table:
-    """Trigger substring -> the rules it gates, so each substring is searched once per view. A trigger
-    that contains a shorter one ("system prompt", "prompt") is folded into it: where the longer occurs,
-    the shorter does too, and the window around it covers the match."""
-    rules = list(rules)
-    triggers = {t for r in rules for t in r.triggers}
-    table: dict[bytes, list[Rule]] = {}
-    for rule in rules:
-        for t in rule.triggers:
-            base = min((u for u in triggers if u in t), key=len)
-            if rule not in table.setdefault(base, []):
-                table[base].append(rule)
-    return tuple((t, tuple(rs)) for t, rs in table.items())
+    return _Table(rules)
 
 
 # Scanning stops once the score reaches 0.99: an attack-heavy text costs no more than it must.
@@ -106,20 +124,24 @@ _SATURATED = 0.01
 _BEFORE, _AFTER, _OCCURRENCES = 100, 100, 6
 
 
-def _scan(view: bytes, table: _Table, hits: dict[str, float]) -> bool:
-    """Add the rules that match; True once the score is saturated (nothing more would change the verdict)."""
-    for trigger, rules in table:
-        at = view.find(trigger)
-        n = 0
-        while at >= 0 and n < _OCCURRENCES:
-            lo, hi = max(0, at - _BEFORE), at + _AFTER
-            for rule in rules:
-                if rule.name not in hits and rule.pattern.search(view, lo, hi) is not None:
-                    hits[rule.name] = rule.weight
-                    if _keep(hits) <= _SATURATED:
-                        return True
-            at = view.find(trigger, at + 1)
-            n += 1
+def _scan(view: bytes, text: str, table: _Table, hits: dict[str, float]) -> bool:
+    """Add the rules that match (``text`` is ``view`` as latin-1); True once the score is saturated (nothing
+    more would change the verdict)."""
+    if not table.rules:
+        return False
+    seen: dict[int, int] = {}
+    for end, (i, size, rules) in table.automaton.iter(text):
+        n = seen.get(i, 0)
+        if n >= _OCCURRENCES:
+            continue
+        seen[i] = n + 1
+        at = end + 1 - size
+        lo, hi = max(0, at - _BEFORE), at + _AFTER
+        for rule in rules:
+            if rule.name not in hits and rule.pattern.search(view, lo, hi) is not None:
+                hits[rule.name] = rule.weight
+                if _keep(hits) <= _SATURATED:
+                    return True
     return False
 
 

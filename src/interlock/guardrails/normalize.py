@@ -61,6 +61,14 @@ def normalize(text: str) -> str:
     """NFKC, zero-width characters dropped, lower case, Cyrillic and Greek look-alikes mapped to Latin."""
     if text.isascii():
         return text.lower()
+    if max(text) < "\u034f":
+        # Latin scripts (German, French, ...): of what the two scans look for, only a no-break space and a
+        # soft hyphen occur below U+034F; two substring searches cost far less than two class-led scans.
+        if "\u00a0" in text:
+            text = unicodedata.normalize("NFKC", text)
+        if "\u00ad" in text:
+            text = text.replace("\u00ad", "")
+        return text.lower()
     if _NEEDS_NFKC.search(text):
         text = unicodedata.normalize("NFKC", text)
     if _NEEDS_MAPPING.search(text):
