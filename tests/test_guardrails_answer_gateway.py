@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import anthropic
 import openai
@@ -22,29 +23,26 @@ PROSE = ("Here is the configuration you asked about, with every value spelled ou
 LEAK = f"{PROSE}The production key is {OPENAI_KEY} and it must never be shared."
 
 
-@pytest.fixture(scope="module")
-def gw(module_mock: MockVendor, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    g = start_gateway(tmp_path_factory.mktemp("answers"), f"""
+def _gateway(mock: MockVendor, home: Path, guardrails: str) -> GatewayProcess:
+    return start_gateway(home, f"""
 vendors:
-  mock: {{type: openai, base_url: "{module_mock.base_url}", api_key: sk-mock}}
+  mock: {{type: openai, base_url: "{mock.base_url}", api_key: sk-mock}}
 logging: {{level: full, flush_interval: 0.1}}
 guardrails:
-  pii: {{action: redact, restore: true}}
-  secrets: {{action: block}}
-""")
+{guardrails}""")
+
+
+@pytest.fixture(scope="module")
+def gw(module_mock: MockVendor, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    g = _gateway(module_mock, tmp_path_factory.mktemp("answers"),
+                 "  pii: {action: redact, restore: true}\n  secrets: {action: block}\n")
     yield g
     g.stop()
 
 
 @pytest.fixture(scope="module")
 def redacting(module_mock: MockVendor, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    g = start_gateway(tmp_path_factory.mktemp("answers-redact"), f"""
-vendors:
-  mock: {{type: openai, base_url: "{module_mock.base_url}", api_key: sk-mock}}
-logging: {{level: full, flush_interval: 0.1}}
-guardrails:
-  secrets: {{action: redact}}
-""")
+    g = _gateway(module_mock, tmp_path_factory.mktemp("answers-redact"), "  secrets: {action: redact}\n")
     yield g
     g.stop()
 
