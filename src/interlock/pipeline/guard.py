@@ -18,7 +18,7 @@ from typing import Any
 from interlock.core.context import RequestContext
 from interlock.core.errors import ContentBlocked, GuardrailUnavailable
 from interlock.guardrails.findings import SECRET_TYPES
-from interlock.guardrails.guard import Detection, Guard, Placeholders, Unavailable, header_value, redact
+from interlock.guardrails.guard import Detection, Guards, Placeholders, Unavailable, header_value, redact
 
 #: Where each inbound API's messages are, for the error's ``param``.
 _PARAM = {"openai.chat": "messages", "anthropic.messages": "messages", "openai.responses": "input",
@@ -26,16 +26,30 @@ _PARAM = {"openai.chat": "messages", "anthropic.messages": "messages", "openai.r
 
 
 class GuardStage:
-    __slots__ = ("count", "guard")
+    __slots__ = ("count", "floor_on", "guard", "guards")
 
-    def __init__(self, guard: Guard, count: Callable[[str, str], None]) -> None:
-        self.guard = guard
+    def __init__(self, guards: Guards, count: Callable[[str, str], None]) -> None:
+        #: One guard per distinct effective settings; ``guard`` is the operator's floor.
+        self.guards = guards
+        self.guard = guards.floor
+        self.floor_on = guards.floor.enabled
         #: ``count(detector, action)``: the metrics counter.
         self.count = count
 
     def __call__(self, ctx: RequestContext, request: dict[str, Any]) -> dict[str, Any]:
+        # The caller's project settings (on top of the floor) choose the guard; nothing on: one early return.
+        principal = ctx.principal
+        override = None if principal is None else principal.guardrails
+        if override is None:
+            if not self.floor_on:
+                return request
+            guard = self.guard
+        else:
+            guard = self.guards.get(override)
+            if not guard.enabled:
+                return request
         try:
-            checked = self.guard.check_request(request)
+            checked = guard.check_request(request)
         except Unavailable as exc:
             self.count(exc.detector, "unavailable")
             ctx.guardrails = [{"detector": exc.detector, "action": "unavailable"}]
@@ -53,7 +67,7 @@ class GuardStage:
             if d.action == "block" and d.flagged:
                 ctx.request_content = None  # a blocked request's content is not logged, whatever the level
                 raise self._blocked(ctx, d)
-        redacting = {d.detector: self.guard.settings.detector(d.detector) for d in detections
+        redacting = {d.detector: guard.settings.detector(d.detector) for d in detections
                      if d.action == "redact" and d.flagged}
         if redacting:
             placeholders = Placeholders()
