@@ -200,6 +200,14 @@ class ProjectGuardrails:
     pii: DetectorOverride = _NONE
     secrets: DetectorOverride = _NONE
     prompt_injection: DetectorOverride = _NONE
+    #: Computed once: the guard stage looks a guard up by this value on every request of the project.
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.pii, self.secrets, self.prompt_injection)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     def detector(self, name: str) -> DetectorOverride:
         found: DetectorOverride = getattr(self, name)
