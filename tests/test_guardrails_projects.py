@@ -41,6 +41,7 @@ from interlock.guardrails.settings import (
 from interlock.vendors.registry import VENDOR_TABLE
 from tests import pg_util
 from tests.conftest import MASTER_KEY, GatewayProcess, clean_env, start_gateway
+from tests.mock_openai import MockVendor
 from tests.test_governance_gateway import call
 
 MODEL = "openai/gpt-4.1-mini"
@@ -423,6 +424,34 @@ def test_projects_tighten_the_floor_end_to_end(home: Path) -> None:
         status, _, err = call(gw, "PATCH", "/admin/v1/projects/beta",
                               {"guardrails": {"prompt_injection": {"action": "monitor"}}})
         assert status == 400 and err["error"]["param"] == "guardrails.prompt_injection.action"
+    finally:
+        gw.stop()
+
+
+def test_a_projects_own_redact_and_restore_apply(tmp_path: Path, mock_vendor: MockVendor) -> None:
+    gw = start_gateway(tmp_path, f"""
+vendors:
+  mock: {{type: openai, base_url: "{mock_vendor.base_url}", api_key: sk-mock}}
+guardrails:
+  pii: {{action: monitor}}
+""")
+    try:
+        status, _, body = call(gw, "POST", "/admin/v1/projects",
+                               {"id": "vault", "guardrails": {"pii": {"action": "redact", "restore": True}}})
+        assert status == 201, body
+        client = openai.OpenAI(base_url=gw.base_url, api_key=_key(gw, "vault"), max_retries=0)
+        raw = client.chat.completions.with_raw_response.create(
+            model="mock/echo", messages=[{"role": "user", "content": f"charge {CARD}"}])
+        sent = json.dumps(mock_vendor.last("echo")["body"])
+        assert "4111" not in sent and "[CREDIT_CARD_1]" in sent  # the vendor saw the placeholder
+        assert CARD in (raw.parse().choices[0].message.content or "")  # the caller got the value back
+        assert raw.headers["x-interlock-guardrails"] == "pii=redact"
+        # The floor's own callers are only monitored.
+        plain = openai.OpenAI(base_url=gw.base_url, api_key=MASTER_KEY, max_retries=0)
+        raw = plain.chat.completions.with_raw_response.create(
+            model="mock/echo", messages=[{"role": "user", "content": f"charge {CARD}"}])
+        assert "4111" in json.dumps(mock_vendor.last("echo")["body"])
+        assert raw.headers["x-interlock-guardrails"] == "pii=monitor"
     finally:
         gw.stop()
 
