@@ -38,8 +38,8 @@ from interlock.core.context import RequestContext
 from interlock.core.errors import GatewayError, MethodNotAllowed, NotFound
 from interlock.governance.auth import Authenticator, MasterKey, ensure_master_key, server_secret
 from interlock.governance.wiring import build_governance, validate_governance
-from interlock.guardrails.guard import Guard
-from interlock.guardrails.settings import GuardrailSettings
+from interlock.guardrails.guard import Guards
+from interlock.guardrails.settings import GuardrailConfig
 from interlock.ledger.pgstore import PostgresLog
 from interlock.ledger.responses_store import PostgresResponses, ResponsesStore, SQLiteResponses
 from interlock.ledger.store import SQLiteLog, SQLiteStore
@@ -96,7 +96,7 @@ def validate(settings: Settings) -> None:
     validate_routing(settings, catalog)
     validate_governance(settings)
     ConsoleSettings.from_settings(settings)
-    GuardrailSettings.from_settings(settings)
+    GuardrailConfig.from_settings(settings)
 
 
 def build_catalog(settings: Settings) -> Catalog:
@@ -135,7 +135,9 @@ class Gateway:
         self.catalog = build_catalog(settings)
         # Build the tokenizer now, not on the first request (loading its rank table takes a while).
         warm_tokenizers()
-        self.auth = Authenticator(state.secret, state.master, clock=clock)
+        #: The guardrails floor and the config's per-project entries (guardrails/settings.py).
+        self.guardrails = GuardrailConfig.from_settings(settings)
+        self.auth = Authenticator(state.secret, state.master, clock=clock, guardrails=self.guardrails)
         self.http = HttpTransport()
         #: Projects, keys, budgets and rate limits (governance/); loads the definitions now.
         self.governance = build_governance(settings, self.auth, self.http, clock)
@@ -150,8 +152,9 @@ class Gateway:
         self.obs = Observability(settings, self.store, clock)
         self.ledger: Ledger = self.obs.sink
         self.identify = Identify(self.auth, self.obs.log_settings.zero_data_retention)
-        #: DLP and prompt-injection detectors (guardrails/), run by GuardStage when any is on.
-        self.guard = Guard(GuardrailSettings.from_settings(settings))
+        #: DLP and prompt-injection detectors (guardrails/): one guard per distinct effective settings.
+        self.guards = Guards(self.guardrails.floor)
+        self.guard = self.guards.floor
         self.guardrail_count = self.obs.registry.counter(
             "interlock_guardrail_detections_total",
             "Guardrail detections, by detector, action (monitor, redact, block, unchecked, unavailable) and "
@@ -173,12 +176,12 @@ class Gateway:
         """The stages between parse and dispatch, in order: the one place to add one (guardrails, cache)."""
         core: tuple[AnyStage, ...] = (RouteStage(self.routing), AdmitStage(self.governance), CaptureStage(self.ledger))
         # Guardrails first: a blocked request reserves no budget and its content is never captured.
-        guard = self.guard_stage()
-        return (guard, *core) if guard is not None else core
+        return (self.guard_stage(), *core)
 
-    def guard_stage(self) -> GuardStage | None:
-        """The guardrails stage, or None when every detector is off (then it costs nothing)."""
-        return GuardStage(self.guard, self._count_guardrail) if self.guard.enabled else None
+    def guard_stage(self) -> GuardStage:
+        """The guardrails stage: always there, since a project may turn a detector on at run time (admin API);
+        with nothing on for the caller's project it returns at once."""
+        return GuardStage(self.guards, self._count_guardrail)
 
     def _count_guardrail(self, detector: str, action: str, direction: str) -> None:
         self.guardrail_count.inc((detector, action, direction))
@@ -232,7 +235,7 @@ class Gateway:
         routing_api = RoutingApi(self.auth, self.routing, self.governance, self.obs.store, max_body)
         router.add("/v1/route/explain", ("POST",), routing_api.explain, openai_errors)
         router.add("/v1/generation", ("GET",), routing_api.generation, openai_errors)
-        router.add("/v1/guardrails/check", ("POST",), GuardrailsApi(self.auth, self.guard, max_body).check,
+        router.add("/v1/guardrails/check", ("POST",), GuardrailsApi(self.auth, self.guards, max_body).check,
                    openai_errors)
         router.add("/v1/openapi.json", ("GET",), OpenApiDocument(), openai_errors)
         router.add("/healthz", ("GET", "HEAD"), health.live, openai_errors)
@@ -243,7 +246,7 @@ class Gateway:
         router.add("/admin/v1/spend", ("GET",), admin_logs.spend, openai_errors)
         if self.obs.telemetry.metrics:
             router.add("/metrics", ("GET",), MetricsApi(self.obs.registry, self.obs.snapshots).scrape, openai_errors)
-        AdminApi(self.governance, self.secret).add_routes(router)
+        AdminApi(self.governance, self.secret, self.guardrails).add_routes(router)
         console_settings = ConsoleSettings.from_settings(self.settings)
         if console_settings.enabled:
             # The playground's chat is this gateway's chat path with the session as the caller.

@@ -23,6 +23,7 @@ from interlock.governance.model import DefinitionError
 from interlock.governance.openapi import document
 from interlock.governance.service import Governance
 from interlock.governance.store import Duplicate
+from interlock.guardrails.settings import GuardrailConfig, effective, settable
 from interlock.wire.openai_chat import error_body
 
 
@@ -43,9 +44,11 @@ class Conflict(GatewayError):
 
 
 class AdminApi:
-    def __init__(self, governance: Governance, secret: bytes) -> None:
+    def __init__(self, governance: Governance, secret: bytes, guardrails: GuardrailConfig | None = None) -> None:
         self.gov = governance
         self.secret = secret
+        #: The floor a project's ``guardrails`` may only tighten, with the config's per-project entries.
+        self.guardrails = guardrails or GuardrailConfig()
         self._openapi = orjson.dumps(document())
 
     def add_routes(self, router: RouteTable) -> None:
@@ -122,7 +125,8 @@ class AdminApi:
                 return 200, {"object": "list", "data": [p.to_json() for p in sorted(
                     defs.projects.values(), key=lambda p: p.id)]}
             if method == "POST":
-                return 201, (await ops.create_project(store, await self._body(req))).to_json()
+                return 201, (await ops.create_project(store, await self._body(req),
+                                                      guardrails=self.guardrails)).to_json()
             raise self._not_allowed(method, req.path)
         if len(rest) != 1:
             raise NotFound(f"Unknown admin path {req.path}.")
@@ -133,9 +137,13 @@ class AdminApi:
         if method == "GET":
             data = project.to_json()
             data["keys"] = [k.to_json() for k in self.gov.defs.keys.values() if k.project == project.id]
+            # What applies: the floor, the config's entry for the project and its own setting, tightest each.
+            data["effective_guardrails"] = settable(effective(
+                self.guardrails.floor, self.guardrails.override_for(project.id, project.guardrails)))
             return 200, data
         if method == "PATCH":
-            return 200, (await ops.update_project(store, project, await self._body(req))).to_json()
+            return 200, (await ops.update_project(store, project, await self._body(req),
+                                                  guardrails=self.guardrails)).to_json()
         if method == "DELETE":
             await store.delete_project(project.id)
             return 200, {"id": project.id, "deleted": True}

@@ -1,7 +1,8 @@
 """``POST /v1/guardrails/check``: run the guardrail detectors on a text or a message list, no model called.
 
 Request ``{"input": <string or messages>, "detectors": ["pii", "secrets", "prompt_injection"]}``;
-without ``detectors``, the ones this gateway has on (all three when none is). Answer
+without ``detectors``, the ones on for the caller's project (the operator's floor with the project's own
+settings; all three when none is). Actions and thresholds are the caller's project's. Answer
 ``{"flagged", "detectors": [{"name", "score", "verdict": "pass" | "flag" | "unchecked", "action",
 "entities": [{"type", "start", "end"}]}]}``: offsets into the input string, or into the text of
 message ``message`` of a list. The text itself is never echoed, and nothing is logged.
@@ -13,7 +14,7 @@ from typing import Any
 
 from interlock.core.errors import GuardrailUnavailable, InvalidRequest
 from interlock.core.exchange import Exchange
-from interlock.guardrails.guard import Detection, Guard, Piece, Unavailable, pieces
+from interlock.guardrails.guard import Detection, Guards, Piece, Unavailable, pieces
 from interlock.guardrails.settings import DETECTORS
 from interlock.observability import zdr_log
 from interlock.pipeline.stages import Authenticate
@@ -66,23 +67,25 @@ def _render(d: Detection) -> dict[str, Any]:
 
 
 class GuardrailsApi:
-    def __init__(self, auth: Authenticate, guard: Guard, max_body: int) -> None:
+    def __init__(self, auth: Authenticate, guards: Guards, max_body: int) -> None:
         self.auth = auth
-        self.guard = guard
+        self.guards = guards
         self.max_body = max_body
 
     async def check(self, req: Exchange) -> None:
         # Any key may test the policy: nothing of another tenant is read, nothing is stored.
-        self.auth.authenticate(req.header("authorization"), req.header("x-api-key"), req.header("x-interlock-project"))
+        principal = self.auth.authenticate(req.header("authorization"), req.header("x-api-key"),
+                                           req.header("x-interlock-project"))
         zdr_log.mark(True)  # the texts are the caller's content: a traceback of this request keeps none of them
         body = parse_json_object(await req.body(self.max_body))
         if "input" not in body:
             raise InvalidRequest("Missing required parameter: 'input'.", param="input",
                                  code="missing_required_parameter")
         texts = _texts(body["input"])
-        names = _detectors(body.get("detectors"), self.guard.configured())
+        guard = self.guards.get(principal.guardrails)
+        names = _detectors(body.get("detectors"), guard.configured())
         try:
-            found = self.guard.run(texts, names, passes=True)
+            found = guard.run(texts, names, passes=True)
         except Unavailable as exc:
             raise GuardrailUnavailable(f"The {exc.detector} guardrail could not run (fail_mode closed).") from None
         req.json(200, {"flagged": any(d.flagged for d in found), "detectors": [_render(d) for d in found]})

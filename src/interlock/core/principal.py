@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 
@@ -17,6 +18,9 @@ class Principal:
     allowed_models: tuple[str, ...] = ()
     #: The project asks for zero data retention (``Project.zero_data_retention``).
     zero_data_retention: bool = False
+    #: The project's guardrail settings on top of the operator's floor (a frozen
+    #: ``guardrails.settings.ProjectGuardrails``, opaque here); None: the floor alone.
+    guardrails: Hashable | None = None
 
     @property
     def admin(self) -> bool:

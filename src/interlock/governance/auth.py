@@ -25,6 +25,7 @@ from interlock.core.clock import SYSTEM_CLOCK, Clock
 from interlock.core.errors import AuthenticationFailed, PermissionDenied
 from interlock.core.principal import Principal
 from interlock.governance.model import ApiKey, Definitions
+from interlock.guardrails.settings import GuardrailConfig, ProjectGuardrails
 
 MASTER_META = "master_key_digest"
 MASTER_PREFIX_META = "master_key_prefix"
@@ -108,12 +109,15 @@ _DIGEST_CACHE = 4096
 
 
 class Authenticator:
-    __slots__ = ("_admin", "_admin_as", "_clock", "_digests", "_keys", "_mac", "_master_digest", "_projects",
-                 "_secret")
+    __slots__ = ("_admin", "_admin_as", "_clock", "_digests", "_guardrails", "_keys", "_mac", "_master_digest",
+                 "_projects", "_secret")
 
-    def __init__(self, secret: bytes, master: MasterKey, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(self, secret: bytes, master: MasterKey, clock: Clock = SYSTEM_CLOCK,
+                 guardrails: GuardrailConfig | None = None) -> None:
         self._secret = secret
         self._clock = clock
+        #: The config's per-project guardrail entries, combined with each project's own on load.
+        self._guardrails = guardrails or GuardrailConfig()
         #: HMAC-SHA256 keyed with the secret and nothing hashed yet: a copy per request skips the key setup.
         self._mac = hmac.new(secret, digestmod=hashlib.sha256)
         self._master_digest = master.digest.encode()
@@ -134,11 +138,15 @@ class Authenticator:
         """Replace the project-key table (one reference swap: requests in flight see old or new, never half)."""
         keys: dict[bytes, tuple[ApiKey, dict[str, Principal]]] = {}
         zdr = {p.id for p in defs.projects.values() if p.zero_data_retention}
+        guard: dict[str, ProjectGuardrails | None] = {
+            p.id: self._guardrails.override_for(p.id, p.guardrails) for p in defs.projects.values()}
         for k in defs.keys.values():
-            principals = {p: Principal("project", k.prefix, p, k.id, k.allowed_models, zero_data_retention=p in zdr)
+            principals = {p: Principal("project", k.prefix, p, k.id, k.allowed_models, zero_data_retention=p in zdr,
+                                       guardrails=guard[p])
                           for p in (k.project, *k.projects) if p in defs.projects}
             keys[k.digest.encode()] = (k, principals)
-        self._admin_as = {p: Principal("admin", self._admin.key_prefix, p, zero_data_retention=p in zdr)
+        self._admin_as = {p: Principal("admin", self._admin.key_prefix, p, zero_data_retention=p in zdr,
+                                       guardrails=guard[p])
                           for p in defs.projects}
         self._projects = frozenset(defs.projects)
         self._keys = keys

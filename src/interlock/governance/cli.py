@@ -17,13 +17,18 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
+
 from interlock.governance import ops
 from interlock.governance.model import DefinitionError, parse_budget_spec, parse_duration, usd_str
 from interlock.governance.store import Duplicate, GovStore, open_store
+from interlock.guardrails.settings import GuardrailConfig, effective, settable
 from interlock.state.redis import redis_settings
 
+Command = Callable[[GovStore, bytes, GuardrailConfig], Awaitable[int]]
 
-def _open(args: argparse.Namespace) -> tuple[GovStore, bytes, int, bool]:
+
+def _open(args: argparse.Namespace) -> tuple[GovStore, bytes, int, bool, GuardrailConfig]:
     # Imported here: a command imports what it runs, so the CLI starts fast.
     from interlock.config import load_cli_settings
     from interlock.governance.auth import server_secret
@@ -32,11 +37,14 @@ def _open(args: argparse.Namespace) -> tuple[GovStore, bytes, int, bool]:
     settings = load_cli_settings(args.config, VENDOR_TABLE)
     state_dir = settings.server.state_dir
     store = open_store(settings.store_url, state_dir)
-    return store, server_secret(state_dir, os.environ), settings.server.workers, redis_settings(settings) is not None
+    # The floor a project's --guardrails may only tighten (validated as the gateway validates it).
+    guardrails = GuardrailConfig.from_settings(settings)
+    return (store, server_secret(state_dir, os.environ), settings.server.workers, redis_settings(settings) is not None,
+            guardrails)
 
 
-def _run(args: argparse.Namespace, fn: Callable[[GovStore, bytes], Awaitable[int]]) -> int:
-    store, secret, workers, redis = _open(args)
+def _run(args: argparse.Namespace, fn: Command) -> int:
+    store, secret, workers, redis, guardrails = _open(args)
     if getattr(args, "limits_or_budgets", False) and workers > 1 and not redis:
         print(f"interlock: the config runs {workers} workers without redis:; budgets and limits need Redis to be "
               "counted exactly across workers", file=sys.stderr)
@@ -44,14 +52,16 @@ def _run(args: argparse.Namespace, fn: Callable[[GovStore, bytes], Awaitable[int
 
     async def main() -> int:
         try:
-            return await fn(store, secret)
+            return await fn(store, secret, guardrails)
         finally:
             await store.close()
 
     try:
         return asyncio.run(main())
     except DefinitionError as exc:
-        print(f"interlock: --{exc.field.split('.')[0].replace('_', '-')}: {exc.message}", file=sys.stderr)
+        head, _, rest = exc.field.partition(".")
+        where = f"--{head.replace('_', '-')}" + (f": {rest}" if head == "guardrails" and rest else "")
+        print(f"interlock: {where}: {exc.message}", file=sys.stderr)
     except ops.Missing as exc:
         print(f"interlock: {exc.message}", file=sys.stderr)
     except Duplicate:
@@ -70,6 +80,17 @@ def _names(text: str | None) -> list[str]:
     return [n.strip() for n in (text or "").split(",") if n.strip()]
 
 
+def _guardrails(text: str) -> Any:
+    """``--guardrails '{"pii": {"action": "block"}}'`` (``''`` or ``null`` clears the project's setting)."""
+    if not text.strip():
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise DefinitionError("guardrails", f"not valid JSON ({exc}); e.g. '{{\"pii\": {{\"action\": \"block\"}}}}'"
+                              ) from None
+
+
 def _when(epoch: float | None) -> str:
     return "-" if epoch is None else dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%d %H:%M")
 
@@ -77,7 +98,9 @@ def _when(epoch: float | None) -> str:
 def cmd_projects(args: argparse.Namespace) -> int:
     args.limits_or_budgets = args.action == "create" and args.budget is not None
 
-    async def run(store: GovStore, _: bytes) -> int:
+    async def run(store: GovStore, _: bytes, guardrails: GuardrailConfig) -> int:
+        if args.action in ("show", "update"):
+            return await _show_or_update(store, guardrails, args)
         if args.action == "list":
             defs = await store.load()
             print(f"{'ID':<24} {'NAME':<24} {'LOG':<9} KEYS  BUDGETS")
@@ -100,8 +123,10 @@ def cmd_projects(args: argparse.Namespace) -> int:
             body["allowed_models"] = _names(args.models)
         if args.vendors:
             body["allowed_vendors"] = _names(args.vendors)
+        if args.guardrails is not None:
+            body["guardrails"] = _guardrails(args.guardrails)
         budget = _budget(args.budget)
-        project = await ops.create_project(store, body)
+        project = await ops.create_project(store, body, guardrails=guardrails)
         print(f"project {project.id} created")
         if budget is not None:
             b = await ops.create_budget(store, {"scope": "project", "subject": project.id, **budget})
@@ -111,11 +136,44 @@ def cmd_projects(args: argparse.Namespace) -> int:
     return _run(args, run)
 
 
+async def _show_or_update(store: GovStore, guardrails: GuardrailConfig, args: argparse.Namespace) -> int:
+    """``projects show ID``: the project as JSON with what guardrails apply; ``projects update ID``: change it."""
+    if not args.id:
+        print(f"usage: interlock projects {args.action} ID", file=sys.stderr)
+        return 2
+    project = (await store.load()).projects.get(args.id)
+    if project is None:
+        raise ops.Missing("project", args.id)
+    if args.action == "update":
+        body: dict[str, Any] = {}
+        for name, value in (("name", args.name), ("log_level", args.log_level)):
+            if value is not None:
+                body[name] = value
+        if args.zero_data_retention:
+            body["zero_data_retention"] = True
+        if args.models is not None:
+            body["allowed_models"] = _names(args.models)
+        if args.vendors is not None:
+            body["allowed_vendors"] = _names(args.vendors)
+        if args.guardrails is not None:
+            body["guardrails"] = _guardrails(args.guardrails)
+        if not body:
+            print("interlock: nothing to update: give --guardrails, --name, --log-level, --models, --vendors or "
+                  "--zero-data-retention", file=sys.stderr)
+            return 2
+        project = await ops.update_project(store, project, body, guardrails=guardrails)
+    data = project.to_json()
+    data["effective_guardrails"] = settable(effective(guardrails.floor,
+                                                      guardrails.override_for(project.id, project.guardrails)))
+    print(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
 def cmd_keys(args: argparse.Namespace) -> int:
     args.limits_or_budgets = args.action == "create" and any(
         v is not None for v in (args.budget, args.rpm, args.tpm, args.concurrent))
 
-    async def run(store: GovStore, secret: bytes) -> int:
+    async def run(store: GovStore, secret: bytes, _config: GuardrailConfig) -> int:
         if args.action == "list":
             defs = await store.load()
             print(f"{'ID':<22} {'PROJECT':<20} {'PREFIX':<14} {'NAME':<16} {'EXPIRES':<17} STATUS")
@@ -166,9 +224,9 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def add_governance_parsers(sub: Any) -> None:
-    projects = sub.add_parser("projects", help="create or list projects")
-    projects.add_argument("action", choices=("create", "list"))
-    projects.add_argument("id", nargs="?", help="with 'create': the project id (a-z, 0-9, '_', '.', '-')")
+    projects = sub.add_parser("projects", help="create, list, show or update projects")
+    projects.add_argument("action", choices=("create", "list", "show", "update"))
+    projects.add_argument("id", nargs="?", help="with create, show, update: the project id (a-z, 0-9, '_', '.', '-')")
     projects.add_argument("--name")
     projects.add_argument("--budget", help="e.g. 100/month, 5/day:soft, 1000 (lifetime)")
     projects.add_argument("--log-level", choices=("off", "metadata", "full"))
@@ -176,6 +234,8 @@ def add_governance_parsers(sub: Any) -> None:
                           help="keep none of this project's content: no prompts or answers in any log or store")
     projects.add_argument("--models", help="allowed models, comma-separated (openai/* allowed)")
     projects.add_argument("--vendors", help="allowed vendors, comma-separated")
+    projects.add_argument("--guardrails", help="the project's guardrails as JSON, only tightening the config's "
+                                               "floor, e.g. '{\"pii\": {\"action\": \"block\"}}' ('' clears)")
     projects.add_argument("--config", default=None)
     projects.set_defaults(func=cmd_projects)
 

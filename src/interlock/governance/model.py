@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from interlock.guardrails.settings import ProjectGuardrails
+
 #: Budget amounts are kept in micro-USD; live counters count nano-USD (integers below 2**53 in Redis's Lua).
 MICRO_PER_USD = 1_000_000
 NANO_PER_MICRO = 1000
@@ -62,11 +64,15 @@ class Project:
     created_at: float = 0.0
     #: Zero data retention for this project's requests, as ``logging.zero_data_retention`` is for all.
     zero_data_retention: bool = False
+    #: The project's own guardrail settings, only tightening the operator's floor; None: the floor alone.
+    guardrails: ProjectGuardrails | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "log_level": self.log_level,
                 "allowed_models": list(self.allowed_models), "allowed_vendors": list(self.allowed_vendors),
-                "zero_data_retention": self.zero_data_retention, "created_at": self.created_at}
+                "zero_data_retention": self.zero_data_retention,
+                "guardrails": None if self.guardrails is None else self.guardrails.to_json(),
+                "created_at": self.created_at}
 
 
 @dataclass(frozen=True, slots=True)

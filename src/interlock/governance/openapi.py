@@ -17,6 +17,7 @@ from interlock.governance.model import (
     PERIODS,
 )
 from interlock.governance.ops import MAX_OVERLAP_S
+from interlock.guardrails.settings import FAIL_MODES, PROJECT_KEYS, actions_of
 
 _NAMES = {"type": "array", "items": {"type": "string", "minLength": 1}}
 _ERROR = {"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
@@ -36,6 +37,21 @@ def _id(name: str) -> list[dict[str, Any]]:
     return [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}]
 
 
+def _guardrails() -> dict[str, Any]:
+    """A project's guardrail setting: per detector only the keys a project may set."""
+    leaf: dict[str, Any] = {"fail_mode": {"enum": list(FAIL_MODES)}, "restore": {"type": "boolean"},
+                            "output": {"type": "boolean"},
+                            "threshold": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                            "indirect_threshold": {"type": "number", "exclusiveMinimum": 0, "maximum": 1}}
+    return {"type": ["object", "null"], "additionalProperties": False,
+            "description": "Only tightens the operator's floor (off < monitor < redact < block, a lower threshold, "
+                           "fail_mode closed); a looser value is refused with 400 naming it. Replaces the whole "
+                           "setting; null or {} clears it.",
+            "properties": {name: {"type": "object", "additionalProperties": False, "properties": {
+                key: {"enum": list(actions_of(name))} if key == "action" else leaf[key] for key in keys}}
+                for name, keys in PROJECT_KEYS.items()}}
+
+
 def document() -> dict[str, Any]:
     usd = {"oneOf": [{"type": "number", "exclusiveMinimum": 0, "maximum": 9_000_000}, {"type": "string"}],
            "description": "USD, to the micro-dollar (6 decimals), at most 9,000,000."}
@@ -50,14 +66,16 @@ def document() -> dict[str, Any]:
         "Project": {"type": "object", "properties": {
             "id": {"type": "string"}, "name": {"type": "string"}, "log_level": {"enum": [*LOG_LEVELS, None]},
             "allowed_models": _NAMES, "allowed_vendors": _NAMES, "zero_data_retention": {"type": "boolean"},
+            "guardrails": {"type": ["object", "null"]},
+            "effective_guardrails": {"type": "object", "description": "GET of one project: what applies to it."},
             "created_at": {"type": "number"}}},
         "ProjectCreate": {"type": "object", "required": ["id"], "additionalProperties": False, "properties": {
             "id": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_.-]{0,63}$"}, "name": {"type": "string"},
             "log_level": {"enum": [*LOG_LEVELS, None]}, "allowed_models": _NAMES, "allowed_vendors": _NAMES,
-            "zero_data_retention": {"type": "boolean"}}},
+            "zero_data_retention": {"type": "boolean"}, "guardrails": _guardrails()}},
         "ProjectUpdate": {"type": "object", "additionalProperties": False, "properties": {
             "name": {"type": "string"}, "log_level": {"enum": [*LOG_LEVELS, None]}, "allowed_models": _NAMES,
-            "allowed_vendors": _NAMES, "zero_data_retention": {"type": "boolean"}}},
+            "allowed_vendors": _NAMES, "zero_data_retention": {"type": "boolean"}, "guardrails": _guardrails()}},
         "Key": {"type": "object", "properties": {
             "id": {"type": "string"}, "project": {"type": "string"}, "name": {"type": "string"},
             "prefix": {"type": "string"}, "projects": _NAMES, "allowed_models": _NAMES,

@@ -36,8 +36,12 @@ from interlock.governance.model import (
     positive_int,
 )
 from interlock.governance.store import GovStore, Statement, budget_row, insert, limit_row
+from interlock.guardrails.settings import GuardrailConfig, ProjectGuardrails, check_project, parse_project
 
-PROJECT_FIELDS = ("id", "name", "log_level", "allowed_models", "allowed_vendors", "zero_data_retention")
+PROJECT_FIELDS = ("id", "name", "log_level", "allowed_models", "allowed_vendors", "zero_data_retention",
+                  "guardrails")
+#: No floor and no per-project entries (tests, tools); the admin API and the CLI pass the config's.
+NO_GUARDRAILS = GuardrailConfig()
 KEY_FIELDS = ("project", "name", "projects", "allowed_models", "expires_in", "expires_at", "budget", "limits")
 BUDGET_FIELDS = ("scope", "subject", "amount_usd", "period", "mode", "thresholds")
 LIMIT_FIELDS = ("scope", "subject", "rpm", "tpm", "concurrent")
@@ -84,25 +88,42 @@ def _log_level(value: Any) -> str | None:
     return value  # type: ignore[no-any-return]
 
 
-async def create_project(store: GovStore, body: Mapping[str, Any]) -> Project:
+def _guardrails(value: Any, pid: str, config: GuardrailConfig) -> ProjectGuardrails | None:
+    """A project's guardrail setting: the config file's rules, and refused when looser than the floor (with
+    the project's entry in the config file) - it would not apply, so it is not silently kept."""
+    def fail(path: tuple[str, ...], message: str) -> Exception:
+        return DefinitionError(".".join(("guardrails", *path)), message)
+
+    found = parse_project(value, fail)
+    check_project(config.floor_for(pid), found, fail)
+    return None if found.empty else found
+
+
+async def create_project(store: GovStore, body: Mapping[str, Any], *,
+                         guardrails: GuardrailConfig = NO_GUARDRAILS) -> Project:
     only(body, PROJECT_FIELDS)
     pid = check_project_id(body.get("id"))
     project = Project(pid, _string(body, "name", pid) or pid, _log_level(body.get("log_level")),
                       check_names(body.get("allowed_models", []), "allowed_models"),
                       check_names(body.get("allowed_vendors", []), "allowed_vendors"), time.time(),
-                      _flag(body, "zero_data_retention", False))
+                      _flag(body, "zero_data_retention", False),
+                      _guardrails(body.get("guardrails"), pid, guardrails))
     await store.add_project(project)
     return project
 
 
-async def update_project(store: GovStore, current: Project, body: Mapping[str, Any]) -> Project:
+async def update_project(store: GovStore, current: Project, body: Mapping[str, Any], *,
+                         guardrails: GuardrailConfig = NO_GUARDRAILS) -> Project:
+    """``guardrails`` replaces the project's whole setting (null or {} clears it); left out, it is kept
+    unchecked, so a floor raised since then still wins over it (see ``effective``)."""
     only(body, PROJECT_FIELDS[1:])
     project = Project(
         current.id, _string(body, "name", current.name) or current.name,
         _log_level(body.get("log_level", current.log_level)),
         check_names(body.get("allowed_models", list(current.allowed_models)), "allowed_models"),
         check_names(body.get("allowed_vendors", list(current.allowed_vendors)), "allowed_vendors"),
-        current.created_at, _flag(body, "zero_data_retention", current.zero_data_retention))
+        current.created_at, _flag(body, "zero_data_retention", current.zero_data_retention),
+        _guardrails(body["guardrails"], current.id, guardrails) if "guardrails" in body else current.guardrails)
     if not await store.update_project(project):
         raise Missing("project", current.id)
     return project

@@ -89,6 +89,9 @@ CREATE TABLE IF NOT EXISTS console_sessions (
 );
 CREATE INDEX IF NOT EXISTS console_sessions_expires ON console_sessions (expires_at)
 """),
+    # Guardrail settings per project (``Project.guardrails``): JSON text, NULL for none (as migration 2's flag).
+    (4, "ALTER TABLE gov_projects ADD COLUMN guardrails TEXT",
+     "ALTER TABLE gov_projects ADD COLUMN IF NOT EXISTS guardrails text"),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -20,8 +20,9 @@ from typing import Any
 
 import orjson
 
-from interlock.governance.model import ApiKey, Budget, Definitions, Limit, Project
+from interlock.governance.model import ApiKey, Budget, DefinitionError, Definitions, Limit, Project
 from interlock.governance.schema import SCHEMA
+from interlock.guardrails.settings import ProjectGuardrails, parse_project
 from interlock.state.postgres import PgPool
 from interlock.state.sqlite import SQLiteDB
 
@@ -32,7 +33,8 @@ _BUMP = ("UPDATE gov_version SET version = version + 1 WHERE id = 1", ())
 _SPEND_UPSERT = ("INSERT INTO gov_spend (budget_id, counter, period, spent_nano) VALUES (?, ?, ?, ?) "
                  "ON CONFLICT (budget_id, counter, period) DO UPDATE SET spent_nano = gov_spend.spent_nano + "
                  "excluded.spent_nano")
-_PROJECT_COLS = "id, name, log_level, allowed_models, allowed_vendors, created_at, zero_data_retention"
+_PROJECT_COLS = ("id, name, log_level, allowed_models, allowed_vendors, created_at, zero_data_retention, "
+                 "guardrails")
 _KEY_COLS = ("id, project, name, prefix, digest, projects, allowed_models, created_at, expires_at, revoked_at, "
              "replaced_by")
 _BUDGET_COLS = "id, scope, subject, amount_micro, period, mode, thresholds, created_at"
@@ -52,8 +54,22 @@ def _json(values: Iterable[Any]) -> str:
 
 
 def project_row(p: Project) -> tuple[Any, ...]:
+    guardrails = None if p.guardrails is None else orjson.dumps(p.guardrails.to_json()).decode()
     return (p.id, p.name, p.log_level, _json(p.allowed_models), _json(p.allowed_vendors), p.created_at,
-            int(p.zero_data_retention))
+            int(p.zero_data_retention), guardrails)
+
+
+def _guardrails(pid: str, text: str | None) -> ProjectGuardrails | None:
+    """A stored setting, parsed by the rules it was checked with when written (a hand-edited row that
+    breaks them fails the load naming the project, rather than being ignored)."""
+    if not text:
+        return None
+
+    def fail(path: tuple[str, ...], message: str) -> Exception:
+        return DefinitionError(".".join(("guardrails", *path)), f"project {pid}'s stored setting: {message}")
+
+    found = parse_project(orjson.loads(text), fail)
+    return None if found.empty else found
 
 
 def key_row(k: ApiKey) -> tuple[Any, ...]:
@@ -70,7 +86,7 @@ def limit_row(lim: Limit) -> tuple[Any, ...]:
 
 
 def _project(r: Sequence[Any]) -> Project:
-    return Project(r[0], r[1], r[2], _names(r[3]), _names(r[4]), float(r[5]), bool(r[6]))
+    return Project(r[0], r[1], r[2], _names(r[3]), _names(r[4]), float(r[5]), bool(r[6]), _guardrails(r[0], r[7]))
 
 
 def _key(r: Sequence[Any]) -> ApiKey:
@@ -132,8 +148,8 @@ class GovStore:
     async def update_project(self, p: Project) -> bool:
         row = project_row(p)
         n = await self.change([("UPDATE gov_projects SET name = ?, log_level = ?, allowed_models = ?, "
-                                "allowed_vendors = ?, zero_data_retention = ? WHERE id = ?",
-                                (*row[1:5], row[6], p.id))])
+                                "allowed_vendors = ?, zero_data_retention = ?, guardrails = ? WHERE id = ?",
+                                (*row[1:5], row[6], row[7], p.id))])
         return n[0] > 0
 
     async def delete_project(self, pid: str) -> bool:

@@ -19,7 +19,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -27,7 +27,13 @@ import orjson
 from interlock.guardrails.dlp import DlpDetector
 from interlock.guardrails.findings import SECRET_TYPES, Finding
 from interlock.guardrails.injection import InjectionDetector, InjectionResult
-from interlock.guardrails.settings import DETECTORS, DetectorSettings, GuardrailSettings
+from interlock.guardrails.settings import (
+    DETECTORS,
+    DetectorSettings,
+    GuardrailSettings,
+    ProjectGuardrails,
+    effective,
+)
 
 log = logging.getLogger("interlock.guardrails")
 
@@ -242,14 +248,24 @@ _CLEAN = Detection("", "off", 0.0, False)
 
 
 class Guard:
-    """The configured detectors, built once per worker."""
+    """The configured detectors, built once per worker (and once per distinct project settings, sharing
+    ``base``'s DLP detector and verdicts: patterns and phone region are global, and an injection verdict
+    is re-judged against this guard's thresholds)."""
 
-    def __init__(self, settings: GuardrailSettings) -> None:
+    def __init__(self, settings: GuardrailSettings, base: Guard | None = None) -> None:
         self.settings = settings
-        self.dlp = DlpDetector(phone_region=settings.phone_region, custom=settings.patterns)
         pi = settings.prompt_injection
-        self.injection = InjectionDetector(pi.threshold, pi.indirect_threshold)
-        self.verdicts = Verdicts()
+        if base is None:
+            self.dlp = DlpDetector(phone_region=settings.phone_region, custom=settings.patterns)
+            self.verdicts = Verdicts()
+        else:
+            self.dlp, self.verdicts = base.dlp, base.verdicts
+        self.injection: InjectionDetector
+        if base is not None and (base.injection.threshold, base.injection.indirect_threshold) == (
+                pi.threshold, pi.indirect_threshold):
+            self.injection = base.injection
+        else:
+            self.injection = InjectionDetector(pi.threshold, pi.indirect_threshold)
         #: The detectors that also scan answers (``output: true``, the default).
         self.output = tuple(d for d in ("pii", "secrets") if settings.detector(d).on and settings.detector(d).output)
 
@@ -267,6 +283,10 @@ class Guard:
         if result is None:
             result = self.injection.check(text, indirect=indirect)
             self.verdicts.put(key, result)
+        else:  # the score does not depend on the threshold; whether it flags does
+            flagged = result.score >= (self.injection.indirect_threshold if indirect else self.injection.threshold)
+            if flagged != result.flagged:
+                result = replace(result, flagged=flagged)
         return result
 
     @property
@@ -330,6 +350,42 @@ class Guard:
                 spans.append(Span("INDIRECT_INJECTION" if indirect else "PROMPT_INJECTION", 0, len(p.text),
                                   p.message))
         return Detection("prompt_injection", cfg.action, best, flagged, dict(rules), spans)
+
+
+class Guards:
+    """One :class:`Guard` per distinct effective settings: the floor's, and each project override's
+    (``Principal.guardrails``) combined with it. Bounded: past ``size`` overrides the oldest is dropped
+    (rebuilding one costs the injection rules' compilation, never a scan: the verdicts are shared)."""
+
+    def __init__(self, floor: GuardrailSettings, size: int = 256) -> None:
+        self.floor = Guard(floor)
+        self.size = size
+        self._by_override: dict[object, Guard] = {}
+        self._by_settings: dict[GuardrailSettings, Guard] = {floor: self.floor}
+
+    @property
+    def any_on(self) -> bool:
+        """A detector is on in the floor (projects may turn one on at run time too)."""
+        return self.floor.enabled
+
+    def get(self, override: object) -> Guard:
+        """The guard for a principal's override (None: the floor's)."""
+        if override is None:
+            return self.floor
+        guard = self._by_override.get(override)
+        if guard is None:
+            if not isinstance(override, ProjectGuardrails):
+                raise TypeError(f"a guardrail override is a ProjectGuardrails, got {type(override).__name__}")
+            settings = effective(self.floor.settings, override)
+            guard = self._by_settings.get(settings)
+            if guard is None:
+                if len(self._by_settings) > self.size:
+                    self._by_settings = {self.floor.settings: self.floor}
+                guard = self._by_settings[settings] = Guard(settings, self.floor)
+            if len(self._by_override) >= self.size:
+                del self._by_override[next(iter(self._by_override))]
+            self._by_override[override] = guard
+        return guard
 
 
 def _dlp(name: str, cfg: DetectorSettings, findings: Sequence[tuple[Piece, list[Finding]]]) -> Detection:

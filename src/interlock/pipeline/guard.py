@@ -18,7 +18,7 @@ from typing import Any
 from interlock.core.context import RequestContext
 from interlock.core.errors import ContentBlocked, GuardrailUnavailable
 from interlock.guardrails.answer import AnswerGuard, detector_of
-from interlock.guardrails.guard import Detection, Guard, Placeholders, Unavailable, header_value, redact
+from interlock.guardrails.guard import Detection, Guards, Placeholders, Unavailable, header_value, redact
 
 #: Where each inbound API's messages are, for the error's ``param``.
 _PARAM = {"openai.chat": "messages", "anthropic.messages": "messages", "openai.responses": "input",
@@ -26,16 +26,30 @@ _PARAM = {"openai.chat": "messages", "anthropic.messages": "messages", "openai.r
 
 
 class GuardStage:
-    __slots__ = ("count", "guard")
+    __slots__ = ("count", "floor_on", "guard", "guards")
 
-    def __init__(self, guard: Guard, count: Callable[[str, str, str], None]) -> None:
-        self.guard = guard
+    def __init__(self, guards: Guards, count: Callable[[str, str, str], None]) -> None:
+        #: One guard per distinct effective settings; ``guard`` is the operator's floor.
+        self.guards = guards
+        self.guard = guards.floor
+        self.floor_on = guards.floor.enabled
         #: ``count(detector, action, direction)``: the metrics counter (direction ``input`` or ``output``).
         self.count = count
 
     def __call__(self, ctx: RequestContext, request: dict[str, Any]) -> dict[str, Any]:
+        # The caller's project settings (on top of the floor) choose the guard; nothing on: one early return.
+        principal = ctx.principal
+        override = None if principal is None else principal.guardrails
+        if override is None:
+            if not self.floor_on:
+                return request
+            guard = self.guard
+        else:
+            guard = self.guards.get(override)
+            if not guard.enabled:
+                return request
         try:
-            checked = self.guard.check_request(request)
+            checked = guard.check_request(request)
         except Unavailable as exc:
             self.count(exc.detector, "unavailable", "input")
             ctx.guardrails = [{"detector": exc.detector, "action": "unavailable"}]
@@ -44,8 +58,8 @@ class GuardStage:
                                        "the request was not sent. Try again, or ask the operator.") from None
         detections = checked.detections
         if not detections:
-            if self.guard.output and ctx.inbound != "openai.embeddings":
-                ctx.answer = AnswerGuard(self.guard, self.guard.output, None, self.count)
+            if guard.output and ctx.inbound != "openai.embeddings":
+                ctx.answer = AnswerGuard(guard, guard.output, None, self.count)
             return request
         ctx.guardrails = [d.record() for d in detections]
         ctx.guardrails_header = header_value(detections)
@@ -55,7 +69,7 @@ class GuardStage:
             if d.action == "block" and d.flagged:
                 ctx.request_content = None  # a blocked request's content is not logged, whatever the level
                 raise self._blocked(ctx, d)
-        redacting = {d.detector: self.guard.settings.detector(d.detector) for d in detections
+        redacting = {d.detector: guard.settings.detector(d.detector) for d in detections
                      if d.action == "redact" and d.flagged}
         restore: Placeholders | None = None
         if redacting:
@@ -67,8 +81,8 @@ class GuardStage:
                 if restoring != set(redacting):
                     placeholders.keep(lambda t: detector_of(t) in restoring)
                 restore = placeholders
-        if (self.guard.output or restore is not None) and ctx.inbound != "openai.embeddings":
-            ctx.answer = AnswerGuard(self.guard, self.guard.output, restore, self.count)
+        if (guard.output or restore is not None) and ctx.inbound != "openai.embeddings":
+            ctx.answer = AnswerGuard(guard, guard.output, restore, self.count)
         return request
 
     @staticmethod
