@@ -7,13 +7,22 @@ the glue (loading, entity types, offsets, thresholds, merging with the rules), n
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import openai
 import pytest
 
+from interlock.config import ConfigError, load_settings
 from interlock.guardrails.findings import Finding
 from interlock.guardrails.ner import NerSettings, PresidioNer, merge, missing
+from interlock.guardrails.settings import GuardrailSettings
+from interlock.vendors.registry import VENDOR_TABLE
+from tests.conftest import MASTER_KEY, start_gateway
+from tests.inprocess import running_gateway
+from tests.mock_openai import MockVendor
+from tests.test_guardrails_gateway import _chat_in_process
 
 TEXT = "Please write to Dana Whitfield in Springfield about card 4111 1111 1111 1111."
 
@@ -59,3 +68,50 @@ def test_what_is_missing_is_said_before_loading(pipeline: Path, tmp_path: Path) 
     assert reason is not None and "python -m spacy download en_core_web_nonexistent" in reason
     with pytest.raises(OSError):
         PresidioNer(NerSettings(str(tmp_path / "not-a-pipeline")))
+
+
+def test_names_are_redacted_before_the_vendor_sees_them(pipeline: Path, tmp_path: Path,
+                                                       mock_vendor: MockVendor) -> None:
+    g = start_gateway(tmp_path, f"""
+vendors:
+  mock: {{type: openai, base_url: "{mock_vendor.base_url}", api_key: sk-mock}}
+guardrails:
+  pii: {{action: redact, restore: true}}
+  ner: {{model: "{pipeline}", entities: [PERSON, LOCATION]}}
+""")
+    try:
+        client = openai.OpenAI(base_url=g.base_url, api_key=MASTER_KEY, max_retries=0)
+        raw = client.chat.completions.with_raw_response.create(
+            model="mock/echo", messages=[{"role": "user", "content": TEXT}])
+        sent = json.dumps(mock_vendor.last("echo")["body"])
+        assert "Whitfield" not in sent and "Springfield" not in sent and "4111" not in sent
+        assert "[PERSON_1]" in sent and "[LOCATION_1]" in sent and "[CREDIT_CARD_1]" in sent
+        assert "Dana Whitfield" in (raw.parse().choices[0].message.content or "")  # restored for the caller
+        assert raw.headers["x-interlock-guardrails"] == "pii=redact"
+    finally:
+        g.stop()
+
+
+def test_a_model_that_cannot_load_fails_closed(tmp_path: Path) -> None:
+    broken = tmp_path / "broken-pipeline"
+    broken.mkdir()  # a directory, so the start-time check passes, but no pipeline in it
+    config = (f"simulator: {{enabled: true, time_scale: 0}}\nguardrails:\n  pii: {{action: monitor}}\n"
+              f"  ner: {{model: \"{broken}\"}}\n")
+    with running_gateway(config, tmp_path) as (gw, loop):
+        proto = _chat_in_process(gw, loop, TEXT)
+        assert proto.status == 503
+        assert json.loads(b"".join(proto.chunks))["error"]["code"] == "guardrail_unavailable"
+
+
+@pytest.mark.parametrize(("section", "needle"), [
+    ("guardrails: {ner: {entities: [PERSON]}}", "guardrails.ner.model"),
+    ("guardrails: {ner: {model: en_core_web_nonexistent}}", "guardrails.ner.model: spaCy pipeline"),
+    ("guardrails: {ner: {model: /tmp, entities: [CREDIT_CARD]}}", "guardrails.ner.entities"),
+    ("guardrails: {ner: {model: /tmp, score_threshold: 2}}", "guardrails.ner.score_threshold"),
+])
+def test_ner_settings_are_checked_at_start(tmp_path: Path, section: str, needle: str) -> None:
+    path = tmp_path / "interlock.yaml"
+    path.write_text("simulator: {enabled: true}\n" + section + "\n")
+    with pytest.raises(ConfigError) as info:
+        GuardrailSettings.from_settings(load_settings(path, vendor_table=VENDOR_TABLE, environ={}))
+    assert str(path) in str(info.value) and needle in str(info.value)

@@ -75,7 +75,7 @@ class AnswerGuard:
     def _findings(self, text: str) -> list[Finding]:
         """The output detectors' findings in ``text``; a failing detector decides by its fail_mode."""
         try:
-            found = self.guard.dlp.scan(text)
+            found = self.guard.scan_text(text, "pii" in self.detectors)
         except Exception:  # never silent: logged, then closed refuses and open marks the answer unchecked
             log.exception("guardrail detectors failed on an answer")
             closed = [d for d in self.detectors if self.guard.settings.detector(d).fail_mode == "closed"]

@@ -27,6 +27,7 @@ import orjson
 from interlock.guardrails.dlp import DlpDetector
 from interlock.guardrails.findings import SECRET_TYPES, Finding
 from interlock.guardrails.injection import InjectionDetector, InjectionResult
+from interlock.guardrails.ner import NerSettings, PresidioNer, merge
 from interlock.guardrails.settings import (
     DETECTORS,
     DetectorSettings,
@@ -258,8 +259,9 @@ class Guard:
         if base is None:
             self.dlp = DlpDetector(phone_region=settings.phone_region, custom=settings.patterns)
             self.verdicts = Verdicts()
+            self.ner = _load_ner(settings.ner)
         else:
-            self.dlp, self.verdicts = base.dlp, base.verdicts
+            self.dlp, self.verdicts, self.ner = base.dlp, base.verdicts, base.ner
         self.injection: InjectionDetector
         if base is not None and (base.injection.threshold, base.injection.indirect_threshold) == (
                 pi.threshold, pi.indirect_threshold):
@@ -269,13 +271,21 @@ class Guard:
         #: The detectors that also scan answers (``output: true``, the default).
         self.output = tuple(d for d in ("pii", "secrets") if settings.detector(d).on and settings.detector(d).output)
 
-    def _scan(self, text: str) -> list[Finding]:
-        key = Verdicts.key(text, b"dlp")
+    def _scan(self, text: str, names: bool) -> list[Finding]:
+        key = Verdicts.key(text, b"dlp+ner" if names and self.ner is not None else b"dlp")
         found: tuple[Finding, ...] | None = self.verdicts.get(key)
         if found is None:
-            found = tuple(self.dlp.scan(text))
+            found = tuple(self.scan_text(text, names))
             self.verdicts.put(key, found)
         return list(found)
+
+    def scan_text(self, text: str, names: bool = True) -> list[Finding]:
+        """The DLP rules' findings in ``text``, with the NER model's (``guardrails.ner``) when ``names`` (not
+        cached: answers' stream windows are seen once)."""
+        found = self.dlp.scan(text)
+        if names and self.ner is not None:
+            found = merge(found, self.ner.scan(text))
+        return found
 
     def _check(self, text: str, indirect: bool) -> InjectionResult:
         key = Verdicts.key(text, b"indirect" if indirect else b"direct")
@@ -316,7 +326,8 @@ class Guard:
                     detection = self._injection(texts, cfg, passes)
                 else:
                     if findings is None:
-                        findings = [(p, self._scan(p.text)) for p in texts]
+                        names = "pii" in wanted  # the NER model's types are pii; it costs milliseconds
+                        findings = [(p, self._scan(p.text, names)) for p in texts]
                         if found is not None:
                             found.extend(findings)
                     if not passes and not any(f for _, f in findings):
@@ -350,6 +361,26 @@ class Guard:
                 spans.append(Span("INDIRECT_INJECTION" if indirect else "PROMPT_INJECTION", 0, len(p.text),
                                   p.message))
         return Detection("prompt_injection", cfg.action, best, flagged, dict(rules), spans)
+
+
+class _Unloaded:
+    """A NER model that failed to load: every scan raises, so the pii detector's fail_mode decides."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def scan(self, text: str) -> list[Finding]:
+        raise RuntimeError(f"the guardrails.ner model could not be loaded: {self.reason}")
+
+
+def _load_ner(settings: NerSettings | None) -> PresidioNer | _Unloaded | None:
+    if settings is None:
+        return None
+    try:
+        return PresidioNer(settings)
+    except Exception as exc:  # logged here; each scan then fails by the pii detector's fail_mode
+        log.exception("guardrails.ner: could not load %s", settings.model)
+        return _Unloaded(f"{type(exc).__name__}: {exc}")
 
 
 class Guards:

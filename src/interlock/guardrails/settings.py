@@ -47,11 +47,12 @@ from interlock.config import Settings
 from interlock.configfile import ConfigError, Section
 from interlock.guardrails.dlp import CustomPattern
 from interlock.guardrails.injection import DIRECT_THRESHOLD, INDIRECT_THRESHOLD
+from interlock.guardrails.ner import DEFAULT_ENTITIES, NER_ENTITIES, NerSettings, missing
 
 DETECTORS = ("pii", "secrets", "prompt_injection")
 ACTIONS = ("off", "monitor", "redact", "block")
 FAIL_MODES = ("closed", "open")
-KEYS = ("phone_region", "patterns", *DETECTORS, "projects")
+KEYS = ("phone_region", "patterns", *DETECTORS, "projects", "ner")
 #: The keys a project may set, per detector.
 PROJECT_KEYS = {"pii": ("action", "fail_mode", "restore", "output"),
                 "secrets": ("action", "fail_mode", "restore", "output"),
@@ -84,6 +85,8 @@ class GuardrailSettings:
     prompt_injection: DetectorSettings = DetectorSettings()
     phone_region: str = "US"
     patterns: tuple[CustomPattern, ...] = field(default=())
+    #: Presidio's analyzer for names and places (part of ``pii``); None: not configured (the default).
+    ner: NerSettings | None = None
 
     def detector(self, name: str) -> DetectorSettings:
         found: DetectorSettings = getattr(self, name)
@@ -110,6 +113,7 @@ class GuardrailSettings:
             prompt_injection=_detector(sec, "prompt_injection"),
             phone_region=region,
             patterns=_patterns(sec),
+            ner=_ner(sec),
         )
 
 
@@ -134,6 +138,28 @@ def _detector(parent: Section, name: str) -> DetectorSettings:
             raise sec.error(f"a score threshold is in (0, 1], got {value:g}", key)
     return DetectorSettings(action, sec.choice("fail_mode", "closed", FAIL_MODES), threshold, indirect, restore,
                             output=not injection and sec.boolean("output", True))
+
+
+def _ner(parent: Section) -> NerSettings | None:
+    if parent.raw("ner") is None:
+        return None
+    sec = parent.section("ner")
+    sec.only("model", "entities", "score_threshold", "language")
+    model = sec.string("model", env=False)
+    if not model:
+        raise sec.error("needs model: a spaCy pipeline's package name (en_core_web_lg) or directory", "model")
+    entities = sec.raw("entities", list(DEFAULT_ENTITIES))
+    if (not isinstance(entities, list) or not entities
+            or not all(isinstance(e, str) and e in NER_ENTITIES for e in entities)):
+        raise sec.error(f"expected a list of {', '.join(sorted(NER_ENTITIES))}", "entities")
+    threshold = sec.number("score_threshold", 0.5, positive=True)
+    if threshold > 1.0:
+        raise sec.error(f"a score threshold is in (0, 1], got {threshold:g}", "score_threshold")
+    found = NerSettings(model, tuple(entities), threshold, sec.string("language", "en", env=False) or "en")
+    reason = missing(found)
+    if reason is not None:
+        raise sec.error(reason, "model")
+    return found
 
 
 def _patterns(sec: Section) -> tuple[CustomPattern, ...]:
