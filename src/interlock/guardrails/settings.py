@@ -6,7 +6,7 @@
       phone_region: US              # how bare phone numbers are read (phonenumbers' region codes)
       pii:              {action: redact, restore: true}  # cards, IBANs, SSNs, e-mail, phone, IP + patterns
       secrets:          {action: block}              # vendor keys, private keys, JWTs, password=...
-      prompt_injection: {action: block, threshold: 0.5, indirect_threshold: 0.6}
+      prompt_injection: {action: block, threshold: 0.5, indirect_threshold: 0.6, classifier: on}
       patterns:                     # the operator's own, part of the pii detector
         - {name: EMPLOYEE_ID, regex: '\\bE\\d{7}\\b', validator: none, context: [employee], context_window: 40}
 
@@ -29,6 +29,7 @@ from interlock.config import Settings
 from interlock.configfile import ConfigError, Section
 from interlock.guardrails.dlp import CustomPattern
 from interlock.guardrails.injection import DIRECT_THRESHOLD, INDIRECT_THRESHOLD
+from interlock.guardrails.modelfiles import INSTALL_HINT, missing_libraries
 
 DETECTORS = ("pii", "secrets", "prompt_injection")
 ACTIONS = ("off", "monitor", "redact", "block")
@@ -46,6 +47,8 @@ class DetectorSettings:
     indirect_threshold: float = INDIRECT_THRESHOLD
     #: ``redact`` only: the caller's answer gets the redacted values back in place of their placeholders.
     restore: bool = False
+    #: Prompt injection only: the learned classifier beside the rules (``classifier.py``).
+    classifier: bool = True
 
     @property
     def on(self) -> bool:
@@ -91,7 +94,7 @@ class GuardrailSettings:
 def _detector(parent: Section, name: str) -> DetectorSettings:
     sec = parent.section(name)
     injection = name == "prompt_injection"
-    sec.only(*(("action", "fail_mode", "threshold", "indirect_threshold") if injection
+    sec.only(*(("action", "fail_mode", "threshold", "indirect_threshold", "classifier") if injection
                else ("action", "fail_mode", "restore")))
     action = sec.choice("action", "off", ("off", "monitor", "block") if injection else ACTIONS)
     restore = sec.boolean("restore", False)
@@ -102,7 +105,24 @@ def _detector(parent: Section, name: str) -> DetectorSettings:
     for key, value in (("threshold", threshold), ("indirect_threshold", indirect)):
         if value > 1.0:
             raise sec.error(f"a score threshold is in (0, 1], got {value:g}", key)
-    return DetectorSettings(action, sec.choice("fail_mode", "closed", FAIL_MODES), threshold, indirect, restore)
+    classifier = injection and _on_off(sec, "classifier", True)
+    if classifier and action != "off" and (missing := missing_libraries()):
+        raise sec.error(f"the learned classifier needs {', '.join(missing)}: {INSTALL_HINT}; "
+                        "or set classifier: off (rules only)", "classifier")
+    return DetectorSettings(action, sec.choice("fail_mode", "closed", FAIL_MODES), threshold, indirect, restore,
+                            classifier)
+
+
+def _on_off(sec: Section, key: str, default: bool) -> bool:
+    # YAML 1.1 reads a bare on/off as a boolean; a quoted "on"/"off" stays a string.
+    value: object = sec.raw(key)
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    if value in ("on", "off"):
+        return value == "on"
+    raise sec.error(f"expected on or off, got {value!r}", key)
 
 
 def _patterns(sec: Section) -> tuple[CustomPattern, ...]:
