@@ -75,6 +75,9 @@ def test_long_texts_are_cut_into_equal_windows(clf: InjectionClassifier) -> None
     assert len(enc.windows("short text")) == 1
     windows = enc.windows("lorem ipsum dolor " * 300)
     assert len(windows) > 1 and len({len(w) for w in windows}) == 1 and len(windows[0]) == enc.window
+    # A very long text costs at most max_windows windows, the first and the last among them.
+    huge = enc.windows("lorem ipsum dolor " * 5000)
+    assert len(huge) == enc.max_windows and huge[0][1:4] == windows[0][1:4]
     feats = enc.features("lorem ipsum dolor " * 300, clf.layers)
     assert feats.shape == (len(windows), len(clf.layers) * enc.hidden)
     assert np.allclose(np.linalg.norm(feats[:, :enc.hidden], axis=1), 1.0, atol=1e-5)

@@ -29,6 +29,9 @@ Array = npt.NDArray[np.float32]
 WINDOW = 256
 # Windows overlap by a quarter, so a sentence cut by one window's edge is whole in the next.
 STRIDE = 192
+# A bound on the cost of one text (~100 ms per window on one core): past it, windows spread evenly over the
+# text are encoded, the first and the last among them (the rules still read all of it).
+MAX_WINDOWS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +51,8 @@ class _Layer:
 class Encoder:
     """Text -> one L2-normalised embedding per window, shape (windows, 384)."""
 
-    def __init__(self, directory: Path | None = None, *, window: int = WINDOW, stride: int = STRIDE) -> None:
+    def __init__(self, directory: Path | None = None, *, window: int = WINDOW, stride: int = STRIDE,
+                 max_windows: int = MAX_WINDOWS) -> None:
         try:
             from safetensors.numpy import load_file
             from tokenizers import Tokenizer
@@ -63,6 +67,7 @@ class Encoder:
             raise ModelUnavailable(f"{self.directory}: not a BERT with GELU and absolute positions")
         self.window = min(window, int(config["max_position_embeddings"]))
         self.stride = min(stride, self.window - 2)
+        self.max_windows = max(1, max_windows)
         self.tokenizer = Tokenizer.from_file(str(self.directory / "tokenizer.json"))
         # The file pads and truncates to 128; windows are cut here instead.
         self.tokenizer.no_padding()
@@ -120,12 +125,16 @@ class Encoder:
 
     def windows(self, text: str) -> list[list[int]]:
         """Token ids per window, [CLS] and [SEP] around each; windows of equal length (the last one ends at
-        the text's end), so they batch without padding."""
+        the text's end), so they batch without padding; at most ``max_windows`` of them."""
         ids: list[int] = self.tokenizer.encode(text, add_special_tokens=False).ids
         size = self.window - 2
         if len(ids) <= size:
             return [[self.cls, *ids, self.sep]]
         starts = [*range(0, len(ids) - size, self.stride), len(ids) - size]
+        if len(starts) > self.max_windows:
+            spread = max(1, self.max_windows - 1)
+            picked = sorted({round(i * (len(starts) - 1) / spread) for i in range(self.max_windows)})
+            starts = [starts[i] for i in picked]
         return [[self.cls, *ids[s:s + size], self.sep] for s in starts]
 
     def encode(self, text: str) -> Array:
