@@ -12,7 +12,9 @@ detector's score. Two logistic regressions:
 - ``indirect`` on every train row, without the rules' score: the indirect rules were written on train's
   e-mails and catch all of their attacks, so on train the score would carry the labels (on dev they
   catch 76%). A prompt pasted into a tool result is still an injection or still benign, and the
-  e-mails alone are few.
+  e-mails alone are few. Tried and left out, on the same cross-validation: 64-token windows, and
+  multiple-instance rounds (refitting on each attack's most attack-like window), recall 0.23-0.26 against
+  0.27; training on the e-mails and the direct attacks only, 0.24.
 The regularisation and each head's threshold are chosen on 5-fold cross-validated predictions over
 train: direct, for the detector as shipped (rules OR head), the best F1 whose false-positive rate stays
 within FPR_MAX on the benign prompts and NOTINJECT_FPR_MAX on NotInject (margins under the targets);
@@ -35,7 +37,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
 from interlock.guardrails.classifier import HEAD_FORMAT, HEAD_PATH
-from interlock.guardrails.encoder import STRIDE, WINDOW, Encoder
+from interlock.guardrails.encoder import MAX_WINDOWS, STRIDE, WINDOW, Encoder
 from interlock.guardrails.injection import DIRECT_THRESHOLD, INDIRECT_THRESHOLD, InjectionDetector
 from interlock.guardrails.modelfiles import MODEL_PACKAGE, file_sha256
 
@@ -179,6 +181,8 @@ def head_json(model: LogisticRegression, threshold: float, c: float, cv: dict[st
         "rule_weight": round(float(coef[-1]), 6),
         "bias": round(float(model.intercept_[0]), 6),
         "threshold": threshold,
+        "window": WINDOW,
+        "stride": STRIDE,
         "C": c,
         "cross_validated": cv,
     }
@@ -211,8 +215,7 @@ def main() -> None:
         "model": {"package": MODEL_PACKAGE, "version": version(MODEL_PACKAGE),
                   "file": "model.safetensors", "sha256": file_sha256(encoder.weights_path)},
         "layers": list(LAYERS),
-        "window": WINDOW,
-        "stride": STRIDE,
+        "max_windows": MAX_WINDOWS,
         "seed": SEED,
         "folds": FOLDS,
         "data": {"split": "train", "files": counts},

@@ -37,17 +37,23 @@ class Head:
     rule_weight: float
     bias: float
     threshold: float
+    #: Tokens per window and between window starts, as in training.
+    window: int
+    stride: int
 
     @classmethod
     def parse(cls, raw: Any, size: int, where: str) -> Head:
         try:
             weights = np.asarray(raw["weights"], dtype=np.float32)
-            head = cls(weights, float(raw["rule_weight"]), float(raw["bias"]), float(raw["threshold"]))
+            head = cls(weights, float(raw["rule_weight"]), float(raw["bias"]), float(raw["threshold"]),
+                       int(raw["window"]), int(raw["stride"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelUnavailable(f"{where}: malformed head ({exc!r})") from None
-        if weights.shape != (size,) or not np.isfinite(weights).all() or not 0.0 < head.threshold < 1.0:
-            raise ModelUnavailable(f"{where}: the head has {weights.shape} weights or threshold {head.threshold}; "
-                                   f"expected ({size},) finite weights and a threshold in (0, 1)")
+        if weights.shape != (size,) or not np.isfinite(weights).all() or not 0.0 < head.threshold < 1.0 \
+                or not 2 < head.stride + 2 <= head.window:
+            raise ModelUnavailable(f"{where}: {weights.shape} weights, threshold {head.threshold}, window "
+                                   f"{head.window}, stride {head.stride}; expected ({size},) finite weights, "
+                                   "a threshold in (0, 1) and 0 < stride <= window - 2")
         return head
 
 
@@ -77,11 +83,7 @@ class InjectionClassifier:
                 f"{head_path} was trained on {trained_on.get('package')}=={trained_on.get('version')} "
                 f"(model.safetensors sha256 {want}), but {directory / 'model.safetensors'} has sha256 {have}: "
                 f"install that version, or retrain with scripts/train_injection_head.py")
-        try:
-            window, stride = int(meta["window"]), int(meta["stride"])
-        except (KeyError, TypeError, ValueError):
-            raise ModelUnavailable(f"{head_path}: no window and stride") from None
-        self.encoder = Encoder(directory, window=window, stride=stride)
+        self.encoder = Encoder(directory)
         try:
             self.layers = tuple(int(n) for n in meta["layers"])
         except (KeyError, TypeError, ValueError):
@@ -95,7 +97,7 @@ class InjectionClassifier:
     def probability(self, text: str, rule_score: float, indirect: bool = False) -> float:
         """P(injection) of ``text`` (the highest over its windows), given the rules' score of it."""
         head = self.indirect if indirect else self.direct
-        feats = self.encoder.features(text, self.layers)
+        feats = self.encoder.features(text, self.layers, head.window, head.stride)
         logits = feats @ head.weights + (head.rule_weight * rule_score + head.bias)
         z = float(logits.max())
         return 1.0 / (1.0 + math.exp(-z)) if z >= -700 else 0.0

@@ -123,14 +123,17 @@ class Encoder:
         if self.hidden % self.heads:
             raise ModelUnavailable(f"{self.weights_path}: hidden size {self.hidden} not divisible by the heads")
 
-    def windows(self, text: str) -> list[list[int]]:
-        """Token ids per window, [CLS] and [SEP] around each; windows of equal length (the last one ends at
-        the text's end), so they batch without padding; at most ``max_windows`` of them."""
+    def windows(self, text: str, window: int | None = None, stride: int | None = None) -> list[list[int]]:
+        """Token ids per window (``window`` tokens, ``stride`` apart; the encoder's own by default), [CLS] and
+        [SEP] around each; windows of equal length (the last one ends at the text's end), so they batch
+        without padding; at most ``max_windows`` of them."""
+        window = min(window or self.window, self.positions.shape[0])
+        stride = min(stride or self.stride, window - 2)
         ids: list[int] = self.tokenizer.encode(text, add_special_tokens=False).ids
-        size = self.window - 2
+        size = window - 2
         if len(ids) <= size:
             return [[self.cls, *ids, self.sep]]
-        starts = [*range(0, len(ids) - size, self.stride), len(ids) - size]
+        starts = [*range(0, len(ids) - size, stride), len(ids) - size]
         if len(starts) > self.max_windows:
             spread = max(1, self.max_windows - 1)
             picked = sorted({round(i * (len(starts) - 1) / spread) for i in range(self.max_windows)})
@@ -141,10 +144,11 @@ class Encoder:
         """The sentence embedding of each window of ``text``: shape (windows, hidden), unit length."""
         return self.features(text, (len(self.layers),))
 
-    def features(self, text: str, layers: tuple[int, ...]) -> Array:
+    def features(self, text: str, layers: tuple[int, ...], window: int | None = None,
+                 stride: int | None = None) -> Array:
         """Per window, the mean-pooled, unit-length output of each of ``layers`` (1-based), side by side:
         shape (windows, len(layers) * hidden). The last layer's is the sentence embedding."""
-        ids = np.asarray(self.windows(text), dtype=np.int64)
+        ids = np.asarray(self.windows(text, window, stride), dtype=np.int64)
         return self.forward(ids, layers)
 
     def forward(self, ids: npt.NDArray[np.int64], layers: tuple[int, ...]) -> Array:
