@@ -176,3 +176,20 @@ def test_a_model_that_cannot_load_follows_fail_mode(tmp_path: Path, monkeypatch:
     else:
         [detection] = guard.check_request(request).detections
         assert detection.unchecked and detection.record()["unchecked"] is True
+
+
+def test_the_guard_can_be_called_from_worker_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from interlock.guardrails.guard import Verdicts
+
+    guard = _guard("closed")
+    guard.verdicts = Verdicts(size=3)  # evictions all the time
+    texts = [*ATTACKS, *BENIGN] * 3
+    expected = [InjectionDetector(classifier=guard.injection.classifier).check(t).flagged for t in texts]
+
+    def flagged(text: str) -> bool:
+        return bool(guard.check_request({"messages": [{"role": "user", "content": text}]}).detections)
+
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(flagged, texts)) == expected

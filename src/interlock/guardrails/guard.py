@@ -18,6 +18,7 @@ import functools
 import hashlib
 import logging
 import re
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -215,11 +216,13 @@ class Unavailable(Exception):
 class Verdicts:
     """What a detector said of texts seen lately, keyed by a digest of the text (never the text itself, so
     zero data retention holds): the same system prompt on every request, and a conversation's earlier turns
-    sent again with each new one, are scanned once. Bounded; the oldest entry goes first."""
+    sent again with each new one, are scanned once. Bounded; the oldest entry goes first. Safe to share
+    between threads (the classifier's work is meant for a worker thread)."""
 
     def __init__(self, size: int = 4096) -> None:
         self.size = size
         self._seen: dict[bytes, Any] = {}
+        self._lock = threading.Lock()
 
     @staticmethod
     def key(text: str, tag: bytes = b"") -> bytes:
@@ -229,9 +232,10 @@ class Verdicts:
         return self._seen.get(key)
 
     def put(self, key: bytes, value: Any) -> None:
-        if len(self._seen) >= self.size:
-            del self._seen[next(iter(self._seen))]
-        self._seen[key] = value
+        with self._lock:  # two threads must not evict the same oldest entry
+            if len(self._seen) >= self.size:
+                del self._seen[next(iter(self._seen))]
+            self._seen[key] = value
 
 
 #: What a detector that found nothing returns when only flagged detections are wanted (never recorded).
