@@ -14,6 +14,7 @@ import pytest
 from interlock.configfile import ConfigError, Document, Section
 from interlock.guardrails import classifier as classifier_module
 from interlock.guardrails.classifier import HEAD_PATH, InjectionClassifier
+from interlock.guardrails.encoder import Encoder
 from interlock.guardrails.guard import Guard, Unavailable, load_classifier
 from interlock.guardrails.injection import InjectionDetector
 from interlock.guardrails.modelfiles import MODEL_MODULE, ModelUnavailable, model_dir
@@ -102,6 +103,18 @@ def test_a_head_trained_on_another_model_is_refused(tmp_path: Path) -> None:
     (other / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
     with pytest.raises(ModelUnavailable, match="sha256"):
         InjectionClassifier(model=other)
+    # The encoder itself refuses weights it cannot read, or that lack a tensor.
+    with pytest.raises(ModelUnavailable, match="no tensor"):
+        Encoder(other)
+    (other / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(ModelUnavailable, match="unreadable"):
+        Encoder(other)
+    (other / "tokenizer.json").write_text("{", encoding="utf-8")
+    with pytest.raises(ModelUnavailable, match=r"tokenizer\.json"):
+        Encoder(other)
+    (other / "config.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(ModelUnavailable, match=r"config\.json"):
+        Encoder(other)
 
 
 def test_a_broken_head_file_is_a_clear_error(tmp_path: Path) -> None:

@@ -54,21 +54,30 @@ class Encoder:
     def __init__(self, directory: Path | None = None, *, window: int = WINDOW, stride: int = STRIDE,
                  max_windows: int = MAX_WINDOWS) -> None:
         try:
+            from safetensors import SafetensorError
             from safetensors.numpy import load_file
             from tokenizers import Tokenizer
         except ImportError as exc:
             raise ModelUnavailable(f"{exc.name} is not installed: {INSTALL_HINT}") from None
         self.directory = directory or model_dir()
         self.weights_path = self.directory / "model.safetensors"
-        config = json.loads((self.directory / "config.json").read_text(encoding="utf-8"))
-        self.heads = int(config["num_attention_heads"])
-        self.eps = float(config["layer_norm_eps"])
+        try:
+            config = json.loads((self.directory / "config.json").read_text(encoding="utf-8"))
+            self.heads = int(config["num_attention_heads"])
+            self.eps = float(config["layer_norm_eps"])
+            layers = int(config["num_hidden_layers"])
+            positions = int(config["max_position_embeddings"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelUnavailable(f"{self.directory / 'config.json'}: unusable ({exc!r})") from None
         if config.get("hidden_act") != "gelu" or config.get("position_embedding_type", "absolute") != "absolute":
             raise ModelUnavailable(f"{self.directory}: not a BERT with GELU and absolute positions")
-        self.window = min(window, int(config["max_position_embeddings"]))
+        self.window = min(window, positions)
         self.stride = min(stride, self.window - 2)
         self.max_windows = max(1, max_windows)
-        self.tokenizer = Tokenizer.from_file(str(self.directory / "tokenizer.json"))
+        try:
+            self.tokenizer = Tokenizer.from_file(str(self.directory / "tokenizer.json"))
+        except Exception as exc:  # noqa: BLE001 - tokenizers raises a bare Exception for a file it cannot parse
+            raise ModelUnavailable(f"{self.directory / 'tokenizer.json'}: unusable ({exc})") from None
         # The file pads and truncates to 128; windows are cut here instead.
         self.tokenizer.no_padding()
         self.tokenizer.no_truncation()
@@ -76,9 +85,9 @@ class Encoder:
         self.sep = self._token_id("[SEP]")
         try:
             w = load_file(str(self.weights_path))
-        except (OSError, ValueError, RuntimeError) as exc:  # safetensors raises its own error for a bad header
+        except (OSError, SafetensorError) as exc:
             raise ModelUnavailable(f"{self.weights_path}: unreadable ({exc})") from None
-        self._load(w, int(config["num_hidden_layers"]))
+        self._load(w, layers)
 
     def _token_id(self, token: str) -> int:
         found = self.tokenizer.token_to_id(token)
