@@ -103,6 +103,8 @@ def test_a_head_trained_on_another_model_is_refused(tmp_path: Path) -> None:
     (other / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
     with pytest.raises(ModelUnavailable, match="sha256"):
         InjectionClassifier(model=other)
+    with pytest.raises(ModelUnavailable, match="cannot read"):
+        InjectionClassifier(model=tmp_path)  # no model.safetensors there
     # The encoder itself refuses weights it cannot read, or that lack a tensor.
     with pytest.raises(ModelUnavailable, match="no tensor"):
         Encoder(other)

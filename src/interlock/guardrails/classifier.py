@@ -77,7 +77,10 @@ class InjectionClassifier:
         directory = model or model_dir()
         trained_on = meta.get("model") or {}
         want = trained_on.get("sha256")
-        have = file_sha256(directory / "model.safetensors")
+        try:
+            have = file_sha256(directory / "model.safetensors")
+        except OSError as exc:
+            raise ModelUnavailable(f"cannot read the classifier's model: {exc}") from None
         if want != have:
             raise ModelUnavailable(
                 f"{head_path} was trained on {trained_on.get('package')}=={trained_on.get('version')} "
