@@ -165,25 +165,26 @@ class Encoder:
         if not layers or min(layers) < 1 or max(layers) > len(self.layers):
             raise ValueError(f"layers are 1..{len(self.layers)}, got {layers}")
         batch, length = ids.shape
-        x = self.words[ids] + self.positions[:length]
+        # Rows are tokens of every window, (batch * length, hidden): each dense layer is one 2-D product.
+        x = (self.words[ids] + self.positions[:length]).reshape(batch * length, self.hidden)
         x = _layer_norm(x, *self.ln0, self.eps)
         heads, width = self.heads, self.hidden // self.heads
         scale = np.float32(1.0 / np.sqrt(width))
         pooled: dict[int, Array] = {}
         for n, layer in enumerate(self.layers[:max(layers)], start=1):
-            qkv = x @ layer.qkv + layer.qkv_bias  # (batch, length, 3 * hidden)
+            qkv = x @ layer.qkv + layer.qkv_bias  # (batch * length, 3 * hidden)
             # -> (3, batch, heads, length, width)
             q, k, v = qkv.reshape(batch, length, 3, heads, width).transpose(2, 0, 3, 1, 4)
             scores = (q * scale) @ k.transpose(0, 1, 3, 2)
             scores -= scores.max(axis=-1, keepdims=True)
             np.exp(scores, out=scores)
             scores /= scores.sum(axis=-1, keepdims=True)
-            context = (scores @ v).transpose(0, 2, 1, 3).reshape(batch, length, self.hidden)
+            context = (scores @ v).transpose(0, 2, 1, 3).reshape(batch * length, self.hidden)
             x = _layer_norm(x + context @ layer.out + layer.out_bias, *layer.ln1, self.eps)
             inner = _gelu(x @ layer.up + layer.up_bias)
             x = _layer_norm(x + inner @ layer.down + layer.down_bias, *layer.ln2, self.eps)
             if n in layers:
-                mean = x.mean(axis=1)
+                mean = x.reshape(batch, length, self.hidden).mean(axis=1)
                 pooled[n] = mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), np.float32(1e-12))
         out: Array = np.concatenate([pooled[n] for n in layers], axis=1).astype(np.float32, copy=False)
         return out
