@@ -1,10 +1,10 @@
 """The learned prompt-injection classifier: a linear head over a small sentence encoder's features.
 
 Features, per window of the text: the mean-pooled outputs of two of all-MiniLM-L6-v2's layers (see
-``encoder.py``), and for the direct head the rule-based detector's score. Two logistic-regression heads, trained by
-``scripts/train_injection_head.py`` on the train split only: ``direct`` for the user's own turns,
-``indirect`` for data the model reads (tool results, retrieved documents, e-mails). A text's
-probability is the highest over its windows.
+``encoder.py``), and for the direct head the rule-based detector's score. Two logistic-regression
+heads, trained by ``scripts/train_injection_head.py`` on the train split only: ``direct`` for the
+user's own turns, ``indirect`` for data the model reads (tool results, retrieved documents, e-mails).
+A text's probability is the highest over its windows.
 
 The head file names the model it was trained on (package, version, sha256 of ``model.safetensors``):
 a head is refused for any other model, since its weights would mean nothing there.
