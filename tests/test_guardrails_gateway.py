@@ -43,7 +43,9 @@ logging: {level: metadata, flush_interval: 0.1}
 guardrails:
   pii: {action: monitor}
   secrets: {action: block}
-  prompt_injection: {action: block}
+  # Rules only here: each gateway worker would load the classifier's model (90 MB); its own tests, with
+  # the gateway's Guard, are in test_guardrails_classifier.py.
+  prompt_injection: {action: block, classifier: off}
 """
 
 
@@ -355,7 +357,7 @@ def test_texts_seen_lately_are_scanned_once_and_only_their_digest_is_kept() -> N
     again = guard.check_request({"messages": [*request["messages"], {"role": "user", "content": "and more"}]})
     assert calls == ["dlp", "dlp", "dlp"]  # only the new turn was scanned
     assert [d.record() for d in again.detections] == [d.record() for d in first]
-    assert check("x").score == 0.0
+    assert not check("x").flagged  # with the learned classifier on, a probability: near 0, not 0
     stored = repr(guard.verdicts._seen)
     assert "You help" not in stored and "4111" not in stored and CARD not in stored
     small = Verdicts(size=2)

@@ -31,7 +31,7 @@ from interlock.core.pricing import Usage
 from interlock.core.vendor import EmbeddingResult, Vector
 from interlock.pipeline.dispatch import Dispatcher, forwarded_headers
 from interlock.pipeline.settle import Ledger, observe_request, price_usage
-from interlock.pipeline.stages import Admission, Identify, Lifecycle, Stage
+from interlock.pipeline.stages import Admission, AsyncStage, Identify, Lifecycle
 from interlock.routing.planner import Planner
 from interlock.vendors.embeddings_common import (
     base64_vector,
@@ -105,7 +105,7 @@ def encode_vectors(vectors: list[Vector], base64: bool) -> list[dict[str, Any]]:
 
 class EmbeddingsApi:
     def __init__(self, lifecycle: Lifecycle, identify: Identify, planner: Planner, admission: Admission,
-                 dispatcher: Dispatcher, ledger: Ledger, max_body: int, guard: Stage | None = None) -> None:
+                 dispatcher: Dispatcher, ledger: Ledger, max_body: int, guard: AsyncStage | None = None) -> None:
         self.lifecycle = lifecycle
         #: The guardrails stage (pii and secrets over ``input``), when a detector is on.
         self.guard = guard
@@ -126,7 +126,7 @@ class EmbeddingsApi:
         ctx.requested_model = request["model"]
         observe_request(ctx, req, request, self.ledger)
         if self.guard is not None:
-            request = self.guard(ctx, request)
+            request = await self.guard(ctx, request)
         ctx.plan = embedding_plan(self.planner.plan(request["model"]))
         ctx.reservation = await self.admission.admit(ctx, request)
 

@@ -10,6 +10,7 @@ message ``message`` of a list. The text itself is never echoed, and nothing is l
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from interlock.core.errors import GuardrailUnavailable, InvalidRequest
@@ -17,6 +18,7 @@ from interlock.core.exchange import Exchange
 from interlock.guardrails.guard import Detection, Guards, Piece, Unavailable, pieces
 from interlock.guardrails.settings import DETECTORS
 from interlock.observability import zdr_log
+from interlock.pipeline.guard import off_loop
 from interlock.pipeline.stages import Authenticate
 from interlock.wire.chat_validation import parse_json_object
 
@@ -85,7 +87,8 @@ class GuardrailsApi:
         guard = self.guards.get(principal.guardrails)
         names = _detectors(body.get("detectors"), guard.configured())
         try:
-            found = guard.run(texts, names, passes=True)
+            check = functools.partial(guard.run, texts, passes=True)
+            found = await off_loop(check, names) if guard.uses_classifier else check(names)
         except Unavailable as exc:
             raise GuardrailUnavailable(f"The {exc.detector} guardrail could not run (fail_mode closed).") from None
         req.json(200, {"flagged": any(d.flagged for d in found), "detectors": [_render(d) for d in found]})

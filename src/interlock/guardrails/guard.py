@@ -14,19 +14,24 @@ counts. Never the matched text.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
+import struct
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from interlock.guardrails.dlp import DlpDetector
 from interlock.guardrails.findings import SECRET_TYPES, Finding
 from interlock.guardrails.injection import InjectionDetector, InjectionResult
+from interlock.guardrails.modelfiles import ModelUnavailable
 from interlock.guardrails.ner import NerSettings, PresidioNer, merge
 from interlock.guardrails.settings import (
     DETECTORS,
@@ -35,6 +40,9 @@ from interlock.guardrails.settings import (
     ProjectGuardrails,
     effective,
 )
+
+if TYPE_CHECKING:
+    from interlock.guardrails.classifier import InjectionClassifier
 
 log = logging.getLogger("interlock.guardrails")
 
@@ -225,11 +233,13 @@ class Unavailable(Exception):
 class Verdicts:
     """What a detector said of texts seen lately, keyed by a digest of the text (never the text itself, so
     zero data retention holds): the same system prompt on every request, and a conversation's earlier turns
-    sent again with each new one, are scanned once. Bounded; the oldest entry goes first."""
+    sent again with each new one, are scanned once. Bounded; the oldest entry goes first. Safe to share
+    between threads (the classifier's work is meant for a worker thread)."""
 
     def __init__(self, size: int = 4096) -> None:
         self.size = size
         self._seen: dict[bytes, Any] = {}
+        self._lock = threading.Lock()
 
     @staticmethod
     def key(text: str, tag: bytes = b"") -> bytes:
@@ -239,9 +249,10 @@ class Verdicts:
         return self._seen.get(key)
 
     def put(self, key: bytes, value: Any) -> None:
-        if len(self._seen) >= self.size:
-            del self._seen[next(iter(self._seen))]
-        self._seen[key] = value
+        with self._lock:  # two threads must not evict the same oldest entry
+            if len(self._seen) >= self.size:
+                del self._seen[next(iter(self._seen))]
+            self._seen[key] = value
 
 
 #: What a detector that found nothing returns when only flagged detections are wanted (never recorded).
@@ -250,8 +261,14 @@ _CLEAN = Detection("", "off", 0.0, False)
 
 class Guard:
     """The configured detectors, built once per worker (and once per distinct project settings, sharing
-    ``base``'s DLP detector and verdicts: patterns and phone region are global, and an injection verdict
-    is re-judged against this guard's thresholds)."""
+    ``base``'s DLP detector, NER model and verdicts: patterns and phone region are global, and a rules-only
+    injection verdict is re-judged against this guard's thresholds). The learned classifier (prompt_injection
+    on with ``classifier: on``) is loaded here, once per process, not on the first request; if it cannot
+    be, the error is logged and every prompt_injection check raises it, so the detector's fail_mode decides.
+
+    ``check_request`` and ``run`` are synchronous and CPU-bound: with the classifier (``uses_classifier``),
+    ~10 ms per new short text and ~100 ms per 256 tokens of a long one (at most 8 windows per text), which is
+    why the pipeline's stage runs them on a worker thread then."""
 
     def __init__(self, settings: GuardrailSettings, base: Guard | None = None) -> None:
         self.settings = settings
@@ -262,14 +279,27 @@ class Guard:
             self.ner = _load_ner(settings.ner)
         else:
             self.dlp, self.verdicts, self.ner = base.dlp, base.verdicts, base.ner
+        classifier: InjectionClassifier | None = None
+        self.classifier_error: str | None = None
+        if pi.on and pi.classifier:
+            try:
+                classifier = load_classifier()
+            except ModelUnavailable as exc:
+                log.error("prompt_injection: the learned classifier cannot be loaded: %s", exc)
+                self.classifier_error = str(exc)
         self.injection: InjectionDetector
-        if base is not None and (base.injection.threshold, base.injection.indirect_threshold) == (
-                pi.threshold, pi.indirect_threshold):
+        if base is not None and (base.injection.threshold, base.injection.indirect_threshold,
+                                 base.injection.classifier) == (pi.threshold, pi.indirect_threshold, classifier):
             self.injection = base.injection
         else:
-            self.injection = InjectionDetector(pi.threshold, pi.indirect_threshold)
+            self.injection = InjectionDetector(pi.threshold, pi.indirect_threshold, classifier)
         #: The detectors that also scan answers (``output: true``, the default).
         self.output = tuple(d for d in ("pii", "secrets") if settings.detector(d).on and settings.detector(d).output)
+
+    @property
+    def uses_classifier(self) -> bool:
+        """Whether prompt_injection runs the learned classifier (worth a worker thread off the event loop)."""
+        return self.injection.classifier is not None
 
     def _scan(self, text: str, names: bool) -> list[Finding]:
         key = Verdicts.key(text, b"dlp+ner" if names and self.ner is not None else b"dlp")
@@ -288,12 +318,21 @@ class Guard:
         return found
 
     def _check(self, text: str, indirect: bool) -> InjectionResult:
-        key = Verdicts.key(text, b"indirect" if indirect else b"direct")
+        if self.classifier_error is not None:
+            raise ModelUnavailable(self.classifier_error)
+        injection = self.injection
+        tag = b"indirect" if indirect else b"direct"
+        if injection.classifier is not None:
+            # With the classifier the score depends on the threshold (texts the rules flag skip the model):
+            # such verdicts are kept per threshold.
+            tag = (b"I" if indirect else b"D") + struct.pack(
+                "<d", injection.indirect_threshold if indirect else injection.threshold)
+        key = Verdicts.key(text, tag)
         result: InjectionResult | None = self.verdicts.get(key)
         if result is None:
-            result = self.injection.check(text, indirect=indirect)
+            result = injection.check(text, indirect=indirect)
             self.verdicts.put(key, result)
-        else:  # the score does not depend on the threshold; whether it flags does
+        else:  # a rules-only score does not depend on the threshold; whether it flags does
             flagged = result.score >= (self.injection.indirect_threshold if indirect else self.injection.threshold)
             if flagged != result.flagged:
                 result = replace(result, flagged=flagged)
@@ -417,6 +456,23 @@ class Guards:
                 del self._by_override[next(iter(self._by_override))]
             self._by_override[override] = guard
         return guard
+
+
+def load_classifier() -> InjectionClassifier:
+    """The classifier whose head is at ``classifier.HEAD_PATH`` (the packaged one), loaded once per process
+    and shared (it is read-only once built). A failure is not kept: the next Guard tries again."""
+    try:
+        from interlock.guardrails import classifier
+    except ImportError as exc:  # numpy, of the classifier extra, is not installed
+        raise ModelUnavailable(f"{exc.name} is not installed") from None
+    return _loaded(classifier.HEAD_PATH)
+
+
+@functools.cache
+def _loaded(head: Path) -> InjectionClassifier:
+    from interlock.guardrails.classifier import InjectionClassifier
+
+    return InjectionClassifier(head)
 
 
 def _dlp(name: str, cfg: DetectorSettings, findings: Sequence[tuple[Piece, list[Finding]]]) -> Detection:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import ahocorasick
 
 from interlock.guardrails.injection_rules import Rule, compile_rules
 from interlock.guardrails.normalize import decoded_payloads, leet, normalize, rot13
+
+if TYPE_CHECKING:  # the classifier needs numpy and the model package: imported only by whoever builds one
+    from interlock.guardrails.classifier import InjectionClassifier
 
 # Chosen on the train split (bench/guardrails.py prints the choice): the lowest threshold whose
 # false-positive rate on the benign prompts stays within the target.
@@ -41,11 +45,16 @@ class InjectionDetector:
     Views scanned: the normalised text, its leetspeak-mapped form, its rot13 form, and base64 or hex
     payloads decoded. A rule's pattern runs only near its trigger substrings; weak rules (role-play
     framing, "you are now") count only once a strong one has matched.
+
+    With a ``classifier`` (``classifier.py``), a text the rules do not flag is also scored by it; the
+    score is the higher of the two, and ``classifier`` is named in ``rules`` when it flags the text.
     """
 
-    def __init__(self, threshold: float = DIRECT_THRESHOLD, indirect_threshold: float = INDIRECT_THRESHOLD) -> None:
+    def __init__(self, threshold: float = DIRECT_THRESHOLD, indirect_threshold: float = INDIRECT_THRESHOLD,
+                 classifier: InjectionClassifier | None = None) -> None:
         self.threshold = threshold
         self.indirect_threshold = indirect_threshold
+        self.classifier = classifier
         rules = compile_rules()
         self._strong = _by_trigger(r for r in rules if not r.indirect and not r.weak)
         # Decoded and de-obfuscated views are searched for the main triggers only.
@@ -79,7 +88,14 @@ class InjectionDetector:
                     break
         score = round(1.0 - _keep(hits), 6)
         limit = self.indirect_threshold if indirect else self.threshold
-        return InjectionResult(score, tuple(hits), score >= limit)
+        names = tuple(hits)
+        # Once the rules flag a text the classifier cannot change the verdict: its cost is saved.
+        if self.classifier is not None and score < limit:
+            learned = self.classifier.score(text, score, indirect, INDIRECT_THRESHOLD if indirect else DIRECT_THRESHOLD)
+            if learned >= limit:
+                names += ("classifier",)
+            score = max(score, round(learned, 6))
+        return InjectionResult(score, names, score >= limit)
 
     def score(self, text: str, indirect: bool = False) -> float:
         return self.check(text, indirect).score

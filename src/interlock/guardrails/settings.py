@@ -6,7 +6,7 @@
       phone_region: US              # how bare phone numbers are read (phonenumbers' region codes)
       pii:              {action: redact, restore: true}  # cards, IBANs, SSNs, e-mail, phone, IP + patterns
       secrets:          {action: block}              # vendor keys, private keys, JWTs, password=...
-      prompt_injection: {action: block, threshold: 0.5, indirect_threshold: 0.6}
+      prompt_injection: {action: block, threshold: 0.5, indirect_threshold: 0.6, classifier: on}
       patterns:                     # the operator's own, part of the pii detector
         - {name: EMPLOYEE_ID, regex: '\\bE\\d{7}\\b', validator: none, context: [employee], context_window: 40}
 
@@ -47,7 +47,9 @@ from interlock.config import Settings
 from interlock.configfile import ConfigError, Section
 from interlock.guardrails.dlp import CustomPattern
 from interlock.guardrails.injection import DIRECT_THRESHOLD, INDIRECT_THRESHOLD
-from interlock.guardrails.ner import DEFAULT_ENTITIES, NER_ENTITIES, NerSettings, missing
+from interlock.guardrails.modelfiles import INSTALL_HINT, missing_libraries
+from interlock.guardrails.ner import DEFAULT_ENTITIES, NER_ENTITIES, NerSettings
+from interlock.guardrails.ner import missing as ner_missing
 
 DETECTORS = ("pii", "secrets", "prompt_injection")
 ACTIONS = ("off", "monitor", "redact", "block")
@@ -72,6 +74,8 @@ class DetectorSettings:
     restore: bool = False
     #: ``pii`` and ``secrets``: scan the model's answers too (text and tool-call arguments, streams held back).
     output: bool = True
+    #: Prompt injection only: the learned classifier beside the rules (``classifier.py``).
+    classifier: bool = True
 
     @property
     def on(self) -> bool:
@@ -125,9 +129,10 @@ def actions_of(detector: str) -> tuple[str, ...]:
 def _detector(parent: Section, name: str) -> DetectorSettings:
     sec = parent.section(name)
     injection = name == "prompt_injection"
-    sec.only(*(("action", "fail_mode", "threshold", "indirect_threshold") if injection
+    sec.only(*(("action", "fail_mode", "threshold", "indirect_threshold", "classifier") if injection
                else ("action", "fail_mode", "restore", "output")))
-    action = sec.choice("action", "off", actions_of(name))
+    # YAML 1.1 reads a bare ``off`` as false: that is the action a user means.
+    action = "off" if sec.raw("action") is False else sec.choice("action", "off", actions_of(name))
     restore = sec.boolean("restore", False)
     if restore and action != "redact":
         raise sec.error("restore puts redacted values back: it needs action: redact", "restore")
@@ -136,8 +141,12 @@ def _detector(parent: Section, name: str) -> DetectorSettings:
     for key, value in (("threshold", threshold), ("indirect_threshold", indirect)):
         if value > 1.0:
             raise sec.error(f"a score threshold is in (0, 1], got {value:g}", key)
+    classifier = injection and _on_off(sec, "classifier", True)
+    if classifier and action != "off" and (missing := missing_libraries()):
+        raise sec.error(f"the learned classifier needs {', '.join(missing)}: {INSTALL_HINT}; "
+                        "or set classifier: off (rules only)", "classifier")
     return DetectorSettings(action, sec.choice("fail_mode", "closed", FAIL_MODES), threshold, indirect, restore,
-                            output=not injection and sec.boolean("output", True))
+                            output=not injection and sec.boolean("output", True), classifier=classifier)
 
 
 def _ner(parent: Section) -> NerSettings | None:
@@ -156,10 +165,22 @@ def _ner(parent: Section) -> NerSettings | None:
     if threshold > 1.0:
         raise sec.error(f"a score threshold is in (0, 1], got {threshold:g}", "score_threshold")
     found = NerSettings(model, tuple(entities), threshold, sec.string("language", "en", env=False) or "en")
-    reason = missing(found)
+    reason = ner_missing(found)
     if reason is not None:
         raise sec.error(reason, "model")
     return found
+
+
+def _on_off(sec: Section, key: str, default: bool) -> bool:
+    # YAML 1.1 reads a bare on/off as a boolean; a quoted "on"/"off" stays a string.
+    value: object = sec.raw(key)
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    if value in ("on", "off"):
+        return value == "on"
+    raise sec.error(f"expected on or off, got {value!r}", key)
 
 
 def _patterns(sec: Section) -> tuple[CustomPattern, ...]:
@@ -281,6 +302,8 @@ def parse_project(raw: object, fail: Fail) -> ProjectGuardrails:
 
 def _one_of(value: Mapping[str, Any], name: str, key: str, choices: tuple[str, ...], fail: Fail) -> str | None:
     got = value.get(key)
+    if got is False and "off" in choices:
+        return "off"  # a bare YAML ``off``
     if got is not None and got not in choices:
         raise fail((name, key), f"expected one of {', '.join(choices)}, got {got!r}")
     return got if isinstance(got, str) else None
@@ -341,7 +364,7 @@ def _apply(floor: DetectorSettings, o: DetectorOverride) -> DetectorSettings:
         floor.threshold if o.threshold is None else min(floor.threshold, o.threshold),
         floor.indirect_threshold if o.indirect_threshold is None else min(floor.indirect_threshold,
                                                                            o.indirect_threshold),
-        restore and action == "redact", floor.output or bool(o.output))
+        restore and action == "redact", floor.output or bool(o.output), floor.classifier)
 
 
 def effective(floor: GuardrailSettings, override: ProjectGuardrails | None) -> GuardrailSettings:

@@ -12,17 +12,32 @@ through marked ``unchecked`` (``open``).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from interlock.core.context import RequestContext
 from interlock.core.errors import ContentBlocked, GuardrailUnavailable
 from interlock.guardrails.answer import AnswerGuard, detector_of
 from interlock.guardrails.guard import Detection, Guards, Placeholders, Unavailable, header_value, redact
 
+T = TypeVar("T")
+R = TypeVar("R")
+
 #: Where each inbound API's messages are, for the error's ``param``.
 _PARAM = {"openai.chat": "messages", "anthropic.messages": "messages", "openai.responses": "input",
           "openai.embeddings": "input"}
+
+
+#: Threads for the learned classifier, per worker process: two, so one long text does not hold up every
+#: short one; numpy releases the GIL in its matrix products (one BLAS thread each: ``OPENBLAS_NUM_THREADS``).
+_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="interlock-guardrails")
+
+
+async def off_loop(fn: Callable[[T], R], arg: T) -> R:
+    """``fn(arg)`` on a guardrails thread."""
+    return await asyncio.get_running_loop().run_in_executor(_POOL, fn, arg)
 
 
 class GuardStage:
@@ -36,7 +51,7 @@ class GuardStage:
         #: ``count(detector, action, direction)``: the metrics counter (direction ``input`` or ``output``).
         self.count = count
 
-    def __call__(self, ctx: RequestContext, request: dict[str, Any]) -> dict[str, Any]:
+    async def __call__(self, ctx: RequestContext, request: dict[str, Any]) -> dict[str, Any]:
         # The caller's project settings (on top of the floor) choose the guard; nothing on: one early return.
         principal = ctx.principal
         override = None if principal is None else principal.guardrails
@@ -49,7 +64,9 @@ class GuardStage:
             if not guard.enabled:
                 return request
         try:
-            checked = guard.check_request(request)
+            # The learned classifier costs milliseconds: a worker thread, so the loop serves other requests.
+            checked = (await off_loop(guard.check_request, request) if guard.uses_classifier
+                       else guard.check_request(request))
         except Unavailable as exc:
             self.count(exc.detector, "unavailable", "input")
             ctx.guardrails = [{"detector": exc.detector, "action": "unavailable"}]
