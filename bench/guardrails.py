@@ -11,7 +11,6 @@ a mix of 1-8 KiB prompts, and the learned classifier's milliseconds per request 
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from guardrails_data import (
     NOSEYPARKER_TYPES,
     PI_SOURCES,
     PRESIDIO_TYPES,
+    SPEED_MIXES,
     VENDOR_KEY_TYPES,
     Counts,
     PiRow,
@@ -34,6 +34,7 @@ from guardrails_data import (
     load_pi,
     load_pii,
     overlaps,
+    speed_mix,
 )
 from interlock.guardrails import DlpDetector
 from interlock.guardrails.findings import SECRET_TYPES
@@ -222,33 +223,14 @@ def bench_noseyparker(data: Path, det: DlpDetector, split: str) -> None:
     print(f"\nrows without a secret (near misses): {len(negatives)}, flagged: {flagged}")
 
 
-def _mix(data: Path, injections: bool, ascii_only: bool = False) -> list[str]:
-    """64 prompts of 1-8 KiB: dev prompts (benign only, unless `injections`) joined, each with one
-    labelled PII row in it."""
-    rng = random.Random(18)
-    pool = [r.text for r in load_pi(data, "dev") if (injections or not r.injection) and r.text.isascii() >= ascii_only]
-    pii = [str(r["text"]) for r in load_pii(data, "pii_presidio", "dev") if r["entities"] and r["text"].isascii()]
-    prompts = []
-    for i in range(64):
-        size = 1024 * (1 + i % 8)
-        parts = [rng.choice(pii)]
-        while sum(map(len, parts)) < size:
-            parts.append(rng.choice(pool))
-        rng.shuffle(parts)
-        prompts.append("\n\n".join(parts)[:size])
-    return prompts
-
-
 def speed(data: Path, seconds: float) -> None:
     """µs per KiB of DLP + rule-based injection, one thread, fastest of repeated rounds."""
     dlp, pi = DlpDetector(), InjectionDetector()
     print("\n## Speed (one core; 64 prompts of 1-8 KiB)\n")
     print("| mix | DLP µs/KiB | injection µs/KiB | both µs/KiB |")
     print("|---|---:|---:|---:|")
-    mixes = (("benign prompts + PII", False, False), ("benign ASCII prompts + PII", False, True),
-             ("half injections (dev mix) + PII", True, False))
-    for label, injections, ascii_only in mixes:
-        prompts = _mix(data, injections, ascii_only)
+    for label, injections, ascii_only in SPEED_MIXES:
+        prompts = speed_mix(data, injections, ascii_only)
         kib = sum(len(p.encode()) for p in prompts) / 1024
         cells = []
         for fn in (dlp.scan, pi.score, lambda t: (dlp.scan(t), pi.score(t))):

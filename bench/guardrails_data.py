@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,3 +105,25 @@ def fmt(x: float | None) -> str:
 
 def overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
     return a[0] < b[1] and b[0] < a[1]
+
+
+#: The speed mixes: label, with injections, ASCII only.
+SPEED_MIXES = (("benign prompts + PII", False, False), ("benign ASCII prompts + PII", False, True),
+               ("half injections (dev mix) + PII", True, False))
+
+
+def speed_mix(data: Path, injections: bool, ascii_only: bool = False) -> list[str]:
+    """64 prompts of 1-8 KiB: dev prompts (benign only, unless `injections`) joined, each with one
+    labelled PII row in it."""
+    rng = random.Random(18)
+    pool = [r.text for r in load_pi(data, "dev") if (injections or not r.injection) and r.text.isascii() >= ascii_only]
+    pii = [str(r["text"]) for r in load_pii(data, "pii_presidio", "dev") if r["entities"] and r["text"].isascii()]
+    prompts = []
+    for i in range(64):
+        size = 1024 * (1 + i % 8)
+        parts = [rng.choice(pii)]
+        while sum(map(len, parts)) < size:
+            parts.append(rng.choice(pool))
+        rng.shuffle(parts)
+        prompts.append("\n\n".join(parts)[:size])
+    return prompts

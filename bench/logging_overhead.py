@@ -67,7 +67,7 @@ def config(kind: str, pg_url: str | None, batch_size: int | None = None, mock_po
         return base + "logging:\n  level: 'off'\n"
     if kind == "guardrails":  # log off, every detector on (rules only): what the guardrails stage costs
         return base + ("logging:\n  level: 'off'\nguardrails:\n  pii: {action: monitor}\n"
-                       "  secrets: {action: block}\n  prompt_injection: {action: block}\n")
+                       "  secrets: {action: block}\n  prompt_injection: {action: block, classifier: 'off'}\n")
     text = base + "logging:\n  level: metadata\n"
     if batch_size is not None:
         text += f"  batch_size: {batch_size}\n"

@@ -14,6 +14,7 @@ a quiet machine, so it is the figure to compare changes with.
 
     .venv/bin/python bench/pipeline.py [-n 20000] [--rounds 3] [--instructions] [--upstream 127.0.0.1:9101]
                                        [--log off|sqlite] [--stream] [--guardrails | --guardrails-input-only]
+                                       [--no-verdict-cache]
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ def _config(tmp: Path, upstream: str | None, log: str) -> Path:
     mode = os.environ.get("BENCH_GUARDRAILS")
     output = "" if mode == "1" else ", output: false"
     guardrails = (f"guardrails:\n  pii: {{action: monitor{output}}}\n  secrets: {{action: block{output}}}\n"
-                  "  prompt_injection: {action: block}\n") if mode in ("1", "input") else ""
+                  "  prompt_injection: {action: block, classifier: 'off'}\n") if mode in ("1", "input") else ""
     path.write_text(f"vendors:\n  mock:\n    type: openai\n    base_url: {base}\n    api_key: bench-upstream-key\n"
                     + logging + guardrails)
     return path
@@ -151,6 +152,11 @@ def run(n: int, rounds: int, upstream: str | None, log: str = "off", stream: boo
                 return _CannedStream() if stream else _CannedResponse()
 
             transport.HttpTransport.request = canned  # type: ignore[assignment,method-assign]
+        if os.environ.get("BENCH_NO_VERDICTS") == "1":
+            # --no-verdict-cache: every text scanned as if new (a miss: the digest and the store still run).
+            from interlock.guardrails.guard import Verdicts
+
+            Verdicts.get = lambda self, key: None  # type: ignore[method-assign]
         from interlock.app import gateway_from_env
 
         app = gateway_from_env()
@@ -225,11 +231,15 @@ def main() -> int:
     parser.add_argument("--guardrails", action="store_true", help="every guardrail detector on (rules only)")
     parser.add_argument("--guardrails-input-only", action="store_true",
                         help="as --guardrails, but answers are not scanned (output: false)")
+    parser.add_argument("--no-verdict-cache", action="store_true",
+                        help="with --guardrails: scan every text as new (no verdict cache hits)")
     parser.add_argument("--log", choices=("off", "sqlite"), default="off",
                         help="the request log: off (as make bench) or on, in SQLite (level metadata)")
     parser.add_argument("--stream", action="store_true", help="streaming requests (a canned SSE answer)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.no_verdict_cache:
+        os.environ["BENCH_NO_VERDICTS"] = "1"
     if args.guardrails or args.guardrails_input_only:
         os.environ["BENCH_GUARDRAILS"] = "1" if args.guardrails else "input"
     if args.child:
@@ -237,6 +247,7 @@ def main() -> int:
         return 0
     where = f"mock vendor at {args.upstream}" if args.upstream else "canned vendor answer (no socket)"
     where += f", request log {args.log}" + (", streamed" if args.stream else "")
+    where += ", no verdict cache" if args.no_verdict_cache else ""
     where += ", guardrails on" if args.guardrails else ", guardrails on, answers not scanned" \
         if args.guardrails_input_only else ""
     if args.instructions:

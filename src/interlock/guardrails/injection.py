@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -102,23 +102,23 @@ class InjectionDetector:
 
 
 class _Table:
-    """Trigger substring -> the rules it gates, and one Aho-Corasick automaton that finds every trigger in a
-    single pass over a view (``pyahocorasick``; a ``bytes.find`` per trigger cost ~2.5x as much per KiB and
-    ~5x on a short prompt). A trigger that contains a shorter one ("system prompt", "prompt") is folded into
-    it: where the longer occurs, the shorter does too, and the window around it covers the match."""
+    """Trigger substring -> the rules it gates, and an Aho-Corasick automaton (``pyahocorasick``) that finds
+    every trigger of a short text in one pass (see ``_SHORT``). A trigger that contains a shorter one ("system
+    prompt", "prompt") is folded into it: where the longer occurs, the shorter does too, and the window around
+    it covers the match."""
 
     __slots__ = ("automaton", "rules")
 
-    def __init__(self, rules: Iterable[Rule]) -> None:
+    def __init__(self, rules: Iterable[Rule], only: frozenset[bytes] | None = None) -> None:
         rules = list(rules)
         triggers = {t for r in rules for t in r.triggers}
         table: dict[bytes, list[Rule]] = {}
         for rule in rules:
             for t in rule.triggers:
                 base = min((u for u in triggers if u in t), key=len)
-                if rule not in table.setdefault(base, []):
+                if (only is None or base in only) and rule not in table.setdefault(base, []):
                     table[base].append(rule)
-        self.rules = {t: tuple(rs) for t, rs in table.items()}
+        self.rules = {t: tuple(rs) for t, rs in table.items() if rs}
         self.automaton = ahocorasick.Automaton()
         for i, (trigger, gated) in enumerate(self.rules.items()):
             # Views are matched as latin-1 text: one character per byte, so positions are byte offsets.
@@ -127,7 +127,8 @@ class _Table:
             self.automaton.make_automaton()
 
     def only(self, triggers: frozenset[bytes]) -> _Table:
-        return _Table(r for t, rs in self.rules.items() if t in triggers for r in rs)
+        """The same table searched for ``triggers`` only."""
+        return _Table({r for rs in self.rules.values() for r in rs}, triggers)
 
 
 def _by_trigger(rules: Iterable[Rule]) -> _Table:
@@ -145,13 +146,11 @@ def _scan(view: bytes, text: str, table: _Table, hits: dict[str, float]) -> bool
     more would change the verdict)."""
     if not table.rules:
         return False
-    seen: dict[int, int] = {}
-    for end, (i, size, rules) in table.automaton.iter(text):
-        n = seen.get(i, 0)
-        if n >= _OCCURRENCES:
-            continue
-        seen[i] = n + 1
-        at = end + 1 - size
+    if len(view) <= _SHORT:
+        matches: Iterable[tuple[int, tuple[Rule, ...]]] = _by_automaton(text, table)
+    else:
+        matches = _by_find(view, table)
+    for at, rules in matches:
         lo, hi = max(0, at - _BEFORE), at + _AFTER
         for rule in rules:
             if rule.name not in hits and rule.pattern.search(view, lo, hi) is not None:
@@ -159,6 +158,32 @@ def _scan(view: bytes, text: str, table: _Table, hits: dict[str, float]) -> bool
                 if _keep(hits) <= _SATURATED:
                     return True
     return False
+
+
+# A short text is searched for every trigger in one automaton pass (one C call instead of ~30, ~5x faster on
+# a prompt of a few sentences); a long one trigger by trigger with bytes.find, whose vectorised search reads
+# many bytes per instruction and stops after the first few occurrences, where the automaton steps through every
+# byte and reports every occurrence (callgrind: ~1.7x the instructions per KiB on 1-8 KiB prompts).
+_SHORT = 512
+
+
+def _by_automaton(text: str, table: _Table) -> Iterator[tuple[int, tuple[Rule, ...]]]:
+    seen: dict[int, int] = {}
+    for end, (i, size, rules) in table.automaton.iter(text):
+        n = seen.get(i, 0)
+        if n < _OCCURRENCES:
+            seen[i] = n + 1
+            yield end + 1 - size, rules
+
+
+def _by_find(view: bytes, table: _Table) -> Iterator[tuple[int, tuple[Rule, ...]]]:
+    for trigger, rules in table.rules.items():
+        at = view.find(trigger)
+        n = 0
+        while at >= 0 and n < _OCCURRENCES:
+            yield at, rules
+            at = view.find(trigger, at + 1)
+            n += 1
 
 
 def _keep(hits: dict[str, float]) -> float:
