@@ -253,6 +253,8 @@ class StreamScreen:
                 self._close(idx, out)
             out.append(payload)
             return
+        if len(choices) == 1 and self._text_only(chunk, choices[0], out):
+            return
         for key in _HEAD_KEYS:
             if key in chunk:
                 self._head[key] = chunk[key]
@@ -282,6 +284,27 @@ class StreamScreen:
         out.extend(before)
         if keep:
             out.append(orjson.dumps(chunk) if changed else payload)
+
+    def _text_only(self, chunk: dict[str, Any], choice: Any, out: list[bytes]) -> bool:
+        """The common chunk, more text of the channel already open: handled here, at a third of the general
+        path's cost. False when the chunk is anything else."""
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if (not isinstance(delta, dict) or len(delta) != 1 or choice.get("finish_reason") is not None
+                or choice.get("logprobs") is not None or chunk.get("usage") is not None):
+            return False
+        piece = delta.get("content")
+        index = choice.get("index")
+        ch = self._active.get(index if isinstance(index, int) else 0)
+        if not isinstance(piece, str) or ch is None or ch.key != "content" or ch.tool is not None:
+            return False
+        ch.text += piece
+        if ch.end - ch.sent <= self.hold + (self.step if ch.sent else 0):
+            return True  # all of it held: the chunk is dropped
+        released = self._release(ch, self._boundary(ch, ch.end - self.hold))
+        if released:
+            delta["content"] = released
+            out.append(orjson.dumps(chunk))
+        return True
 
     def _delta(self, idx: int, delta: dict[str, Any], before: list[bytes], final: bool) -> bool:
         """Move the delta's text into its channel, leaving in the delta only what may go now."""
