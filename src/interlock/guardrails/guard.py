@@ -79,10 +79,11 @@ class Detection:
         return out
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Piece:
     """One text of a request: its message index and role, and where it lives (``holder[key]``) so a
-    redaction can write it back (``json``: the text is a JSON document, tool-call arguments)."""
+    redaction can write it back (``json``: the text is a JSON document, tool-call arguments). Not frozen:
+    a frozen dataclass's __init__ costs several times as much, and a request builds one per text."""
 
     text: str
     message: int | None
@@ -90,6 +91,14 @@ class Piece:
     holder: Any = None  # the dict (or, for an embeddings input list, the list) holding the text
     key: str | int = ""
     json: bool = False
+    #: The text's digest, computed once for every detector's verdict lookup.
+    _digest: bytes | None = None
+
+    @property
+    def digest(self) -> bytes:
+        if self._digest is None:
+            self._digest = Verdicts.digest(self.text)
+        return self._digest
 
 
 def pieces(request: Mapping[str, Any]) -> Iterator[Piece]:
@@ -242,8 +251,13 @@ class Verdicts:
         self._lock = threading.Lock()
 
     @staticmethod
+    def digest(text: str) -> bytes:
+        return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+    @staticmethod
     def key(text: str, tag: bytes = b"") -> bytes:
-        return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16, person=tag).digest()
+        """The key of ``text``'s verdict for ``tag`` (a detector): one digest per text serves every tag."""
+        return Verdicts.digest(text) + tag
 
     def get(self, key: bytes) -> Any:
         return self._seen.get(key)
@@ -293,6 +307,7 @@ class Guard:
             self.injection = base.injection
         else:
             self.injection = InjectionDetector(pi.threshold, pi.indirect_threshold, classifier)
+        self._configured = tuple(d for d in DETECTORS if settings.detector(d).on)
         #: The detectors that also scan answers (``output: true``, the default).
         self.output = tuple(d for d in ("pii", "secrets") if settings.detector(d).on and settings.detector(d).output)
 
@@ -301,11 +316,11 @@ class Guard:
         """Whether prompt_injection runs the learned classifier (worth a worker thread off the event loop)."""
         return self.injection.classifier is not None
 
-    def _scan(self, text: str, names: bool) -> list[Finding]:
-        key = Verdicts.key(text, b"dlp+ner" if names and self.ner is not None else b"dlp")
+    def _scan(self, piece: Piece, names: bool) -> list[Finding]:
+        key = piece.digest + (b"dlp+ner" if names and self.ner is not None else b"dlp")
         found: tuple[Finding, ...] | None = self.verdicts.get(key)
         if found is None:
-            found = tuple(self.scan_text(text, names))
+            found = tuple(self.scan_text(piece.text, names))
             self.verdicts.put(key, found)
         return list(found)
 
@@ -317,7 +332,7 @@ class Guard:
             found = merge(found, self.ner.scan(text))
         return found
 
-    def _check(self, text: str, indirect: bool) -> InjectionResult:
+    def _check(self, piece: Piece, indirect: bool) -> InjectionResult:
         if self.classifier_error is not None:
             raise ModelUnavailable(self.classifier_error)
         injection = self.injection
@@ -327,10 +342,10 @@ class Guard:
             # such verdicts are kept per threshold.
             tag = (b"I" if indirect else b"D") + struct.pack(
                 "<d", injection.indirect_threshold if indirect else injection.threshold)
-        key = Verdicts.key(text, tag)
+        key = piece.digest + tag
         result: InjectionResult | None = self.verdicts.get(key)
         if result is None:
-            result = injection.check(text, indirect=indirect)
+            result = injection.check(piece.text, indirect=indirect)
             self.verdicts.put(key, result)
         else:  # a rules-only score does not depend on the threshold; whether it flags does
             flagged = result.score >= (self.injection.indirect_threshold if indirect else self.injection.threshold)
@@ -345,11 +360,11 @@ class Guard:
     def check_request(self, request: Mapping[str, Any]) -> Checked:
         """The configured detectors over a chat request; only detectors that flagged (or could not run)."""
         checked = Checked()
-        checked.detections = self.run(list(pieces(request)), self.configured(), found=checked.findings)
+        checked.detections = self.run(list(pieces(request)), self._configured, found=checked.findings)
         return checked
 
     def configured(self) -> list[str]:
-        return [d for d in DETECTORS if self.settings.detector(d).on]
+        return list(self._configured)
 
     def run(self, texts: Sequence[Piece], detectors: Iterable[str], *, passes: bool = False,
             found: list[tuple[Piece, list[Finding]]] | None = None) -> list[Detection]:
@@ -358,6 +373,7 @@ class Guard:
         out: list[Detection] = []
         wanted = list(detectors)
         findings: list[tuple[Piece, list[Finding]]] | None = None
+        clean = False
         for name in wanted:
             cfg = self.settings.detector(name)
             try:
@@ -366,10 +382,11 @@ class Guard:
                 else:
                     if findings is None:
                         names = "pii" in wanted  # the NER model's types are pii; it costs milliseconds
-                        findings = [(p, self._scan(p.text, names)) for p in texts]
+                        findings = [(p, self._scan(p, names)) for p in texts]
                         if found is not None:
                             found.extend(findings)
-                    if not passes and not any(f for _, f in findings):
+                        clean = not any(f for _, f in findings)
+                    if clean and not passes:
                         continue  # the common case, clean texts: nothing to build
                     detection = _dlp(name, cfg, findings)
             except Exception:  # a detector's failure is decided by its fail_mode, never silent
@@ -384,7 +401,7 @@ class Guard:
 
     def _injection(self, texts: Sequence[Piece], cfg: DetectorSettings, passes: bool) -> Detection:
         # The operator's system prompt and the model's own turns are not the attack surface.
-        results = [(p, self._check(p.text, p.role == "tool")) for p in texts if p.role in ("user", "tool", "")]
+        results = [(p, self._check(p, p.role == "tool")) for p in texts if p.role in ("user", "tool", "")]
         if not passes and not any(r.flagged for _, r in results):
             return _CLEAN
         best = 0.0
