@@ -103,7 +103,7 @@ class InjectionDetector:
 
 class _Table:
     """Trigger substring -> the rules it gates, and an Aho-Corasick automaton (``pyahocorasick``) that finds
-    every trigger of a short text in one pass (see ``_SHORT``). A trigger that contains a shorter one ("system
+    every trigger in one pass over a view. A trigger that contains a shorter one ("system
     prompt", "prompt") is folded into it: where the longer occurs, the shorter does too, and the window around
     it covers the match."""
 
@@ -146,11 +146,7 @@ def _scan(view: bytes, text: str, table: _Table, hits: dict[str, float]) -> bool
     more would change the verdict)."""
     if not table.rules:
         return False
-    if len(view) <= _SHORT:
-        matches: Iterable[tuple[int, tuple[Rule, ...]]] = _by_automaton(text, table)
-    else:
-        matches = _by_find(view, table)
-    for at, rules in matches:
+    for at, rules in _by_automaton(text, table):
         lo, hi = max(0, at - _BEFORE), at + _AFTER
         for rule in rules:
             if rule.name not in hits and rule.pattern.search(view, lo, hi) is not None:
@@ -160,13 +156,8 @@ def _scan(view: bytes, text: str, table: _Table, hits: dict[str, float]) -> bool
     return False
 
 
-# A short text is searched for every trigger in one automaton pass (one C call instead of ~30, ~5x faster on
-# a prompt of a few sentences); a long one trigger by trigger with bytes.find, whose vectorised search reads
-# many bytes per instruction and stops after the first few occurrences, where the automaton steps through every
-# byte and reports every occurrence (callgrind: ~1.7x the instructions per KiB on 1-8 KiB prompts).
-_SHORT = 512
-
-
+# Every trigger of a table in one automaton pass over the view, the first few occurrences of each: faster than a
+# bytes.find per trigger on benign text, long or short (docs/guardrails.md, Speed, has the side-by-side figures).
 def _by_automaton(text: str, table: _Table) -> Iterator[tuple[int, tuple[Rule, ...]]]:
     seen: dict[int, int] = {}
     for end, (i, size, rules) in table.automaton.iter(text):
@@ -174,16 +165,6 @@ def _by_automaton(text: str, table: _Table) -> Iterator[tuple[int, tuple[Rule, .
         if n < _OCCURRENCES:
             seen[i] = n + 1
             yield end + 1 - size, rules
-
-
-def _by_find(view: bytes, table: _Table) -> Iterator[tuple[int, tuple[Rule, ...]]]:
-    for trigger, rules in table.rules.items():
-        at = view.find(trigger)
-        n = 0
-        while at >= 0 and n < _OCCURRENCES:
-            yield at, rules
-            at = view.find(trigger, at + 1)
-            n += 1
 
 
 def _keep(hits: dict[str, float]) -> float:
