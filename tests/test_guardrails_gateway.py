@@ -238,6 +238,11 @@ def test_fail_mode_decides_when_a_detector_cannot_run(tmp_path: Path, mode: str)
     ("guardrails: {patterns: [{name: EMP, regex: '(unclosed'}]}", "guardrails.patterns[0].regex"),
     ("guardrails: {patterns: [{name: lower, regex: 'x'}]}", "guardrails.patterns[0].name"),
     ("guardrails: {pii: {action: block, fail_mode: maybe}}", "guardrails.pii.fail_mode"),
+    # guardrails.ner (tests/test_guardrails_ner.py has the adapter)
+    ("guardrails: {ner: {entities: [PERSON]}}", "guardrails.ner.model"),
+    ("guardrails: {ner: {model: en_core_web_nonexistent}}", "guardrails.ner.model: spaCy pipeline"),
+    ("guardrails: {ner: {model: /tmp, entities: [CREDIT_CARD]}}", "guardrails.ner.entities"),
+    ("guardrails: {ner: {model: /tmp, score_threshold: 2}}", "guardrails.ner.score_threshold"),
 ])
 def test_config_errors_name_file_line_and_key(tmp_path: Path, section: str, needle: str) -> None:
     path = tmp_path / "interlock.yaml"

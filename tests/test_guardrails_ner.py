@@ -14,11 +14,8 @@ from pathlib import Path
 import openai
 import pytest
 
-from interlock.config import ConfigError, load_settings
 from interlock.guardrails.findings import Finding
 from interlock.guardrails.ner import NerSettings, PresidioNer, merge, missing
-from interlock.guardrails.settings import GuardrailSettings
-from interlock.vendors.registry import VENDOR_TABLE
 from tests.conftest import MASTER_KEY, start_gateway
 from tests.inprocess import running_gateway
 from tests.mock_openai import MockVendor
@@ -101,17 +98,3 @@ def test_a_model_that_cannot_load_fails_closed(tmp_path: Path) -> None:
         proto = _chat_in_process(gw, loop, TEXT)
         assert proto.status == 503
         assert json.loads(b"".join(proto.chunks))["error"]["code"] == "guardrail_unavailable"
-
-
-@pytest.mark.parametrize(("section", "needle"), [
-    ("guardrails: {ner: {entities: [PERSON]}}", "guardrails.ner.model"),
-    ("guardrails: {ner: {model: en_core_web_nonexistent}}", "guardrails.ner.model: spaCy pipeline"),
-    ("guardrails: {ner: {model: /tmp, entities: [CREDIT_CARD]}}", "guardrails.ner.entities"),
-    ("guardrails: {ner: {model: /tmp, score_threshold: 2}}", "guardrails.ner.score_threshold"),
-])
-def test_ner_settings_are_checked_at_start(tmp_path: Path, section: str, needle: str) -> None:
-    path = tmp_path / "interlock.yaml"
-    path.write_text("simulator: {enabled: true}\n" + section + "\n")
-    with pytest.raises(ConfigError) as info:
-        GuardrailSettings.from_settings(load_settings(path, vendor_table=VENDOR_TABLE, environ={}))
-    assert str(path) in str(info.value) and needle in str(info.value)
