@@ -62,7 +62,7 @@ class AnswerGuard:
                  count: Count) -> None:
         self.guard = guard
         self.detectors = detectors
-        self.placeholders = restore if restore is not None else Placeholders()
+        self._placeholders = restore
         self.restoring = restore is not None and bool(restore)
         self.count = count
         self.tallies: dict[str, _Tally] = {}
@@ -71,6 +71,13 @@ class AnswerGuard:
     @property
     def scanning(self) -> bool:
         return bool(self.detectors)
+
+    @property
+    def placeholders(self) -> Placeholders:
+        """The request's placeholders, or new ones for the answer's own values (made only when needed)."""
+        if self._placeholders is None:
+            self._placeholders = Placeholders()
+        return self._placeholders
 
     def _findings(self, text: str) -> list[Finding]:
         """The output detectors' findings in ``text``; a failing detector decides by its fail_mode."""
@@ -137,12 +144,16 @@ class AnswerGuard:
                 if choice.get("logprobs") is not None:
                     choice["logprobs"] = None  # they repeat the text token by token
                 for key in TEXT_KEYS:
-                    if isinstance(message.get(key), str) and message[key]:
-                        message[key] = self._apply(message[key], self._findings(message[key]))
+                    text = message.get(key)
+                    if isinstance(text, str) and text and (found := self._findings(text)):
+                        message[key] = self._apply(text, found)
                 for call in message.get("tool_calls") or ():
                     fn = call.get("function") if isinstance(call, dict) else None
-                    if isinstance(fn, dict) and isinstance(fn.get("arguments"), str) and fn["arguments"]:
-                        fn["arguments"] = self._apply(fn["arguments"], self._findings(fn["arguments"]))
+                    if not isinstance(fn, dict):
+                        continue
+                    args = fn.get("arguments")
+                    if isinstance(args, str) and args and (found := self._findings(args)):
+                        fn["arguments"] = self._apply(args, found)
         except _Stop:
             assert self.blocked is not None
             raise self.blocked from None
@@ -159,6 +170,8 @@ class AnswerGuard:
 
     def settle(self, ctx: RequestContext) -> None:
         """Put what the answer's scan found on the log record and in the metrics (once, at the end)."""
+        if not self.tallies:
+            return
         found = self.detections()
         if not found:
             return
