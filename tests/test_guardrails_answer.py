@@ -277,3 +277,17 @@ def test_a_detector_that_fails_on_an_answer_follows_its_fail_mode(mode: str) -> 
             {"detector": "pii", "action": "block", "score": 0.0, "unchecked": True}]
         screen = answer_guard(g)[0].stream()
         assert text_of(relay(screen, stream_of(PROSE * 2, [10, 50, 90]))) == PROSE * 2
+
+
+def test_a_call_id_repeated_in_every_chunk_does_not_release_the_arguments_early() -> None:
+    ag, _ = answer_guard(guard(secrets="block"))
+    args = json.dumps({"note": "rotate it " * 8, "token": OPENAI_KEY})
+    payloads = [chunk({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                                       "function": {"name": "rotate", "arguments": args[i:i + 4]}}]})
+                for i in range(0, len(args), 4)]
+    screen = ag.stream()
+    chunks = relay(screen, [*payloads, chunk({}, "tool_calls")])
+    assert isinstance(screen.blocked, ContentBlocked)
+    relayed = "".join(call["function"].get("arguments", "") for c in chunks
+                      for call in c["choices"][0]["delta"].get("tool_calls") or ())
+    assert args.startswith(relayed) and OPENAI_KEY[:6] not in relayed

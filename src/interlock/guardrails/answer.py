@@ -365,8 +365,12 @@ class StreamScreen:
                     continue
                 position = call.get("index")
                 tool = position if isinstance(position, int) else 0
-                if (call.get("id") or fn.get("name")) and idx in self._active:
-                    self._close(idx, before)  # a new call: what came before it goes first
+                open_ = self._active.get(idx)
+                if ((call.get("id") or fn.get("name")) and open_ is not None
+                        and (open_.key, open_.tool) != ("arguments", tool)):
+                    # A new call: what came before it goes first (some servers repeat a call's id in every
+                    # chunk of its arguments: that is not a new call).
+                    self._close(idx, before)
                 args = fn.get("arguments")
                 if isinstance(args, str) and args:
                     fn["arguments"] = self._take(idx, "arguments", tool, args, before, final)
