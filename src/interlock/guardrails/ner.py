@@ -19,6 +19,7 @@ overlaps a rule finding, the rule's wins.
 from __future__ import annotations
 
 import importlib.util
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,10 +71,14 @@ class PresidioNer:
         self._engine: Any = AnalyzerEngine(registry=registry, nlp_engine=provider.create_engine(),
                                            supported_languages=[settings.language])
         self._entities = list(settings.entities)
+        # The guard may run on the classifier's worker threads; spaCy does not promise a pipeline is safe to
+        # call from two threads at once.
+        self._lock = threading.Lock()
 
     def scan(self, text: str) -> list[Finding]:
-        results = self._engine.analyze(text=text, language=self.settings.language, entities=self._entities,
-                                       score_threshold=self.settings.score_threshold)
+        with self._lock:
+            results = self._engine.analyze(text=text, language=self.settings.language, entities=self._entities,
+                                           score_threshold=self.settings.score_threshold)
         return sorted((Finding(r.entity_type, r.start, r.end, float(r.score)) for r in results),
                       key=lambda f: (f.start, f.end))
 
