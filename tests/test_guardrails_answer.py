@@ -32,7 +32,7 @@ def guard(pii: str = "off", secrets: str = "off", **extra: Any) -> Guard:
 
 def answer_guard(g: Guard, restore: Placeholders | None = None) -> tuple[AnswerGuard, list[tuple[str, str, str]]]:
     counted: list[tuple[str, str, str]] = []
-    return AnswerGuard(g, g.output, restore, lambda *labels: counted.append(labels)), counted
+    return AnswerGuard(g, restore, lambda *labels: counted.append(labels)), counted
 
 
 def chunk(delta: dict[str, Any], finish: str | None = None, idx: int = 0) -> bytes:
@@ -134,17 +134,21 @@ def test_restore_alone_holds_back_only_to_the_last_space() -> None:
     assert text_of([orjson.loads(p) for p in rest]) == f"{CARD} now"
 
 
-def test_the_first_text_waits_for_the_hold_back_window() -> None:
+def test_relayed_text_stays_a_window_behind_the_model_until_the_end() -> None:
     ag, _ = answer_guard(guard(pii="monitor"))
     screen = ag.stream()
-    sent = ""
-    for i, word in enumerate((PROSE * 3).split(" ")):
-        out = screen.feed([chunk({"content": ("" if i == 0 else " ") + word})])
-        sent += text_of([orjson.loads(p) for p in out])
-        written = len((PROSE * 3).split(" ")[:i + 1]) + sum(len(w) for w in (PROSE * 3).split(" ")[:i + 1]) - 1
-        assert written - len(sent) >= HOLD or not sent  # never closer to the model than the window
-    assert len(sent) > 0
-    assert HOLD + STEP <= 2 * HOLD
+    text = PROSE * 3
+    pieces = [text[i:i + 5] for i in range(0, len(text), 5)]
+    written = sent = ""
+    for piece in pieces:
+        written += piece
+        sent += text_of([orjson.loads(p) for p in screen.feed([chunk({"content": piece})])])
+        assert written.startswith(sent)
+        if sent:  # once text goes, it never comes closer to the model than the window
+            assert len(written) - len(sent) >= HOLD
+    assert sent and len(written) - len(sent) <= HOLD + STEP + max(map(len, text.split(" ")))
+    sent += text_of([orjson.loads(p) for p in screen.finish()])
+    assert sent == written  # the end releases the rest
 
 
 def test_tool_call_arguments_are_scanned_and_the_order_of_events_is_kept() -> None:

@@ -24,8 +24,8 @@ import orjson
 
 from interlock.core.context import RequestContext
 from interlock.core.errors import ContentBlocked, GatewayError, GuardrailUnavailable
-from interlock.guardrails.findings import SECRET_TYPES, Finding
-from interlock.guardrails.guard import Detection, Guard, Placeholders
+from interlock.guardrails.findings import Finding, detector_of
+from interlock.guardrails.guard import Detection, Guard, Placeholders, header_value
 
 log = logging.getLogger("interlock.guardrails")
 
@@ -41,10 +41,6 @@ TEXT_KEYS = ("content", "refusal", "reasoning_content", "reasoning")
 Count = Callable[[str, str, str], None]
 
 
-def detector_of(entity_type: str) -> str:
-    return "secrets" if entity_type in SECRET_TYPES else "pii"
-
-
 @dataclass(slots=True)
 class _Tally:
     """What one detector found in the answer so far."""
@@ -56,13 +52,13 @@ class _Tally:
 
 
 class AnswerGuard:
-    """One request's answer: the output detectors (``pii``/``secrets`` with ``output: true``) and the
+    """One request's answer: the guard's output detectors (``pii``/``secrets`` with ``output: true``) and the
     request's placeholders to restore (None when nothing is restored)."""
 
-    def __init__(self, guard: Guard, detectors: tuple[str, ...], restore: Placeholders | None,
-                 count: Count) -> None:
+    def __init__(self, guard: Guard, restore: Placeholders | None, count: Count) -> None:
         self.guard = guard
-        self.detectors = detectors
+        #: Emptied when a detector fails under fail_mode open: the rest of the answer goes unchecked.
+        self.detectors = guard.output
         self._placeholders = restore
         self.restoring = restore is not None and bool(restore)
         self.count = count
@@ -124,7 +120,7 @@ class AnswerGuard:
             if self.tallies[detector_of(f.type)].action == "redact":
                 value = text[f.start:f.end]
                 # A placeholder is plain [A-Z0-9_] text: valid inside a JSON string (tool arguments) as it is.
-                text = text[:f.start] + self.placeholders.hide(f.type, value) + text[f.end:]
+                text = text[:f.start] + self.placeholders.of(f.type, value, restorable=False) + text[f.end:]
         return text
 
     def _restore(self, text: str, *, json_text: bool) -> str:
@@ -182,7 +178,7 @@ class AnswerGuard:
             self.count(d.detector, "unchecked" if d.unchecked else d.action, "output")
         ctx.guardrails = records
         # Read only by a non-streamed answer: a stream's headers went out before its text.
-        said = ", ".join(f"output.{d.detector}={'unchecked' if d.unchecked else d.action}" for d in found)
+        said = header_value(found, "output.")
         ctx.guardrails_header = f"{ctx.guardrails_header}, {said}" if ctx.guardrails_header else said
 
     def stream(self) -> StreamScreen:

@@ -32,6 +32,12 @@ SECRET_TYPES = frozenset({
 PII_TYPES = frozenset({CREDIT_CARD, IBAN_CODE, US_SSN, EMAIL_ADDRESS, PHONE_NUMBER, IP_ADDRESS})
 
 
+def detector_of(entity_type: str) -> str:
+    """The detector that reports an entity type: ``secrets`` for a secret, ``pii`` for the rest (operator
+    patterns and the NER model's types included)."""
+    return "secrets" if entity_type in SECRET_TYPES else "pii"
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     """One detected entity: `text[start:end]` is the entity (Python str indices, end exclusive)."""

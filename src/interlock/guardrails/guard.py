@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from interlock.guardrails.dlp import DlpDetector
-from interlock.guardrails.findings import SECRET_TYPES, Finding
+from interlock.guardrails.findings import Finding, detector_of
 from interlock.guardrails.injection import InjectionDetector, InjectionResult
 from interlock.guardrails.modelfiles import ModelUnavailable
 from interlock.guardrails.ner import NerSettings, PresidioNer, merge
@@ -147,22 +147,17 @@ class Placeholders:
     def __bool__(self) -> bool:
         return bool(self.values)
 
-    def of(self, type_: str, value: str) -> str:
-        found = self._by_value.get((type_, value))
+    def of(self, type_: str, value: str, *, restorable: bool = True) -> str:
+        """The value's placeholder. ``restorable=False``: a value the answer leaked, numbered after the
+        request's and kept apart from them, never put back."""
+        key = (type_ if restorable else "-" + type_, value)
+        found = self._by_value.get(key)
         if found is None:
             self._counts[type_] += 1
             found = f"[{type_}_{self._counts[type_]}]"
-            self._by_value[(type_, value)] = found
-            self.values[found[1:-1]] = value
-        return found
-
-    def hide(self, type_: str, value: str) -> str:
-        """A placeholder for a value the answer leaked: numbered after the request's, never restored."""
-        found = self._by_value.get(("-" + type_, value))  # apart from the request's own, which restore
-        if found is None:
-            self._counts[type_] += 1
-            found = f"[{type_}_{self._counts[type_]}]"
-            self._by_value[("-" + type_, value)] = found
+            self._by_value[key] = found
+            if restorable:
+                self.values[found[1:-1]] = value
         return found
 
     def keep(self, restorable: Callable[[str], bool]) -> None:
@@ -348,7 +343,7 @@ class Guard:
             result = injection.check(piece.text, indirect=indirect)
             self.verdicts.put(key, result)
         else:  # a rules-only score does not depend on the threshold; whether it flags does
-            flagged = result.score >= (self.injection.indirect_threshold if indirect else self.injection.threshold)
+            flagged = result.score >= (injection.indirect_threshold if indirect else injection.threshold)
             if flagged != result.flagged:
                 result = replace(result, flagged=flagged)
         return result
@@ -450,11 +445,6 @@ class Guards:
         self._by_override: dict[object, Guard] = {}
         self._by_settings: dict[GuardrailSettings, Guard] = {floor: self.floor}
 
-    @property
-    def any_on(self) -> bool:
-        """A detector is on in the floor (projects may turn one on at run time too)."""
-        return self.floor.enabled
-
     def get(self, override: object) -> Guard:
         """The guard for a principal's override (None: the floor's)."""
         if override is None:
@@ -493,13 +483,12 @@ def _loaded(head: Path) -> InjectionClassifier:
 
 
 def _dlp(name: str, cfg: DetectorSettings, findings: Sequence[tuple[Piece, list[Finding]]]) -> Detection:
-    secrets = name == "secrets"
     counts: Counter[str] = Counter()
     spans: list[Span] = []
     best = 0.0
     for piece, found in findings:
         for f in found:
-            if (f.type in SECRET_TYPES) != secrets:
+            if detector_of(f.type) != name:
                 continue
             counts[f.type] += 1
             spans.append(Span(f.type, f.start, f.end, piece.message))
@@ -507,6 +496,7 @@ def _dlp(name: str, cfg: DetectorSettings, findings: Sequence[tuple[Piece, list[
     return Detection(name, cfg.action, best, bool(counts), dict(counts), spans)
 
 
-def header_value(detections: Sequence[Detection]) -> str:
-    """``x-interlock-guardrails``: ``detector=action`` for each detection (``unchecked`` when not run)."""
-    return ", ".join(f"{d.detector}={'unchecked' if d.unchecked else d.action}" for d in detections)
+def header_value(detections: Sequence[Detection], prefix: str = "") -> str:
+    """``x-interlock-guardrails``: ``detector=action`` for each detection (``unchecked`` when not run);
+    ``prefix`` names where (``output.`` for the answer)."""
+    return ", ".join(f"{prefix}{d.detector}={'unchecked' if d.unchecked else d.action}" for d in detections)

@@ -56,11 +56,11 @@ class InjectionDetector:
         self.indirect_threshold = indirect_threshold
         self.classifier = classifier
         rules = compile_rules()
-        self._strong = _by_trigger(r for r in rules if not r.indirect and not r.weak)
+        self._strong = _Table(r for r in rules if not r.indirect and not r.weak)
         # Decoded and de-obfuscated views are searched for the main triggers only.
         self._core = self._strong.only(_CORE_TRIGGERS)
-        self._weak = _by_trigger(r for r in rules if r.weak)
-        self._indirect = _by_trigger(r for r in rules if r.indirect)
+        self._weak = _Table(r for r in rules if r.weak)
+        self._indirect = _Table(r for r in rules if r.indirect)
 
     def check(self, text: str, indirect: bool = False) -> InjectionResult:
         """Score a prompt (`indirect=False`) or data the model will read, such as an e-mail or a tool result."""
@@ -103,9 +103,9 @@ class InjectionDetector:
 
 class _Table:
     """Trigger substring -> the rules it gates, and an Aho-Corasick automaton (``pyahocorasick``) that finds
-    every trigger in one pass over a view. A trigger that contains a shorter one ("system
-    prompt", "prompt") is folded into it: where the longer occurs, the shorter does too, and the window around
-    it covers the match."""
+    every trigger in one pass over a view. A trigger that contains a shorter one ("system prompt", "prompt")
+    is folded into it: where the longer occurs, the shorter does too, and the window around it covers the
+    match. ``only``: search these triggers alone."""
 
     __slots__ = ("automaton", "rules")
 
@@ -129,10 +129,6 @@ class _Table:
     def only(self, triggers: frozenset[bytes]) -> _Table:
         """The same table searched for ``triggers`` only."""
         return _Table({r for rs in self.rules.values() for r in rs}, triggers)
-
-
-def _by_trigger(rules: Iterable[Rule]) -> _Table:
-    return _Table(rules)
 
 
 # Scanning stops once the score reaches 0.99: an attack-heavy text costs no more than it must.

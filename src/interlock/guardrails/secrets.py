@@ -45,15 +45,23 @@ _VENDOR: tuple[tuple[str, tuple[bytes, ...], re.Pattern[str]], ...] = (
         r"(?<![\w-])(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}(?![\w-])")),
     (GOOGLE_API_KEY, (b"AIza",), re.compile(r"(?<![\w-])AIza[0-9A-Za-z_\-]{35}")),
 )
-# Each distinct prefix once, with the vendors it gates; prefixes with an underscore only when the text has one.
+# Each distinct prefix once, with the vendors it gates.
 _VENDOR_OF: dict[bytes, tuple[int, ...]] = {
     p: tuple(i for i, (_, ps, _) in enumerate(_VENDOR) if p in ps) for _, ps, _ in _VENDOR for p in ps
 }
-# Every prefix found in one pass (a substring search per prefix cost several times as much on long texts).
-_PREFIXES = ahocorasick.Automaton()
-for _prefix, _gated in _VENDOR_OF.items():
-    _PREFIXES.add_word(_prefix.decode("ascii"), _gated)
-_PREFIXES.make_automaton()
+
+
+def _prefix_automaton() -> ahocorasick.Automaton:
+    """Every prefix found in one pass (a substring search per prefix cost several times as much on long
+    texts)."""
+    automaton = ahocorasick.Automaton()
+    for prefix, gated in _VENDOR_OF.items():
+        automaton.add_word(prefix.decode("ascii"), gated)
+    automaton.make_automaton()
+    return automaton
+
+
+_PREFIXES = _prefix_automaton()
 _PEM = re.compile(
     r"-----BEGIN[A-Z0-9 ]{0,30} PRIVATE KEY(?: BLOCK)?-----[\s\S]*?(?:-----END[A-Z0-9 ]{0,30} PRIVATE KEY(?: BLOCK)?-----|\Z)"
 )

@@ -128,7 +128,8 @@ class Pipeline:
                     batch = await source.next_batch()
                 if screen is not None and screen.blocked is None and not encoder.failed:
                     held = screen.finish()  # the vendor is done (or cut short): what was held, scanned
-                    seen.extend(held)
+                    if not encoder.usage_seen or ctx.capture_content:
+                        seen.extend(held)
                     data = encoder.encode(held)
                     if data:
                         await out.send_bytes(data)

@@ -19,8 +19,18 @@ from typing import Any, TypeVar
 
 from interlock.core.context import RequestContext
 from interlock.core.errors import ContentBlocked, GuardrailUnavailable
-from interlock.guardrails.answer import AnswerGuard, detector_of
-from interlock.guardrails.guard import Detection, Guards, Placeholders, Unavailable, header_value, redact
+from interlock.guardrails.answer import AnswerGuard
+from interlock.guardrails.findings import detector_of
+from interlock.guardrails.guard import (
+    Checked,
+    Detection,
+    Guard,
+    Guards,
+    Placeholders,
+    Unavailable,
+    header_value,
+    redact,
+)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -73,11 +83,14 @@ class GuardStage:
             ctx.request_content = None
             raise GuardrailUnavailable(f"The {exc.detector} guardrail could not run, and its fail_mode is closed: "
                                        "the request was not sent. Try again, or ask the operator.") from None
+        restore = self._act(ctx, guard, checked) if checked.detections else None
+        if (guard.output or restore is not None) and ctx.inbound != "openai.embeddings":
+            ctx.answer = AnswerGuard(guard, restore, self.count)
+        return request
+
+    def _act(self, ctx: RequestContext, guard: Guard, checked: Checked) -> Placeholders | None:
+        """Record the detections, then block (raises) or redact; the placeholders to restore, if any."""
         detections = checked.detections
-        if not detections:
-            if guard.output and ctx.inbound != "openai.embeddings":
-                ctx.answer = AnswerGuard(guard, guard.output, None, self.count)
-            return request
         ctx.guardrails = [d.record() for d in detections]
         ctx.guardrails_header = header_value(detections)
         for d in detections:
@@ -98,9 +111,7 @@ class GuardStage:
                 if restoring != set(redacting):
                     placeholders.keep(lambda t: detector_of(t) in restoring)
                 restore = placeholders
-        if (guard.output or restore is not None) and ctx.inbound != "openai.embeddings":
-            ctx.answer = AnswerGuard(guard, guard.output, restore, self.count)
-        return request
+        return restore
 
     @staticmethod
     def _blocked(ctx: RequestContext, d: Detection) -> ContentBlocked:
