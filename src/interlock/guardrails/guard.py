@@ -444,11 +444,23 @@ class Guards:
         self.size = size
         self._by_override: dict[object, Guard] = {}
         self._by_settings: dict[GuardrailSettings, Guard] = {floor: self.floor}
+        self._building = threading.Lock()
+
+    def cached(self, override: object) -> Guard | None:
+        """The guard already built for a principal's override, or None (then :meth:`get` builds it)."""
+        return self.floor if override is None else self._by_override.get(override)
 
     def get(self, override: object) -> Guard:
-        """The guard for a principal's override (None: the floor's)."""
-        if override is None:
-            return self.floor
+        """The guard for a principal's override (None: the floor's). Building one compiles the injection
+        rules and may load the classifier, so the guard stage calls this on a worker thread: one builder at
+        a time."""
+        guard = self.cached(override)
+        if guard is not None:
+            return guard
+        with self._building:
+            return self._build(override)
+
+    def _build(self, override: object) -> Guard:
         guard = self._by_override.get(override)
         if guard is None:
             if not isinstance(override, ProjectGuardrails):

@@ -70,7 +70,9 @@ class GuardStage:
                 return request
             guard = self.guard
         else:
-            guard = self.guards.get(override)
+            # A project's guard not built yet: built on a worker thread (rules to compile, maybe a model to load).
+            built = self.guards.cached(override)
+            guard = built if built is not None else await off_loop(self.guards.get, override)
             if not guard.enabled:
                 return request
         try:
