@@ -28,6 +28,8 @@ from interlock.api.models import ModelsApi
 from interlock.api.openapi import OpenApiDocument
 from interlock.api.responses import ResponsesApi
 from interlock.api.routing import RoutingApi
+from interlock.cache.settings import CacheSettings
+from interlock.cache.setup import build_cache
 from interlock.catalog import Catalog, load_catalog, warm_tokenizers
 from interlock.config import ConfigError, Settings, load_settings
 from interlock.console import Console, ConsoleSettings
@@ -44,6 +46,7 @@ from interlock.ledger.pgstore import PostgresLog
 from interlock.ledger.responses_store import PostgresResponses, ResponsesStore, SQLiteResponses
 from interlock.ledger.store import SQLiteLog, SQLiteStore
 from interlock.ledger.wiring import Observability
+from interlock.pipeline.cache import CacheStage
 from interlock.pipeline.core import Pipeline
 from interlock.pipeline.dispatch import Dispatcher
 from interlock.pipeline.guard import GuardStage
@@ -97,6 +100,7 @@ def validate(settings: Settings) -> None:
     validate_governance(settings)
     ConsoleSettings.from_settings(settings)
     GuardrailConfig.from_settings(settings)
+    CacheSettings.from_settings(settings)
 
 
 def build_catalog(settings: Settings) -> Catalog:
@@ -166,6 +170,9 @@ class Gateway:
             ("route",))
         self.internal_errors = InternalErrors(lambda label: internal.inc((label,)), self._route_label)
         self.lifecycle = Lifecycle(settlers(self.routing, self.governance, self.ledger), self.internal_errors)
+        #: The exact response cache (cache/); None when no request can use it.
+        self.cache_settings = CacheSettings.from_settings(settings)
+        self.cache = build_cache(self.cache_settings, settings, clock, self.obs.registry)
         self.router = self._routes()
 
     def _route_label(self, path: str) -> str:
@@ -176,7 +183,11 @@ class Gateway:
         """The stages between parse and dispatch, in order: the one place to add one (guardrails, cache)."""
         core: tuple[AnyStage, ...] = (RouteStage(self.routing), AdmitStage(self.governance), CaptureStage(self.ledger))
         # Guardrails first: a blocked request reserves no budget and its content is never captured.
-        return (self.guard_stage(), *core)
+        # The cache last: its key needs the resolved route, and a hit counts toward limits like any request.
+        cache: tuple[AnyStage, ...] = ()
+        if self.cache is not None:
+            cache = (CacheStage(self.cache),)
+        return (self.guard_stage(), *core, *cache)
 
     def guard_stage(self) -> GuardStage:
         """The guardrails stage: always there, since a project may turn a detector on at run time (admin API);

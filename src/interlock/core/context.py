@@ -7,7 +7,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from interlock.core.cache import CacheTicket
 from interlock.core.errors import GatewayError
+from interlock.core.exchange import Exchange
 from interlock.core.plan import Plan, Target
 from interlock.core.pricing import Cost, Usage
 from interlock.core.principal import Principal
@@ -78,6 +80,8 @@ class RequestContext:
     received_at: float = field(default_factory=time.time)
     started: float = field(default_factory=time.perf_counter)
     principal: Principal | None = None
+    #: The HTTP exchange, for stages that read request headers (the cache's controls).
+    exchange: Exchange | None = None
     requested_model: str | None = None
     stream: bool = False
     plan: Plan | None = None
@@ -117,6 +121,9 @@ class RequestContext:
     #: The answer side (``guardrails/answer.py``): scans what the model wrote and restores redacted values;
     #: None when no detector looks at answers and nothing is restored.
     answer: AnswerScreen | None = None
+    # --- response cache ---
+    #: Set by the cache stage when the cache is on for this request (``pipeline/cache.py``).
+    cache: CacheTicket | None = None
 
     def fail(self, error: GatewayError) -> None:
         # Drop the traceback: it references the handler's frames, which reference this
@@ -142,4 +149,6 @@ class RequestContext:
             headers.extend(self.gov_headers)
         if self.guardrails_header:
             headers.append(("x-interlock-guardrails", self.guardrails_header))
+        if self.cache is not None:
+            headers.extend(self.cache.headers())
         return headers

@@ -15,6 +15,7 @@ from typing import Any, cast
 import orjson
 
 from interlock.core import exchange
+from interlock.core.cache import HIT
 from interlock.core.canonical import ChatCompletion, ChatRequest
 from interlock.core.codec import InboundCodec, set_cost
 from interlock.core.context import RequestContext
@@ -54,6 +55,7 @@ class Pipeline:
 
     async def _run(self, req: Exchange, ctx: RequestContext) -> None:
         self.identify(req, ctx)
+        ctx.exchange = req
         # Routing, governance and dispatch still take a plain dict: the codec's ChatRequest is cast here, and back
         # for the codec's answer (a cast is free of copies).
         request = cast("dict[str, Any]", await self.codec.parse(await req.body(self.max_body), ctx))
@@ -68,7 +70,11 @@ class Pipeline:
             await self._complete(req, ctx, request)
 
     async def _complete(self, req: Exchange, ctx: RequestContext, request: dict[str, Any]) -> None:
-        completion = await self.dispatcher.complete(ctx, request, req.headers)
+        cache = ctx.cache
+        if cache is not None and cache.status == HIT:
+            completion = cache.completion()
+        else:
+            completion = await self.dispatcher.complete(ctx, request, req.headers)
         ctx.first_byte = time.perf_counter()
         data = completion.data
         usage = data.get("usage")
@@ -76,12 +82,16 @@ class Pipeline:
             set_cost(usage, price_openai_usage(ctx, usage))
         else:
             data["usage"] = estimated_openai_usage(ctx, request, completion_output_text(data))
+        # The vendor's answer as it came, before guardrails redact it: a replay is screened by today's policy.
+        stored = orjson.dumps(data) if cache is not None and cache.storing else None
         answer = ctx.answer
         if answer is not None:
             try:
                 answer.screen(data)  # redacts in place, or raises the block
             finally:
                 answer.settle(ctx)
+        if stored is not None and cache is not None:
+            cache.store_completion(ctx, stored)
         headers = [("content-type", "application/json"), *ctx.response_headers()]
         if ctx.cost is not None:
             headers.append(("x-interlock-cost-usd", ctx.cost.usd_str))
@@ -98,10 +108,17 @@ class Pipeline:
         req.send(200, self.codec.completion(ctx, cast("ChatRequest", request), cast("ChatCompletion", data)), headers)
 
     async def _stream(self, req: Exchange, ctx: RequestContext, request: dict[str, Any]) -> None:
-        source, batch = await self.dispatcher.stream(ctx, request, req.headers)
+        cache = ctx.cache
+        if cache is not None and cache.status == HIT:
+            source = cache.source()
+            batch = await source.next_batch()
+        else:
+            source, batch = await self.dispatcher.stream(ctx, request, req.headers)
         screen = ctx.answer.stream() if ctx.answer is not None else None
         # Payloads are kept only until usage arrives, to estimate tokens if it never does.
         seen: list[bytes] = []
+        # The vendor's payloads as they came (before guardrails), when the completed stream is to be stored.
+        stored: list[bytes] | None = [] if cache is not None and cache.storing else None
         out: StreamOut | None = None
         try:
             encoder = self.codec.stream_encoder(ctx, cast("ChatRequest", request),
@@ -114,6 +131,8 @@ class Pipeline:
             failure: GatewayError | None = None
             try:
                 while batch is not None:
+                    if stored is not None:
+                        stored.extend(batch)
                     if screen is not None:
                         batch = screen.feed(batch)
                     if not encoder.usage_seen or ctx.capture_content:
@@ -150,6 +169,8 @@ class Pipeline:
                 estimated = None if encoder.usage_seen else estimated_openai_usage(ctx, request,
                                                                                    stream_output_text(seen))
                 await out.send_bytes(encoder.finish(estimated))
+                if stored is not None and cache is not None and not ctx.client_disconnected:
+                    cache.store_stream(ctx, stored)  # complete, relayed in full, not blocked
         except exchange.CLIENT_GONE:
             ctx.client_disconnected = True
         finally:

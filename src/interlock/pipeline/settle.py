@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import orjson
 
 from interlock.catalog import count_tokens, estimate_chat_tokens
+from interlock.core.cache import HIT
 from interlock.core.canonical import CanonicalUsage
 from interlock.core.codec import ESTIMATED
 from interlock.core.context import RequestContext
@@ -33,11 +34,12 @@ def price_usage(ctx: RequestContext, usage: Usage) -> float | None:
     """Record usage and its cost on the context; return the cost in USD (None when unpriced)."""
     ctx.usage = usage
     target = ctx.target
-    if target is None or target.price is None:
-        ctx.cost = None
-        return None
-    ctx.cost = cost_of(target.price, usage)
-    return ctx.cost.usd
+    cost = cost_of(target.price, usage) if target is not None and target.price is not None else None
+    cache = ctx.cache
+    if cache is not None and cache.status == HIT:
+        cost = cache.charge(cost)  # a replayed answer: what it cost is saved, the caller pays a fraction
+    ctx.cost = cost
+    return cost.usd if cost is not None else None
 
 
 def price_openai_usage(ctx: RequestContext, usage: Mapping[str, Any]) -> float | None:

@@ -1,0 +1,49 @@
+"""The cache key: a digest of a canonical form of everything that can change the answer.
+
+Canonical means that JSON key order, number spelling (``1``, ``1.0``, ``1e0``) and the JSON's whitespace do
+not matter, while every value does: messages, tools, tool_choice, response_format, sampling parameters,
+seed, reasoning settings and any vendor extra the request carries all go in, since a field the key left out
+would let one request be answered with another's answer. Left out are only fields that cannot change what
+the model writes (:data:`IGNORED`). Beside the request: the inbound API, whether it streams, the resolved
+policy and models, the project (unless shared) and the caller's namespace.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+#: Request fields that only label, route or account for a request: leaving them out lets identical prompts
+#: from different end users, traces or tags share an answer (``x-interlock-cache-namespace`` separates them).
+IGNORED = frozenset({"model", "stream", "user", "metadata", "store", "service_tier", "prompt_cache_key",
+                     "safety_identifier"})
+
+
+def canonical(value: Any) -> Any:
+    """``value`` with mappings sorted by key and integral floats as integers (``1.0`` and ``1`` are one key)."""
+    if isinstance(value, dict):
+        return {k: canonical(value[k]) for k in sorted(value)}
+    if isinstance(value, list | tuple):
+        return [canonical(v) for v in value]
+    if isinstance(value, float) and value.is_integer() and math.isfinite(value) and abs(value) < 2 ** 53:
+        return int(value)
+    return value
+
+
+def request_digest(request: Mapping[str, Any], *, inbound: str, stream: bool, policy: str | None,
+                   models: tuple[str, ...], project: str, namespace: str) -> str:
+    """Hex digest (32 characters) of the canonical request and its context."""
+    body = {k: v for k, v in request.items() if k not in IGNORED}
+    head = {"api": inbound, "stream": stream, "policy": policy, "models": list(models), "project": project,
+            "namespace": namespace}
+    blob = orjson.dumps([head, canonical(body)])
+    return hashlib.blake2b(blob, digest_size=16).hexdigest()
+
+
+def short(text: str) -> str:
+    """A fixed-width 8-character tag of a project, namespace or model, for Redis key patterns."""
+    return hashlib.blake2b(text.encode(), digest_size=4).hexdigest()

@@ -1,0 +1,273 @@
+"""The exact response cache: decides per request, looks up, replays and stores.
+
+:meth:`ResponseCache.lookup` runs after routing and admission (``pipeline/cache.py``): a hit is a request
+like any other for rate limits and budgets, and its key needs the resolved policy and models. It returns a
+:class:`Ticket` (``core.cache.CacheTicket``) or None when the cache is off for the request. What is never
+cached: requests of a zero-data-retention project (nothing of theirs may be stored), ``n > 1`` without a
+seed, sampling at temperature > 0 (or at the vendor's default) unless the rules allow it, answers that
+failed, were cut short or were refused by guardrails (the pipeline stores only what it relayed in full).
+Guardrails run on the request before the lookup and on a replayed answer as on a vendor's, so a policy
+tightened since an answer was stored still applies to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import orjson
+
+from interlock.cache.key import request_digest, short
+from interlock.cache.settings import CacheRules, CacheSettings
+from interlock.cache.store import Backend, Entry, MemoryBackend, Selector
+from interlock.core.cache import BYPASS, HIT, MISS
+from interlock.core.context import RequestContext
+from interlock.core.errors import InvalidRequest
+from interlock.core.pricing import Cost
+from interlock.core.vendor import ChunkSource, Completion
+
+_NAMESPACE = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
+#: The project part of keys when answers are shared across projects.
+SHARED = "*"
+
+
+class Counts:
+    """Per worker, for ``/metrics`` and the admin API."""
+
+    __slots__ = ("bypasses", "hits", "misses", "saved_picousd", "skipped", "stores")
+
+    def __init__(self) -> None:
+        self.hits = self.misses = self.bypasses = self.stores = self.skipped = 0
+        self.saved_picousd = 0
+
+
+class ResponseCache:
+    def __init__(self, settings: CacheSettings, backend: Backend, wall: Callable[[], float],
+                 on_result: Callable[[str], None] | None = None) -> None:
+        self.settings = settings
+        self.backend = backend
+        self.wall = wall
+        self.counts = Counts()
+        self.on_result = on_result
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def lookup(self, ctx: RequestContext, request: Mapping[str, Any]) -> Ticket | None:
+        header = ctx.exchange.header if ctx.exchange is not None else _no_header
+        asked = header("x-interlock-cache")
+        if asked is not None:
+            asked = asked.strip().lower()
+            if asked not in ("on", "off"):
+                raise InvalidRequest("x-interlock-cache must be 'on' or 'off'.", param="x-interlock-cache",
+                                     code="invalid_header")
+        principal = ctx.principal
+        project = principal.project if principal is not None and principal.project else ""
+        policy = ctx.plan.policy.name if ctx.plan is not None and ctx.plan.policy is not None else None
+        rules = self.settings.rules_for(policy, project)
+        if asked == "off":
+            return self._bypass(rules, "request") if rules.enabled else None
+        if not rules.enabled and not (asked == "on" and rules.allow_request_opt_in):
+            return self._bypass(rules, "opt_in_not_allowed") if asked == "on" else None
+        ttl = self._ttl(header("x-interlock-cache-ttl"), rules)
+        namespace = header("x-interlock-cache-namespace") or ""
+        if namespace and not _NAMESPACE.fullmatch(namespace):
+            raise InvalidRequest("x-interlock-cache-namespace: 1-128 characters of letters, digits and . _ : @ -.",
+                                 param="x-interlock-cache-namespace", code="invalid_header")
+        directives = {d.strip().lower() for d in (header("cache-control") or "").split(",")}
+        reason = self._refusal(ctx, request, rules, directives)
+        if reason is not None:
+            return self._bypass(rules, reason)
+        plan = ctx.plan
+        models = tuple(sorted({t.model_id for t in plan.targets})) if plan is not None else ()
+        owner = SHARED if self.settings.share_across_projects else project
+        digest = request_digest(request, inbound=ctx.inbound, stream=ctx.stream, policy=policy, models=models,
+                                project=owner, namespace=namespace)
+        model = plan.targets[0].model_id if plan is not None and plan.targets else ""
+        key = short(owner) + short(namespace) + short(model) + digest
+        entry = None if "no-cache" in directives else await self.backend.get(key)
+        if entry is not None and entry.kind != ("stream" if ctx.stream else "completion"):
+            entry = None  # cannot happen with the stream flag in the key; kept as a guard for old entries
+        ticket = Ticket(self, rules, key, ttl, entry)
+        if entry is not None:
+            ticket.status = HIT
+            ticket.age = max(0, int(self.wall() - entry.created))
+            ctx.target = _target_of(ctx, entry.target)
+            self.counts.hits += 1
+        else:
+            self.counts.misses += 1
+        self._count(ticket.status)
+        return ticket
+
+    @staticmethod
+    def _refusal(ctx: RequestContext, request: Mapping[str, Any], rules: CacheRules,
+                 directives: set[str]) -> str | None:
+        """Why this request may not use the cache, or None."""
+        if "no-store" in directives:
+            return "no-store"
+        if ctx.zero_data_retention:
+            return "zero_data_retention"
+        n = request.get("n")
+        if isinstance(n, int) and n > 1 and request.get("seed") is None:
+            return "n_without_seed"
+        if not rules.allow_temperature:
+            temperature = request.get("temperature")
+            if not isinstance(temperature, int | float) or temperature > 0:
+                return "temperature"
+        return None
+
+    def _ttl(self, value: str | None, rules: CacheRules) -> int:
+        if value is None:
+            return rules.ttl_s
+        try:
+            ttl = int(value.strip())
+        except ValueError:
+            ttl = 0
+        if not 1 <= ttl <= self.settings.max_ttl_s:
+            raise InvalidRequest(f"x-interlock-cache-ttl must be a whole number of seconds from 1 to "
+                                 f"{self.settings.max_ttl_s}.", param="x-interlock-cache-ttl", code="invalid_header")
+        return ttl
+
+    def _bypass(self, rules: CacheRules, reason: str) -> Ticket:
+        ticket = Ticket(self, rules, "", 0, None)
+        ticket.status = BYPASS
+        ticket.storing = False
+        ticket.reason = reason
+        self.counts.bypasses += 1
+        self._count(BYPASS)
+        return ticket
+
+    def _count(self, status: str) -> None:
+        if self.on_result is not None:
+            self.on_result(status)
+
+    def store(self, key: str, entry: Entry, ttl_s: int) -> None:
+        if entry.size > self.settings.max_entry_bytes:
+            self.counts.skipped += 1
+            return
+        self.counts.stores += 1
+        task = asyncio.get_running_loop().create_task(self.backend.put(key, entry, ttl_s))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def delete(self, selector: Selector) -> int:
+        return await self.backend.delete(selector)
+
+    def collect(self) -> list[tuple[str, str, str, list[tuple[dict[str, str], float]]]]:
+        """``/metrics`` at scrape time: this worker's savings and stores, and its memory cache's size."""
+        kind = {"backend": self.backend.kind}
+        c = self.counts
+        out = [
+            ("interlock_cache_saved_usd", "counter", "What the answers served from the response cache cost when "
+             "they were made (USD).", [(kind, c.saved_picousd / 1e12)]),
+            ("interlock_cache_stores", "counter", "Answers stored in the response cache.", [(kind, float(c.stores))]),
+        ]
+        if isinstance(self.backend, MemoryBackend):
+            out.append(("interlock_cache_entries", "gauge", "Answers held in this worker's memory cache.",
+                        [(kind, float(len(self.backend)))]))
+            out.append(("interlock_cache_bytes", "gauge", "Bytes held in this worker's memory cache.",
+                        [(kind, float(self.backend.bytes))]))
+        return out
+
+    async def stats(self) -> dict[str, object]:
+        entries, size = await self.backend.size()
+        c = self.counts
+        looked = c.hits + c.misses
+        return {"backend": self.backend.kind, "entries": entries, "bytes": size, "hits": c.hits, "misses": c.misses,
+                "bypasses": c.bypasses, "stores": c.stores, "too_large": c.skipped,
+                "hit_rate": round(c.hits / looked, 4) if looked else None,
+                "saved_usd": c.saved_picousd / 1e12}
+
+
+class Ticket:
+    """One request's use of the cache (``core.cache.CacheTicket``)."""
+
+    __slots__ = ("age", "cache", "entry", "key", "reason", "rules", "saved", "status", "storing", "ttl")
+
+    def __init__(self, cache: ResponseCache, rules: CacheRules, key: str, ttl: int, entry: Entry | None) -> None:
+        self.cache = cache
+        self.rules = rules
+        self.key = key
+        self.ttl = ttl
+        self.entry = entry
+        self.status = MISS
+        self.storing = entry is None
+        self.saved: Cost | None = None
+        self.age = 0
+        self.reason = ""
+
+    def headers(self) -> list[tuple[str, str]]:
+        if self.status == HIT:
+            return [("x-interlock-cache", HIT), ("x-interlock-cache-age", str(self.age))]
+        if self.status == BYPASS:
+            return [("x-interlock-cache", BYPASS), ("x-interlock-cache-reason", self.reason)]
+        return [("x-interlock-cache", MISS)]
+
+    def completion(self) -> Completion:
+        assert self.entry is not None
+        return Completion(orjson.loads(self.entry.body))
+
+    def source(self) -> ChunkSource:
+        assert self.entry is not None
+        return Replay(list(self.entry.payloads))
+
+    def charge(self, cost: Cost | None) -> Cost:
+        assert self.entry is not None
+        saved = cost if cost is not None else (
+            Cost(self.entry.cost_picousd) if self.entry.cost_picousd is not None else None)
+        self.saved = saved
+        fraction = self.rules.hit_cost_fraction
+        if saved is not None:
+            self.cache.counts.saved_picousd += saved.picousd
+        if saved is None or fraction == 0:
+            return Cost(0)
+        return Cost(round(saved.picousd * fraction))
+
+    def store_completion(self, ctx: RequestContext, body: bytes) -> None:
+        self._store(ctx, Entry("completion", body, (), self.cache.wall(), *_origin(ctx)))
+
+    def store_stream(self, ctx: RequestContext, payloads: list[bytes]) -> None:
+        self._store(ctx, Entry("stream", b"", tuple(payloads), self.cache.wall(), *_origin(ctx)))
+
+    def _store(self, ctx: RequestContext, entry: Entry) -> None:
+        if self.storing and ctx.error is None:
+            self.storing = False
+            self.cache.store(self.key, entry, self.ttl)
+
+
+class Replay:
+    """A stored stream as a chunk source: every payload in one batch, then the end."""
+
+    __slots__ = ("_payloads", "dropped", "truncated")
+
+    def __init__(self, payloads: list[bytes]) -> None:
+        self._payloads: list[bytes] | None = payloads
+        self.truncated = False
+        self.dropped: tuple[str, ...] = ()
+
+    async def next_batch(self) -> list[bytes] | None:
+        batch, self._payloads = self._payloads, None
+        return batch
+
+    def close(self) -> None:
+        self._payloads = None
+
+
+def _origin(ctx: RequestContext) -> tuple[str, int | None]:
+    target = ctx.target
+    cost = ctx.cost
+    return (target.key if target is not None else "",
+            cost.picousd if cost is not None and not cost.estimated else None)
+
+
+def _target_of(ctx: RequestContext, key: str) -> Any:
+    """The plan's target that made the stored answer (for its price and the response headers), if still there."""
+    plan = ctx.plan
+    for target in plan.targets if plan is not None else ():
+        if target.key == key:
+            return target
+    return None
+
+
+def _no_header(name: str) -> str | None:
+    return None

@@ -1,0 +1,204 @@
+"""Where cached answers live: process memory (bounded by bytes, least recently used first out) or Redis
+(shared by every worker and replica; values compressed, keys short, entries capped; an outage is a miss).
+
+An entry is the vendor's answer in the canonical format - one completion's JSON, or a stream's chunk
+payloads - with what is needed to account for a hit: when it was made, the route that made it and what it
+cost. Keys are ``<project tag><namespace tag><model tag><digest>`` (8 + 8 + 8 + 32 hex characters), so a
+delete by project, namespace or model is a pattern on fixed positions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+from redis.exceptions import RedisError
+
+from interlock.cache.key import short
+
+log = logging.getLogger("interlock.cache")
+
+TAG = 8
+#: A stored entry's own overhead counted against ``max_bytes`` (the dict slot, the objects, the key).
+ENTRY_OVERHEAD = 400
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    #: ``completion`` (``body`` is its JSON) or ``stream`` (``payloads`` are its chunks).
+    kind: str
+    body: bytes
+    payloads: tuple[bytes, ...]
+    #: Epoch seconds when the answer was made.
+    created: float
+    #: The route that made it (``vendor/model`` target key) and what it cost then, in pico-USD (None: unpriced).
+    target: str
+    cost_picousd: int | None
+
+    @property
+    def size(self) -> int:
+        return len(self.body) + sum(len(p) for p in self.payloads) + len(self.target)
+
+    def encode(self) -> bytes:
+        """Compressed JSON (payloads are JSON text, so they travel as strings)."""
+        doc = {"k": self.kind, "b": self.body.decode(), "p": [p.decode() for p in self.payloads],
+               "c": self.created, "t": self.target, "$": self.cost_picousd}
+        return zlib.compress(orjson.dumps(doc), 1)
+
+    @classmethod
+    def decode(cls, blob: bytes) -> Entry | None:
+        """None for anything that is not an entry this version wrote (treated as a miss)."""
+        try:
+            doc = orjson.loads(zlib.decompress(blob))
+            return cls(str(doc["k"]), str(doc["b"]).encode(), tuple(str(p).encode() for p in doc["p"]),
+                       float(doc["c"]), str(doc["t"]), None if doc["$"] is None else int(doc["$"]))
+        except (zlib.error, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            return None
+
+
+@dataclass(frozen=True, slots=True)
+class Selector:
+    """Which entries a delete removes: every one, or those of a project, namespace and/or model."""
+
+    project: str | None = None
+    namespace: str | None = None
+    model: str | None = None
+
+    def tags(self) -> list[str | None]:
+        return [None if v is None else short(v) for v in (self.project, self.namespace, self.model)]
+
+    def matches(self, key: str) -> bool:
+        for i, tag in enumerate(self.tags()):
+            if tag is not None and key[i * TAG:(i + 1) * TAG] != tag:
+                return False
+        return True
+
+
+class Backend(Protocol):
+    kind: str
+
+    async def get(self, key: str) -> Entry | None: ...
+
+    async def put(self, key: str, entry: Entry, ttl_s: int) -> None: ...
+
+    async def delete(self, selector: Selector) -> int: ...
+
+    async def size(self) -> tuple[int, int]:
+        """(entries, bytes) stored."""
+        ...
+
+
+class MemoryBackend:
+    """Per worker: an ordered map with expiry, evicting the least recently used past ``max_bytes``."""
+
+    kind = "memory"
+
+    def __init__(self, max_bytes: int, clock: Callable[[], float]) -> None:
+        self.max_bytes = max_bytes
+        self.clock = clock
+        self._items: OrderedDict[str, tuple[Entry, float, int]] = OrderedDict()
+        self.bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    async def get(self, key: str) -> Entry | None:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        entry, expires, _ = item
+        if expires <= self.clock():
+            self._drop(key)
+            return None
+        self._items.move_to_end(key)
+        return entry
+
+    async def put(self, key: str, entry: Entry, ttl_s: int) -> None:
+        size = entry.size + ENTRY_OVERHEAD
+        if size > self.max_bytes:
+            return
+        if key in self._items:
+            self._drop(key)
+        self._items[key] = (entry, self.clock() + ttl_s, size)
+        self.bytes += size
+        while self.bytes > self.max_bytes:
+            self._drop(next(iter(self._items)))
+
+    async def delete(self, selector: Selector) -> int:
+        doomed = [k for k in self._items if selector.matches(k)]
+        for key in doomed:
+            self._drop(key)
+        return len(doomed)
+
+    async def size(self) -> tuple[int, int]:
+        return len(self._items), self.bytes
+
+    def _drop(self, key: str) -> None:
+        _, _, size = self._items.pop(key)
+        self.bytes -= size
+
+
+class RedisBackend:
+    """Shared: one GET or SET per request, each bounded by ``timeout_s``; any failure is a miss, logged once
+    a minute at most."""
+
+    kind = "redis"
+
+    def __init__(self, client: Any, prefix: str, timeout_s: float, clock: Callable[[], float]) -> None:
+        self.client = client
+        self.prefix = prefix + "cache:"
+        self.timeout_s = timeout_s
+        self.clock = clock
+        self._warned = -1e9
+        #: Failures since start (lookups and stores that fell back to a miss), for the metrics.
+        self.failures = 0
+
+    async def get(self, key: str) -> Entry | None:
+        try:
+            blob = await asyncio.wait_for(self.client.get(self.prefix + key), self.timeout_s)
+        except (RedisError, OSError, TimeoutError) as exc:  # a miss, never an error
+            self._failed("lookup", exc)
+            return None
+        return Entry.decode(blob) if blob is not None else None
+
+    async def put(self, key: str, entry: Entry, ttl_s: int) -> None:
+        try:
+            await asyncio.wait_for(self.client.set(self.prefix + key, entry.encode(), ex=ttl_s), self.timeout_s)
+        except (RedisError, OSError, TimeoutError) as exc:  # the cache is left without the entry
+            self._failed("store", exc)
+
+    async def delete(self, selector: Selector) -> int:
+        """SCAN for the selector's pattern and delete in batches (an admin operation, not on the request path)."""
+        pattern = self.prefix + "".join(tag if tag is not None else "?" * TAG for tag in selector.tags()) + "*"
+        removed = 0
+        batch: list[bytes] = []
+        async for key in self.client.scan_iter(match=pattern, count=1000):
+            batch.append(key)
+            if len(batch) >= 500:
+                removed += int(await self.client.unlink(*batch))
+                batch.clear()
+        if batch:
+            removed += int(await self.client.unlink(*batch))
+        return removed
+
+    async def size(self) -> tuple[int, int]:
+        """Entries and bytes under the prefix (a SCAN: for the admin API, not the request path)."""
+        entries = total = 0
+        async for key in self.client.scan_iter(match=self.prefix + "*", count=1000):
+            entries += 1
+            total += int(await self.client.strlen(key))
+        return entries, total
+
+    def _failed(self, what: str, exc: BaseException) -> None:
+        self.failures += 1
+        now = self.clock()
+        if now - self._warned >= 60.0:
+            self._warned = now
+            log.warning("response cache: Redis %s failed (%s: %s); answering as a miss",
+                        what, type(exc).__name__, exc)
