@@ -19,6 +19,7 @@ from typing import Any
 from interlock.api.admin import AdminApi
 from interlock.api.admin_logs import AdminLogs
 from interlock.api.badge import BadgeApi
+from interlock.api.cache import CacheAdmin
 from interlock.api.embeddings import EmbeddingsApi
 from interlock.api.guardrails import GuardrailsApi
 from interlock.api.health import Health
@@ -258,6 +259,7 @@ class Gateway:
         if self.obs.telemetry.metrics:
             router.add("/metrics", ("GET",), MetricsApi(self.obs.registry, self.obs.snapshots).scrape, openai_errors)
         AdminApi(self.governance, self.secret, self.guardrails).add_routes(router)
+        router.add("/admin/v1/cache", ("GET", "DELETE"), CacheAdmin(self.cache, self.auth).route, openai_errors)
         console_settings = ConsoleSettings.from_settings(self.settings)
         if console_settings.enabled:
             # The playground's chat is this gateway's chat path with the session as the caller.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from interlock.cache.response_cache import ResponseCache
 from interlock.cache.settings import CacheSettings
-from interlock.cache.store import Backend, MemoryBackend, RedisBackend
+from interlock.cache.store import Backend, Journal, MemoryBackend, RedisBackend
 from interlock.config import Settings
 from interlock.core.clock import Clock
 from interlock.observability.metrics import Registry
@@ -26,7 +26,8 @@ def build_cache(cache: CacheSettings, settings: Settings, clock: Clock, registry
             redis.url, max_connections=64, timeout=cache.redis_timeout_s))
         backend = RedisBackend(client, redis.key_prefix, cache.redis_timeout_s, clock.monotonic)
     else:
-        backend = MemoryBackend(cache.max_bytes, clock.monotonic)
+        journal = Journal(settings.server.state_dir / "cache-deletions.jsonl")
+        backend = MemoryBackend(cache.max_bytes, clock.monotonic, clock.time, journal)
     results = registry.counter("interlock_cache_requests_total",
                                "Requests the response cache looked at, by result (hit, miss, bypass).", ("result",))
     out = ResponseCache(cache, backend, clock.time, lambda status: results.inc((status,)))

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
@@ -94,14 +97,62 @@ class Backend(Protocol):
         ...
 
 
+class Journal:
+    """Deletes for the memory caches of every worker of one gateway: a line per delete, appended to a file in
+    the state directory, which each worker reads at most once a second (on its next lookup)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(exist_ok=True)
+        self.offset = path.stat().st_size  # a worker starts with an empty cache: older deletes are moot
+        self.next_poll = 0.0
+
+    def append(self, selector: Selector, at: float) -> None:
+        line = orjson.dumps({"pid": os.getpid(), "at": at, "project": selector.project,
+                             "namespace": selector.namespace, "model": selector.model}) + b"\n"
+        with self.path.open("ab") as f:  # one small O_APPEND write: lines of concurrent writers never interleave
+            f.write(line)
+
+    def poll(self, now: float) -> list[tuple[Selector, float]]:
+        """Deletes other workers wrote since the last poll (at most one stat a second)."""
+        if now < self.next_poll:
+            return []
+        self.next_poll = now + 1.0
+        try:
+            size = self.path.stat().st_size
+            if size <= self.offset:
+                return []
+            with self.path.open("rb") as f:
+                f.seek(self.offset)
+                data = f.read(size - self.offset)
+        except OSError as exc:
+            log.warning("response cache: reading the deletion journal %s failed (%s)", self.path, exc)
+            return []
+        self.offset += data.rfind(b"\n") + 1  # a line still being written is read next time
+        out = []
+        me = os.getpid()
+        for line in data.splitlines():
+            try:
+                doc = orjson.loads(line)
+                if doc["pid"] != me:
+                    out.append((Selector(doc["project"], doc["namespace"], doc["model"]), float(doc["at"])))
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                continue  # the unfinished tail, or a line this version does not know
+        return out
+
+
 class MemoryBackend:
     """Per worker: an ordered map with expiry, evicting the least recently used past ``max_bytes``."""
 
     kind = "memory"
 
-    def __init__(self, max_bytes: int, clock: Callable[[], float]) -> None:
+    def __init__(self, max_bytes: int, clock: Callable[[], float], wall: Callable[[], float] = time.time,
+                 journal: Journal | None = None) -> None:
         self.max_bytes = max_bytes
         self.clock = clock
+        self.wall = wall
+        self.journal = journal
         self._items: OrderedDict[str, tuple[Entry, float, int]] = OrderedDict()
         self.bytes = 0
 
@@ -109,6 +160,10 @@ class MemoryBackend:
         return len(self._items)
 
     async def get(self, key: str) -> Entry | None:
+        journal = self.journal
+        if journal is not None:
+            for selector, at in journal.poll(self.clock()):
+                self._delete(selector, at)
         item = self._items.get(key)
         if item is None:
             return None
@@ -131,7 +186,14 @@ class MemoryBackend:
             self._drop(next(iter(self._items)))
 
     async def delete(self, selector: Selector) -> int:
-        doomed = [k for k in self._items if selector.matches(k)]
+        at = self.wall()
+        if self.journal is not None:
+            self.journal.append(selector, at)
+        return self._delete(selector, at)
+
+    def _delete(self, selector: Selector, at: float) -> int:
+        """Entries ``selector`` matches that were made before ``at`` (a later answer is not what was deleted)."""
+        doomed = [k for k, (entry, _, _) in self._items.items() if entry.created <= at and selector.matches(k)]
         for key in doomed:
             self._drop(key)
         return len(doomed)

@@ -1,0 +1,44 @@
+"""``GET /admin/v1/cache`` (statistics) and ``DELETE /admin/v1/cache`` (all, or by namespace, project, model).
+
+Admin key only. With the memory backend each worker holds its own cache: a delete is applied by the worker
+that answers it at once and by the others within a second (``cache/store.py``, the deletion journal); the
+statistics are the answering worker's (``/metrics`` sums every worker's).
+"""
+
+from __future__ import annotations
+
+from interlock.api.admin_logs import _query
+from interlock.cache.response_cache import ResponseCache
+from interlock.cache.store import Selector
+from interlock.core.errors import PermissionDenied
+from interlock.core.exchange import Exchange
+from interlock.governance.auth import Authenticator
+
+DELETE_PARAMS = ("namespace", "project", "model")
+
+
+class CacheAdmin:
+    def __init__(self, cache: ResponseCache | None, auth: Authenticator) -> None:
+        self.cache = cache
+        self.auth = auth
+
+    def _admin(self, req: Exchange) -> None:
+        principal = self.auth.authenticate(req.header("authorization"), req.header("x-api-key"))
+        if principal.kind != "admin":
+            raise PermissionDenied("The response cache is managed with the admin key only.")
+
+    async def route(self, req: Exchange) -> None:
+        self._admin(req)
+        if req.method == "DELETE":
+            params = _query(req, DELETE_PARAMS)
+            selector = Selector(params.get("project") or None, params.get("namespace") or None,
+                                params.get("model") or None)
+            deleted = await self.cache.delete(selector) if self.cache is not None else 0
+            req.json(200, {"object": "cache.deletion", "deleted": deleted,
+                           "selector": {k: v for k, v in params.items() if v}})
+            return
+        _query(req, ())
+        if self.cache is None:
+            req.json(200, {"object": "cache.stats", "enabled": False})
+            return
+        req.json(200, {"object": "cache.stats", "enabled": True, **await self.cache.stats()})
