@@ -39,6 +39,8 @@ from interlock.observability.requests import RequestMetrics
 from interlock.pipeline.settle import price_openai_usage, price_usage
 from interlock.state.migrations import Schema
 from interlock.state.sqlite import SQLiteDB
+from tests.conftest import MASTER_KEY
+from tests.inprocess import Proto, Scope, running_gateway
 from tests.pg_util import create_database, drop_database, url
 from tests.test_routing_fixtures import MODEL, chat, simulator, world
 
@@ -397,3 +399,46 @@ async def test_the_admin_api_shows_the_cache_fields(tmp_path: Path) -> None:
         assert err.value.param == "response_cache"
     finally:
         store.close()
+
+
+# ----------------------------------------------------------------- a gateway
+
+
+def test_a_gateways_hits_reach_the_log_and_the_spend_report(tmp_path: Path) -> None:
+    """The real pipeline: a miss, then a hit replayed by the cache stage, logged and rolled up."""
+    config = ("simulator: {enabled: true, time_scale: 0}\ncache: {enabled: true}\n"
+              "logging: {level: metadata, flush_interval: 0.05}\n")
+    body = orjson.dumps({"model": "openai/gpt-4.1-mini", "temperature": 0,
+                         "messages": [{"role": "user", "content": "cache me"}]})
+    auth = {"authorization": f"Bearer {MASTER_KEY}", "host": "127.0.0.1:4000"}
+    with running_gateway(config, tmp_path) as (gw, loop):
+
+        def call(method: str, path: str, query: str = "", raw: bytes = b"") -> Proto:
+            async def run() -> Proto:
+                proto = Proto(raw)
+                scope = Scope(method, path, {**auth, "content-type": "application/json",
+                                             "content-length": str(len(raw))})
+                scope.query_string = query
+                await gw.__rsgi__(scope, proto)  # type: ignore[arg-type]
+                return proto
+            return loop.run_until_complete(run())
+
+        answers = [call("POST", "/v1/chat/completions", raw=body) for _ in range(2)]
+        assert [a.status for a in answers] == [200, 200]
+        assert [a.headers.get("x-interlock-cache") for a in answers] == [MISS, HIT]
+        writer = gw.obs.writer
+        assert writer is not None
+        loop.run_until_complete(writer.flush())
+        ids = [a.headers["x-interlock-request-id"] for a in answers]
+        records = [orjson.loads(b"".join(call("GET", f"/admin/v1/logs/{rid}").chunks)) for rid in ids]
+        assert [r["response_cache"] for r in records] == [MISS, HIT]
+        miss, hit = records
+        assert miss["cost_picousd"] > 0 and miss["cache_saved_usd"] is None
+        assert hit["cache_saved_picousd"] == miss["cost_picousd"] and hit["cost_picousd"] == 0
+        assert hit["cache_saved_usd"] == miss["cost_usd"] and hit["model"] == miss["model"]
+        listed = orjson.loads(b"".join(call("GET", "/admin/v1/logs", "response_cache=hit").chunks))
+        assert [r["id"] for r in listed["data"]] == [ids[1]]
+        spend = orjson.loads(b"".join(call("GET", "/admin/v1/spend", "group_by=model").chunks))
+        assert [(r["model"], r["requests"], r["cache_hits"], r["saved_picousd"]) for r in spend["data"]] == [
+            (miss["model"], 2, 1, miss["cost_picousd"])]
+        assert spend["total_saved_usd"] == miss["cost_usd"]
