@@ -21,11 +21,12 @@ import pytest
 
 from interlock.core.responses import ADMIN, Owner, StoredResponse
 from interlock.ledger import migrations, pgstore, store
+from interlock.ledger.migrations import V1_ROLLUP_VALUES
 from interlock.ledger.pgstore import PostgresLog
-from interlock.ledger.record import COLUMNS, DETAIL_VERSION, JSON_COLUMNS
+from interlock.ledger.record import CACHE_COLUMNS, COLUMNS, DETAIL_VERSION, JSON_COLUMNS
 from interlock.ledger.responses_store import SQLiteResponses
 from interlock.ledger.rowcodec import ROW_COLUMNS, row_from_record, row_record
-from interlock.ledger.schema import ROLLUP_KEYS, ROLLUP_VALUES, LogQuery, SpendQuery
+from interlock.ledger.schema import ROLLUP_KEYS, LogQuery, SpendQuery
 from interlock.ledger.store import SQLiteLog, SQLiteStore
 from interlock.ledger.writer import LedgerWriter, SpillFile
 from tests.pg_util import create_database, drop_database, url
@@ -65,10 +66,10 @@ def old_values() -> list[Any]:
 def old_rollups() -> list[tuple[str, ...]]:
     """spend_daily / spend_dims rows of OLD, as the previous writer left them."""
     values = "1, 0, 10, 0, 5, 42000"
-    return [f"INSERT INTO spend_daily ({', '.join(ROLLUP_KEYS + ROLLUP_VALUES)}) VALUES "
+    return [f"INSERT INTO spend_daily ({', '.join(ROLLUP_KEYS + V1_ROLLUP_VALUES)}) VALUES "
             f"('2025-06-15', 'alpha', 'key_a', 'openai/gpt-4.1-mini', 'openai', '{tag}', {values})"
             for tag in ("*", "t1")] + [
-        f"INSERT INTO spend_dims (day, dim, value, {', '.join(ROLLUP_VALUES)}) VALUES "
+        f"INSERT INTO spend_dims (day, dim, value, {', '.join(V1_ROLLUP_VALUES)}) VALUES "
         f"('2025-06-15', '{dim}', '{value}', {values})"
         for dim, value in (("*", "*"), ("project", "alpha"), ("key_id", "key_a"),
                            ("model", "openai/gpt-4.1-mini"), ("vendor", "openai"), ("tag", "t1"))]
@@ -90,11 +91,14 @@ def v2_database(path: Path) -> None:
 
 def check_upgraded(old: dict[str, Any] | None, rows: list[dict[str, Any]], spend: list[dict[str, Any]]) -> None:
     assert old is not None
-    assert {k: v for k, v in old.items() if k != "cost_usd"} == OLD and old["cost_usd"] == 42_000 / 1e12
+    # Written before the response cache's columns: nothing is known of it.
+    cache = {"response_cache": None, "cache_saved_picousd": None, "cache_saved_usd": None}
+    assert {k: v for k, v in old.items() if k != "cost_usd" and k not in cache} == OLD
+    assert old["cost_usd"] == 42_000 / 1e12 and {k: old[k] for k in cache} == cache
     assert [r["id"] for r in rows] == ["req_new", "req_old"]
     assert rows[1] == old and rows[0]["status"] == 502 and rows[0]["tags"] == ["t1"]
-    assert [(r["day"], r["requests"], r["errors"], r["cost_picousd"]) for r in spend] == [
-        ("2025-06-15", 2, 1, 43_000)]
+    assert [(r["day"], r["requests"], r["errors"], r["cost_picousd"], r["saved_picousd"], r["cache_hits"])
+            for r in spend] == [("2025-06-15", 2, 1, 43_000, 0, 0)]
 
 
 async def test_sqlite_v2_database_upgrades_in_place(tmp_path: Path) -> None:
@@ -102,7 +106,7 @@ async def test_sqlite_v2_database_upgrades_in_place(tmp_path: Path) -> None:
     v2_database(db)
     sqlite = SQLiteStore(db)
     try:
-        assert sqlite.schema_version() == store.SCHEMA_VERSION == 5
+        assert sqlite.schema_version() == store.SCHEMA_VERSION == 6
         log = SQLiteLog(sqlite)
         assert await log.write([NEW]) == 1
         check_upgraded(await log.get("req_old"), await log.query(LogQuery()), await log.spend(SpendQuery()))
@@ -116,7 +120,7 @@ async def test_sqlite_v2_database_upgrades_in_place(tmp_path: Path) -> None:
         sqlite.close()
     again = SQLiteStore(db)  # nothing is applied twice
     try:
-        assert again.schema_version() == 5 and len(again.query_logs(LogQuery())) == 2
+        assert again.schema_version() == 6 and len(again.query_logs(LogQuery())) == 2
     finally:
         again.close()
 
@@ -138,7 +142,7 @@ async def test_sqlite_v3_stored_responses_gain_a_project_and_stay_the_admins(tmp
         conn.execute("PRAGMA user_version = 3")
     sqlite = SQLiteStore(db)
     try:
-        assert sqlite.schema_version() == 5 and sqlite.db.recorded()["responses"] == 1
+        assert sqlite.schema_version() == 6 and sqlite.db.recorded()["responses"] == 1
     finally:
         sqlite.close()
     responses = SQLiteResponses(db)
@@ -186,8 +190,8 @@ async def test_postgres_v1_database_upgrades_in_place(pg_name: str) -> None:
             await conn.close()
         # Version 1 was adopted from interlock_schema, which is left as it was; the rest were applied.
         assert versions == [("ledger", 1), ("ledger", 2), ("ledger", 3), ("ledger", 4), ("ledger", 6),
-                            ("responses", 1)]
-        assert pgstore.SCHEMA_VERSION == 6 and legacy == [1]
+                            ("ledger", 7), ("responses", 1)]
+        assert pgstore.SCHEMA_VERSION == 7 and legacy == [1]
     finally:
         await log.close()
 
@@ -203,9 +207,12 @@ async def test_postgres_v2_rows_keep_their_json_detail(pg_name: str) -> None:
             await conn.execute(sql)
             await conn.execute("INSERT INTO interlock_schema (version) VALUES ($1)", version)
         types = {"tags": "::jsonb", "request_content": "::jsonb", "response_content": "::jsonb", "detail": "::json"}
-        params = ", ".join(f"${i + 1}{types.get(c, '')}" for i, c in enumerate(ROW_COLUMNS))
-        await conn.execute(f"INSERT INTO requests ({', '.join(ROW_COLUMNS)}) VALUES ({params})",
-                           *(None if v == "" else v for v in mid))
+        # That version's row had no response cache columns.
+        columns = [c for c in ROW_COLUMNS if c not in CACHE_COLUMNS]
+        params = ", ".join(f"${i + 1}{types.get(c, '')}" for i, c in enumerate(columns))
+        await conn.execute(f"INSERT INTO requests ({', '.join(columns)}) VALUES ({params})",
+                           *(None if v == "" else v for c, v in zip(ROW_COLUMNS, mid, strict=True)
+                             if c not in CACHE_COLUMNS))
     finally:
         await conn.close()
     log = PostgresLog(url(pg_name))

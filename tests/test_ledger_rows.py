@@ -261,22 +261,28 @@ async def test_records_given_as_dicts_are_written_as_rows(store: LogStore) -> No
                           st.sampled_from(["", "acme"]), st.sampled_from(["k1", "k2"]), st.sampled_from(["m", ""]),
                           st.sampled_from(["v"]), st.sampled_from([200, 429, 500]),
                           st.one_of(st.none(), st.integers(0, 10**6)), st.one_of(st.none(), st.integers(0, 99)),
-                          st.sampled_from(["", '["a"]', '["a","b"]', '"x"'])),
+                          st.sampled_from(["", '["a"]', '["a","b"]', '"x"']),
+                          # what the response cache did, and what a hit saved ("": absent)
+                          st.sampled_from([("", ""), ("miss", ""), ("bypass", ""), ("hit", ""), ("hit", 0),
+                                           ("hit", 7_000)])),
                 min_size=1, max_size=40),
        st.booleans())
 def test_rollup_deltas_match_the_row_by_row_definition(fields: list[tuple[Any, ...]], same: bool) -> None:
     """Per-key sums of any batch, mixed keys or one key (most batches), are the definition's."""
     if same:  # every row with the first row's key, values still varying
-        fields = [(fields[0][0], *fields[0][1:5], *f[5:8], fields[0][8]) for f in fields]
+        fields = [(fields[0][0], *fields[0][1:5], *f[5:8], fields[0][8], f[9]) for f in fields]
     rows = [(f"req_{i}", at, project, key, model, model, vendor, status, cost, tokens, None, tokens, tags, "i", 0,
-             "", "", "[1]") for i, (at, project, key, model, vendor, status, cost, tokens, tags) in enumerate(fields)]
+             "", "", cache, saved, "[1]")
+            for i, (at, project, key, model, vendor, status, cost, tokens, tags, (cache, saved)) in enumerate(fields)]
     expected: dict[tuple[str, ...], list[int]] = {}
     for r in rows:  # the definition, one row at a time
         tag_list = orjson.loads(r[12]) if r[12] else []
         for tag in ["*", *(tag_list if isinstance(tag_list, list) else [])]:
             key = (day_of(r[1]), r[2], r[3], r[4], r[6], tag)
-            sums = expected.setdefault(key, [0] * 6)
-            for i, value in enumerate((1, int(r[7] >= 400), r[9] or 0, r[10] or 0, r[11] or 0, r[8] or 0)):
+            sums = expected.setdefault(key, [0] * 8)
+            hit = r[17] == "hit"
+            for i, value in enumerate((1, int(r[7] >= 400), r[9] or 0, r[10] or 0, r[11] or 0, r[8] or 0,
+                                       (r[18] or 0) if hit else 0, int(hit))):
                 sums[i] += value
     assert rollup_deltas(rows) == [(*k, *v) for k, v in sorted(expected.items())]
 

@@ -44,7 +44,8 @@ async def test_write_is_idempotent_and_rollups_count_once(store: LogStore) -> No
     assert await store.write([*batch, rec(10)]) == 1
     rows = await store.spend(SpendQuery(group_by="day"))
     assert rows == [{"day": "2025-06-15", "requests": 11, "errors": 0, "input_tokens": 110, "cache_read_tokens": 0,
-                     "output_tokens": 55, "cost_picousd": 11_000_000, "cost_usd": pytest.approx(11e-6)}]
+                     "output_tokens": 55, "cost_picousd": 11_000_000, "saved_picousd": 0, "cache_hits": 0,
+                     "cost_usd": pytest.approx(11e-6), "saved_usd": 0.0}]
 
 
 async def test_an_id_twice_in_a_batch_and_ids_already_stored_count_once(store: LogStore) -> None:

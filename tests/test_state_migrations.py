@@ -163,8 +163,9 @@ async def test_a_postgresql_store_made_before_the_state_layer_is_adopted_not_rem
     responses = PostgresResponses(log)
     try:
         assert await log.write([NEW]) == 1
-        # Ledger 1-4 adopted from interlock_schema (its 5 was the responses table's), the route rollup applied.
-        assert await postgres_versions(pg_conn) == {"ledger": 6, "responses": 1}
+        # Ledger 1-4 adopted from interlock_schema (its 5 was the responses table's), the route rollup (6) and
+        # the response cache's columns (7) applied.
+        assert await postgres_versions(pg_conn) == {"ledger": 7, "responses": 1}
         assert [r[0] for r in await pg_conn.fetch("SELECT version FROM interlock_schema ORDER BY 1")] == [
             1, 2, 3, 4, 5]
         check_legacy_log(await log.query(LogQuery()), await log.spend(SpendQuery()))
@@ -180,7 +181,8 @@ async def test_a_postgresql_store_made_before_the_state_layer_is_adopted_not_rem
     again = PostgresLog(url(pg_name))
     try:
         assert (await again.spend(SpendQuery()))[0]["requests"] == 3
-        assert await pg_conn.fetchval("SELECT count(*) FROM schema_migrations") == 5 + 1 + gov_schema.SCHEMA_VERSION
+        assert await pg_conn.fetchval("SELECT count(*) FROM schema_migrations") == (
+            len(ledger_migrations.SCHEMA.postgres) + 1 + gov_schema.SCHEMA_VERSION)
     finally:
         await again.close()
 

@@ -19,13 +19,20 @@ from interlock.core.errors import InvalidRequest, NotFound, PermissionDenied
 from interlock.core.exchange import Exchange
 from interlock.governance.auth import Authenticator
 from interlock.ledger.export import csv_lines, parse_day, parse_time
-from interlock.ledger.schema import GROUPS, LogQuery, SpendQuery, decode_cursor, encode_cursor
+from interlock.ledger.schema import (
+    GROUPS,
+    RESPONSE_CACHE_FILTERS,
+    LogQuery,
+    SpendQuery,
+    decode_cursor,
+    encode_cursor,
+)
 from interlock.ledger.writer import LogStore
 
 MAX_LIMIT = 1000
 EXPORT_PAGE = 1000
-LOG_PARAMS = ("from", "to", "project", "key", "model", "vendor", "status", "tag", "min_cost", "q", "limit",
-              "cursor", "order", "format")
+LOG_PARAMS = ("from", "to", "project", "key", "model", "vendor", "status", "tag", "min_cost", "response_cache",
+              "q", "limit", "cursor", "order", "format")
 SPEND_PARAMS = ("group_by", "from", "to", "project", "key", "model", "vendor")
 
 
@@ -65,6 +72,10 @@ def log_query(params: Mapping[str, str]) -> tuple[LogQuery, str]:
             raise InvalidRequest(f"Invalid 'min_cost': expected a non-negative amount in USD, got "
                                  f"{params['min_cost']!r}.", param="min_cost")
         min_cost = round(usd * 1e12)
+    response_cache = params.get("response_cache") or None
+    if response_cache is not None and response_cache not in RESPONSE_CACHE_FILTERS:
+        raise InvalidRequest(f"Invalid 'response_cache': expected {', '.join(RESPONSE_CACHE_FILTERS)}, got "
+                             f"{response_cache!r}.", param="response_cache")
     cursor = None
     if params.get("cursor"):
         try:
@@ -82,7 +93,8 @@ def log_query(params: Mapping[str, str]) -> tuple[LogQuery, str]:
         until=parse_time(params["to"], "to") if params.get("to") else None,
         project=params.get("project") or None, key_id=params.get("key") or None,
         model=params.get("model") or None, vendor=params.get("vendor") or None,
-        status=status, tag=params.get("tag") or None, min_cost_picousd=min_cost, text=params.get("q") or None,
+        status=status, tag=params.get("tag") or None, min_cost_picousd=min_cost, response_cache=response_cache,
+        text=params.get("q") or None,
         limit=limit, cursor=cursor, ascending=order == "asc",
     )
     return q, fmt
@@ -156,7 +168,10 @@ class AdminLogs:
         self._admin(req)
         q = spend_query(_query(req, SPEND_PARAMS))
         rows = await self.store.spend(q)
+        # Tag rows overlap (a request carries several tags): no total then.
         total = sum(r["cost_picousd"] for r in rows) if q.group_by != "tag" else None
+        saved = sum(r["saved_picousd"] for r in rows) if q.group_by != "tag" else None
         req.json(200, {"object": "spend", "group_by": q.group_by, "from": q.since, "to": q.until, "data": rows,
-                       "total_cost_usd": total / 1e12 if total is not None else None})
+                       "total_cost_usd": total / 1e12 if total is not None else None,
+                       "total_saved_usd": saved / 1e12 if saved is not None else None})
 

@@ -20,7 +20,7 @@ import orjson
 
 from interlock.core.errors import InvalidRequest
 from interlock.ledger.export import csv_lines, parse_day, parse_time
-from interlock.ledger.schema import GROUPS, LogQuery, SpendQuery
+from interlock.ledger.schema import GROUPS, RESPONSE_CACHE_FILTERS, LogQuery, SpendQuery
 
 
 def _count(text: str) -> int:
@@ -39,6 +39,8 @@ def add_ledger_parsers(sub: Any) -> None:
     logs.add_argument("--vendor")
     logs.add_argument("--status", help="ok, error or an HTTP status code")
     logs.add_argument("--tag")
+    logs.add_argument("--response-cache", choices=RESPONSE_CACHE_FILTERS,
+                      help="what the response cache did (off: it was not on for the request)")
     logs.add_argument("--since", help="ISO 8601 time or date, or epoch seconds")
     logs.add_argument("--until")
     logs.add_argument("--limit", type=_count, default=20, help="records to show (default 20; 0 = all, for exports)")
@@ -85,9 +87,10 @@ def _row(r: dict[str, Any]) -> str:
     cost = f"${r['cost_usd']:.6f}" if r.get("cost_usd") is not None else "-"
     tokens = f"{r.get('input_tokens') or 0}→{r.get('output_tokens') or 0}"
     err = f"  {r['error_type']}" if r.get("error_type") else ""
+    cache = f"  response cache {r['response_cache']}" if r.get("response_cache") else ""
     return (f"{_fmt_time(r['received_at'])}  {r['id']}  {r['status']:>3}  {r.get('model') or '-'!s:<32} "
             f"{r.get('vendor') or '-'!s:<10} {tokens:>11} {cost:>11} {r.get('duration_ms') or 0:>8.1f}ms"
-            f"  {r.get('project') or '-'}{err}")
+            f"  {r.get('project') or '-'}{err}{cache}")
 
 
 def _print(rows: list[dict[str, Any]], fmt: str, header: bool) -> None:
@@ -110,7 +113,7 @@ async def _logs(args: argparse.Namespace) -> int:
         return 2
     q = LogQuery(since=_time(args.since, "--since"), until=_time(args.until, "--until"), project=args.project,
                  key_id=args.key, model=args.model, vendor=args.vendor, status=status, tag=args.tag,
-                 limit=args.limit if args.limit > 0 else 1000)
+                 response_cache=args.response_cache, limit=args.limit if args.limit > 0 else 1000)
     try:
         if args.limit > 0:
             rows = await store.query(q)
@@ -168,13 +171,16 @@ async def _spend(args: argparse.Namespace) -> int:
         print(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
         return 0
     print(f"spend {since} .. {until} by {args.group_by}")
-    print(f"{args.group_by:<40} {'requests':>10} {'errors':>8} {'input tok':>12} {'output tok':>12} {'cost USD':>14}")
+    # "cache hits" and "saved USD" are the response cache's replays and what they cost when made.
+    print(f"{args.group_by:<40} {'requests':>10} {'errors':>8} {'input tok':>12} {'output tok':>12} {'cost USD':>14} "
+          f"{'cache hits':>10} {'saved USD':>14}")
     for r in rows:
         print(f"{r[args.group_by] or '-'!s:<40} {r['requests']:>10} {r['errors']:>8} {r['input_tokens']:>12} "
-              f"{r['output_tokens']:>12} {r['cost_usd']:>14.6f}")
+              f"{r['output_tokens']:>12} {r['cost_usd']:>14.6f} {r['cache_hits']:>10} {r['saved_usd']:>14.6f}")
     if args.group_by != "tag":
         print(f"{'total':<40} {sum(r['requests'] for r in rows):>10} {'':>8} {'':>12} {'':>12} "
-              f"{sum(r['cost_usd'] for r in rows):>14.6f}")
+              f"{sum(r['cost_usd'] for r in rows):>14.6f} {sum(r['cache_hits'] for r in rows):>10} "
+              f"{sum(r['saved_usd'] for r in rows):>14.6f}")
     return 0
 
 

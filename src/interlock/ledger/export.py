@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from interlock.core.errors import InvalidRequest
-from interlock.ledger.record import COLUMNS
+from interlock.ledger.record import CACHE_COLUMNS, COLUMNS
 
 
 def parse_time(value: str, param: str) -> float:
@@ -33,13 +33,17 @@ def parse_day(value: str, param: str) -> str:
     return dt.datetime.fromtimestamp(parse_time(value, param), dt.UTC).strftime("%Y-%m-%d")
 
 
+#: The export's columns: the response cache's after the ones exports had before it.
+CSV_COLUMNS = (*COLUMNS, "cost_usd", *CACHE_COLUMNS, "cache_saved_usd")
+
+
 def csv_lines(rows: list[dict[str, Any]], header: bool) -> bytes:
     buf = io.StringIO()
     writer = csv.writer(buf)
     if header:
-        writer.writerow([*COLUMNS, "cost_usd"])
+        writer.writerow(CSV_COLUMNS)
     for row in rows:
-        writer.writerow([_csv_cell(row.get(c)) for c in (*COLUMNS, "cost_usd")])
+        writer.writerow([_csv_cell(row.get(c)) for c in CSV_COLUMNS])
     return buf.getvalue().encode()
 
 

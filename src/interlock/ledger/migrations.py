@@ -15,18 +15,25 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from interlock.ledger.record import COLUMNS, JSON_COLUMNS
+from interlock.ledger.record import CACHE_COLUMNS, COLUMNS, JSON_COLUMNS
 from interlock.ledger.routes import PG_BACKFILL, PG_TABLE, SQLITE_BACKFILL, SQLITE_TABLE
 from interlock.ledger.rowcodec import decode_row, row_from_record
 from interlock.ledger.schema import (
-    DIMS_BACKFILL_SQL,
     DIMS_TABLE_SQL,
     ROLLUP_KEYS,
     ROLLUP_VALUES,
-    SQLITE_UPSERT_ROLLUP,
+    dims_backfill_sql,
     rollup_deltas,
+    sqlite_upsert,
 )
 from interlock.state.migrations import Schema, pg_table_version, sqlite_user_version
+
+#: The rollups' values as the first migrations create them (``schema.ROLLUP_VALUES`` starts with these);
+#: the response cache's (SQLite v6, PostgreSQL v7) are added by their own migration.
+V1_ROLLUP_VALUES = ROLLUP_VALUES[:6]
+#: Added to both rollup tables by SQLite v6 / PostgreSQL v7 (0 in the rows before).
+CACHE_ROLLUP_VALUES = ROLLUP_VALUES[len(V1_ROLLUP_VALUES):]
+assert CACHE_ROLLUP_VALUES == ("saved_picousd", "cache_hits")
 
 # ----------------------------------------------------------------- SQLite
 
@@ -74,11 +81,11 @@ SQLITE_V2_TABLES = f"""
 CREATE TABLE IF NOT EXISTS spend_daily (
     day TEXT NOT NULL, project TEXT NOT NULL, key_id TEXT NOT NULL, model TEXT NOT NULL, vendor TEXT NOT NULL,
     tag TEXT NOT NULL,
-    {', '.join(f'{v} INTEGER NOT NULL DEFAULT 0' for v in ROLLUP_VALUES)},
+    {', '.join(f'{v} INTEGER NOT NULL DEFAULT 0' for v in V1_ROLLUP_VALUES)},
     PRIMARY KEY ({', '.join(ROLLUP_KEYS)})
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS spend_tag_day ON spend_daily (tag, day);
-{DIMS_TABLE_SQL.format(values=', '.join(f'{v} INTEGER NOT NULL DEFAULT 0' for v in ROLLUP_VALUES))} WITHOUT ROWID;
+{DIMS_TABLE_SQL.format(values=', '.join(f'{v} INTEGER NOT NULL DEFAULT 0' for v in V1_ROLLUP_VALUES))} WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS requests_project ON requests (project, received_at);
 CREATE INDEX IF NOT EXISTS requests_key ON requests (key_id, received_at);
 """
@@ -89,6 +96,15 @@ SQLITE_V3 = "ALTER TABLE requests ADD COLUMN detail TEXT"
 #: v5 (4 was the responses table's, see above: a legacy file at user_version 4 must not adopt this):
 #: the hourly route rollup (``routes``), filled from the records already logged.
 SQLITE_V5 = f"{SQLITE_TABLE}; {SQLITE_BACKFILL}"
+#: v6: what the response cache did per request (``record.CACHE_COLUMNS``) and its savings in the rollups.
+SQLITE_V6 = "; ".join(
+    [f"ALTER TABLE requests ADD COLUMN {CACHE_COLUMNS[0]} TEXT",
+     f"ALTER TABLE requests ADD COLUMN {CACHE_COLUMNS[1]} INTEGER"]
+    + [f"ALTER TABLE {table} ADD COLUMN {v} INTEGER NOT NULL DEFAULT 0"
+       for table in ("spend_daily", "spend_dims") for v in CACHE_ROLLUP_VALUES])
+
+_V2_UPSERT_ROLLUP = sqlite_upsert("spend_daily", ROLLUP_KEYS, V1_ROLLUP_VALUES)
+_V1_WIDTH = len(ROLLUP_KEYS) + len(V1_ROLLUP_VALUES)
 
 
 def _sqlite_v2(conn: sqlite3.Connection) -> None:
@@ -101,10 +117,11 @@ def _sqlite_v2(conn: sqlite3.Connection) -> None:
         if statement.strip():
             conn.execute(statement)
     cur = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM requests")
+    no_cache = (None,) * len(CACHE_COLUMNS)
     while rows := cur.fetchmany(5000):
-        records = [row_from_record(decode_row((*row, None))) for row in rows]
-        conn.executemany(SQLITE_UPSERT_ROLLUP, rollup_deltas(records))
-    for statement in DIMS_BACKFILL_SQL:
+        records = [row_from_record(decode_row((*row, *no_cache, None))) for row in rows]
+        conn.executemany(_V2_UPSERT_ROLLUP, [d[:_V1_WIDTH] for d in rollup_deltas(records)])
+    for statement in dims_backfill_sql(V1_ROLLUP_VALUES):
         conn.execute(statement)
 
 
@@ -142,11 +159,11 @@ CREATE INDEX IF NOT EXISTS requests_key ON requests (key_id, received_at);
 CREATE TABLE IF NOT EXISTS spend_daily (
     day text NOT NULL, project text NOT NULL, key_id text NOT NULL, model text NOT NULL, vendor text NOT NULL,
     tag text NOT NULL,
-    {', '.join(f'{v} bigint NOT NULL DEFAULT 0' for v in ROLLUP_VALUES)},
+    {', '.join(f'{v} bigint NOT NULL DEFAULT 0' for v in V1_ROLLUP_VALUES)},
     PRIMARY KEY ({', '.join(ROLLUP_KEYS)})
 );
 CREATE INDEX IF NOT EXISTS spend_tag_day ON spend_daily (tag, day);
-{DIMS_TABLE_SQL.format(values=', '.join(f'{v} bigint NOT NULL DEFAULT 0' for v in ROLLUP_VALUES))};
+{DIMS_TABLE_SQL.format(values=', '.join(f'{v} bigint NOT NULL DEFAULT 0' for v in V1_ROLLUP_VALUES))};
 """),
     # Records are written as rows (rowcodec.ROW_COLUMNS): the rest of a record in one compact JSON array;
     # rows written before keep their columns.
@@ -163,6 +180,12 @@ CREATE INDEX IF NOT EXISTS spend_tag_day ON spend_daily (tag, day);
     # The hourly route rollup (``routes``), filled from the records already logged. Version 6: 5 was the
     # responses table's in ``interlock_schema``, which a legacy database adopts up to.
     (6, f"{PG_TABLE}; {PG_BACKFILL}"),
+    # What the response cache did per request (record.CACHE_COLUMNS) and its savings in the rollups. Adding
+    # a column with a constant default rewrites nothing.
+    (7, f"ALTER TABLE requests ADD COLUMN {CACHE_COLUMNS[0]} text, ADD COLUMN {CACHE_COLUMNS[1]} bigint; "
+        + "; ".join(f"ALTER TABLE {table} "
+                    + ", ".join(f"ADD COLUMN {v} bigint NOT NULL DEFAULT 0" for v in CACHE_ROLLUP_VALUES)
+                    for table in ("spend_daily", "spend_dims"))),
 )
 
 
@@ -172,7 +195,7 @@ async def _pg_legacy(conn: Any) -> int:
 
 SCHEMA = Schema(
     "ledger",
-    sqlite=((1, SQLITE_V1), (2, _sqlite_v2), (3, SQLITE_V3), (5, SQLITE_V5)),
+    sqlite=((1, SQLITE_V1), (2, _sqlite_v2), (3, SQLITE_V3), (5, SQLITE_V5), (6, SQLITE_V6)),
     postgres=POSTGRES,
     sqlite_legacy=sqlite_user_version,
     postgres_legacy=_pg_legacy,

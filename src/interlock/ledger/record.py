@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from interlock.core.cache import HIT
 from interlock.core.context import RequestContext
 from interlock.core.plain import plain
 from interlock.core.trace import Attempt, RoutingTrace
@@ -41,6 +42,11 @@ COLUMNS: tuple[str, ...] = (
     "cost_picousd", "cost_estimated", "cache_hit", "simulated",
     "attempts", "guardrails", "explanation", "routing_trace", "content_level", "request_content", "response_content",
 )
+#: What interlock's response cache did (ledger schema v6 SQLite / v7 PostgreSQL): ``response_cache`` is
+#: NULL when the cache was not on for the request, else hit | miss | bypass; ``cache_saved_picousd`` what a
+#: hit's answer cost when it was made (NULL unless a hit). Not ``cache_hit``, which is the vendor's prompt
+#: cache (cached input tokens, ``cache_read_tokens``).
+CACHE_COLUMNS: tuple[str, ...] = ("response_cache", "cache_saved_picousd")
 
 _TOKEN_LIKE = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{8,}|\b(sk|ik|pk|rk)-[A-Za-z0-9_-]{12,}")
 REDACTED = "[REDACTED]"
@@ -162,9 +168,11 @@ def _answered_row(ctx: RequestContext, level: str, zdr: bool) -> tuple[Any, ...]
     usage = ctx.usage
     trace = ctx.routing
     attempts = ctx.attempts
+    cache = ctx.cache
     if (target is None or usage is None or ctx.error is not None or ctx.client_disconnected or len(attempts) != 1
             or trace.__class__ is not RoutingTrace or ctx.guardrails is not None
-            or (level == "full" and ctx.capture_content and not zdr)):
+            or (level == "full" and ctx.capture_content and not zdr)
+            or (cache is not None and cache.status == HIT)):  # a replay made no attempt: build_row records it
         return None
     a = attempts[0]
     key = target.key
@@ -200,7 +208,7 @@ def _answered_row(ctx: RequestContext, level: str, zdr: bool) -> tuple[Any, ...]
             (principal.key_id or principal.key_prefix or "") if principal is not None else "",
             model, ctx.requested_model or "", vendor, ctx.status, cost.picousd if cost is not None else None,
             usage.input_tokens, cache_read, usage.output_tokens, orjson.dumps(tags).decode() if tags else "",
-            ctx.inbound, 1 if ctx.stream else 0, "", "", detail)
+            ctx.inbound, 1 if ctx.stream else 0, "", "", cache.status if cache is not None else "", "", detail)
 
 
 def build_row(ctx: RequestContext, level: str, zdr: bool, redactor: Redactor) -> tuple[Any, ...]:
@@ -208,7 +216,8 @@ def build_row(ctx: RequestContext, level: str, zdr: bool, redactor: Redactor) ->
 
     ``level`` is already capped by zero data retention (``zdr``), which also drops error messages.
     Times are integer microseconds in ``detail`` (rounding floats costs more than it saves), ``done_at``
-    is ``received_at`` + the duration (one clock read); an absent text column is "" (``rowcodec.TEXT_COLUMNS``).
+    is ``received_at`` + the duration (one clock read); an absent text column is "" (``rowcodec.TEXT_COLUMNS``),
+    and so is ``cache_saved_picousd`` unless the response cache hit.
     """
     row = _answered_row(ctx, level, zdr)
     if row is not None:
@@ -309,6 +318,14 @@ def build_row(ctx: RequestContext, level: str, zdr: bool, redactor: Redactor) ->
             request_content = dumps(redactor.deep(ctx.request_content))
         if ctx.response_content is not None:
             response_content = dumps(redactor.deep(ctx.response_content))
+    cache = ctx.cache
+    response_cache = ""
+    saved_picousd: int | str = ""
+    if cache is not None:
+        response_cache = cache.status
+        saved = cache.saved if response_cache == HIT else None
+        if saved is not None:
+            saved_picousd = saved.picousd
     tags = ctx.tags
     detail = orjson.dumps(
         (DETAIL_VERSION, None, duration_us,
@@ -319,7 +336,7 @@ def build_row(ctx: RequestContext, level: str, zdr: bool, redactor: Redactor) ->
     return (ctx.id, received, project, key_id, model, ctx.requested_model or "", vendor,
             499 if ctx.client_disconnected else ctx.status, picousd, input_tokens, cache_read, output_tokens,
             orjson.dumps(tags).decode() if tags else "", ctx.inbound, 1 if ctx.stream else 0, request_content,
-            response_content, detail)
+            response_content, response_cache, saved_picousd, detail)
 
 
 def dumps(value: Any) -> str:

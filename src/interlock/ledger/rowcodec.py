@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from interlock.core.plain import plain
-from interlock.ledger.record import COLUMNS, DETAIL_VERSION, JSON_COLUMNS, dumps
+from interlock.ledger.record import CACHE_COLUMNS, COLUMNS, DETAIL_VERSION, JSON_COLUMNS, dumps
 
 Row = tuple[Any, ...]
 
@@ -34,14 +34,18 @@ Row = tuple[Any, ...]
 ROW_COLUMNS: tuple[str, ...] = (
     "id", "received_at", "project", "key_id", "model", "requested_model", "vendor", "status", "cost_picousd",
     "input_tokens", "cache_read_tokens", "output_tokens", "tags", "inbound", "stream", "request_content",
-    "response_content", "detail",
+    "response_content", *CACHE_COLUMNS, "detail",
 )
 (R_ID, R_RECEIVED, R_PROJECT, R_KEY, R_MODEL, R_REQUESTED, R_VENDOR, R_STATUS, R_COST, R_INPUT, R_CACHE_READ,
- R_OUTPUT, R_TAGS, R_INBOUND, R_STREAM, R_REQUEST, R_RESPONSE, R_DETAIL) = range(len(ROW_COLUMNS))
-#: Text columns a row holds as "" when they are absent: the stores write NULL for "" (``NULLIF``).
+ R_OUTPUT, R_TAGS, R_INBOUND, R_STREAM, R_REQUEST, R_RESPONSE, R_RESPONSE_CACHE, R_CACHE_SAVED,
+ R_DETAIL) = range(len(ROW_COLUMNS))
+#: Rows spilled before the response cache's columns (spill files of the previous version) lack them.
+_ROW_LEN_V2 = len(ROW_COLUMNS) - len(CACHE_COLUMNS)
+#: Columns a row holds as "" when they are absent: the stores write NULL for "" (``NULLIF``). All text but
+#: ``cache_saved_picousd`` (an integer, absent unless the response cache hit).
 #: Binding None costs Python's sqlite3 an adapter lookup per value - more than all other parameters.
 TEXT_COLUMNS = ("project", "key_id", "model", "requested_model", "vendor", "tags", "request_content",
-                "response_content")
+                "response_content", *CACHE_COLUMNS)
 _TEXT_POSITIONS = tuple(ROW_COLUMNS.index(c) for c in TEXT_COLUMNS)
 
 #: The ``detail`` array, after its version: the record's other fields, times as integer microseconds
@@ -61,8 +65,11 @@ _PLAIN_FIELDS = tuple((name, _D[name]) for name in (
 _D_DONE, _D_DURATION, _D_TTFT, _D_TPS = _D["done_us"], _D["duration_us"], _D["ttft_us"], _D["output_tps"]
 _D_ATTEMPTS, _D_EXPLANATION, _D_TRACE = _D["attempts"], _D["explanation"], _D["routing_trace"]
 
-#: What queries select: every column a record may have been written to (old rows) plus ``detail``.
-READ_COLUMNS: tuple[str, ...] = (*COLUMNS, "detail")
+#: What queries select: every column a record may have been written to (old rows), the response cache's,
+#: then ``detail``.
+READ_COLUMNS: tuple[str, ...] = (*COLUMNS, *CACHE_COLUMNS, "detail")
+#: The record's own columns (every read column but ``detail``).
+_RECORD_COLUMNS = READ_COLUMNS[:-1]
 
 #: ``detail`` layouts this version reads: 1, and 2, which may hold a short one-target trace.
 _LAYOUTS = (1, DETAIL_VERSION)
@@ -176,7 +183,7 @@ def decode_row(values: Sequence[Any]) -> dict[str, Any]:
     d = orjson.loads(detail) if isinstance(detail, str | bytes) else detail
     if not isinstance(d, list) or d[0] not in _LAYOUTS:
         raise ValueError(f"request log row {values[0]!r}: unknown detail layout")
-    out: dict[str, Any] = dict(zip(COLUMNS, values, strict=False))
+    out: dict[str, Any] = dict(zip(_RECORD_COLUMNS, values, strict=False))
     received = out["received_at"]
     done, duration, ttft = d[_D_DONE], d[_D_DURATION], d[_D_TTFT]
     if done is None:
@@ -206,18 +213,24 @@ def decode_row(values: Sequence[Any]) -> dict[str, Any]:
     out["attempts"] = render_attempts(attempts, candidates, True)
     out["routing_trace"] = render_trace(trace, attempts)
     out["explanation"] = explanation
-    cost = out["cost_picousd"]
-    out["cost_usd"] = cost / 1e12 if cost is not None else None
+    _usd(out)
     return out
 
 
 def _decode_legacy(values: Sequence[Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for column, value in zip(COLUMNS, values, strict=False):
+    for column, value in zip(_RECORD_COLUMNS, values, strict=False):
         out[column] = _loads(value) if column in JSON_COLUMNS else value
+    _usd(out)
+    return out
+
+
+def _usd(out: dict[str, Any]) -> None:
+    """The money fields in USD beside their picodollars: ``cost_usd`` and ``cache_saved_usd``."""
     cost = out.get("cost_picousd")
     out["cost_usd"] = cost / 1e12 if cost is not None else None
-    return out
+    saved = out.get("cache_saved_picousd")
+    out["cache_saved_usd"] = saved / 1e12 if saved is not None else None
 
 
 def row_record(row: Row) -> dict[str, Any]:
@@ -270,7 +283,8 @@ def row_from_record(record: Mapping[str, Any]) -> Row:
         get("requested_model") or "", get("vendor") or "", get("status", 0), get("cost_picousd"),
         get("input_tokens"), get("cache_read_tokens"), get("output_tokens"), json_or_empty("tags"),
         get("inbound", ""), get("stream", 0), json_or_empty("request_content"),
-        json_or_empty("response_content"), dumps(detail),
+        json_or_empty("response_content"), get("response_cache") or "",
+        "" if get("cache_saved_picousd") is None else get("cache_saved_picousd"), dumps(detail),
     )
 
 
@@ -285,8 +299,11 @@ def spill_line(row: Row) -> bytes:
 
 def from_spill(item: Any) -> Row | None:
     """A parsed spill-file line → a row (None when it is neither a row nor a record)."""
-    if isinstance(item, list) and item and item[0] == SPILL_ROW and len(item) == len(ROW_COLUMNS) + 1:
-        return tuple(item[1:])
+    if isinstance(item, list) and item and item[0] == SPILL_ROW:
+        if len(item) == len(ROW_COLUMNS) + 1:
+            return tuple(item[1:])
+        if len(item) == _ROW_LEN_V2 + 1:  # spilled before the response cache's columns: it was not on
+            return (*item[1:-1], "", "", item[-1])
     if isinstance(item, dict) and "id" in item and "received_at" in item:
         return row_from_record(item)
     return None

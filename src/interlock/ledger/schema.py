@@ -18,8 +18,10 @@ from typing import Any
 
 import orjson
 
+from interlock.core.cache import BYPASS, HIT, MISS
 from interlock.ledger.rowcodec import (
     R_CACHE_READ,
+    R_CACHE_SAVED,
     R_COST,
     R_INPUT,
     R_KEY,
@@ -27,6 +29,7 @@ from interlock.ledger.rowcodec import (
     R_OUTPUT,
     R_PROJECT,
     R_RECEIVED,
+    R_RESPONSE_CACHE,
     R_STATUS,
     R_TAGS,
     R_VENDOR,
@@ -37,7 +40,13 @@ from interlock.ledger.rowcodec import (
 #: Rollup rows with this tag count every request once; rows with a real tag count requests carrying it.
 ALL_TAGS = "*"
 ROLLUP_KEYS = ("day", "project", "key_id", "model", "vendor", "tag")
-ROLLUP_VALUES = ("requests", "errors", "input_tokens", "cache_read_tokens", "output_tokens", "cost_picousd")
+#: ``saved_picousd`` and ``cache_hits`` (ledger schema v6 SQLite / v7 PostgreSQL) are the response cache's:
+#: what the answers it replayed cost when they were made, and how many it replayed (not the vendor's prompt
+#: cache, which is ``cache_read_tokens``). New values go last: old migrations create the first ones only.
+ROLLUP_VALUES = ("requests", "errors", "input_tokens", "cache_read_tokens", "output_tokens", "cost_picousd",
+                 "saved_picousd", "cache_hits")
+#: The log's ``response_cache`` filter: what the response cache did, or "off" (it was not on).
+RESPONSE_CACHE_FILTERS = (HIT, MISS, BYPASS, "off")
 GROUPS = {"day": "day", "project": "project", "key": "key_id", "model": "model", "vendor": "vendor", "tag": "tag"}
 
 
@@ -69,8 +78,9 @@ def rollup_deltas(rows: Sequence[Row]) -> list[tuple[Any, ...]]:
         key = (r[R_RECEIVED] // 86400.0, r[R_PROJECT], r[R_KEY], r[R_MODEL], r[R_VENDOR], r[R_TAGS])
         v = get(key)
         if v is None:
+            hit = r[R_RESPONSE_CACHE] == HIT
             acc[key] = [1, int(r[R_STATUS] >= 400), r[R_INPUT] or 0, r[R_CACHE_READ] or 0, r[R_OUTPUT] or 0,
-                        r[R_COST] or 0]
+                        r[R_COST] or 0, (r[R_CACHE_SAVED] or 0) if hit else 0, int(hit)]
         else:
             v[0] += 1
             if r[R_STATUS] >= 400:
@@ -79,6 +89,9 @@ def rollup_deltas(rows: Sequence[Row]) -> list[tuple[Any, ...]]:
             v[3] += r[R_CACHE_READ] or 0
             v[4] += r[R_OUTPUT] or 0
             v[5] += r[R_COST] or 0
+            if r[R_RESPONSE_CACHE] == HIT:  # "" (absent) when the cache was not on: saved is "" too
+                v[6] += r[R_CACHE_SAVED] or 0
+                v[7] += 1
     out: dict[tuple[str, ...], list[int]] = {}
     for (number, project, key_id, model, vendor, tags), values in acc.items():
         base = (_day(int(number)), project or "", key_id or "", model or "", vendor or "")
@@ -122,19 +135,16 @@ def dim_deltas(rollups: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
 
 # ----------------------------------------------------------------- rollups in SQL
 
+
+def sqlite_upsert(table: str, keys: tuple[str, ...], values: tuple[str, ...] = ROLLUP_VALUES) -> str:
+    """SQLite: add one row of keys then values to ``table`` (``values``: the migrations' older layouts)."""
+    return (f"INSERT INTO {table} ({', '.join(keys + values)}) VALUES ({', '.join('?' for _ in keys + values)}) "
+            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET " + ", ".join(f"{v} = {v} + excluded.{v}" for v in values))
+
+
 #: SQLite: add one row of :func:`rollup_deltas` (or :func:`dim_deltas`) to ``spend_daily`` (``spend_dims``).
-SQLITE_UPSERT_ROLLUP = (
-    f"INSERT INTO spend_daily ({', '.join(ROLLUP_KEYS + ROLLUP_VALUES)}) "
-    f"VALUES ({', '.join('?' for _ in ROLLUP_KEYS + ROLLUP_VALUES)}) "
-    f"ON CONFLICT ({', '.join(ROLLUP_KEYS)}) DO UPDATE SET "
-    + ", ".join(f"{v} = {v} + excluded.{v}" for v in ROLLUP_VALUES)
-)
-SQLITE_UPSERT_DIMS = (
-    f"INSERT INTO spend_dims ({', '.join(DIM_KEYS + ROLLUP_VALUES)}) "
-    f"VALUES ({', '.join('?' for _ in DIM_KEYS + ROLLUP_VALUES)}) "
-    f"ON CONFLICT ({', '.join(DIM_KEYS)}) DO UPDATE SET "
-    + ", ".join(f"{v} = {v} + excluded.{v}" for v in ROLLUP_VALUES)
-)
+SQLITE_UPSERT_ROLLUP = sqlite_upsert("spend_daily", ROLLUP_KEYS)
+SQLITE_UPSERT_DIMS = sqlite_upsert("spend_dims", DIM_KEYS)
 
 _DIM_PROJECTIONS = (("'*'", "'*'", "tag = '*'"), ("'project'", "project", "tag = '*'"),
                     ("'key_id'", "key_id", "tag = '*'"), ("'model'", "model", "tag = '*'"),
@@ -197,6 +207,8 @@ class LogQuery:
     status: str | None = None
     tag: str | None = None
     min_cost_picousd: int | None = None
+    #: What the response cache did: hit, miss, bypass, or "off" (it was not on for the request).
+    response_cache: str | None = None
     text: str | None = None
     limit: int = 50
     cursor: tuple[float, str] | None = None
@@ -276,6 +288,10 @@ def log_sql(q: LogQuery, ph: Placeholder, *, postgres: bool) -> tuple[str, list[
             where.append(f"tags LIKE {arg('%' + _like_escape(orjson.dumps(q.tag).decode()) + '%')} ESCAPE '\\'")
     if q.min_cost_picousd is not None:
         where.append(f"cost_picousd >= {arg(q.min_cost_picousd)}")
+    if q.response_cache == "off":
+        where.append("response_cache IS NULL")
+    elif q.response_cache is not None:
+        where.append(f"response_cache = {arg(q.response_cache)}")
     if q.text is not None:
         pattern = "%" + _like_escape(q.text) + "%"
         cast, like = ("::text", "ILIKE") if postgres else ("", "LIKE")
@@ -341,6 +357,7 @@ def spend_rows(group_by: str, rows: Iterable[Iterable[Any]]) -> list[dict[str, A
         for name, value in zip(ROLLUP_VALUES, values, strict=True):
             item[name] = int(value or 0)
         item["cost_usd"] = item["cost_picousd"] / 1e12
+        item["saved_usd"] = item["saved_picousd"] / 1e12
         out.append(item)
     return out
 
@@ -356,12 +373,11 @@ CREATE TABLE IF NOT EXISTS spend_dims (
     PRIMARY KEY (day, dim, value)
 )"""
 
-#: Fills spend_dims from spend_daily (a migration on a log that already has rollups).
-DIMS_BACKFILL_SQL = tuple(
-    f"INSERT INTO spend_dims (day, dim, value, {', '.join(ROLLUP_VALUES)}) "
-    f"SELECT day, {dim_sql}, {value_sql}, {', '.join(f'SUM({v})' for v in ROLLUP_VALUES)} FROM spend_daily "
-    f"WHERE {cond} GROUP BY day" + ("" if value_sql.startswith("'") else f", {value_sql}")
-    for dim_sql, value_sql, cond in (("'*'", "'*'", "tag = '*'"), ("'project'", "project", "tag = '*'"),
-                                     ("'key_id'", "key_id", "tag = '*'"), ("'model'", "model", "tag = '*'"),
-                                     ("'vendor'", "vendor", "tag = '*'"), ("'tag'", "tag", "tag <> '*'"))
-)
+
+def dims_backfill_sql(values: tuple[str, ...]) -> tuple[str, ...]:
+    """Fills spend_dims' ``values`` from spend_daily (a migration on a log that already has rollups)."""
+    return tuple(
+        f"INSERT INTO spend_dims (day, dim, value, {', '.join(values)}) "
+        f"SELECT day, {dim_sql}, {value_sql}, {', '.join(f'SUM({v})' for v in values)} FROM spend_daily "
+        f"WHERE {cond} GROUP BY day" + ("" if value_sql.startswith("'") else f", {value_sql}")
+        for dim_sql, value_sql, cond in _DIM_PROJECTIONS)
