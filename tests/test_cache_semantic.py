@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import numpy as np
 import openai
 import pytest
@@ -353,3 +354,28 @@ def test_a_paraphrase_is_answered_from_the_cache_end_to_end(gw: GatewayProcess, 
     third = chat("How do I amend the last git commit?")
     assert third.headers["x-interlock-cache"] == "miss"
     assert len(module_mock.requests) == calls + 1
+
+
+def test_streamed_and_anthropic_paraphrases_hit(gw: GatewayProcess, module_mock: MockVendor) -> None:
+    client = openai.OpenAI(base_url=gw.base_url, api_key=MASTER_KEY, max_retries=0, timeout=30)
+    system = f"Session {uuid.uuid4().hex}."
+    a, b = HIT
+    texts, headers = [], []
+    for text in (a, b):
+        raw = client.chat.completions.with_raw_response.create(
+            model="mocklab/parrot", temperature=0, stream=True,
+            messages=[{"role": "system", "content": system}, {"role": "user", "content": text}])
+        headers.append(raw.headers)
+        texts.append("".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices))
+    assert [h["x-interlock-cache"] for h in headers] == ["miss", "hit"]
+    assert float(headers[1]["x-interlock-cache-similarity"]) >= THRESHOLD
+    assert texts == [a, a]
+    claude = anthropic.Anthropic(base_url=gw.url, api_key=MASTER_KEY, max_retries=0)
+    calls = len(module_mock.requests)
+    answers = []
+    for text in (a, b):
+        got = claude.messages.with_raw_response.create(
+            model="mocklab/parrot", max_tokens=100, system=system, extra_body={"temperature": 0},
+            messages=[{"role": "user", "content": text}])
+        answers.append((got.headers["x-interlock-cache"], got.parse().content[0].text))  # type: ignore[union-attr]
+    assert answers == [("miss", a), ("hit", a)] and len(module_mock.requests) == calls + 1
