@@ -1,5 +1,6 @@
 """The semantic cache's threshold figures (docs/cache-semantic.md): the cosine similarity of each pair in
-tests/semantic_pairs.py with the shipped model, and how many pairs of each kind pass each threshold.
+tests/semantic_pairs.py with the shipped model, and how many pairs of each kind pass each threshold: by the
+embedding alone, and through the cache (where a pair whose numbers or negations differ is in two buckets).
 
     PYTHONPATH=$PWD/src:$PWD .venv/bin/python scripts/semantic_threshold.py
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 from tests.semantic_pairs import DIFFERENT, PARAPHRASES
 
+from interlock.cache.semantic_prompt import exact_terms
 from interlock.guardrails.encoder import shared_encoder
 from interlock.guardrails.modelfiles import model_dir
 
@@ -25,14 +27,18 @@ def main() -> None:
     kinds = {"paraphrases": PARAPHRASES, "different": DIFFERENT}
     sims = {kind: sorted((sim(a, b), a, b) for a, b in pairs) for kind, pairs in kinds.items()}
     for kind, rows in sims.items():
-        print(f"{kind} ({len(rows)} pairs)")
+        print(f"{kind} ({len(rows)} pairs; * another bucket: numbers or negations differ)")
         for s, a, b in rows:
-            print(f"  {s:.4f}  {a} | {b}")
-    print("threshold  paraphrases hit  different hit")
+            print(f"  {s:.4f}{' ' if exact_terms(a) == exact_terms(b) else '*'} {a} | {b}")
+    print("threshold  paraphrases hit (embedding / cache)  different hit (embedding / cache)")
     for t in THRESHOLDS:
-        p = sum(s >= t for s, _, _ in sims["paraphrases"])
-        d = sum(s >= t for s, _, _ in sims["different"])
-        print(f"  {t:.2f}     {p:2d}/{len(PARAPHRASES)}            {d:2d}/{len(DIFFERENT)}")
+        counts = []
+        for kind in kinds:
+            rows = sims[kind]
+            alone = sum(s >= t for s, _, _ in rows)
+            cached = sum(s >= t and exact_terms(a) == exact_terms(b) for s, a, b in rows)
+            counts.append(f"{alone:2d} / {cached:2d} of {len(rows)}")
+        print(f"  {t:.2f}     {counts[0]}                      {counts[1]}")
 
 
 if __name__ == "__main__":

@@ -51,4 +51,8 @@ DIFFERENT: list[tuple[str, str]] = [
     ("Explain what a hash table is.", "Explain what a binary tree is."),
     ("What is the best way to learn French?", "What is the best way to cook rice?"),
     ("Tell me a fun fact about octopuses.", "Tell me a fun fact about squids."),
+    ("What is the maximum daily dose of ibuprofen for an adult?",
+     "What is the maximum daily dose of ibuprofen for a child?"),
+    ("Is it safe to take ibuprofen with alcohol?", "Is it not safe to take ibuprofen with alcohol?"),
+    ("Is 7919 a prime number?", "Is 7917 a prime number?"),
 ]

@@ -1,10 +1,14 @@
 """Which prompts the semantic cache takes (single-turn ones) and what of them forms the bucket.
 
-Kept apart from ``semantic.py`` so that the cache decides this without importing numpy.
+Besides everything but the user's text, the bucket holds what a paraphrase must repeat word for word and
+an embedding barely sees: the text's numbers, in order, and how many negations it has ("17 times 23" and
+"17 times 24", "is it safe" and "is it not safe" score 0.91 and 0.99 with the model, but are never in one
+bucket). Kept apart from ``semantic.py`` so that the cache decides this without importing numpy.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,10 +17,19 @@ from typing import Any
 _MASK = "\x00user-text"
 _SYSTEM_ROLES = ("system", "developer")
 _PART_KEYS = frozenset({"type", "text", "cache_control"})
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_NEGATION = re.compile(r"\b(?:not|no|never|none|nothing|nobody|nor|neither|cannot|without)\b|n['\u2019]t\b",
+                       re.IGNORECASE)
+
+
+def exact_terms(text: str) -> tuple[list[str], int]:
+    """The user text's numbers in order, and its number of negations: part of the bucket."""
+    return _NUMBER.findall(text), len(_NEGATION.findall(text))
 
 
 def single_turn(request: Mapping[str, Any]) -> tuple[dict[str, Any], str] | None:
-    """``(the request with the user's text masked, the text)`` for a single-turn prompt, else None."""
+    """``(the request with the user's text replaced by its exact terms, the text)`` for a single-turn prompt,
+    else None."""
     if request.get("tools") or request.get("functions"):
         return None
     messages = request.get("messages")
@@ -30,7 +43,9 @@ def single_turn(request: Mapping[str, Any]) -> tuple[dict[str, Any], str] | None
     text = _text(user.get("content"))
     if not text or not text.strip():
         return None
-    masked = {**request, "messages": [*messages[:-1], {"role": "user", "content": _MASK}]}
+    numbers, negations = exact_terms(text)
+    masked = {**request, "messages": [*messages[:-1], {"role": "user", "content": _MASK, "numbers": numbers,
+                                                       "negations": negations}]}
     return masked, text
 
 
