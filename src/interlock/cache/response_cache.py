@@ -101,7 +101,8 @@ class ResponseCache:
         if entry is None and rules.semantic and self.semantic is not None:
             prompt = single_turn(request)
             if prompt is not None:
-                # The bucket: the exact key's inputs with the user's text masked (another api tag: never a key).
+                # The bucket: the exact key's inputs, the user's text replaced by its numbers and negations
+                # (another api tag: never an exact key).
                 bucket = request_digest(prompt[0], inbound=f"semantic:{ctx.inbound}", stream=ctx.stream,
                                         policy=policy, models=models, project=owner, namespace=namespace)
                 await self._similar(ticket, self.semantic, bucket, prompt[1], "no-cache" not in directives)

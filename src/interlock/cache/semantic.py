@@ -1,13 +1,14 @@
 """The semantic cache: a single-turn prompt whose user text means the same as a stored one's is a hit.
 
 Only single-turn prompts take part (``semantic_prompt.py``: no tools; at most one system or developer message,
-then exactly one user message of text). Everything in the exact key but the user's text - inbound API, stream flag, policy, models,
-project, namespace, system prompt, every parameter - is digested into a *bucket*; within a bucket the index
-keeps, per stored answer, the user text's embedding (all-MiniLM-L6-v2, the guardrails classifier's model),
-the answer's exact key, when it was made and when it expires. After an exact miss the prompt is embedded on a
-worker thread and compared with its bucket in one matrix product; the best at or above the threshold names an
-exact key, whose entry the backend then serves. The backend stays the truth: an index entry whose answer was
-deleted or expired is a miss, and is dropped.
+then exactly one user message of text). Everything in the exact key but the user's text (of which only its
+numbers and negations count) - inbound API, stream flag, policy, models, project, namespace, system prompt,
+every parameter - is digested into a *bucket*; within a bucket the index keeps, per stored answer, the user
+text's embedding (all-MiniLM-L6-v2, the guardrails classifier's model), the answer's exact key, when it was
+made and when it expires. After an exact miss the prompt is embedded on a worker thread and compared with its
+bucket in one matrix product; the best at or above the threshold names an exact key, whose entry the backend
+then serves. The backend stays the truth: an index entry whose answer was deleted or expired is a miss, and
+is dropped.
 
 The index is per worker (with either backend): see docs/cache-semantic.md for why it is not shared in Redis.
 """
@@ -155,7 +156,6 @@ class SemanticCache:
         self.embed = embed
         self.offload = offload
         self.index = index
-        self.hits = 0
 
     async def vector(self, text: str) -> Vector | None:
         """``text``'s embedding, computed on a worker thread (~10-20 ms of CPU for a short prompt)."""
