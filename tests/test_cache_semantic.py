@@ -14,13 +14,14 @@ import anthropic
 import numpy as np
 import openai
 import pytest
+import redis.asyncio as redis_asyncio
 
 from interlock.cache import settings as cache_settings
 from interlock.cache.response_cache import ResponseCache, Ticket
 from interlock.cache.semantic import SemanticCache, SemanticIndex, Vector
 from interlock.cache.semantic_prompt import exact_terms, single_turn
 from interlock.cache.settings import CacheRules, CacheSettings
-from interlock.cache.store import MemoryBackend, Selector
+from interlock.cache.store import Backend, MemoryBackend, RedisBackend, Selector
 from interlock.config import ConfigError, load_settings
 from interlock.core.context import RequestContext
 from interlock.guardrails.encoder import Encoder, shared_encoder
@@ -52,10 +53,10 @@ def user(text: str, system: str | None = None, **params: Any) -> dict[str, Any]:
 
 
 def cache_with(encoder: Encoder, clock: FakeClock, max_entries: int = 100, threshold: float = THRESHOLD,
-               ) -> ResponseCache:
+               backend: Backend | None = None) -> ResponseCache:
     rules = CacheRules(enabled=True, semantic=True, semantic_threshold=threshold)
     settings = CacheSettings(rules=rules, semantic_max_entries=max_entries)
-    backend = MemoryBackend(1 << 20, clock.monotonic, clock.time)
+    backend = backend or MemoryBackend(1 << 20, clock.monotonic, clock.time)
     semantic = SemanticCache(encoder.embed, off_loop, SemanticIndex(max_entries, clock.monotonic))
     return ResponseCache(settings, backend, clock.time, semantic=semantic)
 
@@ -67,7 +68,7 @@ async def ask(cache: ResponseCache, request: dict[str, Any], answer: str | None 
     assert ticket is not None
     if ticket.status == "miss" and answer is not None:
         ticket.store_completion(ctx, b'{"answer": "%s"}' % answer.encode())
-        await asyncio.sleep(0)  # the backend's put runs as a task
+        await asyncio.gather(*cache._tasks)  # the backend's put runs as a task
     return ticket
 
 
@@ -274,6 +275,32 @@ async def test_a_deleted_or_expired_answer_is_a_miss_and_leaves_the_index(encode
     clock.advance(3601)
     miss = await ask(cache, user(a))
     assert miss.status == "miss" and len(index) == 0
+
+
+async def test_with_redis_each_worker_has_its_own_index_and_deletes_reach_both(encoder: Encoder) -> None:
+    prefix = f"test-{uuid.uuid4().hex[:8]}:"
+    clients = [redis_asyncio.Redis.from_url("redis://127.0.0.1:6379/0") for _ in range(2)]
+    clock = FakeClock()
+    one, two = (cache_with(encoder, clock, backend=RedisBackend(c, prefix, 1.0, clock.monotonic)) for c in clients)
+    assert one.semantic is not None and two.semantic is not None
+    a, b = HIT
+    try:
+        await ask(one, user(a), "git reset")
+        assert (await ask(one, user(b))).semantic
+        assert (await ask(two, user(a))).status == "hit"  # the exact answer is shared
+        assert (await ask(two, user(b), "from two")).status == "miss"  # the index is not: documented
+        again = await ask(one, user(b))
+        assert again.status == "hit" and not again.semantic  # two's answer to b, by its exact key
+        assert await one.delete(Selector(project="")) == 2  # both answers, from Redis and one's index
+        assert len(one.semantic.index) == 0
+        miss = await ask(two, user(b))  # two's index still points at b's deleted answer
+        assert miss.status == "miss" and len(two.semantic.index) == 0
+    finally:
+        keys = [k async for k in clients[0].scan_iter(match=prefix + "*")]
+        if keys:
+            await clients[0].delete(*keys)
+        for c in clients:
+            await c.aclose()
 
 
 # ----------------------------------------------------------------- settings
