@@ -50,7 +50,7 @@ from interlock.ledger.wiring import Observability
 from interlock.pipeline.cache import CacheStage
 from interlock.pipeline.core import Pipeline
 from interlock.pipeline.dispatch import Dispatcher
-from interlock.pipeline.guard import GuardStage
+from interlock.pipeline.guard import GuardStage, off_loop
 from interlock.pipeline.settle import Ledger
 from interlock.pipeline.stages import (
     AdmitStage,
@@ -171,9 +171,10 @@ class Gateway:
             ("route",))
         self.internal_errors = InternalErrors(lambda label: internal.inc((label,)), self._route_label)
         self.lifecycle = Lifecycle(settlers(self.routing, self.governance, self.ledger), self.internal_errors)
-        #: The exact response cache (cache/); None when no request can use it.
+        #: The response cache (cache/), exact and semantic (its embeddings on the guardrails' threads); None when
+        #: no request can use it.
         self.cache_settings = CacheSettings.from_settings(settings)
-        self.cache = build_cache(self.cache_settings, settings, clock, self.obs.registry)
+        self.cache = build_cache(self.cache_settings, settings, clock, self.obs.registry, off_loop)
         self.router = self._routes()
 
     def _route_label(self, path: str) -> str:

@@ -8,6 +8,9 @@ seed, sampling at temperature > 0 (or at the vendor's default) unless the rules 
 failed, were cut short or were refused by guardrails (the pipeline stores only what it relayed in full).
 Guardrails run on the request before the lookup and on a replayed answer as on a vendor's, so a policy
 tightened since an answer was stored still applies to it.
+
+With ``semantic`` on (``cache/semantic.py``), an exact miss of a single-turn prompt is looked up by meaning in
+its bucket; a hit there is marked on the ticket (``semantic``, ``similarity``) and in its headers.
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from interlock.cache.key import request_digest, short
+from interlock.cache.semantic_prompt import single_turn
 from interlock.cache.settings import CacheRules, CacheSettings
 from interlock.cache.store import Backend, Entry, MemoryBackend, Selector
 from interlock.core.cache import BYPASS, HIT, MISS
@@ -27,6 +31,9 @@ from interlock.core.context import RequestContext
 from interlock.core.errors import InvalidRequest
 from interlock.core.pricing import Cost
 from interlock.core.vendor import ChunkSource, Completion
+
+if TYPE_CHECKING:  # numpy is optional (the classifier extra): semantic.py is imported only when it is on
+    from interlock.cache.semantic import SemanticCache, Vector
 
 _NAMESPACE = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
 #: The project part of keys when answers are shared across projects.
@@ -36,17 +43,19 @@ SHARED = "*"
 class Counts:
     """Per worker, for ``/metrics`` and the admin API."""
 
-    __slots__ = ("bypasses", "hits", "misses", "saved_picousd", "skipped", "stores")
+    __slots__ = ("bypasses", "hits", "misses", "saved_picousd", "semantic_hits", "skipped", "stores")
 
     def __init__(self) -> None:
-        self.hits = self.misses = self.bypasses = self.stores = self.skipped = 0
+        self.hits = self.misses = self.bypasses = self.stores = self.skipped = self.semantic_hits = 0
         self.saved_picousd = 0
 
 
 class ResponseCache:
     def __init__(self, settings: CacheSettings, backend: Backend, wall: Callable[[], float],
-                 on_result: Callable[[str], None] | None = None) -> None:
+                 on_result: Callable[[str], None] | None = None, semantic: SemanticCache | None = None) -> None:
         self.settings = settings
+        #: The semantic index and encoder, when some request can use them.
+        self.semantic = semantic
         self.backend = backend
         self.wall = wall
         self.counts = Counts()
@@ -88,7 +97,16 @@ class ResponseCache:
         entry = None if "no-cache" in directives else await self.backend.get(key)
         if entry is not None and entry.kind != ("stream" if ctx.stream else "completion"):
             entry = None  # cannot happen with the stream flag in the key; kept as a guard for old entries
-        ticket = Ticket(self, rules, key, ttl, entry)
+        ticket = Ticket(self, rules, key, ttl, entry, ctx.stream)
+        if entry is None and rules.semantic and self.semantic is not None:
+            prompt = single_turn(request)
+            if prompt is not None:
+                # The bucket: the exact key's inputs, the user's text replaced by its numbers and negations
+                # (another api tag: never an exact key).
+                bucket = request_digest(prompt[0], inbound=f"semantic:{ctx.inbound}", stream=ctx.stream,
+                                        policy=policy, models=models, project=owner, namespace=namespace)
+                await self._similar(ticket, self.semantic, bucket, prompt[1], "no-cache" not in directives)
+        entry = ticket.entry
         if entry is not None:
             ticket.status = HIT
             ticket.age = max(0, int(self.wall() - entry.created))
@@ -98,6 +116,25 @@ class ResponseCache:
             self.counts.misses += 1
         self._count(ticket.status)
         return ticket
+
+    async def _similar(self, ticket: Ticket, semantic: SemanticCache, bucket: str, text: str,
+                       lookup: bool) -> None:
+        """Embeds ``text`` (kept on the ticket, to index the answer when it is stored) and, when ``lookup``,
+        makes ``ticket`` a hit on the most similar stored prompt of ``bucket`` at or above the threshold."""
+        vector = await semantic.vector(text)
+        if vector is None:
+            return  # longer than the model's window: its embedding would miss the rest of the text
+        ticket.bucket, ticket.vector = bucket, vector
+        found = semantic.index.best(bucket, vector) if lookup else None
+        if found is None or found[1] < ticket.rules.semantic_threshold:
+            return
+        key, similarity = found
+        entry = await self.backend.get(key)
+        if entry is None or entry.kind != ("stream" if ticket.stream else "completion"):
+            semantic.index.discard(bucket, key)  # deleted or expired: a miss, and one vector less to compare
+            return
+        ticket.entry, ticket.storing, ticket.semantic, ticket.similarity = entry, False, True, similarity
+        self.counts.semantic_hits += 1
 
     @staticmethod
     def _refusal(ctx: RequestContext, request: Mapping[str, Any], rules: CacheRules,
@@ -141,7 +178,8 @@ class ResponseCache:
         if self.on_result is not None:
             self.on_result(status)
 
-    def store(self, key: str, entry: Entry, ttl_s: int) -> None:
+    def store(self, key: str, entry: Entry, ttl_s: int, bucket: str = "", vector: Vector | None = None) -> None:
+        """Stores ``entry`` (in the background) and, for a single-turn prompt, indexes its ``vector``."""
         if entry.size > self.settings.max_entry_bytes:
             self.counts.skipped += 1
             return
@@ -149,8 +187,12 @@ class ResponseCache:
         task = asyncio.get_running_loop().create_task(self.backend.put(key, entry, ttl_s))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        if vector is not None and self.semantic is not None:
+            self.semantic.index.add(bucket, key, vector, entry.created, ttl_s)
 
     async def delete(self, selector: Selector) -> int:
+        if self.semantic is not None:  # this worker's index at once; other workers' when a lookup finds no entry
+            self.semantic.index.delete(selector, self.wall())
         return await self.backend.delete(selector)
 
     def collect(self) -> list[tuple[str, str, str, list[tuple[dict[str, str], float]]]]:
@@ -162,6 +204,9 @@ class ResponseCache:
              "they were made (USD).", [(kind, c.saved_picousd / 1e12)]),
             ("interlock_cache_stores", "counter", "Answers stored in the response cache.", [(kind, float(c.stores))]),
         ]
+        if self.semantic is not None:
+            out.append(("interlock_cache_semantic_entries", "gauge", "Prompt vectors in this worker's semantic "
+                        "cache index.", [(kind, float(len(self.semantic.index)))]))
         if isinstance(self.backend, MemoryBackend):
             out.append(("interlock_cache_entries", "gauge", "Answers held in this worker's memory cache.",
                         [(kind, float(len(self.backend)))]))
@@ -176,15 +221,19 @@ class ResponseCache:
         return {"backend": self.backend.kind, "entries": entries, "bytes": size, "hits": c.hits, "misses": c.misses,
                 "bypasses": c.bypasses, "stores": c.stores, "too_large": c.skipped,
                 "hit_rate": round(c.hits / looked, 4) if looked else None,
+                "semantic_hits": c.semantic_hits,
+                "semantic_entries": len(self.semantic.index) if self.semantic is not None else None,
                 "saved_usd": c.saved_picousd / 1e12}
 
 
 class Ticket:
     """One request's use of the cache (``core.cache.CacheTicket``)."""
 
-    __slots__ = ("age", "cache", "entry", "key", "reason", "rules", "saved", "status", "storing", "ttl")
+    __slots__ = ("age", "bucket", "cache", "entry", "key", "reason", "rules", "saved", "semantic", "similarity",
+                 "status", "storing", "stream", "ttl", "vector")
 
-    def __init__(self, cache: ResponseCache, rules: CacheRules, key: str, ttl: int, entry: Entry | None) -> None:
+    def __init__(self, cache: ResponseCache, rules: CacheRules, key: str, ttl: int, entry: Entry | None,
+                 stream: bool = False) -> None:
         self.cache = cache
         self.rules = rules
         self.key = key
@@ -195,10 +244,20 @@ class Ticket:
         self.saved: Cost | None = None
         self.age = 0
         self.reason = ""
+        self.stream = stream
+        #: A hit by meaning (the semantic cache) rather than by the exact key, and its cosine similarity.
+        self.semantic = False
+        self.similarity: float | None = None
+        #: A single-turn prompt's bucket and embedding: its answer's vector joins the index when stored.
+        self.bucket = ""
+        self.vector: Vector | None = None
 
     def headers(self) -> list[tuple[str, str]]:
         if self.status == HIT:
-            return [("x-interlock-cache", HIT), ("x-interlock-cache-age", str(self.age))]
+            out = [("x-interlock-cache", HIT), ("x-interlock-cache-age", str(self.age))]
+            if self.similarity is not None:
+                out.append(("x-interlock-cache-similarity", f"{self.similarity:.3f}"))
+            return out
         if self.status == BYPASS:
             return [("x-interlock-cache", BYPASS), ("x-interlock-cache-reason", self.reason)]
         return [("x-interlock-cache", MISS)]
@@ -232,7 +291,7 @@ class Ticket:
     def _store(self, ctx: RequestContext, entry: Entry) -> None:
         if self.storing and ctx.error is None:
             self.storing = False
-            self.cache.store(self.key, entry, self.ttl)
+            self.cache.store(self.key, entry, self.ttl, self.bucket, self.vector)
 
 
 class Replay:

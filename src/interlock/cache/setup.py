@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from interlock.cache.response_cache import ResponseCache
 from interlock.cache.settings import CacheSettings
 from interlock.cache.store import Backend, Journal, MemoryBackend, RedisBackend
@@ -10,9 +12,14 @@ from interlock.core.clock import Clock
 from interlock.observability.metrics import Registry
 from interlock.state.redis import redis_settings
 
+if TYPE_CHECKING:  # numpy is optional (the classifier extra): semantic.py is imported only when it is on
+    from interlock.cache.semantic import Offload, SemanticCache
 
-def build_cache(cache: CacheSettings, settings: Settings, clock: Clock, registry: Registry) -> ResponseCache | None:
-    """The cache, or None when no request can use it (then the stage only places breakpoints, if asked)."""
+
+def build_cache(cache: CacheSettings, settings: Settings, clock: Clock, registry: Registry,
+                offload: Offload | None = None) -> ResponseCache | None:
+    """The cache, or None when no request can use it (then the stage only places breakpoints, if asked).
+    ``offload`` runs the semantic cache's embeddings off the event loop (the guardrails' threads)."""
     if not cache.possible:
         return None
     backend: Backend
@@ -30,6 +37,22 @@ def build_cache(cache: CacheSettings, settings: Settings, clock: Clock, registry
         backend = MemoryBackend(cache.max_bytes, clock.monotonic, clock.time, journal)
     results = registry.counter("interlock_cache_requests_total",
                                "Requests the response cache looked at, by result (hit, miss, bypass).", ("result",))
-    out = ResponseCache(cache, backend, clock.time, lambda status: results.inc((status,)))
+    semantic = build_semantic(cache, clock, offload) if cache.semantic_possible else None
+    out = ResponseCache(cache, backend, clock.time, lambda status: results.inc((status,)), semantic)
     registry.collector(out.collect)
     return out
+
+
+def build_semantic(cache: CacheSettings, clock: Clock, offload: Offload | None) -> SemanticCache:
+    """The semantic index with the shared encoder, loaded now (a missing or broken model fails the start:
+    ``guardrails.modelfiles.ModelUnavailable`` names the package to install)."""
+    # Imported here: numpy, tokenizers and the model package are optional (the classifier extra).
+    from interlock.cache.semantic import SemanticCache, SemanticIndex
+    from interlock.guardrails.encoder import shared_encoder
+    from interlock.guardrails.modelfiles import model_dir
+
+    if offload is None:
+        raise ValueError("the semantic cache needs an offload (pipeline.guard.off_loop)")
+    encoder = shared_encoder(model_dir())
+    index = SemanticIndex(cache.semantic_max_entries, clock.monotonic, encoder.hidden)
+    return SemanticCache(encoder.embed, offload, index)

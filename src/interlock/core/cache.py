@@ -25,9 +25,14 @@ class CacheTicket(Protocol):
     storing: bool
     #: On a hit: what the answer cost when it was made (at today's price of its route when that is known).
     saved: Cost | None
+    #: A hit by meaning (the semantic cache: a stored single-turn prompt close enough), not by the exact key.
+    semantic: bool
+    #: On a semantic hit: the cosine similarity of the two prompts (else None).
+    similarity: float | None
 
     def headers(self) -> list[tuple[str, str]]:
-        """``x-interlock-cache`` (and ``-age`` on a hit, ``-reason`` on a bypass)."""
+        """``x-interlock-cache`` (and ``-age`` on a hit, ``-similarity`` on a semantic one, ``-reason`` on a
+        bypass)."""
         ...
 
     def completion(self) -> Completion:

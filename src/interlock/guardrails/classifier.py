@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from interlock.guardrails.encoder import Encoder
+from interlock.guardrails.encoder import shared_encoder
 from interlock.guardrails.modelfiles import ModelUnavailable, file_sha256, model_dir
 
 HEAD_PATH = Path(__file__).with_name("injection_head.json")
@@ -86,7 +86,7 @@ class InjectionClassifier:
                 f"{head_path} was trained on {trained_on.get('package')}=={trained_on.get('version')} "
                 f"(model.safetensors sha256 {want}), but {directory / 'model.safetensors'} has sha256 {have}: "
                 f"install that version, or retrain with scripts/train_injection_head.py")
-        self.encoder = Encoder(directory)
+        self.encoder = shared_encoder(directory)
         try:
             self.layers = tuple(int(n) for n in meta["layers"])
         except (KeyError, TypeError, ValueError):

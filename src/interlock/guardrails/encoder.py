@@ -9,10 +9,12 @@ embedding is the mean over the tokens, L2-normalised (the model's pooling config
 A text longer than one window is cut into overlapping windows of equal length, encoded as one batch;
 each window gets its own embedding, so a short attack inside a long e-mail is not averaged away.
 ``features`` also gives the pooled output of an inner layer, which a linear head can use beside the last.
+``embed`` is the model's own sentence embedding of a short text (one window), as the semantic cache uses it.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,6 +151,17 @@ class Encoder:
             starts = [starts[i] for i in picked]
         return [[self.cls, *ids[s:s + size], self.sep] for s in starts]
 
+    def embed(self, text: str) -> Array | None:
+        """The sentence embedding of ``text`` (shape (hidden,), unit length: mean-pooled last layer, as the
+        model is meant to be used), or None when ``text`` is longer than one window: the model would see
+        only its beginning, so two texts that differ after it would look the same."""
+        ids: list[int] = self.tokenizer.encode(text, add_special_tokens=False).ids
+        if len(ids) > self.window - 2:
+            return None
+        batch = np.asarray([[self.cls, *ids, self.sep]], dtype=np.int64)
+        out: Array = self.forward(batch, (len(self.layers),))[0]
+        return out
+
     def encode(self, text: str) -> Array:
         """The sentence embedding of each window of ``text``: shape (windows, hidden), unit length."""
         return self.features(text, (len(self.layers),))
@@ -188,6 +201,13 @@ class Encoder:
                 pooled[n] = mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), np.float32(1e-12))
         out: Array = np.concatenate([pooled[n] for n in layers], axis=1).astype(np.float32, copy=False)
         return out
+
+
+@functools.cache
+def shared_encoder(directory: Path) -> Encoder:
+    """One encoder per model directory and process, shared by the classifier and the semantic cache (it is
+    read-only once built; ~90 MB of weights each would otherwise load twice). A failure is not kept."""
+    return Encoder(directory)
 
 
 def _layer_norm(x: Array, weight: Array, bias: Array, eps: float) -> Array:
