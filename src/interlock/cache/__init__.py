@@ -1,0 +1,1 @@
+"""Caching: the exact response cache and prompt-cache helpers."""
