@@ -172,6 +172,14 @@ def test_requests_without_a_shared_prefix_keep_the_strategy() -> None:
     assert trace.reason == "first in priority order of 3 capable targets"
 
 
+def test_a_model_with_one_route_computes_no_fingerprint() -> None:
+    w = world({"sima": simulator()})
+    w.engine.affinity = PrefixAffinity(AffinitySettings(), FakeClock().monotonic)
+    trace, _ = w.engine.decide(conversation(), project="p1")
+    assert trace.prefix is None and trace.affinity is None
+    assert first(three(FakeClock()), conversation())[1].prefix is not None
+
+
 def test_affinity_gives_way_to_filters_an_open_circuit_and_the_callers_order() -> None:
     clock = FakeClock()
     w = three(clock, breaker=BreakerSettings(min_requests=1, cooldown_s=30))

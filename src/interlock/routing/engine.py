@@ -197,7 +197,8 @@ class RoutingEngine:
                 eligible = [c for c in candidates if c.group == group and c.reason is None]
                 order.extend(rank(eligible, strategies[group], policies[group], needs, self.stats, self.rng))
         prefix = affine = None
-        if self.affinity is not None and order:
+        # One candidate in all (a model with one route): nothing to prefer, no fingerprint to compute.
+        if self.affinity is not None and order and len(candidates) > 1:
             prefix = self.affinity.key(request, project)
             # An explicit provider.order is the caller's own ranking: affinity does not reorder it.
             if prefix is not None and not prefs.order:
