@@ -341,14 +341,15 @@ def gateway(tmp_path: Path) -> Iterator[tuple[Gateway, asyncio.AbstractEventLoop
         yield running
 
 
-def chat(gw: Gateway, loop: asyncio.AbstractEventLoop, body: dict[str, Any]) -> Proto:
+def chat(gw: Gateway, loop: asyncio.AbstractEventLoop, body: dict[str, Any], path: str = "/v1/chat/completions"
+         ) -> Proto:
     raw = orjson.dumps(body)
     headers = {"host": "127.0.0.1:4000", "content-type": "application/json", "content-length": str(len(raw)),
                "authorization": f"Bearer {MASTER_KEY}"}
 
     async def run() -> Proto:
         proto = Proto(raw)
-        await gw.__rsgi__(Scope("POST", "/v1/chat/completions", headers), proto)  # type: ignore[arg-type]
+        await gw.__rsgi__(Scope("POST", path, headers), proto)  # type: ignore[arg-type]
         return proto
     return loop.run_until_complete(run())
 
@@ -364,6 +365,8 @@ def test_the_gateway_pins_a_prefix_says_so_and_fails_over(gateway: Any) -> None:
     pinned = routes[0]
     reasons = [a.headers["x-interlock-route-reason"] for a in answers[1:]]
     assert any(r.startswith(f"affinity: prefix served by {pinned}") for r in reasons), reasons
+    explained = orjson.loads(b"".join(chat(gw, loop, conversation("Why?", model="spread"), "/v1/route/explain").chunks))
+    assert explained["route"] == pinned and explained["affinity"]["route"] == pinned
 
     # Break the pinned route's model in the simulator: the request fails over, and later ones stay there.
     sim = gw.simulator
