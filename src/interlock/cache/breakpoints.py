@@ -125,7 +125,7 @@ def place_breakpoints(request: Mapping[str, Any], *, min_tokens: int = DEFAULT_M
     """
     messages = request.get("messages")
     if not isinstance(messages, list) or not messages or count_markers(request):
-        return dict(request) if not isinstance(request, dict) else request
+        return request if isinstance(request, dict) else dict(request)
     tools = request.get("tools")
     total = 0
     mark_tool = False
@@ -152,8 +152,8 @@ def place_breakpoints(request: Mapping[str, Any], *, min_tokens: int = DEFAULT_M
     for spot in (before[-1] if before else None, conversation[-1] if conversation else None):
         if spot is not None and spot not in chosen and ends[spot] >= min_tokens:
             chosen.append(spot)
-    budget = MAX_BREAKPOINTS - (1 if mark_tool else 0)
-    chosen = chosen[-budget:] if len(chosen) > budget else chosen
+    # Tool, system and two conversation spots at most: within Anthropic's limit by construction.
+    assert len(chosen) + mark_tool <= MAX_BREAKPOINTS
     if not chosen and not mark_tool:
         return request if isinstance(request, dict) else dict(request)
     out = dict(request)
