@@ -197,7 +197,8 @@ class Settings:
 
 
 _TOP_KEYS = ("server", "vendors", "aliases", "simulator", "catalog", "logging", "store", "telemetry", "console",
-             "policies", "redis", "governance", "circuit_breaker", "guardrails", "cache")
+             "policies", "redis", "governance", "circuit_breaker", "guardrails", "cache",
+             "routing")
 #: ``logging:`` keys; the ledger (``ledger/settings.py``) reads and checks their values.
 LOGGING_KEYS = ("enabled", "level", "retention_days", "zero_data_retention", "flush_interval", "batch_size")
 #: Keys of a ``vendors.<id>`` section every vendor has; each type adds its own (:attr:`VendorType.keys`).

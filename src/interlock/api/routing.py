@@ -43,7 +43,7 @@ class RoutingApi:
         zdr_log.mark(principal.zero_data_retention)
         request = parse_json_object(await req.body(self.max_body))
         validate_chat_request(request)
-        trace, plan = self.routing.decide(request, exact=True)
+        trace, plan = self.routing.decide(request, exact=True, project=principal.project)
         # What admit would do to this caller's route (targets without a price under a hard budget).
         ctx = RequestContext("explain")
         ctx.principal, ctx.requested_model, ctx.routing, ctx.plan = principal, request["model"], trace, plan

@@ -83,6 +83,22 @@ class Candidate:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class AffinityDecision:
+    """What prefix affinity (``routing/affinity.py``) did for one request."""
+
+    route: str
+    age_s: float
+    #: True when the affine route was moved ahead of the strategy's first choice.
+    moved: bool
+
+    def sentence(self) -> str:
+        return f"affinity: prefix served by {self.route} {self.age_s:.0f} s ago"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"route": self.route, "age_s": round(self.age_s, 3), "moved": self.moved}
+
+
 @dataclass(slots=True)
 class RoutingTrace:
     requested: str
@@ -103,6 +119,10 @@ class RoutingTrace:
     #: How dispatch retries and fails over (not part of the JSON trace).
     retry: Retry | None = None
     timeout_s: float = 120.0
+    #: The request's prefix fingerprint (``routing/affinity.py``), for settle; None without a long prefix.
+    prefix: int | None = None
+    #: Prefix affinity's part in the decision, when a remembered route was eligible.
+    affinity: AffinityDecision | None = None
 
     def outcome_reason(self) -> str:
         """The decision sentence plus what failover did, for the response header."""
@@ -134,6 +154,7 @@ class RoutingTrace:
             "candidates": [c.to_json() for c in self.candidates],
             "overrides": self.overrides.to_json() if hasattr(self.overrides, "to_json") else self.overrides,
             "attempts": [a.to_json() for a in self.attempts],
+            **({"affinity": self.affinity.to_json()} if self.affinity is not None else {}),
         }
 
 

@@ -24,6 +24,7 @@ from interlock.core.errors import GatewayError, InvalidRequest, ModelNotFound, N
 from interlock.core.plan import Plan, Target
 from interlock.core.policy import DEFAULT_POLICY, Filters, Policy
 from interlock.core.trace import Candidate, RoutingTrace, decision_sentence
+from interlock.routing.affinity import PrefixAffinity
 from interlock.routing.circuit import Circuits
 from interlock.routing.explain import GenerationRecord
 from interlock.routing.overrides import NO_PREFS, Overrides, parse_overrides, strip_routing_fields
@@ -117,6 +118,7 @@ class RoutingEngine:
         stats: LiveStats | None = None,
         rng: Callable[[], float] = random.random,
         trace_limit: int = 10_000,
+        affinity: PrefixAffinity | None = None,
     ) -> None:
         self.planner = planner
         self.circuits = circuits or Circuits()
@@ -124,6 +126,8 @@ class RoutingEngine:
         self.rng = rng
         self.traces = TraceLog(trace_limit)
         self.tokens = TokenMemo()
+        #: Prefix affinity (routing/affinity.py): a reordering step after the strategy; None when off.
+        self.affinity = affinity
         self._layouts: dict[tuple[str, ...], _Layout] = {}
         #: Replica-wide statistics through Redis (routing/shared.py), started with the first request.
         self.shared: SharedStats | None = None
@@ -131,13 +135,14 @@ class RoutingEngine:
     # ------------------------------------------------------------------ decide
 
     def decide(self, request: Mapping[str, Any], *, exact: bool = False,
-               output_param: str | None = None) -> tuple[RoutingTrace, Plan]:
+               output_param: str | None = None, project: str | None = None) -> tuple[RoutingTrace, Plan]:
         """The routing decision for a validated chat request; raises 400/404/503 as the caller should see.
 
         ``exact`` always counts the prompt's tokens (explain); otherwise they are counted only when a
         strategy prices the request or a context window could be too small for a cheap upper bound.
         ``output_param`` is the caller's name for the canonical max tokens (``max_output_tokens`` on
-        the Responses API), for the 400 when no target allows that many.
+        the Responses API), for the 400 when no target allows that many. ``project`` scopes prefix
+        affinity (the caller's project).
         """
         overrides = parse_overrides(request)
         layout = self._layout(overrides.names)
@@ -191,6 +196,13 @@ class RoutingEngine:
             for group, _ in plans:
                 eligible = [c for c in candidates if c.group == group and c.reason is None]
                 order.extend(rank(eligible, strategies[group], policies[group], needs, self.stats, self.rng))
+        prefix = affine = None
+        # One candidate in all (a model with one route): nothing to prefer, no fingerprint to compute.
+        if self.affinity is not None and order and len(candidates) > 1:
+            prefix = self.affinity.key(request, project)
+            # An explicit provider.order is the caller's own ranking: affinity does not reorder it.
+            if prefix is not None and not prefs.order:
+                order, affine = self.affinity.prefer(prefix, order)
         if prefs.order:
             position = {slug: i for i, slug in enumerate(prefs.order)}
             listed = sorted((c for c in order if c.target.slug in position),
@@ -210,6 +222,9 @@ class RoutingEngine:
         if not order:
             raise self._no_route(overrides, skipped, request, output_param)
         strategy = strategies[0]
+        reason = decision_sentence(strategy, len(order), skipped, len(plans)) + layout.ignored
+        if affine is not None and affine.moved:
+            reason = f"{affine.sentence()}; otherwise {reason}"
         trace = RoutingTrace(
             requested=str(request["model"]),
             names=overrides.names,
@@ -219,10 +234,12 @@ class RoutingEngine:
             requested_output_tokens=needs.output_tokens,
             candidates=candidates,
             order=tuple(c.target for c in order),
-            reason=decision_sentence(strategy, len(order), skipped, len(plans)) + layout.ignored,
+            reason=reason,
             overrides=_OverridesView(overrides, layout.unresolved, needs.capabilities),
             retry=policy.retry,
             timeout_s=policy.timeout_s,
+            prefix=prefix,
+            affinity=affine,
         )
         return trace, primary
 
@@ -307,7 +324,9 @@ class RoutingEngine:
 
     def route(self, ctx: RequestContext, request: dict[str, Any]) -> dict[str, Any]:
         """Decide for a live request: fills the context, returns the request without routing fields."""
-        trace, plan = self.decide(request, output_param=_OUTPUT_PARAM.get(ctx.inbound))
+        principal = ctx.principal
+        trace, plan = self.decide(request, output_param=_OUTPUT_PARAM.get(ctx.inbound),
+                                  project=principal.project if principal is not None else None)
         trace.attempts = ctx.attempts
         ctx.plan = plan
         ctx.routing = trace
@@ -340,6 +359,9 @@ class RoutingEngine:
                 cached_tokens=usage.cache_read_tokens if usage is not None else 0,
                 count=True,
             )
+        if trace.prefix is not None and self.affinity is not None:
+            self.affinity.observe(trace.prefix, [a.target for a in ctx.attempts if a.outcome == "failed"],
+                                  (answered.target, answered.vendor) if answered is not None else None)
         self.traces.put(ctx.id, GenerationRecord(ctx, trace))
 
     def ordered(self, plan: Plan) -> RoutingTrace:

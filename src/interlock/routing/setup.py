@@ -1,6 +1,6 @@
 """Building the routing engine from settings, and validating its config at start.
 
-``policies:``, ``redis:`` and ``circuit_breaker:`` are read here through
+``policies:``, ``redis:``, ``circuit_breaker:`` and ``routing:`` are read here through
 ``Settings.section`` so a mistake fails ``interlock serve`` with the file,
 line and key, in the launching process, before any worker starts.
 
@@ -15,6 +15,7 @@ from interlock.catalog import Catalog
 from interlock.config import Settings
 from interlock.core.clock import SYSTEM_CLOCK, Clock
 from interlock.core.vendor import VendorRuntime
+from interlock.routing.affinity import AffinitySettings, PrefixAffinity
 from interlock.routing.circuit import BreakerSettings, Circuits
 from interlock.routing.engine import RoutingEngine
 from interlock.routing.planner import Planner
@@ -48,18 +49,43 @@ def breaker_settings(settings: Settings) -> BreakerSettings:
     )
 
 
+#: ``routing.prefix_affinity`` keys.
+AFFINITY_KEYS = ("enabled", "ttl_s", "vendor_ttl_s", "min_prefix_tokens", "max_entries")
+
+
+def affinity_settings(settings: Settings) -> AffinitySettings:
+    """``routing: {prefix_affinity: ...}`` - on by default: it only reorders routes that are allowed anyway."""
+    section = settings.section("routing")
+    section.only("prefix_affinity")
+    sub = section.section("prefix_affinity")
+    sub.only(*AFFINITY_KEYS)
+    default = AffinitySettings()
+    per_vendor = sub.section("vendor_ttl_s")
+    vendor_ttl = {vid: per_vendor.number(vid, default.ttl_s, positive=True) for vid in per_vendor.names()}
+    return AffinitySettings(
+        enabled=sub.boolean("enabled", default.enabled),
+        ttl_s=sub.number("ttl_s", default.ttl_s, positive=True),
+        vendor_ttl_s=vendor_ttl,
+        min_prefix_tokens=sub.integer("min_prefix_tokens", default.min_prefix_tokens, minimum=1),
+        max_entries=sub.integer("max_entries", default.max_entries, minimum=1),
+    )
+
+
 def validate_routing(settings: Settings, catalog: Catalog) -> None:
     load_policies(settings, catalog)
     redis_settings(settings)
     breaker_settings(settings)
+    affinity_settings(settings)
 
 
 def build_routing(settings: Settings, catalog: Catalog, vendors: Mapping[str, VendorRuntime],
                   clock: Clock = SYSTEM_CLOCK) -> RoutingEngine:
     policies = load_policies(settings, catalog)
     planner = Planner(catalog, vendors, settings.vendors, settings.aliases, policies)
+    affinity = affinity_settings(settings)
     engine = RoutingEngine(planner, circuits=Circuits(breaker_settings(settings), clock=clock.monotonic),
-                           stats=LiveStats(clock=clock.time))
+                           stats=LiveStats(clock=clock.time),
+                           affinity=PrefixAffinity(affinity, clock.monotonic) if affinity.enabled else None)
     redis = redis_settings(settings)
     if redis is not None:
         engine.shared = SharedStats(engine.stats, redis.url, prefix=f"{redis.key_prefix}routing:",
