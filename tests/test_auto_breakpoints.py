@@ -94,3 +94,27 @@ def test_the_markers_reach_the_anthropic_request_in_order() -> None:
     marked = [(m["role"], b["text"]) for m in sent["messages"] for b in m["content"] if "cache_control" in b]
     assert marked == [("assistant", "a1 " * 10), ("user", "q2")]
     assert orjson.dumps(sent).count(b"cache_control") == MAX_BREAKPOINTS
+
+
+async def test_the_cache_stage_marks_only_requests_every_route_of_which_is_anthropic() -> None:
+    from types import SimpleNamespace
+
+    from interlock.core.context import RequestContext
+    from interlock.pipeline.cache import CacheStage
+
+    calls: list[dict[str, Any]] = []
+
+    def mark(request: dict[str, Any]) -> dict[str, Any]:
+        calls.append(request)
+        return {**request, "marked": True}
+
+    def route(kind: str) -> Any:
+        return SimpleNamespace(vendor=SimpleNamespace(spec=SimpleNamespace(type=kind)))
+
+    stage = CacheStage(None, mark)
+    for kinds, marked in ((["anthropic"], True), (["anthropic", "anthropic"], True),
+                          (["anthropic", "openai"], False), (["openai"], False), ([], False)):
+        ctx = RequestContext("openai.chat")
+        ctx.routing = SimpleNamespace(order=tuple(route(k) for k in kinds))  # type: ignore[assignment]
+        out = await stage(ctx, {"messages": []})
+        assert out.get("marked", False) is marked, kinds

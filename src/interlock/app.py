@@ -29,6 +29,7 @@ from interlock.api.models import ModelsApi
 from interlock.api.openapi import OpenApiDocument
 from interlock.api.responses import ResponsesApi
 from interlock.api.routing import RoutingApi
+from interlock.cache.breakpoints import place_breakpoints
 from interlock.cache.settings import CacheSettings
 from interlock.cache.setup import build_cache
 from interlock.catalog import Catalog, load_catalog, warm_tokenizers
@@ -187,8 +188,9 @@ class Gateway:
         # Guardrails first: a blocked request reserves no budget and its content is never captured.
         # The cache last: its key needs the resolved route, and a hit counts toward limits like any request.
         cache: tuple[AnyStage, ...] = ()
-        if self.cache is not None:
-            cache = (CacheStage(self.cache),)
+        if self.cache is not None or self.cache_settings.anthropic_auto_breakpoints:
+            cache = (CacheStage(self.cache, place_breakpoints if self.cache_settings.anthropic_auto_breakpoints
+                                else None),)
         return (self.guard_stage(), *core, *cache)
 
     def guard_stage(self) -> GuardStage:

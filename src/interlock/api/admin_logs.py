@@ -36,7 +36,7 @@ LOG_PARAMS = ("from", "to", "project", "key", "model", "vendor", "status", "tag"
 SPEND_PARAMS = ("group_by", "from", "to", "project", "key", "model", "vendor")
 
 
-def _query(req: Exchange, allowed: tuple[str, ...]) -> dict[str, str]:
+def query_params(req: Exchange, allowed: tuple[str, ...]) -> dict[str, str]:
     raw = parse_qs(req.query, keep_blank_values=True)
     out: dict[str, str] = {}
     for key, values in raw.items():
@@ -114,19 +114,24 @@ def spend_query(params: Mapping[str, str]) -> SpendQuery:
     )
 
 
+def require_admin(auth: Authenticator, req: Exchange, refusal: str) -> None:
+    """Admin-only endpoints: a project key gets 403 with ``refusal``."""
+    principal = auth.authenticate(req.header("authorization"), req.header("x-api-key"))
+    if principal.kind != "admin":
+        raise PermissionDenied(refusal)
+
+
 class AdminLogs:
     def __init__(self, store: LogStore, auth: Authenticator) -> None:
         self.store = store
         self.auth = auth
 
     def _admin(self, req: Exchange) -> None:
-        principal = self.auth.authenticate(req.header("authorization"), req.header("x-api-key"))
-        if principal.kind != "admin":
-            raise PermissionDenied("The request log and spend are readable with the admin key only.")
+        require_admin(self.auth, req, "The request log and spend are readable with the admin key only.")
 
     async def list(self, req: Exchange) -> None:
         self._admin(req)
-        q, fmt = log_query(_query(req, LOG_PARAMS))
+        q, fmt = log_query(query_params(req, LOG_PARAMS))
         if fmt != "json":
             await self._export(req, q, fmt)
             return
@@ -166,7 +171,7 @@ class AdminLogs:
 
     async def spend(self, req: Exchange) -> None:
         self._admin(req)
-        q = spend_query(_query(req, SPEND_PARAMS))
+        q = spend_query(query_params(req, SPEND_PARAMS))
         rows = await self.store.spend(q)
         # Tag rows overlap (a request carries several tags): no total then.
         total = sum(r["cost_picousd"] for r in rows) if q.group_by != "tag" else None

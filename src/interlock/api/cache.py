@@ -7,10 +7,9 @@ statistics are the answering worker's (``/metrics`` sums every worker's).
 
 from __future__ import annotations
 
-from interlock.api.admin_logs import _query
+from interlock.api.admin_logs import query_params, require_admin
 from interlock.cache.response_cache import ResponseCache
 from interlock.cache.store import Selector
-from interlock.core.errors import PermissionDenied
 from interlock.core.exchange import Exchange
 from interlock.governance.auth import Authenticator
 
@@ -22,22 +21,17 @@ class CacheAdmin:
         self.cache = cache
         self.auth = auth
 
-    def _admin(self, req: Exchange) -> None:
-        principal = self.auth.authenticate(req.header("authorization"), req.header("x-api-key"))
-        if principal.kind != "admin":
-            raise PermissionDenied("The response cache is managed with the admin key only.")
-
     async def route(self, req: Exchange) -> None:
-        self._admin(req)
+        require_admin(self.auth, req, "The response cache is managed with the admin key only.")
         if req.method == "DELETE":
-            params = _query(req, DELETE_PARAMS)
+            params = query_params(req, DELETE_PARAMS)
             selector = Selector(params.get("project") or None, params.get("namespace") or None,
                                 params.get("model") or None)
             deleted = await self.cache.delete(selector) if self.cache is not None else 0
             req.json(200, {"object": "cache.deletion", "deleted": deleted,
                            "selector": {k: v for k, v in params.items() if v}})
             return
-        _query(req, ())
+        query_params(req, ())
         if self.cache is None:
             req.json(200, {"object": "cache.stats", "enabled": False})
             return

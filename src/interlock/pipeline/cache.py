@@ -25,13 +25,14 @@ class CacheStage:
     async def __call__(self, ctx: RequestContext, request: dict[str, Any]) -> dict[str, Any]:
         if self.cache is not None:
             ctx.cache = await self.cache.lookup(ctx, request)
-        if self.breakpoints is not None and _anthropic_first(ctx):
+        if self.breakpoints is not None and _anthropic_only(ctx):
             request = self.breakpoints(request)
         return request
 
 
-def _anthropic_first(ctx: RequestContext) -> bool:
-    """The first route tried speaks Anthropic's Messages API (where cache_control markers count)."""
+def _anthropic_only(ctx: RequestContext) -> bool:
+    """Every route that may be tried speaks Anthropic's Messages API: markers would reach an OpenAI-compatible
+    vendor on failover otherwise (its adapter forwards ``cache_control`` as it is)."""
     trace = ctx.routing
     order = trace.order if trace is not None else ()
-    return bool(order) and order[0].vendor.spec.type == "anthropic"
+    return bool(order) and all(t.vendor.spec.type == "anthropic" for t in order)
