@@ -7,10 +7,11 @@ import json
 import random
 from typing import Any
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from interlock.cache.key import IGNORED, canonical, request_digest
+from interlock.cache.key import IGNORED, canonical, integral, request_digest
 
 CTX: dict[str, Any] = {"inbound": "openai.chat", "stream": False, "policy": None, "models": ("openai/gpt-4.1-mini",),
                        "project": "p1", "namespace": ""}
@@ -110,3 +111,22 @@ def test_the_context_is_in_the_key() -> None:
 def test_numbers_canonical() -> None:
     assert canonical({"b": 1.0, "a": [2.0, 0.5, True]}) == {"a": [2, 0.5, True], "b": 1}
     assert list(canonical({"b": 1, "a": 2})) == ["a", "b"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.recursive(st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False)
+                    | st.text(),
+                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner,
+                                                                                 max_size=4), max_leaves=20))
+def test_the_digest_serializes_as_canonical(value: Any) -> None:
+    """``integral`` + sorted keys (the digest's fast path) writes exactly what ``canonical`` does."""
+    assert orjson.dumps(integral(value), option=orjson.OPT_SORT_KEYS) == orjson.dumps(canonical(value))
+
+
+def test_integral_copies_only_what_changes() -> None:
+    request = {"messages": [{"role": "user", "content": "hi"}], "tools": [{"x": {"minimum": 1.0}}]}
+    out = integral(request)
+    assert out == {"messages": [{"role": "user", "content": "hi"}], "tools": [{"x": {"minimum": 1}}]}
+    assert out["messages"] is request["messages"] and request["tools"][0]["x"]["minimum"] == 1.0
+    same = {"a": [1, "b", None, True]}
+    assert integral(same) is same

@@ -10,6 +10,7 @@ policy and models, the project (unless shared) and the caller's namespace.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections.abc import Mapping
@@ -34,16 +35,54 @@ def canonical(value: Any) -> Any:
     return value
 
 
+_LEAVES = (str, int, bool, type(None))
+
+
+def integral(value: Any) -> Any:
+    """``value`` with integral floats as integers; ``value`` itself (nothing copied) when it has none, which is
+    the common case. Key order is left to ``orjson.OPT_SORT_KEYS``: together they serialize as
+    :func:`canonical` does, without rebuilding every mapping of the request."""
+    kind = type(value)
+    if kind is dict:
+        out = None
+        for k, v in value.items():
+            if type(v) in _LEAVES:
+                continue
+            new = integral(v)
+            if new is not v:
+                if out is None:
+                    out = dict(value)
+                out[k] = new
+        return value if out is None else out
+    if kind is list or kind is tuple:
+        items = None
+        for i, v in enumerate(value):
+            if type(v) in _LEAVES:
+                continue
+            new = integral(v)
+            if new is not v:
+                if items is None:
+                    items = list(value)
+                items[i] = new
+        return value if items is None else items
+    if kind is float and value.is_integer() and math.isfinite(value) and abs(value) < 2 ** 53:
+        return int(value)
+    if kind not in _LEAVES and kind is not float and isinstance(value, Mapping | list | tuple):
+        return integral(dict(value) if isinstance(value, Mapping) else list(value))  # subclasses: as plain
+    return value
+
+
 def request_digest(request: Mapping[str, Any], *, inbound: str, stream: bool, policy: str | None,
                    models: tuple[str, ...], project: str, namespace: str) -> str:
     """Hex digest (32 characters) of the canonical request and its context."""
     body = {k: v for k, v in request.items() if k not in IGNORED}
     head = {"api": inbound, "stream": stream, "policy": policy, "models": list(models), "project": project,
             "namespace": namespace}
-    blob = orjson.dumps([head, canonical(body)])
+    blob = orjson.dumps([head, integral(body)], option=orjson.OPT_SORT_KEYS)
     return hashlib.blake2b(blob, digest_size=16).hexdigest()
 
 
+@functools.lru_cache(maxsize=4096)  # projects, namespaces and models repeat on every request
 def short(text: str) -> str:
     """A fixed-width 8-character tag of a project, namespace or model, for Redis key patterns."""
     return hashlib.blake2b(text.encode(), digest_size=4).hexdigest()
