@@ -164,6 +164,73 @@ def test_cache_control_on_tools_passes_through() -> None:
     assert body["tools"][0]["cache_control"] == {"type": "ephemeral"}
 
 
+EPHEMERAL = {"type": "ephemeral"}
+HOUR = {"type": "ephemeral", "ttl": "1h"}
+
+
+def _call(call_id: str, **extra: Any) -> dict[str, Any]:
+    return {"id": call_id, "type": "function", "function": {"name": "get_weather", "arguments": "{}"}, **extra}
+
+
+def test_cache_control_on_a_tool_call_marks_its_tool_use_block() -> None:
+    body, _, _ = encode({"messages": [
+        {"role": "user", "content": "Weather?"},
+        {"role": "assistant", "content": None,
+         "tool_calls": [_call("toolu_1"), _call("toolu_2", cache_control=EPHEMERAL)]},
+        {"role": "tool", "tool_call_id": "toolu_1", "content": "18C"},
+        {"role": "tool", "tool_call_id": "toolu_2", "content": "21C"},
+    ]})
+    uses = body["messages"][1]["content"]
+    assert [u.get("cache_control") for u in uses] == [None, EPHEMERAL]
+    assert [u["id"] for u in uses] == ["toolu_1", "toolu_2"]
+
+
+def test_a_tool_messages_marker_goes_on_its_tool_result_block() -> None:
+    body, _, _ = encode({"messages": [
+        {"role": "user", "content": "Weather?"},
+        {"role": "assistant", "content": None, "tool_calls": [_call("toolu_1"), _call("toolu_2"), _call("toolu_3")]},
+        # Message-level, string content.
+        {"role": "tool", "tool_call_id": "toolu_1", "content": "18C", "cache_control": EPHEMERAL},
+        # On the last part (what the Messages codec makes of a marked tool_result).
+        {"role": "tool", "tool_call_id": "toolu_2",
+         "content": [{"type": "text", "text": "21C"}, {"type": "text", "text": "sunny", "cache_control": HOUR}]},
+        # Message-level, part content.
+        {"role": "tool", "tool_call_id": "toolu_3", "content": [{"type": "text", "text": "9C"}],
+         "cache_control": EPHEMERAL},
+    ]})
+    assert body["messages"][2]["content"] == [
+        {"type": "tool_result", "tool_use_id": "toolu_1", "content": "18C", "cache_control": EPHEMERAL},
+        {"type": "tool_result", "tool_use_id": "toolu_2",
+         "content": [{"type": "text", "text": "21C"}, {"type": "text", "text": "sunny"}], "cache_control": HOUR},
+        {"type": "tool_result", "tool_use_id": "toolu_3", "content": [{"type": "text", "text": "9C"}],
+         "cache_control": EPHEMERAL},
+    ]
+
+
+def test_message_level_cache_control_marks_the_messages_last_block() -> None:
+    body, _, _ = encode({"messages": [
+        {"role": "system", "content": "Long rules.", "cache_control": EPHEMERAL},
+        {"role": "user", "content": "Read this.", "cache_control": HOUR},
+        {"role": "assistant", "content": "Done.", "cache_control": EPHEMERAL},
+        {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}],
+         "cache_control": EPHEMERAL},
+        {"role": "assistant", "content": "Checking.", "tool_calls": [_call("toolu_1")], "cache_control": HOUR},
+        {"role": "tool", "tool_call_id": "toolu_1", "content": "18C"},
+        # A part's own marker is kept; the message-level one does not replace it.
+        {"role": "user", "content": [{"type": "text", "text": "c", "cache_control": HOUR}],
+         "cache_control": EPHEMERAL},
+    ]})
+    assert body["system"] == [{"type": "text", "text": "Long rules.", "cache_control": EPHEMERAL}]
+    user, assistant, user2, assistant2, results = body["messages"]
+    assert user["content"] == [{"type": "text", "text": "Read this.", "cache_control": HOUR}]
+    assert assistant["content"] == [{"type": "text", "text": "Done.", "cache_control": EPHEMERAL}]
+    assert user2["content"] == [{"type": "text", "text": "a"}, {"type": "text", "text": "b", "cache_control": EPHEMERAL}]
+    assert assistant2["content"][0] == {"type": "text", "text": "Checking."}
+    assert assistant2["content"][1]["type"] == "tool_use" and assistant2["content"][1]["cache_control"] == HOUR
+    assert results["content"][0] == {"type": "tool_result", "tool_use_id": "toolu_1", "content": "18C"}
+    assert results["content"][1] == {"type": "text", "text": "c", "cache_control": HOUR}
+
+
 # --------------------------------------------------------------------------- answers over a socket
 
 

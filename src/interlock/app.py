@@ -240,7 +240,7 @@ class Gateway:
         router.add("/v1/responses/*", ("GET", "DELETE"), responses.item, openai_errors)
         router.add("/v1/embeddings", ("POST",), EmbeddingsApi(self.lifecycle, self.identify, self.planner,
                                                               self.governance, self.dispatcher, self.ledger, max_body,
-                                                              self.guard_stage()),
+                                                              self.guard_stage(), self.cache),
                    openai_errors)
         router.add("/v1/models", ("GET",), models.list, openai_errors)
         router.add("/v1/models/*", ("GET",), models.detail, openai_errors)

@@ -14,15 +14,25 @@ Vendors are chosen among the plan's targets that have an embeddings adapter
 refused with a 400 naming ``model`` rather than sent to a vendor to fail.
 When a vendor reports no token count (Gemini), the gateway counts the input
 with the catalog's tokenizer and marks the cost estimated.
+
+The response cache (``cache/``) serves embeddings as it serves chat, after admit: the key is the canonical
+body (``input``, ``dimensions``, ``encoding_format``, extras; not ``user``) with the inbound API, models,
+policy, project and namespace; the same headers control it. The answer body is stored without its cost, and
+a hit is priced again (the configured fraction of what it cost; that cost is recorded as saved).
 """
 
 from __future__ import annotations
 
 import time
+from base64 import b64decode
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
+from interlock.cache.response_cache import ResponseCache
 from interlock.catalog import count_tokens
+from interlock.core.cache import HIT
 from interlock.core.context import RequestContext
 from interlock.core.errors import InvalidRequest
 from interlock.core.exchange import Exchange
@@ -103,9 +113,35 @@ def encode_vectors(vectors: list[Vector], base64: bool) -> list[dict[str, Any]]:
             for i, v in enumerate(vectors)]
 
 
+def replayed(data: dict[str, Any]) -> Usage:
+    """A cache hit's stored answer: its usage (the estimate marker taken out of the body again)."""
+    usage = data["usage"]
+    estimated = usage.pop("estimated", None) is True
+    return Usage(input_tokens=int(usage["prompt_tokens"]), estimated=estimated)
+
+
+def stored_body(body: dict[str, Any], counted: Usage) -> bytes:
+    """The answer as the cache keeps it: without its cost (a hit is priced again), marked when estimated."""
+    if counted.estimated:
+        return orjson.dumps({**body, "usage": {**body["usage"], "estimated": True}})
+    return orjson.dumps(body)
+
+
+def content_summary(data: list[dict[str, Any]]) -> dict[str, int]:
+    """What the log keeps of an answer: the vectors themselves are large and say nothing to a reader."""
+    out = {"embeddings": len(data)}
+    first = data[0]["embedding"] if data else None
+    if isinstance(first, list):
+        out["dimensions"] = len(first)
+    elif isinstance(first, str):  # base64 of little-endian float32s
+        out["dimensions"] = len(b64decode(first)) // 4
+    return out
+
+
 class EmbeddingsApi:
     def __init__(self, lifecycle: Lifecycle, identify: Identify, planner: Planner, admission: Admission,
-                 dispatcher: Dispatcher, ledger: Ledger, max_body: int, guard: AsyncStage | None = None) -> None:
+                 dispatcher: Dispatcher, ledger: Ledger, max_body: int, guard: AsyncStage | None = None,
+                 cache: ResponseCache | None = None) -> None:
         self.lifecycle = lifecycle
         #: The guardrails stage (pii and secrets over ``input``), when a detector is on.
         self.guard = guard
@@ -115,6 +151,8 @@ class EmbeddingsApi:
         self.dispatcher = dispatcher
         self.ledger = ledger
         self.max_body = max_body
+        #: The response cache shared with the chat path (None when no request can use it).
+        self.cache = cache
 
     async def __call__(self, req: Exchange) -> None:
         # A large batch fans out to many vendor calls: a client that leaves cancels them all.
@@ -122,6 +160,7 @@ class EmbeddingsApi:
 
     async def _run(self, req: Exchange, ctx: RequestContext) -> None:
         self.identify(req, ctx)
+        ctx.exchange = req  # the cache's controls are request headers
         request = validate_embeddings_request(parse_json_object(await req.body(self.max_body)))
         ctx.requested_model = request["model"]
         observe_request(ctx, req, request, self.ledger)
@@ -129,6 +168,33 @@ class EmbeddingsApi:
             request = await self.guard(ctx, request)
         ctx.plan = embedding_plan(self.planner.plan(request["model"]))
         ctx.reservation = await self.admission.admit(ctx, request)
+        # The cache after admit, as on the chat path: its key needs the resolved models, and a hit counts
+        # toward limits like any request. Embeddings are deterministic: no temperature rule.
+        ticket = None
+        if self.cache is not None:
+            ticket = ctx.cache = await self.cache.lookup(ctx, request, deterministic=True)
+        if ticket is not None and ticket.status == HIT:
+            body = ticket.completion().data
+            counted = replayed(body)
+            ctx.first_byte = time.perf_counter()
+        else:
+            body, counted = await self._embed(req, ctx, request)
+        price_usage(ctx, counted)  # a hit: charged the configured fraction, what it cost is recorded as saved
+        if ticket is not None and ticket.storing:
+            ticket.store_completion(ctx, stored_body(body, counted))  # after pricing: the entry keeps the cost
+        headers = ctx.response_headers()
+        if ctx.cost is not None:
+            body["usage"]["cost"] = ctx.cost.usd
+            headers.append(("x-interlock-cost-usd", ctx.cost.usd_str))
+            if ctx.cost.estimated:
+                headers.append(("x-interlock-cost-estimated", "true"))
+        if ctx.capture_content:
+            ctx.response_content = content_summary(body["data"])
+        req.json(200, body, headers)
+
+    async def _embed(self, req: Exchange, ctx: RequestContext,
+                     request: dict[str, Any]) -> tuple[dict[str, Any], Usage]:
+        """The vendors' answer (through the dispatcher's failover) as OpenAI's body, and its usage."""
 
         async def call(target: Target) -> EmbeddingResult:
             embedder = target.vendor.embedder
@@ -141,17 +207,6 @@ class EmbeddingsApi:
         target = ctx.target
         assert target is not None
         counted = counted_usage(request, result, target)
-        price_usage(ctx, counted)
         usage: dict[str, Any] = {"prompt_tokens": counted.input_tokens, "total_tokens": counted.input_tokens}
-        headers = ctx.response_headers()
-        if ctx.cost is not None:
-            usage["cost"] = ctx.cost.usd
-            headers.append(("x-interlock-cost-usd", ctx.cost.usd_str))
-            if ctx.cost.estimated:
-                headers.append(("x-interlock-cost-estimated", "true"))
         data = encode_vectors(result.vectors, request.get("encoding_format") == "base64")
-        if ctx.capture_content:
-            # The vectors themselves are large and say nothing to a reader of the log.
-            ctx.response_content = {"embeddings": len(data), "dimensions": len(float_vector(result.vectors[0]))}
-        body = {"object": "list", "data": data, "model": result.model or target.vendor_model, "usage": usage}
-        req.json(200, body, headers)
+        return {"object": "list", "data": data, "model": result.model or target.vendor_model, "usage": usage}, counted

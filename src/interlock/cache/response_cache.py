@@ -4,7 +4,8 @@
 like any other for rate limits and budgets, and its key needs the resolved policy and models. It returns a
 :class:`Ticket` (``core.cache.CacheTicket``) or None when the cache is off for the request. What is never
 cached: requests of a zero-data-retention project (nothing of theirs may be stored), ``n > 1`` without a
-seed, sampling at temperature > 0 (or at the vendor's default) unless the rules allow it, answers that
+seed, sampling at temperature > 0 (or at the vendor's default) unless the rules allow it (neither rule applies
+to embeddings, which are deterministic: ``/v1/embeddings`` stores its final answer body), answers that
 failed, were cut short or were refused by guardrails (the pipeline stores only what it relayed in full).
 Guardrails run on the request before the lookup and on a replayed answer as on a vendor's, so a policy
 tightened since an answer was stored still applies to it.
@@ -62,7 +63,11 @@ class ResponseCache:
         self.on_result = on_result
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def lookup(self, ctx: RequestContext, request: Mapping[str, Any]) -> Ticket | None:
+    async def lookup(self, ctx: RequestContext, request: Mapping[str, Any],
+                     deterministic: bool = False) -> Ticket | None:
+        """The request's ticket, or None when the cache is off for it. ``deterministic``: the answer does not
+        depend on sampling (embeddings), so the temperature and ``n`` rules do not apply, nor the semantic
+        cache (its prompts are chat messages)."""
         header = ctx.exchange.header if ctx.exchange is not None else _no_header
         asked = header("x-interlock-cache")
         if asked is not None:
@@ -84,7 +89,7 @@ class ResponseCache:
             raise InvalidRequest("x-interlock-cache-namespace: 1-128 characters of letters, digits and . _ : @ -.",
                                  param="x-interlock-cache-namespace", code="invalid_header")
         directives = {d.strip().lower() for d in (header("cache-control") or "").split(",")}
-        reason = self._refusal(ctx, request, rules, directives)
+        reason = self._refusal(ctx, request, rules, directives, deterministic)
         if reason is not None:
             return self._bypass(rules, reason)
         plan = ctx.plan
@@ -98,7 +103,7 @@ class ResponseCache:
         if entry is not None and entry.kind != ("stream" if ctx.stream else "completion"):
             entry = None  # cannot happen with the stream flag in the key; kept as a guard for old entries
         ticket = Ticket(self, rules, key, ttl, entry, ctx.stream)
-        if entry is None and rules.semantic and self.semantic is not None:
+        if entry is None and rules.semantic and self.semantic is not None and not deterministic:
             prompt = single_turn(request)
             if prompt is not None:
                 # The bucket: the exact key's inputs, the user's text replaced by its numbers and negations
@@ -138,12 +143,14 @@ class ResponseCache:
 
     @staticmethod
     def _refusal(ctx: RequestContext, request: Mapping[str, Any], rules: CacheRules,
-                 directives: set[str]) -> str | None:
+                 directives: set[str], deterministic: bool) -> str | None:
         """Why this request may not use the cache, or None."""
         if "no-store" in directives:
             return "no-store"
         if ctx.zero_data_retention:
             return "zero_data_retention"
+        if deterministic:
+            return None
         n = request.get("n")
         if isinstance(n, int) and n > 1 and request.get("seed") is None:
             return "n_without_seed"

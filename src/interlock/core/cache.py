@@ -36,7 +36,8 @@ class CacheTicket(Protocol):
         ...
 
     def completion(self) -> Completion:
-        """A hit on a non-streamed request: the stored answer."""
+        """A hit on a non-streamed request: the stored answer (a chat completion, or ``/v1/embeddings``'s
+        answer body)."""
         ...
 
     def source(self) -> ChunkSource:
@@ -49,7 +50,8 @@ class CacheTicket(Protocol):
         ...
 
     def store_completion(self, ctx: RequestContext, body: bytes) -> None:
-        """A miss answered in full: store the vendor's answer (canonical JSON, before any redaction)."""
+        """A miss answered in full: store the vendor's answer (canonical JSON, before any redaction; for
+        embeddings, the answer body without its cost)."""
         ...
 
     def store_stream(self, ctx: RequestContext, payloads: list[bytes]) -> None:

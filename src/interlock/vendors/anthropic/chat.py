@@ -9,6 +9,9 @@ What maps to what (details in the README's *Native vendors* section):
 
 * system and developer messages, wherever they appear, become the top-level
   ``system`` blocks in order (their ``cache_control`` kept);
+* ``cache_control`` stays where the caller put it: on a content part, a tool, a
+  tool call (its ``tool_use`` block); a message-level one marks the message's
+  last block, and a tool message's marker goes on its ``tool_result`` block;
 * tool results become ``tool_result`` blocks, and consecutive tool/user
   messages are merged into one user turn, as Messages requires;
 * ``response_format`` becomes a forced tool (``tool_choice: {type: tool}``)
@@ -111,6 +114,16 @@ def _content(content: Any, where: str, drops: Drops) -> list[dict[str, Any]]:
     return blocks
 
 
+def _mark_last(blocks: list[dict[str, Any]], cache: Any) -> list[dict[str, Any]]:
+    """A message-level ``cache_control`` (LiteLLM's shape) becomes the marker of the message's last block,
+    unless that block has its own or cannot take one (Anthropic caches no thinking block directly)."""
+    if isinstance(cache, dict) and blocks:
+        last = blocks[-1]
+        if "cache_control" not in last and last["type"] not in ("thinking", "redacted_thinking"):
+            last["cache_control"] = cache
+    return blocks
+
+
 def _assistant_blocks(message: Mapping[str, Any], where: str, drops: Drops) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = []
     for tb in message.get("thinking_blocks") or ():
@@ -124,18 +137,32 @@ def _assistant_blocks(message: Mapping[str, Any], where: str, drops: Drops) -> l
     blocks += _content(message.get("content"), where, drops)
     for k, call in enumerate(message.get("tool_calls") or ()):
         fn = call.get("function") or {}
-        blocks.append({"type": "tool_use", "id": call.get("id") or f"toolu_{k}", "name": fn.get("name", ""),
-                       "input": parse_arguments(fn.get("arguments"), f"{where}.tool_calls[{k}].function.arguments")})
-    return blocks
+        block = {"type": "tool_use", "id": call.get("id") or f"toolu_{k}", "name": fn.get("name", ""),
+                 "input": parse_arguments(fn.get("arguments"), f"{where}.tool_calls[{k}].function.arguments")}
+        cache = call.get("cache_control")  # on the tool call (LiteLLM's shape): the tool_use block's marker
+        if isinstance(cache, dict):
+            block["cache_control"] = cache
+        blocks.append(block)
+    return _mark_last(blocks, message.get("cache_control"))
 
 
 def _tool_result(message: Mapping[str, Any], where: str, drops: Drops) -> dict[str, Any]:
+    """A ``tool_result`` block. Its marker (the message's ``cache_control``, or its last part's) goes on the
+    block itself, where Anthropic documents caching a tool result."""
     content = message.get("content")
     result: dict[str, Any] = {"type": "tool_result", "tool_use_id": message.get("tool_call_id")}
+    cache = message.get("cache_control")
     if isinstance(content, str):
         result["content"] = content
     else:
-        result["content"] = _content(content, where, drops)
+        blocks = _content(content, where, drops)
+        if blocks and "cache_control" in blocks[-1]:
+            part_cache = blocks[-1].pop("cache_control")
+            if not isinstance(cache, dict):
+                cache = part_cache
+        result["content"] = blocks
+    if isinstance(cache, dict):
+        result["cache_control"] = cache
     return result
 
 
@@ -149,9 +176,9 @@ def build_messages(request: Mapping[str, Any], drops: Drops) -> tuple[list[dict[
         role = message.get("role")
         where = f"messages[{i}].content"
         if role in ("system", "developer"):
-            system.extend(_content(message.get("content"), where, drops))
+            system.extend(_mark_last(_content(message.get("content"), where, drops), message.get("cache_control")))
         elif role == "user":
-            push("user", _content(message.get("content"), where, drops))
+            push("user", _mark_last(_content(message.get("content"), where, drops), message.get("cache_control")))
         elif role == "assistant":
             push("assistant", _assistant_blocks(message, f"messages[{i}]", drops))
         elif role in ("tool", "function"):
