@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import os
 import socket
 import sqlite3
@@ -101,6 +102,17 @@ class GatewayProcess:
     def anthropic_client(self) -> anthropic.Anthropic:
         """The official Anthropic SDK against this gateway, as the admin, without retries."""
         return anthropic.Anthropic(base_url=self.url, api_key=MASTER_KEY, max_retries=0, timeout=20)
+
+    def call(self, method: str, path: str, body: Any = None, key: str = MASTER_KEY) -> tuple[int, Any]:
+        """One JSON request with ``key`` as the bearer: (status, decoded body), errors included."""
+        req = urllib.request.Request(self.url + path, data=None if body is None else json.dumps(body).encode(),
+                                     method=method, headers={"authorization": f"Bearer {key}",
+                                                             "content-type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.status, json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read() or b"null")
 
     def record(self, request_id: str, timeout: float = 5.0) -> dict[str, Any]:
         """The request-log record of ``request_id`` in this gateway's SQLite log, waiting for the writer."""

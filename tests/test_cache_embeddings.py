@@ -8,9 +8,7 @@ the log (a hit makes no vendor attempt), not by the vectors.
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -45,14 +43,7 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
 
 
 def api(gw: GatewayProcess, method: str, path: str, body: Any = None, key: str = MASTER_KEY) -> tuple[int, Any]:
-    req = urllib.request.Request(gw.url + path, data=None if body is None else json.dumps(body).encode(),
-                                 method=method, headers={"authorization": f"Bearer {key}",
-                                                         "content-type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b"null")
+    return gw.call(method, path, body, key)
 
 
 def project_key(gw: GatewayProcess, project: str, **settings: Any) -> str:

@@ -21,7 +21,8 @@ from tests.test_guardrails_answer_gateway import LEAK
 MODEL = "mocklab/parrot"
 
 
-def config(mock: MockVendor) -> str:
+def parrot(mock: MockVendor) -> str:
+    """The mock vendor and its priced model ``mocklab/parrot`` (the catalog section left open for more)."""
     return f"""
 vendors:
   mock: {{type: openai, base_url: "{mock.base_url}", api_key: sk-mock}}
@@ -34,18 +35,22 @@ catalog:
       capabilities: [streaming, tools]
       routes:
         mock: {{vendor_model_id: parrot, price: {{input: 1.0, output: 2.0}}}}
-    mocklab/reverse:
+"""
+
+
+def config(mock: MockVendor) -> str:
+    return parrot(mock) + """    mocklab/reverse:
       name: Reverse
       context_window: 32768
       capabilities: [streaming]
       routes:
-        mock: {{vendor_model_id: reverse, price: {{input: 1.0, output: 2.0}}}}
-logging: {{level: full, flush_interval: 0.1}}
+        mock: {vendor_model_id: reverse, price: {input: 1.0, output: 2.0}}
+logging: {level: full, flush_interval: 0.1}
 cache:
   enabled: true
-  policies: {{warm: {{allow_temperature: true}}}}
+  policies: {warm: {allow_temperature: true}}
 policies:
-  warm: {{targets: [mocklab/parrot]}}
+  warm: {targets: [mocklab/parrot]}
 """
 
 
@@ -57,14 +62,7 @@ def gw(module_mock: MockVendor, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 def api(gw: GatewayProcess, method: str, path: str, body: Any = None, key: str = MASTER_KEY) -> tuple[int, Any]:
-    req = urllib.request.Request(gw.url + path, data=None if body is None else json.dumps(body).encode(),
-                                 method=method, headers={"authorization": f"Bearer {key}",
-                                                         "content-type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b"null")
+    return gw.call(method, path, body, key)
 
 
 def oa(gw: GatewayProcess, key: str = MASTER_KEY) -> openai.OpenAI:

@@ -32,6 +32,7 @@ from tests.conftest import MASTER_KEY, GatewayProcess, start_gateway
 from tests.fake_clock import FakeClock
 from tests.mock_openai import MockVendor
 from tests.semantic_pairs import DIFFERENT, PARAPHRASES
+from tests.test_cache_gateway import parrot
 
 THRESHOLD = CacheRules().semantic_threshold
 #: Paraphrases of ``DIFFERENT`` shape whose embeddings pass the threshold (measured: 13 of 20).
@@ -350,21 +351,7 @@ def test_a_missing_model_package_fails_at_start(tmp_path: Path, monkeypatch: pyt
 
 
 def config(mock: MockVendor) -> str:
-    return f"""
-vendors:
-  mock: {{type: openai, base_url: "{mock.base_url}", api_key: sk-mock}}
-catalog:
-  models:
-    mocklab/parrot:
-      name: Parrot
-      context_window: 32768
-      capabilities: [streaming, tools]
-      routes:
-        mock: {{vendor_model_id: parrot, price: {{input: 1.0, output: 2.0}}}}
-cache:
-  enabled: true
-  semantic: {{enabled: true}}
-"""
+    return parrot(mock) + "cache:\n  enabled: true\n  semantic: {enabled: true}\n"
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,14 +31,7 @@ UNKNOWN = "resp_0000000000000000000000000"
 
 
 def call(gw: GatewayProcess, method: str, path: str, key: str, body: Any = None) -> tuple[int, Any]:
-    req = urllib.request.Request(gw.url + path, data=None if body is None else json.dumps(body).encode(),
-                                 method=method, headers={"authorization": f"Bearer {key}",
-                                                         "content-type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b"null")
+    return gw.call(method, path, body, key)
 
 
 def client(gw: GatewayProcess, key: str) -> openai.OpenAI:
