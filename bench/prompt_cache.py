@@ -1,6 +1,6 @@
 """Measurement: automatic Anthropic cache breakpoints over a 20-turn conversation.
 
-One conversation (a ~2,600-token system prompt, three tools, 20 user turns,
+One conversation (a ~2,400-token system prompt, three tools, 20 user turns,
 each answered by the simulator) is sent twice to Claude Sonnet 4.5, translated
 by the Anthropic adapter exactly as the gateway sends it: once as the caller
 wrote it (no ``cache_control``), once through
