@@ -108,11 +108,11 @@ def block_ends(
             weights = [max(0, count(b.weight) - empty) + b.extra_tokens for b in unit.blocks]
             if not any(weights):
                 weights = [1] * len(unit.blocks)
-        share = 0
+        share, whole = 0, sum(weights)
         for block, weight in zip(unit.blocks, weights, strict=True):
             share += weight
             blocks.append(block)
-            ends.append(min(limit, total + size * share // sum(weights)))
+            ends.append(min(limit, total + size * share // whole))
         total += size
     return blocks, ends
 
