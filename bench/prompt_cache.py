@@ -1,20 +1,20 @@
 """Measurement: automatic Anthropic cache breakpoints over a 20-turn conversation.
 
-One conversation (a ~2,600-token system prompt, three tools, 20 user turns,
+One conversation (a ~2,400-token system prompt, three tools, 20 user turns,
 each answered by the simulator) is sent twice to Claude Sonnet 4.5, translated
 by the Anthropic adapter exactly as the gateway sends it: once as the caller
 wrote it (no ``cache_control``), once through
 ``interlock.cache.breakpoints.place_breakpoints``. Both runs carry the same
-answers, so only the markers differ. Each request is counted two ways:
+answers, so only the markers differ.
 
-* ``simulator``: the usage the in-process simulator's Anthropic wire reports
-  (``simulator/cache.py``: it caches any prefix of 1,024+ tokens, markers or
-  not, as OpenAI does; a marker only makes a miss report a cache write);
-* ``anthropic rules``: Anthropic's documented behaviour, computed here on the
-  translated body: nothing is cached without a marker; a marker writes the
-  prefix up to it (1.25x input price); a later request reads the longest
-  written prefix found at a block boundary up to 20 blocks before one of its
-  markers (0.1x).
+The figures are the usage the in-process simulator's Anthropic wire reports
+(``SimulatorTransport``). Its cache follows Anthropic's rules
+(``simulator/anthropic_cache.py``): nothing is cached without a marker; a
+marker writes the prefix up to it; a later request reads the longest written
+prefix found at a block boundary up to 20 blocks before one of its markers.
+``AnthropicRules`` below re-derives, independently and by block count only,
+which requests must read and which must write; the bench asserts the
+simulator agrees request by request.
 
 Costs use the catalog's prices (``cost_of``). Run:
 
@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from interlock.cache.breakpoints import place_breakpoints
-from interlock.catalog import count_tokens, load_catalog
+from interlock.catalog import load_catalog
 from interlock.core.pricing import Price, Usage, cost_of
 from interlock.core.vendor import Timeouts
 from interlock.simulator.settings import SimulatorSettings
@@ -41,7 +40,6 @@ from interlock.vendors.anthropic.chat import encode_request
 MODEL = "anthropic/claude-sonnet-4-5"
 VENDOR_MODEL = "claude-sonnet-4-5"
 TURNS = 20
-MIN_TOKENS = 1024
 LOOKBACK = 20
 SYSTEM = ("You are the support assistant of Example Corp. Follow the policy below exactly, quote the "
           "relevant section, and never promise refunds outside it. ") * 90
@@ -69,47 +67,36 @@ def blocks(sent: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 class AnthropicRules:
-    """Anthropic's prompt cache as documented: explicit breakpoints, 20-block lookback, one lifetime."""
+    """Which requests read and write under Anthropic's rules: explicit markers, 20-block lookback.
 
-    def __init__(self, tokens: Callable[[str], int]) -> None:
-        self.tokens = tokens
+    It works on block hashes only (every marked prefix here is far above the
+    1,024-token minimum), so it checks the simulator's logic, not its token counts.
+    """
+
+    def __init__(self) -> None:
         self.written: set[bytes] = set()
 
-    def usage(self, sent: dict[str, Any]) -> tuple[int, int, int]:
-        """``(uncached input, cache read, cache write)`` tokens of one request."""
+    def reads_and_writes(self, sent: dict[str, Any]) -> tuple[bool, bool]:
         items = blocks(sent)
         digest = hashlib.blake2b(digest_size=16)
         keys: list[bytes] = []
-        ends: list[int] = []
-        total = 0
         for block in items:
             content = {k: v for k, v in block.items() if k != "cache_control"}  # markers are not content
             digest.update(orjson.dumps(content, option=orjson.OPT_SORT_KEYS))
             keys.append(digest.copy().digest())
-            total += self.tokens(orjson.dumps(content).decode())
-            ends.append(total)
         marks = [i for i, block in enumerate(items) if "cache_control" in block]
-        read = 0
-        for mark in marks:
-            for k in range(mark, max(-1, mark - LOOKBACK), -1):
-                if keys[k] in self.written:
-                    read = max(read, ends[k])
-                    break
-        write = 0
-        for mark in marks:
-            if ends[mark] >= MIN_TOKENS:
-                if keys[mark] not in self.written:
-                    write = max(write, ends[mark] - read)
-                self.written.add(keys[mark])
-        return total - read - write, read, write
+        hits = [k for m in marks for k in range(m, max(-1, m - LOOKBACK - 1), -1) if keys[k] in self.written]
+        read = max(hits, default=-1)
+        self.written.update(keys[m] for m in marks)
+        return read >= 0, bool(marks) and marks[-1] > read
 
 
-async def run(auto: bool, answers: list[str], price: Price) -> dict[str, tuple[float, float, float]]:
+async def run(auto: bool, answers: list[str], price: Price) -> tuple[float, float, float]:
+    """``(cache-read share, cache-write share, cost)`` of the conversation as the simulator bills it."""
     sim = SimulatorTransport(SimulatorSettings(time_scale=0, seed=1), load_catalog())
-    model = load_catalog().get(MODEL)
-    rules = AnthropicRules(lambda text: count_tokens(text, model))
+    rules = AnthropicRules()
     history: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM}]
-    totals = {"simulator": [0, 0, 0, 0], "anthropic rules": [0, 0, 0, 0]}
+    fresh = read = write = write_1h = out = 0
     for turn, question in enumerate(QUESTIONS):
         history.append({"role": "user", "content": question})
         request: dict[str, Any] = {"model": MODEL, "messages": list(history), "tools": TOOLS, "max_tokens": 300}
@@ -124,19 +111,17 @@ async def run(auto: bool, answers: list[str], price: Price) -> dict[str, tuple[f
         if len(answers) <= turn:
             answers.append("".join(b.get("text", "") for b in data["content"] if b["type"] == "text"))
         history.append({"role": "assistant", "content": answers[turn]})
-        out = usage["output_tokens"]
-        sim_row = (usage["input_tokens"], usage["cache_read_input_tokens"], usage["cache_creation_input_tokens"], out)
-        fresh, read, write = rules.usage(sent)
-        for name, row in (("simulator", sim_row), ("anthropic rules", (fresh, read, write, out))):
-            for i, value in enumerate(row):
-                totals[name][i] += value
-    result = {}
-    for name, (fresh, read, write, out) in totals.items():
-        prompt = fresh + read + write
-        cost = cost_of(price, Usage(input_tokens=fresh, cache_read_tokens=read, cache_write_tokens=write,
-                                    output_tokens=out)).usd
-        result[name] = (read / prompt, write / prompt, cost)
-    return result
+        got = (usage["cache_read_input_tokens"] > 0, usage["cache_creation_input_tokens"] > 0)
+        assert got == rules.reads_and_writes(sent), f"turn {turn}: simulator (read, write) {got} disagrees"
+        fresh += usage["input_tokens"]
+        read += usage["cache_read_input_tokens"]
+        write += usage["cache_creation_input_tokens"]
+        write_1h += usage["cache_creation"]["ephemeral_1h_input_tokens"]
+        out += usage["output_tokens"]
+    prompt = fresh + read + write
+    cost = cost_of(price, Usage(input_tokens=fresh, cache_read_tokens=read, cache_write_tokens=write,
+                                cache_write_1h_tokens=write_1h, output_tokens=out)).usd
+    return read / prompt, write / prompt, cost
 
 
 async def main() -> None:
@@ -146,16 +131,15 @@ async def main() -> None:
     answers: list[str] = []
     plain = await run(False, answers, price)
     auto = await run(True, answers, price)
-    print(f"{TURNS}-turn conversation, {MODEL} at catalog prices "
+    print(f"{TURNS}-turn conversation, {MODEL} on the simulator's Anthropic wire, at catalog prices "
           f"(input ${price.input / 1e6 if price.input else 0:g}/M, cache read "
           f"${price.cache_read / 1e6 if price.cache_read else 0:g}/M, write "
           f"${price.cache_write / 1e6 if price.cache_write else 0:g}/M)\n")
-    print("| accounting | breakpoints | cache-read share of input | cache-write share | total cost |")
-    print("|---|---|---:|---:|---:|")
-    for name in ("anthropic rules", "simulator"):
-        for label, figures in (("none (as sent)", plain[name]), ("automatic", auto[name])):
-            read, write, cost = figures
-            print(f"| {name} | {label} | {read:.1%} | {write:.1%} | ${cost:.4f} |")
+    print("| breakpoints | cache-read share of input | cache-write share | total cost |")
+    print("|---|---:|---:|---:|")
+    for label, (read, write, cost) in (("none (as sent)", plain), ("automatic", auto)):
+        print(f"| {label} | {read:.1%} | {write:.1%} | ${cost:.4f} |")
+    print(f"\nautomatic breakpoints: {1 - auto[2] / plain[2]:.0%} cheaper")
 
 
 if __name__ == "__main__":

@@ -14,17 +14,21 @@ Every object carries the fields the TypeScript SDK declares without ``?``
 ``null`` when empty, as the API sends them.
 
 Anthropic's ``input_tokens`` excludes cached input: cache reads and writes are
-reported separately, and the three add up to the prompt.
+reported separately, and the three add up to the prompt. Caching follows
+Anthropic's rules, not the automatic cache of the other wires: only prefixes
+ending at a ``cache_control`` marker are cached (``anthropic_cache.py``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from typing import Any
 
 import orjson
 
 from interlock.core.errors import anthropic_error_body
+from interlock.simulator.anthropic_cache import MAX_BREAKPOINTS, TTLS, CacheBlock, CacheUnit
 from interlock.simulator.generate import Choice, Generation
 from interlock.simulator.jsonschema_gen import SchemaError, check_schema
 from interlock.simulator.plan import Meta
@@ -86,16 +90,16 @@ class AnthropicWire:
         if system:
             converted.append({"role": "system", "content": text_of(system)})
         extra = 0
-        cache_control = _has_cache_control(system) or _has_cache_control(data.get("tools"))
+        pieces: list[tuple[list[dict[str, Any]], int]] = []  # per message: counted as, documents
         for i, message in enumerate(messages):
             if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
                 raise BadRequest(f"messages.{i}.role: Input should be 'user' or 'assistant'")
             content = message.get("content")
             if not isinstance(content, str | list):
                 raise BadRequest(f"messages.{i}.content: Input should be a valid string or list of content blocks")
-            cache_control = cache_control or _has_cache_control(content)
             out, tokens = _convert_message(message["role"], content, i)
             converted.extend(out)
+            pieces.append((out, tokens))
             extra += tokens
         stops = data.get("stop_sequences") or []
         if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
@@ -109,11 +113,6 @@ class AnthropicWire:
             count["tools"] = [
                 {"type": "function", "function": {"name": t.name, "parameters": t.parameters}} for t in tools
             ]
-        segments: list[tuple[bytes, str]] = []
-        if tools or system:
-            head = {"tools": data.get("tools"), "system": system}
-            segments.append((canonical(head), text_of(system) + canonical(data.get("tools")).decode()))
-        segments += [(canonical(m), text_of(m.get("content")) or canonical(m).decode()) for m in messages]
         last = messages[-1]
         last_content = last.get("content")
         only_results = isinstance(last_content, list) and last_content and all(
@@ -123,7 +122,7 @@ class AnthropicWire:
         return SimRequest(
             model=model,
             count_request=count,
-            segments=segments,
+            segments=[],
             last_role="tool" if only_results else str(last["role"]),
             prompt_text=text_of(last_user.get("content")),
             stream=data.get("stream") is True,
@@ -139,7 +138,7 @@ class AnthropicWire:
             thinking_budget=budget,
             show_thinking=show,
             seed_material=seed_material(data, ("stream",)),
-            cache_control=cache_control,
+            cache_units=_cache_units(data, count, messages, pieces),
             extra_prompt_tokens=extra,
         )
 
@@ -221,11 +220,12 @@ class AnthropicWire:
 def _usage(gen: Generation, *, final: bool) -> dict[str, Any]:
     usage = gen.usage
     fresh = usage.prompt_tokens - usage.cached_tokens - usage.cache_write_tokens
+    write_5m = usage.cache_write_tokens - usage.cache_write_1h_tokens
     return {
         "input_tokens": max(0, fresh),
         "cache_creation_input_tokens": usage.cache_write_tokens,
         "cache_read_input_tokens": usage.cached_tokens,
-        "cache_creation": {"ephemeral_5m_input_tokens": usage.cache_write_tokens, "ephemeral_1h_input_tokens": 0},
+        "cache_creation": {"ephemeral_5m_input_tokens": write_5m, "ephemeral_1h_input_tokens": usage.cache_write_1h_tokens},
         "output_tokens": usage.completion_tokens if final else 0,
         "output_tokens_details": {"thinking_tokens": usage.reasoning_tokens} if final and usage.reasoning_tokens
         else None,
@@ -267,12 +267,96 @@ def _deltas(choice: Choice, block: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"type": "input_json_delta", "partial_json": p} for p in call.argument_pieces]
 
 
-def _has_cache_control(value: Any) -> bool:
+def _cache_units(
+    data: dict[str, Any],
+    count: dict[str, Any],
+    messages: list[Any],
+    pieces: list[tuple[list[dict[str, Any]], int]],
+) -> list[CacheUnit]:
+    """The prompt's blocks in Anthropic's render order (tools, system, messages) with their markers.
+
+    ``count`` is the request as the prompt estimate counts it and ``pieces`` each
+    message's share of it. A marker inside a ``tool_result``'s content marks the
+    whole result block; a top-level ``cache_control`` (automatic caching) marks
+    the last block. Thinking blocks are left out, as the estimate leaves them out.
+    """
+    found = _count_markers(data)
+    if found > MAX_BREAKPOINTS:
+        raise BadRequest(f"A maximum of {MAX_BREAKPOINTS} blocks with cache_control may be provided. Found {found}.")
+    if not found:
+        return []  # nothing is cached without a marker
+    units: list[CacheUnit] = []
+    system = data.get("system")
+    stub = [{"role": "system", "content": ""}] if system else []  # the estimate counts tools less beside a system
+    tools = [
+        CacheBlock(_content(tool), {"tools": [{"type": "function", "function": {"name": tool.get("name"),
+                   "parameters": tool.get("input_schema") or {}}}]}, ttl=_marker(tool, f"tools.{i}"))
+        for i, tool in enumerate(data.get("tools") or ())
+    ]
+    if tools:
+        units.append(CacheUnit({"tools": count.get("tools", []), "messages": stub}, tools, {"messages": stub}))
+    if system:
+        listed = [{"type": "text", "text": system}] if isinstance(system, str) else system
+        blocks = [
+            CacheBlock(_content(block, "system"), {"messages": [{"role": "system", "content": text_of([block])}]},
+                       ttl=_marker(block, f"system.{j}"))
+            for j, block in enumerate(listed)
+        ]
+        units.append(CacheUnit({"messages": [{"role": "system", "content": text_of(system)}]}, blocks))
+    for i, (message, (out, _)) in enumerate(zip(messages, pieces, strict=True)):
+        role, content = message["role"], message["content"]
+        blocks = []
+        for j, block in enumerate([{"type": "text", "text": content}] if isinstance(content, str) else content):
+            if block.get("type") in ("thinking", "redacted_thinking"):
+                continue
+            alone, documents = _convert_message(role, [block], i)
+            ttl = _marker(block, f"messages.{i}.content.{j}")
+            inner = block.get("content") if block.get("type") == "tool_result" else None
+            for k, part in enumerate(inner if isinstance(inner, list) else ()):
+                ttl = _marker(part, f"messages.{i}.content.{j}.content.{k}") or ttl
+            blocks.append(CacheBlock(_content(block, role, j == 0), {"messages": alone}, documents, ttl))
+        units.append(CacheUnit({"messages": out}, blocks))
+    automatic = _marker(data, "")
+    last = next((unit.blocks for unit in reversed(units) if unit.blocks), None)
+    if automatic is not None and last is not None and last[-1].ttl is None:
+        last[-1] = dataclasses.replace(last[-1], ttl=automatic)
+    return units
+
+
+def _marker(value: Any, where: str) -> float | None:
+    """The lifetime (seconds) of ``value``'s ``cache_control``, None without one; 400 when malformed."""
+    raw = value.get("cache_control") if isinstance(value, dict) else None
+    if raw is None:
+        return None
+    path = f"{where}.cache_control" if where else "cache_control"
+    if not isinstance(raw, dict) or raw.get("type") != "ephemeral":
+        raise BadRequest(f"{path}.type: Input should be 'ephemeral'")
+    ttl = raw.get("ttl", "5m")
+    if ttl not in TTLS:
+        raise BadRequest(f"{path}.ephemeral.ttl: Input should be '5m' or '1h'")
+    return TTLS[ttl]
+
+
+def _count_markers(value: Any) -> int:
+    """Every ``cache_control`` in the request (tools, system, blocks, nested and top-level)."""
     if isinstance(value, dict):
-        return "cache_control" in value or any(_has_cache_control(v) for v in value.values() if isinstance(v, list))
+        return ("cache_control" in value) + sum(_count_markers(v) for v in value.values() if isinstance(v, list))
     if isinstance(value, list):
-        return any(_has_cache_control(v) for v in value)
-    return False
+        return sum(_count_markers(v) for v in value)
+    return 0
+
+
+def _content(block: Any, *context: Any) -> bytes:
+    """Canonical bytes of a block without its markers, so a moved marker keeps the prefix's hash."""
+    if isinstance(block, dict):
+        block = {k: _unmarked(v) for k, v in block.items() if k != "cache_control"}
+    return canonical([*context, block])
+
+
+def _unmarked(value: Any) -> Any:
+    if isinstance(value, list):
+        return [{k: v for k, v in p.items() if k != "cache_control"} if isinstance(p, dict) else p for p in value]
+    return value
 
 
 def _convert_message(role: str, content: Any, i: int) -> tuple[list[dict[str, Any]], int]:

@@ -1,7 +1,8 @@
-"""Prompt-prefix caching as vendors report it.
+"""Automatic prompt-prefix caching, as OpenAI and Gemini report it.
 
-Vendors cache the longest previously seen prompt prefix of at least 1,024
+These vendors cache the longest previously seen prompt prefix of at least 1,024
 tokens, for a few minutes, and OpenAI reports hits in 128-token increments.
+(Anthropic caches only what ``cache_control`` marks: ``anthropic_cache.py``.)
 The simulator tracks prefixes at *prompt unit* boundaries (tool definitions,
 then each message): the common pattern of a long shared system prompt or
 conversation history with a changing last turn is reported exactly like a
@@ -38,15 +39,13 @@ class PrefixCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def lookup_and_store(self, scope: str, units: Sequence[bytes], unit_tokens: Sequence[int]) -> tuple[int, int]:
-        """``(matched_prefix_tokens, cacheable_prefix_tokens)`` for this prompt, then remember it.
+    def lookup_and_store(self, scope: str, units: Sequence[bytes], unit_tokens: Sequence[int]) -> int:
+        """The longest live cached prefix of this prompt (tokens), then remember its prefixes.
 
-        ``scope`` separates models (a cache is per model). The second figure is
-        how many tokens this request writes to the cache (its full cacheable
-        prefix), which Anthropic reports as ``cache_creation_input_tokens``.
+        ``scope`` separates models (a cache is per model).
         """
         if self._max == 0 or self._ttl == 0:
-            return 0, 0
+            return 0
         now = self._clock()
         digest = hashlib.blake2b(scope.encode(), digest_size=16)
         keys: list[tuple[bytes, int]] = []
@@ -67,4 +66,4 @@ class PrefixCache:
             self._entries.move_to_end(key)
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)
-        return matched, keys[-1][1] if keys else 0
+        return matched

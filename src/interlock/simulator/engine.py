@@ -24,6 +24,7 @@ from urllib.parse import parse_qs
 from interlock.catalog import Catalog
 from interlock.core.model import Model
 from interlock.simulator import embeddings
+from interlock.simulator.anthropic_cache import BreakpointCache
 from interlock.simulator.anthropic_wire import AnthropicWire
 from interlock.simulator.cache import PrefixCache
 from interlock.simulator.catalog_view import count_text, default_catalog
@@ -78,7 +79,9 @@ class Engine:
         self.catalog = catalog if catalog is not None else default_catalog()
         self.clock = clock
         self.rng = random.Random(settings.seed)
-        self.cache = PrefixCache(settings.cache_ttl_s, settings.cache_max_entries)
+        self.cache = PrefixCache(settings.cache_ttl_s, settings.cache_max_entries)  # OpenAI, Gemini: automatic
+        # Anthropic: only marked prefixes, each living as long as its marker says (5 min or 1 h).
+        self.block_cache = BreakpointCache(settings.cache_max_entries, clock, enabled=settings.cache_ttl_s > 0)
         self.wires: dict[str, WireFormat] = {"openai": OpenAIWire(), "anthropic": AnthropicWire(), "gemini": GeminiWire()}
         self._counters: dict[str, PieceCounter] = {}
         self._resolved: dict[tuple[str, str], Model | None] = {}
@@ -136,7 +139,7 @@ class Engine:
         timing = self._timing(model, override)
         if fault is not None and fault.kind in ("refuse", "hang", "error"):
             return self._early_fault(wire, fault, timing)
-        gen = build_generation(req, model, self._counter(model), self.cache)
+        gen = build_generation(req, model, self._counter(model), self.cache, self.block_cache)
         meta = self._meta(req, model)
         return self._answer(wire, route, req, gen, meta, timing, fault)
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import orjson
 
 from interlock.core.model import Model
+from interlock.simulator.anthropic_cache import BreakpointCache, block_ends, min_cacheable_tokens
 from interlock.simulator.cache import PrefixCache, cached_amount
 from interlock.simulator.catalog_view import count_chat
 from interlock.simulator.content import (
@@ -74,7 +75,8 @@ class Usage:
     completion_tokens: int  # includes reasoning tokens, like OpenAI
     reasoning_tokens: int = 0
     cached_tokens: int = 0
-    cache_write_tokens: int = 0
+    cache_write_tokens: int = 0  # all cache writes, 1-hour ones included
+    cache_write_1h_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -97,16 +99,21 @@ def build_generation(
     model: Model,
     counter: PieceCounter,
     cache: PrefixCache | None,
+    block_cache: BreakpointCache | None = None,
 ) -> Generation:
+    """Answer ``req``; ``cache`` caches automatically (OpenAI, Gemini), ``block_cache`` by markers (Anthropic)."""
     seed = req.content_seed()
     prompt_tokens = count_chat(req.count_request, model) + req.extra_prompt_tokens
-    cached = write = 0
-    if cache is not None and "prompt_caching" in model.capabilities:
+    cached = write = write_1h = 0
+    caching = "prompt_caching" in model.capabilities
+    if caching and req.cache_units is not None and block_cache is not None:
+        blocks, ends = block_ends(req.cache_units, lambda fragment: count_chat(fragment, model), prompt_tokens)
+        used = block_cache.lookup_and_store(model.id, blocks, ends, min_tokens=min_cacheable_tokens(model.id))
+        cached, write, write_1h = used.read, used.write, used.write_1h
+    elif caching and req.cache_units is None and cache is not None:
         unit_tokens = [counter.text(text) + 4 for _, text in req.segments]
-        matched, cacheable = cache.lookup_and_store(model.id, [u for u, _ in req.segments], unit_tokens)
+        matched = cache.lookup_and_store(model.id, [u for u, _ in req.segments], unit_tokens)
         cached = min(cached_amount(matched), prompt_tokens)
-        if not cached and req.cache_control:
-            write = min(cacheable, prompt_tokens)
     limit = req.max_tokens if req.max_tokens is not None else (model.max_output or DEFAULT_MAX_OUTPUT)
     topics = topic_words(req.prompt_text)
     choices = [_choice(req, model, counter, random.Random(seed + i), i, limit, topics) for i in range(req.n)]
@@ -120,6 +127,7 @@ def build_generation(
         reasoning_tokens=sum(c.reasoning_tokens for c in choices),
         cached_tokens=cached,
         cache_write_tokens=write,
+        cache_write_1h_tokens=write_1h,
     )
     return Generation(choices=choices, usage=usage, response_seed=seed)
 

@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 import orjson
 
+from interlock.simulator.anthropic_cache import CacheUnit
+
 ToolChoice = Literal["auto", "none", "required"] | tuple[Literal["function"], str]
 Reasoning = Literal["off", "minimal", "low", "medium", "high"]
 
@@ -42,7 +44,7 @@ class ToolDef:
 class SimRequest:
     model: str
     count_request: dict[str, Any]
-    segments: list[tuple[bytes, str]]  # (canonical bytes, text) per prompt unit, for prefix caching
+    segments: list[tuple[bytes, str]]  # (canonical bytes, text) per prompt unit, for automatic prefix caching
     last_role: str
     prompt_text: str
     stream: bool = False
@@ -59,7 +61,9 @@ class SimRequest:
     thinking_budget: int | None = None
     show_thinking: bool = False  # Anthropic thinking blocks / Gemini thought parts
     seed_material: bytes = b""
-    cache_control: bool = False  # Anthropic: the request marked a cache breakpoint
+    #: Anthropic: the prompt's pieces and blocks in render order, with their markers (explicit
+    #: caching; empty without a marker); None: the wire caches automatically by ``segments``.
+    cache_units: list[CacheUnit] | None = None
     extra_prompt_tokens: int = 0  # documents/files, which the catalog's chat estimate does not count
     logprobs: bool = False  # OpenAI: return token log probabilities
     top_logprobs: int = 0  # OpenAI: how many most likely tokens to list per position

@@ -6,7 +6,8 @@ Shape (every key optional)::
       time_scale: 1.0            # multiplies every delay; 0 = instant, never sleeps
       allow_fault_headers: false # honour x-interlock-simulator-fault / -latency
       seed: 7                    # seeds latency and fault draws (content is seeded by the request)
-      cache_ttl_s: 300           # how long a prompt prefix stays cached
+      cache_ttl_s: 300           # how long a prompt prefix stays cached (automatic caching: OpenAI,
+                                 # Gemini wires; Anthropic's markers say 5m or 1h); 0: no caching
       cache_max_entries: 20000   # bound on remembered prefixes (oldest evicted)
       faults:                    # model id or glob pattern ("*", "openai/*") -> fault
         "openai/*": "rate=0.05;error=503"
