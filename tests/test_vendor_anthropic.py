@@ -207,6 +207,19 @@ def test_a_tool_messages_marker_goes_on_its_tool_result_block() -> None:
     ]
 
 
+def test_a_failed_tool_result_keeps_is_error() -> None:
+    body, _, _ = encode({"messages": [
+        {"role": "user", "content": "Weather?"},
+        {"role": "assistant", "content": None, "tool_calls": [_call("toolu_1"), _call("toolu_2")]},
+        {"role": "tool", "tool_call_id": "toolu_1", "content": "timeout", "is_error": True},
+        {"role": "tool", "tool_call_id": "toolu_2", "content": "18C", "is_error": False},
+    ]})
+    assert body["messages"][2]["content"] == [
+        {"type": "tool_result", "tool_use_id": "toolu_1", "content": "timeout", "is_error": True},
+        {"type": "tool_result", "tool_use_id": "toolu_2", "content": "18C"},
+    ]
+
+
 def test_message_level_cache_control_marks_the_messages_last_block() -> None:
     body, _, _ = encode({"messages": [
         {"role": "system", "content": "Long rules.", "cache_control": EPHEMERAL},

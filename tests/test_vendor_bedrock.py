@@ -171,3 +171,23 @@ async def test_bad_signature_is_an_upstream_auth_error(vendor: ScriptedVendor, h
         await BedrockAdapter(config, http).complete({"model": "m", "messages": [{"role": "user", "content": "x"}]},
                                                     CLAUDE)
     assert info.value.code == "upstream_auth_error" and info.value.status == 502
+
+
+def test_tool_call_message_and_tool_markers_become_cache_points() -> None:
+    point = {"cachePoint": {"type": "default"}}
+    mark = {"type": "ephemeral"}
+    call = {"id": "t1", "type": "function", "function": {"name": "f", "arguments": "{}"}, "cache_control": mark}
+    body, _, _ = encode({"messages": [
+        {"role": "system", "content": "Rules", "cache_control": mark},
+        {"role": "user", "content": "Go", "cache_control": mark},
+        {"role": "assistant", "content": None, "tool_calls": [call, {**call, "id": "t2", "cache_control": None}]},
+        {"role": "tool", "tool_call_id": "t1", "content": "boom", "is_error": True, "cache_control": mark},
+        {"role": "tool", "tool_call_id": "t2", "content": [{"type": "text", "text": "ok", "cache_control": mark}]},
+    ], "max_tokens": 10})
+    assert body["system"] == [{"text": "Rules"}, point]
+    assert body["messages"][0]["content"] == [{"text": "Go"}, point]
+    assert body["messages"][1]["content"] == [{"toolUse": {"toolUseId": "t1", "name": "f", "input": {}}}, point,
+                                              {"toolUse": {"toolUseId": "t2", "name": "f", "input": {}}}]
+    assert body["messages"][2]["content"] == [
+        {"toolResult": {"toolUseId": "t1", "content": [{"text": "boom"}], "status": "error"}}, point,
+        {"toolResult": {"toolUseId": "t2", "content": [{"text": "ok"}]}}, point]

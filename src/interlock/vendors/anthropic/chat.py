@@ -161,6 +161,8 @@ def _tool_result(message: Mapping[str, Any], where: str, drops: Drops) -> dict[s
             if not isinstance(cache, dict):
                 cache = part_cache
         result["content"] = blocks
+    if message.get("is_error") is True:  # the canonical flag (the Messages codec's, Anthropic's own)
+        result["is_error"] = True
     if isinstance(cache, dict):
         result["cache_control"] = cache
     return result

@@ -4,8 +4,10 @@ References: https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_
 ``API_runtime_ConverseStream.html``. Requests are signed with SigV4 (``sigv4.py``); the stream is
 the binary event-stream framing (``eventstream.py``) whose ``:event-type`` header names each event.
 
-Mapping notes: ``cache_control`` on a content part, system part or tool becomes
-a ``cachePoint`` block right after it; thinking blocks are
+Mapping notes: ``cache_control`` on a content part, system part, tool, tool call
+or (LiteLLM's shape) whole message becomes a ``cachePoint`` block right after it
+(a tool message's marker: after its ``toolResult``, whose ``status`` is ``error``
+for ``is_error``); thinking blocks are
 ``reasoningContent`` (text + signature, or redacted bytes); ``response_format``
 is a forced tool, as Converse has no JSON mode; ``top_k`` and reasoning go in
 ``additionalModelRequestFields`` for Anthropic models (the only family whose
@@ -72,6 +74,13 @@ def _with_cache(block: dict[str, Any], part: Mapping[str, Any]) -> list[dict[str
     return [block, _CACHE_POINT] if isinstance(part.get("cache_control"), dict) else [block]
 
 
+def _mark_end(blocks: list[dict[str, Any]], message: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A message-level ``cache_control`` (LiteLLM's shape): a cache point after the message's last block."""
+    if isinstance(message.get("cache_control"), dict) and blocks and blocks[-1] != _CACHE_POINT:
+        blocks.append(_CACHE_POINT)
+    return blocks
+
+
 def _blocks(content: Any, where: str, drops: Drops) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"text": content}] if content else []
@@ -116,9 +125,10 @@ def _assistant(message: Mapping[str, Any], where: str, drops: Drops) -> list[dic
     out += _blocks(message.get("content"), f"{where}.content", drops)
     for k, call in enumerate(message.get("tool_calls") or ()):
         fn = call.get("function") or {}
-        out.append({"toolUse": {"toolUseId": call.get("id", ""), "name": fn.get("name", ""),
-                                "input": parse_arguments(fn.get("arguments"), f"{where}.tool_calls[{k}].function.arguments")}})
-    return out
+        out += _with_cache({"toolUse": {"toolUseId": call.get("id", ""), "name": fn.get("name", ""), "input":
+                            parse_arguments(fn.get("arguments"), f"{where}.tool_calls[{k}].function.arguments")}},
+                           call)
+    return _mark_end(out, message)
 
 
 def build_messages(request: Mapping[str, Any], drops: Drops) -> tuple[list[dict[str, Any]], list[dict[str, Any]], bool]:
@@ -132,9 +142,9 @@ def build_messages(request: Mapping[str, Any], drops: Drops) -> tuple[list[dict[
         role = message.get("role")
         where = f"messages[{i}].content"
         if role in ("system", "developer"):
-            system += _blocks(message.get("content"), where, drops)
+            system += _mark_end(_blocks(message.get("content"), where, drops), message)
         elif role == "user":
-            push("user", _blocks(message.get("content"), where, drops))
+            push("user", _mark_end(_blocks(message.get("content"), where, drops), message))
         elif role == "assistant":
             has_tools = has_tools or bool(message.get("tool_calls"))
             push("assistant", _assistant(message, f"messages[{i}]", drops))
@@ -143,7 +153,13 @@ def build_messages(request: Mapping[str, Any], drops: Drops) -> tuple[list[dict[
             content = message.get("content")
             text = content if isinstance(content, str) else "".join(
                 p.get("text", "") for p in content or () if isinstance(p, dict))
-            push("user", [{"toolResult": {"toolUseId": message.get("tool_call_id", ""), "content": [{"text": text}]}}])
+            result: dict[str, Any] = {"toolUseId": message.get("tool_call_id", ""), "content": [{"text": text}]}
+            if message.get("is_error") is True:
+                result["status"] = "error"
+            parts = content if isinstance(content, list) else ()
+            marked = any(isinstance(p, dict) and isinstance(p.get("cache_control"), dict) for p in parts)
+            block = [{"toolResult": result}, _CACHE_POINT] if marked else [{"toolResult": result}]
+            push("user", _mark_end(block, message))
     return system, messages, has_tools
 
 
