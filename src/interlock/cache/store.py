@@ -24,6 +24,7 @@ import orjson
 from redis.exceptions import RedisError
 
 from interlock.cache.key import short
+from interlock.cache.redis_batch import RedisBatcher
 
 log = logging.getLogger("interlock.cache")
 
@@ -207,13 +208,15 @@ class MemoryBackend:
 
 
 class RedisBackend:
-    """Shared: one GET or SET per request, each bounded by ``timeout_s``; any failure is a miss, logged once
-    a minute at most."""
+    """Shared: a lookup and a store each bounded by ``timeout_s`` and sent with the others of the same loop
+    iteration (``redis_batch.py``: one MGET, one pipeline); any failure is a miss, logged once a minute at
+    most."""
 
     kind = "redis"
 
     def __init__(self, client: Any, prefix: str, timeout_s: float, clock: Callable[[], float]) -> None:
         self.client = client
+        self.batch = RedisBatcher(client)
         self.prefix = prefix + "cache:"
         self.timeout_s = timeout_s
         self.clock = clock
@@ -224,7 +227,7 @@ class RedisBackend:
     async def get(self, key: str) -> Entry | None:
         try:
             async with asyncio.timeout(self.timeout_s):  # cheaper than wait_for: no task per call
-                blob = await self.client.get(self.prefix + key)
+                blob = await self.batch.get(self.prefix + key)
         except (RedisError, OSError, TimeoutError) as exc:  # a miss, never an error
             self._failed("lookup", exc)
             return None
@@ -233,7 +236,7 @@ class RedisBackend:
     async def put(self, key: str, entry: Entry, ttl_s: int) -> None:
         try:
             async with asyncio.timeout(self.timeout_s):
-                await self.client.set(self.prefix + key, entry.encode(), ex=ttl_s)
+                await self.batch.set(self.prefix + key, entry.encode(), ttl_s)
         except (RedisError, OSError, TimeoutError) as exc:  # the cache is left without the entry
             self._failed("store", exc)
 
