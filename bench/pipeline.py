@@ -14,7 +14,10 @@ a quiet machine, so it is the figure to compare changes with.
 
     .venv/bin/python bench/pipeline.py [-n 20000] [--rounds 3] [--instructions] [--upstream 127.0.0.1:9101]
                                        [--log off|sqlite] [--stream] [--guardrails | --guardrails-input-only]
-                                       [--no-verdict-cache]
+                                       [--no-verdict-cache] [--cache]
+
+``--cache`` turns the response cache on (memory backend): every request after the first is a hit, so the
+figure is what a hit costs, to compare with the same run without it (a relay of the canned answer).
 """
 
 from __future__ import annotations
@@ -131,8 +134,9 @@ def _config(tmp: Path, upstream: str | None, log: str) -> Path:
     output = "" if mode == "1" else ", output: false"
     guardrails = (f"guardrails:\n  pii: {{action: monitor{output}}}\n  secrets: {{action: block{output}}}\n"
                   "  prompt_injection: {action: block, classifier: 'off'}\n") if mode in ("1", "input") else ""
+    cache = "cache: {enabled: true, allow_temperature: true}\n" if os.environ.get("BENCH_CACHE") == "1" else ""
     path.write_text(f"vendors:\n  mock:\n    type: openai\n    base_url: {base}\n    api_key: bench-upstream-key\n"
-                    + logging + guardrails)
+                    + logging + guardrails + cache)
     return path
 
 
@@ -236,18 +240,22 @@ def main() -> int:
     parser.add_argument("--log", choices=("off", "sqlite"), default="off",
                         help="the request log: off (as make bench) or on, in SQLite (level metadata)")
     parser.add_argument("--stream", action="store_true", help="streaming requests (a canned SSE answer)")
+    parser.add_argument("--cache", action="store_true", help="response cache on: every request after the first hits")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.no_verdict_cache:
         os.environ["BENCH_NO_VERDICTS"] = "1"
     if args.guardrails or args.guardrails_input_only:
         os.environ["BENCH_GUARDRAILS"] = "1" if args.guardrails else "input"
+    if args.cache:
+        os.environ["BENCH_CACHE"] = "1"
     if args.child:
         run(args.n, args.rounds if args.n else 0, args.upstream, args.log, args.stream)
         return 0
     where = f"mock vendor at {args.upstream}" if args.upstream else "canned vendor answer (no socket)"
     where += f", request log {args.log}" + (", streamed" if args.stream else "")
     where += ", no verdict cache" if args.no_verdict_cache else ""
+    where += ", response cache on (hits)" if args.cache else ""
     where += ", guardrails on" if args.guardrails else ", guardrails on, answers not scanned" \
         if args.guardrails_input_only else ""
     if args.instructions:

@@ -10,7 +10,7 @@ bucket in one matrix product; the best at or above the threshold names an exact 
 then serves. The backend stays the truth: an index entry whose answer was deleted or expired is a miss, and
 is dropped.
 
-The index is per worker (with either backend): see docs/cache-semantic.md for why it is not shared in Redis.
+The index is per worker (with either backend): see docs/cache.md for why it is not shared in Redis.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@
       hit_cost_fraction: 0      # what a hit costs the caller, as a fraction of what the answer cost
       share_across_projects: false  # one project's answers may serve another's identical requests
       anthropic_auto_breakpoints: false  # place cache_control markers on the stable prefix (Anthropic routes)
-      semantic:                 # single-turn prompts: a paraphrase of a stored prompt is a hit (docs/cache-semantic.md)
+      semantic:                 # single-turn prompts: a paraphrase of a stored prompt is a hit (docs/cache.md)
         enabled: false
         threshold: 0.97         # cosine similarity of the user texts' embeddings, at least
         max_entries: 10000      # prompt vectors kept per worker (least recently used buckets lose theirs first)
