@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 import anthropic
 import openai
 import pytest
+import redis.asyncio as redis_asyncio
 import requests
 
 from interlock.ledger.pgstore import PostgresLog
@@ -367,3 +369,15 @@ def browser() -> Iterator[Any]:
         chromium = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         yield chromium
         chromium.close()
+
+
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[tuple[redis_asyncio.Redis, str]]:
+    """A client of the local Redis and a key prefix of this test's own; its keys are deleted afterwards."""
+    prefix = f"test-{uuid.uuid4().hex[:8]}:"
+    client = redis_asyncio.Redis.from_url("redis://127.0.0.1:6379/0")
+    yield client, prefix
+    keys = [k async for k in client.scan_iter(match=prefix + "*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()

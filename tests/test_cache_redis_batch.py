@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -17,7 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from interlock.cache.redis_batch import MAX_BATCH, RedisBatcher
 from interlock.cache.store import RedisBackend
 from tests.fake_clock import FakeClock
-from tests.test_cache_store import REDIS_URL, entry, key
+from tests.test_cache_store import entry, key
 
 
 class Spy:
@@ -54,17 +52,6 @@ class Failing:
         self.calls += 1
         await asyncio.sleep(self.delay)
         raise RedisConnectionError("Connection reset by peer")
-
-
-@pytest.fixture
-async def redis_prefix() -> AsyncIterator[tuple[redis_asyncio.Redis, str]]:
-    prefix = f"test-batch-{uuid.uuid4().hex[:8]}:"
-    client = redis_asyncio.Redis.from_url(REDIS_URL)
-    yield client, prefix
-    keys = [k async for k in client.scan_iter(match=prefix + "*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
 
 
 async def test_lookups_of_one_iteration_share_one_mget(redis_prefix: tuple[redis_asyncio.Redis, str]) -> None:

@@ -4,10 +4,8 @@ workers) and Redis (shared, compressed, a delete by pattern, an outage is a miss
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
-import pytest
 import redis.asyncio as redis_asyncio
 
 from interlock.cache.key import short
@@ -89,19 +87,8 @@ def test_entries_round_trip_compressed() -> None:
     assert Entry.decode(b"not zlib") is None and Entry.decode(e.encode()[:-3]) is None
 
 
-@pytest.fixture
-async def shared() -> object:
-    prefix = f"test-{uuid.uuid4().hex[:8]}:"
-    client = redis_asyncio.Redis.from_url(REDIS_URL)
-    yield client, prefix
-    keys = [k async for k in client.scan_iter(match=prefix + "*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
-
-
-async def test_redis_is_shared_and_deletes_by_pattern(shared: tuple[redis_asyncio.Redis, str]) -> None:
-    client, prefix = shared
+async def test_redis_is_shared_and_deletes_by_pattern(redis_prefix: tuple[redis_asyncio.Redis, str]) -> None:
+    client, prefix = redis_prefix
     clock = FakeClock()
     a = RedisBackend(client, prefix, 1.0, clock.monotonic)
     b = RedisBackend(redis_asyncio.Redis.from_url(REDIS_URL), prefix, 1.0, clock.monotonic)
