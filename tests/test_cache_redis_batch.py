@@ -13,6 +13,8 @@ import redis.asyncio as redis_asyncio
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from interlock.cache.redis_batch import MAX_BATCH, RedisBatcher
+from interlock.cache.response_cache import ResponseCache
+from interlock.cache.settings import CacheSettings
 from interlock.cache.store import RedisBackend
 from tests.fake_clock import FakeClock
 from tests.test_cache_store import entry, key
@@ -132,11 +134,21 @@ async def test_a_refused_connection_is_a_miss_and_stores_are_dropped() -> None:
     await dead.aclose()
 
 
-async def test_the_batcher_finishes_what_is_in_flight_on_close(redis_prefix: tuple[redis_asyncio.Redis, str]) -> None:
+async def test_stores_of_one_iteration_are_sent_together(redis_prefix: tuple[redis_asyncio.Redis, str]) -> None:
     client, prefix = redis_prefix
-    batcher = RedisBatcher(client)
-    futures = [batcher.set(f"{prefix}k{i}", b"v", 60) for i in range(5)]
-    await asyncio.sleep(0)  # the flush runs
-    await batcher.close()
-    assert all(f.done() and f.exception() is None for f in futures)
-    assert await client.get(f"{prefix}k4") == b"v"
+    spy = Spy(client)
+    batcher = RedisBatcher(spy)
+    await asyncio.gather(*(batcher.set(f"{prefix}k{i}", b"v", 60) for i in range(5)))
+    assert spy.pipelines == [5]
+    assert await client.get(f"{prefix}k4") == b"v" and 0 < await client.ttl(f"{prefix}k4") <= 60
+
+
+async def test_close_sends_the_stores_still_queued(redis_prefix: tuple[redis_asyncio.Redis, str]) -> None:
+    """The gateway's shutdown awaits ResponseCache.close: an answer stored in the last moment reaches Redis."""
+    client, prefix = redis_prefix
+    backend = RedisBackend(client, prefix, 1.0, FakeClock().monotonic)
+    cache = ResponseCache(CacheSettings(), backend, lambda: 1000.0)
+    cache.store(key(), entry(), 60)  # queued: nothing has run yet
+    assert await client.get(prefix + "cache:" + key()) is None
+    await cache.close()
+    assert await backend.get(key()) == entry()

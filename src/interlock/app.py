@@ -304,6 +304,8 @@ class Gateway:
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
         if not loop.is_closed():
+            if self.cache is not None:
+                loop.run_until_complete(self.cache.close())
             loop.run_until_complete(self.governance.stop())
             loop.run_until_complete(self.obs.stop())
             loop.run_until_complete(self.http.close())

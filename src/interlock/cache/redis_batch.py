@@ -93,11 +93,6 @@ class RedisBatcher:
             if not future.done():
                 future.set_result(None)
 
-    async def close(self) -> None:
-        """Waits for the batches in flight (at shutdown)."""
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-
 
 def _fail(batch: list[tuple[str, asyncio.Future[Any]]], exc: BaseException) -> None:
     for _, future in batch:

@@ -197,6 +197,11 @@ class ResponseCache:
         if vector is not None and self.semantic is not None:
             self.semantic.index.add(bucket, key, vector, entry.created, ttl_s)
 
+    async def close(self) -> None:
+        """At shutdown: the stores still in flight finish (a Redis batch queued in the last moments is sent)."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
     async def delete(self, selector: Selector) -> int:
         if self.semantic is not None:  # this worker's index at once; other workers' when a lookup finds no entry
             self.semantic.index.delete(selector, self.wall())
