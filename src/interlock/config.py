@@ -197,7 +197,7 @@ class Settings:
 
 
 _TOP_KEYS = ("server", "vendors", "aliases", "simulator", "catalog", "logging", "store", "telemetry", "console",
-             "policies", "redis", "governance", "circuit_breaker", "guardrails", "cache",
+             "policies", "redis", "governance", "circuit_breaker", "guardrails", "cache", "mcp",
              "routing")
 #: ``logging:`` keys; the ledger (``ledger/settings.py``) reads and checks their values.
 LOGGING_KEYS = ("enabled", "level", "retention_days", "zero_data_retention", "flush_interval", "batch_size")

@@ -1,0 +1,1 @@
+"""The MCP gateway: tool packs served to registered users."""
