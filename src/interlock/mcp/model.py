@@ -308,3 +308,50 @@ def parse_pack(pack_id: str, data: object, servers: Mapping[str, ServerSpec], *,
     if not isinstance(description, str):
         raise SpecError(f"{key}.description" if key else "description", "must be a string")
     return PackSpec(pack_id, project, tuple(tools), rename, describe, description, source)
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """A registered user's credential for one server, decrypted (``mcp/store.py`` keeps it sealed at rest).
+
+    ``kind``: ``api_key`` (``api_key`` set) or ``oauth`` (``oauth``: the token JSON of ``mcp/oauth.OAuthTokens``).
+    Never logged, never returned by an API: :meth:`__repr__` shows neither.
+    """
+
+    kind: str
+    api_key: str | None = None
+    oauth: Mapping[str, Any] | None = None
+    updated_at: float = 0.0
+
+    def __repr__(self) -> str:
+        return f"Credential(kind={self.kind!r}, updated_at={self.updated_at})"
+
+
+@dataclass(slots=True)
+class ToolCall:
+    """One tools/call through the gateway: the call log's record (``mcp_calls``).
+
+    ``arguments`` and ``result`` are JSON text, kept only when the project's log level is ``full`` and never
+    under zero data retention (the endpoint leaves them None otherwise).
+    """
+
+    id: str
+    at: float
+    project: str
+    key_id: str
+    pack: str
+    user: str
+    server: str
+    tool: str
+    #: The name the pack exposes (after a rename or namespacing).
+    name: str
+    duration_ms: float = 0.0
+    #: ok | error (the tool reported isError) | timeout | upstream_error | blocked | rate_limited | denied
+    status: str = "ok"
+    error: str | None = None
+    args_bytes: int = 0
+    result_bytes: int = 0
+    arguments: str | None = None
+    result: str | None = None
+    #: Guardrail detections (detector, action, entity counts; never text), as for the request log.
+    guardrails: list[dict[str, Any]] | None = None
