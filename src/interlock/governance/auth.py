@@ -190,6 +190,15 @@ class Authenticator:
             raise AuthenticationFailed(f"Incorrect API key provided: {_redact(key)}.")
         return self._project_principal(entry, project)
 
+    def delegated(self, project: str, key_prefix: str, key_id: str) -> Principal | None:
+        """A caller acting for ``project`` with a credential of its own (an MCP access key): the project's
+        zero data retention and guardrails, no model restrictions. None when the project does not exist."""
+        base = self._admin_as.get(project)
+        if base is None:
+            return None
+        return Principal("project", key_prefix, project, key_id, zero_data_retention=base.zero_data_retention,
+                         guardrails=base.guardrails)
+
     def authenticate_digest(self, key_digest: str) -> Principal:
         """The caller whose key has this stored digest (a console session): revoked, expired or unknown
         keys are refused as :meth:`authenticate` refuses them, against the live table."""

@@ -1,0 +1,258 @@
+"""The MCP gateway end to end: the official ``mcp`` client over streamable HTTP against a real gateway process,
+in front of real upstream MCP servers written with the SDK (``tests/mcp_servers/upstream.py``: one over
+streamable HTTP, others as stdio children)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+from mcp import ClientSession, types
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+
+from tests.conftest import MASTER_KEY, GatewayProcess, free_port, start_gateway, wait_until_known
+
+UPSTREAM = Path(__file__).parent / "mcp_servers" / "upstream.py"
+
+
+def start_upstream(mode: str, name: str) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(UPSTREAM), mode, str(port)], env={"UPSTREAM_NAME": name,
+                            "PATH": "/usr/bin:/bin"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
+        except urllib.error.HTTPError:
+            return proc, port  # it answers (404 at /): up
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"upstream {name} did not start")
+
+
+def config(port: int) -> str:
+    stdio = f"[{sys.executable}, {UPSTREAM}, stdio]"
+    return f"""
+mcp:
+  servers:
+    docs: {{url: "http://127.0.0.1:{port}/mcp", headers: {{x-static: s1}}, timeout_s: 2}}
+    personal: {{url: "http://127.0.0.1:{port}/mcp", per_user: {{type: api_key}}}}
+    local: {{command: {stdio}, per_user: {{type: api_key, env: USER_KEY}}}}
+    crashy: {{command: {stdio}, env: {{UPSTREAM_NAME: crashy}}}}
+    down: {{url: "http://127.0.0.1:1/mcp", connect_timeout_s: 1}}
+  tool_packs:
+    support: {{project: acme, tools: ["docs/*", "local/echo", "local/whoami"], rename: {{"docs/search": search_docs}},
+               describe: {{"docs/echo": "Echo, through the gateway."}}}}
+    mine: {{project: acme, tools: ["personal/whoami"]}}
+    crash: {{project: acme, tools: ["crashy/die", "crashy/echo"]}}
+    partial: {{project: acme, tools: ["docs/search", "down/*"]}}
+    dead: {{project: acme, tools: ["down/*"]}}
+    guarded: {{project: guarded, tools: ["docs/echo", "docs/fetch_email"]}}
+    beta-pack: {{project: beta, tools: ["docs/echo"]}}
+guardrails:
+  projects:
+    guarded:
+      secrets: {{action: block}}
+      prompt_injection: {{action: block}}
+"""
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[int]:
+    proc, port = start_upstream("http", "docs")
+    yield port
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def gw(upstream: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    g = start_gateway(tmp_path_factory.mktemp("mcp"), config(upstream))
+    yield g
+    g.stop()
+
+
+@pytest.fixture(scope="module")
+def keys(gw: GatewayProcess) -> dict[str, str]:
+    out = {}
+    for project in ("acme", "beta", "guarded"):
+        assert gw.call("POST", "/admin/v1/projects", {"id": project})[0] == 201
+        status, key = gw.call("POST", "/admin/v1/keys", {"project": project})
+        assert status == 201
+        out[project] = str(key["key"])
+    wait_until_known(gw, *out.values())
+    for project, user in (("acme", "u1"), ("acme", "u2"), ("beta", "b1"), ("guarded", "g1")):
+        status, body = gw.call("POST", "/admin/v1/mcp/registered-users", {"id": user, "project": project})
+        assert status == 201, body
+    for user, server, secret in (("u1", "personal", "key-of-u1"), ("u2", "personal", "key-of-u2"),
+                                 ("u1", "local", "env-of-u1")):
+        status, body = gw.call("PUT", f"/admin/v1/mcp/registered-users/{user}/credentials/{server}?project=acme",
+                               {"api_key": secret})
+        assert status == 200, body
+        assert secret not in str(body)
+    return out
+
+
+@contextlib.asynccontextmanager
+async def session(gw: GatewayProcess, pack: str, user: str, key: str = MASTER_KEY) -> AsyncIterator[ClientSession]:
+    url = f"{gw.url}/api/v1/tool-packs/{pack}/registered-users/{user}/mcp"
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30) as http, \
+            streamable_http_client(url, http_client=http) as streams, ClientSession(streams[0], streams[1]) as s:
+        await s.initialize()
+        yield s
+
+
+def text(result: types.CallToolResult) -> str:
+    return "".join(b.text for b in result.content if isinstance(b, types.TextContent))
+
+
+def post(gw: GatewayProcess, pack: str, user: str, key: str) -> tuple[int, Any]:
+    """One raw initialize POST: the HTTP-level refusals (auth, unknown pack or user)."""
+    body = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+    req = urllib.request.Request(f"{gw.url}/api/v1/tool-packs/{pack}/registered-users/{user}/mcp",
+                                 data=json.dumps(body).encode(), method="POST",
+                                 headers={"authorization": f"Bearer {key}", "content-type": "application/json",
+                                          "accept": "application/json, text/event-stream"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+async def test_list_and_call_through_a_pack(gw: GatewayProcess, keys: dict[str, str]) -> None:
+    async with session(gw, "support", "u1", keys["acme"]) as s:
+        tools = {t.name: t for t in (await s.list_tools()).tools}
+        # echo and whoami exist on both servers: namespaced; search renamed; die/fail/... from docs/* kept.
+        assert {"docs__echo", "local__echo", "docs__whoami", "local__whoami", "search_docs", "sleep", "die",
+                "fetch_email", "fail"} == set(tools)
+        assert tools["docs__echo"].description == "Echo, through the gateway."
+        assert text(await s.call_tool("docs__echo", {"text": "hi"})) == "docs: hi"
+        assert "found 3 results for 'x'" in text(await s.call_tool("search_docs", {"query": "x"}))
+        # Static headers reach the HTTP upstream; the user's own key reaches the stdio child's environment.
+        assert "static=s1" in text(await s.call_tool("docs__whoami", {}))
+        assert "env=env-of-u1" in text(await s.call_tool("local__whoami", {}))
+        with pytest.raises(MCPError) as info:
+            await s.call_tool("nope", {})
+        assert "has no tool 'nope'" in info.value.message and "docs__echo" in info.value.message
+        failed = await s.call_tool("fail", {})
+        assert failed.is_error and "failed on purpose" in text(failed)
+
+
+async def test_per_user_credentials_reach_the_right_upstream(gw: GatewayProcess, keys: dict[str, str]) -> None:
+    for user in ("u1", "u2"):
+        async with session(gw, "mine", user, keys["acme"]) as s:
+            assert f"auth=Bearer key-of-{user}" in text(await s.call_tool("whoami", {}))
+    # u2 has no credential for the stdio server: a clear error naming the fix, not a call without one.
+    async with session(gw, "support", "u2", keys["acme"]) as s:
+        with pytest.raises(MCPError) as info:
+            await s.call_tool("local__whoami", {})
+        assert "no credential for MCP server 'local'" in info.value.message
+
+
+async def test_projects_and_users_are_isolated(gw: GatewayProcess, keys: dict[str, str]) -> None:
+    # Another project's pack, or a user of another project through one's own pack, reads as unknown.
+    status, body = post(gw, "support", "u1", keys["beta"])
+    assert status == 404 and body["error"]["data"]["type"] == "unknown_tool_pack"
+    status, body = post(gw, "beta-pack", "u1", keys["beta"])
+    assert status == 404 and body["error"]["data"]["type"] == "unknown_registered_user"
+    status, body = post(gw, "support", "u1", "ik-wrong")
+    assert status == 401
+    async with session(gw, "beta-pack", "b1", keys["beta"]) as s:
+        assert text(await s.call_tool("echo", {"text": "b"})) == "docs: b"
+
+
+async def test_access_keys_are_scoped_to_one_pack_and_user(gw: GatewayProcess, keys: dict[str, str]) -> None:
+    status, minted = gw.call("POST", "/admin/v1/mcp/access-keys",
+                             {"tool_pack": "mine", "registered_user": "u1", "ttl_s": 600}, key=keys["acme"])
+    assert status == 201, minted
+    access = minted["key"]
+    async with session(gw, "mine", "u1", access) as s:
+        assert "key-of-u1" in text(await s.call_tool("whoami", {}))
+    # The agent's host cannot swap the user (or the pack) in the URL.
+    assert post(gw, "mine", "u2", access)[0] == 403
+    assert post(gw, "support", "u1", access)[0] == 403
+    # Another project's key cannot mint for this pack.
+    status, _ = gw.call("POST", "/admin/v1/mcp/access-keys", {"tool_pack": "mine", "registered_user": "u1"},
+                        key=keys["beta"])
+    assert status == 404
+    assert gw.call("DELETE", f"/admin/v1/mcp/access-keys/{minted['id']}", key=keys["acme"])[0] == 200
+    deadline = time.monotonic() + 10
+    while post(gw, "mine", "u1", access)[0] != 401:
+        assert time.monotonic() < deadline, "a revoked access key still works"
+        time.sleep(0.2)
+
+
+async def test_hanging_and_dying_upstreams(gw: GatewayProcess, keys: dict[str, str]) -> None:
+    async with session(gw, "support", "u1", keys["acme"]) as s:
+        started = time.monotonic()
+        hung = await s.call_tool("sleep", {"seconds": 30})
+        assert hung.is_error and "took longer than 2 s" in text(hung)
+        assert time.monotonic() - started < 10
+        assert text(await s.call_tool("docs__echo", {"text": "after"})) == "docs: after"
+    async with session(gw, "crash", "u1", keys["acme"]) as s:
+        died = await s.call_tool("die", {})
+        assert died.is_error and "crashy" in text(died)
+        # The next call opens a new child process.
+        assert text(await s.call_tool("echo", {"text": "again"})) == "crashy: again"
+
+
+async def test_a_server_that_cannot_list_is_reported_not_dropped(gw: GatewayProcess, keys: dict[str, str]) -> None:
+    async with session(gw, "partial", "u1", keys["acme"]) as s:
+        listing = await s.list_tools()
+        assert [t.name for t in listing.tools] == ["search"]
+        assert listing.meta is not None
+        errors = listing.meta["interlock/errors"]
+        assert errors[0]["server"] == "down" and "could not connect" in errors[0]["error"]
+    async with session(gw, "dead", "u1", keys["acme"]) as s:
+        with pytest.raises(MCPError) as info:
+            await s.list_tools()
+        assert "no server of tool pack 'dead' could list its tools" in info.value.message
+
+
+async def test_guardrails_block_arguments_and_results(gw: GatewayProcess, keys: dict[str, str]) -> None:
+    async with session(gw, "guarded", "g1", keys["guarded"]) as s:
+        assert text(await s.call_tool("echo", {"text": "fine"})) == "docs: fine"
+        with pytest.raises(MCPError) as info:
+            await s.call_tool("echo", {"text": "key AKIAIOSFODNN7EXAMPLE secret wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"})
+        assert "secrets guardrail" in info.value.message and info.value.data["detector"] == "secrets"
+        with pytest.raises(MCPError) as info:
+            await s.call_tool("fetch_email", {})
+        assert "prompt_injection guardrail" in info.value.message and info.value.data["where"] == "result"
+
+
+async def test_every_call_is_logged_and_counted(gw: GatewayProcess, keys: dict[str, str]) -> None:
+    async with session(gw, "mine", "u2", keys["acme"]) as s:
+        await s.call_tool("whoami", {})
+    deadline = time.monotonic() + 10
+    while True:
+        status, body = gw.call("GET", "/admin/v1/mcp/calls?registered_user=u2&tool_pack=mine", key=keys["acme"])
+        assert status == 200, body
+        if body["data"]:
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    call = body["data"][0]
+    assert (call["project"], call["pack"], call["user"], call["server"], call["tool"], call["status"]) == (
+        "acme", "mine", "u2", "personal", "whoami", "ok")
+    assert call["args_bytes"] == 2 and call["result_bytes"] > 0 and call["arguments"] is None
+    # Another project sees none of them.
+    status, other = gw.call("GET", "/admin/v1/mcp/calls", key=keys["beta"])
+    assert status == 200 and all(c["project"] == "beta" for c in other["data"])
+    with urllib.request.urlopen(f"{gw.url}/metrics", timeout=5) as resp:
+        metrics = resp.read().decode()
+    assert 'interlock_mcp_tool_calls_total{pack="mine",server="personal",status="ok"}' in metrics
+    assert 'interlock_mcp_list_errors_total{server="down"}' in metrics
