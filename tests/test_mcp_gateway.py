@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import openai
 import pytest
 from mcp import ClientSession, types
 from mcp.client.streamable_http import streamable_http_client
@@ -24,6 +25,7 @@ from mcp.shared.exceptions import MCPError
 from tests.conftest import MASTER_KEY, GatewayProcess, free_port, start_gateway, wait_until_known
 
 UPSTREAM = Path(__file__).parent / "mcp_servers" / "upstream.py"
+SIM_MODEL = "openai/gpt-4.1-mini"
 
 
 def start_upstream(mode: str, name: str) -> tuple[subprocess.Popen[bytes], int]:
@@ -45,6 +47,7 @@ def start_upstream(mode: str, name: str) -> tuple[subprocess.Popen[bytes], int]:
 def config(port: int) -> str:
     stdio = f"[{sys.executable}, {UPSTREAM}, stdio]"
     return f"""
+simulator: {{enabled: true, time_scale: 0}}
 mcp:
   servers:
     docs: {{url: "http://127.0.0.1:{port}/mcp", headers: {{x-static: s1}}, timeout_s: 2}}
@@ -256,3 +259,44 @@ async def test_every_call_is_logged_and_counted(gw: GatewayProcess, keys: dict[s
         metrics = resp.read().decode()
     assert 'interlock_mcp_tool_calls_total{pack="mine",server="personal",status="ok"}' in metrics
     assert 'interlock_mcp_list_errors_total{server="down"}' in metrics
+
+
+def test_responses_runs_the_mcp_tool_loop_for_any_model(gw: GatewayProcess, keys: dict[str, str]) -> None:
+    client = openai.OpenAI(base_url=gw.base_url, api_key=keys["acme"], max_retries=0, timeout=60)
+    tool = {"type": "mcp", "server_label": "docs", "require_approval": "never", "allowed_tools": ["docs__echo"],
+            "server_url": f"{gw.url}/api/v1/tool-packs/support/registered-users/u1/mcp"}
+    raw = client.responses.with_raw_response.create(model=SIM_MODEL, input="Echo something for me.",
+                                                    tools=[tool], tool_choice="required")  # type: ignore[list-item]
+    response = raw.parse()
+    assert raw.headers["x-interlock-mcp-rounds"] == "2"
+    kinds = [item.type for item in response.output]
+    assert kinds[0] == "mcp_list_tools" and "mcp_call" in kinds and kinds[-1] == "message"
+    listed = response.output[0]
+    assert [t.name for t in listed.tools] == ["docs__echo"]  # type: ignore[union-attr]
+    call = next(item for item in response.output if item.type == "mcp_call")
+    assert call.name == "docs__echo" and call.server_label == "docs"  # type: ignore[union-attr]
+    assert call.output is not None and call.output.startswith("docs: ")  # type: ignore[union-attr]
+    assert json.loads(call.arguments)["text"] in call.output  # type: ignore[union-attr]
+    assert response.usage is not None and response.usage.input_tokens > 0
+    # The same loop, streamed: the documented events, ending in response.completed.
+    with client.responses.stream(model=SIM_MODEL, input="Echo something for me.", tools=[tool],  # type: ignore[list-item]
+                                 tool_choice="required") as stream:
+        seen = [event.type for event in stream]
+    assert seen[0] == "response.created" and seen[-1] == "response.completed"
+    assert "response.mcp_list_tools.completed" in seen and "response.mcp_call.completed" in seen
+    assert "response.mcp_call_arguments.done" in seen and "response.output_text.delta" in seen
+
+
+def test_responses_refuses_servers_outside_the_callers_project(gw: GatewayProcess, keys: dict[str, str]) -> None:
+    client = openai.OpenAI(base_url=gw.base_url, api_key=keys["beta"], max_retries=0, timeout=30)
+    for url, param in ((f"{gw.url}/api/v1/tool-packs/support/registered-users/u1/mcp", "tools[0].server_url"),
+                       ("http://169.254.169.254/latest/meta-data", "tools[0].server_url")):
+        with pytest.raises(openai.BadRequestError) as info:
+            client.responses.create(model=SIM_MODEL, input="hi", tools=[  # type: ignore[list-item]
+                {"type": "mcp", "server_label": "x", "server_url": url, "require_approval": "never"}])
+        assert info.value.body["param"] == param  # type: ignore[index]
+    with pytest.raises(openai.BadRequestError) as info:
+        client.responses.create(model=SIM_MODEL, input="hi", tools=[  # type: ignore[list-item]
+            {"type": "mcp", "server_label": "x", "server_url": "/api/v1/tool-packs/beta-pack/registered-users/b1/mcp",
+             "require_approval": "always"}])
+    assert info.value.body["param"] == "tools[0].require_approval"  # type: ignore[index]

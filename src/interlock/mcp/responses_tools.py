@@ -233,6 +233,10 @@ class McpResponses:
                 break
             history.extend(o for o in output if o.get("type") in ("message", "function_call", "reasoning")
                            and not (o.get("type") == "function_call" and o.get("name") not in routes))
+            if data.get("tool_choice") not in (None, "auto", "none"):
+                # "required" (or one named function) asked for a call, and the model made one: from here on the
+                # model may answer (else every round would call again until the round limit).
+                data = {**data, "tool_choice": "auto"}
             for call in ours:
                 if budget is not None and calls_made >= budget:
                     break
