@@ -18,10 +18,10 @@ from typing import Any
 import httpx2
 import openai
 import pytest
-from mcp import ClientSession, types
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
+from mcp import ClientSession, types
 from tests.conftest import MASTER_KEY, GatewayProcess, free_port, start_gateway, wait_until_known
 
 UPSTREAM = Path(__file__).parent / "mcp_servers" / "upstream.py"
