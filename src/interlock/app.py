@@ -48,6 +48,7 @@ from interlock.ledger.pgstore import PostgresLog
 from interlock.ledger.responses_store import PostgresResponses, ResponsesStore, SQLiteResponses
 from interlock.ledger.store import SQLiteLog, SQLiteStore
 from interlock.ledger.wiring import Observability
+from interlock.mcp.setup import McpGateway
 from interlock.pipeline.cache import CacheStage
 from interlock.pipeline.core import Pipeline
 from interlock.pipeline.dispatch import Dispatcher
@@ -103,6 +104,7 @@ def validate(settings: Settings) -> None:
     ConsoleSettings.from_settings(settings)
     GuardrailConfig.from_settings(settings)
     CacheSettings.from_settings(settings)
+    McpGateway.validate(settings)
 
 
 def build_catalog(settings: Settings) -> Catalog:
@@ -176,6 +178,9 @@ class Gateway:
         #: no request can use it.
         self.cache_settings = CacheSettings.from_settings(settings)
         self.cache = build_cache(self.cache_settings, settings, clock, self.obs.registry, off_loop)
+        #: The MCP gateway (mcp/): tool packs for registered users, and /v1/responses' mcp tools.
+        self.mcp = McpGateway(settings, self.auth, self.governance, self.obs, self.guards, state.secret,
+                              self._count_guardrail, clock)
         self.router = self._routes()
 
     def _route_label(self, path: str) -> str:
@@ -236,7 +241,7 @@ class Gateway:
                    anthropic_errors)
         router.add("/v1/messages/count_tokens", ("POST",), MessagesApi(self.auth, self.planner, max_body).count_tokens,
                    anthropic_errors)
-        router.add("/v1/responses", ("POST",), self.pipeline(responses.codec), openai_errors)
+        router.add("/v1/responses", ("POST",), self.mcp.responses(self.pipeline(responses.codec)), openai_errors)
         router.add("/v1/responses/*", ("GET", "DELETE"), responses.item, openai_errors)
         router.add("/v1/embeddings", ("POST",), EmbeddingsApi(self.lifecycle, self.identify, self.planner,
                                                               self.governance, self.dispatcher, self.ledger, max_body,
@@ -263,6 +268,7 @@ class Gateway:
             router.add("/metrics", ("GET",), MetricsApi(self.obs.registry, self.obs.snapshots).scrape, openai_errors)
         AdminApi(self.governance, self.secret, self.guardrails).add_routes(router)
         router.add("/admin/v1/cache", ("GET", "DELETE"), CacheAdmin(self.cache, self.auth).route, openai_errors)
+        self.mcp.add_routes(router)
         console_settings = ConsoleSettings.from_settings(self.settings)
         if console_settings.enabled:
             # The playground's chat is this gateway's chat path with the session as the caller.
@@ -301,11 +307,13 @@ class Gateway:
         gc.set_threshold(50_000, 50, 100)
         self.obs.start(loop)
         self.governance.start(loop)
+        self.mcp.start(loop)
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
         if not loop.is_closed():
             if self.cache is not None:
                 loop.run_until_complete(self.cache.close())
+            loop.run_until_complete(self.mcp.stop())
             loop.run_until_complete(self.governance.stop())
             loop.run_until_complete(self.obs.stop())
             loop.run_until_complete(self.http.close())

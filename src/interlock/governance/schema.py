@@ -92,6 +92,58 @@ CREATE INDEX IF NOT EXISTS console_sessions_expires ON console_sessions (expires
     # Guardrail settings per project (``Project.guardrails``): JSON text, NULL for none (as migration 2's flag).
     (4, "ALTER TABLE gov_projects ADD COLUMN guardrails TEXT",
      "ALTER TABLE gov_projects ADD COLUMN IF NOT EXISTS guardrails text"),
+    # The MCP gateway (``mcp/store.py``): servers and tool packs created through the admin API (the config's are
+    # not stored), registered users per project, their credentials sealed with AES-256-GCM (``mcp/sealing.py``,
+    # never plaintext), access keys by HMAC digest, and the tool-call log.
+    (5, """
+CREATE TABLE IF NOT EXISTS mcp_servers (name TEXT PRIMARY KEY, spec TEXT NOT NULL, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS mcp_packs (
+    id TEXT PRIMARY KEY, project TEXT NOT NULL, spec TEXT NOT NULL, created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mcp_users (
+    project TEXT NOT NULL, id TEXT NOT NULL, name TEXT NOT NULL, created_at REAL NOT NULL, PRIMARY KEY (project, id)
+);
+CREATE TABLE IF NOT EXISTS mcp_credentials (
+    project TEXT NOT NULL, user_id TEXT NOT NULL, server TEXT NOT NULL, kind TEXT NOT NULL, sealed TEXT NOT NULL,
+    key_id TEXT NOT NULL, expires_at REAL, updated_at REAL NOT NULL, PRIMARY KEY (project, user_id, server)
+);
+CREATE TABLE IF NOT EXISTS mcp_access_keys (
+    id TEXT PRIMARY KEY, digest TEXT NOT NULL UNIQUE, prefix TEXT NOT NULL, project TEXT NOT NULL, pack TEXT NOT NULL,
+    user_id TEXT NOT NULL, created_at REAL NOT NULL, expires_at REAL NOT NULL, revoked_at REAL
+);
+CREATE INDEX IF NOT EXISTS mcp_access_keys_project ON mcp_access_keys (project);
+CREATE TABLE IF NOT EXISTS mcp_calls (
+    id TEXT PRIMARY KEY, at REAL NOT NULL, project TEXT NOT NULL, key_id TEXT NOT NULL, pack TEXT NOT NULL,
+    user_id TEXT NOT NULL, server TEXT NOT NULL, tool TEXT NOT NULL, name TEXT NOT NULL, duration_ms REAL NOT NULL,
+    status TEXT NOT NULL, error TEXT, args_bytes INTEGER NOT NULL, result_bytes INTEGER NOT NULL, arguments TEXT,
+    result TEXT, guardrails TEXT
+);
+CREATE INDEX IF NOT EXISTS mcp_calls_project_at ON mcp_calls (project, at)
+""", """
+CREATE TABLE IF NOT EXISTS mcp_servers (name TEXT PRIMARY KEY, spec TEXT NOT NULL, created_at double precision NOT NULL);
+CREATE TABLE IF NOT EXISTS mcp_packs (
+    id TEXT PRIMARY KEY, project TEXT NOT NULL, spec TEXT NOT NULL, created_at double precision NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mcp_users (
+    project TEXT NOT NULL, id TEXT NOT NULL, name TEXT NOT NULL, created_at double precision NOT NULL, PRIMARY KEY (project, id)
+);
+CREATE TABLE IF NOT EXISTS mcp_credentials (
+    project TEXT NOT NULL, user_id TEXT NOT NULL, server TEXT NOT NULL, kind TEXT NOT NULL, sealed TEXT NOT NULL,
+    key_id TEXT NOT NULL, expires_at double precision, updated_at double precision NOT NULL, PRIMARY KEY (project, user_id, server)
+);
+CREATE TABLE IF NOT EXISTS mcp_access_keys (
+    id TEXT PRIMARY KEY, digest TEXT NOT NULL UNIQUE, prefix TEXT NOT NULL, project TEXT NOT NULL, pack TEXT NOT NULL,
+    user_id TEXT NOT NULL, created_at double precision NOT NULL, expires_at double precision NOT NULL, revoked_at double precision
+);
+CREATE INDEX IF NOT EXISTS mcp_access_keys_project ON mcp_access_keys (project);
+CREATE TABLE IF NOT EXISTS mcp_calls (
+    id TEXT PRIMARY KEY, at double precision NOT NULL, project TEXT NOT NULL, key_id TEXT NOT NULL, pack TEXT NOT NULL,
+    user_id TEXT NOT NULL, server TEXT NOT NULL, tool TEXT NOT NULL, name TEXT NOT NULL, duration_ms double precision NOT NULL,
+    status TEXT NOT NULL, error TEXT, args_bytes bigint NOT NULL, result_bytes bigint NOT NULL, arguments TEXT,
+    result TEXT, guardrails TEXT
+);
+CREATE INDEX IF NOT EXISTS mcp_calls_project_at ON mcp_calls (project, at)
+"""),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -69,6 +69,9 @@ class ToolRunner:
         self.list_errors = metrics.counter("interlock_mcp_list_errors_total",
                                            "Upstream MCP servers that failed to list their tools, by server.",
                                            ("server",))
+        #: Each server's last good listing (tool names do not depend on the credential): a server that cannot
+        #: list now keeps its tools' names, and the other servers' names do not change meanwhile.
+        self._known: dict[str, list[types.Tool]] = {}
 
     async def close(self) -> None:
         await self.pool.close()
@@ -86,13 +89,15 @@ class ToolRunner:
                 raise ListingFailed(server, "the server is no longer defined")
             try:
                 access = await self.credentials.access(spec, caller)
-                return await self.pool.get(spec, access).list_tools()
+                tools = await self.pool.get(spec, access).list_tools()
+                self._known[server] = tools
+                return tools
             except (UpstreamFailure, CredentialProblem) as exc:
                 self.list_errors.inc((server,))
                 log.warning("tool pack %r: server %r could not list its tools: %s", caller.pack.id, server, exc)
-                raise ListingFailed(server, str(exc)) from None
+                raise ListingFailed(server, str(exc), exc if isinstance(exc, CredentialProblem) else None) from None
 
-        return await list_pack(caller.pack, lister)
+        return await list_pack(caller.pack, lister, self._known)
 
     # ------------------------------------------------------------------------------------- a call
 
@@ -142,6 +147,14 @@ class ToolRunner:
             raise MCPError(types.INVALID_PARAMS, f"interlock: tool pack {caller.pack.id!r} has no tool {name[:64]!r}; "
                            f"its tools: {known}{down}", {"type": "unknown_tool"})
         record.server, record.tool = tool.server, tool.upstream_name
+        if not tool.available:
+            problem = listing.problems.get(tool.server)
+            if isinstance(problem, CredentialProblem) and not problem.transient:
+                record.status = "denied"
+                raise MCPError(NO_CREDENTIAL, f"interlock: {problem}", {"type": problem.code, "server": tool.server})
+            record.status = "upstream_error"
+            record.error = listing.errors.get(tool.server)
+            return _failed(f"interlock: {record.error}")
         guard = await self._guard(caller)
         if guard is not None:
             arguments = await self._screen(guard, record, arguments, "user", "arguments")

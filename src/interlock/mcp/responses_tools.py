@@ -267,7 +267,7 @@ class McpResponses:
         except MCPError as exc:
             item["error"] = exc.message
             return item, []
-        tools = [t.tool for t in listing.tools if server.allowed is None or t.name in server.allowed]
+        tools = [t.tool for t in listing.available() if server.allowed is None or t.name in server.allowed]
         item["tools"] = [{"name": t.name, "input_schema": t.input_schema, "description": t.description,
                           "annotations": t.annotations.model_dump(exclude_none=True) if t.annotations else None}
                          for t in tools]

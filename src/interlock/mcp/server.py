@@ -138,10 +138,10 @@ class McpEndpoint:
 def listing_result(caller: Caller, listing: PackListing) -> types.ListToolsResult:
     """The pack's tools; servers that could not list are named in ``_meta`` (and an all-failed listing is an
     error, never an empty list)."""
-    if listing.errors and not listing.tools:
+    if listing.errors and not listing.available():
         detail = "; ".join(f"{s}: {m}" for s, m in listing.errors.items())
         raise MCPError(types.INTERNAL_ERROR, f"interlock: no server of tool pack {caller.pack.id!r} could list "
                        f"its tools: {detail}", {"type": "upstream_unavailable", "servers": listing.errors})
     meta = {"interlock/errors": [{"server": s, "error": m} for s, m in listing.errors.items()]} \
         if listing.errors else None
-    return types.ListToolsResult(tools=[t.tool for t in listing.tools], _meta=meta)
+    return types.ListToolsResult(tools=[t.tool for t in listing.available()], _meta=meta)

@@ -1,37 +1,43 @@
-"""Building the MCP endpoint of one worker from what the gateway already has (``app.py`` calls this)."""
+"""The MCP gateway of one worker, built from what the gateway already has (``app.py`` holds one)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from typing import Protocol
 
+from interlock.config import ConfigError, Settings
 from interlock.core.clock import Clock
 from interlock.core.context import RequestContext
+from interlock.core.exchange import Exchange
 from interlock.core.principal import Principal
 from interlock.governance.auth import Authenticator
 from interlock.governance.service import Governance
 from interlock.guardrails.guard import Guards
 from interlock.ledger.settings import LogSettings
-from interlock.mcp.access import Credentials, CredentialStore
-from interlock.mcp.auth import Directory, McpAuth, Registry
-from interlock.mcp.calls import Admission, CallSink, ToolRunner
+from interlock.ledger.wiring import Observability
+from interlock.mcp.access import Credentials
+from interlock.mcp.admin import McpAdmin, RouteTable
+from interlock.mcp.auth import McpAuth, Registry
+from interlock.mcp.calllog import McpCallLog
+from interlock.mcp.calls import ToolRunner
 from interlock.mcp.oauth import TokenKeeper
-from interlock.mcp.server import McpEndpoint
+from interlock.mcp.responses_tools import Handler, McpResponses
+from interlock.mcp.sealing import Sealer, SealError
+from interlock.mcp.server import McpEndpoint, jsonrpc_error_body
 from interlock.mcp.settings import McpSettings
+from interlock.mcp.store import McpStore
 from interlock.mcp.upstream import UpstreamPool
-from interlock.observability.metrics import Registry as Metrics
+
+#: Where the endpoint lives (``server.PATH_RE`` is the whole shape).
+ROUTE = "/api/v1/tool-packs/*"
 
 
-class Store(Directory, CredentialStore, Protocol):
-    """The store the endpoint reads (``mcp/store.McpStore`` is one)."""
-
-
-def content_logger(governance: Governance, log: LogSettings, logging_on: bool) -> Callable[[Principal], bool]:
+def content_logger(governance: Governance, log: LogSettings) -> Callable[[Principal], bool]:
     """Whether a caller's tool-call arguments and results may be logged: its project's log level (or the
     global one) is ``full`` and neither it nor the gateway asks for zero data retention."""
 
     def content_for(principal: Principal) -> bool:
-        if not logging_on:
+        if not log.enabled:
             return False
         ctx = RequestContext("mcp", principal=principal, zero_data_retention=principal.zero_data_retention)
         project = governance.defs.projects.get(principal.project or "")
@@ -41,12 +47,53 @@ def content_logger(governance: Governance, log: LogSettings, logging_on: bool) -
     return content_for
 
 
-def build_mcp(settings: McpSettings, auth: Authenticator, store: Store, sink: CallSink, guards: Guards,
-              metrics: Metrics, clock: Clock, *, content_for: Callable[[Principal], bool],
-              admission: Admission | None, count_guardrail: Callable[[str, str, str], None] | None,
-              max_body: int) -> McpEndpoint:
-    registry = Registry(settings, store)
-    runner = ToolRunner(registry, Credentials(store, TokenKeeper()), UpstreamPool(), guards, sink, metrics,
-                        admission=admission, count_guardrail=count_guardrail)
-    mcp_auth = McpAuth(auth, registry, store, content_for, clock.time)
-    return McpEndpoint(mcp_auth, runner, stateless=settings.stateless, max_body=max_body)
+class McpGateway:
+    def __init__(self, settings: Settings, auth: Authenticator, governance: Governance, obs: Observability,
+                 guards: Guards, secret: bytes, count_guardrail: Callable[[str, str, str], None],
+                 clock: Clock) -> None:
+        self.settings = McpSettings.from_settings(settings)
+        self.auth = auth
+        self.max_body = settings.server.max_body_bytes
+        sealer = Sealer.from_env(settings.environ, settings.server.state_dir)
+        self.store = McpStore(governance.store, sealer, secret, clock, self.settings.servers)
+        log = obs.log_settings
+        self.calls = McpCallLog(governance.store, retention_days=log.retention_days, clock=clock,
+                                enabled=log.enabled and log.level != "off")
+        self.registry = Registry(self.settings, self.store)
+        self.tokens = TokenKeeper()
+        admission = getattr(governance, "admit_tool_call", None)
+        self.runner = ToolRunner(self.registry, Credentials(self.store, self.tokens), UpstreamPool(), guards,
+                                 self.calls, obs.registry, admission=admission, count_guardrail=count_guardrail)
+        self.mcp_auth = McpAuth(auth, self.registry, self.store, content_logger(governance, log), clock.time)
+        self.endpoint = McpEndpoint(self.mcp_auth, self.runner, stateless=self.settings.stateless,
+                                    max_body=self.max_body)
+        self.admin = McpAdmin(self.store, self.calls, self.settings, auth, self.registry)
+
+    @staticmethod
+    def validate(settings: Settings) -> None:
+        McpSettings.from_settings(settings)
+        try:
+            Sealer.from_env(settings.environ, settings.server.state_dir)
+        except SealError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def add_routes(self, router: RouteTable) -> None:
+        router.add(ROUTE, ("GET", "POST", "DELETE"), self.endpoint.handle, jsonrpc_error_body)
+        self.admin.add_routes(router)
+
+    def responses(self, pipeline: Handler) -> Handler:
+        """``POST /v1/responses``: the tool loop for requests with ``mcp`` tools, else ``pipeline`` itself."""
+        return McpResponses(pipeline, self._authenticate, self.mcp_auth, self.runner, self.settings, self.max_body)
+
+    def _authenticate(self, ex: Exchange) -> Principal:
+        return self.auth.authenticate(ex.header("authorization"), ex.header("x-api-key"),
+                                      ex.header("x-interlock-project"))
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.endpoint.start(loop)
+        self.calls.start(loop)
+
+    async def stop(self) -> None:
+        await self.endpoint.stop()
+        await self.calls.stop()
+        await self.tokens.close()

@@ -165,6 +165,7 @@ class Upstream:
             if _is_timeout(exc):
                 raise UpstreamFailure(self.spec.name, "timeout", f"{name} took longer than {timeout:g} s") from None
             if self.dead or exc.code == CONNECTION_CLOSED:
+                await self.close()  # the next call opens a new session (a new child, for stdio)
                 raise UpstreamFailure(self.spec.name, "failed",
                                       f"the connection ended during {name}: {exc.message}") from None
             raise UpstreamFailure(self.spec.name, "failed", f"{name} failed: {exc.message}") from None
