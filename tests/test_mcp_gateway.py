@@ -300,3 +300,23 @@ def test_responses_refuses_servers_outside_the_callers_project(gw: GatewayProces
             {"type": "mcp", "server_label": "x", "server_url": "/api/v1/tool-packs/beta-pack/registered-users/b1/mcp",
              "require_approval": "always"}])
     assert info.value.body["param"] == "tools[0].require_approval"  # type: ignore[index]
+
+
+async def test_tool_calls_are_rate_limited_per_key(gw: GatewayProcess, keys: dict[str, str]) -> None:
+    status, key = gw.call("POST", "/admin/v1/keys", {"project": "beta", "limits": {"tool_calls_per_minute": 2}})
+    assert status == 201, key
+    limited = str(key["key"])
+    wait_until_known(gw, limited)
+    for _ in range(3):  # a minute boundary inside the attempt resets the window: try again
+        minute = int(time.time() // 60)
+        async with session(gw, "beta-pack", "b1", limited) as s:
+            results = []
+            for _ in range(3):
+                try:
+                    results.append(text(await s.call_tool("echo", {"text": "x"})))
+                except MCPError as exc:
+                    results.append(exc.message)
+        if int(time.time() // 60) == minute:
+            break
+    assert results[:2] == ["docs: x", "docs: x"]
+    assert "tool_calls_per_minute" in results[2] and "2" in results[2]

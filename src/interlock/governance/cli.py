@@ -171,7 +171,7 @@ async def _show_or_update(store: GovStore, guardrails: GuardrailConfig, args: ar
 
 def cmd_keys(args: argparse.Namespace) -> int:
     args.limits_or_budgets = args.action == "create" and any(
-        v is not None for v in (args.budget, args.rpm, args.tpm, args.concurrent))
+        v is not None for v in (args.budget, args.rpm, args.tpm, args.concurrent, args.tool_calls))
 
     async def run(store: GovStore, secret: bytes, _config: GuardrailConfig) -> int:
         if args.action == "list":
@@ -197,8 +197,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
                 body["expires_in"] = args.expires
             if args.budget:
                 body["budget"] = _budget(args.budget)
-            limits = {n: v for n, v in (("rpm", args.rpm), ("tpm", args.tpm), ("concurrent", args.concurrent))
-                      if v is not None}
+            limits = {n: v for n, v in (("rpm", args.rpm), ("tpm", args.tpm), ("concurrent", args.concurrent),
+                                        ("tool_calls_per_minute", args.tool_calls)) if v is not None}
             if limits:
                 body["limits"] = limits
             key, plaintext, _ = await ops.create_key(store, secret, body)
@@ -248,6 +248,7 @@ def add_governance_parsers(sub: Any) -> None:
     keys.add_argument("--rpm", type=int)
     keys.add_argument("--tpm", type=int)
     keys.add_argument("--concurrent", type=int)
+    keys.add_argument("--tool-calls", type=int, dest="tool_calls", help="MCP tool calls per minute")
     keys.add_argument("--expires", help="e.g. 30d, 12h")
     keys.add_argument("--models", help="allowed models, comma-separated")
     keys.add_argument("--overlap", default="1h", help="with rotate: how long the old key keeps working (1h)")

@@ -140,10 +140,13 @@ class Limit:
     tpm: int | None = None
     concurrent: int | None = None
     created_at: float = 0.0
+    #: MCP tool calls per minute (``mcp/calls.py``); counted apart from rpm.
+    tool_calls_per_minute: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "scope": self.scope, "subject": self.subject, "rpm": self.rpm, "tpm": self.tpm,
-                "concurrent": self.concurrent, "created_at": self.created_at}
+                "concurrent": self.concurrent, "tool_calls_per_minute": self.tool_calls_per_minute,
+                "created_at": self.created_at}
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +165,8 @@ class Definitions:
     tag_budgets: bool = False
     user_budgets: bool = False
     model_limits: bool = False
+    #: Whether any limit counts MCP tool calls (else ``Governance.admit_tool_call`` returns at once).
+    tool_limits: bool = False
     #: Key id -> the first key of its rotation chain, which budgets and limits on keys name.
     key_root: Mapping[str, str] = field(default_factory=dict)
 
@@ -196,6 +201,7 @@ class Definitions:
             tag_budgets=any(b.scope == "tag" for b in budget_map.values()),
             user_budgets=any(b.scope == "end_user" for b in budget_map.values()),
             model_limits=any(lim.scope == "model" for lim in limit_map.values()),
+            tool_limits=any(lim.tool_calls_per_minute for lim in limit_map.values()),
             key_root=roots,
         )
 

@@ -58,7 +58,7 @@ def document() -> dict[str, Any]:
     budget_fields = {"amount_usd": usd, "period": {"enum": list(PERIODS)}, "mode": {"enum": ["hard", "soft"]},
                      "thresholds": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 100}}}
     count = {"type": "integer", "minimum": 1, "maximum": MAX_COUNT}
-    limit_fields = {"rpm": count, "tpm": count, "concurrent": count}
+    limit_fields = {"rpm": count, "tpm": count, "concurrent": count, "tool_calls_per_minute": count}
     schemas: dict[str, Any] = {
         "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
             "message": {"type": "string"}, "type": {"type": "string"}, "param": {"type": ["string", "null"]},

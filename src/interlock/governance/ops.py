@@ -44,7 +44,7 @@ PROJECT_FIELDS = ("id", "name", "log_level", "allowed_models", "allowed_vendors"
 NO_GUARDRAILS = GuardrailConfig()
 KEY_FIELDS = ("project", "name", "projects", "allowed_models", "expires_in", "expires_at", "budget", "limits")
 BUDGET_FIELDS = ("scope", "subject", "amount_usd", "period", "mode", "thresholds")
-LIMIT_FIELDS = ("scope", "subject", "rpm", "tpm", "concurrent")
+LIMIT_FIELDS = ("scope", "subject", "rpm", "tpm", "concurrent", "tool_calls_per_minute")
 MAX_OVERLAP_S = 30 * 86400
 
 
@@ -189,9 +189,10 @@ def limit_from(body: Mapping[str, Any], *, scope: str | None = None, subject: st
     scope, subject = _scope_subject(body, scope, subject, LIMIT_SCOPES, where)
     lim = Limit(new_id("lim"), scope, subject.strip(), positive_int(body.get("rpm"), where + "rpm"),
                 positive_int(body.get("tpm"), where + "tpm"),
-                positive_int(body.get("concurrent"), where + "concurrent"), time.time())
-    if lim.rpm is None and lim.tpm is None and lim.concurrent is None:
-        raise DefinitionError(where + "rpm", "give at least one of rpm, tpm, concurrent")
+                positive_int(body.get("concurrent"), where + "concurrent"), time.time(),
+                positive_int(body.get("tool_calls_per_minute"), where + "tool_calls_per_minute"))
+    if lim.rpm is None and lim.tpm is None and lim.concurrent is None and lim.tool_calls_per_minute is None:
+        raise DefinitionError(where + "rpm", "give at least one of rpm, tpm, concurrent, tool_calls_per_minute")
     return lim
 
 
@@ -227,9 +228,10 @@ async def create_key(store: GovStore, secret: bytes, body: Mapping[str, Any]) ->
         attached.append(budget)
     if body.get("limits") is not None:
         if not isinstance(body["limits"], dict):
-            raise DefinitionError("limits", "expected an object: {rpm, tpm, concurrent}")
+            raise DefinitionError("limits", "expected an object: {rpm, tpm, concurrent, tool_calls_per_minute}")
         lim = limit_from(body["limits"], scope="key", subject=key.id, where="limits.")
-        extra.append(insert("gov_limits", "id, scope, subject, rpm, tpm, concurrent, created_at", limit_row(lim)))
+        extra.append(insert("gov_limits", "id, scope, subject, rpm, tpm, concurrent, created_at, "
+                            "tool_calls_per_minute", limit_row(lim)))
         attached.append(lim)
     await store.add_key(key, extra)
     return key, plaintext, attached

@@ -144,6 +144,9 @@ CREATE TABLE IF NOT EXISTS mcp_calls (
 );
 CREATE INDEX IF NOT EXISTS mcp_calls_project_at ON mcp_calls (project, at)
 """),
+    # MCP tool calls per minute on a key or project (``Limit.tool_calls_per_minute``).
+    (6, "ALTER TABLE gov_limits ADD COLUMN tool_calls_per_minute INTEGER",
+     "ALTER TABLE gov_limits ADD COLUMN IF NOT EXISTS tool_calls_per_minute bigint"),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

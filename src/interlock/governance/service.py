@@ -34,6 +34,7 @@ from redis.exceptions import RedisError
 from interlock.core.clock import SYSTEM_CLOCK, Clock
 from interlock.core.context import RequestContext
 from interlock.core.errors import BudgetExceeded, GatewayError, PermissionDenied, RateLimited
+from interlock.core.principal import Principal
 from interlock.core.tags import parse_tags
 from interlock.core.vendor import Timeouts
 from interlock.governance.alerts import Alerts, crossed
@@ -260,6 +261,42 @@ class Governance:
         if applicable.hard is not None and not self.cfg.allow_unpriced:
             screen_unpriced(ctx, applicable.hard)
         return await self._reserve(ctx, request, applicable, self.clock.time())
+
+    async def admit_tool_call(self, principal: Principal) -> None:
+        """Count one MCP tool call against the ``tool_calls_per_minute`` limits on the caller's key and project
+        (apart from rpm: neither counts toward the other); a 429 past one. Returns at once without such limits."""
+        defs = self.defs
+        if not defs.tool_limits:
+            return
+        limits: list[Limit] = []
+        if principal.key_id is not None:
+            limits.extend(defs.limits_on.get(("key", defs.key_root.get(principal.key_id, principal.key_id)), ()))
+        if principal.project is not None:
+            limits.extend(defs.limits_on.get(("project", principal.project), ()))
+        limits = [lim for lim in limits if lim.tool_calls_per_minute]
+        if not limits:
+            return
+        now = self.clock.time()
+        window = int(now // WINDOW_S)
+        checks: list[Check] = [("r", f"m:{lim.id}:{window}", lim.tool_calls_per_minute or 0, 1, 0, 2 * WINDOW_S)
+                               for lim in limits]
+        member = f"tool:{id(checks)}:{now}"
+        try:
+            if self.memory is not None:
+                failed, used = self.memory.admit(checks, member, now)
+            else:
+                assert self.redis is not None
+                failed, used = await self.redis.admit(checks, member, now, now + WINDOW_S)
+        except (OSError, RedisError) as exc:
+            log.error("governance: a tool call was refused, the counters are unreachable: %s", exc)
+            raise GatewayError("The gateway cannot reach its rate-limit counters; the tool call was not made. "
+                               "Retry later.", status=503, code="governance_unavailable") from None
+        if failed:
+            lim = limits[failed - 1]
+            retry = max(1, math.ceil(WINDOW_S - now % WINDOW_S))
+            raise RateLimited(f"Rate limit reached for {lim.scope} '{lim.subject}': {lim.tool_calls_per_minute} "
+                              f"tool_calls_per_minute, {used[failed - 1]} used in this minute.",
+                              code="tool_calls_per_minute", headers={"retry-after": str(retry)})
 
     def explain(self, ctx: RequestContext, request: dict[str, Any]) -> None:
         """What admit does to the route (``/v1/route/explain``): skips unpriced targets under a hard budget."""

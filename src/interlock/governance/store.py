@@ -38,7 +38,7 @@ _PROJECT_COLS = ("id, name, log_level, allowed_models, allowed_vendors, created_
 _KEY_COLS = ("id, project, name, prefix, digest, projects, allowed_models, created_at, expires_at, revoked_at, "
              "replaced_by")
 _BUDGET_COLS = "id, scope, subject, amount_micro, period, mode, thresholds, created_at"
-_LIMIT_COLS = "id, scope, subject, rpm, tpm, concurrent, created_at"
+_LIMIT_COLS = "id, scope, subject, rpm, tpm, concurrent, created_at, tool_calls_per_minute"
 
 
 class Duplicate(ValueError):
@@ -82,7 +82,8 @@ def budget_row(b: Budget) -> tuple[Any, ...]:
 
 
 def limit_row(lim: Limit) -> tuple[Any, ...]:
-    return (lim.id, lim.scope, lim.subject, lim.rpm, lim.tpm, lim.concurrent, lim.created_at)
+    return (lim.id, lim.scope, lim.subject, lim.rpm, lim.tpm, lim.concurrent, lim.created_at,
+            lim.tool_calls_per_minute)
 
 
 def _project(r: Sequence[Any]) -> Project:
@@ -99,7 +100,7 @@ def _budget(r: Sequence[Any]) -> Budget:
 
 
 def _limit(r: Sequence[Any]) -> Limit:
-    return Limit(r[0], r[1], r[2], r[3], r[4], r[5], float(r[6]))
+    return Limit(r[0], r[1], r[2], r[3], r[4], r[5], float(r[6]), r[7])
 
 
 def insert(table: str, columns: str, row: tuple[Any, ...]) -> Statement:

@@ -61,9 +61,8 @@ class McpGateway:
                                 enabled=log.enabled and log.level != "off")
         self.registry = Registry(self.settings, self.store)
         self.tokens = TokenKeeper()
-        admission = getattr(governance, "admit_tool_call", None)
         self.runner = ToolRunner(self.registry, Credentials(self.store, self.tokens), UpstreamPool(), guards,
-                                 self.calls, obs.registry, admission=admission, count_guardrail=count_guardrail)
+                                 self.calls, obs.registry, admission=governance.admit_tool_call, count_guardrail=count_guardrail)
         self.mcp_auth = McpAuth(auth, self.registry, self.store, content_logger(governance, log), clock.time)
         self.endpoint = McpEndpoint(self.mcp_auth, self.runner, stateless=self.settings.stateless,
                                     max_body=self.max_body)
