@@ -15,6 +15,7 @@ from interlock.config import ConfigError, Settings, load_cli_settings
 from interlock.core.errors import GatewayError
 from interlock.governance.cli import add_governance_parsers
 from interlock.ledger.cli import add_ledger_parsers
+from interlock.mcp.cli import add_mcp_parser
 from interlock.simulator.cli import add_simulate_parser, add_simulator_parser
 from interlock.state.migrations import MigrationError
 
@@ -211,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_simulate_parser(sub)
     add_ledger_parsers(sub)
     add_governance_parsers(sub)
+    add_mcp_parser(sub)
     return parser
 
 

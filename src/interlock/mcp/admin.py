@@ -155,43 +155,7 @@ class McpAdmin:
                 raise NotFound(f"Registered user {user_id!r} has no credential for {server!r}.", param="server")
             return 200, {"server": server, "deleted": True}
         self._method(req, ("PUT", "DELETE"))
-        return 200, await self._put_credential(await self._body(req), project, user_id, server)
-
-    async def _put_credential(self, body: dict[str, Any], project: str, user_id: str,
-                              server: str) -> dict[str, Any]:
-        servers, _ = await self.registry.current()
-        spec = servers.get(server)
-        if spec is None:
-            raise NotFound(f"Unknown MCP server {server[:64]!r}.", param="server")
-        if spec.per_user is None:
-            raise InvalidRequest(f"MCP server {server!r} takes no per-user credential (it has no per_user).",
-                                 param="server")
-        body.pop("project", None)
-        if spec.per_user.type == "api_key":
-            key = body.get("api_key")
-            if set(body) != {"api_key"} or not isinstance(key, str) or not key or len(key) > 8192:
-                raise InvalidRequest(f"MCP server {server!r} takes {{\"api_key\": \"...\"}} (a non-empty string).",
-                                     param="api_key")
-            return await self.store.put_credential(project, user_id, server, "api_key", {"api_key": key})
-        oauth = body.get("oauth")
-        if set(body) != {"oauth"} or not isinstance(oauth, dict):
-            raise InvalidRequest(f"MCP server {server!r} takes {{\"oauth\": {{\"access_token\", \"refresh_token\", "
-                                 "\"expires_in\"}}}.", param="oauth")
-        access = oauth.get("access_token")
-        refresh = oauth.get("refresh_token")
-        if not isinstance(access, str) or not access or not isinstance(refresh, str | None):
-            raise InvalidRequest("'oauth.access_token' (and 'oauth.refresh_token', if given) must be strings.",
-                                 param="oauth.access_token")
-        expires_at = oauth.get("expires_at")
-        expires_in = oauth.get("expires_in")
-        for name, value in (("expires_at", expires_at), ("expires_in", expires_in)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0):
-                raise InvalidRequest(f"'oauth.{name}' must be a positive number of seconds.", param=f"oauth.{name}")
-        if expires_at is None and isinstance(expires_in, int | float):
-            expires_at = self.store.clock.time() + float(expires_in)
-        tokens = {"access_token": access, "refresh_token": refresh, "expires_at": expires_at,
-                  "token_type": "Bearer"}
-        return await self.store.put_credential(project, user_id, server, "oauth", tokens)
+        return 200, await put_credential(self.store, self.registry, await self._body(req), project, user_id, server)
 
     # ------------------------------------------------------------------------ access keys
 
@@ -206,24 +170,8 @@ class McpAdmin:
             return 200, {"object": "list", "data": await self.store.access_keys(project)}
         self._method(req, ("GET", "POST"))
         body = await self._body(req)
-        pack_id, user_id = body.get("tool_pack"), body.get("registered_user")
-        if not isinstance(pack_id, str) or not pack_id:
-            raise InvalidRequest("'tool_pack' is required.", param="tool_pack")
-        if not isinstance(user_id, str) or not user_id:
-            raise InvalidRequest("'registered_user' is required.", param="registered_user")
-        ttl = body.get("ttl_s", 3600)
-        top = self.settings.access_key_max_ttl_s
-        if isinstance(ttl, bool) or not isinstance(ttl, int) or not 60 <= ttl <= top:
-            raise InvalidRequest(f"'ttl_s' must be an integer number of seconds in [60, {top}] "
-                                 "(mcp.access_key_max_ttl_s).", param="ttl_s")
-        _, packs = await self.registry.current()
-        pack = packs.get(pack_id)
-        if pack is None or (project is not None and pack.project != project):
-            raise NotFound(f"Unknown tool pack {pack_id[:64]!r}.", param="tool_pack")
-        if await self.store.user(pack.project, user_id) is None:
-            raise NotFound(f"Unknown registered user {user_id[:64]!r} in project {pack.project!r}.",
-                           param="registered_user")
-        return 201, await self.store.mint(pack.project, pack.id, user_id, ttl)
+        return 201, await mint_access_key(self.store, self.registry, self.settings, project, body.get("tool_pack"),
+                                          body.get("registered_user"), body.get("ttl_s", 3600))
 
     # -------------------------------------------------------------------- servers and packs
 
@@ -330,6 +278,67 @@ class McpAdmin:
         filters = {k: v for k, v in query.items() if k in FILTERS}
         data = await self.calls.calls(project, filters, limit, before)
         return 200, {"object": "list", "data": data, "has_more": len(data) == limit}
+
+
+async def mint_access_key(store: McpStore, registry: Registry, settings: McpSettings, project: str | None,
+                          pack_id: object, user_id: object, ttl: object) -> dict[str, Any]:
+    """A new access key for (pack, user) (admin API and CLI); ``project``: the caller's, None for the admin key.
+    The pack decides the project; another project's pack or user reads as unknown."""
+    if not isinstance(pack_id, str) or not pack_id:
+        raise InvalidRequest("'tool_pack' is required.", param="tool_pack")
+    if not isinstance(user_id, str) or not user_id:
+        raise InvalidRequest("'registered_user' is required.", param="registered_user")
+    top = settings.access_key_max_ttl_s
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 60 <= ttl <= top:
+        raise InvalidRequest(f"'ttl_s' must be an integer number of seconds in [60, {top}] "
+                             "(mcp.access_key_max_ttl_s).", param="ttl_s")
+    _, packs = await registry.current()
+    pack = packs.get(pack_id)
+    if pack is None or (project is not None and pack.project != project):
+        raise NotFound(f"Unknown tool pack {pack_id[:64]!r}.", param="tool_pack")
+    if await store.user(pack.project, user_id) is None:
+        raise NotFound(f"Unknown registered user {user_id[:64]!r} in project {pack.project!r}.",
+                       param="registered_user")
+    return await store.mint(pack.project, pack.id, user_id, ttl)
+
+
+async def put_credential(store: McpStore, registry: Registry, body: dict[str, Any], project: str, user_id: str,
+                         server: str) -> dict[str, Any]:
+    """Store a registered user's credential for ``server`` (admin API and CLI): the server must take one of
+    that kind; the answer says what is stored, never the secret."""
+    servers, _ = await registry.current()
+    spec = servers.get(server)
+    if spec is None:
+        raise NotFound(f"Unknown MCP server {server[:64]!r}.", param="server")
+    if spec.per_user is None:
+        raise InvalidRequest(f"MCP server {server!r} takes no per-user credential (it has no per_user).",
+                             param="server")
+    body.pop("project", None)
+    if spec.per_user.type == "api_key":
+        key = body.get("api_key")
+        if set(body) != {"api_key"} or not isinstance(key, str) or not key or len(key) > 8192:
+            raise InvalidRequest(f"MCP server {server!r} takes {{\"api_key\": \"...\"}} (a non-empty string).",
+                                 param="api_key")
+        return await store.put_credential(project, user_id, server, "api_key", {"api_key": key})
+    oauth = body.get("oauth")
+    if set(body) != {"oauth"} or not isinstance(oauth, dict):
+        raise InvalidRequest(f"MCP server {server!r} takes {{\"oauth\": {{\"access_token\", \"refresh_token\", "
+                             "\"expires_in\"}}}.", param="oauth")
+    access = oauth.get("access_token")
+    refresh = oauth.get("refresh_token")
+    if not isinstance(access, str) or not access or not isinstance(refresh, str | None):
+        raise InvalidRequest("'oauth.access_token' (and 'oauth.refresh_token', if given) must be strings.",
+                             param="oauth.access_token")
+    expires_at = oauth.get("expires_at")
+    expires_in = oauth.get("expires_in")
+    for name, value in (("expires_at", expires_at), ("expires_in", expires_in)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0):
+            raise InvalidRequest(f"'oauth.{name}' must be a positive number of seconds.", param=f"oauth.{name}")
+    if expires_at is None and isinstance(expires_in, int | float):
+        expires_at = store.clock.time() + float(expires_in)
+    tokens = {"access_token": access, "refresh_token": refresh, "expires_at": expires_at,
+              "token_type": "Bearer"}
+    return await store.put_credential(project, user_id, server, "oauth", tokens)
 
 
 def _user(project: str, user_id: str, name: str, created_at: float) -> dict[str, Any]:
