@@ -6,22 +6,26 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+from urllib.parse import parse_qs
 
 import httpx2
 import openai
 import pytest
+from mcp import ClientSession, types
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from mcp import ClientSession, types
 from tests.conftest import MASTER_KEY, GatewayProcess, free_port, start_gateway, wait_until_known
 
 UPSTREAM = Path(__file__).parent / "mcp_servers" / "upstream.py"
@@ -44,7 +48,7 @@ def start_upstream(mode: str, name: str) -> tuple[subprocess.Popen[bytes], int]:
     raise RuntimeError(f"upstream {name} did not start")
 
 
-def config(port: int) -> str:
+def config(port: int, sse_port: int, token_port: int) -> str:
     stdio = f"[{sys.executable}, {UPSTREAM}, stdio]"
     return f"""
 simulator: {{enabled: true, time_scale: 0}}
@@ -55,6 +59,9 @@ mcp:
     local: {{command: {stdio}, per_user: {{type: api_key, env: USER_KEY}}}}
     crashy: {{command: {stdio}, env: {{UPSTREAM_NAME: crashy}}}}
     down: {{url: "http://127.0.0.1:1/mcp", connect_timeout_s: 1}}
+    legacy: {{url: "http://127.0.0.1:{sse_port}/sse", transport: sse}}
+    oauthed: {{url: "http://127.0.0.1:{port}/mcp", per_user: {{type: oauth, token_url: "http://127.0.0.1:{token_port}/token",
+               client_id: interlock, client_secret: s3cret}}}}
   tool_packs:
     support: {{project: acme, tools: ["docs/*", "local/echo", "local/whoami"], rename: {{"docs/search": search_docs}},
                describe: {{"docs/echo": "Echo, through the gateway."}}}}
@@ -64,6 +71,10 @@ mcp:
     dead: {{project: acme, tools: ["down/*"]}}
     guarded: {{project: guarded, tools: ["docs/echo", "docs/fetch_email"]}}
     beta-pack: {{project: beta, tools: ["docs/echo"]}}
+    old: {{project: acme, tools: ["legacy/echo"]}}
+    cal: {{project: acme, tools: ["oauthed/whoami"]}}
+    logged: {{project: full, tools: ["docs/echo"]}}
+    private: {{project: zdr, tools: ["docs/echo"]}}
 guardrails:
   projects:
     guarded:
@@ -81,8 +92,57 @@ def upstream() -> Iterator[int]:
 
 
 @pytest.fixture(scope="module")
-def gw(upstream: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    g = start_gateway(tmp_path_factory.mktemp("mcp"), config(upstream))
+def sse_upstream() -> Iterator[int]:
+    proc, port = start_upstream("sse", "legacy")
+    yield port
+    proc.terminate()
+    proc.wait(10)
+
+
+class TokenEndpoint(BaseHTTPRequestHandler):
+    """An OAuth token endpoint: ``mode`` says how it answers; every form it receives is kept."""
+
+    mode = "ok"
+    forms: ClassVar[list[dict[str, list[str]]]] = []
+    issued = 0
+
+    def do_POST(self) -> None:
+        form = parse_qs(self.rfile.read(int(self.headers["content-length"])).decode())
+        TokenEndpoint.forms.append(form)
+        if TokenEndpoint.mode == "down":
+            self._answer(503, {"error": "temporarily_unavailable"})
+        elif TokenEndpoint.mode == "revoked":
+            self._answer(400, {"error": "invalid_grant", "error_description": "refresh token revoked"})
+        else:
+            TokenEndpoint.issued += 1
+            self._answer(200, {"access_token": f"fresh-{TokenEndpoint.issued}", "expires_in": 3600,
+                               "refresh_token": f"refresh-{TokenEndpoint.issued}", "token_type": "Bearer"})
+
+    def _answer(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        return
+
+
+@pytest.fixture(scope="module")
+def token_endpoint() -> Iterator[int]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), TokenEndpoint)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def gw(upstream: int, sse_upstream: int, token_endpoint: int,
+       tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    g = start_gateway(tmp_path_factory.mktemp("mcp"), config(upstream, sse_upstream, token_endpoint))
     yield g
     g.stop()
 
@@ -90,13 +150,15 @@ def gw(upstream: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gate
 @pytest.fixture(scope="module")
 def keys(gw: GatewayProcess) -> dict[str, str]:
     out = {}
-    for project in ("acme", "beta", "guarded"):
-        assert gw.call("POST", "/admin/v1/projects", {"id": project})[0] == 201
+    for project, extra in (("acme", {}), ("beta", {}), ("guarded", {}), ("full", {"log_level": "full"}),
+                           ("zdr", {"log_level": "full", "zero_data_retention": True})):
+        assert gw.call("POST", "/admin/v1/projects", {"id": project, **extra})[0] == 201
         status, key = gw.call("POST", "/admin/v1/keys", {"project": project})
         assert status == 201
         out[project] = str(key["key"])
     wait_until_known(gw, *out.values())
-    for project, user in (("acme", "u1"), ("acme", "u2"), ("beta", "b1"), ("guarded", "g1")):
+    for project, user in (("acme", "u1"), ("acme", "u2"), ("beta", "b1"), ("guarded", "g1"), ("full", "f1"),
+                          ("zdr", "z1")):
         status, body = gw.call("POST", "/admin/v1/mcp/registered-users", {"id": user, "project": project})
         assert status == 201, body
     for user, server, secret in (("u1", "personal", "key-of-u1"), ("u2", "personal", "key-of-u2"),
@@ -320,3 +382,86 @@ async def test_tool_calls_are_rate_limited_per_key(gw: GatewayProcess, keys: dic
             break
     assert results[:2] == ["docs: x", "docs: x"]
     assert "tool_calls_per_minute" in results[2] and "2" in results[2]
+
+
+async def test_legacy_sse_upstream(gw: GatewayProcess, keys: dict[str, str]) -> None:
+    async with session(gw, "old", "u1", keys["acme"]) as s:
+        assert [t.name for t in (await s.list_tools()).tools] == ["echo"]
+        assert text(await s.call_tool("echo", {"text": "sse"})) == "legacy: sse"
+
+
+async def test_oauth_tokens_are_refreshed_and_a_transient_failure_keeps_them(gw: GatewayProcess,
+                                                                            keys: dict[str, str]) -> None:
+    # Tokens that expire within the refresh margin: the first call refreshes them at the token endpoint.
+    status, body = gw.call("PUT", "/admin/v1/mcp/registered-users/u1/credentials/oauthed?project=acme",
+                           {"oauth": {"access_token": "stale", "refresh_token": "r-0", "expires_in": 5}})
+    assert status == 200 and "stale" not in json.dumps(body) and body["kind"] == "oauth"
+    TokenEndpoint.mode = "ok"
+    async with session(gw, "cal", "u1", keys["acme"]) as s:
+        assert "auth=Bearer fresh-1" in text(await s.call_tool("whoami", {}))
+        form = TokenEndpoint.forms[-1]
+        assert (form["grant_type"], form["refresh_token"], form["client_id"], form["client_secret"]) == (
+            ["refresh_token"], ["r-0"], ["interlock"], ["s3cret"])
+        assert "auth=Bearer fresh-1" in text(await s.call_tool("whoami", {}))  # still valid: no new refresh
+        assert TokenEndpoint.issued == 1
+    # Stored tokens that have expired, and a token endpoint that is down: the call says so, and nothing is lost.
+    gw.call("PUT", "/admin/v1/mcp/registered-users/u1/credentials/oauthed?project=acme",
+            {"oauth": {"access_token": "old", "refresh_token": "r-1", "expires_at": time.time() - 10}})
+    time.sleep(5.5)  # past the store's per-process cache
+    TokenEndpoint.mode = "down"
+    async with session(gw, "cal", "u1", keys["acme"]) as s:
+        failed = await s.call_tool("whoami", {})
+        assert failed.is_error and "could not refresh" in text(failed) and "try again" in text(failed)
+        TokenEndpoint.mode = "ok"
+        assert "auth=Bearer fresh-2" in text(await s.call_tool("whoami", {}))
+        assert TokenEndpoint.forms[-1]["refresh_token"] == ["r-1"]  # the kept refresh token worked
+    # A permanent refusal says the user must authorize again.
+    gw.call("PUT", "/admin/v1/mcp/registered-users/u1/credentials/oauthed?project=acme",
+            {"oauth": {"access_token": "old", "refresh_token": "r-bad", "expires_at": time.time() - 10}})
+    time.sleep(5.5)
+    TokenEndpoint.mode = "revoked"
+    try:
+        async with session(gw, "cal", "u1", keys["acme"]) as s:
+            with pytest.raises(MCPError) as info:
+                await s.call_tool("whoami", {})
+            assert "invalid_grant" in info.value.message and "authorize again" in info.value.message
+            assert "r-bad" not in info.value.message
+    finally:
+        TokenEndpoint.mode = "ok"
+
+
+async def test_content_is_logged_at_full_level_and_never_under_zdr(gw: GatewayProcess,
+                                                                  keys: dict[str, str]) -> None:
+    wait_until_known(gw, *(gw.call("POST", "/admin/v1/keys", {"project": p})[1]["key"] for p in ("full", "zdr")))
+    for pack, user in (("logged", "f1"), ("private", "z1")):
+        async with session(gw, pack, user) as s:
+            await s.call_tool("echo", {"text": "the content"})
+    deadline = time.monotonic() + 10
+    while True:
+        rows = {c["pack"]: c for c in gw.call("GET", "/admin/v1/mcp/calls")[1]["data"] if c["pack"] in
+                ("logged", "private")}
+        if len(rows) == 2:
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    assert json.loads(rows["logged"]["arguments"]) == {"text": "the content"}
+    assert "the content" in rows["logged"]["result"]
+    assert rows["private"]["arguments"] is None and rows["private"]["result"] is None
+    with sqlite3.connect(gw.home / "state" / "interlock.db") as conn:
+        stored = dict(conn.execute("SELECT pack, coalesce(arguments, '') || coalesce(result, '') FROM mcp_calls "
+                                   "WHERE pack IN ('logged', 'private')").fetchall())
+    assert "the content" in stored["logged"] and stored["private"] == ""
+
+
+async def test_a_cancelled_call_leaves_the_session_usable(gw: GatewayProcess, keys: dict[str, str]) -> None:
+    async with session(gw, "support", "u1", keys["acme"]) as s:
+        with pytest.raises(MCPError):
+            await s.call_tool("sleep", {"seconds": 1.5}, read_timeout_seconds=0.3)  # the client gives up
+        assert text(await s.call_tool("docs__echo", {"text": "still here"})) == "docs: still here"
+    deadline = time.monotonic() + 10
+    while True:
+        calls = gw.call("GET", "/admin/v1/mcp/calls?tool=sleep&tool_pack=support")[1]["data"]
+        if any(c["status"] == "cancelled" for c in calls):
+            break
+        assert time.monotonic() < deadline, calls
+        time.sleep(0.3)
