@@ -465,3 +465,25 @@ async def test_a_cancelled_call_leaves_the_session_usable(gw: GatewayProcess, ke
             break
         assert time.monotonic() < deadline, calls
         time.sleep(0.3)
+
+
+async def test_several_workers_serve_mcp_without_sessions(upstream: int, tmp_path: Path) -> None:
+    config = (f"mcp:\n  servers:\n    docs: {{url: 'http://127.0.0.1:{upstream}/mcp'}}\n"
+              "  tool_packs:\n    p: {project: w, tools: ['docs/echo']}\n")
+    g = start_gateway(tmp_path, config, workers=2)
+    try:
+        assert g.call("POST", "/admin/v1/projects", {"id": "w"})[0] == 201
+        assert g.call("POST", "/admin/v1/mcp/registered-users", {"id": "u", "project": "w"})[0] == 201
+        init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+        req = urllib.request.Request(f"{g.url}/api/v1/tool-packs/p/registered-users/u/mcp", method="POST",
+                                     data=json.dumps(init).encode(),
+                                     headers={"authorization": f"Bearer {MASTER_KEY}", "content-type":
+                                              "application/json", "accept": "application/json, text/event-stream"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert resp.headers.get("mcp-session-id") is None  # no session to lose in the other worker
+        for i in range(6):  # new connections: the kernel spreads them over both workers
+            async with session(g, "p", "u") as s:
+                assert text(await s.call_tool("echo", {"text": str(i)})) == f"docs: {i}"
+    finally:
+        g.stop()

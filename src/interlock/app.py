@@ -357,5 +357,7 @@ class Gateway:
 def gateway_from_env() -> Gateway:
     """The worker-side constructor: the launching process passes the config path in the environment."""
     path = os.environ.get("INTERLOCK_CONFIG") or None
-    settings = load_settings(Path(path) if path else None, vendor_table=VENDOR_TABLE)
+    workers = os.environ.get("INTERLOCK_WORKERS")
+    settings = load_settings(Path(path) if path else None, vendor_table=VENDOR_TABLE,
+                             overrides={"workers": int(workers)} if workers and workers.isdigit() else None)
     return Gateway(settings)

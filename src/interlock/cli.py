@@ -83,6 +83,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     else:
         os.environ.pop("INTERLOCK_CONFIG", None)
     os.environ.setdefault("INTERLOCK_HOME", str(settings.server.state_dir.resolve()))
+    # Workers read the file again: the worker count (--workers wins over the file) goes with the environment.
+    os.environ["INTERLOCK_WORKERS"] = str(settings.server.workers)
     srv = settings.server
     if srv.engine == "granian":
         return _serve_granian(settings)

@@ -12,7 +12,8 @@
           per_user: {type: api_key}                                      # or {type: oauth, token_url, client_id, ...}
       tool_packs:
         support: {project: acme, tools: ["weather/*", "docs/search"], rename: {"docs/search": "search_docs"}}
-      stateless: false          # true: no MCP sessions (any worker or replica answers any request)
+      stateless: auto           # true: no MCP sessions (any worker or replica answers any request); auto: true
+                                # with several workers, whose sessions would live in one of them
       access_key_max_ttl_s: 86400
       max_tool_rounds: 8        # /v1/responses with mcp tools: model rounds at most
       allowed_server_urls: []   # /v1/responses: external server_url prefixes a request may name
@@ -37,7 +38,8 @@ KEYS = ("servers", "tool_packs", "stateless", "access_key_max_ttl_s", "max_tool_
 class McpSettings:
     servers: Mapping[str, ServerSpec] = field(default_factory=dict)
     packs: Mapping[str, PackSpec] = field(default_factory=dict)
-    stateless: bool = False
+    #: None (``auto``): stateless exactly when several workers serve (``server.workers``).
+    stateless: bool | None = None
     access_key_max_ttl_s: int = 86400
     max_tool_rounds: int = 8
     allowed_server_urls: tuple[str, ...] = ()
@@ -69,7 +71,10 @@ class McpSettings:
                 check_url(url, "allowed_server_urls")
             except SpecError as exc:
                 raise section.section("allowed_server_urls").error(exc.message, i) from None
-        return cls(servers=servers, packs=packs, stateless=section.boolean("stateless", False),
+        stateless: bool | None = None
+        if section.raw("stateless", "auto") != "auto":
+            stateless = section.boolean("stateless", False)
+        return cls(servers=servers, packs=packs, stateless=stateless,
                    access_key_max_ttl_s=section.integer("access_key_max_ttl_s", 86400, minimum=60),
                    max_tool_rounds=section.integer("max_tool_rounds", 8, minimum=1),
                    allowed_server_urls=tuple(urls))

@@ -64,8 +64,10 @@ class McpGateway:
         self.runner = ToolRunner(self.registry, Credentials(self.store, self.tokens), UpstreamPool(), guards,
                                  self.calls, obs.registry, admission=governance.admit_tool_call, count_guardrail=count_guardrail)
         self.mcp_auth = McpAuth(auth, self.registry, self.store, content_logger(governance, log), clock.time)
-        self.endpoint = McpEndpoint(self.mcp_auth, self.runner, stateless=self.settings.stateless,
-                                    max_body=self.max_body)
+        stateless = self.settings.stateless
+        if stateless is None:  # auto: sessions live in one worker, and the kernel picks the worker per connection
+            stateless = settings.server.workers > 1
+        self.endpoint = McpEndpoint(self.mcp_auth, self.runner, stateless=stateless, max_body=self.max_body)
         self.admin = McpAdmin(self.store, self.calls, self.settings, auth, self.registry)
 
     @staticmethod
