@@ -93,7 +93,7 @@ class ToolRunner:
                 self._known[server] = tools
                 return tools
             except (UpstreamFailure, CredentialProblem) as exc:
-                self.list_errors.inc((server,))
+                self.list_errors.inc(("request" if caller.pack.source == "request" else server,))
                 log.warning("tool pack %r: server %r could not list its tools: %s", caller.pack.id, server, exc)
                 raise ListingFailed(server, str(exc), exc if isinstance(exc, CredentialProblem) else None) from None
 
@@ -124,9 +124,13 @@ class ToolRunner:
         finally:
             elapsed = time.perf_counter() - started
             record.duration_ms = round(elapsed * 1000.0, 3)
-            self.calls.inc((record.pack, record.server or "-", record.status))
+            # A request's own server (/v1/responses with an allowed external URL) is named by the request: one
+            # label for all of them keeps the metrics' cardinality the operator's.
+            external = caller.pack.source == "request"
+            pack, server = ("request", "request") if external else (record.pack, record.server or "-")
+            self.calls.inc((pack, server, record.status))
             if record.server:
-                self.seconds.observe((record.server,), elapsed)
+                self.seconds.observe((server,), elapsed)
             self.sink.submit(record)
 
     async def _call(self, caller: Caller, name: str, arguments: dict[str, Any], record: ToolCall,
