@@ -75,6 +75,7 @@ mcp:
     cal: {{project: acme, tools: ["oauthed/whoami"]}}
     logged: {{project: full, tools: ["docs/echo"]}}
     private: {{project: zdr, tools: ["docs/echo"]}}
+  allowed_server_urls: ["http://127.0.0.1:{port}/"]
 guardrails:
   projects:
     guarded:
@@ -487,3 +488,16 @@ async def test_several_workers_serve_mcp_without_sessions(upstream: int, tmp_pat
                 assert text(await s.call_tool("echo", {"text": str(i)})) == f"docs: {i}"
     finally:
         g.stop()
+
+
+def test_responses_reaches_an_allowed_external_server(gw: GatewayProcess, upstream: int,
+                                                       keys: dict[str, str]) -> None:
+    client = openai.OpenAI(base_url=gw.base_url, api_key=keys["acme"], max_retries=0, timeout=60)
+    tool = {"type": "mcp", "server_label": "ext", "require_approval": "never", "allowed_tools": ["echo"],
+            "server_url": f"http://127.0.0.1:{upstream}/mcp", "headers": {"x-static": "from-request"}}
+    response = client.responses.create(model=SIM_MODEL, input="Echo this.", tools=[tool],  # type: ignore[list-item]
+                                       tool_choice="required")
+    listed = next(item for item in response.output if item.type == "mcp_list_tools")
+    assert [t.name for t in listed.tools] == ["echo"]  # type: ignore[union-attr]
+    call = next(item for item in response.output if item.type == "mcp_call")
+    assert call.output is not None and call.output.startswith("docs: ")  # type: ignore[union-attr]
