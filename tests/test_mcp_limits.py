@@ -6,13 +6,13 @@ import asyncio
 from pathlib import Path
 
 import pytest
-import redis.asyncio as redis_asyncio
 
 from interlock.core.errors import RateLimited
 from interlock.core.principal import Principal
 from interlock.governance import ops
 from interlock.governance.model import DefinitionError
 from interlock.governance.service import Governance
+from tests.test_governance_redis import _cleanup
 from tests.test_governance_util import REDIS_URL, SECRET, context, fake_clock, governance, request
 
 
@@ -83,10 +83,3 @@ async def test_redis_limit_is_exact_across_replicas(tmp_path: Path) -> None:
     finally:
         await _cleanup(a.redis.prefix)
 
-
-async def _cleanup(prefix: str) -> None:
-    client = redis_asyncio.Redis.from_url(REDIS_URL)
-    keys = [k async for k in client.scan_iter(match=prefix + "*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()

@@ -12,8 +12,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 from urllib.parse import parse_qs
 
-import orjson
-
 from interlock.core.errors import GatewayError, InvalidRequest, MethodNotAllowed, NotFound, PermissionDenied
 from interlock.core.exchange import Exchange
 from interlock.core.principal import Principal
@@ -24,6 +22,7 @@ from interlock.mcp.calllog import FILTERS, McpCallLog
 from interlock.mcp.model import SpecError, check_id, parse_pack, parse_server
 from interlock.mcp.settings import McpSettings
 from interlock.mcp.store import McpStore
+from interlock.wire.chat_validation import parse_json_object
 from interlock.wire.openai_chat import error_body
 
 BASE = "/admin/v1/mcp"
@@ -77,17 +76,10 @@ class McpAdmin:
 
     # ------------------------------------------------------------------------------ helpers
 
-    async def _body(self, req: Exchange) -> dict[str, Any]:
+    @staticmethod
+    async def _body(req: Exchange) -> dict[str, Any]:
         raw = await req.body(MAX_BODY)
-        if not raw.strip():
-            return {}
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise InvalidRequest("The body is not valid JSON.", code="invalid_json") from None
-        if not isinstance(body, dict):
-            raise InvalidRequest("The body must be a JSON object.", code="invalid_json")
-        return body
+        return parse_json_object(raw) if raw.strip() else {}
 
     @staticmethod
     def _project(principal: Principal, named: object, param: str = "project") -> str:
