@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from interlock.governance import ops
 from interlock.governance.store import Duplicate, GovStore, PostgresGovStore, SQLiteGovStore
 from interlock.mcp.calllog import McpCallLog
 from interlock.mcp.model import ToolCall
@@ -141,3 +142,16 @@ async def test_call_log_keeps_a_batch_the_store_refused(tmp_path: Path) -> None:
     log.submit(call("a", "p", time.time()))
     await log.flush()
     assert len(log._pending) == 1  # kept for the next flush, not lost
+
+
+async def test_deleting_a_project_deletes_its_mcp_state(gov: GovStore) -> None:
+    await ops.create_project(gov, {"id": "acme"})
+    store = McpStore(gov, Sealer(A), SECRET)
+    await store.add_user("acme", "u1", "")
+    await store.put_credential("acme", "u1", "crm", "api_key", {"api_key": "k"})
+    minted = await store.mint("acme", "support", "u1", 600)
+    assert await gov.delete_project("acme")
+    store.forget()
+    assert await store.user("acme", "u1") is None and await store.credential("acme", "u1", "crm") is None
+    grant = await store.grant(minted["key"])
+    assert grant is not None and grant.revoked

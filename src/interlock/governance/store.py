@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -154,12 +155,18 @@ class GovStore:
         return n[0] > 0
 
     async def delete_project(self, pid: str) -> bool:
-        """Deletes the project with its keys and every budget and limit on them."""
+        """Deletes the project with its keys and every budget and limit on them, and its MCP registered users,
+        their credentials and its admin-created tool packs (its MCP access keys are revoked)."""
         keys = [r[0] for r in await self.fetch("SELECT id FROM gov_keys WHERE project = ?", (pid,))]
         stmts: list[Statement] = [("DELETE FROM gov_projects WHERE id = ?", (pid,)),
                                   ("DELETE FROM gov_keys WHERE project = ?", (pid,)),
                                   ("DELETE FROM gov_budgets WHERE scope = 'project' AND subject = ?", (pid,)),
-                                  ("DELETE FROM gov_limits WHERE scope = 'project' AND subject = ?", (pid,))]
+                                  ("DELETE FROM gov_limits WHERE scope = 'project' AND subject = ?", (pid,)),
+                                  ("DELETE FROM mcp_users WHERE project = ?", (pid,)),
+                                  ("DELETE FROM mcp_credentials WHERE project = ?", (pid,)),
+                                  ("DELETE FROM mcp_packs WHERE project = ?", (pid,)),
+                                  ("UPDATE mcp_access_keys SET revoked_at = ? WHERE project = ? AND revoked_at IS "
+                                   "NULL", (time.time(), pid))]
         for kid in keys:
             stmts.append(("DELETE FROM gov_budgets WHERE scope = 'key' AND subject = ?", (kid,)))
             stmts.append(("DELETE FROM gov_limits WHERE scope = 'key' AND subject = ?", (kid,)))
