@@ -8,7 +8,7 @@ as forbidden). Servers are the admin key's; packs also a project key's, for its 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any, Protocol
 from urllib.parse import parse_qs
 
@@ -44,8 +44,10 @@ MAX_BODY = 64 * 1024
 
 class McpAdmin:
     def __init__(self, store: McpStore, calls: McpCallLog, settings: McpSettings, auth: Authenticator,
-                 registry: Registry) -> None:
+                 registry: Registry, projects: Callable[[], Collection[str]] = frozenset) -> None:
         self.store = store
+        #: The governance projects (a registered user's project must be one, or be named by a tool pack).
+        self.projects = projects
         self.calls = calls
         self.settings = settings
         self.auth = auth
@@ -62,6 +64,14 @@ class McpAdmin:
         parts = [p for p in req.path[len(BASE) + 1:].split("/") if p]
         kind, rest = parts[0], parts[1:]
         query = {k: v[-1] for k, v in parse_qs(req.query, keep_blank_values=True).items()}
+        try:
+            status, data = await self._route(req, principal, kind, rest, query)
+        except SpecError as exc:
+            raise InvalidRequest(f"Invalid '{exc.key}': {exc.message}.", param=exc.key) from None
+        req.json(status, data)
+
+    async def _route(self, req: Exchange, principal: Principal, kind: str, rest: list[str],
+                     query: dict[str, str]) -> tuple[int, Any]:
         if kind == "registered-users":
             status, data = await self._users(req, principal, rest, query)
         elif kind == "access-keys":
@@ -72,7 +82,7 @@ class McpAdmin:
             status, data = await self._packs(req, principal, rest)
         else:
             status, data = await self._calls(req, principal, rest, query)
-        req.json(status, data)
+        return status, data
 
     # ------------------------------------------------------------------------------ helpers
 
@@ -106,7 +116,12 @@ class McpAdmin:
         if not rest:
             if req.method == "POST":
                 body = await self._body(req)
+                _only(body, ("id", "project", "name"))
                 project = self._project(principal, body.get("project"))
+                _, packs = await self.registry.current()
+                if project not in self.projects() and all(p.project != project for p in packs.values()):
+                    raise NotFound(f"Unknown project {project[:64]!r}: create it first (POST /admin/v1/projects).",
+                                   param="project")
                 user_id = check_id(body.get("id"), "id", "registered user")
                 name = body.get("name", "")
                 if not isinstance(name, str) or len(name) > 200:
@@ -118,11 +133,12 @@ class McpAdmin:
                                    param="id") from None
                 return 201, _user(user.project, user.id, user.name, user.created_at)
             self._method(req, ("GET", "POST"))
-            project_filter = query.get("project") if principal.admin else principal.project
+            project_filter = (query.get("project") if principal.admin
+                              else self._project(principal, query.get("project")))
             limit = _int(query.get("limit", "100"), "limit", 1, 1000)
             users = await self.store.users(project_filter, query.get("after", ""), limit)
             return 200, {"object": "list", "data": [_user(u.project, u.id, u.name, u.created_at) for u in users],
-                         "has_more": len(users) == limit}
+                         "has_more": len(users) == limit, "last_id": users[-1].id if users else None}
         user_id = rest[0]
         project = self._project(principal, query.get("project"))
         found = await self.store.user(project, user_id)
@@ -154,14 +170,20 @@ class McpAdmin:
     async def _access_keys(self, req: Exchange, principal: Principal, rest: list[str]) -> tuple[int, Any]:
         project = None if principal.admin else principal.project
         if rest:
-            self._method(req, ("DELETE",))
+            found = [k for k in await self.store.access_keys(project) if k["id"] == rest[0]]
+            if not found:
+                raise NotFound(f"Unknown access key {rest[0][:64]!r}.", param="id")
+            if req.method == "GET":
+                return 200, found[0]
+            self._method(req, ("GET", "DELETE"))
             if not await self.store.revoke(project, rest[0]):
-                raise NotFound(f"Unknown or already revoked access key {rest[0][:64]!r}.", param="id")
-            return 200, {"id": rest[0], "revoked": True}
+                raise Conflict(f"The access key {rest[0][:64]!r} is already revoked.", param="id")
+            return 200, {"id": rest[0], "revoked": True, "revoked_at": self.store.clock.time()}
         if req.method == "GET":
             return 200, {"object": "list", "data": await self.store.access_keys(project)}
         self._method(req, ("GET", "POST"))
         body = await self._body(req)
+        _only(body, ("tool_pack", "registered_user", "ttl_s"))
         return 201, await mint_access_key(self.store, self.registry, self.settings, project, body.get("tool_pack"),
                                           body.get("registered_user"), body.get("ttl_s", 3600))
 
@@ -187,6 +209,11 @@ class McpAdmin:
         if req.method == "DELETE":
             if spec.source == "config":
                 raise Conflict(f"MCP server {name!r} is defined in the config file; change it there.", param="name")
+            _, packs = await self.registry.current()
+            users = sorted(p.id for p in packs.values() if name in p.servers())
+            if users:
+                raise Conflict(f"MCP server {name!r} is used by tool pack(s) {', '.join(users)}; change them first.",
+                               param="name")
             await self.store.delete_definition("mcp_servers", "name", name)
             return 200, {"name": name, "deleted": True}
         self._method(req, ("GET", "PUT", "DELETE"))
@@ -231,6 +258,7 @@ class McpAdmin:
             if pack.source == "config":
                 raise Conflict(f"Tool pack {pack_id!r} is defined in the config file; change it there.", param="id")
             await self.store.delete_definition("mcp_packs", "id", pack_id)
+            await self.store.revoke_pack(pack_id)  # its access keys end with it
             return 200, {"id": pack_id, "deleted": True}
         self._method(req, ("GET", "PUT", "DELETE"))
         return 200, pack.public()
@@ -259,7 +287,7 @@ class McpAdmin:
             if key not in allowed:
                 raise InvalidRequest(f"Unknown query parameter '{key}'; expected one of: {', '.join(allowed)}.",
                                      param=key)
-        project = query.get("project") if principal.admin else principal.project
+        project = query.get("project") if principal.admin else self._project(principal, query.get("project"))
         limit = _int(query.get("limit", "100"), "limit", 1, 1000)
         before: float | None = None
         if "before" in query:
@@ -310,12 +338,12 @@ async def put_credential(store: McpStore, registry: Registry, body: dict[str, An
         key = body.get("api_key")
         if set(body) != {"api_key"} or not isinstance(key, str) or not key or len(key) > 8192:
             raise InvalidRequest(f"MCP server {server!r} takes {{\"api_key\": \"...\"}} (a non-empty string).",
-                                 param="api_key")
+                                 param="oauth" if set(body) == {"oauth"} else "api_key")
         return await store.put_credential(project, user_id, server, "api_key", {"api_key": key})
     oauth = body.get("oauth")
     if set(body) != {"oauth"} or not isinstance(oauth, dict):
         raise InvalidRequest(f"MCP server {server!r} takes {{\"oauth\": {{\"access_token\", \"refresh_token\", "
-                             "\"expires_in\"}}}.", param="oauth")
+                             "\"expires_in\"}}}.", param="api_key" if set(body) == {"api_key"} else "oauth")
     access = oauth.get("access_token")
     refresh = oauth.get("refresh_token")
     if not isinstance(access, str) or not access or not isinstance(refresh, str | None):
@@ -331,6 +359,12 @@ async def put_credential(store: McpStore, registry: Registry, body: dict[str, An
     tokens = {"access_token": access, "refresh_token": refresh, "expires_at": expires_at,
               "token_type": "Bearer"}
     return await store.put_credential(project, user_id, server, "oauth", tokens)
+
+
+def _only(body: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    for key in body:
+        if key not in allowed:
+            raise InvalidRequest(f"Unknown field '{key}'; expected: {', '.join(allowed)}.", param=key)
 
 
 def _user(project: str, user_id: str, name: str, created_at: float) -> dict[str, Any]:

@@ -68,7 +68,8 @@ class McpGateway:
         if stateless is None:  # auto: sessions live in one worker, and the kernel picks the worker per connection
             stateless = settings.server.workers > 1
         self.endpoint = McpEndpoint(self.mcp_auth, self.runner, stateless=stateless, max_body=self.max_body)
-        self.admin = McpAdmin(self.store, self.calls, self.settings, auth, self.registry)
+        self.admin = McpAdmin(self.store, self.calls, self.settings, auth, self.registry,
+                              lambda: governance.defs.projects)
 
     @staticmethod
     def validate(settings: Settings) -> None:

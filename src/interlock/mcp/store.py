@@ -218,6 +218,12 @@ class McpStore:
         self.forget()
         return counts[0] > 0
 
+    async def revoke_pack(self, pack: str) -> int:
+        counts = await self.gov.transaction([("UPDATE mcp_access_keys SET revoked_at = ? WHERE pack = ? AND "
+                                              "revoked_at IS NULL", (self.clock.time(), pack))])
+        self.forget()
+        return counts[0]
+
     # ---------------------------------------------------------------------- servers and packs
 
     async def put_server(self, name: str, spec: Mapping[str, Any]) -> None:
