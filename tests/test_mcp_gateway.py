@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -48,7 +49,7 @@ def start_upstream(mode: str, name: str) -> tuple[subprocess.Popen[bytes], int]:
     raise RuntimeError(f"upstream {name} did not start")
 
 
-def config(port: int, sse_port: int, token_port: int) -> str:
+def config(port: int, sse_port: int, token_port: int, silent_port: int) -> str:
     stdio = f"[{sys.executable}, {UPSTREAM}, stdio]"
     return f"""
 simulator: {{enabled: true, time_scale: 0}}
@@ -60,6 +61,7 @@ mcp:
     crashy: {{command: {stdio}, env: {{UPSTREAM_NAME: crashy}}}}
     down: {{url: "http://127.0.0.1:1/mcp", connect_timeout_s: 1}}
     legacy: {{url: "http://127.0.0.1:{sse_port}/sse", transport: sse}}
+    silent: {{url: "http://127.0.0.1:{silent_port}/mcp", connect_timeout_s: 1}}
     oauthed: {{url: "http://127.0.0.1:{port}/mcp", per_user: {{type: oauth, token_url: "http://127.0.0.1:{token_port}/token",
                client_id: interlock, client_secret: s3cret}}}}
   tool_packs:
@@ -72,6 +74,7 @@ mcp:
     guarded: {{project: guarded, tools: ["docs/echo", "docs/fetch_email"]}}
     beta-pack: {{project: beta, tools: ["docs/echo"]}}
     old: {{project: acme, tools: ["legacy/echo"]}}
+    hangs: {{project: acme, tools: ["silent/*", "docs/search"]}}
     cal: {{project: acme, tools: ["oauthed/whoami"]}}
     logged: {{project: full, tools: ["docs/echo"]}}
     private: {{project: zdr, tools: ["docs/echo"]}}
@@ -141,9 +144,35 @@ def token_endpoint() -> Iterator[int]:
 
 
 @pytest.fixture(scope="module")
-def gw(upstream: int, sse_upstream: int, token_endpoint: int,
+def silent_upstream() -> Iterator[int]:
+    """A server that accepts connections and never answers (Bifrost #4173: initialize hanging)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                held.append(listener.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join(5)
+    for conn in held:
+        conn.close()
+    listener.close()
+
+
+@pytest.fixture(scope="module")
+def gw(upstream: int, sse_upstream: int, token_endpoint: int, silent_upstream: int,
        tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    g = start_gateway(tmp_path_factory.mktemp("mcp"), config(upstream, sse_upstream, token_endpoint))
+    g = start_gateway(tmp_path_factory.mktemp("mcp"), config(upstream, sse_upstream, token_endpoint,
+                                                             silent_upstream))
     yield g
     g.stop()
 
@@ -501,3 +530,15 @@ def test_responses_reaches_an_allowed_external_server(gw: GatewayProcess, upstre
     assert [t.name for t in listed.tools] == ["echo"]  # type: ignore[union-attr]
     call = next(item for item in response.output if item.type == "mcp_call")
     assert call.output is not None and call.output.startswith("docs: ")  # type: ignore[union-attr]
+
+
+async def test_an_upstream_that_never_answers_cannot_hang_initialize_or_listing(gw: GatewayProcess,
+                                                                                keys: dict[str, str]) -> None:
+    started = time.monotonic()
+    async with session(gw, "hangs", "u1", keys["acme"]) as s:
+        assert time.monotonic() - started < 3  # initialize is the gateway's own: no upstream is asked
+        listing = await s.list_tools()
+        assert [t.name for t in listing.tools] == ["search"]
+        assert listing.meta is not None and listing.meta["interlock/errors"][0]["server"] == "silent"
+        assert "1 s" in listing.meta["interlock/errors"][0]["error"]
+    assert time.monotonic() - started < 10
