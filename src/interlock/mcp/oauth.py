@@ -83,9 +83,11 @@ async def refresh(client: OAuthClient, tokens: OAuthTokens, *, http: httpx2.Asyn
     if client.scope:
         form["scope"] = client.scope
     last = ""
+    waited = False  # the endpoint's Retry-After was honoured: no backoff on top of it
     for attempt in range(attempts):
-        if attempt:
+        if attempt and not waited:
             await sleep(backoff_s * 2 ** (attempt - 1))
+        waited = False
         try:
             response = await http.post(client.token_url, data=form, headers={"accept": "application/json"})
         except httpx2.HTTPError as exc:
@@ -96,6 +98,7 @@ async def refresh(client: OAuthClient, tokens: OAuthTokens, *, http: httpx2.Asyn
             wait = _retry_after(response.headers.get("retry-after"))
             if wait is not None and attempt + 1 < attempts:
                 await sleep(wait)
+                waited = True
             continue
         return _parse(response, tokens, now())
     raise RefreshUnavailable(f"the token endpoint did not answer after {attempts} attempts ({last})")
