@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -125,7 +126,13 @@ async def latency(calls: int) -> dict[str, Any]:
     return out
 
 
-async def throughput(url: str, seconds: float, sessions: int, gateway: Managed | None) -> dict[str, Any]:
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def throughput(url: str, seconds: float, sessions: int, gateway: Managed | None,
+                     upstream: Managed) -> dict[str, Any]:
     done = 0
 
     async def worker() -> None:
@@ -142,12 +149,16 @@ async def throughput(url: str, seconds: float, sessions: int, gateway: Managed |
     tasks = [asyncio.create_task(worker()) for _ in range(sessions)]
     await asyncio.sleep(2.0)  # sessions opened and warmed
     cpu0 = cpu_seconds(gateway.tree()) if gateway is not None else 0.0
+    up0, client0 = cpu_seconds(upstream.tree()), own_cpu()
     t0 = time.monotonic()
     stop = t0 + seconds
     ready.set()
     await asyncio.gather(*tasks)
     elapsed = time.monotonic() - t0
-    out: dict[str, Any] = {"calls": done, "calls_per_s": round(done / elapsed, 1)}
+    out: dict[str, Any] = {"calls": done, "calls_per_s": round(done / elapsed, 1),
+                           "client_cpu_ms_per_call": round((own_cpu() - client0) * 1000 / max(done, 1), 3),
+                           "upstream_cpu_ms_per_call": round((cpu_seconds(upstream.tree()) - up0) * 1000
+                                                             / max(done, 1), 3)}
     if gateway is not None:
         cpu = cpu_seconds(gateway.tree()) - cpu0
         out["gateway_cpu_ms_per_call"] = round(cpu * 1000 / max(done, 1), 3)
@@ -155,11 +166,11 @@ async def throughput(url: str, seconds: float, sessions: int, gateway: Managed |
     return out
 
 
-async def measure(args: argparse.Namespace, gateway: Managed) -> dict[str, Any]:
+async def measure(args: argparse.Namespace, upstream: Managed, gateway: Managed) -> dict[str, Any]:
     result: dict[str, Any] = {"latency": await latency(args.calls)}
     result["throughput"] = {
-        "direct": await throughput(DIRECT, args.seconds, args.sessions, None),
-        "gateway": await throughput(VIA, args.seconds, args.sessions, gateway),
+        "direct": await throughput(DIRECT, args.seconds, args.sessions, None, upstream),
+        "gateway": await throughput(VIA, args.seconds, args.sessions, gateway, upstream),
     }
     return result
 
@@ -175,7 +186,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="interlock-mcp-bench-") as tmp:
         upstream, gateway = start(Path(tmp))
         try:
-            result = asyncio.run(measure(args, gateway))
+            result = asyncio.run(measure(args, upstream, gateway))
         finally:
             gateway.stop()
             upstream.stop()
@@ -187,11 +198,12 @@ def main() -> int:
     for name in ("direct", "gateway"):
         print(f"| {name} | {lat[name]['p50_ms']} | {lat[name]['p99_ms']} |")
     print(f"| added by the gateway | {lat['added_p50_ms']} | {lat['added_p99_ms']} |\n")
-    print(f"| {args.sessions} sessions | calls/s | gateway CPU ms/call | calls/s per gateway core |\n|---|---|---|---|")
-    print(f"| direct | {thr['direct']['calls_per_s']} | — | — |")
-    g = thr["gateway"]
-    print(f"| through the gateway | {g['calls_per_s']} | {g['gateway_cpu_ms_per_call']} | "
-          f"{g['calls_per_gateway_core_s']} |")
+    print(f"| {args.sessions} sessions | calls/s | CPU ms per call: client (SDK) | upstream (SDK) | gateway | "
+          "calls/s per gateway core |\n|---|---|---|---|---|---|")
+    d, g = thr["direct"], thr["gateway"]
+    print(f"| direct | {d['calls_per_s']} | {d['client_cpu_ms_per_call']} | {d['upstream_cpu_ms_per_call']} | — | — |")
+    print(f"| through the gateway | {g['calls_per_s']} | {g['client_cpu_ms_per_call']} | "
+          f"{g['upstream_cpu_ms_per_call']} | {g['gateway_cpu_ms_per_call']} | {g['calls_per_gateway_core_s']} |")
     return 0
 
 

@@ -83,3 +83,10 @@ async def test_redis_limit_is_exact_across_replicas(tmp_path: Path) -> None:
     finally:
         await _cleanup(a.redis.prefix)
 
+
+
+async def test_a_model_limit_cannot_count_tool_calls(tmp_path: Path) -> None:
+    gov = governance(tmp_path)
+    with pytest.raises(DefinitionError) as info:
+        await ops.create_limit(gov.store, {"scope": "model", "subject": "openai/gpt-4.1", "tool_calls_per_minute": 5})
+    assert info.value.field == "tool_calls_per_minute"

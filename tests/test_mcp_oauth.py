@@ -296,3 +296,10 @@ def test_tokens_json_round_trip() -> None:
     tokens = OAuthTokens("a", "r", NOW, "Bearer")
     assert OAuthTokens.from_json(tokens.to_json()) == tokens
     assert OAuthTokens.from_json({"access_token": "a", "expires_at": "soon"}).expires_at is None
+
+
+async def test_an_error_description_never_echoes_our_secrets(endpoint: Endpoint, http: httpx2.AsyncClient) -> None:
+    endpoint.answer(400, {"error": "invalid_grant", "error_description": f"token {OLD.refresh_token} is revoked"})
+    with pytest.raises(RefreshRejected) as info:
+        await refresh(client_for(endpoint), OLD, http=http)
+    assert "[redacted]" in str(info.value) and str(OLD.refresh_token) not in str(info.value)

@@ -191,6 +191,9 @@ def limit_from(body: Mapping[str, Any], *, scope: str | None = None, subject: st
                 positive_int(body.get("tpm"), where + "tpm"),
                 positive_int(body.get("concurrent"), where + "concurrent"), time.time(),
                 positive_int(body.get("tool_calls_per_minute"), where + "tool_calls_per_minute"))
+    if lim.tool_calls_per_minute is not None and lim.scope not in ("key", "project"):
+        raise DefinitionError(where + "tool_calls_per_minute", "applies to a key or a project (tool calls are "
+                              "counted per caller, and a model has none)")
     if lim.rpm is None and lim.tpm is None and lim.concurrent is None and lim.tool_calls_per_minute is None:
         raise DefinitionError(where + "rpm", "give at least one of rpm, tpm, concurrent, tool_calls_per_minute")
     return lim

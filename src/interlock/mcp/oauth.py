@@ -26,6 +26,8 @@ log = logging.getLogger("interlock.mcp")
 SKEW_S = 60.0
 #: The longest ``Retry-After`` honoured between two attempts.
 MAX_RETRY_AFTER_S = 2.0
+#: Statuses that may pass: request timeout, too early, too many requests (and every 5xx).
+TRANSIENT = (408, 425, 429)
 PERMANENT = ("invalid_grant", "invalid_client", "unauthorized_client", "unsupported_grant_type", "invalid_scope")
 
 
@@ -93,18 +95,20 @@ async def refresh(client: OAuthClient, tokens: OAuthTokens, *, http: httpx2.Asyn
         except httpx2.HTTPError as exc:
             last = f"{type(exc).__name__}: {exc}"[:200]
             continue
-        if response.status_code == 429 or response.status_code >= 500:
+        if response.status_code in TRANSIENT or response.status_code >= 500:
             last = f"HTTP {response.status_code}"
             wait = _retry_after(response.headers.get("retry-after"))
             if wait is not None and attempt + 1 < attempts:
                 await sleep(wait)
                 waited = True
             continue
-        return _parse(response, tokens, now())
+        return _parse(response, tokens, now(), secrets=(tokens.refresh_token, tokens.access_token,
+                                                        client.client_secret))
     raise RefreshUnavailable(f"the token endpoint did not answer after {attempts} attempts ({last})")
 
 
-def _parse(response: httpx2.Response, tokens: OAuthTokens, at: float) -> OAuthTokens:
+def _parse(response: httpx2.Response, tokens: OAuthTokens, at: float,
+           secrets: tuple[str | None, ...] = ()) -> OAuthTokens:
     try:
         body = response.json()
     except ValueError:
@@ -112,8 +116,8 @@ def _parse(response: httpx2.Response, tokens: OAuthTokens, at: float) -> OAuthTo
     if response.status_code >= 400:
         code = body.get("error") if isinstance(body, dict) else None
         description = body.get("error_description") if isinstance(body, dict) else None
-        detail = f"{code}" + (f": {str(description)[:200]}" if description else "") if code else \
-            f"HTTP {response.status_code}"
+        detail = f"{code}" + (f": {_redacted(str(description)[:200], secrets)}" if description else "") \
+            if code else f"HTTP {response.status_code}"
         raise RefreshRejected(f"the token endpoint refused the refresh ({detail}): the registered user must "
                               "authorize again")
     if not isinstance(body, dict) or not isinstance(body.get("access_token"), str) or not body["access_token"]:
@@ -125,6 +129,14 @@ def _parse(response: httpx2.Response, tokens: OAuthTokens, at: float) -> OAuthTo
     refresh_token = body.get("refresh_token") if isinstance(body.get("refresh_token"), str) else None
     return OAuthTokens(body["access_token"], refresh_token or tokens.refresh_token, expires_at,
                        str(body.get("token_type") or "Bearer"))
+
+
+def _redacted(text: str, secrets: tuple[str | None, ...]) -> str:
+    """An endpoint's error text without our own secrets, should it quote them."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    return text
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -64,7 +64,9 @@ class McpEndpoint:
         self.runner = runner
         self.server: Server[Any] = Server("interlock", version="1", on_list_tools=self._list_tools,
                                           on_call_tool=self._call_tool)
-        self.manager = StreamableHTTPSessionManager(self.server, stateless=stateless,
+        # JSON answers, not an SSE stream per POST: a tool call's answer is one message (upstream progress is not
+        # relayed), and the SSE machinery costs several milliseconds of CPU per call (bench/mcp_tools.py).
+        self.manager = StreamableHTTPSessionManager(self.server, stateless=stateless, json_response=True,
                                                     max_request_body_size=max_body)
         self.max_body = max_body
         self._ready = asyncio.Event()
