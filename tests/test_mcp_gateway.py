@@ -542,3 +542,29 @@ async def test_an_upstream_that_never_answers_cannot_hang_initialize_or_listing(
         assert listing.meta is not None and listing.meta["interlock/errors"][0]["server"] == "silent"
         assert "1 s" in listing.meta["interlock/errors"][0]["error"]
     assert time.monotonic() - started < 10
+
+
+async def test_upstream_connections_are_reused_after_sse_answers(upstream: int,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK client closes an SSE answer before its end; the pool's transport reads the rest first, so calls
+    share connections instead of opening one each."""
+    from httpcore2._async import connection
+
+    from interlock.mcp.model import parse_server
+    from interlock.mcp.upstream import Access, Upstream
+
+    opened: list[object] = []
+    original = connection.AsyncHTTPConnection.__init__
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> None:
+        opened.append(self)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(connection.AsyncHTTPConnection, "__init__", counting)
+    up = Upstream(parse_server("docs", {"url": f"http://127.0.0.1:{upstream}/mcp"}), Access({}, {}))
+    try:
+        for i in range(20):
+            assert text(await up.call("echo", {"text": str(i)})) == f"docs: {i}"
+    finally:
+        await up.close()
+    assert len(opened) <= 4  # initialize, the standalone GET stream, and calls on a kept connection

@@ -75,10 +75,53 @@ def _transport(spec: ServerSpec, access: Access) -> AbstractAsyncContextManager[
     return _streamable(spec.url, access.headers, spec)
 
 
+#: How long closing an upstream's SSE answer early may wait for the rest of its body (see _DrainOnClose).
+DRAIN_S = 0.5
+
+
+class _DrainOnClose(httpx2.AsyncByteStream):
+    """An SSE answer to a POST that, closed before its end, reads the rest first.
+
+    The SDK's client closes the answer to a request as soon as it has read the response event; the server
+    ends the body right after, but closing before that end makes httpx drop the connection, so every call
+    opened a new TCP connection (bench/mcp_tools.py). Reading the few remaining bytes first keeps the
+    connection for the next call. Bounded by ``DRAIN_S``; a body that goes on is closed as before."""
+
+    def __init__(self, inner: httpx2.AsyncByteStream) -> None:
+        self._inner = inner
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._inner:
+            yield chunk
+
+    async def aclose(self) -> None:
+        try:
+            async with asyncio.timeout(DRAIN_S):
+                async for _ in self._inner:
+                    pass
+        except (TimeoutError, httpx2.HTTPError, OSError):
+            pass  # not drained: closing drops the connection, as without this class
+        await self._inner.aclose()
+
+
+class _Draining(httpx2.AsyncBaseTransport):
+    def __init__(self) -> None:
+        self._inner = httpx2.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = await self._inner.handle_async_request(request)
+        if request.method == "POST" and response.headers.get("content-type", "").startswith("text/event-stream"):
+            response.stream = _DrainOnClose(response.stream)  # type: ignore[arg-type]
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
 @contextlib.asynccontextmanager
 async def _streamable(url: str, headers: Mapping[str, str], spec: ServerSpec) -> AsyncIterator[Any]:
     timeout = httpx2.Timeout(spec.connect_timeout_s, read=max(spec.timeout_s, spec.connect_timeout_s) + 5.0)
-    async with httpx2.AsyncClient(headers=dict(headers), timeout=timeout) as client, \
+    async with httpx2.AsyncClient(headers=dict(headers), timeout=timeout, transport=_Draining()) as client, \
             streamable_http_client(url, http_client=client) as streams:
         yield streams
 
