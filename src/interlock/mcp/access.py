@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from interlock.mcp.auth import Caller
 from interlock.mcp.model import Credential, ServerSpec
-from interlock.mcp.oauth import OAuthClient, OAuthTokens, RefreshRejected, RefreshUnavailable, TokenKeeper
+from interlock.mcp.oauth import OAuthTokens, RefreshRejected, RefreshUnavailable, TokenKeeper
 from interlock.mcp.upstream import Access
 
 
@@ -63,9 +63,8 @@ class Credentials:
             else:
                 headers[per_user.header] = per_user.prefix + value
             return Access(headers, env)
-        oauth = per_user.oauth
-        assert oauth is not None  # parse_server requires it for type oauth
-        client = OAuthClient(oauth.token_url, oauth.client_id, oauth.client_secret, oauth.scope)
+        client = per_user.oauth
+        assert client is not None  # parse_server requires it for type oauth
 
         async def load() -> OAuthTokens | None:
             stored = await self.store.credential(project, user, server)

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from interlock.configfile import is_header_name, unsafe_header_value
+from interlock.mcp.oauth import OAuthClient
 
 TRANSPORTS = ("streamable_http", "sse", "stdio")
 #: A server or pack id: it appears in URLs and in namespaced tool names.
@@ -34,16 +35,6 @@ class SpecError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class OAuthSpec:
-    """Per-user OAuth 2: where the gateway refreshes a registered user's tokens."""
-
-    token_url: str
-    client_id: str
-    client_secret: str | None = None
-    scope: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class PerUser:
     """How a registered user's own credential reaches the upstream.
 
@@ -56,7 +47,7 @@ class PerUser:
     header: str = "Authorization"
     prefix: str = "Bearer "
     env: str | None = None
-    oauth: OAuthSpec | None = None
+    oauth: OAuthClient | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,7 +260,7 @@ def _per_user(raw: object, key: str, transport: str) -> PerUser | None:
         _only(data, key, ("type", "token_url", "client_id", "client_secret", "scope"))
         token_url = check_url(_text(data, "token_url", key, required=True) or "", f"{key}.token_url")
         client_id = _text(data, "client_id", key, required=True) or ""
-        return PerUser("oauth", oauth=OAuthSpec(token_url, client_id, _text(data, "client_secret", key),
+        return PerUser("oauth", oauth=OAuthClient(token_url, client_id, _text(data, "client_secret", key),
                                                 _text(data, "scope", key)))
     raise SpecError(f"{key}.type", "must be api_key or oauth")
 

@@ -22,6 +22,7 @@ from mcp.server.lowlevel import Server
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.exceptions import MCPError
 
+from interlock import __version__
 from interlock.core.errors import GatewayError, NotFound
 from interlock.core.exchange import Exchange
 from interlock.mcp.auth import Caller, McpAuth
@@ -62,7 +63,7 @@ class McpEndpoint:
     def __init__(self, auth: McpAuth, runner: ToolRunner, *, stateless: bool, max_body: int) -> None:
         self.auth = auth
         self.runner = runner
-        self.server: Server[Any] = Server("interlock", version="1", on_list_tools=self._list_tools,
+        self.server: Server[Any] = Server("interlock", version=__version__, on_list_tools=self._list_tools,
                                           on_call_tool=self._call_tool)
         # JSON answers, not an SSE stream per POST: a tool call's answer is one message (upstream progress is not
         # relayed), and the SSE machinery costs several milliseconds of CPU per call (bench/mcp_tools.py).
