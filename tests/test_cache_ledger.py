@@ -18,7 +18,7 @@ import asyncpg
 import orjson
 import pytest
 
-from interlock.api.admin_logs import AdminLogs, log_query
+from interlock.api.admin_logs import AdminLogs
 from interlock.cache.response_cache import ResponseCache, Ticket
 from interlock.cache.settings import CacheRules, CacheSettings
 from interlock.cache.store import Entry, MemoryBackend
@@ -28,6 +28,7 @@ from interlock.core.errors import InvalidRequest
 from interlock.core.pricing import Usage
 from interlock.core.principal import Principal
 from interlock.ledger import migrations, record
+from interlock.ledger.filters import log_query
 from interlock.ledger.pgstore import PostgresLog
 from interlock.ledger.record import CACHE_COLUMNS, Redactor, build_row
 from interlock.ledger.rowcodec import R_DETAIL, ROW_COLUMNS, from_spill, row_record, spill_line

@@ -11,93 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from urllib.parse import parse_qs, unquote
-
-import orjson
+from urllib.parse import unquote
 
 from interlock.core.errors import InvalidRequest, NotFound, PermissionDenied
 from interlock.core.exchange import Exchange
 from interlock.governance.auth import Authenticator
-from interlock.ledger.export import csv_lines, parse_day, parse_time
+from interlock.ledger.export import parse_day
+from interlock.ledger.filters import LOG_PARAMS, log_query, query_params, stream_export
 from interlock.ledger.schema import (
     GROUPS,
-    RESPONSE_CACHE_FILTERS,
-    LogQuery,
     SpendQuery,
-    decode_cursor,
     encode_cursor,
 )
 from interlock.ledger.writer import LogStore
 
-MAX_LIMIT = 1000
-EXPORT_PAGE = 1000
-LOG_PARAMS = ("from", "to", "project", "key", "model", "vendor", "status", "tag", "min_cost", "response_cache",
-              "q", "limit", "cursor", "order", "format")
 SPEND_PARAMS = ("group_by", "from", "to", "project", "key", "model", "vendor")
-
-
-def query_params(req: Exchange, allowed: tuple[str, ...]) -> dict[str, str]:
-    raw = parse_qs(req.query, keep_blank_values=True)
-    out: dict[str, str] = {}
-    for key, values in raw.items():
-        if key not in allowed:
-            raise InvalidRequest(f"Unknown query parameter '{key}'; expected one of: {', '.join(allowed)}.", param=key)
-        if len(values) > 1:
-            raise InvalidRequest(f"'{key}' may be given once.", param=key)
-        out[key] = values[0]
-    return out
-
-
-def log_query(params: Mapping[str, str]) -> tuple[LogQuery, str]:
-    limit = 50
-    if "limit" in params:
-        try:
-            limit = int(params["limit"])
-        except ValueError:
-            limit = 0
-        if not 1 <= limit <= MAX_LIMIT:
-            raise InvalidRequest(f"Invalid 'limit': expected an integer from 1 to {MAX_LIMIT}, got "
-                                 f"{params['limit']!r}.", param="limit")
-    status = params.get("status")
-    if status is not None and status not in ("ok", "error") and not (status.isdigit() and len(status) == 3):
-        raise InvalidRequest(f"Invalid 'status': expected ok, error or an HTTP status code, got {status!r}.",
-                             param="status")
-    min_cost = None
-    if "min_cost" in params:
-        try:
-            usd = float(params["min_cost"])
-        except ValueError:
-            usd = -1.0
-        if usd < 0:
-            raise InvalidRequest(f"Invalid 'min_cost': expected a non-negative amount in USD, got "
-                                 f"{params['min_cost']!r}.", param="min_cost")
-        min_cost = round(usd * 1e12)
-    response_cache = params.get("response_cache") or None
-    if response_cache is not None and response_cache not in RESPONSE_CACHE_FILTERS:
-        raise InvalidRequest(f"Invalid 'response_cache': expected {', '.join(RESPONSE_CACHE_FILTERS)}, got "
-                             f"{response_cache!r}.", param="response_cache")
-    cursor = None
-    if params.get("cursor"):
-        try:
-            cursor = decode_cursor(params["cursor"])
-        except ValueError as exc:
-            raise InvalidRequest(f"Invalid 'cursor': {exc}.", param="cursor") from None
-    order = params.get("order", "desc")
-    if order not in ("asc", "desc"):
-        raise InvalidRequest(f"Invalid 'order': expected asc or desc, got {order!r}.", param="order")
-    fmt = params.get("format", "json")
-    if fmt not in ("json", "jsonl", "csv"):
-        raise InvalidRequest(f"Invalid 'format': expected json, jsonl or csv, got {fmt!r}.", param="format")
-    q = LogQuery(
-        since=parse_time(params["from"], "from") if params.get("from") else None,
-        until=parse_time(params["to"], "to") if params.get("to") else None,
-        project=params.get("project") or None, key_id=params.get("key") or None,
-        model=params.get("model") or None, vendor=params.get("vendor") or None,
-        status=status, tag=params.get("tag") or None, min_cost_picousd=min_cost, response_cache=response_cache,
-        text=params.get("q") or None,
-        limit=limit, cursor=cursor, ascending=order == "asc",
-    )
-    return q, fmt
 
 
 def spend_query(params: Mapping[str, str]) -> SpendQuery:
@@ -133,32 +61,13 @@ class AdminLogs:
         self._admin(req)
         q, fmt = log_query(query_params(req, LOG_PARAMS))
         if fmt != "json":
-            await self._export(req, q, fmt)
+            await stream_export(req, self.store, q, fmt)
             return
         rows = await self.store.query(replace(q, limit=q.limit + 1))
         more = len(rows) > q.limit
         rows = rows[:q.limit]
         cursor = encode_cursor(rows[-1]["received_at"], rows[-1]["id"]) if more and rows else None
         req.json(200, {"object": "list", "data": rows, "has_more": more, "next_cursor": cursor})
-
-    async def _export(self, req: Exchange, q: LogQuery, fmt: str) -> None:
-        ctype = "application/x-ndjson" if fmt == "jsonl" else "text/csv; charset=utf-8"
-        out = req.stream(200, [("content-type", ctype),
-                               ("content-disposition", f'attachment; filename="interlock-logs.{fmt}"')])
-        page = replace(q, limit=EXPORT_PAGE)
-        first = True
-        while True:
-            rows = await self.store.query(page)
-            if fmt == "jsonl":
-                data = b"".join(orjson.dumps(r) + b"\n" for r in rows)
-            else:
-                data = csv_lines(rows, first)
-            first = False
-            if data:
-                await out.send_bytes(data)
-            if len(rows) < EXPORT_PAGE:
-                return
-            page = replace(page, cursor=(rows[-1]["received_at"], rows[-1]["id"]))
 
     async def detail(self, req: Exchange) -> None:
         self._admin(req)

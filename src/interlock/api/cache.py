@@ -7,11 +7,12 @@ statistics are the answering worker's (``/metrics`` sums every worker's).
 
 from __future__ import annotations
 
-from interlock.api.admin_logs import query_params, require_admin
+from interlock.api.admin_logs import require_admin
 from interlock.cache.response_cache import ResponseCache
 from interlock.cache.store import Selector
 from interlock.core.exchange import Exchange
 from interlock.governance.auth import Authenticator
+from interlock.ledger.filters import query_params
 
 DELETE_PARAMS = ("namespace", "project", "model")
 
