@@ -282,6 +282,8 @@ class Gateway:
             router.add("/console/playground", ("GET", "HEAD"), console.playground.page, openai_errors)
             router.add("/console/api/chat", ("POST",), console.playground.chat, openai_errors)
             router.add("/console/api/generation", ("GET",), console.playground.generation, openai_errors)
+            router.add("/console/requests", ("GET", "HEAD"), console.requests.route, openai_errors)
+            router.add("/console/requests/*", ("GET", "HEAD"), console.requests.route, openai_errors)
             router.add("/models", ("GET", "HEAD"), console.pages.index, openai_errors)
             router.add("/models/*", ("GET", "HEAD"), console.pages.model, openai_errors)
             router.add("/compare", ("GET", "HEAD"), console.pages.compare, openai_errors)

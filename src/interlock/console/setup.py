@@ -9,6 +9,7 @@ from interlock.console.csrf import SigninTokens
 from interlock.console.limits import AddressLimiter
 from interlock.console.pages import CatalogPages
 from interlock.console.playground import Generation, Playground
+from interlock.console.requests import RequestLog
 from interlock.console.sessions import Sessions
 from interlock.console.settings import ConsoleSettings
 from interlock.console.signin import SignIn
@@ -49,6 +50,8 @@ class Console:
         self.signin = SignIn(env, self.sessions, SigninTokens(secret), AddressLimiter(10, 300.0, clock))
         self.playground = Playground(env, self.sessions, chat, generation, catalog, live)
         self.static = StaticFiles(static)
+        #: The request log's pages (None store: the log is off, the page says so).
+        self.requests = RequestLog(env, self.sessions, log)
         self.simulate = SimulatorBox(catalog, simulator.adapter if simulator is not None else None,
                                      lambda vendor: vendor_name(catalog, vendor), self.pages.permits,
                                      AddressLimiter(RATE, 60.0, clock))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import time
 from typing import Any
 
 import orjson
@@ -12,18 +13,25 @@ import orjson
 from interlock.core.errors import InvalidRequest
 from interlock.ledger.record import CACHE_COLUMNS, COLUMNS
 
+#: ``-30m``, ``-1h``, ``-7d``: that long before now.
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
 
 def parse_time(value: str, param: str) -> float:
-    """Epoch seconds, or ISO 8601 (a date means its midnight, UTC unless an offset is given)."""
+    """Epoch seconds, ISO 8601 (a date means its midnight, UTC unless an offset is given), or a time before
+    now (``-1h``, ``-30m``, ``-7d``)."""
     try:
         return float(value)
     except ValueError:
         pass
+    if value.startswith("-") and value[-1:] in _UNITS and value[1:-1].isdigit():
+        return time.time() - int(value[1:-1]) * _UNITS[value[-1]]
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise InvalidRequest(f"Invalid '{param}': expected an ISO 8601 time (2025-06-01 or 2025-06-01T12:00:00Z) "
-                             f"or epoch seconds, got {value!r}.", param=param) from None
+        raise InvalidRequest(f"Invalid '{param}': expected an ISO 8601 time (2025-06-01 or 2025-06-01T12:00:00Z), "
+                             f"epoch seconds or a time before now (-1h, -30m, -7d), got {value!r}.",
+                             param=param) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
     return parsed.timestamp()
