@@ -4,6 +4,7 @@ streamable HTTP, others as stdio children)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import socket
@@ -568,3 +569,43 @@ async def test_upstream_connections_are_reused_after_sse_answers(upstream: int,
     finally:
         await up.close()
     assert len(opened) <= 4  # initialize, the standalone GET stream, and calls on a kept connection
+
+
+def test_console_tools_page(gw: GatewayProcess, keys: dict[str, str], browser: Any) -> None:
+    """The console's Tools page: servers, packs, calls per tool and registered users, never a credential;
+    a project key sees its own project's only. Screenshots at desktop and phone width."""
+    from tests.test_console_browser import DESKTOP, PHONE, shot
+    from tests.test_console_playground_browser import no_sideways_scroll, visit
+
+    async def one_call() -> None:
+        async with session(gw, "beta-pack", "b1", keys["beta"]) as s:
+            await s.call_tool("echo", {"text": "for the page"})
+
+    # Playwright's sync API runs an event loop in this thread: the MCP client runs in one of its own.
+    caller = threading.Thread(target=asyncio.run, args=(one_call(),))
+    caller.start()
+    caller.join(60)
+    for key, viewport, name in ((MASTER_KEY, DESKTOP, "tools-desktop"), (keys["beta"], PHONE, "tools-phone")):
+        v = visit(browser, gw, viewport)
+        try:
+            page = v.page
+            page.goto(f"{gw.url}/console/tools")
+            page.wait_for_url("**/console/signin**")
+            page.get_by_label("Key").fill(key)
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_url("**/console/tools")
+            body = page.locator("main").inner_text()
+            assert "key-of-u1" not in page.content() and "env-of-u1" not in page.content()
+            if key == MASTER_KEY:
+                assert "support" in body and "u1" in body and "personal (api_key)" in body
+                calls = page.locator("section", has=page.locator("#calls-h")).inner_text()
+                assert "docs/echo" in calls or "docs/search" in calls
+            else:
+                assert "beta-pack" in body and "b1" in body
+                assert "support" not in body and "u1" not in body  # another project's packs and users
+                shot(page, name)
+                no_sideways_scroll(page)
+            shot(page, name)
+            v.check_local(gw)
+        finally:
+            v.close()

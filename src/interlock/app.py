@@ -276,7 +276,8 @@ class Gateway:
                                  SessionIdentify(self.auth, self.obs.log_settings.zero_data_retention))
             console = Console(console_settings, self.catalog, self.vendors, self.routing.stats,
                               self.auth, self.governance.store, self.secret, chat, routing_api.generation_for,
-                              log=self.obs.store if self.obs.writer is not None else None, clock=self.clock)
+                              log=self.obs.store if self.obs.writer is not None else None, clock=self.clock,
+                              tools=self.mcp.overview)
             router.add("/console/signin", ("GET", "HEAD", "POST"), console.signin.route, openai_errors)
             router.add("/console/signout", ("POST",), console.signin.signout, openai_errors)
             router.add("/console/playground", ("GET", "HEAD"), console.playground.page, openai_errors)
@@ -284,6 +285,7 @@ class Gateway:
             router.add("/console/api/generation", ("GET",), console.playground.generation, openai_errors)
             router.add("/console/requests", ("GET", "HEAD"), console.requests.route, openai_errors)
             router.add("/console/requests/*", ("GET", "HEAD"), console.requests.route, openai_errors)
+            router.add("/console/tools", ("GET", "HEAD"), console.tools.page, openai_errors)
             router.add("/models", ("GET", "HEAD"), console.pages.index, openai_errors)
             router.add("/models/*", ("GET", "HEAD"), console.pages.model, openai_errors)
             router.add("/compare", ("GET", "HEAD"), console.pages.compare, openai_errors)

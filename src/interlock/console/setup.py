@@ -14,6 +14,7 @@ from interlock.console.sessions import Sessions
 from interlock.console.settings import ConsoleSettings
 from interlock.console.signin import SignIn
 from interlock.console.simulate import RATE, SimulatorBox
+from interlock.console.tools import Overview, ToolsPage
 from interlock.console.traffic import RouteTraffic
 from interlock.console.views import vendor_name
 from interlock.console.web import StaticFiles, load_static, make_environment
@@ -38,7 +39,7 @@ class Console:
     def __init__(self, settings: ConsoleSettings, catalog: Catalog, vendors: Mapping[str, VendorRuntime],
                  stats: LiveStats, auth: Authenticator, store: GovStore, secret: bytes,
                  chat: Callable[[Exchange], Awaitable[None]], generation: Generation, *,
-                 log: LogStore | None = None, clock: Clock = SYSTEM_CLOCK) -> None:
+                 log: LogStore | None = None, clock: Clock = SYSTEM_CLOCK, tools: Overview | None = None) -> None:
         static = load_static()
         env = make_environment(static)
         live = frozenset(vendors)
@@ -52,6 +53,8 @@ class Console:
         self.static = StaticFiles(static)
         #: The request log's pages (None store: the log is off, the page says so).
         self.requests = RequestLog(env, self.sessions, log)
+        #: The MCP gateway's page (``tools``: its overview, from app.py).
+        self.tools = ToolsPage(env, self.sessions, tools, clock)
         self.simulate = SimulatorBox(catalog, simulator.adapter if simulator is not None else None,
                                      lambda vendor: vendor_name(catalog, vendor), self.pages.permits,
                                      AddressLimiter(RATE, 60.0, clock))

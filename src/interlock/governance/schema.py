@@ -118,7 +118,8 @@ CREATE TABLE IF NOT EXISTS mcp_calls (
     status TEXT NOT NULL, error TEXT, args_bytes INTEGER NOT NULL, result_bytes INTEGER NOT NULL, arguments TEXT,
     result TEXT, guardrails TEXT
 );
-CREATE INDEX IF NOT EXISTS mcp_calls_project_at ON mcp_calls (project, at)
+CREATE INDEX IF NOT EXISTS mcp_calls_project_at ON mcp_calls (project, at);
+CREATE INDEX IF NOT EXISTS mcp_calls_at ON mcp_calls (at)
 """, """
 CREATE TABLE IF NOT EXISTS mcp_servers (name TEXT PRIMARY KEY, spec TEXT NOT NULL, created_at double precision NOT NULL);
 CREATE TABLE IF NOT EXISTS mcp_packs (
@@ -142,7 +143,8 @@ CREATE TABLE IF NOT EXISTS mcp_calls (
     status TEXT NOT NULL, error TEXT, args_bytes bigint NOT NULL, result_bytes bigint NOT NULL, arguments TEXT,
     result TEXT, guardrails TEXT
 );
-CREATE INDEX IF NOT EXISTS mcp_calls_project_at ON mcp_calls (project, at)
+CREATE INDEX IF NOT EXISTS mcp_calls_project_at ON mcp_calls (project, at);
+CREATE INDEX IF NOT EXISTS mcp_calls_at ON mcp_calls (at)
 """),
     # MCP tool calls per minute on a key or project (``Limit.tool_calls_per_minute``).
     (6, "ALTER TABLE gov_limits ADD COLUMN tool_calls_per_minute INTEGER",

@@ -128,6 +128,17 @@ class McpCallLog:
         return out
 
 
+async def summary(gov: GovStore, project: str | None, since: float) -> list[dict[str, Any]]:
+    """Calls since ``since`` per (pack, server, tool): total, errors (anything but ok), blocked, mean duration."""
+    where, args = ("WHERE project = ? AND at >= ?", (project, since)) if project is not None else \
+        ("WHERE at >= ?", (since,))
+    rows = await gov.fetch("SELECT pack, server, tool, COUNT(*), SUM(CASE WHEN status = 'ok' THEN 0 ELSE 1 END), "
+                           "SUM(CASE WHEN status = 'blocked' THEN 1 ELSE 0 END), AVG(duration_ms) FROM mcp_calls "
+                           f"{where} GROUP BY pack, server, tool ORDER BY COUNT(*) DESC LIMIT 500", args)
+    return [{"pack": r[0], "server": r[1], "tool": r[2], "calls": int(r[3]), "errors": int(r[4] or 0),
+             "blocked": int(r[5] or 0), "mean_ms": float(r[6] or 0.0)} for r in rows]
+
+
 def _row(call: ToolCall) -> tuple[Any, ...]:
     values = list(astuple(call))
     values[-1] = orjson.dumps(call.guardrails).decode() if call.guardrails else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 from interlock.config import ConfigError, Settings
 from interlock.core.clock import Clock
@@ -18,7 +19,7 @@ from interlock.ledger.wiring import Observability
 from interlock.mcp.access import Credentials
 from interlock.mcp.admin import McpAdmin, RouteTable
 from interlock.mcp.auth import McpAuth, Registry
-from interlock.mcp.calllog import McpCallLog
+from interlock.mcp.calllog import McpCallLog, summary
 from interlock.mcp.calls import ToolRunner
 from interlock.mcp.oauth import TokenKeeper
 from interlock.mcp.responses_tools import Handler, McpResponses
@@ -90,6 +91,32 @@ class McpGateway:
     def _authenticate(self, ex: Exchange) -> Principal:
         return self.auth.authenticate(ex.header("authorization"), ex.header("x-api-key"),
                                       ex.header("x-interlock-project"))
+
+    async def overview(self, principal: Principal, now: float) -> dict[str, Any]:
+        """What the console's Tools page shows (plain data; credentials never): the servers, the caller's packs,
+        registered users, and calls per tool over the last 24 hours."""
+        own = None if principal.admin else principal.project
+        servers, packs = await self.registry.current()
+        await self.calls.flush()
+        calls = await summary(self.store.gov, own, now - 86400.0)
+        by_server: dict[str, dict[str, float]] = {}
+        for c in calls:
+            s = by_server.setdefault(c["server"], {"calls": 0, "errors": 0})
+            s["calls"] += c["calls"]
+            s["errors"] += c["errors"]
+        visible = {k: p for k, p in packs.items() if own is None or p.project == own}
+        kinds = await self.store.credential_kinds(own)
+        used = {srv for p in visible.values() for srv in p.servers()}
+        return {
+            "servers": [{**spec.public(), "calls": by_server.get(name, {}).get("calls", 0),
+                         "errors": by_server.get(name, {}).get("errors", 0)}
+                        for name, spec in sorted(servers.items()) if own is None or name in used],
+            "packs": [p.public() for _, p in sorted(visible.items())],
+            "users": [{"id": u.id, "project": u.project, "name": u.name,
+                       "credentials": kinds.get((u.project, u.id), [])}
+                      for u in await self.store.users(own, "", 100)],
+            "calls": calls,
+        }
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self.endpoint.start(loop)

@@ -166,6 +166,15 @@ class McpStore:
                                     "WHERE project = ? AND user_id = ? ORDER BY server", (project, user_id))
         return [{"server": r[0], "kind": r[1], "updated_at": r[2], "expires_at": r[3]} for r in rows]
 
+    async def credential_kinds(self, project: str | None) -> dict[tuple[str, str], list[str]]:
+        """(project, user) → "server (kind)" for every stored credential, in one query (never a secret)."""
+        where, args = ("WHERE project = ?", (project,)) if project is not None else ("", ())
+        out: dict[tuple[str, str], list[str]] = {}
+        for p, u, server, kind in await self.gov.fetch(
+                f"SELECT project, user_id, server, kind FROM mcp_credentials {where} ORDER BY server", args):
+            out.setdefault((p, u), []).append(f"{server} ({kind})")
+        return out
+
     async def delete_credential(self, project: str, user_id: str, server: str) -> bool:
         counts = await self.gov.transaction([("DELETE FROM mcp_credentials WHERE project = ? AND user_id = ? "
                                               "AND server = ?", (project, user_id, server))])
