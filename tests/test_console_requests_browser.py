@@ -6,7 +6,6 @@ checked against the admin API's record of the same request.
 
 from __future__ import annotations
 
-import json
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ import pytest
 
 from tests.conftest import MASTER_KEY, GatewayProcess, start_gateway
 from tests.test_console_browser import DESKTOP, PHONE, shot
-from tests.test_console_playground_browser import no_sideways_scroll, visit
+from tests.test_console_playground_browser import admin, no_sideways_scroll, visit
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -25,14 +24,6 @@ pytestmark = [pytest.mark.slow]
 
 MODEL = "openai/gpt-4.1-mini"
 OTHER = "anthropic/claude-haiku-4-5"
-
-
-def admin(gw: GatewayProcess, method: str, path: str, body: Any = None) -> Any:
-    req = urllib.request.Request(gw.url + path, data=json.dumps(body).encode() if body is not None else None,
-                                 method=method, headers={"authorization": f"Bearer {MASTER_KEY}",
-                                                         "content-type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return json.loads(resp.read() or b"null")
 
 
 @pytest.fixture(scope="module")
