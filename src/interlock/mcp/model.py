@@ -16,7 +16,6 @@ from urllib.parse import urlsplit
 from interlock.configfile import is_header_name, unsafe_header_value
 from interlock.mcp.oauth import OAuthClient
 
-TRANSPORTS = ("streamable_http", "sse", "stdio")
 #: A server or pack id: it appears in URLs and in namespaced tool names.
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 #: A tool name clients and every model vendor accept (OpenAI's function-name rule).

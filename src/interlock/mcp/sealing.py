@@ -74,10 +74,6 @@ class Sealer:
         except (InvalidTag, ValueError, binascii.Error):
             raise SealError("the sealed value does not open: altered, or moved from another row") from None
 
-    @staticmethod
-    def key_of(sealed: str) -> str:
-        return sealed.split(":", 2)[1] if sealed.count(":") >= 2 else ""
-
     @classmethod
     def from_env(cls, environ: Mapping[str, str], state_dir: Path) -> Sealer:
         old = [parse_key(k, f"{ENV_OLD}[{i}]") for i, k in enumerate(environ.get(ENV_OLD, "").split(","))
