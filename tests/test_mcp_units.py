@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 import pytest
+from mcp import types
 
 from interlock.config import ConfigError, load_settings
 from interlock.core.errors import NotFound
@@ -20,7 +21,6 @@ from interlock.mcp.server import jsonrpc_error_body
 from interlock.mcp.settings import McpSettings
 from interlock.mcp.upstream import Access
 from interlock.vendors.registry import VENDOR_TABLE
-from mcp import types
 
 SERVERS = {"a": parse_server("a", {"url": "http://127.0.0.1:1/mcp"}),
            "b": parse_server("b", {"command": ["python", "b.py"]})}
