@@ -199,3 +199,10 @@ async def test_postgres_session_keeps_nothing_between_batches(pg_url: str) -> No
         assert (await store.spend(SpendQuery()))[0]["requests"] == 1500
     finally:
         await store.close()
+
+
+async def test_last_used_reads_each_keys_newest_request(store: LogStore) -> None:
+    await store.write([rec(i) for i in range(9)])  # key0: 0, 3, 6; key1: 1, 4, 7; key2: 2, 5, 8
+    used = await store.last_used(["key0", "key2", "nobody", "key0"])
+    assert used == {"key0": T0 + 6, "key2": T0 + 8}
+    assert await store.last_used([]) == {}

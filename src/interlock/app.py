@@ -277,7 +277,7 @@ class Gateway:
             console = Console(console_settings, self.catalog, self.vendors, self.routing.stats,
                               self.auth, self.governance.store, self.secret, chat, routing_api.generation_for,
                               log=self.obs.store if self.obs.writer is not None else None, clock=self.clock,
-                              tools=self.mcp.overview)
+                              tools=self.mcp.overview, gov=self.governance, guardrails=self.guardrails)
             router.add("/console/signin", ("GET", "HEAD", "POST"), console.signin.route, openai_errors)
             router.add("/console/signout", ("POST",), console.signin.signout, openai_errors)
             router.add("/console/playground", ("GET", "HEAD"), console.playground.page, openai_errors)
@@ -286,6 +286,12 @@ class Gateway:
             router.add("/console/requests", ("GET", "HEAD"), console.requests.route, openai_errors)
             router.add("/console/requests/*", ("GET", "HEAD"), console.requests.route, openai_errors)
             router.add("/console/tools", ("GET", "HEAD"), console.tools.page, openai_errors)
+            if console.keys is not None and console.budgets is not None and console.audit is not None:
+                for path in ("/console/keys", "/console/keys/*", "/console/projects"):
+                    router.add(path, ("GET", "HEAD", "POST"), console.keys.route, openai_errors)
+                for path in ("/console/budgets", "/console/budgets/*", "/console/limits/*"):
+                    router.add(path, ("GET", "HEAD", "POST"), console.budgets.route, openai_errors)
+                router.add("/console/audit", ("GET", "HEAD"), console.audit.page, openai_errors)
             router.add("/models", ("GET", "HEAD"), console.pages.index, openai_errors)
             router.add("/models/*", ("GET", "HEAD"), console.pages.model, openai_errors)
             router.add("/compare", ("GET", "HEAD"), console.pages.compare, openai_errors)

@@ -18,7 +18,9 @@ import orjson
 
 from interlock.core.errors import GatewayError, InvalidRequest, NotFound, PermissionDenied
 from interlock.core.exchange import Exchange
+from interlock.core.principal import Principal
 from interlock.governance import ops
+from interlock.governance.audit import AuditLog, project_of
 from interlock.governance.model import DefinitionError
 from interlock.governance.openapi import document
 from interlock.governance.service import Governance
@@ -50,6 +52,8 @@ class AdminApi:
         #: The floor a project's ``guardrails`` may only tighten, with the config's per-project entries.
         self.guardrails = guardrails or GuardrailConfig()
         self._openapi = orjson.dumps(document())
+        #: Every change made here is written to the audit log (``via = "api"``).
+        self.audit = AuditLog(governance.store, governance.clock)
 
     def add_routes(self, router: RouteTable) -> None:
         methods = ("GET", "POST", "PATCH", "DELETE")
@@ -68,6 +72,7 @@ class AdminApi:
             raise PermissionDenied("Projects, keys, budgets and limits are managed with the admin key only.")
         parts = [p for p in req.path[len(BASE) + 1:].split("/") if p]
         method = req.method
+        before = self._snapshot(parts) if method != "GET" else None
         try:
             status, data = await self._dispatch(req, method, parts)
         except DefinitionError as exc:
@@ -78,7 +83,29 @@ class AdminApi:
             raise Conflict("An item with this id already exists.", param="id") from None
         if method != "GET":
             await self.gov.poll()  # this worker sees its own change at once
+            await self._audit(principal, method, parts, before, data)
         req.json(status, data)
+
+    def _snapshot(self, parts: list[str]) -> dict[str, Any] | None:
+        """The item a change names, as it is before the change (None: a creation, or unknown)."""
+        if len(parts) < 2 or parts[0] not in ("projects", "keys", "budgets", "limits"):
+            return None
+        item = getattr(self.gov.defs, parts[0]).get(parts[1])
+        return None if item is None else dict(item.to_json())
+
+    async def _audit(self, principal: Principal, method: str, parts: list[str], before: dict[str, Any] | None,
+                     data: Any) -> None:
+        kind = parts[0][:-1]
+        action = parts[2] if len(parts) > 2 else {"POST": "create", "PATCH": "update", "DELETE": "delete"}.get(
+            method, method.lower())
+        after = None if action in ("delete", "revoke") or not isinstance(data, dict) else data
+        if action == "revoke":
+            key = self.gov.defs.keys.get(parts[1])
+            after = None if key is None else key.to_json()
+        target = str((data or {}).get("id") if isinstance(data, dict) else "") or (parts[1] if len(parts) > 1 else "")
+        await self.audit.record(principal, "api", f"{kind}.{action}", kind, target,
+                                project=project_of(self.gov.defs, kind, before or after), before=before,
+                                after=after)
 
     async def _body(self, req: Exchange) -> dict[str, Any]:
         raw = await req.body(MAX_BODY)

@@ -19,6 +19,7 @@ from jinja2 import Environment
 
 from interlock.console.sessions import Session, Sessions
 from interlock.console.signin import signin_url, viewer
+from interlock.console.views import usd, utc_when
 from interlock.console.web import redirect, send_page
 from interlock.core.errors import GatewayError, PermissionDenied
 from interlock.core.exchange import Exchange
@@ -122,19 +123,6 @@ class RequestLog:
         send_page(req, self.env, 200, "request.html", {**context, "r": detail_view(row)})
 
 
-def _usd(picousd: int | None) -> str:
-    if picousd is None:
-        return "—"
-    usd = picousd / 1e12
-    return f"${usd:.6f}" if usd < 0.01 else f"${usd:,.4f}"
-
-
-def _when(epoch: float | None) -> str:
-    if epoch is None:
-        return "—"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch)) + f".{int(epoch * 1000) % 1000:03d}"
-
-
 def _ms(value: float | None) -> str:
     return "—" if value is None else f"{value:,.0f} ms" if value >= 100 else f"{value:.1f} ms"
 
@@ -144,12 +132,12 @@ def row_view(r: dict[str, Any]) -> dict[str, Any]:
     status = r.get("status") or 0
     guard = r.get("guardrails") or []
     return {
-        "id": r["id"], "when": _when(r.get("received_at")), "project": r.get("project") or "—",
+        "id": r["id"], "when": utc_when(r.get("received_at")), "project": r.get("project") or "—",
         "key": r.get("key_id") or "—", "model": r.get("model") or r.get("requested_model") or "—",
         "vendor": r.get("vendor") or "—", "status": status, "ok": 200 <= status < 400,
         "duration": _ms(r.get("duration_ms")), "ttft": _ms(r.get("ttft_ms")),
         "tokens": f"{r.get('input_tokens') or 0:,} → {r.get('output_tokens') or 0:,}",
-        "cost": _usd(r.get("cost_picousd")), "estimated": bool(r.get("cost_estimated")),
+        "cost": usd(r.get("cost_picousd")), "estimated": bool(r.get("cost_estimated")),
         "cache": r.get("response_cache") or "", "tags": r.get("tags") or [],
         "guardrails": ", ".join(f"{g.get('detector')}={g.get('action')}" for g in guard if isinstance(g, dict)),
         "inbound": r.get("inbound") or "", "stream": bool(r.get("stream")),
@@ -180,12 +168,12 @@ def detail_view(r: dict[str, Any]) -> dict[str, Any]:
              ("cache write tokens", r.get("cache_write_tokens")), ("output tokens", r.get("output_tokens")),
              ("reasoning tokens", r.get("reasoning_tokens"))]
     out.update({
-        "received": _when(received), "timeline": timeline, "explanation": r.get("explanation") or "",
+        "received": utc_when(received), "timeline": timeline, "explanation": r.get("explanation") or "",
         "policy": trace.get("policy") or "", "strategy": trace.get("strategy") or "",
         "candidates": [c for c in trace.get("candidates") or [] if isinstance(c, dict)],
         "usage": [(name, f"{value:,}") for name, value in costs if value is not None],
         "cost_note": "estimated (the vendor sent no usage)" if r.get("cost_estimated") else "",
-        "saved": _usd(r.get("cache_saved_picousd")) if r.get("cache_saved_picousd") is not None else "",
+        "saved": usd(r.get("cache_saved_picousd")) if r.get("cache_saved_picousd") is not None else "",
         "guard_rows": [g for g in r.get("guardrails") or [] if isinstance(g, dict)],
         "error": r.get("error_message") or "", "end_user": r.get("end_user") or "",
         "content_level": r.get("content_level") or "",

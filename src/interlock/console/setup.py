@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 
 from interlock.catalog import Catalog
+from interlock.console.audit import AuditPage
+from interlock.console.budgets import BudgetsPage
 from interlock.console.csrf import SigninTokens
+from interlock.console.keys import KeysPage
 from interlock.console.limits import AddressLimiter
 from interlock.console.pages import CatalogPages
 from interlock.console.playground import Generation, Playground
@@ -21,8 +24,11 @@ from interlock.console.web import StaticFiles, load_static, make_environment
 from interlock.core.clock import SYSTEM_CLOCK, Clock
 from interlock.core.exchange import Exchange
 from interlock.core.vendor import VendorRuntime
+from interlock.governance.audit import AuditLog
 from interlock.governance.auth import Authenticator
+from interlock.governance.service import Governance
 from interlock.governance.store import GovStore
+from interlock.guardrails.settings import GuardrailConfig
 from interlock.ledger.writer import LogStore
 from interlock.routing.stats import LiveStats
 
@@ -39,7 +45,8 @@ class Console:
     def __init__(self, settings: ConsoleSettings, catalog: Catalog, vendors: Mapping[str, VendorRuntime],
                  stats: LiveStats, auth: Authenticator, store: GovStore, secret: bytes,
                  chat: Callable[[Exchange], Awaitable[None]], generation: Generation, *,
-                 log: LogStore | None = None, clock: Clock = SYSTEM_CLOCK, tools: Overview | None = None) -> None:
+                 log: LogStore | None = None, clock: Clock = SYSTEM_CLOCK, tools: Overview | None = None,
+                 gov: Governance | None = None, guardrails: GuardrailConfig | None = None) -> None:
         static = load_static()
         env = make_environment(static)
         live = frozenset(vendors)
@@ -58,3 +65,13 @@ class Console:
         self.simulate = SimulatorBox(catalog, simulator.adapter if simulator is not None else None,
                                      lambda vendor: vendor_name(catalog, vendor), self.pages.permits,
                                      AddressLimiter(RATE, 60.0, clock))
+        #: Projects and keys, budgets and limits, the audit log (``gov``: the governance service; None in
+        #: unit tests that build a console without one, where these pages are not routed).
+        self.keys: KeysPage | None = None
+        self.budgets: BudgetsPage | None = None
+        self.audit: AuditPage | None = None
+        if gov is not None:
+            audit = AuditLog(gov.store, clock)
+            self.keys = KeysPage(env, self.sessions, gov, secret, audit, log, guardrails, clock)
+            self.budgets = BudgetsPage(env, self.sessions, gov, audit, clock)
+            self.audit = AuditPage(env, self.sessions, audit)

@@ -8,6 +8,7 @@ formatted here, once, the way a buyer reads them: ``$0.40`` per 1M tokens,
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -47,6 +48,21 @@ SORTS: dict[str, str] = {
 }
 
 _BIG = float("inf")
+
+
+def usd(picousd: int | None) -> str:
+    """Picodollars as dollars: six decimals below a cent, four above."""
+    if picousd is None:
+        return "—"
+    usd = picousd / 1e12
+    return f"${usd:.6f}" if usd < 0.01 else f"${usd:,.4f}"
+
+
+def utc_when(epoch: float | None) -> str:
+    """Epoch seconds as UTC date and time to the millisecond."""
+    if epoch is None:
+        return "—"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch)) + f".{int(epoch * 1000) % 1000:03d}"
 
 
 def price(micro: int | None) -> str:

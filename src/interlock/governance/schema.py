@@ -149,6 +149,22 @@ CREATE INDEX IF NOT EXISTS mcp_calls_at ON mcp_calls (at)
     # MCP tool calls per minute on a key or project (``Limit.tool_calls_per_minute``).
     (6, "ALTER TABLE gov_limits ADD COLUMN tool_calls_per_minute INTEGER",
      "ALTER TABLE gov_limits ADD COLUMN IF NOT EXISTS tool_calls_per_minute bigint"),
+    # The audit log of administrative changes (``governance/audit.py``): who, what, when, before and after.
+    (7, """
+CREATE TABLE IF NOT EXISTS gov_audit (
+    id TEXT PRIMARY KEY, at REAL NOT NULL, actor TEXT NOT NULL, via TEXT NOT NULL, action TEXT NOT NULL,
+    target_kind TEXT NOT NULL, target_id TEXT NOT NULL, project TEXT, before TEXT, after TEXT
+);
+CREATE INDEX IF NOT EXISTS gov_audit_at ON gov_audit (at, id);
+CREATE INDEX IF NOT EXISTS gov_audit_project_at ON gov_audit (project, at, id)
+""", """
+CREATE TABLE IF NOT EXISTS gov_audit (
+    id TEXT PRIMARY KEY, at double precision NOT NULL, actor TEXT NOT NULL, via TEXT NOT NULL, action TEXT NOT NULL,
+    target_kind TEXT NOT NULL, target_id TEXT NOT NULL, project TEXT, before TEXT, after TEXT
+);
+CREATE INDEX IF NOT EXISTS gov_audit_at ON gov_audit (at, id);
+CREATE INDEX IF NOT EXISTS gov_audit_project_at ON gov_audit (project, at, id)
+"""),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -46,6 +46,7 @@ from interlock.ledger.rowcodec import (
     decode_row,
 )
 from interlock.ledger.schema import (
+    MAX_KEYS,
     PG_READ_COLUMNS,
     LogQuery,
     SpendQuery,
@@ -156,6 +157,16 @@ class PostgresLog:
         pool = await self._get_pool()
         row = await pool.fetchrow(f"{_SELECT} WHERE id = $1", rid)
         return None if row is None else decode_row(tuple(row))
+
+    async def last_used(self, key_ids: Sequence[str]) -> dict[str, float]:
+        """When each key last made a request: one indexed max per key (``requests_key``), no scan."""
+        ids = list(dict.fromkeys(key_ids))[:MAX_KEYS]
+        if not ids:
+            return {}
+        pool = await self._get_pool()
+        rows = await pool.fetch("SELECT k, (SELECT max(received_at) FROM requests WHERE key_id = k) "
+                                "FROM unnest($1::text[]) AS k", ids, timeout=self._timeout)
+        return {str(r[0]): float(r[1]) for r in rows if r[1] is not None}
 
     async def spend(self, q: SpendQuery) -> list[dict[str, Any]]:
         sql, args = spend_sql(q, dollar, postgres=True)

@@ -47,6 +47,8 @@ ROLLUP_VALUES = ("requests", "errors", "input_tokens", "cache_read_tokens", "out
                  "saved_picousd", "cache_hits")
 #: The log's ``response_cache`` filter: what the response cache did, or "off" (it was not on).
 RESPONSE_CACHE_FILTERS = (HIT, MISS, BYPASS, "off")
+#: At most this many keys' last use in one ``last_used`` read (one indexed MAX each).
+MAX_KEYS = 500
 GROUPS = {"day": "day", "project": "project", "key": "key_id", "model": "model", "vendor": "vendor", "tag": "tag"}
 
 

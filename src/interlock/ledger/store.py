@@ -33,6 +33,7 @@ from interlock.ledger.rowcodec import (
     decode_row,
 )
 from interlock.ledger.schema import (
+    MAX_KEYS,
     SQLITE_UPSERT_DIMS,
     SQLITE_UPSERT_ROLLUP,
     LogQuery,
@@ -142,6 +143,16 @@ class SQLiteStore:
         row = self._query(lambda c: c.execute(f"{_SELECT} WHERE id = ?", (rid,)).fetchone())
         return None if row is None else decode_row(row)
 
+    def last_used(self, key_ids: Sequence[str]) -> dict[str, float]:
+        """When each key last made a request: one indexed MAX per key (``requests_key``), no scan."""
+        ids = list(dict.fromkeys(key_ids))[:MAX_KEYS]
+        if not ids:
+            return {}
+        sql = " UNION ALL ".join("SELECT ?, (SELECT MAX(received_at) FROM requests WHERE key_id = ?)" for _ in ids)
+        args = [x for kid in ids for x in (kid, kid)]
+        rows = self._query(lambda c: c.execute(sql, args).fetchall())
+        return {str(k): float(at) for k, at in rows if at is not None}
+
     def spend(self, q: SpendQuery) -> list[dict[str, Any]]:
         sql, args = spend_sql(q, qmark, postgres=False)
         return spend_rows(q.group_by, self._query(lambda c: c.execute(sql, args).fetchall()))
@@ -195,6 +206,9 @@ class SQLiteLog:
 
     async def get(self, rid: str) -> dict[str, Any] | None:
         return await asyncio.to_thread(self.store.get_log, rid)
+
+    async def last_used(self, key_ids: Sequence[str]) -> dict[str, float]:
+        return await asyncio.to_thread(self.store.last_used, key_ids)
 
     async def spend(self, q: SpendQuery) -> list[dict[str, Any]]:
         return await asyncio.to_thread(self.store.spend, q)

@@ -1,0 +1,200 @@
+"""``/console/budgets``: budgets (spent, reserved and remaining as a bar, the period's reset, soft alerts
+crossed) and rate limits (rpm, tpm, concurrency, tool calls per minute); create and delete them.
+
+The admin key sees and changes every one; a project key sees those on its project and its keys (read only).
+Changes go through ``governance.ops`` like the admin API, are written to the audit log, and are applied by
+this worker at once. Deleting asks for confirmation first (a GET shows what will go, the POST deletes).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote, unquote
+
+from jinja2 import Environment
+
+from interlock.console.forms import admin_only, confirm, done_note, field_list, posted
+from interlock.console.sessions import Session, Sessions
+from interlock.console.signin import signin_url, viewer
+from interlock.console.views import utc_when
+from interlock.console.web import redirect, send_page
+from interlock.core.clock import SYSTEM_CLOCK, Clock
+from interlock.core.exchange import Exchange
+from interlock.core.principal import Principal
+from interlock.governance import ops
+from interlock.governance.audit import AuditLog, project_of
+from interlock.governance.model import (
+    BUDGET_SCOPES,
+    LIMIT_SCOPES,
+    MODES,
+    PERIODS,
+    Budget,
+    DefinitionError,
+    Limit,
+)
+from interlock.governance.service import Governance
+
+PAGE = "/console/budgets"
+KINDS = ("budgets", "limits")
+
+
+def budget_body(form: dict[str, str]) -> dict[str, Any]:
+    body: dict[str, Any] = {"scope": form.get("scope", ""), "subject": form.get("subject", "").strip(),
+                            "amount_usd": form.get("amount_usd", "").strip(), "period": form.get("period", ""),
+                            "mode": form.get("mode", "")}
+    thresholds = field_list(form.get("thresholds", ""))
+    if thresholds:
+        body["thresholds"] = [int(t) if t.isdigit() else t for t in thresholds]
+    return body
+
+
+def limit_body(form: dict[str, str]) -> dict[str, Any]:
+    body: dict[str, Any] = {"scope": form.get("scope", ""), "subject": form.get("subject", "").strip()}
+    for name in ("rpm", "tpm", "concurrent", "tool_calls_per_minute"):
+        text = form.get(name, "").strip()
+        if text:
+            body[name] = int(text) if text.isdigit() else text
+    return body
+
+
+def bar(spent: float, reserved: float, amount: float) -> dict[str, Any]:
+    """The progress figures of one budget: the used share (spent + reserved) and its words."""
+    used = spent + reserved
+    share = used / amount if amount > 0 else 1.0
+    return {"used_pct": round(100 * share, 1), "meter": min(used, amount), "high": 0.8 * amount,
+            "state": "over" if used >= amount else "high" if share >= 0.8 else "ok"}
+
+
+class BudgetsPage:
+    def __init__(self, env: Environment, sessions: Sessions, gov: Governance, audit: AuditLog,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
+        self.env = env
+        self.sessions = sessions
+        self.gov = gov
+        self.audit = audit
+        self.clock = clock
+
+    def _visible(self, principal: Principal, item: Budget | Limit) -> bool:
+        return principal.admin or project_of(self.gov.defs, "budget", item.to_json()) == principal.project
+
+    async def route(self, req: Exchange) -> None:
+        """``/console/budgets`` (GET; POST ``kind=budget|limit`` creates) and ``/console/{kind}/{id}/delete``."""
+        parts = [p for p in req.path.split("/") if p][1:]  # drop "console"
+        if parts == ["budgets"]:
+            await (self.create(req) if req.method == "POST" else self.page(req))
+        elif len(parts) == 3 and parts[0] in KINDS and parts[2] == "delete":
+            await self.delete(req, parts[0], unquote(parts[1]))
+        else:
+            session = await self.sessions.resolve(req)
+            if session is None:
+                redirect(req, signin_url(PAGE))
+                return
+            send_page(req, self.env, 404, "error.html", {"title": "Not found", "active": "budgets",
+                                                          "message": f"No page {req.path[:100]}.",
+                                                          **viewer(session)})
+
+    async def page(self, req: Exchange, *, status: int = 200, session: Session | None = None,
+                   errors: dict[str, str] | None = None, form: dict[str, str] | None = None,
+                   which: str = "") -> None:
+        session = session or await self.sessions.resolve(req)
+        if session is None:
+            redirect(req, signin_url(PAGE))
+            return
+        await self.gov.poll()
+        principal = session.principal
+        defs = self.gov.defs
+        alerts: dict[str, list[int]] = {}
+        for event in self.gov.alerts.recent:
+            alerts.setdefault(str(event["budget_id"]), []).append(int(event["threshold_percent"]))
+        budgets = []
+        for b in sorted(defs.budgets.values(), key=lambda b: (b.scope, b.subject, b.created_at)):
+            if not self._visible(principal, b):
+                continue
+            row: dict[str, Any] = {**b.to_json(), "amount": float(b.to_json()["amount_usd"]),
+                                   "alerts": sorted(set(alerts.get(b.id, [])))}
+            if b.subject != "*":
+                st = await self.gov.budget_status(b)
+                spent, reserved = float(st["spent_usd"]), float(st["reserved_usd"])
+                row.update(spent=spent, reserved=reserved, remaining=float(st["remaining_usd"]),
+                           resets=utc_when(st["period_end"])[:16] + " UTC" if st["period_end"] else "never",
+                           **bar(spent, reserved, row["amount"]))
+            budgets.append(row)
+        limits = [lim.to_json() for lim in sorted(defs.limits.values(), key=lambda x: (x.scope, x.subject))
+                  if self._visible(principal, lim)]
+        send_page(req, self.env, status, "budgets.html", {
+            "title": "Budgets and limits", "active": "budgets", **viewer(session), "admin": principal.admin,
+            "budgets": budgets, "limits": limits, "errors": errors or {}, "form": form or {}, "which": which,
+            "budget_scopes": BUDGET_SCOPES, "limit_scopes": LIMIT_SCOPES, "periods": PERIODS, "modes": MODES,
+            "done": done_note(req.query)})
+
+    async def create(self, req: Exchange) -> None:
+        got = await posted(req, self.env, self.sessions, PAGE)
+        if got is None or not admin_only(req, self.env, got.session, "Budgets and limits"):
+            return
+        kind = got.form.get("kind")
+        if kind not in ("budget", "limit"):
+            await self.page(req, status=400, session=got.session, errors={"kind": "expected budget or limit"})
+            return
+        gov = self.gov
+        if gov.cfg.workers > 1 and gov.redis is None:
+            await self.page(req, status=409, session=got.session, form=got.form, which=kind, errors={
+                "scope": f"this gateway runs {gov.cfg.workers} workers without redis:, so budgets and limits "
+                         "could not be counted exactly; configure redis: first"})
+            return
+        try:
+            item: Budget | Limit = await (ops.create_budget(gov.store, budget_body(got.form)) if kind == "budget"
+                                          else ops.create_limit(gov.store, limit_body(got.form)))
+        except DefinitionError as exc:
+            await self.page(req, status=400, session=got.session, errors={exc.field: exc.message},
+                            form=got.form, which=kind)
+            return
+        except ops.Missing as exc:
+            await self.page(req, status=400, session=got.session, errors={exc.field or "subject": exc.message},
+                            form=got.form, which=kind)
+            return
+        await gov.poll()
+        await self.audit.record(got.session.principal, "console", f"{kind}.create", kind, item.id,
+                                project=project_of(gov.defs, kind, item.to_json()), after=item.to_json())
+        redirect(req, f"{PAGE}?done={kind}-created:{quote(item.id)}")
+
+    async def delete(self, req: Exchange, kind: str, item_id: str) -> None:
+        one = kind[:-1]
+        if req.method != "POST":
+            session = await self.sessions.resolve(req)
+            if session is None:
+                redirect(req, signin_url(f"/console/{kind}/{quote(item_id)}/delete"))
+                return
+            if not admin_only(req, self.env, session, "Budgets and limits"):
+                return
+            await self.gov.poll()
+            item = getattr(self.gov.defs, kind).get(item_id)
+            if item is None:
+                await self.page(req, status=404, session=session, errors={"kind": f"No {one} with id {item_id!r}."})
+                return
+            confirm(req, self.env, session, title=f"Delete this {one}?", active="budgets", back=PAGE,
+                    message=f"The {one} {item.id} on {item.scope} {item.subject} ({describe(item)}) stops "
+                            "applying at once. This cannot be undone.",
+                    action=f"/console/{kind}/{quote(item.id)}/delete", button=f"Delete {one}")
+            return
+        got = await posted(req, self.env, self.sessions, PAGE)
+        if got is None or not admin_only(req, self.env, got.session, "Budgets and limits"):
+            return
+        await self.gov.poll()
+        item = getattr(self.gov.defs, kind).get(item_id)
+        if item is None:
+            await self.page(req, status=404, session=got.session, errors={"kind": f"No {one} with id {item_id!r}."})
+            return
+        await self.gov.store.delete(f"gov_{kind}", item.id)
+        await self.gov.poll()
+        await self.audit.record(got.session.principal, "console", f"{one}.delete", one, item.id,
+                                project=project_of(self.gov.defs, one, item.to_json()), before=item.to_json())
+        redirect(req, f"{PAGE}?done={one}-deleted:{quote(item.id)}")
+
+
+def describe(item: Budget | Limit) -> str:
+    if isinstance(item, Budget):
+        return f"{item.to_json()['amount_usd']} USD {item.period}, {item.mode}"
+    parts = [f"{name} {value}" for name, value in (("rpm", item.rpm), ("tpm", item.tpm),
+                                                     ("concurrent", item.concurrent),
+                                                     ("tool calls/min", item.tool_calls_per_minute)) if value]
+    return ", ".join(parts)
