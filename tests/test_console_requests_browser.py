@@ -154,3 +154,78 @@ def test_signed_out_visitors_are_sent_to_sign_in(traffic: tuple[GatewayProcess, 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None
+
+
+@pytest.fixture(scope="module")
+def failover(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    gw = start_gateway(tmp_path_factory.mktemp("failover"), """
+simulator: {enabled: true, time_scale: 0, faults: {"openai/gpt-4.1-nano": "error=503"}}
+logging: {flush_interval: 0.2, level: metadata}
+policies:
+  support-bot:
+    targets: [simulator/openai/gpt-4.1-nano, simulator/openai/gpt-4.1-mini]
+""")
+    try:
+        yield gw
+    finally:
+        gw.stop()
+
+
+def test_failover_drill_down_and_live_tail(failover: GatewayProcess, browser: sync_api.Browser) -> None:
+    gw = failover
+    admin(gw, "POST", "/admin/v1/projects", {"id": "gamma"})
+    admin(gw, "POST", "/admin/v1/projects", {"id": "delta"})
+    gamma = admin(gw, "POST", "/admin/v1/keys", {"project": "gamma"})["key"]
+    delta = admin(gw, "POST", "/admin/v1/keys", {"project": "delta"})["key"]
+    sdk = openai.OpenAI(base_url=gw.base_url, api_key=gamma, max_retries=0, timeout=30)
+    rid = sdk.chat.completions.with_raw_response.create(
+        model="support-bot", messages=[{"role": "user", "content": "help"}]).headers["x-interlock-request-id"]
+    deadline = time.monotonic() + 10
+    while not admin(gw, "GET", "/admin/v1/logs?limit=5")["data"]:
+        assert time.monotonic() < deadline, "the log did not receive the request"
+        time.sleep(0.2)
+    record = admin(gw, "GET", f"/admin/v1/logs/{rid}")
+    attempts = record["attempts"]
+    assert len(attempts) >= 2 and attempts[0]["model"] == "openai/gpt-4.1-nano"
+    assert attempts[-1]["model"] == "openai/gpt-4.1-mini"
+    v = visit(browser, gw, DESKTOP)
+    watcher = visit(browser, gw, PHONE)
+    try:
+        page = v.page
+        sign_in(page, gw, MASTER_KEY, f"/console/requests/{rid}")
+        body = page.locator("main").inner_text()
+        # The timeline has both attempts with their outcome, status and latency; the routing explanation and
+        # the cost breakdown are the log record's.
+        assert "attempt 1: simulator / openai/gpt-4.1-nano" in body and "503" in body
+        assert f"attempt {len(attempts)}: simulator / openai/gpt-4.1-mini" in body
+        assert record["explanation"][:40] in body and "support-bot" in body
+        assert f"{record['input_tokens']:,}" in body and f"{record['output_tokens']:,}" in body
+        shot(page, "request-failover-desktop")
+        # Live tail: the admin's page and a project key's page both follow; each sees what it may.
+        page.goto(f"{gw.url}/console/requests")
+        page.get_by_role("button", name="Follow live").click()
+        sign_in(watcher.page, gw, delta, "/console/requests")
+        watcher.page.get_by_role("button", name="Follow live").click()
+        time.sleep(1.2)  # both streams are open before the traffic
+        other = openai.OpenAI(base_url=gw.base_url, api_key=delta, max_retries=0, timeout=30)
+        fresh = [sdk.chat.completions.with_raw_response.create(
+            model="openai/gpt-4.1-mini", messages=[{"role": "user", "content": "live"}]).headers[
+            "x-interlock-request-id"],
+            other.chat.completions.with_raw_response.create(
+            model="openai/gpt-4.1-mini", messages=[{"role": "user", "content": "live"}]).headers[
+            "x-interlock-request-id"]]
+        page.locator("tr.fresh").nth(1).wait_for(timeout=15000)
+        assert all(r in page.locator("#request-rows").inner_text() for r in fresh)
+        assert "2 new requests" in page.locator("#tail-status").inner_text()
+        watcher.page.locator("tr.fresh").first.wait_for(timeout=15000)
+        time.sleep(1.5)  # a gamma row would have arrived by now
+        seen = watcher.page.locator("#request-rows").inner_text()
+        assert fresh[1] in seen and fresh[0] not in seen and rid not in seen
+        no_sideways_scroll(watcher.page)
+        shot(page, "requests-live-desktop")
+        page.get_by_role("button", name="Pause").click()
+        assert page.locator("#tail-status").inner_text() == "Paused."
+        v.check_local(gw)
+    finally:
+        watcher.close()
+        v.close()

@@ -19,6 +19,7 @@ from jinja2 import Environment
 
 from interlock.console.sessions import Session, Sessions
 from interlock.console.signin import signin_url, viewer
+from interlock.console.tail import TailStream
 from interlock.console.views import usd, utc_when
 from interlock.console.web import redirect, send_page
 from interlock.core.errors import GatewayError, PermissionDenied
@@ -38,6 +39,8 @@ class RequestLog:
         self.env = env
         self.sessions = sessions
         self.store = store
+        #: ``/console/requests/tail`` (the live tail's stream; None: the log is off).
+        self.tail: TailStream | None = None
 
     async def _session(self, req: Exchange) -> Session | None:
         session = await self.sessions.resolve(req)
@@ -64,6 +67,8 @@ class RequestLog:
         rest = req.path[len(PAGE):].strip("/")
         if rest == "export":
             await self.export(req)
+        elif rest == "tail" and self.tail is not None:
+            await self.tail(req)
         elif rest:
             await self.detail(req, unquote(rest))
         else:
@@ -75,7 +80,8 @@ class RequestLog:
             return
         context: dict[str, Any] = {"title": "Requests", "active": "requests", **viewer(session),
                                    "admin": session.principal.admin, "project": session.principal.project,
-                                   "error": None, "error_param": None, "filters": {}, "off": False}
+                                   "error": None, "error_param": None, "filters": {}, "off": False,
+                                   "live": None}
         if self.store is None:
             send_page(req, self.env, 200, "requests.html", {**context, "off": True})
             return
@@ -94,8 +100,11 @@ class RequestLog:
         if more and rows:
             next_link = PAGE + "?" + urlencode({**filters, "limit": q.limit,
                                                 "cursor": encode_cursor(rows[-1]["received_at"], rows[-1]["id"])})
+        # Following live: the newest page, unfiltered (a project key's stream is pinned to its project).
+        live = {"since": rows[0]["received_at"] if rows else time.time()} \
+            if self.tail is not None and not q.cursor and not filters else None
         send_page(req, self.env, 200, "requests.html", {
-            **context, "rows": [row_view(r) for r in rows], "filters": filters, "next_link": next_link,
+            **context, "rows": [row_view(r) for r in rows], "filters": filters, "next_link": next_link, "live": live,
             "first_link": PAGE + ("?" + urlencode(filters) if filters else "") if q.cursor else None,
             "export": {fmt: f"{PAGE}/export?" + urlencode({**filters, "format": fmt}) for fmt in ("csv", "jsonl")},
             "query_ms": round((time.perf_counter() - started) * 1000, 1)})

@@ -12,11 +12,12 @@ from interlock.console.keys import KeysPage
 from interlock.console.limits import AddressLimiter
 from interlock.console.pages import CatalogPages
 from interlock.console.playground import Generation, Playground
-from interlock.console.requests import RequestLog
+from interlock.console.requests import RequestLog, row_view
 from interlock.console.sessions import Sessions
 from interlock.console.settings import ConsoleSettings
 from interlock.console.signin import SignIn
 from interlock.console.simulate import RATE, SimulatorBox
+from interlock.console.tail import LogTail, TailStream
 from interlock.console.tools import Overview, ToolsPage
 from interlock.console.traffic import RouteTraffic
 from interlock.console.views import vendor_name
@@ -60,6 +61,9 @@ class Console:
         self.static = StaticFiles(static)
         #: The request log's pages (None store: the log is off, the page says so).
         self.requests = RequestLog(env, self.sessions, log)
+        #: One poll of the log a second for every live tail this worker streams.
+        self.tail = LogTail(log, row_view, clock=clock) if log is not None else None
+        self.requests.tail = TailStream(self.sessions, self.tail, clock) if self.tail is not None else None
         #: The MCP gateway's page (``tools``: its overview, from app.py).
         self.tools = ToolsPage(env, self.sessions, tools, clock)
         self.simulate = SimulatorBox(catalog, simulator.adapter if simulator is not None else None,
