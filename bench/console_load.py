@@ -7,7 +7,10 @@ concurrent method, where both share the core equally and a change in the machine
 speed hits both in the same instant. One of them ("pages") also serves a
 browser-like client: every second it loads ``/models/openai/gpt-4.1-mini`` (the
 first load also fetches the stylesheet and scripts; later loads, like a browser,
-take those from its cache: they are linked as immutable). The figure is the median
+take those from its cache: they are linked as immutable). A ``/console/...`` page is
+loaded signed in: the client signs in once with the admin key (the sign-in form and its
+CSRF cookie, like a browser) and sends the session cookie with every load, so
+``--page /console/requests`` measures the request log page. The figure is the median
 over rounds of (req/s with pages / req/s without) - 1. Target: within 2%.
 ``--calibrate`` adds a third gateway without pages: the method's own noise.
 
@@ -25,12 +28,22 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from logging_overhead import PY, load_into, start_gateway
-from run import LOAD_CORE, UPSTREAM_KEY, Managed, WrkResult, ensure_wrk, require_autogroup, wait_healthy
+from run import (
+    LOAD_CORE,
+    MASTER_KEY,
+    UPSTREAM_KEY,
+    Managed,
+    WrkResult,
+    ensure_wrk,
+    require_autogroup,
+    wait_healthy,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 MOCK_PORT, GW_PORT = 9121, 8421
@@ -47,9 +60,33 @@ class PageLoader(threading.Thread):
         self.times_ms: list[float] = []
         self.failures: list[str] = []
         self._assets: list[str] | None = None
+        self.cookie = ""
+
+    def sign_in(self, conn: http.client.HTTPConnection) -> None:
+        """The sign-in form with the admin key, as a browser does it; keeps the session cookie."""
+        conn.request("GET", "/console/signin", headers={"user-agent": "bench-browser"})
+        resp = conn.getresponse()
+        form = resp.read().decode(errors="replace")
+        nonce = re.search(r"interlock_signin=([^;]+)", resp.getheader("set-cookie") or "")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+        if nonce is None or token is None:
+            raise SystemExit("the sign-in page gave no CSRF cookie or token")
+        body = urllib.parse.urlencode({"key": MASTER_KEY, "csrf_token": token.group(1), "next": self.path})
+        conn.request("POST", "/console/signin", body=body, headers={
+            "content-type": "application/x-www-form-urlencoded", "cookie": f"interlock_signin={nonce.group(1)}",
+            "user-agent": "bench-browser"})
+        resp = conn.getresponse()
+        resp.read()
+        session = re.search(r"interlock_session=([^;]+)", resp.getheader("set-cookie") or "")
+        if resp.status != 303 or session is None:
+            raise SystemExit(f"sign-in failed: {resp.status}")
+        self.cookie = f"interlock_session={session.group(1)}"
 
     def _get(self, conn: http.client.HTTPConnection, path: str) -> bytes:
-        conn.request("GET", path, headers={"accept": "text/html,*/*", "user-agent": "bench-browser"})
+        headers = {"accept": "text/html,*/*", "user-agent": "bench-browser"}
+        if self.cookie:
+            headers["cookie"] = self.cookie
+        conn.request("GET", path, headers=headers)
         resp = conn.getresponse()
         body = resp.read()
         if resp.status != 200:
@@ -58,6 +95,8 @@ class PageLoader(threading.Thread):
 
     def run(self) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        if self.path.startswith("/console/"):
+            self.sign_in(conn)
         next_at = time.monotonic()
         while not self.stop.is_set():
             started = time.perf_counter()
