@@ -158,6 +158,23 @@ def test_budget_from_the_page_refuses_an_overshoot(gateway: GatewayProcess, brow
         assert refused.value.status_code == 402
         row = page.locator(f"tr.budget-row[data-budget='{budgets[0]['id']}']")
         assert "$0.000001" in row.inner_text() and row.locator("meter").count() == 1
+        # Edit it: a bad amount stays on the form; a larger one lets the request through, same budget id.
+        row.get_by_role("link", name="Edit").click()
+        page.get_by_label("Amount (USD)").fill("-3")
+        page.get_by_role("button", name="Save").click()
+        assert "amount_usd" in page.locator("#err-amount_usd").get_attribute("id")
+        v.errors.clear()
+        page.get_by_label("Amount (USD)").fill("50")
+        page.get_by_label("Mode").select_option("soft")
+        page.get_by_role("button", name="Save").click()
+        page.wait_for_url("**/console/budgets?done=*")
+        edited = admin(gw, "GET", f"/admin/v1/budgets/{budgets[0]['id']}")
+        assert edited["amount_usd"] == "50" and edited["mode"] == "soft"
+        assert ask(gw, key)
+        admin(gw, "PATCH", f"/admin/v1/budgets/{budgets[0]['id']}", {"amount_usd": "0.000001", "mode": "hard"})
+        with pytest.raises(openai.APIStatusError):
+            ask(gw, key)
+        page.reload()
         # A rate limit, then delete it after the confirmation page.
         page.get_by_text("New rate limit").click()
         page.locator("#l-scope").select_option("project")
@@ -177,7 +194,9 @@ def test_budget_from_the_page_refuses_an_overshoot(gateway: GatewayProcess, brow
         assert admin(gw, "GET", "/admin/v1/limits?subject=thrift")["data"] == []
         page.goto(f"{gw.url}/console/audit")
         actions = [r.get_attribute("data-action") for r in page.locator("tr.audit-row").all()]
-        assert actions[:3] == ["limit.delete", "limit.create", "budget.create"], actions
+        assert actions[:5] == ["limit.delete", "limit.create", "budget.update", "budget.update", "budget.create"], \
+            actions
+        assert "api" in page.locator("tr.audit-row").nth(2).inner_text()  # the PATCH through the admin API
         # The admin API's own changes are audited too (the project and key made above).
         assert "project.create" in actions and "key.create" in actions
         assert "api" in page.locator("tr.audit-row", has_text="thrifty").first.inner_text()

@@ -254,6 +254,11 @@ class AdminApi:
             if kind == "budgets" and item.subject != "*":
                 data["status"] = await gov.budget_status(item)
             return 200, data
+        if method == "PATCH":
+            body = await self._body(req)
+            changed = await (ops.update_budget(gov.store, item, body) if kind == "budgets"
+                             else ops.update_limit(gov.store, item, body))
+            return 200, changed.to_json()
         if method == "DELETE":
             await gov.store.delete(f"gov_{kind}", item.id)
             return 200, {"id": item.id, "deleted": True}

@@ -38,22 +38,26 @@ PAGE = "/console/budgets"
 KINDS = ("budgets", "limits")
 
 
-def budget_body(form: dict[str, str]) -> dict[str, Any]:
-    body: dict[str, Any] = {"scope": form.get("scope", ""), "subject": form.get("subject", "").strip(),
-                            "amount_usd": form.get("amount_usd", "").strip(), "period": form.get("period", ""),
-                            "mode": form.get("mode", "")}
+def budget_body(form: dict[str, str], *, edit: bool = False) -> dict[str, Any]:
+    """The budget form as the admin API's JSON body (``edit``: the changeable fields only)."""
+    body: dict[str, Any] = {} if edit else {"scope": form.get("scope", ""), "subject": form.get("subject", "").strip()}
+    body.update(amount_usd=form.get("amount_usd", "").strip(), period=form.get("period", ""),
+                mode=form.get("mode", ""))
     thresholds = field_list(form.get("thresholds", ""))
     if thresholds:
         body["thresholds"] = [int(t) if t.isdigit() else t for t in thresholds]
     return body
 
 
-def limit_body(form: dict[str, str]) -> dict[str, Any]:
-    body: dict[str, Any] = {"scope": form.get("scope", ""), "subject": form.get("subject", "").strip()}
+def limit_body(form: dict[str, str], *, edit: bool = False) -> dict[str, Any]:
+    """The limit form as the admin API's JSON body (``edit``: every count, an empty one as null: removed)."""
+    body: dict[str, Any] = {} if edit else {"scope": form.get("scope", ""), "subject": form.get("subject", "").strip()}
     for name in ("rpm", "tpm", "concurrent", "tool_calls_per_minute"):
         text = form.get(name, "").strip()
         if text:
             body[name] = int(text) if text.isdigit() else text
+        elif edit:
+            body[name] = None
     return body
 
 
@@ -84,6 +88,8 @@ class BudgetsPage:
             await (self.create(req) if req.method == "POST" else self.page(req))
         elif len(parts) == 3 and parts[0] in KINDS and parts[2] == "delete":
             await self.delete(req, parts[0], unquote(parts[1]))
+        elif len(parts) == 3 and parts[0] in KINDS and parts[2] == "edit":
+            await self.edit(req, parts[0], unquote(parts[1]))
         else:
             session = await self.sessions.resolve(req)
             if session is None:
@@ -191,6 +197,57 @@ class BudgetsPage:
         redirect(req, f"{PAGE}?done={one}-deleted:{quote(item.id)}")
 
 
+    async def edit(self, req: Exchange, kind: str, item_id: str) -> None:
+        """``GET``: the item's form, filled in; ``POST``: the change (what it applies to stays)."""
+        one = kind[:-1]
+        path = f"/console/{kind}/{quote(item_id)}/edit"
+        got = None
+        if req.method == "POST":
+            got = await posted(req, self.env, self.sessions, PAGE)
+            session = got.session if got is not None else None
+        else:
+            session = await self.sessions.resolve(req)
+            if session is None:
+                redirect(req, signin_url(path))
+                return
+        if session is None or not admin_only(req, self.env, session, "Budgets and limits"):
+            return
+        await self.gov.poll()
+        item = getattr(self.gov.defs, kind).get(item_id)
+        if item is None:
+            await self.page(req, status=404, session=session, errors={"kind": f"No {one} with id {item_id!r}."})
+            return
+        values = edit_values(item)
+        errors: dict[str, str] = {}
+        if got is not None:
+            values = {name: got.form.get(name, "").strip() for name in values}
+            try:
+                changed: Budget | Limit = await (
+                    ops.update_budget(self.gov.store, item, budget_body(got.form, edit=True))
+                    if isinstance(item, Budget) else
+                    ops.update_limit(self.gov.store, item, limit_body(got.form, edit=True)))
+            except DefinitionError as exc:
+                errors = {exc.field: exc.message}
+            else:
+                await self.gov.poll()
+                await self.audit.record(session.principal, "console", f"{one}.update", one, item.id,
+                                        project=project_of(self.gov.defs, one, item.to_json()),
+                                        before=item.to_json(), after=changed.to_json())
+                redirect(req, f"{PAGE}?done={one}-updated:{quote(item.id)}")
+                return
+        labels = {"amount_usd": "Amount (USD)", "period": "Period", "mode": "Mode",
+                  "thresholds": "Alert at (%)", "rpm": "Requests/min", "tpm": "Tokens/min",
+                  "concurrent": "Concurrent", "tool_calls_per_minute": "Tool calls/min"}
+        choices = {"period": ",".join(PERIODS), "mode": ",".join(MODES)}
+        confirm(req, self.env, session, title=f"Change this {one}", active="budgets", back=PAGE, danger=False,
+                message=f"The {one} {item.id} on {item.scope} {item.subject}. What it applies to cannot change"
+                        + (" (its spend so far is kept)." if isinstance(item, Budget) else "; leave a field "
+                           "empty for no limit of that kind."),
+                action=path, button="Save", errors=errors, status=400 if errors else 200,
+                inputs=[{"name": n, "label": labels[n], "value": v, **({"choices": choices[n]} if n in choices
+                                                                         else {})} for n, v in values.items()])
+
+
 def describe(item: Budget | Limit) -> str:
     if isinstance(item, Budget):
         return f"{item.to_json()['amount_usd']} USD {item.period}, {item.mode}"
@@ -198,3 +255,13 @@ def describe(item: Budget | Limit) -> str:
                                                      ("concurrent", item.concurrent),
                                                      ("tool calls/min", item.tool_calls_per_minute)) if value]
     return ", ".join(parts)
+
+
+def edit_values(item: Budget | Limit) -> dict[str, str]:
+    """An item's changeable fields as the edit form shows them."""
+    if isinstance(item, Budget):
+        return {"amount_usd": str(item.to_json()["amount_usd"]), "period": item.period, "mode": item.mode,
+                "thresholds": ", ".join(str(t) for t in item.thresholds)}
+    return {name: "" if value is None else str(value) for name, value in (
+        ("rpm", item.rpm), ("tpm", item.tpm), ("concurrent", item.concurrent),
+        ("tool_calls_per_minute", item.tool_calls_per_minute))}

@@ -68,10 +68,12 @@ def admin_only(req: Exchange, env: Environment, session: Session, what: str) -> 
 def confirm(req: Exchange, env: Environment, session: Session, *, title: str, message: str, action: str,
             button: str, back: str, fields: Mapping[str, str] | None = None,
             inputs: Sequence[Mapping[str, str]] = (), errors: Mapping[str, str] | None = None,
-            status: int = 200, active: str = "") -> None:
-    """The confirmation page of a destructive action: ``button`` POSTs ``fields`` (and ``inputs``) to ``action``."""
+            status: int = 200, active: str = "", danger: bool = True) -> None:
+    """The confirmation page of a destructive action (or, ``danger=False``, a small edit form): ``button``
+    POSTs ``fields`` and ``inputs`` (each ``name``, ``label``, ``value``, optional ``hint``, and ``choices``,
+    comma-separated, for a select) to ``action``."""
     send_page(req, env, status, "confirm.html", {
-        "title": title, "message": message, "action": action, "button": button, "back": back,
+        "title": title, "message": message, "action": action, "button": button, "back": back, "danger": danger,
         "fields": dict(fields or {}), "inputs": list(inputs), "errors": dict(errors or {}), "active": active,
         **viewer(session)})
 
@@ -88,6 +90,7 @@ def done_note(query: str) -> str:
             kind, _, item = unquote(part[5:]).partition(":")
             text = {"project-created": "Project {} created.", "key-revoked": "Key {} revoked.",
                     "budget-created": "Budget {} created.", "budget-deleted": "Budget {} deleted.",
-                    "limit-created": "Limit {} created.", "limit-deleted": "Limit {} deleted."}.get(kind)
+                    "limit-created": "Limit {} created.", "limit-deleted": "Limit {} deleted.",
+                    "budget-updated": "Budget {} changed.", "limit-updated": "Limit {} changed."}.get(kind)
             return text.format(item[:80]) if text else ""
     return ""

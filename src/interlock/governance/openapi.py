@@ -105,6 +105,10 @@ def document() -> dict[str, Any]:
         "LimitCreate": {"type": "object", "required": ["scope", "subject"], "additionalProperties": False,
                         "properties": {"scope": {"enum": list(LIMIT_SCOPES)}, "subject": {"type": "string"},
                                        **limit_fields}},
+        "BudgetUpdate": {"type": "object", "additionalProperties": False, "properties": {
+            k: v for k, v in budget_fields.items() if k in ("amount_usd", "period", "mode", "thresholds")}},
+        "LimitUpdate": {"type": "object", "additionalProperties": False, "properties": {
+            n: {"oneOf": [count, {"type": "null"}]} for n in limit_fields}},
         "List": {"type": "object", "properties": {"object": {"const": "list"}, "data": {"type": "array"}}},
         "Deleted": {"type": "object", "properties": {"id": {"type": "string"}, "deleted": {"type": "boolean"}}},
     }
@@ -131,6 +135,7 @@ def document() -> dict[str, Any]:
                                       "post": {"requestBody": _body(f"{one}Create"), "responses": _ok(one, "201")}}
         paths[f"/admin/v1/{kind}/{{{one.lower()}_id}}"] = {
             "parameters": _id(f"{one.lower()}_id"), "get": {"responses": _ok(one)},
+            "patch": {"requestBody": _body(f"{one}Update"), "responses": _ok(one)},
             "delete": {"responses": _ok("Deleted")}}
     return {
         "openapi": "3.1.0",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from interlock.governance.auth import digest, new_key, visible_prefix
@@ -270,4 +271,29 @@ async def create_limit(store: GovStore, body: Mapping[str, Any]) -> Limit:
     lim = limit_from(body)
     await _check_subject(store, lim.scope, lim.subject)
     await store.add_limit(lim)
+    return lim
+
+
+async def update_budget(store: GovStore, current: Budget, body: Mapping[str, Any]) -> Budget:
+    """Changes ``amount_usd``, ``period``, ``mode`` or ``thresholds``; what a budget applies to cannot change
+    (its spend is counted under its id: delete it and create another)."""
+    only(body, BUDGET_FIELDS[2:])
+    merged = {"amount_usd": current.to_json()["amount_usd"], "period": current.period, "mode": current.mode,
+              "thresholds": list(current.thresholds), **body}
+    found = budget_from(merged, scope=current.scope, subject=current.subject)
+    budget = replace(found, id=current.id, created_at=current.created_at)
+    if not await store.update_budget(budget):
+        raise Missing("budget", current.id)
+    return budget
+
+
+async def update_limit(store: GovStore, current: Limit, body: Mapping[str, Any]) -> Limit:
+    """Changes ``rpm``, ``tpm``, ``concurrent`` or ``tool_calls_per_minute`` (null removes one)."""
+    only(body, LIMIT_FIELDS[2:])
+    merged = {"rpm": current.rpm, "tpm": current.tpm, "concurrent": current.concurrent,
+              "tool_calls_per_minute": current.tool_calls_per_minute, **body}
+    found = limit_from(merged, scope=current.scope, subject=current.subject)
+    lim = replace(found, id=current.id, created_at=current.created_at)
+    if not await store.update_limit(lim):
+        raise Missing("limit", current.id)
     return lim

@@ -192,6 +192,19 @@ class GovStore:
     async def add_limit(self, lim: Limit) -> None:
         await self.change([insert("gov_limits", _LIMIT_COLS, limit_row(lim))])
 
+    async def update_budget(self, b: Budget) -> bool:
+        """A budget's amount, period, mode and thresholds (its id, scope and subject, and so its spend, stay)."""
+        row = budget_row(b)
+        n = await self.change([("UPDATE gov_budgets SET amount_micro = ?, period = ?, mode = ?, thresholds = ? "
+                                "WHERE id = ?", (*row[3:7], b.id))])
+        return n[0] > 0
+
+    async def update_limit(self, lim: Limit) -> bool:
+        n = await self.change([("UPDATE gov_limits SET rpm = ?, tpm = ?, concurrent = ?, tool_calls_per_minute = ? "
+                                "WHERE id = ?", (lim.rpm, lim.tpm, lim.concurrent, lim.tool_calls_per_minute,
+                                                 lim.id))])
+        return n[0] > 0
+
     async def delete(self, table: str, item_id: str) -> bool:
         assert table in ("gov_budgets", "gov_limits")
         return (await self.change([(f"DELETE FROM {table} WHERE id = ?", (item_id,))]))[0] > 0
