@@ -67,6 +67,18 @@ def test_keys_created_once_used_rotated_and_revoked(gateway: GatewayProcess, bro
         page.wait_for_url("**/console/keys?done=*")
         assert "Project acme created." in page.locator(".done-note").inner_text()
         assert admin(gw, "GET", "/admin/v1/projects/acme")["log_level"] == "metadata"
+        # Edit it: an overlong name is refused beside the field; then zero data retention goes on.
+        page.locator("tr", has_text="Acme").get_by_role("link", name="Edit").click()
+        page.get_by_label("Name").fill("x" * 201)
+        page.get_by_role("button", name="Save").click()
+        assert page.locator("#err-name").is_visible(), page.content()[:2000]
+        v.errors.clear()
+        page.get_by_label("Name").fill("Acme")
+        page.get_by_label("Zero data retention").select_option("yes")
+        page.get_by_role("button", name="Save").click()
+        page.wait_for_url("**/console/keys?done=*")
+        edited = admin(gw, "GET", "/admin/v1/projects/acme")
+        assert edited["zero_data_retention"] is True and edited["log_level"] == "metadata"
         # A key: shown once, with a copy button, and it works with the SDK.
         page.get_by_text("New key").click()
         page.locator("#k-project").select_option("acme")
@@ -92,11 +104,11 @@ def test_keys_created_once_used_rotated_and_revoked(gateway: GatewayProcess, bro
         # Rotate with an overlap: the new key works, the old one still does for the overlap.
         row.get_by_role("link", name="Rotate").click()
         page.wait_for_url(f"**/console/keys/{kid}/rotate")
-        page.get_by_label("Overlap", exact=True).fill("soon")
+        page.get_by_label("Overlap").fill("soon")
         page.get_by_role("button", name="Rotate key").click()
         assert "duration" in page.locator(".field-error").inner_text()
         v.errors.clear()
-        page.get_by_label("Overlap", exact=True).fill("1h")
+        page.get_by_label("Overlap").fill("1h")
         page.get_by_role("button", name="Rotate key").click()
         rotated = page.locator("#new-key-value").inner_text().strip()
         assert rotated != secret and ask(gw, rotated) and ask(gw, secret)
@@ -117,7 +129,7 @@ def test_keys_created_once_used_rotated_and_revoked(gateway: GatewayProcess, bro
         # The audit log has every change, with who and what, and never a secret.
         page.goto(f"{gw.url}/console/audit")
         actions = [r.get_attribute("data-action") for r in page.locator("tr.audit-row").all()]
-        assert actions[:4] == ["key.revoke", "key.rotate", "key.create", "project.create"], actions
+        assert actions[:5] == ["key.revoke", "key.rotate", "key.create", "project.update", "project.create"], actions
         text = page.locator("main").inner_text()
         assert "admin (" in text and "console" in text and secret not in text and rotated not in text
         shot(page, "audit-desktop")

@@ -287,7 +287,7 @@ class Gateway:
             router.add("/console/requests/*", ("GET", "HEAD"), console.requests.route, openai_errors)
             router.add("/console/tools", ("GET", "HEAD"), console.tools.page, openai_errors)
             if console.keys is not None and console.budgets is not None and console.audit is not None:
-                for path in ("/console/keys", "/console/keys/*", "/console/projects"):
+                for path in ("/console/keys", "/console/keys/*", "/console/projects", "/console/projects/*"):
                     router.add(path, ("GET", "HEAD", "POST"), console.keys.route, openai_errors)
                 for path in ("/console/budgets", "/console/budgets/*", "/console/limits/*"):
                     router.add(path, ("GET", "HEAD", "POST"), console.budgets.route, openai_errors)

@@ -91,6 +91,6 @@ def done_note(query: str) -> str:
             text = {"project-created": "Project {} created.", "key-revoked": "Key {} revoked.",
                     "budget-created": "Budget {} created.", "budget-deleted": "Budget {} deleted.",
                     "limit-created": "Limit {} created.", "limit-deleted": "Limit {} deleted.",
-                    "budget-updated": "Budget {} changed.", "limit-updated": "Limit {} changed."}.get(kind)
+                    "budget-updated": "Budget {} changed.", "project-updated": "Project {} changed.", "limit-updated": "Limit {} changed."}.get(kind)
             return text.format(item[:80]) if text else ""
     return ""

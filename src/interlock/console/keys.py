@@ -87,7 +87,9 @@ class KeysPage:
     async def route(self, req: Exchange) -> None:
         """``/console/keys``, ``/console/keys/{id}/revoke|rotate`` and ``/console/projects`` (POST)."""
         rest = req.path[len(PAGE):].strip("/") if req.path.startswith(PAGE) else ""
-        if req.path.startswith("/console/projects"):
+        if req.path.startswith("/console/projects/") and req.path.endswith("/edit"):
+            await self.edit_project(req, unquote(req.path[len("/console/projects/"):-len("/edit")]))
+        elif req.path.startswith("/console/projects"):
             await self.create_project(req)
         elif not rest:
             await (self.create_key(req) if req.method == "POST" else self.page(req))
@@ -166,6 +168,60 @@ class KeysPage:
                                 project=project.id, after=project.to_json())
         await self.gov.poll()
         redirect(req, f"{PAGE}?done=project-created:{quote(project.id)}")
+
+    async def edit_project(self, req: Exchange, pid: str) -> None:
+        """``GET``: the project's settings in a form; ``POST``: the change (its id stays)."""
+        path = f"/console/projects/{quote(pid)}/edit"
+        got = None
+        if req.method == "POST":
+            got = await posted(req, self.env, self.sessions, PAGE)
+            session = got.session if got is not None else None
+        else:
+            session = await self.sessions.resolve(req)
+            if session is None:
+                redirect(req, signin_url(path))
+                return
+        if session is None or not admin_only(req, self.env, session, "Projects"):
+            return
+        await self.gov.poll()
+        project = self.gov.defs.projects.get(pid)
+        if project is None:
+            await self.page(req, status=404, session=session, errors={"key": f"No project with id {pid!r}."})
+            return
+        values = {"name": project.name, "log_level": project.log_level or "",
+                  "allowed_models": ", ".join(project.allowed_models),
+                  "allowed_vendors": ", ".join(project.allowed_vendors),
+                  "zero_data_retention": "yes" if project.zero_data_retention else "no"}
+        errors: dict[str, str] = {}
+        if got is not None:
+            values = {name: got.form.get(name, "").strip() for name in values}
+            body = project_body({**values, "id": pid, "zero_data_retention":
+                                 "on" if values["zero_data_retention"] == "yes" else ""})
+            body.pop("id")
+            body.setdefault("log_level", None)
+            try:
+                changed = await ops.update_project(self.gov.store, project, body, guardrails=self.guardrails)
+            except DefinitionError as exc:
+                errors = {exc.field: exc.message}
+            else:
+                await self.gov.poll()
+                await self.audit.record(session.principal, "console", "project.update", "project", pid,
+                                        project=pid, before=project.to_json(), after=changed.to_json())
+                redirect(req, f"{PAGE}?done=project-updated:{quote(pid)}")
+                return
+        confirm(req, self.env, session, title=f"Change project {pid}", active="keys", back=PAGE, danger=False,
+                message="Allowed models and vendors apply to the project's next requests; zero data retention "
+                        "and the log level to what is logged from then on.",
+                action=path, button="Save", errors=errors, status=400 if errors else 200, inputs=[
+                    {"name": "name", "label": "Name", "value": values["name"]},
+                    {"name": "log_level", "label": "Log level", "value": values["log_level"],
+                     "choices": ",".join(("", *LOG_LEVELS))},
+                    {"name": "allowed_models", "label": "Allowed models", "value": values["allowed_models"],
+                     "hint": "Comma-separated; empty: any. Patterns such as openai/* work."},
+                    {"name": "allowed_vendors", "label": "Allowed vendors", "value": values["allowed_vendors"],
+                     "hint": "Comma-separated; empty: any."},
+                    {"name": "zero_data_retention", "label": "Zero data retention",
+                     "value": values["zero_data_retention"], "choices": "no,yes"}])
 
     async def create_key(self, req: Exchange) -> None:
         got = await posted(req, self.env, self.sessions, PAGE)
