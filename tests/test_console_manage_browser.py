@@ -187,6 +187,9 @@ def test_budget_from_the_page_refuses_an_overshoot(gateway: GatewayProcess, brow
         with pytest.raises(openai.APIStatusError):
             ask(gw, key)
         page.reload()
+        # The request made under the $50 budget is now more than the whole amount: exhausted, every alert crossed.
+        assert "exhausted" in row.inner_text()
+        assert row.locator("td").nth(-2).inner_text().startswith("50%, 80%, 90%"), row.inner_text()
         # A rate limit, then delete it after the confirmation page.
         page.get_by_text("New rate limit").click()
         page.locator("#l-scope").select_option("project")

@@ -109,19 +109,17 @@ class BudgetsPage:
         await self.gov.poll()
         principal = session.principal
         defs = self.gov.defs
-        alerts: dict[str, list[int]] = {}
-        for event in self.gov.alerts.recent:
-            alerts.setdefault(str(event["budget_id"]), []).append(int(event["threshold_percent"]))
         budgets = []
         for b in sorted(defs.budgets.values(), key=lambda b: (b.scope, b.subject, b.created_at)):
             if not self._visible(principal, b):
                 continue
-            row: dict[str, Any] = {**b.to_json(), "amount": float(b.to_json()["amount_usd"]),
-                                   "alerts": sorted(set(alerts.get(b.id, [])))}
+            row: dict[str, Any] = {**b.to_json(), "amount": float(b.to_json()["amount_usd"]), "alerts": []}
             if b.subject != "*":
                 st = await self.gov.budget_status(b)
                 spent, reserved = float(st["spent_usd"]), float(st["reserved_usd"])
-                row.update(spent=spent, reserved=reserved, remaining=float(st["remaining_usd"]),
+                # The thresholds this period's settled spend has crossed (the alerts sent, on any worker).
+                row.update(alerts=[t for t in b.thresholds if spent >= row["amount"] * t / 100],
+                           spent=spent, reserved=reserved, remaining=float(st["remaining_usd"]),
                            resets=utc_when(st["period_end"])[:16] + " UTC" if st["period_end"] else "never",
                            **bar(spent, reserved, row["amount"]))
             budgets.append(row)
