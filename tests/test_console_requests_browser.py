@@ -90,6 +90,9 @@ def test_the_admin_filters_drills_down_and_exports(traffic: tuple[GatewayProcess
         # A bad filter is shown next to the form, not a traceback.
         page.goto(f"{gw.url}/console/requests?min_cost=-1")
         assert "min_cost" in page.locator(".error-note").inner_text()
+        page.goto(f"{gw.url}/console/requests?min_cost=1&max_cost=0.5")
+        assert "max_cost" in page.locator(".error-note").inner_text()
+        v.errors.remove("Failed to load resource: the server responded with a status of 400 (Bad Request)")
         v.errors.remove("Failed to load resource: the server responded with a status of 400 (Bad Request)")
         # Drill-down: the figures are the admin API's.
         rid = ids["alpha"][0]

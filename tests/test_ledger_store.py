@@ -88,6 +88,8 @@ async def test_log_filters_and_cursor_pagination(store: LogStore) -> None:
     assert [r["id"] for r in await store.query(LogQuery(tag="t1"))] == ["req_000002", "req_000001", "req_000000"]
     assert [r["id"] for r in await store.query(LogQuery(text="needle"))] == ["req_000007"]
     assert len(await store.query(LogQuery(min_cost_picousd=20_000_000))) == 5
+    ranged = await store.query(LogQuery(min_cost_picousd=3_000_000, max_cost_picousd=5_000_000))
+    assert [r["id"] for r in ranged] == ["req_000005", "req_000004", "req_000003"]
     assert len(await store.query(LogQuery(project="alpha", status="ok", limit=100))) == 10
     assert len(await store.query(LogQuery(since=T0 + 10, until=T0 + 20))) == 10
     # Pages of 10 with the cursor cover everything once, newest first.

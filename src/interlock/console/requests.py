@@ -30,7 +30,7 @@ from interlock.ledger.writer import LogStore
 
 PAGE = "/console/requests"
 #: The filters the page's form offers (``cursor`` and ``limit`` ride along in the links).
-FORM_FIELDS = ("from", "to", "project", "key", "model", "vendor", "status", "tag", "min_cost", "response_cache", "q")
+FORM_FIELDS = ("from", "to", "project", "key", "model", "vendor", "status", "tag", "min_cost", "max_cost", "response_cache", "q")
 PAGE_SIZE = 50
 
 

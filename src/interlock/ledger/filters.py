@@ -21,8 +21,8 @@ from interlock.ledger.writer import LogStore
 
 MAX_LIMIT = 1000
 EXPORT_PAGE = 1000
-LOG_PARAMS = ("from", "to", "project", "key", "model", "vendor", "status", "tag", "min_cost", "response_cache",
-              "q", "limit", "cursor", "order", "format")
+LOG_PARAMS = ("from", "to", "project", "key", "model", "vendor", "status", "tag", "min_cost", "max_cost",
+              "response_cache", "q", "limit", "cursor", "order", "format")
 
 
 def query_params(req: Exchange, allowed: tuple[str, ...]) -> dict[str, str]:
@@ -35,6 +35,20 @@ def query_params(req: Exchange, allowed: tuple[str, ...]) -> dict[str, str]:
             raise InvalidRequest(f"'{key}' may be given once.", param=key)
         out[key] = values[0]
     return out
+
+
+def _usd_param(params: Mapping[str, str], name: str) -> int | None:
+    """A cost bound in USD, as picodollars (None when absent)."""
+    if name not in params:
+        return None
+    try:
+        usd = float(params[name])
+    except ValueError:
+        usd = -1.0
+    if not 0 <= usd < 1e9:
+        raise InvalidRequest(f"Invalid '{name}': expected a non-negative amount in USD, got {params[name]!r}.",
+                             param=name)
+    return round(usd * 1e12)
 
 
 def log_query(params: Mapping[str, str]) -> tuple[LogQuery, str]:
@@ -51,16 +65,10 @@ def log_query(params: Mapping[str, str]) -> tuple[LogQuery, str]:
     if status is not None and status not in ("ok", "error") and not (status.isdigit() and len(status) == 3):
         raise InvalidRequest(f"Invalid 'status': expected ok, error or an HTTP status code, got {status!r}.",
                              param="status")
-    min_cost = None
-    if "min_cost" in params:
-        try:
-            usd = float(params["min_cost"])
-        except ValueError:
-            usd = -1.0
-        if usd < 0:
-            raise InvalidRequest(f"Invalid 'min_cost': expected a non-negative amount in USD, got "
-                                 f"{params['min_cost']!r}.", param="min_cost")
-        min_cost = round(usd * 1e12)
+    min_cost, max_cost = _usd_param(params, "min_cost"), _usd_param(params, "max_cost")
+    if min_cost is not None and max_cost is not None and max_cost < min_cost:
+        raise InvalidRequest(f"Invalid 'max_cost': {params['max_cost']!r} is below min_cost "
+                             f"{params['min_cost']!r}.", param="max_cost")
     response_cache = params.get("response_cache") or None
     if response_cache is not None and response_cache not in RESPONSE_CACHE_FILTERS:
         raise InvalidRequest(f"Invalid 'response_cache': expected {', '.join(RESPONSE_CACHE_FILTERS)}, got "
@@ -82,7 +90,8 @@ def log_query(params: Mapping[str, str]) -> tuple[LogQuery, str]:
         until=parse_time(params["to"], "to") if params.get("to") else None,
         project=params.get("project") or None, key_id=params.get("key") or None,
         model=params.get("model") or None, vendor=params.get("vendor") or None,
-        status=status, tag=params.get("tag") or None, min_cost_picousd=min_cost, response_cache=response_cache,
+        status=status, tag=params.get("tag") or None, min_cost_picousd=min_cost, max_cost_picousd=max_cost,
+        response_cache=response_cache,
         text=params.get("q") or None,
         limit=limit, cursor=cursor, ascending=order == "asc",
     )

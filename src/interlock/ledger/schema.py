@@ -209,6 +209,7 @@ class LogQuery:
     status: str | None = None
     tag: str | None = None
     min_cost_picousd: int | None = None
+    max_cost_picousd: int | None = None
     #: What the response cache did: hit, miss, bypass, or "off" (it was not on for the request).
     response_cache: str | None = None
     text: str | None = None
@@ -290,6 +291,8 @@ def log_sql(q: LogQuery, ph: Placeholder, *, postgres: bool) -> tuple[str, list[
             where.append(f"tags LIKE {arg('%' + _like_escape(orjson.dumps(q.tag).decode()) + '%')} ESCAPE '\\'")
     if q.min_cost_picousd is not None:
         where.append(f"cost_picousd >= {arg(q.min_cost_picousd)}")
+    if q.max_cost_picousd is not None:
+        where.append(f"cost_picousd <= {arg(q.max_cost_picousd)}")
     if q.response_cache == "off":
         where.append("response_cache IS NULL")
     elif q.response_cache is not None:
