@@ -171,7 +171,7 @@ def test_guardrails_page_counts_events_and_test_box(gateway: GatewayProcess, tra
         assert verdicts["pii"] == "flag" and verdicts["secrets"] == "flag"
         result = page.locator(".guard-result").inner_text()
         start = sample.index(EMAIL)
-        assert f"at {start}–{start + len(EMAIL)}" in result and EMAIL not in result and SECRET not in result
+        assert f"at {start}\N{EN DASH}{start + len(EMAIL)}" in result and EMAIL not in result and SECRET not in result
         assert page.locator("#g-text").input_value() == sample  # what was typed, kept in the form
         shot(page, "guardrails-desktop")
         # As the strict project: pii's action is redact there.
@@ -266,6 +266,7 @@ def test_project_key_sees_its_own_project_and_cannot_clear(gateway: GatewayProce
         page.goto(f"{gw.url}/console/cache")
         body = page.locator("main").inner_text()
         assert page.locator("table.by-project tr.saved-row").count() == 1 and "strict" not in body
+        assert page.locator("dd[data-stat=entries]").count() == 0  # the whole cache's totals: admin only
         team_spend = admin(gw, "GET", "/admin/v1/spend?group_by=model&project=team")["data"]
         row = page.locator(f"table.by-model tr[data-name='{MODEL}']")
         assert int(row.locator("td[data-hits]").inner_text()) == sum(

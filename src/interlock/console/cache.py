@@ -34,6 +34,8 @@ CLEAR = "/console/cache/clear"
 FIELDS = ("namespace", "project", "model")
 DAYS = 7
 MAX_FIELD = 200
+#: How a rollup's empty project or model reads (the admin key's own requests; requests refused before routing).
+NONE = {"project": "(admin key, no project)", "model": "(none: refused before routing)", "day": "—"}
 
 
 def selector_form(values: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
@@ -57,7 +59,7 @@ def selector_text(form: dict[str, str]) -> str:
 def saved_row(row: dict[str, Any], name: str) -> dict[str, Any]:
     requests = int(row["requests"])
     hits = int(row["cache_hits"])
-    return {"name": row.get(name) or "—", "requests": requests, "hits": hits,
+    return {"name": row.get(name) or NONE[name], "requests": requests, "hits": hits,
             "rate": f"{100 * hits / requests:.1f}%" if requests else "—",
             "saved": row["saved_picousd"] / 1e12, "cost": row["cost_picousd"] / 1e12}
 
