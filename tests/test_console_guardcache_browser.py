@@ -288,8 +288,13 @@ def test_cache_off_says_so(tmp_path_factory: pytest.TempPathFactory, browser: sy
     gw = start_gateway(tmp_path_factory.mktemp("cacheoff"), "simulator: {enabled: true, time_scale: 0}\n")
     v = visit(browser, gw, DESKTOP)
     try:
+        for path in ("/console/guardrails", "/console/cache", "/console/cache/clear?model=x"):
+            answer = v.page.context.request.get(gw.url + path, max_redirects=0)
+            assert answer.status == 303 and "/console/signin" in answer.headers["location"], path
         sign_in(v.page, gw, MASTER_KEY, "/console/cache")
         assert "The response cache is off" in v.page.locator(".cache-off").inner_text()
+        assert v.page.context.request.get(f"{gw.url}/console/cache/nope").status == 404
+        assert v.page.context.request.head(f"{gw.url}/console/guardrails").status == 200
         response = v.page.goto(f"{gw.url}/console/cache/clear?model={MODEL}")
         assert response is not None and response.status == 400
     finally:
