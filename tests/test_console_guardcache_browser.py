@@ -190,6 +190,12 @@ def test_guardrails_page_counts_events_and_test_box(gateway: GatewayProcess, tra
         # No CSRF token: refused.
         answer = page.context.request.post(f"{gw.url}/console/guardrails", form={"text": sample})
         assert answer.status == 403
+        csrf = page.locator("input[name=csrf_token]").first.get_attribute("value") or ""
+        answer = page.context.request.post(f"{gw.url}/console/guardrails", form={"text": "x" * 5001, "csrf_token": csrf})
+        assert answer.status == 400 and 'id="err-text"' in answer.text() and "At most 5,000" in answer.text()
+        answer = page.context.request.post(f"{gw.url}/console/guardrails",
+                                           form={"text": "hi", "project": "nobody", "csrf_token": csrf})
+        assert answer.status == 400 and 'id="err-project"' in answer.text()
         v.check_local(gw)
     finally:
         v.close()
