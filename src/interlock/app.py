@@ -255,8 +255,8 @@ class Gateway:
         routing_api = RoutingApi(self.auth, self.routing, self.governance, self.obs.store, max_body)
         router.add("/v1/route/explain", ("POST",), routing_api.explain, openai_errors)
         router.add("/v1/generation", ("GET",), routing_api.generation, openai_errors)
-        router.add("/v1/guardrails/check", ("POST",), GuardrailsApi(self.auth, self.guards, max_body).check,
-                   openai_errors)
+        guardrails_api = GuardrailsApi(self.auth, self.guards, max_body)
+        router.add("/v1/guardrails/check", ("POST",), guardrails_api.check, openai_errors)
         router.add("/v1/openapi.json", ("GET",), OpenApiDocument(), openai_errors)
         router.add("/healthz", ("GET", "HEAD"), health.live, openai_errors)
         router.add("/readyz", ("GET", "HEAD"), health.ready, openai_errors)
@@ -277,7 +277,8 @@ class Gateway:
             console = Console(console_settings, self.catalog, self.vendors, self.routing.stats,
                               self.auth, self.governance.store, self.secret, chat, routing_api.generation_for,
                               log=self.obs.store if self.obs.writer is not None else None, clock=self.clock,
-                              tools=self.mcp.overview, gov=self.governance, guardrails=self.guardrails)
+                              tools=self.mcp.overview, gov=self.governance, guardrails=self.guardrails,
+                              cache=self.cache, check=guardrails_api.verdict)
             router.add("/console/signin", ("GET", "HEAD", "POST"), console.signin.route, openai_errors)
             router.add("/console/signout", ("POST",), console.signin.signout, openai_errors)
             router.add("/console/playground", ("GET", "HEAD"), console.playground.page, openai_errors)
@@ -292,6 +293,10 @@ class Gateway:
                 for path in ("/console/budgets", "/console/budgets/*", "/console/limits/*"):
                     router.add(path, ("GET", "HEAD", "POST"), console.budgets.route, openai_errors)
                 router.add("/console/audit", ("GET", "HEAD"), console.audit.page, openai_errors)
+            if console.guardrails is not None and console.cache is not None:
+                router.add("/console/guardrails", ("GET", "HEAD", "POST"), console.guardrails.route, openai_errors)
+                for path in ("/console/cache", "/console/cache/*"):
+                    router.add(path, ("GET", "HEAD", "POST"), console.cache.route, openai_errors)
             router.add("/models", ("GET", "HEAD"), console.pages.index, openai_errors)
             router.add("/models/*", ("GET", "HEAD"), console.pages.model, openai_errors)
             router.add("/compare", ("GET", "HEAD"), console.pages.compare, openai_errors)

@@ -83,12 +83,17 @@ class GuardrailsApi:
         if "input" not in body:
             raise InvalidRequest("Missing required parameter: 'input'.", param="input",
                                  code="missing_required_parameter")
-        texts = _texts(body["input"])
-        guard = self.guards.get(principal.guardrails)
-        names = _detectors(body.get("detectors"), guard.configured())
+        req.json(200, await self.verdict(principal.guardrails, body["input"], body.get("detectors")))
+
+    async def verdict(self, override: object, value: object, detectors: object = None) -> dict[str, Any]:
+        """The check of ``value`` (a string or messages) under a project's settings (``override``: the
+        principal's ``guardrails``; None: the floor). Also the console's test box (handed in by app.py)."""
+        texts = _texts(value)
+        guard = self.guards.get(override)
+        names = _detectors(detectors, guard.configured())
         try:
             check = functools.partial(guard.run, texts, passes=True)
             found = await off_loop(check, names) if guard.uses_classifier else check(names)
         except Unavailable as exc:
             raise GuardrailUnavailable(f"The {exc.detector} guardrail could not run (fail_mode closed).") from None
-        req.json(200, {"flagged": any(d.flagged for d in found), "detectors": [_render(d) for d in found]})
+        return {"flagged": any(d.flagged for d in found), "detectors": [_render(d) for d in found]}

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 
+from interlock.cache.response_cache import ResponseCache
 from interlock.catalog import Catalog
 from interlock.console.audit import AuditPage
 from interlock.console.budgets import BudgetsPage
+from interlock.console.cache import CachePage
 from interlock.console.csrf import SigninTokens
+from interlock.console.guardrails import Check, GuardrailsPage
 from interlock.console.keys import KeysPage
 from interlock.console.limits import AddressLimiter
 from interlock.console.pages import CatalogPages
@@ -47,7 +50,8 @@ class Console:
                  stats: LiveStats, auth: Authenticator, store: GovStore, secret: bytes,
                  chat: Callable[[Exchange], Awaitable[None]], generation: Generation, *,
                  log: LogStore | None = None, clock: Clock = SYSTEM_CLOCK, tools: Overview | None = None,
-                 gov: Governance | None = None, guardrails: GuardrailConfig | None = None) -> None:
+                 gov: Governance | None = None, guardrails: GuardrailConfig | None = None,
+                 cache: ResponseCache | None = None, check: Check | None = None) -> None:
         static = load_static()
         env = make_environment(static)
         live = frozenset(vendors)
@@ -74,8 +78,14 @@ class Console:
         self.keys: KeysPage | None = None
         self.budgets: BudgetsPage | None = None
         self.audit: AuditPage | None = None
+        #: Guardrails and the response cache (``check``: ``/v1/guardrails/check``'s code; ``cache``: None when off).
+        self.guardrails: GuardrailsPage | None = None
+        self.cache: CachePage | None = None
         if gov is not None:
             audit = AuditLog(gov.store, clock)
             self.keys = KeysPage(env, self.sessions, gov, secret, audit, log, guardrails, clock)
             self.budgets = BudgetsPage(env, self.sessions, gov, audit, clock)
             self.audit = AuditPage(env, self.sessions, audit)
+            self.guardrails = GuardrailsPage(env, self.sessions, gov, guardrails or GuardrailConfig(), log, check,
+                                             clock)
+            self.cache = CachePage(env, self.sessions, cache, log, audit, clock)
