@@ -9,6 +9,7 @@ from interlock.console.csrf import SigninTokens
 from interlock.console.limits import AddressLimiter
 from interlock.console.pages import CatalogPages
 from interlock.console.playground import Generation, Playground
+from interlock.console.policies import Explain, PoliciesPage
 from interlock.console.requests import RequestLog
 from interlock.console.sessions import Sessions
 from interlock.console.settings import ConsoleSettings
@@ -24,6 +25,7 @@ from interlock.core.vendor import VendorRuntime
 from interlock.governance.auth import Authenticator
 from interlock.governance.store import GovStore
 from interlock.ledger.writer import LogStore
+from interlock.routing.replay import PolicyLab
 from interlock.routing.stats import LiveStats
 
 SIMULATOR = "simulator"
@@ -34,12 +36,14 @@ class Console:
 
     ``chat`` is the playground's pipeline (the gateway's chat path with the session as the caller,
     ``playground.SessionIdentify``); ``generation`` reads a request's routing record for a caller;
-    ``log`` is the request log the model page reads its route rollup from (None: the log is off)."""
+    ``log`` is the request log the model page reads its route rollup from (None: the log is off);
+    ``policies`` and ``explain`` serve the routing policies page."""
 
     def __init__(self, settings: ConsoleSettings, catalog: Catalog, vendors: Mapping[str, VendorRuntime],
                  stats: LiveStats, auth: Authenticator, store: GovStore, secret: bytes,
                  chat: Callable[[Exchange], Awaitable[None]], generation: Generation, *,
-                 log: LogStore | None = None, clock: Clock = SYSTEM_CLOCK, tools: Overview | None = None) -> None:
+                 log: LogStore | None = None, clock: Clock = SYSTEM_CLOCK, tools: Overview | None = None,
+                 policies: PolicyLab | None = None, explain: Explain | None = None) -> None:
         static = load_static()
         env = make_environment(static)
         live = frozenset(vendors)
@@ -53,6 +57,8 @@ class Console:
         self.static = StaticFiles(static)
         #: The request log's pages (None store: the log is off, the page says so).
         self.requests = RequestLog(env, self.sessions, log)
+        #: Routing policies: the configured ones, a dry run (``explain``: ``RoutingApi.explain_for``) and replays.
+        self.policies = PoliciesPage(env, self.sessions, policies, explain, log)
         #: The MCP gateway's page (``tools``: its overview, from app.py).
         self.tools = ToolsPage(env, self.sessions, tools, clock)
         self.simulate = SimulatorBox(catalog, simulator.adapter if simulator is not None else None,
