@@ -306,10 +306,11 @@ def dry_view(body: Mapping[str, Any], rid: str) -> dict[str, Any]:
     filtered = [{"target": c.get("target"), "reason": c.get("filtered")}
                 for c in body.get("candidates") or [] if not c.get("eligible")]
     tokens = body.get("estimated_input_tokens")
+    wanted = body.get("requested_output_tokens")
     return {"requested": body.get("requested"), "policy": body.get("policy"), "strategy": body.get("strategy"),
             "route": body.get("route"), "reason": body.get("reason"), "plan": plan, "filtered": filtered,
             "input_tokens": f"{tokens:,}" if isinstance(tokens, int) else "—",
-            "output_tokens": body.get("requested_output_tokens") or "—", "timeout": body.get("timeout_s"),
+            "output_tokens": f"{wanted:,}" if isinstance(wanted, int) and wanted else "—", "timeout": body.get("timeout_s"),
             "rid": rid}
 
 
