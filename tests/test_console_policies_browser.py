@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -21,7 +22,7 @@ import pytest
 from tests.conftest import MASTER_KEY, GatewayProcess, start_gateway
 from tests.test_console_browser import DESKTOP, PHONE, shot
 from tests.test_console_playground_browser import admin, no_sideways_scroll, visit
-from tests.test_console_requests_browser import sign_in
+from tests.test_console_requests_browser import NoRedirect, sign_in
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -199,3 +200,11 @@ def test_a_project_key_replays_and_dry_runs_its_own_requests_only(
             assert page.locator(f"#err-{field}").count() == 1, query
     finally:
         v.close()
+
+
+def test_signed_out_visitors_are_sent_to_sign_in(traffic: tuple[GatewayProcess, dict[str, Any]]) -> None:
+    gw, _ = traffic
+    opener = urllib.request.build_opener(NoRedirect)
+    with pytest.raises(urllib.error.HTTPError) as info:
+        opener.open(f"{gw.url}/console/policies?run=replay&policy=budget", timeout=10)
+    assert info.value.code == 303 and info.value.headers["location"].startswith("/console/signin?next=")

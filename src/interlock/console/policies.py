@@ -136,18 +136,19 @@ class PoliciesPage:
             raise FormError("policy", "Routing is not available on this worker.")
         edited = form.get("edited", "")
         chosen = form.get("policy", "").strip()
-        if edited.strip():
+        if chosen:
+            if chosen not in lab.policies:
+                raise FormError("policy", f"'{chosen[:80]}' is not a configured policy.")
+            policy = lab.policies[chosen]
+            label = f"policy {chosen}"
+        elif edited.strip():
             try:
                 policy = lab.parse(edited)
             except ConfigError as err:
                 raise FormError("edited", str(err)) from None
             label = "the edited policy"
-        elif chosen in lab.policies:
-            policy = lab.policies[chosen]
-            label = f"policy {chosen}"
         else:
-            raise FormError("policy", "Choose a configured policy, or edit one in the box below." if not chosen
-                            else f"'{chosen[:80]}' is not a configured policy.")
+            raise FormError("policy", "Choose a configured policy, or choose “edited below” and write one in the box.")
         n = parse_n(form.get("n", ""))
         project = form.get("project", "").strip() or None
         if not principal.admin:
