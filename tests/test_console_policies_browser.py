@@ -188,6 +188,10 @@ def test_a_project_key_replays_and_dry_runs_its_own_requests_only(
         response = page.goto(base + urlencode({"run": "replay", "policy": "budget"}))
         assert response is not None and response.status == 200
         assert "over 1 request of beta" in page.locator(".result h3").inner_text()
+        # premium's first target answered the traffic: its live figures model the latency.
+        page.goto(base + urlencode({"run": "replay", "policy": "premium"}))
+        assert "Modelled latency from: live" in page.locator(".result").inner_text()
+        page.goto(base + urlencode({"run": "replay", "policy": "budget"}))
         no_sideways_scroll(page)
         shot(page, "policies-replay-phone")
         # Bad input is a 400 with the error next to its field, never a 500.
