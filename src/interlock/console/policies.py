@@ -27,11 +27,11 @@ from interlock.console.signin import signin_url, viewer
 from interlock.console.web import redirect, send_page
 from interlock.core.errors import GatewayError
 from interlock.core.exchange import Exchange
-from interlock.core.policy import DEFAULT_POLICY, Policy
+from interlock.core.policy import Policy
 from interlock.core.principal import Principal
 from interlock.ledger.schema import LogQuery
 from interlock.ledger.writer import LogStore
-from interlock.routing.replay import EDITED, MAX_POLICY_CHARS, Outcome, PolicyLab, replay_request, summarize
+from interlock.routing.replay import MAX_POLICY_CHARS, Outcome, PolicyLab, replay_request, summarize
 
 PAGE = "/console/policies"
 #: ``RoutingApi.explain_for``: (caller, chat request, tags, prompt tokens or None) -> the explanation.
@@ -289,7 +289,6 @@ def policy_rows(lab: PolicyLab) -> list[dict[str, Any]]:
             "filters": _filters_text(policy), "routes": routes, "problem": problem,
             "expected_output": policy.expected_output_tokens or "request's max tokens (≤ 1,000), else 500",
             "retry": f"{policy.retry.attempts} tries per target", "timeout": f"{policy.timeout_s:g} s",
-            "default_retry": policy.retry == DEFAULT_POLICY.retry,
         })
     return rows
 
@@ -355,5 +354,5 @@ def replay_view(s: Mapping[str, Any], label: str, strategy: str, read: int, proj
         "replayed_mean": ms(s["replayed_mean_ms"]), "replayed_p50": ms(s["replayed_p50_ms"]),
         "sources": [{"source": src, "requests": count, "pct": f"{100 * share:.0f}%"}
                     for src, count, share in s["latency_sources"]],
-        "models": rows("models"), "vendors": rows("vendors"), "edited_name": EDITED,
+        "models": rows("models"), "vendors": rows("vendors"),
     }

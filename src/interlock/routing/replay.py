@@ -37,8 +37,8 @@ from interlock.routing.policies import parse_policy
 from interlock.routing.stats import LiveStats
 from interlock.simulator.latency import default_profile
 
-#: The name an edited policy is planned under (a policy name may not contain '/' or ':'; this one is never
-#: configured, since the page checks it is neither a policy nor an alias).
+#: The name an edited policy is planned under; only the replay's own planner knows it (a configured policy
+#: of this name would be shadowed there, never in the gateway's planner).
 EDITED = "what-if"
 MAX_POLICY_CHARS = 10_000
 #: Inbound APIs whose requests are chat requests (embeddings are not re-planned).
