@@ -64,6 +64,7 @@ from interlock.pipeline.stages import (
     RouteStage,
     settlers,
 )
+from interlock.routing.replay import PolicyLab
 from interlock.routing.setup import build_routing, validate_routing
 from interlock.server.http import Request, Router, RSGIProtocol, RSGIScope, refusal_error
 from interlock.vendors.registry import VENDOR_TABLE, build_vendors
@@ -278,7 +279,9 @@ class Gateway:
                               self.auth, self.governance.store, self.secret, chat, routing_api.generation_for,
                               log=self.obs.store if self.obs.writer is not None else None, clock=self.clock,
                               tools=self.mcp.overview, gov=self.governance, guardrails=self.guardrails,
-                              cache=self.cache, check=guardrails_api.verdict)
+                              cache=self.cache, check=guardrails_api.verdict,
+                              policies=PolicyLab(self.routing, self.catalog, self.settings),
+                              explain=routing_api.explain_for)
             router.add("/console/signin", ("GET", "HEAD", "POST"), console.signin.route, openai_errors)
             router.add("/console/signout", ("POST",), console.signin.signout, openai_errors)
             router.add("/console/playground", ("GET", "HEAD"), console.playground.page, openai_errors)
@@ -286,6 +289,7 @@ class Gateway:
             router.add("/console/api/generation", ("GET",), console.playground.generation, openai_errors)
             router.add("/console/requests", ("GET", "HEAD"), console.requests.route, openai_errors)
             router.add("/console/requests/*", ("GET", "HEAD"), console.requests.route, openai_errors)
+            router.add("/console/policies", ("GET", "HEAD"), console.policies.page, openai_errors)
             router.add("/console/tools", ("GET", "HEAD"), console.tools.page, openai_errors)
             if console.keys is not None and console.budgets is not None and console.audit is not None:
                 for path in ("/console/keys", "/console/keys/*", "/console/projects", "/console/projects/*"):

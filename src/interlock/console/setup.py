@@ -15,6 +15,7 @@ from interlock.console.keys import KeysPage
 from interlock.console.limits import AddressLimiter
 from interlock.console.pages import CatalogPages
 from interlock.console.playground import Generation, Playground
+from interlock.console.policies import Explain, PoliciesPage
 from interlock.console.requests import RequestLog, row_view
 from interlock.console.sessions import Sessions
 from interlock.console.settings import ConsoleSettings
@@ -34,6 +35,7 @@ from interlock.governance.service import Governance
 from interlock.governance.store import GovStore
 from interlock.guardrails.settings import GuardrailConfig
 from interlock.ledger.writer import LogStore
+from interlock.routing.replay import PolicyLab
 from interlock.routing.stats import LiveStats
 
 SIMULATOR = "simulator"
@@ -44,14 +46,16 @@ class Console:
 
     ``chat`` is the playground's pipeline (the gateway's chat path with the session as the caller,
     ``playground.SessionIdentify``); ``generation`` reads a request's routing record for a caller;
-    ``log`` is the request log the model page reads its route rollup from (None: the log is off)."""
+    ``log`` is the request log the model page reads its route rollup from (None: the log is off);
+    ``policies`` and ``explain`` serve the routing policies page."""
 
     def __init__(self, settings: ConsoleSettings, catalog: Catalog, vendors: Mapping[str, VendorRuntime],
                  stats: LiveStats, auth: Authenticator, store: GovStore, secret: bytes,
                  chat: Callable[[Exchange], Awaitable[None]], generation: Generation, *,
                  log: LogStore | None = None, clock: Clock = SYSTEM_CLOCK, tools: Overview | None = None,
                  gov: Governance | None = None, guardrails: GuardrailConfig | None = None,
-                 cache: ResponseCache | None = None, check: Check | None = None) -> None:
+                 cache: ResponseCache | None = None, check: Check | None = None,
+                 policies: PolicyLab | None = None, explain: Explain | None = None) -> None:
         static = load_static()
         env = make_environment(static)
         live = frozenset(vendors)
@@ -68,6 +72,8 @@ class Console:
         #: One poll of the log a second for every live tail this worker streams.
         self.tail = LogTail(log, row_view, clock=clock) if log is not None else None
         self.requests.tail = TailStream(self.sessions, self.tail, clock) if self.tail is not None else None
+        #: Routing policies: the configured ones, a dry run (``explain``: ``RoutingApi.explain_for``) and replays.
+        self.policies = PoliciesPage(env, self.sessions, policies, explain, log)
         #: The MCP gateway's page (``tools``: its overview, from app.py).
         self.tools = ToolsPage(env, self.sessions, tools, clock)
         self.simulate = SimulatorBox(catalog, simulator.adapter if simulator is not None else None,

@@ -135,14 +135,16 @@ class RoutingEngine:
     # ------------------------------------------------------------------ decide
 
     def decide(self, request: Mapping[str, Any], *, exact: bool = False,
-               output_param: str | None = None, project: str | None = None) -> tuple[RoutingTrace, Plan]:
+               output_param: str | None = None, project: str | None = None,
+               input_tokens: int | None = None) -> tuple[RoutingTrace, Plan]:
         """The routing decision for a validated chat request; raises 400/404/503 as the caller should see.
 
         ``exact`` always counts the prompt's tokens (explain); otherwise they are counted only when a
         strategy prices the request or a context window could be too small for a cheap upper bound.
         ``output_param`` is the caller's name for the canonical max tokens (``max_output_tokens`` on
         the Responses API), for the 400 when no target allows that many. ``project`` scopes prefix
-        affinity (the caller's project).
+        affinity (the caller's project). ``input_tokens`` replaces the prompt's count (a recorded request
+        replayed by the console: its usage says how long the prompt was).
         """
         overrides = parse_overrides(request)
         layout = self._layout(overrides.names)
@@ -159,7 +161,10 @@ class RoutingEngine:
                           for group in range(len(layout.strategies))]
         output = requested_output(request)
         priced = "cost" in strategies or "balanced" in strategies
-        input_tokens, exact = self._input_tokens(request, candidates, output, exact, priced)
+        if input_tokens is None:
+            input_tokens, exact = self._input_tokens(request, candidates, output, exact, priced)
+        else:
+            exact = True
         needs = Needs(
             capabilities=required_capabilities(request),
             input_tokens=input_tokens,
