@@ -307,3 +307,18 @@ def test_compare_puts_up_to_four_models_side_by_side(make_gateway: Callable[[str
     assert "At most 4 models can be compared (parameter 'm')" in many.text
     assert get("/compare").status == 200
     assert 'href="/compare?m=openai%2Fgpt-4.1-mini"' in get("/models/openai/gpt-4.1-mini").text
+
+
+def test_stylesheets_are_balanced() -> None:
+    """Every block of the console's stylesheets closes (an unclosed @media swallows every rule after it)."""
+    from importlib import resources
+
+    for sheet in ("console.css", "playground.css"):
+        text = resources.files("interlock.console").joinpath("static", sheet).read_text()
+        depth = 0
+        for number, line in enumerate(text.splitlines(), 1):
+            depth += line.count("{") - line.count("}")
+            assert depth >= 0, f"{sheet}:{number} closes a block that is not open"
+            if line.startswith("/*"):
+                assert depth == 0, f"{sheet}:{number}: a section starts inside an open block"
+        assert depth == 0, f"{sheet} ends with {depth} block(s) open"
