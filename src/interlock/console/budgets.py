@@ -13,7 +13,7 @@ from urllib.parse import quote, unquote
 
 from jinja2 import Environment
 
-from interlock.console.forms import admin_only, confirm, done_note, field_list, posted
+from interlock.console.forms import admin_only, admin_step, confirm, done_note, field_list, posted
 from interlock.console.sessions import Session, Sessions
 from interlock.console.signin import signin_url, viewer
 from interlock.console.views import utc_when
@@ -163,67 +163,55 @@ class BudgetsPage:
 
     async def delete(self, req: Exchange, kind: str, item_id: str) -> None:
         one = kind[:-1]
-        if req.method != "POST":
-            session = await self.sessions.resolve(req)
-            if session is None:
-                redirect(req, signin_url(f"/console/{kind}/{quote(item_id)}/delete"))
-                return
-            if not admin_only(req, self.env, session, "Budgets and limits"):
-                return
-            await self.gov.poll()
-            item = getattr(self.gov.defs, kind).get(item_id)
-            if item is None:
-                await self.page(req, status=404, session=session, errors={"kind": f"No {one} with id {item_id!r}."})
-                return
+        step = await admin_step(req, self.env, self.sessions, back=PAGE, what="Budgets and limits",
+                                here=f"/console/{kind}/{quote(item_id)}/delete")
+        if step is None:
+            return
+        session, form = step
+        item = await self._item(req, session, kind, item_id)
+        if item is None:
+            return
+        if form is None:
             confirm(req, self.env, session, title=f"Delete this {one}?", active="budgets", back=PAGE,
                     message=f"The {one} {item.id} on {item.scope} {item.subject} ({describe(item)}) stops "
                             "applying at once. This cannot be undone.",
                     action=f"/console/{kind}/{quote(item.id)}/delete", button=f"Delete {one}")
             return
-        got = await posted(req, self.env, self.sessions, PAGE)
-        if got is None or not admin_only(req, self.env, got.session, "Budgets and limits"):
-            return
-        await self.gov.poll()
-        item = getattr(self.gov.defs, kind).get(item_id)
-        if item is None:
-            await self.page(req, status=404, session=got.session, errors={"kind": f"No {one} with id {item_id!r}."})
-            return
         await self.gov.store.delete(f"gov_{kind}", item.id)
         await self.gov.poll()
-        await self.audit.record(got.session.principal, "console", f"{one}.delete", one, item.id,
+        await self.audit.record(session.principal, "console", f"{one}.delete", one, item.id,
                                 project=project_of(self.gov.defs, one, item.to_json()), before=item.to_json())
         redirect(req, f"{PAGE}?done={one}-deleted:{quote(item.id)}")
 
+    async def _item(self, req: Exchange, session: Session, kind: str, item_id: str) -> Budget | Limit | None:
+        """The budget or limit an action names, read fresh; the page with a 404 note when there is none."""
+        await self.gov.poll()
+        item: Budget | Limit | None = getattr(self.gov.defs, kind).get(item_id)
+        if item is None:
+            await self.page(req, status=404, session=session,
+                            errors={"kind": f"No {kind[:-1]} with id {item_id!r}."})
+        return item
 
     async def edit(self, req: Exchange, kind: str, item_id: str) -> None:
         """``GET``: the item's form, filled in; ``POST``: the change (what it applies to stays)."""
         one = kind[:-1]
         path = f"/console/{kind}/{quote(item_id)}/edit"
-        got = None
-        if req.method == "POST":
-            got = await posted(req, self.env, self.sessions, PAGE)
-            session = got.session if got is not None else None
-        else:
-            session = await self.sessions.resolve(req)
-            if session is None:
-                redirect(req, signin_url(path))
-                return
-        if session is None or not admin_only(req, self.env, session, "Budgets and limits"):
+        step = await admin_step(req, self.env, self.sessions, back=PAGE, here=path, what="Budgets and limits")
+        if step is None:
             return
-        await self.gov.poll()
-        item = getattr(self.gov.defs, kind).get(item_id)
+        session, form = step
+        item = await self._item(req, session, kind, item_id)
         if item is None:
-            await self.page(req, status=404, session=session, errors={"kind": f"No {one} with id {item_id!r}."})
             return
         values = edit_values(item)
         errors: dict[str, str] = {}
-        if got is not None:
-            values = {name: got.form.get(name, "").strip() for name in values}
+        if form is not None:
+            values = {name: form.get(name, "").strip() for name in values}
             try:
                 changed: Budget | Limit = await (
-                    ops.update_budget(self.gov.store, item, budget_body(got.form, edit=True))
+                    ops.update_budget(self.gov.store, item, budget_body(form, edit=True))
                     if isinstance(item, Budget) else
-                    ops.update_limit(self.gov.store, item, limit_body(got.form, edit=True)))
+                    ops.update_limit(self.gov.store, item, limit_body(form, edit=True)))
             except DefinitionError as exc:
                 errors = {exc.field: exc.message}
             else:

@@ -65,6 +65,27 @@ def admin_only(req: Exchange, env: Environment, session: Session, what: str) -> 
     return False
 
 
+async def admin_step(req: Exchange, env: Environment, sessions: Sessions, *, back: str, here: str,
+                     what: str) -> tuple[Session, dict[str, str] | None] | None:
+    """Who acts in one step of a two-step admin action (a GET shows the form or confirmation, the POST acts):
+    the admin session, with the checked form for a POST (None for a GET); None when answered instead."""
+    form = None
+    if req.method == "POST":
+        got = await posted(req, env, sessions, back)
+        if got is None:
+            return None
+        session, form = got.session, got.form
+    else:
+        found = await sessions.resolve(req)
+        if found is None:
+            redirect(req, signin_url(here))
+            return None
+        session = found
+    if not admin_only(req, env, session, what):
+        return None
+    return session, form
+
+
 def confirm(req: Exchange, env: Environment, session: Session, *, title: str, message: str, action: str,
             button: str, back: str, fields: Mapping[str, str] | None = None,
             inputs: Sequence[Mapping[str, str]] = (), errors: Mapping[str, str] | None = None,

@@ -17,7 +17,7 @@ from urllib.parse import quote, unquote
 
 from jinja2 import Environment
 
-from interlock.console.forms import admin_only, confirm, done_note, field_list, posted
+from interlock.console.forms import admin_only, admin_step, confirm, done_note, field_list, posted
 from interlock.console.sessions import Session, Sessions
 from interlock.console.signin import signin_url, viewer
 from interlock.console.views import usd, utc_when
@@ -172,17 +172,10 @@ class KeysPage:
     async def edit_project(self, req: Exchange, pid: str) -> None:
         """``GET``: the project's settings in a form; ``POST``: the change (its id stays)."""
         path = f"/console/projects/{quote(pid)}/edit"
-        got = None
-        if req.method == "POST":
-            got = await posted(req, self.env, self.sessions, PAGE)
-            session = got.session if got is not None else None
-        else:
-            session = await self.sessions.resolve(req)
-            if session is None:
-                redirect(req, signin_url(path))
-                return
-        if session is None or not admin_only(req, self.env, session, "Projects"):
+        step = await admin_step(req, self.env, self.sessions, back=PAGE, here=path, what="Projects")
+        if step is None:
             return
+        session, form = step
         await self.gov.poll()
         project = self.gov.defs.projects.get(pid)
         if project is None:
@@ -193,8 +186,8 @@ class KeysPage:
                   "allowed_vendors": ", ".join(project.allowed_vendors),
                   "zero_data_retention": "yes" if project.zero_data_retention else "no"}
         errors: dict[str, str] = {}
-        if got is not None:
-            values = {name: got.form.get(name, "").strip() for name in values}
+        if form is not None:
+            values = {name: form.get(name, "").strip() for name in values}
             body = project_body({**values, "id": pid, "zero_data_retention":
                                  "on" if values["zero_data_retention"] == "yes" else ""})
             body.pop("id")
@@ -243,49 +236,39 @@ class KeysPage:
                         created={"id": key.id, "key": plaintext, "project": key.project, "what": "created"})
 
     async def change_key(self, req: Exchange, kid: str, action: str) -> None:
-        back = PAGE
-        if req.method != "POST":
-            session = await self.sessions.resolve(req)
-            if session is None:
-                redirect(req, signin_url(f"{PAGE}/{quote(kid)}/{action}"))
-                return
-            if not admin_only(req, self.env, session, "Keys"):
-                return
-            await self.gov.poll()
-            key = self.gov.defs.keys.get(kid)
-            if key is None:
-                await self.page(req, status=404, session=session, errors={"key": f"No key with id {kid!r}."})
-                return
-            self._confirm(req, session, key, action)
+        step = await admin_step(req, self.env, self.sessions, back=PAGE, here=f"{PAGE}/{quote(kid)}/{action}",
+                                what="Keys")
+        if step is None:
             return
-        got = await posted(req, self.env, self.sessions, back)
-        if got is None or not admin_only(req, self.env, got.session, "Keys"):
-            return
+        session, form = step
         await self.gov.poll()
         key = self.gov.defs.keys.get(kid)
         if key is None:
-            await self.page(req, status=404, session=got.session, errors={"key": f"No key with id {kid!r}."})
+            await self.page(req, status=404, session=session, errors={"key": f"No key with id {kid!r}."})
+            return
+        if form is None:
+            self._confirm(req, session, key, action)
             return
         if action == "revoke":
             await self.gov.store.revoke_key(key.id, self.clock.time())
             await self.gov.poll()
             after = self.gov.defs.keys.get(key.id)
-            await self.audit.record(got.session.principal, "console", "key.revoke", "key", key.id,
+            await self.audit.record(session.principal, "console", "key.revoke", "key", key.id,
                                     project=key.project, before=key.to_json(),
                                     after=after.to_json() if after is not None else None)
             redirect(req, f"{PAGE}?done=key-revoked:{quote(key.id)}")
             return
-        overlap_text = got.form.get("overlap", "").strip() or "0s"
+        overlap_text = form.get("overlap", "").strip() or "0s"
         try:
             overlap = 0.0 if re.fullmatch(r"0+[smhdw]?", overlap_text) else parse_duration(overlap_text, "overlap")
             new, plaintext = await ops.rotate_key(self.gov.store, self.secret, key, overlap)
         except DefinitionError as exc:
-            self._confirm(req, got.session, key, action, overlap_text, {"overlap": exc.message}, 400)
+            self._confirm(req, session, key, action, overlap_text, {"overlap": exc.message}, 400)
             return
         await self.gov.poll()
-        await self.audit.record(got.session.principal, "console", "key.rotate", "key", new.id,
+        await self.audit.record(session.principal, "console", "key.rotate", "key", new.id,
                                 project=key.project, before=key.to_json(), after=new.to_json())
-        await self.page(req, status=201, session=got.session,
+        await self.page(req, status=201, session=session,
                         created={"id": new.id, "key": plaintext, "project": new.project, "what": "rotated",
                                  "replaces": key.id, "overlap": overlap_text})
 
