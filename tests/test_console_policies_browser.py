@@ -22,7 +22,7 @@ import pytest
 from tests.conftest import MASTER_KEY, GatewayProcess, start_gateway
 from tests.test_console_browser import DESKTOP, PHONE, shot
 from tests.test_console_playground_browser import admin, no_sideways_scroll, visit
-from tests.test_console_requests_browser import NoRedirect, sign_in
+from tests.test_console_requests_browser import NoRedirect, sign_in, wait_for_log
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -61,10 +61,7 @@ def traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayP
             ids["alpha"].append(raw.headers["x-interlock-request-id"])
         ids["beta"] = beta.chat.completions.with_raw_response.create(
             model="premium", messages=[{"role": "user", "content": "from beta"}]).headers["x-interlock-request-id"]
-        deadline = time.monotonic() + 10
-        while len(admin(gw, "GET", "/admin/v1/logs?limit=10")["data"]) < 5:
-            assert time.monotonic() < deadline, "the log did not receive the traffic"
-            time.sleep(0.2)
+        wait_for_log(gw, 5)
         yield gw, ids
     finally:
         gw.stop()

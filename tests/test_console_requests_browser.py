@@ -48,13 +48,18 @@ def traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayP
         with pytest.raises(openai.APIStatusError):
             alpha.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "fails"}],
                                           extra_headers={"x-interlock-simulator-fault": "error=503"})
-        deadline = time.monotonic() + 10
-        while len(admin(gw, "GET", "/admin/v1/logs?limit=10")["data"]) < 5:
-            assert time.monotonic() < deadline, "the log did not receive the traffic"
-            time.sleep(0.2)
+        wait_for_log(gw, 5)
         yield gw, ids
     finally:
         gw.stop()
+
+
+def wait_for_log(gw: GatewayProcess, count: int) -> None:
+    """Until the request log holds at least ``count`` records (the writer flushes in the background)."""
+    deadline = time.monotonic() + 10
+    while len(admin(gw, "GET", f"/admin/v1/logs?limit={count}")["data"]) < count:
+        assert time.monotonic() < deadline, "the log did not receive the traffic"
+        time.sleep(0.2)
 
 
 def sign_in(page: sync_api.Page, gw: GatewayProcess, key: str, path: str = "/console/requests") -> None:
@@ -183,10 +188,7 @@ def test_failover_drill_down_and_live_tail(failover: GatewayProcess, browser: sy
     sdk = openai.OpenAI(base_url=gw.base_url, api_key=gamma, max_retries=0, timeout=30)
     rid = sdk.chat.completions.with_raw_response.create(
         model="support-bot", messages=[{"role": "user", "content": "help"}]).headers["x-interlock-request-id"]
-    deadline = time.monotonic() + 10
-    while not admin(gw, "GET", "/admin/v1/logs?limit=5")["data"]:
-        assert time.monotonic() < deadline, "the log did not receive the request"
-        time.sleep(0.2)
+    wait_for_log(gw, 1)
     record = admin(gw, "GET", f"/admin/v1/logs/{rid}")
     attempts = record["attempts"]
     assert len(attempts) >= 2 and attempts[0]["model"] == "openai/gpt-4.1-nano"

@@ -13,7 +13,7 @@ from urllib.parse import quote, unquote
 
 from jinja2 import Environment
 
-from interlock.console.forms import admin_only, admin_step, confirm, done_note, field_list, posted
+from interlock.console.forms import admin_only, admin_step, confirm, done_note, field_list, not_found, posted
 from interlock.console.sessions import Session, Sessions
 from interlock.console.signin import signin_url, viewer
 from interlock.console.views import utc_when
@@ -91,13 +91,7 @@ class BudgetsPage:
         elif len(parts) == 3 and parts[0] in KINDS and parts[2] == "edit":
             await self.edit(req, parts[0], unquote(parts[1]))
         else:
-            session = await self.sessions.resolve(req)
-            if session is None:
-                redirect(req, signin_url(PAGE))
-                return
-            send_page(req, self.env, 404, "error.html", {"title": "Not found", "active": "budgets",
-                                                          "message": f"No page {req.path[:100]}.",
-                                                          **viewer(session)})
+            await not_found(req, self.env, self.sessions, "budgets", PAGE)
 
     async def page(self, req: Exchange, *, status: int = 200, session: Session | None = None,
                    errors: dict[str, str] | None = None, form: dict[str, str] | None = None,

@@ -56,6 +56,16 @@ async def posted(req: Exchange, env: Environment, sessions: Sessions, back: str)
     return Posted(session, form)
 
 
+async def not_found(req: Exchange, env: Environment, sessions: Sessions, active: str, back: str) -> None:
+    """A path under a console page that names nothing: sign in first, then a 404 page."""
+    session = await sessions.resolve(req)
+    if session is None:
+        redirect(req, signin_url(back))
+        return
+    send_page(req, env, 404, "error.html", {"title": "Not found", "active": active,
+                                            "message": f"No page {req.path[:100]}.", **viewer(session)})
+
+
 def admin_only(req: Exchange, env: Environment, session: Session, what: str) -> bool:
     """True when the session may change ``what`` (the admin key); otherwise answers 403 and returns False."""
     if session.principal.admin:

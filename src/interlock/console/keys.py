@@ -17,7 +17,7 @@ from urllib.parse import quote, unquote
 
 from jinja2 import Environment
 
-from interlock.console.forms import admin_only, admin_step, confirm, done_note, field_list, posted
+from interlock.console.forms import admin_only, admin_step, confirm, done_note, field_list, not_found, posted
 from interlock.console.sessions import Session, Sessions
 from interlock.console.signin import signin_url, viewer
 from interlock.console.views import usd, utc_when
@@ -97,13 +97,7 @@ class KeysPage:
             kid, action = rest.split("/")
             await self.change_key(req, unquote(kid), action)
         else:
-            session = await self.sessions.resolve(req)
-            if session is None:
-                redirect(req, signin_url(PAGE))
-                return
-            send_page(req, self.env, 404, "error.html", {"title": "Not found", "active": "keys",
-                                                          "message": f"No page {req.path[:100]}.",
-                                                          **viewer(session)})
+            await not_found(req, self.env, self.sessions, "keys", PAGE)
 
     # ----------------------------------------------------------------- the page
 
