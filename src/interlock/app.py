@@ -36,6 +36,7 @@ from interlock.catalog import Catalog, load_catalog, warm_tokenizers
 from interlock.config import ConfigError, Settings, load_settings
 from interlock.console import Console, ConsoleSettings
 from interlock.console.playground import SessionIdentify
+from interlock.console.spend import budget_source
 from interlock.core.clock import SYSTEM_CLOCK, Clock
 from interlock.core.codec import InboundCodec
 from interlock.core.context import RequestContext
@@ -277,7 +278,10 @@ class Gateway:
             console = Console(console_settings, self.catalog, self.vendors, self.routing.stats,
                               self.auth, self.governance.store, self.secret, chat, routing_api.generation_for,
                               log=self.obs.store if self.obs.writer is not None else None, clock=self.clock,
-                              tools=self.mcp.overview)
+                              tools=self.mcp.overview,
+                              circuit=self.routing.circuits.state,
+                              budgets=budget_source(lambda: self.governance.defs.budgets.values(),
+                                                    self.governance.budget_status))
             router.add("/console/signin", ("GET", "HEAD", "POST"), console.signin.route, openai_errors)
             router.add("/console/signout", ("POST",), console.signin.signout, openai_errors)
             router.add("/console/playground", ("GET", "HEAD"), console.playground.page, openai_errors)
@@ -285,6 +289,9 @@ class Gateway:
             router.add("/console/api/generation", ("GET",), console.playground.generation, openai_errors)
             router.add("/console/requests", ("GET", "HEAD"), console.requests.route, openai_errors)
             router.add("/console/requests/*", ("GET", "HEAD"), console.requests.route, openai_errors)
+            router.add("/console/overview", ("GET", "HEAD"), console.overview.page, openai_errors)
+            router.add("/console/spend", ("GET", "HEAD"), console.spend.route, openai_errors)
+            router.add("/console/spend/*", ("GET", "HEAD"), console.spend.route, openai_errors)
             router.add("/console/tools", ("GET", "HEAD"), console.tools.page, openai_errors)
             router.add("/models", ("GET", "HEAD"), console.pages.index, openai_errors)
             router.add("/models/*", ("GET", "HEAD"), console.pages.model, openai_errors)

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from interlock.catalog import Catalog
 from interlock.console.csrf import SigninTokens
 from interlock.console.limits import AddressLimiter
+from interlock.console.overview import OverviewPage, route_health
 from interlock.console.pages import CatalogPages
 from interlock.console.playground import Generation, Playground
 from interlock.console.requests import RequestLog
@@ -14,6 +15,7 @@ from interlock.console.sessions import Sessions
 from interlock.console.settings import ConsoleSettings
 from interlock.console.signin import SignIn
 from interlock.console.simulate import RATE, SimulatorBox
+from interlock.console.spend import BudgetSource, SpendPage
 from interlock.console.tools import Overview, ToolsPage
 from interlock.console.traffic import RouteTraffic
 from interlock.console.views import vendor_name
@@ -39,7 +41,8 @@ class Console:
     def __init__(self, settings: ConsoleSettings, catalog: Catalog, vendors: Mapping[str, VendorRuntime],
                  stats: LiveStats, auth: Authenticator, store: GovStore, secret: bytes,
                  chat: Callable[[Exchange], Awaitable[None]], generation: Generation, *,
-                 log: LogStore | None = None, clock: Clock = SYSTEM_CLOCK, tools: Overview | None = None) -> None:
+                 log: LogStore | None = None, clock: Clock = SYSTEM_CLOCK, tools: Overview | None = None,
+                 circuit: Callable[[str], str] | None = None, budgets: BudgetSource | None = None) -> None:
         static = load_static()
         env = make_environment(static)
         live = frozenset(vendors)
@@ -55,6 +58,10 @@ class Console:
         self.requests = RequestLog(env, self.sessions, log)
         #: The MCP gateway's page (``tools``: its overview, from app.py).
         self.tools = ToolsPage(env, self.sessions, tools, clock)
+        #: Overview (rollups and live route health) and Spend (daily rollups, budgets from ``budgets``).
+        self.overview = OverviewPage(env, self.sessions, log,
+                                     lambda: route_health(stats, circuit or (lambda _key: "closed")), clock)
+        self.spend = SpendPage(env, self.sessions, log, budgets, clock)
         self.simulate = SimulatorBox(catalog, simulator.adapter if simulator is not None else None,
                                      lambda vendor: vendor_name(catalog, vendor), self.pages.permits,
                                      AddressLimiter(RATE, 60.0, clock))
