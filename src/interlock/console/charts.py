@@ -2,7 +2,7 @@
 
 Pure functions (no I/O): the templates draw what these return with SVG attributes and CSS classes only
 (the console's CSP forbids inline styles and scripts). A chart never relies on colour alone: stacked
-segments carry a fill pattern as well as a colour, lines differ by dash and are labelled at their end, bars
+segments carry a fill pattern as well as a colour, lines differ by dash and are named in a legend, bars
 carry their value in a tooltip and the peak on the axis, and every chart has a table beside it.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 WIDTH, HEIGHT = 720, 200
-TOP, BOTTOM, RIGHT = 16, 22, 64
+TOP, BOTTOM, RIGHT = 18, 22, 8
 #: Fill patterns of stacked segments, in order (``console.css`` colours them; the template defines them).
 PATTERNS = ("solid", "hatch", "dots", "cross", "rows", "cols", "grid")
 
@@ -72,7 +72,10 @@ def stacked_chart(chart_id: str, labels: Sequence[str], stacks: Sequence[Sequenc
     labelled at their right end (budget lines). Returns the template's geometry and a text summary."""
     n = len(labels)
     totals = [sum(s) for s in stacks]
-    peak = max([*totals, *(v for v, _ in lines), 0.0])
+    top_total = max(totals, default=0.0)
+    # A reference line far above every bar would flatten them: it is pinned to the top edge and says so.
+    in_scale = [v for v, _ in lines if top_total <= 0 or v <= 4 * top_total]
+    peak = max([*totals, *in_scale, 0.0])
     plot_w, plot_h = WIDTH - RIGHT, HEIGHT - TOP - BOTTOM
     slot = plot_w / n if n else plot_w
     bar_w = max(1.0, round(slot * 0.72, 1))
@@ -90,10 +93,14 @@ def stacked_chart(chart_id: str, labels: Sequence[str], stacks: Sequence[Sequenc
             segments.append({"y": round(y, 1), "h": max(round(h, 1), 0.5), "pattern": j % len(PATTERNS),
                              "title": f"{label} · {names[j]}: {fmt(value)}"})
         bars.append({"x": x, "w": bar_w, "segments": segments, "label": label if i % step == 0 else "",
+                     "minor": (i // step) % 2 == 1,
                      "cx": round(x + bar_w / 2, 1), "total": fmt(totals[i]), "title": f"{label}: {fmt(totals[i])}"})
-    refs = [{"y": round(TOP + plot_h - plot_h * v / peak, 1) if peak else TOP + plot_h, "text": text}
-            for v, text in lines]
-    top_total = max(totals, default=0.0)
+    refs = []
+    for v, text in lines:
+        if peak and v > peak:
+            refs.append({"y": float(TOP), "text": f"{text} (above this scale)"})
+        else:
+            refs.append({"y": round(TOP + plot_h - plot_h * v / peak, 1) if peak else TOP + plot_h, "text": text})
     return {
         "id": chart_id, "width": WIDTH, "height": HEIGHT, "plot_w": plot_w, "base": TOP + plot_h, "top": TOP,
         "label_y": HEIGHT - 6, "bars": bars, "lines": refs, "peak": fmt(peak), "names": list(names),
@@ -107,8 +114,8 @@ def line_chart(chart_id: str, labels: Sequence[str], series: Sequence[tuple[str,
                *, title: str) -> dict[str, Any]:
     """Lines over buckets (``series``: name, one value or None per label), each labelled at its last point.
 
-    Series differ by dash pattern (``line-0``, ``line-1``... in CSS) as well as colour; a gap is left where a
-    bucket has no value, and a lone point is drawn as a dot."""
+    Series differ by dash pattern (``line-0``, ``line-1``... in CSS) as well as colour and are named, with
+    their latest value, in the legend; a gap is left where a bucket has no value, a lone point is a dot."""
     n = len(labels)
     values = [v for _, vs in series for v in vs if v is not None]
     peak = max(values, default=0.0)
@@ -130,13 +137,13 @@ def line_chart(chart_id: str, labels: Sequence[str], series: Sequence[tuple[str,
         paths = [" ".join(f"{x},{y}" for x, y in run) for run in runs if len(run) > 1]
         dots = [{"x": run[0][0], "y": run[0][1]} for run in runs if len(run) == 1]
         out.append({"name": name, "cls": f"line-{k}", "paths": paths, "dots": dots,
-                    "end": None if last is None else {"x": last[0] + 4, "y": last[1] + 4 + 10 * k,
-                                                      "text": f"{name} {fmt(last[2])}"}})
+                    "latest": "—" if last is None else fmt(last[2])})
     step = _label_step(n)
     return {
         "id": chart_id, "width": WIDTH, "height": HEIGHT, "plot_w": plot_w, "base": TOP + plot_h, "top": TOP,
         "label_y": HEIGHT - 6, "series": out, "peak": fmt(peak) if values else "", "empty": not values,
-        "labels": [{"x": round(i * slot + slot / 2, 1), "text": lb} for i, lb in enumerate(labels) if i % step == 0],
+        "labels": [{"x": round(i * slot + slot / 2, 1), "text": lb, "minor": (i // step) % 2 == 1}
+                   for i, lb in enumerate(labels) if i % step == 0],
         "summary": f"{title}: " + ("; ".join(
             f"{name} " + ", ".join(f"{lb} {fmt(v)}" for lb, v in zip(labels, vs, strict=True) if v is not None)
             for name, vs in series) if values and n <= 40 else "no data" if not values else f"{n} buckets"),

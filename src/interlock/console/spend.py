@@ -146,7 +146,7 @@ def spend_view(rows: Sequence[Sequence[Any]], choice: dict[str, Any], budgets: S
         if rest:
             values.append(sum(cells.get((p, g), [0])[0] for g in rest))
         stacks.append([v / 1e12 for v in values])
-        table.append({"period": p, "cells": [usd(v) for v in values], "total": usd(sum(values)),
+        table.append({"period": p, "cells": [usd(v) if v else "—" for v in values], "total": usd(sum(values)),
                       "saved": usd(saved[p]), "requests": f"{requests[p]:,}"})
     wanted = BUDGET_PERIOD[by]
     lines = [(b["amount_usd"], f"{b['name']} {usd(b['amount_usd'] * 1e12)}") for b in budgets if b["period"] == wanted]
