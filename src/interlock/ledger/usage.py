@@ -227,7 +227,8 @@ def pg_usage_cte(param: str) -> str:
 Placeholder = Callable[[int], str]
 #: A read: SQL with placeholders made by the store's style, and its arguments.
 Read = Callable[[Placeholder], tuple[str, list[Any]]]
-_SUMS = ", ".join(f"sum({v})" for v in USAGE_VALUES)
+#: The top tables need the counters only (summing the histograms too would cost a scan's worth of columns).
+_SUMS = ", ".join(f"sum({v})" for v in COUNTERS)
 
 
 def series_read(project: str, since_hour: int, until_hour: int) -> Read:
@@ -240,7 +241,7 @@ def series_read(project: str, since_hour: int, until_hour: int) -> Read:
 
 
 def models_read(project: str, since_hour: int, until_hour: int) -> Read:
-    """Per (model, vendor) of ``project`` (``*``: every project) in the hours: model, vendor, then the sums."""
+    """Per (model, vendor) of ``project`` (``*``: every project) in the hours: model, vendor, then ``COUNTERS``."""
     def build(ph: Placeholder) -> tuple[str, list[Any]]:
         return (f"SELECT model, vendor, {_SUMS} FROM usage_hourly WHERE project = {ph(1)} AND model <> '*' "
                 f"AND hour >= {ph(2)} AND hour < {ph(3)} GROUP BY model, vendor",
@@ -249,7 +250,7 @@ def models_read(project: str, since_hour: int, until_hour: int) -> Read:
 
 
 def projects_read(since_hour: int, until_hour: int) -> Read:
-    """Per project in the hours (the per-project level, read through ``usage_level``): project, then the sums."""
+    """Per project in the hours (the per-project level, read through ``usage_level``): project, then ``COUNTERS``."""
     def build(ph: Placeholder) -> tuple[str, list[Any]]:
         return (f"SELECT project, {_SUMS} FROM usage_hourly WHERE model = '*' AND vendor = '*' "
                 f"AND hour >= {ph(1)} AND hour < {ph(2)} AND project <> '*' GROUP BY project",
