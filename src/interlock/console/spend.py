@@ -38,8 +38,9 @@ GROUPS = ("model", "vendor", "project", "key", "tag")
 PARAMS = ("by", "group", "from", "to", "project")
 #: The longest range one page reads (days): two years of daily rollups.
 MAX_DAYS = 731
-#: Default range per period: the last 30 days, 12 weeks, 12 months.
-DEFAULT_SPAN = {"day": 30, "week": 12 * 7, "month": 365}
+#: Default range: the last 30 days, or the current week or month and the eleven before it.
+DEFAULT_DAYS = 30
+DEFAULT_PERIODS = 12
 SERIES = 6
 BUDGET_PERIOD = {"day": "daily", "week": "weekly", "month": "monthly"}
 
@@ -87,11 +88,15 @@ def parse_params(params: dict[str, str], today: dt.date, *, admin: bool, own: st
     if group not in GROUPS:
         raise InvalidRequest(f"'group' must be one of {', '.join(GROUPS)}.", param="group")
     until = _date(params["to"], "to") if params.get("to") else today
-    since = _date(params["from"], "from") if params.get("from") else until - dt.timedelta(days=DEFAULT_SPAN[by] - 1)
-    if by == "week" and not params.get("from"):
-        since -= dt.timedelta(days=since.weekday())
-    if by == "month" and not params.get("from"):
-        since = since.replace(day=1)
+    if params.get("from"):
+        since = _date(params["from"], "from")
+    elif by == "day":
+        since = until - dt.timedelta(days=DEFAULT_DAYS - 1)
+    elif by == "week":  # this week and the eleven before
+        since = until - dt.timedelta(days=until.weekday(), weeks=DEFAULT_PERIODS - 1)
+    else:  # this month and the eleven before
+        months = until.year * 12 + until.month - 1 - (DEFAULT_PERIODS - 1)
+        since = dt.date(months // 12, months % 12 + 1, 1)
     if since > until:
         raise InvalidRequest("'from' must not be after 'to'.", param="from")
     if (until - since).days >= MAX_DAYS:
