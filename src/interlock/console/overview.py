@@ -28,13 +28,14 @@ from interlock.core.clock import SYSTEM_CLOCK, Clock
 from interlock.core.errors import GatewayError, InvalidRequest, PermissionDenied
 from interlock.core.exchange import Exchange
 from interlock.ledger.filters import query_params
-from interlock.ledger.schema import SpendQuery, day_of
+from interlock.ledger.schema import day_of, spend_rows
 from interlock.ledger.usage import (
     ALL,
     COUNTERS,
     TPS_EDGES,
     TTFT_COLUMNS,
     TTFT_EDGES,
+    dims_read,
     models_read,
     percentile,
     projects_read,
@@ -231,12 +232,13 @@ class OverviewPage:
         since, until = day_of(w.first_hour * 3600), day_of((w.until_hour - 1) * 3600)
         reads: list[Any] = [store.read_rollup(series_read(scope, w.first_hour, w.until_hour)),
                             store.read_rollup(models_read(scope, w.first_hour, w.until_hour)),
-                            store.spend(SpendQuery(group_by="key", since=since, until=until, project=project)),
-                            store.spend(SpendQuery(group_by="tag", since=since, until=until, project=project))]
+                            store.read_rollup(dims_read("key", since, until, project)),
+                            store.read_rollup(dims_read("tag", since, until, project))]
         if project is None:
             reads.append(store.read_rollup(projects_read(w.first_hour, w.until_hour)))
         results = await asyncio.gather(*reads)
-        series, models, keys, tags = results[:4]
+        series, models = results[:2]
+        keys, tags = spend_rows("key", results[2]), spend_rows("tag", results[3])
         view = series_view(w, series)
         total_cost = sum(int(r[COST + 1] or 0) for r in series)
         day_cost = sum(r["cost_picousd"] for r in keys)

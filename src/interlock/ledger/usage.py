@@ -14,6 +14,7 @@ projects a few rows per hour, never a scan. Like the other rollups it is summed 
 from __future__ import annotations
 
 import bisect
+import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -33,6 +34,7 @@ from interlock.ledger.rowcodec import (
     R_VENDOR,
     Row,
 )
+from interlock.ledger.schema import ROLLUP_VALUES
 
 ALL = "*"
 HOUR = 3600
@@ -140,7 +142,8 @@ def table_sql(integer: str) -> str:
             f"PRIMARY KEY ({', '.join(USAGE_KEYS)}))")
 
 
-_INDEX = "CREATE INDEX IF NOT EXISTS usage_level ON usage_hourly (model, vendor, hour)"
+#: The per-project level's rows by hour (the top projects): partial, so no other read can pick it.
+_INDEX = "CREATE INDEX IF NOT EXISTS usage_projects ON usage_hourly (hour, project) WHERE model = '*' AND vendor = '*'"
 
 
 def _bucket_sums(expr: str, edges: Sequence[float]) -> list[str]:
@@ -250,11 +253,38 @@ def models_read(project: str, since_hour: int, until_hour: int) -> Read:
 
 
 def projects_read(since_hour: int, until_hour: int) -> Read:
-    """Per project in the hours (the per-project level, read through ``usage_level``): project, then ``COUNTERS``."""
+    """Per project in the hours (the per-project level, read through the partial index ``usage_projects``): project, then ``COUNTERS``."""
     def build(ph: Placeholder) -> tuple[str, list[Any]]:
         return (f"SELECT project, {_SUMS} FROM usage_hourly WHERE model = '*' AND vendor = '*' "
                 f"AND hour >= {ph(1)} AND hour < {ph(2)} AND project <> '*' GROUP BY project",
                 [since_hour, until_hour])
+    return build
+
+
+def _days(since: str, until: str) -> list[str]:
+    first, last = dt.date.fromisoformat(since), dt.date.fromisoformat(until)
+    return [(first + dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+
+
+def _day_in(ph: Placeholder, days: Sequence[str], start: int) -> str:
+    """``day IN (...)``, one parameter per day (placeholders in text order: qmark binds by position): one project's rows of ``spend_daily`` are read by seeks on its
+    primary key (day, project, ...) instead of a scan of every project's rows in the range."""
+    return f"day IN ({', '.join(ph(start + i) for i in range(len(days)))})"
+
+
+def dims_read(group: str, since: str, until: str, project: str | None) -> Read:
+    """Spend per value of ``group`` (key or tag) between two days: value, then ``schema.ROLLUP_VALUES``'s sums."""
+    column = {"key": "key_id", "tag": "tag"}[group]
+    sums = ", ".join(f"sum({v})" for v in ROLLUP_VALUES)
+
+    def build(ph: Placeholder) -> tuple[str, list[Any]]:
+        if project is None:
+            return (f"SELECT value, {sums} FROM spend_dims WHERE dim = {ph(1)} AND day >= {ph(2)} AND day <= {ph(3)} "
+                    "GROUP BY value", [column, since, until])
+        days = _days(since, until)
+        tag = "tag <> '*'" if group == "tag" else "tag = '*'"
+        return (f"SELECT {column}, {sums} FROM spend_daily WHERE project = {ph(1)} AND {_day_in(ph, days, 2)} "
+                f"AND {tag} GROUP BY {column}", [project, *days])
     return build
 
 
@@ -271,6 +301,7 @@ def spend_periods_read(group: str, since: str, until: str, project: str | None) 
             return (f"SELECT day, value, {sums} FROM spend_dims WHERE dim = {ph(1)} AND day >= {ph(2)} "
                     f"AND day <= {ph(3)} GROUP BY day, value ORDER BY day", [column, since, until])
         tag = "tag <> '*'" if group == "tag" else "tag = '*'"
-        return (f"SELECT day, {column}, {sums} FROM spend_daily WHERE day >= {ph(1)} AND day <= {ph(2)} "
-                f"AND project = {ph(3)} AND {tag} GROUP BY day, {column} ORDER BY day", [since, until, project])
+        days = _days(since, until)
+        return (f"SELECT day, {column}, {sums} FROM spend_daily WHERE project = {ph(1)} AND {_day_in(ph, days, 2)} "
+                f"AND {tag} GROUP BY day, {column} ORDER BY day", [project, *days])
     return build
