@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 WIDTH, HEIGHT = 720, 200
-TOP, BOTTOM, RIGHT = 18, 22, 8
+TOP, BOTTOM, LEFT, RIGHT = 18, 22, 22, 22
 #: Fill patterns of stacked segments, in order (``console.css`` colours them; the template defines them).
 PATTERNS = ("solid", "hatch", "dots", "cross", "rows", "cols", "grid")
 
@@ -76,13 +76,13 @@ def stacked_chart(chart_id: str, labels: Sequence[str], stacks: Sequence[Sequenc
     # A reference line far above every bar would flatten them: it is pinned to the top edge and says so.
     in_scale = [v for v, _ in lines if top_total <= 0 or v <= 4 * top_total]
     peak = max([*totals, *in_scale, 0.0])
-    plot_w, plot_h = WIDTH - RIGHT, HEIGHT - TOP - BOTTOM
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     slot = plot_w / n if n else plot_w
     bar_w = max(1.0, round(slot * 0.72, 1))
     step = _label_step(n)
     bars = []
     for i, (label, stack) in enumerate(zip(labels, stacks, strict=True)):
-        x = round(i * slot + (slot - bar_w) / 2, 1)
+        x = round(LEFT + i * slot + (slot - bar_w) / 2, 1)
         y: float = TOP + plot_h
         segments = []
         for j, value in enumerate(stack):
@@ -102,7 +102,8 @@ def stacked_chart(chart_id: str, labels: Sequence[str], stacks: Sequence[Sequenc
         else:
             refs.append({"y": round(TOP + plot_h - plot_h * v / peak, 1) if peak else TOP + plot_h, "text": text})
     return {
-        "id": chart_id, "width": WIDTH, "height": HEIGHT, "plot_w": plot_w, "base": TOP + plot_h, "top": TOP,
+        "id": chart_id, "width": WIDTH, "height": HEIGHT, "left": LEFT, "right": LEFT + plot_w,
+        "base": TOP + plot_h, "top": TOP,
         "label_y": HEIGHT - 6, "bars": bars, "lines": refs, "peak": fmt(peak), "names": list(names),
         "patterns": PATTERNS, "empty": top_total <= 0,
         "summary": f"{title}: " + (", ".join(f"{lb} {fmt(t)}" for lb, t in zip(labels, totals, strict=True))
@@ -119,7 +120,7 @@ def line_chart(chart_id: str, labels: Sequence[str], series: Sequence[tuple[str,
     n = len(labels)
     values = [v for _, vs in series for v in vs if v is not None]
     peak = max(values, default=0.0)
-    plot_w, plot_h = WIDTH - RIGHT, HEIGHT - TOP - BOTTOM
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     slot = plot_w / n if n else plot_w
     out = []
     for k, (name, vs) in enumerate(series):
@@ -130,7 +131,7 @@ def line_chart(chart_id: str, labels: Sequence[str], series: Sequence[tuple[str,
                 if runs[-1]:
                     runs.append([])
                 continue
-            x = round(i * slot + slot / 2, 1)
+            x = round(LEFT + i * slot + slot / 2, 1)
             y = round(TOP + plot_h - (plot_h * v / peak if peak else 0), 1)
             runs[-1].append((x, y))
             last = (x, y, v)
@@ -140,9 +141,10 @@ def line_chart(chart_id: str, labels: Sequence[str], series: Sequence[tuple[str,
                     "latest": "—" if last is None else fmt(last[2])})
     step = _label_step(n)
     return {
-        "id": chart_id, "width": WIDTH, "height": HEIGHT, "plot_w": plot_w, "base": TOP + plot_h, "top": TOP,
+        "id": chart_id, "width": WIDTH, "height": HEIGHT, "left": LEFT, "right": LEFT + plot_w,
+        "base": TOP + plot_h, "top": TOP,
         "label_y": HEIGHT - 6, "series": out, "peak": fmt(peak) if values else "", "empty": not values,
-        "labels": [{"x": round(i * slot + slot / 2, 1), "text": lb, "minor": (i // step) % 2 == 1}
+        "labels": [{"x": round(LEFT + i * slot + slot / 2, 1), "text": lb, "minor": (i // step) % 2 == 1}
                    for i, lb in enumerate(labels) if i % step == 0],
         "summary": f"{title}: " + ("; ".join(
             f"{name} " + ", ".join(f"{lb} {fmt(v)}" for lb, v in zip(labels, vs, strict=True) if v is not None)
