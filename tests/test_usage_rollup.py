@@ -3,10 +3,15 @@ in both stores, backfilled by its migration, and read by the console's Overview 
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
-from interlock.ledger.rowcodec import row_from_record
+import asyncpg
+
+from interlock.ledger import migrations, pgstore
+from interlock.ledger.pgstore import PostgresLog
+from interlock.ledger.rowcodec import ROW_COLUMNS, row_from_record
 from interlock.ledger.store import SQLiteLog, SQLiteStore
 from interlock.ledger.usage import (
     ALL,
@@ -22,6 +27,8 @@ from interlock.ledger.usage import (
     usage_deltas,
 )
 from interlock.ledger.writer import LogStore
+from interlock.state.migrations import Schema
+from interlock.state.sqlite import SQLiteDB
 from tests.test_ledger_migrations import NEW, OLD, v2_database
 
 T0 = 1_750_000_000.0  # 2025-06-15 15:06:40 UTC
@@ -128,3 +135,48 @@ def _one(edges: tuple[float, ...], value: float) -> list[int]:
     out = [0] * (len(edges) + 1)
     out[sum(1 for e in edges if e <= value)] = 1
     return out
+
+
+async def test_the_postgresql_migration_backfills_logged_requests(pg_url: str) -> None:
+    """A log at ledger migration 7 (before the usage rollup) holding rows: migration 8 fills usage_hourly."""
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await conn.execute("CREATE TABLE schema_migrations (component text NOT NULL, version integer NOT NULL, "
+                           "applied_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (component, version))")
+        for version, sql in migrations.POSTGRES:
+            if version < 8:
+                assert isinstance(sql, str)
+                await conn.execute(sql)
+                await conn.execute("INSERT INTO schema_migrations (component, version) VALUES ('ledger', $1)", version)
+        rows = [row_from_record(rec(i, T0 + i, status=500 if i == 2 else 200, stream=i % 2)) for i in range(4)]
+        await conn.copy_records_to_table("requests", records=pgstore._nulls(rows), columns=ROW_COLUMNS)
+    finally:
+        await conn.close()
+    log = PostgresLog(pg_url)
+    try:
+        (row,) = await log.read_rollup(series_read(ALL, H0, H0 + 1))
+        assert row[:3] == (H0, 4, 1)
+        assert sum(row[1 + _T:1 + _S]) == 3  # the three that succeeded, each with its TTFT
+        expected = usage_deltas(rows)
+        total = next(d for d in expected if d[:4] == (ALL, ALL, ALL, H0))
+        assert tuple(row[1:]) == tuple(total[4:])  # the backfill puts each row in the bucket the writer would
+    finally:
+        await log.close()
+
+
+async def test_the_sqlite_migration_puts_rows_where_the_writer_would(tmp_path: Path) -> None:
+    db = tmp_path / "interlock.db"
+    SQLiteDB(db, schemas=(Schema("ledger", sqlite=[s for s in migrations.SCHEMA.sqlite if s[0] < 7]),)).close()
+    rows = [row_from_record(rec(i, T0 + i, status=500 if i == 2 else 200, stream=i % 2, ttft_ms=20.0 + 300 * i))
+            for i in range(4)]
+    with sqlite3.connect(db) as conn:
+        conn.executemany(f"INSERT INTO requests ({', '.join(ROW_COLUMNS)}) VALUES "
+                         f"({', '.join('?' for _ in ROW_COLUMNS)})", [tuple(v if v != "" else None for v in r)
+                                                                      for r in rows])
+    sqlite = SQLiteStore(db)
+    try:
+        backfilled = await SQLiteLog(sqlite).read_rollup(series_read(ALL, H0, H0 + 1))
+        total = next(d for d in usage_deltas(rows) if d[:4] == (ALL, ALL, ALL, H0))
+        assert [tuple(r[1:]) for r in backfilled] == [tuple(total[4:])]
+    finally:
+        sqlite.close()
