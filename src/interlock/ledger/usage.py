@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 from collections.abc import Callable, Sequence
+from operator import add
 from typing import Any
 
 from interlock.core.cache import HIT
@@ -60,13 +61,22 @@ def _timings(detail: Any, stream: Any, output: int) -> tuple[float | None, float
     the speed, when not given, is derived as the log derives it (``rowcodec.decode_row``)."""
     if not isinstance(detail, str):
         return None, None
-    head = detail.split(",", 5)
-    if len(head) < 6:
+    find = detail.find
+    c1 = find(",")
+    c2 = find(",", c1 + 1)
+    c3 = find(",", c2 + 1)
+    c4 = find(",", c3 + 1)
+    c5 = find(",", c4 + 1)
+    if c5 < 0:
         return None, None
-    ttft_us = None if head[3] == "null" else float(head[3])
-    tps = None if head[4] == "null" else float(head[4])
-    if tps is None and output and head[2] != "null":
-        duration = float(head[2])
+    ttft_text, tps_text = detail[c3 + 1:c4], detail[c4 + 1:c5]
+    ttft_us = None if ttft_text == "null" else float(ttft_text)
+    tps = None if tps_text == "null" else float(tps_text)
+    if tps is None and output:
+        duration_text = detail[c2 + 1:c3]
+        if duration_text == "null":
+            return (None if ttft_us is None else ttft_us / 1000.0), None
+        duration = float(duration_text)
         generation = duration - ttft_us if stream and ttft_us is not None else duration
         tps = output * 1e6 / generation if generation > 0 else None
     return (None if ttft_us is None else ttft_us / 1000.0), tps
@@ -103,11 +113,7 @@ def usage_deltas(rows: Sequence[Row]) -> list[tuple[Any, ...]]:
         for key in ((project, model, vendor, hour), (project, ALL, ALL, hour), (ALL, model, vendor, hour),
                     (ALL, ALL, ALL, hour)):
             row = out.get(key)
-            if row is None:
-                out[key] = list(values)
-            else:
-                for i, value in enumerate(values):
-                    row[i] += value
+            out[key] = list(values) if row is None else list(map(add, row, values))
     return [(*k, *v) for k, v in sorted(out.items())]
 
 
