@@ -19,6 +19,7 @@ from interlock.ledger.usage import (
     TPS_EDGES,
     TTFT_EDGES,
     USAGE_VALUES,
+    dims_read,
     models_read,
     percentile,
     projects_read,
@@ -98,12 +99,13 @@ async def test_written_once_and_read_from_either_store(log_store: LogStore) -> N
     assert [(r[0], r[1], r[2]) for r in series] == [(H0, 7, 1), (H0 + 1, 3, 0)]
     alpha = await log_store.read_rollup(series_read("alpha", H0, H0 + 5))
     assert [(r[0], r[1]) for r in alpha] == [(H0, 5), (H0 + 1, 2)]
-    models = {(r[0], r[1]): r[2:] for r in await log_store.read_rollup(models_read(ALL, H0, H0 + 2))}
-    assert {k: (v[0], v[4]) for k, v in models.items()} == {
-        (MINI, "openai"): (9, 9000), ("anthropic/claude-sonnet-4-5", "anthropic"): (1, 5000)}
+    models = {r[0]: r[1:] for r in await log_store.read_rollup(models_read(ALL, H0, H0 + 2))}
+    assert {k: (v[0], v[4]) for k, v in models.items()} == {MINI: (9, 9000), "anthropic/claude-sonnet-4-5": (1, 5000)}
+    daily = await log_store.read_rollup(dims_read("model", "2025-06-15", "2025-06-15", "alpha"))
+    assert sorted((r[0], int(r[1])) for r in daily) == [("anthropic/claude-sonnet-4-5", 1), (MINI, 6)]
     assert {r[0]: r[1] for r in await log_store.read_rollup(projects_read(H0, H0 + 2))} == {"alpha": 7, "beta": 3}
     beta = await log_store.read_rollup(models_read("beta", H0 + 1, H0 + 2))
-    assert [r[:3] for r in beta] == [(MINI, "openai", 1)]
+    assert [r[:2] for r in beta] == [(MINI, 1)]
     days = await log_store.read_rollup(spend_periods_read("project", "2025-06-15", "2025-06-15", None))
     assert sorted((r[0], r[1], int(r[2]), int(r[4])) for r in days) == [
         ("2025-06-15", "alpha", 6000 + 5000, 7), ("2025-06-15", "beta", 3000, 3)]

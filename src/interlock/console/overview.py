@@ -16,6 +16,7 @@ import datetime as dt
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from operator import add
 from typing import Any
 
 from jinja2 import Environment
@@ -86,22 +87,19 @@ def _hour_label(hour: int, fmt: str) -> str:
     return dt.datetime.fromtimestamp(hour * 3600, dt.UTC).strftime(fmt)
 
 
-def _sum_into(into: list[int], row: Sequence[Any]) -> None:
-    for i, v in enumerate(row):
-        into[i] += int(v or 0)
-
-
 def series_view(window: Window, rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
     """The window's charts and totals from ``series_read`` rows (hour, then ``USAGE_VALUES``) (pure)."""
     n = window.buckets
     width = len(rows[0]) - 1 if rows else _T1 + len(TPS_EDGES) + 1
     buckets = [[0] * width for _ in range(n)]
-    total = [0] * width
+    first, per = window.first_hour, window.bucket_hours
     for row in rows:
-        i = (int(row[0]) - window.first_hour) // window.bucket_hours
-        if 0 <= i < n:
-            _sum_into(buckets[i], row[1:])
-            _sum_into(total, row[1:])
+        i = (int(row[0]) - first) // per
+        if 0 <= i < n:  # the columns are NOT NULL integers: summed in C
+            buckets[i] = list(map(add, buckets[i], row[1:]))
+    total = [0] * width
+    for b in buckets:
+        total = list(map(add, total, b))
     labels = [_hour_label(window.first_hour + i * window.bucket_hours, window.label_format) for i in range(n)]
     ttft50 = [percentile(b[_T0:_T1], 0.5, TTFT_EDGES) for b in buckets]
     ttft95 = [percentile(b[_T0:_T1], 0.95, TTFT_EDGES) for b in buckets]
@@ -230,8 +228,13 @@ class OverviewPage:
         w = window_of(window_name, self.clock.time())
         scope = project or ALL
         since, until = day_of(w.first_hour * 3600), day_of((w.until_hour - 1) * 3600)
+        # A window of whole UTC days (30 d) reads its top models from the daily rollups: a row per model and day
+        # instead of one per model, vendor and hour.
+        daily = w.bucket_hours == 24
+        models_source = (dims_read("model", since, until, project) if daily
+                         else models_read(scope, w.first_hour, w.until_hour))
         reads: list[Any] = [store.read_rollup(series_read(scope, w.first_hour, w.until_hour)),
-                            store.read_rollup(models_read(scope, w.first_hour, w.until_hour)),
+                            store.read_rollup(models_source),
                             store.read_rollup(dims_read("key", since, until, project)),
                             store.read_rollup(dims_read("tag", since, until, project))]
         if project is None:
@@ -244,7 +247,8 @@ class OverviewPage:
         day_cost = sum(r["cost_picousd"] for r in keys)
         view.update({
             "words": w.words, "days": since if since == until else f"{since} to {until}",
-            "models": top_rows(models, 2, total_cost),
+            "models": (spend_top(spend_rows("model", models), "model", total_cost) if daily
+                       else top_rows(models, 1, total_cost)),
             "projects": top_rows(results[4], 1, total_cost) if project is None else None,
             "keys": spend_top(keys, "key", day_cost), "tags": spend_top(tags, "tag", day_cost),
             "query_ms": round((time.perf_counter() - started) * 1000, 1),
