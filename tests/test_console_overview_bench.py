@@ -23,9 +23,10 @@ def run(*args: str) -> str:
 def test_the_bench_runs_on_sqlite(tmp_path: Path) -> None:
     out = run("--db", str(tmp_path / "interlock.db"))
     assert "SQLite request log of 20,000 rows" in out
-    assert out.count("| `/console/overview") == 5 and out.count("| `/console/spend") == 5
+    assert out.count("| `/console/overview") == 7 and out.count("| `/console/spend") == 7
+    assert out.count("through the gateway") == 4
 
 
 def test_the_bench_runs_on_postgresql(pg_url: str) -> None:
     out = run("--postgres", pg_url)
-    assert "PostgreSQL request log of 20,000 rows" in out and out.count("| `/console/") == 10
+    assert "PostgreSQL request log of 20,000 rows" in out and out.count("| `/console/") == 14
