@@ -128,7 +128,7 @@ def generate_sqlite(path: Path, rows: int) -> None:
         conn.execute("COMMIT")
         done += len(batch)
         progress(done, rows, t0)
-    conn.execute("ANALYZE")
+    # No ANALYZE: the gateway never runs it, so the planner works without statistics, as in production.
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     print(file=sys.stderr)
