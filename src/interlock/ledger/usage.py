@@ -150,9 +150,9 @@ def table_sql(integer: str) -> str:
 
 #: The per-project level's rows by hour (the top projects): partial, so no other read can pick it.
 _INDEX = "CREATE INDEX IF NOT EXISTS usage_projects ON usage_hourly (hour, project) WHERE model = '*' AND vendor = '*'"
-#: One project's days of ``spend_daily`` (its keys and tags on the Overview, its Spend page): PostgreSQL reads
-#: them through this index (``project = $1 AND day IN (...)``), where its primary key (day, project, ...) alone
-#: left it scanning every project's rows; SQLite seeks the primary key once per day.
+#: One project's days of ``spend_daily`` (its keys and tags on the Overview, its Spend page), read as
+#: ``project = ? AND day IN (...)``: one seek per day here (or in ``spend_tag_day``), where the primary key
+#: (day, project, ...) alone left PostgreSQL scanning every project's rows of the range.
 SPEND_PROJECT_INDEX = "CREATE INDEX IF NOT EXISTS spend_project_day ON spend_daily (project, day)"
 
 
@@ -278,8 +278,8 @@ def _days(since: str, until: str) -> list[str]:
 
 
 def _day_in(ph: Placeholder, days: Sequence[str], start: int) -> str:
-    """``day IN (...)``, one parameter per day (placeholders in text order: qmark binds by position): one project's rows of ``spend_daily`` are read by seeks on its
-    primary key (day, project, ...) instead of a scan of every project's rows in the range."""
+    """``day IN (...)``, one parameter per day (after the project's: qmark binds in text order), so one
+    project's rows of ``spend_daily`` are read by one index seek per day (``SPEND_PROJECT_INDEX``)."""
     return f"day IN ({', '.join(ph(start + i) for i in range(len(days)))})"
 
 
