@@ -192,6 +192,9 @@ def backfill_sql(timings: str, hour_expr: str) -> tuple[str, ...]:
 
 
 _OK = "status < 400"
+#: Each subquery below is computed once per row and fenced from the aggregate above it (SQLite does not
+#: flatten a subquery with a LIMIT into an aggregate, PostgreSQL does not pull up one with OFFSET): otherwise
+#: every bucket's CASE would re-evaluate the timings, parsing ``detail`` some fifty times a row.
 #: Legacy rows (no ``detail``) keep ``ttft_ms`` / ``output_tps`` in columns; newer ones in ``detail``.
 _SQLITE_TIMINGS = (
     "SELECT project, model, vendor, received_at, status, input_tokens, output_tokens, cost_picousd, "
@@ -199,15 +202,16 @@ _SQLITE_TIMINGS = (
     f"CASE WHEN {_OK} THEN coalesce(ttft_ms, json_extract(detail, '$[3]') / 1000.0) END AS ttft, "
     f"CASE WHEN {_OK} AND output_tokens > 0 THEN coalesce(output_tps, json_extract(detail, '$[4]'), "
     "output_tokens * 1e6 / nullif(json_extract(detail, '$[2]') - CASE WHEN stream = 1 "
-    "THEN coalesce(json_extract(detail, '$[3]'), 0) ELSE 0 END, 0)) END AS tps FROM requests")
-_PG_DETAIL = "(coalesce(detail, detail_json::text)::jsonb)"
+    "THEN coalesce(json_extract(detail, '$[3]'), 0) ELSE 0 END, 0)) END AS tps FROM requests LIMIT -1")
+#: PostgreSQL parses each row's ``detail`` once, into ``jsonb`` (whose ``->>`` then reads without re-parsing).
 _PG_TIMINGS = (
     "SELECT project, model, vendor, received_at, status, input_tokens, output_tokens, cost_picousd, "
     "response_cache, cache_saved_picousd, "
-    f"CASE WHEN {_OK} THEN coalesce(ttft_ms, ({_PG_DETAIL}->>3)::double precision / 1000.0) END AS ttft, "
-    f"CASE WHEN {_OK} AND output_tokens > 0 THEN coalesce(output_tps, ({_PG_DETAIL}->>4)::double precision, "
-    f"output_tokens * 1e6 / nullif(({_PG_DETAIL}->>2)::double precision - CASE WHEN stream = 1 "
-    f"THEN coalesce(({_PG_DETAIL}->>3)::double precision, 0) ELSE 0 END, 0)) END AS tps FROM requests")
+    f"CASE WHEN {_OK} THEN coalesce(ttft_ms, (d->>3)::double precision / 1000.0) END AS ttft, "
+    f"CASE WHEN {_OK} AND output_tokens > 0 THEN coalesce(output_tps, (d->>4)::double precision, "
+    "output_tokens * 1e6 / nullif((d->>2)::double precision - CASE WHEN stream = 1 "
+    "THEN coalesce((d->>3)::double precision, 0) ELSE 0 END, 0)) END AS tps "
+    "FROM (SELECT *, coalesce(detail, detail_json::text)::jsonb AS d FROM requests OFFSET 0) AS r OFFSET 0")
 
 SQLITE_MIGRATION = "; ".join((table_sql("INTEGER") + " WITHOUT ROWID", _INDEX, SPEND_PROJECT_INDEX,
                               *backfill_sql(_SQLITE_TIMINGS, "CAST(received_at / 3600 AS INTEGER)")))
