@@ -3,12 +3,17 @@ in both stores, backfilled by its migration, and read by the console's Overview 
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
+from interlock.console.overview import OverviewPage
+from interlock.console.spend import SpendPage, parse_params
+from interlock.console.web import load_static, make_environment
 from interlock.ledger import migrations, pgstore
 from interlock.ledger.pgstore import PostgresLog
 from interlock.ledger.rowcodec import ROW_COLUMNS, row_from_record
@@ -182,3 +187,40 @@ async def test_the_sqlite_migration_puts_rows_where_the_writer_would(tmp_path: P
         assert [tuple(r[1:]) for r in backfilled] == [tuple(total[4:])]
     finally:
         sqlite.close()
+
+
+async def test_the_pages_read_rollups_only(tmp_path: Path) -> None:
+    """Every statement the Overview and Spend pages send reads a rollup: never ``requests``, never a count."""
+    sqlite = SQLiteStore(tmp_path / "interlock.db")
+    log = SQLiteLog(sqlite)
+    try:
+        await log.write([rec(i, T0 + i * 900, project="alpha" if i % 2 else "beta", tags=["t"]) for i in range(20)])
+        statements: list[str] = []
+        sqlite._query(lambda conn: conn.set_trace_callback(statements.append))
+        env = make_environment(load_static())
+        overview = OverviewPage(env, None, log, lambda: [], FixedClock(T0 + 6 * 3600))  # type: ignore[arg-type]
+        spend = SpendPage(env, None, log, None, FixedClock(T0 + 6 * 3600))  # type: ignore[arg-type]
+        for project in (None, "alpha"):
+            for window in ("1h", "24h", "7d", "30d"):
+                view = await overview.view(project, window)
+                assert view["totals"]["requests"] == ("20" if project is None else "10") or window == "1h"
+            for group in ("model", "vendor", "project", "key", "tag"):
+                for by in ("day", "week", "month"):
+                    choice = parse_params({"by": by, "group": group, "from": "2025-06-01", "to": "2025-06-30"},
+                                          dt.date(2025, 6, 30), admin=project is None, own=project)
+                    spent = await spend.view(choice, project is None)
+                    assert spent["requests"] == ("20" if project is None else "10")
+        assert statements
+        for sql in statements:
+            assert not re.search(r"\b(from|join)\s+requests\b", sql, re.IGNORECASE), sql
+            assert "count(" not in sql.lower(), sql
+    finally:
+        sqlite.close()
+
+
+class FixedClock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
