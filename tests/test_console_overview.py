@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from interlock.console.charts import count, line_chart, ms, pct, stacked_chart, usd
-from interlock.console.overview import series_view, top_rows, window_of
+from interlock.console.overview import route_health, series_view, top_rows, window_of
 from interlock.console.spend import (
     csv_text,
     parse_params,
@@ -18,6 +18,7 @@ from interlock.console.spend import (
 )
 from interlock.core.errors import InvalidRequest, PermissionDenied
 from interlock.ledger.usage import TPS_COLUMNS, TTFT_COLUMNS
+from interlock.routing.stats import LiveStats
 
 NOW = 1_765_000_000.0  # 2025-12-06 05:46:40 UTC
 HOUR = int(NOW // 3600)
@@ -120,3 +121,17 @@ def test_budgets_a_viewer_sees() -> None:
                {"scope": "key", "subject": "key_1"}]
     assert len(visible_budgets(budgets, True, "")) == 3
     assert visible_budgets(budgets, True, "beta") == visible_budgets(budgets, False, "beta") == [budgets[1]]
+
+
+def test_route_health_reads_live_stats_and_circuits() -> None:
+    stats = LiveStats(clock=lambda: NOW)
+    for ok in (True, True, True, False):
+        stats.attempt("openai/openai/gpt-4.1-mini", ok=ok, down=not ok)
+    stats.attempt("azure/openai/gpt-4.1-mini", ok=False, down=True)
+    health = route_health(stats, lambda key: "open" if key.startswith("azure/") else "closed")
+    assert [(h["vendor"], h["model"]) for h in health] == [("azure", "openai/gpt-4.1-mini"),
+                                                          ("openai", "openai/gpt-4.1-mini")]
+    azure, openai = health
+    assert (azure["uptime"], azure["errors"], azure["circuit"], azure["circuit_ok"]) == ("0.0%", "100%", "open", False)
+    assert (openai["uptime"], openai["errors"], openai["requests_30m"], openai["circuit_ok"]) == ("75%", "25%", "4",
+                                                                                                True)
