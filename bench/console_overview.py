@@ -163,8 +163,8 @@ async def generate_pg(url: str, rows: int) -> int:
     return rows
 
 
-async def budgets() -> list[dict[str, Any]]:
-    return BUDGETS
+async def budgets(project: str | None) -> list[dict[str, Any]]:
+    return [b for b in BUDGETS if project is None or b["subject"] == project]
 
 
 def variants(overview: OverviewPage, spend: SpendPage, env: Any) -> list[tuple[str, Callable[[], Awaitable[None]]]]:

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 
 from interlock.console.charts import count, line_chart, ms, pct, stacked_chart, usd
 from interlock.console.overview import route_health, series_view, top_rows, window_of
 from interlock.console.spend import (
+    budget_source,
     csv_text,
     parse_params,
     period_of,
     periods_between,
     spend_view,
-    visible_budgets,
 )
 from interlock.core.errors import InvalidRequest, PermissionDenied
+from interlock.governance.model import Budget
 from interlock.ledger.usage import TPS_COLUMNS, TTFT_COLUMNS
 from interlock.routing.stats import LiveStats
 
@@ -116,11 +118,21 @@ def test_spend_view_stacks_the_largest_groups_and_draws_matching_budgets() -> No
     assert "2025-12-02,k7,1.000000000000,0.500000000000,2" in text.splitlines()
 
 
-def test_budgets_a_viewer_sees() -> None:
-    budgets = [{"scope": "project", "subject": "alpha"}, {"scope": "project", "subject": "beta"},
-               {"scope": "key", "subject": "key_1"}]
-    assert len(visible_budgets(budgets, True, "")) == 3
-    assert visible_budgets(budgets, True, "beta") == visible_budgets(budgets, False, "beta") == [budgets[1]]
+async def test_budgets_a_viewer_sees() -> None:
+    defined = [Budget("b1", "project", "alpha", 5_000_000, "daily"), Budget("b2", "project", "beta", 1_000_000,
+                                                                           "monthly"),
+               Budget("b3", "key", "key_1", 2_000_000, "weekly")]
+    read: list[str] = []
+
+    async def status(b: Budget) -> dict[str, Any]:
+        read.append(b.id)
+        return {"spent_usd": "1.5", "reserved_usd": "0", "remaining_usd": "3.5"}
+
+    source = budget_source(lambda: defined, status)
+    assert [b["subject"] for b in await source(None)] == ["alpha", "beta", "key_1"]
+    (beta,) = await source("beta")
+    assert beta["name"] == "project 'beta' monthly budget" and beta["amount_usd"] == 1.0 and beta["spent_usd"] == 1.5
+    assert read == ["b1", "b2", "b3", "b2"]  # a project's view reads no other budget's status
 
 
 def test_route_health_reads_live_stats_and_circuits() -> None:

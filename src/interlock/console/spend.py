@@ -10,6 +10,7 @@ one query per load, never the log's rows. Budgets come from governance through o
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
 import io
@@ -44,21 +45,28 @@ DEFAULT_PERIODS = 12
 SERIES = 6
 BUDGET_PERIOD = {"day": "daily", "week": "weekly", "month": "monthly"}
 
-#: Budgets as the page shows them: one dict per budget (name, scope, subject, period, amount and status).
-BudgetSource = Callable[[], Awaitable[list[dict[str, Any]]]]
+#: The most budgets the page lists (their status is read for each).
+MAX_BUDGETS = 50
+
+#: The budgets the page shows, given the project it is narrowed to (None: every budget, the admin's view):
+#: one dict per budget (name, scope, subject, period, mode, amount and its current period's status).
+BudgetSource = Callable[[str | None], Awaitable[list[dict[str, Any]]]]
 
 
 def budget_source(budgets: Callable[[], Iterable[Budget]],
                   status: Callable[[Budget], Awaitable[dict[str, Any]]]) -> BudgetSource:
-    """The page's view of governance: the budgets defined now, each with its current period's status."""
-    async def read() -> list[dict[str, Any]]:
-        out = []
-        for b in budgets():
-            s = await status(b)
-            out.append({"name": b.describe(), "scope": b.scope, "subject": b.subject, "period": b.period,
-                        "mode": b.mode, "amount_usd": b.amount_micro / 1e6, "spent_usd": float(s["spent_usd"]),
-                        "reserved_usd": float(s["reserved_usd"]), "remaining_usd": float(s["remaining_usd"])})
-        return out
+    """The page's view of governance: the budgets defined now that apply, each with its current period's status.
+
+    Narrowed to a project, only that project's budgets (a project key never sees another's); the statuses
+    are read together, for at most ``MAX_BUDGETS`` budgets."""
+    async def read(project: str | None) -> list[dict[str, Any]]:
+        chosen = [b for b in budgets() if project is None or (b.scope == "project" and b.subject == project)]
+        chosen = chosen[:MAX_BUDGETS]
+        statuses = await asyncio.gather(*(status(b) for b in chosen))
+        return [{"name": b.describe(), "scope": b.scope, "subject": b.subject, "period": b.period, "mode": b.mode,
+                 "amount_usd": b.amount_micro / 1e6, "spent_usd": float(s["spent_usd"]),
+                 "reserved_usd": float(s["reserved_usd"]), "remaining_usd": float(s["remaining_usd"])}
+                for b, s in zip(chosen, statuses, strict=True)]
     return read
 
 
@@ -181,13 +189,6 @@ def csv_text(rows: Sequence[tuple[str, str, int, int, int]], by: str, group: str
     return buf.getvalue()
 
 
-def visible_budgets(budgets: Sequence[dict[str, Any]], admin: bool, project: str) -> list[dict[str, Any]]:
-    """The budgets a viewer sees: every one for the admin (one project's when filtered), else its project's."""
-    if admin and not project:
-        return list(budgets)
-    return [b for b in budgets if b["scope"] == "project" and b["subject"] == project]
-
-
 class SpendPage:
     def __init__(self, env: Environment, sessions: Sessions, store: LogStore | None,
                  budgets: BudgetSource | None = None, clock: Clock = SYSTEM_CLOCK) -> None:
@@ -224,7 +225,7 @@ class SpendPage:
         started = time.perf_counter()
         rows = await self.store.read_rollup(spend_periods_read(choice["group"], choice["from"], choice["to"],
                                                                choice["project"] or None))
-        budgets = visible_budgets(await self.budgets() if self.budgets is not None else [], admin, choice["project"])
+        budgets = await self.budgets(choice["project"] or None) if self.budgets is not None else []
         view = spend_view(rows, choice, budgets)
         view["budgets"] = [{**b, "amount": usd(b["amount_usd"] * 1e12), "spent": usd(b["spent_usd"] * 1e12),
                             "reserved": usd(b["reserved_usd"] * 1e12), "remaining": usd(b["remaining_usd"] * 1e12)}
