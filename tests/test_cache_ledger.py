@@ -294,7 +294,7 @@ async def test_a_sqlite_log_of_the_previous_version_gains_the_cache_columns(tmp_
             conn.execute(sql)
     store = SQLiteStore(db)
     try:
-        assert store.schema_version() == 6
+        assert store.schema_version() == 7  # the cache's migration, then the usage rollup's
         await check_upgraded_log(SQLiteLog(store))
     finally:
         store.close()
@@ -330,7 +330,7 @@ async def test_a_postgresql_log_of_the_previous_version_gains_the_cache_columns(
             await log.close()
         conn = await asyncpg.connect(url(name))
         try:
-            assert await conn.fetchval("SELECT max(version) FROM schema_migrations WHERE component = 'ledger'") == 7
+            assert await conn.fetchval("SELECT max(version) FROM schema_migrations WHERE component = 'ledger'") == 8
         finally:
             await conn.close()
     finally:

@@ -106,7 +106,7 @@ async def test_sqlite_v2_database_upgrades_in_place(tmp_path: Path) -> None:
     v2_database(db)
     sqlite = SQLiteStore(db)
     try:
-        assert sqlite.schema_version() == store.SCHEMA_VERSION == 6
+        assert sqlite.schema_version() == store.SCHEMA_VERSION == 7
         log = SQLiteLog(sqlite)
         assert await log.write([NEW]) == 1
         check_upgraded(await log.get("req_old"), await log.query(LogQuery()), await log.spend(SpendQuery()))
@@ -120,7 +120,7 @@ async def test_sqlite_v2_database_upgrades_in_place(tmp_path: Path) -> None:
         sqlite.close()
     again = SQLiteStore(db)  # nothing is applied twice
     try:
-        assert again.schema_version() == 6 and len(again.query_logs(LogQuery())) == 2
+        assert again.schema_version() == 7 and len(again.query_logs(LogQuery())) == 2
     finally:
         again.close()
 
@@ -142,7 +142,7 @@ async def test_sqlite_v3_stored_responses_gain_a_project_and_stay_the_admins(tmp
         conn.execute("PRAGMA user_version = 3")
     sqlite = SQLiteStore(db)
     try:
-        assert sqlite.schema_version() == 6 and sqlite.db.recorded()["responses"] == 1
+        assert sqlite.schema_version() == 7 and sqlite.db.recorded()["responses"] == 1
     finally:
         sqlite.close()
     responses = SQLiteResponses(db)
@@ -190,8 +190,8 @@ async def test_postgres_v1_database_upgrades_in_place(pg_name: str) -> None:
             await conn.close()
         # Version 1 was adopted from interlock_schema, which is left as it was; the rest were applied.
         assert versions == [("ledger", 1), ("ledger", 2), ("ledger", 3), ("ledger", 4), ("ledger", 6),
-                            ("ledger", 7), ("responses", 1)]
-        assert pgstore.SCHEMA_VERSION == 7 and legacy == [1]
+                            ("ledger", 7), ("ledger", 8), ("responses", 1)]
+        assert pgstore.SCHEMA_VERSION == 8 and legacy == [1]
     finally:
         await log.close()
 

@@ -36,6 +36,7 @@ from interlock.catalog import Catalog, load_catalog, warm_tokenizers
 from interlock.config import ConfigError, Settings, load_settings
 from interlock.console import Console, ConsoleSettings
 from interlock.console.playground import SessionIdentify
+from interlock.console.spend import budget_source
 from interlock.core.clock import SYSTEM_CLOCK, Clock
 from interlock.core.codec import InboundCodec
 from interlock.core.context import RequestContext
@@ -281,7 +282,10 @@ class Gateway:
                               tools=self.mcp.overview, gov=self.governance, guardrails=self.guardrails,
                               cache=self.cache, check=guardrails_api.verdict,
                               policies=PolicyLab(self.routing, self.catalog, self.settings),
-                              explain=routing_api.explain_for)
+                              explain=routing_api.explain_for,
+                              circuit=self.routing.circuits.state,
+                              budgets=budget_source(lambda: self.governance.defs.budgets.values(),
+                                                    self.governance.budget_status))
             router.add("/console/signin", ("GET", "HEAD", "POST"), console.signin.route, openai_errors)
             router.add("/console/signout", ("POST",), console.signin.signout, openai_errors)
             router.add("/console/playground", ("GET", "HEAD"), console.playground.page, openai_errors)
@@ -289,6 +293,9 @@ class Gateway:
             router.add("/console/api/generation", ("GET",), console.playground.generation, openai_errors)
             router.add("/console/requests", ("GET", "HEAD"), console.requests.route, openai_errors)
             router.add("/console/requests/*", ("GET", "HEAD"), console.requests.route, openai_errors)
+            router.add("/console/overview", ("GET", "HEAD"), console.overview.page, openai_errors)
+            router.add("/console/spend", ("GET", "HEAD"), console.spend.route, openai_errors)
+            router.add("/console/spend/*", ("GET", "HEAD"), console.spend.route, openai_errors)
             router.add("/console/policies", ("GET", "HEAD"), console.policies.page, openai_errors)
             router.add("/console/tools", ("GET", "HEAD"), console.tools.page, openai_errors)
             if console.keys is not None and console.budgets is not None and console.audit is not None:

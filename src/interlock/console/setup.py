@@ -13,6 +13,7 @@ from interlock.console.csrf import SigninTokens
 from interlock.console.guardrails import Check, GuardrailsPage
 from interlock.console.keys import KeysPage
 from interlock.console.limits import AddressLimiter
+from interlock.console.overview import OverviewPage, route_health
 from interlock.console.pages import CatalogPages
 from interlock.console.playground import Generation, Playground
 from interlock.console.policies import Explain, PoliciesPage
@@ -21,6 +22,7 @@ from interlock.console.sessions import Sessions
 from interlock.console.settings import ConsoleSettings
 from interlock.console.signin import SignIn
 from interlock.console.simulate import RATE, SimulatorBox
+from interlock.console.spend import BudgetSource, SpendPage
 from interlock.console.tail import LogTail, TailStream
 from interlock.console.tools import Overview, ToolsPage
 from interlock.console.traffic import RouteTraffic
@@ -55,7 +57,8 @@ class Console:
                  log: LogStore | None = None, clock: Clock = SYSTEM_CLOCK, tools: Overview | None = None,
                  gov: Governance | None = None, guardrails: GuardrailConfig | None = None,
                  cache: ResponseCache | None = None, check: Check | None = None,
-                 policies: PolicyLab | None = None, explain: Explain | None = None) -> None:
+                 policies: PolicyLab | None = None, explain: Explain | None = None,
+                 circuit: Callable[[str], str] | None = None, budgets: BudgetSource | None = None) -> None:
         static = load_static()
         env = make_environment(static)
         live = frozenset(vendors)
@@ -76,6 +79,10 @@ class Console:
         self.policies = PoliciesPage(env, self.sessions, policies, explain, log)
         #: The MCP gateway's page (``tools``: its overview, from app.py).
         self.tools = ToolsPage(env, self.sessions, tools, clock)
+        #: Overview (rollups and live route health) and Spend (daily rollups, budgets from ``budgets``).
+        self.overview = OverviewPage(env, self.sessions, log,
+                                     lambda: route_health(stats, circuit or (lambda _key: "closed")), clock)
+        self.spend = SpendPage(env, self.sessions, log, budgets, clock)
         self.simulate = SimulatorBox(catalog, simulator.adapter if simulator is not None else None,
                                      lambda vendor: vendor_name(catalog, vendor), self.pages.permits,
                                      AddressLimiter(RATE, 60.0, clock))

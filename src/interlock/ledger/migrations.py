@@ -1,7 +1,7 @@
 """The request log's tables and their migrations (component ``ledger``), for SQLite and PostgreSQL.
 
-``requests`` (one row per request), ``spend_daily``, ``spend_dims`` and
-``route_hourly`` (the rollups) and, in SQLite, ``meta`` (gateway metadata such as the admin key's
+``requests`` (one row per request), ``spend_daily``, ``spend_dims``,
+``route_hourly`` and ``usage_hourly`` (the rollups) and, in SQLite, ``meta`` (gateway metadata such as the admin key's
 digest). ``state.migrations`` runs them; the SQL is here because it follows the
 row layout (``record.COLUMNS``, ``rowcodec``) and the rollups (``schema``).
 Version numbers are the ones databases made before the shared runner recorded
@@ -26,6 +26,8 @@ from interlock.ledger.schema import (
     rollup_deltas,
     sqlite_upsert,
 )
+from interlock.ledger.usage import PG_MIGRATION as USAGE_PG
+from interlock.ledger.usage import SQLITE_MIGRATION as USAGE_SQLITE
 from interlock.state.migrations import Schema, pg_table_version, sqlite_user_version
 
 #: The rollups' values as the first migrations create them (``schema.ROLLUP_VALUES`` starts with these);
@@ -186,6 +188,8 @@ CREATE INDEX IF NOT EXISTS spend_tag_day ON spend_daily (tag, day);
         + "; ".join(f"ALTER TABLE {table} "
                     + ", ".join(f"ADD COLUMN {v} bigint NOT NULL DEFAULT 0" for v in CACHE_ROLLUP_VALUES)
                     for table in ("spend_daily", "spend_dims"))),
+    # The hourly usage rollup (``usage``: the console's Overview), filled from the records already logged.
+    (8, USAGE_PG),
 )
 
 
@@ -195,7 +199,9 @@ async def _pg_legacy(conn: Any) -> int:
 
 SCHEMA = Schema(
     "ledger",
-    sqlite=((1, SQLITE_V1), (2, _sqlite_v2), (3, SQLITE_V3), (5, SQLITE_V5), (6, SQLITE_V6)),
+    sqlite=((1, SQLITE_V1), (2, _sqlite_v2), (3, SQLITE_V3), (5, SQLITE_V5), (6, SQLITE_V6),
+            # v7: the hourly usage rollup (``usage``, the console's Overview), filled from the records logged.
+            (7, USAGE_SQLITE)),
     postgres=POSTGRES,
     sqlite_legacy=sqlite_user_version,
     postgres_legacy=_pg_legacy,

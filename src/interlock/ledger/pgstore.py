@@ -6,7 +6,8 @@ A batch is written in one transaction of two statements: the rows
 gateway as the SQLite store does (``schema.rollup_deltas``), one row per
 day x project x key x model x vendor x tag, sent as one JSON array - are
 upserted by one statement that also derives ``spend_dims`` from them and
-upserts the hourly route rollup (``routes.route_deltas``, a second JSON array). ``COPY`` inserts the heap tuples
+upserts the hourly route rollup (``routes.route_deltas``, a second JSON array) and the hourly
+usage rollup (``usage.usage_deltas``, a third). ``COPY`` inserts the heap tuples
 several to a WAL record and evaluates nothing per row, which costs the server
 about half of an ``INSERT ... SELECT ... ON CONFLICT`` from a staging table.
 Writes stay idempotent: a batch replayed after an outage (committed just
@@ -57,13 +58,14 @@ from interlock.ledger.schema import (
     spend_rows,
     spend_sql,
 )
+from interlock.ledger.usage import Read, pg_usage_cte, usage_deltas
 from interlock.state.postgres import PgPool
 
 #: The request log's version of the schema (``migrations.SCHEMA``'s last PostgreSQL migration).
 SCHEMA_VERSION = SCHEMA.postgres_version
 
 _SELECT = f"SELECT {', '.join(PG_READ_COLUMNS)} FROM requests"
-_ROLLUP = pg_rollup_sql((pg_routes_cte("$2"),))
+_ROLLUP = pg_rollup_sql((pg_routes_cte("$2"), pg_usage_cte("$3")))
 _ROUTE_HOURS = SELECT_SQL.format("$1", "$2")
 _EXISTING = "SELECT id FROM requests WHERE id = ANY($1::text[])"
 #: Attempts at a batch whose ids turn out to be in ``requests`` already (each drops the ids it finds there).
@@ -134,7 +136,8 @@ class PostgresLog:
                         async with conn.transaction():
                             await conn.copy_records_to_table("requests", records=_nulls(rows), columns=ROW_COLUMNS)
                             await conn.execute(_ROLLUP, orjson.dumps(rollup_deltas(rows)).decode(),
-                                               orjson.dumps(route_deltas(rows)).decode())
+                                               orjson.dumps(route_deltas(rows)).decode(),
+                                               orjson.dumps(usage_deltas(rows)).decode())
                     except asyncpg.UniqueViolationError:
                         existing = {rid for (rid,) in await conn.fetch(_EXISTING, [row[R_ID] for row in rows])}
                         rows = _unique(rows, existing)
@@ -176,6 +179,12 @@ class PostgresLog:
     async def route_hours(self, model: str, since_hour: int) -> list[tuple[Any, ...]]:
         pool = await self._get_pool()
         return [tuple(r) for r in await pool.fetch(_ROUTE_HOURS, model, since_hour, timeout=self._timeout)]
+
+    async def read_rollup(self, read: Read) -> list[tuple[Any, ...]]:
+        """The rows of a rollup read (``usage``: the console's Overview and Spend)."""
+        sql, args = read(dollar)
+        pool = await self._get_pool()
+        return [tuple(r) for r in await pool.fetch(sql, *args, timeout=self._timeout)]
 
     async def purge(self, before: float) -> int:
         pool = await self._get_pool()

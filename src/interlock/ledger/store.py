@@ -1,7 +1,8 @@
 """The embedded state store: one SQLite file in WAL mode.
 
 It holds what must survive a restart - gateway metadata (the admin key's
-digest), the request log, the daily spend rollups and the hourly route rollup. It is never touched on
+digest), the request log, the daily spend rollups, the hourly route rollup and
+the hourly usage rollup (``usage.py``). It is never touched on
 the hot path: the log is written in batches from a worker thread (see
 ``writer.py``), metadata is read once at start, and queries (admin API, CLI)
 use their own connection so a long read never holds up a write (WAL lets
@@ -45,6 +46,7 @@ from interlock.ledger.schema import (
     spend_rows,
     spend_sql,
 )
+from interlock.ledger.usage import SQLITE_UPSERT_USAGE, Read, usage_deltas
 from interlock.state.sqlite import Pragmas, SQLiteDB, connect
 
 #: Page cache of the writing connection (KiB; SQLite's default is 2 MiB), and the WAL size (pages; default
@@ -115,6 +117,7 @@ class SQLiteStore:
             routes = route_deltas(rows)
             if routes:
                 conn.executemany(SQLITE_UPSERT_ROUTES, routes)
+            conn.executemany(SQLITE_UPSERT_USAGE, usage_deltas(rows))
         return len(rows)
 
     @staticmethod
@@ -161,6 +164,11 @@ class SQLiteStore:
         """``route_hourly``'s rows of one model from an epoch hour on (``routes.SELECT_SQL``)."""
         sql = _ROUTE_HOURS
         return [tuple(r) for r in self._query(lambda c: c.execute(sql, (model, since_hour)).fetchall())]
+
+    def read_rollup(self, read: Read) -> list[tuple[Any, ...]]:
+        """The rows of a rollup read (``usage``: the console's Overview and Spend)."""
+        sql, args = read(qmark)
+        return [tuple(r) for r in self._query(lambda c: c.execute(sql, args).fetchall())]
 
     def purge(self, before: float, chunk: int = 5000) -> int:
         """Delete records received before ``before`` in small transactions (the writer never waits long).
@@ -215,6 +223,9 @@ class SQLiteLog:
 
     async def route_hours(self, model: str, since_hour: int) -> list[tuple[Any, ...]]:
         return await asyncio.to_thread(self.store.route_hours, model, since_hour)
+
+    async def read_rollup(self, read: Read) -> list[tuple[Any, ...]]:
+        return await asyncio.to_thread(self.store.read_rollup, read)
 
     async def purge(self, before: float) -> int:
         return await asyncio.to_thread(self.store.purge, before)

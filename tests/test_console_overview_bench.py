@@ -1,0 +1,32 @@
+"""``bench/console_overview.py`` runs (small) on SQLite and PostgreSQL, so the benchmark cannot rot."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = [pytest.mark.slow]
+
+
+def run(*args: str) -> str:
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "console_overview.py"), "--rows", "20000",
+                           "--loads", "2", *args], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_the_bench_runs_on_sqlite(tmp_path: Path) -> None:
+    out = run("--db", str(tmp_path / "interlock.db"))
+    assert "SQLite request log of 20,000 rows" in out
+    assert out.count("| `/console/overview") == 7 and out.count("| `/console/spend") == 7
+    assert out.count("through the gateway") == 4
+
+
+def test_the_bench_runs_on_postgresql(pg_url: str) -> None:
+    out = run("--postgres", pg_url)
+    assert "PostgreSQL request log of 20,000 rows" in out and out.count("| `/console/") == 14
