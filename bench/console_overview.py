@@ -1,4 +1,4 @@
-"""Server time of the console's Overview and Spend pages over a big request log, on SQLite and PostgreSQL.
+"""Server time of the console's pages (Overview and Spend in detail) over a big request log, SQLite and PostgreSQL.
 
 Generates a log of ``--rows`` records (default 10 million) spread over the last 30 days - a dozen
 projects, five keys each, a few dozen catalog models and their vendors, tags on a third of the requests,
@@ -204,7 +204,15 @@ GATEWAY_CONFIG = "simulator: {enabled: true, time_scale: 0}\n"
 MASTER_KEY = "ik-bench-master-key-0123456789abcdef"
 #: Pages requested through the gateway's RSGI entry with a signed-in session (the whole server path).
 SERVED = (("/console/overview", "window=24h"), ("/console/overview", "window=30d"),
-          ("/console/spend", "by=day&group=model"), ("/console/spend", "by=month&group=project"))
+          ("/console/spend", "by=day&group=model"), ("/console/spend", "by=month&group=project"),
+          # The other console pages over the same log: the request log (newest page, one project, one model,
+          # errors only, a cost range), keys (spend and last use per key), budgets, audit, guardrails (a
+          # bounded window of records), cache, routing policies and tools.
+          ("/console/requests", ""), ("/console/requests", "project=proj03"),
+          ("/console/requests", "model=openai/gpt-4.1-mini"), ("/console/requests", "status=error"),
+          ("/console/requests", "min_cost=0.001&max_cost=0.01"), ("/console/keys", ""),
+          ("/console/budgets", ""), ("/console/audit", ""), ("/console/guardrails", ""), ("/console/cache", ""),
+          ("/console/policies", ""), ("/console/tools", ""))
 
 
 class Scope:
@@ -265,9 +273,9 @@ def served(home: Path, postgres: str | None, loads: int) -> list[tuple[str, floa
                 t = time.perf_counter()
                 await gw.__rsgi__(Scope(path, query, cookie), proto)  # type: ignore[arg-type]
                 if proto.status != 200:
-                    raise SystemExit(f"{path}?{query} answered {proto.status}")
+                    raise SystemExit(f"{path}?{query} answered {proto.status}")  # every page must render
                 times.append((time.perf_counter() - t) * 1000)
-            out.append((f"{path}?{query} (admin, through the gateway)", times[0], statistics.median(times[1:]),
+            out.append((f"{path}{'?' + query if query else ''} (admin, through the gateway)", times[0], statistics.median(times[1:]),
                         p95(times[1:])))
         return out
 
