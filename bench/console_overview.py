@@ -242,6 +242,33 @@ class Proto:
         self.status = status
 
 
+async def seed(gw: Any) -> None:
+    """What an operator's gateway holds beside the log: the log's projects and keys (the same ids, so the keys
+    page reads real last use and spend), a budget and a limit per project, and 300 audit entries."""
+    from interlock.core.principal import Principal
+    from interlock.governance import ops
+    from interlock.governance.audit import AuditLog
+    from interlock.governance.model import ApiKey
+
+    store = gw.governance.store
+    if await store.fetch("SELECT 1 FROM gov_projects WHERE id = ?", (PROJECTS[0],)):
+        return  # seeded by an earlier run over the same state
+    audit = AuditLog(store)
+    admin = Principal("admin", "ik-bench")
+    for project in PROJECTS:
+        await ops.create_project(store, {"id": project})
+        for k in range(5):
+            key = ApiKey(f"key_{project}_{k}", project, f"key {k}", "ik-bench", f"{project}-{k}", created_at=time.time())
+            await store.add_key(key)
+            await audit.record(admin, "console", "key.create", "key", key.id, project=project, after=key.to_json())
+        await ops.create_budget(store, {"scope": "project", "subject": project, "amount_usd": 500, "period": "daily"})
+        await ops.create_limit(store, {"scope": "project", "subject": project, "rpm": 6000})
+    for i in range(300 - 5 * len(PROJECTS)):
+        await audit.record(admin, "api", "project.update", "project", PROJECTS[i % len(PROJECTS)],
+                           project=PROJECTS[i % len(PROJECTS)], before={"name": "a"}, after={"name": "b"})
+    await gw.governance.poll()
+
+
 def served(home: Path, postgres: str | None, loads: int) -> list[tuple[str, float, float, float]]:
     """The pages as a browser gets them: a Gateway over the generated state, a session cookie, the RSGI entry."""
     import os
@@ -263,6 +290,7 @@ def served(home: Path, postgres: str | None, loads: int) -> list[tuple[str, floa
         page: Any = getattr(route.handler, "__self__", None) if route is not None else None
         if page is None:
             raise SystemExit("the console is not served by this gateway")
+        await seed(gw)
         token, _ = await page.sessions.start(os.environ["INTERLOCK_MASTER_KEY"])
         cookie = f"{COOKIE}={token}"
         out = []
