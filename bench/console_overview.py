@@ -42,12 +42,16 @@ from interlock.catalog import load_catalog
 from interlock.console.overview import WINDOWS, OverviewPage
 from interlock.console.spend import SpendPage, parse_params
 from interlock.console.web import load_static, make_environment, render
-from interlock.ledger.routes import SQLITE_UPSERT_ROUTES, route_deltas
-from interlock.ledger.rowcodec import ROW_COLUMNS, TEXT_COLUMNS
-from interlock.ledger.schema import SQLITE_UPSERT_DIMS, SQLITE_UPSERT_ROLLUP, dim_deltas, rollup_deltas
+from interlock.ledger.routes import route_deltas
+from interlock.ledger.rowcodec import ROW_COLUMNS
+from interlock.ledger.schema import rollup_deltas
 from interlock.ledger.store import SQLiteLog, SQLiteStore
-from interlock.ledger.usage import SQLITE_UPSERT_USAGE, usage_deltas
+from interlock.ledger.usage import usage_deltas
 from interlock.ledger.writer import LogStore
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from console_pages import fill_sqlite
 
 CHUNK = 200_000
 DAYS = 30
@@ -108,30 +112,7 @@ def progress(done: int, rows: int, t0: float) -> None:
 
 
 def generate_sqlite(path: Path, rows: int) -> None:
-    SQLiteStore(path).close()  # the real schema, through the ledger's migrations
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = OFF")
-    conn.execute("PRAGMA cache_size = -262144")
-    values = ", ".join("NULLIF(?, '')" if c in TEXT_COLUMNS else "?" for c in ROW_COLUMNS)
-    insert = f"INSERT INTO requests ({', '.join(ROW_COLUMNS)}) VALUES ({values})"
-    t0 = time.perf_counter()
-    done = 0
-    for batch in generated_rows(rows):
-        conn.execute("BEGIN")
-        conn.executemany(insert, batch)
-        deltas = rollup_deltas(batch)
-        conn.executemany(SQLITE_UPSERT_ROLLUP, deltas)
-        conn.executemany(SQLITE_UPSERT_DIMS, dim_deltas(deltas))
-        conn.executemany(SQLITE_UPSERT_ROUTES, route_deltas(batch))
-        conn.executemany(SQLITE_UPSERT_USAGE, usage_deltas(batch))
-        conn.execute("COMMIT")
-        done += len(batch)
-        progress(done, rows, t0)
-    # No ANALYZE: the gateway never runs it, so the planner works without statistics, as in production.
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.close()
-    print(file=sys.stderr)
+    fill_sqlite(path, generated_rows(rows), rows)
 
 
 async def generate_pg(url: str, rows: int) -> int:

@@ -37,7 +37,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,7 @@ from interlock.ledger.routes import SQLITE_UPSERT_ROUTES, route_deltas
 from interlock.ledger.rowcodec import ROW_COLUMNS, TEXT_COLUMNS, row_from_record
 from interlock.ledger.schema import SQLITE_UPSERT_DIMS, SQLITE_UPSERT_ROLLUP, dim_deltas, rollup_deltas
 from interlock.ledger.store import SQLiteStore
+from interlock.ledger.usage import SQLITE_UPSERT_USAGE, usage_deltas
 from interlock.vendors.registry import VENDOR_TABLE
 
 PAGE_MODEL = "openai/gpt-4.1-mini"
@@ -132,6 +133,13 @@ async def generate_pg(url: str, rows: int) -> int:
 
 
 def generate(path: Path, rows: int) -> None:
+    fill_sqlite(path, generated_rows(rows), rows)
+
+
+def fill_sqlite(path: Path, batches: Iterable[list[tuple[Any, ...]]], rows: int) -> None:
+    """Writes ``batches`` of rows (``ROW_COLUMNS``, "" for an absent text) into a SQLite log with the real schema,
+    and every rollup with the writer's own functions, one transaction per batch. No ANALYZE: the gateway never
+    runs it, so the planner works without statistics, as in production."""
     SQLiteStore(path).close()  # the real schema, through the ledger's migrations
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
@@ -142,13 +150,14 @@ def generate(path: Path, rows: int) -> None:
     insert = f"INSERT INTO requests ({', '.join(ROW_COLUMNS)}) VALUES ({values})"
     t0 = time.perf_counter()
     done = 0
-    for batch in generated_rows(rows):
+    for batch in batches:
         conn.execute("BEGIN")
         conn.executemany(insert, batch)
         deltas = rollup_deltas(batch)
         conn.executemany(SQLITE_UPSERT_ROLLUP, deltas)
         conn.executemany(SQLITE_UPSERT_DIMS, dim_deltas(deltas))
         conn.executemany(SQLITE_UPSERT_ROUTES, route_deltas(batch))
+        conn.executemany(SQLITE_UPSERT_USAGE, usage_deltas(batch))
         conn.execute("COMMIT")
         done += len(batch)
         print(f"\r  {done:,} / {rows:,} rows ({time.perf_counter() - t0:.0f} s)", end="", file=sys.stderr, flush=True)
@@ -163,6 +172,7 @@ class Scope:
         self.path = path
         self.query_string = query
         self.client = "127.0.0.1"
+        self.scheme = "http"
         self.headers = {"host": "127.0.0.1:4000"}
 
 

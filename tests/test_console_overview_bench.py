@@ -1,4 +1,4 @@
-"""``bench/console_overview.py`` runs (small) on SQLite and PostgreSQL, so the benchmark cannot rot."""
+"""The console benchmarks run (small) on SQLite and PostgreSQL, so they cannot rot."""
 
 from __future__ import annotations
 
@@ -33,3 +33,12 @@ def test_the_bench_runs_on_sqlite(tmp_path: Path) -> None:
 def test_the_bench_runs_on_postgresql(pg_url: str) -> None:
     out = run("--postgres", pg_url)
     assert "PostgreSQL request log of 20,000 rows" in out and out.count("| `/console/") == 10 + len(SERVED)
+
+
+def test_the_catalog_pages_bench_runs(tmp_path: Path) -> None:
+    """``bench/console_pages.py`` (the catalog pages over a generated log) still runs, small."""
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "console_pages.py"), "--rows", "2000", "--loads", "2",
+                           "--db", str(tmp_path / "interlock.db")], capture_output=True, text=True, timeout=300,
+                          cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("| `/models") == 3 and "| `/compare" in done.stdout
