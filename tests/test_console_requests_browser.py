@@ -205,6 +205,11 @@ def test_failover_drill_down_and_live_tail(failover: GatewayProcess, browser: sy
         assert f"attempt {len(attempts)}: simulator / openai/gpt-4.1-mini" in body
         assert record["explanation"][:40] in body and "support-bot" in body
         assert f"{record['input_tokens']:,}" in body and f"{record['output_tokens']:,}" in body
+        # The cost of each part, at the answering route's catalog price, adds up to what was charged.
+        parts = {r.split("\t")[0]: r.split("\t") for r in page.locator("table.cost-parts tbody tr").all_inner_texts()}
+        assert parts["input"][1] == f"{record['input_tokens']:,}" and parts["input"][2].startswith("$")
+        assert parts["output"][1] == f"{record['output_tokens']:,}" and parts["output"][2].startswith("$")
+        assert "current price" not in body  # the parts sum to the recorded cost
         shot(page, "request-failover-desktop")
         # Live tail: the admin's page and a project key's page both follow; each sees what it may.
         page.goto(f"{gw.url}/console/requests")

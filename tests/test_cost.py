@@ -8,7 +8,16 @@ from decimal import Decimal
 import pytest
 
 from interlock.catalog import load_catalog
-from interlock.core.pricing import Cost, Price, PriceTier, Usage, cost_of, micro_to_usd_str, usd_to_micro
+from interlock.core.pricing import (
+    Cost,
+    Price,
+    PriceTier,
+    Usage,
+    cost_of,
+    cost_parts,
+    micro_to_usd_str,
+    usd_to_micro,
+)
 from interlock.core.usage import usage_from_openai
 from interlock.vendors.anthropic.usage import usage_from_anthropic
 from interlock.vendors.bedrock.usage import usage_from_bedrock
@@ -421,3 +430,28 @@ def test_cache_writes_reported_in_openai_shape_are_billed_at_the_write_rate() ->
     # Claude Sonnet-style rates: $3 in, $15 out, $0.30 cache read, $3.75 cache write per 1M.
     price = Price(input=3_000_000, output=15_000_000, cache_read=300_000, cache_write=3_750_000)
     assert cost_of(price, usage).usd_str == "0.008925"  # (500*3 + 1000*0.3 + 1500*3.75 + 100*15) / 1M
+
+
+def test_cost_parts_name_each_rate_and_sum_to_the_cost() -> None:
+    price = Price(input=2_000_000, output=8_000_000, cache_read=500_000)  # micro-USD per 1M tokens
+    usage = Usage(input_tokens=1000, cache_read_tokens=4000, cache_write_tokens=100, output_tokens=300,
+                  reasoning_tokens=100)
+    parts = cost_parts(price, usage)
+    assert parts["input"] == 1000 * 2_000_000 and parts["cached input"] == 4000 * 500_000
+    assert parts["cache write"] == 100 * 2_000_000  # no cache-write rate: the input rate
+    assert parts["output"] == 200 * 8_000_000 and parts["reasoning"] == 100 * 8_000_000
+    assert sum(parts.values()) == cost_of(price, usage).picousd
+
+
+def test_the_console_prices_each_part_of_a_logged_request() -> None:
+    from interlock.console.requests import cost_rows
+
+    price = Price(input=2_000_000, output=8_000_000)
+    row = {"input_tokens": 10, "output_tokens": 5, "cache_read_tokens": None, "cost_picousd": 10 * 2_000_000 + 5 * 8_000_000}
+    rows, note = cost_rows(row, price)
+    assert rows == [("input", "10", "$0.000020"), ("output", "5", "$0.000040")] and note == ""
+    rows, note = cost_rows({**row, "cost_picousd": 1}, price)
+    assert "current price" in note
+    rows, note = cost_rows(row, None)
+    assert [r[2] for r in rows] == ["—", "—"] and "No catalog price" in note
+    assert cost_rows({"status": 502}, price) == ([], "")

@@ -11,6 +11,7 @@ under zero data retention, which never stores it).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 from urllib.parse import unquote, urlencode
@@ -24,9 +25,11 @@ from interlock.console.views import usd, utc_when
 from interlock.console.web import redirect, send_page
 from interlock.core.errors import GatewayError, PermissionDenied
 from interlock.core.exchange import Exchange
+from interlock.core.pricing import Price, cost_parts
 from interlock.ledger.filters import LOG_PARAMS, log_query, query_params, stream_export
 from interlock.ledger.schema import LogQuery, encode_cursor
 from interlock.ledger.writer import LogStore
+from interlock.routing.replay import usage_of
 
 PAGE = "/console/requests"
 #: The filters the page's form offers (``cursor`` and ``limit`` ride along in the links).
@@ -39,6 +42,8 @@ class RequestLog:
         self.env = env
         self.sessions = sessions
         self.store = store
+        #: The catalog price of (model, vendor), for the drill-down's cost per part (None: not priced).
+        self.price: Callable[[str, str], Price | None] | None = None
         #: ``/console/requests/tail`` (the live tail's stream; None: the log is off).
         self.tail: TailStream | None = None
 
@@ -129,7 +134,8 @@ class RequestLog:
         if row is None or (not principal.admin and row.get("project") != principal.project):
             send_page(req, self.env, 404, "request.html", {**context, "missing": rid[:80]})
             return
-        send_page(req, self.env, 200, "request.html", {**context, "r": detail_view(row)})
+        price = self.price(str(row.get("model") or ""), str(row.get("vendor") or "")) if self.price else None
+        send_page(req, self.env, 200, "request.html", {**context, "r": detail_view(row, price)})
 
 
 def _ms(value: float | None) -> str:
@@ -153,8 +159,32 @@ def row_view(r: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def detail_view(r: dict[str, Any]) -> dict[str, Any]:
-    """One request's page, formatted (pure): the list's fields, then the timeline and the breakdowns."""
+def cost_rows(r: dict[str, Any], price: Price | None) -> tuple[list[tuple[str, str, str]], str]:
+    """The usage table: (part, tokens, cost at ``price``) per part the request used, and a note on the costs."""
+    usage = usage_of(r)
+    if usage is None:
+        return [], ""
+    parts = cost_parts(price, usage) if price is not None and price.known else None
+    reasoning = min(usage.reasoning_tokens, usage.output_tokens)
+    shown = [("input", usage.input_tokens), ("cached input", usage.cache_read_tokens),
+             ("cache write", usage.cache_write_tokens), ("output", usage.output_tokens - reasoning),
+             ("reasoning", reasoning)]
+    rows = [(name, f"{tokens:,}", usd(parts[name]) if parts is not None else "—") for name, tokens in shown
+            if tokens or name in ("input", "output")]
+    if parts is None:
+        return rows, "No catalog price is known for this route: the parts are not priced."
+    rows += [(name, "—", usd(value)) for name, value in parts.items()
+             if value and name not in {n for n, _ in shown}]
+    total, recorded = sum(parts.values()), r.get("cost_picousd")
+    if recorded is not None and total != recorded:
+        return rows, (f"The parts are priced at the catalog's current price ({usd(total)} in all); the request "
+                      f"was charged {usd(recorded)} at the price of its time.")
+    return rows, ""
+
+
+def detail_view(r: dict[str, Any], price: Price | None = None) -> dict[str, Any]:
+    """One request's page, formatted (pure): the list's fields, then the timeline and the breakdowns
+    (``price``: the answering route's catalog price, for the cost of each part of the usage)."""
     out = row_view(r)
     received = r.get("received_at")
     timeline: list[dict[str, str]] = [{"at": "0 ms", "what": "received", "detail": out["inbound"]}]
@@ -173,14 +203,12 @@ def detail_view(r: dict[str, Any]) -> dict[str, Any]:
                      "detail": f"status {out['status']}" + (f" · {r['error_type']}" if r.get("error_type") else "")})
     raw_trace = r.get("routing_trace")
     trace: dict[str, Any] = raw_trace if isinstance(raw_trace, dict) else {}
-    costs = [("input tokens", r.get("input_tokens")), ("cached input tokens", r.get("cache_read_tokens")),
-             ("cache write tokens", r.get("cache_write_tokens")), ("output tokens", r.get("output_tokens")),
-             ("reasoning tokens", r.get("reasoning_tokens"))]
+    usage_rows, parts_note = cost_rows(r, price)
     out.update({
         "received": utc_when(received), "timeline": timeline, "explanation": r.get("explanation") or "",
         "policy": trace.get("policy") or "", "strategy": trace.get("strategy") or "",
         "candidates": [c for c in trace.get("candidates") or [] if isinstance(c, dict)],
-        "usage": [(name, f"{value:,}") for name, value in costs if value is not None],
+        "usage": usage_rows, "parts_note": parts_note,
         "cost_note": "estimated (the vendor sent no usage)" if r.get("cost_estimated") else "",
         "saved": usd(r.get("cache_saved_picousd")) if r.get("cache_saved_picousd") is not None else "",
         "guard_rows": [g for g in r.get("guardrails") or [] if isinstance(g, dict)],

@@ -26,7 +26,7 @@ from interlock.console.spend import BudgetSource, SpendPage
 from interlock.console.tail import LogTail, TailStream
 from interlock.console.tools import Overview, ToolsPage
 from interlock.console.traffic import RouteTraffic
-from interlock.console.views import vendor_name
+from interlock.console.views import route_price, vendor_name
 from interlock.console.web import StaticFiles, load_static, make_environment
 from interlock.core.clock import SYSTEM_CLOCK, Clock
 from interlock.core.exchange import Exchange
@@ -72,6 +72,7 @@ class Console:
         self.static = StaticFiles(static)
         #: The request log's pages (None store: the log is off, the page says so).
         self.requests = RequestLog(env, self.sessions, log)
+        self.requests.price = lambda model, vendor: route_price(catalog, model, vendor)
         #: One poll of the log a second for every live tail this worker streams.
         self.tail = LogTail(log, row_view, clock=clock) if log is not None else None
         self.requests.tail = TailStream(self.sessions, self.tail, clock) if self.tail is not None else None

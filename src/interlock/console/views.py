@@ -20,6 +20,7 @@ from markupsafe import escape
 from interlock.catalog import Catalog
 from interlock.catalog.render import Stats, usd_per_million
 from interlock.core.model import Model, Route
+from interlock.core.pricing import Price
 
 #: Capability names as the pages print them, in the order they are listed.
 CAPABILITY_LABELS: dict[str, str] = {
@@ -454,3 +455,13 @@ def compare_view(catalog: Catalog, ids: Sequence[str], live_vendors: Collection[
                        for name in bench_names],
         "all_ids": [m.id for m in catalog.models],
     }
+
+
+def route_price(catalog: Catalog, model_id: str, vendor: str) -> Price | None:
+    """The catalog price of ``vendor``'s route for ``model_id``; the simulator is priced as the model's
+    reference route (as the planner prices it)."""
+    model = catalog.get(model_id)
+    if model is None:
+        return None
+    route = model.route(vendor) or (model.reference_route if vendor == "simulator" else None)
+    return route.price if route is not None else None

@@ -278,7 +278,12 @@ class Cost:
 
 
 def cost_of(price: Price, usage: Usage) -> Cost:
-    """Exact cost of ``usage`` at ``price``.
+    """Exact cost of ``usage`` at ``price``: the sum of :func:`cost_parts`."""
+    return Cost(sum(cost_parts(price, usage).values()), usage.estimated)
+
+
+def cost_parts(price: Price, usage: Usage) -> dict[str, int]:
+    """What each part of ``usage`` costs at ``price``, in pico-USD (the console's cost breakdown).
 
     Long-context tiers are chosen by the whole prompt size. Cache reads, cache
     writes and input audio fall back to the input rate when the vendor lists no
@@ -295,20 +300,18 @@ def cost_of(price: Price, usage: Usage) -> Cost:
     reasoning = min(usage.reasoning_tokens, usage.output_tokens)
     out_audio = min(usage.output_audio_tokens, usage.output_tokens - reasoning)
     plain_out = usage.output_tokens - reasoning - out_audio
-    total = (
-        usage.input_tokens * inp
-        + usage.cache_read_tokens * _or(p.cache_read, inp)
-        + (usage.cache_write_tokens - write_1h) * _or(p.cache_write, inp)
-        + write_1h * 2 * inp
-        + usage.input_audio_tokens * _or(p.input_audio, inp)
-        + plain_out * out
-        + reasoning * _or(p.reasoning, out)
-        + out_audio * _or(p.output_audio, out)
-        + usage.citation_tokens * (p.citation or 0)
+    return {
+        "input": usage.input_tokens * inp,
+        "cached input": usage.cache_read_tokens * _or(p.cache_read, inp),
+        "cache write": (usage.cache_write_tokens - write_1h) * _or(p.cache_write, inp) + write_1h * 2 * inp,
+        "input audio": usage.input_audio_tokens * _or(p.input_audio, inp),
+        "output": plain_out * out,
+        "reasoning": reasoning * _or(p.reasoning, out),
+        "output audio": out_audio * _or(p.output_audio, out),
+        "citations": usage.citation_tokens * (p.citation or 0),
         # request is per 1,000 requests: micro-USD/1k -> pico-USD is x 1e6 / 1e3.
-        + usage.requests * (p.request or 0) * 1000
-    )
-    return Cost(total, usage.estimated)
+        "requests": usage.requests * (p.request or 0) * 1000,
+    }
 
 
 def _or(value: int | None, default: int) -> int:
