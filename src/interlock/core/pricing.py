@@ -277,13 +277,13 @@ class Cost:
         return NotImplemented
 
 
+#: The parts of a cost, in the order :func:`_parts` returns them.
+COST_PARTS = ("input", "cached input", "cache write", "input audio", "output", "reasoning", "output audio",
+              "citations", "requests")
+
+
 def cost_of(price: Price, usage: Usage) -> Cost:
-    """Exact cost of ``usage`` at ``price``: the sum of :func:`cost_parts`."""
-    return Cost(sum(cost_parts(price, usage).values()), usage.estimated)
-
-
-def cost_parts(price: Price, usage: Usage) -> dict[str, int]:
-    """What each part of ``usage`` costs at ``price``, in pico-USD (the console's cost breakdown).
+    """Exact cost of ``usage`` at ``price``: the sum of its parts (:func:`cost_parts`).
 
     Long-context tiers are chosen by the whole prompt size. Cache reads, cache
     writes and input audio fall back to the input rate when the vendor lists no
@@ -291,6 +291,16 @@ def cost_parts(price: Price, usage: Usage) -> dict[str, int]:
     Unknown input/output rates count as zero, so an unpriced private model costs
     nothing rather than failing the request.
     """
+    return Cost(sum(_parts(price, usage)), usage.estimated)
+
+
+def cost_parts(price: Price, usage: Usage) -> dict[str, int]:
+    """What each part of ``usage`` costs at ``price``, in pico-USD (the console's cost breakdown)."""
+    return dict(zip(COST_PARTS, _parts(price, usage), strict=True))
+
+
+def _parts(price: Price, usage: Usage) -> tuple[int, ...]:
+    # A tuple, not a dict: cost_of runs on every settled request.
     p = price.for_prompt(usage.prompt_tokens)
     inp = p.input or 0
     # Anthropic's 1-hour cache writes cost twice the input rate (5-minute ones: the catalog's cache_write,
@@ -300,18 +310,18 @@ def cost_parts(price: Price, usage: Usage) -> dict[str, int]:
     reasoning = min(usage.reasoning_tokens, usage.output_tokens)
     out_audio = min(usage.output_audio_tokens, usage.output_tokens - reasoning)
     plain_out = usage.output_tokens - reasoning - out_audio
-    return {
-        "input": usage.input_tokens * inp,
-        "cached input": usage.cache_read_tokens * _or(p.cache_read, inp),
-        "cache write": (usage.cache_write_tokens - write_1h) * _or(p.cache_write, inp) + write_1h * 2 * inp,
-        "input audio": usage.input_audio_tokens * _or(p.input_audio, inp),
-        "output": plain_out * out,
-        "reasoning": reasoning * _or(p.reasoning, out),
-        "output audio": out_audio * _or(p.output_audio, out),
-        "citations": usage.citation_tokens * (p.citation or 0),
+    return (
+        usage.input_tokens * inp,
+        usage.cache_read_tokens * _or(p.cache_read, inp),
+        (usage.cache_write_tokens - write_1h) * _or(p.cache_write, inp) + write_1h * 2 * inp,
+        usage.input_audio_tokens * _or(p.input_audio, inp),
+        plain_out * out,
+        reasoning * _or(p.reasoning, out),
+        out_audio * _or(p.output_audio, out),
+        usage.citation_tokens * (p.citation or 0),
         # request is per 1,000 requests: micro-USD/1k -> pico-USD is x 1e6 / 1e3.
-        "requests": usage.requests * (p.request or 0) * 1000,
-    }
+        usage.requests * (p.request or 0) * 1000,
+    )
 
 
 def _or(value: int | None, default: int) -> int:
