@@ -15,6 +15,7 @@ over rounds of (req/s with pages / req/s without) - 1. Target: within 2%.
 ``--calibrate`` adds a third gateway without pages: the method's own noise.
 
     .venv/bin/python bench/console_load.py [--seconds 8] [--rounds 5] [--page PATH] [--every 1.0] [--calibrate]
+                                           [--tails N]   # N pages following the live tail too
 """
 
 from __future__ import annotations
@@ -53,9 +54,10 @@ TARGET = 0.02
 class PageLoader(threading.Thread):
     """A browser on the model page: one load every ``every`` seconds until stopped; page times in ms."""
 
-    def __init__(self, port: int, path: str, every: float) -> None:
+    def __init__(self, port: int, path: str, every: float, tails: int = 0) -> None:
         super().__init__(daemon=True)
-        self.port, self.path, self.every = port, path, every
+        self.port, self.path, self.every, self.tails = port, path, every, tails
+        self.events = 0
         self.stop = threading.Event()
         self.times_ms: list[float] = []
         self.failures: list[str] = []
@@ -82,6 +84,22 @@ class PageLoader(threading.Thread):
             raise SystemExit(f"sign-in failed: {resp.status}")
         self.cookie = f"interlock_session={session.group(1)}"
 
+    def follow(self, stop: threading.Event) -> None:
+        """A page following the live tail: one open SSE stream read until ``stop`` (another thread)."""
+        # The server sends a keep-alive comment every 15 s: a read never waits longer than that.
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
+        conn.request("GET", "/console/requests/tail", headers={"cookie": self.cookie, "accept": "text/event-stream"})
+        resp = conn.getresponse()
+        if resp.status != 200:
+            self.failures.append(f"tail: {resp.status}")
+            return
+        while not stop.is_set():
+            line = resp.readline()
+            if not line:
+                break
+            self.events += line.startswith(b"event: request")
+        conn.close()
+
     def _get(self, conn: http.client.HTTPConnection, path: str) -> bytes:
         headers = {"accept": "text/html,*/*", "user-agent": "bench-browser"}
         if self.cookie:
@@ -97,6 +115,9 @@ class PageLoader(threading.Thread):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         if self.path.startswith("/console/"):
             self.sign_in(conn)
+        tails = [threading.Thread(target=self.follow, args=(self.stop,), daemon=True) for _ in range(self.tails)]
+        for t in tails:
+            t.start()
         next_at = time.monotonic()
         while not self.stop.is_set():
             started = time.perf_counter()
@@ -117,6 +138,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--page", default="/models/openai/gpt-4.1-mini")
     ap.add_argument("--every", type=float, default=1.0, help="seconds between page loads (default 1)")
+    ap.add_argument("--tails", type=int, default=0,
+                    help="pages also following the request log's live tail (one SSE stream each; /console pages)")
     ap.add_argument("--calibrate", action="store_true", help="a second gateway without pages: the method's noise")
     args = ap.parse_args()
     require_autogroup("the with/without comparison")
@@ -139,7 +162,7 @@ def main() -> int:
             failures: list[BaseException] = []
             order = kinds[r % len(kinds):] + kinds[:r % len(kinds)]
             seconds = args.seconds if r else 2
-            loader = PageLoader(gateways["pages"][0], args.page, args.every)
+            loader = PageLoader(gateways["pages"][0], args.page, args.every, args.tails)
             threads = [threading.Thread(target=load_into, args=(results, failures, k, wrk, gateways[k][0], seconds))
                        for k in order]
             loader.start()
@@ -163,7 +186,9 @@ def main() -> int:
             for kind in kinds[1:]:
                 ratios[kind].append(results[kind].rps / plain - 1)
             print(f"round {r}: " + "  ".join(f"{k} {results[k].rps:7,.0f} req/s" for k in kinds)
-                  + f"  pages loaded {len(loader.times_ms)}", file=sys.stderr, flush=True)
+                  + f"  pages loaded {len(loader.times_ms)}"
+                  + (f", {args.tails} tails got {loader.events} events" if args.tails else ""), file=sys.stderr,
+                  flush=True)
     finally:
         for _, gw in gateways.values():
             gw.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
 from interlock.console.requests import row_view
@@ -32,9 +33,12 @@ def rec(rid: str, at: float, project: str = "alpha") -> dict[str, Any]:
 
 
 def drain(follower: Any) -> list[str]:
+    """The request ids of the SSE events a follower has queued."""
     out = []
     while not follower.queue.empty():
-        out.append(follower.queue.get_nowait()["id"])
+        event = follower.queue.get_nowait()
+        assert event.startswith(b"event: request\ndata: ") and event.endswith(b"\n\n")
+        out.append(orjson.loads(event.split(b"data: ", 1)[1])["id"])
     return out
 
 
@@ -68,8 +72,8 @@ async def test_a_slow_page_drops_its_oldest_and_the_worker_caps_streams() -> Non
     slow = tail.follow(None, 0.0)
     tail._task.cancel()  # type: ignore[union-attr]
     for i in range(QUEUE + 5):
-        slow.put({"id": str(i)})
-    assert slow.dropped == 5 and slow.queue.get_nowait()["id"] == "5"
+        slow.put(str(i).encode())
+    assert slow.dropped == 5 and slow.queue.get_nowait() == b"5"
     for _ in range(99):
         tail.follow(None, 0.0)
     with pytest.raises(GatewayError) as busy:

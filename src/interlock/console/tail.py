@@ -35,8 +35,9 @@ from interlock.ledger.writer import LogStore
 log = logging.getLogger("interlock.console")
 
 LOOKBACK_S = 120.0
-#: Newest records read per poll: past this many new records a second, the tail shows the newest.
-BATCH = 500
+#: Newest records read per poll: past this many new records a second, the tail shows the newest (a page
+#: keeps 200 rows, and a person reads far fewer a second: reading more would only cost the worker).
+BATCH = 100
 #: Ids remembered as sent (more than a look-back's worth at BATCH per second would be wasted).
 SEEN = 20_000
 QUEUE = 1_000
@@ -53,11 +54,11 @@ class Follower:
 
     project: str | None
     since: float
-    queue: asyncio.Queue[dict[str, Any] | None] = field(default_factory=lambda: asyncio.Queue(QUEUE))
+    queue: asyncio.Queue[bytes | None] = field(default_factory=lambda: asyncio.Queue(QUEUE))
     primed: bool = False
     dropped: int = 0
 
-    def put(self, item: dict[str, Any] | None) -> None:
+    def put(self, item: bytes | None) -> None:
         while True:
             try:
                 self.queue.put_nowait(item)
@@ -111,13 +112,22 @@ class LogTail:
             self.seen[r["id"]] = None
         while len(self.seen) > SEEN:
             self.seen.popitem(last=False)
+        events: dict[str, bytes] = {}  # each record rendered once, however many pages get it
+
+        def event(r: dict[str, Any]) -> bytes:
+            found = events.get(r["id"])
+            if found is None:
+                found = events[r["id"]] = (b"event: request\ndata: " + orjson.dumps(
+                    {**self.view(r), "received_at": r["received_at"]}) + b"\n\n")
+            return found
+
         for follower in list(self.followers):
             # A new follower first gets what arrived since its page was rendered, then only new records.
             batch = [r for r in rows if r["received_at"] > follower.since] if not follower.primed else fresh
             follower.primed = True
             for r in batch:
                 if follower.project is None or r.get("project") == follower.project:
-                    follower.put({**self.view(r), "received_at": r["received_at"]})
+                    follower.put(event(r))
 
 
 class TailStream:
@@ -158,12 +168,13 @@ class TailStream:
                 try:
                     item = await asyncio.wait_for(follower.queue.get(), KEEPALIVE_S)
                 except TimeoutError:
-                    await out.send_bytes(b": keep-alive\n\n")
-                    item = {}
+                    item = b": keep-alive\n\n"
                 if item is None:
                     return
-                if item:
-                    await out.send_bytes(b"event: request\ndata: " + orjson.dumps(item) + b"\n\n")
+                # What has queued up goes out in one write.
+                while not follower.queue.empty() and (more := follower.queue.get_nowait()) is not None:
+                    item += more
+                await out.send_bytes(item)
                 if self.clock.monotonic() - checked > RECHECK_S:
                     checked = self.clock.monotonic()
                     if await self.sessions.resolve(req) is None:
