@@ -51,7 +51,7 @@ from interlock.ledger.writer import LogStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from console_pages import fill_sqlite
+from console_pages import Proto, Scope, fill_sqlite
 
 CHUNK = 200_000
 DAYS = 30
@@ -194,33 +194,6 @@ SERVED = (("/console/overview", "window=24h"), ("/console/overview", "window=30d
           ("/console/requests", "min_cost=0.001&max_cost=0.01"), ("/console/keys", ""),
           ("/console/budgets", ""), ("/console/audit", ""), ("/console/guardrails", ""), ("/console/cache", ""),
           ("/console/policies", ""), ("/console/tools", ""))
-
-
-class Scope:
-    def __init__(self, path: str, query: str, cookie: str) -> None:
-        self.method = "GET"
-        self.path = path
-        self.query_string = query
-        self.client = "127.0.0.1"
-        self.headers = {"host": "127.0.0.1:4000", "cookie": cookie}
-
-
-class Proto:
-    def __init__(self) -> None:
-        self.status = 0
-        self._gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    async def __call__(self) -> bytes:
-        return b""
-
-    def client_disconnect(self) -> asyncio.Future[None]:
-        return self._gone
-
-    def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
-        self.status = status
-
-    def response_str(self, status: int, headers: list[tuple[str, str]], body: str) -> None:
-        self.status = status
 
 
 async def seed(gw: Any) -> None:

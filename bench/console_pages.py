@@ -167,13 +167,15 @@ def fill_sqlite(path: Path, batches: Iterable[list[tuple[Any, ...]]], rows: int)
 
 
 class Scope:
-    def __init__(self, path: str, query: str) -> None:
+    """The RSGI scope of one GET (``cookie``: a signed-in browser's session)."""
+
+    def __init__(self, path: str, query: str, cookie: str = "") -> None:
         self.method = "GET"
         self.path = path
         self.query_string = query
         self.client = "127.0.0.1"
         self.scheme = "http"
-        self.headers = {"host": "127.0.0.1:4000"}
+        self.headers = {"host": "127.0.0.1:4000", **({"cookie": cookie} if cookie else {})}
 
 
 class Proto:
