@@ -18,7 +18,7 @@ from interlock.console.charts import usd
 from tests.conftest import MASTER_KEY, GatewayProcess, start_gateway
 from tests.test_console_browser import DESKTOP, PHONE, shot
 from tests.test_console_playground_browser import admin, no_sideways_scroll, visit
-from tests.test_console_requests_browser import sign_in
+from tests.test_console_requests_browser import project_keys, sign_in, wait_for_log
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -34,10 +34,7 @@ def traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayP
                        "allow_fault_headers: true}\n"
                        "logging: {flush_interval: 0.2, level: metadata}\n")
     try:
-        keys = {}
-        for project in ("alpha", "beta"):
-            admin(gw, "POST", "/admin/v1/projects", {"id": project})
-            keys[project] = admin(gw, "POST", "/admin/v1/keys", {"project": project})["key"]
+        keys = project_keys(gw, "alpha", "beta")
         admin(gw, "POST", "/admin/v1/budgets", {"scope": "project", "subject": "alpha", "amount_usd": 5,
                                                 "period": "daily", "mode": "soft"})
         time.sleep(1.5)  # the workers see the new keys and the budget
@@ -53,10 +50,7 @@ def traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayP
         with pytest.raises(openai.APIStatusError):
             alpha.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "fails"}],
                                           extra_headers={"x-interlock-simulator-fault": "error=503"})
-        deadline = time.monotonic() + 10
-        while len(admin(gw, "GET", "/admin/v1/logs?limit=10")["data"]) < 5:
-            assert time.monotonic() < deadline, "the log did not receive the traffic"
-            time.sleep(0.2)
+        wait_for_log(gw, 5)
         yield gw, {"keys": keys}
     finally:
         gw.stop()

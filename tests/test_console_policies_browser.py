@@ -22,7 +22,7 @@ import pytest
 from tests.conftest import MASTER_KEY, GatewayProcess, start_gateway
 from tests.test_console_browser import DESKTOP, PHONE, shot
 from tests.test_console_playground_browser import admin, no_sideways_scroll, visit
-from tests.test_console_requests_browser import NoRedirect, sign_in, wait_for_log
+from tests.test_console_requests_browser import NoRedirect, project_keys, sign_in, wait_for_log
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -47,10 +47,7 @@ LOAD_400 = "Failed to load resource: the server responded with a status of 400 (
 def traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayProcess, dict[str, Any]]]:
     gw = start_gateway(tmp_path_factory.mktemp("policies"), CONFIG)
     try:
-        keys = {}
-        for project in ("alpha", "beta"):
-            admin(gw, "POST", "/admin/v1/projects", {"id": project})
-            keys[project] = admin(gw, "POST", "/admin/v1/keys", {"project": project})["key"]
+        keys = project_keys(gw, "alpha", "beta")
         time.sleep(1.5)  # the workers see the new keys
         alpha = openai.OpenAI(base_url=gw.base_url, api_key=keys["alpha"], max_retries=0, timeout=30)
         beta = openai.OpenAI(base_url=gw.base_url, api_key=keys["beta"], max_retries=0, timeout=30)

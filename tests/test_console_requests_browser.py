@@ -32,10 +32,7 @@ def traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayP
                        "allow_fault_headers: true}\n"
                        "logging: {flush_interval: 0.2, level: full}\n")
     try:
-        keys = {}
-        for project in ("alpha", "beta"):
-            admin(gw, "POST", "/admin/v1/projects", {"id": project})
-            keys[project] = admin(gw, "POST", "/admin/v1/keys", {"project": project})["key"]
+        keys = project_keys(gw, "alpha", "beta")
         time.sleep(1.5)  # the workers see the new keys
         ids: dict[str, Any] = {"keys": keys}
         alpha = openai.OpenAI(base_url=gw.base_url, api_key=keys["alpha"], max_retries=0, timeout=30)
@@ -52,6 +49,15 @@ def traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayP
         yield gw, ids
     finally:
         gw.stop()
+
+
+def project_keys(gw: GatewayProcess, *projects: str) -> dict[str, str]:
+    """Creates each project with one key (through the admin API); returns the keys by project."""
+    keys = {}
+    for project in projects:
+        admin(gw, "POST", "/admin/v1/projects", {"id": project})
+        keys[project] = admin(gw, "POST", "/admin/v1/keys", {"project": project})["key"]
+    return keys
 
 
 def wait_for_log(gw: GatewayProcess, count: int) -> None:

@@ -102,7 +102,9 @@ class AdminApi:
         if action == "revoke":
             key = self.gov.defs.keys.get(parts[1])
             after = None if key is None else key.to_json()
-        target = str((data or {}).get("id") if isinstance(data, dict) else "") or (parts[1] if len(parts) > 1 else "")
+        # The item the answer names (a rotation's new key), else the one the path names.
+        target = str(data.get("id") or "") if isinstance(data, dict) else ""
+        target = target or (parts[1] if len(parts) > 1 else "")
         await self.audit.record(principal, "api", f"{kind}.{action}", kind, target,
                                 project=project_of(self.gov.defs, kind, before or after), before=before,
                                 after=after)
