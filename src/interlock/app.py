@@ -42,7 +42,7 @@ from interlock.core.codec import InboundCodec
 from interlock.core.context import RequestContext
 from interlock.core.errors import GatewayError, MethodNotAllowed, NotFound
 from interlock.governance.auth import Authenticator, MasterKey, ensure_master_key, server_secret
-from interlock.governance.wiring import build_governance, validate_governance
+from interlock.governance.wiring import build_governance, check_store_secret, validate_governance
 from interlock.guardrails.guard import Guards
 from interlock.guardrails.settings import GuardrailConfig
 from interlock.ledger.pgstore import PostgresLog
@@ -103,6 +103,7 @@ def validate(settings: Settings) -> None:
     Observability.validate(settings)
     validate_routing(settings, catalog)
     validate_governance(settings)
+    check_store_secret(settings, os.environ)
     ConsoleSettings.from_settings(settings)
     GuardrailConfig.from_settings(settings)
     CacheSettings.from_settings(settings)
@@ -160,6 +161,8 @@ class Gateway:
         self.dispatcher = Dispatcher(self.routing, sleep=clock.sleep)
         #: Request log, metrics and traces (ledger/wiring.py).
         self.obs = Observability(settings, self.store, clock)
+        if self.governance.propagation is not None:
+            self.obs.registry.collector(self.governance.propagation.collect)
         self.ledger: Ledger = self.obs.sink
         self.identify = Identify(self.auth, self.obs.log_settings.zero_data_retention)
         #: DLP and prompt-injection detectors (guardrails/): one guard per distinct effective settings.

@@ -39,6 +39,35 @@ def new_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
+SECRET_META = "secret_verifier"
+
+
+class SecretMismatch(Exception):
+    """The governance store was set up under another key-hashing secret."""
+
+
+def secret_verifier(secret: bytes) -> str:
+    """What the store keeps of the secret: an HMAC of a fixed text under it (it does not reveal the secret)."""
+    return hmac.new(secret, b"interlock key-hashing secret verifier v1", hashlib.sha256).hexdigest()
+
+
+async def check_secret(store: GovStoreLike, secret: bytes, where: str) -> None:
+    """Refuse a secret other than the one the store's keys were hashed under (recorded by the first start).
+
+    Two replicas with different secrets would each refuse the other's keys with a bare 401; this says why.
+    """
+    stored = await store.meta(SECRET_META, secret_verifier(secret))
+    if not hmac.compare_digest(stored, secret_verifier(secret)):
+        raise SecretMismatch(
+            f"the governance store {where} was set up with another key-hashing secret: keys created by the "
+            "other replicas would be refused (401). Give every replica that shares this store the same "
+            "INTERLOCK_SECRET - the value the first one used (or its state directory's 'secret' file).")
+
+
+class GovStoreLike(Protocol):
+    async def meta(self, key: str, default: str) -> str: ...
+
+
 def server_secret(state_dir: Path, environ: Mapping[str, str]) -> bytes:
     """The HMAC secret: ``INTERLOCK_SECRET``, else a random one kept in the state directory."""
     env = environ.get("INTERLOCK_SECRET")

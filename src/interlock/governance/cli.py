@@ -20,7 +20,9 @@ from typing import Any
 import orjson
 
 from interlock.governance import ops
+from interlock.governance.auth import SecretMismatch, check_secret
 from interlock.governance.model import DefinitionError, parse_budget_spec, parse_duration, usd_str
+from interlock.governance.settings import GovernanceSettings
 from interlock.governance.store import Duplicate, GovStore, open_store
 from interlock.guardrails.settings import GuardrailConfig, effective, settable
 from interlock.state.redis import redis_settings
@@ -37,6 +39,23 @@ def _open(args: argparse.Namespace) -> tuple[GovStore, bytes, int, bool, Guardra
     settings = load_cli_settings(args.config, VENDOR_TABLE)
     state_dir = settings.server.state_dir
     store = open_store(settings.store_url, state_dir)
+    gov = GovernanceSettings.from_settings(settings)
+    if gov.redis_url is not None:
+        # Running gateways on the same Redis take the change at once (as from a replica's admin API).
+        import redis.asyncio as aioredis
+
+        from interlock.governance.propagate import Propagation
+
+        url = gov.redis_url
+
+        async def announce() -> None:  # a connection per change: the CLI makes one or two
+            client = aioredis.Redis.from_url(url)
+            try:
+                await Propagation(client, gov.redis_prefix + "definitions", store.version, 0.0).announce()
+            finally:
+                await client.aclose()
+
+        store.on_change = announce
     # The floor a project's --guardrails may only tighten (validated as the gateway validates it).
     guardrails = GuardrailConfig.from_settings(settings)
     return (store, server_secret(state_dir, os.environ), settings.server.workers, redis_settings(settings) is not None,
@@ -52,6 +71,8 @@ def _run(args: argparse.Namespace, fn: Command) -> int:
 
     async def main() -> int:
         try:
+            # A key made under another secret than the gateways' would be refused by all of them.
+            await check_secret(store, secret, "of this config")
             return await fn(store, secret, guardrails)
         finally:
             await store.close()
@@ -66,6 +87,8 @@ def _run(args: argparse.Namespace, fn: Command) -> int:
         print(f"interlock: {exc.message}", file=sys.stderr)
     except Duplicate:
         print("interlock: an item with this id already exists", file=sys.stderr)
+    except SecretMismatch as exc:
+        print(f"interlock: {exc}", file=sys.stderr)
     return 2
 
 

@@ -165,6 +165,10 @@ CREATE TABLE IF NOT EXISTS gov_audit (
 CREATE INDEX IF NOT EXISTS gov_audit_at ON gov_audit (at, id);
 CREATE INDEX IF NOT EXISTS gov_audit_project_at ON gov_audit (project, at, id)
 """),
+    # Facts every replica sharing the store must agree on: the key-hashing secret's verifier
+    # (``auth.check_secret``), so a replica started with another INTERLOCK_SECRET refuses to start.
+    (8, "CREATE TABLE IF NOT EXISTS gov_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+     "CREATE TABLE IF NOT EXISTS gov_meta (key text PRIMARY KEY, value text NOT NULL)"),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

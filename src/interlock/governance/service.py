@@ -42,6 +42,7 @@ from interlock.governance.auth import Authenticator
 from interlock.governance.counters import SETTLED_MARKER_S, Check, MemoryCounters, RedisCounters
 from interlock.governance.estimate import Estimator
 from interlock.governance.model import EACH, Budget, Definitions, Limit, allowed, period_end, period_key
+from interlock.governance.propagate import CATCH_UP_S, Propagation
 from interlock.governance.settings import GovernanceSettings
 from interlock.governance.store import GovStore, SpendKey
 from interlock.governance.unpriced import screen as screen_unpriced
@@ -129,8 +130,13 @@ class Governance:
         self.defs = Definitions()
         self.memory: MemoryCounters | None = None
         self.redis: RedisCounters | None = None
+        #: Changes of definitions announced on Redis (``propagate.py``); None without Redis (polling only).
+        self.propagation: Propagation | None = None
         if cfg.redis_url is not None:
             self.redis = RedisCounters(cfg.redis_url, cfg.redis_prefix, redis_client)
+            self.propagation = Propagation(self.redis.client, cfg.redis_prefix + "definitions", self.poll,
+                                           cfg.poll_interval_s, clock)
+            store.on_change = self.propagation.announce
         else:
             self.memory = MemoryCounters()
         self.estimator = Estimator()
@@ -143,6 +149,7 @@ class Governance:
         #: Redis settles that failed, retried from the background loop: (reservation, tokens, nano, give up at).
         self.unsettled: list[tuple[Reservation, int, int, float]] = []
         self._loop_task: asyncio.Task[None] | None = None
+        self._propagation_task: asyncio.Task[None] | None = None
         self._warned_version = -1
         #: Applicable limits and budgets per caller, for ``_applicable_defs`` in the minute ``_window``.
         self._window = -1
@@ -184,12 +191,15 @@ class Governance:
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._loop_task is None:
             self._loop_task = loop.create_task(self._run())
+        if self.propagation is not None and self._propagation_task is None:
+            self._propagation_task = loop.create_task(self.propagation.run())
 
     async def stop(self) -> None:
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            await asyncio.gather(self._loop_task, return_exceptions=True)
-            self._loop_task = None
+        for task in (self._loop_task, self._propagation_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._loop_task = self._propagation_task = None
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.alerts.drain()
@@ -206,12 +216,17 @@ class Governance:
 
     async def _run(self) -> None:
         clock = self.clock
-        last_flush = clock.monotonic()
+        last_flush = last_poll = clock.monotonic()
         while True:
             await clock.sleep(self.cfg.poll_interval_s)
             try:
                 await self.retry_settles()
-                await self.poll()
+                # Subscribed to change announcements: the version is read only to catch up on writers that
+                # do not announce; otherwise every interval (the fallback).
+                propagation = self.propagation
+                if propagation is None or not propagation.up or clock.monotonic() - last_poll >= CATCH_UP_S:
+                    last_poll = clock.monotonic()
+                    await self.poll()
                 if clock.monotonic() - last_flush >= self.cfg.flush_interval_s:
                     last_flush = clock.monotonic()
                     await self.flush()

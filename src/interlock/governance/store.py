@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +112,8 @@ class GovStore:
     """The SQL every backend shares; backends supply :meth:`fetch` and :meth:`transaction`."""
 
     kind = "abstract"
+    #: Called after every change of definitions has committed (``propagate.Propagation.announce``).
+    on_change: Callable[[], Awaitable[None]] | None = None
 
     async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         raise NotImplementedError
@@ -127,8 +129,18 @@ class GovStore:
         """Drop connections bound to the running event loop (after the start-up load's short-lived loop)."""
 
     async def change(self, stmts: Sequence[Statement]) -> list[int]:
-        """A change of definitions: the statements plus the version bump, in one transaction."""
-        return (await self.transaction([*stmts, _BUMP]))[:-1]
+        """A change of definitions: the statements plus the version bump, in one transaction (then announced)."""
+        counts = (await self.transaction([*stmts, _BUMP]))[:-1]
+        if self.on_change is not None:
+            await self.on_change()
+        return counts
+
+    async def meta(self, key: str, default: str) -> str:
+        """The stored value of ``key``, storing ``default`` first when there is none (the first writer wins)."""
+        await self.transaction([("INSERT INTO gov_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                                 (key, default))])
+        rows = await self.fetch("SELECT value FROM gov_meta WHERE key = ?", (key,))
+        return str(rows[0][0])
 
     async def version(self) -> int:
         rows = await self.fetch("SELECT version FROM gov_version WHERE id = 1")

@@ -12,10 +12,11 @@ counters), and the admin API then refuses to create budgets or limits.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 from interlock.config import ConfigError, Settings
 from interlock.core.clock import SYSTEM_CLOCK, Clock
-from interlock.governance.auth import Authenticator
+from interlock.governance.auth import Authenticator, SecretMismatch, check_secret, server_secret
 from interlock.governance.model import Definitions
 from interlock.governance.service import Governance
 from interlock.governance.settings import GovernanceSettings
@@ -29,6 +30,25 @@ def build_governance(settings: Settings, auth: Authenticator, http: HttpTranspor
     governance = Governance(cfg, open_store(cfg.store_url, settings.server.state_dir), auth, http, clock=clock)
     governance.load_now()
     return governance
+
+
+async def _check_secret(store: GovStore, secret: bytes, where: str) -> None:
+    try:
+        await check_secret(store, secret, where)
+    finally:
+        await store.close()
+
+
+def check_store_secret(settings: Settings, environ: Mapping[str, str]) -> None:
+    """Refuse to start (a :class:`ConfigError` naming the fix) when the governance store was set up under
+    another key-hashing secret than this replica's."""
+    cfg = GovernanceSettings.from_settings(settings)
+    state_dir = settings.server.state_dir
+    where = "on PostgreSQL (store:)" if cfg.store_url else f"in {state_dir / 'interlock.db'}"
+    try:
+        asyncio.run(_check_secret(open_store(cfg.store_url, state_dir), server_secret(state_dir, environ), where))
+    except SecretMismatch as exc:
+        raise ConfigError(f"{settings.source or '(defaults)'}: {exc}") from None
 
 
 async def _definitions(store: GovStore) -> Definitions:
