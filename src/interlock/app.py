@@ -237,7 +237,7 @@ class Gateway:
         router = Router()
         openai_errors = error_body
         max_body = self.settings.server.max_body_bytes
-        health = self.health()
+        health = self.health_api = self.health()
         models = ModelsApi(self.auth, self.catalog, self.vendors, self.routing.stats)
         router.add("/v1/chat/completions", ("POST",), self.pipeline(OpenAIChatCodec()), openai_errors)
         anthropic_errors = anthropic_messages.error_body
@@ -337,6 +337,10 @@ class Gateway:
         self.obs.start(loop)
         self.governance.start(loop)
         self.mcp.start(loop)
+
+    def start_draining(self) -> None:
+        """The process is stopping: ``/readyz`` answers 503 from now on (``server/runner.py``)."""
+        self.health_api.draining = True
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
         if not loop.is_closed():

@@ -99,7 +99,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     return serve(srv.host, srv.port, srv.workers, load_app, head_timeout=srv.head_timeout,
                  keepalive_timeout=srv.keepalive_timeout, body_timeout=srv.body_timeout,
-                 max_body_bytes=srv.max_body_bytes)
+                 max_body_bytes=srv.max_body_bytes, drain=srv.drain_s, grace=srv.grace_s)
 
 
 def _serve_granian(settings: Settings) -> int:

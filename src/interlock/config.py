@@ -47,6 +47,10 @@ class ServerSettings:
     keepalive_timeout: float = 75.0
     #: Native server: the longest gap between two pieces of a request body before it is refused (408).
     body_timeout: float = 30.0
+    #: On SIGTERM: seconds of serving with ``/readyz`` failing before the listener closes (a load balancer's
+    #: check interval times the failures it needs); then requests in flight get ``grace_s`` to finish.
+    drain_s: float = 0.0
+    grace_s: float = 10.0
 
 
 class VendorSettings:
@@ -318,7 +322,7 @@ def load_settings(
 
     srv = top.section("server")
     srv.only("host", "port", "workers", "max_body_bytes", "state_dir", "timeouts", "engine", "head_timeout",
-             "keepalive_timeout", "body_timeout")
+             "keepalive_timeout", "body_timeout", "drain_s", "grace_s")
     home = env.get("INTERLOCK_HOME")
     state_dir = Path(srv.string("state_dir") or home or ".interlock")
     if path is not None and not state_dir.is_absolute() and srv.has("state_dir"):
@@ -333,6 +337,8 @@ def load_settings(
         head_timeout=srv.number("head_timeout", 10.0, positive=True),
         keepalive_timeout=srv.number("keepalive_timeout", 75.0, positive=True),
         body_timeout=srv.number("body_timeout", 30.0, positive=True),
+        drain_s=srv.number("drain_s", 0.0, minimum=0.0),
+        grace_s=srv.number("grace_s", 10.0, minimum=0.0),
     )
     if overrides:
         port = overrides.get("port")

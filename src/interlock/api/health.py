@@ -19,12 +19,18 @@ class Health:
                  vendors: Iterable[str]) -> None:
         self.probes = probes
         self.counters_in_memory = counters_in_memory
+        #: Set when the process is stopping (SIGTERM with ``server.drain_s``): not ready, so the load
+        #: balancer stops sending before this replica stops accepting.
+        self.draining = False
         self.vendors = ", ".join(sorted(vendors)) or "none live"
 
     async def live(self, req: Exchange) -> None:
         req.json(200, {"status": "ok"})
 
     async def ready(self, req: Exchange) -> None:
+        if self.draining:
+            req.json(503, {"status": "draining", "checks": {}})
+            return
         checks: dict[str, str] = {}
         if self.counters_in_memory:
             # In-process memory in the embedded deployment: reachable by construction.

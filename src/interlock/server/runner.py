@@ -53,8 +53,13 @@ def _log_failure(scope: Scope, err: BaseException) -> None:
 
 def run_worker(sock: socket.socket, load_app: Callable[[], Any], *, grace: float = 10.0,
                head_timeout: float = 10.0, keepalive_timeout: float = 75.0, body_timeout: float = 30.0,
-               max_body_bytes: int = DEFAULT_MAX_BODY) -> int:
-    """Serve on ``sock`` until SIGTERM/SIGINT; returns the exit status."""
+               max_body_bytes: int = DEFAULT_MAX_BODY, drain: float = 0.0) -> int:
+    """Serve on ``sock`` until SIGTERM/SIGINT; returns the exit status.
+
+    ``drain``: seconds a stopping worker keeps accepting and serving while ``/readyz`` fails and every answer
+    closes its connection, so a load balancer checking readiness moves traffic away before the listener
+    closes (a rolling restart drops nothing). Then in-flight requests get ``grace`` seconds.
+    """
     # Imported here: only in the process that serves.
     import uvloop
 
@@ -80,6 +85,13 @@ def run_worker(sock: socket.socket, load_app: Callable[[], Any], *, grace: float
         loop.add_signal_handler(signum, request_stop, signum)
     try:
         loop.run_until_complete(stop)
+        if drain > 0:
+            start_draining = getattr(app, "start_draining", None)
+            if start_draining is not None:
+                start_draining()
+            server.stop_accepting()  # still listening: each new connection serves one request and closes
+            log.info("worker %d draining for %g s before it stops accepting", os.getpid(), drain)
+            loop.run_until_complete(asyncio.sleep(drain))
         listener.close()
         server.stop_accepting()
         loop.run_until_complete(_drain(server, grace))
