@@ -11,13 +11,14 @@ import asyncio
 import gc
 import logging
 import os
+import signal
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from interlock.api.admin import AdminApi
-from interlock.api.admin_logs import AdminLogs
+from interlock.api.admin_logs import AdminLogs, require_admin
 from interlock.api.badge import BadgeApi
 from interlock.api.cache import CacheAdmin
 from interlock.api.embeddings import EmbeddingsApi
@@ -40,7 +41,9 @@ from interlock.console.spend import budget_source
 from interlock.core.clock import SYSTEM_CLOCK, Clock
 from interlock.core.codec import InboundCodec
 from interlock.core.context import RequestContext
-from interlock.core.errors import GatewayError, MethodNotAllowed, NotFound
+from interlock.core.errors import GatewayError, InvalidRequest, MethodNotAllowed, NotFound
+from interlock.core.exchange import Exchange
+from interlock.core.vendor import VendorRuntime
 from interlock.governance.auth import Authenticator, MasterKey, ensure_master_key, server_secret
 from interlock.governance.wiring import build_governance, check_store_secret, validate_governance
 from interlock.guardrails.guard import Guards
@@ -65,6 +68,7 @@ from interlock.pipeline.stages import (
     RouteStage,
     settlers,
 )
+from interlock.reload import Reloaded, Reloader
 from interlock.routing.replay import PolicyLab
 from interlock.routing.setup import build_routing, validate_routing
 from interlock.server.http import Request, Router, RSGIProtocol, RSGIScope, refusal_error
@@ -154,7 +158,8 @@ class Gateway:
         self.governance = build_governance(settings, self.auth, self.http, clock)
         self.secret = state.secret
         self.simulator = build_simulator(settings, self.catalog)
-        self.vendors = build_vendors(settings, self.http, self.simulator)
+        #: The live vendors: one table every holder shares, updated in place by a config reload.
+        self.vendors: dict[str, VendorRuntime] = dict(build_vendors(settings, self.http, self.simulator))
         #: Policies, strategies, circuit breakers, live stats and traces (routing/).
         self.routing = build_routing(settings, self.catalog, self.vendors, clock)
         self.planner = self.routing.planner
@@ -186,6 +191,11 @@ class Gateway:
         #: The MCP gateway (mcp/): tool packs for registered users, and /v1/responses' mcp tools.
         self.mcp = McpGateway(settings, self.auth, self.governance, self.obs, self.guards, state.secret,
                               self._count_guardrail, clock)
+        #: SIGHUP and POST /admin/v1/reload: vendors, aliases and policies from the config file again.
+        self.reloader = Reloader(settings, Path(settings.source) if settings.document is not None and settings.source
+                                 else None, self.routing, self.vendors, self.http, self.simulator,
+                                 settings.server.workers, validate)
+        self._reloads: set[asyncio.Task[None]] = set()
         self.router = self._routes()
 
     def _route_label(self, path: str) -> str:
@@ -272,6 +282,7 @@ class Gateway:
         if self.obs.telemetry.metrics:
             router.add("/metrics", ("GET",), MetricsApi(self.obs.registry, self.obs.snapshots).scrape, openai_errors)
         AdminApi(self.governance, self.secret, self.guardrails).add_routes(router)
+        router.add("/admin/v1/reload", ("POST",), self.reload_route, openai_errors)
         router.add("/admin/v1/cache", ("GET", "DELETE"), CacheAdmin(self.cache, self.auth).route, openai_errors)
         self.mcp.add_routes(router)
         console_settings = ConsoleSettings.from_settings(self.settings)
@@ -337,6 +348,37 @@ class Gateway:
         self.obs.start(loop)
         self.governance.start(loop)
         self.mcp.start(loop)
+
+    async def reload(self) -> Reloaded:
+        """Re-read the config file (built off the loop, swapped on it); ``ConfigError`` leaves the old one."""
+        return self.reloader.apply(await asyncio.to_thread(self.reloader.prepare))
+
+    def on_sighup(self) -> None:
+        """``kill -HUP``: reload; a bad file is logged with its file, line and key, and the old config stays."""
+
+        async def run() -> None:
+            try:
+                await self.reload()
+            except ConfigError as exc:
+                log.error("config reload refused, the running config stays: %s", exc)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
+    async def reload_route(self, req: Exchange) -> None:
+        """``POST /admin/v1/reload`` (admin key): this worker reloads, then asks the supervisor to reload the
+        others (SIGHUP to the parent, which forwards it to every worker)."""
+        require_admin(self.auth, req, "Reloading the config needs the admin key.")
+        try:
+            result = await self.reload()
+        except ConfigError as exc:
+            raise InvalidRequest(f"The config file was not reloaded, the running config stays: {exc}",
+                                 code="invalid_config") from None
+        workers = self.settings.server.workers
+        if workers > 1:
+            os.kill(os.getppid(), signal.SIGHUP)
+        req.json(200, {**result.to_json(), "workers": workers})
 
     def start_draining(self) -> None:
         """The process is stopping: ``/readyz`` answers 503 from now on (``server/runner.py``)."""

@@ -258,6 +258,12 @@ class RoutingEngine:
                     return bound, False
         return self.tokens.count(request, candidates[0].target.model), True
 
+    def replan(self, planner: Planner) -> None:
+        """A config reload: the planner takes ``planner``'s names, and the layouts planned from the old ones go
+        (in one synchronous step; circuits and live statistics stay, by route)."""
+        self.planner.replace(planner)
+        self._layouts = {}
+
     def _layout(self, names: tuple[str, ...]) -> _Layout:
         """Plans and deduplicated candidates of a name list: a pure function of the names, cached."""
         layout = self._layouts.get(names)

@@ -40,6 +40,14 @@ class Planner:
         self.policies: Mapping[str, Policy] = policies or {}
         self._cache: dict[str, Plan] = {}
 
+    def replace(self, other: Planner) -> None:
+        """Take ``other``'s vendors' configuration, aliases and policies (a config reload). One synchronous
+        step: a request planned on this event loop sees the old names or the new ones, never a mix."""
+        self.configured = other.configured
+        self.aliases = other.aliases
+        self.policies = other.policies
+        self._cache = {}
+
     def plan(self, name: str) -> Plan:
         cached = self._cache.get(name)
         if cached is not None:

@@ -91,3 +91,9 @@ def build_routing(settings: Settings, catalog: Catalog, vendors: Mapping[str, Ve
         engine.shared = SharedStats(engine.stats, redis.url, prefix=f"{redis.key_prefix}routing:",
                                     interval=redis.sync_interval_s)
     return engine
+
+
+def reloaded_planner(settings: Settings, catalog: Catalog, vendors: Mapping[str, VendorRuntime]) -> Planner:
+    """A planner for ``settings``' vendors, aliases and policies (validated: raises ``ConfigError``), to hand
+    to :meth:`Planner.replace` of the running one."""
+    return Planner(catalog, vendors, settings.vendors, settings.aliases, load_policies(settings, catalog))

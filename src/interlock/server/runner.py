@@ -5,7 +5,7 @@ error) and, with ``--workers N`` above 1, forks N workers that all accept on
 it; each builds its own gateway (stores, pools, counters) after the fork, runs
 one uvloop event loop, and pins nothing. The parent restarts a worker that
 dies, unless workers keep dying right after they start, and forwards
-SIGTERM/SIGINT. A stopping worker stops accepting, closes idle keep-alive
+SIGTERM/SIGINT, and SIGHUP (every worker reloads its config). A stopping worker stops accepting, closes idle keep-alive
 connections, lets requests in flight finish (at most ``grace`` seconds), then
 runs the gateway's shutdown (``__rsgi_del__``: flushes the request log).
 With one worker everything runs in the ``interlock serve`` process itself.
@@ -63,6 +63,10 @@ def run_worker(sock: socket.socket, load_app: Callable[[], Any], *, grace: float
     # Imported here: only in the process that serves.
     import uvloop
 
+    # A reload asked for while the app is being built may come after it read the config: it is kept and
+    # done once the loop runs (SIGHUP's default would end the process).
+    early: list[int] = []
+    signal.signal(signal.SIGHUP, lambda signum, _frame: early.append(signum))
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     app = load_app()
@@ -83,6 +87,11 @@ def run_worker(sock: socket.socket, load_app: Callable[[], Any], *, grace: float
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, request_stop, signum)
+    on_sighup = getattr(app, "on_sighup", None)
+    if on_sighup is not None:  # reload the config (app.Gateway.on_sighup)
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)
+        if early:
+            loop.call_soon(on_sighup)
     try:
         loop.run_until_complete(stop)
         if drain > 0:
@@ -100,7 +109,7 @@ def run_worker(sock: socket.socket, load_app: Callable[[], Any], *, grace: float
         loop.run_until_complete(_drain(server, 1.0))
         loop.run_until_complete(listener.wait_closed())
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
         app.__rsgi_del__(loop)
         loop.run_until_complete(loop.shutdown_asyncgens())
@@ -140,6 +149,8 @@ class _Supervisor:
             try:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
+                # Not the parent's forwarding handler; the config is read after this, so nothing is missed.
+                signal.signal(signal.SIGHUP, signal.SIG_IGN)
                 status = self.work()
             except SystemExit as exit_:
                 status = exit_.code if isinstance(exit_.code, int) else 1
@@ -159,9 +170,18 @@ class _Supervisor:
             except ProcessLookupError:
                 continue
 
+    def _reload(self, signum: int, _frame: object) -> None:
+        """SIGHUP: every worker reloads the config."""
+        for pid in self.children:
+            try:
+                os.kill(pid, signal.SIGHUP)
+            except ProcessLookupError:
+                continue
+
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
+        signal.signal(signal.SIGHUP, self._reload)
         for _ in range(self.workers):
             self._spawn()
         status = 0
