@@ -70,14 +70,20 @@ def pairs() -> list[tuple[str, str]]:
     return out
 
 
-def _details(rng: random.Random) -> list[str]:
+#: One request in a hundred has a guardrail detection (its strongest action, the log's guardrail column).
+GUARDED = (("monitor", [{"detector": "pii", "action": "monitor", "score": 1.0, "entities": {"EMAIL_ADDRESS": 1}}]),
+           ("redact", [{"detector": "pii", "action": "redact", "score": 1.0, "entities": {"PHONE_NUMBER": 1}}]),
+           ("block", [{"detector": "secrets", "action": "block", "score": 1.0, "entities": {"OPENAI_KEY": 1}}]))
+
+
+def _details(rng: random.Random, guardrails: Any = None) -> list[str]:
     """Detail arrays as the gateway writes them (``record.build_row``): only the timings vary here."""
     out = []
     for _ in range(64):
         ttft = int(rng.lognormvariate(12.3, 0.6))  # ~220 ms median, in µs
         duration = ttft + int(rng.lognormvariate(13.5, 0.7))
         out.append(orjson.dumps([2, None, duration, ttft, None, None, "m", None, None, None, None, 0, 0, 0,
-                                 None, None, "the only capable target", None, "metadata"]).decode())
+                                 None, guardrails, "the only capable target", None, "metadata"]).decode())
     return out
 
 
@@ -86,6 +92,7 @@ def generated_rows(rows: int) -> Iterator[list[tuple[Any, ...]]]:
     rng = random.Random(7)
     routes = pairs()
     details = _details(rng)
+    guarded = [(action, _details(rng, found)) for action, found in GUARDED]
     statuses = [200] * 970 + [429] * 10 + [400] * 10 + [502] * 7 + [500] * 3
     start = time.time() - DAYS * 86400
     step = DAYS * 86400 / rows
@@ -99,10 +106,11 @@ def generated_rows(rows: int) -> Iterator[list[tuple[Any, ...]]]:
             project = PROJECTS[rng.randrange(len(PROJECTS))]
             tin, tout = rng.randrange(50, 4000), rng.randrange(10, 800) if status == 200 else 0
             hit = status == 200 and rng.random() < 0.05
+            action, texts = guarded[rng.randrange(3)] if rng.random() < 0.01 else ("", details)
             batch.append((f"req_{i:012d}", start + i * step, project, f"key_{project}_{i % 5}", model, model, vendor,
                           status, (tin * 4 + tout * 16) * 100_000, tin, 0, tout, TAGS[rng.randrange(len(TAGS))],
                           "openai.chat", i & 1, "", "", "hit" if hit else "", (tin * 4 + tout * 16) * 100_000 if hit
-                          else "", details[rng.randrange(len(details))]))
+                          else "", action, texts[rng.randrange(len(texts))]))
         done += n
         yield batch
 
@@ -187,11 +195,12 @@ MASTER_KEY = "ik-bench-master-key-0123456789abcdef"
 SERVED = (("/console/overview", "window=24h"), ("/console/overview", "window=30d"),
           ("/console/spend", "by=day&group=model"), ("/console/spend", "by=month&group=project"),
           # The other console pages over the same log: the request log (newest page, one project, one model,
-          # errors only, a cost range), keys (spend and last use per key), budgets, audit, guardrails (a
-          # bounded window of records), cache, routing policies and tools.
+          # errors only, a cost range, one guardrail action), keys (spend and last use per key), budgets, audit,
+          # guardrails (the flagged requests of 7 days, through the guardrail index), cache, policies and tools.
           ("/console/requests", ""), ("/console/requests", "project=proj03"),
           ("/console/requests", "model=openai/gpt-4.1-mini"), ("/console/requests", "status=error"),
-          ("/console/requests", "min_cost=0.001&max_cost=0.01"), ("/console/keys", ""),
+          ("/console/requests", "min_cost=0.001&max_cost=0.01"), ("/console/requests", "guardrail=block"),
+          ("/console/requests", "project=proj03&guardrail=any"), ("/console/keys", ""),
           ("/console/budgets", ""), ("/console/audit", ""), ("/console/guardrails", ""), ("/console/cache", ""),
           ("/console/policies", ""), ("/console/tools", ""))
 

@@ -98,7 +98,7 @@ def generated_rows(rows: int) -> Any:
             tin, tout = rng.randrange(50, 4000), rng.randrange(10, 800) if status == 200 else 0
             batch.append((f"req_{i:012d}", start + i * step, projects[i % 3], f"key{i % 7}", model, model, vendor,
                           status, (tin * 4 + tout * 16) * 100_000, tin, 0, tout, "", "openai.chat", 0, "", "",
-                          "", "", detail))
+                          "", "", "", detail))
         done += n
         yield batch
 

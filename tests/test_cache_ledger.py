@@ -30,7 +30,7 @@ from interlock.core.principal import Principal
 from interlock.ledger import migrations, record
 from interlock.ledger.filters import log_query
 from interlock.ledger.pgstore import PostgresLog
-from interlock.ledger.record import CACHE_COLUMNS, Redactor, build_row
+from interlock.ledger.record import CACHE_COLUMNS, GUARDRAIL_COLUMN, Redactor, build_row
 from interlock.ledger.rowcodec import R_DETAIL, ROW_COLUMNS, from_spill, row_record, spill_line
 from interlock.ledger.schema import ROLLUP_KEYS, LogQuery, SpendQuery
 from interlock.ledger.store import SQLiteLog, SQLiteStore
@@ -235,7 +235,8 @@ async def test_the_log_filters_by_what_the_cache_did(log_store: LogStore) -> Non
 def test_rows_spilled_before_the_cache_columns_replay_as_cache_off() -> None:
     first = build_row(RequestContext("openai.chat"), "metadata", False, Redactor())
     old = [*orjson.loads(spill_line(first))]
-    del old[1 + ROW_COLUMNS.index(CACHE_COLUMNS[0]):1 + ROW_COLUMNS.index(CACHE_COLUMNS[1]) + 1]
+    # ... and before the guardrail column, which follows them.
+    del old[1 + ROW_COLUMNS.index(CACHE_COLUMNS[0]):1 + ROW_COLUMNS.index(GUARDRAIL_COLUMN) + 1]
     assert from_spill(old) == first  # the cache was off: both "" as a new row would hold them
     assert from_spill(orjson.loads(spill_line(first))) == first
     assert from_spill(old[:-1]) is None
@@ -245,7 +246,7 @@ def test_rows_spilled_before_the_cache_columns_replay_as_cache_off() -> None:
 
 T0 = 1_750_000_000.0  # 2025-06-15
 #: A row as the previous version wrote it (no cache columns), and its rollups.
-PREVIOUS_COLUMNS = tuple(c for c in ROW_COLUMNS if c not in CACHE_COLUMNS)
+PREVIOUS_COLUMNS = tuple(c for c in ROW_COLUMNS if c not in (*CACHE_COLUMNS, GUARDRAIL_COLUMN))
 PREVIOUS_VALUES = (
     "req_prev", T0, "acme", "key_a", MODEL, MODEL, "sima", 200, 9_000, 10, 0, 5, None, "openai.chat", 0, None, None,
     orjson.dumps([2, None, 500_000, 80_000, None, None, "m", None, None, None, None, 0, 0, 0, None, None, None, None,
@@ -294,7 +295,7 @@ async def test_a_sqlite_log_of_the_previous_version_gains_the_cache_columns(tmp_
             conn.execute(sql)
     store = SQLiteStore(db)
     try:
-        assert store.schema_version() == 7  # the cache's migration, then the usage rollup's
+        assert store.schema_version() == 8  # the cache's migration, the usage rollup's, the guardrail column's
         await check_upgraded_log(SQLiteLog(store))
     finally:
         store.close()
@@ -330,7 +331,7 @@ async def test_a_postgresql_log_of_the_previous_version_gains_the_cache_columns(
             await log.close()
         conn = await asyncpg.connect(url(name))
         try:
-            assert await conn.fetchval("SELECT max(version) FROM schema_migrations WHERE component = 'ledger'") == 8
+            assert await conn.fetchval("SELECT max(version) FROM schema_migrations WHERE component = 'ledger'") == 9
         finally:
             await conn.close()
     finally:

@@ -113,3 +113,48 @@ async def test_redis_outage_is_a_miss() -> None:
     await backend.put(key(), entry(), 60)  # no exception
     assert backend.failures == 2
     await dead.aclose()
+
+
+async def test_census_counts_entries_and_bytes_per_project_and_model(
+        redis_prefix: tuple[redis_asyncio.Redis, str]) -> None:
+    client, prefix = redis_prefix
+    clock = FakeClock()
+    mem = MemoryBackend(1 << 20, clock.monotonic, clock.time)
+    red = RedisBackend(client, prefix, 1.0, clock.monotonic)
+    puts = [(key("a", "", "m1", "1" * 32), entry(b"x" * 100)), (key("a", "ns", "m1", "2" * 32), entry(b"y" * 300)),
+            (key("a", "", "m2", "3" * 32), entry()), (key("b", "", "m1", "4" * 32), entry(b"z" * 50))]
+    for k, e in puts:
+        await mem.put(k, e, 60)
+        await red.put(k, e, 60)
+    # 600 more in Redis: the census reads sizes a batch of keys at a time.
+    for i in range(600):
+        await red.put(key("c", "", "m3", f"{i:032d}"), entry(), 60)
+    for backend, size in ((mem, lambda e: e.size + ENTRY_OVERHEAD), (red, lambda e: len(e.encode()))):
+        census = await backend.census()
+        assert census[(short("a"), short("m1"))] == [2, size(puts[0][1]) + size(puts[1][1])]
+        assert census[(short("a"), short("m2"))] == [1, size(puts[2][1])]
+        assert census[(short("b"), short("m1"))] == [1, size(puts[3][1])]
+        assert (sum(c[0] for c in census.values()), sum(c[1] for c in census.values())) == await backend.size()
+        assert sum(c[0] for c in census.values()) == (4 if backend is mem else 604)
+    assert (await red.census())[(short("c"), short("m3"))][0] == 600
+    clock.advance(61)
+    assert await mem.census() == {}  # expired entries are not held
+
+
+async def test_the_census_is_named_from_the_names_given() -> None:
+    from interlock.cache.response_cache import SHARED, ResponseCache
+    from interlock.cache.settings import CacheSettings
+
+    clock = FakeClock()
+    mem = MemoryBackend(1 << 20, clock.monotonic, clock.time)
+    cache = ResponseCache(CacheSettings(), mem, clock.time)
+    for i, (project, model) in enumerate((("acme", "m1"), ("acme", "m2"), ("", "m1"), (SHARED, "m1"),
+                                          ("ghost", "m9"))):
+        await mem.put(key(project, "", model, f"{i:032d}"), entry(), 60)
+    size = entry().size + ENTRY_OVERHEAD
+    projects, models = await cache.census(["acme", "beta"], ["m1", "m2"])
+    assert projects == {"acme": [2, 2 * size], "": [1, size], "*": [1, size], "#" + short("ghost"): [1, size]}
+    assert models == {"m1": [3, 3 * size], "m2": [1, size], "#" + short("m9"): [1, size]}
+    projects, models = await cache.census(["acme"], ["m1", "m2"], only="acme")
+    assert projects == {"acme": [2, 2 * size]} and models == {"m1": [1, size], "m2": [1, size]}
+    assert await cache.census([], [], only="beta") == ({}, {})

@@ -322,3 +322,16 @@ def test_stylesheets_are_balanced() -> None:
             if line.startswith("/*"):
                 assert depth == 0, f"{sheet}:{number}: a section starts inside an open block"
         assert depth == 0, f"{sheet} ends with {depth} block(s) open"
+
+
+def test_tools_sparkline_bars_errors_and_words() -> None:
+    from interlock.console.tools import HEIGHT, spark
+
+    first = 1_765_000_800 // 3600 - 7  # 23:00 UTC
+    out = spark(first, [2, 0, 4], [1, 0, 0])
+    assert [b["h"] for b in out["spark"]] == [HEIGHT / 2, 0.0, float(HEIGHT)]
+    assert out["spark"][0]["eh"] == HEIGHT / 4 and out["spark"][0]["ey"] == HEIGHT - HEIGHT / 4
+    assert [b["x"] for b in out["spark"]] == [0, 4, 8] and out["spark_width"] == 12
+    assert out["spark"][0]["title"] == "23:00 UTC: 2 calls, 1 error"
+    assert out["spark_label"] == "Calls per hour over 24 hours: at most 4, at 01:00 UTC"
+    assert spark(first, [0, 0], [0, 0])["spark_label"] == "No calls in 24 hours"

@@ -10,6 +10,7 @@ from typing import Any, cast
 from interlock.console import guardrails as page
 from interlock.console.cache import selector_form, selector_text
 from interlock.core.principal import Principal
+from interlock.ledger.record import strongest_action
 from interlock.ledger.schema import LogQuery
 
 NOW = dt.datetime(2026, 12, 6, 12, tzinfo=dt.UTC).timestamp()
@@ -26,8 +27,15 @@ class FakeLog:
         self.reads.append(q)
         out = [r for r in self.rows if (q.since is None or r["received_at"] >= q.since)
                and (q.project is None or r["project"] == q.project)
+               and _guarded(r, q.guardrail)
                and (q.cursor is None or (r["received_at"], r["id"]) < q.cursor)]
         return out[:q.limit]
+
+
+def _guarded(r: dict[str, Any], wanted: str | None) -> bool:
+    """The log's guardrail filter: the strongest action, or "any" detection."""
+    action = strongest_action(r["guardrails"])
+    return wanted is None or (action != "" if wanted == "any" else action == wanted)
 
 
 def record(i: int, at: float, project: str, guardrails: list[dict[str, Any]] | None) -> dict[str, Any]:
@@ -53,7 +61,8 @@ def test_counts_by_day_detector_and_action_and_the_newest_events() -> None:
             record(3, NOW - 20, "team", None),
             record(4, NOW - 30, "team", [{"detector": "prompt_injection", "action": "monitor", "unchecked": True}]),
             record(5, NOW - 86400 * 9, "team", [pii])]  # older than the window
-    c = counts(FakeLog(rows), ADMIN)
+    log = FakeLog(rows)
+    c = counts(log, ADMIN)
     assert c.days[-1] == "2026-12-06" and len(c.days) == page.DAYS
     assert c.by_day["2026-12-06"] == {"pii": 1, "secrets": 1, "prompt_injection": 1}
     assert c.by_day["2026-12-04"]["pii"] == 1
@@ -61,7 +70,8 @@ def test_counts_by_day_detector_and_action_and_the_newest_events() -> None:
     assert c.by_action["prompt_injection"]["unchecked"] == 1
     assert [e["id"] for e in c.recent] == ["req_000001", "req_000004", "req_000002"]
     assert c.recent[0]["events"][0]["entities"] == ["2 EMAIL_ADDRESS"]
-    assert c.oldest is None and c.scanned == 4  # the whole window was read
+    # The whole window was read, and only the requests with a detection (the log's guardrail index).
+    assert c.oldest is None and c.scanned == 3 and all(q.guardrail == "any" for q in log.reads)
     mine = counts(FakeLog(rows), TEAM)
     assert sum(mine.by_action["pii"].values()) == 1 and all(e["project"] == "team" for e in mine.recent)
 

@@ -222,6 +222,17 @@ def test_cache_page_matches_the_api_and_clears_by_model(gateway: GatewayProcess,
         total = admin(gw, "GET", "/admin/v1/spend?group_by=project")["total_saved_usd"]
         assert float(page.locator("[data-total-saved]").get_attribute("data-total-saved") or "") == pytest.approx(
             total, abs=1e-12)
+        # Held now, per project and per model, from the cache's keys: the bytes add up to the API's total.
+        def held(table: str) -> dict[str, tuple[int, int]]:
+            return {r.get_attribute("data-name") or "": (int(r.locator("td[data-entries]").inner_text()),
+                                                         int(r.locator("td[data-bytes]").get_attribute("data-bytes")
+                                                             or "0"))
+                    for r in page.locator(f"table.{table} tr.held-row").all()}
+
+        by_project, by_model = held("held-by-project"), held("held-by-model")
+        assert {k: v[0] for k, v in by_project.items()} == {"(admin key, no project)": 2, "team": 1}, by_project
+        assert {k: v[0] for k, v in by_model.items()} == {MODEL: 2, OTHER: 1}, by_model
+        assert sum(v[1] for v in by_project.values()) == sum(v[1] for v in by_model.values()) == stats["bytes"]
         shot(page, "cache-desktop")
         # Nothing named: the error beside the field, 400.
         with page.expect_response(lambda r: "/console/cache/clear" in r.url) as info:
@@ -241,6 +252,7 @@ def test_cache_page_matches_the_api_and_clears_by_model(gateway: GatewayProcess,
         assert "Cleared 1 entry." in page.locator(".done-note").inner_text()
         assert admin(gw, "GET", "/admin/v1/cache")["entries"] == 2
         assert page.locator("dd[data-stat=entries]").inner_text() == "2"
+        assert page.locator(f"table.held-by-model tr[data-name='{OTHER}']").count() == 0
         page.goto(f"{gw.url}/console/audit")
         row = page.locator("tr.audit-row").first
         assert row.get_attribute("data-action") == "cache.clear"
@@ -278,6 +290,11 @@ def test_project_key_sees_its_own_project_and_cannot_clear(gateway: GatewayProce
         assert int(row.locator("td[data-hits]").inner_text()) == sum(
             r["cache_hits"] for r in team_spend if r["model"] == MODEL) == 1
         assert page.get_by_role("button", name="Clear…").count() == 0
+        # Its own entries only, per model: the admin key's two are not its.
+        assert page.locator("table.held-by-project").count() == 0
+        held = page.locator("table.held-by-model tr.held-row")
+        assert held.count() == 1 and held.first.get_attribute("data-name") == MODEL
+        assert held.first.locator("td[data-entries]").inner_text() == "1"
         no_sideways_scroll(page)
         shot(page, "cache-phone")
         response = page.goto(f"{gw.url}/console/cache/clear?model={MODEL}")

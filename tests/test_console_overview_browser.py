@@ -106,9 +106,11 @@ def test_the_admin_overview_matches_the_admin_api(traffic: tuple[GatewayProcess,
         assert page.locator("figure.chart").first.locator("g").count() == 2
         assert kpi(page, "Requests") == "1" and kpi(page, "Spend") == usd(by_project["beta"]["cost_picousd"])
         # A bad parameter: the page, the error next to the field, 400.
-        response = page.goto(f"{gw.url}/console/overview?window=2y")
+        response = page.goto(f"{gw.url}/console/overview?window=2y&project=beta%3Cb%3E")
         assert response is not None and response.status == 400
         assert "window" in page.locator(".error-note").inner_text()
+        # What was typed stays in the form (as text, not markup) to be corrected there.
+        assert page.get_by_label("Project").input_value() == "beta<b>"
         v.errors.clear()  # chromium logs the 400 page load
         v.check_local(gw)
     finally:
@@ -178,6 +180,7 @@ def test_a_project_key_sees_its_own_figures_only(traffic: tuple[GatewayProcess, 
         shot(page, "overview-phone")
         response = page.goto(f"{gw.url}/console/overview?project=alpha")
         assert response is not None and response.status == 403
+        assert page.get_by_label("Project").input_value() == "alpha"  # the refused value, beside its error
         response = page.goto(f"{gw.url}/console/spend?project=alpha")
         assert response is not None and response.status == 403
         response = page.goto(f"{gw.url}/console/spend/export?project=alpha")

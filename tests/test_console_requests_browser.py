@@ -30,7 +30,8 @@ OTHER = "anthropic/claude-haiku-4-5"
 def traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayProcess, dict[str, Any]]]:
     gw = start_gateway(tmp_path_factory.mktemp("requests"), "simulator: {enabled: true, time_scale: 0, "
                        "allow_fault_headers: true}\n"
-                       "logging: {flush_interval: 0.2, level: full}\n")
+                       "logging: {flush_interval: 0.2, level: full}\n"
+                       "guardrails: {pii: {action: monitor}}\n")
     try:
         keys = project_keys(gw, "alpha", "beta")
         time.sleep(1.5)  # the workers see the new keys
@@ -41,7 +42,8 @@ def traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayP
             model=model, messages=[{"role": "user", "content": f"hello {i}"}]).headers["x-interlock-request-id"]
             for i, model in enumerate((MODEL, MODEL, OTHER))]
         ids["beta"] = beta.chat.completions.with_raw_response.create(
-            model=MODEL, messages=[{"role": "user", "content": "from beta"}]).headers["x-interlock-request-id"]
+            model=MODEL, messages=[{"role": "user", "content": "from beta: mail me at b.c@example.com"}]
+        ).headers["x-interlock-request-id"]
         with pytest.raises(openai.APIStatusError):
             alpha.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "fails"}],
                                           extra_headers={"x-interlock-simulator-fault": "error=503"})
@@ -98,6 +100,17 @@ def test_the_admin_filters_drills_down_and_exports(traffic: tuple[GatewayProcess
         page.get_by_role("button", name="Filter").click()
         page.wait_for_url("**status=error*")
         assert rows.count() == 1
+        # By the strongest guardrail action: beta's e-mail address was detected (pii monitors).
+        page.get_by_label("Status").select_option("")
+        page.get_by_label("Guardrail action").select_option("monitor")
+        page.get_by_role("button", name="Filter").click()
+        page.wait_for_url("**guardrail=monitor*")
+        assert rows.count() == 1 and ids["beta"][:20] in rows.first.inner_text(), page.content()[:3000]
+        assert page.get_by_label("Guardrail action").input_value() == "monitor"
+        page.get_by_label("Guardrail action").select_option("block")
+        page.get_by_role("button", name="Filter").click()
+        page.wait_for_url("**guardrail=block*")
+        assert rows.count() == 0
         # A bad filter is shown next to the form, not a traceback.
         page.goto(f"{gw.url}/console/requests?min_cost=-1")
         assert "min_cost" in page.locator(".error-note").inner_text()

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -26,7 +28,7 @@ from interlock.config import ConfigError, load_settings
 from interlock.guardrails.guard import Placeholders
 from interlock.guardrails.settings import GuardrailSettings
 from interlock.vendors.registry import VENDOR_TABLE
-from tests.conftest import MASTER_KEY, GatewayProcess, start_gateway
+from tests.conftest import MASTER_KEY, GatewayProcess, clean_env, start_gateway
 from tests.inprocess import Proto, Scope, running_gateway
 from tests.mock_openai import MockVendor
 
@@ -128,6 +130,37 @@ def test_monitor_lets_the_request_through_and_says_so(gw: GatewayProcess) -> Non
                                                              messages=[{"role": "user", "content": "hello"}])
     assert "x-interlock-guardrails" not in clean.headers
     assert not logged(gw, clean.headers["x-interlock-request-id"]).get("guardrails")
+
+
+def test_the_log_filters_by_the_strongest_guardrail_action(gw: GatewayProcess) -> None:
+    client = openai.OpenAI(base_url=gw.base_url, api_key=MASTER_KEY, max_retries=0)
+    with pytest.raises(openai.BadRequestError) as info:  # secrets block, pii monitors: the record says block
+        client.chat.completions.create(model=MODEL, messages=[
+            {"role": "user", "content": f"card {CARD}, key {OPENAI_KEY}"}])
+    blocked = info.value.response.headers["x-interlock-request-id"]
+    monitored = client.chat.completions.with_raw_response.create(
+        model=MODEL, messages=[{"role": "user", "content": f"my card is {CARD}"}]).headers["x-interlock-request-id"]
+    clean = client.chat.completions.with_raw_response.create(
+        model=MODEL, messages=[{"role": "user", "content": "hello"}]).headers["x-interlock-request-id"]
+    for rid in (blocked, monitored, clean):
+        logged(gw, rid)
+
+    def ids(action: str) -> set[str]:
+        status, _, body = call(gw, f"/admin/v1/logs?guardrail={action}&limit=1000")
+        assert status == 200, body
+        return {r["id"] for r in body["data"]}
+
+    block, monitor, anything = ids("block"), ids("monitor"), ids("any")
+    assert blocked in block and blocked not in monitor and blocked in anything
+    assert monitored in monitor and monitored not in block and monitored in anything
+    assert clean not in anything and not ids("unavailable") & {blocked, monitored, clean}
+    status, _, err = call(gw, "/admin/v1/logs?guardrail=blocked")
+    assert status == 400 and err["error"]["param"] == "guardrail" and "any, block" in err["error"]["message"]
+    out = subprocess.run([sys.executable, "-m", "interlock", "logs", "--config", str(gw.home / "interlock.yaml"),
+                          "--guardrail", "block", "--limit", "0", "--format", "jsonl"], capture_output=True, text=True,
+                         env=clean_env(INTERLOCK_HOME=str(gw.home / "state")), timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert {json.loads(line)["id"] for line in out.stdout.splitlines()} == block
 
 
 def test_indirect_injection_in_a_tool_result_is_caught(gw: GatewayProcess) -> None:

@@ -23,7 +23,7 @@ from interlock.core.responses import ADMIN, Owner, StoredResponse
 from interlock.ledger import migrations, pgstore, store
 from interlock.ledger.migrations import V1_ROLLUP_VALUES
 from interlock.ledger.pgstore import PostgresLog
-from interlock.ledger.record import CACHE_COLUMNS, COLUMNS, DETAIL_VERSION, JSON_COLUMNS
+from interlock.ledger.record import CACHE_COLUMNS, COLUMNS, DETAIL_VERSION, GUARDRAIL_COLUMN, JSON_COLUMNS
 from interlock.ledger.responses_store import SQLiteResponses
 from interlock.ledger.rowcodec import ROW_COLUMNS, row_from_record, row_record
 from interlock.ledger.schema import ROLLUP_KEYS, LogQuery, SpendQuery
@@ -43,7 +43,11 @@ OLD: dict[str, Any] = {
     "output_tokens": 5, "reasoning_tokens": 0, "cost_picousd": 42_000, "cost_estimated": 0, "cache_hit": 0,
     "simulated": 0, "attempts": [{"target": "openai/gpt-4.1-mini", "vendor": "openai", "model": "m",
                                   "outcome": "answered", "status": 200, "latency_ms": 90.0}],
-    "guardrails": None, "explanation": "the only capable target (fast)",
+    # Detected before the guardrail column: the upgrade reads the strongest action from here (redact; a
+    # detector that failed open counts as unchecked, whatever its action).
+    "guardrails": [{"detector": "pii", "action": "redact", "score": 1.0, "entities": {"EMAIL_ADDRESS": 1}},
+                   {"detector": "prompt_injection", "action": "block", "score": 0.0, "unchecked": True}],
+    "explanation": "the only capable target (fast)",
     "routing_trace": {"requested": "fast", "reason": "the only capable target", "candidates": []},
     "content_level": "full", "request_content": {"messages": [{"role": "user", "content": "old needle"}]},
     "response_content": "an answer",
@@ -101,15 +105,22 @@ def check_upgraded(old: dict[str, Any] | None, rows: list[dict[str, Any]], spend
             for r in spend] == [("2025-06-15", 2, 1, 43_000, 0, 0)]
 
 
+async def check_guardrail_filter(log: Any) -> None:
+    """The upgrade filled the guardrail column from OLD's detections; NEW had none."""
+    for action, ids in (("redact", ["req_old"]), ("any", ["req_old"]), ("block", []), ("unchecked", [])):
+        assert [r["id"] for r in await log.query(LogQuery(guardrail=action))] == ids, action
+
+
 async def test_sqlite_v2_database_upgrades_in_place(tmp_path: Path) -> None:
     db = tmp_path / "interlock.db"
     v2_database(db)
     sqlite = SQLiteStore(db)
     try:
-        assert sqlite.schema_version() == store.SCHEMA_VERSION == 7
+        assert sqlite.schema_version() == store.SCHEMA_VERSION == 8
         log = SQLiteLog(sqlite)
         assert await log.write([NEW]) == 1
         check_upgraded(await log.get("req_old"), await log.query(LogQuery()), await log.spend(SpendQuery()))
+        await check_guardrail_filter(log)
         # OLD entered the hourly route rollup when it was created (backfill), NEW when it was written.
         assert await log.route_hours("openai/gpt-4.1-mini", 0) == ROUTE_HOUR
         assert [r["id"] for r in await log.query(LogQuery(text="old needle"))] == ["req_old"]
@@ -120,7 +131,7 @@ async def test_sqlite_v2_database_upgrades_in_place(tmp_path: Path) -> None:
         sqlite.close()
     again = SQLiteStore(db)  # nothing is applied twice
     try:
-        assert again.schema_version() == 7 and len(again.query_logs(LogQuery())) == 2
+        assert again.schema_version() == 8 and len(again.query_logs(LogQuery())) == 2
     finally:
         again.close()
 
@@ -142,7 +153,7 @@ async def test_sqlite_v3_stored_responses_gain_a_project_and_stay_the_admins(tmp
         conn.execute("PRAGMA user_version = 3")
     sqlite = SQLiteStore(db)
     try:
-        assert sqlite.schema_version() == 7 and sqlite.db.recorded()["responses"] == 1
+        assert sqlite.schema_version() == 8 and sqlite.db.recorded()["responses"] == 1
     finally:
         sqlite.close()
     responses = SQLiteResponses(db)
@@ -180,6 +191,7 @@ async def test_postgres_v1_database_upgrades_in_place(pg_name: str) -> None:
     try:
         assert await log.write([NEW]) == 1
         check_upgraded(await log.get("req_old"), await log.query(LogQuery()), await log.spend(SpendQuery()))
+        await check_guardrail_filter(log)
         assert await log.route_hours("openai/gpt-4.1-mini", 0) == ROUTE_HOUR
         conn = await asyncpg.connect(url(pg_name))
         try:
@@ -190,8 +202,8 @@ async def test_postgres_v1_database_upgrades_in_place(pg_name: str) -> None:
             await conn.close()
         # Version 1 was adopted from interlock_schema, which is left as it was; the rest were applied.
         assert versions == [("ledger", 1), ("ledger", 2), ("ledger", 3), ("ledger", 4), ("ledger", 6),
-                            ("ledger", 7), ("ledger", 8), ("responses", 1)]
-        assert pgstore.SCHEMA_VERSION == 8 and legacy == [1]
+                            ("ledger", 7), ("ledger", 8), ("ledger", 9), ("responses", 1)]
+        assert pgstore.SCHEMA_VERSION == 9 and legacy == [1]
     finally:
         await log.close()
 
@@ -208,11 +220,11 @@ async def test_postgres_v2_rows_keep_their_json_detail(pg_name: str) -> None:
             await conn.execute("INSERT INTO interlock_schema (version) VALUES ($1)", version)
         types = {"tags": "::jsonb", "request_content": "::jsonb", "response_content": "::jsonb", "detail": "::json"}
         # That version's row had no response cache columns.
-        columns = [c for c in ROW_COLUMNS if c not in CACHE_COLUMNS]
+        columns = [c for c in ROW_COLUMNS if c not in (*CACHE_COLUMNS, GUARDRAIL_COLUMN)]
         params = ", ".join(f"${i + 1}{types.get(c, '')}" for i, c in enumerate(columns))
         await conn.execute(f"INSERT INTO requests ({', '.join(columns)}) VALUES ({params})",
                            *(None if v == "" else v for c, v in zip(ROW_COLUMNS, mid, strict=True)
-                             if c not in CACHE_COLUMNS))
+                             if c in columns))
     finally:
         await conn.close()
     log = PostgresLog(url(pg_name))

@@ -600,6 +600,10 @@ def test_console_tools_page(gw: GatewayProcess, keys: dict[str, str], browser: A
                 assert "support" in body and "u1" in body and "personal (api_key)" in body
                 calls = page.locator("section", has=page.locator("#calls-h")).inner_text()
                 assert "docs/echo" in calls or "docs/search" in calls
+                # Calls per hour: this hour's bar (the last) is the peak; the summary is in words.
+                spark = page.locator("svg.spark").first
+                assert (spark.get_attribute("aria-label") or "").startswith("Calls per hour over 24 hours: at most")
+                assert spark.locator("rect:not(.err)").last.get_attribute("height") == "24.0"
             else:
                 assert "beta-pack" in body and "b1" in body
                 assert "support" not in body and "u1" not in body  # another project's packs and users

@@ -14,7 +14,7 @@ import pytest
 
 from interlock.governance import ops
 from interlock.governance.store import Duplicate, GovStore, PostgresGovStore, SQLiteGovStore
-from interlock.mcp.calllog import McpCallLog
+from interlock.mcp.calllog import McpCallLog, hourly, summary
 from interlock.mcp.model import ToolCall
 from interlock.mcp.sealing import ENV_KEY, ENV_OLD, KEY_FILE, Sealer, SealError, aad, key_id
 from interlock.mcp.store import McpStore
@@ -281,6 +281,27 @@ async def test_call_log_newest_first_filtered_and_scoped(gov: GovStore) -> None:
     # calls() flushes first: what this worker holds is visible at once.
     log.submit(call("c5", now))
     assert (await log.calls("a", {}, 1, None))[0]["id"] == "c5"
+
+
+async def test_hourly_series_count_what_the_summary_counts(gov: GovStore) -> None:
+    log = McpCallLog(gov, retention_days=None)
+    hour = 1_765_000_800 // 3600  # an exact hour
+    now = hour * 3600 + 1800.0  # half past
+    since = now - 86400.0
+    for i, at in enumerate((since - 1, since + 1, since + 1900, now - 3599, now - 10, now - 5)):
+        log.submit(call(f"c{i}", at, status="error" if i == 4 else "ok"))
+    log.submit(call("other", now - 5, project="b"))
+    await log.flush()
+    series = await hourly(gov, "a", since, 25)
+    counts, errors = series[("pack-1", "search", "query")]
+    # Before the window: not counted; the first hour holds since + 1 only; hour 1 (since + 1900 is past it).
+    assert counts[0] == 1 and counts[1] == 1 and counts[23] == 1 and counts[24] == 2 and sum(counts) == 5
+    assert errors[24] == 1 and sum(errors) == 1
+    (total,) = await summary(gov, "a", since)
+    assert total["calls"] == sum(counts) and total["errors"] == sum(errors)
+    assert list((await hourly(gov, None, since, 25)).keys()) == [("pack-1", "search", "query")]
+    assert sum((await hourly(gov, None, since, 25))[("pack-1", "search", "query")][0]) == 6
+    assert await hourly(gov, "c", since, 25) == {}
 
 
 async def test_retention_purges_old_records(gov: GovStore) -> None:

@@ -16,7 +16,7 @@ from interlock.console.spend import SpendPage, parse_params
 from interlock.console.web import load_static, make_environment
 from interlock.ledger import migrations, pgstore
 from interlock.ledger.pgstore import PostgresLog
-from interlock.ledger.rowcodec import ROW_COLUMNS, row_from_record
+from interlock.ledger.rowcodec import R_GUARDRAIL, ROW_COLUMNS, row_from_record
 from interlock.ledger.store import SQLiteLog, SQLiteStore
 from interlock.ledger.usage import (
     ALL,
@@ -42,6 +42,9 @@ H0 = int(T0 // 3600)
 MINI = "openai/gpt-4.1-mini"
 _T = len(COUNTERS)
 _S = _T + len(TTFT_EDGES) + 1
+
+#: The row as the log wrote it before the guardrail column (the migrations these tests start from).
+V7_COLUMNS = tuple(c for c in ROW_COLUMNS if c != "guardrail_action")
 
 
 def rec(i: int, at: float, project: str = "alpha", status: int = 200, model: str = MINI, vendor: str = "openai",
@@ -156,7 +159,8 @@ async def test_the_postgresql_migration_backfills_logged_requests(pg_url: str) -
                 await conn.execute(sql)
                 await conn.execute("INSERT INTO schema_migrations (component, version) VALUES ('ledger', $1)", version)
         rows = [row_from_record(rec(i, T0 + i, status=500 if i == 2 else 200, stream=i % 2)) for i in range(4)]
-        await conn.copy_records_to_table("requests", records=pgstore._nulls(rows), columns=ROW_COLUMNS)
+        await conn.copy_records_to_table("requests", records=[r[:R_GUARDRAIL] + r[R_GUARDRAIL + 1:]
+                                                              for r in pgstore._nulls(rows)], columns=V7_COLUMNS)
     finally:
         await conn.close()
     log = PostgresLog(pg_url)
@@ -177,9 +181,9 @@ async def test_the_sqlite_migration_puts_rows_where_the_writer_would(tmp_path: P
     rows = [row_from_record(rec(i, T0 + i, status=500 if i == 2 else 200, stream=i % 2, ttft_ms=20.0 + 300 * i))
             for i in range(4)]
     with sqlite3.connect(db) as conn:
-        conn.executemany(f"INSERT INTO requests ({', '.join(ROW_COLUMNS)}) VALUES "
-                         f"({', '.join('?' for _ in ROW_COLUMNS)})", [tuple(v if v != "" else None for v in r)
-                                                                      for r in rows])
+        conn.executemany(f"INSERT INTO requests ({', '.join(V7_COLUMNS)}) VALUES "
+                         f"({', '.join('?' for _ in V7_COLUMNS)})",
+                         [tuple(v if v != "" else None for i, v in enumerate(r) if i != R_GUARDRAIL) for r in rows])
     sqlite = SQLiteStore(db)
     try:
         backfilled = await SQLiteLog(sqlite).read_rollup(series_read(ALL, H0, H0 + 1))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -201,6 +201,27 @@ class ResponseCache:
         """At shutdown: the stores still in flight finish (a Redis batch queued in the last moments is sent)."""
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def census(self, projects: Iterable[str], models: Iterable[str], only: str | None = None
+                     ) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
+        """Entries and bytes per project and per model, named from ``projects`` and ``models`` (the names
+        the caller knows: keys hold 8-character tags of them); ``only``: one project's entries. A tag of
+        none of them is ``"#<tag>"``; entries shared across projects are under ``*``, the admin key's own
+        under ``""``."""
+        names = {short(p): p for p in (*projects, SHARED, "")}
+        model_names = {short(m): m for m in (*models, "")}
+        wanted = short(only) if only is not None else None
+        by_project: dict[str, list[int]] = {}
+        by_model: dict[str, list[int]] = {}
+        for (ptag, mtag), (entries, size) in (await self.backend.census()).items():
+            if wanted is not None and ptag != wanted:
+                continue
+            for out, name in ((by_project, names.get(ptag, "#" + ptag)),
+                              (by_model, model_names.get(mtag, "#" + mtag))):
+                item = out.setdefault(name, [0, 0])
+                item[0] += entries
+                item[1] += size
+        return by_project, by_model
 
     async def delete(self, selector: Selector) -> int:
         if self.semantic is not None:  # this worker's index at once; other workers' when a lookup finds no entry

@@ -84,6 +84,16 @@ class Selector:
         return True
 
 
+#: Entries and bytes per (project tag, model tag): what a cache holds, by whom and for which model.
+Census = dict[tuple[str, str], list[int]]
+
+
+def _count(census: Census, key: str, size: int) -> None:
+    item = census.setdefault((key[:TAG], key[2 * TAG:3 * TAG]), [0, 0])
+    item[0] += 1
+    item[1] += size
+
+
 class Backend(Protocol):
     kind: str
 
@@ -95,6 +105,10 @@ class Backend(Protocol):
 
     async def size(self) -> tuple[int, int]:
         """(entries, bytes) stored."""
+        ...
+
+    async def census(self) -> Census:
+        """(entries, bytes) stored per (project tag, model tag)."""
         ...
 
 
@@ -202,6 +216,15 @@ class MemoryBackend:
     async def size(self) -> tuple[int, int]:
         return len(self._items), self.bytes
 
+    async def census(self) -> Census:
+        """Live entries and their bytes (as counted against ``max_bytes``) per project and model tag."""
+        out: Census = {}
+        now = self.clock()
+        for key, (_, expires, size) in self._items.items():
+            if expires > now:
+                _count(out, key, size)
+        return out
+
     def _drop(self, key: str) -> None:
         _, _, size = self._items.pop(key)
         self.bytes -= size
@@ -256,11 +279,32 @@ class RedisBackend:
 
     async def size(self) -> tuple[int, int]:
         """Entries and bytes under the prefix (a SCAN: for the admin API, not the request path)."""
-        entries = total = 0
+        counted = (await self.census()).values()
+        return sum(c[0] for c in counted), sum(c[1] for c in counted)
+
+    async def census(self) -> Census:
+        """Entries and stored (compressed) bytes per project and model tag: a SCAN, each batch of keys' sizes
+        read in one pipeline (an admin operation, not the request path)."""
+        out: Census = {}
+        skip = len(self.prefix)
+        batch: list[bytes] = []
+
+        async def sizes() -> None:
+            pipe = self.client.pipeline(transaction=False)
+            for key in batch:
+                pipe.strlen(key)
+            for key, size in zip(batch, await pipe.execute(), strict=True):
+                if size:  # expired between the SCAN and the read: gone
+                    _count(out, key.decode()[skip:], int(size))
+            batch.clear()
+
         async for key in self.client.scan_iter(match=self.prefix + "*", count=1000):
-            entries += 1
-            total += int(await self.client.strlen(key))
-        return entries, total
+            batch.append(key)
+            if len(batch) >= 500:
+                await sizes()
+        if batch:
+            await sizes()
+        return out
 
     def _failed(self, what: str, exc: BaseException) -> None:
         self.failures += 1

@@ -1,12 +1,15 @@
 """``/console/cache``: the response cache — entries, bytes and hit rate (``ResponseCache.stats()``, what
-``GET /admin/v1/cache`` shows) and, from the request log's rollups, hits and dollars saved per day, project
-and model; clearing by namespace, project or model (admin key only).
+``GET /admin/v1/cache`` shows), the entries and bytes held now per project and model (``ResponseCache.census``),
+and, from the request log's rollups, hits and dollars saved per day, project and model; clearing by
+namespace, project or model (admin key only).
 
-Entries and bytes are the backend's totals (entry keys carry hashed tags, so counting them per project would
-mean reading every key); per-project and per-model figures are the rollups' ``cache_hits`` and
-``saved_picousd`` (``spend_dims``: a handful of rows whatever the traffic). A project key sees its own
-project's savings, never the other projects', and cannot clear. Clearing is two steps: ``GET
-/console/cache/clear?…`` shows what will go, its ``POST`` (CSRF-checked) deletes and writes an audit entry.
+Entry keys carry 8-character tags of the project, namespace and model, so the census reads every key (an
+admin read: the memory backend's map, or a Redis SCAN with each batch's sizes in one pipeline) and names the
+tags from the projects and models known here (governance, the last days' traffic). Hits and savings per
+project and model are the rollups' ``cache_hits`` and ``saved_picousd`` (``spend_dims``: a handful of rows
+whatever the traffic). A project key sees its own project's entries and savings, never the other projects',
+and cannot clear. Clearing is two steps: ``GET /console/cache/clear?…`` shows what will go, its ``POST``
+(CSRF-checked) deletes and writes an audit entry.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from interlock.console.web import redirect, send_page
 from interlock.core.clock import SYSTEM_CLOCK, Clock
 from interlock.core.exchange import Exchange
 from interlock.governance.audit import AuditLog
+from interlock.governance.service import Governance
 from interlock.ledger.schema import SpendQuery
 from interlock.ledger.writer import LogStore
 
@@ -64,14 +68,26 @@ def saved_row(row: dict[str, Any], name: str) -> dict[str, Any]:
             "saved": row["saved_picousd"] / 1e12, "cost": row["cost_picousd"] / 1e12}
 
 
+def held_name(name: str, kind: str) -> str:
+    """How a census name reads: the admin key's own entries, those shared by every project, an unknown tag."""
+    if name == "":
+        return NONE["project"] if kind == "projects" else NONE["model"]
+    if name == "*" and kind == "projects":
+        return "(shared by every project)"
+    if name.startswith("#"):
+        return f"(unknown {'project' if kind == 'projects' else 'model'}, tag {name[1:]})"
+    return name
+
+
 class CachePage:
     def __init__(self, env: Environment, sessions: Sessions, cache: ResponseCache | None, log: LogStore | None,
-                 audit: AuditLog, clock: Clock = SYSTEM_CLOCK) -> None:
+                 audit: AuditLog, gov: Governance | None = None, clock: Clock = SYSTEM_CLOCK) -> None:
         self.env = env
         self.sessions = sessions
         self.cache = cache
         self.log = log
         self.audit = audit
+        self.gov = gov
         self.clock = clock
 
     async def route(self, req: Exchange) -> None:
@@ -111,6 +127,21 @@ class CachePage:
                                 key=lambda r: (-r["saved"], -r["hits"], r["name"]))
         return out
 
+    async def _census(self, session: Session, savings: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+        """Entries and bytes held now per project and per model (a project key: its own, per model). Keys hold
+        tags of the names: they are named from the projects known here and the last days' traffic."""
+        assert self.cache is not None
+        principal = session.principal
+        projects = {r["name"] for r in savings.get("projects", [])}
+        if self.gov is not None:
+            projects |= set(self.gov.defs.projects)
+        models = {r["name"] for r in savings.get("models", [])}
+        only = None if principal.admin else principal.project or ""
+        by_project, by_model = await self.cache.census(projects, models, only)
+        return {name: sorted(({"name": held_name(k, name), "entries": v[0], "bytes": v[1]} for k, v in got.items()),
+                             key=lambda r: (-r["bytes"], r["name"]))
+                for name, got in (("projects", by_project), ("models", by_model))}
+
     async def page(self, req: Exchange, *, status: int = 200, session: Session | None = None,
                    errors: dict[str, str] | None = None, form: dict[str, str] | None = None) -> None:
         session = session or await self.sessions.resolve(req)
@@ -120,6 +151,7 @@ class CachePage:
         principal = session.principal
         stats = await self.cache.stats() if self.cache is not None else None
         savings = await self._savings(session)
+        held = await self._census(session, savings) if self.cache is not None else {"projects": [], "models": []}
         done = ""
         for name, value in parse_qsl(req.query):
             if name == "cleared" and value.isdigit():
@@ -127,7 +159,8 @@ class CachePage:
         send_page(req, self.env, status, "cache.html", {
             "title": "Cache", "active": "cache", **viewer(session), "admin": principal.admin,
             "project": principal.project or "", "on": self.cache is not None, "stats": stats,
-            "log_on": self.log is not None, "days": DAYS, **savings,
+            "log_on": self.log is not None, "days": DAYS, **savings, "held": held,
+            "shared": self.cache is not None and self.cache.settings.share_across_projects,
             "total_saved": sum(d["saved"] for d in savings["days_rows"]),
             "total_hits": sum(d["hits"] for d in savings["days_rows"]),
             "errors": errors or {}, "form": form or {}, "done": done})

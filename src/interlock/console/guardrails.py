@@ -1,10 +1,11 @@
 """``/console/guardrails``: the detectors' settings (the operator's floor and each project's effective
 settings), detections by detector and action over the last days, recent events, and a test box.
 
-Counts come from a bounded recent window of the request log, read newest first through the
-``received_at`` index (at most :data:`MAX_ROWS` records of the last :data:`DAYS` days, in pages of
-:data:`PAGE_ROWS`), so a page costs the same whether the log holds ten thousand or ten million rows; when the
-window is cut short the page says from when on it counted. A log record's ``guardrails`` list names the
+Counts come from the requests of the last :data:`DAYS` days that a guardrail detected something in, read
+newest first through the log's partial guardrail index (``ledger.migrations``: it holds only those
+requests), so clean traffic costs nothing and a page costs the same whether the log holds ten thousand or
+ten million rows. They are exact up to :data:`MAX_ROWS` such requests, read in pages of :data:`PAGE_ROWS`;
+past that the page says from when on it counted. A log record's ``guardrails`` list names the
 detector, the action and the entity types with counts, never the matched text, and neither does this page.
 
 The test box is ``POST /v1/guardrails/check``'s own code (``api.guardrails.GuardrailsApi.verdict``, handed in
@@ -45,8 +46,8 @@ PAGE = "/console/guardrails"
 #: ``(project override, input, detectors)`` → the ``/v1/guardrails/check`` answer; raises ``GatewayError``.
 Check = Callable[[ProjectGuardrails | None, object, object], Awaitable[dict[str, Any]]]
 DAYS = 7
-PAGE_ROWS = 500
-MAX_ROWS = 2000
+PAGE_ROWS = 1000
+MAX_ROWS = 5000
 RECENT = 20
 #: Under the console's 16 KiB form limit with room for URL-encoding (the textarea has it as maxlength).
 MAX_TEXT = 5_000
@@ -163,7 +164,7 @@ class GuardrailsPage:
         cursor: tuple[float, str] | None = None
         while counts.scanned < MAX_ROWS:
             rows = await self.log.query(LogQuery(since=since, project=None if principal.admin else principal.project,
-                                                 limit=PAGE_ROWS, cursor=cursor))
+                                                 guardrail="any", limit=PAGE_ROWS, cursor=cursor))
             for row in rows:
                 counts.add(row)
             if len(rows) < PAGE_ROWS:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import add
 from typing import Any
+from urllib.parse import parse_qsl
 
 from jinja2 import Environment
 
@@ -199,8 +200,13 @@ class OverviewPage:
         try:
             window, project = self._params(req, session)
         except GatewayError as err:
+            # The form keeps what was typed (escaped by the template), so it can be corrected in place.
+            typed = dict(parse_qsl(req.query))
+            window = typed.get("window", "")
             send_page(req, self.env, err.status, "overview.html",
-                      {**context, "error": err.message, "error_param": err.param})
+                      {**context, "error": err.message, "error_param": err.param,
+                       "project": typed.get("project", "").strip()[:200],
+                       "window": window if window in WINDOWS else DEFAULT_WINDOW})
             return
         context.update(window=window, project=project if admin else "")
         if self.store is not None:

@@ -27,13 +27,14 @@ from interlock.core.errors import GatewayError, PermissionDenied
 from interlock.core.exchange import Exchange
 from interlock.core.pricing import Price, cost_parts
 from interlock.ledger.filters import LOG_PARAMS, log_query, query_params, stream_export
-from interlock.ledger.schema import LogQuery, encode_cursor
+from interlock.ledger.schema import GUARDRAIL_FILTERS, LogQuery, encode_cursor
 from interlock.ledger.writer import LogStore
 from interlock.routing.replay import usage_of
 
 PAGE = "/console/requests"
 #: The filters the page's form offers (``cursor`` and ``limit`` ride along in the links).
-FORM_FIELDS = ("from", "to", "project", "key", "model", "vendor", "status", "tag", "min_cost", "max_cost", "response_cache", "q")
+FORM_FIELDS = ("from", "to", "project", "key", "model", "vendor", "status", "tag", "min_cost", "max_cost",
+               "response_cache", "guardrail", "q")
 PAGE_SIZE = 50
 
 
@@ -86,7 +87,7 @@ class RequestLog:
         context: dict[str, Any] = {"title": "Requests", "active": "requests", **viewer(session),
                                    "admin": session.principal.admin, "project": session.principal.project,
                                    "error": None, "error_param": None, "filters": {}, "off": False,
-                                   "live": None}
+                                   "live": None, "guardrail_filters": ("", *GUARDRAIL_FILTERS)}
         if self.store is None:
             send_page(req, self.env, 200, "requests.html", {**context, "off": True})
             return

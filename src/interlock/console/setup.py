@@ -102,4 +102,4 @@ class Console:
             self.audit = AuditPage(env, self.sessions, audit)
             self.guardrails = GuardrailsPage(env, self.sessions, gov, guardrails or GuardrailConfig(), log, check,
                                              clock)
-            self.cache = CachePage(env, self.sessions, cache, log, audit, clock)
+            self.cache = CachePage(env, self.sessions, cache, log, audit, gov, clock)

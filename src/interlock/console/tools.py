@@ -39,11 +39,34 @@ class ToolsPage:
                                                      "rows": tool_rows(data) if data else []})
 
 
+#: Sparkline geometry: a bar per hour, this wide with a gap after it, in a box this high.
+BAR, GAP, HEIGHT = 3, 1, 24
+
+
 def tool_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
-    """Calls per tool, formatted: the error share as a figure and a bar (text first, the bar only adds)."""
+    """Calls per tool, formatted: the error share as a figure and a bar (text first, the bar only adds), and
+    calls per hour as a sparkline whose summary is in words (its peak hour) for screen readers."""
     rows = []
+    first = data.get("first_hour", 0)
     for c in data.get("calls", []):
         calls = c["calls"] or 1
         rows.append({**c, "error_pct": f"{100.0 * c['errors'] / calls:.1f}%", "mean": f"{c['mean_ms']:.0f} ms",
-                     "bar": min(100, round(100 * c["calls"] / max(x["calls"] for x in data["calls"])))})
+                     "bar": min(100, round(100 * c["calls"] / max(x["calls"] for x in data["calls"]))),
+                     **spark(first, c.get("hourly") or [], c.get("hourly_errors") or [])})
     return rows
+
+
+def spark(first_hour: int, counts: list[int], errors: list[int]) -> dict[str, Any]:
+    """A sparkline's bars (calls, with the errors' share drawn over them) and its summary in words."""
+    top = max(counts, default=0)
+    bars = []
+    for i, (n, e) in enumerate(zip(counts, errors, strict=True)):
+        h = round(HEIGHT * n / top, 2) if top else 0.0
+        eh = round(h * e / n, 2) if n else 0.0
+        hour = (first_hour + i) % 24
+        bars.append({"x": i * (BAR + GAP), "h": h, "y": HEIGHT - h, "eh": eh, "ey": HEIGHT - eh,
+                     "title": f"{hour:02d}:00 UTC: {n} call{'' if n == 1 else 's'}, {e} error{'' if e == 1 else 's'}"})
+    peak = counts.index(top) if top else 0
+    words = (f"Calls per hour over 24 hours: at most {top}, at {(first_hour + peak) % 24:02d}:00 UTC"
+             if top else "No calls in 24 hours")
+    return {"spark": bars, "spark_width": len(counts) * (BAR + GAP), "spark_height": HEIGHT, "spark_label": words}

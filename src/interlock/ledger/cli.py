@@ -20,7 +20,7 @@ import orjson
 
 from interlock.core.errors import InvalidRequest
 from interlock.ledger.export import csv_lines, parse_day, parse_time
-from interlock.ledger.schema import GROUPS, RESPONSE_CACHE_FILTERS, LogQuery, SpendQuery
+from interlock.ledger.schema import GROUPS, GUARDRAIL_FILTERS, RESPONSE_CACHE_FILTERS, LogQuery, SpendQuery
 
 
 def _count(text: str) -> int:
@@ -41,6 +41,8 @@ def add_ledger_parsers(sub: Any) -> None:
     logs.add_argument("--tag")
     logs.add_argument("--response-cache", choices=RESPONSE_CACHE_FILTERS,
                       help="what the response cache did (off: it was not on for the request)")
+    logs.add_argument("--guardrail", choices=GUARDRAIL_FILTERS,
+                      help="the strongest action the guardrails took (any: something was detected)")
     logs.add_argument("--since", help="ISO 8601 time or date, or epoch seconds")
     logs.add_argument("--until")
     logs.add_argument("--limit", type=_count, default=20, help="records to show (default 20; 0 = all, for exports)")
@@ -113,7 +115,7 @@ async def _logs(args: argparse.Namespace) -> int:
         return 2
     q = LogQuery(since=_time(args.since, "--since"), until=_time(args.until, "--until"), project=args.project,
                  key_id=args.key, model=args.model, vendor=args.vendor, status=status, tag=args.tag,
-                 response_cache=args.response_cache, limit=args.limit if args.limit > 0 else 1000)
+                 response_cache=args.response_cache, guardrail=args.guardrail, limit=args.limit if args.limit > 0 else 1000)
     try:
         if args.limit > 0:
             rows = await store.query(q)

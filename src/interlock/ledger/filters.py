@@ -16,13 +16,13 @@ import orjson
 from interlock.core.errors import InvalidRequest
 from interlock.core.exchange import Exchange
 from interlock.ledger.export import csv_lines, parse_time
-from interlock.ledger.schema import RESPONSE_CACHE_FILTERS, LogQuery, decode_cursor
+from interlock.ledger.schema import GUARDRAIL_FILTERS, RESPONSE_CACHE_FILTERS, LogQuery, decode_cursor
 from interlock.ledger.writer import LogStore
 
 MAX_LIMIT = 1000
 EXPORT_PAGE = 1000
 LOG_PARAMS = ("from", "to", "project", "key", "model", "vendor", "status", "tag", "min_cost", "max_cost",
-              "response_cache", "q", "limit", "cursor", "order", "format")
+              "response_cache", "guardrail", "q", "limit", "cursor", "order", "format")
 
 
 def query_params(req: Exchange, allowed: tuple[str, ...]) -> dict[str, str]:
@@ -73,6 +73,10 @@ def log_query(params: Mapping[str, str]) -> tuple[LogQuery, str]:
     if response_cache is not None and response_cache not in RESPONSE_CACHE_FILTERS:
         raise InvalidRequest(f"Invalid 'response_cache': expected {', '.join(RESPONSE_CACHE_FILTERS)}, got "
                              f"{response_cache!r}.", param="response_cache")
+    guardrail = params.get("guardrail") or None
+    if guardrail is not None and guardrail not in GUARDRAIL_FILTERS:
+        raise InvalidRequest(f"Invalid 'guardrail': expected {', '.join(GUARDRAIL_FILTERS)}, got {guardrail!r}.",
+                             param="guardrail")
     cursor = None
     if params.get("cursor"):
         try:
@@ -91,7 +95,7 @@ def log_query(params: Mapping[str, str]) -> tuple[LogQuery, str]:
         project=params.get("project") or None, key_id=params.get("key") or None,
         model=params.get("model") or None, vendor=params.get("vendor") or None,
         status=status, tag=params.get("tag") or None, min_cost_picousd=min_cost, max_cost_picousd=max_cost,
-        response_cache=response_cache,
+        response_cache=response_cache, guardrail=guardrail,
         text=params.get("q") or None,
         limit=limit, cursor=cursor, ascending=order == "asc",
     )

@@ -15,9 +15,9 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from interlock.ledger.record import CACHE_COLUMNS, COLUMNS, JSON_COLUMNS
+from interlock.ledger.record import CACHE_COLUMNS, COLUMNS, GUARDRAIL_ACTIONS, GUARDRAIL_COLUMN, JSON_COLUMNS
 from interlock.ledger.routes import PG_BACKFILL, PG_TABLE, SQLITE_BACKFILL, SQLITE_TABLE
-from interlock.ledger.rowcodec import decode_row, row_from_record
+from interlock.ledger.rowcodec import DETAIL_FIELDS, decode_row, row_from_record
 from interlock.ledger.schema import (
     DIMS_TABLE_SQL,
     ROLLUP_KEYS,
@@ -105,6 +105,49 @@ SQLITE_V6 = "; ".join(
     + [f"ALTER TABLE {table} ADD COLUMN {v} INTEGER NOT NULL DEFAULT 0"
        for table in ("spend_daily", "spend_dims") for v in CACHE_ROLLUP_VALUES])
 
+# v8 (PostgreSQL 9): the strongest guardrail action per request (``record.GUARDRAIL_COLUMN``), filled from
+# the detections already logged (in ``detail``, or the ``guardrails`` column of rows written before it), and
+# two partial indexes that hold only the requests something was detected in: the log's ``guardrail`` filter
+# reads them, by action or any, newest first.
+_GUARD_AT = 1 + DETAIL_FIELDS.index("guardrails")
+_GUARD_INDEXES = (
+    f"CREATE INDEX IF NOT EXISTS requests_guardrail ON requests ({GUARDRAIL_COLUMN}, received_at) "
+    f"WHERE {GUARDRAIL_COLUMN} IS NOT NULL; "
+    f"CREATE INDEX IF NOT EXISTS requests_guardrail_any ON requests (received_at) "
+    f"WHERE {GUARDRAIL_COLUMN} IS NOT NULL")
+
+
+def _rank_sql(unchecked: str, action: str) -> str:
+    """One detection's rank (1 = weakest, ``record.GUARDRAIL_ACTIONS``), as ``record.strongest_action`` ranks."""
+    whens = " ".join(f"WHEN {action} = '{a}' THEN {i + 1}" for i, a in enumerate(GUARDRAIL_ACTIONS) if i)
+    return f"CASE WHEN {unchecked} THEN 1 {whens} END"
+
+
+def _action_sql(rank: str) -> str:
+    return f"CASE {rank} " + " ".join(f"WHEN {i + 1} THEN '{a}'" for i, a in enumerate(GUARDRAIL_ACTIONS)) + " END"
+
+
+SQLITE_V8 = (
+    f"ALTER TABLE requests ADD COLUMN {GUARDRAIL_COLUMN} TEXT; "
+    f"UPDATE requests SET {GUARDRAIL_COLUMN} = (SELECT "
+    + _action_sql("max(" + _rank_sql("json_extract(g.value, '$.unchecked')", "json_extract(g.value, '$.action')")
+                  + ")")
+    + f" FROM json_each(CASE WHEN requests.detail IS NOT NULL THEN json_extract(requests.detail, '$[{_GUARD_AT}]')"
+      " ELSE requests.guardrails END) AS g WHERE g.type = 'object') "
+      "WHERE instr(coalesce(detail, guardrails), '\"detector\"') > 0 AND CASE WHEN json_valid(coalesce(detail, "
+      f"guardrails)) THEN json_type(coalesce(json_extract(detail, '$[{_GUARD_AT}]'), guardrails)) END = 'array'; "
+    + _GUARD_INDEXES)
+_PG_GUARDS = (f"(CASE WHEN coalesce(detail, detail_json::text) IS NOT NULL "
+              f"THEN (coalesce(detail, detail_json::text))::jsonb -> {_GUARD_AT} ELSE guardrails END)")
+POSTGRES_V9 = (
+    f"ALTER TABLE requests ADD COLUMN {GUARDRAIL_COLUMN} text; "
+    f"UPDATE requests SET {GUARDRAIL_COLUMN} = (SELECT "
+    + _action_sql("max(" + _rank_sql("coalesce(g ->> 'unchecked' = 'true', false)", "g ->> 'action'") + ")")
+    + f" FROM jsonb_array_elements(CASE WHEN jsonb_typeof({_PG_GUARDS}) = 'array' THEN {_PG_GUARDS} "
+      "ELSE '[]'::jsonb END) AS g WHERE jsonb_typeof(g) = 'object') "
+      "WHERE coalesce(detail, detail_json::text, guardrails::text) LIKE '%\"detector\"%'; "
+    + _GUARD_INDEXES)
+
 _V2_UPSERT_ROLLUP = sqlite_upsert("spend_daily", ROLLUP_KEYS, V1_ROLLUP_VALUES)
 _V1_WIDTH = len(ROLLUP_KEYS) + len(V1_ROLLUP_VALUES)
 
@@ -190,6 +233,7 @@ CREATE INDEX IF NOT EXISTS spend_tag_day ON spend_daily (tag, day);
                     for table in ("spend_daily", "spend_dims"))),
     # The hourly usage rollup (``usage``: the console's Overview), filled from the records already logged.
     (8, USAGE_PG),
+    (9, POSTGRES_V9),
 )
 
 
@@ -201,7 +245,7 @@ SCHEMA = Schema(
     "ledger",
     sqlite=((1, SQLITE_V1), (2, _sqlite_v2), (3, SQLITE_V3), (5, SQLITE_V5), (6, SQLITE_V6),
             # v7: the hourly usage rollup (``usage``, the console's Overview), filled from the records logged.
-            (7, USAGE_SQLITE)),
+            (7, USAGE_SQLITE), (8, SQLITE_V8)),
     postgres=POSTGRES,
     sqlite_legacy=sqlite_user_version,
     postgres_legacy=_pg_legacy,

@@ -30,6 +30,7 @@ from interlock.ledger.responses_store import SCHEMA as RESPONSES_SCHEMA
 from interlock.ledger.routes import SELECT_SQL, pg_routes_cte, route_deltas
 from interlock.ledger.rowcodec import (
     R_CACHE_SAVED,
+    R_GUARDRAIL,
     R_ID,
     R_KEY,
     R_MODEL,
@@ -75,16 +76,16 @@ _ATTEMPTS = 3
 # given, so _nulls makes those None. It names the positions, so it is checked against the layout here.
 assert tuple(ROW_COLUMNS.index(c) for c in TEXT_COLUMNS) == (
     R_PROJECT, R_KEY, R_MODEL, R_REQUESTED, R_VENDOR, R_TAGS, R_REQUEST, R_RESPONSE, R_RESPONSE_CACHE,
-    R_CACHE_SAVED) == (2, 3, 4, 5, 6, 12, 15, 16, 17, 18)
+    R_CACHE_SAVED, R_GUARDRAIL) == (2, 3, 4, 5, 6, 12, 15, 16, 17, 18, 19)
 
 
 def _nulls(rows: list[Row]) -> list[Row]:
     """Rows as ``requests`` stores them: NULL, not "", for an absent text column (one tuple display per row)."""
     return [(rid, at, project or None, key or None, model or None, requested or None, vendor or None, status,
              cost, tin, tcache, tout, tags or None, inbound, stream, request or None, response or None,
-             cache or None, None if saved == "" else saved, detail)
+             cache or None, None if saved == "" else saved, guard or None, detail)
             for (rid, at, project, key, model, requested, vendor, status, cost, tin, tcache, tout, tags, inbound,
-                 stream, request, response, cache, saved, detail) in rows]
+                 stream, request, response, cache, saved, guard, detail) in rows]
 
 
 def _unique(rows: list[Row], existing: set[str]) -> list[Row]:

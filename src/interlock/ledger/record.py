@@ -47,6 +47,26 @@ COLUMNS: tuple[str, ...] = (
 #: hit's answer cost when it was made (NULL unless a hit). Not ``cache_hit``, which is the vendor's prompt
 #: cache (cached input tokens, ``cache_read_tokens``).
 CACHE_COLUMNS: tuple[str, ...] = ("response_cache", "cache_saved_picousd")
+#: The strongest action the guardrails took on the request (ledger schema v8 SQLite / v9 PostgreSQL), NULL
+#: when nothing was detected: the request log's ``guardrail`` filter reads it through a partial index, where
+#: the full detections live in ``detail``.
+GUARDRAIL_COLUMN = "guardrail_action"
+#: Guardrail actions, weakest first: "unchecked" (a detector failed open), monitor, redact, "unavailable"
+#: (a detector failed closed: refused), block.
+GUARDRAIL_ACTIONS: tuple[str, ...] = ("unchecked", "monitor", "redact", "unavailable", "block")
+_RANK = {a: i for i, a in enumerate(GUARDRAIL_ACTIONS)}
+
+
+def strongest_action(found: Any) -> str:
+    """The strongest action of a record's guardrail detections, "" when there are none."""
+    best = -1
+    if isinstance(found, list | tuple):
+        for item in found:
+            if isinstance(item, Mapping):
+                rank = 0 if item.get("unchecked") else _RANK.get(item.get("action"), -1)  # type: ignore[arg-type]
+                if rank > best:
+                    best = rank
+    return GUARDRAIL_ACTIONS[best] if best >= 0 else ""
 
 _TOKEN_LIKE = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{8,}|\b(sk|ik|pk|rk)-[A-Za-z0-9_-]{12,}")
 REDACTED = "[REDACTED]"
@@ -208,7 +228,7 @@ def _answered_row(ctx: RequestContext, level: str, zdr: bool) -> tuple[Any, ...]
             (principal.key_id or principal.key_prefix or "") if principal is not None else "",
             model, ctx.requested_model or "", vendor, ctx.status, cost.picousd if cost is not None else None,
             usage.input_tokens, cache_read, usage.output_tokens, orjson.dumps(tags).decode() if tags else "",
-            ctx.inbound, 1 if ctx.stream else 0, "", "", cache.status if cache is not None else "", "", detail)
+            ctx.inbound, 1 if ctx.stream else 0, "", "", cache.status if cache is not None else "", "", "", detail)
 
 
 def build_row(ctx: RequestContext, level: str, zdr: bool, redactor: Redactor) -> tuple[Any, ...]:
@@ -327,16 +347,18 @@ def build_row(ctx: RequestContext, level: str, zdr: bool, redactor: Redactor) ->
         if saved is not None:
             saved_picousd = saved.picousd
     tags = ctx.tags
+    guardrails = ctx.guardrails
     detail = orjson.dumps(
         (DETAIL_VERSION, None, duration_us,
          int((first_byte - started) * 1e6 + 0.5) if first_byte is not None else None, None, ctx.end_user,
          vendor_model, error_type, message, cache_write, reasoning, estimated, 1 if cache_read else 0, simulated,
-         packed_attempts, ctx.guardrails, explanation, packed_trace, "zdr" if zdr else level),
+         packed_attempts, guardrails, explanation, packed_trace, "zdr" if zdr else level),
         option=JSON_OPTIONS, default=json_default).decode()
     return (ctx.id, received, project, key_id, model, ctx.requested_model or "", vendor,
             499 if ctx.client_disconnected else ctx.status, picousd, input_tokens, cache_read, output_tokens,
             orjson.dumps(tags).decode() if tags else "", ctx.inbound, 1 if ctx.stream else 0, request_content,
-            response_content, response_cache, saved_picousd, detail)
+            response_content, response_cache, saved_picousd,
+            strongest_action(guardrails) if guardrails else "", detail)
 
 
 def dumps(value: Any) -> str:

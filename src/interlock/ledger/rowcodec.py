@@ -26,7 +26,15 @@ from typing import Any
 import orjson
 
 from interlock.core.plain import plain
-from interlock.ledger.record import CACHE_COLUMNS, COLUMNS, DETAIL_VERSION, JSON_COLUMNS, dumps
+from interlock.ledger.record import (
+    CACHE_COLUMNS,
+    COLUMNS,
+    DETAIL_VERSION,
+    GUARDRAIL_COLUMN,
+    JSON_COLUMNS,
+    dumps,
+    strongest_action,
+)
 
 Row = tuple[Any, ...]
 
@@ -34,18 +42,19 @@ Row = tuple[Any, ...]
 ROW_COLUMNS: tuple[str, ...] = (
     "id", "received_at", "project", "key_id", "model", "requested_model", "vendor", "status", "cost_picousd",
     "input_tokens", "cache_read_tokens", "output_tokens", "tags", "inbound", "stream", "request_content",
-    "response_content", *CACHE_COLUMNS, "detail",
+    "response_content", *CACHE_COLUMNS, GUARDRAIL_COLUMN, "detail",
 )
 (R_ID, R_RECEIVED, R_PROJECT, R_KEY, R_MODEL, R_REQUESTED, R_VENDOR, R_STATUS, R_COST, R_INPUT, R_CACHE_READ,
- R_OUTPUT, R_TAGS, R_INBOUND, R_STREAM, R_REQUEST, R_RESPONSE, R_RESPONSE_CACHE, R_CACHE_SAVED,
+ R_OUTPUT, R_TAGS, R_INBOUND, R_STREAM, R_REQUEST, R_RESPONSE, R_RESPONSE_CACHE, R_CACHE_SAVED, R_GUARDRAIL,
  R_DETAIL) = range(len(ROW_COLUMNS))
-#: Rows spilled before the response cache's columns (spill files of the previous version) lack them.
-_ROW_LEN_V2 = len(ROW_COLUMNS) - len(CACHE_COLUMNS)
+#: Rows spilled by earlier versions: before the guardrail column, and before the response cache's columns.
+_ROW_LEN_V3 = len(ROW_COLUMNS) - 1
+_ROW_LEN_V2 = _ROW_LEN_V3 - len(CACHE_COLUMNS)
 #: Columns a row holds as "" when they are absent: the stores write NULL for "" (``NULLIF``). All text but
 #: ``cache_saved_picousd`` (an integer, absent unless the response cache hit).
 #: Binding None costs Python's sqlite3 an adapter lookup per value - more than all other parameters.
 TEXT_COLUMNS = ("project", "key_id", "model", "requested_model", "vendor", "tags", "request_content",
-                "response_content", *CACHE_COLUMNS)
+                "response_content", *CACHE_COLUMNS, GUARDRAIL_COLUMN)
 _TEXT_POSITIONS = tuple(ROW_COLUMNS.index(c) for c in TEXT_COLUMNS)
 
 #: The ``detail`` array, after its version: the record's other fields, times as integer microseconds
@@ -237,7 +246,8 @@ def row_record(row: Row) -> dict[str, Any]:
     """A row as the record it stands for (what the tracer reads), as the stores would return it."""
     values: list[Any] = [None] * len(READ_COLUMNS)
     for i, (name, value) in enumerate(zip(ROW_COLUMNS, row, strict=True)):
-        values[_READ_POS[name]] = None if value == "" and i in _TEXT_POSITIONS else value
+        if name in _READ_POS:  # not the guardrail column: the record has its guardrails in full
+            values[_READ_POS[name]] = None if value == "" and i in _TEXT_POSITIONS else value
     return decode_row(values)
 
 
@@ -284,8 +294,15 @@ def row_from_record(record: Mapping[str, Any]) -> Row:
         get("input_tokens"), get("cache_read_tokens"), get("output_tokens"), json_or_empty("tags"),
         get("inbound", ""), get("stream", 0), json_or_empty("request_content"),
         json_or_empty("response_content"), get("response_cache") or "",
-        "" if get("cache_saved_picousd") is None else get("cache_saved_picousd"), dumps(detail),
+        "" if get("cache_saved_picousd") is None else get("cache_saved_picousd"),
+        strongest_action(get("guardrails")), dumps(detail),
     )
+
+
+def _detail_action(detail: Any) -> str:
+    """The strongest guardrail action of a packed ``detail`` (a row spilled before the guardrail column)."""
+    d = _loads(detail)
+    return strongest_action(d[_D["guardrails"]]) if isinstance(d, list) and len(d) > _D["guardrails"] else ""
 
 
 def as_rows(records: Iterable[Row | Mapping[str, Any]]) -> list[Row]:
@@ -302,8 +319,10 @@ def from_spill(item: Any) -> Row | None:
     if isinstance(item, list) and item and item[0] == SPILL_ROW:
         if len(item) == len(ROW_COLUMNS) + 1:
             return tuple(item[1:])
+        if len(item) == _ROW_LEN_V3 + 1:  # spilled before the guardrail column: read from the detail
+            return (*item[1:-1], _detail_action(item[-1]), item[-1])
         if len(item) == _ROW_LEN_V2 + 1:  # spilled before the response cache's columns: it was not on
-            return (*item[1:-1], "", "", item[-1])
+            return (*item[1:-1], "", "", _detail_action(item[-1]), item[-1])
     if isinstance(item, dict) and "id" in item and "received_at" in item:
         return row_from_record(item)
     return None

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from interlock.core.cache import BYPASS, HIT, MISS
+from interlock.ledger.record import GUARDRAIL_ACTIONS, GUARDRAIL_COLUMN
 from interlock.ledger.rowcodec import (
     R_CACHE_READ,
     R_CACHE_SAVED,
@@ -47,6 +48,8 @@ ROLLUP_VALUES = ("requests", "errors", "input_tokens", "cache_read_tokens", "out
                  "saved_picousd", "cache_hits")
 #: The log's ``response_cache`` filter: what the response cache did, or "off" (it was not on).
 RESPONSE_CACHE_FILTERS = (HIT, MISS, BYPASS, "off")
+#: The log's ``guardrail`` filter: the strongest action the guardrails took, or "any" detection.
+GUARDRAIL_FILTERS = ("any", *reversed(GUARDRAIL_ACTIONS))
 #: At most this many keys' last use in one ``last_used`` read (one indexed MAX each).
 MAX_KEYS = 500
 GROUPS = {"day": "day", "project": "project", "key": "key_id", "model": "model", "vendor": "vendor", "tag": "tag"}
@@ -212,6 +215,8 @@ class LogQuery:
     max_cost_picousd: int | None = None
     #: What the response cache did: hit, miss, bypass, or "off" (it was not on for the request).
     response_cache: str | None = None
+    #: The strongest guardrail action (``record.GUARDRAIL_ACTIONS``), or "any" (something was detected).
+    guardrail: str | None = None
     text: str | None = None
     limit: int = 50
     cursor: tuple[float, str] | None = None
@@ -297,6 +302,10 @@ def log_sql(q: LogQuery, ph: Placeholder, *, postgres: bool) -> tuple[str, list[
         where.append("response_cache IS NULL")
     elif q.response_cache is not None:
         where.append(f"response_cache = {arg(q.response_cache)}")
+    if q.guardrail == "any":
+        where.append(f"{GUARDRAIL_COLUMN} IS NOT NULL")
+    elif q.guardrail is not None:
+        where.append(f"{GUARDRAIL_COLUMN} = {arg(q.guardrail)}")
     if q.text is not None:
         pattern = "%" + _like_escape(q.text) + "%"
         cast, like = ("::text", "ILIKE") if postgres else ("", "LIKE")

@@ -139,6 +139,27 @@ async def summary(gov: GovStore, project: str | None, since: float) -> list[dict
              "blocked": int(r[5] or 0), "mean_ms": float(r[6] or 0.0)} for r in rows]
 
 
+async def hourly(gov: GovStore, project: str | None, since: float, hours: int
+                 ) -> dict[tuple[str, str, str], tuple[list[int], list[int]]]:
+    """Calls and errors since ``since`` per (pack, server, tool) in each UTC hour, the one holding ``since``
+    first (``hours`` of them): the same calls as :func:`summary` counts."""
+    first_hour = int(since // 3600)
+    bucket = "CAST(floor(at / 3600) AS bigint)" if gov.kind == "postgresql" else "CAST(at / 3600 AS INTEGER)"
+    where, args = ("WHERE project = ? AND at >= ?", (project, since)) if project is not None else \
+        ("WHERE at >= ?", (since,))
+    rows = await gov.fetch(f"SELECT pack, server, tool, {bucket} AS hour, COUNT(*), "
+                           "SUM(CASE WHEN status = 'ok' THEN 0 ELSE 1 END) FROM mcp_calls "
+                           f"{where} GROUP BY pack, server, tool, hour", args)
+    out: dict[tuple[str, str, str], tuple[list[int], list[int]]] = {}
+    for pack, server, tool, hour, calls, errors in rows:
+        i = int(hour) - first_hour
+        if 0 <= i < hours:
+            counts, failed = out.setdefault((pack, server, tool), ([0] * hours, [0] * hours))
+            counts[i] += int(calls)
+            failed[i] += int(errors or 0)
+    return out
+
+
 def _row(call: ToolCall) -> tuple[Any, ...]:
     values = list(astuple(call))
     values[-1] = orjson.dumps(call.guardrails).decode() if call.guardrails else None

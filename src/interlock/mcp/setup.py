@@ -19,7 +19,7 @@ from interlock.ledger.wiring import Observability
 from interlock.mcp.access import Credentials
 from interlock.mcp.admin import McpAdmin, RouteTable
 from interlock.mcp.auth import McpAuth, Registry
-from interlock.mcp.calllog import McpCallLog, summary
+from interlock.mcp.calllog import McpCallLog, hourly, summary
 from interlock.mcp.calls import ToolRunner
 from interlock.mcp.oauth import TokenKeeper
 from interlock.mcp.responses_tools import Handler, McpResponses
@@ -98,7 +98,15 @@ class McpGateway:
         own = None if principal.admin else principal.project
         servers, packs = await self.registry.current()
         await self.calls.flush()
-        calls = await summary(self.store.gov, own, now - 86400.0)
+        since = now - 86400.0
+        calls = await summary(self.store.gov, own, since)
+        # Per UTC hour, the same calls: 25 hours, the first and the last (the current one) partial.
+        first = int(since // 3600)
+        hours = int(now // 3600) - first + 1
+        series = await hourly(self.store.gov, own, since, hours)
+        for c in calls:
+            c["hourly"], c["hourly_errors"] = series.get((c["pack"], c["server"], c["tool"]),
+                                                         ([0] * hours, [0] * hours))
         by_server: dict[str, dict[str, float]] = {}
         for c in calls:
             s = by_server.setdefault(c["server"], {"calls": 0, "errors": 0})
@@ -115,7 +123,7 @@ class McpGateway:
             "users": [{"id": u.id, "project": u.project, "name": u.name,
                        "credentials": kinds.get((u.project, u.id), [])}
                       for u in await self.store.users(own, "", 100)],
-            "calls": calls,
+            "calls": calls, "first_hour": first,
         }
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
