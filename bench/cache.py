@@ -70,7 +70,7 @@ TRACE_MODEL = "openai/gpt-4.1-mini"
 @functools.cache
 def prose() -> str:
     return " ".join(" ".join((REPO / "docs" / name).read_text().split())
-                    for name in ("architecture.md", "guardrails.md"))
+                    for name in ("architecture.md", "guides/guardrails.md"))
 
 
 def log(msg: str) -> None:

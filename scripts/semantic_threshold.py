@@ -1,4 +1,4 @@
-"""The semantic cache's threshold figures (docs/cache.md): the cosine similarity of each pair in
+"""The semantic cache's threshold figures (docs/guides/caching.md): the cosine similarity of each pair in
 tests/semantic_pairs.py with the shipped model, and how many pairs of each kind pass each threshold: by the
 embedding alone, and through the cache (where a pair whose numbers or negations differ is in two buckets).
 

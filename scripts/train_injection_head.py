@@ -3,7 +3,7 @@
     PYTHONPATH=$PWD/src .venv/bin/python scripts/train_injection_head.py [--data ../shared/guardrails]
 
 Reads only ``pi/*.train.jsonl``. Deterministic (fixed seed and folds): the same data and model give the
-same file. Needs the ``dev`` and ``classifier`` extras and the model package (docs/guardrails.md).
+same file. Needs the ``dev`` and ``classifier`` extras and the model package (docs/guides/guardrails.md).
 
 Per text: the encoder's features of each window (layers ``LAYERS``, mean-pooled) and the rule-based
 detector's score. Two logistic regressions:
