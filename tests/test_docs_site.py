@@ -1,0 +1,137 @@
+"""The built docs site served at /docs: files with their types, folders by index.html, no way out of the site."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from interlock.console.docs import docs_dir
+from interlock.console.web import load_tree
+from tests.conftest import MASTER_KEY, GatewayProcess, clean_env, start_gateway
+
+SECRET = b"outside the site: never served"
+
+
+def _site(root: Path) -> Path:
+    site = root / "site"
+    (site / "guides" / "budgets").mkdir(parents=True)
+    (site / "assets").mkdir()
+    (site / "index.html").write_text("<!doctype html><title>home</title>docs home")
+    (site / "guides" / "budgets" / "index.html").write_text("<!doctype html><title>budgets</title>budgets page")
+    (site / "assets" / "main.css").write_text("body { color: black }")
+    (site / "search_index.json").write_text('{"docs": []}')
+    (site / "notes.unknown-type").write_text("not a type served")
+    (root / "secret.html").write_bytes(SECRET)
+    (site / "link.html").symlink_to(root / "secret.html")
+    (site / "linked").symlink_to(root)
+    return site
+
+
+@pytest.fixture(scope="module")
+def docs_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    root = tmp_path_factory.mktemp("docs")
+    site = _site(root)
+    gw = start_gateway(root / "gw", None, clean_env(INTERLOCK_MASTER_KEY=MASTER_KEY, INTERLOCK_DOCS_DIR=str(site)))
+    yield gw
+    gw.stop()
+
+
+def _get(gw: GatewayProcess, path: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+    try:
+        conn.request(method, path)
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+def _raw(gw: GatewayProcess, target: bytes) -> bytes:
+    """A request line sent as bytes (http.client refuses some of these targets): the whole answer."""
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as sock:
+        sock.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        out = b""
+        while chunk := sock.recv(65536):
+            out += chunk
+    return out
+
+
+def test_files_with_their_types(docs_gateway: GatewayProcess) -> None:
+    status, headers, body = _get(docs_gateway, "/docs/")
+    assert (status, headers["content-type"]) == (200, "text/html; charset=utf-8")
+    assert b"docs home" in body
+    assert "content-security-policy" in headers and headers["x-content-type-options"] == "nosniff"
+    status, headers, body = _get(docs_gateway, "/docs/assets/main.css")
+    assert (status, headers["content-type"], body) == (200, "text/css; charset=utf-8", b"body { color: black }")
+    status, headers, _ = _get(docs_gateway, "/docs/search_index.json")
+    assert (status, headers["content-type"]) == (200, "application/json")
+    status, headers, _ = _get(docs_gateway, "/docs/assets/main.css", "HEAD")
+    assert status == 200
+
+
+def test_folders_answer_with_their_index(docs_gateway: GatewayProcess) -> None:
+    status, _, body = _get(docs_gateway, "/docs/guides/budgets/")
+    assert status == 200 and b"budgets page" in body
+    status, _, body = _get(docs_gateway, "/docs/guides/budgets/index.html")
+    assert status == 200 and b"budgets page" in body
+
+
+def test_docs_without_slash_redirects(docs_gateway: GatewayProcess) -> None:
+    status, headers, _ = _get(docs_gateway, "/docs")
+    assert (status, headers["location"]) == (301, "/docs/")
+
+
+def test_no_auth_needed(docs_gateway: GatewayProcess) -> None:
+    # _get sends no Authorization header at all.
+    assert _get(docs_gateway, "/docs/")[0] == 200
+
+
+@pytest.mark.parametrize("path", [
+    "/docs/nope.html", "/docs/guides/budgets", "/docs/guides/", "/docs/notes.unknown-type", "/docs/link.html",
+    "/docs/linked/secret.html", "/docs/../secret.html", "/docs/guides/../../secret.html",
+    "/docs/%2e%2e/secret.html", "/docs/%2E%2E/secret.html", "/docs/..%2fsecret.html", "/docs/%2e%2e%2fsecret.html",
+    "/docs/guides/%2e%2e/%2e%2e/secret.html", "/docs/secret.html%00.css", "/docs//etc/passwd",
+])
+def test_missing_and_traversal_are_json_404s(docs_gateway: GatewayProcess, path: str) -> None:
+    status, headers, body = _get(docs_gateway, path)
+    assert status == 404, (path, status)
+    assert headers["content-type"] == "application/json"
+    error = json.loads(body)["error"]
+    assert error["code"] == "not_found" and error["type"] == "invalid_request_error"
+    assert SECRET not in body
+
+
+@pytest.mark.parametrize("target", [b"/docs/\x00", b"/docs/..\x00/secret.html", b"/docs/%00", b"/docs/..%00"])
+def test_nul_never_serves_a_file(docs_gateway: GatewayProcess, target: bytes) -> None:
+    answer = _raw(docs_gateway, target)
+    status = int(answer.split(b" ", 2)[1])
+    assert status in (400, 404), answer[:200]
+    assert SECRET not in answer
+
+
+def test_console_links_the_docs_only_when_built(docs_gateway: GatewayProcess, tmp_path: Path) -> None:
+    status, _, page = _get(docs_gateway, "/console/signin")
+    assert status == 200 and b'<a href="/docs/">Docs</a>' in page
+    bare = start_gateway(tmp_path / "bare", None,
+                         clean_env(INTERLOCK_MASTER_KEY=MASTER_KEY, INTERLOCK_DOCS_DIR=str(tmp_path / "none")))
+    try:
+        status, _, page = _get(bare, "/console/signin")
+        assert status == 200 and b">Docs</a>" not in page
+        status, headers, _ = _get(bare, "/docs/")
+        assert status == 404 and headers["content-type"] == "application/json"
+    finally:
+        bare.stop()
+
+
+def test_load_tree_reads_only_regular_files_inside(tmp_path: Path) -> None:
+    site = _site(tmp_path)
+    files = load_tree(site)
+    assert set(files) == {"", "index.html", "guides/budgets/", "guides/budgets/index.html", "assets/main.css",
+                          "search_index.json"}
+    assert docs_dir({"INTERLOCK_DOCS_DIR": str(site)}) == site
+    assert docs_dir({"INTERLOCK_DOCS_DIR": str(tmp_path / "missing")}) is None
