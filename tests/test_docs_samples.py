@@ -6,6 +6,7 @@ tests/docs_samples.py and docs/contributing.md. The runner itself is tested on t
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,19 @@ def test_unclosed_fence_is_an_error() -> None:
 def test_indented_fences_in_lists() -> None:
     found = blocks("1. step\n\n    ```sh\n    echo one\n    ```\n", "list.md")
     assert [(b.kind, b.code) for b in found] == [("shell", "echo one\n")]
+
+
+# --- the README -------------------------------------------------------------------------------------
+
+def test_readme_is_short_and_its_sdk_calls_run() -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 250, "README.md is at most 250 lines: move the detail into docs/"
+    run = [b for b in blocks(text, "README.md") if b.kind is not None and b.skip is None]
+    assert any("from openai import OpenAI" in b.code for b in run)
+    assert any("from anthropic import Anthropic" in b.code for b in run)
+    for target in re.findall(r"\]\((docs/[^)#]+)", text):
+        assert target in PAGES or (ROOT / target).exists() or target.removeprefix("docs/") in _nav(), target
+
+
+def _nav() -> str:
+    return (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
