@@ -7,6 +7,7 @@ answers) and fails when the generator missed something, or when an entry has no 
 from __future__ import annotations
 
 import ast
+import copy
 import importlib.util
 import re
 import sys
@@ -14,9 +15,11 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import openai
 import pytest
+import yaml
 
 from tests.conftest import MASTER_KEY, GatewayProcess, start_gateway
 
@@ -103,6 +106,9 @@ def test_config_entries_have_a_type_and_an_example(pages: dict[str, str]) -> Non
     for key in keys:
         assert key.type == "mapping" or ref.config_example(key, keys), key.dotted
     assert "| `server.port` | integer | `8400` | `server: {port: 8400}` |" in pages["config"]
+    dotted = {k.dotted for k in keys}
+    for table in (ref.DEFAULT_TEXT, ref.EXAMPLES, ref.RAW_TYPES):
+        assert not set(table) - dotted, f"entries for keys the loader no longer reads: {set(table) - dotted}"
 
 
 # ------------------------------------------------------------------------------------------------- cli
@@ -204,3 +210,50 @@ def test_live_metrics_are_all_listed(live: GatewayProcess, pages: dict[str, str]
     assert "interlock_requests_total" in names
     missing = sorted(n for n in names if f"| `{n}` |" not in pages["metrics"])
     assert not missing, missing
+
+
+#: Examples the loader cannot accept here, and why: the check needs what a deployment has.
+_EXAMPLE_NEEDS = {
+    "guardrails.ner.": "a spaCy pipeline, which the operator installs",
+    "vendors.<name>.credentials_file": "a Google service-account file on disk",
+    "vendors.<name>.profile": "an AWS profile instead of the static keys the base config gives Bedrock",
+}
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        elif isinstance(value, list) and isinstance(base.get(key), list) and value and base[key] \
+                and isinstance(value[0], dict) and isinstance(base[key][0], dict):
+            _merge(base[key][0], value[0])
+        else:
+            base[key] = value
+    return base
+
+
+def test_config_examples_are_accepted_by_the_loader(tmp_path: Path) -> None:
+    """Each example, put into the generator's full config, loads and validates: no example is invalid."""
+    from interlock.app import validate
+    from interlock.config import ConfigError, load_settings
+    from interlock.vendors.registry import VENDOR_TABLE
+
+    keys, _ = ref.config_keys()
+    base = yaml.safe_load(ref.RICH_CONFIG)
+    env = {"INTERLOCK_HOME": str(tmp_path / "state"), "OTLP_TOKEN": "t", "MY_VENDOR_KEY": "k",
+           "OPENAI_API_KEY": "k", "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "k", "AWS_SESSION_TOKEN": "k"}
+    refused = []
+    checked = 0
+    for key in keys:
+        example = ref.config_example(key, keys)
+        if example is None or any(key.dotted.startswith(p) for p in _EXAMPLE_NEEDS):
+            continue
+        path = tmp_path / "interlock.yaml"
+        path.write_text(yaml.safe_dump(_merge(copy.deepcopy(base), yaml.safe_load(example))))
+        try:
+            validate(load_settings(path, vendor_table=VENDOR_TABLE, environ=env))
+            checked += 1
+        except (ConfigError, ValueError) as exc:
+            refused.append(f"{key.dotted}: {example}: {exc}")
+    assert not refused, "\n".join(refused)
+    assert checked > 150
