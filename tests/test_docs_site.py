@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from interlock.console.docs import docs_dir
 from interlock.console.web import load_tree
@@ -135,3 +139,50 @@ def test_load_tree_reads_only_regular_files_inside(tmp_path: Path) -> None:
                           "search_index.json"}
     assert docs_dir({"INTERLOCK_DOCS_DIR": str(site)}) == site
     assert docs_dir({"INTERLOCK_DOCS_DIR": str(tmp_path / "missing")}) is None
+
+
+# --- the build's strictness: mkdocs.yml's validation settings under --strict -----------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _build(tmp: Path, pages: dict[str, str], nav: list[str]) -> subprocess.CompletedProcess[str]:
+    """``mkdocs build --strict`` of ``pages`` with the repository's mkdocs.yml (theme, validation), its nav
+    replaced by ``nav`` and without the reference hook (which needs the whole docs folder)."""
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    config.pop("hooks")
+    docs = tmp / "docs"
+    docs.mkdir()
+    for name, text in pages.items():
+        (docs / name).write_text(text)
+    config.update(docs_dir=str(docs), site_dir=str(tmp / "site"), nav=nav)
+    (tmp / "mkdocs.yml").write_text(yaml.safe_dump(config))
+    return subprocess.run([str(Path(sys.executable).parent / "mkdocs"), "build", "--strict", "-f",
+                           str(tmp / "mkdocs.yml")], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "NO_MKDOCS_2_WARNING": "true"}, check=False)
+
+
+@pytest.mark.parametrize(("pages", "nav", "problem"), [
+    ({"index.md": "# Home\n\n[a](other.md#there)\n", "other.md": "# Other\n\n## There\n"},
+     ["index.md", "other.md"], None),
+    ({"index.md": "# Home\n\n[a](missing.md)\n"}, ["index.md"], "missing.md"),
+    ({"index.md": "# Home\n\n[a](other.md#nowhere)\n", "other.md": "# Other\n"}, ["index.md", "other.md"],
+     "nowhere"),
+    ({"index.md": "# Home\n", "orphan.md": "# Orphan\n"}, ["index.md"], "orphan.md"),
+    ({"index.md": "# Home\n"}, ["index.md", "guides/absent.md"], "absent.md"),
+])
+def test_strict_build_fails_on_broken_links_and_missing_pages(tmp_path: Path, pages: dict[str, str],
+                                                              nav: list[str], problem: str | None) -> None:
+    done = _build(tmp_path, pages, nav)
+    if problem is None:
+        assert done.returncode == 0, done.stderr
+        assert (tmp_path / "site" / "index.html").is_file()
+    else:
+        assert done.returncode != 0 and problem in done.stderr, done.stderr
+
+
+def test_site_config_needs_no_network() -> None:
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    assert config["theme"]["name"] == "material" and config["theme"]["font"] is False  # no Google Fonts
+    assert config["plugins"] == ["search"]  # no social cards, no privacy plugin fetching assets
+    assert config["docs_dir"] == "docs" and config["site_dir"] == "site"
