@@ -26,6 +26,8 @@ SKIP = re.compile(r"^<!--\s*sample:\s*skip\s*(?:—|--|-|:)\s*(?P<reason>\S.*?)\
 DIRECTIVE = re.compile(r"^<!--\s*sample\b")
 FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<lang>[\w+-]*)[^`]*$")
 SHELLS = ("sh", "bash")
+#: Fences that look like code to run but are not the agreed names: an error, so no sample silently never runs.
+AMBIGUOUS = frozenset({"shell", "zsh", "py", "python3", "pycon"})
 CONFIG_HEADER = "# interlock.yaml"
 BLOCK_TIMEOUT = 180.0
 #: Shell variables that are the shell's own, not the sample's.
@@ -87,6 +89,9 @@ def blocks(text: str, page: str = "<page>") -> list[Block]:
             i += 1
         else:
             raise SampleError(f"{page}:{start + 1}: the fence opened here is never closed")
+        if lang in AMBIGUOUS:
+            raise SampleError(f"{page}:{start + 1}: a ```{lang} block is never run: write ```sh, ```bash or "
+                              "```python (run), or ```text (shown only)")
         skip = SKIP.match(previous)
         out.append(Block(lang, start + 1, "\n".join(body) + "\n", skip.group("reason") if skip else None))
         previous = ""

@@ -64,6 +64,11 @@ def test_malformed_directive_is_an_error() -> None:
         blocks("<!-- sample: skpi -->\n```sh\ntrue\n```\n", "bad.md")
 
 
+def test_fence_names_that_would_never_run_are_errors() -> None:
+    with pytest.raises(SampleError, match="never run"):
+        blocks("```shell\nexit 1\n```\n", "bad.md")
+
+
 def test_unclosed_fence_is_an_error() -> None:
     with pytest.raises(SampleError, match="never closed"):
         blocks("text\n```python\nprint(1)\n", "bad.md")
