@@ -30,7 +30,7 @@ $(DEV): pyproject.toml $(STAMP)
 serve: $(STAMP)
 	$(BIN)/interlock serve $(ARGS)
 
-## make test: dev dependencies, the services tests need, lint, types, the whole suite
+## make test: dev dependencies, the services tests need, lint, types, the docs build, the whole suite
 test: $(DEV) packages services lint typecheck docs unit
 
 lint: $(DEV)
