@@ -25,6 +25,7 @@ import ast
 import contextlib
 import dataclasses
 import json
+import os
 import re
 import sys
 import tempfile
@@ -489,6 +490,19 @@ def cli_options(parser: argparse.ArgumentParser) -> list[tuple[str, str, str]]:
 
 
 def cli_page() -> str:
+    # argparse wraps usage lines to the terminal's width: the same width on every machine.
+    saved = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"
+    try:
+        return _cli_page()
+    finally:
+        if saved is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = saved
+
+
+def _cli_page() -> str:
     lines = ["# CLI reference", "", GENERATED_NOTE.strip(), "",
              "Every `interlock` command and option, from the command's own parser. `interlock COMMAND --help` "
              "prints the same. A failing command prints one line on stderr and exits with status 2 "

@@ -10,13 +10,14 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from interlock.console.docs import docs_dir
 from interlock.console.web import load_tree
-from tests.conftest import MASTER_KEY, GatewayProcess, clean_env, start_gateway
+from tests.conftest import CHROMIUM, MASTER_KEY, GatewayProcess, clean_env, start_gateway
 
 SECRET = b"outside the site: never served"
 
@@ -186,3 +187,37 @@ def test_site_config_needs_no_network() -> None:
     assert config["theme"]["name"] == "material" and config["theme"]["font"] is False  # no Google Fonts
     assert config["plugins"] == ["search"]  # no social cards, no privacy plugin fetching assets
     assert config["docs_dir"] == "docs" and config["site_dir"] == "site"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed "
+                    "(scripts/debian_packages.sh installs it in make test)")
+def test_built_site_works_in_a_browser_under_the_docs_policy(tmp_path: Path, browser: Any) -> None:
+    """Material's pages, served by the gateway with DOCS_HEADERS: no policy violation, nothing fetched from
+    another host, and the search (a web worker reading the index) finds a word."""
+    pages = {"index.md": "# Home\n\nSee [budgets](budgets.md).\n",
+             "budgets.md": "# Budgets\n\nA hard budget refuses a request it cannot cover.\n"}
+    done = _build(tmp_path, pages, ["index.md", "budgets.md"])
+    assert done.returncode == 0, done.stderr
+    gw = start_gateway(tmp_path / "gw", None, clean_env(INTERLOCK_MASTER_KEY=MASTER_KEY,
+                                                        INTERLOCK_DOCS_DIR=str(tmp_path / "site")))
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        problems: list[str] = []
+        requests: list[str] = []
+        page.on("request", lambda req: requests.append(req.url))
+        page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+        page.on("pageerror", lambda exc: problems.append(str(exc)))
+        page.add_init_script("document.addEventListener('securitypolicyviolation', "
+                             "e => console.error('CSP ' + e.violatedDirective + ' ' + e.blockedURI))")
+        page.goto(f"{gw.url}/docs/")
+        page.locator("input[name=query]").click()
+        page.keyboard.type("cover", delay=20)
+        page.locator(".md-search-result__item").first.wait_for(timeout=15000)
+        assert "Budgets" in page.locator(".md-search-result").inner_text()
+        assert not problems, problems
+        assert requests and all(url.startswith(gw.url) for url in requests), requests
+    finally:
+        context.close()
+        gw.stop()
