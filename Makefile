@@ -42,7 +42,7 @@ typecheck: $(DEV)
 
 ## make docs: build the docs site into site/ (offline; --strict: a broken link or a missing page fails)
 docs: $(DEV)
-	NO_MKDOCS_2_WARNING=true $(BIN)/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=true $(BIN)/mkdocs build --strict
 
 unit: $(DEV)
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -147,9 +147,16 @@ def test_load_tree_reads_only_regular_files_inside(tmp_path: Path) -> None:
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _make_docs_flags() -> list[str]:
+    """The flags ``make docs`` passes to ``mkdocs build`` (``--quiet`` would hide the warnings --strict counts)."""
+    recipe = (ROOT / "Makefile").read_text().split("\ndocs:", 1)[1]
+    line = next(line for line in recipe.splitlines() if "mkdocs build" in line)
+    return line.split("mkdocs build", 1)[1].split()
+
+
 def _build(tmp: Path, pages: dict[str, str], nav: list[str]) -> subprocess.CompletedProcess[str]:
-    """``mkdocs build --strict`` of ``pages`` with the repository's mkdocs.yml (theme, validation), its nav
-    replaced by ``nav`` and without the reference hook (which needs the whole docs folder)."""
+    """``mkdocs build`` as ``make docs`` runs it, of ``pages`` with the repository's mkdocs.yml (theme,
+    validation), its nav replaced by ``nav`` and without the reference hook (it needs the whole docs folder)."""
     config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
     config.pop("hooks")
     docs = tmp / "docs"
@@ -158,7 +165,9 @@ def _build(tmp: Path, pages: dict[str, str], nav: list[str]) -> subprocess.Compl
         (docs / name).write_text(text)
     config.update(docs_dir=str(docs), site_dir=str(tmp / "site"), nav=nav)
     (tmp / "mkdocs.yml").write_text(yaml.safe_dump(config))
-    return subprocess.run([str(Path(sys.executable).parent / "mkdocs"), "build", "--strict", "-f",
+    flags = _make_docs_flags()
+    assert "--strict" in flags
+    return subprocess.run([str(Path(sys.executable).parent / "mkdocs"), "build", *flags, "-f",
                            str(tmp / "mkdocs.yml")], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "NO_MKDOCS_2_WARNING": "true"}, check=False)
 
