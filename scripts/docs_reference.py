@@ -670,7 +670,9 @@ def endpoints_page() -> str:
              "Every route the gateway serves, from its router (`Gateway._routes()`), and every operation of its "
              "two OpenAPI documents. `*` matches the rest of the path. Inference routes take an API key "
              "(`Authorization: Bearer`, or Anthropic's `x-api-key`); `/admin/` routes the admin key; console "
-             "pages a signed-in session; `/healthz`, `/readyz`, the catalog pages and the docs none.", "",
+             "pages a signed-in session; `/healthz`, `/readyz`, the catalog pages and the docs none. *Methods* are "
+             "those the router lets through to the route's handler, which may refuse some for a given path (the "
+             "OpenAPI sections below list each operation).", "",
              "## Routes", "", "| route | methods | what it is | OpenAPI |", "|---|---|---|---|"]
     for route in sorted(routes, key=lambda r: r.path):
         documented = sorted({doc for doc, _, path, _ in ops if _route_of(path, routes) == route})
