@@ -51,6 +51,13 @@ def test_runner_restarts_the_gateway_with_a_config_block(tmp_path: Path) -> None
     assert [kind for _, kind in run.ran] == ["shell", "config", "shell"]
 
 
+def test_a_config_the_gateway_refuses_fails_at_its_block(tmp_path: Path) -> None:
+    page = tmp_path / "bad-config.md"
+    page.write_text("# Bad\n\n```yaml\n# interlock.yaml\nserver: {prot: 1}\n```\n")
+    with pytest.raises(SampleError, match=r"bad-config.md:3: .*did not start with this config(.|\n)*prot"):
+        run_page(page, "bad-config.md", tmp_path / "run")
+
+
 def test_parser_marks_skips_and_only_runs_the_agreed_fences() -> None:
     found = blocks((FIXTURES / "failing.md").read_text())
     kinds = [(b.lang, b.kind, b.skip) for b in found]
