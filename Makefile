@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DEV    := $(VENV)/.installed-dev
 SNAPSHOT ?= ../shared/catalog/models.dev
 
-.PHONY: serve test lint typecheck unit services packages bench bench-parser catalog clean
+.PHONY: serve test lint typecheck unit docs services packages bench bench-parser catalog clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "interlock needs Python >= 3.11")'
@@ -30,8 +30,8 @@ $(DEV): pyproject.toml $(STAMP)
 serve: $(STAMP)
 	$(BIN)/interlock serve $(ARGS)
 
-## make test: dev dependencies, the services tests need, lint, types, the whole suite
-test: $(DEV) packages services lint typecheck unit
+## make test: dev dependencies, the services tests need, lint, types, the docs build, the whole suite
+test: $(DEV) packages services lint typecheck docs unit
 
 lint: $(DEV)
 	$(BIN)/ruff check src tests bench tools scripts
@@ -39,6 +39,10 @@ lint: $(DEV)
 
 typecheck: $(DEV)
 	$(BIN)/mypy
+
+## make docs: build the docs site into site/ (offline; --strict: a broken link or a missing page fails)
+docs: $(DEV)
+	NO_MKDOCS_2_WARNING=true $(BIN)/mkdocs build --strict
 
 unit: $(DEV)
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -62,4 +66,4 @@ catalog: $(STAMP)
 	$(BIN)/python tools/catalog_compile.py $(SNAPSHOT)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache src/*.egg-info
+	rm -rf $(VENV) site .pytest_cache .mypy_cache .ruff_cache src/*.egg-info

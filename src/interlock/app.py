@@ -36,6 +36,7 @@ from interlock.cache.setup import build_cache
 from interlock.catalog import Catalog, load_catalog, warm_tokenizers
 from interlock.config import ConfigError, Settings, load_settings
 from interlock.console import Console, ConsoleSettings
+from interlock.console.docs import DOCS_PREFIX, DocsSite, docs_dir
 from interlock.console.playground import SessionIdentify
 from interlock.console.spend import budget_source
 from interlock.core.clock import SYSTEM_CLOCK, Clock
@@ -285,6 +286,12 @@ class Gateway:
         router.add("/admin/v1/reload", ("POST",), self.reload_route, openai_errors)
         router.add("/admin/v1/cache", ("GET", "DELETE"), CacheAdmin(self.cache, self.auth).route, openai_errors)
         self.mcp.add_routes(router)
+        # The built docs site (make docs), public like the catalog pages: only when it was built.
+        docs_root = docs_dir(self.settings.environ)
+        docs = DocsSite(docs_root) if docs_root is not None else None
+        if docs is not None:
+            router.add(DOCS_PREFIX[:-1], ("GET", "HEAD"), docs, openai_errors)
+            router.add(DOCS_PREFIX + "*", ("GET", "HEAD"), docs, openai_errors)
         console_settings = ConsoleSettings.from_settings(self.settings)
         if console_settings.enabled:
             # The playground's chat is this gateway's chat path with the session as the caller.
@@ -299,7 +306,8 @@ class Gateway:
                               explain=routing_api.explain_for,
                               circuit=self.routing.circuits.state,
                               budgets=budget_source(lambda: self.governance.defs.budgets.values(),
-                                                    self.governance.budget_status))
+                                                    self.governance.budget_status),
+                              docs_url=DOCS_PREFIX if docs is not None else None)
             router.add("/console/signin", ("GET", "HEAD", "POST"), console.signin.route, openai_errors)
             router.add("/console/signout", ("POST",), console.signin.signout, openai_errors)
             router.add("/console/playground", ("GET", "HEAD"), console.playground.page, openai_errors)

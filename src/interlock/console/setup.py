@@ -58,9 +58,10 @@ class Console:
                  gov: Governance | None = None, guardrails: GuardrailConfig | None = None,
                  cache: ResponseCache | None = None, check: Check | None = None,
                  policies: PolicyLab | None = None, explain: Explain | None = None,
-                 circuit: Callable[[str], str] | None = None, budgets: BudgetSource | None = None) -> None:
+                 circuit: Callable[[str], str] | None = None, budgets: BudgetSource | None = None,
+                 docs_url: str | None = None) -> None:
         static = load_static()
-        env = make_environment(static)
+        env = make_environment(static, docs_url)
         live = frozenset(vendors)
         simulator = vendors.get(SIMULATOR)
         self.sessions = Sessions(store, auth, settings.session_hours, clock)

@@ -6,16 +6,19 @@ no other origin), ``nosniff``, no framing. Templates live in ``console/templates
 with autoescaping on, so every value a page renders is escaped. Static files
 (``console/static/``) are read once at start and served from memory with their
 content type, an ETag and cache headers; templates link them with a content hash
-(``/static/console.css?v=…``) so a new build is fetched at once.
+(``/static/console.css?v=…``) so a new build is fetched at once. The same code serves
+the built docs site under ``/docs/`` (:mod:`interlock.console.docs`), a tree read the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -43,6 +46,17 @@ _TYPES = {
     ".ico": "image/x-icon",
     ".txt": "text/plain; charset=utf-8",
     ".woff2": "font/woff2",
+    # The docs site (MkDocs' output) besides the types above.
+    ".html": "text/html; charset=utf-8",
+    ".json": "application/json",
+    ".xml": "application/xml",
+    ".gz": "application/gzip",
+    ".map": "application/json",
+    ".woff": "font/woff",
+    ".ttf": "font/ttf",
+    ".jpg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webmanifest": "application/manifest+json",
 }
 
 STATIC_PREFIX = "/static/"
@@ -55,30 +69,72 @@ class StaticFile:
     etag: str
 
 
+def _static_file(name: str, body: bytes) -> StaticFile | None:
+    """``body`` as a static file, or None when its suffix is not a type served."""
+    suffix = name[name.rfind("."):] if "." in name else ""
+    content_type = _TYPES.get(suffix)
+    return None if content_type is None else StaticFile(body, content_type, hashlib.sha256(body).hexdigest()[:16])
+
+
 def load_static() -> dict[str, StaticFile]:
     """Every file of ``console/static/`` (flat), with its type and a content-hash ETag."""
     files: dict[str, StaticFile] = {}
     for entry in resources.files("interlock.console").joinpath("static").iterdir():
-        name = entry.name
-        suffix = name[name.rfind("."):] if "." in name else ""
-        if not entry.is_file() or suffix not in _TYPES:
-            continue
-        body = entry.read_bytes()
-        files[name] = StaticFile(body, _TYPES[suffix], hashlib.sha256(body).hexdigest()[:16])
+        found = _static_file(entry.name, entry.read_bytes()) if entry.is_file() else None
+        if found is not None:
+            files[entry.name] = found
     return files
 
 
-class StaticFiles:
-    """``GET /static/{name}``: a file of the package's static folder, from memory."""
+def load_tree(root: Path) -> dict[str, StaticFile]:
+    """Every file under ``root`` by its relative path (``a/b.html``), and each folder with an ``index.html``
+    by its own path with a trailing slash (``a/``; the root as ``""``).
 
-    def __init__(self, files: dict[str, StaticFile]) -> None:
+    Only what is read here can be served: a request is a lookup in this dict, never a path opened on disk,
+    so ``..``, encoded dots or NUL in a URL cannot reach another file. Symbolic links are not followed.
+    """
+    files: dict[str, StaticFile] = {}
+    for folder, dirs, names in os.walk(root, followlinks=False):
+        base = Path(folder)
+        rel = base.relative_to(root).as_posix()
+        prefix = "" if rel == "." else f"{rel}/"
+        dirs[:] = sorted(d for d in dirs if not (base / d).is_symlink())
+        for name in sorted(names):
+            path = base / name
+            if path.is_symlink() or not path.is_file():
+                continue
+            found = _static_file(name, path.read_bytes())
+            if found is None:
+                continue
+            files[prefix + name] = found
+            if name == "index.html":
+                files[prefix] = found
+    return files
+
+
+def _not_found_text(req: Exchange) -> None:
+    req.send(404, b"not found\n", [("content-type", "text/plain; charset=utf-8"), *SECURITY_HEADERS])
+
+
+class StaticFiles:
+    """``GET {prefix}{name}``: a file read at start (``/static/``: the package's static folder), from memory.
+
+    ``headers`` go with every file; ``missing`` answers a name not found (the console's: a plain-text 404).
+    """
+
+    def __init__(self, files: dict[str, StaticFile], prefix: str = STATIC_PREFIX,
+                 headers: Sequence[tuple[str, str]] = SECURITY_HEADERS,
+                 missing: Callable[[Exchange], None] = _not_found_text) -> None:
         self.files = files
+        self.prefix = prefix
+        self.headers = tuple(headers)
+        self.missing = missing
 
     async def __call__(self, req: Exchange) -> None:
-        name = req.path[len(STATIC_PREFIX):]
-        found = self.files.get(name)
+        name = req.path[len(self.prefix):] if req.path.startswith(self.prefix) else None
+        found = self.files.get(name) if name is not None else None
         if found is None:
-            req.send(404, b"not found\n", [("content-type", "text/plain; charset=utf-8"), *SECURITY_HEADERS])
+            self.missing(req)
             return
         etag = f'"{found.etag}"'
         # Linked with ?v=<hash>: such a URL never changes content, so it may be kept for a year.
@@ -87,7 +143,7 @@ class StaticFiles:
             ("content-type", found.content_type),
             ("cache-control", "public, max-age=31536000, immutable" if versioned else "public, max-age=300"),
             ("etag", etag),
-            *SECURITY_HEADERS,
+            *self.headers,
         ]
         if req.header("if-none-match") == etag:
             req.send(304, b"", headers)
@@ -95,8 +151,10 @@ class StaticFiles:
         req.send(200, found.body, headers)
 
 
-def make_environment(static: dict[str, StaticFile]) -> Environment:
-    """Jinja2 over ``console/templates/``: autoescaping on for every template, undefined names an error."""
+def make_environment(static: dict[str, StaticFile], docs_url: str | None = None) -> Environment:
+    """Jinja2 over ``console/templates/``: autoescaping on for every template, undefined names an error.
+
+    ``docs_url``: where the gateway serves the docs site (the header links it), None when it was not built."""
     env = Environment(
         loader=PackageLoader("interlock.console", "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),
@@ -109,6 +167,7 @@ def make_environment(static: dict[str, StaticFile]) -> Environment:
         return f"{STATIC_PREFIX}{name}?v={static[name].etag}"
 
     env.globals["static_url"] = static_url
+    env.globals["docs_url"] = docs_url
     # Who is signed in (the header's sign-in/sign-out part); pages of a signed-in browser pass their own.
     env.globals["viewer"] = None
     env.globals["csrf"] = ""

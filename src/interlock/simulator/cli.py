@@ -65,8 +65,8 @@ def add_simulator_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="serve the simulated vendor over HTTP (OpenAI, Anthropic and Gemini wire formats)",
         description="Serve simulated versions of every catalog model over HTTP.",
     )
-    parser.add_argument("--port", type=_port, required=True)
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=_port, required=True, help="port to listen on")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--format", choices=FORMATS, default=None, help="answer only this wire format (default: all)")
     parser.add_argument("--time-scale", type=_non_negative, default=None, help="delay multiplier; 0 = instant")
     parser.add_argument("--config", default=None, help="interlock.yaml whose simulator: section to use")
@@ -131,10 +131,11 @@ def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Send one prompt to a simulated model and print the answer, timing and simulated cost.",
     )
     parser.add_argument("--model", required=True, help="catalog model id, e.g. openai/gpt-4.1-mini")
-    parser.add_argument("--prompt", required=True)
-    parser.add_argument("--stream", action="store_true")
-    parser.add_argument("--max-tokens", type=int, default=None)
-    parser.add_argument("--time-scale", type=_non_negative, default=1.0)
+    parser.add_argument("--prompt", required=True, help="the user message to send")
+    parser.add_argument("--stream", action="store_true", help="stream the answer as it is generated")
+    parser.add_argument("--max-tokens", type=int, default=None, help="the most output tokens to generate")
+    parser.add_argument("--time-scale", type=_non_negative, default=1.0,
+                        help="multiply the simulated latency (0: answer at once)")
     parser.add_argument("--seed", type=int, default=None, help="request seed (changes the answer)")
     parser.set_defaults(func=run_simulate)
     return parser
