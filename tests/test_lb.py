@@ -191,6 +191,14 @@ class Load:
                 self.outcomes.append(out)
 
 
+def lb_trouble(cluster: Cluster) -> str:
+    """HAProxy's log lines of requests that did not end cleanly (termination state other than ----)."""
+    assert cluster.lb is not None
+    lines = cluster.lb.log.read_text(errors="replace").splitlines()
+    return "\n".join(line for line in lines if re.search(r" [A-Za-z-]{4} \d+/\d+/\d+/\d+/\d+ ", line)
+                     and " ---- " not in line)[-3000:]
+
+
 def wait_logged(db: str, ids: set[str], timeout: float = 10.0) -> set[str]:
     """The ids of ``ids`` still missing from the PostgreSQL request log after ``timeout``."""
     deadline = time.monotonic() + timeout
@@ -387,7 +395,7 @@ def test_a_rolling_restart_under_load_fails_no_request(cluster: Cluster) -> None
         time.sleep(1.0)
     outcomes = load.outcomes
     failed = [o for o in outcomes if not o.ok]
-    assert not failed, [o.error for o in failed[:5]]
+    assert not failed, f"{[o.error for o in failed[:5]]}\nHAProxy:\n{lb_trouble(cluster)}"
     streams = [o for o in outcomes if o.stream]
     assert len(streams) >= 20 and len(outcomes) - len(streams) >= 50, len(outcomes)
     # Traffic reached every restarted replica after it came back.
