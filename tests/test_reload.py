@@ -63,7 +63,7 @@ def test_the_admin_api_reloads_and_a_bad_file_changes_nothing(tmp_path: Path) ->
         assert "interlock.yaml:5" in err["error"]["message"] and "strategy" in err["error"]["message"]
         assert "haiku" in ask(gw, "support") and "nano" in ask(gw, "triage")
         # Only the admin key reloads.
-        _, _, made = call(gw, "POST", "/admin/v1/projects", {"id": "p"})
+        call(gw, "POST", "/admin/v1/projects", {"id": "p"})
         _, _, key = call(gw, "POST", "/admin/v1/keys", {"project": "p"})
         time.sleep(0.6)
         assert call(gw, "POST", "/admin/v1/reload", key=key["key"])[0] == 403
