@@ -552,6 +552,7 @@ ROUTES = {
     "/admin/v1/alerts": "Budget alerts sent (thresholds crossed).",
     "/admin/v1/openapi.json": "The OpenAPI document of the admin API.",
     "/admin/v1/cache": "Response cache statistics (GET) or clear entries (DELETE).",
+    "/admin/v1/reload": "Re-read the config file: vendors, aliases and policies swapped without a restart (admin key).",
     "/admin/v1/mcp/registered-users": "MCP: list or register users of tool packs.",
     "/admin/v1/mcp/registered-users/*": "MCP: one registered user.",
     "/admin/v1/mcp/access-keys": "MCP: list or issue access keys.",

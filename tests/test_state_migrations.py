@@ -164,8 +164,8 @@ async def test_a_postgresql_store_made_before_the_state_layer_is_adopted_not_rem
     try:
         assert await log.write([NEW]) == 1
         # Ledger 1-4 adopted from interlock_schema (its 5 was the responses table's), the route rollup (6) and
-        # the response cache's columns (7) and the usage rollup (8) applied.
-        assert await postgres_versions(pg_conn) == {"ledger": 8, "responses": 1}
+        # the response cache's columns (7), the usage rollup (8) and the guardrail-action column (9) applied.
+        assert await postgres_versions(pg_conn) == {"ledger": 9, "responses": 1}
         assert [r[0] for r in await pg_conn.fetch("SELECT version FROM interlock_schema ORDER BY 1")] == [
             1, 2, 3, 4, 5]
         check_legacy_log(await log.query(LogQuery()), await log.spend(SpendQuery()))
