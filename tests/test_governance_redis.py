@@ -305,16 +305,67 @@ async def test_unreachable_counters_answer_a_generic_503_and_log_the_detail(
     assert gov.redis is not None
     try:
         key = await _budget_project(gov)
-        ctx = context(gov, key)
-        with caplog.at_level(logging.ERROR, logger="interlock.governance"), pytest.raises(GatewayError) as info:
-            await gov.admit(ctx, request())
-        err = info.value
-        assert (err.status, err.code) == (503, "governance_unavailable")
-        assert "127.0.0.1" not in err.message and "rrno" not in err.message and "refused" not in err.message.lower()
-        assert err.message == ("The gateway cannot reach its rate-limit and budget counters; the request was not "
-                               "sent. Retry later.")
-        logged = [r.getMessage() for r in caplog.records if ctx.id in r.getMessage()]
-        assert len(logged) == 1 and "127.0.0.1" in logged[0]
+        with caplog.at_level(logging.ERROR, logger="interlock.governance"):
+            for _ in range(3):
+                ctx = context(gov, key)
+                with pytest.raises(GatewayError) as info:
+                    await gov.admit(ctx, request())
+                err = info.value
+                assert (err.status, err.code) == (503, "governance_unavailable")
+                assert "127.0.0.1" not in err.message and "rrno" not in err.message
+                assert "refused" not in err.message.lower()
+                assert err.message == ("The gateway cannot reach its rate-limit and budget counters; the request was "
+                                       "not sent. Retry later.")
+        # The operator's log has the detail once, when the counters were lost, not once per refused request.
+        logged = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+        assert len(logged) == 1 and "127.0.0.1" in logged[0] and "unreachable" in logged[0], logged
+        assert gov.redis.collect()[0][3] == [({}, 0.0)]
     finally:
         await gov.redis.close()
+        await gov.store.close()
+
+
+async def test_losing_and_regaining_the_counters_is_one_metric_and_log_transition_each(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    gov = governance(tmp_path, redis_url=REDIS_URL)
+    redis = gov.redis
+    assert redis is not None
+    real = redis._admit
+
+    async def down(*args: object, **kwargs: object) -> object:
+        raise redis_exceptions.ConnectionError("Connection refused")
+
+    def metrics() -> dict[str, object]:
+        return {name: samples for name, _, _, samples in redis.collect()}
+
+    try:
+        key = await _budget_project(gov)
+        await gov.admit(context(gov, key), request())
+        assert metrics()["interlock_governance_counters_up"] == [({}, 1.0)]
+        with caplog.at_level(logging.INFO, logger="interlock.governance"):
+            redis._admit = down
+            for _ in range(4):
+                with pytest.raises(GatewayError):
+                    await gov.admit(context(gov, key), request())
+            assert metrics()["interlock_governance_counters_up"] == [({}, 0.0)]
+            redis._admit = real
+            await gov.admit(context(gov, key), request())  # recovers on its own with the next call
+        assert metrics() == {
+            "interlock_governance_counters_up": [({}, 1.0)],
+            "interlock_governance_counters_transitions": [({"to": "up"}, 1.0), ({"to": "down"}, 1.0)]}
+        lines = [(r.levelname, r.getMessage()) for r in caplog.records]
+        assert [level for level, _ in lines] == ["ERROR", "WARNING"], lines
+        assert "unreachable" in lines[0][1] and "answer again" in lines[1][1]
+        # A readiness probe notices the loss too (and the return, with no traffic at all).
+        redis.client.ping, ping = down, redis.client.ping
+        with pytest.raises(redis_exceptions.ConnectionError):
+            await redis.ping()
+        assert redis.up is False
+        redis.client.ping = ping
+        await redis.ping()
+        assert redis.up is True and redis.transitions == [2, 2]
+    finally:
+        redis._admit = real
+        await _cleanup(redis.prefix)
+        await redis.close()
         await gov.store.close()

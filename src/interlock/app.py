@@ -169,6 +169,8 @@ class Gateway:
         self.obs = Observability(settings, self.store, clock)
         if self.governance.propagation is not None:
             self.obs.registry.collector(self.governance.propagation.collect)
+        if self.governance.redis is not None:
+            self.obs.registry.collector(self.governance.redis.collect)
         self.ledger: Ledger = self.obs.sink
         self.identify = Identify(self.auth, self.obs.log_settings.zero_data_retention)
         #: DLP and prompt-injection detectors (guardrails/): one guard per distinct effective settings.

@@ -29,7 +29,13 @@ settle is idempotent, so one that failed can be retried (``service.py``) without
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
+
+from redis.exceptions import RedisError
+
+log = logging.getLogger("interlock.governance")
 
 #: A concurrency slot held by a replica that died is freed after this long.
 CONCURRENCY_DEADLINE_S = 900.0
@@ -260,10 +266,57 @@ class RedisCounters:
             connection_pool=aioredis.BlockingConnectionPool.from_url(url, max_connections=64, timeout=5))
         self._admit = self.client.register_script(ADMIT_LUA)
         self._settle = self.client.register_script(SETTLE_LUA)
+        #: Whether the last call reached Redis, and the transitions since start (up, down): for the metrics
+        #: and one log line per transition, not one per refused request.
+        self.up = True
+        self.transitions = [0, 0]
+        self._down_since = 0.0
 
     async def ping(self) -> None:
-        """Readiness: Redis answers (raises when it does not)."""
-        await self.client.ping()
+        """Readiness: Redis answers (raises when it does not). Also notices a recovery with no traffic."""
+        try:
+            await self.client.ping()
+        except (OSError, RedisError) as exc:
+            self._lost(exc)
+            raise
+        if not self.up:
+            self._back()
+
+    async def _call(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        try:
+            result = await script(keys=keys, args=args)
+        except (OSError, RedisError) as exc:
+            self._lost(exc)
+            raise
+        if not self.up:
+            self._back()
+        return result
+
+    def _lost(self, exc: BaseException) -> None:
+        if self.up:
+            self.up = False
+            self.transitions[1] += 1
+            self._down_since = time.monotonic()
+            log.error("governance: the counters in Redis are unreachable (%s: %s); requests under a budget or "
+                      "limit are refused with 503 governance_unavailable until it answers again", type(exc).__name__,
+                      exc)
+
+    def _back(self) -> None:
+        self.up = True
+        self.transitions[0] += 1
+        log.warning("governance: the counters in Redis answer again after %.1f s; budgets and limits apply again",
+                    time.monotonic() - self._down_since)
+
+    def collect(self) -> list[tuple[str, str, str, list[tuple[dict[str, str], float]]]]:
+        """``/metrics`` at scrape time: whether this worker's last counter call reached Redis."""
+        return [
+            ("interlock_governance_counters_up", "gauge", "1 while this worker reaches the budget and limit "
+             "counters in Redis; 0 while governed requests are refused with governance_unavailable.",
+             [({}, float(self.up))]),
+            ("interlock_governance_counters_transitions", "counter", "Times the counters in Redis became "
+             "reachable again or were lost.",
+             [({"to": "up"}, float(self.transitions[0])), ({"to": "down"}, float(self.transitions[1]))]),
+        ]
 
     async def admit(self, checks: list[Check], member: str, now: float,
                     deadline: float = 0.0) -> tuple[int, list[int]]:
@@ -275,7 +328,7 @@ class RedisCounters:
             args += [kind, limit, amount, seed, CONCURRENCY_DEADLINE_S if kind == "c" else expire]
             if kind == "b":
                 keys.append(self.prefix + key + ":r")
-        result = await self._admit(keys=keys, args=args)
+        result = await self._call(self._admit, keys, args)
         return int(result[0]), [int(v) for v in result[1:]]
 
     async def settle(self, checks: list[Check], member: str, tokens: int, nano: int, now: float) -> list[int]:
@@ -292,7 +345,7 @@ class RedisCounters:
             args += [kind, amount, tokens if kind == "t" else nano if kind == "b" else 0, seed, expire]
         if not keys:
             return []
-        result = await self._settle(keys=keys + budgets, args=args)
+        result = await self._call(self._settle, keys + budgets, args)
         return [int(v) for v in result]
 
     async def spent(self, key: str) -> tuple[int, int] | None:

@@ -303,7 +303,7 @@ class Governance:
                 assert self.redis is not None
                 failed, used = await self.redis.admit(checks, member, now, now + WINDOW_S)
         except (OSError, RedisError) as exc:
-            log.error("governance: a tool call was refused, the counters are unreachable: %s", exc)
+            log.debug("governance: a tool call was refused, the counters are unreachable: %s", exc)
             raise GatewayError("The gateway cannot reach its rate-limit counters; the tool call was not made. "
                                "Retry later.", status=503, code="governance_unavailable") from None
         if failed:
@@ -432,8 +432,9 @@ class Governance:
                 failed, used = await self.redis.admit(checks, ctx.id, now, now + request_lifetime(ctx))
         except (OSError, RedisError) as exc:
             # Fail closed: without the counters no hard budget or limit could be kept. The caller learns
-            # that much; where the counters live and why they failed is for the operator's log only.
-            log.error("governance: request %s refused, the counters are unreachable: %s", ctx.id, exc)
+            # that much; where the counters live and why they failed is for the operator's log only: one line
+            # when they are lost and one when they are back (RedisCounters), the request id at debug level.
+            log.debug("governance: request %s refused, the counters are unreachable: %s", ctx.id, exc)
             raise GatewayError("The gateway cannot reach its rate-limit and budget counters; the request was not "
                                "sent. Retry later.", status=503, code="governance_unavailable") from None
         headers = self._limit_headers(applicable.rated, checks, used, now, failed) if applicable.rated else []
@@ -566,7 +567,7 @@ class Governance:
         except (OSError, RedisError) as exc:
             # Redis is away (or the reply was lost): settle again later. The settle is idempotent, so Redis's
             # spent ends up equal to what the request log and the store's rollups record.
-            log.warning("governance: settling request %s in Redis failed (%s); retrying every %gs", res.member,
+            log.debug("governance: settling request %s in Redis failed (%s); retrying every %gs", res.member,
                         exc, self.cfg.poll_interval_s)
             retry = [c for c in res.checks if c[0] in "bc"]  # a token window correction is moot by then
             if retry:
