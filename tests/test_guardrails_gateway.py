@@ -251,7 +251,7 @@ def test_fail_mode_decides_when_a_detector_cannot_run(tmp_path: Path, mode: str)
         class Broken:
             def scan(self, text: str) -> list[Any]:
                 raise RuntimeError("the detector is broken")
-        gw.guard.dlp = Broken()
+        gw.guards.floor.dlp = Broken()
         proto = _chat_in_process(gw, loop, f"card {CARD}")
         if mode == "closed":
             assert proto.status == 503

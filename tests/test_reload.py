@@ -102,3 +102,46 @@ def test_without_a_config_file_there_is_nothing_to_reload(tmp_path: Path) -> Non
         assert status == 400 and "--config" in err["error"]["message"]
     finally:
         gw.stop()
+
+
+def test_a_reload_swaps_the_guardrail_floor_and_the_project_entries(tmp_path: Path) -> None:
+    gw = start_gateway(tmp_path, BASE + "guardrails: {pii: {action: monitor}}\n")
+    client = openai.OpenAI(base_url=gw.base_url, api_key=MASTER_KEY, max_retries=0, timeout=30)
+
+    def mail(headers: dict[str, str] | None = None) -> tuple[int, str]:
+        """Status and x-interlock-guardrails of a request carrying an e-mail address."""
+        try:
+            raw = client.chat.completions.with_raw_response.create(
+                model="openai/gpt-4.1-mini", max_tokens=5, extra_headers=headers,
+                messages=[{"role": "user", "content": "write to jane.doe@example.com"}])
+            return raw.status_code, raw.headers.get("x-interlock-guardrails", "")
+        except openai.BadRequestError as err:
+            assert err.code == "content_blocked", err
+            return 400, ""
+
+    try:
+        call(gw, "POST", "/admin/v1/projects", {"id": "billing"})
+        billing = {"x-interlock-project": "billing"}
+        time.sleep(0.6)
+        assert mail() == (200, "pii=monitor") and mail(billing) == (200, "pii=monitor")
+        # The floor tightens to redact and the billing project gets its own, stricter entry.
+        (tmp_path / "interlock.yaml").write_text(BASE + "guardrails:\n  pii: {action: redact}\n"
+                                                 "  projects: {billing: {pii: {action: block}}}\n")
+        status, _, body = call(gw, "POST", "/admin/v1/reload")
+        assert status == 200 and body["restart_needed_for"] == [], body
+        assert mail() == (200, "pii=redact") and mail(billing) == (400, "")
+        status, _, project = call(gw, "GET", "/admin/v1/projects/billing")
+        assert project["effective_guardrails"]["pii"]["action"] == "block", project
+        # A looser project entry than the floor is refused like at start-up: nothing changes.
+        (tmp_path / "interlock.yaml").write_text(BASE + "guardrails:\n  pii: {action: redact}\n"
+                                                 "  projects: {billing: {pii: {action: monitor}}}\n")
+        status, _, err = call(gw, "POST", "/admin/v1/reload")
+        assert status == 400 and "looser" in err["error"]["message"], err
+        assert mail() == (200, "pii=redact") and mail(billing) == (400, "")
+        # Off again: nothing is scanned.
+        (tmp_path / "interlock.yaml").write_text(BASE)
+        assert call(gw, "POST", "/admin/v1/reload")[0] == 200
+        assert mail() == (200, "") and mail(billing) == (200, "")
+        assert "Traceback" not in gw.output()
+    finally:
+        gw.stop()

@@ -175,7 +175,6 @@ class Gateway:
         self.identify = Identify(self.auth, self.obs.log_settings.zero_data_retention)
         #: DLP and prompt-injection detectors (guardrails/): one guard per distinct effective settings.
         self.guards = Guards(self.guardrails.floor)
-        self.guard = self.guards.floor
         self.guardrail_count = self.obs.registry.counter(
             "interlock_guardrail_detections_total",
             "Guardrail detections, by detector, action (monitor, redact, block, unchecked, unavailable) and "
@@ -197,7 +196,8 @@ class Gateway:
         #: SIGHUP and POST /admin/v1/reload: vendors, aliases and policies from the config file again.
         self.reloader = Reloader(settings, Path(settings.source) if settings.document is not None and settings.source
                                  else None, self.routing, self.vendors, self.http, self.simulator,
-                                 settings.server.workers, validate)
+                                 settings.server.workers, validate, self.guardrails, self.guards,
+                                 lambda: self.auth.load(self.governance.defs))
         self._reloads: set[asyncio.Task[None]] = set()
         self.router = self._routes()
 

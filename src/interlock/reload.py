@@ -2,11 +2,12 @@
 
 The config file is read again and validated in full, as at start-up (a mistake is a ``ConfigError`` naming
 file, line and key, and the running config keeps serving). What reloads: the vendors (keys, base URLs,
-which are live), aliases and routing policies (``policies:``). Everything is built first; then the live vendor table and
-the planner are swapped in one synchronous step, so a request sees the old config or the new one, never a
-mix; circuit breakers and live statistics carry over by route. What needs a restart (and is reported as
-unchanged until a restart): every other section - server, store, redis, logging, cache, catalog, simulator,
-console, mcp, guardrails, governance, circuit_breaker, routing, telemetry.
+which are live), aliases, routing policies (``policies:``) and the guardrails (the floor and the per-project
+entries). Everything is built first (a new floor's detectors included); then the live vendor table, the
+planner and the guardrails are swapped in one synchronous step, so a request sees the old config or the new
+one, never a mix; circuit breakers and live statistics carry over by route. What needs a restart (and is
+reported as unchanged until a restart): every other section - server, store, redis, logging, cache, catalog,
+simulator, console, mcp, governance, circuit_breaker, routing, telemetry.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any
 
 from interlock.config import ConfigError, Settings, load_settings
 from interlock.core.vendor import VendorRuntime
+from interlock.guardrails.guard import Guard, Guards
+from interlock.guardrails.settings import GuardrailConfig
 from interlock.routing.engine import RoutingEngine
 from interlock.routing.planner import Planner
 from interlock.routing.setup import reloaded_planner
@@ -28,7 +31,7 @@ from interlock.vendors.transport import HttpTransport, Transport
 log = logging.getLogger("interlock")
 
 #: Sections a reload applies; a change anywhere else takes effect at the next restart.
-RELOADED = ("vendors", "aliases", "policies")
+RELOADED = ("vendors", "aliases", "policies", "guardrails")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +53,14 @@ class Reloader:
 
     def __init__(self, settings: Settings, path: Path | None, routing: RoutingEngine,
                  vendors: MutableMapping[str, VendorRuntime], http: HttpTransport, simulator: Transport | None,
-                 workers: int, validate: Callable[[Settings], None]) -> None:
+                 workers: int, validate: Callable[[Settings], None], guardrails: GuardrailConfig,
+                 guards: Guards, reauthorize: Callable[[], None]) -> None:
         self.settings = settings
+        #: The shared guardrails section and detectors; ``reauthorize`` recomputes each key's effective
+        #: guardrails (``Authenticator.load`` with the current definitions).
+        self.guardrails = guardrails
+        self.guards = guards
+        self.reauthorize = reauthorize
         #: The start-up check of every section (``app.validate``).
         self.validate = validate
         self.path = path
@@ -70,13 +79,21 @@ class Reloader:
         settings = load_settings(self.path, vendor_table=VENDOR_TABLE, overrides={"workers": self.workers})
         self.validate(settings)
         vendors = build_vendors(settings, self.http, self.simulator)
-        return Prepared(settings, vendors, reloaded_planner(settings, self.routing.planner.catalog, self.vendors))
+        guardrails = GuardrailConfig.from_settings(settings)
+        # A new floor's detectors are built here, off the loop (rules to compile, perhaps a model to load).
+        floor = Guard(guardrails.floor) if guardrails.floor != self.guards.floor.settings else None
+        return Prepared(settings, vendors, reloaded_planner(settings, self.routing.planner.catalog, self.vendors),
+                        guardrails, floor)
 
     def apply(self, new: Prepared) -> Reloaded:
         """Swap ``new`` in, with no await in between (call on the event loop)."""
         self.vendors.clear()
         self.vendors.update(new.vendors)
         self.routing.replan(new.planner)
+        self.guardrails.update(new.guardrails)
+        if new.floor is not None:
+            self.guards.replace(new.floor)
+        self.reauthorize()
         pending = _pending(self.settings, new.settings)
         self.settings = new.settings
         planner = new.planner
@@ -96,6 +113,9 @@ class Prepared:
     settings: Settings
     vendors: Mapping[str, VendorRuntime]
     planner: Planner
+    guardrails: GuardrailConfig
+    #: The new floor's guard when the floor changed (None: the running one stays, with its caches).
+    floor: Guard | None
 
 
 def _pending(old: Settings, new: Settings) -> tuple[str, ...]:

@@ -303,6 +303,8 @@ class Guard:
         else:
             self.injection = InjectionDetector(pi.threshold, pi.indirect_threshold, classifier)
         self._configured = tuple(d for d in DETECTORS if settings.detector(d).on)
+        #: Any detector on (an attribute, not a property: read on every request).
+        self.enabled = bool(self._configured)
         #: The detectors that also scan answers (``output: true``, the default).
         self.output = tuple(d for d in ("pii", "secrets") if settings.detector(d).on and settings.detector(d).output)
 
@@ -347,10 +349,6 @@ class Guard:
             if flagged != result.flagged:
                 result = replace(result, flagged=flagged)
         return result
-
-    @property
-    def enabled(self) -> bool:
-        return self.settings.enabled
 
     def check_request(self, request: Mapping[str, Any]) -> Checked:
         """The configured detectors over a chat request; only detectors that flagged (or could not run)."""
@@ -445,6 +443,13 @@ class Guards:
         self._by_override: dict[object, Guard] = {}
         self._by_settings: dict[GuardrailSettings, Guard] = {floor: self.floor}
         self._building = threading.Lock()
+
+    def replace(self, floor: Guard) -> None:
+        """A config reload with another floor: every project's guard is rebuilt on its next use against it."""
+        with self._building:
+            self.floor = floor
+            self._by_override = {}
+            self._by_settings = {floor.settings: floor}
 
     def cached(self, override: object) -> Guard | None:
         """The guard already built for a principal's override, or None (then :meth:`get` builds it)."""

@@ -413,12 +413,20 @@ def check_project(floor: GuardrailSettings, override: ProjectGuardrails, fail: F
         raise fail(*problem)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class GuardrailConfig:
-    """The ``guardrails:`` section: the operator's floor and the per-project entries of ``projects:``."""
+    """The ``guardrails:`` section: the operator's floor and the per-project entries of ``projects:``.
+
+    One instance is shared by whoever needs it (authentication, admin API, console); a config reload
+    changes it in place (:meth:`update`), so every holder sees the new section at once."""
 
     floor: GuardrailSettings = GuardrailSettings()
     projects: Mapping[str, ProjectGuardrails] = field(default_factory=dict)
+
+    def update(self, new: GuardrailConfig) -> None:
+        """Take ``new``'s floor and project entries (a config reload; no await between the two)."""
+        self.floor = new.floor
+        self.projects = new.projects
 
     def floor_for(self, project: str) -> GuardrailSettings:
         """What a project's admin API setting may not loosen: the floor with the project's YAML entry."""

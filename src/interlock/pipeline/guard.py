@@ -51,13 +51,12 @@ async def off_loop(fn: Callable[[T], R], arg: T) -> R:
 
 
 class GuardStage:
-    __slots__ = ("count", "floor_on", "guard", "guards")
+    __slots__ = ("count", "guards")
 
     def __init__(self, guards: Guards, count: Callable[[str, str, str], None]) -> None:
-        #: One guard per distinct effective settings; ``guard`` is the operator's floor.
+        #: One guard per distinct effective settings; ``guards.floor`` is the operator's (read per request:
+        #: a config reload may replace it).
         self.guards = guards
-        self.guard = guards.floor
-        self.floor_on = guards.floor.enabled
         #: ``count(detector, action, direction)``: the metrics counter (direction ``input`` or ``output``).
         self.count = count
 
@@ -66,9 +65,9 @@ class GuardStage:
         principal = ctx.principal
         override = None if principal is None else principal.guardrails
         if override is None:
-            if not self.floor_on:
+            guard = self.guards.floor
+            if not guard.enabled:
                 return request
-            guard = self.guard
         else:
             # A project's guard not built yet: built on a worker thread (rules to compile, maybe a model to load).
             built = self.guards.cached(override)
