@@ -127,6 +127,7 @@ def test_the_admin_filters_drills_down_and_exports(traffic: tuple[GatewayProcess
         assert rid in body and "Timeline" in body and "received" in body and "finished" in body
         assert f"{record['input_tokens']:,}" in body and f"{record['output_tokens']:,}" in body
         assert "attempt 1: simulator" in body
+        assert record["client_ip"] == "127.0.0.1" and "Client 127.0.0.1" in body
         assert record["explanation"][:40] in body
         assert "hello 0" in body  # log level full keeps the content
         shot(page, "request-detail-desktop")

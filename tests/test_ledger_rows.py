@@ -107,7 +107,7 @@ def test_scenarios_cover_every_trace_shape(contexts: dict[str, RequestContext]) 
 
 def test_one_target_decisions_are_stored_short(contexts: dict[str, RequestContext]) -> None:
     short = {name for name, ctx in contexts.items()
-             if len(orjson.loads(build_row(ctx, "metadata", False, Redactor())[-1])[-2]) == 5}
+             if len(orjson.loads(build_row(ctx, "metadata", False, Redactor())[-1])[-3]) == 5}
     # A :floor suffix is an override: the full form keeps it.
     assert short == {"single", "single_failed"}
     assert len(contexts["single_failed"].attempts) > 1
@@ -292,7 +292,7 @@ def test_rows_of_the_previous_detail_layout_still_read(contexts: dict[str, Reque
     for name, ctx in contexts.items():
         row = build_row(ctx, "metadata", False, Redactor())
         detail = orjson.loads(row[-1])
-        if len(detail[-2]) == 5:
+        if len(detail[-3]) == 5:
             continue
         old = (*row[:-1], orjson.dumps([1, *detail[1:]]).decode())
         assert row_record(old) == row_record(row), name

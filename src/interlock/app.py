@@ -194,6 +194,7 @@ class Gateway:
         self.mcp = McpGateway(settings, self.auth, self.governance, self.obs, self.guards, state.secret,
                               self._count_guardrail, clock)
         #: SIGHUP and POST /admin/v1/reload: vendors, aliases and policies from the config file again.
+        Request.trusted_proxies = settings.server.trusted_proxies  # X-Forwarded-For from these only
         self.reloader = Reloader(settings, Path(settings.source) if settings.document is not None and settings.source
                                  else None, self.routing, self.vendors, self.http, self.simulator,
                                  settings.server.workers, validate, self.guardrails, self.guards,

@@ -13,6 +13,7 @@ parses its typed :class:`VendorSettings` from its section.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -26,6 +27,7 @@ from interlock.core.vendor import Timeouts, VendorSpec
 DEFAULT_PORT = 8400
 DEFAULT_MAX_BODY = 32 * 1024 * 1024
 ENGINES = ("native", "granian")
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 __all__ = ["ConfigError", "ServerSettings", "Settings", "VendorConfig", "VendorSettings", "VendorTable", "VendorType",
            "load_settings"]
@@ -51,6 +53,25 @@ class ServerSettings:
     #: check interval times the failures it needs); then requests in flight get ``grace_s`` to finish.
     drain_s: float = 0.0
     grace_s: float = 10.0
+    #: Load balancers and proxies whose ``X-Forwarded-For`` names the client (addresses or CIDR networks);
+    #: a request from anywhere else is attributed to its own peer address, whatever the header says.
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+
+
+def _networks(sec: Section, key: str) -> tuple[IPNetwork, ...]:
+    """A list of IP addresses or CIDR networks (``10.0.0.0/8``, ``::1``)."""
+    raw = sec.raw(key)
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):
+        raise sec.error("expected a list of IP addresses or networks, e.g. [127.0.0.1, 10.0.0.0/8]", key)
+    out: list[IPNetwork] = []
+    for value in raw:
+        try:
+            out.append(ipaddress.ip_network(value.strip(), strict=False))
+        except ValueError:
+            raise sec.error(f"{value!r} is not an IP address or network (CIDR)", key) from None
+    return tuple(out)
 
 
 class VendorSettings:
@@ -322,7 +343,7 @@ def load_settings(
 
     srv = top.section("server")
     srv.only("host", "port", "workers", "max_body_bytes", "state_dir", "timeouts", "engine", "head_timeout",
-             "keepalive_timeout", "body_timeout", "drain_s", "grace_s")
+             "keepalive_timeout", "body_timeout", "drain_s", "grace_s", "trusted_proxies")
     home = env.get("INTERLOCK_HOME")
     state_dir = Path(srv.string("state_dir") or home or ".interlock")
     if path is not None and not state_dir.is_absolute() and srv.has("state_dir"):
@@ -339,6 +360,7 @@ def load_settings(
         body_timeout=srv.number("body_timeout", 30.0, positive=True),
         drain_s=srv.number("drain_s", 0.0, minimum=0.0),
         grace_s=srv.number("grace_s", 10.0, minimum=0.0),
+        trusted_proxies=_networks(srv, "trusted_proxies"),
     )
     if overrides:
         port = overrides.get("port")

@@ -214,6 +214,7 @@ def detail_view(r: dict[str, Any], price: Price | None = None) -> dict[str, Any]
         "saved": usd(r.get("cache_saved_picousd")) if r.get("cache_saved_picousd") is not None else "",
         "guard_rows": [g for g in r.get("guardrails") or [] if isinstance(g, dict)],
         "error": r.get("error_message") or "", "end_user": r.get("end_user") or "",
+        "client_ip": r.get("client_ip") or "",
         "content_level": r.get("content_level") or "",
         "request_content": r.get("request_content"), "response_content": r.get("response_content"),
         "output_tps": r.get("output_tps"), "requested_model": r.get("requested_model") or "",

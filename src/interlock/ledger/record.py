@@ -222,7 +222,7 @@ def _answered_row(ctx: RequestContext, level: str, zdr: bool) -> tuple[Any, ...]
            a.retry_after, int(offset) if -8.64e10 < offset < 8.64e10 else None),),
          None, plan.explanation_text if plan is not None else None,
          (trace.policy, trace.strategy, trace.estimated_input_tokens, trace.requested_output_tokens, trace.reason),
-         "zdr" if zdr else level)).decode()
+         "zdr" if zdr else level, _client(ctx, zdr))).decode()
     return (ctx.id, ctx.received_at,
             (principal.project or "") if principal is not None else "",
             (principal.key_id or principal.key_prefix or "") if principal is not None else "",
@@ -352,13 +352,19 @@ def build_row(ctx: RequestContext, level: str, zdr: bool, redactor: Redactor) ->
         (DETAIL_VERSION, None, duration_us,
          int((first_byte - started) * 1e6 + 0.5) if first_byte is not None else None, None, ctx.end_user,
          vendor_model, error_type, message, cache_write, reasoning, estimated, 1 if cache_read else 0, simulated,
-         packed_attempts, guardrails, explanation, packed_trace, "zdr" if zdr else level),
+         packed_attempts, guardrails, explanation, packed_trace, "zdr" if zdr else level, _client(ctx, zdr)),
         option=JSON_OPTIONS, default=json_default).decode()
     return (ctx.id, received, project, key_id, model, ctx.requested_model or "", vendor,
             499 if ctx.client_disconnected else ctx.status, picousd, input_tokens, cache_read, output_tokens,
             orjson.dumps(tags).decode() if tags else "", ctx.inbound, 1 if ctx.stream else 0, request_content,
             response_content, response_cache, saved_picousd,
             strongest_action(guardrails) if guardrails else "", detail)
+
+
+def _client(ctx: RequestContext, zdr: bool) -> str | None:
+    """The caller's IP address (behind ``server.trusted_proxies``, the one they forwarded); not under ZDR."""
+    exchange = ctx.exchange
+    return (exchange.client_host or None) if exchange is not None and not zdr else None
 
 
 def dumps(value: Any) -> str:

@@ -64,7 +64,7 @@ _TEXT_POSITIONS = tuple(ROW_COLUMNS.index(c) for c in TEXT_COLUMNS)
 DETAIL_FIELDS: tuple[str, ...] = (
     "done_us", "duration_us", "ttft_us", "output_tps", "end_user", "vendor_model", "error_type", "error_message",
     "cache_write_tokens", "reasoning_tokens", "cost_estimated", "cache_hit", "simulated", "attempts",
-    "guardrails", "explanation", "routing_trace", "content_level",
+    "guardrails", "explanation", "routing_trace", "content_level", "client_ip",
 )
 _D = {name: 1 + i for i, name in enumerate(DETAIL_FIELDS)}
 #: Detail fields copied to the record as they are.
@@ -73,6 +73,8 @@ _PLAIN_FIELDS = tuple((name, _D[name]) for name in (
     "cost_estimated", "cache_hit", "simulated", "guardrails", "content_level"))
 _D_DONE, _D_DURATION, _D_TTFT, _D_TPS = _D["done_us"], _D["duration_us"], _D["ttft_us"], _D["output_tps"]
 _D_ATTEMPTS, _D_EXPLANATION, _D_TRACE = _D["attempts"], _D["explanation"], _D["routing_trace"]
+#: Added last: details written before it are one element shorter.
+_D_CLIENT = _D["client_ip"]
 
 #: What queries select: every column a record may have been written to (old rows), the response cache's,
 #: then ``detail``.
@@ -203,6 +205,7 @@ def decode_row(values: Sequence[Any]) -> dict[str, Any]:
     out["ttft_ms"] = _ms(ttft)
     for name, i in _PLAIN_FIELDS:
         out[name] = d[i]
+    out["client_ip"] = d[_D_CLIENT] if len(d) > _D_CLIENT else None
     tps = d[_D_TPS]
     output = out["output_tokens"]
     if tps is None and output and duration is not None:

@@ -9,12 +9,14 @@ the format of the API the route belongs to.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
 
+from interlock.config import IPNetwork
 from interlock.core import exchange
 from interlock.core.errors import GatewayError, InvalidRequest, PayloadTooLarge, RequestTimeout
 from interlock.core.exchange import Disconnect, Headers, StreamOut
@@ -52,6 +54,8 @@ class Request:
     #: Granian parses with hyper, laxer than llhttp on a few framing shapes: the app checks what it can see
     #: (``framing_error``) and closes the connection after anything a stricter proxy might frame differently.
     check_framing = False
+    #: ``server.trusted_proxies`` (set by the app at start): peers whose ``X-Forwarded-For`` is believed.
+    trusted_proxies: tuple[IPNetwork, ...] = ()
 
     def __init__(self, scope: RSGIScope, proto: RSGIProtocol) -> None:
         self.scope = scope
@@ -91,7 +95,11 @@ class Request:
 
     @property
     def client_host(self) -> str:
-        return peer_host(self.scope.client)
+        """The client's IP address: the peer's, or behind a trusted proxy the one it forwarded."""
+        peer = peer_host(self.scope.client)
+        if not self.trusted_proxies:
+            return peer
+        return forwarded_client(peer, self.headers.get("x-forwarded-for"), self.trusted_proxies)
 
     @property
     def tls(self) -> bool:
@@ -170,6 +178,33 @@ def peer_host(client: str) -> str:
         return client[1:client.find("]")] if "]" in client else client[1:]
     host, sep, port = client.rpartition(":")
     return host if sep and port.isdigit() else client
+
+
+def forwarded_client(peer: str, forwarded: object, trusted: tuple[IPNetwork, ...]) -> str:
+    """The client behind trusted proxies: ``X-Forwarded-For`` read from the right, skipping trusted hops
+    (each proxy appends the address it received from), so a client cannot name itself by sending the header.
+    ``peer`` itself when it is not trusted, or an entry is not an address."""
+    if not _trusted(peer, trusted) or forwarded is None:
+        return peer
+    hops = [h.strip() for h in str(forwarded).split(",")]
+    client = peer
+    for hop in reversed(hops):
+        if not _trusted(hop, trusted):
+            try:
+                ipaddress.ip_address(hop)
+            except ValueError:
+                return client  # garbage where an address should be: the last address known good
+            return hop
+        client = hop
+    return client
+
+
+def _trusted(host: str, trusted: tuple[IPNetwork, ...]) -> bool:
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return any(addr in net for net in trusted)
 
 
 def refusal_error(status: int, code: str, message: str) -> GatewayError:
