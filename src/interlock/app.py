@@ -285,7 +285,7 @@ class Gateway:
         router.add("/admin/v1/spend", ("GET",), admin_logs.spend, openai_errors)
         if self.obs.telemetry.metrics:
             router.add("/metrics", ("GET",), MetricsApi(self.obs.registry, self.obs.snapshots).scrape, openai_errors)
-        AdminApi(self.governance, self.secret, self.guardrails).add_routes(router)
+        AdminApi(self.governance, self.secret, self.guardrails, self.settings.regions).add_routes(router)
         router.add("/admin/v1/reload", ("POST",), self.reload_route, openai_errors)
         router.add("/admin/v1/cache", ("GET", "DELETE"), CacheAdmin(self.cache, self.auth).route, openai_errors)
         self.mcp.add_routes(router)

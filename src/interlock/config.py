@@ -22,6 +22,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar, TypeVar
 
 from interlock.configfile import ConfigError, Document, Section, unsafe_header_value
+from interlock.core.regions import BUILTIN_REGIONS, RegionTable, valid_name
 from interlock.core.vendor import Timeouts, VendorSpec
 
 DEFAULT_PORT = 8400
@@ -91,6 +92,10 @@ class VendorSettings:
         """Why the vendor cannot run for want of a setting (None when it can); read when :attr:`decides_liveness`."""
         return None
 
+    def regions(self) -> tuple[str, ...]:
+        """Where the vendor runs, as its settings say (Bedrock's region, Vertex's location); () when they don't."""
+        return ()
+
 
 NO_SETTINGS = VendorSettings()
 
@@ -149,6 +154,9 @@ class VendorConfig:
     explicitly_configured: bool = False
     #: The vendor type's own settings, parsed by its package (:class:`VendorType`).
     settings: VendorSettings = NO_SETTINGS
+    #: Where this instance runs (vendors' own region names): ``regions`` in its section, else what its
+    #: settings derive; () when unknown, which no region rule admits (core/regions.py).
+    regions: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -206,6 +214,8 @@ class Settings:
     source: str | None
     #: ``store: postgresql://...``: the request log in PostgreSQL (default: SQLite in the state directory).
     store_url: str | None = None
+    #: Region name -> jurisdiction: the built-in table plus ``regions.jurisdictions``.
+    regions: RegionTable = BUILTIN_REGIONS
     #: The parsed file, so subsystems that validate their own section (``policies:``,
     #: ``logging:``, ``telemetry:``) can report errors with the file and line.
     document: Document | None = None
@@ -223,11 +233,11 @@ class Settings:
 
 _TOP_KEYS = ("server", "vendors", "aliases", "simulator", "catalog", "logging", "store", "telemetry", "console",
              "policies", "redis", "governance", "circuit_breaker", "guardrails", "cache", "mcp",
-             "routing")
+             "routing", "regions")
 #: ``logging:`` keys; the ledger (``ledger/settings.py``) reads and checks their values.
 LOGGING_KEYS = ("enabled", "level", "retention_days", "zero_data_retention", "flush_interval", "batch_size")
 #: Keys of a ``vendors.<id>`` section every vendor has; each type adds its own (:attr:`VendorType.keys`).
-_VENDOR_KEYS = ("type", "base_url", "api_key", "headers", "timeouts", "enabled", "name")
+_VENDOR_KEYS = ("type", "base_url", "api_key", "headers", "timeouts", "enabled", "name", "regions")
 
 
 def _timeouts(section: Section, base: Timeouts) -> Timeouts:
@@ -252,8 +262,40 @@ def _env_key(spec: VendorSpec, environ: Mapping[str, str]) -> str | None:
     return None
 
 
+def region_names(sec: Section, key: str, table: RegionTable, *, known: bool) -> tuple[str, ...]:
+    """A list of region or jurisdiction names (one name alone is accepted too); ``known``: each must be
+    in the region table, so a typo is an error rather than a route no rule will ever admit."""
+    raw = sec.raw(key)
+    if raw is None:
+        return ()
+    values = [raw] if isinstance(raw, str) else raw
+    if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
+        raise sec.error("expected a list of region names, e.g. [eu-central-1] or [eu]", key)
+    out: list[str] = []
+    for value in values:
+        name = value.strip().lower()
+        if not valid_name(name):
+            raise sec.error(f"{value!r} is not a region name (lower case letters, digits and hyphens)", key)
+        if known and not table.known(name):
+            raise sec.error(f"unknown region {name!r}: add it to regions.jurisdictions under its jurisdiction "
+                            f"({', '.join(sorted(table.jurisdictions))})", key)
+        out.append(name)
+    return tuple(dict.fromkeys(out))
+
+
+def _region_table(sec: Section) -> RegionTable:
+    sec.only("jurisdictions")
+    juris = sec.section("jurisdictions")
+    extra: dict[str, tuple[str, ...]] = {}
+    for name in juris.names():
+        if not valid_name(name):
+            raise juris.error(f"{name!r} is not a jurisdiction name (lower case letters, digits and hyphens)", name)
+        extra[name] = region_names(juris, name, BUILTIN_REGIONS, known=False)
+    return BUILTIN_REGIONS.extended(extra) if extra else BUILTIN_REGIONS
+
+
 def _vendor(vid: str, section: Section | None, environ: Mapping[str, str], default_timeouts: Timeouts,
-            table: VendorTable) -> VendorConfig:
+            table: VendorTable, regions: RegionTable = BUILTIN_REGIONS) -> VendorConfig:
     spec = table.specs.get(vid)
     if section is None:
         assert spec is not None
@@ -268,6 +310,7 @@ def _vendor(vid: str, section: Section | None, environ: Mapping[str, str], defau
             timeouts=default_timeouts,
             enabled=True,
             settings=settings,
+            regions=settings.regions(),
         )
     section.only(*_VENDOR_KEYS, *table.setting_keys)
     vtype = section.string("type")
@@ -315,6 +358,7 @@ def _vendor(vid: str, section: Section | None, environ: Mapping[str, str], defau
         enabled=section.boolean("enabled", True),
         explicitly_configured=True,
         settings=settings,
+        regions=region_names(section, "regions", regions, known=True) or settings.regions(),
     )
 
 
@@ -374,16 +418,18 @@ def load_settings(
     if server.port > 65535:
         raise srv.error(f"expected a port number ≤ 65535, got {server.port}", "port")
     default_timeouts = _timeouts(srv.section("timeouts"), Timeouts())
+    region_table = _region_table(top.section("regions"))
 
     vendors_section = top.section("vendors")
     vendors: dict[str, VendorConfig] = {}
     for vid in vendor_table.specs:
         if not vendors_section.has(vid):
-            vendors[vid] = _vendor(vid, None, env, default_timeouts, vendor_table)
+            vendors[vid] = _vendor(vid, None, env, default_timeouts, vendor_table, region_table)
     for vid in vendors_section.names():
         if "/" in vid or not vid.strip():
             raise vendors_section.error("vendor ids may not contain '/'", vid)
-        vendors[vid] = _vendor(vid, vendors_section.section(vid), env, default_timeouts, vendor_table)
+        vendors[vid] = _vendor(vid, vendors_section.section(vid), env, default_timeouts, vendor_table,
+                               region_table)
 
     aliases_section = top.section("aliases")
     aliases: dict[str, str] = {}
@@ -419,6 +465,7 @@ def load_settings(
         catalog=MappingProxyType(cat),
         logging_enabled=log.boolean("enabled", True),
         store_url=store_url,
+        regions=region_table,
         source=str(path) if path is not None else None,
         document=doc,
         environ=env,

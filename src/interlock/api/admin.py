@@ -19,6 +19,7 @@ import orjson
 from interlock.core.errors import GatewayError, InvalidRequest, NotFound, PermissionDenied
 from interlock.core.exchange import Exchange
 from interlock.core.principal import Principal
+from interlock.core.regions import BUILTIN_REGIONS, RegionTable
 from interlock.governance import ops
 from interlock.governance.audit import AuditLog, project_of
 from interlock.governance.model import DefinitionError
@@ -46,11 +47,14 @@ class Conflict(GatewayError):
 
 
 class AdminApi:
-    def __init__(self, governance: Governance, secret: bytes, guardrails: GuardrailConfig | None = None) -> None:
+    def __init__(self, governance: Governance, secret: bytes, guardrails: GuardrailConfig | None = None,
+                 regions: RegionTable = BUILTIN_REGIONS) -> None:
         self.gov = governance
         self.secret = secret
         #: The floor a project's ``guardrails`` may only tighten, with the config's per-project entries.
         self.guardrails = guardrails or GuardrailConfig()
+        #: What ``regions`` of a project or key may name (the config's ``regions.jurisdictions`` included).
+        self.regions = regions
         self._openapi = orjson.dumps(document())
         #: Every change made here is written to the audit log (``via = "api"``).
         self.audit = AuditLog(governance.store, governance.clock)
@@ -155,7 +159,8 @@ class AdminApi:
                     defs.projects.values(), key=lambda p: p.id)]}
             if method == "POST":
                 return 201, (await ops.create_project(store, await self._body(req),
-                                                      guardrails=self.guardrails)).to_json()
+                                                      guardrails=self.guardrails,
+                                                      regions=self.regions)).to_json()
             raise self._not_allowed(method, req.path)
         if len(rest) != 1:
             raise NotFound(f"Unknown admin path {req.path}.")
@@ -172,7 +177,8 @@ class AdminApi:
             return 200, data
         if method == "PATCH":
             return 200, (await ops.update_project(store, project, await self._body(req),
-                                                  guardrails=self.guardrails)).to_json()
+                                                  guardrails=self.guardrails,
+                                                  regions=self.regions)).to_json()
         if method == "DELETE":
             await store.delete_project(project.id)
             return 200, {"id": project.id, "deleted": True}
@@ -189,7 +195,8 @@ class AdminApi:
                 keys = [k for k in self.gov.defs.keys.values() if q.get("project") in (None, k.project)]
                 return 200, {"object": "list", "data": [k.to_json() for k in sorted(keys, key=lambda k: k.created_at)]}
             if method == "POST":
-                created, plaintext, attached = await ops.create_key(store, self.secret, await self._body(req))
+                created, plaintext, attached = await ops.create_key(store, self.secret, await self._body(req),
+                                                                    regions=self.regions)
                 data = created.to_json()
                 data["key"] = plaintext
                 data["attached"] = [a.to_json() for a in attached]

@@ -42,19 +42,21 @@ class RoutingApi:
                                            req.header("x-interlock-project"))
         zdr_log.mark(principal.zero_data_retention)
         request = parse_json_object(await req.body(self.max_body))
-        req.json(200, self.explain_for(principal, request, parse_tags(req.header("x-interlock-tags"))))
+        req.json(200, self.explain_for(principal, request, parse_tags(req.header("x-interlock-tags")), exchange=req))
 
     def explain_for(self, principal: Principal, request: dict[str, Any], tags: tuple[str, ...] = (),
-                    input_tokens: int | None = None) -> dict[str, Any]:
+                    input_tokens: int | None = None, exchange: Exchange | None = None) -> dict[str, Any]:
         """The explanation of ``request`` for ``principal`` (also the console's dry run); raises a GatewayError.
 
         ``input_tokens`` replaces the prompt's count (the console re-plans a recorded request by its usage).
         """
         validate_chat_request(request)
-        trace, plan = self.routing.decide(request, exact=True, project=principal.project, input_tokens=input_tokens)
-        # What admit would do to this caller's route (targets without a price under a hard budget).
         ctx = RequestContext("explain")
-        ctx.principal, ctx.requested_model, ctx.routing, ctx.plan = principal, request["model"], trace, plan
+        ctx.principal, ctx.exchange = principal, exchange
+        trace, plan = self.routing.decide(request, exact=True, project=principal.project, input_tokens=input_tokens,
+                                          regions=self.routing.region_rules(ctx, request))
+        # What admit would do to this caller's route (targets without a price under a hard budget).
+        ctx.requested_model, ctx.routing, ctx.plan = request["model"], trace, plan
         ctx.tags = tags
         user = request.get("user")
         ctx.end_user = user[:256] if isinstance(user, str) else None

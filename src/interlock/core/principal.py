@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Hashable
 from dataclasses import dataclass
 
+from interlock.core.regions import RegionRule
+
 
 @dataclass(frozen=True, slots=True)
 class Principal:
@@ -21,6 +23,8 @@ class Principal:
     #: The project's guardrail settings on top of the operator's floor (a frozen
     #: ``guardrails.settings.ProjectGuardrails``, opaque here); None: the floor alone.
     guardrails: Hashable | None = None
+    #: Data residency: the project's and the key's region rules (each must admit a route); () for none.
+    regions: tuple[RegionRule, ...] = ()
 
     @property
     def admin(self) -> bool:

@@ -46,6 +46,8 @@ class Attempt:
     #: "answered", "failed" or "skipped" (circuit opened while the request was in flight).
     outcome: str = "failed"
     retry_after: float | None = None
+    #: Where the route runs (its vendor instance's regions), for data residency's record.
+    regions: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"target": self.target, "vendor": self.vendor, "model": self.model,
@@ -57,6 +59,8 @@ class Attempt:
             out["code"] = self.code
         if self.retry_after is not None:
             out["retry_after_s"] = self.retry_after
+        if self.regions:
+            out["regions"] = list(self.regions)
         return out
 
 
@@ -80,6 +84,8 @@ class Candidate:
             out["score"] = round(self.score, 6)
         if self.detail:
             out["detail"] = {k: v for k, v in self.detail.items() if v is not None}
+        if t.vendor.regions:
+            out["regions"] = list(t.vendor.regions)
         return out
 
 

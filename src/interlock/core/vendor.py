@@ -125,6 +125,8 @@ class VendorRuntime:
     adapter: ChatAdapter
     #: ``POST /v1/embeddings`` for this vendor; None when it has no embeddings API.
     embedder: EmbeddingAdapter | None = None
+    #: Where this instance runs (``VendorConfig.regions``); () when unknown.
+    regions: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:

@@ -24,6 +24,7 @@ from typing import Protocol
 from interlock.core.clock import SYSTEM_CLOCK, Clock
 from interlock.core.errors import AuthenticationFailed, PermissionDenied
 from interlock.core.principal import Principal
+from interlock.core.regions import RegionRule
 from interlock.governance.model import ApiKey, Definitions
 from interlock.guardrails.settings import GuardrailConfig, ProjectGuardrails
 
@@ -169,13 +170,16 @@ class Authenticator:
         zdr = {p.id for p in defs.projects.values() if p.zero_data_retention}
         guard: dict[str, ProjectGuardrails | None] = {
             p.id: self._guardrails.override_for(p.id, p.guardrails) for p in defs.projects.values()}
+        regions = {p.id: (RegionRule("the project's", frozenset(p.regions)),) if p.regions else ()
+                   for p in defs.projects.values()}
         for k in defs.keys.values():
+            own = (RegionRule("the key's", frozenset(k.regions)),) if k.regions else ()
             principals = {p: Principal("project", k.prefix, p, k.id, k.allowed_models, zero_data_retention=p in zdr,
-                                       guardrails=guard[p])
+                                       guardrails=guard[p], regions=regions[p] + own)
                           for p in (k.project, *k.projects) if p in defs.projects}
             keys[k.digest.encode()] = (k, principals)
         self._admin_as = {p: Principal("admin", self._admin.key_prefix, p, zero_data_retention=p in zdr,
-                                       guardrails=guard[p])
+                                       guardrails=guard[p], regions=regions[p])
                           for p in defs.projects}
         self._projects = frozenset(defs.projects)
         self._keys = keys
@@ -226,7 +230,7 @@ class Authenticator:
         if base is None:
             return None
         return Principal("project", key_prefix, project, key_id, zero_data_retention=base.zero_data_retention,
-                         guardrails=base.guardrails)
+                         guardrails=base.guardrails, regions=base.regions)
 
     def authenticate_digest(self, key_digest: str) -> Principal:
         """The caller whose key has this stored digest (a console session): revoked, expired or unknown

@@ -58,6 +58,7 @@ def _open(args: argparse.Namespace) -> tuple[GovStore, bytes, int, bool, Guardra
         store.on_change = announce
     # The floor a project's --guardrails may only tighten (validated as the gateway validates it).
     guardrails = GuardrailConfig.from_settings(settings)
+    args.region_table = settings.regions  # --regions is checked against the config's region table
     return (store, server_secret(state_dir, os.environ), settings.server.workers, redis_settings(settings) is not None,
             guardrails)
 
@@ -148,8 +149,10 @@ def cmd_projects(args: argparse.Namespace) -> int:
             body["allowed_vendors"] = _names(args.vendors)
         if args.guardrails is not None:
             body["guardrails"] = _guardrails(args.guardrails)
+        if args.regions:
+            body["regions"] = _names(args.regions)
         budget = _budget(args.budget)
-        project = await ops.create_project(store, body, guardrails=guardrails)
+        project = await ops.create_project(store, body, guardrails=guardrails, regions=args.region_table)
         print(f"project {project.id} created")
         if budget is not None:
             b = await ops.create_budget(store, {"scope": "project", "subject": project.id, **budget})
@@ -180,11 +183,13 @@ async def _show_or_update(store: GovStore, guardrails: GuardrailConfig, args: ar
             body["allowed_vendors"] = _names(args.vendors)
         if args.guardrails is not None:
             body["guardrails"] = _guardrails(args.guardrails)
+        if args.regions is not None:
+            body["regions"] = _names(args.regions)
         if not body:
-            print("interlock: nothing to update: give --guardrails, --name, --log-level, --models, --vendors or "
-                  "--zero-data-retention", file=sys.stderr)
+            print("interlock: nothing to update: give --guardrails, --name, --log-level, --models, --vendors, "
+                  "--regions or --zero-data-retention", file=sys.stderr)
             return 2
-        project = await ops.update_project(store, project, body, guardrails=guardrails)
+        project = await ops.update_project(store, project, body, guardrails=guardrails, regions=args.region_table)
     data = project.to_json()
     data["effective_guardrails"] = settable(effective(guardrails.floor,
                                                       guardrails.override_for(project.id, project.guardrails)))
@@ -218,13 +223,15 @@ def cmd_keys(args: argparse.Namespace) -> int:
                 body["allowed_models"] = _names(args.models)
             if args.expires:
                 body["expires_in"] = args.expires
+            if args.regions:
+                body["regions"] = _names(args.regions)
             if args.budget:
                 body["budget"] = _budget(args.budget)
             limits = {n: v for n, v in (("rpm", args.rpm), ("tpm", args.tpm), ("concurrent", args.concurrent),
                                         ("tool_calls_per_minute", args.tool_calls)) if v is not None}
             if limits:
                 body["limits"] = limits
-            key, plaintext, _ = await ops.create_key(store, secret, body)
+            key, plaintext, _ = await ops.create_key(store, secret, body, regions=args.region_table)
             print(f"key {key.id} for project {key.project} (shown once; store it now):\n    {plaintext}")
             return 0
         if not args.id:
@@ -260,6 +267,8 @@ def add_governance_parsers(sub: Any) -> None:
     projects.add_argument("--vendors", help="allowed vendors, comma-separated")
     projects.add_argument("--guardrails", help="the project's guardrails as JSON, only tightening the config's "
                                                "floor, e.g. '{\"pii\": {\"action\": \"block\"}}' ('' clears)")
+    projects.add_argument("--regions", help="data residency: jurisdictions or regions its requests may run in, "
+                                            "comma-separated, e.g. eu ('' clears)")
     projects.add_argument("--config", default=None)
     projects.set_defaults(func=cmd_projects)
 
@@ -275,6 +284,7 @@ def add_governance_parsers(sub: Any) -> None:
     keys.add_argument("--tool-calls", type=int, dest="tool_calls", help="MCP tool calls per minute")
     keys.add_argument("--expires", help="e.g. 30d, 12h")
     keys.add_argument("--models", help="allowed models, comma-separated")
+    keys.add_argument("--regions", help="data residency narrower than the project's, comma-separated, e.g. eu")
     keys.add_argument("--overlap", default="1h", help="with rotate: how long the old key keeps working (1h)")
     keys.add_argument("--config", default=None)
     keys.set_defaults(func=cmd_keys)

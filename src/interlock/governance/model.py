@@ -66,11 +66,13 @@ class Project:
     zero_data_retention: bool = False
     #: The project's own guardrail settings, only tightening the operator's floor; None: the floor alone.
     guardrails: ProjectGuardrails | None = None
+    #: Data residency: region or jurisdiction names its requests may run in; empty: anywhere.
+    regions: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "log_level": self.log_level,
                 "allowed_models": list(self.allowed_models), "allowed_vendors": list(self.allowed_vendors),
-                "zero_data_retention": self.zero_data_retention,
+                "zero_data_retention": self.zero_data_retention, "regions": list(self.regions),
                 "guardrails": None if self.guardrails is None else self.guardrails.to_json(),
                 "created_at": self.created_at}
 
@@ -92,12 +94,14 @@ class ApiKey:
     revoked_at: float | None = None
     #: Set on the old key by a rotation (the old key then expires after the overlap window).
     replaced_by: str | None = None
+    #: Data residency narrower than the project's (both apply); empty: the project's alone.
+    regions: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "project": self.project, "name": self.name, "prefix": self.prefix,
                 "projects": list(self.projects), "allowed_models": list(self.allowed_models),
-                "created_at": self.created_at, "expires_at": self.expires_at, "revoked_at": self.revoked_at,
-                "replaced_by": self.replaced_by}
+                "regions": list(self.regions), "created_at": self.created_at, "expires_at": self.expires_at,
+                "revoked_at": self.revoked_at, "replaced_by": self.replaced_by}
 
 
 @dataclass(frozen=True, slots=True)

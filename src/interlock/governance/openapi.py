@@ -52,6 +52,11 @@ def _guardrails() -> dict[str, Any]:
                 for name, keys in PROJECT_KEYS.items()}}
 
 
+#: Data residency: region or jurisdiction names (``core/regions.py``); a key's may only narrow its project's.
+_REGIONS = {"type": "array", "items": {"type": "string", "pattern": "^[a-z][a-z0-9-]{0,62}$"},
+            "description": "Jurisdictions (eu, us, uk, ch, ca, apac, sa, me, af) or vendor region names."}
+
+
 def document() -> dict[str, Any]:
     usd = {"oneOf": [{"type": "number", "exclusiveMinimum": 0, "maximum": 9_000_000}, {"type": "string"}],
            "description": "USD, to the micro-dollar (6 decimals), at most 9,000,000."}
@@ -66,19 +71,20 @@ def document() -> dict[str, Any]:
         "Project": {"type": "object", "properties": {
             "id": {"type": "string"}, "name": {"type": "string"}, "log_level": {"enum": [*LOG_LEVELS, None]},
             "allowed_models": _NAMES, "allowed_vendors": _NAMES, "zero_data_retention": {"type": "boolean"},
-            "guardrails": {"type": ["object", "null"]},
+            "guardrails": {"type": ["object", "null"]}, "regions": _REGIONS,
             "effective_guardrails": {"type": "object", "description": "GET of one project: what applies to it."},
             "created_at": {"type": "number"}}},
         "ProjectCreate": {"type": "object", "required": ["id"], "additionalProperties": False, "properties": {
             "id": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_.-]{0,63}$"}, "name": {"type": "string"},
             "log_level": {"enum": [*LOG_LEVELS, None]}, "allowed_models": _NAMES, "allowed_vendors": _NAMES,
-            "zero_data_retention": {"type": "boolean"}, "guardrails": _guardrails()}},
+            "zero_data_retention": {"type": "boolean"}, "guardrails": _guardrails(), "regions": _REGIONS}},
         "ProjectUpdate": {"type": "object", "additionalProperties": False, "properties": {
             "name": {"type": "string"}, "log_level": {"enum": [*LOG_LEVELS, None]}, "allowed_models": _NAMES,
-            "allowed_vendors": _NAMES, "zero_data_retention": {"type": "boolean"}, "guardrails": _guardrails()}},
+            "allowed_vendors": _NAMES, "zero_data_retention": {"type": "boolean"}, "guardrails": _guardrails(),
+            "regions": _REGIONS}},
         "Key": {"type": "object", "properties": {
             "id": {"type": "string"}, "project": {"type": "string"}, "name": {"type": "string"},
-            "prefix": {"type": "string"}, "projects": _NAMES, "allowed_models": _NAMES,
+            "prefix": {"type": "string"}, "projects": _NAMES, "allowed_models": _NAMES, "regions": _REGIONS,
             "created_at": {"type": "number"}, "expires_at": {"type": ["number", "null"]},
             "revoked_at": {"type": ["number", "null"]}, "replaced_by": {"type": ["string", "null"]},
             "key": {"type": "string", "description": "The key itself: returned once, on creation or rotation."}}},
@@ -87,7 +93,7 @@ def document() -> dict[str, Any]:
             "allowed_models": _NAMES, "expires_in": {"oneOf": [
                 {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_EXPIRY_S},
                 {"type": "string", "description": "A duration such as 30d, 12h, 90m or 3600s (at most 100 years)."}]},
-            "expires_at": {"type": "number"},
+            "expires_at": {"type": "number"}, "regions": _REGIONS,
             "budget": {"type": "object", "required": ["amount_usd"], "additionalProperties": False,
                        "properties": budget_fields},
             "limits": {"type": "object", "additionalProperties": False, "properties": limit_fields}}},

@@ -14,6 +14,9 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+import orjson
+
+from interlock.core.regions import BUILTIN_REGIONS, RegionTable, valid_name
 from interlock.governance.auth import digest, new_key, visible_prefix
 from interlock.governance.model import (
     BUDGET_SCOPES,
@@ -40,10 +43,11 @@ from interlock.governance.store import GovStore, Statement, budget_row, insert, 
 from interlock.guardrails.settings import GuardrailConfig, ProjectGuardrails, check_project, parse_project
 
 PROJECT_FIELDS = ("id", "name", "log_level", "allowed_models", "allowed_vendors", "zero_data_retention",
-                  "guardrails")
+                  "guardrails", "regions")
 #: No floor and no per-project entries (tests, tools); the admin API and the CLI pass the config's.
 NO_GUARDRAILS = GuardrailConfig()
-KEY_FIELDS = ("project", "name", "projects", "allowed_models", "expires_in", "expires_at", "budget", "limits")
+KEY_FIELDS = ("project", "name", "projects", "allowed_models", "expires_in", "expires_at", "budget", "limits",
+              "regions")
 BUDGET_FIELDS = ("scope", "subject", "amount_usd", "period", "mode", "thresholds")
 LIMIT_FIELDS = ("scope", "subject", "rpm", "tpm", "concurrent", "tool_calls_per_minute")
 MAX_OVERLAP_S = 30 * 86400
@@ -100,21 +104,39 @@ def _guardrails(value: Any, pid: str, config: GuardrailConfig) -> ProjectGuardra
     return None if found.empty else found
 
 
+def check_regions(value: Any, table: RegionTable, field_name: str = "regions") -> tuple[str, ...]:
+    """Region or jurisdiction names the region table knows (a typo would silently refuse every route)."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise DefinitionError(field_name, f"expected a list of region or jurisdiction names, got {value!r}")
+    names = tuple(dict.fromkeys(v.strip().lower() for v in value))
+    for name in names:
+        if not valid_name(name) or not table.known(name):
+            raise DefinitionError(field_name, f"unknown region or jurisdiction {name!r}; jurisdictions: "
+                                              f"{', '.join(sorted(table.jurisdictions))} (more in the config's "
+                                              "regions.jurisdictions)")
+    return names
+
+
 async def create_project(store: GovStore, body: Mapping[str, Any], *,
-                         guardrails: GuardrailConfig = NO_GUARDRAILS) -> Project:
+                         guardrails: GuardrailConfig = NO_GUARDRAILS,
+                         regions: RegionTable = BUILTIN_REGIONS) -> Project:
     only(body, PROJECT_FIELDS)
     pid = check_project_id(body.get("id"))
     project = Project(pid, _string(body, "name", pid) or pid, _log_level(body.get("log_level")),
                       check_names(body.get("allowed_models", []), "allowed_models"),
                       check_names(body.get("allowed_vendors", []), "allowed_vendors"), time.time(),
                       _flag(body, "zero_data_retention", False),
-                      _guardrails(body.get("guardrails"), pid, guardrails))
+                      _guardrails(body.get("guardrails"), pid, guardrails),
+                      check_regions(body.get("regions"), regions))
     await store.add_project(project)
     return project
 
 
 async def update_project(store: GovStore, current: Project, body: Mapping[str, Any], *,
-                         guardrails: GuardrailConfig = NO_GUARDRAILS) -> Project:
+                         guardrails: GuardrailConfig = NO_GUARDRAILS,
+                         regions: RegionTable = BUILTIN_REGIONS) -> Project:
     """``guardrails`` replaces the project's whole setting (null or {} clears it); left out, it is kept
     unchecked, so a floor raised since then still wins over it (see ``effective``)."""
     only(body, PROJECT_FIELDS[1:])
@@ -124,7 +146,8 @@ async def update_project(store: GovStore, current: Project, body: Mapping[str, A
         check_names(body.get("allowed_models", list(current.allowed_models)), "allowed_models"),
         check_names(body.get("allowed_vendors", list(current.allowed_vendors)), "allowed_vendors"),
         current.created_at, _flag(body, "zero_data_retention", current.zero_data_retention),
-        _guardrails(body["guardrails"], current.id, guardrails) if "guardrails" in body else current.guardrails)
+        _guardrails(body["guardrails"], current.id, guardrails) if "guardrails" in body else current.guardrails,
+        check_regions(body["regions"], regions) if "regions" in body else current.regions)
     if not await store.update_project(project):
         raise Missing("project", current.id)
     return project
@@ -207,8 +230,10 @@ async def _check_subject(store: GovStore, scope: str, subject: str) -> None:
         raise Missing("key", subject, "subject")
 
 
-async def create_key(store: GovStore, secret: bytes, body: Mapping[str, Any]) -> tuple[ApiKey, str, list[Any]]:
-    """A new key (its plaintext returned once) with its optional budget and limits."""
+async def create_key(store: GovStore, secret: bytes, body: Mapping[str, Any], *,
+                     regions: RegionTable = BUILTIN_REGIONS) -> tuple[ApiKey, str, list[Any]]:
+    """A new key (its plaintext returned once) with its optional budget and limits; its ``regions`` may only
+    narrow its project's (both apply on every request)."""
     only(body, KEY_FIELDS)
     pid = body.get("project")
     if not isinstance(pid, str):
@@ -216,11 +241,20 @@ async def create_key(store: GovStore, secret: bytes, body: Mapping[str, Any]) ->
     projects = check_names(body.get("projects", []), "projects")
     for p in (pid, *projects):
         await _check_subject(store, "project", p)
+    key_regions = check_regions(body.get("regions"), regions)
+    if key_regions:
+        rows = await store.fetch("SELECT regions FROM gov_projects WHERE id = ?", (pid,))
+        allowed = frozenset(orjson.loads(rows[0][0] or "[]"))
+        wider = regions.narrower(allowed, key_regions) if allowed else []
+        if wider:
+            raise DefinitionError("regions", f"a key may only narrow its project's regions "
+                                             f"({', '.join(sorted(allowed))}); {', '.join(wider)} is outside them")
     now = time.time()
     plaintext = new_key()
     key = ApiKey(new_id("key"), pid, _string(body, "name") or "", visible_prefix(plaintext),
                  digest(secret, plaintext), tuple(p for p in projects if p != pid),
-                 check_names(body.get("allowed_models", []), "allowed_models"), now, _expiry(body, now))
+                 check_names(body.get("allowed_models", []), "allowed_models"), now, _expiry(body, now),
+                 regions=key_regions)
     extra: list[Statement] = []
     attached: list[Any] = []
     if body.get("budget") is not None:
@@ -255,7 +289,7 @@ async def rotate_key(store: GovStore, secret: bytes, old: ApiKey, overlap_s: flo
     now = time.time()
     plaintext = new_key()
     new = ApiKey(new_id("key"), old.project, old.name, visible_prefix(plaintext), digest(secret, plaintext),
-                 old.projects, old.allowed_models, now, old.expires_at)
+                 old.projects, old.allowed_models, now, old.expires_at, regions=old.regions)
     await store.rotate_key(old, new, now + overlap_s)
     return new, plaintext
 

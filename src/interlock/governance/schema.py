@@ -169,6 +169,14 @@ CREATE INDEX IF NOT EXISTS gov_audit_project_at ON gov_audit (project, at, id)
     # (``auth.check_secret``), so a replica started with another INTERLOCK_SECRET refuses to start.
     (8, "CREATE TABLE IF NOT EXISTS gov_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
      "CREATE TABLE IF NOT EXISTS gov_meta (key text PRIMARY KEY, value text NOT NULL)"),
+    # Data residency (``Project.regions``, ``ApiKey.regions``): JSON lists of region or jurisdiction names.
+    (9, """
+ALTER TABLE gov_projects ADD COLUMN regions TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE gov_keys ADD COLUMN regions TEXT NOT NULL DEFAULT '[]'
+""", """
+ALTER TABLE gov_projects ADD COLUMN IF NOT EXISTS regions text NOT NULL DEFAULT '[]';
+ALTER TABLE gov_keys ADD COLUMN IF NOT EXISTS regions text NOT NULL DEFAULT '[]'
+"""),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -35,9 +35,9 @@ _SPEND_UPSERT = ("INSERT INTO gov_spend (budget_id, counter, period, spent_nano)
                  "ON CONFLICT (budget_id, counter, period) DO UPDATE SET spent_nano = gov_spend.spent_nano + "
                  "excluded.spent_nano")
 _PROJECT_COLS = ("id, name, log_level, allowed_models, allowed_vendors, created_at, zero_data_retention, "
-                 "guardrails")
+                 "guardrails, regions")
 _KEY_COLS = ("id, project, name, prefix, digest, projects, allowed_models, created_at, expires_at, revoked_at, "
-             "replaced_by")
+             "replaced_by, regions")
 _BUDGET_COLS = "id, scope, subject, amount_micro, period, mode, thresholds, created_at"
 _LIMIT_COLS = "id, scope, subject, rpm, tpm, concurrent, created_at, tool_calls_per_minute"
 
@@ -57,7 +57,7 @@ def _json(values: Iterable[Any]) -> str:
 def project_row(p: Project) -> tuple[Any, ...]:
     guardrails = None if p.guardrails is None else orjson.dumps(p.guardrails.to_json()).decode()
     return (p.id, p.name, p.log_level, _json(p.allowed_models), _json(p.allowed_vendors), p.created_at,
-            int(p.zero_data_retention), guardrails)
+            int(p.zero_data_retention), guardrails, _json(p.regions))
 
 
 def _guardrails(pid: str, text: str | None) -> ProjectGuardrails | None:
@@ -75,7 +75,7 @@ def _guardrails(pid: str, text: str | None) -> ProjectGuardrails | None:
 
 def key_row(k: ApiKey) -> tuple[Any, ...]:
     return (k.id, k.project, k.name, k.prefix, k.digest, _json(k.projects), _json(k.allowed_models), k.created_at,
-            k.expires_at, k.revoked_at, k.replaced_by)
+            k.expires_at, k.revoked_at, k.replaced_by, _json(k.regions))
 
 
 def budget_row(b: Budget) -> tuple[Any, ...]:
@@ -88,12 +88,13 @@ def limit_row(lim: Limit) -> tuple[Any, ...]:
 
 
 def _project(r: Sequence[Any]) -> Project:
-    return Project(r[0], r[1], r[2], _names(r[3]), _names(r[4]), float(r[5]), bool(r[6]), _guardrails(r[0], r[7]))
+    return Project(r[0], r[1], r[2], _names(r[3]), _names(r[4]), float(r[5]), bool(r[6]), _guardrails(r[0], r[7]),
+                   _names(r[8]))
 
 
 def _key(r: Sequence[Any]) -> ApiKey:
     return ApiKey(r[0], r[1], r[2], r[3], r[4], _names(r[5]), _names(r[6]), float(r[7]),
-                  None if r[8] is None else float(r[8]), None if r[9] is None else float(r[9]), r[10])
+                  None if r[8] is None else float(r[8]), None if r[9] is None else float(r[9]), r[10], _names(r[11]))
 
 
 def _budget(r: Sequence[Any]) -> Budget:
@@ -162,8 +163,8 @@ class GovStore:
     async def update_project(self, p: Project) -> bool:
         row = project_row(p)
         n = await self.change([("UPDATE gov_projects SET name = ?, log_level = ?, allowed_models = ?, "
-                                "allowed_vendors = ?, zero_data_retention = ?, guardrails = ? WHERE id = ?",
-                                (*row[1:5], row[6], row[7], p.id))])
+                                "allowed_vendors = ?, zero_data_retention = ?, guardrails = ?, regions = ? "
+                                "WHERE id = ?", (*row[1:5], row[6], row[7], row[8], p.id))])
         return n[0] > 0
 
     async def delete_project(self, pid: str) -> bool:

@@ -168,8 +168,9 @@ def pack_attempts(attempts: Iterable[Any], t0: float, redactor: Redactor, zdr: b
                 target = (a.target, a.vendor, a.model)
             latency = a.latency_ms
             offset = (a.started - t0) * 1e6
-            out.append((target, outcome, a.status, None if latency is None else int(latency * 1000.0 + 0.5),
-                        error, a.code, a.retry_after, int(offset) if -8.64e10 < offset < 8.64e10 else None))
+            packed = (target, outcome, a.status, None if latency is None else int(latency * 1000.0 + 0.5),
+                      error, a.code, a.retry_after, int(offset) if -8.64e10 < offset < 8.64e10 else None)
+            out.append((*packed, a.regions) if a.regions else packed)
         else:  # some other stage's attempt object: kept in its own JSON shape
             failed = True  # (unknown: the trace's own sentence is asked for)
             item = redactor.deep(plain(a))
@@ -219,7 +220,7 @@ def _answered_row(ctx: RequestContext, level: str, zdr: bool) -> tuple[Any, ...]
          target.vendor_model, None, None, usage.cache_write_tokens, usage.reasoning_tokens,
          1 if cost is not None and cost.estimated else 0, 1 if cache_read else 0, 1 if target.simulated else 0,
          ((0, "answered", a.status, None if latency is None else int(latency * 1000.0 + 0.5), None, a.code,
-           a.retry_after, int(offset) if -8.64e10 < offset < 8.64e10 else None),),
+           a.retry_after, int(offset) if -8.64e10 < offset < 8.64e10 else None, *((a.regions,) if a.regions else ())),),
          None, plan.explanation_text if plan is not None else None,
          (trace.policy, trace.strategy, trace.estimated_input_tokens, trace.requested_output_tokens, trace.reason),
          "zdr" if zdr else level, _client(ctx, zdr))).decode()

@@ -98,7 +98,7 @@ SPILL_ROW = "r1"
 #              requested_output_tokens, reason]: the rest is the record's own fields (expand_single)
 #   candidate [target, vendor, model, group(, filtered, score, detail)]
 #   attempt   [target (candidate index, or [target, vendor, model]), outcome, status, latency_us, error, code,
-#              retry_after_s, start_us]
+#              retry_after_s, start_us(, regions)]
 
 
 def _loads(value: Any) -> Any:
@@ -130,6 +130,8 @@ def render_attempt(a: Sequence[Any], candidates: Sequence[Sequence[Any]], start:
         out["retry_after_s"] = a[6]
     if start and a[7] is not None:
         out["start_ms"] = a[7] / 1000.0
+    if len(a) > 8 and a[8]:
+        out["regions"] = a[8]
     return out
 
 

@@ -241,7 +241,7 @@ class Dispatcher:
                     break
                 tries += 1
                 last_target = target
-                attempt = Attempt(target.key, target.vendor_id, target.model_id, clock())
+                attempt = Attempt(target.key, target.vendor_id, target.model_id, clock(), regions=target.vendor.regions)
                 ctx.attempts.append(attempt)
                 try:
                     try:

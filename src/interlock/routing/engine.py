@@ -23,11 +23,19 @@ from interlock.core.context import RequestContext
 from interlock.core.errors import GatewayError, InvalidRequest, ModelNotFound, NoRouteAvailable
 from interlock.core.plan import Plan, Target
 from interlock.core.policy import DEFAULT_POLICY, Filters, Policy
+from interlock.core.regions import BUILTIN_REGIONS, RegionRule, RegionTable
 from interlock.core.trace import Candidate, RoutingTrace, decision_sentence
+from interlock.routing import residency
 from interlock.routing.affinity import PrefixAffinity
 from interlock.routing.circuit import Circuits
 from interlock.routing.explain import GenerationRecord
-from interlock.routing.overrides import NO_PREFS, Overrides, parse_overrides, strip_routing_fields
+from interlock.routing.overrides import (
+    NO_PREFS,
+    Overrides,
+    parse_overrides,
+    region_list,
+    strip_routing_fields,
+)
 from interlock.routing.planner import Planner
 from interlock.routing.shared import SharedStats
 from interlock.routing.stats import LiveStats
@@ -131,12 +139,14 @@ class RoutingEngine:
         self._layouts: dict[tuple[str, ...], _Layout] = {}
         #: Replica-wide statistics through Redis (routing/shared.py), started with the first request.
         self.shared: SharedStats | None = None
+        #: Region -> jurisdiction, for data residency (the config's ``regions``; set by the app).
+        self.regions: RegionTable = BUILTIN_REGIONS
 
     # ------------------------------------------------------------------ decide
 
     def decide(self, request: Mapping[str, Any], *, exact: bool = False,
                output_param: str | None = None, project: str | None = None,
-               input_tokens: int | None = None) -> tuple[RoutingTrace, Plan]:
+               input_tokens: int | None = None, regions: tuple[RegionRule, ...] = ()) -> tuple[RoutingTrace, Plan]:
         """The routing decision for a validated chat request; raises 400/404/503 as the caller should see.
 
         ``exact`` always counts the prompt's tokens (explain); otherwise they are counted only when a
@@ -144,7 +154,8 @@ class RoutingEngine:
         ``output_param`` is the caller's name for the canonical max tokens (``max_output_tokens`` on
         the Responses API), for the 400 when no target allows that many. ``project`` scopes prefix
         affinity (the caller's project). ``input_tokens`` replaces the prompt's count (a recorded request
-        replayed by the console: its usage says how long the prompt was).
+        replayed by the console: its usage says how long the prompt was). ``regions`` are the data-residency
+        rules (``routing/residency.py``) every route must satisfy.
         """
         overrides = parse_overrides(request)
         layout = self._layout(overrides.names)
@@ -192,6 +203,8 @@ class RoutingEngine:
         else:
             for c in candidates:
                 c.reason = filter_reason(c, needs, policies[c.group], prefs, circuits)
+        if regions:
+            residency.screen(candidates, regions, self.regions)
 
         if len(plans) == 1:
             eligible = [c for c in candidates if c.reason is None]
@@ -225,7 +238,8 @@ class RoutingEngine:
 
         skipped = [c for c in candidates if c.reason is not None]
         if not order:
-            raise self._no_route(overrides, skipped, request, output_param)
+            raise residency.refusal(" or ".join(overrides.names), skipped, regions) or self._no_route(
+                overrides, skipped, request, output_param)
         strategy = strategies[0]
         reason = decision_sentence(strategy, len(order), skipped, len(plans)) + layout.ignored
         if affine is not None and affine.moved:
@@ -337,11 +351,24 @@ class RoutingEngine:
         """Decide for a live request: fills the context, returns the request without routing fields."""
         principal = ctx.principal
         trace, plan = self.decide(request, output_param=_OUTPUT_PARAM.get(ctx.inbound),
-                                  project=principal.project if principal is not None else None)
+                                  project=principal.project if principal is not None else None,
+                                  regions=self.region_rules(ctx, request))
         trace.attempts = ctx.attempts
         ctx.plan = plan
         ctx.routing = trace
         return strip_routing_fields(request)
+
+    def region_rules(self, ctx: RequestContext, request: Mapping[str, Any]) -> tuple[RegionRule, ...]:
+        """The caller's region rules and the request's narrowing of them (a 403 if it would widen them)."""
+        principal = ctx.principal
+        granted = principal.regions if principal is not None else ()
+        provider = request.get("provider")
+        body = provider.get("regions") if isinstance(provider, dict) else None
+        header = ctx.exchange.header(residency.HEADER) if ctx.exchange is not None else None
+        if body is None and header is None:
+            return granted
+        return residency.request_rules(self.regions, granted, region_list(body, "provider.regions") if body else (),
+                                       header)
 
     def observe(self, ctx: RequestContext) -> None:
         """After the response: feed live statistics and keep the trace for ``/v1/generation``.

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from interlock.core.errors import InvalidRequest
+from interlock.core.regions import valid_name
 
 #: Body fields consumed by interlock's router and never forwarded.
 ROUTING_FIELDS = ("provider", "models", "route")
@@ -43,6 +44,8 @@ class ProviderPrefs:
     max_prompt: float | None = None
     max_completion: float | None = None
     max_request: float | None = None
+    #: ``provider.regions``: region or jurisdiction names the request narrows routing to.
+    regions: tuple[str, ...] = ()
     ignored: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
@@ -67,6 +70,8 @@ class ProviderPrefs:
                                    ("request", self.max_request)) if v is not None}
         if price:
             out["max_price"] = price
+        if self.regions:
+            out["regions"] = list(self.regions)
         if self.ignored:
             out["ignored"] = list(self.ignored)
         return out
@@ -97,6 +102,21 @@ def _slugs(value: Any, param: str) -> tuple[str, ...]:
             raise _invalid(f"{param}[{i}]", "expected a non-empty string.")
         out.append(item.strip().lower())
     return tuple(out)
+
+
+def region_list(value: Any, param: str) -> tuple[str, ...]:
+    """Region or jurisdiction names: a list, or (a header's form) one comma-separated string."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list) or not items:
+        raise _invalid(param, "expected a non-empty array of region or jurisdiction names, e.g. [\"eu\"].")
+    out: list[str] = []
+    for i, item in enumerate(items):
+        name = item.strip().lower() if isinstance(item, str) else ""
+        if not valid_name(name):
+            raise _invalid(f"{param}[{i}]" if not isinstance(value, str) else param,
+                           f"{item!r} is not a region or jurisdiction name.")
+        out.append(name)
+    return tuple(dict.fromkeys(out))
 
 
 def _bool(value: Any, param: str) -> bool:
@@ -157,11 +177,13 @@ def parse_provider(value: Any) -> ProviderPrefs:
                     kwargs[f"max_{pkey}"] = number
                 else:
                     ignored.append(f"{param}.{pkey}")
+        elif key == "regions":
+            kwargs["regions"] = region_list(raw, param)
         elif key in _IGNORED:
             ignored.append(param)
         else:
             raise _invalid(param, "unknown provider preference (known: order, only, ignore, allow_fallbacks, sort, "
-                                  "require_parameters, zdr, data_collection, max_price).")
+                                  "require_parameters, zdr, data_collection, max_price, regions).")
     return ProviderPrefs(**kwargs, ignored=tuple(ignored))
 
 

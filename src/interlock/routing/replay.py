@@ -257,6 +257,7 @@ class PolicyLab:
                           {**base.policies, policy.name: policy})
         engine = RoutingEngine(planner, circuits=Circuits(), stats=self.engine.stats,
                                rng=random.Random(seed).random)
+        engine.regions = self.engine.regions
         return Replayer(engine, policy.name, self.engine.stats)
 
 

@@ -86,6 +86,7 @@ def build_routing(settings: Settings, catalog: Catalog, vendors: Mapping[str, Ve
     engine = RoutingEngine(planner, circuits=Circuits(breaker_settings(settings), clock=clock.monotonic),
                            stats=LiveStats(clock=clock.time),
                            affinity=PrefixAffinity(affinity, clock.monotonic) if affinity.enabled else None)
+    engine.regions = settings.regions
     redis = redis_settings(settings)
     if redis is not None:
         engine.shared = SharedStats(engine.stats, redis.url, prefix=f"{redis.key_prefix}routing:",

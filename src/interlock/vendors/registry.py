@@ -73,7 +73,7 @@ def catalog_ids(vendor_id: str) -> CatalogIds:
 
 
 def runtime(vendor: VendorConfig, adapter: ChatAdapter, embedder: EmbeddingAdapter | None = None) -> VendorRuntime:
-    return VendorRuntime(vendor.spec, vendor.timeouts, adapter, embedder)
+    return VendorRuntime(vendor.spec, vendor.timeouts, adapter, embedder, vendor.regions)
 
 
 def build_vendors(settings: Settings, http: HttpTransport, simulator: Transport | None) -> Mapping[str, VendorRuntime]:

@@ -39,6 +39,9 @@ class BedrockSettings(VendorSettings):
             return "no region: set AWS_REGION or 'region' (or a profile's region, with interlock[aws])"
         return credentials.missing(self)
 
+    def regions(self) -> tuple[str, ...]:
+        return (self.region,) if self.region else ()
+
 
 def _first_env(environ: Mapping[str, str], names: tuple[str, ...]) -> str | None:
     return next((environ[n] for n in names if environ.get(n)), None)

@@ -44,6 +44,10 @@ class VertexSettings(AnthropicSettings):
             return "no project: set GOOGLE_CLOUD_PROJECT or 'project'"
         return None
 
+    def regions(self) -> tuple[str, ...]:
+        # "global" serves from wherever Google chooses: no region a residency rule could admit.
+        return () if self.location == "global" else (self.location,)
+
 
 def _first(environ: Mapping[str, str], names: tuple[str, ...]) -> str | None:
     return next((environ[n] for n in names if environ.get(n)), None)

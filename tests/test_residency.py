@@ -1,0 +1,230 @@
+"""Data residency: regions per route, region rules per project, key and request, end to end.
+
+A real gateway process with three OpenAI-compatible vendor instances on the mock vendor (one per region) and
+one in the EU that refuses connections; callers are the official OpenAI SDK and plain HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from interlock.config import load_settings
+from interlock.configfile import ConfigError
+from interlock.core.regions import BUILTIN_REGIONS, RegionRule
+from interlock.vendors.registry import VENDOR_TABLE
+from tests.conftest import MASTER_KEY, GatewayProcess, free_port, start_gateway
+from tests.mock_openai import MockVendor
+
+MSG = [{"role": "user", "content": "Hello there"}]
+
+
+# ---------------------------------------------------------------- the table and the config
+
+
+def test_regions_group_into_jurisdictions_by_the_vendors_own_names() -> None:
+    t = BUILTIN_REGIONS
+    assert [t.jurisdiction(r) for r in ("eu-central-1", "westeurope", "europe-west4")] == ["eu", "eu", "eu"]
+    assert [t.jurisdiction(r) for r in ("eu-west-2", "uksouth", "europe-west2")] == ["uk", "uk", "uk"]
+    assert [t.jurisdiction(r) for r in ("eu-central-2", "switzerlandnorth", "europe-west6")] == ["ch", "ch", "ch"]
+    assert [t.jurisdiction(r) for r in ("us-east-1", "eastus2", "us-central1")] == ["us", "us", "us"]
+    assert t.jurisdiction("eu") == "eu" and t.jurisdiction("mars-1") is None
+    eu = frozenset({"eu"})
+    assert t.admits(eu, ("eu-central-1",)) and t.admits(eu, ("eu-central-1", "westeurope"))
+    # Every region a route may run in must be allowed; a route with no known region never is.
+    assert not t.admits(eu, ("eu-central-1", "us-east-1")) and not t.admits(eu, ())
+    # A request narrows with regions of an allowed jurisdiction; it widens with another one, or with a whole
+    # jurisdiction when only some of its regions are allowed.
+    assert t.narrower(eu, ["eu-central-1", "eu"]) == []
+    assert t.narrower(eu, ["us", "us-east-1"]) == ["us", "us-east-1"]
+    assert t.narrower(frozenset({"eu-central-1"}), ["eu"]) == ["eu"]
+    mine = t.extended({"eu": ["fra-dc-1"], "apac": ["eu-central-1"]})
+    assert mine.jurisdiction("fra-dc-1") == "eu" and mine.jurisdiction("eu-central-1") == "apac"
+    assert RegionRule("the project's", frozenset({"uk", "eu"})).text() == "eu, uk"
+
+
+def _settings(tmp_path: Path, text: str, **environ: str) -> Any:
+    path = tmp_path / "interlock.yaml"
+    path.write_text(text)
+    return load_settings(path, vendor_table=VENDOR_TABLE, environ=environ)
+
+
+def test_the_config_declares_and_derives_regions(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, """
+regions:
+  jurisdictions: {eu: [fra-dc-1]}
+vendors:
+  azure-eu: {type: openai, base_url: "https://x.openai.azure.com/openai", regions: [swedencentral]}
+  local: {type: openai, base_url: "http://127.0.0.1:9/v1", regions: fra-dc-1}
+  bedrock: {region: eu-west-3}
+  vertex: {project: p, location: europe-west4}
+""", AWS_ACCESS_KEY_ID="a", AWS_SECRET_ACCESS_KEY="b")
+    regions = {vid: v.regions for vid, v in settings.vendors.items()}
+    assert regions["azure-eu"] == ("swedencentral",) and regions["local"] == ("fra-dc-1",)
+    assert regions["bedrock"] == ("eu-west-3",) and regions["vertex"] == ("europe-west4",)
+    assert regions["openai"] == ()  # a global vendor: no region unless declared
+    assert settings.regions.jurisdiction("fra-dc-1") == "eu"
+
+
+@pytest.mark.parametrize(("text", "where"), [
+    ("vendors:\n  x: {type: openai, base_url: 'http://h/v1', regions: [mars-1]}\n", "unknown region 'mars-1'"),
+    ("vendors:\n  x: {type: openai, base_url: 'http://h/v1', regions: [EU West]}\n", "is not a region name"),
+    ("vendors:\n  x: {type: openai, base_url: 'http://h/v1', regions: []}\n", "expected a list of region names"),
+    ("regions: {jurisdictions: {eu: [Bad Name]}}\n", "is not a region name"),
+    ("regions: {zones: {}}\n", "zones"),
+])
+def test_a_bad_region_in_the_config_is_refused_with_its_key(tmp_path: Path, text: str, where: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        _settings(tmp_path, text)
+    assert where in str(info.value)
+
+
+# ---------------------------------------------------------------- end to end
+
+
+def _config(mock: MockVendor, dead_port: int) -> str:
+    routes = "\n".join(f"        {vid}: {{vendor_model_id: ok, price: {{input: 1.0, output: 2.0}}}}"
+                       for vid in ("mock-us", "mock-eu", "mock-uk"))
+    return f"""
+vendors:
+  mock-us: {{type: openai, base_url: "{mock.base_url}", api_key: sk-mock, regions: [us-east-1]}}
+  mock-eu: {{type: openai, base_url: "{mock.base_url}", api_key: sk-mock, regions: [eu-central-1]}}
+  mock-uk: {{type: openai, base_url: "{mock.base_url}", api_key: sk-mock, regions: [eu-west-2]}}
+  dead-eu:
+    type: openai
+    base_url: "http://127.0.0.1:{dead_port}/v1"
+    api_key: sk-mock
+    regions: [eu-west-1]
+    timeouts: {{connect: 1, first_byte: 2, idle: 2, total: 4}}
+catalog:
+  models:
+    mocklab/resident:
+      name: Resident
+      context_window: 32768
+      capabilities: [streaming]
+      routes:
+{routes}
+    mocklab/eu-down:
+      name: EU route down
+      context_window: 32768
+      capabilities: [streaming]
+      routes:
+        dead-eu: {{vendor_model_id: ok, price: {{input: 1.0, output: 2.0}}}}
+        mock-us: {{vendor_model_id: ok, price: {{input: 1.0, output: 2.0}}}}
+    mocklab/us-only:
+      name: US only
+      context_window: 32768
+      capabilities: [streaming]
+      routes:
+        mock-us: {{vendor_model_id: ok, price: {{input: 1.0, output: 2.0}}}}
+simulator: {{enabled: true, time_scale: 0}}
+"""
+
+
+@pytest.fixture(scope="module")
+def gw(mock_vendor: MockVendor, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    gateway = start_gateway(tmp_path_factory.mktemp("residency"), _config(mock_vendor, free_port()))
+    assert gateway.call("POST", "/admin/v1/projects", {"id": "euro", "regions": ["eu", "uk"]})[0] == 201
+    yield gateway
+    gateway.stop()
+
+
+def _key(gw: GatewayProcess, **body: Any) -> str:
+    status, created = gw.call("POST", "/admin/v1/keys", {"project": "euro", **body})
+    assert status == 201, created
+    return str(created["key"])
+
+
+def _client(gw: GatewayProcess, key: str, **headers: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0, timeout=20, default_headers=headers)
+
+
+def test_a_project_in_the_eu_is_served_in_its_regions_and_told_why(gw: GatewayProcess) -> None:
+    client = _client(gw, _key(gw))
+    for _ in range(4):
+        raw = client.chat.completions.with_raw_response.create(model="mocklab/resident", messages=MSG)
+        assert raw.headers["x-interlock-vendor"] in ("mock-eu", "mock-uk")
+    status, explained = gw.call("POST", "/v1/route/explain", {"model": "mocklab/resident", "messages": MSG},
+                                key=_key(gw))
+    assert status == 200, explained
+    filtered = {c["target"]: c.get("filtered") for c in explained["candidates"]}
+    assert filtered["mock-us/ok"] == "region: mock-us us-east-1 not in the project's regions eu, uk"
+    assert filtered["mock-eu/ok"] is None and filtered["mock-uk/ok"] is None
+    regions = {c["target"]: c["regions"] for c in explained["candidates"]}
+    assert regions == {"mock-us/ok": ["us-east-1"], "mock-eu/ok": ["eu-central-1"], "mock-uk/ok": ["eu-west-2"]}
+
+
+def test_failover_never_leaves_the_regions(gw: GatewayProcess) -> None:
+    client = _client(gw, _key(gw))
+    with pytest.raises(openai.APIStatusError) as info:
+        client.chat.completions.create(model="mocklab/eu-down", messages=MSG)
+    err = info.value
+    assert err.status_code in (502, 503, 504), err.body
+    rid = err.response.headers["x-interlock-request-id"]
+    record = gw.record(rid)
+    attempts = json.loads(record["routing_trace"])["attempts"] if isinstance(record["routing_trace"], str) else \
+        record["routing_trace"]["attempts"]
+    assert {a["vendor"] for a in attempts} == {"dead-eu"}
+    assert all(a["regions"] == ["eu-west-1"] for a in attempts)
+    # The admin key has no region rule: the same model fails over to the US route.
+    raw = _client(gw, MASTER_KEY).chat.completions.with_raw_response.create(model="mocklab/eu-down", messages=MSG)
+    assert raw.headers["x-interlock-vendor"] == "mock-us"
+
+
+def test_no_route_in_the_regions_is_a_403_naming_them(gw: GatewayProcess) -> None:
+    with pytest.raises(openai.PermissionDeniedError) as info:
+        _client(gw, _key(gw)).chat.completions.create(model="mocklab/us-only", messages=MSG)
+    body: Any = info.value.body
+    assert body["code"] == "region_not_allowed" and body["param"] == "model"
+    assert "the project's regions eu, uk" in body["message"] and "mock-us/ok (mock-us us-east-1)" in body["message"]
+
+
+def test_a_key_narrower_than_its_project(gw: GatewayProcess) -> None:
+    client = _client(gw, _key(gw, regions=["uk"]))
+    for _ in range(3):
+        raw = client.chat.completions.with_raw_response.create(model="mocklab/resident", messages=MSG)
+        assert raw.headers["x-interlock-vendor"] == "mock-uk"
+    # A key may not reach outside its project's regions.
+    status, err = gw.call("POST", "/admin/v1/keys", {"project": "euro", "regions": ["us"]})
+    assert status == 400 and err["error"]["param"] == "regions", err
+    assert "only narrow its project's regions" in err["error"]["message"]
+    status, err = gw.call("POST", "/admin/v1/projects", {"id": "typo", "regions": ["ue"]})
+    assert status == 400 and err["error"]["param"] == "regions" and "'ue'" in err["error"]["message"]
+
+
+def test_a_request_narrows_its_regions_and_may_not_widen_them(gw: GatewayProcess) -> None:
+    key = _key(gw)
+    narrowed = _client(gw, key, **{"x-interlock-regions": "eu-central-1"})
+    raw = narrowed.chat.completions.with_raw_response.create(model="mocklab/resident", messages=MSG)
+    assert raw.headers["x-interlock-vendor"] == "mock-eu"
+    raw = _client(gw, key).chat.completions.with_raw_response.create(
+        model="mocklab/resident", messages=MSG, extra_body={"provider": {"regions": ["uk"]}})
+    assert raw.headers["x-interlock-vendor"] == "mock-uk"
+    with pytest.raises(openai.PermissionDeniedError) as info:
+        _client(gw, key, **{"x-interlock-regions": "us"}).chat.completions.create(
+            model="mocklab/resident", messages=MSG)
+    body: Any = info.value.body
+    assert (body["code"], body["param"]) == ("region_not_allowed", "x-interlock-regions")
+    assert "outside the project's regions eu, uk" in body["message"]
+    with pytest.raises(openai.BadRequestError) as bad:
+        _client(gw, key).chat.completions.create(model="mocklab/resident", messages=MSG,
+                                                 extra_body={"provider": {"regions": ["atlantis"]}})
+    assert (bad.value.body or {})["param"] == "provider.regions"  # type: ignore[index]
+    # The admin key, with no rule, may still choose a region.
+    raw = _client(gw, MASTER_KEY, **{"x-interlock-regions": "us"}).chat.completions.with_raw_response.create(
+        model="mocklab/resident", messages=MSG)
+    assert raw.headers["x-interlock-vendor"] == "mock-us"
+
+
+def test_the_request_log_records_each_attempts_region(gw: GatewayProcess) -> None:
+    raw = _client(gw, _key(gw, regions=["eu"])).chat.completions.with_raw_response.create(
+        model="mocklab/resident", messages=MSG)
+    record = gw.record(raw.headers["x-interlock-request-id"])
+    trace = record["routing_trace"]
+    trace = json.loads(trace) if isinstance(trace, str) else trace
+    assert [(a["vendor"], a["regions"]) for a in trace["attempts"]] == [("mock-eu", ["eu-central-1"])]
