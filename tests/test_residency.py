@@ -228,3 +228,37 @@ def test_the_request_log_records_each_attempts_region(gw: GatewayProcess) -> Non
     trace = record["routing_trace"]
     trace = json.loads(trace) if isinstance(trace, str) else trace
     assert [(a["vendor"], a["regions"]) for a in trace["attempts"]] == [("mock-eu", ["eu-central-1"])]
+
+
+def test_simulated_instances_in_regions_make_the_whole_path_testable_offline(tmp_path: Path) -> None:
+    config = """
+simulator: {enabled: true, time_scale: 0}
+vendors:
+  sim-eu: {type: simulator, regions: [europe-west4]}
+  sim-us: {type: simulator, regions: [us-central1]}
+catalog:
+  models:
+    openai/gpt-4.1-mini:
+      routes:
+        sim-us: {vendor_model_id: openai/gpt-4.1-mini, price: {input: 0.1, output: 0.2}}
+        sim-eu: {vendor_model_id: openai/gpt-4.1-mini, price: {input: 0.4, output: 1.6}}
+"""
+    gateway = start_gateway(tmp_path / "gw", config)
+    try:
+        assert gateway.call("POST", "/admin/v1/projects", {"id": "eu-only", "regions": ["eu"]})[0] == 201
+        status, created = gateway.call("POST", "/admin/v1/keys", {"project": "eu-only"})
+        assert status == 201
+        client = _client(gateway, created["key"])
+        for _ in range(3):
+            raw = client.chat.completions.with_raw_response.create(model="openai/gpt-4.1-mini", messages=MSG)
+            assert raw.headers["x-interlock-vendor"] == "sim-eu"
+            assert raw.parse().choices[0].message.content
+        stream = client.chat.completions.create(model="openai/gpt-4.1-mini", messages=MSG, stream=True)
+        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        raw = _client(gateway, MASTER_KEY, **{"x-interlock-regions": "us"}).chat.completions.with_raw_response.create(
+            model="openai/gpt-4.1-mini", messages=MSG)
+        assert raw.headers["x-interlock-vendor"] == "sim-us"
+        record = gateway.record(raw.headers["x-interlock-request-id"])
+        assert record["simulated"] in (1, True)
+    finally:
+        gateway.stop()

@@ -39,8 +39,9 @@ def test_every_package_declares_its_specs_adapter_and_usage() -> None:
     assert {p.type for p in PACKAGES if p.embedder is None} == {"anthropic"}
 
 
-def test_custom_vendor_types_are_every_declared_type_but_the_simulator() -> None:
-    assert set(VENDOR_TABLE.custom_types) == set(BY_TYPE) - {"simulator"}
+def test_custom_vendor_types_are_every_declared_type() -> None:
+    # The simulator too: a further simulated instance (one per region, say) is served in-process.
+    assert set(VENDOR_TABLE.custom_types) == set(BY_TYPE)
 
 
 def test_build_vendors_gives_each_live_vendor_its_packages_adapters() -> None:
@@ -70,7 +71,6 @@ def load(tmp_path: Path, text: str, table: VendorTable = VENDOR_TABLE, **env: st
      "interlock.yaml:3: vendors.openai.region: 'region' applies to the bedrock vendor type only"),
     ("vendors:\n  google:\n    anthropic_version: x\n",
      "vendors.google.anthropic_version: 'anthropic_version' applies to the anthropic and vertex vendor types only"),
-    ("vendors:\n  mine:\n    type: simulator\n    base_url: http://x\n", "vendors.mine.type: unknown vendor type 'simulator'"),
     ("vendors:\n  vertex:\n    credentials_file: /nonexistent/sa.json\n",
      "vendors.vertex.credentials_file: cannot read the service account file"),
 ])

@@ -34,7 +34,8 @@ class SimulatorVendorSettings(OpenAICompatSettings):
 def _read(spec: VendorSpec, section: Section | None, environ: Mapping[str, str],
           base_url: str | None) -> tuple[SimulatorVendorSettings, str | None]:
     settings, base_url = openai_settings.read(spec, section, environ, base_url)
-    return SimulatorVendorSettings(settings.api_version, settings.deployments), base_url
+    # A further simulated instance (``type: simulator``, say one per region) is served in-process too.
+    return SimulatorVendorSettings(settings.api_version, settings.deployments), base_url or SIMULATED_URL
 
 
 def _chat(vendor: VendorConfig, transport: Transport) -> OpenAICompatAdapter:
@@ -45,13 +46,17 @@ def _logprobs(spec: VendorSpec, vendor_model: str) -> bool:
     return simulator_logprobs(vendor_model)
 
 
+SIMULATED_URL = "http://simulator.internal/v1"
+
 VENDOR = VendorPackage(
     type="simulator",
-    specs=(VendorSpec("simulator", "Simulator (offline)", "simulator", "http://simulator.internal/v1",
+    specs=(VendorSpec("simulator", "Simulator (offline)", "simulator", SIMULATED_URL,
                       needs_key=False, auth="none", via_tools=frozenset({"structured_outputs"})),),
     chat=_chat,
     usage=(usage_from_openai,),
-    settings=VendorType(openai_settings.KEYS, _read, custom=False),
+    # custom: ``sim-eu: {type: simulator, regions: [eu-central-1]}`` adds a simulated instance, whose catalog
+    # routes the config lists (``catalog.models.<id>.routes.sim-eu``), so every path is testable offline.
+    settings=VendorType(openai_settings.KEYS, _read, custom=True),
     embedder=OpenAICompatEmbedder,
     logprobs=_logprobs,
     in_process=True,
