@@ -7,6 +7,8 @@ one in the EU that refuses connections; callers are the official OpenAI SDK and 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from interlock.config import load_settings
 from interlock.configfile import ConfigError
 from interlock.core.regions import BUILTIN_REGIONS, RegionRule
 from interlock.vendors.registry import VENDOR_TABLE
-from tests.conftest import MASTER_KEY, GatewayProcess, free_port, start_gateway
+from tests.conftest import MASTER_KEY, GatewayProcess, clean_env, free_port, start_gateway
 from tests.mock_openai import MockVendor
 
 MSG = [{"role": "user", "content": "Hello there"}]
@@ -260,5 +262,49 @@ catalog:
         assert raw.headers["x-interlock-vendor"] == "sim-us"
         record = gateway.record(raw.headers["x-interlock-request-id"])
         assert record["simulated"] in (1, True)
+    finally:
+        gateway.stop()
+
+
+def test_policies_check_reports_a_policy_no_project_region_can_use(tmp_path: Path) -> None:
+    config = tmp_path / "interlock.yaml"
+    config.write_text("""
+simulator: {enabled: true, time_scale: 0}
+vendors:
+  sim-us: {type: simulator, regions: [us-east-1]}
+  sim-eu: {type: simulator, regions: [eu-west-1]}
+catalog:
+  models:
+    openai/gpt-4.1-mini:
+      routes:
+        sim-us: {vendor_model_id: openai/gpt-4.1-mini, price: {input: 0.1, output: 0.2}}
+    openai/gpt-4.1-nano:
+      routes:
+        sim-eu: {vendor_model_id: openai/gpt-4.1-nano, price: {input: 0.1, output: 0.2}}
+policies:
+  us-only: {targets: [openai/gpt-4.1-mini]}
+  anywhere: {targets: [openai/gpt-4.1-mini, openai/gpt-4.1-nano]}
+""")
+    env = clean_env(INTERLOCK_HOME=str(tmp_path / "state"), INTERLOCK_MASTER_KEY=MASTER_KEY)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "interlock", *args, "--config", str(config)],
+                              capture_output=True, text=True, env=env, timeout=60)
+
+    assert cli("policies", "check").returncode == 0  # no project has regions yet
+    made = cli("projects", "create", "euro", "--regions", "eu")
+    assert made.returncode == 0, made.stderr
+    bad = cli("projects", "create", "typo", "--regions", "ue")
+    assert bad.returncode != 0 and "regions" in bad.stderr and "'ue'" in bad.stderr
+    out = cli("policies", "check")
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert ("policy us-only: no target runs in project euro's regions eu: sim-us/openai/gpt-4.1-mini "
+            "(sim-us us-east-1)") in out.stdout
+    assert "anywhere" not in out.stdout and "2 policies checked: 1 problem" in out.stdout
+    # The same finding is a warning when the gateway starts.
+    gateway = start_gateway(tmp_path / "gw", config.read_text(), dict(env))
+    try:
+        gateway.stop()
+        assert "warning: policy us-only: no target runs in project euro's regions eu" in gateway.output()
     finally:
         gateway.stop()

@@ -77,7 +77,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     validate(settings)
     state = prepare_state(settings)
     state.store.close()
-    print(banner(settings, state.master, build_catalog(settings)), flush=True)
+    catalog = build_catalog(settings)
+    print(banner(settings, state.master, catalog), flush=True)
+    try:
+        for line in residency_findings(settings, catalog):
+            print(f"warning: {line}", file=sys.stderr, flush=True)
+    except (OSError, sqlite3.Error, MigrationError) as exc:  # the store may be down: the gateway starts, unready
+        print(f"warning: data residency was not checked at start-up: {error_line(exc)}", file=sys.stderr, flush=True)
     if settings.source:
         os.environ["INTERLOCK_CONFIG"] = str(Path(settings.source).resolve())
     else:
@@ -130,6 +136,49 @@ def _serve_granian(settings: Settings) -> int:
     )
     server.serve()
     return 0
+
+
+def residency_findings(settings: Settings, catalog: Catalog) -> list[str]:
+    """Routing policies that no project's data-residency regions leave a target of (routing/residency.py)."""
+    # Imported here: a command imports what it runs, so the CLI starts fast.
+    import asyncio
+
+    from interlock.app import build_simulator
+    from interlock.governance.store import open_store
+    from interlock.routing.residency import unreachable
+    from interlock.routing.setup import reloaded_planner
+    from interlock.vendors.registry import build_vendors
+    from interlock.vendors.transport import HttpTransport
+
+    async def projects() -> dict[str, tuple[str, ...]]:
+        store = open_store(settings.store_url, settings.server.state_dir)
+        try:
+            return {p.id: p.regions for p in (await store.load()).projects.values()}
+        finally:
+            await store.close()
+
+    found = asyncio.run(projects())
+    if not any(found.values()):
+        return []
+    planner = reloaded_planner(settings, catalog, build_vendors(settings, HttpTransport(), build_simulator(
+        settings, catalog)))
+    return unreachable(planner, found, settings.regions)
+
+
+def cmd_policies(args: argparse.Namespace) -> int:
+    """``interlock policies check``: the config's policies validated, and data residency checked against them."""
+    from interlock.app import build_catalog
+    from interlock.vendors.registry import VENDOR_TABLE
+
+    settings = load_cli_settings(args.config, VENDOR_TABLE)
+    catalog = build_catalog(settings)
+    found = residency_findings(settings, catalog)
+    count = len(settings.section("policies").value or {})
+    for line in found:
+        print(line)
+    print(f"{count} {'policy' if count == 1 else 'policies'} checked: "
+          + (f"{len(found)} problem{'s' if len(found) != 1 else ''}" if found else "no problems"))
+    return 1 if found else 0
 
 
 def cmd_admin_key(args: argparse.Namespace) -> int:
@@ -209,6 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("--reset", action="store_true", help="generate a new admin key and print it once")
     admin.add_argument("--config", default=None)
     admin.set_defaults(func=cmd_admin_key)
+
+    policies = sub.add_parser("policies", help="check the routing policies (validity, data residency)")
+    policies.add_argument("action", choices=("check",))
+    policies.add_argument("--config", default=None)
+    policies.set_defaults(func=cmd_policies)
 
     add_simulator_parser(sub)
     add_simulate_parser(sub)

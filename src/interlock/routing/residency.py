@@ -10,12 +10,13 @@ walks only the routes left, so it never leaves the allowed regions.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from interlock.core.errors import GatewayError, InvalidRequest, PermissionDenied
 from interlock.core.regions import RegionRule, RegionTable, route_label
 from interlock.core.trace import Candidate
 from interlock.routing.overrides import region_list
+from interlock.routing.planner import Planner
 
 REASON = "region: "
 HEADER = "x-interlock-regions"
@@ -70,3 +71,24 @@ def refusal(names: str, skipped: Sequence[Candidate], rules: tuple[RegionRule, .
     more = f" and {len(skipped) - 6} more" if len(skipped) > 6 else ""
     return PermissionDenied(f"No route for '{names}' runs in the allowed regions ({where}): {listed}{more}.",
                             param="model", code="region_not_allowed")
+
+
+def unreachable(planner: Planner, projects: Mapping[str, tuple[str, ...]], table: RegionTable) -> list[str]:
+    """For each routing policy and each project with regions: a line when no target of the policy runs in
+    the project's regions (every request of that project to the policy would be refused)."""
+    found: list[str] = []
+    for name in sorted(planner.policies):
+        try:
+            targets = planner.plan(name).targets
+        except GatewayError as err:
+            found.append(f"policy {name}: no target can be served here ({err.message})")
+            continue
+        for pid, regions in sorted(projects.items()):
+            if not regions:
+                continue
+            allowed = frozenset(regions)
+            if not any(table.admits(allowed, t.vendor.regions) for t in targets):
+                where = ", ".join(f"{t.key} ({route_label(t.vendor_id, t.vendor.regions)})" for t in targets[:6])
+                found.append(f"policy {name}: no target runs in project {pid}'s regions "
+                             f"{', '.join(sorted(allowed))}: {where}")
+    return found
