@@ -232,6 +232,22 @@ def test_the_request_log_records_each_attempts_region(gw: GatewayProcess) -> Non
     assert [(a["vendor"], a["regions"]) for a in trace["attempts"]] == [("mock-eu", ["eu-central-1"])]
 
 
+def test_spend_totals_by_region(gw: GatewayProcess) -> None:
+    raw = _client(gw, _key(gw, regions=["uk"])).chat.completions.with_raw_response.create(
+        model="mocklab/resident", messages=MSG)
+    gw.record(raw.headers["x-interlock-request-id"])  # written: the rollups are in the same transaction
+    status, by_vendor = gw.call("GET", "/admin/v1/spend?group_by=vendor")
+    assert status == 200
+    status, by_region = gw.call("GET", "/admin/v1/spend?group_by=region")
+    assert status == 200 and by_region["group_by"] == "region", by_region
+    vendors = {r["vendor"]: r for r in by_vendor["data"]}
+    regions = {r["region"]: r for r in by_region["data"]}
+    assert regions["eu-west-2"]["requests"] == vendors["mock-uk"]["requests"] >= 1
+    assert regions["eu-central-1"]["cost_usd"] == vendors["mock-eu"]["cost_usd"]
+    assert by_region["total_cost_usd"] == by_vendor["total_cost_usd"]
+    status, err = gw.call("GET", "/admin/v1/spend?group_by=continent")
+    assert status == 400 and "region" in err["error"]["message"]
+
 def test_simulated_instances_in_regions_make_the_whole_path_testable_offline(tmp_path: Path) -> None:
     config = """
 simulator: {enabled: true, time_scale: 0}

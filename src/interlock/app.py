@@ -279,7 +279,7 @@ class Gateway:
         router.add("/v1/openapi.json", ("GET",), OpenApiDocument(), openai_errors)
         router.add("/healthz", ("GET", "HEAD"), health.live, openai_errors)
         router.add("/readyz", ("GET", "HEAD"), health.ready, openai_errors)
-        admin_logs = AdminLogs(self.obs.store, self.auth)
+        admin_logs = AdminLogs(self.obs.store, self.auth, {vid: v.regions for vid, v in self.settings.vendors.items()})
         router.add("/admin/v1/logs", ("GET",), admin_logs.list, openai_errors)
         router.add("/admin/v1/logs/*", ("GET",), admin_logs.detail, openai_errors)
         router.add("/admin/v1/spend", ("GET",), admin_logs.spend, openai_errors)

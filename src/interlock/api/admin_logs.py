@@ -19,8 +19,10 @@ from interlock.governance.auth import Authenticator
 from interlock.ledger.export import parse_day
 from interlock.ledger.filters import LOG_PARAMS, log_query, query_params, stream_export
 from interlock.ledger.schema import (
-    GROUPS,
+    DERIVED_GROUPS,
+    SPEND_GROUPS,
     SpendQuery,
+    by_region,
     encode_cursor,
 )
 from interlock.ledger.writer import LogStore
@@ -30,8 +32,8 @@ SPEND_PARAMS = ("group_by", "from", "to", "project", "key", "model", "vendor")
 
 def spend_query(params: Mapping[str, str]) -> SpendQuery:
     group_by = params.get("group_by", "day")
-    if group_by not in GROUPS:
-        raise InvalidRequest(f"Invalid 'group_by': expected one of {', '.join(GROUPS)}, got {group_by!r}.",
+    if group_by not in SPEND_GROUPS:
+        raise InvalidRequest(f"Invalid 'group_by': expected one of {', '.join(SPEND_GROUPS)}, got {group_by!r}.",
                              param="group_by")
     return SpendQuery(
         group_by=group_by,
@@ -50,9 +52,12 @@ def require_admin(auth: Authenticator, req: Exchange, refusal: str) -> None:
 
 
 class AdminLogs:
-    def __init__(self, store: LogStore, auth: Authenticator) -> None:
+    def __init__(self, store: LogStore, auth: Authenticator,
+                 regions: Mapping[str, tuple[str, ...]] | None = None) -> None:
         self.store = store
         self.auth = auth
+        #: Each configured vendor instance's regions, for spend by region.
+        self.regions = regions or {}
 
     def _admin(self, req: Exchange) -> None:
         require_admin(self.auth, req, "The request log and spend are readable with the admin key only.")
@@ -81,7 +86,10 @@ class AdminLogs:
     async def spend(self, req: Exchange) -> None:
         self._admin(req)
         q = spend_query(query_params(req, SPEND_PARAMS))
-        rows = await self.store.spend(q)
+        if q.group_by in DERIVED_GROUPS:
+            rows = by_region(await self.store.spend(replace(q, group_by=DERIVED_GROUPS[q.group_by])), self.regions)
+        else:
+            rows = await self.store.spend(q)
         # Tag rows overlap (a request carries several tags): no total then.
         total = sum(r["cost_picousd"] for r in rows) if q.group_by != "tag" else None
         saved = sum(r["saved_picousd"] for r in rows) if q.group_by != "tag" else None

@@ -20,7 +20,15 @@ import orjson
 
 from interlock.core.errors import InvalidRequest
 from interlock.ledger.export import csv_lines, parse_day, parse_time
-from interlock.ledger.schema import GROUPS, GUARDRAIL_FILTERS, RESPONSE_CACHE_FILTERS, LogQuery, SpendQuery
+from interlock.ledger.schema import (
+    DERIVED_GROUPS,
+    GUARDRAIL_FILTERS,
+    RESPONSE_CACHE_FILTERS,
+    SPEND_GROUPS,
+    LogQuery,
+    SpendQuery,
+    by_region,
+)
 
 
 def _count(text: str) -> int:
@@ -51,7 +59,8 @@ def add_ledger_parsers(sub: Any) -> None:
     logs.set_defaults(func=cmd_logs)
 
     spend = sub.add_parser("spend", help="spend from the daily rollups, grouped by day, project, key, ...")
-    spend.add_argument("--group-by", choices=tuple(GROUPS), default="day", help="what to total spend by")
+    spend.add_argument("--group-by", choices=SPEND_GROUPS, default="day",
+                       help="what to total spend by (region: by the vendors' configured regions)")
     spend.add_argument("--from", dest="since", help="first day (default: 30 days ago)")
     spend.add_argument("--to", dest="until", help="last day, inclusive (default: today)")
     spend.add_argument("--project", help="only this project")
@@ -71,7 +80,7 @@ def _open(args: argparse.Namespace) -> Any:
     from interlock.ledger.wiring import open_log_store
     from interlock.vendors.registry import VENDOR_TABLE
 
-    settings = load_cli_settings(args.config, VENDOR_TABLE)
+    settings = args.settings = load_cli_settings(args.config, VENDOR_TABLE)
     log_settings = LogSettings.from_settings(settings)
     return open_log_store(log_settings, SQLiteStore(settings.server.state_dir / "interlock.db"))
 
@@ -163,12 +172,15 @@ async def _spend(args: argparse.Namespace) -> int:
     except InvalidRequest as exc:
         print(f"interlock: {exc.message}", file=sys.stderr)
         return 2
-    q = SpendQuery(group_by=args.group_by, since=since, until=until, project=args.project, key_id=args.key,
-                   model=args.model, vendor=args.vendor)
+    derived = DERIVED_GROUPS.get(args.group_by)
+    q = SpendQuery(group_by=derived or args.group_by, since=since, until=until, project=args.project,
+                   key_id=args.key, model=args.model, vendor=args.vendor)
     try:
         rows = await store.spend(q)
     finally:
         await store.close()
+    if derived is not None:
+        rows = by_region(rows, {vid: v.regions for vid, v in args.settings.vendors.items()})
     if args.format == "json":
         print(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
         return 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -361,6 +361,26 @@ def spend_sql(q: SpendQuery, ph: Placeholder, *, postgres: bool) -> tuple[str, l
     sql = (f"SELECT {column} AS grp, {sums} FROM spend_daily WHERE {' AND '.join(where)} "
            f"GROUP BY {column} ORDER BY {column}")
     return sql, args
+
+
+#: Spend groups computed from another: ``region`` totals the ``vendor`` rows by each vendor instance's regions.
+DERIVED_GROUPS = {"region": "vendor"}
+SPEND_GROUPS = (*GROUPS, *DERIVED_GROUPS)
+
+
+def by_region(vendor_rows: Iterable[dict[str, Any]], regions: Mapping[str, tuple[str, ...]]) -> list[dict[str, Any]]:
+    """Vendor spend rows totalled per region, by the vendors' regions as configured now (a vendor no longer
+    configured, or with no declared region, totals under ``region: null``)."""
+    out: dict[str | None, dict[str, Any]] = {}
+    for row in vendor_rows:
+        where = ", ".join(regions.get(row["vendor"] or "", ())) or None
+        item = out.setdefault(where, {"region": where, **{name: 0 for name in ROLLUP_VALUES}})
+        for name in ROLLUP_VALUES:
+            item[name] += row[name]
+    for item in out.values():
+        item["cost_usd"] = item["cost_picousd"] / 1e12
+        item["saved_usd"] = item["saved_picousd"] / 1e12
+    return sorted(out.values(), key=lambda r: -r["cost_picousd"])
 
 
 def spend_rows(group_by: str, rows: Iterable[Iterable[Any]]) -> list[dict[str, Any]]:
