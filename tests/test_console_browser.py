@@ -33,7 +33,8 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    gw = start_gateway(tmp_path_factory.mktemp("console"), "simulator: {enabled: true, time_scale: 0}\n")
+    gw = start_gateway(tmp_path_factory.mktemp("console"), "simulator: {enabled: true, time_scale: 0}\n"
+                       "vendors: {simulator: {regions: [eu-central-1]}}\n")
     try:
         client = gw.openai_client()
         for _ in range(3):  # live figures for the model page
@@ -88,6 +89,8 @@ def test_model_page_shows_prices_and_context(gateway: GatewayProcess, browser: s
         # The simulator served the requests above: its row has live figures.
         sim_row = page.locator("table.routes tbody tr").first.inner_text()
         assert "Simulator" in sim_row and "ms" in sim_row
+        # Where each live route runs (data residency): the simulator was given a region.
+        assert "eu-central-1" in sim_row
         # console.js ran under the CSP: the copy buttons are shown.
         assert page.locator("button.copy[data-copy=model-id]").is_visible()
         shot(page, "model-desktop")

@@ -11,7 +11,7 @@ same security headers (:func:`interlock.console.web.send_page`).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, unquote
 
@@ -51,7 +51,8 @@ class CatalogPages:
 
     def __init__(self, env: Environment, catalog: Catalog, live: Iterable[str], stats: LiveStats,
                  auth: Authenticate | None = None, traffic: RouteTraffic | None = None,
-                 sessions: Sessions | None = None, *, simulator_box: bool = False) -> None:
+                 sessions: Sessions | None = None, *, simulator_box: bool = False,
+                 regions: Mapping[str, tuple[str, ...]] | None = None) -> None:
         self.env = env
         #: The request log's route rollup (None: the log is off).
         self.traffic = traffic
@@ -60,6 +61,8 @@ class CatalogPages:
         self.auth = auth
         self.sessions = sessions
         self._live = frozenset(live)
+        #: Where each live vendor instance runs (data residency), shown per route on the model page.
+        self._regions = regions or {}
         #: The model page shows "Test with the simulator" (the simulator is enabled here).
         self.simulator_box = simulator_box
         self._index = Index(catalog)
@@ -121,7 +124,7 @@ class CatalogPages:
                        else "Name a model: /models/{lab}/{model}.")
             return
         view: dict[str, Any] = model_view(self.catalog, model, self._live, self.stats.endpoint_stats(),
-                                          base_url(req))
+                                          base_url(req), self._regions)
         hours = await self.traffic.hours(model.id) if self.traffic is not None else None
         view = merge_view(view, hours, log_enabled=self.traffic is not None)
         insights = self._insights.get(model.id)

@@ -67,7 +67,8 @@ class Console:
         self.sessions = Sessions(store, auth, settings.session_hours, clock)
         self.pages = CatalogPages(env, catalog, live, stats, None if settings.public_catalog else auth,
                                   RouteTraffic(log) if log is not None else None, self.sessions,
-                                  simulator_box=simulator is not None)
+                                  simulator_box=simulator is not None,
+                                  regions={vid: v.regions for vid, v in vendors.items()})
         self.signin = SignIn(env, self.sessions, SigninTokens(secret), AddressLimiter(10, 300.0, clock))
         self.playground = Playground(env, self.sessions, chat, generation, catalog, live)
         self.static = StaticFiles(static)

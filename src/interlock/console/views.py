@@ -373,7 +373,7 @@ def embed_snippets(base_url: str, model: Model) -> list[tuple[str, str, str]]:
 
 
 def model_view(catalog: Catalog, model: Model, live_vendors: Collection[str], stats: Stats,
-               base_url: str) -> dict[str, Any]:
+               base_url: str, regions: Mapping[str, tuple[str, ...]] | None = None) -> dict[str, Any]:
     """The ``/models/{lab}/{model}`` page."""
     # Newest first: the models a reader of this page most likely compares it with.
     siblings = sorted((m for m in catalog.models if m.lab == model.lab and m.id != model.id),
@@ -382,6 +382,10 @@ def model_view(catalog: Catalog, model: Model, live_vendors: Collection[str], st
     routes = [_route_row(catalog, model, r, live_vendors, stats) for r in model.routes]
     if simulated(model, live_vendors) and model.reference_route is not None:
         routes.insert(0, _route_row(catalog, model, model.reference_route, live_vendors, stats, simulator=True))
+    for row in routes:
+        # A live instance's declared or derived regions; a route not configured here runs nowhere here.
+        where = (regions or {}).get(row["vendor"], ()) if row["live"] else ()
+        row["regions"] = ", ".join(where) if where else ("not declared" if row["live"] else "")
     return {
         "model": model,
         "id": model.id,
