@@ -63,10 +63,18 @@ def test_keys_created_once_used_rotated_and_revoked(gateway: GatewayProcess, bro
         v.errors.clear()
         page.locator("#p-id").fill("acme")
         page.locator("#p-log").select_option("metadata")
+        page.locator("#p-regions").fill("atlantis")  # data residency: an unknown name is refused beside the field
+        page.get_by_role("button", name="Create project").click()
+        page.locator("#err-regions").wait_for(timeout=5000)
+        assert "unknown region or jurisdiction 'atlantis'" in page.locator("#err-regions").inner_text()
+        v.errors.clear()
+        page.locator("#p-regions").fill("eu, uk")
         page.get_by_role("button", name="Create project").click()
         page.wait_for_url("**/console/keys?done=*")
         assert "Project acme created." in page.locator(".done-note").inner_text()
         assert admin(gw, "GET", "/admin/v1/projects/acme")["log_level"] == "metadata"
+        assert admin(gw, "GET", "/admin/v1/projects/acme")["regions"] == ["eu", "uk"]
+        assert "eu, uk" in page.locator("tr", has_text="Acme").inner_text()
         # Edit it: an overlong name is refused beside the field; then zero data retention goes on.
         page.locator("tr", has_text="Acme").get_by_role("link", name="Edit").click()
         page.get_by_label("Name").fill("x" * 201)
@@ -75,10 +83,13 @@ def test_keys_created_once_used_rotated_and_revoked(gateway: GatewayProcess, bro
         v.errors.clear()
         page.get_by_label("Name").fill("Acme")
         page.get_by_label("Zero data retention").select_option("yes")
+        assert page.get_by_label("Regions").input_value() == "eu, uk"
+        page.get_by_label("Regions").fill("")
         page.get_by_role("button", name="Save").click()
         page.wait_for_url("**/console/keys?done=*")
         edited = admin(gw, "GET", "/admin/v1/projects/acme")
         assert edited["zero_data_retention"] is True and edited["log_level"] == "metadata"
+        assert edited["regions"] == []
         # A key: shown once, with a copy button, and it works with the SDK.
         page.get_by_text("New key").click()
         page.locator("#k-project").select_option("acme")

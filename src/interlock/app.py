@@ -311,6 +311,8 @@ class Gateway:
                               budgets=budget_source(lambda: self.governance.defs.budgets.values(),
                                                     self.governance.budget_status),
                               docs_url=DOCS_PREFIX if docs is not None else None)
+            if console.keys is not None:
+                console.keys.regions = self.settings.regions
             router.add("/console/signin", ("GET", "HEAD", "POST"), console.signin.route, openai_errors)
             router.add("/console/signout", ("POST",), console.signin.signout, openai_errors)
             router.add("/console/playground", ("GET", "HEAD"), console.playground.page, openai_errors)

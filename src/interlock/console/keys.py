@@ -24,6 +24,7 @@ from interlock.console.views import usd, utc_when
 from interlock.console.web import redirect, send_page
 from interlock.core.clock import SYSTEM_CLOCK, Clock
 from interlock.core.exchange import Exchange
+from interlock.core.regions import BUILTIN_REGIONS
 from interlock.governance import ops
 from interlock.governance.audit import AuditLog
 from interlock.governance.model import LOG_LEVELS, ApiKey, DefinitionError, parse_duration
@@ -55,6 +56,8 @@ def project_body(form: dict[str, str]) -> dict[str, Any]:
                             "zero_data_retention": form.get("zero_data_retention") == "on"}
     if form.get("name", "").strip():
         body["name"] = form["name"].strip()
+    if "regions" in form:
+        body["regions"] = field_list(form["regions"])
     if form.get("log_level", "").strip():
         body["log_level"] = form["log_level"].strip()
     return body
@@ -83,6 +86,8 @@ class KeysPage:
         self.log = log
         self.guardrails = guardrails or GuardrailConfig()
         self.clock = clock
+        #: What a project's or key's regions may name (the app sets the config's table).
+        self.regions = BUILTIN_REGIONS
 
     async def route(self, req: Exchange) -> None:
         """``/console/keys``, ``/console/keys/{id}/revoke|rotate`` and ``/console/projects`` (POST)."""
@@ -149,7 +154,8 @@ class KeysPage:
         if got is None or not admin_only(req, self.env, got.session, "Projects"):
             return
         try:
-            project = await ops.create_project(self.gov.store, project_body(got.form), guardrails=self.guardrails)
+            project = await ops.create_project(self.gov.store, project_body(got.form), guardrails=self.guardrails,
+                                               regions=self.regions)
         except DefinitionError as exc:
             await self.page(req, status=400, session=got.session, errors={exc.field: exc.message},
                             form=got.form, which="project")
@@ -178,7 +184,8 @@ class KeysPage:
         values = {"name": project.name, "log_level": project.log_level or "",
                   "allowed_models": ", ".join(project.allowed_models),
                   "allowed_vendors": ", ".join(project.allowed_vendors),
-                  "zero_data_retention": "yes" if project.zero_data_retention else "no"}
+                  "zero_data_retention": "yes" if project.zero_data_retention else "no",
+                  "regions": ", ".join(project.regions)}
         errors: dict[str, str] = {}
         if form is not None:
             values = {name: form.get(name, "").strip() for name in values}
@@ -187,7 +194,8 @@ class KeysPage:
             body.pop("id")
             body.setdefault("log_level", None)
             try:
-                changed = await ops.update_project(self.gov.store, project, body, guardrails=self.guardrails)
+                changed = await ops.update_project(self.gov.store, project, body, guardrails=self.guardrails,
+                                                   regions=self.regions)
             except DefinitionError as exc:
                 errors = {exc.field: exc.message}
             else:
@@ -208,14 +216,18 @@ class KeysPage:
                     {"name": "allowed_vendors", "label": "Allowed vendors", "value": values["allowed_vendors"],
                      "hint": "Comma-separated; empty: any."},
                     {"name": "zero_data_retention", "label": "Zero data retention",
-                     "value": values["zero_data_retention"], "choices": "no,yes"}])
+                     "value": values["zero_data_retention"], "choices": "no,yes"},
+                    {"name": "regions", "label": "Regions", "value": values["regions"],
+                     "hint": "Data residency, comma-separated jurisdictions or regions (eu, us, uk, eu-central-1); "
+                             "empty: anywhere."}])
 
     async def create_key(self, req: Exchange) -> None:
         got = await posted(req, self.env, self.sessions, PAGE)
         if got is None or not admin_only(req, self.env, got.session, "Keys"):
             return
         try:
-            key, plaintext, _ = await ops.create_key(self.gov.store, self.secret, key_body(got.form))
+            key, plaintext, _ = await ops.create_key(self.gov.store, self.secret, key_body(got.form),
+                                                     regions=self.regions)
         except DefinitionError as exc:
             await self.page(req, status=400, session=got.session, errors={exc.field: exc.message},
                             form=got.form, which="key")
