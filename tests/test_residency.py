@@ -324,3 +324,42 @@ policies:
         assert "warning: policy us-only: no target runs in project euro's regions eu" in gateway.output()
     finally:
         gateway.stop()
+
+
+def test_an_instance_of_a_built_in_vendor_per_region(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, """
+vendors:
+  azure-eu: {like: azure, base_url: "https://acme-eu.openai.azure.com", api_key: k, regions: [swedencentral],
+             api_version: "2024-10-21"}
+  bedrock-us: {like: bedrock, region: us-east-1}
+""", AWS_ACCESS_KEY_ID="a", AWS_SECRET_ACCESS_KEY="b", AZURE_OPENAI_ENDPOINT="https://acme-us.openai.azure.com")
+    eu, azure = settings.vendors["azure-eu"], settings.vendors["azure"]
+    assert eu.like == "azure" and eu.spec.auth == azure.spec.auth == "api-key" and eu.regions == ("swedencentral",)
+    assert eu.base_url == "https://acme-eu.openai.azure.com" and eu.spec.base_url_env is None
+    assert settings.vendors["bedrock-us"].regions == ("us-east-1",) and settings.vendors["bedrock-us"].live
+    for text, where in [("vendors:\n  x: {like: nobody}\n", "'like' names a built-in vendor"),
+                        ("vendors:\n  openai: {like: azure}\n", "is itself a built-in vendor"),
+                        ("vendors:\n  x: {like: anthropic, type: openai}\n", "is of type 'anthropic'")]:
+        with pytest.raises(ConfigError) as info:
+            _settings(tmp_path, text)
+        assert where in str(info.value)
+
+
+def test_an_instance_serves_the_catalog_routes_of_the_vendor_it_is_like(tmp_path: Path,
+                                                                        mock_vendor: MockVendor) -> None:
+    config = f"""
+simulator: {{enabled: true, time_scale: 0}}
+vendors:
+  openai-eu: {{like: openai, base_url: "{mock_vendor.base_url}", api_key: sk-eu, regions: [eu-central-1]}}
+"""
+    gateway = start_gateway(tmp_path / "gw", config)
+    try:
+        assert gateway.call("POST", "/admin/v1/projects", {"id": "eu", "regions": ["eu"]})[0] == 201
+        _, created = gateway.call("POST", "/admin/v1/keys", {"project": "eu"})
+        raw = _client(gateway, created["key"]).chat.completions.with_raw_response.create(
+            model="openai/gpt-4.1-mini", messages=MSG)
+        assert raw.headers["x-interlock-vendor"] == "openai-eu"
+        assert mock_vendor.last("gpt-4.1-mini")["headers"]["Authorization"] == "Bearer sk-eu"
+        assert raw.parse().usage is not None and raw.parse().usage.cost > 0  # type: ignore[attr-defined]
+    finally:
+        gateway.stop()

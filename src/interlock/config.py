@@ -154,6 +154,8 @@ class VendorConfig:
     explicitly_configured: bool = False
     #: The vendor type's own settings, parsed by its package (:class:`VendorType`).
     settings: VendorSettings = NO_SETTINGS
+    #: The built-in vendor this one is an instance of (``like: azure``): its spec, and its catalog routes.
+    like: str | None = None
     #: Where this instance runs (vendors' own region names): ``regions`` in its section, else what its
     #: settings derive; () when unknown, which no region rule admits (core/regions.py).
     regions: tuple[str, ...] = ()
@@ -237,7 +239,7 @@ _TOP_KEYS = ("server", "vendors", "aliases", "simulator", "catalog", "logging", 
 #: ``logging:`` keys; the ledger (``ledger/settings.py``) reads and checks their values.
 LOGGING_KEYS = ("enabled", "level", "retention_days", "zero_data_retention", "flush_interval", "batch_size")
 #: Keys of a ``vendors.<id>`` section every vendor has; each type adds its own (:attr:`VendorType.keys`).
-_VENDOR_KEYS = ("type", "base_url", "api_key", "headers", "timeouts", "enabled", "name", "regions")
+_VENDOR_KEYS = ("type", "base_url", "api_key", "headers", "timeouts", "enabled", "name", "regions", "like")
 
 
 def _timeouts(section: Section, base: Timeouts) -> Timeouts:
@@ -314,7 +316,10 @@ def _vendor(vid: str, section: Section | None, environ: Mapping[str, str], defau
         )
     section.only(*_VENDOR_KEYS, *table.setting_keys)
     vtype = section.string("type")
-    if spec is None:
+    like = section.string("like")
+    if like is not None:
+        spec = _instance_spec(vid, like, vtype, section, table)
+    elif spec is None:
         custom = ", ".join(table.custom_types)
         if vtype is None:
             raise section.error(f"'{vid}' is not a built-in vendor: give it a type ({custom}) and a base_url")
@@ -358,8 +363,25 @@ def _vendor(vid: str, section: Section | None, environ: Mapping[str, str], defau
         enabled=section.boolean("enabled", True),
         explicitly_configured=True,
         settings=settings,
+        like=like,
         regions=region_names(section, "regions", regions, known=True) or settings.regions(),
     )
+
+
+def _instance_spec(vid: str, like: str, vtype: str | None, section: Section, table: VendorTable) -> VendorSpec:
+    """The spec of ``vid: {like: <built-in>}``: the built-in's (auth, headers, quirks, credential variables),
+    under its own id. Not its base URL variable (Azure's endpoint): an instance in another region must
+    say where it is, or it would silently reach the built-in's."""
+    template = table.specs.get(like)
+    if template is None:
+        raise section.error(f"'like' names a built-in vendor ({', '.join(sorted(table.specs))}), got {like!r}",
+                            "like")
+    if vid in table.specs:
+        raise section.error(f"'{vid}' is itself a built-in vendor; 'like' is for an instance of your own", "like")
+    if vtype is not None and vtype != template.type:
+        raise section.error(f"'{like}' is of type {template.type!r}; remove 'type'", "type")
+    return replace(template, id=vid, name=section.string("name", f"{template.name} ({vid})") or vid,
+                   base_url_env=None)
 
 
 def load_cli_settings(config: str | None, vendor_table: VendorTable, **overrides: object) -> Settings:

@@ -106,6 +106,8 @@ class Planner:
                 param="model")
         runtime = self.live.get(vendor_id)
         found = self.catalog.by_vendor_model(vendor_id, vendor_model)
+        if found is None and config.like is not None:
+            found = self.catalog.by_vendor_model(config.like, vendor_model)  # an instance of a built-in vendor
         if runtime is None:
             simulator = self.live.get(SIMULATOR)
             if found is not None and simulator is not None:
@@ -134,6 +136,7 @@ class Planner:
         routes = sorted(model.routes, key=lambda r: (r is not reference, r.vendor))
         skipped: list[str] = []
         seen: set[str] = set()
+        own = {route.vendor for route in routes}
         for route in routes:
             runtime = self.live.get(route.vendor)
             if runtime is None:
@@ -141,8 +144,12 @@ class Planner:
                 if config is not None and route.vendor not in seen:
                     skipped.append(f"{config.spec.name} ({config.why_not_live()})")
                 seen.add(route.vendor)
-                continue
-            targets.append(Target(runtime, route.vendor_model_id, model, route.price, route))
+            else:
+                targets.append(Target(runtime, route.vendor_model_id, model, route.price, route))
+            # Further instances of this vendor (``like:``, say one per region) serve its catalog routes too,
+            # unless the catalog lists a route of their own.
+            targets.extend(Target(clone, route.vendor_model_id, model, route.price, route)
+                           for clone in self._instances_of(route.vendor) if clone.id not in own)
         if targets:
             why.append(f"{model.id} is served by {', '.join(t.vendor.spec.name for t in targets)}")
             if skipped:
@@ -155,6 +162,11 @@ class Planner:
             return Plan(name, (Target(simulator, model.id, model, price, reference),), tuple(why))
         vendors = "; ".join(skipped) or "no vendor interlock can reach lists it"
         raise NoRouteAvailable(f"No live vendor can serve '{model.id}' here: {vendors}.", param="model")
+
+    def _instances_of(self, vendor: str) -> list[VendorRuntime]:
+        """The live vendors configured ``like: vendor``."""
+        return [self.live[vid] for vid, config in self.configured.items()
+                if config.like == vendor and vid in self.live]
 
     def _simulated(self, name: str, model_id: str, why: list[str]) -> Plan:
         simulator = self.live.get(SIMULATOR)
