@@ -363,3 +363,19 @@ vendors:
         assert raw.parse().usage is not None and raw.parse().usage.cost > 0  # type: ignore[attr-defined]
     finally:
         gateway.stop()
+
+
+async def test_the_console_spend_page_totals_by_region() -> None:
+    from interlock.console.spend import SpendPage
+
+    class Rollup:
+        async def read_rollup(self, query: object) -> list[tuple[Any, ...]]:
+            return [("2026-12-01", "mock-eu", 3_000_000, 0, 3), ("2026-12-01", "mock-eu2", 1_000_000, 0, 1),
+                    ("2026-12-01", "mock-us", 5_000_000, 0, 5), ("2026-12-01", "gone", 7, 0, 1)]
+
+    page = SpendPage(None, None, Rollup())  # type: ignore[arg-type]
+    page.regions = {"mock-eu": ("eu-central-1",), "mock-eu2": ("eu-central-1",), "mock-us": ("us-east-1",)}
+    view = await page.view({"by": "day", "group": "region", "from": "2026-12-01", "to": "2026-12-01",
+                            "project": ""}, admin=True)
+    assert sorted(view["csv"]) == [("2026-12-01", "eu-central-1", 4_000_000, 0, 4),
+                                   ("2026-12-01", "us-east-1", 5_000_000, 0, 5), ("2026-12-01", "—", 7, 0, 1)]

@@ -15,7 +15,7 @@ import csv
 import datetime as dt
 import io
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
@@ -35,7 +35,7 @@ from interlock.ledger.writer import LogStore
 
 PAGE = "/console/spend"
 PERIODS = ("day", "week", "month")
-GROUPS = ("model", "vendor", "project", "key", "tag")
+GROUPS = ("model", "vendor", "region", "project", "key", "tag")
 PARAMS = ("by", "group", "from", "to", "project")
 #: The longest range one page reads (days): two years of daily rollups.
 MAX_DAYS = 731
@@ -197,6 +197,8 @@ class SpendPage:
         self.store = store
         self.budgets = budgets
         self.clock = clock
+        #: Each vendor instance's regions: ``region`` totals the vendor rollup by them (as configured now).
+        self.regions: Mapping[str, tuple[str, ...]] = {}
 
     async def route(self, req: Exchange) -> None:
         rest = req.path[len(PAGE):].strip("/")
@@ -223,8 +225,11 @@ class SpendPage:
         """The page's figures: one rollup read, the budgets' status (what the template shows)."""
         assert self.store is not None
         started = time.perf_counter()
-        rows = await self.store.read_rollup(spend_periods_read(choice["group"], choice["from"], choice["to"],
-                                                               choice["project"] or None))
+        group = choice["group"]
+        rows = await self.store.read_rollup(spend_periods_read("vendor" if group == "region" else group,
+                                                               choice["from"], choice["to"], choice["project"] or None))
+        if group == "region":
+            rows = [(day, ", ".join(self.regions.get(str(value), ())) or None, *rest) for day, value, *rest in rows]
         budgets = await self.budgets(choice["project"] or None) if self.budgets is not None else []
         view = spend_view(rows, choice, budgets)
         view["budgets"] = [{**b, "amount": usd(b["amount_usd"] * 1e12), "spent": usd(b["spent_usd"] * 1e12),
@@ -264,8 +269,11 @@ class SpendPage:
         if self.store is None:
             raise PermissionDenied("The request log is off on this gateway (logging.level: off).")
         choice = self._choice(req, session)
-        rows = await self.store.read_rollup(spend_periods_read(choice["group"], choice["from"], choice["to"],
-                                                               choice["project"] or None))
+        group = choice["group"]
+        rows = await self.store.read_rollup(spend_periods_read("vendor" if group == "region" else group,
+                                                               choice["from"], choice["to"], choice["project"] or None))
+        if group == "region":
+            rows = [(day, ", ".join(self.regions.get(str(value), ())) or None, *rest) for day, value, *rest in rows]
         view = spend_view(rows, choice, [])
         name = f"spend-{choice['by']}-{choice['group']}-{choice['from']}-{choice['to']}.csv"
         req.send(200, csv_text(view["csv"], choice["by"], choice["group"]).encode(),
