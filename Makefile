@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DEV    := $(VENV)/.installed-dev
 SNAPSHOT ?= ../shared/catalog/models.dev
 
-.PHONY: serve test lint typecheck unit docs services packages bench bench-parser bench-scaleout catalog clean
+.PHONY: serve test lint typecheck unit docs services packages bench bench-parser bench-scaleout bench-peers catalog clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "interlock needs Python >= 3.11")'
@@ -60,6 +60,10 @@ bench: $(STAMP)
 ## make bench-scaleout: req/s with 1-3 replicas behind HAProxy, its added latency, pub/sub propagation
 bench-scaleout: $(STAMP) packages
 	$(BIN)/python bench/scaleout.py $(ARGS)
+
+## make bench-peers: interlock vs LiteLLM and Portkey side by side, one run (installs them under ~/.cache/interlock-bench/peers)
+bench-peers: $(STAMP)
+	$(BIN)/python bench/peers.py $(ARGS)
 
 ## make bench-parser: the llhttp parsing A/B against the revision before it (bench/parser_ab.py)
 bench-parser: $(STAMP)

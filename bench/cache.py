@@ -44,7 +44,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import (
+from harness import (
     GATEWAY_CORE,
     LOAD_CORE,
     MASTER_KEY,
@@ -52,12 +52,13 @@ from run import (
     BenchError,
     HttpConn,
     Managed,
-    _pct,
     ensure_wrk,
     port_in_use,
     run_wrk,
+    start_mock,
     wait_healthy,
 )
+from harness_latency import _pct
 
 REPO = Path(__file__).resolve().parent.parent
 MOCK_PORT = 9131
@@ -118,11 +119,7 @@ def processes(tmp: Path, prefix: str, kinds: tuple[str, ...]) -> Iterator[dict[s
     tmp.mkdir(parents=True, exist_ok=True)
     procs: dict[str, Managed] = {}
     try:
-        procs["mock"] = Managed("mock", ["taskset", "-c", str(LOAD_CORE), sys.executable,
-                                         str(REPO / "bench" / "mock_upstream.py"), "--host", "127.0.0.1",
-                                         "--port", str(MOCK_PORT), "--api-key", UPSTREAM_KEY],
-                                env=dict(os.environ), logdir=tmp)
-        wait_healthy(procs["mock"], MOCK_PORT, "/healthz", 30)
+        procs["mock"] = start_mock(MOCK_PORT, tmp)
         for kind in kinds:
             procs[kind] = start_gateway(kind, PORTS[kind], gateway_config(kind, prefix), tmp)
         yield procs

@@ -34,17 +34,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from logging_overhead import PY, load_into, start_gateway
-from run import (
+from harness import (
     LOAD_CORE,
     MASTER_KEY,
-    UPSTREAM_KEY,
     Managed,
     WrkResult,
     ensure_wrk,
     require_autogroup,
-    wait_healthy,
+    start_mock,
 )
+from logging_overhead import load_into, start_gateway
 
 REPO = Path(__file__).resolve().parent.parent
 MOCK_PORT, GW_PORT = 9121, 8421
@@ -147,13 +146,11 @@ def main() -> int:
     wrk = ensure_wrk()
     kinds = ["plain", "pages"] + (["plain-2"] if args.calibrate else [])
     tmp = Path(tempfile.mkdtemp(prefix="interlock-console-bench-"))
-    mock = Managed("mock", ["taskset", "-c", str(LOAD_CORE), PY, str(REPO / "bench" / "mock_upstream.py"),
-                            "--port", str(MOCK_PORT), "--api-key", UPSTREAM_KEY], env=dict(os.environ), logdir=tmp)
+    mock = start_mock(MOCK_PORT, tmp)
     gateways: dict[str, tuple[int, Managed]] = {}
     ratios: dict[str, list[float]] = {k: [] for k in kinds[1:]}
     page_ms: list[float] = []
     try:
-        wait_healthy(mock, MOCK_PORT, "/healthz", 30)
         for i, kind in enumerate(kinds):
             port = GW_PORT + i
             gateways[kind] = (port, start_gateway("sqlite", port, None, tmp, None, MOCK_PORT))

@@ -8,7 +8,7 @@ against a plain admin request with no definitions (the fast path). Target:
 auth + admit + settle <= 10 µs per request.
 
 ``--gateway`` also measures what that costs in throughput, with
-``bench/run.py``'s pieces: the mock vendor and wrk -c32 on core 1, one gateway
+``bench/harness.py``: the mock vendor and wrk -c32 on core 1, one gateway
 worker (request log off) on core 0, and the same request sent in interleaved
 rounds with the admin key (governance off: no limit or budget applies) and
 with a project key carrying the limits and budget above, and with a project
@@ -82,15 +82,15 @@ def _admin(method: str, path: str, body: dict[str, Any], master: str) -> Any:
 def gateway(seconds: int, rounds: int) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     # Only --gateway needs the harness.
-    from run import (
+    from harness import (
         GATEWAY_CORE,
         GATEWAY_MODEL,
-        LOAD_CORE,
         MASTER_KEY,
         UPSTREAM_KEY,
         Managed,
         ensure_wrk,
         run_wrk,
+        start_mock,
         wait_healthy,
     )
 
@@ -101,9 +101,7 @@ def gateway(seconds: int, rounds: int) -> int:
         cfg = tmp / "interlock.yaml"
         cfg.write_text(f"vendors:\n  mock:\n    type: openai\n    base_url: http://127.0.0.1:{MOCK_PORT}/v1\n"
                        f"    api_key: {UPSTREAM_KEY}\nlogging:\n  enabled: false\n")
-        mock = Managed("mock", ["taskset", "-c", str(LOAD_CORE), sys.executable,
-                                str(repo / "bench" / "mock_upstream.py"), "--port", str(MOCK_PORT),
-                                "--api-key", UPSTREAM_KEY], env=dict(os.environ), logdir=tmp)
+        mock = start_mock(MOCK_PORT, tmp)
         env = dict(os.environ, INTERLOCK_MASTER_KEY=MASTER_KEY, INTERLOCK_HOME=str(tmp / "state"))
         gw = Managed("gateway", ["taskset", "-c", str(GATEWAY_CORE), str(repo / ".venv" / "bin" / "interlock"),
                                  "serve", "--port", str(GW_PORT), "--workers", "1", "--config", str(cfg)],
@@ -111,7 +109,6 @@ def gateway(seconds: int, rounds: int) -> int:
         sides = ("off", "key", "on")
         rps: dict[str, list[float]] = {side: [] for side in sides}
         try:
-            wait_healthy(mock, MOCK_PORT, "/healthz", 30)
             wait_healthy(gw, GW_PORT, "/healthz", 30)
             _admin("POST", "projects", {"id": "bench"}, MASTER_KEY)
             _admin("POST", "budgets", {"scope": "project", "subject": "bench", "amount_usd": BUDGET_USD}, MASTER_KEY)

@@ -51,6 +51,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
+from harness import cpu_seconds
 from interlock.catalog import load_catalog
 from interlock.config import VendorConfig
 from interlock.core.context import RequestContext
@@ -180,19 +181,6 @@ def _io_bytes() -> int:
     return int(fields["rchar"]) + int(fields["wchar"])
 
 
-def _proc_cpu(pids: list[int]) -> float:
-    """CPU seconds (user + system) used so far by these processes."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / tick
-    return total
-
-
 class Discard:
     """A writer that drops what it is given (``--instructions``: the hot path alone)."""
 
@@ -236,7 +224,7 @@ async def measure(store: LogStore, spill: Path, requests: Requests, records: int
             for ctx in contexts:
                 sink.settle(ctx)
         t1 = time.process_time()
-        s0 = _proc_cpu(pids)
+        s0 = cpu_seconds(pids)
         io0 = _io_bytes()
         await writer.flush()
         t2 = time.process_time()
@@ -244,7 +232,7 @@ async def measure(store: LogStore, spill: Path, requests: Requests, records: int
         if pids:
             # The server may still be finishing its side of the commit.
             await asyncio.sleep(0.002)
-            server += _proc_cpu(pids) - s0
+            server += cpu_seconds(pids) - s0
         if profile is not None:
             profile.disable()
         if writer.spilled:

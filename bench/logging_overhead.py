@@ -1,6 +1,6 @@
 """What the request log costs in throughput: req/s with logging off vs on (SQLite, PostgreSQL).
 
-Reuses ``bench/run.py``'s pieces (the mock vendor, process management, wrk):
+Reuses ``bench/harness.py`` (the mock vendor, process management, wrk):
 the mock and the load on core 1, gateway workers on core 0. Target: logging
 costs at most 10% of throughput.
 
@@ -41,10 +41,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import (
+from harness import (
     GATEWAY_CORE,
     GATEWAY_MODEL,
-    LOAD_CORE,
     MASTER_KEY,
     UPSTREAM_KEY,
     Managed,
@@ -52,6 +51,7 @@ from run import (
     ensure_wrk,
     require_autogroup,
     run_wrk,
+    start_mock,
     wait_healthy,
 )
 
@@ -223,11 +223,8 @@ def main() -> int:
         if pg_db is None:
             raise SystemExit("no PostgreSQL server answers on 127.0.0.1:5432 (psql as postgres): use --no-postgres")
     pg_url = pg_url_of(pg_db) if pg_db else None
-    mock = Managed("mock", ["taskset", "-c", str(LOAD_CORE), PY, str(REPO / "bench" / "mock_upstream.py"),
-                            "--port", str(MOCK_PORT), "--api-key", UPSTREAM_KEY], env=dict(os.environ),
-                   logdir=Path(tempfile.mkdtemp()))
+    mock = start_mock(MOCK_PORT, Path(tempfile.mkdtemp()))
     try:
-        wait_healthy(mock, MOCK_PORT, "/healthz", 30)
         with tempfile.TemporaryDirectory() as tmp:
             if args.method == "sequential":
                 sequential(kinds, pg_url, wrk, args, Path(tmp))

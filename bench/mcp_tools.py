@@ -42,7 +42,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import GATEWAY_CORE, LOAD_CORE, MASTER_KEY, Managed, cpu_seconds, port_in_use, wait_healthy
+from harness import GATEWAY_CORE, LOAD_CORE, MASTER_KEY, Managed, cpu_seconds, port_in_use, wait_healthy
 
 REPO = Path(__file__).resolve().parent.parent
 UPSTREAM_PORT = 9141

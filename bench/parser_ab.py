@@ -35,10 +35,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import (
+from harness import (
     GATEWAY_CORE,
     GATEWAY_MODEL,
-    LOAD_CORE,
     MASTER_KEY,
     UPSTREAM_KEY,
     Managed,
@@ -47,6 +46,7 @@ from run import (
     ensure_wrk,
     require_autogroup,
     run_wrk,
+    start_mock,
     wait_healthy,
 )
 
@@ -139,12 +139,14 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="parser-ab-"))
     tree = tmp / "baseline"
     git("worktree", "add", "--detach", str(tree), baseline)
-    mock = Managed("mock", ["taskset", "-c", str(LOAD_CORE), PY, str(REPO / "bench" / "mock_upstream.py"),
-                            "--port", str(MOCK_PORT), "--api-key", UPSTREAM_KEY], env=dict(os.environ), logdir=tmp)
+    try:
+        mock = start_mock(MOCK_PORT, tmp)
+    except BaseException:
+        subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, check=False)
+        raise
     gateways: dict[str, tuple[int, Managed]] = {}
     sides = {(mode, name): Side() for mode in modes for name in ("new", "base")}
     try:
-        wait_healthy(mock, MOCK_PORT, "/healthz", 30)
         gateways["new"] = (NEW_PORT, start_gateway("new", REPO / "src", NEW_PORT, tmp / "new"))
         gateways["base"] = (BASE_PORT, start_gateway("base", tree / "src", BASE_PORT, tmp / "base"))
         for mode in modes:  # warm both up

@@ -37,7 +37,7 @@ from tests.lb_cluster import HAProxy, start_replica  # noqa: E402
 from tests.test_governance_util import REDIS_URL  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
-from run import parse_wrk  # noqa: E402
+from harness import parse_wrk  # noqa: E402
 
 MODEL = "openai/gpt-4.1-mini"
 BODY = (b'{"model":"' + MODEL.encode() + b'","max_tokens":16,'

@@ -1,11 +1,18 @@
 -- wrk script: a non-streaming OpenAI chat completion request.
--- The model and key can be overridden from the environment (bench/run.py sets them).
+-- The model and key can be overridden from the environment (bench/run.py sets them);
+-- BENCH_HEADERS adds headers, one "Name: value" a line (bench/peers.py: Portkey's routing headers).
 local model = os.getenv("BENCH_MODEL") or "mock/bench-model"
 local key = os.getenv("BENCH_KEY") or "bench-master-key"
 
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. key
+for line in (os.getenv("BENCH_HEADERS") or ""):gmatch("[^\n]+") do
+  local name, value = line:match("^%s*([^:]+):%s*(.-)%s*$")
+  if name then
+    wrk.headers[name] = value
+  end
+end
 wrk.body = '{"model":"' .. model .. '","messages":['
   .. '{"role":"system","content":"You are a helpful assistant."},'
   .. '{"role":"user","content":"In two sentences, what does an LLM gateway do?"}'
