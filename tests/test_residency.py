@@ -230,6 +230,12 @@ def test_the_request_log_records_each_attempts_region(gw: GatewayProcess) -> Non
     trace = record["routing_trace"]
     trace = json.loads(trace) if isinstance(trace, str) else trace
     assert [(a["vendor"], a["regions"]) for a in trace["attempts"]] == [("mock-eu", ["eu-central-1"])]
+    # The admin API's record, as the console's request page shows it.
+    from interlock.console.requests import detail_view
+
+    status, detail = gw.call("GET", f"/admin/v1/logs/{raw.headers['x-interlock-request-id']}")
+    assert status == 200 and detail["attempts"][0]["regions"] == ["eu-central-1"], detail
+    assert detail_view(detail)["timeline"][1]["what"] == "attempt 1: mock-eu / mocklab/resident (eu-central-1)"
 
 
 def test_spend_totals_by_region(gw: GatewayProcess) -> None:
@@ -379,3 +385,4 @@ async def test_the_console_spend_page_totals_by_region() -> None:
                             "project": ""}, admin=True)
     assert sorted(view["csv"]) == [("2026-12-01", "eu-central-1", 4_000_000, 0, 4),
                                    ("2026-12-01", "us-east-1", 5_000_000, 0, 5), ("2026-12-01", "—", 7, 0, 1)]
+

@@ -194,6 +194,9 @@ def detail_view(r: dict[str, Any], price: Price | None = None) -> dict[str, Any]
             continue
         start = a.get("start_ms")
         what = f"attempt {i + 1}: {a.get('vendor')} / {a.get('model')}"
+        regions = a.get("regions")
+        if isinstance(regions, list) and regions:
+            what += f" ({', '.join(str(x) for x in regions)})"  # where it ran (data residency)
         result = f"{a.get('outcome')} · status {a.get('status')} · {_ms(a.get('latency_ms'))}"
         if a.get("error"):
             result += f" · {a['error']}"
