@@ -1,4 +1,4 @@
-"""The generated reference pages (scripts/docs_reference.py) list everything the code defines.
+"""The generated reference pages (scripts/docs_reference/) list everything the code defines.
 
 Each check reads the code a second, independent way (a plain scan of the source, or a running gateway's
 answers) and fails when the generator missed something, or when an entry has no meaning.
@@ -28,7 +28,8 @@ SRC = ROOT / "src" / "interlock"
 
 
 def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("docs_reference", ROOT / "scripts" / "docs_reference.py")
+    # The package by its name, as ``python -m docs_reference`` imports it (its modules import each other).
+    spec = importlib.util.spec_from_file_location("docs_reference", ROOT / "scripts" / "docs_reference" / "__init__.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up
@@ -144,7 +145,7 @@ def test_endpoints_list_every_route_and_operation(pages: dict[str, str]) -> None
     assert not stale, f"ROUTES describes routes the gateway no longer has: {stale}"
     for _, method, path, _ in ref.openapi_operations():
         assert f"| {method} | `{path}` |" in pages["endpoints"]
-        assert ref._route_of(path, routes) is not None, f"OpenAPI path {path} is served by no route"
+        assert ref.route_of(path, routes) is not None, f"OpenAPI path {path} is served by no route"
 
 
 # -------------------------------------------------------------------------- headers, errors, metrics
