@@ -209,8 +209,8 @@ def _named_path(path: tuple[str, ...]) -> list[str]:
             name = "mmlu"
         else:
             name = next((n for tail, n in NAMES.items() if tuple(out[-len(tail):]) == tail), "example")
-        out.append(json.dumps(name) if "/" in name else name)
-    return out
+        out.append(name)
+    return [json.dumps(part) if "/" in part else part for part in out]
 
 
 def config_page() -> str:

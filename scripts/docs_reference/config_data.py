@@ -14,7 +14,7 @@ RICH_CONFIG = """
 vendors:
   openai: {api_key: sk-example, timeouts: {total: 60}, headers: {x-example: "1"}}
   azure: {api_key: az-example, base_url: "https://example.openai.azure.com/openai", api_version: "2024-10-21",
-          deployments: {openai/gpt-4.1-mini: mini}}
+          deployments: {gpt-4.1-mini: mini}}
   local: {type: openai, base_url: "http://127.0.0.1:9/v1", name: Local}
   anthropic: {api_key: sk-ant-example, anthropic_version: "2023-06-01"}
   bedrock: {region: us-east-1, aws_access_key_id: AKIAEXAMPLE, aws_secret_access_key: example,
@@ -41,7 +41,7 @@ cache:
   enabled: true
   semantic: {enabled: true, threshold: 0.95, max_entries: 100}
   policies: {cheap-first: {ttl_s: 60, semantic: {enabled: false}}}
-  projects: {acme: {enabled: false}}
+  projects: {acme: {enabled: false, semantic: {threshold: 0.98}}}
 guardrails:
   patterns: [{name: TICKET_ID, regex: "T-[0-9]{6}", context: [ticket], context_window: 40}]
 routing:
@@ -101,7 +101,16 @@ DEFAULT_TEXT = {
     "vendors.<name>.api_key": "the vendor's usual environment variable (`OPENAI_API_KEY`, ...)",
     "server.state_dir": "`$INTERLOCK_HOME`, else `.interlock`",
     "simulator.enabled": "`true` without a config file, else `false`",
+    "policies.<name>.expected_output_tokens": "the request's max tokens (at most 1,000), else 500",
+    "policies.<name>.filters.max_price.input": "no limit",
+    "policies.<name>.filters.max_price.output": "no limit",
+    "guardrails.prompt_injection.classifier": "`on`",
 }
+#: A policy's or a project's cache entry: a key it leaves out is the floor's (for a project, its policy's first).
+DEFAULT_TEXT.update({f"cache.{kind}.<name>.{key}": ("the policy's, else " if kind == "projects" else "")
+                     + f"`cache.{key}`" for kind in ("policies", "projects")
+                     for key in ("allow_request_opt_in", "allow_temperature", "enabled", "hit_cost_fraction", "ttl_s",
+                                 "semantic.enabled", "semantic.threshold")})
 
 #: Example values for keys without a default.
 EXAMPLES: dict[str, Any] = {
@@ -131,7 +140,7 @@ EXAMPLES: dict[str, Any] = {
     "vendors.<name>.deployments.<name>": "mini-deployment",
     "vendors.<name>.headers.<name>": "search",
     "cache.projects.<name>.semantic": {"enabled": False},
-    "vendors.<name>.deployments": {"openai/gpt-4.1-mini": "mini-deployment"},
+    "vendors.<name>.deployments": {"gpt-4.1-mini": "mini-deployment"},
     "aliases.<name>": "openai/gpt-4.1-mini",
     "policies.<name>.targets": ["openai/gpt-4.1-mini", "anthropic/claude-sonnet-4"],
     "policies.<name>.description": "cheap first, then the big one",
@@ -143,6 +152,7 @@ EXAMPLES: dict[str, Any] = {
     "policies.<name>.filters.max_price.output": 15,
     "policies.<name>.quality.weights.<name>": 1,
     "policies.<name>.quality.scores.<name>": {"mmlu": 0.8},
+    "policies.<name>.quality.scores.<name>.<name>": 0.8,
     "policies.<name>.targets[].model": "openai/gpt-4.1-mini",
     "guardrails.patterns": [{"name": "TICKET_ID", "regex": "T-[0-9]{6}"}],
     "guardrails.patterns[].name": "TICKET_ID",
@@ -181,7 +191,7 @@ NAMES = {
     ("mcp", "servers"): "search",
     ("mcp", "tool_packs"): "research",
     ("prefix_affinity", "vendor_ttl_s"): "openai",
-    ("deployments",): "openai/gpt-4.1-mini",
+    ("deployments",): "gpt-4.1-mini",  # the vendor's model id (the route's), not the catalog's
     ("headers",): "x-team",
 }
 #: The built-in vendor an example of a vendor type's own key names.
