@@ -53,7 +53,8 @@ def _sources() -> Iterator[tuple[Path, str]]:
 # ---------------------------------------------------------------------------------------------- config
 
 def _only_keys() -> set[str]:
-    """Every key named in a ``Section.only(...)`` call of the source: literal strings, or module tuples."""
+    """Every key named in a ``Section.only(...)`` call of the source (literal strings, or module tuples), or in
+    an ``_only(data, key, (...))`` call (the MCP parsers, which check plain data)."""
     keys: set[str] = set()
     for _, text in _sources():
         tree = ast.parse(text)
@@ -79,10 +80,14 @@ def _only_keys() -> set[str]:
                     and node.args and all(isinstance(a, ast.Constant | ast.Starred) for a in node.args):
                 for arg in node.args:
                     keys.update(strings(arg))
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "_only" \
+                    and len(node.args) == 3:
+                keys.update(strings(node.args[2]))
     return keys
 
 
 def test_config_lists_every_key_the_loader_accepts(pages: dict[str, str]) -> None:
+    from interlock.catalog.overrides import _MODEL_KEYS, _PRICE_KEYS, _ROUTE_KEYS
     from interlock.config import _TOP_KEYS
     from interlock.simulator.settings import _KNOWN_KEYS
     from interlock.vendors.registry import VENDOR_TABLE
@@ -90,7 +95,9 @@ def test_config_lists_every_key_the_loader_accepts(pages: dict[str, str]) -> Non
     listed = set(re.findall(r"^\| `([^`]+)` \|", pages["config"], re.M))
     segments = {part.rstrip("[]") for key in listed for part in key.split(".")}
     accepted = _only_keys() | set(_TOP_KEYS) | set(_KNOWN_KEYS) | set(VENDOR_TABLE.setting_keys)
+    accepted |= _MODEL_KEYS | _ROUTE_KEYS | _PRICE_KEYS  # the catalog overrides: plain data
     assert len(accepted) > 100
+    assert {"per_user", "token_url", "tools", "rename", "vendor_model_id", "tiers"} <= segments
     missing = sorted(accepted - segments)
     assert not missing, f"config keys the loader accepts but config.md does not list: {missing}"
     # And by full path, for what the traced loader saw.
@@ -108,8 +115,10 @@ def test_config_entries_have_a_type_and_an_example(pages: dict[str, str]) -> Non
         assert key.type == "mapping" or ref.config_example(key, keys), key.dotted
     assert "| `server.port` | integer | `8400` | `server: {port: 8400}` |" in pages["config"]
     dotted = {k.dotted for k in keys}
-    for table in (ref.DEFAULT_TEXT, ref.EXAMPLES, ref.RAW_TYPES):
+    for table in (ref.DEFAULT_TEXT, ref.EXAMPLES, ref.RAW_TYPES, ref.PLAIN_TYPES):
         assert not set(table) - dotted, f"entries for keys the loader no longer reads: {set(table) - dotted}"
+    sections = {d.rsplit(".", 1)[0] for d in dotted}
+    assert not set(ref.EXAMPLE_WITH) - dotted - sections, "EXAMPLE_WITH names keys the loader no longer reads"
 
 
 # ------------------------------------------------------------------------------------------------- cli
@@ -243,7 +252,8 @@ def test_config_examples_are_accepted_by_the_loader(tmp_path: Path) -> None:
     keys, _ = ref.config_keys()
     base = yaml.safe_load(ref.RICH_CONFIG)
     env = {"INTERLOCK_HOME": str(tmp_path / "state"), "OTLP_TOKEN": "t", "MY_VENDOR_KEY": "k",
-           "OPENAI_API_KEY": "k", "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "k", "AWS_SESSION_TOKEN": "k"}
+           "OPENAI_API_KEY": "k", "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "k", "AWS_SESSION_TOKEN": "k",
+           "MCP_TOKEN": "t", "WEATHER_API_KEY": "k"}
     refused = []
     checked = 0
     for key in keys:

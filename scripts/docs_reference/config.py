@@ -1,172 +1,14 @@
-"""config.md: every key the config loader reads, found by running it over configs that use every section.
-
-``configfile.Section`` is instrumented to record each key's path, type and default and the keys each section
-accepts (``Section.only``); sections parsed as plain data (``simulator:``) come from their own key tables.
-"""
+"""config.md: every key of ``interlock.yaml`` (``config_keys.py``): its type, default, example and meaning."""
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import json
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
-from .common import GENERATED_NOTE, quiet
-from .config_data import (
-    DEFAULT_TEXT,
-    EXAMPLES,
-    NAMES,
-    PARTIAL_CONFIGS,
-    RAW_TYPES,
-    RICH_CONFIG,
-    VENDOR_OF_TYPE,
-)
-
-
-@dataclass(frozen=True)
-class ConfigKey:
-    path: tuple[str, ...]
-    type: str
-    default: Any
-    reader: str
-
-    @property
-    def dotted(self) -> str:
-        out = ""
-        for part in self.path:
-            out += part if part.startswith("[") else (f".{part}" if out else part)
-        return out
-
-
-_KINDS = {"string": "string", "choice": "string", "number": "number", "integer": "integer", "boolean": "boolean",
-          "secret": "string (secret: ${ENV_VAR})", "string_map": "mapping of strings",
-          "header_map": "mapping of header names to values", "section": "mapping", "raw": "any"}
-
-
-#: Sections parsed as plain data, not through ``configfile.Section``: their keys come from these tables.
-def _plain_sections() -> list[ConfigKey]:
-    from interlock.simulator import settings as sim
-
-    fields = {f.name: f for f in dataclasses.fields(sim.SimulatorSettings)}
-    out = []
-    for key in sorted(sim._KNOWN_KEYS):
-        f = fields[key]
-        default = f.default if f.default is not dataclasses.MISSING else {}
-        out.append(ConfigKey(("simulator", key), _type_name(str(f.type)), default, "SimulatorSettings"))
-    return out
-
-
-def _type_name(annotation: str) -> str:
-    return {"float": "number", "int": "integer", "bool": "boolean", "int | None": "integer",
-            "str": "string"}.get(annotation, "mapping" if annotation.startswith("Mapping") else annotation)
-
-
-class _Recorder:
-    def __init__(self) -> None:
-        self.keys: dict[tuple[str, ...], ConfigKey] = {}
-        self.accepted: dict[tuple[str, ...], set[str]] = {}
-        self.named: set[tuple[str, ...]] = set()
-
-    def norm(self, path: tuple[str | int, ...]) -> tuple[str, ...]:
-        out: list[str] = []
-        for part in path:
-            if isinstance(part, int):
-                out[-1] = out[-1] + "[]"
-            elif tuple(out) in self.named:
-                out.append("<name>")
-            else:
-                out.append(part)
-        return tuple(out)
-
-    @contextlib.contextmanager
-    def installed(self) -> Iterator[None]:
-        from interlock.configfile import Section
-
-        saved = {name: getattr(Section, name) for name in (*_KINDS, "only", "names")}
-        recorder = self
-
-        def reader(name: str) -> Callable[..., Any]:
-            original = saved[name]
-
-            def read(self: Section, key: str, *args: Any, **kwargs: Any) -> Any:
-                default = args[0] if args else kwargs.get("default")
-                if name in ("section", "string_map", "header_map", "secret"):
-                    default = None
-                section = recorder.norm(self.path)
-                path = (*section, "<name>" if section in recorder.named else key)
-                known = recorder.keys.get(path)
-                if known is None or (known.reader == "raw" and name != "raw"):
-                    recorder.keys[path] = ConfigKey(path, _KINDS[name], default, name)
-                return original(self, key, *args, **kwargs)
-            return read
-
-        def only(self: Section, *allowed: str) -> None:
-            recorder.accepted.setdefault(recorder.norm(self.path), set()).update(allowed)
-            saved["only"](self, *allowed)
-
-        def names(self: Section) -> Iterator[str]:
-            recorder.named.add(recorder.norm(self.path))
-            return saved["names"](self)  # type: ignore[no-any-return]
-
-        try:
-            for name in _KINDS:
-                setattr(Section, name, reader(name))
-            Section.only = only  # type: ignore[method-assign]
-            Section.names = names  # type: ignore[method-assign]
-            yield
-        finally:
-            for name, original in saved.items():
-                setattr(Section, name, original)
-
-
-def config_keys() -> tuple[list[ConfigKey], dict[tuple[str, ...], set[str]]]:
-    """Every key the loader reads (path, type, default) and, per section, the keys it accepts."""
-    from interlock.app import validate
-    from interlock.config import ConfigError, load_settings
-    from interlock.vendors.registry import VENDOR_TABLE
-
-    recorder = _Recorder()
-    with tempfile.TemporaryDirectory() as tmp, recorder.installed(), quiet():
-        env = {"INTERLOCK_HOME": str(Path(tmp) / "state")}
-        for i, text in enumerate((None, RICH_CONFIG, *PARTIAL_CONFIGS)):
-            path = None
-            if text is not None:
-                path = Path(tmp) / f"config-{i}.yaml"
-                path.write_text(text)
-            try:
-                validate(load_settings(path, vendor_table=VENDOR_TABLE, environ=env))
-            except ConfigError:
-                if text in PARTIAL_CONFIGS:
-                    continue
-                raise
-    # A parser may read a key its section refuses (shared code for several detectors): not a key of the section.
-    keys = {path: key for path, key in recorder.keys.items()
-            if path[:-1] not in recorder.accepted or path[-1] in recorder.accepted[path[:-1]]}
-    # Keys a section accepts but reads only as a whole elsewhere (raw), or not on the paths the configs took.
-    for section, allowed in recorder.accepted.items():
-        for key in allowed:
-            path = (*section, key)
-            if path not in keys:
-                keys[path] = ConfigKey(path, "any", None, "raw")
-    for key in _plain_sections():
-        keys[key.path] = key
-    out = []
-    for key in keys.values():
-        dotted = key.dotted
-        kind = RAW_TYPES.get(dotted, key.type) if key.reader == "raw" else key.type
-        if kind == "any" and len(key.path) == 1:
-            kind = "mapping"  # a top-level section, read by its subsystem
-        out.append(dataclasses.replace(key, type=kind))
-    # A per-policy or per-project override read only as raw data has the type of the key it overrides.
-    out = [dataclasses.replace(key, type=next(
-        (k.type for k in out if k.path[-1] == key.path[-1] and k.path[0] == key.path[0] and k.type != "any"
-         and len(k.path) < len(key.path)), "any")) if key.type == "any" else key for key in out]
-    return sorted(out, key=lambda k: k.path), recorder.accepted
-
+from .common import GENERATED_NOTE
+from .config_data import DEFAULT_TEXT, EXAMPLE_WITH, EXAMPLES, NAMES, STDIO_SERVER, VENDOR_OF_TYPE
+from .config_keys import ConfigKey, config_keys
 
 
 def _yaml_value(value: Any) -> str:
@@ -175,7 +17,8 @@ def _yaml_value(value: Any) -> str:
 
 def config_example(key: ConfigKey, keys: Sequence[ConfigKey] = ()) -> str | None:
     """``a: {b: value}`` for the key, with its default, else an example value: from EXAMPLES, else the default
-    of the key of the same name it overrides (``cache.projects.<name>.ttl_s`` → ``cache.ttl_s``)."""
+    of the key of the same name it overrides (``cache.projects.<name>.ttl_s`` → ``cache.ttl_s``); with the keys
+    beside it that it needs (EXAMPLE_WITH)."""
     dotted = key.dotted
     value = EXAMPLES.get(dotted, key.default)
     if value is None:
@@ -186,10 +29,13 @@ def config_example(key: ConfigKey, keys: Sequence[ConfigKey] = ()) -> str | None
     if value is None or (value == {} and key.type.startswith("mapping") and dotted not in EXAMPLES):
         return None
     parts = _named_path(key.path)
-    text = _yaml_value(value)
-    for part in reversed(parts):
-        text = "{" + (f"{part[:-2]}: [{text}]" if part.endswith("[]") else f"{part}: {text}") + "}"
-    return text[1:-1]
+    beside = EXAMPLE_WITH.get(dotted) or EXAMPLE_WITH.get(ConfigKey(key.path[:-1], "", None, "").dotted, {})
+    last = parts[-1]
+    text = f"{last[:-2]}: [{_yaml_value(value)}]" if last.endswith("[]") else f"{last}: {_yaml_value(value)}"
+    text += "".join(f", {name}: {_yaml_value(v)}" for name, v in beside.items() if name != key.path[-1])
+    for part in reversed(parts[:-1]):
+        text = f"{part[:-2]}: [{{{text}}}]" if part.endswith("[]") else f"{part}: {{{text}}}"
+    return text
 
 
 def _named_path(path: tuple[str, ...]) -> list[str]:
@@ -207,6 +53,8 @@ def _named_path(path: tuple[str, ...]) -> list[str]:
             name = VENDOR_OF_TYPE.get(kind or "", "openai")
         elif out[-2:] == ["scores", "openai/gpt-4.1-mini"]:
             name = "mmlu"
+        elif tuple(out) == ("mcp", "servers") and path[i + 1:i + 2] in tuple((k,) for k in STDIO_SERVER[1]):
+            name = STDIO_SERVER[0]
         else:
             name = next((n for tail, n in NAMES.items() if tuple(out[-len(tail):]) == tail), "example")
         out.append(name)

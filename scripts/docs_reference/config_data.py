@@ -101,6 +101,8 @@ DEFAULT_TEXT = {
     "vendors.<name>.api_key": "the vendor's usual environment variable (`OPENAI_API_KEY`, ...)",
     "server.state_dir": "`$INTERLOCK_HOME`, else `.interlock`",
     "simulator.enabled": "`true` without a config file, else `false`",
+    "mcp.servers.<name>.transport": "`streamable_http` (`stdio` for a `command` server)",
+    "mcp.servers.<name>.per_user.prefix": "`Bearer ` in `Authorization`, else none",
     "policies.<name>.expected_output_tokens": "the request's max tokens (at most 1,000), else 500",
     "policies.<name>.filters.max_price.input": "no limit",
     "policies.<name>.filters.max_price.output": "no limit",
@@ -111,6 +113,55 @@ DEFAULT_TEXT.update({f"cache.{kind}.<name>.{key}": ("the policy's, else " if kin
                      + f"`cache.{key}`" for kind in ("policies", "projects")
                      for key in ("allow_request_opt_in", "allow_temperature", "enabled", "hit_cost_fraction", "ttl_s",
                                  "semantic.enabled", "semantic.threshold")})
+
+_SERVER = "mcp.servers.<name>"
+_MODEL = "catalog.models.<name>"
+_ROUTE = f"{_MODEL}.routes.<name>"
+
+#: Sections parsed as plain data (``config_keys.py`` finds their keys in the code): each key's type and default.
+PLAIN_TYPES: dict[str, tuple[str, Any]] = {
+    f"{_SERVER}.url": ("string", None),
+    f"{_SERVER}.transport": ("string", "streamable_http"),
+    f"{_SERVER}.command": ("list of strings", None),
+    f"{_SERVER}.env": ("mapping of strings", None),
+    f"{_SERVER}.cwd": ("string", None),
+    f"{_SERVER}.headers": ("mapping of header names to values", None),
+    f"{_SERVER}.timeout_s": ("number", 30.0),
+    f"{_SERVER}.connect_timeout_s": ("number", 10.0),
+    f"{_SERVER}.per_user": ("mapping", None),
+    f"{_SERVER}.per_user.type": ("string", None),
+    f"{_SERVER}.per_user.header": ("string", "Authorization"),
+    **{f"{_SERVER}.per_user.{key}": ("string", None)
+       for key in ("prefix", "env", "token_url", "client_id", "client_secret", "scope")},
+    "mcp.tool_packs.<name>.project": ("string", None),
+    "mcp.tool_packs.<name>.tools": ("list of strings", None),
+    "mcp.tool_packs.<name>.rename": ("mapping of strings", None),
+    "mcp.tool_packs.<name>.describe": ("mapping of strings", None),
+    "mcp.tool_packs.<name>.description": ("string", None),
+    **{f"catalog.{key}": ("mapping", None) for key in ("models", "models.<name>", "vendors", "vendors.<name>")},
+    "catalog.vendors.<name>.zdr": ("boolean", None),
+    **{f"{_MODEL}.{key}": ("string", None)
+       for key in ("name", "lab", "family", "release_date", "knowledge", "reference_vendor")},
+    **{f"{_MODEL}.{key}": ("list of strings", None)
+       for key in ("input_modalities", "output_modalities", "capabilities")},
+    **{f"{_MODEL}.{key}": ("integer", None) for key in ("context_window", "max_output", "max_input")},
+    f"{_MODEL}.open_weights": ("boolean", False),
+    f"{_MODEL}.routes": ("mapping", None),
+    _ROUTE: ("mapping", None),
+    f"{_ROUTE}.vendor_model_id": ("string", None),
+    **{f"{_ROUTE}.{key}": ("integer", None) for key in ("context_window", "max_output", "max_input")},
+    f"{_ROUTE}.capabilities": ("list of strings", None),
+    f"{_ROUTE}.zdr": ("boolean", None),
+    f"{_ROUTE}.remove": ("boolean", False),
+    f"{_ROUTE}.price": ("mapping", None),
+    **{f"{_ROUTE}.price.{key}": ("number", None)
+       for key in ("input", "output", "cache_read", "cache_write", "reasoning", "input_audio", "output_audio",
+                   "citation", "request")},
+    f"{_ROUTE}.price.tiers": ("list of mappings", None),
+    f"{_ROUTE}.price.tiers[].above": ("integer", None),
+    **{f"{_ROUTE}.price.tiers[].{key}": ("number", None)
+       for key in ("input", "output", "cache_read", "cache_write", "reasoning", "input_audio", "output_audio")},
+}
 
 #: Example values for keys without a default.
 EXAMPLES: dict[str, Any] = {
@@ -177,6 +228,72 @@ EXAMPLES: dict[str, Any] = {
     "simulator.seed": 7,
     "simulator.faults": {"openai/gpt-4.1-mini": "error=503;rate=0.1"},
     "simulator.latency": {"openai/*": {"ttft_p50": 0.3, "ttft_p95": 0.9, "tps_p50": 40, "tps_p95": 80}},
+    f"{_SERVER}.url": "https://mcp.example.com/mcp",
+    f"{_SERVER}.command": ["python", "weather_server.py"],
+    f"{_SERVER}.env": {"WEATHER_API_KEY": "${WEATHER_API_KEY}"},
+    f"{_SERVER}.cwd": "/srv/mcp/weather",
+    f"{_SERVER}.headers": {"Authorization": "Bearer ${MCP_TOKEN}"},
+    f"{_SERVER}.per_user.type": "api_key",
+    f"{_SERVER}.per_user.header": "X-Api-Key",
+    f"{_SERVER}.per_user.prefix": "Token ",
+    f"{_SERVER}.per_user.env": "CRM_API_KEY",
+    f"{_SERVER}.per_user.token_url": "https://auth.example.com/token",
+    f"{_SERVER}.per_user.client_id": "interlock",
+    f"{_SERVER}.per_user.client_secret": "example-client-secret",
+    f"{_SERVER}.per_user.scope": "calendar.read",
+    "mcp.tool_packs.<name>.project": "acme",
+    "mcp.tool_packs.<name>.tools": ["search/*"],
+    "mcp.tool_packs.<name>.rename": {"search/find": "find_docs"},
+    "mcp.tool_packs.<name>.describe": {"search/find": "Find a page of the product docs."},
+    "mcp.tool_packs.<name>.description": "Docs search for the support agents",
+    f"{_MODEL}.name": "GPT-4.1 mini",
+    f"{_MODEL}.lab": "openai",
+    f"{_MODEL}.family": "gpt-mini",
+    f"{_MODEL}.release_date": "2025-04-14",
+    f"{_MODEL}.knowledge": "2024-04",
+    f"{_MODEL}.context_window": 1047576,
+    f"{_MODEL}.max_output": 32768,
+    f"{_MODEL}.max_input": 1000000,
+    f"{_MODEL}.input_modalities": ["text", "image"],
+    f"{_MODEL}.output_modalities": ["text"],
+    f"{_MODEL}.capabilities": ["streaming", "tools", "vision"],
+    f"{_MODEL}.open_weights": False,
+    f"{_MODEL}.reference_vendor": "openai",
+    f"{_ROUTE}.vendor_model_id": "gpt-4.1-mini",
+    f"{_ROUTE}.context_window": 1047576,
+    f"{_ROUTE}.max_output": 32768,
+    f"{_ROUTE}.max_input": 1000000,
+    f"{_ROUTE}.capabilities": ["streaming", "tools"],
+    f"{_ROUTE}.remove": True,
+    f"{_ROUTE}.price.input": 0.3,
+    f"{_ROUTE}.price.output": 1.2,
+    f"{_ROUTE}.price.cache_read": 0.075,
+    f"{_ROUTE}.price.cache_write": 0.5,
+    f"{_ROUTE}.price.reasoning": 1.2,
+    f"{_ROUTE}.price.input_audio": 10,
+    f"{_ROUTE}.price.output_audio": 20,
+    f"{_ROUTE}.price.citation": 2,
+    f"{_ROUTE}.price.request": 5,
+    f"{_ROUTE}.price.tiers": [{"above": 200000, "input": 0.6, "output": 2.4}],
+    f"{_ROUTE}.price.tiers[].above": 200000,
+    f"{_ROUTE}.price.tiers[].input": 0.6,
+    f"{_ROUTE}.price.tiers[].output": 2.4,
+    f"{_ROUTE}.price.tiers[].cache_read": 0.15,
+    f"{_ROUTE}.price.tiers[].cache_write": 1.0,
+    f"{_ROUTE}.price.tiers[].reasoning": 2.4,
+    f"{_ROUTE}.price.tiers[].input_audio": 20,
+    f"{_ROUTE}.price.tiers[].output_audio": 40,
+}
+
+_OAUTH = {"type": "oauth", "token_url": "https://auth.example.com/token", "client_id": "interlock"}
+_STDIO = {"command": ["python", "weather_server.py"]}
+#: What an example needs beside its key to be a valid config (a required sibling), by key, else by its section.
+EXAMPLE_WITH: dict[str, dict[str, Any]] = {
+    f"{_SERVER}.env": _STDIO,
+    f"{_SERVER}.cwd": _STDIO,
+    f"{_SERVER}.per_user": {"type": "api_key"},
+    **{f"{_SERVER}.per_user.{key}": _OAUTH for key in ("token_url", "client_id", "client_secret", "scope")},
+    f"{_ROUTE}.price.tiers[]": {"above": 200000},
 }
 
 
@@ -193,6 +310,11 @@ NAMES = {
     ("prefix_affinity", "vendor_ttl_s"): "openai",
     ("deployments",): "gpt-4.1-mini",  # the vendor's model id (the route's), not the catalog's
     ("headers",): "x-team",
+    ("catalog", "models"): "openai/gpt-4.1-mini",
+    ("routes",): "openai",
+    ("catalog", "vendors"): "openai",
 }
+#: The name an MCP server has in the example of a key that only a stdio server takes (RICH_CONFIG's is HTTP).
+STDIO_SERVER = ("weather", ("command", "env", "cwd"))
 #: The built-in vendor an example of a vendor type's own key names.
 VENDOR_OF_TYPE = {"openai": "azure", "anthropic": "anthropic", "bedrock": "bedrock", "vertex": "vertex"}

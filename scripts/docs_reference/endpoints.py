@@ -165,7 +165,8 @@ def endpoints_page() -> str:
                   "| method | path | summary |", "|---|---|---|"]
         for doc, method, path, summary in ops:
             if doc == label:
-                meaning = summary or ROUTES.get(route_of(path, routes).path if route_of(path, routes) else "", "")
+                served = route_of(path, routes)
+                meaning = summary or (ROUTES.get(served.path, "") if served is not None else "")
                 lines.append(f"| {method} | `{path}` | {meaning} |")
     return "\n".join(lines) + "\n"
 
