@@ -113,12 +113,32 @@ def test_config_entries_have_a_type_and_an_example(pages: dict[str, str]) -> Non
     assert not [k.dotted for k in keys if k.type == "any"], "give these keys a type in RAW_TYPES"
     for key in keys:
         assert key.type == "mapping" or ref.config_example(key, keys), key.dotted
-    assert "| `server.port` | integer | `8400` | `server: {port: 8400}` |" in pages["config"]
+    assert "| `server.port` | integer | `8400` | The TCP port to listen on; `--port` wins. | `server: {port: 8400}` |" \
+        in pages["config"]
     dotted = {k.dotted for k in keys}
     for table in (ref.DEFAULT_TEXT, ref.EXAMPLES, ref.RAW_TYPES, ref.PLAIN_TYPES):
         assert not set(table) - dotted, f"entries for keys the loader no longer reads: {set(table) - dotted}"
     sections = {d.rsplit(".", 1)[0] for d in dotted}
     assert not set(ref.EXAMPLE_WITH) - dotted - sections, "EXAMPLE_WITH names keys the loader no longer reads"
+
+
+def test_config_keys_have_a_meaning(pages: dict[str, str]) -> None:
+    """Every key the settings read says what it does: a key added to a settings parser (or to a section parsed
+    as plain data) without an entry in MEANINGS (scripts/docs_reference/config_meanings.py) fails here."""
+    keys, _ = ref.config_keys()
+    dotted = {k.dotted for k in keys}
+    assert {"server.trusted_proxies", "mcp.servers.<name>.url", "catalog.models.<name>.routes.<name>.price.input"} \
+        <= dotted
+    missing = sorted(d for d in dotted if len(ref.MEANINGS.get(d, "").split()) < 3)
+    assert not missing, f"config keys with no meaning (add them to MEANINGS): {missing}"
+    stale = sorted(set(ref.MEANINGS) - dotted)
+    assert not stale, f"MEANINGS describes keys the loader no longer reads: {stale}"
+    # And the page shows it: | key | type | default | meaning | example |
+    rows = {line.split(" | ")[0][3:-1]: line.split(" | ") for line in pages["config"].splitlines()
+            if line.startswith("| `")}
+    assert set(rows) == dotted
+    for key, cells in rows.items():
+        assert len(cells) == 5 and cells[3] == ref.MEANINGS[key].replace("|", "&#124;"), key
 
 
 # ------------------------------------------------------------------------------------------------- cli

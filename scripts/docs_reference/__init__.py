@@ -39,6 +39,7 @@ from .config_data import (
     RICH_CONFIG,
 )
 from .config_keys import MCP_PARSERS, ConfigKey, config_keys
+from .config_meanings import MEANINGS
 from .endpoints import ROUTES, Route, endpoints_page, gateway_routes, openapi_operations, route_of
 from .errors import ERROR_FALLBACK, ERROR_MEANINGS, ERROR_STATUS, ErrorCode, error_codes, errors_page
 from .headers import HEADERS, REQUEST_HEADERS, headers_page, scanned_headers
@@ -46,7 +47,7 @@ from .metrics import Metric, metrics_list, metrics_page
 
 __all__ = [
     "CLI_HELP", "DEFAULT_TEXT", "ERROR_FALLBACK", "ERROR_MEANINGS", "ERROR_STATUS", "EXAMPLES", "EXAMPLE_WITH",
-    "GENERATED_NOTE", "HEADERS", "MCP_PARSERS", "NAMES", "PAGES", "PARTIAL_CONFIGS", "PLAIN_TYPES", "RAW_TYPES", "REQUEST_HEADERS", "RICH_CONFIG", "ROOT", "ROUTES",
+    "GENERATED_NOTE", "HEADERS", "MCP_PARSERS", "MEANINGS", "NAMES", "PAGES", "PARTIAL_CONFIGS", "PLAIN_TYPES", "RAW_TYPES", "REQUEST_HEADERS", "RICH_CONFIG", "ROOT", "ROUTES",
     "SRC", "ConfigKey", "ErrorCode", "Metric", "Route", "cli_commands", "cli_options", "cli_page", "config_example",
     "config_keys", "config_page", "endpoints_page", "error_codes", "errors_page", "gateway_routes", "headers_page",
     "metrics_list", "metrics_page", "on_files", "openapi_operations", "route_of", "scanned_headers",

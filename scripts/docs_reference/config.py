@@ -9,6 +9,7 @@ from typing import Any
 from .common import GENERATED_NOTE
 from .config_data import DEFAULT_TEXT, EXAMPLE_WITH, EXAMPLES, NAMES, STDIO_SERVER, VENDOR_OF_TYPE
 from .config_keys import ConfigKey, config_keys
+from .config_meanings import MEANINGS
 
 
 def _yaml_value(value: Any) -> str:
@@ -66,18 +67,19 @@ def config_page() -> str:
     missing: list[str] = []
     lines = ["# Configuration reference", "", GENERATED_NOTE.strip(), "",
              "Every key of `interlock.yaml`, as the loader reads it: its type, its default (what applies when "
-             "the key is absent) and an example. `<name>` stands for a name you choose (a vendor id, a policy, "
+             "the key is absent), what it means and an example. `<name>` stands for a name you choose (a vendor id, a policy, "
              "a project); `[]` for an item of a list. A value may name an environment variable as `${VAR}` or "
              "`${VAR:-default}`. An unknown key fails the start with the file, line and key.", ""]
     for top in sorted({k.path[0] for k in keys}):
-        lines += [f"## `{top}`", "", "| key | type | default | example |", "|---|---|---|---|"]
+        lines += [f"## `{top}`", "", "| key | type | default | meaning | example |", "|---|---|---|---|---|"]
         for key in (k for k in keys if k.path[0] == top):
             default = DEFAULT_TEXT.get(key.dotted) or (
                 "—" if key.default is None or key.default == {} else f"`{_yaml_value(key.default)}`")
             example = config_example(key, keys)
             if example is None and key.type != "mapping":
                 missing.append(key.dotted)
-            lines.append(f"| `{key.dotted}` | {key.type} | {default} | "
+            meaning = MEANINGS.get(key.dotted, "").replace("|", "&#124;")
+            lines.append(f"| `{key.dotted}` | {key.type} | {default} | {meaning} | "
                          + (f"`{example.replace('|', '&#124;')}`" if example else "a section: the keys below") + " |")
         lines.append("")
     if missing:
