@@ -81,13 +81,13 @@ RAW_TYPES = {
     "mcp.servers.<name>": "mapping",
     "mcp.tool_packs.<name>": "mapping",
     "policies.<name>.targets": "list",
-    "server.trusted_proxies": "list of strings",
     "policies.<name>.description": "string",
     "policies.<name>.filters.vendors": "list of strings",
     "policies.<name>.filters.exclude_vendors": "list of strings",
     "policies.<name>.filters.capabilities": "list of strings",
     "policies.<name>.quality.scores.<name>": "mapping",
     "guardrails.patterns[].context": "list of strings",
+    "server.trusted_proxies": "list of strings",
 }
 
 #: Defaults that are another setting, not a value (shown as text).
