@@ -1,4 +1,4 @@
-"""The generated reference pages (scripts/docs_reference.py) list everything the code defines.
+"""The generated reference pages (scripts/docs_reference/) list everything the code defines.
 
 Each check reads the code a second, independent way (a plain scan of the source, or a running gateway's
 answers) and fails when the generator missed something, or when an entry has no meaning.
@@ -28,7 +28,8 @@ SRC = ROOT / "src" / "interlock"
 
 
 def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("docs_reference", ROOT / "scripts" / "docs_reference.py")
+    # The package by its name, as ``python -m docs_reference`` imports it (its modules import each other).
+    spec = importlib.util.spec_from_file_location("docs_reference", ROOT / "scripts" / "docs_reference" / "__init__.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up
@@ -52,7 +53,8 @@ def _sources() -> Iterator[tuple[Path, str]]:
 # ---------------------------------------------------------------------------------------------- config
 
 def _only_keys() -> set[str]:
-    """Every key named in a ``Section.only(...)`` call of the source: literal strings, or module tuples."""
+    """Every key named in a ``Section.only(...)`` call of the source (literal strings, or module tuples), or in
+    an ``_only(data, key, (...))`` call (the MCP parsers, which check plain data)."""
     keys: set[str] = set()
     for _, text in _sources():
         tree = ast.parse(text)
@@ -78,10 +80,14 @@ def _only_keys() -> set[str]:
                     and node.args and all(isinstance(a, ast.Constant | ast.Starred) for a in node.args):
                 for arg in node.args:
                     keys.update(strings(arg))
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "_only" \
+                    and len(node.args) == 3:
+                keys.update(strings(node.args[2]))
     return keys
 
 
 def test_config_lists_every_key_the_loader_accepts(pages: dict[str, str]) -> None:
+    from interlock.catalog.overrides import _MODEL_KEYS, _PRICE_KEYS, _ROUTE_KEYS
     from interlock.config import _TOP_KEYS
     from interlock.simulator.settings import _KNOWN_KEYS
     from interlock.vendors.registry import VENDOR_TABLE
@@ -89,7 +95,9 @@ def test_config_lists_every_key_the_loader_accepts(pages: dict[str, str]) -> Non
     listed = set(re.findall(r"^\| `([^`]+)` \|", pages["config"], re.M))
     segments = {part.rstrip("[]") for key in listed for part in key.split(".")}
     accepted = _only_keys() | set(_TOP_KEYS) | set(_KNOWN_KEYS) | set(VENDOR_TABLE.setting_keys)
+    accepted |= _MODEL_KEYS | _ROUTE_KEYS | _PRICE_KEYS  # the catalog overrides: plain data
     assert len(accepted) > 100
+    assert {"per_user", "token_url", "tools", "rename", "vendor_model_id", "tiers"} <= segments
     missing = sorted(accepted - segments)
     assert not missing, f"config keys the loader accepts but config.md does not list: {missing}"
     # And by full path, for what the traced loader saw.
@@ -105,10 +113,32 @@ def test_config_entries_have_a_type_and_an_example(pages: dict[str, str]) -> Non
     assert not [k.dotted for k in keys if k.type == "any"], "give these keys a type in RAW_TYPES"
     for key in keys:
         assert key.type == "mapping" or ref.config_example(key, keys), key.dotted
-    assert "| `server.port` | integer | `8400` | `server: {port: 8400}` |" in pages["config"]
+    assert "| `server.port` | integer | `8400` | The TCP port to listen on; `--port` wins. | `server: {port: 8400}` |" \
+        in pages["config"]
     dotted = {k.dotted for k in keys}
-    for table in (ref.DEFAULT_TEXT, ref.EXAMPLES, ref.RAW_TYPES):
+    for table in (ref.DEFAULT_TEXT, ref.EXAMPLES, ref.RAW_TYPES, ref.PLAIN_TYPES):
         assert not set(table) - dotted, f"entries for keys the loader no longer reads: {set(table) - dotted}"
+    sections = {d.rsplit(".", 1)[0] for d in dotted}
+    assert not set(ref.EXAMPLE_WITH) - dotted - sections, "EXAMPLE_WITH names keys the loader no longer reads"
+
+
+def test_config_keys_have_a_meaning(pages: dict[str, str]) -> None:
+    """Every key the settings read says what it does: a key added to a settings parser (or to a section parsed
+    as plain data) without an entry in MEANINGS (scripts/docs_reference/config_meanings.py) fails here."""
+    keys, _ = ref.config_keys()
+    dotted = {k.dotted for k in keys}
+    assert {"server.trusted_proxies", "mcp.servers.<name>.url", "catalog.models.<name>.routes.<name>.price.input"} \
+        <= dotted
+    missing = sorted(d for d in dotted if len(ref.MEANINGS.get(d, "").split()) < 3)
+    assert not missing, f"config keys with no meaning (add them to MEANINGS): {missing}"
+    stale = sorted(set(ref.MEANINGS) - dotted)
+    assert not stale, f"MEANINGS describes keys the loader no longer reads: {stale}"
+    # And the page shows it: | key | type | default | meaning | example |
+    rows = {line.split(" | ")[0][3:-1]: line.split(" | ") for line in pages["config"].splitlines()
+            if line.startswith("| `")}
+    assert set(rows) == dotted
+    for key, cells in rows.items():
+        assert len(cells) == 5 and cells[3] == ref.MEANINGS[key].replace("|", "&#124;"), key
 
 
 # ------------------------------------------------------------------------------------------------- cli
@@ -144,7 +174,7 @@ def test_endpoints_list_every_route_and_operation(pages: dict[str, str]) -> None
     assert not stale, f"ROUTES describes routes the gateway no longer has: {stale}"
     for _, method, path, _ in ref.openapi_operations():
         assert f"| {method} | `{path}` |" in pages["endpoints"]
-        assert ref._route_of(path, routes) is not None, f"OpenAPI path {path} is served by no route"
+        assert ref.route_of(path, routes) is not None, f"OpenAPI path {path} is served by no route"
 
 
 # -------------------------------------------------------------------------- headers, errors, metrics
@@ -242,7 +272,8 @@ def test_config_examples_are_accepted_by_the_loader(tmp_path: Path) -> None:
     keys, _ = ref.config_keys()
     base = yaml.safe_load(ref.RICH_CONFIG)
     env = {"INTERLOCK_HOME": str(tmp_path / "state"), "OTLP_TOKEN": "t", "MY_VENDOR_KEY": "k",
-           "OPENAI_API_KEY": "k", "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "k", "AWS_SESSION_TOKEN": "k"}
+           "OPENAI_API_KEY": "k", "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "k", "AWS_SESSION_TOKEN": "k",
+           "MCP_TOKEN": "t", "WEATHER_API_KEY": "k"}
     refused = []
     checked = 0
     for key in keys:
