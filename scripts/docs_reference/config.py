@@ -51,7 +51,8 @@ def _named_path(path: tuple[str, ...]) -> list[str]:
         if tuple(out) == ("vendors",):
             key = path[i + 1] if i + 1 < len(path) else ""
             kind = next((t for t, v in VENDOR_TABLE.types.items() if key in v.keys), None)
-            name = VENDOR_OF_TYPE.get(kind or "", "openai")
+            # ``like`` is for an instance of your own (a built-in vendor refuses it).
+            name = "azure-eu" if key == "like" else VENDOR_OF_TYPE.get(kind or "", "openai")
         elif out[-2:] == ["scores", "openai/gpt-4.1-mini"]:
             name = "mmlu"
         elif tuple(out) == ("mcp", "servers") and path[i + 1:i + 2] in tuple((k,) for k in STDIO_SERVER[1]):

@@ -15,12 +15,16 @@ vendors:
   openai: {api_key: sk-example, timeouts: {total: 60}, headers: {x-example: "1"}}
   azure: {api_key: az-example, base_url: "https://example.openai.azure.com/openai", api_version: "2024-10-21",
           deployments: {gpt-4.1-mini: mini}}
-  local: {type: openai, base_url: "http://127.0.0.1:9/v1", name: Local}
+  local: {type: openai, base_url: "http://127.0.0.1:9/v1", name: Local, regions: [fra-dc-1]}
+  azure-eu: {like: azure, api_key: az-example, base_url: "https://example-eu.openai.azure.com/openai",
+             regions: [swedencentral]}
   anthropic: {api_key: sk-ant-example, anthropic_version: "2023-06-01"}
   bedrock: {region: us-east-1, aws_access_key_id: AKIAEXAMPLE, aws_secret_access_key: example,
             aws_session_token: example}
 aliases:
   fast: openai/gpt-4.1-mini
+regions:
+  jurisdictions: {eu: [fra-dc-1]}
 simulator:
   enabled: true
 policies:
@@ -88,11 +92,14 @@ RAW_TYPES = {
     "policies.<name>.quality.scores.<name>": "mapping",
     "guardrails.patterns[].context": "list of strings",
     "server.trusted_proxies": "list of strings",
+    "vendors.<name>.regions": "list of strings",
+    "regions.jurisdictions.<name>": "list of strings",
 }
 
 #: Defaults that are another setting, not a value (shown as text).
 DEFAULT_TEXT = {
     "vendors.<name>.name": "the vendor id",
+    "vendors.<name>.regions": "Bedrock's `region`, Vertex's `location`; else none",
     "vendors.<name>.timeouts.connect": "`server.timeouts.connect`",
     "vendors.<name>.timeouts.first_byte": "`server.timeouts.first_byte`",
     "vendors.<name>.timeouts.idle": "`server.timeouts.idle`",
@@ -169,6 +176,10 @@ EXAMPLES: dict[str, Any] = {
     "redis.url": "redis://127.0.0.1:6379/0",
     "server.state_dir": "/var/lib/interlock",
     "server.trusted_proxies": ["127.0.0.1", "10.0.0.0/8"],
+    "vendors.<name>.regions": ["swedencentral"],
+    "vendors.<name>.like": "azure",
+    "regions.jurisdictions": {"eu": ["fra-dc-1"]},
+    "regions.jurisdictions.<name>": ["fra-dc-1", "fra-dc-2"],
     "governance.alert_webhook": "https://hooks.example.com/interlock",
     "telemetry.otlp_endpoint": "http://127.0.0.1:4318",
     "telemetry.headers": {"authorization": "Bearer ${OTLP_TOKEN}"},

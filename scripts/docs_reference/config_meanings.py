@@ -386,6 +386,16 @@ MEANINGS: dict[str, str] = {
                               "tag); a value with CR, LF or NUL fails the start.",
     "vendors.<name>.headers.<name>": "The value of this header.",
     "vendors.<name>.enabled": "`false` turns the vendor off: its routes are not used.",
+    "vendors.<name>.regions": "Where this vendor instance runs, as region names (`eu-central-1`, `westeurope`) or a "
+                              "jurisdiction (`eu`), for data residency; a route with none is never admitted by a "
+                              "project's or key's `regions`.",
+    "vendors.<name>.like": "Makes this vendor an instance of a built-in one (its auth, headers and catalog routes) "
+                           "under its own id, e.g. one per region; its base URL is never the built-in's variable.",
+    "regions": "Data residency: how region names group into jurisdictions.",
+    "regions.jurisdictions": "Regions of your own (or moved) per jurisdiction, added to the built-in table of AWS, "
+                             "Azure and Google Cloud regions.",
+    "regions.jurisdictions.<name>": "The region names in this jurisdiction (`eu`, `us`, `uk`, ... or one of your "
+                                    "own).",
     "vendors.<name>.timeouts": "This vendor's timeouts, each key over `server.timeouts`.",
     "vendors.<name>.timeouts.connect": "Connecting to this vendor (TCP and TLS), in seconds.",
     "vendors.<name>.timeouts.first_byte": "From the request sent to the answer's first bytes, in seconds.",

@@ -30,6 +30,8 @@ ERROR_FALLBACK = {
 
 #: Meanings where the raising message names values (``…``) or the class has no docstring of its own.
 ERROR_MEANINGS = {
+    "region_not_allowed": "Data residency: no route of the model runs in the project's, key's or request's "
+                          "regions, or the request asked to widen them.",
     "access_key_scope": "The MCP access key is for another tool pack or registered user.",
     "internal_error": "A bug: an exception nothing turned into an answer; the log has the traceback.",
     "invalid_transfer_encoding": "The request's Transfer-Encoding is not one the server accepts (chunked only).",

@@ -9,7 +9,8 @@ from .common import GENERATED_NOTE, const_str, source_modules
 
 #: Source folders whose headers are the upstream side (what interlock sends vendors, or the simulator as a
 #: vendor answers), not the gateway's answers.
-_UPSTREAM = ("interlock/vendors/", "interlock/simulator/", "interlock/catalog/")
+#: Modules that set no response header: the vendor side, and data tables of header-shaped names (regions).
+_UPSTREAM = ("interlock/vendors/", "interlock/simulator/", "interlock/catalog/", "interlock/core/regions.py")
 _HEADER = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)+$|^(location|etag)$")
 #: Strings shaped like header names that are not (cookie attributes, model ids, CSRF values).
 _NOT_HEADERS = frozenset({"same-origin", "max-age", "computer-use"})
@@ -58,6 +59,8 @@ REQUEST_HEADERS = {
     "x-interlock-cache": "`on` or `off`: ask for the response cache, or skip it (`cache.allow_request_opt_in`).",
     "x-interlock-project": "The project to account the request to (admin key, or a key allowed several).",
     "x-interlock-tags": "Tags recorded with the request, for filtering the log and spend.",
+    "x-interlock-regions": "Jurisdictions or regions (comma-separated) this request may run in: narrows the "
+                           "project's and the key's (data residency); widening them is a 403 `region_not_allowed`.",
     "x-interlock-cache-ttl": "How long to keep this answer in the response cache (seconds).",
     "x-interlock-cache-namespace": "A namespace separating cache entries.",
     "x-interlock-simulator-fault": "Simulator only: inject a fault (an error status, a hang, a reset, a cut or malformed stream).",
