@@ -87,6 +87,14 @@ def test_config_section_errors_name_file_line_and_key(tmp_path: Path) -> None:
     mcp = McpSettings.from_settings(settings)
     assert mcp.servers["docs"].headers == {"A": "Bearer t1"}
     assert "t1" not in str(mcp.servers["docs"].public())  # the admin API lists header names only
+    # An OAuth client secret is a ${VAR} reference too (docs/guides/mcp.md).
+    path.write_text("mcp:\n  servers:\n    cal:\n      url: 'http://h/mcp'\n      per_user: {type: oauth, "
+                    "token_url: 'https://auth/token', client_id: c, client_secret: '${CAL_SECRET}'}\n")
+    mcp = McpSettings.from_settings(load_settings(path, vendor_table=VENDOR_TABLE, environ={"CAL_SECRET": "s3"}))
+    oauth = mcp.servers["cal"].per_user.oauth  # type: ignore[union-attr]
+    assert oauth is not None and oauth.client_secret == "s3"
+    with pytest.raises(ConfigError, match="CAL_SECRET is not set"):
+        McpSettings.from_settings(load_settings(path, vendor_table=VENDOR_TABLE, environ={}))
 
 
 def test_credential_fingerprints_separate_users() -> None:

@@ -230,7 +230,7 @@ MEANINGS: dict[str, str] = {
     f"{_SERVER}.per_user.token_url": "`oauth`: the token endpoint that refreshes a user's access token.",
     f"{_SERVER}.per_user.client_id": "`oauth`: interlock's client id at the token endpoint.",
     f"{_SERVER}.per_user.client_secret": "`oauth`: interlock's client secret at the token endpoint (sent as a "
-                                         "form field; taken as written: `${VAR}` is not expanded here).",
+                                         "form field), best as a `${VAR}` reference.",
     f"{_SERVER}.per_user.scope": "`oauth`: the scope asked for when a token is refreshed.",
     "mcp.tool_packs": "Tool packs by id: a set of upstream tools served to one project as an MCP server of its "
                       "own (`/api/v1/tool-packs/<id>/...`).",

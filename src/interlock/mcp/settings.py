@@ -18,7 +18,8 @@
       max_tool_rounds: 8        # /v1/responses with mcp tools: model rounds at most
       allowed_server_urls: []   # /v1/responses: external server_url prefixes a request may name
 
-Strings in ``headers`` and ``env`` expand ``${VAR}`` from the environment (a missing variable is an error).
+Strings in ``headers``, ``env`` and ``per_user.client_secret`` expand ``${VAR}`` from the environment (a missing
+variable is an error).
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ class McpSettings:
 
 
 def _expanded(group: Section, name: str) -> Any:
-    """A server's raw mapping with ``${VAR}`` expanded in its header and env values."""
+    """A server's raw mapping with ``${VAR}`` expanded in its header and env values and its OAuth client
+    secret (the guide's ``client_secret: "${CALENDAR_CLIENT_SECRET}"``)."""
     raw = group.raw(name)
     if not isinstance(raw, dict):
         return raw
@@ -97,4 +99,11 @@ def _expanded(group: Section, name: str) -> Any:
                     raise group.section(name).section(key).error(
                         f"environment variable {exc.name} is not set", k) from None
             out[key] = expanded
+    per_user = raw.get("per_user")
+    if isinstance(per_user, dict) and isinstance(per_user.get("client_secret"), str):
+        try:
+            out["per_user"] = {**per_user, "client_secret": expand_env(per_user["client_secret"], group.environ)}
+        except MissingEnv as exc:
+            raise group.section(name).section("per_user").error(
+                f"environment variable {exc.name} is not set", "client_secret") from None
     return out
