@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -52,6 +52,25 @@ class BenchError(Exception):
     def __init__(self, message: str, code: int = 1) -> None:
         super().__init__(message)
         self.code = code
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def bench_main(label: str, body: Callable[[], int]) -> int:
+    """Run a benchmark's ``body``: SIGTERM and SIGINT stop it (every process it started is stopped on the way
+    out), a :class:`BenchError` is one line and its exit code."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started with SIGINT ignored
+    try:
+        return body()
+    except BenchError as exc:
+        print(f"\n{label}: error: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print(f"\n{label}: interrupted; all processes stopped", file=sys.stderr)
+        return 130
 
 
 def log(msg: str) -> None:

@@ -19,7 +19,6 @@ import json
 import os
 import shlex
 import shutil
-import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -35,6 +34,7 @@ from harness import (
     VENDOR_MODEL,
     BenchError,
     Managed,
+    bench_main,
     cpu_meter,
     ensure_wrk,
     environment,
@@ -313,23 +313,10 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     return 3 if any("failed requests" in w for w in result["warnings"]) else 0
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        return run(args, argv)
-    except BenchError as exc:
-        print(f"\nbench-peers: error: {exc}", file=sys.stderr)
-        return exc.code
-    except KeyboardInterrupt:
-        print("\nbench-peers: interrupted; all processes stopped", file=sys.stderr)
-        return 130
+    return bench_main("bench-peers", lambda: run(args, argv))
 
 
 if __name__ == "__main__":

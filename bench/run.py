@@ -24,7 +24,6 @@ import datetime as _dt
 import json
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -45,6 +44,7 @@ from harness import (
     BenchError,
     Managed,
     _system_cpu,
+    bench_main,
     cpu_meter,
     ensure_wrk,
     environment,
@@ -161,10 +161,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.duration < 1 or args.warmup < 1:
         p.error("--duration and --warmup must be at least 1 second (wrk's granularity)")
     return args
-
-
-def _on_sigterm(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
 
 
 def run(args: argparse.Namespace) -> int:
@@ -377,16 +373,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started with SIGINT ignored
-    try:
-        return run(args)
-    except BenchError as exc:
-        print(f"\nbench: error: {exc}", file=sys.stderr)
-        return exc.code
-    except KeyboardInterrupt:
-        print("\nbench: interrupted; all processes stopped", file=sys.stderr)
-        return 130
+    return bench_main("bench", lambda: run(args))
 
 
 if __name__ == "__main__":

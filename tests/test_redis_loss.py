@@ -1,12 +1,11 @@
 """A replica whose Redis dies: governed requests get 503, ungoverned ones go on, and it recovers on its own.
 
-A real ``redis-server`` of the test's own, on a free port, is killed and restarted under a running gateway.
+A real ``redis-server`` of the test's own, on a free port, is stopped and started again under a running gateway.
 """
 
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -15,46 +14,18 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import MASTER_KEY, GatewayProcess, clean_env, free_port, start_gateway
+from tests.test_cache_redis_gateway import RedisServer
 from tests.test_governance_gateway import call, chat
 
-REDIS_SERVER = shutil.which("redis-server")
-pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed")
-
-
-class OwnRedis:
-    """A throwaway redis-server that keeps nothing on disk, killed and started again on the same port."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.workdir = workdir
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        assert REDIS_SERVER is not None
-        self.proc = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            out = subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True, text=True)
-            if out.stdout.strip() == "PONG":
-                return
-            time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(10)
-            self.proc = None
+pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
 
 
 @pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[OwnRedis]:
-    server = OwnRedis(tmp_path)
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer(free_port())
     server.start()
     yield server
-    server.kill()
+    server.stop()
 
 
 def _metrics(gw: GatewayProcess) -> dict[str, float]:
@@ -65,7 +36,7 @@ def _metrics(gw: GatewayProcess) -> dict[str, float]:
             for name, value in [line.rsplit(" ", 1)]}
 
 
-def test_losing_redis_refuses_only_governed_requests_and_recovers(tmp_path: Path, redis_server: OwnRedis) -> None:
+def test_losing_redis_refuses_only_governed_requests_and_recovers(tmp_path: Path, redis_server: RedisServer) -> None:
     config = (f"simulator: {{enabled: true, time_scale: 0}}\n"
               f"redis: {{url: 'redis://127.0.0.1:{redis_server.port}/0', key_prefix: 'loss:'}}\n")
     gw = start_gateway(tmp_path / "gw", config, clean_env(INTERLOCK_MASTER_KEY=MASTER_KEY))
@@ -75,7 +46,7 @@ def test_losing_redis_refuses_only_governed_requests_and_recovers(tmp_path: Path
         assert chat(gw, key["key"], max_tokens=5)[0] == 200
         assert _metrics(gw)["interlock_governance_counters_up"] == 1.0
 
-        redis_server.kill()
+        redis_server.stop()
         for _ in range(3):
             status, _, body = chat(gw, key["key"], max_tokens=5)
             assert status == 503 and body["error"]["code"] == "governance_unavailable", body

@@ -60,7 +60,7 @@ class Target:
         object.__setattr__(self, "vendor_id", vendor_id)
         object.__setattr__(self, "key", key)
         object.__setattr__(self, "model_id", model.id if model is not None else key)
-        object.__setattr__(self, "simulated", self.vendor.spec.type == SIMULATOR)
+        object.__setattr__(self, "simulated", vendor_id == SIMULATOR or self.vendor.spec.type == SIMULATOR)
         object.__setattr__(self, "capabilities", caps)
         object.__setattr__(self, "context_window", window)
         object.__setattr__(self, "max_output", route.max_output if route is not None and route.max_output else (
