@@ -74,10 +74,10 @@ vendors:
 
 
 @pytest.mark.parametrize(("text", "where"), [
-    ("vendors:\n  x: {type: openai, base_url: 'http://h/v1', regions: [mars-1]}\n", "unknown region 'mars-1'"),
-    ("vendors:\n  x: {type: openai, base_url: 'http://h/v1', regions: [EU West]}\n", "is not a region name"),
-    ("vendors:\n  x: {type: openai, base_url: 'http://h/v1', regions: []}\n", "expected a list of region names"),
-    ("regions: {jurisdictions: {eu: [Bad Name]}}\n", "is not a region name"),
+    ("vendors:\n  x: {type: openai, base_url: 'http://h/v1', regions: [mars-1]}\n", "unknown region or jurisdiction 'mars-1'"),
+    ("vendors:\n  x: {type: openai, base_url: 'http://h/v1', regions: [EU West]}\n", "is not a region or jurisdiction name"),
+    ("vendors:\n  x: {type: openai, base_url: 'http://h/v1', regions: []}\n", "expected a non-empty list of region or jurisdiction names"),
+    ("regions: {jurisdictions: {eu: [Bad Name]}}\n", "is not a region or jurisdiction name"),
     ("regions: {zones: {}}\n", "zones"),
 ])
 def test_a_bad_region_in_the_config_is_refused_with_its_key(tmp_path: Path, text: str, where: str) -> None:
@@ -217,6 +217,19 @@ def test_a_request_narrows_its_regions_and_may_not_widen_them(gw: GatewayProcess
         _client(gw, key).chat.completions.create(model="mocklab/resident", messages=MSG,
                                                  extra_body={"provider": {"regions": ["atlantis"]}})
     assert (bad.value.body or {})["param"] == "provider.regions"  # type: ignore[index]
+    # Malformed regions are a 400 naming the parameter, never a 500.
+    for extra, headers, param in [({"provider": {"regions": [1]}}, {}, "provider.regions[0]"),
+                                  ({"provider": {"regions": []}}, {}, "provider.regions"),
+                                  ({}, {"x-interlock-regions": "eu,,uk"}, "x-interlock-regions"),
+                                  ({"provider": {"regions": ["uk"]}}, {"x-interlock-regions": "eu"},
+                                   "x-interlock-regions")]:
+        with pytest.raises(openai.BadRequestError) as bad:
+            _client(gw, key, **headers).chat.completions.create(model="mocklab/resident", messages=MSG,
+                                                                extra_body=extra)
+        assert (bad.value.body or {})["param"] == param, bad.value.body  # type: ignore[index]
+    for body in ({"regions": "eu"}, {"regions": [7]}, {"regions": ["eu", None]}):
+        status, err = gw.call("PATCH", "/admin/v1/projects/euro", body)
+        assert status == 400 and err["error"]["param"] == "regions", err
     # The admin key, with no rule, may still choose a region.
     raw = _client(gw, MASTER_KEY, **{"x-interlock-regions": "us"}).chat.completions.with_raw_response.create(
         model="mocklab/resident", messages=MSG)

@@ -279,7 +279,7 @@ class Gateway:
         router.add("/v1/openapi.json", ("GET",), OpenApiDocument(), openai_errors)
         router.add("/healthz", ("GET", "HEAD"), health.live, openai_errors)
         router.add("/readyz", ("GET", "HEAD"), health.ready, openai_errors)
-        admin_logs = AdminLogs(self.obs.store, self.auth, {vid: v.regions for vid, v in self.settings.vendors.items()})
+        admin_logs = AdminLogs(self.obs.store, self.auth, self.settings.vendor_regions())
         router.add("/admin/v1/logs", ("GET",), admin_logs.list, openai_errors)
         router.add("/admin/v1/logs/*", ("GET",), admin_logs.detail, openai_errors)
         router.add("/admin/v1/spend", ("GET",), admin_logs.spend, openai_errors)
@@ -311,6 +311,7 @@ class Gateway:
                               budgets=budget_source(lambda: self.governance.defs.budgets.values(),
                                                     self.governance.budget_status),
                               docs_url=DOCS_PREFIX if docs is not None else None)
+            console.spend.regions = self.settings.vendor_regions()
             if console.keys is not None:
                 console.keys.regions = self.settings.regions
             router.add("/console/signin", ("GET", "HEAD", "POST"), console.signin.route, openai_errors)

@@ -22,7 +22,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar, TypeVar
 
 from interlock.configfile import ConfigError, Document, Section, unsafe_header_value
-from interlock.core.regions import BUILTIN_REGIONS, RegionTable, valid_name
+from interlock.core.regions import BUILTIN_REGIONS, BadRegionName, RegionTable, parse_names, valid_name
 from interlock.core.vendor import Timeouts, VendorSpec
 
 DEFAULT_PORT = 8400
@@ -229,6 +229,10 @@ class Settings:
         data = doc.data if isinstance(doc.data, dict) else {}
         return Section(doc, (key,), data.get(key), self.environ)
 
+    def vendor_regions(self) -> dict[str, tuple[str, ...]]:
+        """Each configured vendor's regions (spend by region names them, live or not)."""
+        return {vid: v.regions for vid, v in self.vendors.items()}
+
     def live_vendors(self) -> list[VendorConfig]:
         return [v for v in self.vendors.values() if v.live]
 
@@ -270,19 +274,11 @@ def region_names(sec: Section, key: str, table: RegionTable, *, known: bool) -> 
     raw = sec.raw(key)
     if raw is None:
         return ()
-    values = [raw] if isinstance(raw, str) else raw
-    if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
-        raise sec.error("expected a list of region names, e.g. [eu-central-1] or [eu]", key)
-    out: list[str] = []
-    for value in values:
-        name = value.strip().lower()
-        if not valid_name(name):
-            raise sec.error(f"{value!r} is not a region name (lower case letters, digits and hyphens)", key)
-        if known and not table.known(name):
-            raise sec.error(f"unknown region {name!r}: add it to regions.jurisdictions under its jurisdiction "
-                            f"({', '.join(sorted(table.jurisdictions))})", key)
-        out.append(name)
-    return tuple(dict.fromkeys(out))
+    try:
+        names = parse_names(raw)
+        return table.check_known(names) if known else names
+    except BadRegionName as exc:
+        raise sec.error(exc.message, key) from None
 
 
 def _region_table(sec: Section) -> RegionTable:

@@ -86,7 +86,6 @@ class Console:
         self.overview = OverviewPage(env, self.sessions, log,
                                      lambda: route_health(stats, circuit or (lambda _key: "closed")), clock)
         self.spend = SpendPage(env, self.sessions, log, budgets, clock)
-        self.spend.regions = {vid: v.regions for vid, v in vendors.items()}
         self.simulate = SimulatorBox(catalog, simulator.adapter if simulator is not None else None,
                                      lambda vendor: vendor_name(catalog, vendor), self.pages.permits,
                                      AddressLimiter(RATE, 60.0, clock))

@@ -221,15 +221,21 @@ class SpendPage:
         principal = session.principal
         return parse_params(params, today, admin=principal.admin, own=principal.project)
 
+    async def _rows(self, choice: dict[str, Any]) -> list[Sequence[Any]]:
+        """The rollup rows of the choice; ``region`` reads the vendor rows and names each vendor's regions."""
+        assert self.store is not None
+        group = choice["group"]
+        rows = await self.store.read_rollup(spend_periods_read("vendor" if group == "region" else group,
+                                                               choice["from"], choice["to"], choice["project"] or None))
+        if group != "region":
+            return list(rows)
+        return [(day, ", ".join(self.regions.get(str(value), ())) or None, *rest) for day, value, *rest in rows]
+
     async def view(self, choice: dict[str, Any], admin: bool) -> dict[str, Any]:
         """The page's figures: one rollup read, the budgets' status (what the template shows)."""
         assert self.store is not None
         started = time.perf_counter()
-        group = choice["group"]
-        rows = await self.store.read_rollup(spend_periods_read("vendor" if group == "region" else group,
-                                                               choice["from"], choice["to"], choice["project"] or None))
-        if group == "region":
-            rows = [(day, ", ".join(self.regions.get(str(value), ())) or None, *rest) for day, value, *rest in rows]
+        rows = await self._rows(choice)
         budgets = await self.budgets(choice["project"] or None) if self.budgets is not None else []
         view = spend_view(rows, choice, budgets)
         view["budgets"] = [{**b, "amount": usd(b["amount_usd"] * 1e12), "spent": usd(b["spent_usd"] * 1e12),
@@ -269,11 +275,7 @@ class SpendPage:
         if self.store is None:
             raise PermissionDenied("The request log is off on this gateway (logging.level: off).")
         choice = self._choice(req, session)
-        group = choice["group"]
-        rows = await self.store.read_rollup(spend_periods_read("vendor" if group == "region" else group,
-                                                               choice["from"], choice["to"], choice["project"] or None))
-        if group == "region":
-            rows = [(day, ", ".join(self.regions.get(str(value), ())) or None, *rest) for day, value, *rest in rows]
+        rows = await self._rows(choice)
         view = spend_view(rows, choice, [])
         name = f"spend-{choice['by']}-{choice['group']}-{choice['from']}-{choice['to']}.csv"
         req.send(200, csv_text(view["csv"], choice["by"], choice["group"]).encode(),

@@ -384,8 +384,7 @@ def model_view(catalog: Catalog, model: Model, live_vendors: Collection[str], st
         routes.insert(0, _route_row(catalog, model, model.reference_route, live_vendors, stats, simulator=True))
     for row in routes:
         # A live instance's declared or derived regions; a route not configured here runs nowhere here.
-        where = (regions or {}).get(row["vendor"], ()) if row["live"] else ()
-        row["regions"] = ", ".join(where) if where else ("not declared" if row["live"] else "")
+        row["regions"] = ", ".join((regions or {}).get(row["vendor"], ())) if row["live"] else ""
     return {
         "model": model,
         "id": model.id,

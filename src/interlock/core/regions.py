@@ -75,6 +75,31 @@ def valid_name(name: str) -> bool:
     return bool(_NAME.match(name))
 
 
+class BadRegionName(ValueError):
+    """A list of region names that cannot be read; ``index`` is the offending item's, when one is."""
+
+    def __init__(self, message: str, index: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.index = index
+
+
+def parse_names(value: object, *, comma: bool = False, empty: bool = False) -> tuple[str, ...]:
+    """Region or jurisdiction names from a list (or one name; with ``comma``, a comma-separated string as a
+    header carries them): stripped, lower-cased, each once. ``empty``: an empty list is allowed (it clears)."""
+    items = (value.split(",") if comma else [value]) if isinstance(value, str) else value
+    if not isinstance(items, list) or not (items or empty):
+        raise BadRegionName("expected a non-empty list of region or jurisdiction names, e.g. [eu-central-1] or [eu]")
+    out: list[str] = []
+    for i, item in enumerate(items):
+        name = item.strip().lower() if isinstance(item, str) else ""
+        if not valid_name(name):
+            raise BadRegionName(f"{item!r} is not a region or jurisdiction name (lower case letters, digits and "
+                                "hyphens)", i)
+        out.append(name)
+    return tuple(dict.fromkeys(out))
+
+
 @dataclass(frozen=True, slots=True)
 class RegionTable:
     """Region name -> jurisdiction: the built-in clouds' regions plus the operator's own."""
@@ -102,6 +127,15 @@ class RegionTable:
 
     def known(self, name: str) -> bool:
         return name in self.regions or name in self.jurisdictions
+
+    def check_known(self, names: tuple[str, ...]) -> tuple[str, ...]:
+        """``names``, once each is in the table (a typo would otherwise admit, or refuse, every route)."""
+        for i, name in enumerate(names):
+            if not self.known(name):
+                raise BadRegionName(f"unknown region or jurisdiction {name!r}; jurisdictions: "
+                                    f"{', '.join(sorted(self.jurisdictions))} (more in the config's "
+                                    "regions.jurisdictions)", i)
+        return names
 
     def covers(self, allowed: frozenset[str], region: str) -> bool:
         """Whether ``region`` is inside the set ``allowed`` (of regions and jurisdictions)."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from interlock.core.regions import BUILTIN_REGIONS, RegionTable, valid_name
+from interlock.core.regions import BUILTIN_REGIONS, BadRegionName, RegionTable, parse_names
 from interlock.governance.auth import digest, new_key, visible_prefix
 from interlock.governance.model import (
     BUDGET_SCOPES,
@@ -105,18 +105,15 @@ def _guardrails(value: Any, pid: str, config: GuardrailConfig) -> ProjectGuardra
 
 
 def check_regions(value: Any, table: RegionTable, field_name: str = "regions") -> tuple[str, ...]:
-    """Region or jurisdiction names the region table knows (a typo would silently refuse every route)."""
+    """Region or jurisdiction names the region table knows; ``[]`` (or null) clears them."""
     if value is None:
         return ()
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+    if not isinstance(value, list):
         raise DefinitionError(field_name, f"expected a list of region or jurisdiction names, got {value!r}")
-    names = tuple(dict.fromkeys(v.strip().lower() for v in value))
-    for name in names:
-        if not valid_name(name) or not table.known(name):
-            raise DefinitionError(field_name, f"unknown region or jurisdiction {name!r}; jurisdictions: "
-                                              f"{', '.join(sorted(table.jurisdictions))} (more in the config's "
-                                              "regions.jurisdictions)")
-    return names
+    try:
+        return table.check_known(parse_names(value, empty=True))
+    except BadRegionName as exc:
+        raise DefinitionError(field_name, exc.message) from None
 
 
 async def create_project(store: GovStore, body: Mapping[str, Any], *,

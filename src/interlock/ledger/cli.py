@@ -180,7 +180,7 @@ async def _spend(args: argparse.Namespace) -> int:
     finally:
         await store.close()
     if derived is not None:
-        rows = by_region(rows, {vid: v.regions for vid, v in args.settings.vendors.items()})
+        rows = by_region(rows, args.settings.vendor_regions())
     if args.format == "json":
         print(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
         return 0

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from interlock.core.errors import InvalidRequest
-from interlock.core.regions import valid_name
+from interlock.core.regions import BadRegionName, parse_names
 
 #: Body fields consumed by interlock's router and never forwarded.
 ROUTING_FIELDS = ("provider", "models", "route")
@@ -106,17 +106,11 @@ def _slugs(value: Any, param: str) -> tuple[str, ...]:
 
 def region_list(value: Any, param: str) -> tuple[str, ...]:
     """Region or jurisdiction names: a list, or (a header's form) one comma-separated string."""
-    items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, list) or not items:
-        raise _invalid(param, "expected a non-empty array of region or jurisdiction names, e.g. [\"eu\"].")
-    out: list[str] = []
-    for i, item in enumerate(items):
-        name = item.strip().lower() if isinstance(item, str) else ""
-        if not valid_name(name):
-            raise _invalid(f"{param}[{i}]" if not isinstance(value, str) else param,
-                           f"{item!r} is not a region or jurisdiction name.")
-        out.append(name)
-    return tuple(dict.fromkeys(out))
+    try:
+        return parse_names(value, comma=True)
+    except BadRegionName as exc:
+        where = f"{param}[{exc.index}]" if exc.index is not None and isinstance(value, list) else param
+        raise _invalid(where, exc.message + ".") from None
 
 
 def _bool(value: Any, param: str) -> bool:

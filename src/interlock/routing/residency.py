@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from interlock.core.errors import GatewayError, InvalidRequest, PermissionDenied
-from interlock.core.regions import RegionRule, RegionTable, route_label
+from interlock.core.regions import BadRegionName, RegionRule, RegionTable, route_label
 from interlock.core.trace import Candidate
 from interlock.routing.overrides import region_list
 from interlock.routing.planner import Planner
@@ -35,10 +35,10 @@ def request_rules(table: RegionTable, granted: tuple[RegionRule, ...], body_regi
         wanted, param = from_header, (param if wanted else HEADER)
     if not wanted:
         return granted
-    unknown = [name for name in wanted if not table.known(name)]
-    if unknown:
-        raise InvalidRequest(f"Invalid '{param}': unknown region or jurisdiction {', '.join(unknown)} (jurisdictions: "
-                             f"{', '.join(sorted(table.jurisdictions))}).", param=param, code="invalid_value")
+    try:
+        table.check_known(wanted)
+    except BadRegionName as exc:
+        raise InvalidRequest(f"Invalid '{param}': {exc.message}.", param=param, code="invalid_value") from None
     allowed = frozenset(wanted)
     for rule in granted:
         wider = table.narrower(rule.allowed, wanted)
