@@ -69,6 +69,12 @@ bench-peers: $(STAMP)
 bench-parser: $(STAMP)
 	$(BIN)/python bench/parser_ab.py $(ARGS)
 
+## make train-router: retrain the difficulty router's scorer on the train split of ../shared/routing (deterministic:
+## rewrites src/interlock/routing/difficulty_weights.json byte for byte)
+.PHONY: train-router
+train-router: $(DEV)
+	PYTHONPATH=src $(BIN)/python scripts/train_router.py $(ARGS)
+
 ## make catalog: recompile the packaged catalog from a models.dev snapshot
 catalog: $(STAMP)
 	$(BIN)/python tools/catalog_compile.py $(SNAPSHOT)

@@ -1,0 +1,247 @@
+"""The difficulty scorer of the difficulty router: per prompt, a score in [0, 1] that the strong model is needed.
+
+Label. Each training prompt has an outcome cell (weak right?, strong right?): (T,T), (T,F), (F,T) or (F,F).
+Routing a prompt to the strong model gains quality only in (F,T) and loses it in (T,F), so the quantity to rank
+by is the expected gain ``P(F,T) - P(T,F)`` (= P(strong right) - P(weak right)), not P(weak wrong): a prompt
+that both models fail ((F,F), 14% of MMLU) is not worth the strong model's price. The score maps the gain
+from [-1, 1] to [0, 1]: ``score = (1 + gain) / 2``, so 0.5 is "no expected gain".
+
+Model. Two linear heads, chosen by the prompt's shape:
+* ``choice``: multiple-choice prompts (at least three option lines ``A.``-``D.``; MMLU's shape). Word
+  unigrams and bigrams (lower-cased; a number becomes ``<num>`` plus ``<numK>`` for its K digits), valued
+  ``(1 + log tf) * idf`` with the document's ``1 + log tf`` vector L2-normalised over all of its terms
+  (known or not, so pruning the vocabulary leaves the other values alone), plus the dense features below.
+* ``open``: every other prompt (GSM8K word problems, chat). Mostly the dense features: on GSM8K's few
+  hundred training prompts the words overfit, while length, fractions, percentages and number words carry
+  what signal there is.
+Dense features (``dense_features``): log lengths (characters, words, the stem before the options), counts
+of numbers, distinct numbers, decimals, long numbers, %, $, fractions, number words, sentences, question
+marks, math symbols, upper-case words (NOT, EXCEPT), lines, commas, long words, and the options' lengths.
+Each head is a multinomial logistic regression over the four cells (``kind: multinomial``: logits of
+(F,F), (F,T), (T,F) relative to (T,T)) or two logistic regressions, strong right and weak right
+(``kind: pair``); the training script (scripts/train_router.py) picks the kind and the regularisation by
+cross-validation on the train split. Standardisation and idf are folded into the stored weights, so
+inference is a sparse dot product in pure Python (about 1 ms for a 500-token prompt).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+WEIGHTS_PATH = Path(__file__).resolve().parent / "difficulty_weights.json"
+FORMAT = 1
+#: Characters of a prompt that are read (the start and the end of longer ones): bounds the cost of a huge prompt.
+MAX_CHARS = 40_000
+
+_TOKEN = re.compile(r"[^\W\d_]+|\d+(?:[.,]\d+)*|[^\w\s]")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_OPTION = re.compile(r"^\s*([A-D])[.)]\s?(.*)$", re.M)
+_SENTENCE_END = re.compile(r"[.?!](?:\s|$)")
+_MATH = re.compile("[=+\\-*/^<>\u2264\u2265\u221a\u2211\u222b\u03c0\u00d7\u00f7]")
+_UPPER_WORD = re.compile(r"\b[A-Z]{3,}\b")
+_FRACTION = re.compile(r"\d/\d|\b(?:half|halves|third|quarter|fourth|fifth|sixth|eighth|tenth)s?\b", re.I)
+_PERCENT = re.compile(r"%|\bpercent", re.I)
+_NUMBER_WORD = re.compile(
+    r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty"
+    r"|hundred|thousand|million|half|twice|double|triple|third|quarter|fourth|fifth|dozen)s?\b", re.I)
+_SLASH_FRACTION = re.compile(r"\d+/\d+")
+_DIGITS = re.compile(r"\d+")
+
+
+class ScorerUnavailable(Exception):
+    """The weights file is missing or malformed (the message names the file and the problem)."""
+
+
+def _clip(text: str) -> str:
+    if len(text) <= MAX_CHARS:
+        return text
+    half = MAX_CHARS // 2
+    return text[:half] + "\n" + text[-half:]
+
+
+def is_choice(text: str) -> bool:
+    """A multiple-choice prompt: at least three distinct option letters A-D at the start of lines."""
+    return len({m.group(1) for m in _OPTION.finditer(text)}) >= 3
+
+
+def terms(text: str) -> dict[str, int]:
+    """Term frequencies: word unigrams and bigrams (numbers as ``<num>``, plus ``<numK>`` unigrams)."""
+    tf: dict[str, int] = {}
+    words: list[str] = []
+    for t in _TOKEN.findall(text.lower()):
+        if t[0].isdigit():
+            shadow = f"<num{min(len(t), 6)}>"
+            tf[shadow] = tf.get(shadow, 0) + 1
+            t = "<num>"
+        words.append(t)
+        tf[t] = tf.get(t, 0) + 1
+    for a, b in itertools.pairwise(words):
+        k = f"{a} {b}"
+        tf[k] = tf.get(k, 0) + 1
+    return tf
+
+
+def dense_features(text: str) -> dict[str, float]:
+    """The hand-written features, each log1p of a count or length (see the module docstring)."""
+    options = [m.group(2) for m in _OPTION.finditer(text)][-4:] if is_choice(text) else []
+    stem = text
+    if options:
+        cut = text.rfind("\nA")
+        stem = text[:cut] if cut >= 0 else text
+    numbers = _NUMBER.findall(text)
+    lengths = [len(o) for o in options]
+    log = math.log1p
+    return {
+        "log_chars": log(len(text)),
+        "log_words": log(len(text.split())),
+        "log_stem_chars": log(len(stem)),
+        "nums": log(len(numbers)),
+        "distinct_nums": log(len(set(numbers))),
+        "decimals": log(sum("." in n for n in numbers)),
+        "big_nums": log(sum(len(n) >= 4 for n in numbers)),
+        "max_digits": log(max((len(d) for d in _DIGITS.findall(text)), default=0)),
+        "percent": log(len(_PERCENT.findall(text))),
+        "dollar": log(text.count("$")),
+        "fraction": log(len(_FRACTION.findall(text)) + len(_SLASH_FRACTION.findall(text))),
+        "number_words": log(len(_NUMBER_WORD.findall(text))),
+        "sentences": log(len(_SENTENCE_END.findall(stem))),
+        "questions": log(stem.count("?")),
+        "math": log(len(_MATH.findall(text))),
+        "upper_words": log(len(_UPPER_WORD.findall(stem))),
+        "lines": log(text.count("\n")),
+        "commas": log(text.count(",")),
+        "long_words": log(sum(len(w) > 7 for w in text.split())),
+        "option_mean": log(sum(lengths) / len(lengths)) if lengths else 0.0,
+        "option_max": log(max(lengths)) if lengths else 0.0,
+        "option_spread": log(max(lengths)) - log(min(lengths)) if lengths else 0.0,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class _Head:
+    kind: str  # "linear" (the gain), "multinomial" (logits of FF, FT, TF against TT), "pair" (strong/weak right)
+    bias: tuple[float, ...]
+    dense: dict[str, tuple[float, ...]]
+    terms: dict[str, tuple[float, ...]]
+
+    def gain(self, text: str) -> float:
+        z = list(self.bias)
+        k = len(z)
+        for name, value in dense_features(text).items():
+            w = self.dense.get(name)
+            if w is not None and value:
+                for i in range(k):
+                    z[i] += w[i] * value
+        if self.terms:
+            tf = terms(text)
+            norm = math.sqrt(sum((1.0 + math.log(c)) ** 2 for c in tf.values())) or 1.0
+            for term, c in tf.items():
+                w = self.terms.get(term)
+                if w is not None:
+                    v = (1.0 + math.log(c)) / norm
+                    for i in range(k):
+                        z[i] += w[i] * v
+        if self.kind == "linear":
+            return min(1.0, max(-1.0, z[0]))
+        if self.kind == "pair":
+            return _sigmoid(z[0]) - _sigmoid(z[1])
+        top = max(0.0, *z)
+        e = [math.exp(v - top) for v in z]
+        return (e[1] - e[2]) / (math.exp(-top) + sum(e))
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
+
+
+class DifficultyScorer:
+    """Scores prompts with the committed weights (pure Python, thread-safe, read-only once loaded)."""
+
+    def __init__(self, name: str, heads: dict[str, _Head], quantiles: tuple[float, ...]) -> None:
+        self.name = name
+        self._choice = heads["choice"]
+        self._open = heads["open"]
+        self.quantiles = quantiles
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> DifficultyScorer:
+        path = WEIGHTS_PATH if path is None else path
+        try:
+            raw = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            raise ScorerUnavailable(f"{path}: the difficulty scorer's weights file is missing "
+                                    "(regenerate it with `make train-router`)") from None
+        except (OSError, ValueError) as exc:
+            raise ScorerUnavailable(f"{path}: cannot read the difficulty scorer's weights: {exc}") from None
+        try:
+            return cls._parse(raw)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise ScorerUnavailable(f"{path}: malformed difficulty scorer weights: {exc!r}") from None
+
+    @classmethod
+    def _parse(cls, raw: Any) -> DifficultyScorer:
+        if not isinstance(raw, dict):
+            raise TypeError("the top level is not an object")
+        if raw.get("format") != FORMAT:
+            raise ValueError(f"format {raw.get('format')!r}, this version reads format {FORMAT}")
+        heads: dict[str, _Head] = {}
+        for name in ("choice", "open"):
+            h = raw["heads"][name]
+            kind = h["kind"]
+            width = {"linear": 1, "multinomial": 3, "pair": 2}[kind]
+
+            def vec(v: Any, where: str, width: int = width) -> tuple[float, ...]:
+                out = tuple(float(x) for x in v)
+                if len(out) != width or not all(math.isfinite(x) for x in out):
+                    raise ValueError(f"{where}: expected {width} finite numbers")
+                return out
+
+            heads[name] = _Head(kind, vec(h["bias"], f"{name}.bias"),
+                                {k: vec(v, f"{name}.dense.{k}") for k, v in h["dense"].items()},
+                                {k: vec(v, f"{name}.terms") for k, v in h["terms"].items()})
+        quantiles = tuple(float(q) for q in raw["quantiles"])
+        if len(quantiles) != 101 or any(b < a for a, b in itertools.pairwise(quantiles)):
+            raise ValueError("quantiles: expected 101 non-decreasing numbers")
+        return cls(str(raw["name"]), heads, quantiles)
+
+    def head(self, text: str) -> str:
+        return "choice" if is_choice(text) else "open"
+
+    def gain(self, text: str) -> float:
+        """The expected quality gain of the strong model, P(strong right) - P(weak right), in [-1, 1]."""
+        text = _clip(text)
+        return (self._choice if is_choice(text) else self._open).gain(text)
+
+    def score(self, text: str) -> float:
+        """In [0, 1]: (1 + gain) / 2; higher means the strong model is more needed."""
+        return min(1.0, max(0.0, (1.0 + self.gain(text)) / 2.0))
+
+    def percentile(self, score: float) -> float:
+        """The share (0-100) of the training prompts scored below ``score`` (from ``quantiles``)."""
+        q = self.quantiles
+        if score <= q[0]:
+            return 0.0
+        if score >= q[-1]:
+            return 100.0
+        lo, hi = 0, len(q) - 1
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if q[mid] <= score:
+                lo = mid
+            else:
+                hi = mid
+        span = q[hi] - q[lo]
+        return lo + ((score - q[lo]) / span if span > 0 else 0.0)
+
+
+@functools.cache
+def shared_scorer() -> DifficultyScorer:
+    """The committed scorer, loaded once per process."""
+    return DifficultyScorer.load()
