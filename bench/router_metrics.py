@@ -1,6 +1,7 @@
 """Router metrics as RouteLLM's evaluation code computes them (``/work/shared/routing/README.md``).
 
-Pure Python (no numpy), so the tests can check them on hand-computed examples.
+Pure Python but for ``np.interp`` (numpy from the dev extra), so the tests can check them on hand-computed
+examples.
 
 * ``curve``: the 11 thresholds are the decile edges of the router's scores on the benchmark (``pd.qcut(scores,
   10)``: linear-interpolation quantiles 0, 0.1, ..., 1). Every edge but the last sends a prompt to the strong model
@@ -66,25 +67,12 @@ def apgr(points: Sequence[Point], r_w: float, r_s: float) -> float:
     return (auc - r_w * span) / ((r_s - r_w) * span)
 
 
-def interp(x: float, xp: Sequence[float], fp: Sequence[float]) -> float:
-    """``np.interp`` (xp assumed increasing; clamped at both ends)."""
-    if x <= xp[0]:
-        return fp[0]
-    if x >= xp[-1]:
-        return fp[-1]
-    for i in range(1, len(xp)):
-        if x <= xp[i]:
-            x0, x1 = xp[i - 1], xp[i]
-            if x1 == x0:
-                return fp[i]
-            return fp[i - 1] + (x - x0) * (fp[i] - fp[i - 1]) / (x1 - x0)
-    return fp[-1]
-
-
 def cpt(points: Sequence[Point], r_w: float, r_s: float, x: float) -> float:
     """Strong share (0..1) at which quality reaches PGR x, interpolated (RouteLLM's ``pct_call_metric``)."""
+    import numpy as np  # np.interp itself: its handling of ties and of a non-monotone curve is RouteLLM's
+
     pts = sorted(points, key=lambda p: p.strong_share)
-    return interp(r_w + x * (r_s - r_w), [p.quality for p in pts], [p.strong_share for p in pts])
+    return float(np.interp(r_w + x * (r_s - r_w), [p.quality for p in pts], [p.strong_share for p in pts]))
 
 
 def random_curve(weak: Sequence[float], strong: Sequence[float], runs: int = 10, seed: int = 0) -> list[Point]:

@@ -1,0 +1,146 @@
+"""The difficulty router's scorer (interlock.routing.difficulty_model) and the router metrics (bench/router_metrics.py)."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+from interlock.routing.difficulty_model import (
+    WEIGHTS_PATH,
+    DifficultyScorer,
+    ScorerUnavailable,
+    shared_scorer,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "routing"
+sys.path.insert(0, str(ROOT / "bench"))
+
+import router_metrics as rm  # noqa: E402
+
+MMLU_PROMPT = (
+    "Which of the following is NOT a property of a group?\nA. closure\nB. associativity\nC. commutativity\n"
+    "D. existence of inverses\nAnswer:"
+)
+GSM8K_PROMPT = ("Tom has 3/4 of a pizza and eats 25% of it. His sister gets twice what is left. "
+                "How much pizza, in slices of 1/8, does his sister get?")
+
+
+def test_weights_load_offline_and_score_in_unit_interval() -> None:
+    scorer = DifficultyScorer.load()
+    assert scorer.name.startswith("interlock-difficulty-1")
+    assert len(scorer.quantiles) == 101
+    assert list(scorer.quantiles) == sorted(scorer.quantiles)
+    assert 0.0 <= scorer.quantiles[0] <= scorer.quantiles[-1] <= 1.0
+    for text in (MMLU_PROMPT, GSM8K_PROMPT, "Write a haiku about autumn.", "x" * 100_000):
+        assert 0.0 <= scorer.score(text) <= 1.0
+    assert scorer.head(MMLU_PROMPT) == "choice"
+    assert scorer.head(GSM8K_PROMPT) == "open"
+    assert shared_scorer() is shared_scorer()
+
+
+def test_deterministic() -> None:
+    a, b = DifficultyScorer.load(), DifficultyScorer.load(WEIGHTS_PATH)
+    for text in (MMLU_PROMPT, GSM8K_PROMPT):
+        assert a.score(text) == a.score(text) == b.score(text)
+
+
+@pytest.mark.parametrize("text", ["", " ", "\n\n", "\u2028", "\x00", "😀" * 500, "日本語の質問は何ですか\uff1f",
+                                  "مرحبا بالعالم", "A.\nB.\nC.\nD.", "\ud800", "ǅ" * 10, "1" * 5000])
+def test_empty_and_unicode_input(text: str) -> None:
+    s = shared_scorer().score(text)
+    assert 0.0 <= s <= 1.0 and math.isfinite(s)
+
+
+def test_percentile_is_monotone() -> None:
+    scorer = shared_scorer()
+    values = [scorer.percentile(x / 100) for x in range(101)]
+    assert values == sorted(values) and values[0] >= 0.0 and values[-1] <= 100.0
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "nope.json"
+    with pytest.raises(ScorerUnavailable, match=r"nope\.json.*missing"):
+        DifficultyScorer.load(path)
+
+
+@pytest.mark.parametrize(("content", "problem"), [
+    ("{", "cannot read"),
+    ("[]", "malformed"),
+    (json.dumps({"format": 99}), "format 99"),
+    (json.dumps({"format": 1, "name": "x"}), "malformed.*heads"),
+])
+def test_malformed_file(tmp_path: Path, content: str, problem: str) -> None:
+    path = tmp_path / "weights.json"
+    path.write_text(content)
+    with pytest.raises(ScorerUnavailable, match=rf"weights\.json.*{problem}"):
+        DifficultyScorer.load(path)
+
+
+def test_wrong_vector_width_is_malformed(tmp_path: Path) -> None:
+    raw = json.loads(WEIGHTS_PATH.read_text(encoding="utf-8"))
+    raw["heads"]["open"]["bias"] = [0.0] * 7
+    path = tmp_path / "weights.json"
+    path.write_text(json.dumps(raw))
+    with pytest.raises(ScorerUnavailable, match=r"open\.bias"):
+        DifficultyScorer.load(path)
+
+
+# Metrics. Five prompts, cells (weak, strong): (T,T), (F,T), (F,T), (F,F), (T,F): r_w = 0.4, r_s = 0.6.
+WEAK = [1.0, 0.0, 0.0, 0.0, 1.0]
+STRONG = [1.0, 1.0, 1.0, 0.0, 0.0]
+
+
+def test_curve_and_apgr_by_hand() -> None:
+    # Decile edges of [0, .1, .2, .8, .9]: 0, .04, .08, .12, .16, .2, .44, .68, .82, .86, .9 (last compared with >).
+    points = rm.curve([0.2, 0.9, 0.8, 0.1, 0.0], WEAK, STRONG)
+    assert [round(p.strong_share, 6) for p in points] == [1, .8, .8, .6, .6, .6, .4, .4, .2, .2, 0]
+    assert [round(p.quality, 6) for p in points] == [.6, .8, .8, .8, .8, .8, .8, .8, .6, .6, .4]
+    assert [round(p.pgr, 6) for p in points] == [1, 2, 2, 2, 2, 2, 2, 2, 1, 1, 0]
+    # Trapezoids over the shares 0, .2, .4, .6, .8, 1: .1 + .14 + .16 + .16 + .14 = .7; (.7 - .4) / (.6 - .4).
+    assert rm.apgr(points, 0.4, 0.6) == pytest.approx(1.5)
+    # np.interp(.5, qualities by share, shares): between (0, .4) and (.2, .6).
+    assert rm.cpt(points, 0.4, 0.6, 0.5) == pytest.approx(0.1)
+    assert rm.cpt(points, 0.4, 0.6, 0.8) == pytest.approx(0.16)
+
+
+def test_constant_scores_and_random_give_one_half() -> None:
+    s = rm.evaluate([0.3] * 5, WEAK, STRONG)  # 100% strong at every edge but the last: a straight line
+    assert s.apgr == pytest.approx(0.5)
+    weak = [float(i % 3 == 0) for i in range(3000)]
+    strong = [float(i % 2 == 0) for i in range(3000)]
+    rand = rm.summarize(rm.random_curve(weak, strong), weak, strong)
+    assert rand.apgr == pytest.approx(0.5, abs=0.03)
+    assert rand.cpt50 == pytest.approx(0.5, abs=0.05)
+
+
+def test_oracle_beats_all_weak_order() -> None:
+    gain = [s - w for w, s in zip(WEAK, STRONG, strict=True)]
+    best = rm.evaluate(gain, WEAK, STRONG).apgr
+    worst = rm.evaluate([-g for g in gain], WEAK, STRONG).apgr
+    assert best > 1.0 > 0.5 > worst
+
+
+def _dev(benchmark: str) -> list[dict[str, object]]:
+    path = DATA / f"{benchmark}.dev.jsonl"
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    return [json.loads(ln) for ln in path.read_text(encoding="utf-8").split("\n") if ln.strip()]
+
+
+@pytest.mark.parametrize("benchmark", ["mmlu", "gsm8k"])
+def test_beats_random_and_length_on_dev(benchmark: str) -> None:
+    rows = _dev(benchmark)
+    weak = [float(bool(r["weak_correct"])) for r in rows]
+    strong = [float(bool(r["strong_correct"])) for r in rows]
+    scorer = shared_scorer()
+    shipped = rm.evaluate([scorer.score(str(r["prompt"])) for r in rows], weak, strong)
+    length = rm.evaluate([float(len(str(r["prompt"]))) for r in rows], weak, strong)
+    rand = rm.summarize(rm.random_curve(weak, strong), weak, strong)
+    assert shipped.apgr > rand.apgr + 0.05
+    assert shipped.apgr > length.apgr
+    assert shipped.cpt50 < rand.cpt50 and shipped.cpt50 < length.cpt50
