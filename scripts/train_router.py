@@ -3,16 +3,19 @@
     PYTHONPATH=src .venv/bin/python scripts/train_router.py [--data ../shared/routing] [--out PATH]
 
 Reads only ``{mmlu,gsm8k,mt-bench}.train.jsonl`` (the dev split is for bench/router.py). Deterministic: one
-thread, fixed folds, lbfgs, rounded weights, sorted keys, so the same data give the byte-identical file
-(``make train-router``). Needs the ``dev`` extra (numpy, scipy, scikit-learn).
+thread, fixed folds, deterministic solvers (lbfgs, sparse_cg), weights rounded to DIGITS decimals, sorted
+keys, so the same data give the byte-identical file (``make train-router``). Needs the ``dev`` extra (numpy,
+scipy, scikit-learn). About 5 minutes on one core.
 
 The model is src/interlock/routing/difficulty_model.py's (see its docstring): a ``choice`` head for
 multiple-choice prompts (fitted on MMLU train) and an ``open`` head for the rest (fitted on GSM8K train;
 MT-Bench's 37 train prompts have judge scores, not outcomes, and only enter the score quantiles). For each
-head the kind (multinomial over the four outcome cells, or a strong/weak pair), C and, for ``open``, the
-weight of the word features are chosen by the APGR of 5-fold cross-validated predictions on train
-(folds stratified by outcome cell, identical prompts kept in one fold), RouteLLM's metric
-(bench/router_metrics.py). The chosen configuration is then fitted on all of the head's train rows.
+head, GRID's configurations (kind: ridge on the gain, ``linear``, with MMLU's target mixing the prompt's
+subject mean gain; multinomial logistic regression over the four cells; strong/weak logistic pair;
+regularisation; weights of the word and dense features) are compared by the APGR of 5-fold cross-validated
+predictions on train (folds stratified by outcome cell, identical prompts kept in one fold; RouteLLM's
+metric, bench/router_metrics.py), and the best is fitted on all of the head's train rows. Ties go to the
+configuration listed first.
 """
 
 from __future__ import annotations

@@ -1,27 +1,31 @@
-"""The difficulty scorer of the difficulty router: per prompt, a score in [0, 1] that the strong model is needed.
+"""The difficulty router's scorer: per prompt, a score in [0, 1] that the strong model is needed.
 
 Label. Each training prompt has an outcome cell (weak right?, strong right?): (T,T), (T,F), (F,T) or (F,F).
-Routing a prompt to the strong model gains quality only in (F,T) and loses it in (T,F), so the quantity to rank
-by is the expected gain ``P(F,T) - P(T,F)`` (= P(strong right) - P(weak right)), not P(weak wrong): a prompt
-that both models fail ((F,F), 14% of MMLU) is not worth the strong model's price. The score maps the gain
-from [-1, 1] to [0, 1]: ``score = (1 + gain) / 2``, so 0.5 is "no expected gain".
+Sending a prompt to the strong model gains quality only in (F,T) and loses it in (T,F), so prompts are ranked by
+the expected gain ``P(F,T) - P(T,F)`` (= P(strong right) - P(weak right)), not by P(weak wrong): a prompt both
+models fail ((F,F), 14% of MMLU) is not worth the strong model's price. ``score = (1 + gain) / 2``, clipped to
+[0, 1], so 0.5 means "no expected gain". Labels are single greedy runs, so one prompt's cell is noisy; on MMLU
+the subject carries most of the signal (scoring held-out train folds by their true subject's mean gain gives
+APGR 0.68, and no within-subject feature tried correlates with the residual), so the multiple-choice head is fitted to each
+prompt's subject mean gain (shrunk towards the overall mean), which cross-validated better than the
+prompt's own cell (APGR 0.665 against 0.646 for a multinomial logistic regression on the cells).
 
-Model. Two linear heads, chosen by the prompt's shape:
-* ``choice``: multiple-choice prompts (at least three option lines ``A.``-``D.``; MMLU's shape). Word
-  unigrams and bigrams (lower-cased; a number becomes ``<num>`` plus ``<numK>`` for its K digits), valued
-  ``(1 + log tf) * idf`` with the document's ``1 + log tf`` vector L2-normalised over all of its terms
-  (known or not, so pruning the vocabulary leaves the other values alone), plus the dense features below.
-* ``open``: every other prompt (GSM8K word problems, chat). Mostly the dense features: on GSM8K's few
-  hundred training prompts the words overfit, while length, fractions, percentages and number words carry
-  what signal there is.
-Dense features (``dense_features``): log lengths (characters, words, the stem before the options), counts
-of numbers, distinct numbers, decimals, long numbers, %, $, fractions, number words, sentences, question
-marks, math symbols, upper-case words (NOT, EXCEPT), lines, commas, long words, and the options' lengths.
-Each head is a multinomial logistic regression over the four cells (``kind: multinomial``: logits of
-(F,F), (F,T), (T,F) relative to (T,T)) or two logistic regressions, strong right and weak right
-(``kind: pair``); the training script (scripts/train_router.py) picks the kind and the regularisation by
-cross-validation on the train split. Standardisation and idf are folded into the stored weights, so
-inference is a sparse dot product in pure Python (about 1 ms for a 500-token prompt).
+Model. Two linear heads, chosen by the prompt's shape (the gateway does not know the benchmark):
+* ``choice``, multiple-choice prompts (at least three option lines ``A.``-``D.``, MMLU's shape): ridge
+  regression on word unigrams and bigrams (lower-cased; a number becomes ``<num>`` plus ``<numK>`` for its K
+  digits), valued ``(1 + log tf) * idf`` with the document's ``1 + log tf`` vector L2-normalised over all
+  of its terms (known or not, so pruning the vocabulary leaves the other values alone), and the dense
+  features below at a small weight.
+* ``open``, every other prompt (GSM8K word problems, chat): the dense features only. On GSM8K's 654 train
+  prompts the words overfit; length, fractions, percentages and number words carry what signal there is.
+Dense features (``dense_features``): log1p of lengths (characters, words, the stem before the options) and of
+counts: numbers, distinct numbers, decimals, long numbers, %, $, fractions, number words, sentences,
+question marks, math symbols, upper-case words (NOT, EXCEPT), lines, commas, long words, option lengths.
+A head's ``kind`` is ``linear`` (its output is the gain), ``multinomial`` (logits of (F,F), (F,T), (T,F)
+against (T,T)) or ``pair`` (logits of strong right and weak right); scripts/train_router.py picks kind,
+regularisation and feature weights per head by 5-fold cross-validated APGR on the train split only.
+Standardisation and idf are folded into the stored weights, so inference is a sparse dot product in pure
+Python: about 1.5 ms for a 500-token prompt on one core.
 """
 
 from __future__ import annotations
@@ -41,18 +45,17 @@ FORMAT = 1
 MAX_CHARS = 40_000
 
 _TOKEN = re.compile(r"[^\W\d_]+|\d+(?:[.,]\d+)*|[^\w\s]")
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _OPTION = re.compile(r"^\s*([A-D])[.)]\s?(.*)$", re.M)
 _SENTENCE_END = re.compile(r"[.?!](?:\s|$)")
 _MATH = re.compile("[=+\\-*/^<>\u2264\u2265\u221a\u2211\u222b\u03c0\u00d7\u00f7]")
 _UPPER_WORD = re.compile(r"\b[A-Z]{3,}\b")
-_FRACTION = re.compile(r"\d/\d|\b(?:half|halves|third|quarter|fourth|fifth|sixth|eighth|tenth)s?\b", re.I)
-_PERCENT = re.compile(r"%|\bpercent", re.I)
-_NUMBER_WORD = re.compile(
-    r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty"
-    r"|hundred|thousand|million|half|twice|double|triple|third|quarter|fourth|fifth|dozen)s?\b", re.I)
+_FRACTION_WORDS = frozenset(["half", "halves", "third", "thirds", "quarter", "quarters", "fourth", "fourths", "fifth",
+                             "fifths", "sixth", "sixths", "eighth", "eighths", "tenth", "tenths"])
+_NUMBER_WORDS = frozenset(w + p for p in ("", "s") for w in [
+    "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "fifteen",
+    "twenty", "thirty", "forty", "fifty", "hundred", "thousand", "million", "half", "twice", "double", "triple",
+    "third", "quarter", "fourth", "fifth", "dozen"])
 _SLASH_FRACTION = re.compile(r"\d+/\d+")
-_DIGITS = re.compile(r"\d+")
 
 
 class ScorerUnavailable(Exception):
@@ -71,11 +74,16 @@ def is_choice(text: str) -> bool:
     return len({m.group(1) for m in _OPTION.finditer(text)}) >= 3
 
 
-def terms(text: str) -> dict[str, int]:
+def tokens(text: str) -> list[str]:
+    """Lower-cased words, numbers and single punctuation marks."""
+    return _TOKEN.findall(text.lower())
+
+
+def terms(text: str, toks: list[str] | None = None) -> dict[str, int]:
     """Term frequencies: word unigrams and bigrams (numbers as ``<num>``, plus ``<numK>`` unigrams)."""
     tf: dict[str, int] = {}
     words: list[str] = []
-    for t in _TOKEN.findall(text.lower()):
+    for t in tokens(text) if toks is None else toks:
         if t[0].isdigit():
             shadow = f"<num{min(len(t), 6)}>"
             tf[shadow] = tf.get(shadow, 0) + 1
@@ -88,36 +96,38 @@ def terms(text: str) -> dict[str, int]:
     return tf
 
 
-def dense_features(text: str) -> dict[str, float]:
+def dense_features(text: str, toks: list[str] | None = None) -> dict[str, float]:
     """The hand-written features, each log1p of a count or length (see the module docstring)."""
+    toks = tokens(text) if toks is None else toks
     options = [m.group(2) for m in _OPTION.finditer(text)][-4:] if is_choice(text) else []
     stem = text
     if options:
         cut = text.rfind("\nA")
         stem = text[:cut] if cut >= 0 else text
-    numbers = _NUMBER.findall(text)
+    numbers = [t for t in toks if t[0].isdigit()]
+    words = text.split()
     lengths = [len(o) for o in options]
     log = math.log1p
     return {
         "log_chars": log(len(text)),
-        "log_words": log(len(text.split())),
+        "log_words": log(len(words)),
         "log_stem_chars": log(len(stem)),
         "nums": log(len(numbers)),
         "distinct_nums": log(len(set(numbers))),
         "decimals": log(sum("." in n for n in numbers)),
         "big_nums": log(sum(len(n) >= 4 for n in numbers)),
-        "max_digits": log(max((len(d) for d in _DIGITS.findall(text)), default=0)),
-        "percent": log(len(_PERCENT.findall(text))),
+        "max_digits": log(max((len(n) for n in numbers), default=0)),
+        "percent": log(text.count("%") + sum(t.startswith("percent") for t in toks)),
         "dollar": log(text.count("$")),
-        "fraction": log(len(_FRACTION.findall(text)) + len(_SLASH_FRACTION.findall(text))),
-        "number_words": log(len(_NUMBER_WORD.findall(text))),
+        "fraction": log(sum(t in _FRACTION_WORDS for t in toks) + (len(_SLASH_FRACTION.findall(text)) if "/" in text else 0)),
+        "number_words": log(sum(t in _NUMBER_WORDS for t in toks)),
         "sentences": log(len(_SENTENCE_END.findall(stem))),
         "questions": log(stem.count("?")),
         "math": log(len(_MATH.findall(text))),
         "upper_words": log(len(_UPPER_WORD.findall(stem))),
         "lines": log(text.count("\n")),
         "commas": log(text.count(",")),
-        "long_words": log(sum(len(w) > 7 for w in text.split())),
+        "long_words": log(sum(len(w) > 7 for w in words)),
         "option_mean": log(sum(lengths) / len(lengths)) if lengths else 0.0,
         "option_max": log(max(lengths)) if lengths else 0.0,
         "option_spread": log(max(lengths)) - log(min(lengths)) if lengths else 0.0,
@@ -134,20 +144,31 @@ class _Head:
     def gain(self, text: str) -> float:
         z = list(self.bias)
         k = len(z)
-        for name, value in dense_features(text).items():
+        toks = tokens(text)
+        for name, value in dense_features(text, toks).items():
             w = self.dense.get(name)
             if w is not None and value:
                 for i in range(k):
                     z[i] += w[i] * value
         if self.terms:
-            tf = terms(text)
-            norm = math.sqrt(sum((1.0 + math.log(c)) ** 2 for c in tf.values())) or 1.0
-            for term, c in tf.items():
-                w = self.terms.get(term)
-                if w is not None:
-                    v = (1.0 + math.log(c)) / norm
-                    for i in range(k):
-                        z[i] += w[i] * v
+            tf = terms(text, toks)
+            log = math.log
+            norm = math.sqrt(sum(1.0 if c == 1 else (1.0 + log(c)) ** 2 for c in tf.values())) or 1.0
+            get = self.terms.get
+            if k == 1:
+                acc = 0.0
+                for term, c in tf.items():
+                    w = get(term)
+                    if w is not None:
+                        acc += w[0] if c == 1 else w[0] * (1.0 + log(c))
+                z[0] += acc / norm
+            else:
+                for term, c in tf.items():
+                    w = get(term)
+                    if w is not None:
+                        v = (1.0 if c == 1 else 1.0 + log(c)) / norm
+                        for i in range(k):
+                            z[i] += w[i] * v
         if self.kind == "linear":
             return min(1.0, max(-1.0, z[0]))
         if self.kind == "pair":
