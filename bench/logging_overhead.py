@@ -25,6 +25,7 @@ Two methods:
     .venv/bin/python bench/logging_overhead.py [--method concurrent|sequential] [--seconds 8] [--rounds 5]
                                                [--no-postgres] [--batch-size N] [--calibrate]
     .venv/bin/python bench/logging_overhead.py --guardrails [--calibrate]   # guardrails on vs off, log off
+    .venv/bin/python bench/logging_overhead.py --difficulty   # a difficulty policy vs the same targets by priority
 """
 
 from __future__ import annotations
@@ -60,9 +61,21 @@ PY = str(REPO / ".venv" / "bin" / "python")
 MOCK_PORT, GW_PORT = 9111, 8411
 
 
+#: ``--difficulty``: the same two targets as a priority policy and as a difficulty policy (log off), named as
+#: the model by the load.
+POLICIES = {
+    "policy": "policies:\n  bench-policy: {targets: [mock/bench-model, mock/bench-strong]}\n",
+    "difficulty": ("policies:\n  bench-policy:\n    strategy: difficulty\n"
+                   "    tiers: {weak: [mock/bench-model], strong: [mock/bench-strong]}\n"
+                   "    difficulty: {strong_share: 0.3}\n"),
+}
+
+
 def config(kind: str, pg_url: str | None, batch_size: int | None = None, mock_port: int = MOCK_PORT) -> str:
     base = f"vendors:\n  mock:\n    type: openai\n    base_url: http://127.0.0.1:{mock_port}/v1\n" \
            f"    api_key: {UPSTREAM_KEY}\n"
+    if kind in POLICIES:
+        return base + "logging:\n  level: 'off'\n" + POLICIES[kind]
     if kind.startswith("off"):
         return base + "logging:\n  level: 'off'\n"
     if kind == "guardrails":  # log off, every detector on (rules only): what the guardrails stage costs
@@ -93,16 +106,17 @@ def start_gateway(kind: str, port: int, pg_url: str | None, tmp: Path, batch_siz
     return gw
 
 
-def load(wrk: str, port: int, seconds: int) -> WrkResult:
+def load(wrk: str, port: int, seconds: int, kind: str = "") -> WrkResult:
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
-    return run_wrk(wrk, url, "chat.lua", connections=32, seconds=seconds, model=GATEWAY_MODEL, key=MASTER_KEY)
+    model = "bench-policy" if kind in POLICIES else GATEWAY_MODEL
+    return run_wrk(wrk, url, "chat.lua", connections=32, seconds=seconds, model=model, key=MASTER_KEY)
 
 
 def load_into(results: dict[str, WrkResult], failures: list[BaseException], kind: str, wrk: str, port: int,
               seconds: int) -> None:
     """``load`` in a thread: the result, or what went wrong (raised again by the caller)."""
     try:
-        results[kind] = load(wrk, port, seconds)
+        results[kind] = load(wrk, port, seconds, kind)
     except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
         failures.append(exc)
 
@@ -113,16 +127,16 @@ def sequential(kinds: list[str], pg_url: str | None, wrk: str, args: argparse.Na
         for kind in kinds if r % 2 == 0 else list(reversed(kinds)):
             gw = start_gateway(kind, GW_PORT, pg_url, tmp, args.batch_size)
             try:
-                load(wrk, GW_PORT, 2)  # warm-up
-                result = load(wrk, GW_PORT, args.seconds)
+                load(wrk, GW_PORT, 2, kind)  # warm-up
+                result = load(wrk, GW_PORT, args.seconds, kind)
                 if result.errors:
                     raise SystemExit(f"{kind}: {result.errors} errors\n{gw.output()}")
             finally:
                 gw.stop()
             rps[kind].append(result.rps)
             print(f"round {r + 1} {kind:<10} {result.rps:9,.0f} req/s", file=sys.stderr, flush=True)
-    off = statistics.median(rps["off"])
-    print(f"{'logging':<12} {'median req/s':>13} {'vs off':>8}   (sequential, c=32, one worker alone on core 0, "
+    off = statistics.median(rps[kinds[0]])
+    print(f"{'gateway':<12} {'median req/s':>13} {'vs ' + kinds[0]:>8}   (sequential, c=32, one worker alone on core 0, "
           f"{args.rounds} rounds)")
     for kind in kinds:
         med = statistics.median(rps[kind])
@@ -144,7 +158,7 @@ class Overhead:
 def concurrent(kinds: list[str], pg_url: str | None, wrk: str, *, rounds: int, seconds: int, tmp: Path,
                batch_size: int | None = None, mock_port: int = MOCK_PORT, base_port: int = GW_PORT,
                quiet: bool = False) -> dict[str, Overhead]:
-    """Every configuration's gateway at once on core 0 (``kinds[0]`` must be "off"): the ratios per round."""
+    """Every configuration's gateway at once on core 0 (``kinds[0]`` the base): the ratios per round."""
     require_autogroup("concurrent method", "; use --method sequential")
     gateways: dict[str, tuple[int, Managed]] = {}
     ratios: dict[str, list[float]] = {k: [] for k in kinds}
@@ -170,7 +184,7 @@ def concurrent(kinds: list[str], pg_url: str | None, wrk: str, *, rounds: int, s
                     raise SystemExit(f"{kind}: {result.errors} errors\n{gateways[kind][1].output()}")
             if r == 0:
                 continue
-            off = results["off"].rps
+            off = results[kinds[0]].rps
             for kind in kinds:
                 ratios[kind].append(results[kind].rps / off - 1)
             if not quiet:
@@ -213,12 +227,17 @@ def main() -> int:
                     help="also run a second gateway with logging off (off-2): the method's own noise")
     ap.add_argument("--guardrails", action="store_true",
                     help="instead of the log: a gateway with every guardrail detector on (log off) vs off")
+    ap.add_argument("--difficulty", action="store_true",
+                    help="instead of the log: a difficulty policy vs a priority policy of the same targets (log off)")
     args = ap.parse_args()
     wrk = ensure_wrk()
-    kinds = ["off"] + (["off-2"] if args.calibrate else [])
-    kinds += ["guardrails"] if args.guardrails else ["sqlite"] + ([] if args.no_postgres else ["postgresql"])
+    if args.difficulty:
+        kinds = ["policy", "difficulty"]
+    else:
+        kinds = ["off"] + (["off-2"] if args.calibrate else [])
+        kinds += ["guardrails"] if args.guardrails else ["sqlite"] + ([] if args.no_postgres else ["postgresql"])
     pg_db = None
-    if not args.no_postgres and not args.guardrails:
+    if not args.no_postgres and not args.guardrails and not args.difficulty:
         pg_db = create_pg_database()
         if pg_db is None:
             raise SystemExit("no PostgreSQL server answers on 127.0.0.1:5432 (psql as postgres): use --no-postgres")
@@ -235,7 +254,7 @@ def main() -> int:
         mock.stop()
         if pg_db:
             drop_pg_database(pg_db)
-    print(f"{'gateway':<12} {'vs off':>8} {'range':>17}   (concurrent: {len(kinds)} gateways sharing core 0, "
+    print(f"{'gateway':<12} {'vs ' + kinds[0]:>8} {'range':>17}   (concurrent: {len(kinds)} gateways sharing core 0, "
           f"c=32 each, {args.rounds} rounds of {args.seconds} s)")
     for kind in kinds[1:]:
         rs = found[kind].ratios

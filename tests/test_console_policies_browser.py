@@ -9,6 +9,7 @@ the replay under a cheaper one must come out cheaper than what was recorded.
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.error
 import urllib.request
@@ -39,6 +40,10 @@ policies:
   budget:
     targets: [openai/gpt-4.1-nano, {model: openai/gpt-4.1-mini, weight: 2}]
     strategy: cost
+  smart:
+    strategy: difficulty
+    tiers: {weak: [openai/gpt-4.1-nano], strong: [openai/gpt-4.1]}
+    difficulty: {strong_share: 0.3}
 """
 LOAD_400 = "Failed to load resource: the server responded with a status of 400 (Bad Request)"
 
@@ -86,11 +91,13 @@ def test_admin_sees_policies_dry_runs_and_replays(traffic: tuple[GatewayProcess,
         sign_in(page, gw, MASTER_KEY, "/console/policies")
         assert page.locator("header.site nav a[aria-current=page]").inner_text() == "Policies"
         policies = page.locator("table.policies tbody tr")
-        assert policies.count() == 2
+        assert policies.count() == 3
         text = page.locator("table.policies").inner_text()
         for name in ("premium", "budget", "openai/gpt-4.1-nano", "weight 2 (67%)", "anthropic/claude-sonnet-4-5",
-                     "simulator/openai/gpt-4.1", "cost", "priority"):
+                     "simulator/openai/gpt-4.1", "cost", "priority", "smart", "strong_share 30%; each tier by priority"):
             assert name in text, name
+        smart = page.locator("table.policies tbody tr", has_text="smart").inner_text()
+        assert "weak openai/gpt-4.1-nano" in smart and "strong openai/gpt-4.1" in smart
         assert "fast" in page.locator("table.aliases").inner_text()
         shot(page, "policies-desktop")
 
@@ -152,6 +159,19 @@ def test_admin_sees_policies_dry_runs_and_replays(traffic: tuple[GatewayProcess,
         page.get_by_role("button", name="Replay").click()
         page.wait_for_url("**run=replay*")
         assert "The edited policy" in page.locator(".result h3").last.inner_text()
+
+        # The difficulty policy: alpha's logged prompts are scored, and the strong tier's share is shown.
+        page.get_by_label("Policy", exact=True).select_option("smart")
+        page.get_by_label("Or an edited policy").fill("")
+        page.get_by_role("button", name="Replay").click()
+        page.wait_for_url("**run=replay*")
+        result = page.locator(".result").last.inner_text()
+        assert "Policy smart (difficulty) over 4 requests of alpha" in result and "Strong tier share" in result
+        share = page.locator("dd[data-strong-share]").inner_text()
+        tiers = re.search(r"Difficulty tiers: (\d+) strong, (\d+) weak", result)
+        assert tiers is not None and int(tiers[1]) + int(tiers[2]) == 4
+        assert share == f"{100 * int(tiers[1]) / 4:.1f}%"
+        shot(page, "policies-replay-difficulty-desktop")
         v.check_local(gw)
     finally:
         v.close()
@@ -164,7 +184,7 @@ def test_a_project_key_replays_and_dry_runs_its_own_requests_only(
     try:
         page = v.page
         sign_in(page, gw, ids["keys"]["beta"], "/console/policies")
-        assert page.locator("table.policies tbody tr").count() == 2  # policies are gateway-wide
+        assert page.locator("table.policies tbody tr").count() == 3  # policies are gateway-wide
         assert page.get_by_label("Project").count() == 0  # pinned to the key's project
         no_sideways_scroll(page)
         shot(page, "policies-phone")

@@ -35,6 +35,15 @@ policies:
   budget:
     targets: [openai/gpt-4.1-nano, {model: openai/gpt-4.1-mini, weight: 2}]
     strategy: cost
+  smart:
+    strategy: difficulty
+    tiers: {weak: [openai/gpt-4.1-nano, {model: openai/gpt-4.1-mini, weight: 2}], strong: [openai/gpt-4.1]}
+    tier_strategy: cost
+    difficulty: {strong_share: 0.3, fallback_across_tiers: false}
+  smart-fixed:
+    strategy: difficulty
+    tiers: {weak: [openai/gpt-4.1-nano], strong: [openai/gpt-4.1]}
+    difficulty: {threshold: 0.625}
 """
 
 
@@ -183,8 +192,31 @@ def test_page_helpers_validate_the_form_and_round_trip_a_policy(lab: PolicyLab) 
     # A configured policy shown as YAML parses back to the same policy.
     for name, policy in lab.policies.items():
         again = lab.parse(policy_yaml(policy))
-        assert (again.targets, again.strategy, again.filters) == (policy.targets, policy.strategy, policy.filters), name
+        assert (again.targets, again.strategy, again.filters, again.difficulty) == (
+            policy.targets, policy.strategy, policy.filters, policy.difficulty), name
     view = replay_view(summarize([outcome("openai/gpt-4.1-nano", 2, 100.0), outcome("openai/gpt-4.1-nano", 3, 300.0)]),
                        "policy budget", "cost", 3, None, 200)
     assert view["actual_spend_bar"] == 100 and view["replayed_spend_bar"] == 25 and view["cheaper"]
     assert view["skipped"] == 1 and view["project"] == "all projects" and view["change"] == "-75.0%"
+
+
+def test_a_difficulty_policy_replays_by_recorded_score_or_logged_text(lab: PolicyLab) -> None:
+    policy = lab.parse("strategy: difficulty\ntiers: {weak: [openai/gpt-4.1-nano], strong: [openai/gpt-4.1]}\n"
+                       "difficulty: {threshold: 0.5}\n")
+    scored = [row(id=f"s{i}", routing_trace={"difficulty": {"score": score, "tier": "x"}})
+              for i, score in enumerate((0.1, 0.7, 0.9, 0.2))]
+    text = "Explain, step by step, why the harmonic series diverges."
+    logged = row(id="t", request_content={"model": "premium", "messages": [{"role": "user", "content": text}]})
+    outcomes = lab.replayer(policy).run([*scored, logged, row(id="none")])
+    assert [o.tier for o in outcomes[:4]] == ["weak", "strong", "strong", "weak"]
+    assert [o.model for o in outcomes[:4]] == ["openai/gpt-4.1-nano", "openai/gpt-4.1", "openai/gpt-4.1",
+                                               "openai/gpt-4.1-nano"]
+    expected = "strong" if lab.engine.difficulty.warm().score(text) >= 0.5 else "weak"
+    assert outcomes[4].tier == expected  # scored from the logged request's last user message
+    assert outcomes[5].model is None and outcomes[5].unroutable is not None and "difficulty unknown" in \
+        outcomes[5].unroutable
+    s = summarize(outcomes)
+    assert s["tiers"]["strong"] + s["tiers"]["weak"] == 5 and s["unscored"] == 1
+    assert s["strong_share"] == s["tiers"]["strong"] / 5
+    view = replay_view(s, "the edited policy", "difficulty", 6, None, 10)
+    assert view["strong_share"] == f"{100 * s['strong_share']:.1f}%" and view["unscored"] == 1

@@ -53,6 +53,9 @@ def _named_path(path: tuple[str, ...]) -> list[str]:
             kind = next((t for t, v in VENDOR_TABLE.types.items() if key in v.keys), None)
             # ``like`` is for an instance of your own (a built-in vendor refuses it).
             name = "azure-eu" if key == "like" else VENDOR_OF_TYPE.get(kind or "", "openai")
+        elif tuple(out) == ("policies",) and path[i + 1:i + 2] in (("tiers",), ("tier_strategy",), ("difficulty",)):
+            # The difficulty strategy's keys: into RICH_CONFIG's difficulty policies (one calibrated, one fixed).
+            name = "smart-fixed" if path[-1] == "threshold" else "smart"
         elif out[-2:] == ["scores", "openai/gpt-4.1-mini"]:
             name = "mmlu"
         elif tuple(out) == ("mcp", "servers") and path[i + 1:i + 2] in tuple((k,) for k in STDIO_SERVER[1]):

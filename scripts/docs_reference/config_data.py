@@ -39,6 +39,16 @@ policies:
     timeout_s: 30
     filters: {zdr: false, vendors: [openai], exclude_vendors: [azure], capabilities: [tools],
               max_price: {input: 10, output: 30}}
+  smart:
+    strategy: difficulty
+    tiers: {weak: [{model: openai/gpt-4.1-mini, weight: 2}, openai/gpt-4.1-nano],
+            strong: [{model: openai/gpt-4.1, weight: 1}]}
+    tier_strategy: cost
+    difficulty: {strong_share: 0.3, fallback_across_tiers: true}
+  smart-fixed:
+    strategy: difficulty
+    tiers: {weak: [openai/gpt-4.1-nano], strong: [{model: openai/gpt-4.1, weight: 1}]}
+    difficulty: {threshold: 0.55}
 redis:
   url: redis://127.0.0.1:6379/0
 cache:
@@ -85,6 +95,8 @@ RAW_TYPES = {
     "mcp.servers.<name>": "mapping",
     "mcp.tool_packs.<name>": "mapping",
     "policies.<name>.targets": "list",
+    "policies.<name>.tiers.weak": "list",
+    "policies.<name>.tiers.strong": "list",
     "policies.<name>.description": "string",
     "policies.<name>.filters.vendors": "list of strings",
     "policies.<name>.filters.exclude_vendors": "list of strings",
@@ -206,6 +218,10 @@ EXAMPLES: dict[str, Any] = {
     "aliases.<name>": "openai/gpt-4.1-mini",
     "policies.<name>.targets": ["openai/gpt-4.1-mini", "anthropic/claude-sonnet-4"],
     "policies.<name>.description": "cheap first, then the big one",
+    "policies.<name>.tiers.weak": ["openai/gpt-4.1-nano", "groq/llama-3.1-8b-instant"],
+    "policies.<name>.tiers.strong": ["openai/gpt-4.1", "anthropic/claude-sonnet-4-5"],
+    "policies.<name>.tiers.weak[].model": "openai/gpt-4.1-mini",
+    "policies.<name>.tiers.strong[].model": "openai/gpt-4.1",
     "policies.<name>.expected_output_tokens": 400,
     "policies.<name>.filters.vendors": ["openai", "azure"],
     "policies.<name>.filters.exclude_vendors": ["openrouter"],

@@ -260,7 +260,8 @@ MEANINGS: dict[str, str] = {
     "policies.<name>.targets[].model": "The target's model: a catalog id, `vendor/model` or an alias.",
     "policies.<name>.targets[].weight": "The target's weight in the `weighted` strategy's draw.",
     "policies.<name>.strategy": "How targets are ordered: `priority` (as listed), `weighted` (random by "
-                                "weight), `cost`, `latency`, `throughput`, `quality` or `balanced`.",
+                                "weight), `cost`, `latency`, `throughput`, `quality`, `balanced`, or "
+                                "`difficulty` (weak or strong tier by the prompt's difficulty score).",
     "policies.<name>.balance": "The `balanced` strategy's weights of cost, latency and quality (normalised; "
                                "absent: equal).",
     "policies.<name>.balance.cost": "The weight of the expected cost in `balanced`.",
@@ -276,6 +277,27 @@ MEANINGS: dict[str, str] = {
                                                     "candidates; a missing score gets the median).",
     "policies.<name>.expected_output_tokens": "The output tokens a cost estimate assumes (the `cost` and "
                                               "`balanced` strategies).",
+    "policies.<name>.tiers": "The `difficulty` strategy's two tiers of targets (instead of `targets`): "
+                             "`weak` and `strong`.",
+    "policies.<name>.tiers.weak": "The targets for requests that score below the threshold, as `targets` lists "
+                                  "them.",
+    "policies.<name>.tiers.weak[].model": "A weak-tier target's model: a catalog id, `vendor/model` or an alias.",
+    "policies.<name>.tiers.weak[].weight": "The target's weight when `tier_strategy` is `weighted`.",
+    "policies.<name>.tiers.strong": "The targets for requests that score at or above the threshold.",
+    "policies.<name>.tiers.strong[].model": "A strong-tier target's model: a catalog id, `vendor/model` or an "
+                                            "alias.",
+    "policies.<name>.tiers.strong[].weight": "The target's weight when `tier_strategy` is `weighted`.",
+    "policies.<name>.tier_strategy": "How the targets within the chosen tier are ordered: any strategy but "
+                                     "`difficulty`.",
+    "policies.<name>.difficulty": "When a request is hard enough for the strong tier: one of `threshold` or "
+                                  "`strong_share`, and failover between tiers.",
+    "policies.<name>.difficulty.threshold": "The difficulty score (0 to 1) at or above which a request goes to "
+                                            "the strong tier.",
+    "policies.<name>.difficulty.strong_share": "The share of requests (0 to 1) to send to the strong tier: the "
+                                               "threshold is calibrated on the scorer's training prompts "
+                                               "(`interlock policies calibrate` calibrates on your traffic).",
+    "policies.<name>.difficulty.fallback_across_tiers": "When every target of the chosen tier fails or is "
+                                                        "filtered out, try the other tier.",
     "policies.<name>.retry": "How hard one target is tried before the next: tries and backoff.",
     "policies.<name>.retry.attempts": "Tries of the same target for a retryable failure (1: no retry).",
     "policies.<name>.retry.backoff_s": "The first wait between tries, in seconds (exponential, with jitter).",

@@ -61,6 +61,8 @@ REQUEST_HEADERS = {
     "x-interlock-tags": "Tags recorded with the request, for filtering the log and spend.",
     "x-interlock-regions": "Jurisdictions or regions (comma-separated) this request may run in: narrows the "
                            "project's and the key's (data residency); widening them is a 403 `region_not_allowed`.",
+    "x-interlock-route-difficulty": "`force-weak`, `force-strong` or `auto` (the default): overrides the "
+                                    "`difficulty` strategy's tier for this request.",
     "x-interlock-cache-ttl": "How long to keep this answer in the response cache (seconds).",
     "x-interlock-cache-namespace": "A namespace separating cache entries.",
     "x-interlock-simulator-fault": "Simulator only: inject a fault (an error status, a hang, a reset, a cut or malformed stream).",

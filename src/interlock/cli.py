@@ -181,6 +181,49 @@ def cmd_policies(args: argparse.Namespace) -> int:
     return 1 if found else 0
 
 
+async def _recorded_scores(args: argparse.Namespace) -> tuple[list[float], int]:
+    """Difficulty scores of the newest recorded requests (see ``routing.replay.difficulty_of``), and how many
+    rows were read."""
+    from interlock.ledger.cli import _open, _time
+    from interlock.ledger.schema import LogQuery
+    from interlock.routing.replay import difficulty_of
+
+    store = _open(args)
+    try:
+        rows = await store.query(LogQuery(since=_time(args.since, "--since"), project=args.project,
+                                          limit=args.limit))
+    finally:
+        await store.close()
+    scores = [score for score in map(difficulty_of, rows) if score is not None]
+    return scores, len(rows)
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """``interlock policies calibrate --strong-share 0.3``: the difficulty threshold that sends that share of
+    this gateway's recorded traffic to the strong tier (``routing/difficulty.py``)."""
+    import asyncio
+
+    from interlock.routing.difficulty import calibrate, shipped_threshold
+
+    share = args.strong_share
+    if not 0.0 <= share <= 1.0:
+        print("interlock: --strong-share: expected a share between 0 and 1 (0.3 = 30%)", file=sys.stderr)
+        return 2
+    scores, read = asyncio.run(_recorded_scores(args))
+    if len(scores) < args.min_sample:
+        print(f"interlock: {len(scores)} of the {read} requests read have a difficulty score (a recorded one, or "
+              f"their logged text); at least {args.min_sample} are needed (--min-sample). Log content "
+              "(logging.level: full) or route traffic through a difficulty policy first.", file=sys.stderr)
+        return 1
+    threshold = calibrate(scores, share)
+    strong = sum(1 for s in scores if s >= threshold)
+    print(f"{len(scores)} of {read} recorded requests scored; threshold {threshold:.4f} sends {strong} "
+          f"({100 * strong / len(scores):.1f}%) to the strong tier")
+    print(f"(the shipped calibration, over the scorer's training prompts, gives {shipped_threshold(share):.4f})")
+    print(f"    difficulty: {{threshold: {threshold:.4f}}}")
+    return 0
+
+
 def cmd_admin_key(args: argparse.Namespace) -> int:
     # Imported here: a command imports what it runs, so the CLI starts fast.
     from interlock.app import prepare_state
@@ -259,10 +302,21 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("--config", default=None)
     admin.set_defaults(func=cmd_admin_key)
 
-    policies = sub.add_parser("policies", help="check the routing policies (validity, data residency)")
-    policies.add_argument("action", choices=("check",))
-    policies.add_argument("--config", default=None)
-    policies.set_defaults(func=cmd_policies)
+    policies = sub.add_parser("policies", help="check the routing policies (validity, data residency); calibrate "
+                                               "a difficulty threshold on recorded traffic")
+    actions = policies.add_subparsers(dest="action", required=True)
+    check = actions.add_parser("check", help="validate the policies and check them against data residency")
+    check.add_argument("--config", default=None)
+    check.set_defaults(func=cmd_policies)
+    cal = actions.add_parser("calibrate", help="the difficulty threshold for a share of strong calls, over the "
+                                               "request log's newest requests")
+    cal.add_argument("--strong-share", type=float, required=True, help="share of requests for the strong tier")
+    cal.add_argument("--project", default=None, help="only this project's requests")
+    cal.add_argument("--since", default=None, help="only requests since (ISO time or 7d, 24h, ...)")
+    cal.add_argument("--limit", type=int, default=5000, help="newest requests read (default 5000)")
+    cal.add_argument("--min-sample", type=int, default=50, help="fewest scored requests to calibrate on")
+    cal.add_argument("--config", default=None)
+    cal.set_defaults(func=cmd_calibrate)
 
     add_simulator_parser(sub)
     add_simulate_parser(sub)

@@ -229,7 +229,14 @@ _SCHEMAS: dict[str, Any] = {
     "List": _LIST,
     "Model": _obj({"id": _STRING, "object": {"const": "model"}}, ("id",)),
     "RouteExplanation": _obj({"object": {"const": "route.explanation"}, "route": {"type": ["string", "null"]},
-                              "plan": {"type": "array"}}, ("object", "plan")),
+                              "plan": {"type": "array"},
+                              # A difficulty policy's decision (routing/difficulty.py).
+                              "difficulty": _obj({"score": {"type": ["number", "null"]}, "threshold": {"type": "number"},
+                                                  "strong_share": {"type": "number"},
+                                                  "tier": {"enum": ["weak", "strong"]},
+                                                  "source": {"enum": ["score", "header", "replay"]}},
+                                                 ("score", "threshold", "tier", "source"))},
+                             ("object", "plan")),
     "Generation": _obj({"data": _OBJECT}, ("data",)),
     "GuardrailsCheckRequest": _obj({
         "input": {"oneOf": [{"type": "string", "minLength": 1},

@@ -27,7 +27,7 @@ from interlock.console.signin import signin_url, viewer
 from interlock.console.web import redirect, send_page
 from interlock.core.errors import GatewayError
 from interlock.core.exchange import Exchange
-from interlock.core.policy import Policy
+from interlock.core.policy import DifficultyRule, Policy
 from interlock.core.principal import Principal
 from interlock.ledger.schema import LogQuery
 from interlock.ledger.writer import LogStore
@@ -223,9 +223,18 @@ def _per_m(value: int | None) -> str:
 
 def policy_yaml(policy: Policy) -> str:
     """A configured policy as the YAML body the edit box takes (a starting point for a what-if)."""
-    body: dict[str, Any] = {"targets": [t.name if t.weight == 1.0 else {"model": t.name, "weight": t.weight}
-                                        for t in policy.targets],
-                            "strategy": policy.strategy}
+    targets = [t.name if t.weight == 1.0 else {"model": t.name, "weight": t.weight} for t in policy.targets]
+    body: dict[str, Any] = {"targets": targets, "strategy": policy.strategy}
+    rule = policy.difficulty
+    if rule is not None:
+        weak = len(rule.weak)
+        del body["targets"]
+        body["tiers"] = {"weak": targets[:weak], "strong": targets[weak:]}
+        body["tier_strategy"] = rule.tier_strategy
+        body["difficulty"] = {"threshold": round(rule.threshold, 6)} if rule.strong_share is None else {
+            "strong_share": rule.strong_share}
+        if not rule.fallback_across_tiers:
+            body["difficulty"]["fallback_across_tiers"] = False
     if policy.expected_output_tokens is not None:
         body["expected_output_tokens"] = policy.expected_output_tokens
     if policy.strategy == "balanced":
@@ -281,9 +290,12 @@ def policy_rows(lab: PolicyLab) -> list[dict[str, Any]]:
         except GatewayError as err:
             routes, problem = [], err.message
         total = sum(t.weight for t in policy.targets) or 1.0
+        rule = policy.difficulty
+        strong = frozenset(rule.strong) if rule is not None else frozenset()
         rows.append({
-            "name": name, "strategy": policy.strategy,
-            "targets": [{"name": t.name, "weight": f"{t.weight:g}", "share": f"{100 * t.weight / total:.0f}%"}
+            "name": name, "strategy": policy.strategy, "detail": _difficulty_text(rule) if rule is not None else "",
+            "targets": [{"name": t.name, "weight": f"{t.weight:g}", "share": f"{100 * t.weight / total:.0f}%",
+                         "tier": None if rule is None else "strong" if t.name in strong else "weak"}
                         for t in policy.targets],
             "weighted": policy.strategy == "weighted" or any(t.weight != 1.0 for t in policy.targets),
             "filters": _filters_text(policy), "routes": routes, "problem": problem,
@@ -291,6 +303,12 @@ def policy_rows(lab: PolicyLab) -> list[dict[str, Any]]:
             "retry": f"{policy.retry.attempts} tries per target", "timeout": f"{policy.timeout_s:g} s",
         })
     return rows
+
+
+def _difficulty_text(rule: DifficultyRule) -> str:
+    share = f", strong_share {100 * rule.strong_share:g}%" if rule.strong_share is not None else ""
+    across = "" if rule.fallback_across_tiers else "; no failover across tiers"
+    return f"threshold {rule.threshold:.2f}{share}; each tier by {rule.tier_strategy}{across}"
 
 
 def dry_view(body: Mapping[str, Any], rid: str) -> dict[str, Any]:
@@ -302,7 +320,7 @@ def dry_view(body: Mapping[str, Any], rid: str) -> dict[str, Any]:
                      "vendor": p.get("vendor"), "simulated": bool(p.get("simulated")),
                      "context": f"{p['context_window']:,}" if p.get("context_window") else "—",
                      "input": f"${price['input_per_m']:,.4g}" if price else "—",
-                     "output": f"${price['output_per_m']:,.4g}" if price else "—"})
+                     "output": f"${price['output_per_m']:,.4g}" if price else "—", "tier": p.get("tier")})
     filtered = [{"target": c.get("target"), "reason": c.get("filtered")}
                 for c in body.get("candidates") or [] if not c.get("eligible")]
     tokens = body.get("estimated_input_tokens")
@@ -355,4 +373,6 @@ def replay_view(s: Mapping[str, Any], label: str, strategy: str, read: int, proj
         "sources": [{"source": src, "requests": count, "pct": f"{100 * share:.0f}%"}
                     for src, count, share in s["latency_sources"]],
         "models": rows("models"), "vendors": rows("vendors"),
+        "tiers": s["tiers"], "unscored": s["unscored"],
+        "strong_share": f"{100 * s['strong_share']:.1f}%" if s["strong_share"] is not None else "—",
     }

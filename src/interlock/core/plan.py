@@ -7,6 +7,7 @@ for each request, and dispatch walks it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from interlock.core.model import Model, Route
@@ -76,6 +77,8 @@ class Plan:
     explanation: tuple[str, ...]
     #: The routing policy the name resolved to, if any.
     policy: Policy | None = None
+    #: Target key -> "weak" or "strong", for a ``difficulty`` policy's plan (empty for any other).
+    tiers: Mapping[str, str] = field(default_factory=dict)
     #: ``explanation`` joined, as the request log stores it (plans are cached: joined once).
     explanation_text: str = field(init=False, compare=False)
 

@@ -54,6 +54,26 @@ class PolicyTarget:
 
 
 @dataclass(frozen=True, slots=True)
+class DifficultyRule:
+    """The ``difficulty`` strategy's settings: two tiers, a threshold on the scorer's score, and failover.
+
+    A request whose difficulty score (``routing/difficulty.py``) is at least ``threshold`` goes to the strong
+    tier, any other to the weak tier; within a tier the targets are ranked by ``tier_strategy``.
+    """
+
+    #: Target names per tier (each name also in the policy's ``targets``, weak first).
+    weak: tuple[str, ...]
+    strong: tuple[str, ...]
+    threshold: float
+    #: The share of strong calls the threshold was calibrated for (None: the threshold was set directly).
+    strong_share: float | None = None
+    #: How the tier's targets are ranked: any strategy but ``difficulty``.
+    tier_strategy: str = "priority"
+    #: When every target of the chosen tier fails or is filtered out, try the other tier.
+    fallback_across_tiers: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     name: str
     targets: tuple[PolicyTarget, ...]
@@ -69,6 +89,8 @@ class Policy:
     retry: Retry = Retry()
     timeout_s: float = 120.0
     filters: Filters = Filters()
+    #: Set for ``strategy: difficulty`` only.
+    difficulty: DifficultyRule | None = None
 
 
 #: Routing defaults for names that are not policies: the planner's order, default retries.

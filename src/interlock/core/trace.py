@@ -73,11 +73,15 @@ class Candidate:
     reason: str | None = None
     score: float | None = None
     detail: dict[str, float | None] | None = None
+    #: "weak" or "strong" under a difficulty policy.
+    tier: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         t = self.target
         out: dict[str, Any] = {"target": t.key, "vendor": t.vendor.id, "model": t.model_id, "group": self.group,
                                "eligible": self.reason is None}
+        if self.tier is not None:
+            out["tier"] = self.tier
         if self.reason is not None:
             out["filtered"] = self.reason
         if self.score is not None:
@@ -105,6 +109,35 @@ class AffinityDecision:
         return {"route": self.route, "age_s": round(self.age_s, 3), "moved": self.moved}
 
 
+@dataclass(frozen=True, slots=True)
+class DifficultyDecision:
+    """What the ``difficulty`` strategy (``routing/difficulty.py``) decided for one request, and why."""
+
+    #: The scorer's estimate that the strong tier is needed, in [0, 1] (None when a header forced the tier).
+    score: float | None
+    threshold: float
+    #: The share of strong calls the threshold was calibrated for (None when set directly).
+    strong_share: float | None
+    #: "weak" or "strong".
+    tier: str
+    #: "header" when ``x-interlock-route-difficulty`` chose the tier, "replay" for a recorded score, else "score".
+    source: str = "score"
+
+    def sentence(self) -> str:
+        if self.score is None:
+            return f"difficulty: {self.tier} tier forced by the request header"
+        share = f" (strong_share {self.strong_share:.2f})" if self.strong_share is not None else ""
+        sign = ">=" if self.score >= self.threshold else "<"
+        return f"difficulty {self.score:.2f} {sign} threshold {self.threshold:.2f}{share}: {self.tier} tier"
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"score": None if self.score is None else round(self.score, 4),
+                               "threshold": round(self.threshold, 4), "tier": self.tier, "source": self.source}
+        if self.strong_share is not None:
+            out["strong_share"] = self.strong_share
+        return out
+
+
 @dataclass(slots=True)
 class RoutingTrace:
     requested: str
@@ -129,6 +162,8 @@ class RoutingTrace:
     prefix: int | None = None
     #: Prefix affinity's part in the decision, when a remembered route was eligible.
     affinity: AffinityDecision | None = None
+    #: The difficulty strategy's decision, for a request routed by a difficulty policy.
+    difficulty: DifficultyDecision | None = None
 
     def outcome_reason(self) -> str:
         """The decision sentence plus what failover did, for the response header."""
@@ -161,6 +196,7 @@ class RoutingTrace:
             "overrides": self.overrides.to_json() if hasattr(self.overrides, "to_json") else self.overrides,
             "attempts": [a.to_json() for a in self.attempts],
             **({"affinity": self.affinity.to_json()} if self.affinity is not None else {}),
+            **({"difficulty": self.difficulty.to_json()} if self.difficulty is not None else {}),
         }
 
 
@@ -185,9 +221,18 @@ def decision_sentence(strategy: str, eligible: int, skipped: list[Candidate], na
         head = f"{_STRATEGY_PHRASE.get(strategy, strategy)} of {eligible} capable targets"
     if names > 1:
         head += f" (with {names - 1} fallback model{'s' if names > 2 else ''})"
+    return head + skipped_notes(skipped)
+
+
+def strategy_phrase(strategy: str) -> str:
+    return _STRATEGY_PHRASE.get(strategy, strategy)
+
+
+def skipped_notes(skipped: list[Candidate]) -> str:
+    """"; a skipped: why; b skipped: why" for the first three skipped candidates ("" when none)."""
     if not skipped:
-        return head
+        return ""
     notes = [f"{c.target.key} skipped: {c.reason}" for c in skipped[:3]]
     if len(skipped) > 3:
         notes.append(f"{len(skipped) - 3} more skipped")
-    return f"{head}; " + "; ".join(notes)
+    return "; " + "; ".join(notes)

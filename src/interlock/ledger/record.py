@@ -133,7 +133,8 @@ def single_target(trace: RoutingTrace, target: Any, attempts: list[Any], request
     figures and reason is then in the row's other fields.
     """
     order = trace.order
-    if len(order) != 1 or order[0] is not target or trace.attempts is not attempts or trace.overrides:
+    if len(order) != 1 or order[0] is not target or trace.attempts is not attempts or trace.overrides \
+            or trace.difficulty is not None:
         return False
     cands = trace.candidates
     if len(cands) != 1:
@@ -326,6 +327,9 @@ def build_row(ctx: RequestContext, level: str, zdr: bool, redactor: Redactor) ->
                         trace.strategy, trace.estimated_input_tokens, trace.requested_output_tokens,
                         trace.outcome_reason() if failed else trace.reason, candidates, order, overrides,
                         packed_own)
+        if trace.difficulty is not None:  # the score and tier, and each candidate's tier (by index)
+            packed_trace = (*packed_trace, {**trace.difficulty.to_json(),
+                                            "tiers": [c.tier for c in trace.candidates]})
     elif trace is not None:  # not routing's trace: stored in its own JSON shape, with the whole explanation
         reason = trace.outcome_reason() if hasattr(trace, "outcome_reason") else None
         packed_trace = redactor.deep(plain(trace))

@@ -162,7 +162,13 @@ def render_trace(packed: Any, attempts: Any) -> Any:
         return packed
     candidates = packed[7]
     own = packed[10]
-    return {
+    rendered = [render_candidate(c) for c in candidates]
+    difficulty = dict(packed[11]) if len(packed) > 11 and isinstance(packed[11], dict) else None
+    if difficulty is not None:
+        for out, tier in zip(rendered, difficulty.pop("tiers", None) or (), strict=False):
+            if tier is not None:
+                out["tier"] = tier
+    trace = {
         "requested": packed[0],
         "models": packed[1] if packed[1] is not None else [packed[0]],
         "policy": packed[2],
@@ -171,10 +177,13 @@ def render_trace(packed: Any, attempts: Any) -> Any:
         "requested_output_tokens": packed[5],
         "reason": packed[6],
         "order": [candidates[i][0] if isinstance(i, int) else i for i in packed[8]],
-        "candidates": [render_candidate(c) for c in candidates],
+        "candidates": rendered,
         "overrides": packed[9],
         "attempts": render_attempts(own if own is not None else (attempts or []), candidates, False),
     }
+    if difficulty is not None:
+        trace["difficulty"] = difficulty
+    return trace
 
 
 def expand_single(packed: Sequence[Any], record: Mapping[str, Any], vendor_model: str | None) -> list[Any]:

@@ -24,8 +24,15 @@ from interlock.core.errors import GatewayError, InvalidRequest, ModelNotFound, N
 from interlock.core.plan import Plan, Target
 from interlock.core.policy import DEFAULT_POLICY, Filters, Policy
 from interlock.core.regions import BUILTIN_REGIONS, RegionRule, RegionTable
-from interlock.core.trace import Candidate, RoutingTrace, decision_sentence
-from interlock.routing import residency
+from interlock.core.trace import (
+    Candidate,
+    DifficultyDecision,
+    RoutingTrace,
+    decision_sentence,
+    skipped_notes,
+    strategy_phrase,
+)
+from interlock.routing import difficulty, residency
 from interlock.routing.affinity import PrefixAffinity
 from interlock.routing.circuit import Circuits
 from interlock.routing.explain import GenerationRecord
@@ -61,6 +68,10 @@ class _Layout:
     pairs: tuple[tuple[Target, int], ...]
     policies: list[Policy]
     strategies: list[str]
+    #: The strategy that ranks each group's targets (a difficulty policy's tier_strategy; else its strategy).
+    ranking: list[str]
+    #: Any policy of the difficulty strategy.
+    tiered: bool
     #: Any policy with filters of its own (the fast filter path does not apply).
     policy_filters: bool
     #: The names that could not be resolved, as a clause of the route reason ("" when none).
@@ -141,12 +152,16 @@ class RoutingEngine:
         self.shared: SharedStats | None = None
         #: Region -> jurisdiction, for data residency (the config's ``regions``; set by the app).
         self.regions: RegionTable = BUILTIN_REGIONS
+        #: The difficulty strategy's scorer (loaded on first use, or at start when a policy needs it).
+        self.difficulty = difficulty.DifficultyStep()
 
     # ------------------------------------------------------------------ decide
 
     def decide(self, request: Mapping[str, Any], *, exact: bool = False,
                output_param: str | None = None, project: str | None = None,
-               input_tokens: int | None = None, regions: tuple[RegionRule, ...] = ()) -> tuple[RoutingTrace, Plan]:
+               input_tokens: int | None = None, regions: tuple[RegionRule, ...] = (),
+               difficulty_header: str | None = None,
+               difficulty_score: float | None = None) -> tuple[RoutingTrace, Plan]:
         """The routing decision for a validated chat request; raises 400/404/503 as the caller should see.
 
         ``exact`` always counts the prompt's tokens (explain); otherwise they are counted only when a
@@ -155,7 +170,9 @@ class RoutingEngine:
         the Responses API), for the 400 when no target allows that many. ``project`` scopes prefix
         affinity (the caller's project). ``input_tokens`` replaces the prompt's count (a recorded request
         replayed by the console: its usage says how long the prompt was). ``regions`` are the data-residency
-        rules (``routing/residency.py``) every route must satisfy.
+        rules (``routing/residency.py``) every route must satisfy. ``difficulty_header`` is the request's
+        ``x-interlock-route-difficulty``; ``difficulty_score`` a recorded score that replaces the scorer's (a
+        replay).
         """
         overrides = parse_overrides(request)
         layout = self._layout(overrides.names)
@@ -166,10 +183,10 @@ class RoutingEngine:
         candidates = [Candidate(target, group) for target, group in layout.pairs]
         policies = layout.policies
         if prefs.sort is None and not any(overrides.suffix_sorts):
-            strategies = layout.strategies
+            strategies = layout.ranking
         else:
-            strategies = [prefs.sort or overrides.suffix_sorts[group] or layout.strategies[group]
-                          for group in range(len(layout.strategies))]
+            strategies = [prefs.sort or overrides.suffix_sorts[group] or layout.ranking[group]
+                          for group in range(len(layout.ranking))]
         output = requested_output(request)
         priced = "cost" in strategies or "balanced" in strategies
         if input_tokens is None:
@@ -206,7 +223,11 @@ class RoutingEngine:
         if regions:
             residency.screen(candidates, regions, self.regions)
 
-        if len(plans) == 1:
+        decision = None
+        if layout.tiered:
+            order, decision, in_tier = self._tiered(layout, candidates, strategies, needs, request,
+                                                    difficulty_header, difficulty_score)
+        elif len(plans) == 1:
             eligible = [c for c in candidates if c.reason is None]
             order = rank(eligible, strategies[0], policies[0], needs, self.stats, self.rng)
         else:
@@ -220,7 +241,11 @@ class RoutingEngine:
             prefix = self.affinity.key(request, project)
             # An explicit provider.order is the caller's own ranking: affinity does not reorder it.
             if prefix is not None and not prefs.order:
-                order, affine = self.affinity.prefer(prefix, order)
+                if decision is None:
+                    order, affine = self.affinity.prefer(prefix, order)
+                elif in_tier:  # the difficulty tier is the decision: affinity reorders only within it
+                    head, affine = self.affinity.prefer(prefix, order[:in_tier])
+                    order = head + order[in_tier:]
         if prefs.order:
             position = {slug: i for i, slug in enumerate(prefs.order)}
             listed = sorted((c for c in order if c.target.slug in position),
@@ -240,8 +265,12 @@ class RoutingEngine:
         if not order:
             raise residency.refusal(" or ".join(overrides.names), skipped, regions) or self._no_route(
                 overrides, skipped, request, output_param)
-        strategy = strategies[0]
-        reason = decision_sentence(strategy, len(order), skipped, len(plans)) + layout.ignored
+        strategy = "difficulty" if layout.strategies[0] == "difficulty" else strategies[0]
+        if decision is not None and strategy == "difficulty":
+            reason = difficulty.sentence(decision, strategy_phrase(strategies[0]), in_tier, len(order)) + \
+                skipped_notes(skipped) + layout.ignored
+        else:
+            reason = decision_sentence(strategies[0], len(order), skipped, len(plans)) + layout.ignored
         if affine is not None and affine.moved:
             reason = f"{affine.sentence()}; otherwise {reason}"
         trace = RoutingTrace(
@@ -259,8 +288,44 @@ class RoutingEngine:
             timeout_s=policy.timeout_s,
             prefix=prefix,
             affinity=affine,
+            difficulty=decision,
         )
         return trace, primary
+
+    def _tiered(self, layout: _Layout, candidates: list[Candidate], strategies: list[str], needs: Needs,
+                request: Mapping[str, Any], header: str | None,
+                score: float | None) -> tuple[list[Candidate], DifficultyDecision | None, int]:
+        """Rank each group; a difficulty policy's group by tier (``routing/difficulty.py``). Returns the order,
+        the difficulty decision (of the first difficulty group: one score per request) and where in the order
+        the first difficulty group's chosen tier ends."""
+        order: list[Candidate] = []
+        decision: DifficultyDecision | None = None
+        in_tier = 0
+        for group, plan in layout.plans:
+            policy = layout.policies[group]
+            eligible = [c for c in candidates if c.group == group and c.reason is None]
+            strategy = strategies[group]
+
+            def ranked(cands: list[Candidate], strategy: str = strategy, policy: Policy = policy) -> list[Candidate]:
+                return rank(cands, strategy, policy, needs, self.stats, self.rng)
+
+            rule = policy.difficulty
+            if rule is None:
+                order.extend(ranked(eligible))
+                continue
+            first = decision is None
+            if decision is None:
+                decision = mine = self.difficulty.decide(rule, request, header, score)
+            else:  # another difficulty policy among the fallbacks: the same score, its own threshold
+                mine = self.difficulty.decide(rule, request, header, decision.score)
+            for c in candidates:
+                if c.group == group:
+                    c.tier = plan.tiers.get(c.target.key, "weak")
+            ranked_group, chosen = difficulty.order(eligible, plan.tiers, mine, rule, ranked)
+            if first:
+                in_tier = len(order) + chosen
+            order.extend(ranked_group)
+        return order, decision, in_tier
 
     def _input_tokens(self, request: Mapping[str, Any], candidates: list[Candidate], output: int, exact: bool,
                       priced: bool) -> tuple[int, bool]:
@@ -307,8 +372,10 @@ class RoutingEngine:
                     seen.add(target.key)
                     pairs.append((target, group))
         policies = [plan.policy or DEFAULT_POLICY for _, plan in plans]
-        layout = _Layout(plans, unresolved, tuple(pairs), policies,
-                         [plan.policy.strategy if plan.policy else "priority" for _, plan in plans],
+        strategies = [p.strategy for p in policies]
+        layout = _Layout(plans, unresolved, tuple(pairs), policies, strategies,
+                         [p.difficulty.tier_strategy if p.difficulty is not None else p.strategy for p in policies],
+                         any(p.difficulty is not None for p in policies),
                          any(p.filters != DEFAULT_FILTERS for p in policies),
                          "".join(f"; '{name}' ignored: {_short(why)}" for name, why in unresolved.items()))
         if len(self._layouts) >= _LAYOUT_LIMIT:
@@ -352,7 +419,9 @@ class RoutingEngine:
         principal = ctx.principal
         trace, plan = self.decide(request, output_param=_OUTPUT_PARAM.get(ctx.inbound),
                                   project=principal.project if principal is not None else None,
-                                  regions=self.region_rules(ctx, request))
+                                  regions=self.region_rules(ctx, request),
+                                  difficulty_header=ctx.exchange.header(difficulty.HEADER)
+                                  if ctx.exchange is not None else None)
         trace.attempts = ctx.attempts
         ctx.plan = plan
         ctx.routing = trace

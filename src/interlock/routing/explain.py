@@ -160,9 +160,11 @@ def explain(trace: RoutingTrace) -> dict[str, Any]:
     body.pop("attempts", None)
     body["object"] = "route.explanation"
     body["route"] = order[0].key if order else None
+    tiers = {c.target.key: c.tier for c in trace.candidates if c.tier is not None}
     body["plan"] = [
         {"rank": i + 1, "target": t.key, "vendor": t.vendor.id, "vendor_model": t.vendor_model, "model": t.model_id,
-         "simulated": t.simulated, "context_window": t.context_window, "price": prices.get(t.key)}
+         "simulated": t.simulated, "context_window": t.context_window, "price": prices.get(t.key),
+         **({"tier": tiers[t.key]} if t.key in tiers else {})}
         for i, t in enumerate(order)
     ]
     body["retry"] = ({"attempts": trace.retry.attempts, "backoff_s": trace.retry.backoff_s,

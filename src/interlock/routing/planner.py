@@ -64,6 +64,9 @@ class Planner:
         targets: list[Target] = []
         seen: set[str] = set()
         why = [f"'{name}' is a routing policy ({policy.strategy}) over {len(policy.targets)} targets"]
+        rule = policy.difficulty
+        strong = frozenset(rule.strong) if rule is not None else frozenset()
+        tiers: dict[str, str] = {}
         for entry in policy.targets:
             try:
                 plan = self._resolve(entry.name)
@@ -75,10 +78,16 @@ class Planner:
                     continue
                 seen.add(target.key)
                 targets.append(_weighted(target, entry.weight) if entry.weight != 1.0 else target)
+                if rule is not None:
+                    tiers[target.key] = "strong" if entry.name in strong else "weak"
         if not targets:
             raise NoRouteAvailable(f"No target of the policy '{name}' can be served here: " + "; ".join(why[1:]),
                                    param="model")
-        return Plan(name, tuple(targets), tuple(why), policy)
+        if rule is not None:
+            for tier in ("weak", "strong"):
+                if tier not in tiers.values():
+                    why.append(f"no target of the {tier} tier can be served here")
+        return Plan(name, tuple(targets), tuple(why), policy, tiers)
 
     def _resolve(self, name: str) -> Plan:
         why: list[str] = []

@@ -9,6 +9,7 @@ alias (``model: "support-bot"``)::
           - openai/gpt-4.1-mini
           - {model: anthropic/claude-haiku-4-5, weight: 2}
         strategy: cost                    # priority | weighted | cost | latency | throughput | quality | balanced
+                                          # | difficulty (below)
         balance: {cost: 0.5, latency: 0.3, quality: 0.2}
         quality:
           weights: {"Aider Polyglot": 1, support_eval: 2}
@@ -18,6 +19,17 @@ alias (``model: "support-bot"``)::
         timeout_s: 60                     # total deadline across every attempt
         filters: {zdr: true, vendors: [openai, anthropic], exclude_vendors: [openrouter],
                   capabilities: [tools], max_price: {input: 1.0, output: 4.0}}
+
+A ``difficulty`` policy names two tiers instead of ``targets``, and sends each request to one of them by
+how hard the prompt looks (``routing/difficulty.py``)::
+
+      smart:
+        strategy: difficulty
+        tiers:
+          weak: [openai/gpt-4.1-nano, groq/llama-3.1-8b-instant]
+          strong: [openai/gpt-4.1, anthropic/claude-sonnet-4-5]
+        tier_strategy: cost               # ranks the targets within a tier (default priority)
+        difficulty: {strong_share: 0.3}   # or {threshold: 0.55}; fallback_across_tiers: true
 
 Validation goes through :class:`~interlock.configfile.Section`, so a mistake
 fails the start with the file, line and key, not at the first request.
@@ -31,11 +43,14 @@ from types import MappingProxyType
 from interlock.catalog import CAPABILITIES, Catalog
 from interlock.config import Settings
 from interlock.configfile import Section
-from interlock.core.policy import Filters, MaxPrice, Policy, PolicyTarget, Retry
+from interlock.core.policy import DifficultyRule, Filters, MaxPrice, Policy, PolicyTarget, Retry
+from interlock.routing import difficulty
 
-STRATEGIES = ("priority", "weighted", "cost", "latency", "throughput", "quality", "balanced")
+TIER_STRATEGIES = ("priority", "weighted", "cost", "latency", "throughput", "quality", "balanced")
+STRATEGIES = (*TIER_STRATEGIES, "difficulty")
 _POLICY_KEYS = ("targets", "strategy", "balance", "quality", "expected_output_tokens", "retry", "timeout_s",
-                "filters", "description")
+                "filters", "description", "tiers", "tier_strategy", "difficulty")
+_DIFFICULTY_KEYS = ("threshold", "strong_share", "fallback_across_tiers")
 _RETRY_KEYS = ("attempts", "backoff_s", "max_backoff_s", "max_retry_after_s")
 _FILTER_KEYS = ("zdr", "vendors", "exclude_vendors", "capabilities", "max_price")
 _PRICE_KEYS = ("input", "output")
@@ -56,17 +71,18 @@ def _string_list(section: Section, key: str) -> list[str]:
     return out
 
 
-def _targets(section: Section, catalog: Catalog, settings: Settings) -> tuple[PolicyTarget, ...]:
-    raw = section.raw("targets")
+def _targets(section: Section, catalog: Catalog, settings: Settings, key: str = "targets",
+             what: str = "a policy") -> tuple[PolicyTarget, ...]:
+    raw = section.raw(key)
     if not isinstance(raw, list) or not raw:
-        raise section.error("a policy needs a non-empty list of targets", "targets")
-    holder = Section(section.doc, (*section.path, "targets"), {}, section.environ)
+        raise section.error(f"{what} needs a non-empty list of targets", key)
+    holder = Section(section.doc, (*section.path, key), {}, section.environ)
     out: list[PolicyTarget] = []
     for i, item in enumerate(raw):
         if isinstance(item, str):
             name, weight = item.strip(), 1.0
         elif isinstance(item, dict):
-            sub = Section(section.doc, (*section.path, "targets", i), item, section.environ)
+            sub = Section(section.doc, (*section.path, key, i), item, section.environ)
             sub.only("model", "weight")
             name = (sub.string("model") or "").strip()
             weight = sub.number("weight", 1.0, positive=True)
@@ -162,18 +178,68 @@ def _retry(section: Section) -> Retry:
     )
 
 
+def _difficulty(section: Section, catalog: Catalog,
+                settings: Settings) -> tuple[tuple[PolicyTarget, ...], DifficultyRule]:
+    """A difficulty policy's targets (weak tier, then strong) and its rule; the threshold calibrated if asked."""
+    if section.has("targets"):
+        raise section.error("a difficulty policy lists its targets under tiers.weak and tiers.strong", "targets")
+    tiers = section.section("tiers")
+    if not isinstance(tiers.value, dict) or not tiers.value:
+        raise section.error("the difficulty strategy needs tiers: {weak: [...], strong: [...]}", "tiers")
+    tiers.only("weak", "strong")
+    weak = _targets(tiers, catalog, settings, "weak", "the weak tier")
+    strong = _targets(tiers, catalog, settings, "strong", "the strong tier")
+    both = {t.name for t in weak} & {t.name for t in strong}
+    if both:
+        raise tiers.error(f"{sorted(both)} in both tiers: a target belongs to one tier", "strong")
+    sub = section.section("difficulty")
+    sub.only(*_DIFFICULTY_KEYS)
+    if sub.has("threshold") == sub.has("strong_share"):
+        raise section.error("give exactly one of difficulty.threshold (a score in [0, 1]) or difficulty.strong_share "
+                            "(the share of requests to send to the strong tier, calibrated)", "difficulty")
+    try:  # at start, not at the first request: the scorer's weights must load
+        difficulty.shared_scorer()
+    except difficulty.ScorerUnavailable as exc:
+        raise section.error(f"the difficulty scorer cannot load: {exc}", "strategy") from None
+    share: float | None = None
+    if sub.has("threshold"):
+        threshold = sub.number("threshold", 0.5, minimum=0.0)
+        if threshold > 1.0:
+            raise sub.error(f"a score threshold is in [0, 1], got {threshold}", "threshold")
+    else:
+        share = sub.number("strong_share", 0.3, minimum=0.0)
+        if share > 1.0:
+            raise sub.error(f"a share is in [0, 1] (0.3 = 30% of requests to the strong tier), got {share}",
+                            "strong_share")
+        threshold = difficulty.shipped_threshold(share)
+    rule = DifficultyRule(
+        weak=tuple(t.name for t in weak), strong=tuple(t.name for t in strong), threshold=threshold,
+        strong_share=share, tier_strategy=section.choice("tier_strategy", "priority", TIER_STRATEGIES),
+        fallback_across_tiers=sub.boolean("fallback_across_tiers", True))
+    return (*weak, *strong), rule
+
+
 def parse_policy(name: str, section: Section, catalog: Catalog, settings: Settings) -> Policy:
     section.only(*_POLICY_KEYS)
     strategy = section.choice("strategy", "priority", STRATEGIES)
+    rule: DifficultyRule | None = None
+    if strategy == "difficulty":
+        targets, rule = _difficulty(section, catalog, settings)
+    else:
+        for key in ("tiers", "tier_strategy", "difficulty"):
+            if section.has(key):
+                raise section.error(f"'{key}' belongs to the difficulty strategy (strategy: difficulty)", key)
+        targets = _targets(section, catalog, settings)
+    ranking = rule.tier_strategy if rule is not None else strategy
     weights, scores = _quality(section, catalog)
-    if strategy == "quality" and not weights:
+    if ranking == "quality" and not weights:
         raise section.error("the quality strategy needs quality.weights (benchmark or eval name -> weight)",
                             "strategy")
     expected = section.integer("expected_output_tokens", 0, minimum=1) if section.has(
         "expected_output_tokens") else None
     return Policy(
         name=name,
-        targets=_targets(section, catalog, settings),
+        targets=targets,
         strategy=strategy,
         balance=_balance(section),
         quality_weights=weights,
@@ -182,6 +248,7 @@ def parse_policy(name: str, section: Section, catalog: Catalog, settings: Settin
         retry=_retry(section),
         timeout_s=section.number("timeout_s", 120.0, positive=True),
         filters=_filters(section),
+        difficulty=rule,
     )
 
 

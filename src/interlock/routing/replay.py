@@ -18,7 +18,7 @@ seeded generator, so the same request list gives the same answer. The arithmetic
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -30,6 +30,7 @@ from interlock.core.errors import GatewayError
 from interlock.core.plan import Target
 from interlock.core.policy import Policy
 from interlock.core.pricing import Price, Usage, cost_of
+from interlock.routing import difficulty
 from interlock.routing.circuit import Circuits
 from interlock.routing.engine import RoutingEngine
 from interlock.routing.planner import Planner
@@ -140,6 +141,8 @@ class Outcome:
     latency_source: str
     #: Why the policy has no route for it, when it has none.
     unroutable: str | None = None
+    #: Under a difficulty policy: the tier it went to ("weak" / "strong"), or None when it could not be scored.
+    tier: str | None = None
 
 
 def _share(counts: Mapping[str, int], total: int) -> list[tuple[str, int, float]]:
@@ -175,8 +178,13 @@ def summarize(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     for o in outcomes:
         if o.model is not None:
             sources[o.latency_source] = sources.get(o.latency_source, 0) + 1
+    tiers = [o.tier for o in outcomes if o.tier is not None]
     return {
         "requests": len(outcomes),
+        #: Under a difficulty policy: requests routed to each tier, and the strong tier's share of them.
+        "tiers": {"weak": tiers.count("weak"), "strong": tiers.count("strong")},
+        "strong_share": tiers.count("strong") / len(tiers) if tiers else None,
+        "unscored": sum(1 for o in outcomes if o.unroutable == UNSCORED),
         "actual_spend": sum(o.actual_cost for o in outcomes if o.actual_cost is not None),
         "replayed_spend": sum(o.cost for o in outcomes if o.cost is not None),
         "actual_unpriced": sum(1 for o in outcomes if o.actual_cost is None),
@@ -193,6 +201,26 @@ def summarize(outcomes: Sequence[Outcome]) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------- re-planning
+
+
+UNSCORED = ("difficulty unknown: the request was not routed by a difficulty policy and its text was not "
+            "logged (logging.level: full)")
+
+
+def difficulty_of(row: Mapping[str, Any], scorer: Callable[[str], float] | None = None) -> float | None:
+    """A recorded request's difficulty score: the one its routing recorded, else its logged text's score
+    (None when it has neither: a difficulty replay cannot place it)."""
+    trace = row.get("routing_trace")
+    recorded = trace.get("difficulty") if isinstance(trace, dict) else None
+    if isinstance(recorded, dict) and isinstance(recorded.get("score"), int | float):
+        return float(recorded["score"])
+    content = row.get("request_content")
+    if not isinstance(content, dict):
+        return None
+    text = difficulty.prompt_text(content)
+    if not text:
+        return None
+    return (scorer or difficulty.shared_scorer().score)(text)
 
 
 def replay_request(row: Mapping[str, Any], model: str) -> tuple[dict[str, Any], int] | None:
@@ -258,16 +286,19 @@ class PolicyLab:
         engine = RoutingEngine(planner, circuits=Circuits(), stats=self.engine.stats,
                                rng=random.Random(seed).random)
         engine.regions = self.engine.regions
-        return Replayer(engine, policy.name, self.engine.stats)
+        engine.difficulty = self.engine.difficulty
+        return Replayer(engine, policy.name, self.engine.stats, policy.difficulty is not None)
 
 
 class Replayer:
     """Re-plans recorded requests under one policy (see the module's docstring)."""
 
-    def __init__(self, engine: RoutingEngine, name: str, stats: LiveStats) -> None:
+    def __init__(self, engine: RoutingEngine, name: str, stats: LiveStats, tiered: bool = False) -> None:
         self.engine = engine
         self.name = name
         self.stats = stats
+        #: A difficulty policy: each request needs its difficulty score (:func:`difficulty_of`).
+        self.tiered = tiered
         self._speeds: dict[str, Speed] = {}
 
     def speed(self, target: Target) -> Speed:
@@ -295,14 +326,21 @@ class Replayer:
         actual = (str(row.get("model") or row.get("requested_model") or "—"), str(row.get("vendor") or "—"),
                   int(actual_cost) if actual_cost is not None else None,
                   float(actual_latency) if actual_latency is not None else None)
+        score = None
+        if self.tiered:
+            score = difficulty_of(row)
+            if score is None:
+                return Outcome(*actual, None, None, None, None, "none", UNSCORED)
         try:
-            trace, _ = self.engine.decide(request, input_tokens=prompt_tokens)
+            trace, _ = self.engine.decide(request, input_tokens=prompt_tokens, difficulty_score=score)
         except GatewayError as err:
             return Outcome(*actual, None, None, None, None, "none", err.message)
         first = trace.order[0]
         speed = self.speed(first)
+        tier = trace.difficulty.tier if trace.difficulty is not None else None
         return Outcome(*actual, first.model_id, first.vendor_id, replay_cost(first.price, usage),
-                       modelled_latency_ms(speed.ttft_ms, speed.tokens_per_s, usage.output_tokens), speed.source)
+                       modelled_latency_ms(speed.ttft_ms, speed.tokens_per_s, usage.output_tokens), speed.source,
+                       tier=tier)
 
     def run(self, rows: Iterable[Mapping[str, Any]]) -> list[Outcome]:
         return [o for o in (self.one(r) for r in rows) if o is not None]

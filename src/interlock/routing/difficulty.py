@@ -1,0 +1,163 @@
+"""The ``difficulty`` strategy: weak tier or strong tier, by how hard the request looks.
+
+A difficulty policy (``routing/policies.py``) has two tiers of targets. For each request the scorer
+(``routing/difficulty_model.py``: text features and a linear head trained by ``make train-router``)
+estimates, in [0, 1], how much the strong tier is needed; a score at or above the policy's threshold goes to
+the strong tier, any other to the weak tier. Within the tier, the policy's ``tier_strategy`` ranks the
+targets; the other tier follows as failover when ``fallback_across_tiers`` allows it.
+
+What is scored: the text of the **last user message** (its text parts joined). The system prompt is left out:
+it is the same for every request of an application, and would pull every score towards its own. Earlier turns
+are left out too: the question the model must answer now is the last one, and a conversation may change tier
+from turn to turn (RouteLLM routes on one turn, as here). A request with no user text scores the empty string.
+
+The threshold is set directly, or calibrated from a share of strong calls: over the score distribution of the
+scorer's training prompts (the 101 percentiles stored with its weights), or over the operator's own recorded
+traffic (``interlock policies calibrate``, which prints the threshold to put in the config).
+
+A caller who knows better sends ``x-interlock-route-difficulty: force-weak | force-strong`` (``auto`` is the
+default).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from interlock.core.errors import InvalidRequest
+from interlock.core.policy import DifficultyRule
+from interlock.core.trace import Candidate, DifficultyDecision
+from interlock.routing.difficulty_model import DifficultyScorer, ScorerUnavailable, shared_scorer
+
+__all__ = ["HEADER", "DifficultyStep", "ScorerUnavailable", "calibrate", "order", "prompt_text",
+           "shared_scorer", "shipped_threshold", "threshold_for_share"]
+
+HEADER = "x-interlock-route-difficulty"
+_FORCED = {"force-weak": "weak", "force-strong": "strong", "auto": None}
+#: Characters scored at most: the end of a longer message (the question usually comes last).
+MAX_CHARS = 32_000
+
+
+def prompt_text(request: Mapping[str, Any]) -> str:
+    """The text the scorer reads: the last user message's text (see the module's docstring)."""
+    messages = request.get("messages")
+    if not isinstance(messages, list):
+        return ""
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, str):
+                text = content
+            elif isinstance(content, list):
+                text = "\n".join(part["text"] for part in content if isinstance(part, dict)
+                                 and isinstance(part.get("text"), str))
+            else:
+                text = ""
+            return text[-MAX_CHARS:]
+    return ""
+
+
+def threshold_for_share(quantiles: Sequence[float], share: float) -> float:
+    """The threshold that sends ``share`` of a sample to the strong tier, from the sample's 101 percentiles.
+
+    Linear between percentiles; a share of 0 gives a threshold just above the sample's highest score.
+    """
+    if len(quantiles) != 101:
+        raise ValueError(f"expected 101 percentiles, got {len(quantiles)}")
+    if share <= 0.0:
+        return min(1.0, math.nextafter(quantiles[100], math.inf))
+    if share >= 1.0:
+        return 0.0
+    position = (1.0 - share) * 100.0
+    low = int(position)
+    frac = position - low
+    high = min(low + 1, 100)
+    return quantiles[low] + (quantiles[high] - quantiles[low]) * frac
+
+
+def calibrate(scores: Sequence[float], share: float) -> float:
+    """The threshold that sends ``share`` of these scores (a sample of recorded traffic) to the strong tier."""
+    if not scores:
+        raise ValueError("no scores to calibrate on")
+    ordered = sorted(scores)
+    n = len(ordered)
+    strong = round(share * n)
+    if strong <= 0:
+        return min(1.0, math.nextafter(ordered[-1], math.inf))
+    if strong >= n:
+        return 0.0
+    # Scores at or above the threshold go strong: the strong-th highest score is the threshold.
+    return ordered[n - strong]
+
+
+def shipped_threshold(share: float) -> float:
+    """The threshold for ``share`` over the scorer's training prompts (raises ScorerUnavailable)."""
+    return threshold_for_share(shared_scorer().quantiles, share)
+
+
+def forced_tier(header: str | None) -> str | None:
+    """The tier the request header forces (None: the scorer decides); a 400 for anything else."""
+    if header is None:
+        return None
+    value = header.strip().lower()
+    if value not in _FORCED:
+        raise InvalidRequest(f"Invalid {HEADER}: '{header[:40]}'. Expected force-weak, force-strong or auto.",
+                             param=HEADER, code="invalid_value")
+    return _FORCED[value]
+
+
+class DifficultyStep:
+    """Scores a request for a difficulty policy. The scorer is loaded on first use (or by :meth:`warm`)."""
+
+    def __init__(self, loader: Callable[[], DifficultyScorer] = shared_scorer) -> None:
+        self._loader = loader
+        self._scorer: DifficultyScorer | None = None
+
+    def warm(self) -> DifficultyScorer:
+        if self._scorer is None:
+            self._scorer = self._loader()
+        return self._scorer
+
+    def decide(self, rule: DifficultyRule, request: Mapping[str, Any], header: str | None,
+               score: float | None = None) -> DifficultyDecision:
+        """The tier for ``request``: forced by ``header``, else from ``score`` (a recorded one) or the scorer's."""
+        tier = forced_tier(header)
+        if tier is not None:
+            return DifficultyDecision(None, rule.threshold, rule.strong_share, tier, "header")
+        source = "replay"
+        if score is None:
+            score = (self._scorer or self.warm()).score(prompt_text(request))
+            source = "score"
+        return DifficultyDecision(score, rule.threshold, rule.strong_share,
+                                  "strong" if score >= rule.threshold else "weak", source)
+
+
+def order(eligible: list[Candidate], tiers: Mapping[str, str], decision: DifficultyDecision,
+          rule: DifficultyRule, rank: Callable[[list[Candidate]], list[Candidate]]) -> tuple[list[Candidate], int]:
+    """The chosen tier's candidates ranked, then the other tier's when failover across tiers is allowed.
+
+    Returns the order and how many of it are in the chosen tier. The other tier's candidates get a reason
+    (and leave the order) when it is not allowed.
+    """
+    chosen: list[Candidate] = []
+    other: list[Candidate] = []
+    for c in eligible:
+        c.tier = tiers.get(c.target.key, "weak")
+        (chosen if c.tier == decision.tier else other).append(c)
+    first = rank(chosen)
+    if not rule.fallback_across_tiers:
+        for c in other:
+            c.reason = f"{c.tier} tier (difficulty chose {decision.tier}; fallback_across_tiers is false)"
+        return first, len(first)
+    return first + rank(other), len(first)
+
+
+def sentence(decision: DifficultyDecision, strategy_phrase: str, in_tier: int, total: int) -> str:
+    """The route reason's head for a difficulty decision."""
+    head = decision.sentence()
+    if in_tier == 0:
+        return f"{head}; no capable target in the {decision.tier} tier, so the other tier's {total}"
+    rest = f", then {total - in_tier} of the other tier" if total > in_tier else ""
+    first = "the only capable target in the tier" if in_tier == 1 else f"{strategy_phrase} of {in_tier} in the tier"
+    return f"{head}; {first}{rest}"
