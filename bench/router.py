@@ -6,8 +6,9 @@ Per benchmark (MMLU and GSM8K dev; MT-Bench train+dev pooled, 51 prompts: too fe
 RouteLLM's metric definitions (bench/router_metrics.py): the 11-point quality-cost curve, APGR, CPT(50%) and
 CPT(80%) of
 - the shipped scorer (src/interlock/routing/difficulty_weights.json, fitted on train only),
-- a TF-IDF (word 1-2-grams) + logistic regression baseline fitted here on MMLU+GSM8K train, label "only the
-  strong model is right" (RouteLLM's "strong wins"),
+- TF-IDF (word 1-2-grams) + logistic regression baselines fitted here on MMLU+GSM8K train: label "only the
+  strong model is right" (RouteLLM's "strong wins"), and a multinomial over the four outcome cells scored
+  P(F,T) - P(T,F) (the shipped scorer's label),
 - prompt length in characters, and RouteLLM's ``random`` router (10 seeded runs, points averaged),
 - RouteLLM's best published router per benchmark (paper v4, full benchmarks, not these splits).
 Then the scorer's latency on one core (50, 500, 5,000 o200k tokens of dev text), the memory its weights take,
@@ -18,14 +19,12 @@ its embeddings (train) and scores dev with it (encodes ~10k prompts: minutes).
 from __future__ import annotations
 
 import argparse
-import gc
 import hashlib
 import json
 import os
 import statistics
 import sys
 import time
-import tracemalloc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,12 +70,21 @@ def load(data: Path, benchmark: str, split: str) -> list[Row]:
     return rows
 
 
-def tfidf_baseline(train: list[Row]) -> Callable[[list[str]], list[float]]:
+def tfidf_baseline(train: list[Row], cells: bool = False) -> Callable[[list[str]], list[float]]:
+    """TF-IDF word 1-2-grams + logistic regression (C=1). Label "only the strong model is right", or with
+    ``cells`` a multinomial over the four outcome cells scored P(F,T) - P(T,F)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
     vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
     x = vec.fit_transform([r.prompt for r in train])
+    if cells:
+        multi = LogisticRegression(C=1.0, max_iter=5000).fit(x, [int(r.weak) * 2 + int(r.strong) for r in train])
+
+        def gain(texts: list[str]) -> list[float]:
+            p = multi.predict_proba(vec.transform(texts))
+            return [float(v) for v in p[:, 1] - p[:, 2]]
+        return gain
     model = LogisticRegression(C=1.0, max_iter=5000).fit(x, [r.strong > r.weak for r in train])
     return lambda texts: [float(p) for p in model.predict_proba(vec.transform(texts))[:, 1]]
 
@@ -167,11 +175,35 @@ def timing(fn: Callable[[str], object], text: str, rounds: int) -> tuple[float, 
     return statistics.median(times), times[min(len(times) - 1, int(0.99 * len(times)))]
 
 
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
+_LOAD_PROBE = """
+import json, time, tracemalloc, sys
+sys.path.insert(0, sys.argv[1])
+def rss():
+    for line in open("/proc/self/status"):
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+from interlock.routing.difficulty_model import DifficultyScorer
+before = rss()
+t0 = time.perf_counter()
+kept = DifficultyScorer.load()
+load = time.perf_counter() - t0
+after = rss()
+tracemalloc.start()
+again = DifficultyScorer.load()
+traced = tracemalloc.get_traced_memory()[0]
+print(json.dumps({"load_ms": load * 1e3, "rss_mb": after - before, "traced_mb": traced / 1e6}))
+"""
+
+
+def measure_load() -> dict[str, float]:
+    """Load time and memory of the scorer in a fresh interpreter (this one holds the data and sklearn)."""
+    import subprocess
+
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    out = subprocess.run([sys.executable, "-c", _LOAD_PROBE, src], capture_output=True, text=True, check=True)
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
 
 
 def speed(dev: list[Row], rounds: int, with_encoder: bool) -> None:
@@ -179,17 +211,11 @@ def speed(dev: list[Row], rounds: int, with_encoder: bool) -> None:
 
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
-    gc.collect()
-    rss0 = rss_mb()
-    tracemalloc.start()
-    t0 = time.perf_counter()
-    scorer = DifficultyScorer.load()
-    load_s = time.perf_counter() - t0
-    traced = tracemalloc.get_traced_memory()[0] / 1e6
-    tracemalloc.stop()
-    gc.collect()
+    load = measure_load()
     print(f"\n### Scorer speed (one core) and memory\n\nweights {WEIGHTS_PATH.stat().st_size / 1e6:.2f} MB on disk; "
-          f"load {load_s * 1e3:.0f} ms (under tracemalloc); memory {traced:.1f} MB (tracemalloc), RSS +{rss_mb() - rss0:.1f} MB\n")
+          f"in a fresh process: load {load['load_ms']:.0f} ms, RSS +{load['rss_mb']:.1f} MB, "
+          f"tracemalloc {load['traced_mb']:.1f} MB (a second load, traced)\n")
+    scorer = DifficultyScorer.load()
     print("| prompt (o200k tokens) | scorer p50 | scorer p99 |" + (" MiniLM encoder p50 | MiniLM p99 |" if with_encoder else ""))
     print("|---:|---:|---:|" + ("---:|---:|" if with_encoder else ""))
     encoder = None
@@ -222,6 +248,7 @@ def run(args: argparse.Namespace) -> int:
     train = {b: load(data, b, "train") for b in ("mmlu", "gsm8k", "mt-bench")}
     dev = {b: load(data, b, "dev") for b in ("mmlu", "gsm8k", "mt-bench")}
     baseline = None if args.quick else tfidf_baseline(train["mmlu"] + train["gsm8k"])
+    baseline_cells = None if args.quick else tfidf_baseline(train["mmlu"] + train["gsm8k"], cells=True)
     emb = embedding_router(train["mmlu"] + train["gsm8k"]) if args.embedding else None
     for bench, note in (("mmlu", " (dev)"), ("gsm8k", " (dev)"),
                         ("mt-bench", " (train+dev pooled: too small, for reference only)")):
@@ -231,6 +258,8 @@ def run(args: argparse.Namespace) -> int:
         routers: dict[str, list[float] | list[rm.Point]] = {"shipped scorer": [scorer.score(t) for t in texts]}
         if baseline is not None:
             routers["TF-IDF + LR"] = baseline(texts)
+        if baseline_cells is not None:
+            routers["TF-IDF + LR (4 cells)"] = baseline_cells(texts)
         routers["prompt length"] = [float(len(t)) for t in texts]
         if emb is not None:
             routers["MiniLM embedding + LR"] = emb(texts)

@@ -9,7 +9,8 @@ scipy, scikit-learn). About 5 minutes on one core.
 
 The model is src/interlock/routing/difficulty_model.py's (see its docstring): a ``choice`` head for
 multiple-choice prompts (fitted on MMLU train) and an ``open`` head for the rest (fitted on GSM8K train;
-MT-Bench's 37 train prompts have judge scores, not outcomes, and only enter the score quantiles). For each
+MT-Bench's 37 train prompts have judge scores, not outcomes, and only enter the score quantiles, where the
+MMLU and GSM8K prompts count with their cross-validated scores, as new prompts would be scored). For each
 head, GRID's configurations (kind: ridge on the gain, ``linear``, with MMLU's target mixing the prompt's
 subject mean gain; multinomial logistic regression over the four cells; strong/weak logistic pair;
 regularisation; weights of the word and dense features) are compared by the APGR of 5-fold cross-validated
@@ -84,15 +85,19 @@ class Config:
     words: float
     dense: float = 1.0
     mix: float = 0.0
+    blend: float = 0.0  # "blend": the multinomial's share (C = BLEND_C) of the standardised average
 
     def __str__(self) -> str:
-        return (f"{self.kind:11s} {'alpha' if self.kind == 'linear' else 'C'}={self.reg:<5g} words={self.words:<4g} "
-                f"dense={self.dense:<4g} subject-mix={self.mix:<4g}")
+        return (f"{self.kind:11s} {'C' if self.kind in ('multinomial', 'pair') else 'alpha'}={self.reg:<5g} "
+                f"words={self.words:<4g} dense={self.dense:<4g} subject-mix={self.mix:<4g}"
+                + (f" multinomial-share={self.blend:g}" if self.kind == "blend" else ""))
 
 
+BLEND_C = 1.0
 GRID: dict[str, list[Config]] = {
-    "choice": [Config("multinomial", 0.5, 1.0)]
-    + [Config("linear", a, 1.0, d, m) for a in (0.3, 1.0, 3.0) for d in (0.0, 0.1) for m in (1.0, 0.75)],
+    "choice": [Config("multinomial", c, 1.0, 0.1) for c in (0.5, 1.0)]
+    + [Config("linear", a, 1.0, d, m) for a in (1.0, 3.0) for d in (0.0, 0.1) for m in (1.0, 0.75)]
+    + [Config("blend", 3.0, 1.0, 0.1, 1.0, b) for b in (0.25, 0.5, 0.75)],
     "open": [Config(k, c, w) for k in ("multinomial", "pair") for c in (0.03, 0.1, 0.3) for w in (0.0, 0.5)]
     + [Config("linear", a, w) for a in (10.0, 100.0) for w in (0.0, 0.5)],
 }
@@ -182,28 +187,50 @@ def subject_gains(rows: list[Row]) -> np.ndarray:
 Model = LogisticRegression | Ridge
 
 
-def fit(rows: list[Row], cfg: Config) -> tuple[Design, list[Model]]:
+@dataclass
+class Fitted:
+    design: Design
+    models: list[Model]
+    blend: tuple[float, float, float] = (0.0, 0.0, 0.0)  # "blend": a, b, c as in the model
+
+
+def fit(rows: list[Row], cfg: Config) -> Fitted:
     design = Design(rows, cfg.words, cfg.dense)
     x = design.matrix(rows)
     cells = np.array([r.cell for r in rows])
     models: list[Model]
-    if cfg.kind == "linear":
+    if cfg.kind in ("linear", "blend"):
         own = np.array([r.strong - r.weak for r in rows])
         target = cfg.mix * subject_gains(rows) + (1 - cfg.mix) * own if cfg.mix else own
         models = [Ridge(alpha=cfg.reg, solver="sparse_cg", tol=1e-8, max_iter=20000).fit(x, target)]
+        if cfg.kind == "blend":
+            models.append(LogisticRegression(C=BLEND_C, max_iter=5000).fit(x, cells))
+            lin = models[0].predict(x)
+            p = models[1].predict_proba(x)
+            multi = p[:, 1] - p[:, 2]
+            # (1 - share) * z(linear) + share * z(multinomial), put back on the linear gain's scale.
+            sl, sm = float(lin.std()), float(multi.std())
+            a, b = 1.0 - cfg.blend, cfg.blend * sl / sm
+            return Fitted(design, models, (a, b, float(lin.mean()) * (1 - a) - b * float(multi.mean())))
     elif cfg.kind == "multinomial":
         models = [LogisticRegression(C=cfg.reg, max_iter=5000).fit(x, cells)]
     else:
         models = [LogisticRegression(C=cfg.reg, max_iter=5000).fit(x, np.isin(cells, (1, 3))),  # strong right
                   LogisticRegression(C=cfg.reg, max_iter=5000).fit(x, np.isin(cells, (2, 3)))]  # weak right
-    return design, models
+    return Fitted(design, models)
 
 
-def gains(design: Design, models: list[Model], rows: list[Row]) -> np.ndarray:
-    x = design.matrix(rows)
+def gains(fitted: Fitted, rows: list[Row]) -> np.ndarray:
+    models = fitted.models
+    x = fitted.design.matrix(rows)
     m = models[0]
     if isinstance(m, Ridge):
-        return np.clip(m.predict(x), -1.0, 1.0)
+        lin = m.predict(x)
+        if len(models) == 2:
+            p = models[1].predict_proba(x)
+            a, b, c = fitted.blend
+            lin = a * lin + b * (p[:, 1] - p[:, 2]) + c
+        return np.clip(lin, -1.0, 1.0)
     if len(models) == 1:
         p = m.predict_proba(x)
         return p[:, 1] - p[:, 2]
@@ -216,8 +243,7 @@ def cross_validated(rows: list[Row], cfg: Config) -> np.ndarray:
     out = np.zeros(len(rows))
     folds = StratifiedGroupKFold(FOLDS, shuffle=True, random_state=SEED)
     for train, test in folds.split(texts, [r.cell for r in rows], [groups[t] for t in texts]):
-        design, models = fit([rows[i] for i in train], cfg)
-        out[test] = gains(design, models, [rows[i] for i in test])
+        out[test] = gains(fit([rows[i] for i in train], cfg), [rows[i] for i in test])
     return out
 
 
@@ -225,11 +251,16 @@ def figures(rows: list[Row], scores: Any) -> rm.Summary:
     return rm.evaluate([float(s) for s in scores], [r.weak for r in rows], [r.strong for r in rows])
 
 
-def export(design: Design, models: list[Model], kind: str) -> dict[str, Any]:
+def export(fitted: Fitted, kind: str) -> dict[str, Any]:
     """Weights with idf and standardisation folded in, rounded; multinomial logits taken against (T,T)."""
+    design, models = fitted.design, fitted.models
     m = models[0]
     if kind == "linear":
         coef, bias = np.atleast_2d(m.coef_), np.atleast_1d(m.intercept_)
+    elif kind == "blend":
+        mm = models[1]
+        coef = np.vstack([np.atleast_2d(m.coef_), mm.coef_[:3] - mm.coef_[3]])
+        bias = np.concatenate([np.atleast_1d(m.intercept_), mm.intercept_[:3] - mm.intercept_[3]])
     elif kind == "multinomial":
         coef, bias = m.coef_[:3] - m.coef_[3], m.intercept_[:3] - m.intercept_[3]
     else:
@@ -244,7 +275,9 @@ def export(design: Design, models: list[Model], kind: str) -> dict[str, Any]:
         return [round(float(x), DIGITS) + 0.0 for x in v]
 
     term_weights = {t: r(words[:, j]) for t, j in design.vocab.items()}
+    extra = {"blend": [round(v, 6) + 0.0 for v in fitted.blend]} if kind == "blend" else {}
     return {
+        **extra,
         "kind": kind,
         "bias": r(bias),
         "dense": {k: w for j, k in enumerate(design.dense_names) if any(w := r(dense[:, j]))},
@@ -261,23 +294,28 @@ def main() -> int:
     rows, files = load(args.data)
     heads: dict[str, Any] = {}
     chosen: dict[str, Any] = {}
+    held_out: dict[int, float] = {}  # row index -> the chosen configuration's cross-validated score
     for head, bench in HEAD_BENCHMARK.items():
         head_rows = [r for r in rows if r.benchmark == bench]
         assert all(is_choice(r.text) == (head == "choice") for r in head_rows), f"{bench} rows of another shape"
-        best: tuple[float, Config] | None = None
+        best: tuple[float, Config, np.ndarray] | None = None
         for cfg in GRID[head]:
             t0 = time.monotonic()
-            s = figures(head_rows, cross_validated(head_rows, cfg))
+            oof = cross_validated(head_rows, cfg)
+            s = figures(head_rows, oof)
             print(f"cv {bench:6s} {cfg}  APGR {s.apgr:.3f}  CPT50 {s.cpt50:.1%}  CPT80 {s.cpt80:.1%}  "
                   f"({time.monotonic() - t0:.0f} s)", flush=True)
             if best is None or s.apgr > best[0]:
-                best = (s.apgr, cfg)
+                best = (s.apgr, cfg, oof)
         assert best is not None
         cfg = best[1]
-        design, models = fit(head_rows, cfg)
-        heads[head] = export(design, models, cfg.kind)
+        index = [i for i, r in enumerate(rows) if r.benchmark == bench]
+        held_out.update(zip(index, (min(1.0, max(0.0, (1.0 + float(g)) / 2.0)) for g in best[2]), strict=True))
+        heads[head] = export(fit(head_rows, cfg), cfg.kind)
         chosen[head] = {"kind": cfg.kind, "reg": cfg.reg, "words": cfg.words, "dense": cfg.dense, "mix": cfg.mix,
                         "cv_apgr": round(best[0], 4), "terms": len(heads[head]["terms"])}
+        if cfg.kind == "blend":
+            chosen[head].update(multinomial_share=cfg.blend, multinomial_C=BLEND_C)
         print(f"chosen for {head}: {chosen[head]}", flush=True)
     weights: dict[str, Any] = {
         "format": FORMAT,
@@ -288,11 +326,13 @@ def main() -> int:
         "heads": heads,
         "quantiles": [0.0] * 101,
         "trained_on": {"files": files, "split": "train", "fitted": "choice: mmlu.train; open: gsm8k.train; "
-                       "quantiles: all three train files"},
+                       "quantiles: all three train files (mmlu and gsm8k by their 5-fold cross-validated scores)"},
         "attribution": ATTRIBUTION,
     }
-    scorer = DifficultyScorer._parse(weights)  # the quantiles of the scores as shipped (rounded weights)
-    scores = np.array([scorer.score(r.text) for r in rows])
+    # Quantiles for calibration: a fitted head scores its own train prompts more spread out than new ones, so
+    # those prompts count with their cross-validated scores; the rest (MT-Bench) with the shipped scorer's.
+    scorer = DifficultyScorer._parse(weights)
+    scores = np.array([held_out[i] if i in held_out else scorer.score(r.text) for i, r in enumerate(rows)])
     weights["quantiles"] = [round(float(q), 6) for q in np.percentile(scores, np.arange(101))]
     text = json.dumps(weights, sort_keys=True, ensure_ascii=False, separators=(",", ":")) + "\n"
     args.out.write_text(text, encoding="utf-8")

@@ -81,9 +81,10 @@ def test_malformed_file(tmp_path: Path, content: str, problem: str) -> None:
         DifficultyScorer.load(path)
 
 
-def test_wrong_vector_width_is_malformed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("bias", [[0.0] * 7, ["0.5"], [float("nan")], [None]])
+def test_bad_vector_is_malformed(tmp_path: Path, bias: list[object]) -> None:
     raw = json.loads(WEIGHTS_PATH.read_text(encoding="utf-8"))
-    raw["heads"]["open"]["bias"] = [0.0] * 7
+    raw["heads"]["open"]["bias"] = bias
     path = tmp_path / "weights.json"
     path.write_text(json.dumps(raw))
     with pytest.raises(ScorerUnavailable, match=r"open\.bias"):

@@ -22,10 +22,12 @@ Dense features (``dense_features``): log1p of lengths (characters, words, the st
 counts: numbers, distinct numbers, decimals, long numbers, %, $, fractions, number words, sentences,
 question marks, math symbols, upper-case words (NOT, EXCEPT), lines, commas, long words, option lengths.
 A head's ``kind`` is ``linear`` (its output is the gain), ``multinomial`` (logits of (F,F), (F,T), (T,F)
-against (T,T)) or ``pair`` (logits of strong right and weak right); scripts/train_router.py picks kind,
+against (T,T)), ``pair`` (logits of strong right and weak right) or ``blend``: a linear and a multinomial
+head on the same features, their gains standardised and averaged (``blend`` holds the resulting
+coefficients); scripts/train_router.py picks kind,
 regularisation and feature weights per head by 5-fold cross-validated APGR on the train split only.
 Standardisation and idf are folded into the stored weights, so inference is a sparse dot product in pure
-Python: about 1.5 ms for a 500-token prompt on one core.
+Python: about 1.7 ms for a 500-token prompt on one core (bench/router.py).
 """
 
 from __future__ import annotations
@@ -137,9 +139,10 @@ def dense_features(text: str, toks: list[str] | None = None) -> dict[str, float]
 @dataclass(frozen=True, slots=True)
 class _Head:
     kind: str  # "linear" (the gain), "multinomial" (logits of FF, FT, TF against TT), "pair" (strong/weak right)
-    bias: tuple[float, ...]
+    bias: tuple[float, ...]  # or "blend": the linear gain, then the multinomial's three logits
     dense: dict[str, tuple[float, ...]]
     terms: dict[str, tuple[float, ...]]
+    blend: tuple[float, ...] = ()  # "blend": gain = a * linear gain + b * (P(F,T) - P(T,F)) + c
 
     def gain(self, text: str) -> float:
         z = list(self.bias)
@@ -173,9 +176,21 @@ class _Head:
             return min(1.0, max(-1.0, z[0]))
         if self.kind == "pair":
             return _sigmoid(z[0]) - _sigmoid(z[1])
-        top = max(0.0, *z)
-        e = [math.exp(v - top) for v in z]
-        return (e[1] - e[2]) / (math.exp(-top) + sum(e))
+        if self.kind == "blend":
+            lin, cells, offset = self.blend
+            return min(1.0, max(-1.0, lin * z[0] + cells * _cells_gain(z[1:]) + offset))
+        return _cells_gain(z)
+
+
+def _cells_gain(z: list[float]) -> float:
+    """P(F,T) - P(T,F) from the logits of (F,F), (F,T), (T,F) against (T,T)."""
+    top = max(0.0, *z)
+    e = [math.exp(v - top) for v in z]
+    return (e[1] - e[2]) / (math.exp(-top) + sum(e))
+
+
+def _finite_number(x: Any) -> bool:
+    return type(x) in (float, int) and math.isfinite(x)
 
 
 def _sigmoid(x: float) -> float:
@@ -216,17 +231,19 @@ class DifficultyScorer:
         for name in ("choice", "open"):
             h = raw["heads"][name]
             kind = h["kind"]
-            width = {"linear": 1, "multinomial": 3, "pair": 2}[kind]
+            width = {"linear": 1, "multinomial": 3, "pair": 2, "blend": 4}[kind]
 
             def vec(v: Any, where: str, width: int = width) -> tuple[float, ...]:
-                out = tuple(float(x) for x in v)
-                if len(out) != width or not all(math.isfinite(x) for x in out):
+                out = tuple(v)
+                # float() also takes strings: numbers must be JSON numbers (isfinite fails on anything else).
+                if len(out) != width or not all(map(_finite_number, out)):
                     raise ValueError(f"{where}: expected {width} finite numbers")
                 return out
 
             heads[name] = _Head(kind, vec(h["bias"], f"{name}.bias"),
                                 {k: vec(v, f"{name}.dense.{k}") for k, v in h["dense"].items()},
-                                {k: vec(v, f"{name}.terms") for k, v in h["terms"].items()})
+                                {k: vec(v, f"{name}.terms") for k, v in h["terms"].items()},
+                                vec(h["blend"], f"{name}.blend", 3) if kind == "blend" else ())
         quantiles = tuple(float(q) for q in raw["quantiles"])
         if len(quantiles) != 101 or any(b < a for a, b in itertools.pairwise(quantiles)):
             raise ValueError("quantiles: expected 101 non-decreasing numbers")
