@@ -98,42 +98,73 @@ def terms(text: str, toks: list[str] | None = None) -> dict[str, int]:
     return tf
 
 
-def dense_features(text: str, toks: list[str] | None = None) -> dict[str, float]:
+DENSE_NAMES = ("log_chars", "log_words", "log_stem_chars", "nums", "distinct_nums", "decimals", "big_nums",
+               "max_digits", "percent", "dollar", "fraction", "number_words", "sentences", "questions", "math",
+               "upper_words", "lines", "commas", "long_words", "option_mean", "option_max", "option_spread")
+
+
+def dense_features(text: str, toks: list[str] | None = None, choice: bool | None = None) -> dict[str, float]:
     """The hand-written features, each log1p of a count or length (see the module docstring)."""
-    toks = tokens(text) if toks is None else toks
-    options = [m.group(2) for m in _OPTION.finditer(text)][-4:] if is_choice(text) else []
+    return dict(zip(DENSE_NAMES, _dense_values(text, tokens(text) if toks is None else toks, choice), strict=True))
+
+
+def _dense_values(text: str, toks: list[str], choice: bool | None) -> tuple[float, ...]:
+    """:func:`dense_features`' values in ``DENSE_NAMES`` order. One pass over the tokens counts what they need:
+    this runs on every request of a difficulty policy."""
+    if choice is None:
+        choice = is_choice(text)
+    options = [m.group(2) for m in _OPTION.finditer(text)][-4:] if choice else []
     stem = text
     if options:
         cut = text.rfind("\nA")
         stem = text[:cut] if cut >= 0 else text
-    numbers = [t for t in toks if t[0].isdigit()]
+    numbers: list[str] = []
+    percent = fraction = number_words = 0
+    fraction_words, count_words = _FRACTION_WORDS, _NUMBER_WORDS
+    for t in toks:
+        if t[0].isdigit():  # a number token is digits only: never one of the words below
+            numbers.append(t)
+            continue
+        if t in count_words:
+            number_words += 1
+        if t in fraction_words:
+            fraction += 1
+        if t[0] == "p" and t.startswith("percent"):
+            percent += 1
     words = text.split()
     lengths = [len(o) for o in options]
     log = math.log1p
-    return {
-        "log_chars": log(len(text)),
-        "log_words": log(len(words)),
-        "log_stem_chars": log(len(stem)),
-        "nums": log(len(numbers)),
-        "distinct_nums": log(len(set(numbers))),
-        "decimals": log(sum("." in n for n in numbers)),
-        "big_nums": log(sum(len(n) >= 4 for n in numbers)),
-        "max_digits": log(max((len(n) for n in numbers), default=0)),
-        "percent": log(text.count("%") + sum(t.startswith("percent") for t in toks)),
-        "dollar": log(text.count("$")),
-        "fraction": log(sum(t in _FRACTION_WORDS for t in toks) + (len(_SLASH_FRACTION.findall(text)) if "/" in text else 0)),
-        "number_words": log(sum(t in _NUMBER_WORDS for t in toks)),
-        "sentences": log(len(_SENTENCE_END.findall(stem))),
-        "questions": log(stem.count("?")),
-        "math": log(len(_MATH.findall(text))),
-        "upper_words": log(len(_UPPER_WORD.findall(stem))),
-        "lines": log(text.count("\n")),
-        "commas": log(text.count(",")),
-        "long_words": log(sum(len(w) > 7 for w in words)),
-        "option_mean": log(sum(lengths) / len(lengths)) if lengths else 0.0,
-        "option_max": log(max(lengths)) if lengths else 0.0,
-        "option_spread": log(max(lengths)) - log(min(lengths)) if lengths else 0.0,
-    }
+    if numbers:
+        digits = [len(n) for n in numbers]
+        distinct, decimals = log(len(set(numbers))), log(sum("." in n for n in numbers))
+        big, longest = log(sum(d >= 4 for d in digits)), log(max(digits))
+    else:
+        distinct = decimals = big = longest = 0.0
+    return (
+        log(len(text)),
+        log(len(words)),
+        log(len(stem)),
+        log(len(numbers)),
+        distinct,
+        decimals,
+        big,
+        longest,
+        log(text.count("%") + percent),
+        log(text.count("$")),
+        log(fraction + (len(_SLASH_FRACTION.findall(text)) if "/" in text else 0)),
+        log(number_words),
+        log(len(_SENTENCE_END.findall(stem))),
+        log(stem.count("?")),
+        log(len(_MATH.findall(text))),
+        # All lower case (and some letter): no upper-case word, without the regex.
+        0.0 if stem.islower() else log(len(_UPPER_WORD.findall(stem))),
+        log(text.count("\n")),
+        log(text.count(",")),
+        log(sum(len(w) > 7 for w in words)),
+        log(sum(lengths) / len(lengths)) if lengths else 0.0,
+        log(max(lengths)) if lengths else 0.0,
+        log(max(lengths)) - log(min(lengths)) if lengths else 0.0,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,16 +174,25 @@ class _Head:
     dense: dict[str, tuple[float, ...]]
     terms: dict[str, tuple[float, ...]]
     blend: tuple[float, ...] = ()  # "blend": gain = a * linear gain + b * (P(F,T) - P(T,F)) + c
+    #: ``dense`` in ``DENSE_NAMES`` order (None where a feature has no weight), for the loop in :meth:`gain`.
+    dense_vec: tuple[tuple[float, ...] | None, ...] = ()
 
-    def gain(self, text: str) -> float:
+    def gain(self, text: str, choice: bool | None = None) -> float:
         z = list(self.bias)
         k = len(z)
         toks = tokens(text)
-        for name, value in dense_features(text, toks).items():
-            w = self.dense.get(name)
-            if w is not None and value:
-                for i in range(k):
-                    z[i] += w[i] * value
+        values = _dense_values(text, toks, choice)
+        if k == 1:
+            acc = z[0]
+            for w, value in zip(self.dense_vec, values, strict=True):
+                if w is not None and value:
+                    acc += w[0] * value
+            z[0] = acc
+        else:
+            for w, value in zip(self.dense_vec, values, strict=True):
+                if w is not None and value:
+                    for i in range(k):
+                        z[i] += w[i] * value
         if self.terms:
             tf = terms(text, toks)
             log = math.log
@@ -240,10 +280,14 @@ class DifficultyScorer:
                     raise ValueError(f"{where}: expected {width} finite numbers")
                 return out
 
-            heads[name] = _Head(kind, vec(h["bias"], f"{name}.bias"),
-                                {k: vec(v, f"{name}.dense.{k}") for k, v in h["dense"].items()},
+            dense = {k: vec(v, f"{name}.dense.{k}") for k, v in h["dense"].items()}
+            unknown = set(dense) - set(DENSE_NAMES)
+            if unknown:
+                raise ValueError(f"{name}.dense: unknown features {sorted(unknown)}")
+            heads[name] = _Head(kind, vec(h["bias"], f"{name}.bias"), dense,
                                 {k: vec(v, f"{name}.terms") for k, v in h["terms"].items()},
-                                vec(h["blend"], f"{name}.blend", 3) if kind == "blend" else ())
+                                vec(h["blend"], f"{name}.blend", 3) if kind == "blend" else (),
+                                tuple(dense.get(n) for n in DENSE_NAMES))
         quantiles = tuple(float(q) for q in raw["quantiles"])
         if len(quantiles) != 101 or any(b < a for a, b in itertools.pairwise(quantiles)):
             raise ValueError("quantiles: expected 101 non-decreasing numbers")
@@ -255,7 +299,8 @@ class DifficultyScorer:
     def gain(self, text: str) -> float:
         """The expected quality gain of the strong model, P(strong right) - P(weak right), in [-1, 1]."""
         text = _clip(text)
-        return (self._choice if is_choice(text) else self._open).gain(text)
+        choice = is_choice(text)
+        return (self._choice if choice else self._open).gain(text, choice)
 
     def score(self, text: str) -> float:
         """In [0, 1]: (1 + gain) / 2; higher means the strong model is more needed."""
