@@ -23,7 +23,6 @@ from interlock.governance.service import Governance
 from interlock.ledger.writer import LogStore
 from interlock.observability import zdr_log
 from interlock.pipeline.stages import Authenticate
-from interlock.routing.difficulty import HEADER
 from interlock.routing.engine import RoutingEngine
 from interlock.routing.explain import explain, generation
 from interlock.wire.openai_chat import parse_json_object, validate_chat_request
@@ -56,7 +55,7 @@ class RoutingApi:
         ctx.principal, ctx.exchange = principal, exchange
         trace, plan = self.routing.decide(request, exact=True, project=principal.project, input_tokens=input_tokens,
                                           regions=self.routing.region_rules(ctx, request),
-                                          difficulty_header=exchange.header(HEADER) if exchange is not None else None)
+                                          header=exchange.header if exchange is not None else None)
         # What admit would do to this caller's route (targets without a price under a hard budget).
         ctx.requested_model, ctx.routing, ctx.plan = request["model"], trace, plan
         ctx.tags = tags

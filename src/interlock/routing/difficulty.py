@@ -1,7 +1,7 @@
 """The ``difficulty`` strategy: weak tier or strong tier, by how hard the request looks.
 
 A difficulty policy (``routing/policies.py``) has two tiers of targets. For each request the scorer
-(``routing/difficulty_model.py``: text features and a linear head trained by ``make train-router``)
+(``routing/difficulty_model.py``: pure-Python text features and linear models trained by ``make train-router``)
 estimates, in [0, 1], how much the strong tier is needed; a score at or above the policy's threshold goes to
 the strong tier, any other to the weak tier. Within the tier, the policy's ``tier_strategy`` ranks the
 targets; the other tier follows as failover when ``fallback_across_tiers`` allows it.

@@ -160,7 +160,7 @@ class RoutingEngine:
     def decide(self, request: Mapping[str, Any], *, exact: bool = False,
                output_param: str | None = None, project: str | None = None,
                input_tokens: int | None = None, regions: tuple[RegionRule, ...] = (),
-               difficulty_header: str | None = None,
+               header: Callable[[str], str | None] | None = None,
                difficulty_score: float | None = None) -> tuple[RoutingTrace, Plan]:
         """The routing decision for a validated chat request; raises 400/404/503 as the caller should see.
 
@@ -170,9 +170,9 @@ class RoutingEngine:
         the Responses API), for the 400 when no target allows that many. ``project`` scopes prefix
         affinity (the caller's project). ``input_tokens`` replaces the prompt's count (a recorded request
         replayed by the console: its usage says how long the prompt was). ``regions`` are the data-residency
-        rules (``routing/residency.py``) every route must satisfy. ``difficulty_header`` is the request's
-        ``x-interlock-route-difficulty``; ``difficulty_score`` a recorded score that replaces the scorer's (a
-        replay).
+        rules (``routing/residency.py``) every route must satisfy. ``header`` reads the request's headers
+        (``x-interlock-route-difficulty``, read only for a difficulty policy); ``difficulty_score`` is a recorded
+        score that replaces the scorer's (a replay).
         """
         overrides = parse_overrides(request)
         layout = self._layout(overrides.names)
@@ -226,7 +226,8 @@ class RoutingEngine:
         decision = None
         if layout.tiered:
             order, decision, in_tier = self._tiered(layout, candidates, strategies, needs, request,
-                                                    difficulty_header, difficulty_score)
+                                                    header(difficulty.HEADER) if header is not None else None,
+                                                    difficulty_score)
         elif len(plans) == 1:
             eligible = [c for c in candidates if c.reason is None]
             order = rank(eligible, strategies[0], policies[0], needs, self.stats, self.rng)
@@ -420,8 +421,7 @@ class RoutingEngine:
         trace, plan = self.decide(request, output_param=_OUTPUT_PARAM.get(ctx.inbound),
                                   project=principal.project if principal is not None else None,
                                   regions=self.region_rules(ctx, request),
-                                  difficulty_header=ctx.exchange.header(difficulty.HEADER)
-                                  if ctx.exchange is not None else None)
+                                  header=ctx.exchange.header if ctx.exchange is not None else None)
         trace.attempts = ctx.attempts
         ctx.plan = plan
         ctx.routing = trace
