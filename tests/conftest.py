@@ -382,3 +382,16 @@ async def redis_prefix() -> AsyncIterator[tuple[redis_asyncio.Redis, str]]:
     if keys:
         await client.delete(*keys)
     await client.aclose()
+
+
+def load_schemathesis_modules(doc: dict[str, Any]) -> None:
+    """Import what schemathesis imports lazily, at collection (called by the schemathesis test modules).
+
+    Imported for the first time late in a long run (from a fixture), pytest's rewriting of those modules once
+    failed in ``ast.parse`` with CPython 3.11's "AST constructor recursion depth mismatch"; at collection the
+    interpreter's recursion state is the plain one.
+    """
+    import schemathesis
+
+    for _ in schemathesis.openapi.from_dict(doc).get_all_operations():
+        pass

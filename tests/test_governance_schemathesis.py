@@ -32,7 +32,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from interlock.governance.openapi import document
-from tests.conftest import MASTER_KEY, GatewayProcess, start_gateway
+from tests.conftest import MASTER_KEY, GatewayProcess, load_schemathesis_modules, start_gateway
+
+load_schemathesis_modules(document())
 
 pytestmark = pytest.mark.slow
 
