@@ -299,3 +299,5 @@ def test_calibrate_on_recorded_traffic_from_the_cli(gw: GatewayProcess, prompts:
     assert few.returncode == 1 and "at least 100000 are needed" in few.stderr
     bad = cli("--strong-share", "3")
     assert bad.returncode == 2 and "--strong-share" in bad.stderr
+    bad = cli("--strong-share", "0.3", "--limit", "0")
+    assert bad.returncode == 2 and "--limit" in bad.stderr

@@ -209,6 +209,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if not 0.0 <= share <= 1.0:
         print("interlock: --strong-share: expected a share between 0 and 1 (0.3 = 30%)", file=sys.stderr)
         return 2
+    if args.limit < 1 or args.min_sample < 1:
+        print("interlock: --limit and --min-sample: expected a positive number of requests", file=sys.stderr)
+        return 2
     scores, read = asyncio.run(_recorded_scores(args))
     if len(scores) < args.min_sample:
         print(f"interlock: {len(scores)} of the {read} requests read have a difficulty score (a recorded one, or "

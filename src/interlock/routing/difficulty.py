@@ -143,8 +143,7 @@ def order(eligible: list[Candidate], tiers: Mapping[str, str], decision: Difficu
     chosen: list[Candidate] = []
     other: list[Candidate] = []
     for c in eligible:
-        c.tier = tiers.get(c.target.key, "weak")
-        (chosen if c.tier == decision.tier else other).append(c)
+        (chosen if tiers.get(c.target.key, "weak") == decision.tier else other).append(c)
     first = rank(chosen)
     if not rule.fallback_across_tiers:
         for c in other:
