@@ -306,7 +306,10 @@ def test_rate_limit_and_budget_are_exact_through_the_lb_under_600_concurrent(clu
     ok = [r for r in results if isinstance(r, str)]
     refused = [r for r in results if isinstance(r, openai.APIStatusError) and r.status_code == 402]
     assert len(ok) + len(refused) == 600, [r for r in results if not isinstance(r, str)][:3]
-    assert ok and refused and len(set(ok)) == 3
+    # Only ~20 requests fit the budget, so which replicas admitted them is a race (CI once saw
+    # two); the shared budget shows in all three refusing once the others have spent it.
+    refused_on = {replica_name(r.response.headers) for r in refused}
+    assert ok and refused and refused_on == {"r0", "r1", "r2"}, (set(ok), refused_on)
     # The money: what the log billed stays within the budget (overshoot $0), and nothing stays reserved.
     deadline = time.monotonic() + 10
     while True:
