@@ -14,10 +14,12 @@ a quiet machine, so it is the figure to compare changes with.
 
     .venv/bin/python bench/pipeline.py [-n 20000] [--rounds 3] [--instructions] [--upstream 127.0.0.1:9101]
                                        [--log off|sqlite] [--stream] [--guardrails | --guardrails-input-only]
-                                       [--no-verdict-cache] [--cache]
+                                       [--no-verdict-cache] [--cache] [--policy priority|difficulty]
 
 ``--cache`` turns the response cache on (memory backend): every request after the first is a hit, so the
 figure is what a hit costs, to compare with the same run without it (a relay of the canned answer).
+``--policy`` names a policy of two targets as the model: ``priority`` ranks them, ``difficulty`` scores each
+request and picks a tier (issue 25's "difficulty vs priority" pair; compare the two counts).
 """
 
 from __future__ import annotations
@@ -124,6 +126,22 @@ class _CannedStream(_CannedResponse):
             yield piece
 
 
+#: ``--policy``: the same two targets ranked by priority or tiered by difficulty, named as the model.
+POLICIES = {
+    "priority": "policies:\n  bench-policy: {targets: [mock/bench-model, mock/bench-strong]}\n",
+    "difficulty": ("policies:\n  bench-policy:\n    strategy: difficulty\n"
+                   "    tiers: {weak: [mock/bench-model], strong: [mock/bench-strong]}\n"
+                   "    difficulty: {strong_share: 0.3}\n"),
+}
+
+
+def _body(stream: bool) -> bytes:
+    body = STREAM_BODY if stream else BODY
+    if os.environ.get("BENCH_POLICY") in POLICIES:
+        body = body.replace(b'"mock/bench-model"', b'"bench-policy"')
+    return body
+
+
 def _config(tmp: Path, upstream: str | None, log: str) -> Path:
     base = f"http://{upstream}/v1" if upstream else "http://127.0.0.1:9/v1"
     path = tmp / "interlock.yaml"
@@ -135,8 +153,9 @@ def _config(tmp: Path, upstream: str | None, log: str) -> Path:
     guardrails = (f"guardrails:\n  pii: {{action: monitor{output}}}\n  secrets: {{action: block{output}}}\n"
                   "  prompt_injection: {action: block, classifier: 'off'}\n") if mode in ("1", "input") else ""
     cache = "cache: {enabled: true, allow_temperature: true}\n" if os.environ.get("BENCH_CACHE") == "1" else ""
+    policy = POLICIES.get(os.environ.get("BENCH_POLICY", ""), "")
     path.write_text(f"vendors:\n  mock:\n    type: openai\n    base_url: {base}\n    api_key: bench-upstream-key\n"
-                    + logging + guardrails + cache)
+                    + logging + guardrails + cache + policy)
     return path
 
 
@@ -169,7 +188,7 @@ def run(n: int, rounds: int, upstream: str | None, log: str = "off", stream: boo
 
         async def main() -> list[float]:
             app.__rsgi_init__(loop)
-            body = STREAM_BODY if stream else BODY
+            body = _body(stream)
 
             async def worker(count: int) -> None:
                 for _ in range(count):
@@ -241,6 +260,8 @@ def main() -> int:
                         help="the request log: off (as make bench) or on, in SQLite (level metadata)")
     parser.add_argument("--stream", action="store_true", help="streaming requests (a canned SSE answer)")
     parser.add_argument("--cache", action="store_true", help="response cache on: every request after the first hits")
+    parser.add_argument("--policy", choices=tuple(POLICIES),
+                        help="the model is a policy of two targets: by priority, or by difficulty (a scored tier)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.no_verdict_cache:
@@ -249,6 +270,8 @@ def main() -> int:
         os.environ["BENCH_GUARDRAILS"] = "1" if args.guardrails else "input"
     if args.cache:
         os.environ["BENCH_CACHE"] = "1"
+    if args.policy:
+        os.environ["BENCH_POLICY"] = args.policy
     if args.child:
         run(args.n, args.rounds if args.n else 0, args.upstream, args.log, args.stream)
         return 0
@@ -256,6 +279,7 @@ def main() -> int:
     where += f", request log {args.log}" + (", streamed" if args.stream else "")
     where += ", no verdict cache" if args.no_verdict_cache else ""
     where += ", response cache on (hits)" if args.cache else ""
+    where += f", model: a {args.policy} policy" if args.policy else ""
     where += ", guardrails on" if args.guardrails else ", guardrails on, answers not scanned" \
         if args.guardrails_input_only else ""
     if args.instructions:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from interlock.routing import difficulty_model
 from interlock.routing.difficulty_model import (
     WEIGHTS_PATH,
     DifficultyScorer,
@@ -54,6 +55,44 @@ def test_deterministic() -> None:
 def test_empty_and_unicode_input(text: str) -> None:
     s = shared_scorer().score(text)
     assert 0.0 <= s <= 1.0 and math.isfinite(s)
+
+
+EDGE_TEXTS = [
+    "", "In two sentences, what does an LLM gateway do?", "2half half2 xhalf halfx Two-thirds, PERCENT percentage",
+    "1,000.50 1.2.3 a.5 .5 _5 12345678 $3 50% 3/4", "NASA ABCd ABC_ _ABC ABC1 (ABC) AB ABCD EFG", "A\nBCD\nEFGH",
+    "Which is NOT true?\nA. one\nB. two\nC. three\nD. four", "tabs\tand\x0bvertical\x0cfeeds.  End! Really?",
+    MMLU_PROMPT, GSM8K_PROMPT,
+]
+
+
+@pytest.mark.parametrize("text", EDGE_TEXTS)
+def test_ascii_fast_path_counts_as_the_token_path(text: str) -> None:
+    """The open head skips cutting tokens on ASCII text (two regexes and C loops count what it needs); the
+    features must be the ones the token path (the choice head's, and the training script's) gives."""
+    assert text.isascii()
+    for choice in (False, True):
+        fast = difficulty_model._dense_values(text, None, choice)
+        assert fast == difficulty_model._dense_values(text, difficulty_model.tokens(text), choice)
+
+
+def test_ascii_fast_path_on_the_dev_prompts() -> None:
+    checked = 0
+    for name in ("mmlu", "gsm8k", "mt-bench"):
+        for line in filter(None, (DATA / f"{name}.dev.jsonl").read_text().split("\n")):
+            text = json.loads(line)["prompt"]
+            if text.isascii():
+                toks = difficulty_model.tokens(text)
+                assert difficulty_model._dense_values(text, None, None) == \
+                    difficulty_model._dense_values(text, toks, None), text[:80]
+                checked += 1
+    assert checked > 1000
+
+
+@pytest.mark.parametrize("text", [*EDGE_TEXTS[4:6], "ÉABC ABCÉ xABC", "ABC", "", "DEF-GHI jKLM"])
+def test_upper_word_regex_matches_the_word_boundary_one(text: str) -> None:
+    import re
+
+    assert difficulty_model._UPPER_WORD.findall(text) == re.findall(r"\b[A-Z]{3,}\b", text)
 
 
 def test_percentile_is_monotone() -> None:

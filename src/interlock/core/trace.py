@@ -109,7 +109,7 @@ class AffinityDecision:
         return {"route": self.route, "age_s": round(self.age_s, 3), "moved": self.moved}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made per request, and a frozen dataclass's __init__ costs more
 class DifficultyDecision:
     """What the ``difficulty`` strategy (``routing/difficulty.py``) decided for one request, and why."""
 

@@ -30,8 +30,8 @@ from interlock.core.policy import DifficultyRule
 from interlock.core.trace import Candidate, DifficultyDecision
 from interlock.routing.difficulty_model import DifficultyScorer, ScorerUnavailable, shared_scorer
 
-__all__ = ["HEADER", "DifficultyStep", "ScorerUnavailable", "calibrate", "order", "prompt_text",
-           "shared_scorer", "shipped_threshold", "threshold_for_share"]
+__all__ = ["HEADER", "DifficultyStep", "ScorerUnavailable", "calibrate", "prompt_text",
+           "shared_scorer", "shipped_threshold", "split", "threshold_for_share"]
 
 HEADER = "x-interlock-route-difficulty"
 _FORCED = {"force-weak": "weak", "force-strong": "strong", "auto": None}
@@ -122,9 +122,10 @@ class DifficultyStep:
     def decide(self, rule: DifficultyRule, request: Mapping[str, Any], header: str | None,
                score: float | None = None) -> DifficultyDecision:
         """The tier for ``request``: forced by ``header``, else from ``score`` (a recorded one) or the scorer's."""
-        tier = forced_tier(header)
-        if tier is not None:
-            return DifficultyDecision(None, rule.threshold, rule.strong_share, tier, "header")
+        if header is not None:
+            tier = forced_tier(header)
+            if tier is not None:
+                return DifficultyDecision(None, rule.threshold, rule.strong_share, tier, "header")
         source = "replay"
         if score is None:
             score = (self._scorer or self.warm()).score(prompt_text(request))
@@ -133,23 +134,20 @@ class DifficultyStep:
                                   "strong" if score >= rule.threshold else "weak", source)
 
 
-def order(eligible: list[Candidate], tiers: Mapping[str, str], decision: DifficultyDecision,
-          rule: DifficultyRule, rank: Callable[[list[Candidate]], list[Candidate]]) -> tuple[list[Candidate], int]:
-    """The chosen tier's candidates ranked, then the other tier's when failover across tiers is allowed.
-
-    Returns the order and how many of it are in the chosen tier. The other tier's candidates get a reason
-    (and leave the order) when it is not allowed.
-    """
-    chosen: list[Candidate] = []
-    other: list[Candidate] = []
-    for c in eligible:
-        (chosen if tiers.get(c.target.key, "weak") == decision.tier else other).append(c)
-    first = rank(chosen)
+def split(eligible: list[Candidate], decision: DifficultyDecision,
+          rule: DifficultyRule) -> tuple[list[Candidate], list[Candidate]]:
+    """The chosen tier's candidates, and the other tier's when failover across tiers is allowed (each in the
+    given order: the caller ranks them). When it is not, the other tier's candidates get a reason instead."""
+    tier = decision.tier
+    chosen = [c for c in eligible if c.tier == tier]
+    if len(chosen) == len(eligible):
+        return chosen, []
+    other = [c for c in eligible if c.tier != tier]
     if not rule.fallback_across_tiers:
         for c in other:
-            c.reason = f"{c.tier} tier (difficulty chose {decision.tier}; fallback_across_tiers is false)"
-        return first, len(first)
-    return first + rank(other), len(first)
+            c.reason = f"{c.tier} tier (difficulty chose {tier}; fallback_across_tiers is false)"
+        return chosen, []
+    return chosen, other
 
 
 def sentence(decision: DifficultyDecision, strategy_phrase: str, in_tier: int, total: int) -> str:

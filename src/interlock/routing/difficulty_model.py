@@ -27,7 +27,7 @@ head on the same features, their gains standardised and averaged (``blend`` hold
 coefficients); scripts/train_router.py picks kind,
 regularisation and feature weights per head by 5-fold cross-validated APGR on the train split only.
 Standardisation and idf are folded into the stored weights, so inference is a sparse dot product in pure
-Python: about 1.7 ms for a 500-token prompt on one core (bench/router.py).
+Python (its latency: bench/router.py and docs/guides/difficulty-routing.md).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import functools
 import itertools
 import json
 import math
+import operator
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +51,6 @@ _TOKEN = re.compile(r"[^\W\d_]+|\d+(?:[.,]\d+)*|[^\w\s]")
 _OPTION = re.compile(r"^\s*([A-D])[.)]\s?(.*)$", re.M)
 _SENTENCE_END = re.compile(r"[.?!](?:\s|$)")
 _MATH = re.compile("[=+\\-*/^<>\u2264\u2265\u221a\u2211\u222b\u03c0\u00d7\u00f7]")
-_UPPER_WORD = re.compile(r"\b[A-Z]{3,}\b")
 _FRACTION_WORDS = frozenset(["half", "halves", "third", "thirds", "quarter", "quarters", "fourth", "fourths", "fifth",
                              "fifths", "sixth", "sixths", "eighth", "eighths", "tenth", "tenths"])
 _NUMBER_WORDS = frozenset(w + p for p in ("", "s") for w in [
@@ -58,6 +58,24 @@ _NUMBER_WORDS = frozenset(w + p for p in ("", "s") for w in [
     "twenty", "thirty", "forty", "fifty", "hundred", "thousand", "million", "half", "twice", "double", "triple",
     "third", "quarter", "fourth", "fifth", "dozen"])
 _SLASH_FRACTION = re.compile(r"\d+/\d+")
+#: On lower-cased ASCII text, the letter runs and the numbers, as :func:`tokens` cuts them (without the Unicode
+#: classes, and leaving out the punctuation the dense features do not count).
+#: Every ASCII character but a-z to a space: a lower-cased ASCII text's letter runs are then its ``split()``.
+_LETTERS_ONLY = str.maketrans({chr(i): " " for i in range(128) if not "a" <= chr(i) <= "z"})
+_NUMBER_ASCII = re.compile(r"[0-9]+(?:[.,][0-9]+)*")
+_DIGIT_ASCII = re.compile(r"[0-9]")
+#: ``\b[A-Z]{3,}\b``, starting with the letter so the regex engine skips ahead to candidates.
+_UPPER_WORD = re.compile(r"[A-Z](?<!\w.)[A-Z]{2,}(?!\w)")
+
+
+class _Log1p(dict[int, float]):
+    """log1p of a count: looked up for small counts (``map`` over a lookup is cheaper than calls), else computed."""
+
+    def __missing__(self, count: int) -> float:
+        return math.log1p(count)
+
+
+_LOG1P = _Log1p((i, math.log1p(i)) for i in range(1024))
 
 
 class ScorerUnavailable(Exception):
@@ -73,7 +91,8 @@ def _clip(text: str) -> str:
 
 def is_choice(text: str) -> bool:
     """A multiple-choice prompt: at least three distinct option letters A-D at the start of lines."""
-    return len({m.group(1) for m in _OPTION.finditer(text)}) >= 3
+    # Three matches need three line starts; most prompts have fewer, and counting is cheaper than the regex.
+    return text.count("\n") >= 2 and len({m.group(1) for m in _OPTION.finditer(text)}) >= 3
 
 
 def tokens(text: str) -> list[str]:
@@ -105,12 +124,13 @@ DENSE_NAMES = ("log_chars", "log_words", "log_stem_chars", "nums", "distinct_num
 
 def dense_features(text: str, toks: list[str] | None = None, choice: bool | None = None) -> dict[str, float]:
     """The hand-written features, each log1p of a count or length (see the module docstring)."""
-    return dict(zip(DENSE_NAMES, _dense_values(text, tokens(text) if toks is None else toks, choice), strict=True))
+    return dict(zip(DENSE_NAMES, _dense_values(text, toks, choice), strict=True))
 
 
-def _dense_values(text: str, toks: list[str], choice: bool | None) -> tuple[float, ...]:
-    """:func:`dense_features`' values in ``DENSE_NAMES`` order. One pass over the tokens counts what they need:
-    this runs on every request of a difficulty policy."""
+def _dense_values(text: str, toks: list[str] | None, choice: bool | None) -> list[float]:
+    """:func:`dense_features`' values in ``DENSE_NAMES`` order. This runs on every request of a difficulty
+    policy, so it counts in as few passes as it can: without ``toks`` (the open head needs no terms), an ASCII
+    text's words and numbers come from two ASCII-only regexes, counted by C loops (``map``)."""
     if choice is None:
         choice = is_choice(text)
     options = [m.group(2) for m in _OPTION.finditer(text)][-4:] if choice else []
@@ -118,53 +138,64 @@ def _dense_values(text: str, toks: list[str], choice: bool | None) -> tuple[floa
     if options:
         cut = text.rfind("\nA")
         stem = text[:cut] if cut >= 0 else text
-    numbers: list[str] = []
-    percent = fraction = number_words = 0
     fraction_words, count_words = _FRACTION_WORDS, _NUMBER_WORDS
-    for t in toks:
-        if t[0].isdigit():  # a number token is digits only: never one of the words below
-            numbers.append(t)
-            continue
-        if t in count_words:
-            number_words += 1
-        if t in fraction_words:
-            fraction += 1
-        if t[0] == "p" and t.startswith("percent"):
-            percent += 1
+    if toks is None and text.isascii():
+        lowered = text.lower()
+        runs = lowered.translate(_LETTERS_ONLY).split()
+        numbers = _NUMBER_ASCII.findall(lowered) if _DIGIT_ASCII.search(lowered) else []
+        number_words = sum(map(count_words.__contains__, runs))
+        fraction = sum(map(fraction_words.__contains__, runs))
+        percent = sum(r.startswith("percent") for r in runs) if "percent" in lowered else 0
+    else:
+        numbers = []
+        percent = fraction = number_words = 0
+        for t in tokens(text) if toks is None else toks:
+            if t[0].isdigit():  # a number token is digits only: never one of the words below
+                numbers.append(t)
+                continue
+            if t in count_words:
+                number_words += 1
+            if t in fraction_words:
+                fraction += 1
+            if t[0] == "p" and t.startswith("percent"):
+                percent += 1
     words = text.split()
-    lengths = [len(o) for o in options]
-    log = math.log1p
     if numbers:
         digits = [len(n) for n in numbers]
-        distinct, decimals = log(len(set(numbers))), log(sum("." in n for n in numbers))
-        big, longest = log(sum(d >= 4 for d in digits)), log(max(digits))
+        distinct, decimals = len(set(numbers)), sum("." in n for n in numbers)
+        big, longest = sum(d >= 4 for d in digits), max(digits)
     else:
-        distinct = decimals = big = longest = 0.0
-    return (
-        log(len(text)),
-        log(len(words)),
-        log(len(stem)),
-        log(len(numbers)),
+        distinct = decimals = big = longest = 0
+    counts = (
+        len(text),
+        len(words),
+        len(stem),
+        len(numbers),
         distinct,
         decimals,
         big,
         longest,
-        log(text.count("%") + percent),
-        log(text.count("$")),
-        log(fraction + (len(_SLASH_FRACTION.findall(text)) if "/" in text else 0)),
-        log(number_words),
-        log(len(_SENTENCE_END.findall(stem))),
-        log(stem.count("?")),
-        log(len(_MATH.findall(text))),
+        text.count("%") + percent,
+        text.count("$"),
+        fraction + (len(_SLASH_FRACTION.findall(text)) if "/" in text else 0),
+        number_words,
+        len(_SENTENCE_END.findall(stem)),
+        stem.count("?"),
+        len(_MATH.findall(text)),
         # All lower case (and some letter): no upper-case word, without the regex.
-        0.0 if stem.islower() else log(len(_UPPER_WORD.findall(stem))),
-        log(text.count("\n")),
-        log(text.count(",")),
-        log(sum(len(w) > 7 for w in words)),
-        log(sum(lengths) / len(lengths)) if lengths else 0.0,
-        log(max(lengths)) if lengths else 0.0,
-        log(max(lengths)) - log(min(lengths)) if lengths else 0.0,
+        0 if stem.islower() else len(_UPPER_WORD.findall(stem)),
+        text.count("\n"),
+        text.count(","),
+        len([w for w in words if len(w) > 7]),
     )
+    values = list(map(_LOG1P.__getitem__, counts))
+    if options:
+        log = math.log1p
+        lengths = [len(o) for o in options]
+        values += (log(sum(lengths) / len(lengths)), log(max(lengths)), log(max(lengths)) - log(min(lengths)))
+    else:
+        values += (0.0, 0.0, 0.0)
+    return values
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,26 +205,17 @@ class _Head:
     dense: dict[str, tuple[float, ...]]
     terms: dict[str, tuple[float, ...]]
     blend: tuple[float, ...] = ()  # "blend": gain = a * linear gain + b * (P(F,T) - P(T,F)) + c
-    #: ``dense`` in ``DENSE_NAMES`` order (None where a feature has no weight), for the loop in :meth:`gain`.
-    dense_vec: tuple[tuple[float, ...] | None, ...] = ()
+    #: Per output, the dense weights in ``DENSE_NAMES`` order (0.0 where a feature has none), so that
+    #: :meth:`gain` sums the products in C (``sum(map(mul, ...))``, in the same order as a loop would).
+    dense_cols: tuple[tuple[float, ...], ...] = ()
 
     def gain(self, text: str, choice: bool | None = None) -> float:
-        z = list(self.bias)
-        k = len(z)
-        toks = tokens(text)
+        toks = tokens(text) if self.terms else None
         values = _dense_values(text, toks, choice)
-        if k == 1:
-            acc = z[0]
-            for w, value in zip(self.dense_vec, values, strict=True):
-                if w is not None and value:
-                    acc += w[0] * value
-            z[0] = acc
-        else:
-            for w, value in zip(self.dense_vec, values, strict=True):
-                if w is not None and value:
-                    for i in range(k):
-                        z[i] += w[i] * value
-        if self.terms:
+        mul = operator.mul
+        z = [sum(map(mul, col, values), bias) for col, bias in zip(self.dense_cols, self.bias, strict=True)]
+        k = len(z)
+        if toks is not None:
             tf = terms(text, toks)
             log = math.log
             norm = math.sqrt(sum(1.0 if c == 1 else (1.0 + log(c)) ** 2 for c in tf.values())) or 1.0
@@ -287,7 +309,8 @@ class DifficultyScorer:
             heads[name] = _Head(kind, vec(h["bias"], f"{name}.bias"), dense,
                                 {k: vec(v, f"{name}.terms") for k, v in h["terms"].items()},
                                 vec(h["blend"], f"{name}.blend", 3) if kind == "blend" else (),
-                                tuple(dense.get(n) for n in DENSE_NAMES))
+                                tuple(tuple(dense[n][i] if n in dense else 0.0 for n in DENSE_NAMES)
+                                      for i in range(width)))
         quantiles = tuple(float(q) for q in raw["quantiles"])
         if len(quantiles) != 101 or any(b < a for a, b in itertools.pairwise(quantiles)):
             raise ValueError("quantiles: expected 101 non-decreasing numbers")

@@ -76,6 +76,8 @@ class _Layout:
     policy_filters: bool
     #: The names that could not be resolved, as a clause of the route reason ("" when none).
     ignored: str = ""
+    #: Per pair, its tier under a difficulty policy ("weak" or "strong"; None in other groups).
+    tiers: tuple[str | None, ...] = ()
 
 
 class _OverridesView:
@@ -180,7 +182,11 @@ class RoutingEngine:
         primary = plans[0][1]
         policy = primary.policy or DEFAULT_POLICY
         prefs = overrides.provider
-        candidates = [Candidate(target, group) for target, group in layout.pairs]
+        if layout.tiered:
+            candidates = [Candidate(target, group, None, None, None, tier)
+                          for (target, group), tier in zip(layout.pairs, layout.tiers, strict=True)]
+        else:
+            candidates = [Candidate(target, group) for target, group in layout.pairs]
         policies = layout.policies
         if prefs.sort is None and not any(overrides.suffix_sorts):
             strategies = layout.ranking
@@ -302,30 +308,27 @@ class RoutingEngine:
         order: list[Candidate] = []
         decision: DifficultyDecision | None = None
         in_tier = 0
-        for group, plan in layout.plans:
+        stats, rng = self.stats, self.rng
+        for group, _ in layout.plans:
             policy = layout.policies[group]
             eligible = [c for c in candidates if c.group == group and c.reason is None]
             strategy = strategies[group]
-
-            def ranked(cands: list[Candidate], strategy: str = strategy, policy: Policy = policy) -> list[Candidate]:
-                return rank(cands, strategy, policy, needs, self.stats, self.rng)
-
             rule = policy.difficulty
             if rule is None:
-                order.extend(ranked(eligible))
+                order.extend(rank(eligible, strategy, policy, needs, stats, rng))
                 continue
             first = decision is None
             if decision is None:
                 decision = mine = self.difficulty.decide(rule, request, header, score)
             else:  # another difficulty policy among the fallbacks: the same score, its own threshold
                 mine = self.difficulty.decide(rule, request, header, decision.score)
-            for c in candidates:
-                if c.group == group:
-                    c.tier = plan.tiers.get(c.target.key, "weak")
-            ranked_group, chosen = difficulty.order(eligible, plan.tiers, mine, rule, ranked)
+            chosen, other = difficulty.split(eligible, mine, rule)
+            chosen = rank(chosen, strategy, policy, needs, stats, rng)
             if first:
-                in_tier = len(order) + chosen
-            order.extend(ranked_group)
+                in_tier = len(order) + len(chosen)
+            order.extend(chosen)
+            if other:
+                order.extend(rank(other, strategy, policy, needs, stats, rng))
         return order, decision, in_tier
 
     def _input_tokens(self, request: Mapping[str, Any], candidates: list[Candidate], output: int, exact: bool,
@@ -374,11 +377,13 @@ class RoutingEngine:
                     pairs.append((target, group))
         policies = [plan.policy or DEFAULT_POLICY for _, plan in plans]
         strategies = [p.strategy for p in policies]
+        tiered = any(p.difficulty is not None for p in policies)
+        tiers = tuple(plans[group][1].tiers.get(target.key, "weak") if policies[group].difficulty is not None
+                      else None for target, group in pairs) if tiered else ()
         layout = _Layout(plans, unresolved, tuple(pairs), policies, strategies,
                          [p.difficulty.tier_strategy if p.difficulty is not None else p.strategy for p in policies],
-                         any(p.difficulty is not None for p in policies),
-                         any(p.filters != DEFAULT_FILTERS for p in policies),
-                         "".join(f"; '{name}' ignored: {_short(why)}" for name, why in unresolved.items()))
+                         tiered, any(p.filters != DEFAULT_FILTERS for p in policies),
+                         "".join(f"; '{name}' ignored: {_short(why)}" for name, why in unresolved.items()), tiers)
         if len(self._layouts) >= _LAYOUT_LIMIT:
             self._layouts.clear()
         self._layouts[names] = layout
