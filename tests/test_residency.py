@@ -356,6 +356,10 @@ vendors:
     assert eu.like == "azure" and eu.spec.auth == azure.spec.auth == "api-key" and eu.regions == ("swedencentral",)
     assert eu.base_url == "https://acme-eu.openai.azure.com" and eu.spec.base_url_env is None
     assert settings.vendors["bedrock-us"].regions == ("us-east-1",) and settings.vendors["bedrock-us"].live
+    assert azure.spec.name == "Azure OpenAI" and eu.spec.name == "Azure OpenAI (azure-eu)"
+    renamed = _settings(tmp_path, "vendors:\n  openai: {name: OpenAI (EU org)}\n  x: {like: openai, name: Acme}\n")
+    assert renamed.vendors["openai"].spec.name == "OpenAI (EU org)" and renamed.vendors["x"].spec.name == "Acme"
+    assert renamed.vendors["openai"].spec.type == "openai" and renamed.vendors["anthropic"].spec.name == "Anthropic"
     for text, where in [("vendors:\n  x: {like: nobody}\n", "'like' names a built-in vendor"),
                         ("vendors:\n  openai: {like: azure}\n", "is itself a built-in vendor"),
                         ("vendors:\n  x: {like: anthropic, type: openai}\n", "is of type 'anthropic'")]:

@@ -324,6 +324,8 @@ def _vendor(vid: str, section: Section | None, environ: Mapping[str, str], defau
         spec = VendorSpec(vid, section.string("name", vid) or vid, vtype, None, needs_key=False)
     elif vtype is not None and vtype != spec.type:
         raise section.error(f"'{vid}' is a built-in vendor of type {spec.type!r}; remove 'type' or rename the vendor", "type")
+    elif section.has("name"):  # a built-in vendor's display name (errors, the console); its id stays
+        spec = replace(spec, name=section.string("name") or spec.name)
     kind = table.types[spec.type]
     for key in table.setting_keys:
         if key not in kind.keys and section.has(key):
