@@ -86,20 +86,26 @@ class Config:
     dense: float = 1.0
     mix: float = 0.0
     blend: float = 0.0  # "blend": the multinomial's share (C = BLEND_C) of the standardised average
+    drop: tuple[str, ...] = ()  # dense features left out (the scorer then does not compute them)
 
     def __str__(self) -> str:
         return (f"{self.kind:11s} {'C' if self.kind in ('multinomial', 'pair') else 'alpha'}={self.reg:<5g} "
                 f"words={self.words:<4g} dense={self.dense:<4g} subject-mix={self.mix:<4g}"
-                + (f" multinomial-share={self.blend:g}" if self.kind == "blend" else ""))
+                + (f" multinomial-share={self.blend:g}" if self.kind == "blend" else "")
+                + (f" without {','.join(self.drop)}" if self.drop else ""))
 
 
 BLEND_C = 1.0
+#: The dense features that cost the scorer most per request (regex passes and a Python loop over the words,
+#: bench/pipeline.py --instructions): the open head is also tried without them.
+COSTLY = ("long_words", "math", "sentences", "upper_words")
 GRID: dict[str, list[Config]] = {
     "choice": [Config("multinomial", c, 1.0, 0.1) for c in (0.5, 1.0)]
     + [Config("linear", a, 1.0, d, m) for a in (1.0, 3.0) for d in (0.0, 0.1) for m in (1.0, 0.75)]
     + [Config("blend", 3.0, 1.0, 0.1, 1.0, b) for b in (0.25, 0.5, 0.75)],
-    "open": [Config(k, c, w) for k in ("multinomial", "pair") for c in (0.03, 0.1, 0.3) for w in (0.0, 0.5)]
-    + [Config("linear", a, w) for a in (10.0, 100.0) for w in (0.0, 0.5)],
+    "open": [Config(k, c, w, drop=d) for k in ("multinomial", "pair") for c in (0.03, 0.1, 0.3) for w in (0.0, 0.5)
+             for d in ((), COSTLY)]
+    + [Config("linear", a, w, drop=d) for a in (10.0, 100.0) for w in (0.0, 0.5) for d in ((), COSTLY)],
 }
 HEAD_BENCHMARK = {"choice": "mmlu", "open": "gsm8k"}
 
@@ -139,7 +145,7 @@ def load(data: Path) -> tuple[list[Row], dict[str, Any]]:
 class Design:
     """The head's features: vocabulary and idf from the fitting rows, dense features standardised."""
 
-    def __init__(self, rows: list[Row], word_weight: float, dense_weight: float) -> None:
+    def __init__(self, rows: list[Row], word_weight: float, dense_weight: float, drop: tuple[str, ...] = ()) -> None:
         df: dict[str, int] = {}
         for r in rows:
             for t in r.tf:
@@ -148,7 +154,7 @@ class Design:
         self.vocab = {t: j for j, t in enumerate(sorted(kept))} if word_weight > 0 else {}
         n = len(rows)
         self.idf = np.array([math.log((1 + n) / (1 + df[t])) + 1 for t in sorted(self.vocab)]) * word_weight
-        self.dense_names = sorted(rows[0].dense)
+        self.dense_names = sorted(k for k in rows[0].dense if k not in drop)
         d = self.raw_dense(rows)
         self.mean, self.scale = d.mean(axis=0), d.std(axis=0)
         self.scale[self.scale == 0] = 1.0
@@ -195,7 +201,7 @@ class Fitted:
 
 
 def fit(rows: list[Row], cfg: Config) -> Fitted:
-    design = Design(rows, cfg.words, cfg.dense)
+    design = Design(rows, cfg.words, cfg.dense, cfg.drop)
     x = design.matrix(rows)
     cells = np.array([r.cell for r in rows])
     models: list[Model]
@@ -314,6 +320,8 @@ def main() -> int:
         heads[head] = export(fit(head_rows, cfg), cfg.kind)
         chosen[head] = {"kind": cfg.kind, "reg": cfg.reg, "words": cfg.words, "dense": cfg.dense, "mix": cfg.mix,
                         "cv_apgr": round(best[0], 4), "terms": len(heads[head]["terms"])}
+        if cfg.drop:
+            chosen[head]["without"] = list(cfg.drop)
         if cfg.kind == "blend":
             chosen[head].update(multinomial_share=cfg.blend, multinomial_C=BLEND_C)
         print(f"chosen for {head}: {chosen[head]}", flush=True)

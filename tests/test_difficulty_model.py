@@ -184,3 +184,17 @@ def test_beats_random_and_length_on_dev(benchmark: str) -> None:
     assert shipped.apgr > rand.apgr + 0.05
     assert shipped.apgr > length.apgr
     assert shipped.cpt50 < rand.cpt50 and shipped.cpt50 < length.cpt50
+
+
+def test_features_without_weight_are_not_computed_and_change_nothing() -> None:
+    """A head computes no dense feature it has no weight for (the costliest are regex passes); its gains are
+    the ones computing them gives."""
+    import dataclasses
+
+    scorer = shared_scorer()
+    for head in (scorer._choice, scorer._open):
+        assert head.skip == frozenset(difficulty_model.DENSE_NAMES) - set(head.dense)
+        full = dataclasses.replace(head, skip=frozenset())
+        for text in [*EDGE_TEXTS, "Ünïcödé NASA math: 3 + 4 = 7. Really? Yes!", "x " * 3000]:
+            choice = difficulty_model.is_choice(text)
+            assert head.gain(text, choice) == full.gain(text, choice)

@@ -16,8 +16,10 @@ Model. Two linear heads, chosen by the prompt's shape (the gateway does not know
   digits), valued ``(1 + log tf) * idf`` with the document's ``1 + log tf`` vector L2-normalised over all
   of its terms (known or not, so pruning the vocabulary leaves the other values alone), and the dense
   features below at a small weight.
-* ``open``, every other prompt (GSM8K word problems, chat): the dense features only. On GSM8K's 654 train
+* ``open``, every other prompt (GSM8K word problems, chat): dense features only. On GSM8K's 654 train
   prompts the words overfit; length, fractions, percentages and number words carry what signal there is.
+  The training script also tries each head without the costliest dense features (``COSTLY`` there); a
+  feature a head has no weight for is not computed (``_Head.skip``).
 Dense features (``dense_features``): log1p of lengths (characters, words, the stem before the options) and of
 counts: numbers, distinct numbers, decimals, long numbers, %, $, fractions, number words, sentences,
 question marks, math symbols, upper-case words (NOT, EXCEPT), lines, commas, long words, option lengths.
@@ -127,10 +129,12 @@ def dense_features(text: str, toks: list[str] | None = None, choice: bool | None
     return dict(zip(DENSE_NAMES, _dense_values(text, toks, choice), strict=True))
 
 
-def _dense_values(text: str, toks: list[str] | None, choice: bool | None) -> list[float]:
+def _dense_values(text: str, toks: list[str] | None, choice: bool | None,
+                  skip: frozenset[str] = frozenset()) -> list[float]:
     """:func:`dense_features`' values in ``DENSE_NAMES`` order. This runs on every request of a difficulty
     policy, so it counts in as few passes as it can: without ``toks`` (the open head needs no terms), an ASCII
-    text's words and numbers come from two ASCII-only regexes, counted by C loops (``map``)."""
+    text's words and numbers come from two ASCII-only regexes, counted by C loops (``map``). The costliest
+    counts are left at 0 when they are in ``skip`` (features the head has no weight for)."""
     if choice is None:
         choice = is_choice(text)
     options = [m.group(2) for m in _OPTION.finditer(text)][-4:] if choice else []
@@ -179,14 +183,14 @@ def _dense_values(text: str, toks: list[str] | None, choice: bool | None) -> lis
         text.count("$"),
         fraction + (len(_SLASH_FRACTION.findall(text)) if "/" in text else 0),
         number_words,
-        len(_SENTENCE_END.findall(stem)),
+        0 if "sentences" in skip else len(_SENTENCE_END.findall(stem)),
         stem.count("?"),
-        len(_MATH.findall(text)),
+        0 if "math" in skip else len(_MATH.findall(text)),
         # All lower case (and some letter): no upper-case word, without the regex.
-        0 if stem.islower() else len(_UPPER_WORD.findall(stem)),
+        0 if "upper_words" in skip or stem.islower() else len(_UPPER_WORD.findall(stem)),
         text.count("\n"),
         text.count(","),
-        len([w for w in words if len(w) > 7]),
+        0 if "long_words" in skip else len([w for w in words if len(w) > 7]),
     )
     values = list(map(_LOG1P.__getitem__, counts))
     if options:
@@ -208,10 +212,12 @@ class _Head:
     #: Per output, the dense weights in ``DENSE_NAMES`` order (0.0 where a feature has none), so that
     #: :meth:`gain` sums the products in C (``sum(map(mul, ...))``, in the same order as a loop would).
     dense_cols: tuple[tuple[float, ...], ...] = ()
+    #: Dense features without a weight: not computed.
+    skip: frozenset[str] = frozenset()
 
     def gain(self, text: str, choice: bool | None = None) -> float:
         toks = tokens(text) if self.terms else None
-        values = _dense_values(text, toks, choice)
+        values = _dense_values(text, toks, choice, self.skip)
         mul = operator.mul
         z = [sum(map(mul, col, values), bias) for col, bias in zip(self.dense_cols, self.bias, strict=True)]
         k = len(z)
@@ -310,7 +316,8 @@ class DifficultyScorer:
                                 {k: vec(v, f"{name}.terms") for k, v in h["terms"].items()},
                                 vec(h["blend"], f"{name}.blend", 3) if kind == "blend" else (),
                                 tuple(tuple(dense[n][i] if n in dense else 0.0 for n in DENSE_NAMES)
-                                      for i in range(width)))
+                                      for i in range(width)),
+                                frozenset(DENSE_NAMES) - set(dense))
         quantiles = tuple(float(q) for q in raw["quantiles"])
         if len(quantiles) != 101 or any(b < a for a, b in itertools.pairwise(quantiles)):
             raise ValueError("quantiles: expected 101 non-decreasing numbers")
