@@ -11,6 +11,7 @@ from interlock.catalog import load_catalog
 from interlock.config import ConfigError, Settings, load_settings
 from interlock.console.policies import DEFAULT_N, FormError, parse_n, policy_yaml, replay_view, sample_request
 from interlock.core.pricing import Price, Usage, cost_of
+from interlock.routing.difficulty import shared_scorer
 from interlock.routing.engine import RoutingEngine
 from interlock.routing.replay import (
     Outcome,
@@ -211,7 +212,7 @@ def test_a_difficulty_policy_replays_by_recorded_score_or_logged_text(lab: Polic
     assert [o.tier for o in outcomes[:4]] == ["weak", "strong", "strong", "weak"]
     assert [o.model for o in outcomes[:4]] == ["openai/gpt-4.1-nano", "openai/gpt-4.1", "openai/gpt-4.1",
                                                "openai/gpt-4.1-nano"]
-    expected = "strong" if lab.engine.difficulty.warm().score(text) >= 0.5 else "weak"
+    expected = "strong" if shared_scorer().score(text) >= 0.5 else "weak"
     assert outcomes[4].tier == expected  # scored from the logged request's last user message
     assert outcomes[5].model is None and outcomes[5].unroutable is not None and "difficulty unknown" in \
         outcomes[5].unroutable

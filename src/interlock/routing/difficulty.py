@@ -22,15 +22,15 @@ default).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from interlock.core.errors import InvalidRequest
 from interlock.core.policy import DifficultyRule
 from interlock.core.trace import Candidate, DifficultyDecision
-from interlock.routing.difficulty_model import DifficultyScorer, ScorerUnavailable, shared_scorer
+from interlock.routing.difficulty_model import ScorerUnavailable, shared_scorer
 
-__all__ = ["HEADER", "DifficultyStep", "ScorerUnavailable", "calibrate", "prompt_text",
+__all__ = ["HEADER", "ScorerUnavailable", "calibrate", "decide", "prompt_text",
            "shared_scorer", "shipped_threshold", "split", "threshold_for_share"]
 
 HEADER = "x-interlock-route-difficulty"
@@ -107,31 +107,19 @@ def forced_tier(header: str | None) -> str | None:
     return _FORCED[value]
 
 
-class DifficultyStep:
-    """Scores a request for a difficulty policy. The scorer is loaded on first use (or by :meth:`warm`)."""
-
-    def __init__(self, loader: Callable[[], DifficultyScorer] = shared_scorer) -> None:
-        self._loader = loader
-        self._scorer: DifficultyScorer | None = None
-
-    def warm(self) -> DifficultyScorer:
-        if self._scorer is None:
-            self._scorer = self._loader()
-        return self._scorer
-
-    def decide(self, rule: DifficultyRule, request: Mapping[str, Any], header: str | None,
-               score: float | None = None) -> DifficultyDecision:
-        """The tier for ``request``: forced by ``header``, else from ``score`` (a recorded one) or the scorer's."""
-        if header is not None:
-            tier = forced_tier(header)
-            if tier is not None:
-                return DifficultyDecision(None, rule.threshold, rule.strong_share, tier, "header")
-        source = "replay"
-        if score is None:
-            score = (self._scorer or self.warm()).score(prompt_text(request))
-            source = "score"
-        return DifficultyDecision(score, rule.threshold, rule.strong_share,
-                                  "strong" if score >= rule.threshold else "weak", source)
+def decide(rule: DifficultyRule, request: Mapping[str, Any], header: str | None,
+           score: float | None = None) -> DifficultyDecision:
+    """The tier for ``request``: forced by ``header``, else from ``score`` (a recorded one) or the scorer's."""
+    if header is not None:
+        tier = forced_tier(header)
+        if tier is not None:
+            return DifficultyDecision(None, rule.threshold, rule.strong_share, tier, "header")
+    source = "replay"
+    if score is None:
+        score = shared_scorer().score(prompt_text(request))
+        source = "score"
+    return DifficultyDecision(score, rule.threshold, rule.strong_share,
+                              "strong" if score >= rule.threshold else "weak", source)
 
 
 def split(eligible: list[Candidate], decision: DifficultyDecision,

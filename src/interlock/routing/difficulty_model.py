@@ -323,9 +323,6 @@ class DifficultyScorer:
             raise ValueError("quantiles: expected 101 non-decreasing numbers")
         return cls(str(raw["name"]), heads, quantiles)
 
-    def head(self, text: str) -> str:
-        return "choice" if is_choice(text) else "open"
-
     def gain(self, text: str) -> float:
         """The expected quality gain of the strong model, P(strong right) - P(weak right), in [-1, 1]."""
         text = _clip(text)
@@ -335,23 +332,6 @@ class DifficultyScorer:
     def score(self, text: str) -> float:
         """In [0, 1]: (1 + gain) / 2; higher means the strong model is more needed."""
         return min(1.0, max(0.0, (1.0 + self.gain(text)) / 2.0))
-
-    def percentile(self, score: float) -> float:
-        """The share (0-100) of the training prompts scored below ``score`` (from ``quantiles``)."""
-        q = self.quantiles
-        if score <= q[0]:
-            return 0.0
-        if score >= q[-1]:
-            return 100.0
-        lo, hi = 0, len(q) - 1
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if q[mid] <= score:
-                lo = mid
-            else:
-                hi = mid
-        span = q[hi] - q[lo]
-        return lo + ((score - q[lo]) / span if span > 0 else 0.0)
 
 
 @functools.cache

@@ -154,8 +154,6 @@ class RoutingEngine:
         self.shared: SharedStats | None = None
         #: Region -> jurisdiction, for data residency (the config's ``regions``; set by the app).
         self.regions: RegionTable = BUILTIN_REGIONS
-        #: The difficulty strategy's scorer (loaded on first use, or at start when a policy needs it).
-        self.difficulty = difficulty.DifficultyStep()
 
     # ------------------------------------------------------------------ decide
 
@@ -319,9 +317,9 @@ class RoutingEngine:
                 continue
             first = decision is None
             if decision is None:
-                decision = mine = self.difficulty.decide(rule, request, header, score)
+                decision = mine = difficulty.decide(rule, request, header, score)
             else:  # another difficulty policy among the fallbacks: the same score, its own threshold
-                mine = self.difficulty.decide(rule, request, header, decision.score)
+                mine = difficulty.decide(rule, request, header, decision.score)
             chosen, other = difficulty.split(eligible, mine, rule)
             chosen = rank(chosen, strategy, policy, needs, stats, rng)
             if first:

@@ -18,7 +18,7 @@ seeded generator, so the same request list gives the same answer. The arithmetic
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -207,7 +207,7 @@ UNSCORED = ("difficulty unknown: the request was not routed by a difficulty poli
             "logged (logging.level: full)")
 
 
-def difficulty_of(row: Mapping[str, Any], scorer: Callable[[str], float] | None = None) -> float | None:
+def difficulty_of(row: Mapping[str, Any]) -> float | None:
     """A recorded request's difficulty score: the one its routing recorded, else its logged text's score
     (None when it has neither: a difficulty replay cannot place it)."""
     trace = row.get("routing_trace")
@@ -220,7 +220,7 @@ def difficulty_of(row: Mapping[str, Any], scorer: Callable[[str], float] | None 
     text = difficulty.prompt_text(content)
     if not text:
         return None
-    return (scorer or difficulty.shared_scorer().score)(text)
+    return difficulty.shared_scorer().score(text)
 
 
 def replay_request(row: Mapping[str, Any], model: str) -> tuple[dict[str, Any], int] | None:
@@ -286,7 +286,6 @@ class PolicyLab:
         engine = RoutingEngine(planner, circuits=Circuits(), stats=self.engine.stats,
                                rng=random.Random(seed).random)
         engine.regions = self.engine.regions
-        engine.difficulty = self.engine.difficulty
         return Replayer(engine, policy.name, self.engine.stats, policy.difficulty is not None)
 
 

@@ -87,8 +87,6 @@ def build_routing(settings: Settings, catalog: Catalog, vendors: Mapping[str, Ve
                            stats=LiveStats(clock=clock.time),
                            affinity=PrefixAffinity(affinity, clock.monotonic) if affinity.enabled else None)
     engine.regions = settings.regions
-    if any(p.difficulty is not None for p in policies.values()):
-        engine.difficulty.warm()  # loaded at start, not by the first request
     redis = redis_settings(settings)
     if redis is not None:
         engine.shared = SharedStats(engine.stats, redis.url, prefix=f"{redis.key_prefix}routing:",
