@@ -35,6 +35,15 @@ UPSTREAM_KEY = "bench-upstream-key"
 GATEWAY_MODEL = "mock/bench-model"
 VENDOR_MODEL = "bench-model"
 CHAT_PATH = "/v1/chat/completions"
+#: The same two mock targets as a priority policy and as a difficulty policy, named as the model
+#: (``bench/logging_overhead.py --difficulty``, ``bench/pipeline.py --policy``).
+POLICY_MODEL = "bench-policy"
+TWO_TARGET_POLICIES = {
+    "priority": f"policies:\n  {POLICY_MODEL}: {{targets: [mock/bench-model, mock/bench-strong]}}\n",
+    "difficulty": (f"policies:\n  {POLICY_MODEL}:\n    strategy: difficulty\n"
+                   "    tiers: {weak: [mock/bench-model], strong: [mock/bench-strong]}\n"
+                   "    difficulty: {strong_share: 0.3}\n"),
+}
 
 CHAT_BODY = {
     "messages": [

@@ -46,6 +46,8 @@ from harness import (
     GATEWAY_CORE,
     GATEWAY_MODEL,
     MASTER_KEY,
+    POLICY_MODEL,
+    TWO_TARGET_POLICIES,
     UPSTREAM_KEY,
     Managed,
     WrkResult,
@@ -61,14 +63,7 @@ PY = str(REPO / ".venv" / "bin" / "python")
 MOCK_PORT, GW_PORT = 9111, 8411
 
 
-#: ``--difficulty``: the same two targets as a priority policy and as a difficulty policy (log off), named as
-#: the model by the load.
-POLICIES = {
-    "policy": "policies:\n  bench-policy: {targets: [mock/bench-model, mock/bench-strong]}\n",
-    "difficulty": ("policies:\n  bench-policy:\n    strategy: difficulty\n"
-                   "    tiers: {weak: [mock/bench-model], strong: [mock/bench-strong]}\n"
-                   "    difficulty: {strong_share: 0.3}\n"),
-}
+POLICIES = TWO_TARGET_POLICIES
 
 
 def config(kind: str, pg_url: str | None, batch_size: int | None = None, mock_port: int = MOCK_PORT) -> str:
@@ -108,7 +103,7 @@ def start_gateway(kind: str, port: int, pg_url: str | None, tmp: Path, batch_siz
 
 def load(wrk: str, port: int, seconds: int, kind: str = "") -> WrkResult:
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
-    model = "bench-policy" if kind in POLICIES else GATEWAY_MODEL
+    model = POLICY_MODEL if kind in POLICIES else GATEWAY_MODEL
     return run_wrk(wrk, url, "chat.lua", connections=32, seconds=seconds, model=model, key=MASTER_KEY)
 
 
@@ -232,7 +227,7 @@ def main() -> int:
     args = ap.parse_args()
     wrk = ensure_wrk()
     if args.difficulty:
-        kinds = ["policy", "difficulty"]
+        kinds = ["priority", "difficulty"]
     else:
         kinds = ["off"] + (["off-2"] if args.calibrate else [])
         kinds += ["guardrails"] if args.guardrails else ["sqlite"] + ([] if args.no_postgres else ["postgresql"])

@@ -39,6 +39,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR))
+
+from harness import POLICY_MODEL, TWO_TARGET_POLICIES  # noqa: E402
+
 MASTER_KEY = "bench-master-key"
 BODY = (b'{"model":"mock/bench-model","messages":[{"role":"system","content":"You are a helpful assistant."},'
         b'{"role":"user","content":"In two sentences, what does an LLM gateway do?"}],"max_tokens":128,'
@@ -126,19 +130,10 @@ class _CannedStream(_CannedResponse):
             yield piece
 
 
-#: ``--policy``: the same two targets ranked by priority or tiered by difficulty, named as the model.
-POLICIES = {
-    "priority": "policies:\n  bench-policy: {targets: [mock/bench-model, mock/bench-strong]}\n",
-    "difficulty": ("policies:\n  bench-policy:\n    strategy: difficulty\n"
-                   "    tiers: {weak: [mock/bench-model], strong: [mock/bench-strong]}\n"
-                   "    difficulty: {strong_share: 0.3}\n"),
-}
-
-
 def _body(stream: bool) -> bytes:
     body = STREAM_BODY if stream else BODY
-    if os.environ.get("BENCH_POLICY") in POLICIES:
-        body = body.replace(b'"mock/bench-model"', b'"bench-policy"')
+    if os.environ.get("BENCH_POLICY") in TWO_TARGET_POLICIES:
+        body = body.replace(b'"mock/bench-model"', b'"%s"' % POLICY_MODEL.encode())
     return body
 
 
@@ -153,7 +148,7 @@ def _config(tmp: Path, upstream: str | None, log: str) -> Path:
     guardrails = (f"guardrails:\n  pii: {{action: monitor{output}}}\n  secrets: {{action: block{output}}}\n"
                   "  prompt_injection: {action: block, classifier: 'off'}\n") if mode in ("1", "input") else ""
     cache = "cache: {enabled: true, allow_temperature: true}\n" if os.environ.get("BENCH_CACHE") == "1" else ""
-    policy = POLICIES.get(os.environ.get("BENCH_POLICY", ""), "")
+    policy = TWO_TARGET_POLICIES.get(os.environ.get("BENCH_POLICY", ""), "")
     path.write_text(f"vendors:\n  mock:\n    type: openai\n    base_url: {base}\n    api_key: bench-upstream-key\n"
                     + logging + guardrails + cache + policy)
     return path
@@ -260,7 +255,7 @@ def main() -> int:
                         help="the request log: off (as make bench) or on, in SQLite (level metadata)")
     parser.add_argument("--stream", action="store_true", help="streaming requests (a canned SSE answer)")
     parser.add_argument("--cache", action="store_true", help="response cache on: every request after the first hits")
-    parser.add_argument("--policy", choices=tuple(POLICIES),
+    parser.add_argument("--policy", choices=tuple(TWO_TARGET_POLICIES),
                         help="the model is a policy of two targets: by priority, or by difficulty (a scored tier)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
