@@ -206,13 +206,20 @@ def measure_side(
     result: dict[str, Any],
     streaming: bool = True,
     headers: dict[str, str] | None = None,
+    phase: str = "c32",
 ) -> None:
-    """c=32 req/s (and SSE chunks/s when ``streaming``) into ``result[side]``; ``procs["gateway"]`` is the proxy."""
+    """c=32 req/s (and SSE chunks/s when ``streaming``) into ``result[side]``; ``procs["gateway"]`` is the proxy.
+
+    The non-streaming phase is stored as ``result[side][phase]`` (``"c32"`` unless named otherwise: the
+    ``args.concurrency`` of the caller decides the connections). With a ``gateway``, each phase also records
+    ``cpu_us_per_request``: the gateway's process-tree CPU seconds during the measured window over the requests
+    (or streams) answered in it.
+    """
     url = f"http://{HOST}:{port}{CHAT_PATH}"
     res = result.setdefault(side, {})
     chunks_per_stream = res["probe"]["stream_chunks"]
 
-    phases = [("c32", "chat.lua", args.concurrency)]
+    phases = [(phase, "chat.lua", args.concurrency)]
     if streaming:
         phases.append(("stream", "stream.lua", args.stream_concurrency))
     for name, script, conns in phases:
@@ -220,14 +227,19 @@ def measure_side(
         run_wrk(
             wrk, url, script, connections=conns, seconds=int(args.warmup), model=model, key=key, headers=headers
         )
+        started = time.monotonic()
         with cpu_meter(procs) as cpu:
             w = run_wrk(
                 wrk, url, script, connections=conns, seconds=int(args.duration), model=model, key=key,
                 headers=headers,
             )
+        window = time.monotonic() - started
         entry: dict[str, Any] = {k: v for k, v in w.__dict__.items() if k != "raw"}
         entry["errors"] = w.errors
         entry["cpu_cores"] = dict(cpu)
+        if gateway and w.requests:
+            entry["gateway_cpu_s"] = cpu.get("gateway", 0.0) * window
+            entry["cpu_us_per_request"] = entry["gateway_cpu_s"] / w.requests * 1e6
         entry["wrk_output"] = w.raw
         if name == "stream":
             entry["chunks_per_stream"] = chunks_per_stream
