@@ -21,6 +21,7 @@ import shlex
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -60,12 +61,16 @@ from peers_gateways import (
 DEFAULT_CACHE = Path.home() / ".cache" / "interlock-bench" / "peers"
 
 
-def prepare(name: str, args: argparse.Namespace, tmp: Path) -> Launch | NotMeasured:
-    """Install (when needed) and configure one gateway; a failure becomes a NotMeasured that fails the run."""
+def prepare(name: str, args: argparse.Namespace, tmp: Path, **interlock: Any) -> Launch | NotMeasured:
+    """Install (when needed) and configure one gateway; a failure becomes a NotMeasured that fails the run.
+
+    ``interlock`` are ``prepare_interlock``'s options (engine, workers, pinned) for the interlock gateway.
+    """
     cache, install = Path(args.cache), args.install
     try:
         if name == "interlock":
-            return prepare_interlock(Path(args.interlock), args.gateway_port, args.mock_port, args.interlock_log, tmp)
+            return prepare_interlock(Path(args.interlock), args.gateway_port, args.mock_port, args.interlock_log, tmp,
+                                     **interlock)
         if name == "litellm":
             return prepare_litellm(cache, install, args.gateway_port, args.mock_port, tmp)
         if name == "portkey":
@@ -77,45 +82,25 @@ def prepare(name: str, args: argparse.Namespace, tmp: Path) -> Launch | NotMeasu
         return NotMeasured(name, f"install failed: {exc}", failed=True)
 
 
-def measure_gateway(
-    launch: Launch, mock: Managed, wrk: str, args: argparse.Namespace, tmp: Path
-) -> dict[str, Any]:
-    """Start one gateway on the gateway core, check its answers, measure it, stop it."""
-    out: dict[str, Any] = {"status": "measured", "label": LABELS[launch.name], "version": launch.version,
-                           "command": launch.cmd, "settings": launch.settings}
+def run_measured(launch: Launch, port: int, timeout: float, tmp: Path, out: dict[str, Any],
+                 body: Callable[[Managed], None]) -> dict[str, Any]:
+    """Start ``launch`` on ``port``, wait for its health endpoint, run ``body`` on it, stop it.
+
+    ``body`` fills ``out``; a failure to start, a wrong answer or a death during the run marks ``out`` failed
+    with the gateway's output instead of raising. The peak RSS of its process tree lands in ``out``.
+    """
     log(f"{launch.name}: starting: {shlex.join(launch.cmd)}")
     gw = Managed(launch.name, launch.cmd, env=launch.env, logdir=tmp, cwd=launch.cwd)
     try:
         try:
-            wait_healthy(gw, args.gateway_port, launch.health_path, args.start_timeout)
+            wait_healthy(gw, port, launch.health_path, timeout)
             gw.sample_rss()
-            out["rss_after_start_mib"] = sum(gw.peak_rss_kib.values()) / 1024
-            out["probe"] = probe(args.gateway_port, launch.model, launch.key, launch.headers)
-            log(f"{launch.name}: answers checked ({out['probe']['stream_chunks']} chunks per stream); "
-                f"c=1 interleaved with direct, {args.warmup:g}s warm-up + {args.duration:g}s each")
-            procs = {"mock": mock, "gateway": gw}
-            with cpu_meter(procs) as c1_cpu:
-                c1 = sequential_latency(
-                    {
-                        "direct": (args.mock_port, chat_request(args.mock_port, VENDOR_MODEL, UPSTREAM_KEY)),
-                        launch.name: (args.gateway_port, chat_request(
-                            args.gateway_port, launch.model, launch.key, headers=launch.headers)),
-                    },
-                    warmup=args.warmup, seconds=args.duration, rounds=args.rounds,
-                )
-            out["c1"] = {**c1[launch.name].__dict__, "cpu_cores": dict(c1_cpu)}
-            out["c1_direct"] = c1["direct"].__dict__
-            out["c1_added_p50_ms"] = c1[launch.name].p50_ms - c1["direct"].p50_ms
-            out["c1_added_p99_ms"] = c1[launch.name].p99_ms - c1["direct"].p99_ms
-            gw.sample_rss()
-            result: dict[str, Any] = {launch.name: {"probe": out["probe"]}}
-            measure_side(launch.name, args.gateway_port, launch.model, launch.key, wrk=wrk, args=args,
-                         procs=procs, gateway=gw, result=result, headers=launch.headers)
-            out["c32"], out["stream"] = result[launch.name]["c32"], result[launch.name]["stream"]
+            out.setdefault("rss_after_start_mib", sum(gw.peak_rss_kib.values()) / 1024)
+            body(gw)
             if not gw.alive():
                 raise BenchError(f"{launch.name} died during the run")
             gw.sample_rss()
-            out["peak_rss_mib"] = sum(gw.peak_rss_kib.values()) / 1024
+            out["peak_rss_mib"] = max(out.get("peak_rss_mib", 0.0), sum(gw.peak_rss_kib.values()) / 1024)
             out["processes"] = len(gw.peak_rss_kib)
         except (BenchError, OSError) as exc:
             log(f"{launch.name}: FAILED: {exc}\n--- {launch.name} output ---\n{gw.output()}")
@@ -123,6 +108,40 @@ def measure_gateway(
     finally:
         gw.stop()
     return out
+
+
+def measure_gateway(
+    launch: Launch, mock: Managed, wrk: str, args: argparse.Namespace, tmp: Path, label: str | None = None
+) -> dict[str, Any]:
+    """Start one gateway on the gateway core, check its answers, measure it, stop it."""
+    out: dict[str, Any] = {"status": "measured", "label": label or LABELS[launch.name], "version": launch.version,
+                           "command": launch.cmd, "settings": launch.settings}
+
+    def body(gw: Managed) -> None:
+        out["probe"] = probe(args.gateway_port, launch.model, launch.key, launch.headers)
+        log(f"{launch.name}: answers checked ({out['probe']['stream_chunks']} chunks per stream); "
+            f"c=1 interleaved with direct, {args.warmup:g}s warm-up + {args.duration:g}s each")
+        procs = {"mock": mock, "gateway": gw}
+        with cpu_meter(procs) as c1_cpu:
+            c1 = sequential_latency(
+                {
+                    "direct": (args.mock_port, chat_request(args.mock_port, VENDOR_MODEL, UPSTREAM_KEY)),
+                    launch.name: (args.gateway_port, chat_request(
+                        args.gateway_port, launch.model, launch.key, headers=launch.headers)),
+                },
+                warmup=args.warmup, seconds=args.duration, rounds=args.rounds,
+            )
+        out["c1"] = {**c1[launch.name].__dict__, "cpu_cores": dict(c1_cpu)}
+        out["c1_direct"] = c1["direct"].__dict__
+        out["c1_added_p50_ms"] = c1[launch.name].p50_ms - c1["direct"].p50_ms
+        out["c1_added_p99_ms"] = c1[launch.name].p99_ms - c1["direct"].p99_ms
+        gw.sample_rss()
+        result: dict[str, Any] = {launch.name: {"probe": out["probe"]}}
+        measure_side(launch.name, args.gateway_port, launch.model, launch.key, wrk=wrk, args=args,
+                     procs=procs, gateway=gw, result=result, headers=launch.headers)
+        out["c32"], out["stream"] = result[launch.name]["c32"], result[launch.name]["stream"]
+
+    return run_measured(launch, args.gateway_port, args.start_timeout, tmp, out, body)
 
 
 def measure_direct(mock: Managed, wrk: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -153,17 +172,25 @@ def _ratio(ours: float | None, theirs: float | None) -> str:
     return f"{r:.2f}" if r < 10 else f"{r:.1f}"
 
 
+def heading(result: dict[str, Any], title: str, load: str = "mock, wrk and the latency client",
+            extra: str = "") -> list[str]:
+    """A report's first lines: the title and date, the command that reproduces it, the machine and the placement."""
+    m, cfg = result["machine"], result["config"]
+    return [
+        f"{title}, {result['started_at']}",
+        f"command: `{result['command']}`",
+        f"machine: {m['nproc']} cores (nproc), {m['cpu']}, Linux {m['kernel']}; one gateway at a time, 1 worker, "
+        f"pinned to core {GATEWAY_CORE}; {load} on core {LOAD_CORE}; "
+        f"{cfg['warmup']:g}s warm-up + {cfg['duration']:g}s per measurement{extra}",
+    ]
+
+
 def render_table(result: dict[str, Any]) -> str:
     """The markdown table of a run (``result`` as written to peers.json), with its heading and notes."""
     rows = result["gateways"]
     ours = (rows.get("interlock") or {}).get("c32", {}).get("rps")
-    m, cfg = result["machine"], result["config"]
     lines = [
-        f"interlock vs peers, {result['started_at']}",
-        f"command: `{result['command']}`",
-        f"machine: {m['nproc']} cores (nproc), {m['cpu']}, Linux {m['kernel']}; one gateway at a time, 1 worker, "
-        f"pinned to core {GATEWAY_CORE}; mock, wrk and the latency client on core {LOAD_CORE}; "
-        f"{cfg['warmup']:g}s warm-up + {cfg['duration']:g}s per measurement",
+        *heading(result, "interlock vs peers"),
         "",
         "| gateway | version | c=1 p50 added (ms) | c=32 req/s | interlock ÷ peer (c=32 req/s) | SSE chunks/s "
         "(c=32) | peak RSS (MiB) |",
@@ -206,12 +233,13 @@ def render_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def warnings_of(result: dict[str, Any]) -> list[str]:
+def warnings_of(result: dict[str, Any], phases: tuple[str, ...] = ("c1", "c32", "stream")) -> list[str]:
+    """Measurements of ``result["gateways"]`` with more than 1% failed requests, or disturbed by other load."""
     out = []
     for row in result["gateways"].values():
-        if row["status"] != "measured":
+        if row.get("status") != "measured":
             continue
-        for phase in ("c1", "c32", "stream"):
+        for phase in phases:
             entry = row.get(phase) or {}
             n = entry.get("requests") or entry.get("samples") or 1
             if entry.get("errors", 0) > 0.01 * n:
@@ -263,15 +291,22 @@ def command_of(argv: list[str]) -> str:
     return "make bench-peers" + (f' ARGS="{shlex.join(argv)}"' if argv else "")
 
 
-def run(args: argparse.Namespace, argv: list[str]) -> int:
+def check_machine(ports: dict[int, str]) -> int:
+    """The cores this process may use (at least 2), once taskset is there and none of ``ports`` is taken."""
     nproc = len(os.sched_getaffinity(0))
     if nproc < 2:
         raise BenchError("the benchmark needs 2 CPU cores (gateway on core 0, load on core 1)")
     if not shutil.which("taskset"):
         raise BenchError("taskset is missing (Debian package util-linux)")
-    for port, what in ((args.mock_port, "mock"), (args.gateway_port, "gateway")):
+    for port, what in ports.items():
         if port_in_use(port):
-            raise BenchError(f"port {port} (for the {what}) is already in use: stop whatever listens there first")
+            raise BenchError(f"port {port} (for the {what}) is already in use: stop whatever listens there first "
+                             "(or choose other ports: --help)")
+    return nproc
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> int:
+    nproc = check_machine({args.mock_port: "mock", args.gateway_port: "gateway"})
     wrk = ensure_wrk()
     started = _dt.datetime.now(_dt.UTC)
     env = environment()
@@ -303,12 +338,18 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
             mock.stop()
     result["warnings"] = warnings_of(result)
     result["table"] = render_table(result)
-    out = Path(args.out)
+    return write_result(result, Path(args.out), result["gateways"].values())
+
+
+def write_result(result: dict[str, Any], out: Path, rows: Iterable[dict[str, Any]]) -> int:
+    """Write ``result`` to ``out`` (JSON) and its ``table`` beside it (.md), print the table; the exit code:
+    1 when one of ``rows`` failed, 3 when a measurement had more than 1% failed requests, else 0."""
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    out.with_suffix(".md").write_text(result["table"] + "\n")
     print(result["table"])
-    print(f"\nresults written to {os.path.relpath(out, Path.cwd())}")
-    if any(row["status"] == "failed" for row in result["gateways"].values()):
+    print(f"\nresults written to {os.path.relpath(out, Path.cwd())} (the table also as .md)")
+    if any(row.get("status") == "failed" for row in rows):
         return 1
     return 3 if any("failed requests" in w for w in result["warnings"]) else 0
 

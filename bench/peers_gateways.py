@@ -118,7 +118,9 @@ def _git_commit() -> str | None:
         return None
 
 
-def prepare_interlock(executable: Path, port: int, mock_port: int, request_log: str, tmp: Path) -> Launch:
+def prepare_interlock(executable: Path, port: int, mock_port: int, request_log: str, tmp: Path, *,
+                      engine: str = "native", workers: int = 1, pinned: bool = True) -> Launch:
+    """``interlock serve`` on ``port`` in front of the mock; one worker pinned to the gateway core unless told."""
     if not executable.exists():
         raise InstallError(f"{executable} does not exist: install the gateway first (make bench-peers does)")
     home = tmp / "interlock-home"
@@ -130,8 +132,8 @@ def prepare_interlock(executable: Path, port: int, mock_port: int, request_log: 
     except Exception:  # noqa: BLE001 - informational only
         dist = "?"
     commit = _git_commit()
-    cmd = [*PINNED, str(executable), "serve", "--host", HOST, "--port", str(port), "--workers", "1",
-           "--config", str(config)]
+    cmd = [*(PINNED if pinned else []), str(executable), "serve", "--host", HOST, "--port", str(port),
+           "--workers", str(workers), "--config", str(config), "--engine", engine]
     log_setting = ("off (logging: enabled: false)" if request_log == "off"
                    else "on: interlock's default, level metadata into SQLite under INTERLOCK_HOME")
     return Launch(
@@ -144,7 +146,8 @@ def prepare_interlock(executable: Path, port: int, mock_port: int, request_log: 
         model="mock/bench-model",
         key=MASTER_KEY,
         settings={
-            "server": "interlock serve --workers 1 (native HTTP server)",
+            "server": f"interlock serve --workers {workers} --engine {engine} "
+                      f"({'pinned to core ' + str(GATEWAY_CORE) if pinned else 'unpinned'})",
             "request log": log_setting,
             "config": interlock_config(mock_port, request_log),
         },
