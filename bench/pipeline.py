@@ -6,14 +6,17 @@ vendor, log off), and the vendor's HTTP exchange replaced by a canned answer
 (or, with ``--upstream HOST:PORT``, a real mock vendor such as
 ``bench/mock_upstream.py``). ``--stream`` sends streaming requests instead: the
 canned answer is an SSE stream of 32 text chunks, a finish chunk and a usage
-chunk, one network read per event, relayed to a stand-in stream transport. Reports CPU µs per request (``time.process_time``,
+chunk (``--stream-chunks N``: N chunk events from role to finish, as the mock's
+``--chunks``; default 34), one network read per event, relayed to a stand-in
+stream transport. Reports CPU µs per request (``time.process_time``,
 median of ``--rounds``), which moves with whatever else the machine runs, and
 with ``--instructions`` the instructions per request counted by callgrind
 (valgrind), which does not: the same code gives the same count on a loaded or
 a quiet machine, so it is the figure to compare changes with.
 
     .venv/bin/python bench/pipeline.py [-n 20000] [--rounds 3] [--instructions] [--upstream 127.0.0.1:9101]
-                                       [--log off|sqlite] [--stream] [--guardrails | --guardrails-input-only]
+                                       [--log off|sqlite] [--stream [--stream-chunks N]]
+                                       [--guardrails | --guardrails-input-only]
                                        [--no-verdict-cache] [--cache] [--policy priority|difficulty]
 
 ``--cache`` turns the response cache on (memory backend): every request after the first is a hit, so the
@@ -57,15 +60,26 @@ CANNED = (b'{"id":"chatcmpl-bench","object":"chat.completion","created":17323200
 STREAM_BODY = BODY[:-1] + b',"stream":true,"stream_options":{"include_usage":true}}'
 _CHUNK = (b'data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1732320000,"model":"bench-model",'
           b'"system_fingerprint":"fp_bench","choices":[{"index":0,"delta":%s,"logprobs":null,"finish_reason":%s}]}\n\n')
-#: One network read per event, as vendors flush them: role, 32 words, finish, usage, [DONE].
-CANNED_STREAM = (
-    [_CHUNK % (b'{"role":"assistant","content":""}', b"null")]
-    + [_CHUNK % (b'{"content":" word%d"}' % i, b"null") for i in range(32)]
-    + [_CHUNK % (b"{}", b'"stop"'),
-       b'data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1732320000,"model":"bench-model",'
-       b'"system_fingerprint":"fp_bench","choices":[],"usage":{"prompt_tokens":31,"completion_tokens":33,'
-       b'"total_tokens":64}}\n\n',
-       b"data: [DONE]\n\n"])
+#: Chunk events of the canned stream by default: role, 32 words, finish (the usage chunk comes on top).
+STREAM_CHUNKS = 34
+
+
+def canned_stream(chunks: int = STREAM_CHUNKS) -> list[bytes]:
+    """One network read per event, as vendors flush them: role, ``chunks - 2`` words, finish, usage, [DONE].
+
+    ``chunks`` counts as the mock's ``--chunks`` does (``bench/mock_upstream.py``): role to finish, usage aside.
+    """
+    words = max(chunks - 2, 0)
+    return (
+        [_CHUNK % (b'{"role":"assistant","content":""}', b"null")]
+        + [_CHUNK % (b'{"content":" word%d"}' % i, b"null") for i in range(words)]
+        + [_CHUNK % (b"{}", b'"stop"'),
+           b'data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1732320000,'
+           b'"model":"bench-model","system_fingerprint":"fp_bench","choices":[],"usage":{"prompt_tokens":31,'
+           b'"completion_tokens":%d,"total_tokens":%d}}\n\n' % (words + 1, words + 32),
+           b"data: [DONE]\n\n"])
+
+
 CONCURRENCY = 32
 WARM_UP = 2048
 
@@ -124,9 +138,10 @@ class _CannedResponse:
 
 class _CannedStream(_CannedResponse):
     headers: ClassVar[dict[str, str]] = {"content-type": "text/event-stream"}
+    pieces: ClassVar[list[bytes]] = canned_stream()
 
     async def iter_bytes(self) -> AsyncIterator[bytes]:
-        for piece in CANNED_STREAM:
+        for piece in self.pieces:
             yield piece
 
 
@@ -154,9 +169,12 @@ def _config(tmp: Path, upstream: str | None, log: str) -> Path:
     return path
 
 
-def run(n: int, rounds: int, upstream: str | None, log: str = "off", stream: bool = False) -> list[float]:
+def run(n: int, rounds: int, upstream: str | None, log: str = "off", stream: bool = False,
+        stream_chunks: int = STREAM_CHUNKS) -> list[float]:
     """CPU µs per request for each round (after a warm-up)."""
     import uvloop
+
+    _CannedStream.pieces = canned_stream(stream_chunks)
 
     with tempfile.TemporaryDirectory(prefix="interlock-pipeline-") as tmpdir:
         tmp = Path(tmpdir)
@@ -217,7 +235,8 @@ def run(n: int, rounds: int, upstream: str | None, log: str = "off", stream: boo
         return loop.run_until_complete(main())
 
 
-def instructions(n: int, upstream: str | None, log: str = "off", stream: bool = False) -> int:
+def instructions(n: int, upstream: str | None, log: str = "off", stream: bool = False,
+                 stream_chunks: int = STREAM_CHUNKS) -> int:
     """Instructions per request: callgrind totals of a run of n requests minus a run of none."""
     valgrind = shutil.which("valgrind")
     if valgrind is None:
@@ -230,7 +249,7 @@ def instructions(n: int, upstream: str | None, log: str = "off", stream: bool = 
             if upstream:
                 cmd += ["--upstream", upstream]
             if stream:
-                cmd.append("--stream")
+                cmd += ["--stream", "--stream-chunks", str(stream_chunks)]
             done = subprocess.run(cmd, capture_output=True, text=True, check=False)
             found = re.search(r"Collected : (\d+)", done.stderr)
             if done.returncode != 0 or found is None:
@@ -254,6 +273,9 @@ def main() -> int:
     parser.add_argument("--log", choices=("off", "sqlite"), default="off",
                         help="the request log: off (as make bench) or on, in SQLite (level metadata)")
     parser.add_argument("--stream", action="store_true", help="streaming requests (a canned SSE answer)")
+    parser.add_argument("--stream-chunks", type=int, default=STREAM_CHUNKS,
+                        help=f"with --stream: chunk events per stream, role to finish, as the mock's --chunks "
+                             f"(default {STREAM_CHUNKS}: 32 words), plus the usage chunk")
     parser.add_argument("--cache", action="store_true", help="response cache on: every request after the first hits")
     parser.add_argument("--policy", choices=tuple(TWO_TARGET_POLICIES),
                         help="the model is a policy of two targets: by priority, or by difficulty (a scored tier)")
@@ -268,19 +290,20 @@ def main() -> int:
     if args.policy:
         os.environ["BENCH_POLICY"] = args.policy
     if args.child:
-        run(args.n, args.rounds if args.n else 0, args.upstream, args.log, args.stream)
+        run(args.n, args.rounds if args.n else 0, args.upstream, args.log, args.stream, args.stream_chunks)
         return 0
     where = f"mock vendor at {args.upstream}" if args.upstream else "canned vendor answer (no socket)"
-    where += f", request log {args.log}" + (", streamed" if args.stream else "")
+    where += f", request log {args.log}" + (f", streamed ({args.stream_chunks} chunks)" if args.stream else "")
     where += ", no verdict cache" if args.no_verdict_cache else ""
     where += ", response cache on (hits)" if args.cache else ""
     where += f", model: a {args.policy} policy" if args.policy else ""
     where += ", guardrails on" if args.guardrails else ", guardrails on, answers not scanned" \
         if args.guardrails_input_only else ""
     if args.instructions:
-        print(f"instructions per request ({where}): {instructions(args.n, args.upstream, args.log, args.stream):,}")
+        count = instructions(args.n, args.upstream, args.log, args.stream, args.stream_chunks)
+        print(f"instructions per request ({where}): {count:,}")
         return 0
-    figures = run(args.n, args.rounds, args.upstream, args.log, args.stream)
+    figures = run(args.n, args.rounds, args.upstream, args.log, args.stream, args.stream_chunks)
     print(f"CPU per request ({where}, {args.n} requests x {args.rounds} rounds, concurrency {CONCURRENCY}): "
           f"median {statistics.median(figures):.1f} µs  (rounds: {', '.join(f'{f:.1f}' for f in figures)})")
     return 0
