@@ -92,6 +92,9 @@ def _peer_env(**extra: str) -> dict[str, str]:
 
 
 PINNED = ["taskset", "-c", str(GATEWAY_CORE)]
+#: Every core this process may use, read at import, before a harness pins itself to the load core (its
+#: children inherit that): an "unpinned" gateway is started with these.
+UNPINNED = ["taskset", "-c", ",".join(map(str, sorted(os.sched_getaffinity(0))))]
 
 
 # ---------------------------------------------------------------------------
@@ -132,7 +135,7 @@ def prepare_interlock(executable: Path, port: int, mock_port: int, request_log: 
     except Exception:  # noqa: BLE001 - informational only
         dist = "?"
     commit = _git_commit()
-    cmd = [*(PINNED if pinned else []), str(executable), "serve", "--host", HOST, "--port", str(port),
+    cmd = [*(PINNED if pinned else UNPINNED), str(executable), "serve", "--host", HOST, "--port", str(port),
            "--workers", str(workers), "--config", str(config), "--engine", engine]
     log_setting = ("off (logging: enabled: false)" if request_log == "off"
                    else "on: interlock's default, level metadata into SQLite under INTERLOCK_HOME")
@@ -147,7 +150,7 @@ def prepare_interlock(executable: Path, port: int, mock_port: int, request_log: 
         key=MASTER_KEY,
         settings={
             "server": f"interlock serve --workers {workers} --engine {engine} "
-                      f"({'pinned to core ' + str(GATEWAY_CORE) if pinned else 'unpinned'})",
+                      f"({'pinned to core ' + str(GATEWAY_CORE) if pinned else 'on every core'})",
             "request log": log_setting,
             "config": interlock_config(mock_port, request_log),
         },
