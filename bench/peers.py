@@ -59,6 +59,7 @@ from peers_gateways import (
 )
 
 DEFAULT_CACHE = Path.home() / ".cache" / "interlock-bench" / "peers"
+DEFAULT_INTERLOCK = str(REPO / ".venv" / "bin" / "interlock")
 
 
 def prepare(name: str, args: argparse.Namespace, tmp: Path, **interlock: Any) -> Launch | NotMeasured:
@@ -269,7 +270,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cache", default=str(DEFAULT_CACHE), help=f"where peers are installed (default {DEFAULT_CACHE})")
     p.add_argument("--no-install", dest="install", action="store_false",
                    help="use the peers already in --cache; install nothing")
-    p.add_argument("--interlock", default=str(REPO / ".venv" / "bin" / "interlock"))
+    p.add_argument("--interlock", default=DEFAULT_INTERLOCK)
     p.add_argument("--mock-port", type=int, default=9141)
     p.add_argument("--gateway-port", type=int, default=8441)
     p.add_argument("--start-timeout", type=float, default=120.0)

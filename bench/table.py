@@ -34,7 +34,6 @@ from harness import (
     BENCH_DIR,
     GATEWAY_CORE,
     LOAD_CORE,
-    REPO,
     UPSTREAM_KEY,
     VENDOR_MODEL,
     BenchError,
@@ -48,6 +47,7 @@ from harness import (
 from harness_latency import measure_side, probe
 from peers import (
     DEFAULT_CACHE,
+    DEFAULT_INTERLOCK,
     check_machine,
     measure_direct,
     measure_gateway,
@@ -224,7 +224,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--install-peers", dest="install", action="store_true",
                    help="install missing peers as make bench-peers does (default: use its cache only)")
     p.add_argument("--cache", default=str(DEFAULT_CACHE), help=f"where peers are installed (default {DEFAULT_CACHE})")
-    p.add_argument("--interlock", default=str(REPO / ".venv" / "bin" / "interlock"))
+    p.add_argument("--interlock", default=DEFAULT_INTERLOCK, help=f"the interlock executable ({DEFAULT_INTERLOCK})")
     p.add_argument("--mock-port", type=int, default=9151)
     p.add_argument("--latency-mock-port", type=int, default=9152)
     p.add_argument("--gateway-port", type=int, default=8451)
