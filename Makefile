@@ -53,9 +53,13 @@ services:
 packages:
 	bash scripts/debian_packages.sh
 
-## make bench: the load harness (mock upstream, wrk, gateway pinned to one core)
+## make bench: the load harness (mock upstream, wrk, gateway pinned to one core), then issue 26's table
+## (bench/table.py: direct, interlock log on/off and Granian, the peers make bench-peers installed, one vs two
+## workers, instructions per request). ARGS go to run.py, and --quick among them to the table too;
+## TABLE_ARGS go to the table only (e.g. TABLE_ARGS="--no-instructions")
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(ARGS)
+	BENCH_MAKE_ARGS='$(ARGS)' $(BIN)/python bench/table.py $(filter --quick,$(ARGS)) $(TABLE_ARGS)
 
 ## make bench-scaleout: req/s with 1-3 replicas behind HAProxy, its added latency, pub/sub propagation
 bench-scaleout: $(STAMP) packages
