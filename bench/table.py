@@ -9,7 +9,9 @@ gateway's CPU during each window (CPU µs per request, per stream), then restart
 for req/s at c=256; peak RSS over both. Rows: interlock with its default SQLite request log, with the log
 off, on the Granian engine (log on), then LiteLLM and Portkey when ``make bench-peers`` has installed them
 (else "not measured"). Then one worker against two (``--workers 2``, unpinned) and, under callgrind
-(``bench/pipeline.py --instructions``), instructions per request with the log off, on, and per stream.
+(``bench/pipeline.py --instructions``: the pipeline in process; ``bench/gateway_instructions.py``: the whole
+``interlock serve`` process, server, vendor client and log included), instructions per request with the log
+off, on, and per stream.
 
 Prints markdown tables (for docs/performance.md) with the command, writes ``bench/results/table.json``
 and ``table.md``. See ``bench/README.md``.
@@ -163,34 +165,47 @@ def measure_workers(mocks: dict[str, Managed], wrk: str, args: argparse.Namespac
 # ---------------------------------------------------------------------------
 # Instructions per request (callgrind, deterministic)
 
+#: Ports of the whole-process runs (``bench/gateway_instructions.py``): each its own mock and gateway.
+WHOLE_PORTS = {"whole_log_off": (9181, 8481), "whole_log_on": (9182, 8482), "whole_stream": (9183, 8483)}
 
-def instruction_runs(args: argparse.Namespace) -> dict[str, list[str]]:
+
+def instruction_runs(args: argparse.Namespace) -> dict[str, tuple[str, list[str]]]:
+    """Each callgrind run: its script and arguments. ``bench/pipeline.py`` counts the pipeline in process
+    (no server, no sockets); ``bench/gateway_instructions.py`` the whole ``interlock serve`` process."""
     n, n_stream = args.instructions_n, max(32, args.instructions_n // 2 // 32 * 32)
-    return {
-        "log_off": ["-n", str(n)],
-        "log_on": ["-n", str(n), "--log", "sqlite"],
-        "stream": ["-n", str(n_stream), "--stream", "--stream-chunks", str(STREAM_CHUNKS)],
+    runs = {
+        "log_off": ("pipeline.py", ["--instructions", "-n", str(n)]),
+        "log_on": ("pipeline.py", ["--instructions", "-n", str(n), "--log", "sqlite"]),
+        "stream": ("pipeline.py", ["--instructions", "-n", str(n_stream), "--stream",
+                                   "--stream-chunks", str(STREAM_CHUNKS)]),
     }
+    if args.whole_process:
+        for name, extra in (("whole_log_off", ["--log", "off"]), ("whole_log_on", ["--log", "sqlite"]),
+                            ("whole_stream", ["--log", "off", "--stream", "--chunks", str(STREAM_CHUNKS)])):
+            mock_port, gateway_port = WHOLE_PORTS[name]
+            runs[name] = ("gateway_instructions.py", ["-n", str(args.whole_n), *extra, "--mock-port", str(mock_port),
+                                                      "--gateway-port", str(gateway_port)])
+    return runs
 
 
 def measure_instructions(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    """The three ``bench/pipeline.py --instructions`` runs at once (callgrind counts do not depend on load)."""
+    """Every callgrind run at once (callgrind counts do not depend on load)."""
     runs = instruction_runs(args)
     procs: dict[str, Managed] = {}
     out: dict[str, Any] = {}
-    log(f"instructions per request under callgrind: {', '.join(runs)} at once (a few minutes)")
+    log(f"instructions under callgrind: {', '.join(runs)} at once (several minutes)")
     try:
-        for name, extra in runs.items():
-            cmd = [sys.executable, str(BENCH_DIR / "pipeline.py"), "--instructions", *extra]
+        for name, (script, extra) in runs.items():
+            cmd = [sys.executable, str(BENCH_DIR / script), *extra]
             procs[name] = Managed(f"instructions-{name}", cmd, env=dict(os.environ), logdir=tmp)
         for name, proc in procs.items():
+            script, extra = runs[name]
             code = proc.proc.wait()
-            found = re.search(r"instructions per request \(.*\): ([\d,]+)", proc.output())
+            found = re.search(r"instructions per (?:request|stream) \(.*\): ([\d,]+)", proc.output())
             if code != 0 or found is None:
-                raise BenchError(f"bench/pipeline.py {' '.join(runs[name])} --instructions failed ({code}):\n"
-                                 f"{proc.output(3000)}")
-            out[name] = {"instructions": int(found.group(1).replace(",", "")), "command": shlex.join(
-                [".venv/bin/python", "bench/pipeline.py", "--instructions", *runs[name]])}
+                raise BenchError(f"bench/{script} {' '.join(extra)} failed ({code}):\n{proc.output(3000)}")
+            out[name] = {"instructions": int(found.group(1).replace(",", "")),
+                         "command": shlex.join([".venv/bin/python", f"bench/{script}", *extra])}
     finally:
         for proc in procs.values():
             proc.stop()
@@ -220,7 +235,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-instructions", dest="instructions", action="store_false",
                    help="skip the callgrind counts (bench/pipeline.py --instructions, a few minutes)")
     p.add_argument("--instructions-n", type=int, default=None,
-                   help="requests per callgrind run (default 6400, quick 3200; streams: half)")
+                   help="requests per callgrind run of bench/pipeline.py (default 6400, quick 3200; streams: half)")
+    p.add_argument("--no-whole-process", dest="whole_process", action="store_false",
+                   help="skip the whole-process counts (bench/gateway_instructions.py: interlock serve under "
+                        "callgrind, the slowest part of the run)")
+    p.add_argument("--whole-n", type=int, default=None,
+                   help="measured requests of a whole-process count (default 1500, quick 600)")
     p.add_argument("--install-peers", dest="install", action="store_true",
                    help="install missing peers as make bench-peers does (default: use its cache only)")
     p.add_argument("--cache", default=str(DEFAULT_CACHE), help=f"where peers are installed (default {DEFAULT_CACHE})")
@@ -243,6 +263,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--seconds and --warmup must be at least 1 (wrk's granularity)")
     if args.instructions_n is None:
         args.instructions_n = 3200 if args.quick else 6400
+    if args.whole_n is None:
+        args.whole_n = 600 if args.quick else 1500
     if args.instructions_n < 64 or args.instructions_n % 32:
         p.error("--instructions-n must be a multiple of 32, at least 64")
     args.stream_concurrency = args.concurrency

@@ -81,10 +81,12 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
                            for k, w in (("one", one), ("two", two))},
         }
     instr = result.get("instructions") or {}
-    base = _get(instr, "log_off", "instructions")
-    if base:
-        out["instructions"] = {"log_on_vs_off": _share(_get(instr, "log_on", "instructions"), base),
-                               "stream_vs_request": _share(_get(instr, "stream", "instructions"), base)}
+    for prefix in ("", "whole_"):
+        base = _get(instr, f"{prefix}log_off", "instructions")
+        if base:
+            out[f"{prefix}instructions"] = {
+                "log_on_vs_off": _share(_get(instr, f"{prefix}log_on", "instructions"), base),
+                "stream_vs_request": _share(_get(instr, f"{prefix}stream", "instructions"), base)}
     return out
 
 
@@ -175,18 +177,23 @@ def _instruction_lines(result: dict[str, Any], summary: dict[str, Any]) -> list[
         return []
     if instr.get("status") == "failed":
         return ["", f"Instructions per request: FAILED: {instr['reason']}"]
-    ratios = summary.get("instructions", {})
     chunks = result["config"]["mock_chunks"]
-    rows = (("log_off", "whole answer, log off", ""),
-            ("log_on", "whole answer, log on (SQLite, level metadata)",
-             f" ({_change(ratios.get('log_on_vs_off'))} vs log off)"),
-            ("stream", f"{chunks}-chunk stream, log off", f" ({_times(ratios.get('stream_vs_request'))} a whole "
-                                                          f"answer; target ≤ {STREAM_RATIO_TARGET}x)"))
-    lines = ["", "Instructions per request, in process under callgrind (no server, no sockets; the same count on a "
-             "busy or a quiet machine):", "", "| request | instructions | command |", "|---|---:|---|"]
-    for key, label, note in rows:
-        if key in instr:
-            lines.append(f"| {label} | {_num(instr[key]['instructions'])}{note} | `{instr[key]['command']}` |")
+    lines = ["", "Instructions per request under callgrind (the same count on a busy or a quiet machine): the "
+             "whole `interlock serve` process (server, pipeline, vendor client, log; issue 26's measure) and the "
+             "pipeline alone in process (no server, no sockets):", "",
+             "| request | instructions | command |", "|---|---:|---|"]
+    for prefix, where in (("whole_", "whole process"), ("", "pipeline alone")):
+        ratios = summary.get(f"{prefix}instructions", {})
+        rows = ((f"{prefix}log_off", "whole answer, log off", ""),
+                (f"{prefix}log_on", "whole answer, log on (SQLite, level metadata)",
+                 f" ({_change(ratios.get('log_on_vs_off'))} vs log off)"),
+                (f"{prefix}stream", f"{chunks}-chunk stream, log off" + (
+                    ", one network read per event" if not prefix else ", as the mock flushes it"),
+                 f" ({_times(ratios.get('stream_vs_request'))} a whole answer; target ≤ {STREAM_RATIO_TARGET}x)"))
+        for key, label, note in rows:
+            if key in instr:
+                lines.append(f"| {where}: {label} | {_num(instr[key]['instructions'])}{note} | "
+                             f"`{instr[key]['command']}` |")
     return lines
 
 

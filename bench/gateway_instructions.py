@@ -1,0 +1,175 @@
+"""Instructions per request of the whole gateway process: server, pipeline, vendor client and request log.
+
+``bench/pipeline.py --instructions`` counts the pipeline alone (stand-in server objects, a canned vendor
+answer). This counts what issue 26 asks for: the real ``interlock serve`` process (native server or Granian,
+one worker, the request log as configured) under callgrind, answering real HTTP requests from keep-alive
+clients, forwarding each to the mock vendor (``bench/mock_upstream.py``) over its pooled connections.
+
+Two runs that differ only in the number of measured requests (each after the same warm-up, with the same
+hash seed); the difference of their totals divided by the difference of their request counts is the cost
+of one request, with start-up, warm-up and shutdown cancelled out. The count does not move with the
+machine's speed or load (valgrind counts instructions, not time), so it is the figure to compare commits by.
+
+    .venv/bin/python bench/gateway_instructions.py [--log sqlite|off] [--stream] [--engine native|granian]
+                                                   [-n 1500] [--concurrency 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from harness import (
+    GATEWAY_CORE,
+    HOST,
+    LOAD_CORE,
+    MASTER_KEY,
+    REPO,
+    BenchError,
+    HttpConn,
+    bench_main,
+    http_get_status,
+    port_in_use,
+    start_mock,
+)
+from harness_latency import chat_request
+
+GATEWAY_MODEL = "mock/bench-model"
+WARM_UP = 400
+
+
+def config(mock_port: int, request_log: str) -> str:
+    logging = "logging:\n  enabled: false\n" if request_log == "off" else "logging:\n  level: metadata\n"
+    return (f"vendors:\n  mock:\n    type: openai\n    base_url: http://{HOST}:{mock_port}/v1\n"
+            f"    api_key: bench-upstream-key\n{logging}")
+
+
+def drive(port: int, requests: int, concurrency: int, stream: bool) -> None:
+    """``requests`` requests over ``concurrency`` keep-alive connections; raises on any non-200 answer."""
+    payload = chat_request(port, GATEWAY_MODEL, MASTER_KEY, stream=stream)
+    failures: list[str] = []
+    share, extra = divmod(requests, concurrency)
+
+    def client(count: int) -> None:
+        conn = HttpConn(port, timeout=600.0)
+        try:
+            for _ in range(count):
+                status, _, body = conn.exchange(payload)
+                if status != 200 or (stream and not body.rstrip().endswith(b"data: [DONE]")):
+                    failures.append(f"{status}: {body[:200]!r}")
+                    return
+        except OSError as exc:
+            failures.append(str(exc))
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=client, args=(share + (i < extra),)) for i in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failures:
+        raise BenchError(f"the gateway answered wrongly: {failures[0]}")
+
+
+def one_run(args: argparse.Namespace, measured: int, tmp: Path) -> int:
+    """Total instructions of a gateway process that served the warm-up and then ``measured`` requests."""
+    home = tmp / f"home-{measured}"
+    cfg = tmp / "interlock.yaml"
+    out = tmp / f"callgrind.{measured}"
+    cmd = ["taskset", "-c", str(GATEWAY_CORE), args.valgrind, "--tool=callgrind", f"--callgrind-out-file={out}",
+           args.interlock, "serve", "--host", HOST, "--port", str(args.gateway_port), "--workers", "1",
+           "--config", str(cfg), "--engine", args.engine]
+    env = dict(os.environ, INTERLOCK_MASTER_KEY=MASTER_KEY, INTERLOCK_HOME=str(home), PYTHONHASHSEED="0")
+    logfile = (tmp / f"gateway-{measured}.log").open("wb")
+    proc = subprocess.Popen(cmd, env=env, stdout=logfile, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + args.start_timeout
+        while http_get_status(args.gateway_port, "/healthz", timeout=5.0) != 200:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise BenchError(f"the gateway did not start under callgrind:\n{_tail(tmp, measured)}")
+            time.sleep(0.5)
+        drive(args.gateway_port, WARM_UP, args.concurrency, args.stream)
+        drive(args.gateway_port, measured, args.concurrency, args.stream)
+        time.sleep(1.5)  # the request log's writer flushes on its own clock (every 0.5 s at most)
+        proc.terminate()
+        proc.wait(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        logfile.close()
+    found = re.search(r"Collected : (\d+)", _tail(tmp, measured))
+    if found is None:
+        raise BenchError(f"callgrind printed no total:\n{_tail(tmp, measured)}")
+    return int(found.group(1))
+
+
+def _tail(tmp: Path, measured: int) -> str:
+    return (tmp / f"gateway-{measured}.log").read_text(errors="replace")[-3000:]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-n", type=int, default=1500, help="measured requests of the longer run (default 1500)")
+    p.add_argument("--concurrency", type=int, default=32, help="keep-alive client connections (default 32)")
+    p.add_argument("--log", choices=("sqlite", "off"), default="sqlite",
+                   help="the request log: SQLite at level metadata (the default) or off")
+    p.add_argument("--stream", action="store_true", help="streaming requests (the mock's --chunks events)")
+    p.add_argument("--chunks", type=int, default=20, help="content chunks per mock stream (default 20)")
+    p.add_argument("--engine", choices=("native", "granian"), default="native")
+    p.add_argument("--interlock", default=str(REPO / ".venv" / "bin" / "interlock"))
+    p.add_argument("--mock-port", type=int, default=9161)
+    p.add_argument("--gateway-port", type=int, default=8461)
+    p.add_argument("--start-timeout", type=float, default=900.0)
+    args = p.parse_args(argv)
+    if args.n < 2 * args.concurrency:
+        p.error("-n must be at least twice --concurrency")
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        p.error("valgrind is missing (Debian package valgrind)")
+    args.valgrind = valgrind
+    return args
+
+
+def measure(args: argparse.Namespace) -> int:
+    """Instructions per request (the two runs' difference over their difference in requests)."""
+    for port in (args.mock_port, args.gateway_port):
+        if port_in_use(port):
+            raise BenchError(f"port {port} is already in use")
+    os.sched_setaffinity(0, {LOAD_CORE})
+    with tempfile.TemporaryDirectory(prefix="interlock-gwinstr-") as tmpdir:
+        tmp = Path(tmpdir)
+        (tmp / "interlock.yaml").write_text(config(args.mock_port, args.log))
+        mock = start_mock(args.mock_port, tmp, chunks=args.chunks)
+        try:
+            short = args.n // 3
+            totals = {n: one_run(args, n, tmp) for n in (short, args.n)}
+        finally:
+            mock.stop()
+    return (totals[args.n] - totals[short]) // (args.n - short)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+
+    def body() -> int:
+        per = measure(args)
+        what = "stream" if args.stream else "request"
+        print(f"instructions per {what} (whole gateway process, {args.engine} server, request log {args.log}, "
+              f"c={args.concurrency}): {per:,}")
+        return 0
+
+    return bench_main("gateway-instructions", body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
