@@ -393,12 +393,13 @@ class HTTP1Client:
         for name, value in headers.items():
             lines.append(f"{name}: {value}\r\n")
         lines.append("\r\n")
-        head = "".join(lines)
+        request_head = "".join(lines)
         # Config headers are checked when the config loads; this catches any other CR, LF or NUL (three C scans).
         expected = len(headers) + 4
-        if head.count("\n") != expected or head.count("\r") != expected or "\x00" in head:
+        if (request_head.count("\n") != expected or request_head.count("\r") != expected
+                or "\x00" in request_head):
             raise HTTPClientError("refusing to send a request whose target or header carries CR, LF or NUL")
-        payload = head.encode("latin-1") + body
+        payload = request_head.encode("latin-1") + body
         for attempt in (0, 1):
             conn = self._take_idle(key) if attempt == 0 else None
             reused = conn is not None
