@@ -20,11 +20,13 @@ import argparse
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from harness import (
@@ -80,41 +82,54 @@ def drive(port: int, requests: int, concurrency: int, stream: bool) -> None:
         raise BenchError(f"the gateway answered wrongly: {failures[0]}")
 
 
+def serve_fixed_load(prefix: list[str], *, port: int, config: Path, home: Path, log_path: Path, measured: int,
+                     concurrency: int, stream: bool, start_timeout: float, extra: tuple[str, ...] = (),
+                     after_warm_up: Callable[[subprocess.Popen[bytes]], None] | None = None,
+                     stop: int = signal.SIGTERM) -> str:
+    """``prefix`` + ``interlock serve`` (one worker) with the warm-up, ``after_warm_up``, then ``measured``
+    requests, then ``stop``: the fixed workload of this script and of ``bench/stage_profile.py``. Returns the
+    end of the process's output."""
+    cmd = [*prefix, "serve", "--host", HOST, "--port", str(port), "--workers", "1", "--config", str(config),
+           *extra]
+    env = dict(os.environ, INTERLOCK_MASTER_KEY=MASTER_KEY, INTERLOCK_HOME=str(home), PYTHONHASHSEED="0")
+
+    def tail() -> str:
+        return log_path.read_text(errors="replace")[-3000:]
+
+    with log_path.open("wb") as logfile:
+        proc = subprocess.Popen(cmd, env=env, stdout=logfile, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + start_timeout
+            while http_get_status(port, "/healthz", timeout=5.0) != 200:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise BenchError(f"the gateway did not start:\n{tail()}")
+                time.sleep(0.5)
+            drive(port, WARM_UP, concurrency, stream)
+            if after_warm_up is not None:
+                after_warm_up(proc)
+            drive(port, measured, concurrency, stream)
+            time.sleep(1.5)  # the request log's writer flushes on its own clock (every second at most)
+            proc.send_signal(stop)
+            proc.wait(timeout=300)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return tail()
+
+
 def one_run(args: argparse.Namespace, measured: int, tmp: Path) -> int:
     """Total instructions of a gateway process that served the warm-up and then ``measured`` requests."""
-    home = tmp / f"home-{measured}"
-    cfg = tmp / "interlock.yaml"
     out = tmp / f"callgrind.{measured}"
-    cmd = ["taskset", "-c", str(GATEWAY_CORE), args.valgrind, "--tool=callgrind", f"--callgrind-out-file={out}",
-           args.interlock, "serve", "--host", HOST, "--port", str(args.gateway_port), "--workers", "1",
-           "--config", str(cfg), "--engine", args.engine]
-    env = dict(os.environ, INTERLOCK_MASTER_KEY=MASTER_KEY, INTERLOCK_HOME=str(home), PYTHONHASHSEED="0")
-    logfile = (tmp / f"gateway-{measured}.log").open("wb")
-    proc = subprocess.Popen(cmd, env=env, stdout=logfile, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + args.start_timeout
-        while http_get_status(args.gateway_port, "/healthz", timeout=5.0) != 200:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise BenchError(f"the gateway did not start under callgrind:\n{_tail(tmp, measured)}")
-            time.sleep(0.5)
-        drive(args.gateway_port, WARM_UP, args.concurrency, args.stream)
-        drive(args.gateway_port, measured, args.concurrency, args.stream)
-        time.sleep(1.5)  # the request log's writer flushes on its own clock (every 0.5 s at most)
-        proc.terminate()
-        proc.wait(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        logfile.close()
-    found = re.search(r"Collected : (\d+)", _tail(tmp, measured))
+    output = serve_fixed_load(
+        ["taskset", "-c", str(GATEWAY_CORE), args.valgrind, "--tool=callgrind", f"--callgrind-out-file={out}",
+         args.interlock], port=args.gateway_port, config=tmp / "interlock.yaml", home=tmp / f"home-{measured}",
+        log_path=tmp / f"gateway-{measured}.log", measured=measured, concurrency=args.concurrency,
+        stream=args.stream, start_timeout=args.start_timeout, extra=("--engine", args.engine))
+    found = re.search(r"Collected : (\d+)", output)
     if found is None:
-        raise BenchError(f"callgrind printed no total:\n{_tail(tmp, measured)}")
+        raise BenchError(f"callgrind printed no total:\n{output}")
     return int(found.group(1))
-
-
-def _tail(tmp: Path, measured: int) -> str:
-    return (tmp / f"gateway-{measured}.log").read_text(errors="replace")[-3000:]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -30,16 +30,13 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from gateway_instructions import WARM_UP, config, drive
+from gateway_instructions import config, serve_fixed_load
 from harness import (
     GATEWAY_CORE,
-    HOST,
     LOAD_CORE,
-    MASTER_KEY,
     REPO,
     BenchError,
     bench_main,
-    http_get_status,
     port_in_use,
     start_mock,
 )
@@ -96,31 +93,18 @@ def by_layer(path: Path) -> tuple[dict[str, float], list[tuple[float, str]]]:
 def profile(args: argparse.Namespace, tmp: Path) -> Path:
     out = tmp / "gateway.prof"
     (tmp / "interlock.yaml").write_text(config(args.mock_port, args.log))
-    cmd = ["taskset", "-c", str(GATEWAY_CORE), sys.executable, "-c", _CHILD, str(out), "serve", "--host", HOST,
-           "--port", str(args.gateway_port), "--workers", "1", "--config", str(tmp / "interlock.yaml")]
-    env = dict(os.environ, INTERLOCK_MASTER_KEY=MASTER_KEY, INTERLOCK_HOME=str(tmp / "home"), PYTHONHASHSEED="0")
-    logfile = (tmp / "gateway.log").open("wb")
-    proc = subprocess.Popen(cmd, env=env, stdout=logfile, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while http_get_status(args.gateway_port, "/healthz") != 200:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise BenchError("the gateway did not start:\n" + (tmp / "gateway.log").read_text()[-2000:])
-            time.sleep(0.2)
-        drive(args.gateway_port, WARM_UP, args.concurrency, args.stream)
+
+    def reset(proc: subprocess.Popen[bytes]) -> None:  # the profile keeps the measured requests only
         proc.send_signal(signal.SIGUSR1)
         time.sleep(0.2)
-        drive(args.gateway_port, args.n, args.concurrency, args.stream)
-        time.sleep(1.0)  # the request log's writer flushes on its own clock
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        logfile.close()
+
+    output = serve_fixed_load(
+        ["taskset", "-c", str(GATEWAY_CORE), sys.executable, "-c", _CHILD, str(out)], port=args.gateway_port,
+        config=tmp / "interlock.yaml", home=tmp / "home", log_path=tmp / "gateway.log", measured=args.n,
+        concurrency=args.concurrency, stream=args.stream, start_timeout=60.0, after_warm_up=reset,
+        stop=signal.SIGINT)
     if not out.exists():
-        raise BenchError("the gateway wrote no profile:\n" + (tmp / "gateway.log").read_text()[-2000:])
+        raise BenchError(f"the gateway wrote no profile:\n{output}")
     return out
 
 
