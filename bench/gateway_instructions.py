@@ -17,6 +17,7 @@ machine's speed or load (valgrind counts instructions, not time), so it is the f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -26,7 +27,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from harness import (
@@ -155,21 +156,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def measure(args: argparse.Namespace) -> int:
-    """Instructions per request (the two runs' difference over their difference in requests)."""
+@contextlib.contextmanager
+def beside_mock(args: argparse.Namespace, prefix: str) -> Iterator[Path]:
+    """A temporary directory with the mock vendor running on the load core (this process moves there too)."""
     for port in (args.mock_port, args.gateway_port):
         if port_in_use(port):
             raise BenchError(f"port {port} is already in use")
     os.sched_setaffinity(0, {LOAD_CORE})
-    with tempfile.TemporaryDirectory(prefix="interlock-gwinstr-") as tmpdir:
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmpdir:
         tmp = Path(tmpdir)
-        (tmp / "interlock.yaml").write_text(config(args.mock_port, args.log))
         mock = start_mock(args.mock_port, tmp, chunks=args.chunks)
         try:
-            short = args.n // 3
-            totals = {n: one_run(args, n, tmp) for n in (short, args.n)}
+            yield tmp
         finally:
             mock.stop()
+
+
+def measure(args: argparse.Namespace) -> int:
+    """Instructions per request (the two runs' difference over their difference in requests)."""
+    with beside_mock(args, "interlock-gwinstr-") as tmp:
+        (tmp / "interlock.yaml").write_text(config(args.mock_port, args.log))
+        short = args.n // 3
+        totals = {n: one_run(args, n, tmp) for n in (short, args.n)}
     return (totals[args.n] - totals[short]) // (args.n - short)
 
 

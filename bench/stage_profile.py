@@ -24,21 +24,17 @@ import pstats
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from gateway_instructions import config, serve_fixed_load
+from gateway_instructions import beside_mock, config, serve_fixed_load
 from harness import (
     GATEWAY_CORE,
-    LOAD_CORE,
     REPO,
     BenchError,
     bench_main,
-    port_in_use,
-    start_mock,
 )
 
 SRC = str(REPO / "src" / "interlock") + os.sep
@@ -137,17 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
     def body() -> int:
-        for port in (args.mock_port, args.gateway_port):
-            if port_in_use(port):
-                raise BenchError(f"port {port} is already in use")
-        os.sched_setaffinity(0, {LOAD_CORE})
-        with tempfile.TemporaryDirectory(prefix="interlock-stages-") as tmpdir:
-            tmp = Path(tmpdir)
-            mock = start_mock(args.mock_port, tmp, chunks=args.chunks)
-            try:
-                totals, functions = by_layer(profile(args, tmp))
-            finally:
-                mock.stop()
+        with beside_mock(args, "interlock-stages-") as tmp:
+            totals, functions = by_layer(profile(args, tmp))
         print(render(totals, functions, args.n, args.top))
         if args.json:
             Path(args.json).write_text(json.dumps({"requests": args.n, "seconds_by_layer": totals}, indent=2) + "\n")
