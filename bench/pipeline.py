@@ -14,10 +14,20 @@ a quiet machine, so it is the figure to compare changes with.
 
     .venv/bin/python bench/pipeline.py [-n 20000] [--rounds 3] [--instructions] [--upstream 127.0.0.1:9101]
                                        [--log off|sqlite] [--stream] [--guardrails | --guardrails-input-only]
-                                       [--no-verdict-cache] [--cache] [--policy priority|difficulty]
+                                       [--no-verdict-cache] [--cache [hit|miss]] [--unique]
+                                       [--policy priority|difficulty]
 
-``--cache`` turns the response cache on (memory backend): every request after the first is a hit, so the
-figure is what a hit costs, to compare with the same run without it (a relay of the canned answer).
+``--cache`` (or ``--cache hit``) turns the response cache on (memory backend): every request after the first
+is a hit, so the figure is what a hit costs, to compare with the same run without it (a relay of the canned
+answer). ``--cache miss`` is what the cache costs a request it cannot answer, as in production: the full
+miss path, the key computed, looked up and not found, the vendor's answer relayed and stored. Every request
+is new (``--cache miss`` implies ``--unique``) and the cache is kept full (``max_bytes`` 1 MiB, filled during
+the warm-up), so each store also evicts the oldest answer: the steady state of a busy cache, the most a miss
+costs with the memory backend. The child checks that no request hit. Compare it with ``--unique`` alone.
+``--unique`` numbers every request: the user message ends with ``(request 00000001)`` and the canned answer
+with ``(answer 00000001)`` (fixed width, so every body is as long as the next; streamed answers stay the
+same), as a production gateway sees new prompts and new answers, while the system prompt repeats (which is
+what guardrails' verdict cache sees, too).
 ``--policy`` names a policy of two targets as the model: ``priority`` ranks them, ``difficulty`` scores each
 request and picks a tier (issue 25's "difficulty vs priority" pair; compare the two counts).
 """
@@ -26,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import re
 import shutil
@@ -34,7 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -66,6 +77,8 @@ CANNED_STREAM = (
        b'"system_fingerprint":"fp_bench","choices":[],"usage":{"prompt_tokens":31,"completion_tokens":33,'
        b'"total_tokens":64}}\n\n',
        b"data: [DONE]\n\n"])
+#: --unique: the canned answer ends with a number, a new one per request (as the user message does: _body).
+NUMBERED_CANNED = CANNED.replace(b'cost."', b'cost. (answer %08d)"')
 CONCURRENCY = 32
 WARM_UP = 2048
 
@@ -115,8 +128,11 @@ class _CannedResponse:
     status = 200
     headers: ClassVar[dict[str, str]] = {"content-type": "application/json"}
 
+    def __init__(self, body: bytes = CANNED) -> None:
+        self.body = body
+
     async def read(self) -> bytes:
-        return CANNED
+        return self.body
 
     def close(self) -> None:
         pass
@@ -130,11 +146,34 @@ class _CannedStream(_CannedResponse):
             yield piece
 
 
+def configure(*, guardrails: str = "", cache: str = "", unique: bool = False, verdict_cache: bool = True,
+              policy: str = "") -> None:
+    """Sets the options :func:`run` reads from the environment (which the valgrind child inherits), every one
+    of them, so that one configuration does not leak into the next. ``guardrails``: "all" (every detector,
+    rules only), "input" (answers not scanned) or ""; ``cache``: "hit", "miss" (implies ``unique``) or ""."""
+    values = {"BENCH_GUARDRAILS": guardrails, "BENCH_CACHE": cache,
+              "BENCH_UNIQUE": "1" if unique or cache == "miss" else "",
+              "BENCH_NO_VERDICTS": "" if verdict_cache else "1", "BENCH_POLICY": policy}
+    for name, value in values.items():
+        if value:
+            os.environ[name] = value
+        else:
+            os.environ.pop(name, None)
+
+
 def _body(stream: bool) -> bytes:
+    """The request body; with --unique a template with a ``%08d`` for the request's number."""
     body = STREAM_BODY if stream else BODY
+    if os.environ.get("BENCH_UNIQUE") == "1":
+        body = body.replace(b'do?"', b'do? (request %08d)"')
     if os.environ.get("BENCH_POLICY") in TWO_TARGET_POLICIES:
         body = body.replace(b'"mock/bench-model"', b'"%s"' % POLICY_MODEL.encode())
     return body
+
+
+def _numbers() -> Callable[[], int] | None:
+    """With --unique, the next number of a count shared by every request of the process (warm-up included)."""
+    return itertools.count().__next__ if os.environ.get("BENCH_UNIQUE") == "1" else None
 
 
 def _config(tmp: Path, upstream: str | None, log: str) -> Path:
@@ -144,10 +183,13 @@ def _config(tmp: Path, upstream: str | None, log: str) -> Path:
     # --guardrails (passed to the valgrind child through the environment): every detector on, rules only.
     # --guardrails-input-only: the same with ``output: false`` (answers not scanned).
     mode = os.environ.get("BENCH_GUARDRAILS")
-    output = "" if mode == "1" else ", output: false"
+    output = "" if mode == "all" else ", output: false"
     guardrails = (f"guardrails:\n  pii: {{action: monitor{output}}}\n  secrets: {{action: block{output}}}\n"
-                  "  prompt_injection: {action: block, classifier: 'off'}\n") if mode in ("1", "input") else ""
-    cache = "cache: {enabled: true, allow_temperature: true}\n" if os.environ.get("BENCH_CACHE") == "1" else ""
+                  "  prompt_injection: {action: block, classifier: 'off'}\n") if mode in ("all", "input") else ""
+    # --cache miss: 1 MiB holds about 950 answers, so the warm-up fills it and every measured store evicts one.
+    cache = {"hit": "cache: {enabled: true, allow_temperature: true}\n",
+             "miss": "cache: {enabled: true, allow_temperature: true, max_bytes: 1048576}\n"
+             }.get(os.environ.get("BENCH_CACHE", ""), "")
     policy = TWO_TARGET_POLICIES.get(os.environ.get("BENCH_POLICY", ""), "")
     path.write_text(f"vendors:\n  mock:\n    type: openai\n    base_url: {base}\n    api_key: bench-upstream-key\n"
                     + logging + guardrails + cache + policy)
@@ -165,9 +207,13 @@ def run(n: int, rounds: int, upstream: str | None, log: str = "off", stream: boo
         if not upstream:
             from interlock.vendors import transport
 
+            answers = _numbers()
+
             async def canned(self: object, method: str, url: str, headers: object, body: bytes,
                              timeouts: object) -> _CannedResponse:
-                return _CannedStream() if stream else _CannedResponse()
+                if stream:
+                    return _CannedStream()
+                return _CannedResponse(CANNED if answers is None else NUMBERED_CANNED % answers())
 
             transport.HttpTransport.request = canned  # type: ignore[assignment,method-assign]
         if os.environ.get("BENCH_NO_VERDICTS") == "1":
@@ -184,11 +230,12 @@ def run(n: int, rounds: int, upstream: str | None, log: str = "off", stream: boo
         async def main() -> list[float]:
             app.__rsgi_init__(loop)
             body = _body(stream)
+            numbers = _numbers()
 
             async def worker(count: int) -> None:
                 for _ in range(count):
-                    proto = _Proto(body)
-                    await app.__rsgi__(_Scope(body), proto)  # type: ignore[arg-type]
+                    proto = _Proto(body if numbers is None else body % numbers())
+                    await app.__rsgi__(_Scope(proto.body), proto)  # type: ignore[arg-type]
                     if proto.status != 200 or (stream and proto.out != b"data: [DONE]\n\n"):
                         raise SystemExit(f"the gateway answered {proto.status}: {proto.out[:300]!r}")
 
@@ -212,9 +259,22 @@ def run(n: int, rounds: int, upstream: str | None, log: str = "off", stream: boo
                 await batch(n)
                 await flush()
                 out.append((time.process_time() - start) / (n // CONCURRENCY * CONCURRENCY) * 1e6)
+            _check_cache(app.cache)
             return out
 
         return loop.run_until_complete(main())
+
+
+def _check_cache(cache: Any) -> None:
+    """--cache hit must hit after the warm-up, --cache miss never (else the figure is of something else)."""
+    mode = os.environ.get("BENCH_CACHE")
+    if not mode:
+        return
+    counts = cache.counts
+    # The whole warm-up may miss: no request suspends, so the stores' tasks run only after the batch.
+    wrong = (counts.hits > 0) if mode == "miss" else (counts.misses > WARM_UP)
+    if wrong or counts.bypasses:
+        raise SystemExit(f"--cache {mode}: {counts.hits} hits, {counts.misses} misses, {counts.bypasses} bypasses")
 
 
 def instructions(n: int, upstream: str | None, log: str = "off", stream: bool = False) -> int:
@@ -254,26 +314,28 @@ def main() -> int:
     parser.add_argument("--log", choices=("off", "sqlite"), default="off",
                         help="the request log: off (as make bench) or on, in SQLite (level metadata)")
     parser.add_argument("--stream", action="store_true", help="streaming requests (a canned SSE answer)")
-    parser.add_argument("--cache", action="store_true", help="response cache on: every request after the first hits")
+    parser.add_argument("--cache", nargs="?", const="hit", choices=("hit", "miss"),
+                        help="response cache on: hit (the default) every request after the first hits; miss: "
+                             "every request is new (--unique) and the full cache evicts one answer per store")
+    parser.add_argument("--unique", action="store_true",
+                        help="number every request's user message and answer (compare --cache miss with this)")
     parser.add_argument("--policy", choices=tuple(TWO_TARGET_POLICIES),
                         help="the model is a policy of two targets: by priority, or by difficulty (a scored tier)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.no_verdict_cache:
-        os.environ["BENCH_NO_VERDICTS"] = "1"
-    if args.guardrails or args.guardrails_input_only:
-        os.environ["BENCH_GUARDRAILS"] = "1" if args.guardrails else "input"
-    if args.cache:
-        os.environ["BENCH_CACHE"] = "1"
-    if args.policy:
-        os.environ["BENCH_POLICY"] = args.policy
-    if args.child:
+    if args.cache == "hit" and args.unique:
+        parser.error("--cache hit with --unique would miss every time: that is --cache miss")
+    if args.child:  # the options come from the parent's environment
         run(args.n, args.rounds if args.n else 0, args.upstream, args.log, args.stream)
         return 0
+    configure(guardrails="all" if args.guardrails else "input" if args.guardrails_input_only else "",
+              cache=args.cache or "", unique=args.unique, verdict_cache=not args.no_verdict_cache,
+              policy=args.policy or "")
     where = f"mock vendor at {args.upstream}" if args.upstream else "canned vendor answer (no socket)"
     where += f", request log {args.log}" + (", streamed" if args.stream else "")
     where += ", no verdict cache" if args.no_verdict_cache else ""
-    where += ", response cache on (hits)" if args.cache else ""
+    where += {"hit": ", response cache on (hits)", "miss": ", response cache on (misses)"}.get(args.cache, "")
+    where += ", every request new" if args.unique or args.cache == "miss" else ""
     where += f", model: a {args.policy} policy" if args.policy else ""
     where += ", guardrails on" if args.guardrails else ", guardrails on, answers not scanned" \
         if args.guardrails_input_only else ""
