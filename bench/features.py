@@ -1,8 +1,8 @@
 """What each feature adds to a request, in instructions (issue 26: "Features stay on").
 
 Issue 26's target: guardrails (rules), the response cache (miss path) and the request log each add at most 5%
-CPU per request when enabled. This counts, with ``bench/pipeline.py --instructions`` (callgrind: a run of N
-requests minus a run of none, so the figure is the same on a loaded machine as on a quiet one), the
+CPU per request when enabled. This counts, with ``bench/pipeline.py --instructions`` (callgrind, the
+measured requests only, after a warm-up: the figure is the same on a loaded machine as on a quiet one), the
 instructions per non-streaming request of the gateway in process with a canned vendor answer:
 
 - ``base``: request log off, no guardrails, no response cache;
@@ -24,7 +24,7 @@ Each feature's row is base + feature against base: ``+ vs base`` is the instruct
 It measures the gateway of its own checkout (``src/`` beside ``bench/`` goes first on ``PYTHONPATH``).
 
 Prints a markdown table and writes every figure to ``bench/results/features.json`` (gitignored). Each
-configuration takes two callgrind runs, a few minutes at ``-n 3200``.
+configuration takes one callgrind run, 2-4 minutes at ``-n 3200`` (more on a busy machine).
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ COMBINED = ("log", "guardrails", "cache-miss")
 
 
 def measure(feature: Feature, n: int) -> int:
-    """Instructions per request of ``feature`` (two callgrind runs)."""
+    """Instructions per request of ``feature`` (a callgrind run)."""
     configure(guardrails=feature.guardrails, cache=feature.cache, unique=True, verdict_cache=feature.verdict_cache)
     try:
         return instructions(n, None, feature.log)
@@ -159,9 +159,9 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         "machine": env,
         "n": args.n,
         "target_percent": TARGET_PERCENT,
-        "method": "bench/pipeline.py --instructions --unique: callgrind instructions of a run of n requests "
-                  "minus a run of none, per request; the gateway in process, a canned vendor answer, "
-                  "non-streaming, concurrency 32, every user message and answer numbered anew",
+        "method": "bench/pipeline.py --instructions --unique: callgrind instructions of n requests after a "
+                  "warm-up of 2048 (every thread's), per request; the gateway in process, a canned vendor "
+                  "answer, non-streaming, concurrency 32, every user message and answer numbered anew",
         "rows": rows(counts),
     }
     result["table"] = render(result)

@@ -10,7 +10,11 @@ chunk, one network read per event, relayed to a stand-in stream transport. Repor
 median of ``--rounds``), which moves with whatever else the machine runs, and
 with ``--instructions`` the instructions per request counted by callgrind
 (valgrind), which does not: the same code gives the same count on a loaded or
-a quiet machine, so it is the figure to compare changes with.
+a quiet machine, so it is the figure to compare changes with. Callgrind counts
+only the measured requests: the child marks where they start and end (a call
+of ``os.getloadavg``, which the gateway never makes, with ``--dump-before``),
+so the start-up and the warm-up, whose work varies from one process to the
+next by millions of instructions, are left out.
 
     .venv/bin/python bench/pipeline.py [-n 20000] [--rounds 3] [--instructions] [--upstream 127.0.0.1:9101]
                                        [--log off|sqlite] [--stream] [--guardrails | --guardrails-input-only]
@@ -80,7 +84,13 @@ CANNED_STREAM = (
 #: --unique: the canned answer ends with a number, a new one per request (as the user message does: _body).
 NUMBERED_CANNED = CANNED.replace(b'cost."', b'cost. (answer %08d)"')
 CONCURRENCY = 32
-WARM_UP = 2048
+#: Requests before the measured ones: first-use paths, pools and every bounded store filled, so that each measured
+#: request evicts as it stores, as in a gateway that has been up a while. The largest is the routing engine's
+#: trace log of recent generations (10,000; then the guardrails' verdicts, 4,096, and the token counts, 2,048).
+#: With 2,048, that log grew during the measured requests, and its dict's resizes and the garbage collector's
+#: passes over the new records were counted: 357,591 instructions per request at -n 3200 (--unique), against
+#: 353,824 with 10,240 (353,586 at -n 6400).
+WARM_UP = 10_240
 
 
 class _Scope:
@@ -250,19 +260,20 @@ def run(n: int, rounds: int, upstream: str | None, log: str = "off", stream: boo
 
             async def flush() -> None:
                 # Every record queued so far is written, so the log's cost lands in the round that made it
-                # (the writer otherwise flushes on its own clock, and --instructions subtracts runs of
-                # different lengths).
+                # (the writer otherwise flushes on its own clock, maybe after --instructions' end mark).
                 if writer is not None:
                     await writer.flush()
 
-            await batch(WARM_UP)  # caches, pools, first-use paths (the same in every run: see instructions())
+            await batch(WARM_UP)  # caches, pools, first-use paths
             await flush()
+            os.getloadavg()  # --instructions: the measured requests start here (MARK)
             out = []
             for _ in range(rounds):
                 start = time.process_time()
                 await batch(n)
                 await flush()
                 out.append((time.process_time() - start) / (n // CONCURRENCY * CONCURRENCY) * 1e6)
+            os.getloadavg()  # and end here
             _check(app)
             return out
 
@@ -282,29 +293,34 @@ def _check(app: Any) -> None:
         raise SystemExit(f"the request log spilled {writer.spilled} records ({writer.failures} failed writes)")
 
 
+#: The C function of ``os.getloadavg``: callgrind dumps its counts on entering it (the child's marks).
+MARK = "os_getloadavg"
+
+
 def instructions(n: int, upstream: str | None, log: str = "off", stream: bool = False) -> int:
-    """Instructions per request: callgrind totals of a run of n requests minus a run of none. Both run with
-    one hash seed, so that their start-ups do the same work: two start-ups (-n 0) differed by 4.4 million
-    instructions with a random seed each (1,400 per request at n=3200), by 80,000 with the same seed."""
+    """Instructions per request: what callgrind counted between the child's two marks (its second dump, every
+    thread's), over the requests. Until 2026-12-07 this was a run of n requests minus a run of none, whose
+    start-ups differ: by 4.4 million instructions (1,400 per request at n=3200) with a random hash seed each,
+    and with one still by millions (tiktoken's Rust hash maps are seeded at random, OpenSSL, where the GC's
+    collections fall), so that -n 3200 and -n 6400 disagreed by 0.9%; they now agree within 0.1%. The
+    child keeps one hash seed, for the same dicts every time."""
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
-    counts = []
     with tempfile.TemporaryDirectory(prefix="interlock-callgrind-") as tmpdir:
-        for requests in (0, n):
-            cmd = [valgrind, "--tool=callgrind", f"--callgrind-out-file={tmpdir}/cg.{requests}", sys.executable,
-                   __file__, "--child", "-n", str(requests), "--rounds", "1", "--log", log]
-            if upstream:
-                cmd += ["--upstream", upstream]
-            if stream:
-                cmd.append("--stream")
-            done = subprocess.run(cmd, capture_output=True, text=True, check=False,
-                                  env={**os.environ, "PYTHONHASHSEED": "0"})
-            found = re.search(r"Collected : (\d+)", done.stderr)
-            if done.returncode != 0 or found is None:
-                raise SystemExit(f"callgrind run failed:\n{done.stdout}\n{done.stderr[-2000:]}")
-            counts.append(int(found.group(1)))
-    return (counts[1] - counts[0]) // (n // CONCURRENCY * CONCURRENCY)
+        cmd = [valgrind, "--tool=callgrind", f"--dump-before={MARK}", f"--callgrind-out-file={tmpdir}/cg",
+               sys.executable, __file__, "--child", "-n", str(n), "--rounds", "1", "--log", log]
+        if upstream:
+            cmd += ["--upstream", upstream]
+        if stream:
+            cmd.append("--stream")
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False,
+                              env={**os.environ, "PYTHONHASHSEED": "0"})
+        part = Path(tmpdir, "cg.2")
+        found = re.search(r"^summary: (\d+)$", part.read_text(), re.M) if part.exists() else None
+        if done.returncode != 0 or found is None:
+            raise SystemExit(f"callgrind run failed:\n{done.stdout}\n{done.stderr[-2000:]}")
+    return int(found.group(1)) // (n // CONCURRENCY * CONCURRENCY)
 
 
 def main() -> int:
