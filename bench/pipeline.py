@@ -28,10 +28,12 @@ miss path, the key computed, looked up and not found, the vendor's answer relaye
 is new (``--cache miss`` implies ``--unique``) and the cache is kept full (``max_bytes`` 1 MiB, filled during
 the warm-up), so each store also evicts the oldest answer: the steady state of a busy cache, the most a miss
 costs with the memory backend. The child checks that no request hit. Compare it with ``--unique`` alone.
-``--unique`` numbers every request: the user message ends with ``(request 00000001)`` and the canned answer
-with ``(answer 00000001)`` (fixed width, so every body is as long as the next; streamed answers stay the
-same), as a production gateway sees new prompts and new answers, while the system prompt repeats (which is
-what guardrails' verdict cache sees, too).
+``--unique`` numbers every request: the user message ends with ``(request 000001)`` and the canned answer
+with ``(answer 000001)`` (fixed width, so every body is as long as the next; streamed answers stay the same),
+as a production gateway sees new prompts and new answers, while the system prompt repeats (which is what
+guardrails' verdict cache sees, too). Six digits, counting modulo a million: a run of seven or more would
+send every text through the pii detector's phone, card and IBAN checks (``phonenumbers`` parsing, doubling
+what guardrails cost), which a prompt without such a number does not pay.
 ``--policy`` names a policy of two targets as the model: ``priority`` ranks them, ``difficulty`` scores each
 request and picks a tier (issue 25's "difficulty vs priority" pair; compare the two counts).
 """
@@ -82,7 +84,8 @@ CANNED_STREAM = (
        b'"total_tokens":64}}\n\n',
        b"data: [DONE]\n\n"])
 #: --unique: the canned answer ends with a number, a new one per request (as the user message does: _body).
-NUMBERED_CANNED = CANNED.replace(b'cost."', b'cost. (answer %08d)"')
+NUMBERED_CANNED = CANNED.replace(b'cost."', b'cost. (answer %06d)"')
+UNIQUE = 1_000_000
 CONCURRENCY = 32
 #: Requests before the measured ones: first-use paths, pools and every bounded store filled, so that each measured
 #: request evicts as it stores, as in a gateway that has been up a while. The largest is the routing engine's
@@ -172,10 +175,10 @@ def configure(*, guardrails: str = "", cache: str = "", unique: bool = False, ve
 
 
 def _body(stream: bool) -> bytes:
-    """The request body; with --unique a template with a ``%08d`` for the request's number."""
+    """The request body; with --unique a template with a ``%06d`` for the request's number."""
     body = STREAM_BODY if stream else BODY
     if os.environ.get("BENCH_UNIQUE") == "1":
-        body = body.replace(b'do?"', b'do? (request %08d)"')
+        body = body.replace(b'do?"', b'do? (request %06d)"')
     if os.environ.get("BENCH_POLICY") in TWO_TARGET_POLICIES:
         body = body.replace(b'"mock/bench-model"', b'"%s"' % POLICY_MODEL.encode())
     return body
@@ -183,7 +186,9 @@ def _body(stream: bool) -> bytes:
 
 def _numbers() -> Callable[[], int] | None:
     """With --unique, the next number of a count shared by every request of the process (warm-up included)."""
-    return itertools.count().__next__ if os.environ.get("BENCH_UNIQUE") == "1" else None
+    if os.environ.get("BENCH_UNIQUE") != "1":
+        return None
+    return (i % UNIQUE for i in itertools.count()).__next__
 
 
 def _config(tmp: Path, upstream: str | None, log: str) -> Path:
