@@ -7,20 +7,35 @@ vendor, log off), and the vendor's HTTP exchange replaced by a canned answer
 ``bench/mock_upstream.py``). ``--stream`` sends streaming requests instead: the
 canned answer is an SSE stream of 32 text chunks, a finish chunk and a usage
 chunk (``--stream-chunks N``: N chunk events from role to finish, as the mock's
-``--chunks``; default 34), one network read per event, relayed to a stand-in
-stream transport. Reports CPU µs per request (``time.process_time``,
+``--chunks``; default 34), one network read per event, relayed to a stand-in stream transport. Reports CPU µs per request (``time.process_time``,
 median of ``--rounds``), which moves with whatever else the machine runs, and
 with ``--instructions`` the instructions per request counted by callgrind
 (valgrind), which does not: the same code gives the same count on a loaded or
-a quiet machine, so it is the figure to compare changes with.
+a quiet machine, so it is the figure to compare changes with. Callgrind counts
+only the measured requests: the child marks where they start and end (a call
+of ``os.getloadavg``, which the gateway never makes, with ``--dump-before``),
+so the start-up and the warm-up, whose work varies from one process to the
+next by millions of instructions, are left out.
 
     .venv/bin/python bench/pipeline.py [-n 20000] [--rounds 3] [--instructions] [--upstream 127.0.0.1:9101]
                                        [--log off|sqlite] [--stream [--stream-chunks N]]
                                        [--guardrails | --guardrails-input-only]
-                                       [--no-verdict-cache] [--cache] [--policy priority|difficulty]
+                                       [--no-verdict-cache] [--cache [hit|miss]] [--unique]
+                                       [--policy priority|difficulty]
 
-``--cache`` turns the response cache on (memory backend): every request after the first is a hit, so the
-figure is what a hit costs, to compare with the same run without it (a relay of the canned answer).
+``--cache`` (or ``--cache hit``) turns the response cache on (memory backend): every request after the first
+is a hit, so the figure is what a hit costs, to compare with the same run without it (a relay of the canned
+answer). ``--cache miss`` is what the cache costs a request it cannot answer, as in production: the full
+miss path, the key computed, looked up and not found, the vendor's answer relayed and stored. Every request
+is new (``--cache miss`` implies ``--unique``) and the cache is kept full (``max_bytes`` 1 MiB, filled during
+the warm-up), so each store also evicts the oldest answer: the steady state of a busy cache, the most a miss
+costs with the memory backend. The child checks that no request hit. Compare it with ``--unique`` alone.
+``--unique`` numbers every request: the user message ends with ``(request 000001)`` and the canned answer
+with ``(answer 000001)`` (fixed width, so every body is as long as the next; streamed answers stay the same),
+as a production gateway sees new prompts and new answers, while the system prompt repeats (which is what
+guardrails' verdict cache sees, too). Six digits, counting modulo a million: a run of seven or more would
+send every text through the pii detector's phone, card and IBAN checks (``phonenumbers`` parsing, doubling
+what guardrails cost), which a prompt without such a number does not pay.
 ``--policy`` names a policy of two targets as the model: ``priority`` ranks them, ``difficulty`` scores each
 request and picks a tier (issue 25's "difficulty vs priority" pair; compare the two counts).
 """
@@ -29,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import re
 import shutil
@@ -37,7 +53,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -80,8 +96,17 @@ def canned_stream(chunks: int = STREAM_CHUNKS) -> list[bytes]:
            b"data: [DONE]\n\n"])
 
 
+#: --unique: the canned answer ends with a number, a new one per request (as the user message does: _body).
+NUMBERED_CANNED = CANNED.replace(b'cost."', b'cost. (answer %06d)"')
+UNIQUE = 1_000_000
 CONCURRENCY = 32
-WARM_UP = 2048
+#: Requests before the measured ones: first-use paths, pools and every bounded store filled, so that each measured
+#: request evicts as it stores, as in a gateway that has been up a while. The largest is the routing engine's
+#: trace log of recent generations (10,000; then the guardrails' verdicts, 4,096, and the token counts, 2,048).
+#: With 2,048, that log grew during the measured requests, and its dict's resizes and the garbage collector's
+#: passes over the new records were counted: 357,591 instructions per request at -n 3200 (--unique), against
+#: 353,824 with 10,240 (353,586 at -n 6400).
+WARM_UP = 10_240
 
 
 class _Scope:
@@ -129,8 +154,11 @@ class _CannedResponse:
     status = 200
     headers: ClassVar[dict[str, str]] = {"content-type": "application/json"}
 
+    def __init__(self, body: bytes = CANNED) -> None:
+        self.body = body
+
     async def read(self) -> bytes:
-        return CANNED
+        return self.body
 
     def close(self) -> None:
         pass
@@ -145,11 +173,36 @@ class _CannedStream(_CannedResponse):
             yield piece
 
 
+def configure(*, guardrails: str = "", cache: str = "", unique: bool = False, verdict_cache: bool = True,
+              policy: str = "") -> None:
+    """Sets the options :func:`run` reads from the environment (which the valgrind child inherits), every one
+    of them, so that one configuration does not leak into the next. ``guardrails``: "all" (every detector,
+    rules only), "input" (answers not scanned) or ""; ``cache``: "hit", "miss" (implies ``unique``) or ""."""
+    values = {"BENCH_GUARDRAILS": guardrails, "BENCH_CACHE": cache,
+              "BENCH_UNIQUE": "1" if unique or cache == "miss" else "",
+              "BENCH_NO_VERDICTS": "" if verdict_cache else "1", "BENCH_POLICY": policy}
+    for name, value in values.items():
+        if value:
+            os.environ[name] = value
+        else:
+            os.environ.pop(name, None)
+
+
 def _body(stream: bool) -> bytes:
+    """The request body; with --unique a template with a ``%06d`` for the request's number."""
     body = STREAM_BODY if stream else BODY
+    if os.environ.get("BENCH_UNIQUE") == "1":
+        body = body.replace(b'do?"', b'do? (request %06d)"')
     if os.environ.get("BENCH_POLICY") in TWO_TARGET_POLICIES:
         body = body.replace(b'"mock/bench-model"', b'"%s"' % POLICY_MODEL.encode())
     return body
+
+
+def _numbers() -> Callable[[], int] | None:
+    """With --unique, the next number of a count shared by every request of the process (warm-up included)."""
+    if os.environ.get("BENCH_UNIQUE") != "1":
+        return None
+    return (i % UNIQUE for i in itertools.count()).__next__
 
 
 def _config(tmp: Path, upstream: str | None, log: str) -> Path:
@@ -159,10 +212,13 @@ def _config(tmp: Path, upstream: str | None, log: str) -> Path:
     # --guardrails (passed to the valgrind child through the environment): every detector on, rules only.
     # --guardrails-input-only: the same with ``output: false`` (answers not scanned).
     mode = os.environ.get("BENCH_GUARDRAILS")
-    output = "" if mode == "1" else ", output: false"
+    output = "" if mode == "all" else ", output: false"
     guardrails = (f"guardrails:\n  pii: {{action: monitor{output}}}\n  secrets: {{action: block{output}}}\n"
-                  "  prompt_injection: {action: block, classifier: 'off'}\n") if mode in ("1", "input") else ""
-    cache = "cache: {enabled: true, allow_temperature: true}\n" if os.environ.get("BENCH_CACHE") == "1" else ""
+                  "  prompt_injection: {action: block, classifier: 'off'}\n") if mode in ("all", "input") else ""
+    # --cache miss: 1 MiB holds about 950 answers, so the warm-up fills it and every measured store evicts one.
+    cache = {"hit": "cache: {enabled: true, allow_temperature: true}\n",
+             "miss": "cache: {enabled: true, allow_temperature: true, max_bytes: 1048576}\n"
+             }.get(os.environ.get("BENCH_CACHE", ""), "")
     policy = TWO_TARGET_POLICIES.get(os.environ.get("BENCH_POLICY", ""), "")
     path.write_text(f"vendors:\n  mock:\n    type: openai\n    base_url: {base}\n    api_key: bench-upstream-key\n"
                     + logging + guardrails + cache + policy)
@@ -183,9 +239,13 @@ def run(n: int, rounds: int, upstream: str | None, log: str = "off", stream: boo
         if not upstream:
             from interlock.vendors import transport
 
+            answers = _numbers()
+
             async def canned(self: object, method: str, url: str, headers: object, body: bytes,
                              timeouts: object) -> _CannedResponse:
-                return _CannedStream() if stream else _CannedResponse()
+                if stream:
+                    return _CannedStream()
+                return _CannedResponse(CANNED if answers is None else NUMBERED_CANNED % answers())
 
             transport.HttpTransport.request = canned  # type: ignore[assignment,method-assign]
         if os.environ.get("BENCH_NO_VERDICTS") == "1":
@@ -196,17 +256,22 @@ def run(n: int, rounds: int, upstream: str | None, log: str = "off", stream: boo
         from interlock.app import gateway_from_env
 
         app = gateway_from_env()
+        if app.obs.writer is not None:
+            # A write of a few thousand records (the writer runs once per batch: no request suspends) takes
+            # longer than the writer's 5 s under valgrind on a busy machine, and would be spilled, not written.
+            app.obs.writer._write_timeout = 3600.0
         loop = uvloop.new_event_loop()
         asyncio.set_event_loop(loop)
 
         async def main() -> list[float]:
             app.__rsgi_init__(loop)
             body = _body(stream)
+            numbers = _numbers()
 
             async def worker(count: int) -> None:
                 for _ in range(count):
-                    proto = _Proto(body)
-                    await app.__rsgi__(_Scope(body), proto)  # type: ignore[arg-type]
+                    proto = _Proto(body if numbers is None else body % numbers())
+                    await app.__rsgi__(_Scope(proto.body), proto)  # type: ignore[arg-type]
                     if proto.status != 200 or (stream and proto.out != b"data: [DONE]\n\n"):
                         raise SystemExit(f"the gateway answered {proto.status}: {proto.out[:300]!r}")
 
@@ -217,45 +282,68 @@ def run(n: int, rounds: int, upstream: str | None, log: str = "off", stream: boo
 
             async def flush() -> None:
                 # Every record queued so far is written, so the log's cost lands in the round that made it
-                # (the writer otherwise flushes on its own clock, and --instructions subtracts runs of
-                # different lengths).
+                # (the writer otherwise flushes on its own clock, maybe after --instructions' end mark).
                 if writer is not None:
                     await writer.flush()
 
-            await batch(WARM_UP)  # caches, pools, first-use paths (the same in every run: see instructions())
+            await batch(WARM_UP)  # caches, pools, first-use paths
             await flush()
+            os.getloadavg()  # --instructions: the measured requests start here (MARK)
             out = []
             for _ in range(rounds):
                 start = time.process_time()
                 await batch(n)
                 await flush()
                 out.append((time.process_time() - start) / (n // CONCURRENCY * CONCURRENCY) * 1e6)
+            os.getloadavg()  # and end here
+            _check(app)
             return out
 
         return loop.run_until_complete(main())
 
 
+def _check(app: Any) -> None:
+    """That the run measured what it claims: --cache hit hits after the warm-up, --cache miss never; the
+    request log wrote every record to its store (none spilled to a file)."""
+    mode = os.environ.get("BENCH_CACHE")
+    counts = app.cache.counts if mode else None
+    # The whole warm-up may miss: no request suspends, so the stores' tasks run only after the batch.
+    if counts is not None and (counts.bypasses or (counts.hits if mode == "miss" else counts.misses > WARM_UP)):
+        raise SystemExit(f"--cache {mode}: {counts.hits} hits, {counts.misses} misses, {counts.bypasses} bypasses")
+    writer = app.obs.writer
+    if writer is not None and (writer.spilled or writer.failures):
+        raise SystemExit(f"the request log spilled {writer.spilled} records ({writer.failures} failed writes)")
+
+
+#: The C function of ``os.getloadavg``: callgrind dumps its counts on entering it (the child's marks).
+MARK = "os_getloadavg"
+
+
 def instructions(n: int, upstream: str | None, log: str = "off", stream: bool = False,
                  stream_chunks: int = STREAM_CHUNKS) -> int:
-    """Instructions per request: callgrind totals of a run of n requests minus a run of none."""
+    """Instructions per request: what callgrind counted between the child's two marks (its second dump, every
+    thread's), over the requests. Until 2026-12-07 this was a run of n requests minus a run of none, whose
+    start-ups differ: by 4.4 million instructions (1,400 per request at n=3200) with a random hash seed each,
+    and with one still by millions (tiktoken's Rust hash maps are seeded at random, OpenSSL, where the GC's
+    collections fall), so that -n 3200 and -n 6400 disagreed by 0.9%; they now agree within 0.1%. The
+    child keeps one hash seed, for the same dicts every time."""
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
-    counts = []
     with tempfile.TemporaryDirectory(prefix="interlock-callgrind-") as tmpdir:
-        for requests in (0, n):
-            cmd = [valgrind, "--tool=callgrind", f"--callgrind-out-file={tmpdir}/cg.{requests}", sys.executable,
-                   __file__, "--child", "-n", str(requests), "--rounds", "1", "--log", log]
-            if upstream:
-                cmd += ["--upstream", upstream]
-            if stream:
-                cmd += ["--stream", "--stream-chunks", str(stream_chunks)]
-            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            found = re.search(r"Collected : (\d+)", done.stderr)
-            if done.returncode != 0 or found is None:
-                raise SystemExit(f"callgrind run failed:\n{done.stdout}\n{done.stderr[-2000:]}")
-            counts.append(int(found.group(1)))
-    return (counts[1] - counts[0]) // (n // CONCURRENCY * CONCURRENCY)
+        cmd = [valgrind, "--tool=callgrind", f"--dump-before={MARK}", f"--callgrind-out-file={tmpdir}/cg",
+               sys.executable, __file__, "--child", "-n", str(n), "--rounds", "1", "--log", log]
+        if upstream:
+            cmd += ["--upstream", upstream]
+        if stream:
+            cmd += ["--stream", "--stream-chunks", str(stream_chunks)]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False,
+                              env={**os.environ, "PYTHONHASHSEED": "0"})
+        part = Path(tmpdir, "cg.2")
+        found = re.search(r"^summary: (\d+)$", part.read_text(), re.M) if part.exists() else None
+        if done.returncode != 0 or found is None:
+            raise SystemExit(f"callgrind run failed:\n{done.stdout}\n{done.stderr[-2000:]}")
+    return int(found.group(1)) // (n // CONCURRENCY * CONCURRENCY)
 
 
 def main() -> int:
@@ -276,26 +364,28 @@ def main() -> int:
     parser.add_argument("--stream-chunks", type=int, default=STREAM_CHUNKS,
                         help=f"with --stream: chunk events per stream, role to finish, as the mock's --chunks "
                              f"(default {STREAM_CHUNKS}: 32 words), plus the usage chunk")
-    parser.add_argument("--cache", action="store_true", help="response cache on: every request after the first hits")
+    parser.add_argument("--cache", nargs="?", const="hit", choices=("hit", "miss"),
+                        help="response cache on: hit (the default) every request after the first hits; miss: "
+                             "every request is new (--unique) and the full cache evicts one answer per store")
+    parser.add_argument("--unique", action="store_true",
+                        help="number every request's user message and answer (compare --cache miss with this)")
     parser.add_argument("--policy", choices=tuple(TWO_TARGET_POLICIES),
                         help="the model is a policy of two targets: by priority, or by difficulty (a scored tier)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.no_verdict_cache:
-        os.environ["BENCH_NO_VERDICTS"] = "1"
-    if args.guardrails or args.guardrails_input_only:
-        os.environ["BENCH_GUARDRAILS"] = "1" if args.guardrails else "input"
-    if args.cache:
-        os.environ["BENCH_CACHE"] = "1"
-    if args.policy:
-        os.environ["BENCH_POLICY"] = args.policy
-    if args.child:
+    if args.cache == "hit" and args.unique:
+        parser.error("--cache hit with --unique would miss every time: that is --cache miss")
+    if args.child:  # the options come from the parent's environment
         run(args.n, args.rounds if args.n else 0, args.upstream, args.log, args.stream, args.stream_chunks)
         return 0
+    configure(guardrails="all" if args.guardrails else "input" if args.guardrails_input_only else "",
+              cache=args.cache or "", unique=args.unique, verdict_cache=not args.no_verdict_cache,
+              policy=args.policy or "")
     where = f"mock vendor at {args.upstream}" if args.upstream else "canned vendor answer (no socket)"
     where += f", request log {args.log}" + (f", streamed ({args.stream_chunks} chunks)" if args.stream else "")
     where += ", no verdict cache" if args.no_verdict_cache else ""
-    where += ", response cache on (hits)" if args.cache else ""
+    where += {"hit": ", response cache on (hits)", "miss": ", response cache on (misses)"}.get(args.cache, "")
+    where += ", every request new" if args.unique or args.cache == "miss" else ""
     where += f", model: a {args.policy} policy" if args.policy else ""
     where += ", guardrails on" if args.guardrails else ", guardrails on, answers not scanned" \
         if args.guardrails_input_only else ""
