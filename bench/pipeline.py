@@ -264,9 +264,10 @@ def run(n: int, rounds: int, upstream: str | None, log: str = "off", stream: boo
 
         app = gateway_from_env()
         if app.obs.writer is not None:
-            # A write of hundreds of records can take longer than the writer's 5 s under valgrind on a busy
-            # machine, and would be spilled to a file, not written.
-            app.obs.writer._write_timeout = 3600.0
+            # The writer writes when its batch (512 records) is pending and at the end of a round, as under load:
+            # under valgrind a second is ~100 requests, so its 1 s clock would write smaller batches the slower
+            # the machine. A write can take longer than its 5 s there, and would be spilled, not written.
+            app.obs.writer._interval = app.obs.writer._write_timeout = 3600.0
         loop = uvloop.new_event_loop()
         asyncio.set_event_loop(loop)
 
