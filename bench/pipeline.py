@@ -325,6 +325,8 @@ def _check(app: Any) -> None:
 
 #: The C function of ``os.getloadavg``: callgrind dumps its counts on entering it (the child's marks).
 MARK = "os_getloadavg"
+#: The GIL's switch interval of the valgrind child (CPython's default: 0.005 s).
+SWITCH_INTERVAL = 1.0
 
 
 def instructions(n: int, upstream: str | None, log: str = "off", stream: bool = False,
@@ -384,6 +386,9 @@ def main() -> int:
     if args.cache == "hit" and args.unique:
         parser.error("--cache hit with --unique would miss every time: that is --cache miss")
     if args.child:  # the options come from the parent's environment
+        # Under valgrind a thread waiting for the GIL (the log's writer) forces a switch every 5 ms of a wall
+        # clock some 50 times slower than the code: switches that cost instructions by the machine's load.
+        sys.setswitchinterval(SWITCH_INTERVAL)
         run(args.n, args.rounds if args.n else 0, args.upstream, args.log, args.stream, args.stream_chunks)
         return 0
     configure(guardrails="all" if args.guardrails else "input" if args.guardrails_input_only else "",
