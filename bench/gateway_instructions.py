@@ -44,15 +44,10 @@ from harness import (
     start_mock,
 )
 from harness_latency import chat_request
+from peers_gateways import interlock_config
 
 GATEWAY_MODEL = "mock/bench-model"
 WARM_UP = 400
-
-
-def config(mock_port: int, request_log: str) -> str:
-    logging = "logging:\n  enabled: false\n" if request_log == "off" else "logging:\n  level: metadata\n"
-    return (f"vendors:\n  mock:\n    type: openai\n    base_url: http://{HOST}:{mock_port}/v1\n"
-            f"    api_key: bench-upstream-key\n{logging}")
 
 
 def drive(port: int, requests: int, concurrency: int, stream: bool) -> None:
@@ -175,7 +170,7 @@ def beside_mock(args: argparse.Namespace, prefix: str) -> Iterator[Path]:
 def measure(args: argparse.Namespace) -> int:
     """Instructions per request (the two runs' difference over their difference in requests)."""
     with beside_mock(args, "interlock-gwinstr-") as tmp:
-        (tmp / "interlock.yaml").write_text(config(args.mock_port, args.log))
+        (tmp / "interlock.yaml").write_text(interlock_config(args.mock_port, args.log))
         short = args.n // 3
         totals = {n: one_run(args, n, tmp) for n in (short, args.n)}
     return (totals[args.n] - totals[short]) // (args.n - short)

@@ -29,13 +29,14 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from gateway_instructions import beside_mock, config, serve_fixed_load
+from gateway_instructions import beside_mock, serve_fixed_load
 from harness import (
     GATEWAY_CORE,
     REPO,
     BenchError,
     bench_main,
 )
+from peers_gateways import interlock_config
 
 SRC = str(REPO / "src" / "interlock") + os.sep
 
@@ -88,7 +89,7 @@ def by_layer(path: Path) -> tuple[dict[str, float], list[tuple[float, str]]]:
 
 def profile(args: argparse.Namespace, tmp: Path) -> Path:
     out = tmp / "gateway.prof"
-    (tmp / "interlock.yaml").write_text(config(args.mock_port, args.log))
+    (tmp / "interlock.yaml").write_text(interlock_config(args.mock_port, args.log))
 
     def reset(proc: subprocess.Popen[bytes]) -> None:  # the profile keeps the measured requests only
         proc.send_signal(signal.SIGUSR1)
