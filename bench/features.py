@@ -45,7 +45,7 @@ SRC = BENCH_DIR.parent / "src"
 sys.path.insert(0, str(BENCH_DIR))
 
 from harness import bench_main, environment, log  # noqa: E402
-from pipeline import configure, instructions  # noqa: E402
+from pipeline import WARM_UP, configure, instructions  # noqa: E402
 
 #: The issue's target: what a feature may add, as a percentage of the base's instructions per request.
 TARGET_PERCENT = 5.0
@@ -160,7 +160,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         "n": args.n,
         "target_percent": TARGET_PERCENT,
         "method": "bench/pipeline.py --instructions --unique: callgrind instructions of n requests after a "
-                  "warm-up of 2048 (every thread's), per request; the gateway in process, a canned vendor "
+                  f"warm-up of {WARM_UP} (every thread's, between two marks), per request; the gateway in process, a canned vendor "
                   "answer, non-streaming, concurrency 32, every user message and answer numbered anew",
         "rows": rows(counts),
     }
