@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 from interlock.core.clock import Clock
 from interlock.core.context import RequestContext
+from interlock.core.model import Route
+from interlock.core.plan import Plan, Target
 from interlock.core.pricing import Cost, Price, Usage, cost_of
-from interlock.core.vendor import Timeouts
+from interlock.core.vendor import Timeouts, VendorRuntime, VendorSpec
 from interlock.governance.auth import Authenticator, MasterKey, digest
 from interlock.governance.service import Governance
 from interlock.governance.settings import GovernanceSettings
@@ -25,11 +26,13 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 PRICE = Price(input=1_000_000, output=2_000_000)
 
 
-def target(price: Price | None = PRICE, max_output: int | None = 1000, key: str = "sim/m") -> Any:
-    route = SimpleNamespace(max_output=max_output)
-    return SimpleNamespace(key=key, price=price, route=route, model=None, context_window=100_000,
-                           model_id=key, vendor=SimpleNamespace(id=key.split("/")[0],
-                                                                timeouts=Timeouts()))
+def target(price: Price | None = PRICE, max_output: int | None = 1000, key: str = "sim/m") -> Target:
+    """A real Target (the compiled build checks types): ``key`` is ``vendor/model``, no catalog model."""
+    vendor_id, vendor_model = key.split("/", 1)
+    spec = VendorSpec(id=vendor_id, name=vendor_id, type="openai", base_url="http://127.0.0.1:9")
+    route = Route(vendor_id, vendor_model, price or Price(input=0, output=0), context_window=100_000,
+                  max_output=max_output)
+    return Target(VendorRuntime(spec, Timeouts(), cast(Any, None)), vendor_model, None, price, route)
 
 
 def governance(tmp: Path, *, redis_url: str | None = None, store: GovStore | None = None,
@@ -48,11 +51,11 @@ def fake_clock(gov: Governance) -> FakeClock:
 
 
 def context(gov: Governance, key: str | None = None, *, tags: tuple[str, ...] = (), user: str | None = None,
-            targets: tuple[Any, ...] = (target(),), project: str | None = None) -> RequestContext:
+            targets: tuple[Target, ...] = (target(),), project: str | None = None) -> RequestContext:
     ctx = RequestContext("openai.chat")
     ctx.principal = gov.auth.authenticate(f"Bearer {key or MASTER}", None, project)
     ctx.requested_model = targets[0].key
-    ctx.plan = SimpleNamespace(targets=targets)  # type: ignore[assignment]
+    ctx.plan = Plan(targets[0].key, targets, ())
     ctx.tags = tags
     ctx.end_user = user
     return ctx

@@ -161,12 +161,10 @@ async def test_a_header_value_with_crlf_is_never_sent() -> None:
 
 
 def test_forwarded_client_headers_never_carry_crlf() -> None:
-    class Target:
-        simulated = True
-
     got = forwarded_headers({"x-interlock-simulator-fault": "a\r\nx-injected: 1",
-                             "x-interlock-simulator-latency": "fast"}, Target())  # type: ignore[arg-type]
+                             "x-interlock-simulator-latency": "fast"}, simulated=True)
     assert got == {"x-interlock-simulator-latency": "fast"}
+    assert forwarded_headers({"x-interlock-simulator-latency": "fast"}, simulated=False) is None
 
 
 # -- config: outgoing headers are checked when the config loads ---------------------------------

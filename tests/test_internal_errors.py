@@ -64,6 +64,20 @@ def boom(*args: Any, **kwargs: Any) -> Any:
     raise KeyError(SECRET)
 
 
+class _BrokenGuard:
+    """A guard whose first question raises: a bug inside the pipeline's first stage."""
+
+    @property
+    def enabled(self) -> bool:
+        raise KeyError(SECRET)
+
+
+def break_the_pipeline(gw: Gateway, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The guardrails' floor is read on every request (an interpreted object: the pipeline's own
+    # classes may be compiled, make fast, and a compiled instance's methods cannot be patched).
+    monkeypatch.setattr(gw.guards, "floor", _BrokenGuard())
+
+
 CHAT = {"model": "openai/gpt-4.1-mini", "messages": [{"role": "user", "content": "hi"}]}
 
 
@@ -71,7 +85,7 @@ def test_a_bug_in_the_pipeline_is_a_500_with_request_id_record_metric_and_log(
         gateway: tuple[Gateway, asyncio.AbstractEventLoop], monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
     gw, loop = gateway
-    monkeypatch.setattr(gw.routing, "route", boom)
+    break_the_pipeline(gw, monkeypatch)
     with caplog.at_level(logging.ERROR, logger="interlock"):
         proto = call(gw, loop, "POST", "/v1/chat/completions", CHAT)
     assert proto.status == 500
@@ -153,7 +167,7 @@ def test_under_zero_data_retention_the_log_line_has_no_exception_text(
     asyncio.set_event_loop(loop)
     gw = Gateway(load_settings(config, vendor_table=VENDOR_TABLE, environ={"INTERLOCK_HOME": str(tmp_path / "state")}))
     try:
-        monkeypatch.setattr(gw.routing, "route", boom)
+        break_the_pipeline(gw, monkeypatch)
         with caplog.at_level(logging.ERROR, logger="interlock"):
             proto = call(gw, loop, "POST", "/v1/chat/completions", CHAT)
         assert proto.status == 500

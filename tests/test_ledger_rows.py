@@ -186,7 +186,7 @@ async def test_content_is_kept_only_at_full(contexts: dict[str, RequestContext])
     metadata = row_record(build_row(ctx, "metadata", False, Redactor()))
     assert metadata["request_content"] is None and metadata["response_content"] is None
     writer = Collect()
-    sink = RequestSink(LogSettings(level="metadata"), writer, None, None)  # type: ignore[arg-type]
+    sink = RequestSink(LogSettings(level="metadata"), writer, None, None)
     ctx.log_level = "off"  # the project's level: nothing is written
     sink.settle(ctx)
     assert writer.rows == []

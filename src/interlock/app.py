@@ -63,6 +63,7 @@ from interlock.pipeline.stages import (
     AdmitStage,
     AnyStage,
     CaptureStage,
+    Identifies,
     Identify,
     InternalErrors,
     Lifecycle,
@@ -225,7 +226,7 @@ class Gateway:
     def _count_guardrail(self, detector: str, action: str, direction: str) -> None:
         self.guardrail_count.inc((detector, action, direction))
 
-    def pipeline(self, codec: InboundCodec, identify: Identify | None = None) -> Pipeline:
+    def pipeline(self, codec: InboundCodec, identify: Identifies | None = None) -> Pipeline:
         """The request path for ``codec``; ``identify`` replaces the Authorization header's (console sessions)."""
         return Pipeline(codec, self.lifecycle, identify or self.identify, self.stages(), self.dispatcher,
                         self.ledger, self.settings.server.max_body_bytes)
@@ -299,7 +300,7 @@ class Gateway:
         if console_settings.enabled:
             # The playground's chat is this gateway's chat path with the session as the caller.
             chat = self.pipeline(OpenAIChatCodec(),
-                                 SessionIdentify(self.auth, self.obs.log_settings.zero_data_retention))
+                                 SessionIdentify(self.identify))
             console = Console(console_settings, self.catalog, self.vendors, self.routing.stats,
                               self.auth, self.governance.store, self.secret, chat, routing_api.generation_for,
                               log=self.obs.store if self.obs.writer is not None else None, clock=self.clock,

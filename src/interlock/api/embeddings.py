@@ -199,7 +199,7 @@ class EmbeddingsApi:
         async def call(target: Target) -> EmbeddingResult:
             embedder = target.vendor.embedder
             assert embedder is not None  # embedding_plan keeps only targets that have one
-            return await embedder.embed(request, target.vendor_model, forwarded_headers(req.headers, target))
+            return await embedder.embed(request, target.vendor_model, forwarded_headers(req.headers, target.simulated))
 
         # The dispatcher's attempt loop is generic over the call: embeddings fail over exactly like chat.
         result = await self.dispatcher.call(ctx, call)

@@ -38,16 +38,20 @@ _CALLER: ContextVar[Principal | None] = ContextVar("console_caller", default=Non
 Generation = Callable[[Principal, str], Awaitable[dict[str, Any]]]
 
 
-class SessionIdentify(Identify):
-    """:class:`Identify` for console requests: the caller comes from the session, ZDR as for any request."""
+class SessionIdentify:
+    """Who is calling, for console requests: the caller comes from the session, ZDR as ``identify`` decides
+    for any request (a wrapper, not a subclass: ``Identify`` may be compiled, ``make fast``)."""
 
-    __slots__ = ()
+    __slots__ = ("_identify",)
+
+    def __init__(self, identify: Identify) -> None:
+        self._identify = identify
 
     def __call__(self, req: Exchange, ctx: RequestContext) -> None:
         principal = _CALLER.get()
         if principal is None:
             raise AuthenticationFailed("Sign in to the console first (no session).", code="no_session")
-        self.attribute(ctx, principal)
+        self._identify.attribute(ctx, principal)
 
 
 def model_choices(catalog: Catalog, live_vendors: Collection[str]) -> list[str]:

@@ -8,17 +8,24 @@ spans are built later by the tracer from the record that row stands for.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from interlock.core.context import RequestContext
 from interlock.ledger.record import Redactor, build_row
-from interlock.ledger.rowcodec import row_record
+from interlock.ledger.rowcodec import Row, row_record
 from interlock.ledger.settings import LogSettings
-from interlock.ledger.writer import LedgerWriter
 from interlock.observability.requests import RequestMetrics
 from interlock.observability.tracing import Tracer
 
 
+class RowWriter(Protocol):
+    """Where settled rows go: ``ledger.writer.LedgerWriter`` (tests collect them)."""
+
+    def submit(self, row: Row) -> None: ...
+
+
 class RequestSink:
-    def __init__(self, settings: LogSettings, writer: LedgerWriter | None, metrics: RequestMetrics | None,
+    def __init__(self, settings: LogSettings, writer: RowWriter | None, metrics: RequestMetrics | None,
                  tracer: Tracer | None) -> None:
         self.settings = settings
         self.writer = writer

@@ -78,7 +78,9 @@ class SpillFile:
         try:
             view = memoryview(data)
             while view:
-                view = view[os.write(fd, view):]
+                # The write on its own line: compiled (make fast), a memoryview slice evaluates its bounds twice.
+                written = os.write(fd, view)
+                view = view[written:]
         finally:
             os.close(fd)
 

@@ -31,13 +31,13 @@ from interlock.pipeline.settle import (
     price_openai_usage,
     stream_output_text,
 )
-from interlock.pipeline.stages import AnyStage, Identify, Lifecycle, bind
+from interlock.pipeline.stages import AnyStage, Identifies, Lifecycle, bind
 
 
 class Pipeline:
     """One route's handler: the request path bound to an inbound codec."""
 
-    def __init__(self, codec: InboundCodec, lifecycle: Lifecycle, identify: Identify, stages: tuple[AnyStage, ...],
+    def __init__(self, codec: InboundCodec, lifecycle: Lifecycle, identify: Identifies, stages: tuple[AnyStage, ...],
                  dispatcher: Dispatcher, ledger: Ledger, max_body: int) -> None:
         self.codec = codec
         self.lifecycle = lifecycle

@@ -62,9 +62,10 @@ _CONTEXT_CODES = frozenset({"context_length_exceeded", "string_above_max_length"
 _CONTEXT_WORDS = ("context length", "context window", "maximum context", "prompt is too long", "too many tokens")
 
 
-def forwarded_headers(headers: Any, target: Target) -> dict[str, str] | None:
-    """Client headers a target receives: only the simulator's test-injection headers."""
-    if not target.simulated:
+def forwarded_headers(headers: Any, simulated: bool) -> dict[str, str] | None:
+    """Client headers a target receives (``simulated``: ``Target.simulated``): only the simulator's
+    test-injection headers, and only for the simulator."""
+    if not simulated:
         return None
     extra = {}
     for name in SIMULATOR_HEADERS:
@@ -186,7 +187,7 @@ class Dispatcher:
     async def complete(self, ctx: RequestContext, request: Mapping[str, Any], client_headers: Any) -> Completion:
         async def call(target: Target) -> Completion:
             return await target.vendor.adapter.complete(request, target.vendor_model,
-                                                        forwarded_headers(client_headers, target))
+                                                        forwarded_headers(client_headers, target.simulated))
 
         return await self.call(ctx, call)
 
@@ -194,7 +195,7 @@ class Dispatcher:
                      client_headers: Any) -> tuple[ChunkSource, list[bytes] | None]:
         async def call(target: Target) -> tuple[ChunkSource, list[bytes] | None]:
             source = await target.vendor.adapter.stream(request, target.vendor_model,
-                                                        forwarded_headers(client_headers, target))
+                                                        forwarded_headers(client_headers, target.simulated))
             try:
                 first = await first_content(source, target.vendor.spec.name)
             except BaseException:

@@ -77,6 +77,12 @@ class Admission(Protocol):
     def settle(self, ctx: RequestContext, res: object) -> None: ...
 
 
+class Identifies(Protocol):
+    """Decides who is calling (sets ``ctx.principal`` and its zero data retention) or raises."""
+
+    def __call__(self, req: Exchange, ctx: RequestContext) -> None: ...
+
+
 class Identify:
     """Who is calling, and whether zero data retention applies: decided before the body is read.
 

@@ -91,7 +91,7 @@ class Request:
 
     def header(self, name: str) -> str | None:
         value = self.headers.get(name)
-        return value if value is None else str(value)
+        return None if value is None else str(value)
 
     @property
     def client_host(self) -> str:

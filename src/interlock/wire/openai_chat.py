@@ -63,11 +63,11 @@ def _utf8(payload: bytes) -> bool:
 
 def _last_chunk(payload: bytes | None) -> ChatCompletionChunk:
     try:
-        # A vendor's payload may be any JSON: typed as the chunk it should be, checked just below.
-        chunk: ChatCompletionChunk | None = orjson.loads(payload) if payload else None
+        # A vendor's payload may be any JSON (an exact annotation: the compiled build checks it).
+        chunk: object = orjson.loads(payload) if payload else None
     except orjson.JSONDecodeError:
         return {}
-    return chunk if isinstance(chunk, dict) else {}
+    return cast("ChatCompletionChunk", chunk) if isinstance(chunk, dict) else {}
 
 
 class ChunkWriter:
@@ -113,13 +113,14 @@ class ChunkWriter:
                 self._last = payload
                 continue
             try:
-                # A vendor's payload may be any JSON: typed as the chunk it should be, checked just below.
-                chunk: ChatCompletionChunk | None = orjson.loads(payload)
+                # A vendor's payload may be any JSON (an exact annotation: the compiled build checks it).
+                parsed: object = orjson.loads(payload)
             except orjson.JSONDecodeError:
-                chunk = None
-            if not isinstance(chunk, dict):
+                parsed = None
+            if not isinstance(parsed, dict):
                 failure = malformed_event(vendor_name(self._ctx))
                 break
+            chunk = cast("ChatCompletionChunk", parsed)
             error = chunk.get("error")
             if error is not None:
                 message = error.get("message") if isinstance(error, dict) else error

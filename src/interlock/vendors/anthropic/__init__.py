@@ -6,7 +6,7 @@ from interlock.vendors.anthropic.settings import SETTINGS
 from interlock.vendors.anthropic.usage import usage_from_anthropic
 from interlock.vendors.declaration import VendorPackage
 
-VENDOR = VendorPackage(
+VENDOR: VendorPackage = VendorPackage(
     type="anthropic",
     specs=(VendorSpec("anthropic", "Anthropic", "anthropic", "https://api.anthropic.com", ("ANTHROPIC_API_KEY",),
                       auth="x-api-key", docs="https://docs.anthropic.com/en/api/messages",

@@ -8,7 +8,7 @@ from interlock.vendors.bedrock.settings import SETTINGS
 from interlock.vendors.bedrock.usage import usage_from_bedrock
 from interlock.vendors.declaration import VendorPackage
 
-VENDOR = VendorPackage(
+VENDOR: VendorPackage = VendorPackage(
     type="bedrock",
     specs=(VendorSpec("bedrock", "AWS Bedrock", "bedrock", None, (), auth="sigv4",
                       docs="https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html",

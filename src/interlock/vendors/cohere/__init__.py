@@ -6,7 +6,7 @@ from interlock.vendors.cohere.embeddings import CohereEmbedder
 from interlock.vendors.cohere.usage import usage_from_cohere
 from interlock.vendors.declaration import VendorPackage
 
-VENDOR = VendorPackage(
+VENDOR: VendorPackage = VendorPackage(
     type="cohere",
     specs=(VendorSpec("cohere", "Cohere", "cohere", "https://api.cohere.com", ("COHERE_API_KEY",),
                       docs="https://docs.cohere.com/reference/chat"),),

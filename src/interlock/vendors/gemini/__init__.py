@@ -11,7 +11,7 @@ def _logprobs(spec: VendorSpec, vendor_model: str) -> bool:
     return True  # ``logprobsResult``, mapped to OpenAI's shape
 
 
-VENDOR = VendorPackage(
+VENDOR: VendorPackage = VendorPackage(
     type="gemini",
     specs=(VendorSpec("google", "Google Gemini", "gemini", "https://generativelanguage.googleapis.com",
                       ("GEMINI_API_KEY", "GOOGLE_API_KEY"), auth="x-goog-api-key",

@@ -13,7 +13,7 @@ def _logprobs(spec: VendorSpec, vendor_model: str) -> bool:
     return spec.quirks.logprobs
 
 
-VENDOR = VendorPackage(
+VENDOR: VendorPackage = VendorPackage(
     type="openai",
     specs=SPECS,
     chat=OpenAICompatAdapter,

@@ -48,7 +48,7 @@ def _logprobs(spec: VendorSpec, vendor_model: str) -> bool:
 
 SIMULATED_URL = "http://simulator.internal/v1"
 
-VENDOR = VendorPackage(
+VENDOR: VendorPackage = VendorPackage(
     type="simulator",
     specs=(VendorSpec("simulator", "Simulator (offline)", "simulator", SIMULATED_URL,
                       needs_key=False, auth="none", via_tools=frozenset({"structured_outputs"})),),

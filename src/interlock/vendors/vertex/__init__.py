@@ -14,7 +14,7 @@ def _logprobs(spec: VendorSpec, vendor_model: str) -> bool:
     return not vendor_model.startswith("claude")  # Gemini maps ``logprobsResult``; Claude returns none
 
 
-VENDOR = VendorPackage(
+VENDOR: VendorPackage = VendorPackage(
     type="vertex",
     specs=(VendorSpec("vertex", "Vertex AI", "vertex", None, (), auth="service-account",
                       docs="https://cloud.google.com/vertex-ai/generative-ai/docs",
