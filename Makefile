@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DEV    := $(VENV)/.installed-dev
 SNAPSHOT ?= ../shared/catalog/models.dev
 
-.PHONY: serve test lint typecheck unit docs services packages bench bench-parser bench-scaleout bench-peers catalog clean
+.PHONY: serve fast serve-fast test test-fast unit-fast lint typecheck unit docs services packages bench bench-parser bench-scaleout bench-peers catalog clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "interlock needs Python >= 3.11")'
@@ -30,8 +30,36 @@ $(DEV): pyproject.toml $(STAMP)
 serve: $(STAMP)
 	$(BIN)/interlock serve $(ARGS)
 
-## make test: dev dependencies, the services tests need, lint, types, the docs build, the whole suite
-test: $(DEV) packages services lint typecheck docs unit
+## make fast: the compiled build in build/fast (scripts/build_fast.py: the request path compiled to C by mypyc,
+## which ships with mypy; a minute or two, then only when a source changed). make serve-fast runs it.
+FAST := build/fast
+MYPYC := $(VENV)/.installed-mypyc
+
+$(MYPYC): $(STAMP)
+	$(BIN)/pip install -q 'mypy>=2.4,<2.5'
+	touch $@
+
+fast: $(MYPYC)
+	$(BIN)/python scripts/build_fast.py --out $(FAST)
+
+serve-fast: fast
+	PYTHONPATH=$(FAST) $(BIN)/interlock serve $(ARGS)
+
+## make test: dev dependencies, the services tests need, lint, types, the docs build, the whole suite, and the
+## request path's tests again against the compiled build (unit-fast); make test-fast: the whole suite compiled
+test: $(DEV) packages services lint typecheck docs unit unit-fast
+
+# The tests of the compiled modules' behaviour: the request path end to end, its server, client and parsers.
+FAST_TESTS := tests/test_gateway_e2e.py tests/test_h1_server.py tests/test_http1.py tests/test_http_framing.py \
+	tests/test_http_client_framing.py tests/test_gateway_errors.py tests/test_ledger_writer.py \
+	tests/test_ledger_gateway.py tests/test_routing_engine.py tests/test_routing_failover.py tests/test_sse.py \
+	tests/test_governance_core.py tests/test_governance_gateway.py tests/test_compiled_build.py
+
+unit-fast: $(DEV) fast
+	PYTHONPATH=$(FAST) $(BIN)/pytest -p no:cacheprovider $(FAST_TESTS)
+
+test-fast: $(DEV) packages services fast
+	PYTHONPATH=$(FAST) $(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(DEV)
 	$(BIN)/ruff check src tests bench tools scripts
@@ -84,4 +112,4 @@ catalog: $(STAMP)
 	$(BIN)/python tools/catalog_compile.py $(SNAPSHOT)
 
 clean:
-	rm -rf $(VENV) site .pytest_cache .mypy_cache .ruff_cache src/*.egg-info
+	rm -rf $(VENV) site build .pytest_cache .mypy_cache .ruff_cache src/*.egg-info
