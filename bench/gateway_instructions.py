@@ -11,7 +11,7 @@ of one request, with start-up, warm-up and shutdown cancelled out. The count doe
 machine's speed or load (valgrind counts instructions, not time), so it is the figure to compare commits by.
 
     .venv/bin/python bench/gateway_instructions.py [--log sqlite|off] [--stream] [--engine native|granian]
-                                                   [-n 1500] [--concurrency 32]
+                                                   [-n 1500] [--concurrency 32] [--compiled]
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from harness import (
     BenchError,
     HttpConn,
     bench_main,
+    compiled_env,
     http_get_status,
     port_in_use,
     start_mock,
@@ -81,13 +82,15 @@ def drive(port: int, requests: int, concurrency: int, stream: bool) -> None:
 def serve_fixed_load(prefix: list[str], *, port: int, config: Path, home: Path, log_path: Path, measured: int,
                      concurrency: int, stream: bool, start_timeout: float, extra: tuple[str, ...] = (),
                      after_warm_up: Callable[[subprocess.Popen[bytes]], None] | None = None,
-                     stop: int = signal.SIGTERM) -> str:
+                     stop: int = signal.SIGTERM, compiled: bool = False) -> str:
     """``prefix`` + ``interlock serve`` (one worker) with the warm-up, ``after_warm_up``, then ``measured``
-    requests, then ``stop``: the fixed workload of this script and of ``bench/stage_profile.py``. Returns the
-    end of the process's output."""
+    requests, then ``stop``: the fixed workload of this script and of ``bench/stage_profile.py``; ``compiled``:
+    the compiled build (``make fast``). Returns the end of the process's output."""
     cmd = [*prefix, "serve", "--host", HOST, "--port", str(port), "--workers", "1", "--config", str(config),
            *extra]
     env = dict(os.environ, INTERLOCK_MASTER_KEY=MASTER_KEY, INTERLOCK_HOME=str(home), PYTHONHASHSEED="0")
+    if compiled:
+        env = compiled_env(env)
 
     def tail() -> str:
         return log_path.read_text(errors="replace")[-3000:]
@@ -121,7 +124,7 @@ def one_run(args: argparse.Namespace, measured: int, tmp: Path) -> int:
         ["taskset", "-c", str(GATEWAY_CORE), args.valgrind, "--tool=callgrind", f"--callgrind-out-file={out}",
          args.interlock], port=args.gateway_port, config=tmp / "interlock.yaml", home=tmp / f"home-{measured}",
         log_path=tmp / f"gateway-{measured}.log", measured=measured, concurrency=args.concurrency,
-        stream=args.stream, start_timeout=args.start_timeout, extra=("--engine", args.engine))
+        stream=args.stream, start_timeout=args.start_timeout, extra=("--engine", args.engine), compiled=args.compiled)
     found = re.search(r"Collected : (\d+)", output)
     if found is None:
         raise BenchError(f"callgrind printed no total:\n{output}")
@@ -138,6 +141,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--chunks", type=int, default=20, help="content chunks per mock stream (default 20)")
     p.add_argument("--engine", choices=("native", "granian"), default="native")
     p.add_argument("--interlock", default=str(REPO / ".venv" / "bin" / "interlock"))
+    p.add_argument("--compiled", action="store_true",
+                   help="the compiled build (make fast: scripts/build_fast.py), built first if missing or stale")
     p.add_argument("--mock-port", type=int, default=9161)
     p.add_argument("--gateway-port", type=int, default=8461)
     p.add_argument("--start-timeout", type=float, default=900.0)
@@ -182,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         per = measure(args)
         what = "stream" if args.stream else "request"
-        print(f"instructions per {what} (whole gateway process, {args.engine} server, request log {args.log}, "
+        build = ", compiled build" if args.compiled else ""
+        print(f"instructions per {what} (whole gateway process{build}, {args.engine} server, request log {args.log}, "
               f"c={args.concurrency}): {per:,}")
         return 0
 

@@ -26,6 +26,9 @@ from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
+#: The compiled build (``make fast``: scripts/build_fast.py): interlock with the request path compiled by mypyc.
+FAST_BUILD = REPO / "build" / "fast"
+
 HOST = "127.0.0.1"
 GATEWAY_CORE = 0
 LOAD_CORE = 1  # mock, wrk and the latency client
@@ -44,6 +47,14 @@ TWO_TARGET_POLICIES = {
                    "    tiers: {weak: [mock/bench-model], strong: [mock/bench-strong]}\n"
                    "    difficulty: {strong_share: 0.3}\n"),
 }
+
+
+def compiled_env(env: dict[str, str]) -> dict[str, str]:
+    """``env`` for a gateway that runs the compiled build; builds it first when it is missing or stale."""
+    subprocess.run([sys.executable, str(REPO / "scripts" / "build_fast.py"), "--out", str(FAST_BUILD)], check=True,
+                   stdout=subprocess.DEVNULL)
+    return {**env, "PYTHONPATH": str(FAST_BUILD)}
+
 
 CHAT_BODY = {
     "messages": [

@@ -19,7 +19,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from harness import GATEWAY_CORE, HOST, MASTER_KEY, REPO, UPSTREAM_KEY, VENDOR_MODEL, log
+from harness import GATEWAY_CORE, HOST, MASTER_KEY, REPO, UPSTREAM_KEY, VENDOR_MODEL, compiled_env, log
 
 # Exact pins. LiteLLM 1.108.7 is the newest release whose `[proxy]` extra resolves from PyPI here: 1.108.8 to
 # 1.109.x need litellm-enterprise or litellm-proxy-extras builds, and 1.110 a `litellm-proxy` package, that
@@ -122,8 +122,9 @@ def _git_commit() -> str | None:
 
 
 def prepare_interlock(executable: Path, port: int, mock_port: int, request_log: str, tmp: Path, *,
-                      engine: str = "native", workers: int = 1, pinned: bool = True) -> Launch:
-    """``interlock serve`` on ``port`` in front of the mock; one worker pinned to the gateway core unless told."""
+                      engine: str = "native", workers: int = 1, pinned: bool = True, compiled: bool = False) -> Launch:
+    """``interlock serve`` on ``port`` in front of the mock; one worker pinned to the gateway core unless told;
+    ``compiled``: the compiled build (``make fast``), built first if it is missing or stale."""
     if not executable.exists():
         raise InstallError(f"{executable} does not exist: install the gateway first (make bench-peers does)")
     home = tmp / "interlock-home"
@@ -137,19 +138,23 @@ def prepare_interlock(executable: Path, port: int, mock_port: int, request_log: 
     commit = _git_commit()
     cmd = [*(PINNED if pinned else UNPINNED), str(executable), "serve", "--host", HOST, "--port", str(port),
            "--workers", str(workers), "--config", str(config), "--engine", engine]
+    env = dict(os.environ, INTERLOCK_MASTER_KEY=MASTER_KEY, INTERLOCK_HOME=str(home))
+    if compiled:
+        env = compiled_env(env)
     log_setting = ("off (logging: enabled: false)" if request_log == "off"
                    else "on: interlock's default, level metadata into SQLite under INTERLOCK_HOME")
     return Launch(
         name="interlock",
         version=f"{dist} ({commit})" if commit else dist,
         cmd=cmd,
-        env=dict(os.environ, INTERLOCK_MASTER_KEY=MASTER_KEY, INTERLOCK_HOME=str(home)),
+        env=env,
         cwd=REPO,
         health_path="/healthz",
         model="mock/bench-model",
         key=MASTER_KEY,
         settings={
-            "server": f"interlock serve --workers {workers} --engine {engine} "
+            "server": f"interlock serve --workers {workers} --engine {engine}"
+                      f"{' (compiled build: make fast)' if compiled else ''} "
                       f"({'pinned to core ' + str(GATEWAY_CORE) if pinned else 'on every core'})",
             "request log": log_setting,
             "config": interlock_config(mock_port, request_log),

@@ -41,6 +41,7 @@ from harness import (
     BenchError,
     Managed,
     bench_main,
+    compiled_env,
     ensure_wrk,
     environment,
     log,
@@ -60,13 +61,15 @@ from peers import (
 from peers_gateways import LABELS, LITELLM_VERSION, PORTKEY_VERSION, Launch, NotMeasured
 from table_report import LATENCY, render, summarise, warnings_of
 
-#: The table's rows after direct, in the issue's order: (gateway, request log, engine, label).
-ROWS: dict[str, tuple[str, str, str, str]] = {
-    "interlock": ("interlock", "sqlite", "native", "interlock (native server, log on)"),
-    "interlock-log-off": ("interlock", "off", "native", "interlock, log off"),
-    "interlock-granian": ("interlock", "sqlite", "granian", "interlock, Granian engine"),
-    "portkey": ("portkey", "", "", f"{LABELS['portkey']} {PORTKEY_VERSION} (Node)"),
-    "litellm": ("litellm", "", "", f"{LABELS['litellm']} {LITELLM_VERSION}"),
+#: The table's rows after direct, in the issue's order: (gateway, request log, engine, compiled build, label).
+ROWS: dict[str, tuple[str, str, str, bool, str]] = {
+    "interlock": ("interlock", "sqlite", "native", False, "interlock (native server, log on)"),
+    "interlock-log-off": ("interlock", "off", "native", False, "interlock, log off"),
+    "interlock-compiled": ("interlock", "sqlite", "native", True, "interlock compiled (make fast), log on"),
+    "interlock-compiled-log-off": ("interlock", "off", "native", True, "interlock compiled, log off"),
+    "interlock-granian": ("interlock", "sqlite", "granian", False, "interlock, Granian engine"),
+    "portkey": ("portkey", "", "", False, f"{LABELS['portkey']} {PORTKEY_VERSION} (Node)"),
+    "litellm": ("litellm", "", "", False, f"{LABELS['litellm']} {LITELLM_VERSION}"),
 }
 STREAM_CHUNKS = 20  # chunk events per mock stream, role to finish (+ the usage chunk)
 VENDOR_LATENCY_MS = 20.0
@@ -82,12 +85,12 @@ def prepare_row(row: str, args: argparse.Namespace, mock_port: int, tmp: Path) -
     Peers come from ``make bench-peers``'s cache: one not there is "not measured", not a failure, unless
     ``--install-peers`` was asked for.
     """
-    gateway, request_log, engine, _ = ROWS[row]
+    gateway, request_log, engine, compiled, _ = ROWS[row]
     where = tmp / row / str(mock_port)
     where.mkdir(parents=True, exist_ok=True)  # a fresh INTERLOCK_HOME per row and mock
     launch = prepare(gateway, argparse.Namespace(**{**vars(args), "mock_port": mock_port,
                                                      "interlock_log": request_log or "sqlite"}),
-                     where, engine=engine or "native")
+                     where, **({"engine": engine, "compiled": compiled} if gateway == "interlock" else {}))
     if isinstance(launch, NotMeasured):
         if gateway != "interlock" and not args.install:
             reason = launch.reason.removeprefix("install failed: ")
@@ -117,7 +120,7 @@ def at_latency(args: argparse.Namespace) -> argparse.Namespace:
 
 def measure_row(row: str, mocks: dict[str, Managed], wrk: str, args: argparse.Namespace,
                 tmp: Path) -> dict[str, Any]:
-    label = ROWS[row][3]
+    label = ROWS[row][4]
     launch = prepare_row(row, args, args.mock_port, tmp)
     if isinstance(launch, NotMeasured):
         status = "failed" if launch.failed else "not measured"
@@ -166,7 +169,9 @@ def measure_workers(mocks: dict[str, Managed], wrk: str, args: argparse.Namespac
 # Instructions per request (callgrind, deterministic)
 
 #: Ports of the whole-process runs (``bench/gateway_instructions.py``): each its own mock and gateway.
-WHOLE_PORTS = {"whole_log_off": (9181, 8481), "whole_log_on": (9182, 8482), "whole_stream": (9183, 8483)}
+WHOLE_PORTS = {"whole_log_off": (9181, 8481), "whole_log_on": (9182, 8482), "whole_stream": (9183, 8483),
+               "whole_compiled_log_off": (9184, 8484), "whole_compiled_log_on": (9185, 8485),
+               "whole_compiled_stream": (9186, 8486)}
 
 
 def instruction_runs(args: argparse.Namespace) -> dict[str, tuple[str, list[str]]]:
@@ -180,11 +185,13 @@ def instruction_runs(args: argparse.Namespace) -> dict[str, tuple[str, list[str]
                                    "--stream-chunks", str(STREAM_CHUNKS)]),
     }
     if args.whole_process:
-        for name, extra in (("whole_log_off", ["--log", "off"]), ("whole_log_on", ["--log", "sqlite"]),
-                            ("whole_stream", ["--log", "off", "--stream", "--chunks", str(STREAM_CHUNKS)])):
-            mock_port, gateway_port = WHOLE_PORTS[name]
-            runs[name] = ("gateway_instructions.py", ["-n", str(args.whole_n), *extra, "--mock-port", str(mock_port),
-                                                      "--gateway-port", str(gateway_port)])
+        for build, flags in (("", []), ("compiled_", ["--compiled"])):
+            for kind, extra in (("log_off", ["--log", "off"]), ("log_on", ["--log", "sqlite"]),
+                                ("stream", ["--log", "off", "--stream", "--chunks", str(STREAM_CHUNKS)])):
+                name = f"whole_{build}{kind}"
+                mock_port, gateway_port = WHOLE_PORTS[name]
+                runs[name] = ("gateway_instructions.py", ["-n", str(args.whole_n), *extra, *flags, "--mock-port",
+                                                          str(mock_port), "--gateway-port", str(gateway_port)])
     return runs
 
 
@@ -284,6 +291,9 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     nproc = check_machine({args.mock_port: "mock", args.latency_mock_port: f"{VENDOR_LATENCY_MS:g} ms mock",
                            args.gateway_port: "gateway"})
     wrk = ensure_wrk()
+    if any(ROWS[row][3] for row in args.rows) or (args.instructions and args.whole_process):
+        log("the compiled build (scripts/build_fast.py), before anything is measured")
+        compiled_env({})
     started = _dt.datetime.now(_dt.UTC)
     result: dict[str, Any] = {
         "started_at": started.strftime("%Y-%m-%d %H:%M UTC"),

@@ -81,12 +81,17 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
                            for k, w in (("one", one), ("two", two))},
         }
     instr = result.get("instructions") or {}
-    for prefix in ("", "whole_"):
+    for prefix in ("", "whole_", "whole_compiled_"):
         base = _get(instr, f"{prefix}log_off", "instructions")
         if base:
             out[f"{prefix}instructions"] = {
                 "log_on_vs_off": _share(_get(instr, f"{prefix}log_on", "instructions"), base),
                 "stream_vs_request": _share(_get(instr, f"{prefix}stream", "instructions"), base)}
+    # The compiled build against the interpreted one, request for request (the issue's "half" is 0.5).
+    compiled = {kind: _share(_get(instr, f"whole_compiled_{kind}", "instructions"),
+                             _get(instr, f"whole_{kind}", "instructions")) for kind in ("log_off", "log_on", "stream")}
+    if any(v is not None for v in compiled.values()):
+        out["compiled_vs_interpreted"] = compiled
     return out
 
 
@@ -182,7 +187,9 @@ def _instruction_lines(result: dict[str, Any], summary: dict[str, Any]) -> list[
              "whole `interlock serve` process (server, pipeline, vendor client, log; issue 26's measure) and the "
              "pipeline alone in process (no server, no sockets):", "",
              "| request | instructions | command |", "|---|---:|---|"]
-    for prefix, where in (("whole_", "whole process"), ("", "pipeline alone")):
+    compiled = summary.get("compiled_vs_interpreted", {})
+    for prefix, where in (("whole_", "whole process"), ("whole_compiled_", "whole process, compiled build"),
+                          ("", "pipeline alone")):
         ratios = summary.get(f"{prefix}instructions", {})
         rows = ((f"{prefix}log_off", "whole answer, log off", ""),
                 (f"{prefix}log_on", "whole answer, log on (SQLite, level metadata)",
@@ -192,6 +199,9 @@ def _instruction_lines(result: dict[str, Any], summary: dict[str, Any]) -> list[
                  f" ({_times(ratios.get('stream_vs_request'))} a whole answer; target ≤ {STREAM_RATIO_TARGET}x)"))
         for key, label, note in rows:
             if key in instr:
+                kind = key.removeprefix(prefix)
+                if prefix == "whole_compiled_" and compiled.get(kind) is not None:
+                    note += f" ({_change(compiled[kind])} vs interpreted)"
                 lines.append(f"| {where}: {label} | {_num(instr[key]['instructions'])}{note} | "
                              f"`{instr[key]['command']}` |")
     return lines

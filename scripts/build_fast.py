@@ -65,6 +65,9 @@ COMPILED = (
     "routing/trace.py",
     "routing/explain.py",
     "routing/overrides.py",
+    "server/rsgi.py",
+    "wire/shapes.py",
+    "core/timers.py",
 )
 
 #: What marks a finished build: the list it was built from and the sources' state, so a rebuild is

@@ -79,24 +79,24 @@ async def test_someone_elses_cancel_stays_a_cancel() -> None:
 async def test_outer_cancel_racing_the_expiry_is_not_swallowed() -> None:
     """Like asyncio.timeout: when the task was also cancelled from outside, CancelledError wins."""
     loop = asyncio.get_running_loop()
-    victim: list[asyncio.Task[None]] = []
-
-    class RacedExpiry(Expiry):
-        __slots__ = ()
-
-        def fire(self) -> None:
-            super().fire()
-            victim[0].cancel()  # someone else cancels in the same loop iteration
-
-    expiry = RacedExpiry(loop, loop.time() + 0.02)
+    expiry = Expiry(loop, loop.time() + 10)  # fired by hand below, not by the wheel
+    entered = asyncio.Event()
 
     async def body() -> None:
         with expiry:
+            entered.set()
             await asyncio.sleep(1)
 
-    victim.append(asyncio.create_task(body()))
+    victim = asyncio.create_task(body())
+    await entered.wait()
+
+    def race() -> None:
+        expiry.fire()  # the deadline passes ...
+        victim.cancel()  # ... and someone else cancels in the same loop iteration
+
+    loop.call_soon(race)
     with pytest.raises(asyncio.CancelledError):
-        await victim[0]
+        await victim
     assert expiry.fired
 
 

@@ -57,12 +57,14 @@ import orjson
 from interlock.server.refusals import (
     MAX_HEAD,
     MAX_HEADERS,
+    BodyTimeout,
+    ClientGone,
     ProtocolError,
     body_too_large,
     head_too_large,
     refusal,
 )
-from interlock.server.rsgi import BodyTimeout, ClientGone, Clock, Exchange, Scope
+from interlock.server.rsgi import Clock, Exchange, Scope
 
 #: The default of ``server.max_body_bytes``.
 DEFAULT_MAX_BODY = 32 * 1024 * 1024

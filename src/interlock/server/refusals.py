@@ -13,6 +13,16 @@ MAX_HEAD = 64 * 1024
 MAX_HEADERS = 128
 
 
+class ClientGone(ConnectionResetError):
+    """Raised by a response stream's ``send_bytes`` once the client has closed the connection."""
+
+
+class BodyTimeout(TimeoutError):
+    """Raised to a reader of the request body when the client stopped sending it."""
+
+
+# The exceptions live here, not in rsgi.py or h1.py: those are compiled (make fast), and a compiled module
+# cannot define a subclass of a built-in exception.
 class ProtocolError(Exception):
     """A request this server refuses before the app sees it: ``status``, a fixed ``reason`` slug, a message."""
 

@@ -17,20 +17,14 @@ from collections.abc import AsyncIterator, Coroutine
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
+from interlock.server.refusals import ClientGone
+
 if TYPE_CHECKING:  # h1 imports this module: a cycle inside the server package, for a type only
     from interlock.server.h1 import H1Connection
 
 
 #: The interim answer to ``Expect: 100-continue``.
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-
-
-class ClientGone(ConnectionResetError):
-    """Raised by a response stream's ``send_bytes`` once the client has closed the connection."""
-
-
-class BodyTimeout(TimeoutError):
-    """Raised to a reader of the request body when the client stopped sending it."""
 
 
 class Clock:
@@ -152,17 +146,7 @@ class Exchange:
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[bytes]:
-        while True:
-            if self._chunks:
-                for chunk in self._take():
-                    yield chunk
-            elif self.body_done:
-                return
-            else:
-                await self._wait()
+        return _BodyChunks(self)
 
     def client_disconnect(self) -> asyncio.Future[None]:
         future = self._disconnect
@@ -222,6 +206,33 @@ class Exchange:
         if not self.body_done or self._conn.server.stopping:
             self.keep_alive = False  # the rest of the body is not worth reading, or the worker stops
         return True
+
+
+class _BodyChunks:
+    """``async for chunk in exchange``: the body's chunks as they arrive (a class, not an async generator,
+    which mypyc cannot compile: make fast)."""
+
+    __slots__ = ("_exchange", "_taken")
+
+    def __init__(self, exchange: Exchange) -> None:
+        self._exchange = exchange
+        #: Chunks taken from the exchange and not handed out yet, last first.
+        self._taken: list[bytes] = []
+
+    def __aiter__(self) -> _BodyChunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        exchange = self._exchange
+        while True:
+            if self._taken:
+                return self._taken.pop()
+            if exchange._chunks:
+                self._taken = exchange._take()[::-1]
+            elif exchange.body_done:
+                raise StopAsyncIteration
+            else:
+                await exchange._wait()
 
 
 class StreamOut:
