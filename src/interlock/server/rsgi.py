@@ -113,9 +113,15 @@ class Exchange:
         self._failure = failure
         self._wake()
 
+    def _check_failure(self) -> None:
+        # A method, not an inline check: mypy would carry the narrowing of ``self._failure`` to None from
+        # before the ``await`` to after it, and the compiled build (make fast) checks that type at run time.
+        failure = self._failure
+        if failure is not None:
+            raise failure
+
     async def _wait(self) -> None:
-        if self._failure is not None:
-            raise self._failure
+        self._check_failure()
         if self._conn.closed:
             raise ClientGone("the client closed the connection before sending the whole body")
         if self.expect_continue:
@@ -125,8 +131,7 @@ class Exchange:
         waiter = self._waiter = self._conn.loop.create_future()
         self._conn.want_body()
         await waiter
-        if self._failure is not None:
-            raise self._failure
+        self._check_failure()
 
     def _take(self) -> list[bytes]:
         chunks, self._chunks = self._chunks, []
