@@ -18,6 +18,7 @@ included) subclasses or monkeypatches, no async generator, no side effect in a s
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import shutil
 import subprocess
@@ -68,6 +69,7 @@ COMPILED = (
     "server/rsgi.py",
     "wire/shapes.py",
     "core/timers.py",
+    "vendors/transport.py",
 )
 
 #: What marks a finished build: the list it was built from and the sources' state, so a rebuild is
@@ -93,6 +95,15 @@ def _sources_state(src: Path) -> str:
 
 
 def build(out: Path, jobs: int) -> Path:
+    """Build ``out`` unless it is up to date. Callers at once (bench runs side by side) take turns on a lock
+    beside it: the first builds, the others then find it up to date."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.with_name(out.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build(out, jobs)
+
+
+def _build(out: Path, jobs: int) -> Path:
     src = ROOT / "src" / "interlock"
     state = _sources_state(src)
     stamp = out / STAMP

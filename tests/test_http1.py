@@ -225,3 +225,41 @@ async def test_closing_an_unfinished_response_aborts_the_connection() -> None:
         assert await chunks.__anext__() == b"hello"
         resp.close()
         await asyncio.wait_for(closed.wait(), 2)
+
+
+async def test_stream_idle_timeout_counts_the_vendor_not_a_slow_reader() -> None:
+    """The idle deadline runs while a piece is awaited: a vendor that stalls times out, a caller that takes
+    long over a piece (a slow client downstream) does not."""
+    stall = asyncio.Event()
+
+    async def chunks(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:  # the pooled connection carries the second request
+            await read_request(reader)
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.05)
+            writer.write(b"5\r\nworld\r\n")
+            await writer.drain()
+            if stall.is_set():
+                await asyncio.sleep(5)
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+
+    transport = HttpTransport()
+    async with Server(chunks) as server:
+        resp = await transport.request("POST", server.url, {}, b"", Timeouts(idle=0.2))
+        got = []
+        async for piece in resp.iter_bytes():
+            got.append(piece)
+            await asyncio.sleep(0.4)  # twice the idle timeout, spent by the reader
+        assert b"".join(got) == b"helloworld"
+
+        stall.set()
+        resp = await transport.request("POST", server.url, {}, b"", Timeouts(idle=0.2))
+        pieces = resp.iter_bytes()
+        assert await pieces.__anext__() == b"hello"
+        assert await pieces.__anext__() == b"world"
+        with pytest.raises(UpstreamTimeout, match=r"stalled for longer than the idle timeout of 0\.2s"):
+            await pieces.__anext__()
+        with pytest.raises(StopAsyncIteration):  # the exchange is over (its connection aborted)
+            await pieces.__anext__()

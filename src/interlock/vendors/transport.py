@@ -109,35 +109,26 @@ class _HttpResponse:
             with deadline.expiry:
                 while (piece := await conn.read_piece()) is not None:
                     pieces.append(piece)
-        except TimeoutError:
-            self.close()
-            raise deadline.error() from None
-        except HTTPClientError as exc:
-            self.close()
-            raise UpstreamError(f"the vendor connection failed while reading the answer: {exc}") from None
-        except BaseException:
-            self.close()
-            raise
+        except BaseException as exc:
+            error = self._failed(exc, "the vendor connection failed while reading the answer")
+            if error is exc:
+                raise
+            raise error from None
         self._release()
         return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
-    async def iter_bytes(self) -> AsyncIterator[bytes]:
-        deadline = self._deadline
-        conn = self._conn
-        try:
-            with deadline.expiry:
-                while (piece := await conn.read_piece()) is not None:
-                    deadline.bytes_arrived()
-                    yield piece
-        except TimeoutError:
-            raise deadline.error() from None
-        except HTTPClientError as exc:
-            raise UpstreamError(f"the vendor connection broke mid-stream: {exc}") from None
-        finally:
-            if conn.done and conn.error is None:
-                self._release()
-            else:
-                self.close()
+    def iter_bytes(self) -> AsyncIterator[bytes]:
+        return _BodyPieces(self)
+
+    def _failed(self, exc: BaseException, what: str) -> BaseException:
+        """Abort the exchange that ``exc`` interrupted; the error to raise for it: the deadline's, ``what``
+        for a broken connection, else ``exc`` itself."""
+        self.close()
+        if isinstance(exc, TimeoutError):
+            return self._deadline.error()
+        if isinstance(exc, HTTPClientError):
+            return UpstreamError(f"{what}: {exc}")
+        return exc
 
     def _release(self) -> None:
         if self._open:
@@ -152,6 +143,42 @@ class _HttpResponse:
                 self._client.release(self._conn)
             else:
                 self._client.abort(self._conn)
+
+
+class _BodyPieces:
+    """``async for piece in resp.iter_bytes()``: the body as it arrives. A class, not an async generator
+    (mypyc compiles none: make fast); the deadline runs while a piece is awaited, not while the caller
+    handles one, so a slow client is never taken for a stalled vendor."""
+
+    __slots__ = ("_done", "_resp")
+
+    def __init__(self, resp: _HttpResponse) -> None:
+        self._resp = resp
+        self._done = False
+
+    def __aiter__(self) -> _BodyPieces:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._done:
+            raise StopAsyncIteration
+        resp = self._resp
+        deadline = resp._deadline
+        try:
+            with deadline.expiry:
+                piece = await resp._conn.read_piece()
+        except BaseException as exc:
+            self._done = True
+            error = resp._failed(exc, "the vendor connection broke mid-stream")
+            if error is exc:
+                raise
+            raise error from None
+        if piece is None:
+            self._done = True
+            resp.close()  # read to its end: the connection goes back to the pool
+            raise StopAsyncIteration
+        deadline.bytes_arrived()
+        return piece
 
 
 class HttpTransport:
