@@ -128,6 +128,9 @@ def one_run(args: argparse.Namespace, measured: int, tmp: Path) -> int:
     found = re.search(r"Collected : (\d+)", output)
     if found is None:
         raise BenchError(f"callgrind printed no total:\n{output}")
+    if args.keep is not None:  # for callgrind_annotate: where the instructions go, function by function
+        args.keep.mkdir(parents=True, exist_ok=True)
+        shutil.copy(out, args.keep / out.name)
     return int(found.group(1))
 
 
@@ -143,6 +146,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--interlock", default=str(REPO / ".venv" / "bin" / "interlock"))
     p.add_argument("--compiled", action="store_true",
                    help="the compiled build (make fast: scripts/build_fast.py), built first if missing or stale")
+    p.add_argument("--keep", type=Path, metavar="DIR",
+                   help="copy the two callgrind profiles (callgrind.N) into DIR, for callgrind_annotate")
     p.add_argument("--mock-port", type=int, default=9161)
     p.add_argument("--gateway-port", type=int, default=8461)
     p.add_argument("--start-timeout", type=float, default=900.0)
