@@ -53,7 +53,8 @@ test: $(DEV) packages services lint typecheck docs unit unit-fast
 FAST_TESTS := tests/test_gateway_e2e.py tests/test_h1_server.py tests/test_http1.py tests/test_http_framing.py \
 	tests/test_http_client_framing.py tests/test_gateway_errors.py tests/test_ledger_writer.py \
 	tests/test_ledger_gateway.py tests/test_routing_engine.py tests/test_routing_failover.py tests/test_sse.py \
-	tests/test_governance_core.py tests/test_governance_gateway.py tests/test_compiled_build.py
+	tests/test_governance_core.py tests/test_governance_gateway.py tests/test_compiled_build.py \
+	tests/test_timers.py tests/test_stream_faults_e2e.py tests/test_request_validation.py
 
 unit-fast: $(DEV) fast
 	PYTHONPATH=$(FAST) $(BIN)/pytest -p no:cacheprovider $(FAST_TESTS)
