@@ -300,7 +300,10 @@ def test_rate_limit_and_budget_are_exact_through_the_lb_under_600_concurrent(clu
     others = [r for r in results if not isinstance(r, str | openai.RateLimitError)]
     assert not others, others[:3]
     assert (len(ok), len(refused)) == (150, 450)
-    assert set(ok) == {"r0", "r1", "r2"}  # all three replicas admitted, one counter
+    # One counter: per-replica counters would admit up to 450. Which replicas' requests came first is the
+    # balancer's and the scheduler's business; at least two of them admitting shows the count is shared.
+    limited_on = {replica_name(r.response.headers) for r in refused}
+    assert len(set(ok)) >= 2 and limited_on == {"r0", "r1", "r2"}, (set(ok), limited_on)
 
     results = asyncio.run(burst(budgeted["key"], 50))
     ok = [r for r in results if isinstance(r, str)]

@@ -86,7 +86,9 @@ async def test_slow_first_byte_against_the_first_byte_timeout() -> None:
     t = transport()
     with pytest.raises(UpstreamTimeout, match="first-byte timeout of 2s"):
         await t.request("POST", URL, fault("slow_first_byte=2.5"), STREAM, Timeouts(first_byte=2))
-    response = await t.request("POST", URL, fault("slow_first_byte=1.5"), STREAM, Timeouts(first_byte=2))
+    # The model's own time to first token is drawn at random; pinned here, so that 1.5 s is the fault's.
+    pinned = {**fault("slow_first_byte=1.5"), "x-interlock-simulator-latency": "ttft=0.1;tps=100"}
+    response = await t.request("POST", URL, pinned, STREAM, Timeouts(first_byte=2))
     assert (await drain(response)).endswith(b"data: [DONE]\n\n")
 
 
