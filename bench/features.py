@@ -20,8 +20,10 @@ Each feature's row is base + feature against base: ``+ vs base`` is the instruct
 ``% of base`` that as a share of the base, which the target compares with 5%.
 
     .venv/bin/python bench/features.py [-n 3200] [--only log,cache-miss] [--out bench/results/features.json]
+                                       [--compiled]
 
-It measures the gateway of its own checkout (``src/`` beside ``bench/`` goes first on ``PYTHONPATH``).
+It measures the gateway of its own checkout (``src/`` beside ``bench/`` goes first on ``PYTHONPATH``), or with
+``--compiled`` its compiled build (``make fast``, ``build/fast``).
 
 Prints a markdown table and writes every figure to ``bench/results/features.json`` (gitignored). Each
 configuration takes one callgrind run, 2-4 minutes at ``-n 3200`` (more on a busy machine).
@@ -44,7 +46,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 SRC = BENCH_DIR.parent / "src"
 sys.path.insert(0, str(BENCH_DIR))
 
-from harness import bench_main, environment, log  # noqa: E402
+from harness import bench_main, compiled_env, environment, log  # noqa: E402
 from pipeline import WARM_UP, configure, instructions  # noqa: E402
 
 #: The issue's target: what a feature may add, as a percentage of the base's instructions per request.
@@ -128,6 +130,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--only", help="comma-separated configurations to measure besides the base: "
                                        + ", ".join(name for name in BY_NAME if name != "base"))
     parser.add_argument("--out", default=str(BENCH_DIR / "results" / "features.json"))
+    parser.add_argument("--compiled", action="store_true",
+                        help="measure the compiled build (make fast; built first if missing or stale)")
     args = parser.parse_args(argv)
     if args.n < 32 or args.n % 32:
         parser.error("-n must be a positive multiple of 32 (the concurrency)")
@@ -144,7 +148,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     # The gateway measured is this checkout's (the virtualenv's interlock may be installed from another one).
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, (str(SRC), os.environ.get("PYTHONPATH"))))
+    os.environ["PYTHONPATH"] = (compiled_env({})["PYTHONPATH"] if args.compiled else
+                                os.pathsep.join(filter(None, (str(SRC), os.environ.get("PYTHONPATH")))))
     started = _dt.datetime.now(_dt.UTC)
     counts: dict[str, int] = {}
     for name in args.names:
