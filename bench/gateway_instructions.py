@@ -35,7 +35,9 @@ from harness import (
     HOST,
     LOAD_CORE,
     MASTER_KEY,
+    POLICY_MODEL,
     REPO,
+    TWO_TARGET_POLICIES,
     BenchError,
     HttpConn,
     bench_main,
@@ -51,9 +53,9 @@ GATEWAY_MODEL = "mock/bench-model"
 WARM_UP = 400
 
 
-def drive(port: int, requests: int, concurrency: int, stream: bool) -> None:
+def drive(port: int, requests: int, concurrency: int, stream: bool, model: str = GATEWAY_MODEL) -> None:
     """``requests`` requests over ``concurrency`` keep-alive connections; raises on any non-200 answer."""
-    payload = chat_request(port, GATEWAY_MODEL, MASTER_KEY, stream=stream)
+    payload = chat_request(port, model, MASTER_KEY, stream=stream)
     failures: list[str] = []
     share, extra = divmod(requests, concurrency)
 
@@ -82,10 +84,11 @@ def drive(port: int, requests: int, concurrency: int, stream: bool) -> None:
 def serve_fixed_load(prefix: list[str], *, port: int, config: Path, home: Path, log_path: Path, measured: int,
                      concurrency: int, stream: bool, start_timeout: float, extra: tuple[str, ...] = (),
                      after_warm_up: Callable[[subprocess.Popen[bytes]], None] | None = None,
-                     stop: int = signal.SIGTERM, compiled: bool = False) -> str:
+                     stop: int = signal.SIGTERM, compiled: bool = False, model: str = GATEWAY_MODEL) -> str:
     """``prefix`` + ``interlock serve`` (one worker) with the warm-up, ``after_warm_up``, then ``measured``
     requests, then ``stop``: the fixed workload of this script and of ``bench/stage_profile.py``; ``compiled``:
-    the compiled build (``make fast``). Returns the end of the process's output."""
+    the compiled build (``make fast``); ``model``: what the requests name. Returns the end of the process's
+    output."""
     cmd = [*prefix, "serve", "--host", HOST, "--port", str(port), "--workers", "1", "--config", str(config),
            *extra]
     env = dict(os.environ, INTERLOCK_MASTER_KEY=MASTER_KEY, INTERLOCK_HOME=str(home), PYTHONHASHSEED="0")
@@ -103,10 +106,10 @@ def serve_fixed_load(prefix: list[str], *, port: int, config: Path, home: Path, 
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise BenchError(f"the gateway did not start:\n{tail()}")
                 time.sleep(0.5)
-            drive(port, WARM_UP, concurrency, stream)
+            drive(port, WARM_UP, concurrency, stream, model)
             if after_warm_up is not None:
                 after_warm_up(proc)
-            drive(port, measured, concurrency, stream)
+            drive(port, measured, concurrency, stream, model)
             time.sleep(1.5)  # the request log's writer flushes on its own clock (every second at most)
             proc.send_signal(stop)
             proc.wait(timeout=300)
@@ -124,7 +127,8 @@ def one_run(args: argparse.Namespace, measured: int, tmp: Path) -> int:
         ["taskset", "-c", str(GATEWAY_CORE), args.valgrind, "--tool=callgrind", f"--callgrind-out-file={out}",
          args.interlock], port=args.gateway_port, config=tmp / "interlock.yaml", home=tmp / f"home-{measured}",
         log_path=tmp / f"gateway-{measured}.log", measured=measured, concurrency=args.concurrency,
-        stream=args.stream, start_timeout=args.start_timeout, extra=("--engine", args.engine), compiled=args.compiled)
+        stream=args.stream, start_timeout=args.start_timeout, extra=("--engine", args.engine), compiled=args.compiled,
+        model=POLICY_MODEL if args.policy else GATEWAY_MODEL)
     found = re.search(r"Collected : (\d+)", output)
     if found is None:
         raise BenchError(f"callgrind printed no total:\n{output}")
@@ -148,6 +152,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="the compiled build (make fast: scripts/build_fast.py), built first if missing or stale")
     p.add_argument("--keep", type=Path, metavar="DIR",
                    help="copy the two callgrind profiles (callgrind.N) into DIR, for callgrind_annotate")
+    p.add_argument("--policy", choices=tuple(TWO_TARGET_POLICIES),
+                   help="the model is a policy of two targets: by priority, or by difficulty (issue 25's comparison)")
     p.add_argument("--mock-port", type=int, default=9161)
     p.add_argument("--gateway-port", type=int, default=8461)
     p.add_argument("--start-timeout", type=float, default=900.0)
@@ -180,7 +186,8 @@ def beside_mock(args: argparse.Namespace, prefix: str) -> Iterator[Path]:
 def measure(args: argparse.Namespace) -> int:
     """Instructions per request (the two runs' difference over their difference in requests)."""
     with beside_mock(args, "interlock-gwinstr-") as tmp:
-        (tmp / "interlock.yaml").write_text(interlock_config(args.mock_port, args.log))
+        (tmp / "interlock.yaml").write_text(interlock_config(args.mock_port, args.log)
+                                            + TWO_TARGET_POLICIES.get(args.policy or "", ""))
         short = args.n // 3
         totals = {n: one_run(args, n, tmp) for n in (short, args.n)}
     return (totals[args.n] - totals[short]) // (args.n - short)
@@ -193,8 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         per = measure(args)
         what = "stream" if args.stream else "request"
         build = ", compiled build" if args.compiled else ""
+        model = f", model: a {args.policy} policy" if args.policy else ""
         print(f"instructions per {what} (whole gateway process{build}, {args.engine} server, request log {args.log}, "
-              f"c={args.concurrency}): {per:,}")
+              f"c={args.concurrency}{model}): {per:,}")
         return 0
 
     return bench_main("gateway-instructions", body)

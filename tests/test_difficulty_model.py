@@ -191,3 +191,39 @@ def test_features_without_weight_are_not_computed_and_change_nothing() -> None:
         for text in [*EDGE_TEXTS, "Ünïcödé NASA math: 3 + 4 = 7. Really? Yes!", "x " * 3000]:
             choice = difficulty_model.is_choice(text)
             assert head.gain(text, choice) == full.gain(text, choice)
+
+
+def test_count_tables_score_as_the_dot_product() -> None:
+    """The open head scores a prompt without options from weight-times-log1p tables by count; its gains must be
+    exactly (not nearly) the dot product's, on the dev prompts, long prompts (counts past the tables) and edges."""
+    import dataclasses
+
+    head = shared_scorer()._open
+    assert head.count_outputs, "the shipped open head has no terms: it must take the table path"
+    plain = dataclasses.replace(head, count_outputs=())
+    texts = [*EDGE_TEXTS, "x " * 3000, "7 " * 2000, "Ünïcödé 3 + 4 = 7?", "half " * 1500 + "25% of $3"]
+    for name in ("gsm8k", "mt-bench"):
+        texts += [json.loads(line)["prompt"] for line in
+                  filter(None, (DATA / f"{name}.dev.jsonl").read_text().split("\n"))]
+    for text in texts:
+        if not difficulty_model.is_choice(text):
+            assert head.gain(text, False) == plain.gain(text, False), text[:80]
+
+
+def test_score_clamps_and_dispatches_as_gain() -> None:
+    scorer = shared_scorer()
+    for text in [*EDGE_TEXTS, "x" * 100_000, "\n\n"]:
+        assert scorer.score(text) == min(1.0, max(0.0, (1.0 + scorer.gain(text)) / 2.0))
+
+
+def test_threshold_phrase_is_memoised_within_a_bound() -> None:
+    from interlock.core import trace
+    from interlock.core.trace import DifficultyDecision
+
+    assert DifficultyDecision(0.4623, 0.5716, 0.3, "weak").sentence() == \
+        "difficulty 0.46 < threshold 0.57 (strong_share 0.30): weak tier"
+    assert DifficultyDecision(0.9, 0.555, None, "strong").sentence() == "difficulty 0.90 >= threshold 0.56: strong tier"
+    for i in range(600):  # a console replay may try any number of thresholds
+        DifficultyDecision(0.5, i / 600, None, "weak").sentence()
+    assert len(trace._THRESHOLD_PHRASES) <= 256
+    assert DifficultyDecision(0.5, 599 / 600, None, "weak").sentence() == "difficulty 0.50 < threshold 1.00: weak tier"

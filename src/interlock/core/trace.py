@@ -126,9 +126,9 @@ class DifficultyDecision:
     def sentence(self) -> str:
         if self.score is None:
             return f"difficulty: {self.tier} tier forced by the request header"
-        share = f" (strong_share {self.strong_share:.2f})" if self.strong_share is not None else ""
         sign = ">=" if self.score >= self.threshold else "<"
-        return f"difficulty {self.score:.2f} {sign} threshold {self.threshold:.2f}{share}: {self.tier} tier"
+        return f"difficulty {self.score:.2f} {sign} {_threshold_phrase(self.threshold, self.strong_share)}: " \
+            f"{self.tier} tier"
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"score": None if self.score is None else round(self.score, 4),
@@ -136,6 +136,21 @@ class DifficultyDecision:
         if self.strong_share is not None:
             out["strong_share"] = self.strong_share
         return out
+
+
+_THRESHOLD_PHRASES: dict[tuple[float, float | None], str] = {}
+
+
+def _threshold_phrase(threshold: float, share: float | None) -> str:
+    """"threshold 0.57 (strong_share 0.30)": a policy's constant, formatted once (a float's formatting costs
+    about as much as the rest of the sentence). Replays may try any number of thresholds: the memo is bounded."""
+    key = (threshold, share)
+    phrase = _THRESHOLD_PHRASES.get(key)
+    if phrase is None:
+        phrase = f"threshold {threshold:.2f}" + (f" (strong_share {share:.2f})" if share is not None else "")
+        if len(_THRESHOLD_PHRASES) < 256:
+            _THRESHOLD_PHRASES[key] = phrase
+    return phrase
 
 
 @dataclass(slots=True)

@@ -54,7 +54,7 @@ def prompt_text(request: Mapping[str, Any]) -> str:
                                  and isinstance(part.get("text"), str))
             else:
                 text = ""
-            return text[-MAX_CHARS:]
+            return text if len(text) <= MAX_CHARS else text[-MAX_CHARS:]
     return ""
 
 

@@ -29,7 +29,8 @@ head on the same features, their gains standardised and averaged (``blend`` hold
 coefficients); scripts/train_router.py picks kind,
 regularisation and feature weights per head by 5-fold cross-validated APGR on the train split only.
 Standardisation and idf are folded into the stored weights, so inference is a sparse dot product in pure
-Python (its latency: bench/router.py and docs/guides/difficulty-routing.md).
+Python; a head without terms precomputes weight times log1p per count at load and sums lookups (its
+latency: bench/router.py and docs/guides/difficulty-routing.md).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import json
 import math
 import operator
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,13 +62,14 @@ _NUMBER_WORDS = frozenset(w + p for p in ("", "s") for w in [
     "twenty", "thirty", "forty", "fifty", "hundred", "thousand", "million", "half", "twice", "double", "triple",
     "third", "quarter", "fourth", "fifth", "dozen"])
 _SLASH_FRACTION = re.compile(r"\d+/\d+")
-#: On lower-cased ASCII text, the letter runs and the numbers, as :func:`tokens` cuts them (without the Unicode
-#: classes, and leaving out the punctuation the dense features do not count).
-#: Every ASCII character but a-z to a space: a lower-cased ASCII text's letter runs are then its ``split()``.
-_LETTERS_ONLY = str.maketrans({chr(i): " " for i in range(128) if not "a" <= chr(i) <= "z"})
-_NUMBER_ASCII = re.compile(r"[0-9]+(?:[.,][0-9]+)*")
-_DIGIT_ASCII = re.compile(r"[0-9]")
-#: ``\b[A-Z]{3,}\b``, starting with the letter so the regex engine skips ahead to candidates.
+#: The ASCII fast path works on the text's bytes: this table lower-cases A-Z and turns every byte but a letter
+#: into a space, so the lower-cased letter runs (what :func:`tokens` cuts as words) are ``translate().split()``.
+_LETTER_RUNS = bytes(c + 32 if 65 <= c <= 90 else c if 97 <= c <= 122 else 32 for c in range(256))
+_DIGITS = b"0123456789"
+_NUMBER_BYTES = re.compile(rb"[0-9]+(?:[.,][0-9]+)*")
+_NUMBER_WORDS_B = frozenset(w.encode() for w in _NUMBER_WORDS)
+_FRACTION_WORDS_B = frozenset(w.encode() for w in _FRACTION_WORDS)
+_COUNTED_WORDS_B = _NUMBER_WORDS_B | _FRACTION_WORDS_B
 _UPPER_WORD = re.compile(r"[A-Z](?<!\w.)[A-Z]{2,}(?!\w)")
 
 
@@ -131,67 +134,9 @@ def dense_features(text: str, toks: list[str] | None = None, choice: bool | None
 
 def _dense_values(text: str, toks: list[str] | None, choice: bool | None,
                   skip: frozenset[str] = frozenset()) -> list[float]:
-    """:func:`dense_features`' values in ``DENSE_NAMES`` order. This runs on every request of a difficulty
-    policy, so it counts in as few passes as it can: without ``toks`` (the open head needs no terms), an ASCII
-    text's words and numbers come from two ASCII-only regexes, counted by C loops (``map``). The costliest
-    counts are left at 0 when they are in ``skip`` (features the head has no weight for)."""
-    if choice is None:
-        choice = is_choice(text)
-    options = [m.group(2) for m in _OPTION.finditer(text)][-4:] if choice else []
-    stem = text
-    if options:
-        cut = text.rfind("\nA")
-        stem = text[:cut] if cut >= 0 else text
-    fraction_words, count_words = _FRACTION_WORDS, _NUMBER_WORDS
-    if toks is None and text.isascii():
-        lowered = text.lower()
-        runs = lowered.translate(_LETTERS_ONLY).split()
-        numbers = _NUMBER_ASCII.findall(lowered) if _DIGIT_ASCII.search(lowered) else []
-        number_words = sum(map(count_words.__contains__, runs))
-        fraction = sum(map(fraction_words.__contains__, runs))
-        percent = sum(r.startswith("percent") for r in runs) if "percent" in lowered else 0
-    else:
-        numbers = []
-        percent = fraction = number_words = 0
-        for t in tokens(text) if toks is None else toks:
-            if t[0].isdigit():  # a number token is digits only: never one of the words below
-                numbers.append(t)
-                continue
-            if t in count_words:
-                number_words += 1
-            if t in fraction_words:
-                fraction += 1
-            if t[0] == "p" and t.startswith("percent"):
-                percent += 1
-    words = text.split()
-    if numbers:
-        digits = [len(n) for n in numbers]
-        distinct, decimals = len(set(numbers)), sum("." in n for n in numbers)
-        big, longest = sum(d >= 4 for d in digits), max(digits)
-    else:
-        distinct = decimals = big = longest = 0
-    counts = (
-        len(text),
-        len(words),
-        len(stem),
-        len(numbers),
-        distinct,
-        decimals,
-        big,
-        longest,
-        text.count("%") + percent,
-        text.count("$"),
-        fraction + (len(_SLASH_FRACTION.findall(text)) if "/" in text else 0),
-        number_words,
-        0 if "sentences" in skip else len(_SENTENCE_END.findall(stem)),
-        stem.count("?"),
-        0 if "math" in skip else len(_MATH.findall(text)),
-        # All lower case (and some letter): no upper-case word, without the regex.
-        0 if "upper_words" in skip or stem.islower() else len(_UPPER_WORD.findall(stem)),
-        text.count("\n"),
-        text.count(","),
-        0 if "long_words" in skip else len([w for w in words if len(w) > 7]),
-    )
+    """:func:`dense_features`' values in ``DENSE_NAMES`` order: log1p of :func:`_dense_counts`, then the
+    option lengths' features (0.0 without options)."""
+    counts, options = _dense_counts(text, toks, choice, skip)
     values = list(map(_LOG1P.__getitem__, counts))
     if options:
         log = math.log1p
@@ -200,6 +145,105 @@ def _dense_values(text: str, toks: list[str] | None, choice: bool | None,
     else:
         values += (0.0, 0.0, 0.0)
     return values
+
+
+#: The features of ``DENSE_NAMES`` that are counts (log1p of an int); the option features follow them.
+N_COUNTS = len(DENSE_NAMES) - 3
+
+
+def _dense_counts(text: str, toks: list[str] | None, choice: bool | None,
+                  skip: frozenset[str] = frozenset()) -> tuple[tuple[int, ...], list[str]]:
+    """The counts behind the first ``N_COUNTS`` dense features, and the prompt's options (none unless ``choice``).
+
+    This runs on every request of a difficulty policy, so it counts in as few passes as it can: without
+    ``toks`` (the open head needs no terms), an ASCII text's letter runs come from one byte translation and
+    its numbers from a bytes regex (run only when a digit is present), counted by C loops (``map``, ``filter``).
+    The costliest counts are left at 0 when they are in ``skip`` (features the head has no weight for)."""
+    if choice is None:
+        choice = is_choice(text)
+    options = [m.group(2) for m in _OPTION.finditer(text)][-4:] if choice else []
+    stem = text
+    if options:
+        cut = text.rfind("\nA")
+        stem = text[:cut] if cut >= 0 else text
+    distinct = decimals = big = longest = 0
+    if toks is None and text.isascii():
+        raw = text.encode("ascii")
+        letters = raw.translate(_LETTER_RUNS)
+        runs = letters.split()
+        if _COUNTED_WORDS_B.isdisjoint(runs):  # most prompts: one C pass instead of two
+            number_words = fraction = 0
+        else:
+            number_words = sum(map(_NUMBER_WORDS_B.__contains__, runs))
+            fraction = sum(map(_FRACTION_WORDS_B.__contains__, runs))
+        # find(), not `in`: bytes' `in` first tries the operand as an int and formats the TypeError it gets.
+        percent = sum(r.startswith(b"percent") for r in runs) if letters.find(b"percent") >= 0 else 0
+        n_numbers = 0
+        if len(raw.translate(None, _DIGITS)) != len(raw):
+            found = _NUMBER_BYTES.findall(raw)
+            n_numbers = len(found)
+            digits = list(map(len, found))
+            distinct, decimals = len(set(found)), sum(b"." in n for n in found)
+            big, longest = sum(d >= 4 for d in digits), max(digits)
+    else:
+        numbers: list[str] = []
+        percent = fraction = number_words = 0
+        for t in tokens(text) if toks is None else toks:
+            if t[0].isdigit():  # a number token is digits only: never one of the words below
+                numbers.append(t)
+                continue
+            if t in _NUMBER_WORDS:
+                number_words += 1
+            if t in _FRACTION_WORDS:
+                fraction += 1
+            if t[0] == "p" and t.startswith("percent"):
+                percent += 1
+        n_numbers = len(numbers)
+        if numbers:
+            digits = list(map(len, numbers))
+            distinct, decimals = len(set(numbers)), sum("." in n for n in numbers)
+            big, longest = sum(d >= 4 for d in digits), max(digits)
+    words = text.split()
+    return (
+        len(text),
+        len(words),
+        len(stem),
+        n_numbers,
+        distinct,
+        decimals,
+        big,
+        longest,
+        # `in` before count(): count() parses its arguments, `in` does not, and most of these are absent.
+        (text.count("%") if "%" in text else 0) + percent,
+        text.count("$") if "$" in text else 0,
+        fraction + (len(_SLASH_FRACTION.findall(text)) if "/" in text else 0),
+        number_words,
+        0 if "sentences" in skip else len(_SENTENCE_END.findall(stem)),
+        stem.count("?") if "?" in stem else 0,
+        0 if "math" in skip else len(_MATH.findall(text)),
+        # All lower case (and some letter): no upper-case word, without the regex.
+        0 if "upper_words" in skip or stem.islower() else len(_UPPER_WORD.findall(stem)),
+        text.count("\n") if "\n" in text else 0,
+        text.count(",") if "," in text else 0,
+        0 if "long_words" in skip else len([w for w in words if len(w) > 7]),
+    ), options
+
+
+class _Weighted(dict[int, float]):
+    """One weight times log1p of a count, by the count: looked up for small counts, else computed (the product
+    is the one ``weight * log1p(count)`` gives, so a sum of these equals the dot product term for term)."""
+
+    __slots__ = ("weight",)
+
+    def __init__(self, weight: float) -> None:
+        super().__init__((i, weight * v) for i, v in enumerate(_LOG1P[i] for i in range(1024)))
+        self.weight = weight
+
+    def __missing__(self, count: int) -> float:
+        return self.weight * math.log1p(count)
+
+
+_ZERO = _Weighted(0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,12 +258,27 @@ class _Head:
     dense_cols: tuple[tuple[float, ...], ...] = ()
     #: Dense features without a weight: not computed.
     skip: frozenset[str] = frozenset()
+    #: A head without terms: per output, per count feature it has a weight for, that weight times log1p by
+    #: count, and the output's bias. A prompt without options is scored from its counts alone: the same
+    #: products summed in the same order as the dot product (the features left out add exactly 0.0).
+    count_outputs: tuple[tuple[tuple[_Weighted, ...], float], ...] = ()
+    #: Picks the counts of those features out of :func:`_dense_counts`' tuple.
+    count_used: Callable[[tuple[int, ...]], tuple[int, ...]] = tuple
 
     def gain(self, text: str, choice: bool | None = None) -> float:
-        toks = tokens(text) if self.terms else None
-        values = _dense_values(text, toks, choice, self.skip)
-        mul = operator.mul
-        z = [sum(map(mul, col, values), bias) for col, bias in zip(self.dense_cols, self.bias, strict=True)]
+        if choice is None:
+            choice = is_choice(text)
+        toks = None
+        if self.count_outputs and not choice:
+            counts = self.count_used(_dense_counts(text, None, False, self.skip)[0])
+            # dict.__getitem__, not operator.getitem: a dict subclass's subscript slot goes through a method call.
+            lookup = dict.__getitem__
+            z = [sum(map(lookup, tables, counts), bias) for tables, bias in self.count_outputs]
+        else:
+            toks = tokens(text) if self.terms else None
+            values = _dense_values(text, toks, choice, self.skip)
+            mul = operator.mul
+            z = [sum(map(mul, col, values), bias) for col, bias in zip(self.dense_cols, self.bias, strict=True)]
         k = len(z)
         if toks is not None:
             tf = terms(text, toks)
@@ -243,7 +302,10 @@ class _Head:
         if self.kind == "linear":
             return min(1.0, max(-1.0, z[0]))
         if self.kind == "pair":
-            return _sigmoid(z[0]) - _sigmoid(z[1])
+            strong, weak = z
+            exp = math.exp  # _sigmoid, inlined: this is the open head's every request
+            return ((1.0 / (1.0 + exp(-strong)) if strong >= 0 else exp(strong) / (1.0 + exp(strong)))
+                    - (1.0 / (1.0 + exp(-weak)) if weak >= 0 else exp(weak) / (1.0 + exp(weak))))
         if self.kind == "blend":
             lin, cells, offset = self.blend
             return min(1.0, max(-1.0, lin * z[0] + cells * _cells_gain(z[1:]) + offset))
@@ -255,6 +317,20 @@ def _cells_gain(z: list[float]) -> float:
     top = max(0.0, *z)
     e = [math.exp(v - top) for v in z]
     return (e[1] - e[2]) / (math.exp(-top) + sum(e))
+
+
+def _count_outputs(dense: dict[str, tuple[float, ...]], terms: object, width: int, bias: tuple[float, ...]
+                   ) -> tuple[tuple[tuple[tuple[_Weighted, ...], float], ...], Callable[[tuple[int, ...]], tuple[int, ...]]]:
+    """:attr:`_Head.count_outputs` and :attr:`_Head.count_used` (none for a head with terms)."""
+    used = [i for i, n in enumerate(DENSE_NAMES[:N_COUNTS]) if n in dense]
+    if terms or len(used) < 2:  # (itemgetter of one index gives a number, not a tuple: use every count)
+        used = [] if terms else list(range(N_COUNTS))
+    if not used:
+        return (), tuple
+    names = [DENSE_NAMES[i] for i in used]
+    outputs = tuple((tuple(_Weighted(dense[n][k]) if n in dense else _ZERO for n in names), bias[k])
+                    for k in range(width))
+    return outputs, operator.itemgetter(*used)
 
 
 def _finite_number(x: Any) -> bool:
@@ -312,12 +388,14 @@ class DifficultyScorer:
             unknown = set(dense) - set(DENSE_NAMES)
             if unknown:
                 raise ValueError(f"{name}.dense: unknown features {sorted(unknown)}")
-            heads[name] = _Head(kind, vec(h["bias"], f"{name}.bias"), dense,
+            bias = vec(h["bias"], f"{name}.bias")
+            heads[name] = _Head(kind, bias, dense,
                                 {k: vec(v, f"{name}.terms") for k, v in h["terms"].items()},
                                 vec(h["blend"], f"{name}.blend", 3) if kind == "blend" else (),
                                 tuple(tuple(dense[n][i] if n in dense else 0.0 for n in DENSE_NAMES)
                                       for i in range(width)),
-                                frozenset(DENSE_NAMES) - set(dense))
+                                frozenset(DENSE_NAMES) - set(dense),
+                                *_count_outputs(dense, h["terms"], width, bias))
         quantiles = tuple(float(q) for q in raw["quantiles"])
         if len(quantiles) != 101 or any(b < a for a, b in itertools.pairwise(quantiles)):
             raise ValueError("quantiles: expected 101 non-decreasing numbers")
@@ -331,7 +409,16 @@ class DifficultyScorer:
 
     def score(self, text: str) -> float:
         """In [0, 1]: (1 + gain) / 2; higher means the strong model is more needed."""
-        return min(1.0, max(0.0, (1.0 + self.gain(text)) / 2.0))
+        # gain() inlined (this runs on every request of a difficulty policy).
+        if len(text) > MAX_CHARS:
+            text = _clip(text)
+        if text.count("\n") >= 2 and is_choice(text):
+            score = (1.0 + self._choice.gain(text, True)) / 2.0
+        else:
+            score = (1.0 + self._open.gain(text, False)) / 2.0
+        if 0.0 <= score <= 1.0:
+            return score
+        return 1.0 if score > 1.0 else 0.0
 
 
 @functools.cache
