@@ -21,6 +21,7 @@ default).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -127,10 +128,12 @@ def split(eligible: list[Candidate], decision: DifficultyDecision,
     """The chosen tier's candidates, and the other tier's when failover across tiers is allowed (each in the
     given order: the caller ranks them). When it is not, the other tier's candidates get a reason instead."""
     tier = decision.tier
-    chosen = [c for c in eligible if c.tier == tier]
-    if len(chosen) == len(eligible):
-        return chosen, []
-    other = [c for c in eligible if c.tier != tier]
+    chosen: list[Candidate] = []
+    other: list[Candidate] = []
+    for c in eligible:  # one pass (this runs on every request of a difficulty policy)
+        (chosen if c.tier == tier else other).append(c)
+    if not other:
+        return chosen, other
     if not rule.fallback_across_tiers:
         for c in other:
             c.reason = f"{c.tier} tier (difficulty chose {tier}; fallback_across_tiers is false)"
@@ -140,9 +143,14 @@ def split(eligible: list[Candidate], decision: DifficultyDecision,
 
 def sentence(decision: DifficultyDecision, strategy_phrase: str, in_tier: int, total: int) -> str:
     """The route reason's head for a difficulty decision."""
-    head = decision.sentence()
+    return decision.sentence() + _tail(decision.tier, strategy_phrase, in_tier, total)
+
+
+@functools.lru_cache(maxsize=256)
+def _tail(tier: str, strategy_phrase: str, in_tier: int, total: int) -> str:
+    """The clause after the decision: the same few for every request of a policy, so formatted once."""
     if in_tier == 0:
-        return f"{head}; no capable target in the {decision.tier} tier, so the other tier's {total}"
+        return f"; no capable target in the {tier} tier, so the other tier's {total}"
     rest = f", then {total - in_tier} of the other tier" if total > in_tier else ""
     first = "the only capable target in the tier" if in_tier == 1 else f"{strategy_phrase} of {in_tier} in the tier"
-    return f"{head}; {first}{rest}"
+    return f"; {first}{rest}"

@@ -76,8 +76,9 @@ class _Layout:
     policy_filters: bool
     #: The names that could not be resolved, as a clause of the route reason ("" when none).
     ignored: str = ""
-    #: Per pair, its tier under a difficulty policy ("weak" or "strong"; None in other groups).
-    tiers: tuple[str | None, ...] = ()
+    #: When ``tiered``, each pair with its tier under a difficulty policy ("weak" or "strong"; None in other
+    #: groups): (target, group, tier).
+    tiered_pairs: tuple[tuple[Target, int, str | None], ...] = ()
 
 
 class _OverridesView:
@@ -182,7 +183,7 @@ class RoutingEngine:
         prefs = overrides.provider
         if layout.tiered:
             candidates = [Candidate(target, group, None, None, None, tier)
-                          for (target, group), tier in zip(layout.pairs, layout.tiers, strict=True)]
+                          for target, group, tier in layout.tiered_pairs]
         else:
             candidates = [Candidate(target, group) for target, group in layout.pairs]
         policies = layout.policies
@@ -376,12 +377,13 @@ class RoutingEngine:
         policies = [plan.policy or DEFAULT_POLICY for _, plan in plans]
         strategies = [p.strategy for p in policies]
         tiered = any(p.difficulty is not None for p in policies)
-        tiers = tuple(plans[group][1].tiers.get(target.key, "weak") if policies[group].difficulty is not None
-                      else None for target, group in pairs) if tiered else ()
+        tiered_pairs = tuple((target, group, plans[group][1].tiers.get(target.key, "weak")
+                              if policies[group].difficulty is not None else None)
+                             for target, group in pairs) if tiered else ()
         layout = _Layout(plans, unresolved, tuple(pairs), policies, strategies,
                          [p.difficulty.tier_strategy if p.difficulty is not None else p.strategy for p in policies],
                          tiered, any(p.filters != DEFAULT_FILTERS for p in policies),
-                         "".join(f"; '{name}' ignored: {_short(why)}" for name, why in unresolved.items()), tiers)
+                         "".join(f"; '{name}' ignored: {_short(why)}" for name, why in unresolved.items()), tiered_pairs)
         if len(self._layouts) >= _LAYOUT_LIMIT:
             self._layouts.clear()
         self._layouts[names] = layout
