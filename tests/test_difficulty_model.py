@@ -225,5 +225,5 @@ def test_threshold_phrase_is_memoised_within_a_bound() -> None:
     assert DifficultyDecision(0.9, 0.555, None, "strong").sentence() == "difficulty 0.90 >= threshold 0.56: strong tier"
     for i in range(600):  # a console replay may try any number of thresholds
         DifficultyDecision(0.5, i / 600, None, "weak").sentence()
-    assert len(trace._THRESHOLD_PHRASES) <= 256
+    assert trace._threshold_phrase.cache_info().currsize <= 256
     assert DifficultyDecision(0.5, 599 / 600, None, "weak").sentence() == "difficulty 0.50 < threshold 1.00: weak tier"

@@ -138,19 +138,11 @@ class DifficultyDecision:
         return out
 
 
-_THRESHOLD_PHRASES: dict[tuple[float, float | None], str] = {}
-
-
+@functools.lru_cache(maxsize=256)
 def _threshold_phrase(threshold: float, share: float | None) -> str:
     """"threshold 0.57 (strong_share 0.30)": a policy's constant, formatted once (a float's formatting costs
-    about as much as the rest of the sentence). Replays may try any number of thresholds: the memo is bounded."""
-    key = (threshold, share)
-    phrase = _THRESHOLD_PHRASES.get(key)
-    if phrase is None:
-        phrase = f"threshold {threshold:.2f}" + (f" (strong_share {share:.2f})" if share is not None else "")
-        if len(_THRESHOLD_PHRASES) < 256:
-            _THRESHOLD_PHRASES[key] = phrase
-    return phrase
+    about as much as the rest of the sentence); bounded, since replays may try any number of thresholds."""
+    return f"threshold {threshold:.2f}" + (f" (strong_share {share:.2f})" if share is not None else "")
 
 
 @dataclass(slots=True)

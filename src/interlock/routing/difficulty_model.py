@@ -41,10 +41,10 @@ import json
 import math
 import operator
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, AnyStr
 
 WEIGHTS_PATH = Path(__file__).resolve().parent / "difficulty_weights.json"
 FORMAT = 1
@@ -157,7 +157,7 @@ def _dense_counts(text: str, toks: list[str] | None, choice: bool | None,
 
     This runs on every request of a difficulty policy, so it counts in as few passes as it can: without
     ``toks`` (the open head needs no terms), an ASCII text's letter runs come from one byte translation and
-    its numbers from a bytes regex (run only when a digit is present), counted by C loops (``map``, ``filter``).
+    its numbers from a bytes regex (run only when a digit is present), counted by C loops (``map``).
     The costliest counts are left at 0 when they are in ``skip`` (features the head has no weight for)."""
     if choice is None:
         choice = is_choice(text)
@@ -181,10 +181,7 @@ def _dense_counts(text: str, toks: list[str] | None, choice: bool | None,
         n_numbers = 0
         if len(raw.translate(None, _DIGITS)) != len(raw):
             found = _NUMBER_BYTES.findall(raw)
-            n_numbers = len(found)
-            digits = list(map(len, found))
-            distinct, decimals = len(set(found)), sum(b"." in n for n in found)
-            big, longest = sum(d >= 4 for d in digits), max(digits)
+            n_numbers, distinct, decimals, big, longest = _number_counts(found, b".")
     else:
         numbers: list[str] = []
         percent = fraction = number_words = 0
@@ -198,11 +195,10 @@ def _dense_counts(text: str, toks: list[str] | None, choice: bool | None,
                 fraction += 1
             if t[0] == "p" and t.startswith("percent"):
                 percent += 1
-        n_numbers = len(numbers)
         if numbers:
-            digits = list(map(len, numbers))
-            distinct, decimals = len(set(numbers)), sum("." in n for n in numbers)
-            big, longest = sum(d >= 4 for d in digits), max(digits)
+            n_numbers, distinct, decimals, big, longest = _number_counts(numbers, ".")
+        else:
+            n_numbers = 0
     words = text.split()
     return (
         len(text),
@@ -229,6 +225,14 @@ def _dense_counts(text: str, toks: list[str] | None, choice: bool | None,
     ), options
 
 
+def _number_counts(numbers: Sequence[AnyStr], dot: AnyStr) -> tuple[int, int, int, int, int]:
+    """Of a non-empty list of numbers (str or bytes): how many, distinct, with a decimal point, of four digits
+    or more, and the most digits."""
+    digits = list(map(len, numbers))
+    return (len(numbers), len(set(numbers)), sum(dot in n for n in numbers), sum(d >= 4 for d in digits),
+            max(digits))
+
+
 class _Weighted(dict[int, float]):
     """One weight times log1p of a count, by the count: looked up for small counts, else computed (the product
     is the one ``weight * log1p(count)`` gives, so a sum of these equals the dot product term for term)."""
@@ -236,7 +240,7 @@ class _Weighted(dict[int, float]):
     __slots__ = ("weight",)
 
     def __init__(self, weight: float) -> None:
-        super().__init__((i, weight * v) for i, v in enumerate(_LOG1P[i] for i in range(1024)))
+        super().__init__((i, weight * _LOG1P[i]) for i in range(1024))
         self.weight = weight
 
     def __missing__(self, count: int) -> float:
@@ -303,7 +307,7 @@ class _Head:
             return min(1.0, max(-1.0, z[0]))
         if self.kind == "pair":
             strong, weak = z
-            exp = math.exp  # _sigmoid, inlined: this is the open head's every request
+            exp = math.exp  # two logistic sigmoids, inlined: this is the open head's every request
             return ((1.0 / (1.0 + exp(-strong)) if strong >= 0 else exp(strong) / (1.0 + exp(strong)))
                     - (1.0 / (1.0 + exp(-weak)) if weak >= 0 else exp(weak) / (1.0 + exp(weak))))
         if self.kind == "blend":
@@ -322,11 +326,11 @@ def _cells_gain(z: list[float]) -> float:
 def _count_outputs(dense: dict[str, tuple[float, ...]], terms: object, width: int, bias: tuple[float, ...]
                    ) -> tuple[tuple[tuple[tuple[_Weighted, ...], float], ...], Callable[[tuple[int, ...]], tuple[int, ...]]]:
     """:attr:`_Head.count_outputs` and :attr:`_Head.count_used` (none for a head with terms)."""
-    used = [i for i, n in enumerate(DENSE_NAMES[:N_COUNTS]) if n in dense]
-    if terms or len(used) < 2:  # (itemgetter of one index gives a number, not a tuple: use every count)
-        used = [] if terms else list(range(N_COUNTS))
-    if not used:
+    if terms:
         return (), tuple
+    used = [i for i, n in enumerate(DENSE_NAMES[:N_COUNTS]) if n in dense]
+    if len(used) < 2:  # itemgetter of one index gives a number, not a tuple: take every count
+        used = list(range(N_COUNTS))
     names = [DENSE_NAMES[i] for i in used]
     outputs = tuple((tuple(_Weighted(dense[n][k]) if n in dense else _ZERO for n in names), bias[k])
                     for k in range(width))
@@ -335,10 +339,6 @@ def _count_outputs(dense: dict[str, tuple[float, ...]], terms: object, width: in
 
 def _finite_number(x: Any) -> bool:
     return type(x) in (float, int) and math.isfinite(x)
-
-
-def _sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
 
 
 class DifficultyScorer:
@@ -403,19 +403,15 @@ class DifficultyScorer:
 
     def gain(self, text: str) -> float:
         """The expected quality gain of the strong model, P(strong right) - P(weak right), in [-1, 1]."""
-        text = _clip(text)
-        choice = is_choice(text)
-        return (self._choice if choice else self._open).gain(text, choice)
+        if len(text) > MAX_CHARS:
+            text = _clip(text)
+        if is_choice(text):
+            return self._choice.gain(text, True)
+        return self._open.gain(text, False)
 
     def score(self, text: str) -> float:
         """In [0, 1]: (1 + gain) / 2; higher means the strong model is more needed."""
-        # gain() inlined (this runs on every request of a difficulty policy).
-        if len(text) > MAX_CHARS:
-            text = _clip(text)
-        if text.count("\n") >= 2 and is_choice(text):
-            score = (1.0 + self._choice.gain(text, True)) / 2.0
-        else:
-            score = (1.0 + self._open.gain(text, False)) / 2.0
+        score = (1.0 + self.gain(text)) / 2.0
         if 0.0 <= score <= 1.0:
             return score
         return 1.0 if score > 1.0 else 0.0
