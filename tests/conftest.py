@@ -75,7 +75,9 @@ def at_minute_start(env: dict[str, str]) -> dict[str, str]:
     """
     if not LIBFAKETIME.exists():
         raise RuntimeError(f"{LIBFAKETIME} is missing: install Debian's faketime (make test does)")
-    offset = time.time() % 60 - 1.0
+    # In [0, 60): the clock goes back by it, so it reads 1 s past a minute (never a "--0.3" offset
+    # when the real clock is within the first second of a minute).
+    offset = (time.time() - 1.0) % 60
     return {**env, "LD_PRELOAD": str(LIBFAKETIME), "FAKETIME": f"-{offset:.3f}",
             "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
 
