@@ -60,6 +60,7 @@ EDGE_TEXTS = [
     "", "In two sentences, what does an LLM gateway do?", "2half half2 xhalf halfx Two-thirds, PERCENT percentage",
     "1,000.50 1.2.3 a.5 .5 _5 12345678 $3 50% 3/4", "NASA ABCd ABC_ _ABC ABC1 (ABC) AB ABCD EFG", "A\nBCD\nEFGH",
     "Which is NOT true?\nA. one\nB. two\nC. three\nD. four", "tabs\tand\x0bvertical\x0cfeeds.  End! Really?",
+    " \x1cfile\x1dgroup\x1erecord\x1funit\r\nend \x00 x ", "7 8.0 9,5 10..11 12,,13 1.2.3.4 0042 3/4/5 5/ /6",
     MMLU_PROMPT, GSM8K_PROMPT,
 ]
 
@@ -69,9 +70,13 @@ def test_ascii_fast_path_counts_as_the_token_path(text: str) -> None:
     """The open head skips cutting tokens on ASCII text (two regexes and C loops count what it needs); the
     features must be the ones the token path (the choice head's, and the training script's) gives."""
     assert text.isascii()
-    for choice in (False, True):
-        fast = difficulty_model._dense_values(text, None, choice)
-        assert fast == difficulty_model._dense_values(text, difficulty_model.tokens(text), choice)
+    toks = difficulty_model.tokens(text)
+    # Without long_words (the shipped open head's case), the words are counted, not made.
+    for skip in (frozenset(), frozenset({"long_words"})):
+        for choice in (False, True):
+            fast = difficulty_model._dense_values(text, None, choice, skip)
+            assert fast == difficulty_model._dense_values(text, toks, choice, skip)
+    assert difficulty_model._dense_counts(text, None, False, frozenset({"long_words"}))[0][1] == len(text.split())
 
 
 def test_ascii_fast_path_on_the_dev_prompts() -> None:
@@ -199,8 +204,8 @@ def test_count_tables_score_as_the_dot_product() -> None:
     import dataclasses
 
     head = shared_scorer()._open
-    assert head.count_outputs, "the shipped open head has no terms: it must take the table path"
-    plain = dataclasses.replace(head, count_outputs=())
+    assert head.count_tables, "the shipped open head has no terms: it must take the table path"
+    plain = dataclasses.replace(head, count_tables=())
     texts = [*EDGE_TEXTS, "x " * 3000, "7 " * 2000, "Ünïcödé 3 + 4 = 7?", "half " * 1500 + "25% of $3"]
     for name in ("gsm8k", "mt-bench"):
         texts += [json.loads(line)["prompt"] for line in

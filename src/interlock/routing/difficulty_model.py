@@ -41,10 +41,10 @@ import json
 import math
 import operator
 import re
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import compress
 from pathlib import Path
-from typing import Any, AnyStr
+from typing import Any
 
 WEIGHTS_PATH = Path(__file__).resolve().parent / "difficulty_weights.json"
 FORMAT = 1
@@ -61,12 +61,16 @@ _NUMBER_WORDS = frozenset(w + p for p in ("", "s") for w in [
     "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "fifteen",
     "twenty", "thirty", "forty", "fifty", "hundred", "thousand", "million", "half", "twice", "double", "triple",
     "third", "quarter", "fourth", "fifth", "dozen"])
-_SLASH_FRACTION = re.compile(r"\d+/\d+")
+#: Patterns that start with a character class (``[0-9][0-9]*``, not ``[0-9]+``): the regex engine then skips
+#: ahead to the next byte of that class instead of trying a match at every position (a third of the cost).
+_SLASH_FRACTION = re.compile(r"\d\d*/\d+")
 #: The ASCII fast path works on the text's bytes: this table lower-cases A-Z and turns every byte but a letter
 #: into a space, so the lower-cased letter runs (what :func:`tokens` cuts as words) are ``translate().split()``.
 _LETTER_RUNS = bytes(c + 32 if 65 <= c <= 90 else c if 97 <= c <= 122 else 32 for c in range(256))
 _DIGITS = b"0123456789"
-_NUMBER_BYTES = re.compile(rb"[0-9]+(?:[.,][0-9]+)*")
+#: Whitespace as str.split() sees it (str.isspace) to b" ", every other byte to b"x": a word starts at each b" x".
+_WORD_MARKS = bytes(32 if chr(c).isspace() else 120 for c in range(256))
+_NUMBER_ASCII = re.compile(r"[0-9][0-9]*(?:[.,][0-9]+)*")  # tokens()' numbers, in ASCII text
 _NUMBER_WORDS_B = frozenset(w.encode() for w in _NUMBER_WORDS)
 _FRACTION_WORDS_B = frozenset(w.encode() for w in _FRACTION_WORDS)
 _COUNTED_WORDS_B = _NUMBER_WORDS_B | _FRACTION_WORDS_B
@@ -97,7 +101,7 @@ def _clip(text: str) -> str:
 def is_choice(text: str) -> bool:
     """A multiple-choice prompt: at least three distinct option letters A-D at the start of lines."""
     # Three matches need three line starts; most prompts have fewer, and counting is cheaper than the regex.
-    return text.count("\n") >= 2 and len({m.group(1) for m in _OPTION.finditer(text)}) >= 3
+    return "\n" in text and text.count("\n") >= 2 and len({m.group(1) for m in _OPTION.finditer(text)}) >= 3
 
 
 def tokens(text: str) -> list[str]:
@@ -171,17 +175,22 @@ def _dense_counts(text: str, toks: list[str] | None, choice: bool | None,
         raw = text.encode("ascii")
         letters = raw.translate(_LETTER_RUNS)
         runs = letters.split()
-        if _COUNTED_WORDS_B.isdisjoint(runs):  # most prompts: one C pass instead of two
-            number_words = fraction = 0
-        else:
-            number_words = sum(map(_NUMBER_WORDS_B.__contains__, runs))
-            fraction = sum(map(_FRACTION_WORDS_B.__contains__, runs))
+        # One C pass finds which counted words occur (most prompts: none); list.count counts each one found.
+        number_words = fraction = 0
+        for word in _COUNTED_WORDS_B.intersection(runs):
+            n = runs.count(word)
+            if word in _NUMBER_WORDS_B:
+                number_words += n
+            if word in _FRACTION_WORDS_B:
+                fraction += n
         # find(), not `in`: bytes' `in` first tries the operand as an int and formats the TypeError it gets.
         percent = sum(r.startswith(b"percent") for r in runs) if letters.find(b"percent") >= 0 else 0
+        # Counted without making the words (str.split() of a long prompt makes an object per word).
+        n_words = (b" " + raw.translate(_WORD_MARKS)).count(b" x") if "long_words" in skip else -1
         n_numbers = 0
         if len(raw.translate(None, _DIGITS)) != len(raw):
-            found = _NUMBER_BYTES.findall(raw)
-            n_numbers, distinct, decimals, big, longest = _number_counts(found, b".")
+            # On the str: a str's `in` is cheap, bytes' formats a TypeError first (see above).
+            n_numbers, distinct, decimals, big, longest = _number_counts(_NUMBER_ASCII.findall(text))
     else:
         numbers: list[str] = []
         percent = fraction = number_words = 0
@@ -196,13 +205,14 @@ def _dense_counts(text: str, toks: list[str] | None, choice: bool | None,
             if t[0] == "p" and t.startswith("percent"):
                 percent += 1
         if numbers:
-            n_numbers, distinct, decimals, big, longest = _number_counts(numbers, ".")
+            n_numbers, distinct, decimals, big, longest = _number_counts(numbers)
         else:
             n_numbers = 0
-    words = text.split()
+        n_words = -1
+    words = text.split() if n_words < 0 else []
     return (
         len(text),
-        len(words),
+        len(words) if n_words < 0 else n_words,
         len(stem),
         n_numbers,
         distinct,
@@ -219,35 +229,35 @@ def _dense_counts(text: str, toks: list[str] | None, choice: bool | None,
         0 if "math" in skip else len(_MATH.findall(text)),
         # All lower case (and some letter): no upper-case word, without the regex.
         0 if "upper_words" in skip or stem.islower() else len(_UPPER_WORD.findall(stem)),
-        text.count("\n") if "\n" in text else 0,
+        text.count("\n") if "lines" not in skip and "\n" in text else 0,
         text.count(",") if "," in text else 0,
         0 if "long_words" in skip else len([w for w in words if len(w) > 7]),
     ), options
 
 
-def _number_counts(numbers: Sequence[AnyStr], dot: AnyStr) -> tuple[int, int, int, int, int]:
-    """Of a non-empty list of numbers (str or bytes): how many, distinct, with a decimal point, of four digits
-    or more, and the most digits."""
+def _number_counts(numbers: list[str]) -> tuple[int, int, int, int, int]:
+    """Of a non-empty list of numbers: how many, distinct, with a decimal point, of four digits or more, and
+    the most digits (C loops: ``map`` rather than generators)."""
     digits = list(map(len, numbers))
-    return (len(numbers), len(set(numbers)), sum(dot in n for n in numbers), sum(d >= 4 for d in digits),
-            max(digits))
+    return (len(numbers), len(set(numbers)), sum(map(str.__contains__, numbers, itertools.repeat("."))),
+            sum(map((3).__lt__, digits)), max(digits))
 
 
-class _Weighted(dict[int, float]):
-    """One weight times log1p of a count, by the count: looked up for small counts, else computed (the product
-    is the one ``weight * log1p(count)`` gives, so a sum of these equals the dot product term for term)."""
+class _Weighted(dict[int, complex]):
+    """A count feature's weights times log1p of the count, by the count (looked up for small counts, else
+    computed). A head of one or two outputs keeps both products in one complex number, whose sums add the real
+    and the imaginary parts separately, each exactly as a float sum would: one lookup per feature, not one per
+    feature and output, and a sum of these equals the dot products term for term."""
 
-    __slots__ = ("weight",)
+    __slots__ = ("weights",)
 
-    def __init__(self, weight: float) -> None:
-        super().__init__((i, weight * _LOG1P[i]) for i in range(1024))
-        self.weight = weight
+    def __init__(self, weights: tuple[float, float]) -> None:
+        super().__init__((i, complex(weights[0] * _LOG1P[i], weights[1] * _LOG1P[i])) for i in range(1024))
+        self.weights = weights
 
-    def __missing__(self, count: int) -> float:
-        return self.weight * math.log1p(count)
-
-
-_ZERO = _Weighted(0.0)
+    def __missing__(self, count: int) -> complex:
+        log = math.log1p(count)
+        return complex(self.weights[0] * log, self.weights[1] * log)
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,22 +272,23 @@ class _Head:
     dense_cols: tuple[tuple[float, ...], ...] = ()
     #: Dense features without a weight: not computed.
     skip: frozenset[str] = frozenset()
-    #: A head without terms: per output, per count feature it has a weight for, that weight times log1p by
-    #: count, and the output's bias. A prompt without options is scored from its counts alone: the same
-    #: products summed in the same order as the dot product (the features left out add exactly 0.0).
-    count_outputs: tuple[tuple[tuple[_Weighted, ...], float], ...] = ()
-    #: Picks the counts of those features out of :func:`_dense_counts`' tuple.
-    count_used: Callable[[tuple[int, ...]], tuple[int, ...]] = tuple
+    #: A head without terms and of one or two outputs: per count feature (in :func:`_dense_counts`' order),
+    #: its weights times log1p by count (:class:`_Weighted`), and the biases as the sum's start. A prompt
+    #: without options is scored from its non-zero counts alone: the same products summed in the same order
+    #: as the dot product (a zero count, or a feature without weights, adds exactly 0.0).
+    count_tables: tuple[_Weighted, ...] = ()
+    count_start: complex = 0j
 
     def gain(self, text: str, choice: bool | None = None) -> float:
         if choice is None:
             choice = is_choice(text)
         toks = None
-        if self.count_outputs and not choice:
-            counts = self.count_used(_dense_counts(text, None, False, self.skip)[0])
+        if self.count_tables and not choice:
+            counts = _dense_counts(text, None, False, self.skip)[0]
             # dict.__getitem__, not operator.getitem: a dict subclass's subscript slot goes through a method call.
-            lookup = dict.__getitem__
-            z = [sum(map(lookup, tables, counts), bias) for tables, bias in self.count_outputs]
+            total = sum(map(dict.__getitem__, compress(self.count_tables, counts), filter(None, counts)),
+                        self.count_start)
+            z = [total.real, total.imag]  # a one-output head reads z[0] only
         else:
             toks = tokens(text) if self.terms else None
             values = _dense_values(text, toks, choice, self.skip)
@@ -323,18 +334,16 @@ def _cells_gain(z: list[float]) -> float:
     return (e[1] - e[2]) / (math.exp(-top) + sum(e))
 
 
-def _count_outputs(dense: dict[str, tuple[float, ...]], terms: object, width: int, bias: tuple[float, ...]
-                   ) -> tuple[tuple[tuple[tuple[_Weighted, ...], float], ...], Callable[[tuple[int, ...]], tuple[int, ...]]]:
-    """:attr:`_Head.count_outputs` and :attr:`_Head.count_used` (none for a head with terms)."""
-    if terms:
-        return (), tuple
-    used = [i for i, n in enumerate(DENSE_NAMES[:N_COUNTS]) if n in dense]
-    if len(used) < 2:  # itemgetter of one index gives a number, not a tuple: take every count
-        used = list(range(N_COUNTS))
-    names = [DENSE_NAMES[i] for i in used]
-    outputs = tuple((tuple(_Weighted(dense[n][k]) if n in dense else _ZERO for n in names), bias[k])
-                    for k in range(width))
-    return outputs, operator.itemgetter(*used)
+def _count_tables(dense: dict[str, tuple[float, ...]], terms: object, width: int, bias: tuple[float, ...]
+                  ) -> tuple[tuple[_Weighted, ...], complex]:
+    """:attr:`_Head.count_tables` and :attr:`_Head.count_start` (none for a head with terms or of three or more
+    outputs, which take the dot product; a one-output head's imaginary parts are 0.0 and unused)."""
+    if terms or width > 2:
+        return (), 0j
+    zero = _Weighted((0.0, 0.0))
+    tables = tuple(_Weighted((dense[n][0], dense[n][1] if width == 2 else 0.0)) if n in dense else zero
+                   for n in DENSE_NAMES[:N_COUNTS])
+    return tables, complex(bias[0], bias[1] if width == 2 else 0.0)
 
 
 def _finite_number(x: Any) -> bool:
@@ -395,7 +404,7 @@ class DifficultyScorer:
                                 tuple(tuple(dense[n][i] if n in dense else 0.0 for n in DENSE_NAMES)
                                       for i in range(width)),
                                 frozenset(DENSE_NAMES) - set(dense),
-                                *_count_outputs(dense, h["terms"], width, bias))
+                                *_count_tables(dense, h["terms"], width, bias))
         quantiles = tuple(float(q) for q in raw["quantiles"])
         if len(quantiles) != 101 or any(b < a for a, b in itertools.pairwise(quantiles)):
             raise ValueError("quantiles: expected 101 non-decreasing numbers")
