@@ -232,3 +232,38 @@ def test_threshold_phrase_is_memoised_within_a_bound() -> None:
         DifficultyDecision(0.5, i / 600, None, "weak").sentence()
     assert trace._threshold_phrase.cache_info().currsize <= 256
     assert DifficultyDecision(0.5, 599 / 600, None, "weak").sentence() == "difficulty 0.50 < threshold 1.00: weak tier"
+
+
+def test_two_decimals_formats_as_the_format_spec() -> None:
+    """The route reason's score comes from a table: it must read as ``f"{x:.2f}"`` for any float, at and
+    around every rounding midpoint, the exact ties of binary fractions (0.125) and outside [0, 1]."""
+    import random
+
+    from interlock.core.trace import two_decimals
+
+    rng = random.Random(25)
+    xs = [rng.random() for _ in range(20_000)] + [0.0, -0.0, 1.0, 0.125, 0.375, 0.625, 0.875, 1e-300, 5e-324,
+                                                   -0.001, 1.004, 1.006, 2.5, -3.0, math.inf, -math.inf, math.nan]
+    for k in range(101):
+        mid = (k + 0.5) / 100
+        x = mid
+        for _ in range(4):
+            x = math.nextafter(x, -math.inf)
+        for _ in range(9):
+            xs.append(x)
+            x = math.nextafter(x, math.inf)
+        xs += [k / 100, math.nextafter(k / 100, 0.0), math.nextafter(k / 100, 2.0)]
+    for x in xs:
+        assert two_decimals(x) == f"{x:.2f}", repr(x)
+
+
+def test_the_reason_after_the_score_is_memoised_within_a_bound() -> None:
+    from interlock.core.policy import DifficultyRule
+    from interlock.routing import difficulty
+
+    for i in range(600):
+        rule = DifficultyRule(("a",), ("b",), i / 600, 0.3)
+        decision = difficulty.decide(rule, {"messages": [{"role": "user", "content": "hi"}]}, None, 0.5)
+        reason = difficulty.sentence(decision, "first in priority order", 1, 2)
+        assert reason == decision.sentence() + "; the only capable target in the tier, then 1 of the other tier"
+    assert difficulty._after_score.cache_info().currsize <= 256

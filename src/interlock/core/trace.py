@@ -126,9 +126,8 @@ class DifficultyDecision:
     def sentence(self) -> str:
         if self.score is None:
             return f"difficulty: {self.tier} tier forced by the request header"
-        sign = ">=" if self.score >= self.threshold else "<"
-        return f"difficulty {self.score:.2f} {sign} {_threshold_phrase(self.threshold, self.strong_share)}: " \
-            f"{self.tier} tier"
+        return "difficulty " + two_decimals(self.score) + \
+            verdict(self.score >= self.threshold, self.threshold, self.strong_share, self.tier)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"score": None if self.score is None else round(self.score, 4),
@@ -136,6 +135,29 @@ class DifficultyDecision:
         if self.strong_share is not None:
             out["strong_share"] = self.strong_share
         return out
+
+
+def verdict(at_least: bool, threshold: float, share: float | None, tier: str) -> str:
+    """What follows a difficulty score in the route's reason: " >= threshold 0.57 (strong_share 0.30): strong
+    tier"."""
+    return f" {'>=' if at_least else '<'} {_threshold_phrase(threshold, share)}: {tier} tier"
+
+
+#: "0.00" to "1.00", by hundredths.
+_HUNDREDTHS = tuple(f"{k / 100:.2f}" for k in range(101))
+
+
+def two_decimals(x: float) -> str:
+    """``f"{x:.2f}"``, from a table for x in (0, 1] away from a rounding midpoint (x * 100 is within 1e-14 of
+    the exact product, so the table's pick is the correct rounding there), else formatted: a float's formatting
+    costs as much as the rest of a route's reason."""
+    scaled = x * 100.0
+    if 0.0 < scaled <= 100.0:
+        k = int(scaled)
+        frac = scaled - k
+        if not 0.4999999 < frac < 0.5000001:
+            return _HUNDREDTHS[k + 1 if frac > 0.5 else k]
+    return f"{x:.2f}"
 
 
 @functools.lru_cache(maxsize=256)

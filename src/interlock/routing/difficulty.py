@@ -28,7 +28,7 @@ from typing import Any
 
 from interlock.core.errors import InvalidRequest
 from interlock.core.policy import DifficultyRule
-from interlock.core.trace import Candidate, DifficultyDecision
+from interlock.core.trace import Candidate, DifficultyDecision, two_decimals, verdict
 from interlock.routing.difficulty_model import ScorerUnavailable, shared_scorer
 
 __all__ = ["HEADER", "ScorerUnavailable", "calibrate", "decide", "prompt_text",
@@ -142,13 +142,25 @@ def split(eligible: list[Candidate], decision: DifficultyDecision,
 
 
 def sentence(decision: DifficultyDecision, strategy_phrase: str, in_tier: int, total: int) -> str:
-    """The route reason's head for a difficulty decision."""
-    return decision.sentence() + _tail(decision.tier, strategy_phrase, in_tier, total)
+    """The route reason's head for a difficulty decision: the score, then the rest, which is the same for
+    every request of a policy that lands in the same tier (formatted once)."""
+    score = decision.score
+    if score is None:
+        return decision.sentence() + _tail(decision.tier, strategy_phrase, in_tier, total)
+    return "difficulty " + two_decimals(score) + _after_score(score >= decision.threshold, decision.threshold,
+                                                             decision.strong_share, decision.tier,
+                                                             strategy_phrase, in_tier, total)
 
 
 @functools.lru_cache(maxsize=256)
+def _after_score(at_least: bool, threshold: float, share: float | None, tier: str, strategy_phrase: str,
+                 in_tier: int, total: int) -> str:
+    """Bounded: the console's replays may try any number of thresholds."""
+    return verdict(at_least, threshold, share, tier) + _tail(tier, strategy_phrase, in_tier, total)
+
+
 def _tail(tier: str, strategy_phrase: str, in_tier: int, total: int) -> str:
-    """The clause after the decision: the same few for every request of a policy, so formatted once."""
+    """The clause after the decision (which targets of which tier follow)."""
     if in_tier == 0:
         return f"; no capable target in the {tier} tier, so the other tier's {total}"
     rest = f", then {total - in_tier} of the other tier" if total > in_tier else ""
