@@ -46,6 +46,8 @@ from itertools import compress
 from pathlib import Path
 from typing import Any
 
+import ahocorasick
+
 WEIGHTS_PATH = Path(__file__).resolve().parent / "difficulty_weights.json"
 FORMAT = 1
 #: Characters of a prompt that are read (the start and the end of longer ones): bounds the cost of a huge prompt.
@@ -71,9 +73,20 @@ _DIGITS = b"0123456789"
 #: Whitespace as str.split() sees it (str.isspace) to b" ", every other byte to b"x": a word starts at each b" x".
 _WORD_MARKS = bytes(32 if chr(c).isspace() else 120 for c in range(256))
 _NUMBER_ASCII = re.compile(r"[0-9][0-9]*(?:[.,][0-9]+)*")  # tokens()' numbers, in ASCII text
-_NUMBER_WORDS_B = frozenset(w.encode() for w in _NUMBER_WORDS)
-_FRACTION_WORDS_B = frozenset(w.encode() for w in _FRACTION_WORDS)
-_COUNTED_WORDS_B = _NUMBER_WORDS_B | _FRACTION_WORDS_B
+
+
+def _counted_automaton() -> ahocorasick.Automaton:
+    """Aho-Corasick over the letter runs: each counted word, space-delimited, and the prefix " percent", each
+    with its (number word, fraction word, percent) increments."""
+    automaton = ahocorasick.Automaton()
+    for word in _NUMBER_WORDS | _FRACTION_WORDS:
+        automaton.add_word(f" {word} ", (int(word in _NUMBER_WORDS), int(word in _FRACTION_WORDS), 0))
+    automaton.add_word(" percent", (0, 0, 1))
+    automaton.make_automaton()
+    return automaton
+
+
+_COUNTED_AUTOMATON = _counted_automaton()
 _UPPER_WORD = re.compile(r"[A-Z](?<!\w.)[A-Z]{2,}(?!\w)")
 
 
@@ -160,8 +173,9 @@ def _dense_counts(text: str, toks: list[str] | None, choice: bool | None,
     """The counts behind the first ``N_COUNTS`` dense features, and the prompt's options (none unless ``choice``).
 
     This runs on every request of a difficulty policy, so it counts in as few passes as it can: without
-    ``toks`` (the open head needs no terms), an ASCII text's letter runs come from one byte translation and
-    its numbers from a bytes regex (run only when a digit is present), counted by C loops (``map``).
+    ``toks`` (the open head needs no terms), an ASCII text's letter runs come from one byte translation, which
+    one Aho-Corasick pass scans for the counted words; its words are counted from a second translation, its
+    numbers by a regex run only when a digit is present; no per-word object is made but the numbers.
     The costliest counts are left at 0 when they are in ``skip`` (features the head has no weight for)."""
     if choice is None:
         choice = is_choice(text)
@@ -173,18 +187,14 @@ def _dense_counts(text: str, toks: list[str] | None, choice: bool | None,
     distinct = decimals = big = longest = 0
     if toks is None and text.isascii():
         raw = text.encode("ascii")
-        letters = raw.translate(_LETTER_RUNS)
-        runs = letters.split()
-        # One C pass finds which counted words occur (most prompts: none); list.count counts each one found.
-        number_words = fraction = 0
-        for word in _COUNTED_WORDS_B.intersection(runs):
-            n = runs.count(word)
-            if word in _NUMBER_WORDS_B:
-                number_words += n
-            if word in _FRACTION_WORDS_B:
-                fraction += n
-        # find(), not `in`: bytes' `in` first tries the operand as an int and formats the TypeError it gets.
-        percent = sum(r.startswith(b"percent") for r in runs) if letters.find(b"percent") >= 0 else 0
+        # The letter runs, space-separated and lower-cased: one automaton pass finds every counted word (as
+        # " word ") and every run that starts with "percent" (as " percent"), the words never made.
+        number_words = fraction = percent = 0
+        for _, (is_number, is_fraction, is_percent) in _COUNTED_AUTOMATON.iter(
+                " " + raw.translate(_LETTER_RUNS).decode("ascii") + " "):
+            number_words += is_number
+            fraction += is_fraction
+            percent += is_percent
         # Counted without making the words (str.split() of a long prompt makes an object per word).
         n_words = (b" " + raw.translate(_WORD_MARKS)).count(b" x") if "long_words" in skip else -1
         n_numbers = 0
