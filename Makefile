@@ -49,12 +49,17 @@ serve-fast: fast
 ## request path's tests again against the compiled build (unit-fast); make test-fast: the whole suite compiled
 test: $(DEV) packages services lint typecheck docs unit unit-fast
 
-# The tests of the compiled modules' behaviour: the request path end to end, its server, client and parsers.
+# The tests of the compiled modules' behaviour: the request path end to end, its server, client and parsers,
+# the guardrails' detectors and the response cache.
 FAST_TESTS := tests/test_gateway_e2e.py tests/test_h1_server.py tests/test_http1.py tests/test_http_framing.py \
 	tests/test_http_client_framing.py tests/test_gateway_errors.py tests/test_ledger_writer.py \
 	tests/test_ledger_gateway.py tests/test_routing_engine.py tests/test_routing_failover.py tests/test_sse.py \
 	tests/test_governance_core.py tests/test_governance_gateway.py tests/test_compiled_build.py \
-	tests/test_timers.py tests/test_stream_faults_e2e.py tests/test_request_validation.py
+	tests/test_timers.py tests/test_stream_faults_e2e.py tests/test_request_validation.py \
+	tests/test_guardrails_dlp.py tests/test_guardrails_injection.py tests/test_guardrails_answer.py \
+	tests/test_guardrails_gateway.py tests/test_guardrails_answer_gateway.py tests/test_guardrails_projects.py \
+	tests/test_cache_key.py tests/test_cache_store.py tests/test_cache_redis_batch.py tests/test_cache_gateway.py \
+	tests/test_cache_embeddings.py tests/test_cache_ledger.py tests/test_internal_errors.py
 
 unit-fast: $(DEV) fast
 	PYTHONPATH=$(FAST) $(BIN)/pytest -p no:cacheprovider $(FAST_TESTS)

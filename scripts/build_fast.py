@@ -70,6 +70,19 @@ COMPILED = (
     "wire/shapes.py",
     "core/timers.py",
     "vendors/transport.py",
+    "guardrails/guard.py",
+    "guardrails/answer.py",
+    "guardrails/dlp.py",
+    "guardrails/pii.py",
+    "guardrails/secrets.py",
+    "guardrails/validators.py",
+    "guardrails/findings.py",
+    "guardrails/injection.py",
+    "guardrails/injection_rules.py",
+    "guardrails/normalize.py",
+    "cache/key.py",
+    "cache/store.py",
+    "cache/response_cache.py",
 )
 
 #: What marks a finished build: the list it was built from and the sources' state, so a rebuild is

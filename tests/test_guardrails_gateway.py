@@ -25,7 +25,7 @@ import openai
 import pytest
 
 from interlock.config import ConfigError, load_settings
-from interlock.guardrails.guard import Placeholders
+from interlock.guardrails.guard import Placeholders, Verdicts, _Unloaded
 from interlock.guardrails.settings import GuardrailSettings
 from interlock.vendors.registry import VENDOR_TABLE
 from tests.conftest import MASTER_KEY, GatewayProcess, clean_env, start_gateway
@@ -248,10 +248,9 @@ def _chat_in_process(gw: Any, loop: asyncio.AbstractEventLoop, content: str) -> 
 def test_fail_mode_decides_when_a_detector_cannot_run(tmp_path: Path, mode: str) -> None:
     config = f"simulator: {{enabled: true, time_scale: 0}}\nguardrails:\n  pii: {{action: block, fail_mode: {mode}}}\n"
     with running_gateway(config, tmp_path) as (gw, loop):
-        class Broken:
-            def scan(self, text: str) -> list[Any]:
-                raise RuntimeError("the detector is broken")
-        gw.guards.floor.dlp = Broken()
+        # A pii model that could not be loaded: every scan raises (a real one, not a stand-in: the compiled
+        # build's Guard holds only its own types, make fast).
+        gw.guards.floor.ner = _Unloaded("the detector is broken")
         proto = _chat_in_process(gw, loop, f"card {CARD}")
         if mode == "closed":
             assert proto.status == 503
@@ -379,25 +378,28 @@ def test_embeddings_input_is_guarded(gw: GatewayProcess) -> None:
 
 
 def test_texts_seen_lately_are_scanned_once_and_only_their_digest_is_kept() -> None:
-    from interlock.guardrails.guard import Guard, Verdicts
+    from interlock.guardrails.guard import Guard
     from interlock.guardrails.settings import DetectorSettings
 
     guard = Guard(GuardrailSettings(pii=DetectorSettings("monitor"), prompt_injection=DetectorSettings("block")))
-    calls: list[str] = []
-    scan, check = guard.dlp.scan, guard.injection.check
-
-    class Counting:
-        def scan(self, text: str) -> list[Any]:
-            calls.append("dlp")
-            return scan(text)
-
-    guard.dlp = Counting()  # type: ignore[assignment]
+    check = guard.injection.check
+    # Observed through the verdicts, not counted by a stand-in detector: the compiled build's Guard holds
+    # only its own types (make fast).
+    seen = guard.verdicts._seen
     request = {"messages": [{"role": "system", "content": "You help."},
                             {"role": "user", "content": f"card {CARD}"}]}
     first = guard.check_request(request).detections
-    assert calls == ["dlp", "dlp"]
-    again = guard.check_request({"messages": [*request["messages"], {"role": "user", "content": "and more"}]})
-    assert calls == ["dlp", "dlp", "dlp"]  # only the new turn was scanned
+    card = Verdicts.key(f"card {CARD}", b"dlp")
+    assert [k[-3:] for k in seen].count(b"dlp") == 2 and Verdicts.key("You help.", b"dlp") in seen and card in seen
+    found = seen[card]
+    assert found
+    seen[card] = ()  # what the card's turn would say were it scanned again: nothing
+    turns = {"messages": [*request["messages"], {"role": "user", "content": "and more"}]}
+    assert guard.check_request(turns).detections == []  # its stored verdict counted: it was not scanned again
+    # The new turn was scanned, and its verdict stored.
+    assert [k[-3:] for k in seen].count(b"dlp") == 3 and Verdicts.key("and more", b"dlp") in seen
+    seen[card] = found
+    again = guard.check_request(turns)
     assert [d.record() for d in again.detections] == [d.record() for d in first]
     assert not check("x").flagged  # with the learned classifier on, a probability: near 0, not 0
     stored = repr(guard.verdicts._seen)

@@ -20,6 +20,7 @@ import pytest
 
 from interlock.app import Gateway
 from interlock.config import load_settings
+from interlock.pipeline.guard import GuardStage
 from interlock.vendors.registry import VENDOR_TABLE
 from interlock.wire.openai_chat import OpenAIChatCodec
 from tests.conftest import MASTER_KEY
@@ -64,18 +65,16 @@ def boom(*args: Any, **kwargs: Any) -> Any:
     raise KeyError(SECRET)
 
 
-class _BrokenGuard:
-    """A guard whose first question raises: a bug inside the pipeline's first stage."""
-
-    @property
-    def enabled(self) -> bool:
-        raise KeyError(SECRET)
+async def _broken_stage(self: GuardStage, ctx: Any, request: Any) -> Any:
+    """A guardrails stage that raises: a bug inside the pipeline's first stage."""
+    raise KeyError(SECRET)
 
 
-def break_the_pipeline(gw: Gateway, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The guardrails' floor is read on every request (an interpreted object: the pipeline's own
-    # classes may be compiled, make fast, and a compiled instance's methods cannot be patched).
-    monkeypatch.setattr(gw.guards, "floor", _BrokenGuard())
+def break_the_pipeline(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The guardrails stage runs first on every request, and its class is interpreted: the pipeline's own
+    # classes and the guardrails' may be compiled (make fast), and a compiled class's methods cannot be
+    # patched, nor its typed attributes hold a stand-in.
+    monkeypatch.setattr(GuardStage, "__call__", _broken_stage)
 
 
 CHAT = {"model": "openai/gpt-4.1-mini", "messages": [{"role": "user", "content": "hi"}]}
@@ -85,7 +84,7 @@ def test_a_bug_in_the_pipeline_is_a_500_with_request_id_record_metric_and_log(
         gateway: tuple[Gateway, asyncio.AbstractEventLoop], monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
     gw, loop = gateway
-    break_the_pipeline(gw, monkeypatch)
+    break_the_pipeline(monkeypatch)
     with caplog.at_level(logging.ERROR, logger="interlock"):
         proto = call(gw, loop, "POST", "/v1/chat/completions", CHAT)
     assert proto.status == 500
@@ -167,7 +166,7 @@ def test_under_zero_data_retention_the_log_line_has_no_exception_text(
     asyncio.set_event_loop(loop)
     gw = Gateway(load_settings(config, vendor_table=VENDOR_TABLE, environ={"INTERLOCK_HOME": str(tmp_path / "state")}))
     try:
-        break_the_pipeline(gw, monkeypatch)
+        break_the_pipeline(monkeypatch)
         with caplog.at_level(logging.ERROR, logger="interlock"):
             proto = call(gw, loop, "POST", "/v1/chat/completions", CHAT)
         assert proto.status == 500

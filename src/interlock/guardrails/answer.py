@@ -17,7 +17,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, cast
 
 import msgspec
 import orjson
@@ -212,25 +212,30 @@ class _Channel:
 _HEAD_KEYS = ("id", "object", "created", "model", "system_fingerprint")
 
 
-class _TextDelta(msgspec.Struct, forbid_unknown_fields=True):
+#: A chunk that only adds text: one choice whose delta is ``content`` alone; no finish, logprobs or usage.
+#: Made with ``defstruct``, not class bodies: msgspec reads a class's field types from its annotations,
+#: which a compiled module (make fast) does not keep (as ``wire/openai_chat.py``'s ``_Event``).
+_TextDelta = msgspec.defstruct("_TextDelta", [("content", str)], forbid_unknown_fields=True)
+_TextChoice = msgspec.defstruct("_TextChoice", [("delta", _TextDelta), ("index", int, 0),
+                                                ("finish_reason", None, None), ("logprobs", None, None)])
+_TextChunk = msgspec.defstruct(
+    "_TextChunk", [("choices", list[_TextChoice]), ("usage", None, None)])  # type: ignore[valid-type]
+
+
+class _TextDeltaFields(Protocol):
     content: str
 
 
-class _TextChoice(msgspec.Struct):
-    delta: _TextDelta
-    index: int = 0
-    finish_reason: None = None
-    logprobs: None = None
+class _TextChoiceFields(Protocol):
+    delta: _TextDeltaFields
+    index: int
 
 
-class _TextChunk(msgspec.Struct):
-    """A chunk that only adds text: one choice whose delta is ``content`` alone; no finish, logprobs or usage."""
-
-    choices: list[_TextChoice]
-    usage: None = None
+class _TextChunkFields(Protocol):
+    choices: list[_TextChoiceFields]
 
 
-_TEXT_CHUNK = msgspec.json.Decoder(_TextChunk)
+_decode_text_chunk = cast("Callable[[bytes], _TextChunkFields]", msgspec.json.Decoder(_TextChunk).decode)
 
 
 class StreamScreen:
@@ -320,7 +325,7 @@ class StreamScreen:
         """The common chunk, more text of the channel already open, read by a typed decoder that takes only
         that shape (half orjson's cost) and handled without the general walk. False for anything else."""
         try:
-            chunk = _TEXT_CHUNK.decode(payload)
+            chunk = _decode_text_chunk(payload)
         except msgspec.DecodeError:
             return False
         if len(chunk.choices) != 1:
