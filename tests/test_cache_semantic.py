@@ -69,7 +69,7 @@ async def ask(cache: ResponseCache, request: dict[str, Any], answer: str | None 
     assert ticket is not None
     if ticket.status == "miss" and answer is not None:
         ticket.store_completion(ctx, b'{"answer": "%s"}' % answer.encode())
-        await asyncio.gather(*cache._tasks)  # the backend's put runs as a task
+        await asyncio.gather(*cache._tasks)  # a shared backend's put runs as a task (memory: already stored)
     return ticket
 
 

@@ -158,3 +158,17 @@ async def test_the_census_is_named_from_the_names_given() -> None:
     projects, models = await cache.census(["acme"], ["m1", "m2"], only="acme")
     assert projects == {"acme": [2, 2 * size]} and models == {"m1": [1, size], "m2": [1, size]}
     assert await cache.census([], [], only="beta") == ({}, {})
+
+
+async def test_a_memory_store_is_made_at_once_without_a_task() -> None:
+    """The response cache stores into the memory backend synchronously: the answer is there before the next
+    request (no task per answer, the miss path's dearest part); a shared backend's store stays a task."""
+    from interlock.cache.response_cache import ResponseCache
+    from interlock.cache.settings import CacheSettings
+
+    clock = FakeClock()
+    backend = MemoryBackend(1 << 20, clock.monotonic, clock.time)
+    cache = ResponseCache(CacheSettings(), backend, clock.time)
+    cache.store(key(), entry(), 60)
+    assert not cache._tasks and len(backend) == 1 and cache.counts.stores == 1
+    assert await backend.get(key()) == entry()

@@ -186,14 +186,19 @@ class ResponseCache:
             self.on_result(status)
 
     def store(self, key: str, entry: Entry, ttl_s: int, bucket: str = "", vector: Vector | None = None) -> None:
-        """Stores ``entry`` (in the background) and, for a single-turn prompt, indexes its ``vector``."""
+        """Stores ``entry`` (in the background for a shared backend) and, for a single-turn prompt, indexes its
+        ``vector``."""
         if entry.size > self.settings.max_entry_bytes:
             self.counts.skipped += 1
             return
         self.counts.stores += 1
-        task = asyncio.get_running_loop().create_task(self.backend.put(key, entry, ttl_s))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        backend = self.backend
+        if isinstance(backend, MemoryBackend):  # in process: stored now, no task (a task costs more than the store)
+            backend.put_now(key, entry, ttl_s)
+        else:
+            task = asyncio.get_running_loop().create_task(backend.put(key, entry, ttl_s))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         if vector is not None and self.semantic is not None:
             self.semantic.index.add(bucket, key, vector, entry.created, ttl_s)
 

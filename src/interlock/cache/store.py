@@ -190,6 +190,11 @@ class MemoryBackend:
         return entry
 
     async def put(self, key: str, entry: Entry, ttl_s: int) -> None:
+        self.put_now(key, entry, ttl_s)
+
+    def put_now(self, key: str, entry: Entry, ttl_s: int) -> None:
+        """:meth:`put` without a coroutine: the store is a few dict operations (``ResponseCache.store`` calls
+        it directly rather than making a task per answer)."""
         size = entry.size + ENTRY_OVERHEAD
         if size > self.max_bytes:
             return
