@@ -162,7 +162,8 @@ async def test_the_census_is_named_from_the_names_given() -> None:
 
 async def test_a_memory_store_is_made_at_once_without_a_task() -> None:
     """The response cache stores into the memory backend synchronously: the answer is there before the next
-    request (no task per answer, the miss path's dearest part); a shared backend's store stays a task."""
+    request (no task per answer, the miss path's dearest part). A shared backend's store stays a task
+    (test_cache_redis_batch.py's close test)."""
     from interlock.cache.response_cache import ResponseCache
     from interlock.cache.settings import CacheSettings
 

@@ -192,11 +192,9 @@ class ResponseCache:
             self.counts.skipped += 1
             return
         self.counts.stores += 1
-        backend = self.backend
-        if isinstance(backend, MemoryBackend):  # in process: stored now, no task (a task costs more than the store)
-            backend.put_now(key, entry, ttl_s)
-        else:
-            task = asyncio.get_running_loop().create_task(backend.put(key, entry, ttl_s))
+        pending = self.backend.put_soon(key, entry, ttl_s)
+        if pending is not None:
+            task = asyncio.get_running_loop().create_task(pending)
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         if vector is not None and self.semantic is not None:

@@ -15,7 +15,7 @@ import os
 import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -100,6 +100,11 @@ class Backend(Protocol):
     async def get(self, key: str) -> Entry | None: ...
 
     async def put(self, key: str, entry: Entry, ttl_s: int) -> None: ...
+
+    def put_soon(self, key: str, entry: Entry, ttl_s: int) -> Coroutine[Any, Any, None] | None:
+        """Stores ``entry`` now and returns None, or returns the store to run in the background (the response
+        cache makes it a task): whichever costs the backend less on the request path."""
+        ...
 
     async def delete(self, selector: Selector) -> int: ...
 
@@ -190,11 +195,10 @@ class MemoryBackend:
         return entry
 
     async def put(self, key: str, entry: Entry, ttl_s: int) -> None:
-        self.put_now(key, entry, ttl_s)
+        self.put_soon(key, entry, ttl_s)
 
-    def put_now(self, key: str, entry: Entry, ttl_s: int) -> None:
-        """:meth:`put` without a coroutine: the store is a few dict operations (``ResponseCache.store`` calls
-        it directly rather than making a task per answer)."""
+    def put_soon(self, key: str, entry: Entry, ttl_s: int) -> None:
+        """Stored now: a few dict operations, cheaper than the task a background store would take."""
         size = entry.size + ENTRY_OVERHEAD
         if size > self.max_bytes:
             return
@@ -267,6 +271,10 @@ class RedisBackend:
                 await self.batch.set(self.prefix + key, entry.encode(), ttl_s)
         except (RedisError, OSError, TimeoutError) as exc:  # the cache is left without the entry
             self._failed("store", exc)
+
+    def put_soon(self, key: str, entry: Entry, ttl_s: int) -> Coroutine[Any, Any, None]:
+        """A network round trip (batched with the loop iteration's others): run in the background."""
+        return self.put(key, entry, ttl_s)
 
     async def delete(self, selector: Selector) -> int:
         """SCAN for the selector's pattern and delete in batches (an admin operation, not on the request path)."""
