@@ -13,7 +13,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
+$(STAMP): pyproject.toml setup.py src/interlock/routing/_difficulty_counts.c | $(BIN)/python
 	$(BIN)/pip install -q -e .
 	touch $@
 

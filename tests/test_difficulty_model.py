@@ -192,7 +192,7 @@ def test_features_without_weight_are_not_computed_and_change_nothing() -> None:
     scorer = shared_scorer()
     for head in (scorer._choice, scorer._open):
         assert head.skip == frozenset(difficulty_model.DENSE_NAMES) - set(head.dense)
-        full = dataclasses.replace(head, skip=frozenset())
+        full = dataclasses.replace(head, skip=frozenset(), skip_mask=0)
         for text in [*EDGE_TEXTS, "Ünïcödé NASA math: 3 + 4 = 7. Really? Yes!", "x " * 3000]:
             choice = difficulty_model.is_choice(text)
             assert head.gain(text, choice) == full.gain(text, choice)

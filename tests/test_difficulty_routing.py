@@ -223,6 +223,14 @@ def test_the_text_scored_is_the_last_user_message() -> None:
                                      {"role": "tool", "content": "result", "tool_call_id": "t"}]}) == "three\nfour"
     assert prompt_text({"messages": [{"role": "system", "content": "only a system prompt"}]}) == ""
     assert prompt_text({"messages": "nonsense"}) == ""
+    assert prompt_text({"messages": []}) == "" and prompt_text({"messages": ["x", None]}) == ""
+    # The last message the user's (the common case, taken first) and a long one: its end is scored.
+    assert prompt_text({"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]}) == "b"
+    long = "x" * 40_000 + "the question?"
+    for messages in ([{"role": "user", "content": long}],
+                     [{"role": "user", "content": long}, {"role": "assistant", "content": "no"}]):
+        assert prompt_text({"messages": messages}) == long[-32_000:]
+    assert prompt_text({"messages": [{"role": "user", "content": None}]}) == ""
 
 
 # ---------------------------------------------------------------- config errors

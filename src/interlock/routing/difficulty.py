@@ -1,10 +1,11 @@
 """The ``difficulty`` strategy: weak tier or strong tier, by how hard the request looks.
 
 A difficulty policy (``routing/policies.py``) has two tiers of targets. For each request the scorer
-(``routing/difficulty_model.py``: pure-Python text features and linear models trained by ``make train-router``)
-estimates, in [0, 1], how much the strong tier is needed; a score at or above the policy's threshold goes to
-the strong tier, any other to the weak tier. Within the tier, the policy's ``tier_strategy`` ranks the
-targets; the other tier follows as failover when ``fallback_across_tiers`` allows it.
+(``routing/difficulty_model.py``: text features, counted in C where the extension was built, and linear
+models trained by ``make train-router``) estimates, in [0, 1], how much the strong tier is needed; a score at
+or above the policy's threshold goes to the strong tier, any other to the weak tier. Within the tier, the
+policy's ``tier_strategy`` ranks the targets; the other tier follows as failover when ``fallback_across_tiers``
+allows it.
 
 What is scored: the text of the **last user message** (its text parts joined). The system prompt is left out:
 it is the same for every request of an application, and would pull every score towards its own. Earlier turns
@@ -45,6 +46,12 @@ def prompt_text(request: Mapping[str, Any]) -> str:
     messages = request.get("messages")
     if not isinstance(messages, list):
         return ""
+    if messages:  # the common case first: the last message is the user's, its content a string
+        last = messages[-1]
+        if type(last) is dict and last.get("role") == "user":
+            content = last.get("content")
+            if type(content) is str:
+                return content if len(content) <= MAX_CHARS else content[-MAX_CHARS:]
     for message in reversed(messages):
         if isinstance(message, dict) and message.get("role") == "user":
             content = message.get("content")

@@ -29,8 +29,10 @@ head on the same features, their gains standardised and averaged (``blend`` hold
 coefficients); scripts/train_router.py picks kind,
 regularisation and feature weights per head by 5-fold cross-validated APGR on the train split only.
 Standardisation and idf are folded into the stored weights, so inference is a sparse dot product in pure
-Python; a head without terms precomputes weight times log1p per count at load and sums lookups (its
-latency: bench/router.py and docs/guides/difficulty-routing.md).
+Python; a head without terms precomputes weight times log1p per count at load and sums lookups, and takes an
+ASCII prompt's counts from one C pass (``_difficulty_counts.c``, built by ``pip install``; where it was not
+built, :func:`_dense_counts`, which is its reference and gives the same counts) (its latency: bench/router.py
+and docs/guides/difficulty-routing.md).
 """
 
 from __future__ import annotations
@@ -41,12 +43,28 @@ import json
 import math
 import operator
 import re
+import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import compress
 from pathlib import Path
 from typing import Any
 
 import ahocorasick
+
+
+def _c_sums() -> Callable[[str, int, bytes], list[float] | None] | None:
+    """The C evaluation of a table head on an ASCII prompt (``_difficulty_counts.c``, built by ``pip install``;
+    optional: an install without a C compiler has none and counts with :func:`_dense_counts`, the reference,
+    which tests/test_difficulty_counts.py compares it with)."""
+    try:
+        from interlock.routing._difficulty_counts import ascii_sums
+    except ImportError:  # pragma: no cover - exercised by tests that remove it
+        return None
+    return ascii_sums
+
+
+_ascii_sums = _c_sums()
 
 WEIGHTS_PATH = Path(__file__).resolve().parent / "difficulty_weights.json"
 FORMAT = 1
@@ -288,17 +306,26 @@ class _Head:
     #: as the dot product (a zero count, or a feature without weights, adds exactly 0.0).
     count_tables: tuple[_Weighted, ...] = ()
     count_start: complex = 0j
+    #: ``skip``'s counts that :func:`_dense_counts` leaves at 0, as bits by position (for the C counts).
+    skip_mask: int = 0
+    #: The count tables' weights for the C evaluation: the biases, then each count's two weights, as doubles.
+    packed: bytes = b""
 
     def gain(self, text: str, choice: bool | None = None) -> float:
         if choice is None:
             choice = is_choice(text)
         toks = None
         if self.count_tables and not choice:
-            counts = _dense_counts(text, None, False, self.skip)[0]
-            # dict.__getitem__, not operator.getitem: a dict subclass's subscript slot goes through a method call.
-            total = sum(map(dict.__getitem__, compress(self.count_tables, counts), filter(None, counts)),
-                        self.count_start)
-            z = [total.real, total.imag]  # a one-output head reads z[0] only
+            # A one-output head reads z[0] only.
+            sums = _ascii_sums(text, self.skip_mask, self.packed) if _ascii_sums is not None else None
+            if sums is not None:
+                z = sums
+            else:  # not ASCII, or the C module was not built: the same sums, from the tables
+                counts = _dense_counts(text, None, False, self.skip)[0]
+                # dict.__getitem__, not operator.getitem: a dict subclass's subscript slot goes through a method call.
+                total = sum(map(dict.__getitem__, compress(self.count_tables, counts), filter(None, counts)),
+                            self.count_start)
+                z = [total.real, total.imag]
         else:
             toks = tokens(text) if self.terms else None
             values = _dense_values(text, toks, choice, self.skip)
@@ -345,15 +372,28 @@ def _cells_gain(z: list[float]) -> float:
 
 
 def _count_tables(dense: dict[str, tuple[float, ...]], terms: object, width: int, bias: tuple[float, ...]
-                  ) -> tuple[tuple[_Weighted, ...], complex]:
-    """:attr:`_Head.count_tables` and :attr:`_Head.count_start` (none for a head with terms or of three or more
-    outputs, which take the dot product; a one-output head's imaginary parts are 0.0 and unused)."""
+                  ) -> tuple[tuple[_Weighted, ...], complex, bytes]:
+    """:attr:`_Head.count_tables`, :attr:`_Head.count_start` and :attr:`_Head.packed` (none for a head with terms
+    or of three or more outputs, which take the dot product; a one-output head's imaginary parts are 0.0 and
+    unused)."""
     if terms or width > 2:
-        return (), 0j
+        return (), 0j, b""
     zero = _Weighted((0.0, 0.0))
     tables = tuple(_Weighted((dense[n][0], dense[n][1] if width == 2 else 0.0)) if n in dense else zero
                    for n in DENSE_NAMES[:N_COUNTS])
-    return tables, complex(bias[0], bias[1] if width == 2 else 0.0)
+    start = complex(bias[0], bias[1] if width == 2 else 0.0)
+    packed = struct.pack(f"{2 + 2 * N_COUNTS}d", start.real, start.imag,
+                         *itertools.chain.from_iterable(t.weights for t in tables))
+    return tables, start, packed
+
+
+#: The counts :func:`_dense_counts` leaves at 0 when they are in ``skip`` (the others it always computes).
+SKIPPABLE = ("sentences", "math", "upper_words", "lines", "long_words")
+
+
+def skip_mask(skip: frozenset[str]) -> int:
+    """``skip``'s counts that :func:`_dense_counts` leaves at 0, as bits by position in ``DENSE_NAMES``."""
+    return sum(1 << DENSE_NAMES.index(name) for name in SKIPPABLE if name in skip)
 
 
 def _finite_number(x: Any) -> bool:
@@ -361,7 +401,7 @@ def _finite_number(x: Any) -> bool:
 
 
 class DifficultyScorer:
-    """Scores prompts with the committed weights (pure Python, thread-safe, read-only once loaded)."""
+    """Scores prompts with the committed weights (thread-safe, read-only once loaded)."""
 
     def __init__(self, name: str, heads: dict[str, _Head], quantiles: tuple[float, ...]) -> None:
         self.name = name
@@ -408,13 +448,14 @@ class DifficultyScorer:
             if unknown:
                 raise ValueError(f"{name}.dense: unknown features {sorted(unknown)}")
             bias = vec(h["bias"], f"{name}.bias")
+            skip = frozenset(DENSE_NAMES) - set(dense)
+            tables, start, packed = _count_tables(dense, h["terms"], width, bias)
             heads[name] = _Head(kind, bias, dense,
                                 {k: vec(v, f"{name}.terms") for k, v in h["terms"].items()},
                                 vec(h["blend"], f"{name}.blend", 3) if kind == "blend" else (),
                                 tuple(tuple(dense[n][i] if n in dense else 0.0 for n in DENSE_NAMES)
                                       for i in range(width)),
-                                frozenset(DENSE_NAMES) - set(dense),
-                                *_count_tables(dense, h["terms"], width, bias))
+                                skip, tables, start, skip_mask(skip), packed)
         quantiles = tuple(float(q) for q in raw["quantiles"])
         if len(quantiles) != 101 or any(b < a for a, b in itertools.pairwise(quantiles)):
             raise ValueError("quantiles: expected 101 non-decreasing numbers")

@@ -1,0 +1,6 @@
+# The C module built from _difficulty_counts.c (optional: difficulty_model.py falls back to its Python).
+def ascii_counts(text: str, skip: int, /) -> tuple[int, ...] | None: ...
+def ascii_sums(text: str, skip: int, weights: bytes, /) -> list[float] | None: ...
+
+NUMBER_WORDS: tuple[str, ...]
+FRACTION_WORDS: tuple[str, ...]
