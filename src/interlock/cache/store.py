@@ -45,6 +45,17 @@ class Entry:
     target: str
     cost_picousd: int | None
 
+    def __init__(self, kind: str, body: bytes, payloads: tuple[bytes, ...], created: float, target: str,
+                 cost_picousd: int | None) -> None:
+        """Written out: the compiled build compiles a dataclass's own __init__, not the generated one (frozen:
+        set through object.__setattr__, as the generated one does)."""
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "body", body)
+        object.__setattr__(self, "payloads", payloads)
+        object.__setattr__(self, "created", created)
+        object.__setattr__(self, "target", target)
+        object.__setattr__(self, "cost_picousd", cost_picousd)
+
     @property
     def size(self) -> int:
         return len(self.body) + sum(len(p) for p in self.payloads) + len(self.target)

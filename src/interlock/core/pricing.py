@@ -202,6 +202,23 @@ class Usage:
     #: The part of ``cache_write_tokens`` written with Anthropic's 1-hour lifetime (billed at 2x input).
     cache_write_1h_tokens: int = 0
 
+    def __init__(self, input_tokens: int = 0, cache_read_tokens: int = 0, cache_write_tokens: int = 0,
+                 output_tokens: int = 0, reasoning_tokens: int = 0, input_audio_tokens: int = 0,
+                 output_audio_tokens: int = 0, estimated: bool = False, citation_tokens: int = 0, requests: int = 0,
+                 cache_write_1h_tokens: int = 0) -> None:
+        """Written out: the compiled build compiles a dataclass's own __init__, not the generated one."""
+        self.input_tokens = input_tokens
+        self.cache_read_tokens = cache_read_tokens
+        self.cache_write_tokens = cache_write_tokens
+        self.output_tokens = output_tokens
+        self.reasoning_tokens = reasoning_tokens
+        self.input_audio_tokens = input_audio_tokens
+        self.output_audio_tokens = output_audio_tokens
+        self.estimated = estimated
+        self.citation_tokens = citation_tokens
+        self.requests = requests
+        self.cache_write_1h_tokens = cache_write_1h_tokens
+
     @property
     def prompt_tokens(self) -> int:
         """The whole prompt, OpenAI semantics (cached and cache-written tokens included)."""
@@ -254,6 +271,11 @@ class Cost:
 
     picousd: int = 0
     estimated: bool = field(default=False, compare=False)
+
+    def __init__(self, picousd: int = 0, estimated: bool = False) -> None:
+        """Written out for the compiled build (docs/architecture.md: mypyc leaves a generated __init__ interpreted)."""
+        self.picousd = picousd
+        self.estimated = estimated
 
     @property
     def usd(self) -> float:

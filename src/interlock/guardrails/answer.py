@@ -50,6 +50,14 @@ class _Tally:
     score: float = 0.0
     unchecked: bool = False
 
+    def __init__(self, action: str, entities: Counter[str] | None = None, score: float = 0.0,
+                 unchecked: bool = False) -> None:
+        """Written out for the compiled build (docs/architecture.md: mypyc leaves a generated __init__ interpreted)."""
+        self.action = action
+        self.entities = Counter() if entities is None else entities
+        self.score = score
+        self.unchecked = unchecked
+
 
 class AnswerGuard:
     """One request's answer: the guard's output detectors (``pii``/``secrets`` with ``output: true``) and the
@@ -199,6 +207,14 @@ class _Channel:
     text: str = ""
     base: int = 0
     sent: int = 0
+
+    def __init__(self, key: str, tool: int | None = None, text: str = "", base: int = 0, sent: int = 0) -> None:
+        """Written out for the compiled build (docs/architecture.md: mypyc leaves a generated __init__ interpreted)."""
+        self.key = key
+        self.tool = tool
+        self.text = text
+        self.base = base
+        self.sent = sent
 
     @property
     def json(self) -> bool:

@@ -96,15 +96,16 @@ class DlpDetector:
         else:
             yield from secrets.find_slack_webhooks(text, raw)
         # Each finder gates itself; the cheapest gates are repeated here so a clean short text does not pay
-        # for creating the generators (a third of a scan of a few sentences).
-        if b"PRIVATE KEY" in raw:
+        # for creating the generators (a third of a scan of a few sentences). `find`, not `in`: bytes' `in`
+        # tries the needle as an integer first and formats the TypeError (~1,700 instructions a test).
+        if raw.find(b"PRIVATE KEY") >= 0:
             yield from secrets.find_private_keys(text, raw)
         yield from secrets.find_assigned_secrets(text, lraw, self.generic_entropy)
-        if b"@" in raw:
+        if raw.find(b"@") >= 0:
             yield from pii.find_emails(text)
         if len(raw) > 256 or len(raw.translate(None, b"0123456789")) < len(raw):  # long texts: digits, surely
             yield from pii.find_numeric(text, self.phone_region, raw)
-        if b":" in raw:
+        if raw.find(b":") >= 0:
             yield from pii.find_ipv6(text)
         for p in self._custom:
             yield from _custom_matches(p, text)

@@ -47,6 +47,13 @@ class Finding:
     end: int
     score: float
 
+    def __init__(self, type: str, start: int, end: int, score: float) -> None:
+        """Written out for the compiled build (docs/architecture.md: mypyc leaves a generated __init__ interpreted)."""
+        object.__setattr__(self, "type", type)
+        object.__setattr__(self, "start", start)
+        object.__setattr__(self, "end", end)
+        object.__setattr__(self, "score", score)
+
     @property
     def is_secret(self) -> bool:
         return self.type in SECRET_TYPES

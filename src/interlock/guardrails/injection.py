@@ -38,6 +38,12 @@ class InjectionResult:
     rules: tuple[str, ...]
     flagged: bool
 
+    def __init__(self, score: float, rules: tuple[str, ...], flagged: bool) -> None:
+        """Written out for the compiled build (docs/architecture.md: mypyc leaves a generated __init__ interpreted)."""
+        object.__setattr__(self, "score", score)
+        object.__setattr__(self, "rules", rules)
+        object.__setattr__(self, "flagged", flagged)
+
 
 class InjectionDetector:
     """Scores text in [0, 1]: one minus the product of (1 - weight) over the distinct rules that match.
@@ -70,7 +76,7 @@ class InjectionDetector:
         mapped = leet(norm)
         if mapped is not None:
             views.append(mapped)
-        if any(h in norm for h in _ROT13_HINTS):
+        if any(norm.find(h) >= 0 for h in _ROT13_HINTS):  # find: bytes' `in` formats a TypeError first
             views.append(rot13(norm))
         if len(norm) >= 16:
             views.extend(p.encode("utf-8", "surrogatepass") for p in decoded_payloads(raw))

@@ -120,7 +120,7 @@ class McpResponses:
     async def __call__(self, ex: Exchange) -> None:
         body = await ex.body(self.max_body)
         data: Any = None
-        if b'"mcp"' in body:  # a cheap test first; the parse below decides
+        if body.find(b'"mcp"') >= 0:  # a cheap test first (find: bytes' `in` formats a TypeError first)
             try:
                 data = orjson.loads(body)
             except orjson.JSONDecodeError:

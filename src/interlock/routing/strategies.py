@@ -46,6 +46,14 @@ class Needs:
     output_tokens: int
     params: frozenset[str]
 
+    def __init__(self, capabilities: frozenset[str], input_tokens: int, output_tokens: int,
+                 params: frozenset[str]) -> None:
+        """Written out: the compiled build compiles a dataclass's own __init__, not the generated one."""
+        self.capabilities = capabilities
+        self.input_tokens = input_tokens
+        self.output_tokens = output_tokens
+        self.params = params
+
     @property
     def context_needed(self) -> int:
         return self.input_tokens + self.output_tokens

@@ -17,6 +17,7 @@ levels but serialises only 254, and several consumers recurse.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -177,7 +178,7 @@ class SchemaMemo:
     __slots__ = ("_seen", "max_bytes", "max_items", "size")
 
     def __init__(self, max_items: int = 2048, max_bytes: int = 8 << 20) -> None:
-        self._seen: dict[bytes, None] = {}
+        self._seen: OrderedDict[bytes, None] = OrderedDict()  # O(1) oldest-first eviction
         self.max_items = max_items
         self.max_bytes = max_bytes
         self.size = 0
@@ -194,8 +195,7 @@ class SchemaMemo:
             self._seen[key] = None
             self.size += len(key)
             while len(self._seen) > self.max_items or self.size > self.max_bytes:
-                oldest = next(iter(self._seen))
-                del self._seen[oldest]
+                oldest, _ = self._seen.popitem(last=False)
                 self.size -= len(oldest)
         return found
 

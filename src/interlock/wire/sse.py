@@ -19,6 +19,11 @@ class Event:
     data: bytes
     event: bytes | None = None
 
+    def __init__(self, data: bytes, event: bytes | None = None) -> None:
+        """Written out for the compiled build (docs/architecture.md: mypyc leaves a generated __init__ interpreted)."""
+        self.data = data
+        self.event = event
+
 
 class SSEDecoder:
     __slots__ = ("_buf", "_skip_lf")
@@ -35,7 +40,7 @@ class SSEDecoder:
             if chunk.startswith(b"\n"):
                 chunk = chunk[1:]
         buf = self._buf + chunk if self._buf else chunk
-        if b"\r" in buf:
+        if buf.find(b"\r") >= 0:  # find, not `in`: bytes' `in` formats a TypeError before it searches
             self._skip_lf = buf.endswith(b"\r")
             buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         blocks = buf.split(b"\n\n")
@@ -45,7 +50,7 @@ class SSEDecoder:
     def feed(self, chunk: bytes) -> list[Event]:
         events: list[Event] = []
         for block in self._blocks(chunk):
-            if block.startswith(b"data: ") and b"\n" not in block:
+            if block.startswith(b"data: ") and block.find(b"\n") < 0:
                 events.append(Event(block[6:]))
                 continue
             event = _parse_block(block)
@@ -55,7 +60,7 @@ class SSEDecoder:
 
     def feed_data(self, chunk: bytes) -> list[bytes]:
         """Only the data of each event (event names and comments dropped): the relay's fast path."""
-        if not self._skip_lf and b"\r" not in chunk:
+        if not self._skip_lf and chunk.find(b"\r") < 0:
             buf = self._buf + chunk if self._buf else chunk
             end = buf.rfind(b"\n\n")
             if end < 0:
@@ -70,7 +75,7 @@ class SSEDecoder:
                 return [p for p in payloads if p] if b"" in payloads else payloads
         out: list[bytes] = []
         for block in self._blocks(chunk):
-            if block.startswith(b"data: ") and b"\n" not in block:
+            if block.startswith(b"data: ") and block.find(b"\n") < 0:
                 if len(block) > 6:
                     out.append(block[6:])
                 continue

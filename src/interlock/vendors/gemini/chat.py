@@ -21,6 +21,7 @@ Mapping notes (full table in the README's *Native vendors* section):
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -243,7 +244,7 @@ class ConversionMemo:
     __slots__ = ("_items", "max_bytes", "max_items", "size")
 
     def __init__(self, max_items: int = 512, max_bytes: int = 4 << 20) -> None:
-        self._items: dict[bytes, Any] = {}
+        self._items: OrderedDict[bytes, Any] = OrderedDict()  # O(1) oldest-first eviction
         self.max_items = max_items
         self.max_bytes = max_bytes
         self.size = 0
@@ -265,8 +266,7 @@ class ConversionMemo:
             self._items[key] = value
             self.size += len(key)
             while len(self._items) > self.max_items or self.size > self.max_bytes:
-                oldest = next(iter(self._items))
-                del self._items[oldest]
+                oldest, _ = self._items.popitem(last=False)
                 self.size -= len(oldest)
         return value
 
