@@ -100,6 +100,10 @@ def test_a_repeated_request_is_answered_from_the_cache(gw: GatewayProcess, modul
     assert a.choices[0].message.content == b.choices[0].message.content == messages[0]["content"]
     assert b.usage is not None and b.usage.total_tokens == a.usage.total_tokens  # type: ignore[union-attr]
     assert getattr(b.usage, "cost", None) == 0
+    # The replayed answer is the one sent (the cache stores the body sent, for Chat Completions), but its cost.
+    sent, replayed = first.http_response.json(), second.http_response.json()
+    assert sent["usage"].pop("cost") > 0 and replayed["usage"].pop("cost") == 0
+    assert sent == replayed and "logprobs" in sent["choices"][0]
     # Any changed parameter is another request.
     third = chat(gw, messages, max_tokens=50)
     assert third.headers["x-interlock-cache"] == "miss"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import random
+from collections import OrderedDict
 from typing import Any
 
 import orjson
@@ -116,8 +117,8 @@ def test_numbers_canonical() -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.recursive(st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False)
                     | st.text(),
-                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner,
-                                                                                 max_size=4), max_leaves=20))
+                    lambda inner: st.lists(inner, max_size=4) | st.lists(inner, max_size=3).map(tuple)
+                    | st.dictionaries(st.text(max_size=5), inner, max_size=4), max_leaves=20))
 def test_the_digest_serializes_as_canonical(value: Any) -> None:
     """``integral`` + sorted keys (the digest's fast path) writes exactly what ``canonical`` does."""
     assert orjson.dumps(integral(value), option=orjson.OPT_SORT_KEYS) == orjson.dumps(canonical(value))
@@ -130,3 +131,13 @@ def test_integral_copies_only_what_changes() -> None:
     assert out["messages"] is request["messages"] and request["tools"][0]["x"]["minimum"] == 1.0
     same = {"a": [1, "b", None, True]}
     assert integral(same) is same
+    # Tuples (built in Python, never parsed from JSON) and subclasses: as their plain kind.
+    pair = (1, "a", (None, 0.5))
+    assert integral(pair) is pair and integral((1.0, "a")) == [1, "a"]
+    class Items(list[Any]):
+        pass
+
+    for value, plain in ((OrderedDict(b=2.0), {"b": 2}), (Items([3.0]), [3])):
+        out = integral(value)
+        assert type(out) is type(plain) and orjson.dumps(out) == orjson.dumps(plain)  # 2, not 2.0
+    assert integral([True, 2.5, float("inf"), 2.0 ** 53]) == [True, 2.5, float("inf"), 2.0 ** 53]

@@ -44,31 +44,54 @@ def integral(value: Any) -> Any:
     :func:`canonical` does, without rebuilding every mapping of the request."""
     kind = type(value)
     if kind is dict:
-        out = None
-        for k, v in value.items():
-            if type(v) in _LEAVES:
-                continue
-            new = integral(v)
-            if new is not v:
-                if out is None:
-                    out = dict(value)
-                out[k] = new
-        return value if out is None else out
-    if kind is list or kind is tuple:
-        items = None
-        for i, v in enumerate(value):
-            if type(v) in _LEAVES:
-                continue
-            new = integral(v)
-            if new is not v:
-                if items is None:
-                    items = list(value)
-                items[i] = new
-        return value if items is None else items
-    if kind is float and value.is_integer() and math.isfinite(value) and abs(value) < 2 ** 53:
-        return int(value)
-    if kind not in _LEAVES and kind is not float and isinstance(value, Mapping | list | tuple):
+        return _integral_dict(value)
+    if kind is list:
+        return _integral_list(value)
+    if kind is float:
+        return _integral_float(value)
+    if kind is tuple:
+        items = list(value)
+        out = _integral_list(items)
+        return value if out is items else out
+    if kind not in _LEAVES and isinstance(value, Mapping | list | tuple):
         return integral(dict(value) if isinstance(value, Mapping) else list(value))  # subclasses: as plain
+    return value
+
+
+# The dict and list walks are typed functions of their own, and leaves are told apart by identity, so that the
+# compiled build (mypyc) iterates them natively: as one function over `Any`, a request's walk cost ~12,000
+# instructions there.
+def _integral_dict(value: dict[Any, Any]) -> dict[Any, Any]:
+    out: dict[Any, Any] | None = None
+    for k, v in value.items():
+        kind = type(v)
+        if kind is str or kind is int or kind is bool or v is None:
+            continue
+        new = integral(v)
+        if new is not v:
+            if out is None:
+                out = dict(value)
+            out[k] = new
+    return value if out is None else out
+
+
+def _integral_list(value: list[Any]) -> list[Any]:
+    items: list[Any] | None = None
+    for i, v in enumerate(value):
+        kind = type(v)
+        if kind is str or kind is int or kind is bool or v is None:
+            continue
+        new = integral(v)
+        if new is not v:
+            if items is None:
+                items = list(value)
+            items[i] = new
+    return value if items is None else items
+
+
+def _integral_float(value: float) -> Any:
+    if value.is_integer() and math.isfinite(value) and abs(value) < 2 ** 53:
+        return int(value)
     return value
 
 

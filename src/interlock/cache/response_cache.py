@@ -319,10 +319,12 @@ class Ticket:
         return Cost(round(saved.picousd * fraction))
 
     def store_completion(self, ctx: RequestContext, body: bytes) -> None:
-        self._store(ctx, Entry("completion", body, (), self.cache.wall(), *_origin(ctx)))
+        target, cost = _origin(ctx)  # not *_origin(ctx): a star call is a generic call in the compiled build
+        self._store(ctx, Entry("completion", body, (), self.cache.wall(), target, cost))
 
     def store_stream(self, ctx: RequestContext, payloads: list[bytes]) -> None:
-        self._store(ctx, Entry("stream", b"", tuple(payloads), self.cache.wall(), *_origin(ctx)))
+        target, cost = _origin(ctx)
+        self._store(ctx, Entry("stream", b"", tuple(payloads), self.cache.wall(), target, cost))
 
     def _store(self, ctx: RequestContext, entry: Entry) -> None:
         if self.storing and ctx.error is None:

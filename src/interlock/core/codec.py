@@ -73,6 +73,9 @@ class InboundCodec(Protocol):
     name: str
     #: Content type of streamed responses.
     stream_content_type: str
+    #: :meth:`completion`'s body is the canonical completion's JSON itself (Chat Completions): the response
+    #: cache stores the body that was sent instead of serialising the answer a second time.
+    canonical_body: bool
 
     async def parse(self, body: bytes, ctx: RequestContext) -> ChatRequest:
         """Validate the caller's body and return the canonical Chat Completions request.

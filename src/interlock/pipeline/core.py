@@ -83,8 +83,10 @@ class Pipeline:
         else:
             data["usage"] = estimated_openai_usage(ctx, request, completion_output_text(data))
         # The vendor's answer as it came, before guardrails redact it: a replay is screened by today's policy.
-        stored = orjson.dumps(data) if cache is not None and cache.storing else None
+        # Without answer guardrails, a codec whose body is the canonical JSON sends what the cache stores.
         answer = ctx.answer
+        storing = cache is not None and cache.storing
+        stored = orjson.dumps(data) if storing and (answer is not None or not self.codec.canonical_body) else None
         if answer is not None:
             try:
                 answer.screen(data)  # redacts in place, or raises the block
@@ -105,7 +107,10 @@ class Pipeline:
             if ctx.capture_content:  # the log keeps placeholders, not the values put back for the caller
                 ctx.response_content = orjson.loads(orjson.dumps(data))
             answer.restore(data)
-        req.send(200, self.codec.completion(ctx, cast("ChatRequest", request), cast("ChatCompletion", data)), headers)
+        body = self.codec.completion(ctx, cast("ChatRequest", request), cast("ChatCompletion", data))
+        if storing and stored is None and cache is not None:
+            cache.store_completion(ctx, body)
+        req.send(200, body, headers)
 
     async def _stream(self, req: Exchange, ctx: RequestContext, request: dict[str, Any]) -> None:
         cache = ctx.cache

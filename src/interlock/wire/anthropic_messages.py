@@ -291,6 +291,7 @@ class AnthropicMessagesCodec:
 
     name = "anthropic.messages"
     stream_content_type = "text/event-stream"
+    canonical_body = False
 
     async def parse(self, body: bytes, ctx: object) -> ChatRequest:
         return parse_messages_request(parse_json_object(body))

@@ -174,6 +174,7 @@ class OpenAIChatCodec:
 
     name = "openai.chat"
     stream_content_type = "text/event-stream"
+    canonical_body = True
 
     async def parse(self, body: bytes, ctx: object) -> ChatRequest:
         request = parse_json_object(body)

@@ -344,6 +344,7 @@ class ResponsesCodec:
 
     name = "openai.responses"
     stream_content_type = "text/event-stream"
+    canonical_body = False
 
     def __init__(self, store: ResponseStore) -> None:
         self.store = store
