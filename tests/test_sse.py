@@ -143,6 +143,19 @@ def test_feed_data_matches_the_full_parser_on_any_split(events: list[tuple[str, 
     assert got == expected
 
 
+@settings(max_examples=200, deadline=None)
+@given(events=st.lists(st.tuples(st.sampled_from(["data: ", "data:", "event: x\ndata: ", ": ping\ndata: "]),
+                                 st.text(alphabet="ab{}\" :\r", max_size=12)), min_size=1, max_size=8),
+       ends=st.sampled_from(["\n", "\r\n"]))
+def test_feed_data_one_event_per_read(events: list[tuple[str, str]], ends: str) -> None:
+    """Each read one whole event (as vendors flush tokens): the one-event fast path, and what it leaves to
+    the others (CRs, event names, comments, empty data), give what the full parser gives."""
+    pieces = [f"{prefix}{data}\n\n".replace("\n", ends).encode() for prefix, data in events]
+    expected = [e.data for e in SSEDecoder().feed(b"".join(pieces)) if e.data]
+    decoder = SSEDecoder()
+    assert [p for piece in pieces for p in decoder.feed_data(piece)] == expected
+
+
 def test_chunk_writer_relays_valid_non_ascii_text_byte_for_byte() -> None:
     payload = CONTENT % "héllo ✓ 世界".encode()
     writer = ChunkWriter(False, lambda usage: None)

@@ -60,6 +60,10 @@ class SSEDecoder:
 
     def feed_data(self, chunk: bytes) -> list[bytes]:
         """Only the data of each event (event names and comments dropped): the relay's fast path."""
+        # One whole "data:" event per read, as vendors flush each token: its only line feeds are the final two.
+        if (not self._buf and not self._skip_lf and chunk.startswith(b"data: ") and chunk.endswith(b"\n\n")
+                and chunk.find(b"\n") == len(chunk) - 2 and chunk.find(b"\r") < 0):
+            return [chunk[6:-2]] if len(chunk) > 8 else []
         if not self._skip_lf and chunk.find(b"\r") < 0:
             buf = self._buf + chunk if self._buf else chunk
             end = buf.rfind(b"\n\n")
