@@ -89,7 +89,9 @@ def _integral_list(value: list[Any]) -> list[Any]:
     return value if items is None else items
 
 
-def _integral_float(value: float) -> Any:
+def _integral_float(value: Any) -> Any:
+    """Typed `Any`, not `float`: the compiled build would unbox a float and box a new one on return, and the
+    callers tell a change by identity."""
     if value.is_integer() and math.isfinite(value) and abs(value) < 2 ** 53:
         return int(value)
     return value
