@@ -46,12 +46,6 @@ def prompt_text(request: Mapping[str, Any]) -> str:
     messages = request.get("messages")
     if not isinstance(messages, list):
         return ""
-    if messages:  # the common case first: the last message is the user's, its content a string
-        last = messages[-1]
-        if type(last) is dict and last.get("role") == "user":
-            content = last.get("content")
-            if type(content) is str:
-                return content if len(content) <= MAX_CHARS else content[-MAX_CHARS:]
     for message in reversed(messages):
         if isinstance(message, dict) and message.get("role") == "user":
             content = message.get("content")
