@@ -13,7 +13,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(STAMP): pyproject.toml setup.py src/interlock/routing/_difficulty_counts.c | $(BIN)/python
+$(STAMP): pyproject.toml setup.py src/interlock/routing/_difficulty_counts.c src/interlock/guardrails/_gates.c | $(BIN)/python
 	$(BIN)/pip install -q -e .
 	touch $@
 
@@ -56,7 +56,7 @@ FAST_TESTS := tests/test_gateway_e2e.py tests/test_h1_server.py tests/test_http1
 	tests/test_ledger_gateway.py tests/test_routing_engine.py tests/test_routing_failover.py tests/test_sse.py \
 	tests/test_governance_core.py tests/test_governance_gateway.py tests/test_compiled_build.py \
 	tests/test_timers.py tests/test_stream_faults_e2e.py tests/test_request_validation.py \
-	tests/test_guardrails_dlp.py tests/test_guardrails_injection.py tests/test_guardrails_answer.py \
+	tests/test_guardrails_dlp.py tests/test_guardrails_injection.py tests/test_guardrails_answer.py tests/test_guardrails_gates.py \
 	tests/test_guardrails_gateway.py tests/test_guardrails_answer_gateway.py tests/test_guardrails_projects.py \
 	tests/test_cache_key.py tests/test_cache_store.py tests/test_cache_redis_batch.py tests/test_cache_gateway.py \
 	tests/test_cache_embeddings.py tests/test_cache_ledger.py tests/test_internal_errors.py

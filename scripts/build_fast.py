@@ -73,6 +73,7 @@ COMPILED = (
     "guardrails/guard.py",
     "guardrails/answer.py",
     "guardrails/dlp.py",
+    "guardrails/gates.py",
     "guardrails/pii.py",
     "guardrails/secrets.py",
     "guardrails/validators.py",

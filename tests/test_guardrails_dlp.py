@@ -182,6 +182,11 @@ class TestSecrets:
         assert found[0] == "GENERIC_SECRET"
         assert found[1].strip("'\"") in text and len(found[1]) >= 6
 
+    def test_pass_at_the_start_of_a_text(self) -> None:
+        # The compiled build once raised SystemError here: the byte before "pass" is the slice [-1:0].
+        assert [t for t, _ in kinds("pass: Zr8#pL2q!vX")] == ["GENERIC_SECRET"]
+        assert kinds("passage: Zr8#pL2q!vX") == []
+
     def test_low_entropy_value_not_flagged(self) -> None:
         assert kinds("password = aaaaaaaa") == []
         assert shannon_entropy("aaaa") == 0.0

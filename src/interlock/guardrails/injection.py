@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 
 import ahocorasick
 
+from interlock.guardrails.gates import LEET, PAYLOAD, ROT13, views_mask
 from interlock.guardrails.injection_rules import Rule, compile_rules
-from interlock.guardrails.normalize import decoded_payloads, leet, normalize, rot13
+from interlock.guardrails.normalize import decoded_payloads, leet_map, normalize, rot13
 
 if TYPE_CHECKING:  # the classifier needs numpy and the model package: imported only by whoever builds one
     from interlock.guardrails.classifier import InjectionClassifier
@@ -19,10 +20,6 @@ if TYPE_CHECKING:  # the classifier needs numpy and the model package: imported 
 DIRECT_THRESHOLD = 0.5
 # Text inside data (e-mails, tool results) is scored with the indirect rules as well.
 INDIRECT_THRESHOLD = 0.6
-
-# A few words that open an attack, rot13-encoded: the rot13 view is scanned only when one occurs.
-_ROT13_HINTS = tuple(rot13(w) for w in (b"ignore", b"instruction", b"prompt", b"password"))
-
 
 _CORE_TRIGGERS = frozenset({
     b"ignor", b"disregard", b"forg", b"instruction", b"prompt", b"passw", b"anything now", b"dan ",
@@ -73,12 +70,12 @@ class InjectionDetector:
         raw = text.encode("utf-8", "surrogatepass")
         norm = raw.lower() if len(raw) == len(text) else normalize(text).encode("utf-8", "surrogatepass")
         views = [norm]
-        mapped = leet(norm)
-        if mapped is not None:
-            views.append(mapped)
-        if any(norm.find(h) >= 0 for h in _ROT13_HINTS):  # find: bytes' `in` formats a TypeError first
+        mask = views_mask(norm, raw)  # the three checks below in one C call (gates.py)
+        if mask & LEET:
+            views.append(leet_map(norm))
+        if mask & ROT13:
             views.append(rot13(norm))
-        if len(norm) >= 16:
+        if mask & PAYLOAD and len(norm) >= 16:
             views.extend(p.encode("utf-8", "surrogatepass") for p in decoded_payloads(raw))
         hits: dict[str, float] = {}
         pairs = [(v, v.decode("latin-1")) for v in views]

@@ -83,17 +83,28 @@ def _map_char(m: re.Match[str]) -> str:
     return _CONFUSABLES.get(ch, ch)
 
 
-def leet(norm: bytes) -> bytes | None:
-    """The text with common leetspeak digits and symbols mapped to letters, when it has any."""
-    # Leetspeak puts digits inside words: two places where a letter, a digit and a letter meet.
+def leet_likely(norm: bytes) -> bool:
+    """Leetspeak puts digits inside words: two places where a letter, a digit and a letter meet."""
     shape = norm.translate(_LEET_CLASSES)
-    if shape.count(b"a1a") + shape.count(b"a11a") < 2:
-        return None
+    return shape.count(b"a1a") + shape.count(b"a11a") >= 2
+
+
+def leet_map(norm: bytes) -> bytes:
+    """The text with common leetspeak digits and symbols mapped to letters."""
     return norm.translate(_LEET)
 
 
 def rot13(norm: bytes) -> bytes:
     return norm.translate(_ROT13)
+
+
+#: A few words that open an attack, rot13-encoded: the rot13 view is scanned only when one occurs.
+ROT13_HINTS = tuple(rot13(w) for w in (b"ignore", b"instruction", b"prompt", b"password"))
+
+
+def has_payload_run(raw: bytes) -> bool:
+    """A run of 16 base64 characters: where :func:`decoded_payloads` begins to look."""
+    return raw.translate(_B64_CLASSES).find(_RUN) >= 0
 
 
 def decoded_payloads(raw: bytes) -> list[str]:

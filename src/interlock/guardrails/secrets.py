@@ -73,8 +73,9 @@ _RUN = b"a" * 16
 _AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
 
 # Credential words, searched in the lower-cased bytes; the assignment and value must follow the word
-# (possibly after the rest of an identifier: CLIENT_SECRET_KEY, dbPassword).
-_KEYWORDS = (b"pass", b"pwd", b"secret", b"token", b"key", b"credential")
+# (possibly after the rest of an identifier: CLIENT_SECRET_KEY, dbPassword). gates.py and _gates.c
+# gate the scan on them (a test compares the lists).
+KEYWORDS = (b"pass", b"pwd", b"secret", b"token", b"key", b"credential")
 # "key" counts only in api_key, accessKey, auth-key, private_key, client_key, secret_key.
 _KEY_OWNERS = (b"api", b"access", b"auth", b"private", b"client", b"secret")
 _ASSIGNED = re.compile(
@@ -150,7 +151,7 @@ def find_assigned_secrets(text: str, lraw: bytes, min_entropy: float = GENERIC_E
     """Values assigned to a credential-named key whose characters are varied enough to be a secret.
     `lraw` is the text one byte per character, ASCII letters lower-cased (byte offsets are string offsets)."""
     seen: set[int] = set()
-    for word in _KEYWORDS:
+    for word in KEYWORDS:
         at = lraw.find(word)
         while at >= 0:
             end = at + len(word)
@@ -169,7 +170,9 @@ def find_assigned_secrets(text: str, lraw: bytes, min_entropy: float = GENERIC_E
 def _credential_word(lraw: bytes, word: bytes, at: int, end: int) -> bool:
     if word == b"pass":
         # password, passwd, passphrase anywhere in an identifier; "pass" alone only as its own word.
-        return lraw.startswith((b"w", b"phrase"), end) or not (lraw[end: end + 1].isalpha() or lraw[at - 1: at].isalpha())
+        # `at > 0` first: compiled (make fast), a bytes slice from -1 to 0 raises SystemError instead of giving b"".
+        return lraw.startswith((b"w", b"phrase"), end) or not (
+            lraw[end: end + 1].isalpha() or (at > 0 and lraw[at - 1: at].isalpha()))
     if word == b"key":
         before = lraw[max(0, at - 9): at]
         return any(o in before for o in _KEY_OWNERS)

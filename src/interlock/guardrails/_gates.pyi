@@ -1,0 +1,6 @@
+# The C module built from _gates.c (optional: gates.py falls back to its Python).
+def dlp_mask(text: str, /) -> int: ...
+def views_mask(norm: bytes, raw: bytes, /) -> int: ...
+
+KEYWORDS: tuple[str, ...]
+HINTS: tuple[str, ...]
