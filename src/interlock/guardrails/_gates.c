@@ -3,7 +3,7 @@
  * dlp_mask(text) returns the same bit mask as gates.dlp_mask_py(text): one bit per rule finder, set when its
  * trigger occurs in the text. Python tests each trigger with its own C call (300-1,500 instructions each,
  * some twenty a text), most of a clean text's scan; this reads the text once. The Python stays the
- * reference: tests/test_gates.py compares the two on the guardrail data sets and on generated texts.
+ * reference: tests/test_guardrails_gates.py compares the two on the guardrail data sets and on generated texts.
  * The text is read as text.encode("ascii", "replace") gives it: one byte per character, anything that is
  * not ASCII a '?'.
  *
@@ -137,6 +137,8 @@ static const char *const hints[] = {"vtaber", "vafgehpgvba", "cebzcg", "cnffjbeq
 static unsigned char leet_class[256];
 /* normalize._B64_CLASSES: the base64 and hex alphabet (with "_-=") */
 static unsigned char b64[256];
+/* Whether some hint begins with a byte (from hints[] at init). */
+static unsigned char hint_start[256];
 
 /* bytes.count(pattern) over the leet classes of s: non-overlapping occurrences, leftmost first. */
 static Py_ssize_t count_shape(const unsigned char *s, Py_ssize_t n, const char *pattern, Py_ssize_t len) {
@@ -166,11 +168,11 @@ static PyObject *views_mask(PyObject *self, PyObject *const *args, Py_ssize_t na
     Py_ssize_t n = PyBytes_GET_SIZE(args[0]), m = PyBytes_GET_SIZE(args[1]);
     int mask = count_shape(norm, n, "a1a", 3) + count_shape(norm, n, "a11a", 4) >= 2 ? LEET : 0;
     for (Py_ssize_t i = 0; i < n && !(mask & ROT13); i++) {
-        if (norm[i] != 'v' && norm[i] != 'c')
+        if (!hint_start[norm[i]])
             continue;
         for (int h = 0; hints[h] != NULL; h++) {
             size_t len = strlen(hints[h]);
-            if ((size_t)(n - i) >= len && memcmp(norm + i, hints[h], len) == 0) {
+            if (hints[h][0] == (char)norm[i] && (size_t)(n - i) >= len && memcmp(norm + i, hints[h], len) == 0) {
                 mask |= ROT13;
                 break;
             }
@@ -251,6 +253,8 @@ PyMODINIT_FUNC PyInit__gates(void) {
         b64[ch] = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')
                   || (ch != 0 && strchr("+/_-=", ch) != NULL);
     }
+    for (int h = 0; hints[h] != NULL; h++)
+        hint_start[(unsigned char)hints[h][0]] = 1;
     PyObject *m = PyModule_Create(&module_def);
     if (m == NULL)
         return NULL;

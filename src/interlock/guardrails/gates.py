@@ -8,9 +8,12 @@ concluded "nothing here". :func:`dlp_mask` answers them at once: one bit per fin
 trigger occurs in the text. Each bit is a necessary condition of its finder finding anything, so a clear bit
 skips the finder without changing a result; a set bit only lets the finder run its own exact checks.
 
-``_gates.c`` computes the mask in one scan (built by ``pip install``; optional). :func:`dlp_mask_py` is the
-reference: ``tests/test_gates.py`` compares the two, and the gated scan with every finder run
-unconditionally.
+Prompt injection (:func:`views_mask`): which extra views of a text the rules read (leetspeak mapped, rot13
+decoded, base64/hex payloads decoded), three more such checks, about 10,000 instructions a text.
+
+``_gates.c`` computes each mask in one scan (built by ``pip install``; optional). :func:`dlp_mask_py` and
+:func:`views_mask_py` are the reference: ``tests/test_guardrails_gates.py`` compares the C with them, and the
+gated scans with the steps run unconditionally.
 """
 
 from __future__ import annotations
